@@ -1,0 +1,187 @@
+"""Align several exports into one batch: images by file name, categories by name and alias.
+
+Mismatches are findings, never exceptions:
+
+- ``ALN001`` an image is missing for some annotators;
+- ``ALN002`` annotators declare different sizes for one image (the minority is left out of comparison);
+- ``ALN003`` a category is not known to every annotator, or not in the declared category list;
+- ``ALN004`` a file name could not be paired unambiguously.
+
+Category aliases map messy names onto one category. A pattern is an exact name, a glob (``car_*``) or a
+regular expression prefixed with ``re:`` (``re:^a?car_\\d+$``), matched against the whole name.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections import Counter, defaultdict
+from pathlib import PurePosixPath
+
+from qa.errors import ConfigError
+from qa.model import Batch, Category, Export, Finding
+
+ALIGN_CODES: dict[str, tuple[str, str]] = {
+    "ALN001": ("image-missing", "an image is labelled by some annotators and not by others"),
+    "ALN002": ("image-size-disagreement", "annotators declare different sizes for the same image"),
+    "ALN003": ("category-unmatched", "a category is not known to every annotator or not in the declared list"),
+    "ALN004": ("ambiguous-file-name", "a file name pairs with more than one image"),
+}
+
+
+def compile_aliases(aliases: dict[str, list[str] | str] | None):
+    """Turn ``{canonical: [patterns]}`` into a list of ``(canonical, kind, pattern, matcher)``.
+
+    Raises :class:`~qa.errors.ConfigError` on a regular expression that does not compile.
+    """
+    compiled = []
+    for canonical, patterns in (aliases or {}).items():
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        for pattern in patterns:
+            if not isinstance(pattern, str):
+                raise ConfigError(f"alias pattern for {canonical!r} must be a string, got {pattern!r}")
+            if pattern.startswith("re:"):
+                try:
+                    rx = re.compile(pattern[3:])
+                except re.error as exc:
+                    raise ConfigError(f"alias {pattern!r} for {canonical!r} is not a valid regular "
+                                      f"expression: {exc}") from None
+                compiled.append((canonical, "regex", pattern, rx.fullmatch))
+            elif any(ch in pattern for ch in "*?["):
+                rx = re.compile(fnmatch.translate(pattern))
+                compiled.append((canonical, "glob", pattern, rx.match))
+            else:
+                compiled.append((canonical, "exact", pattern, pattern.__eq__))
+    return compiled
+
+
+def resolve_category(name: str, compiled) -> str:
+    """The canonical name for ``name``: exact aliases win over globs, globs over regexes."""
+    for kind in ("exact", "glob", "regex"):
+        for canonical, k, _pattern, match in compiled:
+            if k == kind and match(name):
+                return canonical
+    return name
+
+
+def _rekey_by_basename(exports: list[Export]) -> bool:
+    """Whether images should pair by base name: full names differ across exports but base names are unique."""
+    key_sets = [set(e.images) for e in exports]
+    if len(exports) < 2 or all(ks == key_sets[0] for ks in key_sets):
+        return False
+    for e in exports:
+        bases = Counter(PurePosixPath(k).name for k in e.images)
+        if any(n > 1 for n in bases.values()):
+            return False
+    shared_full = set.intersection(*key_sets)
+    bases = [set(PurePosixPath(k).name for k in ks) for ks in key_sets]
+    return len(set.intersection(*bases)) > len(shared_full)
+
+
+def align(exports: list[Export], *, aliases: dict | None = None,
+          categories: list[str] | None = None) -> Batch:
+    """Pair the images and categories of several exports.
+
+    Parameters
+    ----------
+    exports : list of Export
+        One per annotator; names must be distinct.
+    aliases : dict, optional
+        ``{canonical name: [patterns]}``; see the module docstring.
+    categories : list of str, optional
+        The declared category list. Objects whose canonical category is not in it are reported
+        (``ALN003``) and kept.
+
+    Returns
+    -------
+    Batch
+        Objects' ``image`` and ``category`` fields are rewritten to the canonical keys.
+
+    Raises
+    ------
+    ConfigError
+        When two exports have the same annotator name or an alias does not compile.
+    """
+    names = [e.annotator for e in exports]
+    dupes = sorted(n for n, c in Counter(names).items() if c > 1)
+    if dupes:
+        raise ConfigError(f"annotator {dupes[0]!r} is given more than once; give each export its own name")
+    compiled = compile_aliases(aliases)
+    findings: list[Finding] = [f for e in exports for f in e.findings]
+
+    # Categories: canonical names, and which annotators know each one.
+    mapping: dict[str, str] = {}
+    known_by: dict[str, set[str]] = defaultdict(set)
+    canonical_categories: dict[str, Category] = {}
+    for e in exports:
+        used = {o.category for o in e.objects} | set(e.categories)
+        for raw in sorted(used):
+            canonical = resolve_category(raw, compiled)
+            mapping[raw] = canonical
+            known_by[canonical].add(e.annotator)
+            if canonical not in canonical_categories:
+                source = e.categories.get(raw) or e.categories.get(canonical)
+                canonical_categories[canonical] = Category(
+                    name=canonical,
+                    isthing=source.isthing if source else True,
+                    supercategory=source.supercategory if source else "",
+                )
+        for obj in e.objects:
+            obj.category = mapping[obj.category]
+        e.categories = {mapping[k]: canonical_categories[mapping[k]] for k in e.categories}
+    declared = set(categories or [])
+    for canonical in sorted(canonical_categories):
+        users = known_by[canonical]
+        if declared and canonical not in declared:
+            raws = sorted(r for r, c in mapping.items() if c == canonical)
+            findings.append(Finding("ALN003", "warning",
+                                    f"category {canonical!r} (from {', '.join(map(repr, raws))}) is not in the "
+                                    f"declared category list; add an alias or the category"))
+        elif len(exports) > 1 and len(users) < len(exports):
+            missing = sorted(set(names) - users)
+            findings.append(Finding("ALN003", "warning",
+                                    f"category {canonical!r} is used by {', '.join(sorted(users))} but not by "
+                                    f"{', '.join(missing)}; add an alias if it is another name for a known category"))
+
+    # Images: pair by normalised file name, or by base name when folders differ between tools.
+    if _rekey_by_basename(exports):
+        for e in exports:
+            renamed = {PurePosixPath(k).name: k for k in e.images}
+            e.images = {base: e.images[full] for base, full in renamed.items()}
+            for base, image in e.images.items():
+                image.key = base
+            back = {full: base for base, full in renamed.items()}
+            for obj in e.objects:
+                obj.image = back.get(obj.image, obj.image)
+            e.id_maps = {back.get(k, k): v for k, v in e.id_maps.items()}
+
+    images = {}
+    coverage = {}
+    all_keys = sorted({k for e in exports for k in e.images})
+    for key in all_keys:
+        holders = [e for e in exports if key in e.images]
+        sizes = Counter((e.images[key].width, e.images[key].height) for e in holders)
+        majority, _ = sizes.most_common(1)[0]
+        agreeing = [e for e in holders if (e.images[key].width, e.images[key].height) == majority]
+        if len(sizes) > 1:
+            detail = ", ".join(f"{e.annotator} {e.images[key].width}x{e.images[key].height}" for e in holders)
+            out = sorted(e.annotator for e in holders if e not in agreeing)
+            findings.append(Finding("ALN002", "error",
+                                    f"image sizes disagree ({detail}); {', '.join(out)} left out of comparison "
+                                    "for this image", image=key))
+        if len(holders) < len(exports):
+            missing = sorted(set(names) - {e.annotator for e in holders})
+            findings.append(Finding("ALN001", "warning",
+                                    f"image is not labelled by {', '.join(missing)}", image=key))
+        images[key] = agreeing[0].images[key]
+        coverage[key] = tuple(e.annotator for e in agreeing)
+    return Batch(
+        annotators=names,
+        exports={e.annotator: e for e in exports},
+        images=images,
+        categories=dict(sorted(canonical_categories.items())),
+        coverage=coverage,
+        findings=findings,
+        aliases={raw: c for raw, c in sorted(mapping.items()) if raw != c},
+    )

@@ -1,0 +1,119 @@
+"""Read annotation exports into the shared model.
+
+``detect(path)`` names the format of a file or folder from its content; ``load(path, annotator)`` reads
+it into one :class:`~qa.model.Export` per annotator found. Each format is one module exposing
+
+- ``NAME``: the format's name as users type it (``--format coco``);
+- ``sniff(path) -> bool``: whether the file or folder is in this format (cheap, never raises);
+- ``read(path, *, limits, options) -> list[Export]``: the exports in it, one per annotator named inside
+  the file (``annotator`` left empty when the file does not name one).
+
+A file that cannot be read raises :class:`~qa.errors.InputError`; a bad object inside a readable file
+becomes a :class:`~qa.model.Finding` on its export and loading goes on.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from qa.errors import InputError
+from qa.model import Export, Limits
+
+# Detection order matters: the more specific formats come first (panoptic JSON is also COCO-shaped).
+_MODULES = {
+    "coco_panoptic": "qa.formats.coco_panoptic",
+    "coco": "qa.formats.coco",
+}
+
+FORMATS = tuple(_MODULES)
+
+
+def _module(name: str):
+    try:
+        return importlib.import_module(_MODULES[name])
+    except KeyError:
+        known = ", ".join(sorted(_MODULES))
+        raise InputError(f"unknown format {name!r}; known formats: {known}") from None
+
+
+def detect(path) -> str:
+    """Name the format of an export from its content.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file or a folder.
+
+    Returns
+    -------
+    str
+        One of :data:`FORMATS`.
+
+    Raises
+    ------
+    InputError
+        When the path does not exist or matches no known format.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or folder", path=path)
+    for name in _MODULES:
+        if _module(name).sniff(path):
+            return name
+    known = ", ".join(_MODULES)
+    raise InputError(f"cannot tell the export format (known: {known}); pass --format", path=path)
+
+
+def load(path, annotator: str | None = None, *, format: str | None = None,
+         limits: Limits | None = None, options: dict[str, Any] | None = None) -> list[Export]:
+    """Read one export into one :class:`~qa.model.Export` per annotator.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The export: a file or a folder, as its format expects.
+    annotator : str, optional
+        The annotator's name. When the file names its annotators itself (a COCO ``annotator`` field,
+        Label Studio's ``completed_by``), each becomes ``"<annotator>/<name in file>"``; when it does
+        not, this name is used, or the file's stem when no name is given.
+    format : str, optional
+        One of :data:`FORMATS`; detected from the content when omitted.
+    limits : Limits, optional
+        Size bounds (100 megapixels per image by default).
+    options : dict, optional
+        Format-specific settings from a batch manifest (for example ``png_dir`` for COCO panoptic).
+
+    Returns
+    -------
+    list of Export
+        Never empty: a readable file with no annotator names gives one export.
+
+    Raises
+    ------
+    InputError
+        When the file cannot be read or parsed; its message names the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or folder", path=path)
+    name = format or detect(path)
+    module = _module(name)
+    exports = module.read(path, limits=limits or Limits(), options=dict(options or {}))
+    if not exports:
+        exports = [Export(annotator="", path=path, format=name)]
+    default = annotator or path.stem
+    named_inside = [e for e in exports if e.annotator]
+    if not named_inside:
+        for e in exports:
+            e.annotator = default
+    elif annotator:
+        for e in exports:
+            e.annotator = f"{annotator}/{e.annotator}" if e.annotator else annotator
+    for e in exports:
+        for obj in e.objects:
+            obj.annotator = e.annotator
+        for finding in e.findings:
+            finding.annotator = e.annotator
+    return exports

@@ -1,0 +1,32 @@
+"""Finding codes raised while reading exports (format consistency, family FMT0xx).
+
+These are reported, never raised: the object is left out and the run goes on. The rule registry
+documents them next to the checks in ``qa.rules`` so ``qa rules explain FMT001`` works for both.
+"""
+
+from __future__ import annotations
+
+from qa.model import Finding, Source
+
+LOAD_CODES: dict[str, tuple[str, str]] = {
+    # code: (kebab-case name, one-line title)
+    "FMT001": ("invalid-polygon", "polygon with fewer than 3 points, an odd number of coordinates or non-finite values"),
+    "FMT002": ("invalid-rle", "RLE whose counts are malformed or do not sum to height x width"),
+    "FMT003": ("size-mismatch", "mask or PNG size differs from the image's declared size"),
+    "FMT004": ("unknown-category", "object refers to a category the export does not define"),
+    "FMT005": ("duplicate-id", "two items of one list share an id"),
+    "FMT006": ("dangling-image-id", "object refers to an image the export does not define"),
+    "FMT007": ("unsafe-path", "file name is absolute or climbs out of the export's folder"),
+    "FMT008": ("image-too-large", "declared image size above the configured limit"),
+    "FMT009": ("missing-file", "a file the export refers to is missing or unreadable"),
+    "FMT010": ("segment-id-mismatch", "panoptic PNG and segments_info disagree on segment ids"),
+    "FMT011": ("invalid-field", "a required field is missing or has the wrong type"),
+}
+
+
+def finding(code: str, message: str, source: Source | None = None, *, image: str | None = None,
+            severity: str = "error", value=None, limit=None) -> Finding:
+    """A load-time Finding; the annotator is filled in once the export is named."""
+    assert code in LOAD_CODES, code
+    return Finding(code=code, severity=severity, message=message, image=image, source=source,
+                   value=value, limit=limit)

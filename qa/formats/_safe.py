@@ -1,0 +1,122 @@
+"""Keep paths from exports inside their folder and image sizes within bounds.
+
+Every file name an export mentions goes through :func:`normalise_name` (to pair images) and, before
+anything on disk is opened, through :func:`resolve_inside`.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from qa.errors import InputError
+from qa.model import Limits
+
+
+def normalise_name(name: str) -> str:
+    """Normalise an image file name into the key used to pair images across exports.
+
+    Unicode is NFC-normalised, backslashes become slashes, ``./`` prefixes and repeated slashes go.
+    The result is not checked for safety: see :func:`unsafe_reason`.
+
+    Examples
+    --------
+    >>> normalise_name(".\\\\images\\\\a.jpg")
+    'images/a.jpg'
+    >>> normalise_name("images//./b.png")
+    'images/b.png'
+    """
+    text = unicodedata.normalize("NFC", str(name)).replace("\\", "/")
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    prefix = "/" if text.startswith("/") else ""
+    return prefix + "/".join(parts)
+
+
+def unsafe_reason(name: str) -> str | None:
+    """Why a file name from an export may not be used, or None when it is safe.
+
+    A name is unsafe when it is absolute (``/etc/passwd``, ``C:\\x``, ``\\\\server\\share``) or when a
+    ``..`` part would climb out of the export's folder.
+
+    Examples
+    --------
+    >>> unsafe_reason("a/b.jpg") is None
+    True
+    >>> unsafe_reason("../secret.png")
+    "file name '../secret.png' climbs out of the export's folder with '..'"
+    """
+    raw = str(name)
+    if raw == "" or raw.strip() == "":
+        return "empty file name"
+    if "\x00" in raw:
+        return f"file name {raw!r} contains a NUL byte"
+    if PurePosixPath(raw).is_absolute() or PureWindowsPath(raw).is_absolute() or PureWindowsPath(raw).drive:
+        return f"file name {raw!r} is an absolute path"
+    if ".." in raw.replace("\\", "/").split("/"):
+        return f"file name {raw!r} climbs out of the export's folder with '..'"
+    return None
+
+
+def resolve_inside(root: Path, name: str) -> Path | None:
+    """The path of ``name`` under ``root``, or None when it would leave ``root``.
+
+    Symbolic links are resolved before the check, so a link pointing outside is refused too.
+    """
+    if unsafe_reason(name) is not None:
+        return None
+    base = Path(root).resolve()
+    candidate = (base / normalise_name(name)).resolve()
+    if candidate != base and base not in candidate.parents:
+        return None
+    return candidate
+
+
+def size_problem(width, height, limits: Limits) -> str | None:
+    """Why a declared image size is unacceptable, or None.
+
+    Examples
+    --------
+    >>> size_problem(640, 480, Limits()) is None
+    True
+    >>> size_problem(20000, 20000, Limits())
+    'image size 20000x20000 (400000000 pixels) exceeds the limit of 100000000 pixels; raise it with --max-pixels'
+    """
+    for label, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                continue
+            return f"{label} {value!r} is not an integer"
+        if value <= 0:
+            return f"{label} {value} is not positive"
+    pixels = int(width) * int(height)
+    if pixels > limits.max_pixels:
+        return (
+            f"image size {int(width)}x{int(height)} ({pixels} pixels) exceeds the limit of "
+            f"{limits.max_pixels} pixels; raise it with --max-pixels"
+        )
+    return None
+
+
+def open_png_checked(path: Path, limits: Limits):
+    """Open a PNG with Pillow after checking its header size against ``limits``.
+
+    Returns the opened (not yet decoded) ``PIL.Image.Image``. Raises :class:`InputError` when the file
+    cannot be opened or is larger than the limit, so callers can turn it into a finding.
+    """
+    from PIL import Image as PILImage
+
+    try:
+        image = PILImage.open(path)
+    except FileNotFoundError:
+        raise InputError("file not found", path=path) from None
+    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
+        raise InputError(f"cannot read image: {exc}", path=path) from None
+    width, height = image.size
+    if width * height > limits.max_pixels:
+        image.close()
+        raise InputError(
+            f"image size {width}x{height} exceeds the limit of {limits.max_pixels} pixels; "
+            "raise it with --max-pixels",
+            path=path,
+        )
+    return image

@@ -1,0 +1,302 @@
+"""COCO instances: polygons, compressed and uncompressed RLE, crowd regions and CVAT attributes.
+
+Also reads the multi-rater layout in which each copy of an image carries an ``annotator`` field: every
+annotator named there becomes an export of its own.
+
+The helpers :func:`read_categories` and :func:`read_images` are shared with the COCO panoptic loader.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from qa.errors import InputError
+from qa.formats._findings import finding
+from qa.formats._json import read_json
+from qa.formats._safe import normalise_name, size_problem, unsafe_reason
+from qa.model import Category, Export, Image, Limits, Object, Source
+
+NAME = "coco"
+
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f", ""}
+
+
+def sniff(path: Path) -> bool:
+    if not path.is_file() or path.suffix.lower() != ".json":
+        return False
+    try:
+        doc = read_json(path)
+    except InputError:
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("images"), list) and isinstance(doc.get("annotations"), list)
+
+
+def _require_list(doc: dict, key: str, path: Path) -> list:
+    if key not in doc:
+        raise InputError(f"missing top-level key {key!r}; is this a COCO export?", path=path)
+    value = doc[key]
+    if not isinstance(value, list):
+        raise InputError(f"top-level {key!r} is {type(value).__name__}, expected a list", path=path)
+    return value
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _as_bool(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    return None
+
+
+def normalise_attributes(raw: dict) -> dict:
+    """Copy free-form attributes, turning ``occluded``/``z_order``/``group`` into bool/int when they parse."""
+    attributes = dict(raw)
+    if "occluded" in attributes:
+        flag = _as_bool(attributes["occluded"])
+        if flag is not None:
+            attributes["occluded"] = flag
+    for key in ("z_order", "group", "group_id"):
+        if key in attributes:
+            try:
+                attributes["group" if key == "group_id" else key] = int(attributes.pop(key))
+            except (TypeError, ValueError):
+                pass
+    return attributes
+
+
+def read_categories(doc: dict, path: Path, findings: list) -> dict[int, Category]:
+    """Categories by their id in this file. Bad entries become findings and are left out."""
+    out: dict[int, Category] = {}
+    for index, raw in enumerate(_require_list(doc, "categories", path)):
+        src = Source(str(path), index, raw.get("id") if isinstance(raw, dict) else None, "categories")
+        if not isinstance(raw, dict) or not _is_int(raw.get("id")) or not isinstance(raw.get("name"), str):
+            findings.append(finding("FMT011", "category needs an integer 'id' and a string 'name'", src))
+            continue
+        if raw["id"] in out:
+            findings.append(finding("FMT005", f"category id {raw['id']} appears twice; the first is kept", src))
+            continue
+        out[raw["id"]] = Category(
+            name=raw["name"].strip(),
+            isthing=bool(raw.get("isthing", 1)),
+            supercategory=str(raw.get("supercategory", "") or ""),
+        )
+    return out
+
+
+def read_images(doc: dict, path: Path, limits: Limits, findings: list) -> dict[int, tuple[Image, str]]:
+    """Images by their id in this file, with the annotator each image copy names ("" when none).
+
+    Rejected images (bad fields, unsafe names, sizes above the limit, duplicate ids) become findings
+    and are left out, together with their annotations.
+    """
+    out: dict[int, tuple[Image, str]] = {}
+    for index, raw in enumerate(_require_list(doc, "images", path)):
+        image_id = raw.get("id") if isinstance(raw, dict) else None
+        src = Source(str(path), index, image_id, "images")
+        if not isinstance(raw, dict) or not _is_int(image_id):
+            findings.append(finding("FMT011", "image needs an integer 'id'", src))
+            continue
+        name = raw.get("file_name")
+        if not isinstance(name, str):
+            findings.append(finding("FMT011", "image needs a string 'file_name'; image left out", src))
+            continue
+        reason = unsafe_reason(name)
+        if reason:
+            findings.append(finding("FMT007", f"{reason}; image and its annotations left out", src))
+            continue
+        problem = size_problem(raw.get("width"), raw.get("height"), limits)
+        if problem:
+            code = "FMT008" if "exceeds" in problem else "FMT011"
+            findings.append(finding(code, f"{problem}; image and its annotations left out", src,
+                                    image=normalise_name(name)))
+            continue
+        if image_id in out:
+            findings.append(finding("FMT005", f"image id {image_id} appears twice; the first is kept", src))
+            continue
+        annotator = raw.get("annotator", "")
+        key = normalise_name(name)
+        image = Image(key=key, file_name=name, width=int(raw["width"]), height=int(raw["height"]),
+                      path=None, source=src)
+        out[image_id] = (image, str(annotator) if annotator is not None else "")
+    return out
+
+
+def _polygons(segmentation: list):
+    """(N, 2) arrays from COCO's flat lists, or an error message."""
+    parts = []
+    for k, flat in enumerate(segmentation):
+        if not isinstance(flat, list):
+            return None, f"polygon part {k} is {type(flat).__name__}, expected a list of numbers"
+        if len(flat) % 2:
+            return None, f"polygon part {k} has an odd number of coordinates ({len(flat)})"
+        if len(flat) < 6:
+            return None, f"polygon part {k} has {len(flat) // 2} points, at least 3 are needed"
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
+            return None, f"polygon part {k} holds a value that is not a number"
+        arr = np.asarray(flat, dtype=np.float64).reshape(-1, 2)
+        if not np.isfinite(arr).all():
+            return None, f"polygon part {k} holds a NaN or infinite coordinate"
+        parts.append(arr)
+    if not parts:
+        return None, "segmentation is an empty list"
+    return tuple(parts), None
+
+
+def _decode_counts_string(counts: str) -> np.ndarray | None:
+    """Run lengths from pycocotools' compressed counts string, or None when it is malformed."""
+    values = []
+    p = 0
+    n = len(counts)
+    while p < n:
+        x = 0
+        k = 0
+        more = True
+        while more:
+            if p >= n:
+                return None
+            c = ord(counts[p]) - 48
+            if c < 0 or c > 63:
+                return None
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(values) > 2:
+            x += values[-2]
+        values.append(x)
+    return np.asarray(values, dtype=np.int64)
+
+
+def rle_problem(rle: dict, height: int, width: int):
+    """Check a COCO RLE dict; return (compressed RLE, None) or (None, (code, message))."""
+    from pycocotools import mask as mask_utils
+
+    size = rle.get("size")
+    counts = rle.get("counts")
+    if (not isinstance(size, list) or len(size) != 2 or not all(_is_int(v) for v in size)):
+        return None, ("FMT011", "RLE needs 'size' as [height, width]")
+    h, w = size
+    if (h, w) != (height, width):
+        return None, ("FMT003", f"RLE size {h}x{w} differs from image {height}x{width}")
+    if isinstance(counts, list):
+        if not all(_is_int(v) and v >= 0 for v in counts):
+            return None, ("FMT002", "uncompressed RLE counts must be non-negative integers")
+        total = int(sum(counts))
+        if total != h * w:
+            return None, ("FMT002", f"RLE counts sum to {total}, expected height x width = {h * w}")
+        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w), None
+    if isinstance(counts, (str, bytes)):
+        text = counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts
+        runs = _decode_counts_string(text)
+        if runs is None or (runs < 0).any():
+            return None, ("FMT002", "compressed RLE counts string is malformed")
+        total = int(runs.sum())
+        if total != h * w:
+            return None, ("FMT002", f"RLE counts sum to {total}, expected height x width = {h * w}")
+        return {"size": [h, w], "counts": text.encode("ascii")}, None
+    return None, ("FMT011", "RLE 'counts' must be a string or a list of integers")
+
+
+def _bbox(value):
+    if isinstance(value, list) and len(value) == 4 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        return tuple(float(v) for v in value)
+    return None
+
+
+def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
+    doc = read_json(path)
+    if not isinstance(doc, dict):
+        raise InputError(f"top level is a JSON {type(doc).__name__}, expected an object", path=path)
+    file_findings: list = []
+    categories = read_categories(doc, path, file_findings)
+    images = read_images(doc, path, limits, file_findings)
+    annotations = _require_list(doc, "annotations", path)
+
+    names = sorted({annotator for _, annotator in images.values()})
+    exports = {a: Export(annotator=a, path=path, format=NAME) for a in names or [""]}
+    first = exports[names[0] if names else ""]
+    first.findings.extend(file_findings)
+    for export in exports.values():
+        export.categories = {c.name: c for c in categories.values()}
+    for image, annotator in images.values():
+        export = exports[annotator]
+        if image.key in export.images:
+            export.findings.append(finding(
+                "FMT005", f"file name {image.file_name!r} appears twice for one annotator; the first is kept",
+                image.source, image=image.key))
+            continue
+        export.images[image.key] = image
+
+    seen_ids: set = set()
+    for index, raw in enumerate(annotations):
+        ann_id = raw.get("id") if isinstance(raw, dict) else None
+        src = Source(str(path), index, ann_id)
+        if not isinstance(raw, dict):
+            first.findings.append(finding("FMT011", f"annotation is a {type(raw).__name__}, expected an object", src))
+            continue
+        image_id = raw.get("image_id")
+        entry = images.get(image_id)
+        if entry is None:
+            if not any(isinstance(im, dict) and im.get("id") == image_id for im in doc["images"]):
+                first.findings.append(finding("FMT006", f"image_id {image_id!r} is not in 'images'", src))
+            continue  # the image itself was rejected and reported
+        image, annotator = entry
+        export = exports[annotator]
+        if export.images.get(image.key) is not image:
+            continue  # a duplicate image copy that was left out
+        obj_findings = export.findings
+        if ann_id is not None:
+            if ann_id in seen_ids:
+                obj_findings.append(finding("FMT005", f"annotation id {ann_id!r} appears twice; both are kept",
+                                            src, image=image.key))
+            seen_ids.add(ann_id)
+        category = categories.get(raw.get("category_id"))
+        if category is None:
+            obj_findings.append(finding("FMT004", f"category_id {raw.get('category_id')!r} is not in 'categories'",
+                                        src, image=image.key))
+            continue
+        segmentation = raw.get("segmentation")
+        iscrowd = bool(raw.get("iscrowd", 0))
+        attributes = raw.get("attributes", {})
+        attributes = normalise_attributes(attributes) if isinstance(attributes, dict) else {}
+        for key in ("annotator", "track_id", "num_keypoints"):
+            if key in raw and key not in attributes:
+                attributes[key] = raw[key]
+        common = dict(annotator=annotator, image=image.key, category=category.name, source=src,
+                      iscrowd=iscrowd, bbox=_bbox(raw.get("bbox")),
+                      area=float(raw["area"]) if isinstance(raw.get("area"), (int, float)) else None,
+                      attributes=attributes)
+        if isinstance(segmentation, list):
+            if not segmentation:
+                obj_findings.append(finding("FMT001", "segmentation is empty; object left out", src,
+                                            image=image.key, severity="warning"))
+                continue
+            polygons, problem = _polygons(segmentation)
+            if problem:
+                obj_findings.append(finding("FMT001", problem, src, image=image.key))
+                continue
+            export.objects.append(Object(kind="polygon", polygons=polygons, **common))
+        elif isinstance(segmentation, dict):
+            rle, problem = rle_problem(segmentation, image.height, image.width)
+            if problem:
+                obj_findings.append(finding(problem[0], problem[1], src, image=image.key))
+                continue
+            export.objects.append(Object(kind="rle", rle=rle, **common))
+        else:
+            obj_findings.append(finding("FMT011", "annotation needs a 'segmentation' (polygon list or RLE dict)",
+                                        src, image=image.key))
+    return list(exports.values())

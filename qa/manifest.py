@@ -1,0 +1,129 @@
+"""Batch manifests: a TOML file naming the annotators' exports, their formats and category aliases.
+
+.. code-block:: toml
+
+    name = "nodules-2026-11"          # optional batch name
+    categories = ["nodule"]           # optional declared category list
+    max_pixels = 100_000_000          # optional size bound
+
+    [[exports]]
+    annotator = "alice"
+    path = "exports/alice.json"       # relative to the manifest's folder
+    format = "coco"                   # optional; detected from content when omitted
+
+    [[exports]]
+    annotator = "bob"
+    path = "exports/bob_panoptic.json"
+    format = "coco_panoptic"
+    options = { png_dir = "exports/bob_png" }
+
+    [aliases]                         # canonical name = [exact names, globs, "re:" regexes]
+    car = ["car_*", "re:^a?car_\\\\d+$", "auto"]
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.errors import ConfigError, InputError
+
+
+@dataclass(slots=True)
+class ExportSpec:
+    """One export to load: who labelled it, where it is, and how to read it."""
+
+    annotator: str | None
+    path: Path
+    format: str | None = None
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Manifest:
+    """A batch as a manifest describes it."""
+
+    exports: list[ExportSpec]
+    name: str | None = None
+    aliases: dict = field(default_factory=dict)
+    categories: list[str] | None = None
+    max_pixels: int | None = None
+    path: Path | None = None
+
+
+def parse_spec(text: str) -> ExportSpec:
+    """Parse ``NAME=PATH`` (or a bare ``PATH``, named after the file or from inside it).
+
+    Examples
+    --------
+    >>> parse_spec("alice=exports/a.json")
+    ExportSpec(annotator='alice', path=PosixPath('exports/a.json'), format=None, options={})
+    """
+    name, sep, path = str(text).partition("=")
+    if sep and name and "/" not in name and "\\" not in name:
+        return ExportSpec(annotator=name.strip(), path=Path(path))
+    return ExportSpec(annotator=None, path=Path(text))
+
+
+_TOP_KEYS = {"name", "categories", "max_pixels", "exports", "aliases"}
+_EXPORT_KEYS = {"annotator", "path", "format", "options"}
+
+
+def read_manifest(path) -> Manifest:
+    """Read a batch manifest; paths inside it are relative to its folder.
+
+    Raises
+    ------
+    InputError
+        When the file cannot be read or is not valid TOML.
+    ConfigError
+        When a key is unknown or a value has the wrong type; the message names the key.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read manifest: {exc.strerror}", path=path) from None
+    except UnicodeDecodeError:
+        raise InputError("manifest is not UTF-8 text", path=path) from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"invalid TOML: {exc}", path=path) from None
+    unknown = sorted(set(doc) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_TOP_KEYS))}", path=path)
+    exports_raw = doc.get("exports")
+    if not isinstance(exports_raw, list) or not exports_raw:
+        raise ConfigError("needs at least one [[exports]] table", path=path)
+    exports = []
+    for index, raw in enumerate(exports_raw):
+        where = f"exports[{index}]"
+        unknown = sorted(set(raw) - _EXPORT_KEYS)
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r}", path=path, where=where)
+        if not isinstance(raw.get("path"), str):
+            raise ConfigError("'path' must be a string", path=path, where=where)
+        for key in ("annotator", "format"):
+            if key in raw and not isinstance(raw[key], str):
+                raise ConfigError(f"{key!r} must be a string", path=path, where=where)
+        options = raw.get("options", {})
+        if not isinstance(options, dict):
+            raise ConfigError("'options' must be a table", path=path, where=where)
+        options = {k: (str(path.parent / v) if k.endswith("_dir") and isinstance(v, str) else v)
+                   for k, v in options.items()}
+        exports.append(ExportSpec(annotator=raw.get("annotator"), path=path.parent / raw["path"],
+                                  format=raw.get("format"), options=options))
+    aliases = doc.get("aliases", {})
+    if not isinstance(aliases, dict):
+        raise ConfigError("'aliases' must be a table of name = [patterns]", path=path)
+    categories = doc.get("categories")
+    if categories is not None and (not isinstance(categories, list)
+                                   or not all(isinstance(c, str) for c in categories)):
+        raise ConfigError("'categories' must be a list of names", path=path)
+    max_pixels = doc.get("max_pixels")
+    if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels <= 0):
+        raise ConfigError("'max_pixels' must be a positive integer", path=path)
+    return Manifest(exports=exports, name=doc.get("name"), aliases=aliases, categories=categories,
+                    max_pixels=max_pixels, path=path)

@@ -1,0 +1,20 @@
+"""Shared fixtures: the real exports in ../shared/data (skipped cleanly when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_default = ROOT.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("QA_TEST_DATA", _default))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real exports; the test is skipped when it is not there."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real test data not found at {SHARED_DATA} (set QA_TEST_DATA)")
+    return SHARED_DATA

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -15,6 +16,7 @@ from qa.align import align
 from qa.errors import ConfigError
 from qa.manifest import ExportSpec, Manifest, parse_spec, read_manifest
 from qa.model import Batch, Limits
+from qa.store import new_run_id
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called as work advances (the CLI draws a bar when on a terminal)."""
@@ -22,11 +24,22 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(slots=True)
 class Run:
-    """Everything one run produced. Later stages add their results as fields."""
+    """Everything one run produced. Later stages add their results as fields.
+
+    ``run_id`` names the run in the store and in its verdict; ``inputs`` holds each export's
+    fingerprint (:func:`qa.store.input_fingerprints`); ``verdict`` is the gate's, when gated;
+    ``stored`` is the store the run was written to, if any.
+    """
 
     batch: Batch
     summary: dict
     settings: dict = field(default_factory=dict)
+    run_id: str = field(default_factory=new_run_id)
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
+    finished_at: datetime | None = None
+    inputs: list = field(default_factory=list)
+    verdict: object = None
+    stored: str | None = None
 
 
 def _specs(exports) -> list[ExportSpec]:
@@ -148,13 +161,82 @@ def summarise(batch: Batch) -> dict:
     }
 
 
-def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def gate_stage(result: Run, pack, *, baseline=None, max_drop=None, db=None, lock_timeout=None):
+    """The gate stage: the pack's thresholds (and a stored baseline run) against this run's figures."""
+    from qa import store
+    from qa.gate import load_gate, verdict_for
+
+    config = load_gate(pack)
+    if max_drop is not None:
+        config.max_drop = float(max_drop)
+    baseline_scores = baseline_id = None
+    if baseline is not None:
+        if db is None:
+            raise ConfigError("a baseline run is read from the store; pass --db with the baseline's store")
+        with store.open(db, lock_timeout=store.DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout) as s:
+            baseline_id = s.resolve(baseline)
+            baseline_scores = s.scores(baseline_id)
+    return verdict_for(result, config, baseline=baseline_scores, baseline_run_id=baseline_id)
+
+
+def store_stage(result: Run, db, *, lock_timeout=None) -> int:
+    """The store stage: write the run, with its verdict, in one transaction; return its sequence number."""
+    from qa import store
+
+    seq = store.store_run(result, db, lock_timeout=store.DEFAULT_LOCK_TIMEOUT if lock_timeout is None
+                          else lock_timeout)
+    result.stored = str(db)
+    return seq
+
+
+def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None, gate=None, baseline=None,
+        max_drop=None, db=None, store: bool = True, lock_timeout=None,
         progress: Progress | None = None) -> Run:
     """Run every stage on a batch and return what it produced.
 
-    Takes the same arguments as :func:`load`.
+    Takes the same arguments as :func:`load`, and:
+
+    Parameters
+    ----------
+    gate : str or os.PathLike, optional
+        A pack (file or built-in name) whose ``[gate]`` table the run is checked against.
+    baseline : str, optional
+        A stored run (id, prefix, seq or ``latest``) for the gate's regression checks; needs ``db``.
+    max_drop : float, optional
+        Overrides the pack's ``[gate.regression] max_drop``.
+    db : str or os.PathLike, optional
+        The run store: the baseline is read from it, and the run is written to it (with its verdict).
+    store : bool, default True
+        Write the run to ``db``; False only reads the baseline from it.
+    lock_timeout : float, seconds, optional
+        How long to wait for another process's lock on the store (default 30).
     """
+    from qa.store import input_fingerprints
+
+    started = _utcnow()
     batch = load(*exports, manifest=manifest, aliases=aliases, categories=categories,
                  max_pixels=max_pixels, progress=progress)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
-    return Run(batch=batch, summary=summarise(batch), settings=settings)
+    if manifest is not None:
+        settings.update(manifest=str(manifest), name=read_manifest(manifest).name)
+    if aliases:
+        settings["aliases"] = aliases
+    if categories is not None:
+        settings["categories"] = list(categories)
+    if gate is not None:
+        settings.update(gate=str(gate), baseline=baseline, max_drop=max_drop)
+    result = Run(batch=batch, summary=summarise(batch), settings=settings, run_id=new_run_id(started),
+                 started_at=started, inputs=input_fingerprints(batch))
+    if gate is not None:
+        result.verdict = gate_stage(result, gate, baseline=baseline, max_drop=max_drop, db=db,
+                                    lock_timeout=lock_timeout)
+        result.summary["verdict"] = result.verdict.to_dict()
+    result.finished_at = _utcnow()
+    result.summary["run_id"] = result.run_id
+    if db is not None and store:
+        store_stage(result, db, lock_timeout=lock_timeout)
+    return result

@@ -457,14 +457,15 @@ def _cmd_gate(args) -> int:
         scores = store.scores(run_id)
         findings = store.findings(run_id)
         annotators = list(store.table("annotators", run_id)["annotator"])
-        baseline_id = baseline = None
+        baseline_id = baseline = baseline_findings = None
         if args.baseline is not None:
             baseline_id = store.resolve(args.baseline)
-            baseline = store.scores(baseline_id)
+            baseline, baseline_findings = store.scores(baseline_id), store.findings(baseline_id)
     meta = {"run_id": run_id, "fingerprints": {i["annotator"]: i["sha256"] for i in info["inputs"] or []},
             "tool_version": version, "pack": config.pack, "baseline_run_id": baseline_id,
             "run_tool_version": info["tool_version"]}
-    verdict = evaluate(scores, config, findings=findings, annotators=annotators, baseline=baseline, meta=meta)
+    verdict = evaluate(scores, config, findings=findings, annotators=annotators, baseline=baseline,
+                       baseline_findings=baseline_findings, meta=meta)
     if args.output_format == "json":
         print(to_json(verdict))
     elif args.output_format == "junit":

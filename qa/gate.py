@@ -275,7 +275,7 @@ def _find_pack(pack, base: Path | None = None) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise ConfigError(f"no such pack {str(pack)!r}: not a file and not a built-in pack name")
+    raise ConfigError("no such pack: not a file and not a built-in pack name", path=pack)
 
 
 def load_gate(pack) -> GateConfig:
@@ -568,7 +568,7 @@ def _regression_results(r: Regression, index, base_index, verdict: Verdict) -> l
 
 
 def evaluate(scores, config: GateConfig, *, findings=None, annotators: Iterable[str] = (), baseline=None,
-             meta: dict | None = None) -> Verdict:
+             baseline_findings=None, meta: dict | None = None) -> Verdict:
     """Check a run's figures against a gate configuration.
 
     Parameters
@@ -586,6 +586,8 @@ def evaluate(scores, config: GateConfig, *, findings=None, annotators: Iterable[
     baseline : DataFrame or iterable of dict, optional
         The baseline run's scores, for the regression checks. Without it regression checks are not
         evaluated.
+    baseline_findings : list of Finding, DataFrame or list of dict, optional
+        The baseline run's findings, so violation counts can regress too.
     meta : dict, optional
         Copied into the verdict's ``meta`` (run id, fingerprints, tool version, ...).
 
@@ -620,6 +622,8 @@ def evaluate(scores, config: GateConfig, *, findings=None, annotators: Iterable[
         verdict.results += _threshold_results(t, index, specific, verdict)
     if baseline is not None:
         base_index = _index(baseline)
+        for k, v in violation_counts(baseline_findings, annotators).items():
+            base_index.setdefault(k, v)
         regressions = list(config.regressions)
         if not regressions:
             for t in config.thresholds:
@@ -656,7 +660,8 @@ def run_scores(run):
     return scores
 
 
-def verdict_for(run, config: GateConfig, *, baseline=None, baseline_run_id: str | None = None) -> Verdict:
+def verdict_for(run, config: GateConfig, *, baseline=None, baseline_findings=None,
+                baseline_run_id: str | None = None) -> Verdict:
     """Gate a finished :class:`~qa.run.Run`: :func:`evaluate` on its scores and findings, with its meta.
 
     ``meta`` gets the run id, each annotator's input fingerprint, the tool version, the pack and the
@@ -668,7 +673,7 @@ def verdict_for(run, config: GateConfig, *, baseline=None, baseline_run_id: str 
             "fingerprints": {i["annotator"]: i["sha256"] for i in (getattr(run, "inputs", None) or [])},
             "tool_version": __version__, "pack": config.pack, "baseline_run_id": baseline_run_id}
     return evaluate(run_scores(run), config, findings=run_findings(run), annotators=run.batch.annotators,
-                    baseline=baseline, meta=meta)
+                    baseline=baseline, baseline_findings=baseline_findings, meta=meta)
 
 
 # --- writers ------------------------------------------------------------------------------------------

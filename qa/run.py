@@ -173,14 +173,24 @@ def gate_stage(result: Run, pack, *, baseline=None, max_drop=None, db=None, lock
     config = load_gate(pack)
     if max_drop is not None:
         config.max_drop = float(max_drop)
-    baseline_scores = baseline_id = None
+    baseline_scores = baseline_findings = baseline_id = None
+    first = False  # `--baseline latest` on a store with no runs yet: the first run has nothing to regress from
     if baseline is not None:
         if db is None:
             raise ConfigError("a baseline run is read from the store; pass --db with the baseline's store")
-        with store.open(db, lock_timeout=store.DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout) as s:
-            baseline_id = s.resolve(baseline)
-            baseline_scores = s.scores(baseline_id)
-    return verdict_for(result, config, baseline=baseline_scores, baseline_run_id=baseline_id)
+        first = str(baseline).startswith("latest") and not Path(db).exists()
+        if not first:
+            with store.open(db, lock_timeout=store.DEFAULT_LOCK_TIMEOUT if lock_timeout is None
+                            else lock_timeout) as s:
+                first = str(baseline).startswith("latest") and len(s.runs()) == 0
+                if not first:
+                    baseline_id = s.resolve(baseline)
+                    baseline_scores, baseline_findings = s.scores(baseline_id), s.findings(baseline_id)
+    verdict = verdict_for(result, config, baseline=baseline_scores, baseline_findings=baseline_findings,
+                          baseline_run_id=baseline_id)
+    if first:
+        verdict.skipped.append(f"regression: no baseline run ({baseline}) in {db} yet")
+    return verdict
 
 
 def store_stage(result: Run, db, *, lock_timeout=None) -> int:

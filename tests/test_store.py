@@ -238,9 +238,7 @@ def test_sigkill_inside_the_write_transaction_leaves_the_store_as_it_was(tmp_pat
         proc.stderr.close()
     assert _snapshot(db) == before
     # the next run works, and is stored whole
-    done = _qa_run_process(exports, db)
-    out, err = done.communicate(timeout=120)
-    assert done.returncode == 0, err
+    _run(exports, db)
     with qstore.open(db) as s:
         assert list(s.runs()["seq"]) == [2, 1]
         assert s.sql("SELECT count(*) AS n FROM objects WHERE run_id = ?", [s.resolve("latest")])["n"][0] == 6
@@ -415,3 +413,18 @@ def test_importing_the_store_does_not_import_duckdb():
     code = "import sys, qa.store, qa.gate, qa.cli; print('duckdb' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_the_documented_agreement_query_runs(tmp_path, exports):
+    """The first SQL example in docs/schema.md: agreement per annotator over the last ten batches."""
+    query = (ROOT / "docs" / "schema.md").read_text(encoding="utf-8").split("```sql\n")[1].split("```")[0]
+    db = tmp_path / "qa.duckdb"
+    for value in (0.8, 0.9):
+        run = with_comparison(_run(exports), scores=score_rows(mask_iou_mean__annotator__alice=value,
+                                                               mask_iou_mean__annotator__bob=value - 0.1))
+        qstore.store_run(run, db)
+    with qstore.open(db) as s:
+        table = s.sql(query)
+        ids = [s.resolve("1"), s.resolve("2")]
+    assert list(table["annotator"]) == ["alice", "bob"]
+    assert table[ids].values.round(3).tolist() == [[0.8, 0.9], [0.7, 0.8]]

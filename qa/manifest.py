@@ -3,6 +3,7 @@
 .. code-block:: toml
 
     name = "nodules-2026-11"          # optional batch name
+    description = "what the batch is" # optional; shown at the top of the summary
     categories = ["nodule"]           # optional declared category list
     max_pixels = 100_000_000          # optional size bound
 
@@ -49,6 +50,7 @@ class Manifest:
 
     exports: list[ExportSpec]
     name: str | None = None
+    description: str | None = None
     aliases: dict = field(default_factory=dict)
     categories: list[str] | None = None
     max_pixels: int | None = None
@@ -69,7 +71,7 @@ def parse_spec(text: str) -> ExportSpec:
     return ExportSpec(annotator=None, path=Path(text))
 
 
-_TOP_KEYS = {"name", "categories", "max_pixels", "exports", "aliases"}
+_TOP_KEYS = {"name", "description", "categories", "max_pixels", "exports", "aliases"}
 _EXPORT_KEYS = {"annotator", "path", "format", "options"}
 
 
@@ -128,5 +130,8 @@ def read_manifest(path) -> Manifest:
     max_pixels = doc.get("max_pixels")
     if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels <= 0):
         raise ConfigError("'max_pixels' must be a positive integer", path=path)
-    return Manifest(exports=exports, name=doc.get("name"), aliases=aliases, categories=categories,
-                    max_pixels=max_pixels, path=path)
+    for key in ("name", "description"):
+        if key in doc and not isinstance(doc[key], str):
+            raise ConfigError(f"{key!r} must be a string", path=path)
+    return Manifest(exports=exports, name=doc.get("name"), description=doc.get("description"), aliases=aliases,
+                    categories=categories, max_pixels=max_pixels, path=path)

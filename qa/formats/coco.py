@@ -99,9 +99,11 @@ def normalise_attributes(raw: dict) -> dict:
     for key in ("z_order", "group", "group_id"):
         if key in attributes:
             try:
-                attributes["group" if key == "group_id" else key] = int(attributes.pop(key))
-            except (TypeError, ValueError):
-                pass
+                value = int(attributes[key])
+            except (TypeError, ValueError, OverflowError):
+                continue  # kept as it is; a rule can report it
+            del attributes[key]
+            attributes["group" if key == "group_id" else key] = value
     return attributes
 
 

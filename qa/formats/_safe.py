@@ -116,7 +116,7 @@ def png_size(path: Path) -> tuple[int, int]:
     except OSError as exc:
         raise InputError(f"cannot open: {exc.strerror}", path=path) from None
     if len(head) < 24 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
-        raise InputError("not a PNG file (no PNG signature and IHDR header)", path=path)
+        raise InputError("not a PNG file: no PNG signature and IHDR header", path=path)
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 

@@ -292,7 +292,8 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
         ann_id = raw.get("id") if isinstance(raw, dict) else None
         src = Source(str(path), index, ann_id if _is_id(ann_id) else None)
         if not isinstance(raw, dict):
-            first.findings.append(finding("FMT011", f"annotation is a {type(raw).__name__}, expected an object", src))
+            first.findings.append(finding("FMT011", f"annotation is a {type(raw).__name__}, expected an object; "
+                                                    "left out", src))
             continue
         if not _is_id(ann_id) and ann_id is not None:
             first.findings.append(finding("FMT011", f"annotation id {_show(ann_id)} is not an integer; "
@@ -331,8 +332,8 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
                                         src, image=image.key))
             continue
         if "segmentation" not in raw:
-            what = "keypoints" if "keypoints" in raw else "a box" if "bbox" in raw else "no geometry"
-            obj_findings.append(finding("FMT011", f"no 'segmentation' ({what} only); object left out", src,
+            what = " (keypoints only)" if "keypoints" in raw else " (a box only)" if "bbox" in raw else ""
+            obj_findings.append(finding("FMT011", f"no 'segmentation'{what}; object left out", src,
                                         image=image.key, severity="info"))
             continue
         segmentation = raw["segmentation"]

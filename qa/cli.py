@@ -167,7 +167,7 @@ def _cmd_run(args) -> int:
         print(json.dumps(result.summary, indent=2, default=str))
     else:
         _print_summary(result.summary)
-    if result.stored is not None:
+    if result.stored is not None and sys.stderr.isatty():
         _err(f"stored run {result.run_id} in {result.stored}")
     return _finish_gate(result.verdict, args, text=args.output_format == "text")
 
@@ -331,7 +331,7 @@ def _cmd_runs(args) -> int:
         info["batch_scores"] = json.loads(scores.to_json(orient="records"))
         print(json.dumps(info, indent=2, default=str))
         return EXIT_OK
-    for key in ("run_id", "seq", "name", "started_at", "finished_at", "stored_at", "tool_version",
+    for key in ("run_id", "seq", "name", "description", "started_at", "finished_at", "stored_at", "tool_version",
                 "inputs_sha256", "pack", "baseline_run_id", "verdict"):
         if info.get(key) is not None:
             print(f"{key + ':':<17}{_cell(info[key])}")

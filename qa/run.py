@@ -236,7 +236,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
                  max_pixels=max_pixels, progress=progress)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
     if manifest is not None:
-        settings.update(manifest=str(manifest), name=read_manifest(manifest).name)
+        settings["manifest"] = str(manifest)
     if aliases:
         settings["aliases"] = aliases
     if categories is not None:

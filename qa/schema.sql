@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id            VARCHAR     PRIMARY KEY,  -- 'YYYYMMDDTHHMMSSZ-xxxxxx', made when the run starts
     seq               INTEGER     NOT NULL UNIQUE, -- 1, 2, 3 ... in the order runs were stored
     name              VARCHAR,                  -- the batch name (manifest `name`), if any
+    description       VARCHAR,                  -- the batch description (manifest `description`), if any
     started_at        TIMESTAMP   NOT NULL,
     finished_at       TIMESTAMP   NOT NULL,     -- every stage up to the gate done
     stored_at         TIMESTAMP   NOT NULL,

@@ -711,7 +711,8 @@ def run_frames(run) -> dict:
     frames["runs"] = pd.DataFrame([{
         "run_id": run_id,
         "seq": 0,
-        "name": (run.settings or {}).get("name"),
+        "name": getattr(batch, "name", None),
+        "description": getattr(batch, "description", None),
         "started_at": run.started_at,
         "finished_at": run.finished_at or _utcnow(),
         "stored_at": _utcnow(),

@@ -428,3 +428,17 @@ def test_the_documented_agreement_query_runs(tmp_path, exports):
         ids = [s.resolve("1"), s.resolve("2")]
     assert list(table["annotator"]) == ["alice", "bob"]
     assert table[ids].values.round(3).tolist() == [[0.8, 0.9], [0.7, 0.8]]
+
+
+def test_the_manifest_names_the_stored_batch(tmp_path, exports):
+    alice, bob = exports
+    manifest = tmp_path / "batch.toml"
+    manifest.write_text(f'name = "streets-07"\ndescription = "July batch"\n'
+                        f'[[exports]]\nannotator = "alice"\npath = "{alice}"\n'
+                        f'[[exports]]\nannotator = "bob"\npath = "{bob}"\n', encoding="utf-8")
+    db = tmp_path / "qa.duckdb"
+    qa_run(manifest=manifest, db=db)
+    with qstore.open(db) as s:
+        info = s.run("latest")
+    assert (info["name"], info["description"]) == ("streets-07", "July batch")
+    assert info["settings"]["manifest"] == str(manifest)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load", "run", "decode", "QAError", "InputError", "ConfigError", "StoreError"]
+__all__ = ["__version__", "load", "run", "decode", "open", "QAError", "InputError", "ConfigError", "StoreError"]
 
 from qa.errors import ConfigError, InputError, QAError, StoreError
 
@@ -26,6 +26,13 @@ def run(*exports, **kwargs):
     from qa.run import run as _run
 
     return _run(*exports, **kwargs)
+
+
+def open(path=None, **kwargs):
+    """Open the run store (read-only by default); see :func:`qa.store.open`."""
+    from qa.store import open as _open
+
+    return _open(path, **kwargs)
 
 
 def decode(obj, batch, *, crop: bool = False):

@@ -172,7 +172,7 @@ def combined_fingerprint(inputs: list[dict]) -> str:
 
 # --- opening ------------------------------------------------------------------------------------------
 
-_LOCK_RE = re.compile(r"lock", re.IGNORECASE)
+_LOCK_RE = re.compile(r"Could not set lock|Conflicting lock", re.IGNORECASE)
 _PID_RE = re.compile(r"\(PID (\d+)\)")
 
 
@@ -231,8 +231,13 @@ class Store:
         self.lock_timeout = lock_timeout
         if read_only and not self.path.exists():
             raise StoreError("no such run store; 'qa run --db PATH ...' creates one", path=self.path)
-        if not read_only and self.path.is_dir():
-            raise StoreError("is a folder; pass a file name for the store", path=self.path)
+        if not read_only:
+            if self.path.is_dir():
+                raise StoreError("is a folder; pass a file name for the store", path=self.path)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store's folder: {exc.strerror or exc}", path=self.path) from None
         self._con = _connect(self.path, read_only=read_only, lock_timeout=lock_timeout)
         try:
             self._check_schema()

@@ -442,3 +442,18 @@ def test_the_manifest_names_the_stored_batch(tmp_path, exports):
         info = s.run("latest")
     assert (info["name"], info["description"]) == ("streets-07", "July batch")
     assert info["settings"]["manifest"] == str(manifest)
+
+
+def test_qa_open_is_the_public_entry_to_the_store(tmp_path, exports):
+    db = tmp_path / "qa.duckdb"
+    run = _run(exports, db)
+    with qa.open(db) as s:
+        assert s.read_only and s.resolve("latest") == run.run_id
+
+
+def test_a_new_store_gets_its_folder_and_a_folder_is_not_a_store(tmp_path, exports):
+    db = tmp_path / "deep" / "er" / "qa.duckdb"
+    _run(exports, db)
+    assert db.is_file()
+    with pytest.raises(StoreError, match="is a folder; pass a file name"):
+        qstore.open(tmp_path, read_only=False)

@@ -457,13 +457,15 @@ class Store:
         return written
 
     # writing
-    def write_run(self, run) -> int:
+    def write_run(self, run, *, frames: dict | None = None) -> int:
         """Store a run (and its verdict) in one transaction; return its sequence number.
 
         Parameters
         ----------
         run : qa.run.Run
             A finished run. Tables whose source the run does not have (no comparison yet) get no rows.
+        frames : dict, optional
+            :func:`run_frames` of ``run``, when already built (so the lock is held only to insert).
 
         Returns
         -------
@@ -485,7 +487,7 @@ class Store:
 
         if self.read_only:
             raise StoreError("opened read-only; cannot store a run", path=self.path)
-        frames = run_frames(run)
+        frames = run_frames(run) if frames is None else frames
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:
@@ -605,8 +607,9 @@ def open(path=None, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOC
 
 def store_run(run, path=None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:
     """Open the store for writing, write ``run`` in one transaction, close it; return the run's seq."""
+    frames = run_frames(run)  # built before the file is locked
     with open(path, read_only=False, lock_timeout=lock_timeout) as store:
-        return store.write_run(run)
+        return store.write_run(run, frames=frames)
 
 
 # --- a run as table rows ------------------------------------------------------------------------------
@@ -622,7 +625,7 @@ def _stage(code: str) -> str:
 def _json(value) -> str | None:
     if value is None:
         return None
-    return json.dumps(value, default=str, allow_nan=False, sort_keys=True) if value != {} else None
+    return json.dumps(value, default=str, allow_nan=False) if value != {} else None
 
 
 def _finite(value):
@@ -675,10 +678,17 @@ def _frame_from(table: str, df, run_id: str):
     return out
 
 
+_PLAIN_TYPES = (str, int, bool, type(None), list, dict)
+
+
 def _json_value(value):
-    value = _plain(value)
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
+    """A value JSON can hold: numpy scalars to Python, NaN and infinities to None (plain values fast)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if not isinstance(value, _PLAIN_TYPES):
+        value = _plain(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
     return value
 
 

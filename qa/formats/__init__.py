@@ -25,6 +25,9 @@ from qa.model import Export, Limits
 _MODULES = {
     "coco_panoptic": "qa.formats.coco_panoptic",
     "coco": "qa.formats.coco",
+    "cvat": "qa.formats.cvat",
+    "label_studio": "qa.formats.label_studio",
+    "labelme": "qa.formats.labelme",
 }
 
 FORMATS = tuple(_MODULES)
@@ -63,7 +66,8 @@ def detect(path) -> str:
         if _module(name).sniff(path):
             return name
     known = ", ".join(_MODULES)
-    raise InputError(f"cannot tell the export format (known: {known}); pass --format", path=path)
+    raise InputError(f"cannot tell the export format (known: {known}); pass --input-format NAME "
+                     "or set 'format' in the manifest", path=path)
 
 
 def load(path, annotator: str | None = None, *, format: str | None = None,

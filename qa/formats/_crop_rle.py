@@ -110,10 +110,13 @@ def crop_to_coco_rle(crop: np.ndarray, left: int, top: int, height: int, width: 
 
     Examples
     --------
+    The 2x2 crop ``[[1, 0], [1, 1]]`` at (1, 2) in a 4x3 image: column-major runs are 6 zeros
+    (column 0 and the top of column 1), 2 ones, 3 zeros, 1 one.
+
     >>> from pycocotools import mask as mask_utils
     >>> rle = crop_to_coco_rle(np.array([[1, 0], [1, 1]]), 1, 2, 4, 3)
-    >>> mask_utils.decode(rle).tolist()
-    [[0, 0, 0], [0, 0, 0], [0, 1, 0], [0, 1, 1]]
+    >>> rle["size"], int(mask_utils.area(rle)), mask_utils.toBbox(rle).tolist()
+    ([4, 3], 3, [1.0, 2.0, 2.0, 2.0])
     """
     from pycocotools import mask as mask_utils
 

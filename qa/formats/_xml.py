@@ -21,24 +21,31 @@ _ROOT_START = re.compile(rb"<([A-Za-z_][\w.\-:]*)")
 
 
 def _prolog(head: bytes) -> tuple[bytes, str | None]:
-    """The bytes before the root element and the root's tag (None when not found in ``head``)."""
+    """The bytes before the root element and the root's tag (None when not found in ``head``).
+
+    Declarations (``<!DOCTYPE ... [ ... ]>``) are part of the prolog and are skipped over.
+    """
     pos = 0
     while True:
         lt = head.find(b"<", pos)
         if lt < 0:
             return head, None
         if head.startswith(b"<?", lt):
-            end = head.find(b"?>", lt)
+            end, skip = head.find(b"?>", lt), 2
         elif head.startswith(b"<!--", lt):
-            end = head.find(b"-->", lt)
-        elif head.startswith(b"<!", lt):
-            return head[:lt + 16], None  # a declaration: DOCTYPE, ENTITY, ...
+            end, skip = head.find(b"-->", lt), 3
+        elif head.startswith(b"<!", lt):  # a declaration, with or without an internal subset [...]
+            bracket, close = head.find(b"[", lt), head.find(b">", lt)
+            if 0 <= bracket < close:
+                close_bracket = head.find(b"]", bracket)
+                close = head.find(b">", close_bracket) if close_bracket >= 0 else -1
+            end, skip = close, 1
         else:
             m = _ROOT_START.match(head, lt)
             return head[:lt], (m.group(1).decode("ascii", "replace") if m else None)
         if end < 0:
             return head, None
-        pos = end + 2
+        pos = end + skip
 
 
 def _as_utf8(head: bytes) -> bytes:

@@ -255,19 +255,17 @@ class _Reader:
             return
         label = (shape.get("label") or "").strip()
         if not label:
-            self.add(finding("FMT004", f"{tag} in image {image.file_name!r} has no label; left out", src,
-                             image=image.key))
+            self._bad("FMT004", f"{tag} has no label; left out", src, image)
             return
         if self.labels is not None and label not in self.labels:
-            self.add(finding("FMT004", f"label {label!r} is not declared in <meta>; {tag} left out", src,
-                             image=image.key))
+            self._bad("FMT004", f"label {label!r} is not declared in <meta>; {tag} left out", src, image)
             return
         attributes = self._attributes(shape, label, tag, src, image)
         common = dict(annotator="", image=image.key, category=label, source=src, attributes=attributes)
         if tag == "mask":
             rle, problem = _mask_rle(shape, image)
             if problem:
-                self.add(finding(problem[0], problem[1], src, image=image.key))
+                self._bad(problem[0], problem[1], src, image)
                 return
             self.export.objects.append(Object(kind="rle", rle=rle, **common))
             self.export.categories.setdefault(label, Category(name=label))
@@ -294,10 +292,13 @@ class _Reader:
         if problem is None:
             problem = polygon_problem(points)
         if problem:
-            self.add(finding("FMT001", f"{problem} (image {image.file_name!r})", src, image=image.key))
+            self._bad("FMT001", problem, src, image)
             return
         self.export.objects.append(Object(kind="polygon", polygons=(points,), **common))
         self.export.categories.setdefault(label, Category(name=label))
+
+    def _bad(self, code: str, message: str, src: Source, image: Image, severity: str = "error") -> None:
+        self.add(finding(code, f"{message} (image {image.key!r})", src, image=image.key, severity=severity))
 
     def _attributes(self, shape, label: str, tag: str, src: Source, image: Image) -> dict:
         attributes: dict = {"shape": tag}
@@ -320,8 +321,7 @@ class _Reader:
                 continue
             value, problem = _typed(attribute.text or "", specs.get(name))
             if problem:
-                self.add(finding("FMT011", f"attribute {name!r}: {problem}", src, image=image.key,
-                                 severity="warning"))
+                self._bad("FMT011", f"attribute {name!r}: {problem}", src, image, severity="warning")
             attributes[f"attribute:{name}" if name in _BUILTIN_KEYS else name] = value
         return attributes
 

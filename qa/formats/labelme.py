@@ -332,10 +332,20 @@ class _Collector:
         return exports
 
 
+def _is_xml(path: Path) -> bool:
+    """By suffix, or for other suffixes by content (the first non-blank byte is ``<``)."""
+    suffix = path.suffix.lower()
+    if suffix in (".xml", ".json"):
+        return suffix == ".xml"
+    from qa.formats._xml import read_head
+
+    return read_head(path, 256).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
+
+
 def _read_files(files: list[Path], root: Path, limits: Limits) -> _Collector:
     collector = _Collector(root, limits)
     for file in files:
-        if file.suffix.lower() == ".xml":
+        if _is_xml(file):
             if sniff_root(file)[0] != "annotation":
                 collector.findings.append(finding("FMT011", "not a LabelMe XML file (root is not "
                                                   "<annotation>); ignored", Source(str(file)),

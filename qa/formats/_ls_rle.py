@@ -40,12 +40,19 @@ _REASONS = {
 
 @njit(cache=True, nogil=True)
 def _read_bits(data, pos, n):
-    """The ``n``-bit unsigned value at bit ``pos`` of ``data`` (MSB first)."""
-    value = 0
-    for k in range(n):
-        p = pos + k
-        value = (value << 1) | ((data[p >> 3] >> (7 - (p & 7))) & 1)
-    return value
+    """The ``n``-bit (``n`` <= 32) unsigned value at bit ``pos`` of ``data``, most significant bit first.
+
+    The caller guarantees ``pos + n <= 8 * len(data)``; the bytes holding the field are gathered into
+    one integer, shifted and masked.
+    """
+    first = pos >> 3
+    offset = pos & 7
+    nbytes = (offset + n + 7) >> 3
+    acc = 0
+    for k in range(nbytes):
+        acc = (acc << 8) | data[first + k]
+    acc >>= nbytes * 8 - offset - n
+    return acc & ((1 << n) - 1)
 
 
 @njit(cache=True, nogil=True)

@@ -50,7 +50,7 @@ def _read_bits(data, pos, n):
     nbytes = (offset + n + 7) >> 3
     acc = 0
     for k in range(nbytes):
-        acc = (acc << 8) | data[first + k]
+        acc = (acc << 8) | np.int64(data[first + k])
     acc >>= nbytes * 8 - offset - n
     return acc & ((1 << n) - 1)
 

@@ -396,9 +396,11 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
     if path.is_file():
         return _read_files([path], path.parent, limits).exports(path, split_by_username=split)
     files = _candidates(path)
-    if files:
+    subfolders = []
+    if not any(_is_labelme_file(p) for p in files):
+        subfolders = [sub for sub in _subfolders(path) if any(_is_labelme_file(p) for p in _candidates(sub))]
+    if files and not subfolders:
         return _read_files(files, path, limits).exports(path, split_by_username=split)
-    subfolders = [sub for sub in _subfolders(path) if _candidates(sub)]
     if not subfolders:
         raise InputError("holds no LabelMe .json or .xml files, directly or one folder down", path=path)
     exports = []

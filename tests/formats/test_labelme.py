@@ -185,3 +185,15 @@ def test_cli_bad_labelme_folder_exits_2(capsys):
     code, out, err = run_cli(["run", f"x={FIXTURES / 'bad'}", "--input-format", "labelme"], capsys)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "invalid JSON at line 2 column 19" in err
+
+
+def test_subfolders_without_labelme_files_are_not_annotators(tmp_path):
+    for who in ("alice", "bob"):
+        (tmp_path / who).mkdir()
+        (tmp_path / who / "x.json").write_bytes((FIXTURES / "team" / who / "x.json").read_bytes())
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "x.jpg").write_bytes(b"\xff\xd8")
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "info.json").write_text('{"project": "cars"}')
+    (tmp_path / "batch.json").write_text('{"note": "not an export"}')
+    assert [e.annotator for e in load(tmp_path)] == ["alice", "bob"]

@@ -348,3 +348,20 @@ def test_cli_runs_the_fixture(capsys):
     assert code == 0, err
     assert out.splitlines()[1].split()[:4] == ["team/user_1", "label_studio", "2", "4"]
     assert out.splitlines()[2].split()[:4] == ["team/bob@example.com", "label_studio", "2", "2"]
+
+
+def test_geometry_and_labels_in_separate_results_of_one_region(tmp_path):
+    # a <Polygon> tool with a separate <Labels> control: two result items share the region id
+    points = [[10, 10], [60, 10], [60, 60]]
+    doc = [{"id": 1, "data": {"image": "a.png"}, "annotations": [{"id": 1, "completed_by": 1, "result": [
+        {"id": "x", "type": "polygon", "from_name": "poly", "to_name": "image", "original_width": 100,
+         "original_height": 50, "value": {"points": points}},
+        {"id": "x", "type": "labels", "from_name": "kind", "to_name": "image", "original_width": 100,
+         "original_height": 50, "value": {"points": points, "labels": ["Car"]}}]}]}]
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(doc))
+    (export,) = load(path)
+    (obj,) = export.objects
+    assert obj.category == "Car" and obj.attributes["from_name"] == "poly"
+    assert obj.polygons[0].tolist() == [[10, 5], [60, 5], [60, 30]]
+    assert export.findings == []

@@ -25,6 +25,9 @@ from qa.model import Export, Limits
 _MODULES = {
     "coco_panoptic": "qa.formats.coco_panoptic",
     "coco": "qa.formats.coco",
+    "cvat": "qa.formats.cvat",
+    "label_studio": "qa.formats.label_studio",
+    "labelme": "qa.formats.labelme",
 }
 
 FORMATS = tuple(_MODULES)
@@ -67,8 +70,8 @@ def detect(path) -> str:
 
         read_json(path)  # a JSON syntax error says more than "unknown format"
     known = ", ".join(_MODULES)
-    raise InputError(f"cannot tell the export format (known: {known}); set 'format' for this export in the "
-                     "batch manifest", path=path)
+    raise InputError(f"cannot tell the export format (known: {known}); pass --input-format NAME "
+                     "or set 'format' in the manifest", path=path)
 
 
 def load(path, annotator: str | None = None, *, format: str | None = None,

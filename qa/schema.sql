@@ -103,22 +103,27 @@ CREATE TABLE IF NOT EXISTS objects (
 );
 
 CREATE TABLE IF NOT EXISTS object_matches (
-    run_id          VARCHAR NOT NULL,
-    image           VARCHAR NOT NULL,
-    annotator_a     VARCHAR NOT NULL,
-    annotator_b     VARCHAR NOT NULL,
-    object_index_a  INTEGER,           -- NULL when only b has the object
-    object_index_b  INTEGER,           -- NULL when only a has the object
-    status          VARCHAR NOT NULL,  -- 'matched', 'missing' (only a), 'extra' (only b)
-    category_a      VARCHAR,
-    category_b      VARCHAR,
-    label_agrees    BOOLEAN,           -- matched pairs: same category
-    iou             DOUBLE,            -- mask IoU of the pair
-    boundary_iou    DOUBLE,
-    signed_offset_px DOUBLE,           -- mean signed distance of a's boundary from b's, + outside
-    assd_px         DOUBLE,
-    hd95_px         DOUBLE,
-    metrics         JSON               -- every other per-pair figure (boundary_f_2px, nsd_1px, ...)
+    run_id              VARCHAR NOT NULL,
+    image               VARCHAR NOT NULL,
+    annotator_a         VARCHAR NOT NULL,
+    annotator_b         VARCHAR NOT NULL,
+    status              VARCHAR NOT NULL,  -- 'matched', 'missing' (only a), 'extra' (only b), 'ignored'
+    object_index_a      INTEGER,           -- NULL when only b has the object
+    object_index_b      INTEGER,           -- NULL when only a has the object
+    category_a          VARCHAR,
+    category_b          VARCHAR,
+    label_disagreement  BOOLEAN,           -- matched with different categories
+    iou                 DOUBLE,            -- mask IoU of a matched pair
+    best_iou            DOUBLE,            -- largest IoU with any object of the other annotator
+    intersection        BIGINT,            -- pixels
+    area_a              BIGINT,            -- pixels
+    area_b              BIGINT,            -- pixels
+    crowd_share         DOUBLE,            -- share of an unmatched object inside the other's crowd region
+    boundary_iou        DOUBLE,
+    signed_offset_px    DOUBLE,            -- mean signed distance of a's boundary from b's, + outside
+    assd_px             DOUBLE,
+    hd95_px             DOUBLE,
+    metrics             JSON               -- every other per-pair figure (boundary_f_2px, nsd_1px, ...)
 );
 
 CREATE TABLE IF NOT EXISTS image_pair_scores (
@@ -126,11 +131,12 @@ CREATE TABLE IF NOT EXISTS image_pair_scores (
     image                VARCHAR NOT NULL,
     annotator_a          VARCHAR NOT NULL,
     annotator_b          VARCHAR NOT NULL,
-    n_a                  INTEGER,      -- objects of a on the image
-    n_b                  INTEGER,
+    objects_a            INTEGER,      -- a's non-crowd objects on the image
+    objects_b            INTEGER,
     matched              INTEGER,
     missing              INTEGER,      -- objects of a with no match in b
     extra                INTEGER,      -- objects of b with no match in a
+    ignored              INTEGER,      -- unmatched objects inside the other's crowd region
     label_disagreements  INTEGER,      -- matched pairs with different categories
     mask_iou_mean        DOUBLE,
     boundary_iou_mean    DOUBLE,

@@ -638,14 +638,19 @@ def _finite(value):
     return None if math.isnan(value) or math.isinf(value) else value
 
 
-# Incoming column names (from the engine's DataFrames) that map onto a stored column.
+# Incoming column names (from the engine's DataFrames) that map onto a stored column, and columns left out
+# because another table has them (an object's source is in `objects`; `pair` is annotator_a|annotator_b).
 _ALIASES = {
-    "object_matches": {"a": "annotator_a", "b": "annotator_b", "index_a": "object_index_a",
-                       "index_b": "object_index_b", "mask_iou": "iou", "signed_offset": "signed_offset_px",
-                       "assd": "assd_px", "hd95": "hd95_px"},
-    "image_pair_scores": {"a": "annotator_a", "b": "annotator_b"},
-    "boundary_disagreement": {"a": "annotator_a", "b": "annotator_b"},
-    "scores": {},
+    "object_matches": {"signed_offset": "signed_offset_px", "assd": "assd_px", "hd95": "hd95_px"},
+    "image_pair_scores": {},
+    "boundary_disagreement": {"signed_offset_mean": "signed_offset_px_mean", "assd_mean": "assd_px_mean",
+                              "hd95_mean": "hd95_px_mean"},
+}
+_LEFT_OUT = {
+    "object_matches": {"pair", "file_a", "source_index_a", "source_id_a", "file_b", "source_index_b",
+                       "source_id_b"},
+    "image_pair_scores": {"pair"},
+    "boundary_disagreement": {"pair"},
 }
 
 
@@ -666,9 +671,15 @@ def _frame_from(table: str, df, run_id: str):
     import pandas as pd
 
     columns = _table_columns(table)
-    df = df.rename(columns=_ALIASES.get(table, {}))
-    known = [c for c in df.columns if c in columns and c != "run_id"]
-    out = pd.DataFrame({c: df[c].to_numpy() for c in known}, index=range(len(df)))
+    df = df.rename(columns=_ALIASES.get(table, {})).reset_index(drop=True)
+    df = df[[c for c in df.columns if c not in _LEFT_OUT.get(table, ()) and c != "run_id"]]
+    out = pd.DataFrame(index=range(len(df)))
+    for c in df.columns:
+        if c in columns:
+            column = df[c]
+            if isinstance(column.dtype, pd.CategoricalDtype):
+                column = column.astype(object)
+            out[c] = column
     if "metrics" in columns:
         extra = [c for c in df.columns if c not in columns]
         if extra:
@@ -690,6 +701,51 @@ def _json_value(value):
         if isinstance(value, float) and not math.isfinite(value):
             return None
     return value
+
+
+_NOT_AVERAGED = re.compile(r"^(object_index|source_index|intersection|area|best_iou|crowd_share)|_n$|_matched_|"
+                           r"^biou_(intersection|union)$|^surface_._length$")
+
+
+def boundary_summary(object_pairs):
+    """Boundary figures of matched pairs averaged per annotator pair and category pair.
+
+    Parameters
+    ----------
+    object_pairs : pandas.DataFrame
+        The engine's object pair table (``status``, ``annotator_a/b``, ``category_a/b`` and per-pair
+        figures such as ``boundary_iou``, ``boundary_f_2px``, ``signed_offset``).
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        One row per ``(annotator_a, annotator_b, category_a, category_b)`` with ``n_pairs`` and the
+        mean of every per-pair figure (``<name>_mean``, NaN values left out); None when the table has
+        no matched pairs or no boundary figures.
+
+    Notes
+    -----
+    Counts behind a figure (``boundary_a_n``, ``biou_union``, ...) and the pair's areas are not
+    averaged. ``iou`` is averaged as ``mask_iou_mean``.
+    """
+    import pandas as pd
+
+    if object_pairs is None or len(object_pairs) == 0 or "status" not in object_pairs:
+        return None
+    keys = ["annotator_a", "annotator_b", "category_a", "category_b"]
+    matched = object_pairs[object_pairs["status"].astype(str) == "matched"]
+    figures = [c for c in matched.columns if c not in keys and pd.api.types.is_float_dtype(matched[c])
+               and not _NOT_AVERAGED.search(c)]
+    if len(matched) == 0 or not any(c not in ("iou",) for c in figures):
+        return None
+    frame = matched[keys + figures].copy()
+    for key in keys:
+        frame[key] = frame[key].astype(str)
+    grouped = frame.groupby(keys, sort=True)
+    out = grouped[figures].mean()
+    out.columns = ["mask_iou_mean" if c == "iou" else f"{c}_mean" for c in figures]
+    out.insert(0, "n_pairs", grouped.size())
+    return out.reset_index()
 
 
 def _scores_frame(scores, run_id: str):
@@ -813,6 +869,8 @@ def run_frames(run) -> dict:
     boundary = getattr(run, "boundary_disagreement", None)
     if boundary is None and comparison is not None:
         boundary = getattr(comparison, "boundary_disagreement", None)
+        if boundary is None:
+            boundary = boundary_summary(getattr(comparison, "object_pairs", None))
     if boundary is not None and len(boundary):
         frames["boundary_disagreement"] = _frame_from("boundary_disagreement", boundary, run_id)
 

@@ -102,34 +102,68 @@ def test_store_holds_runs_annotators_images_objects_findings(tmp_path, exports):
         assert cats == {"cat": 4, "dog": 2}
 
 
+def _object_pairs():
+    """An object pair table shaped like the engine's: categoricals, nullable ints, per-pair figures."""
+    import pandas as pd
+
+    nan = float("nan")
+    cat = lambda values: pd.Categorical(values)  # noqa: E731
+    return pd.DataFrame({
+        "image": cat(["a.png", "a.png", "b.png", "a.png"]),
+        "pair": cat(["alice|bob"] * 4),
+        "annotator_a": cat(["alice"] * 4), "annotator_b": cat(["bob"] * 4),
+        "status": cat(["matched", "matched", "matched", "missing"]),
+        "object_index_a": pd.array([0, 1, 2, 1], dtype="Int64"),
+        "object_index_b": pd.array([0, 1, 2, None], dtype="Int64"),
+        "category_a": cat(["cat", "dog", "cat", "dog"]), "category_b": cat(["cat", "cat", "cat", None]),
+        "iou": [0.8, 0.6, 0.9, nan], "best_iou": [0.8, 0.6, 0.9, 0.1],
+        "intersection": [80, 60, 90, 0], "area_a": [100, 80, 100, 64], "area_b": [90, 70, 95, 0],
+        "label_disagreement": [False, True, False, False], "crowd_share": [0.0, 0.0, 0.0, 0.0],
+        "boundary_iou": [0.5, 0.4, 0.7, nan], "boundary_f_2px": [0.75, 0.5, 0.85, nan],
+        "boundary_a_n": [40.0, 30.0, 44.0, nan], "signed_offset": [1.0, -0.5, 0.0, nan],
+        "assd": [0.5, 1.0, 0.25, nan], "hd95": [2.0, 3.0, 1.0, nan],
+        "file_a": cat(["alice.json"] * 4), "source_index_a": pd.array([0, 1, 2, 1], dtype="Int64"),
+        "source_id_a": pd.array(["100", "101", "102", "101"], dtype="string"),
+    })
+
+
 def test_engine_tables_are_stored_from_the_comparison(tmp_path, exports):
     db = tmp_path / "qa.duckdb"
     run = with_comparison(
         _run(exports),
         scores=score_rows(mask_iou_mean=0.9, pq=float("nan"), mask_iou_mean__annotator_pair__alice_vs_bob=0.9),
-        object_pairs=[{"image": "a.png", "annotator_a": "alice", "annotator_b": "bob", "object_index_a": 0,
-                       "object_index_b": 0, "status": "matched", "iou": 0.8, "boundary_f_2px": 0.75},
-                      {"image": "a.png", "annotator_a": "alice", "annotator_b": "bob", "object_index_a": 2,
-                       "object_index_b": None, "status": "missing", "iou": float("nan"),
-                       "boundary_f_2px": float("nan")}],
-        image_pairs=[{"image": "a.png", "annotator_a": "alice", "annotator_b": "bob", "matched": 1,
-                      "missing": 1, "extra": 0, "mask_iou_mean": 0.8, "alpha": 0.5}],
-        boundary=[{"annotator_a": "alice", "annotator_b": "bob", "category_a": "cat", "category_b": "cat",
-                   "n_pairs": 2, "signed_offset_px_mean": 0.5, "boundary_f_2px_mean": 0.7}])
+        object_pairs=_object_pairs(),
+        image_pairs=[{"image": "a.png", "pair": "alice|bob", "annotator_a": "alice", "annotator_b": "bob",
+                      "objects_a": 2, "objects_b": 2, "matched": 2, "missing": 0, "extra": 0, "ignored": 0,
+                      "label_disagreements": 1, "mask_iou_mean": 0.7, "boundary_f_2px_mean": 0.625}])
     qstore.store_run(run, db)
     with qstore.open(db) as s:
         scores = s.scores("latest")
         assert len(scores) == 3
         assert math.isnan(scores.set_index("metric").loc["pq", "value"])
         assert s.sql("SELECT count(*) AS n FROM scores WHERE value IS NULL")["n"][0] == 1
-        m = s.sql("SELECT * FROM object_matches ORDER BY object_index_a")
-        assert list(m["status"]) == ["matched", "missing"] and m["iou"][0] == 0.8 and math.isnan(m["iou"][1])
-        assert json.loads(m["metrics"][0]) == {"boundary_f_2px": 0.75}
-        assert json.loads(m["metrics"][1]) == {"boundary_f_2px": None}
+
+        m = s.sql("SELECT * FROM object_matches ORDER BY status, object_index_a")
+        assert list(m["status"]) == ["matched", "matched", "matched", "missing"]
+        assert list(m["iou"][:3]) == [0.8, 0.6, 0.9] and math.isnan(m["iou"][3])
+        assert list(m["label_disagreement"]) == [False, True, False, False]
+        assert list(m["signed_offset_px"][:3]) == [1.0, -0.5, 0.0] and list(m["hd95_px"][:3]) == [2.0, 3.0, 1.0]
+        assert m["object_index_b"].isna().tolist() == [False, False, False, True]
+        assert json.loads(m["metrics"][0]) == {"boundary_f_2px": 0.75, "boundary_a_n": 40.0}
+        assert json.loads(m["metrics"][3]) == {"boundary_f_2px": None, "boundary_a_n": None}
+        assert "pair" not in m.columns and "file_a" not in m.columns  # the source is in `objects`
+
         ip = s.sql("SELECT * FROM image_pair_scores").iloc[0]
-        assert ip["matched"] == 1 and json.loads(ip["metrics"]) == {"alpha": 0.5}
-        b = s.sql("SELECT * FROM boundary_disagreement").iloc[0]
-        assert b["n_pairs"] == 2 and json.loads(b["metrics"]) == {"boundary_f_2px_mean": 0.7}
+        assert (ip["objects_a"], ip["matched"], ip["label_disagreements"]) == (2, 2, 1)
+        assert json.loads(ip["metrics"]) == {"boundary_f_2px_mean": 0.625}
+
+        # boundary disagreement: matched pairs averaged per annotator pair and category pair
+        b = s.sql("SELECT * FROM boundary_disagreement ORDER BY category_a, category_b")
+        assert list(zip(b["category_a"], b["category_b"], b["n_pairs"])) == [("cat", "cat", 2), ("dog", "cat", 1)]
+        assert b["boundary_iou_mean"].round(6).tolist() == [0.6, 0.4]
+        assert b["signed_offset_px_mean"].tolist() == [0.5, -0.5] and b["hd95_px_mean"].tolist() == [1.5, 3.0]
+        assert json.loads(b["metrics"][0]) == {"mask_iou_mean": pytest.approx(0.85),
+                                               "boundary_f_2px_mean": pytest.approx(0.8)}
 
 
 def test_verdict_and_gate_results_are_stored_with_the_run(tmp_path, exports):

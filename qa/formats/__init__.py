@@ -25,6 +25,8 @@ from qa.model import Export, Limits
 _MODULES = {
     "coco_panoptic": "qa.formats.coco_panoptic",
     "coco": "qa.formats.coco",
+    "binary_masks": "qa.formats.binary_masks",
+    "labelmap": "qa.formats.labelmap",
 }
 
 FORMATS = tuple(_MODULES)

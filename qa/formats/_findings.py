@@ -21,6 +21,8 @@ LOAD_CODES: dict[str, tuple[str, str]] = {
     "FMT009": ("missing-file", "a file the export refers to is missing or unreadable"),
     "FMT010": ("segment-id-mismatch", "panoptic PNG and segments_info disagree on segment ids"),
     "FMT011": ("invalid-field", "a required field is missing or has the wrong type"),
+    "FMT020": ("png-encoding-mismatch", "label-map or mask PNG of another bit depth or colour type than its export expects"),
+    "FMT021": ("mask-polarity", "which colour of a binary mask is foreground, as sniffed from the masks' border"),
 }
 
 

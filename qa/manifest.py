@@ -19,6 +19,11 @@
 
     [aliases]                         # canonical name = [exact names, globs, "re:" regexes]
     car = ["car_*", "re:^a?car_\\\\d+$", "auto"]
+
+    [[classes]]                       # class table for label-map exports (see qa.formats.labelmap)
+    id = 7
+    name = "road"
+    colour = [128, 64, 128]           # optional: for RGB colour maps
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class Manifest:
     categories: list[str] | None = None
     max_pixels: int | None = None
     path: Path | None = None
+    classes: list[dict] | None = None
 
 
 def parse_spec(text: str) -> ExportSpec:
@@ -69,7 +75,7 @@ def parse_spec(text: str) -> ExportSpec:
     return ExportSpec(annotator=None, path=Path(text))
 
 
-_TOP_KEYS = {"name", "categories", "max_pixels", "exports", "aliases"}
+_TOP_KEYS = {"name", "categories", "max_pixels", "exports", "aliases", "classes"}
 _EXPORT_KEYS = {"annotator", "path", "format", "options"}
 
 
@@ -97,6 +103,7 @@ def read_manifest(path) -> Manifest:
     unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_TOP_KEYS))}", path=path)
+    classes = _read_classes(doc, path)
     exports_raw = doc.get("exports")
     if not isinstance(exports_raw, list) or not exports_raw:
         raise ConfigError("needs at least one [[exports]] table", path=path)
@@ -116,6 +123,9 @@ def read_manifest(path) -> Manifest:
             raise ConfigError("'options' must be a table", path=path, where=where)
         options = {k: (str(path.parent / v) if k.endswith("_dir") and isinstance(v, str) else v)
                    for k, v in options.items()}
+        if classes is not None and (raw.get("format") == "labelmap" or (
+                raw.get("format") is None and (path.parent / raw["path"]).is_dir())):
+            options.setdefault("classes", classes)  # folders of PNGs given a class table are label maps
         exports.append(ExportSpec(annotator=raw.get("annotator"), path=path.parent / raw["path"],
                                   format=raw.get("format"), options=options))
     aliases = doc.get("aliases", {})
@@ -129,4 +139,14 @@ def read_manifest(path) -> Manifest:
     if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels <= 0):
         raise ConfigError("'max_pixels' must be a positive integer", path=path)
     return Manifest(exports=exports, name=doc.get("name"), aliases=aliases, categories=categories,
-                    max_pixels=max_pixels, path=path)
+                    max_pixels=max_pixels, path=path, classes=classes)
+
+
+def _read_classes(doc: dict, path: Path) -> list[dict] | None:
+    """The top-level ``[[classes]]`` table, checked; it becomes the ``classes`` option of label-map exports."""
+    if "classes" not in doc:
+        return None
+    from qa.formats.labelmap import parse_classes
+
+    parse_classes(doc["classes"], path=path)  # raises ConfigError naming the entry
+    return doc["classes"]

@@ -32,6 +32,9 @@ Options (per export, ``[exports.options]`` in the manifest)
     Report (``FMT020``) and leave out files of the other depth.
 ``glob`` : str, default ``"*.png"`` (any case)
     Which files of the folder to read.
+
+A folder given a class table (the manifest's ``[[classes]]`` or ``options.classes``) is read as a label
+map instead, even when its PNGs are black and white.
 """
 
 from __future__ import annotations
@@ -135,6 +138,10 @@ def _parse_options(options: dict, path: Path):
 
 def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
     path = Path(path)
+    if "classes" in options:  # a folder given a class table is a label map, black-and-white or not
+        from qa.formats import labelmap
+
+        return labelmap.read(path, limits=limits, options=options)
     settings = _parse_options(options, path)
     folders = annotator_folders(path, settings[-1])
     if not folders:

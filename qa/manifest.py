@@ -19,11 +19,6 @@
 
     [aliases]                         # canonical name = [exact names, globs, "re:" regexes]
     car = ["car_*", "re:^a?car_\\\\d+$", "auto"]
-
-    [[classes]]                       # class table for label-map exports (see qa.formats.labelmap)
-    id = 7
-    name = "road"
-    colour = [128, 64, 128]           # optional: for RGB colour maps
 """
 
 from __future__ import annotations
@@ -58,7 +53,6 @@ class Manifest:
     categories: list[str] | None = None
     max_pixels: int | None = None
     path: Path | None = None
-    classes: list[dict] | None = None
 
 
 def parse_spec(text: str) -> ExportSpec:
@@ -75,7 +69,7 @@ def parse_spec(text: str) -> ExportSpec:
     return ExportSpec(annotator=None, path=Path(text))
 
 
-_TOP_KEYS = {"name", "categories", "max_pixels", "exports", "aliases", "classes"}
+_TOP_KEYS = {"name", "categories", "max_pixels", "exports", "aliases"}
 _EXPORT_KEYS = {"annotator", "path", "format", "options"}
 
 
@@ -100,9 +94,10 @@ def read_manifest(path) -> Manifest:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"invalid TOML: {exc}", path=path) from None
-    unknown = sorted(set(doc) - _TOP_KEYS)
+    unknown = sorted(set(doc) - _TOP_KEYS - {"classes"})
     if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_TOP_KEYS))}", path=path)
+        known = sorted(_TOP_KEYS | {"classes"})
+        raise ConfigError(f"unknown key {unknown[0]!r}; known keys: {', '.join(known)}", path=path)
     classes = _read_classes(doc, path)
     exports_raw = doc.get("exports")
     if not isinstance(exports_raw, list) or not exports_raw:
@@ -139,11 +134,13 @@ def read_manifest(path) -> Manifest:
     if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels <= 0):
         raise ConfigError("'max_pixels' must be a positive integer", path=path)
     return Manifest(exports=exports, name=doc.get("name"), aliases=aliases, categories=categories,
-                    max_pixels=max_pixels, path=path, classes=classes)
+                    max_pixels=max_pixels, path=path)
 
 
 def _read_classes(doc: dict, path: Path) -> list[dict] | None:
-    """The top-level ``[[classes]]`` table, checked; it becomes the ``classes`` option of label-map exports."""
+    """The top-level ``[[classes]]`` table (label maps' class ids and colours; see
+    :func:`qa.formats.labelmap.parse_classes`), checked. It becomes the ``classes`` option of every
+    export whose format is ``labelmap``, or is not given and whose path is a folder."""
     if "classes" not in doc:
         return None
     from qa.formats.labelmap import parse_classes

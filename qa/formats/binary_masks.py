@@ -137,6 +137,11 @@ def _parse_options(options: dict, path: Path):
 
 
 def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
+    """Read a folder of binary masks (or a folder of such folders) into one export per annotator.
+
+    Takes the arguments of :func:`qa.formats.labelmap.read` and raises the same errors; the options
+    are listed in the module docstring.
+    """
     path = Path(path)
     if "classes" in options:  # a folder given a class table is a label map, black-and-white or not
         from qa.formats import labelmap

@@ -386,6 +386,29 @@ def sniff(path: Path) -> bool:
 # --- reading -----------------------------------------------------------------------------------------
 
 def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
+    """Read a folder of label maps (or a folder of such folders) into one export per annotator.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The folder.
+    limits : Limits
+        Size bounds; a PNG above ``limits.max_pixels`` raises InputError.
+    options : dict
+        See the module docstring; unknown keys raise ConfigError.
+
+    Returns
+    -------
+    list of Export
+        ``annotator`` is empty for a single folder and the sub-folder's name otherwise.
+
+    Raises
+    ------
+    InputError
+        When the folder has no PNGs, or a PNG cannot be read or decoded (one line naming the file).
+    ConfigError
+        On an unknown option or a bad class table.
+    """
     path = Path(path)
     check_options(options, OPTIONS, NAME, path)
     table = None

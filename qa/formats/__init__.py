@@ -23,10 +23,10 @@ from qa.model import Export, Limits
 
 # Detection order matters: the more specific formats come first (panoptic JSON is also COCO-shaped).
 _MODULES = {
+    "binary_masks": "qa.formats.binary_masks",  # folders of PNGs only: black-and-white masks first,
+    "labelmap": "qa.formats.labelmap",  # then any other PNGs
     "coco_panoptic": "qa.formats.coco_panoptic",
     "coco": "qa.formats.coco",
-    "binary_masks": "qa.formats.binary_masks",
-    "labelmap": "qa.formats.labelmap",
 }
 
 FORMATS = tuple(_MODULES)

@@ -367,10 +367,22 @@ def rle_bbox(rle: dict) -> tuple[float, float, float, float]:
 
 # --- sniffing ----------------------------------------------------------------------------------------
 
+_ANNOTATION_SUFFIXES = {".json", ".xml"}
+
+
 def sample_files(path: Path, n: int = 3) -> list[Path]:
-    """Up to ``n`` PNGs of the first annotator folder under ``path`` (for sniffing)."""
+    """Up to ``n`` PNGs of the first annotator folder under ``path`` (for sniffing).
+
+    Empty when the folder also holds JSON or XML files: PNGs next to annotation files are the images
+    of another format (LabelMe, CVAT), not label maps.
+    """
     folders = annotator_folders(path)
     if not folders:
+        return []
+    try:
+        if any(p.suffix.lower() in _ANNOTATION_SUFFIXES for p in folders[0][1].iterdir()):
+            return []
+    except OSError:
         return []
     return [p for _, p in list_pngs(folders[0][1], None)[:n]]
 

@@ -425,6 +425,9 @@ def test_detection_tells_label_maps_from_binary_masks(tmp_path):
     assert detect(tmp_path / "nested") == "labelmap"
     with pytest.raises(InputError, match="cannot tell the export format"):
         detect(tmp_path / "nested" / "ann1" / "a.png")
+    (tmp_path / "maps" / "a.json").write_text("{}")  # PNGs next to annotation files are images
+    with pytest.raises(InputError, match="cannot tell the export format"):
+        detect(tmp_path / "maps")
 
 
 def test_a_class_table_makes_a_black_and_white_folder_a_label_map(tmp_path):

@@ -55,6 +55,18 @@ class Manifest:
     path: Path | None = None
 
 
+def _read_classes(doc: dict, path: Path) -> list[dict] | None:
+    """The top-level ``[[classes]]`` table (label maps' class ids and colours; see
+    :func:`qa.formats.labelmap.parse_classes`), checked. It becomes the ``classes`` option of every
+    export whose format is ``labelmap``, or is not given and whose path is a folder."""
+    if "classes" not in doc:
+        return None
+    from qa.formats.labelmap import parse_classes
+
+    parse_classes(doc["classes"], path=path)  # raises ConfigError naming the entry
+    return doc["classes"]
+
+
 def parse_spec(text: str) -> ExportSpec:
     """Parse ``NAME=PATH`` (or a bare ``PATH``, named after the file or from inside it).
 
@@ -135,15 +147,3 @@ def read_manifest(path) -> Manifest:
         raise ConfigError("'max_pixels' must be a positive integer", path=path)
     return Manifest(exports=exports, name=doc.get("name"), aliases=aliases, categories=categories,
                     max_pixels=max_pixels, path=path)
-
-
-def _read_classes(doc: dict, path: Path) -> list[dict] | None:
-    """The top-level ``[[classes]]`` table (label maps' class ids and colours; see
-    :func:`qa.formats.labelmap.parse_classes`), checked. It becomes the ``classes`` option of every
-    export whose format is ``labelmap``, or is not given and whose path is a folder."""
-    if "classes" not in doc:
-        return None
-    from qa.formats.labelmap import parse_classes
-
-    parse_classes(doc["classes"], path=path)  # raises ConfigError naming the entry
-    return doc["classes"]

@@ -79,6 +79,10 @@ def render_table(header: list[str], rows: list[list[str]], *, left: int = 1) -> 
 
 def _print_summary(summary: dict) -> None:
     rows = summary["annotators"]
+    batch = summary.get("batch") or {}
+    if batch.get("name") or batch.get("description"):
+        print(": ".join(t for t in (batch.get("name"), batch.get("description")) if t))
+        print()
     categories = sorted({c for r in rows for c in r["objects_per_category"]})
     shown = categories[:8]
     print(render_table(

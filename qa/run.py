@@ -102,8 +102,11 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
                                   options=spec.options))
     if progress:
         progress("load", len(specs), len(specs))
-    return align(loaded, aliases=merged_aliases,
-                 categories=categories if categories is not None else (man.categories if man else None))
+    batch = align(loaded, aliases=merged_aliases,
+                  categories=categories if categories is not None else (man.categories if man else None))
+    if man is not None:
+        batch.name, batch.description = man.name, man.description
+    return batch
 
 
 def summarise(batch: Batch) -> dict:
@@ -136,6 +139,7 @@ def summarise(batch: Batch) -> dict:
     return {
         "schema": 1,
         "tool_version": __version__,
+        "batch": {"name": batch.name, "description": batch.description},
         "annotators": per_annotator,
         "images": len(batch.images),
         "images_labelled_by_all": sum(1 for k in batch.images if len(batch.coverage.get(k, ())) == n),

@@ -10,3 +10,26 @@ def run_cli(argv, capsys):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def coco_area(segmentation, height, width) -> int:
+    """pycocotools' area of a COCO segmentation as written in the JSON (polygons or RLE), via frPyObjects."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, dict) and isinstance(segmentation["counts"], str):
+        rle = dict(segmentation, counts=segmentation["counts"].encode("ascii"))  # COCO.annToRLE does the same
+    else:
+        rles = mask_utils.frPyObjects(segmentation, height, width)
+        rle = mask_utils.merge(rles) if isinstance(rles, list) else rles
+    return int(mask_utils.area(rle))
+
+
+def write_json(path, document) -> "Path":
+    """Write ``document`` as JSON at ``path`` (parents created) and return the path."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path

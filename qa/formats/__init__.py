@@ -64,8 +64,13 @@ def detect(path) -> str:
     for name in _MODULES:
         if _module(name).sniff(path):
             return name
+    if path.is_file() and path.suffix.lower() == ".json":
+        from qa.formats._json import read_json
+
+        read_json(path)  # a JSON syntax error says more than "unknown format"
     known = ", ".join(_MODULES)
-    raise InputError(f"cannot tell the export format (known: {known}); pass --format", path=path)
+    raise InputError(f"cannot tell the export format (known: {known}); set 'format' for this export in the "
+                     "batch manifest", path=path)
 
 
 def load(path, annotator: str | None = None, *, format: str | None = None,

@@ -231,7 +231,7 @@ def png_header(path: Path) -> tuple[int, int, int, str]:
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", path=path) from None
     if head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR" or len(head) < 29:
-        raise InputError("not a PNG file (no PNG signature and IHDR header)", path=path)
+        raise InputError("not a PNG file: no PNG signature and IHDR header", path=path)
     width, height, depth, colour_type = struct.unpack(">IIBB", head[16:26])
     kind = _COLOUR_TYPES.get(colour_type)
     if kind is None or depth not in (1, 2, 4, 8, 16):

@@ -13,8 +13,6 @@ import qa
 from qa.errors import ConfigError
 from qa.formats import load
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
-
 H, W = 30, 40
 
 

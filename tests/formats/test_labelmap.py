@@ -16,9 +16,6 @@ from qa.errors import ConfigError, InputError
 from qa.formats import detect
 from qa.formats.labelmap import parse_classes
 
-# pycocotools 2.0.11 decode() under numpy >= 2.3 warns from its compiled code (not ours).
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
-
 # --- BU-BIL dataset 1: ten experts, seven crowd workers -------------------------------------------------
 
 EXPERTS = [f"Person{p}_{tool}" for p in range(1, 6) for tool in ("Amira", "ImageJ")]
@@ -407,7 +404,7 @@ def test_unreadable_png_is_one_line_input_error(tmp_path, capsys):
     broken.write_bytes(good)
     code, out, err = run_cli(["run", f"alice={tmp_path / 'alice'}"], capsys)
     assert code == 2 and out == ""
-    assert err.strip() == f"qa: error: {tmp_path / 'alice' / 'c.png'}: not a PNG file (no PNG signature and IHDR header)"
+    assert err.strip() == f"qa: error: {tmp_path / 'alice' / 'c.png'}: not a PNG file: no PNG signature and IHDR header"
 
 
 def test_png_above_the_size_limit_is_refused(tmp_path):

@@ -80,6 +80,14 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
     >>> batch.annotators  # doctest: +SKIP
     ['alice', 'bob']
     """
+    return _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
+                 max_pixels=max_pixels, progress=progress)[0]
+
+
+def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
+          progress: Progress | None = None) -> tuple[Batch, dict]:
+    """:func:`load`, plus the alias report (:func:`qa.alias_report.alias_report`) made before alignment."""
+    from qa.alias_report import alias_report
     from qa.formats import load as load_export
 
     specs: list[ExportSpec] = []
@@ -102,15 +110,20 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
                                   options=spec.options))
     if progress:
         progress("load", len(specs), len(specs))
+    report = alias_report(loaded, merged_aliases)
     batch = align(loaded, aliases=merged_aliases,
                   categories=categories if categories is not None else (man.categories if man else None))
     if man is not None:
         batch.name, batch.description = man.name, man.description
-    return batch
+    return batch, report
 
 
-def summarise(batch: Batch) -> dict:
-    """A plain-data summary of a batch: per annotator images, objects per category, findings."""
+def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
+    """A plain-data summary of a batch: per annotator images, objects per category, findings.
+
+    ``alias_report`` (from :func:`qa.alias_report.alias_report`) is passed through as the summary's
+    ``alias_report`` entry.
+    """
     per_annotator = []
     for name in batch.annotators:
         export = batch.exports[name]
@@ -145,6 +158,7 @@ def summarise(batch: Batch) -> dict:
         "images_labelled_by_all": sum(1 for k in batch.images if len(batch.coverage.get(k, ())) == n),
         "categories": [{"name": c.name, "isthing": c.isthing} for c in batch.categories.values()],
         "aliases": batch.aliases,
+        "alias_report": alias_report,
         "findings": findings,
         "findings_by_code": dict(sorted(Counter(f.code for f in batch.findings).items())),
         "errors": severities.get("error", 0),
@@ -158,7 +172,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
 
     Takes the same arguments as :func:`load`.
     """
-    batch = load(*exports, manifest=manifest, aliases=aliases, categories=categories,
-                 max_pixels=max_pixels, progress=progress)
+    batch, report = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
+                          max_pixels=max_pixels, progress=progress)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
-    return Run(batch=batch, summary=summarise(batch), settings=settings)
+    return Run(batch=batch, summary=summarise(batch, alias_report=report), settings=settings)

@@ -23,10 +23,13 @@ from qa.model import Export, Limits
 
 # Detection order matters: the more specific formats come first (panoptic JSON is also COCO-shaped).
 _MODULES = {
-    "binary_masks": "qa.formats.binary_masks",  # folders of PNGs only: black-and-white masks first,
-    "labelmap": "qa.formats.labelmap",  # then any other PNGs
     "coco_panoptic": "qa.formats.coco_panoptic",
     "coco": "qa.formats.coco",
+    "cvat": "qa.formats.cvat",
+    "label_studio": "qa.formats.label_studio",
+    "labelme": "qa.formats.labelme",
+    "binary_masks": "qa.formats.binary_masks",  # folders of PNGs only: black-and-white masks first,
+    "labelmap": "qa.formats.labelmap",  # then any other PNGs
 }
 
 FORMATS = tuple(_MODULES)
@@ -69,8 +72,8 @@ def detect(path) -> str:
 
         read_json(path)  # a JSON syntax error says more than "unknown format"
     known = ", ".join(_MODULES)
-    raise InputError(f"cannot tell the export format (known: {known}); set 'format' for this export in the "
-                     "batch manifest", path=path)
+    raise InputError(f"cannot tell the export format (known: {known}); pass --input-format NAME "
+                     "or set 'format' in the manifest", path=path)
 
 
 def load(path, annotator: str | None = None, *, format: str | None = None,

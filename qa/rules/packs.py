@@ -213,8 +213,9 @@ def _check_value(rule: _registry.Rule, key: str, value, path: Path, where: str) 
           else isinstance(value, str) if isinstance(default, str)
           else True)
     if not ok:
-        raise ConfigError(f"{rule.id} parameter {key!r} takes a {type(default).__name__}, got {value!r}",
-                          path=path, where=where)
+        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+            type(default), type(default).__name__)
+        raise ConfigError(f"{rule.id} parameter {key!r} takes {kind}, got {value!r}", path=path, where=where)
     if key in rule.choices and value not in rule.choices[key]:
         raise ConfigError(f"{rule.id} parameter {key!r} must be one of "
                           f"{', '.join(map(repr, rule.choices[key]))}, got {value!r}", path=path, where=where)

@@ -454,9 +454,44 @@ _LOAD_DOCS = {
         ## Parameters
         None.
     """,
+    "FMT012": """
+        ## What it checks
+        Shapes that are not areas (polylines, points, tags, skeletons) in an export. They are
+        counted and left out of the comparison.
+
+        ## Why it matters
+        Agreement and the rules here are about regions; a region drawn as a polyline by mistake
+        would otherwise vanish without a word.
+
+        ## Example
+        A CVAT `<points>` keypoint on a battery, or a LabelMe `linestrip`.
+
+        ## How to fix
+        Nothing, when the shapes are meant as keypoints or lines; redraw as a polygon otherwise.
+
+        ## Parameters
+        None.
+    """,
+    "FMT013": """
+        ## What it checks
+        Objects the tool marks as deleted (LabelMe `<deleted>1</deleted>`) and annotations marked
+        cancelled (Label Studio `was_cancelled`). They are left out.
+
+        ## Why it matters
+        Deleted work is not the annotator's answer; comparing it would count phantom objects.
+
+        ## Example
+        A LabelMe object with `<deleted>1</deleted>` left in the XML.
+
+        ## How to fix
+        Nothing; purge deleted objects from the export if they should not travel with it.
+
+        ## Parameters
+        None.
+    """,
 }
 
-_LOAD_SEVERITY = {"FMT010": "warning"}
+_LOAD_SEVERITY = {"FMT010": "warning", "FMT012": "info", "FMT013": "info"}
 
 
 

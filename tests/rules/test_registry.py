@@ -32,7 +32,7 @@ def test_load_and_alignment_codes_are_all_registered():
     for code, (name, title) in {**LOAD_CODES, **ALIGN_CODES}.items():
         r = _registry.get(code)
         assert (r.name, r.title, r.level, r.func) == (name, title, "load", None)
-    assert set(_LOAD_DOCS) == set(LOAD_CODES), "every load-time code needs its own explain text"
+    assert set(LOAD_CODES) <= set(_LOAD_DOCS), "every load-time code needs its own explain text"
 
 
 @pytest.mark.parametrize("r", RULES, ids=lambda r: r.id)

@@ -249,7 +249,9 @@ class ExportContext:
 
         if not self.n:
             return np.zeros(0)
-        return np.asarray(mask_utils.area(self.rles), dtype=np.float64)
+        # pycocotools' area() overflows a uint8 count on lists of 256 RLEs or more (numpy 2): chunk it
+        chunks = [self.rles[k:k + 255] for k in range(0, self.n, 255)]
+        return np.concatenate([np.asarray(mask_utils.area(c), dtype=np.float64).reshape(-1) for c in chunks])
 
     @cached_property
     def mask_bbox(self) -> np.ndarray:
@@ -346,15 +348,24 @@ class ExportContext:
         In an export without a layer order (:attr:`ordered` false: amodal COCO, say) every
         overlapping object counts, since either could be in front. NaN for an empty mask.
         """
+        return self._covered(things_only=False)
+
+    @cached_property
+    def covered_by_things(self) -> np.ndarray:
+        """As :attr:`covered`, counting only things above (stuff is background, never an occluder)."""
+        return self._covered(things_only=True)
+
+    def _covered(self, *, things_only: bool) -> np.ndarray:
         share = np.where(self.mask_area > 0, 0.0, np.nan)
         pairs = self.overlaps
         if not len(pairs.i):
             return share
         lower = np.concatenate([pairs.i, pairs.j])
         upper = np.concatenate([pairs.j, pairs.i])
-        if self.ordered:
-            keep = self.above(lower, upper)
-            lower, upper = lower[keep], upper[keep]
+        keep = self.above(lower, upper) if self.ordered else np.ones(len(lower), bool)
+        if things_only:
+            keep &= self.isthing[upper]
+        lower, upper = lower[keep], upper[keep]
         order = np.argsort(lower, kind="stable")
         lower, upper = lower[order], upper[order]
         for obj in np.unique(lower):

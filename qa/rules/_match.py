@@ -1,9 +1,9 @@
 """Objects matched across annotators, for the rules that compare annotators (OCC004, LAY005).
 
-A stop-gap until ``qa.engine.match`` (the comparison engine's optimal assignment) is available: for
-each image and each pair of annotators, mask IoU of every object pair (pycocotools ``iou`` on RLEs,
-no decoding), then a greedy one-to-one assignment in decreasing IoU, keeping pairs with IoU at least
-the threshold. Matching is label-agnostic.
+A stop-gap until ``qa.engine.match`` (the comparison engine's matching) is available: for each
+image and each pair of annotators, mask IoU of every object pair (pycocotools ``iou`` on RLEs, no
+decoding), then the one-to-one assignment that maximises the summed IoU (``scipy.optimize.
+linear_sum_assignment``), keeping pairs with IoU at least the threshold. Matching is label-agnostic.
 """
 
 from __future__ import annotations
@@ -13,31 +13,24 @@ from itertools import combinations
 import numpy as np
 
 
-def greedy_assignment(iou: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns of a greedy one-to-one assignment on an IoU matrix, best pairs first.
+def optimal_assignment(iou: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the one-to-one assignment with the largest summed IoU, pairs below
+    ``threshold`` dropped.
 
     Examples
     --------
-    >>> greedy_assignment(np.array([[0.9, 0.6], [0.7, 0.2]]), 0.5)
-    (array([0]), array([0]))
-    >>> greedy_assignment(np.array([[0.6, 0.9], [0.7, 0.2]]), 0.5)
+    >>> optimal_assignment(np.array([[0.9, 0.6], [0.7, 0.2]]), 0.5)
     (array([0, 1]), array([1, 0]))
+    >>> optimal_assignment(np.array([[0.9, 0.6], [0.3, 0.2]]), 0.5)
+    (array([0]), array([0]))
     """
+    from scipy.optimize import linear_sum_assignment
+
     if iou.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    r, c = np.nonzero(iou >= threshold)
-    order = np.lexsort((c, r, -iou[r, c]))
-    used_r, used_c = set(), set()
-    rows, cols = [], []
-    for k in order:
-        a, b = int(r[k]), int(c[k])
-        if a in used_r or b in used_c:
-            continue
-        used_r.add(a)
-        used_c.add(b)
-        rows.append(a)
-        cols.append(b)
-    return np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    r, c = linear_sum_assignment(iou, maximize=True)
+    keep = iou[r, c] >= threshold
+    return r[keep].astype(np.int64), c[keep].astype(np.int64)
 
 
 def match_objects(ctx, *, iou_threshold: float = 0.5, where: np.ndarray) -> np.ndarray:
@@ -57,7 +50,7 @@ def match_objects(ctx, *, iou_threshold: float = 0.5, where: np.ndarray) -> np.n
                 continue
             iou = np.asarray(mask_utils.iou([ca.rles[k] for k in ia], [cb.rles[k] for k in ib],
                                             [0] * len(ib)), dtype=np.float64).reshape(len(ia), len(ib))
-            r, c = greedy_assignment(iou, iou_threshold)
+            r, c = optimal_assignment(iou, iou_threshold)
             for x, y in zip(r, c):
                 rows.append((ctx.offset[a] + ia[x], ctx.offset[b] + ib[y], iou[x, y]))
     if not rows:

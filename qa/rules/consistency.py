@@ -62,8 +62,8 @@ def bbox_mismatch(ctx: ExportContext, *, tolerance_px=1.0):
     ## What it checks
     Polygon and RLE objects whose declared `bbox` differs from the geometry's by more than
     `tolerance_px` on any side. Both conventions in use are accepted: the extents of the
-    polygon's vertices (COCO) and the tight box of the rasterised mask. Panoptic segments are
-    checked by FMT103.
+    polygon's vertices (COCO) and the tight box of the rasterised mask (`[0, 0, 0, 0]` when the
+    mask is empty, as pycocotools gives it). Panoptic segments are checked by FMT103.
 
     ## Why it matters
     Detectors are trained on the declared bbox while segmentation heads learn the mask; when they
@@ -83,9 +83,8 @@ def bbox_mismatch(ctx: ExportContext, *, tolerance_px=1.0):
     has = np.isfinite(declared).all(axis=1) & (ctx.kind != "segment")
     if not has.any():
         return []
-    mask_box = ctx.mask_bbox.astype(np.float64)
-    empty = ctx.mask_area <= 0
-    d_mask = np.where(empty, np.inf, np.abs(declared - mask_box).max(axis=1))
+    mask_box = ctx.mask_bbox.astype(np.float64)  # all zeros for an empty mask, as pycocotools' toBbox
+    d_mask = np.abs(declared - mask_box).max(axis=1)
     ext = _vertex_extents(ctx)
     d_vert = np.where(np.isnan(ext).any(axis=1), np.inf, np.nan_to_num(np.abs(declared - ext), nan=np.inf).max(axis=1))
     diff = np.minimum(d_mask, d_vert)

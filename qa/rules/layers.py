@@ -111,7 +111,8 @@ def buried_object(ctx: ExportContext, *, min_visible_share=0.05):
     """
     ## What it checks
     Objects of which less than `min_visible_share` of the mask remains visible under the
-    objects drawn above them. Exports with no layer order are not checked.
+    objects drawn above them; the message names the object that hides most of it. Exports with
+    no layer order are not checked.
 
     ## Why it matters
     An object that cannot be seen in the rendered labels is usually a layer-order mistake (the
@@ -132,9 +133,22 @@ def buried_object(ctx: ExportContext, *, min_visible_share=0.05):
     visible = 1.0 - ctx.covered
     limit = _per_object(min_visible_share, ctx.n).astype(np.float64)
     bad = np.flatnonzero(~ctx.iscrowd & ~np.isnan(visible) & (visible < limit))
-    return [Hit(int(k), float(visible[k]), float(limit[k]),
-                f"object is {100 * visible[k]:.1f} % visible under the objects above it "
-                f"(minimum {100 * limit[k]:g} %)") for k in bad]
+    if not len(bad):
+        return []
+    p = ctx.overlaps
+    lower = np.concatenate([p.i, p.j])
+    upper = np.concatenate([p.j, p.i])
+    inter = np.concatenate([p.inter, p.inter])
+    keep = ctx.above(lower, upper)
+    lower, upper, inter = lower[keep], upper[keep], inter[keep]
+    hits = []
+    for k in bad:
+        mine = lower == k
+        top = upper[mine][np.argmax(inter[mine])]
+        hits.append(Hit(int(k), float(visible[k]), float(limit[k]),
+                        f"object is {100 * visible[k]:.1f} % visible under the objects above it "
+                        f"(minimum {100 * limit[k]:g} %), mostly under {_where(ctx, int(top))}"))
+    return hits
 
 
 @rule("LAY004", "overlap-in-visible-only", "objects overlap where the guideline labels visible parts only",
@@ -183,13 +197,14 @@ def overlap_in_visible_only(ctx: ExportContext, *, max_overlap_share=0.01):
 
 @rule("LAY005", "z-order-reversed", "annotators put the same overlapping pair in opposite layer order",
       severity="warning", level="batch")
-def z_order_reversed(ctx: BatchContext, *, iou_threshold=0.5):
+def z_order_reversed(ctx: BatchContext, *, iou_threshold=0.5, min_area_px=50):
     """
     ## What it checks
     Pairs of overlapping objects that other annotators also labelled (matched at mask IoU at
     least `iou_threshold`, overlapping there too) where the z_order puts the pair the other way
     round for most of those annotators. The object this annotator put on top is reported; with
-    two annotators both sides of a reversed pair are reported.
+    two annotators both sides of a reversed pair are reported. Objects smaller than
+    `min_area_px` are not matched: a pixel of outline noise changes their IoU with every neighbour.
 
     ## Why it matters
     The shared pixels go to different objects depending on who labelled the image, so the
@@ -204,9 +219,10 @@ def z_order_reversed(ctx: BatchContext, *, iou_threshold=0.5):
 
     ## Parameters
     - `iou_threshold` (float, default 0.5, mask IoU): the least IoU at which two objects are the same object.
+    - `min_area_px` (int, default 50, pixels): smaller objects are not compared.
     """
     z = ctx.attribute("z")
-    has = ~np.isnan(z)
+    has = ~np.isnan(z) & (ctx.attribute("mask_area") >= _per_object(min_area_px, ctx.n))
     if not has.any() or len(ctx.batch.annotators) < 2:
         return []
     thr = float(np.min(_per_object(iou_threshold, ctx.n))) if ctx.n else 0.5

@@ -9,7 +9,8 @@ then compared on crops; "covered" is the share of an object's mask under the uni
 drawn above it (higher z_order, or later in the export when z_order ties or is missing and the tool
 paints in export order). In an export with no layer order (amodal COCO) an overlap hides one of
 the two objects without saying which: OCC002 then asks that one of them be flagged, and OCC003
-does not apply.
+does not apply. Only things occlude: stuff (road, sky) is background, and a stuff region drawn
+above a thing is a layer error (LAY002), not an occlusion. OCC002 and OCC003 check things only.
 """
 
 from __future__ import annotations
@@ -57,9 +58,10 @@ def _gap_to_nearest(ctx: ExportContext, i: int, others: np.ndarray, reach: int) 
 def occluded_without_occluder(ctx: ExportContext, *, touch_px=2):
     """
     ## What it checks
-    Objects flagged occluded while no other object of the same annotator in the image overlaps
-    them or comes within `touch_px` pixels of background. The measured value is the gap to the
-    nearest labelled object in pixels (NaN when the object is alone in the image).
+    Objects flagged occluded while no thing (no object of a category with `isthing` true) of
+    the same annotator in the image overlaps them or comes within `touch_px` pixels of
+    background; stuff such as road or sky does not occlude. The measured value is the gap to the
+    nearest labelled thing in pixels (NaN when there is none in the image).
 
     ## Why it matters
     Models that predict occlusion (amodal completion, tracking through occlusion) learn it from
@@ -85,15 +87,15 @@ def occluded_without_occluder(ctx: ExportContext, *, touch_px=2):
         if not nonempty[i]:
             continue
         same = ctx.by_image[ctx.image[i]]
-        others = same[(same != i) & nonempty[same]]
+        others = same[(same != i) & nonempty[same] & ctx.isthing[same]]
         if not len(others):
             hits.append(Hit(int(i), float("nan"), float(limit[i]),
-                            "object is flagged occluded but is the only labelled object in the image"))
+                            "object is flagged occluded but no other thing is labelled in the image"))
             continue
         gap = _gap_to_nearest(ctx, int(i), others, int(limit[i]))
         if gap > limit[i]:
             hits.append(Hit(int(i), gap, float(limit[i]),
-                            f"object is flagged occluded but the nearest labelled object is {gap:.0f} px "
+                            f"object is flagged occluded but the nearest labelled thing is {gap:.0f} px "
                             f"away (maximum {limit[i]} px)"))
     return hits
 
@@ -103,8 +105,8 @@ def occluded_without_occluder(ctx: ExportContext, *, touch_px=2):
 def unflagged_occlusion(ctx: ExportContext, *, max_covered_share=0.2):
     """
     ## What it checks
-    Objects not flagged occluded of which more than `max_covered_share` of the mask lies under
-    objects drawn above them (by z_order; by export order where z_order ties or is missing), in
+    Things not flagged occluded of which more than `max_covered_share` of the mask lies under
+    things drawn above them (by z_order; by export order where z_order ties or is missing), in
     exports that carry occluded flags. In exports with no layer order (amodal labels without
     z_order) the share under any overlapping object counts, and the object is reported only when
     none of the objects overlapping it is flagged either. Crowd regions are not checked.
@@ -125,18 +127,18 @@ def unflagged_occlusion(ctx: ExportContext, *, max_covered_share=0.2):
     """
     if not ctx.has_occluded_flags:
         return []
-    covered = ctx.covered
+    covered = ctx.covered_by_things
     limit = _per_object(max_covered_share, ctx.n).astype(np.float64)
-    bad = (ctx.occluded != 1) & ~ctx.iscrowd & (np.nan_to_num(covered) > limit)
+    bad = (ctx.occluded != 1) & ~ctx.iscrowd & ctx.isthing & (np.nan_to_num(covered) > limit)
     if not ctx.ordered:
         p = ctx.overlaps
         flagged_neighbour = np.zeros(ctx.n, bool)
-        flagged_neighbour[p.i[ctx.occluded[p.j] == 1]] = True
-        flagged_neighbour[p.j[ctx.occluded[p.i] == 1]] = True
+        flagged_neighbour[p.i[(ctx.occluded[p.j] == 1) & ctx.isthing[p.j]]] = True
+        flagged_neighbour[p.j[(ctx.occluded[p.i] == 1) & ctx.isthing[p.i]]] = True
         bad &= ~flagged_neighbour
     bad = np.flatnonzero(bad)
     return [Hit(int(i), float(covered[i]), float(limit[i]),
-                f"object is {100 * covered[i]:.0f} % covered by objects above it but not flagged occluded "
+                f"object is {100 * covered[i]:.0f} % covered by things above it but not flagged occluded "
                 f"(maximum {100 * limit[i]:g} %)") for i in bad]
 
 
@@ -145,7 +147,7 @@ def unflagged_occlusion(ctx: ExportContext, *, max_covered_share=0.2):
 def heavy_occlusion(ctx: ExportContext, *, max_covered_share=0.8, policy="drop"):
     """
     ## What it checks
-    Objects of which more than `max_covered_share` lies under objects drawn above them, handled
+    Things of which more than `max_covered_share` lies under things drawn above them, handled
     against the guideline's `policy`: with `"drop"` such objects should not be labelled at all;
     with `"flag"` they must carry the occluded flag (checked only in exports that have flags;
     this is OCC002 at a higher threshold, so select one of the two). Exports with no layer order
@@ -169,19 +171,19 @@ def heavy_occlusion(ctx: ExportContext, *, max_covered_share=0.8, policy="drop")
     """
     if not ctx.ordered:
         return []
-    covered = np.nan_to_num(ctx.covered)
+    covered = np.nan_to_num(ctx.covered_by_things)
     limit = _per_object(max_covered_share, ctx.n).astype(np.float64)
     pol = _per_object(policy, ctx.n)
-    heavy = (covered > limit) & ~ctx.iscrowd
+    heavy = (covered > limit) & ~ctx.iscrowd & ctx.isthing
     drop = heavy & (pol == "drop")
     flag = heavy & (pol == "flag") & (ctx.occluded != 1) & ctx.has_occluded_flags
     hits = []
     for i in np.flatnonzero(drop | flag):
         if drop[i]:
-            text = (f"object is {100 * covered[i]:.0f} % covered by objects above it; the guideline drops "
+            text = (f"object is {100 * covered[i]:.0f} % covered by things above it; the guideline drops "
                     f"objects covered more than {100 * limit[i]:g} %")
         else:
-            text = (f"object is {100 * covered[i]:.0f} % covered by objects above it and not flagged "
+            text = (f"object is {100 * covered[i]:.0f} % covered by things above it and not flagged "
                     f"occluded; the guideline flags objects covered more than {100 * limit[i]:g} %")
         hits.append(Hit(int(i), float(covered[i]), float(limit[i]), text))
     return hits
@@ -189,13 +191,14 @@ def heavy_occlusion(ctx: ExportContext, *, max_covered_share=0.8, policy="drop")
 
 @rule("OCC004", "occluded-flag-disagreement", "annotators disagree on whether the same object is occluded",
       severity="warning", level="batch")
-def occluded_flag_disagreement(ctx: BatchContext, *, iou_threshold=0.5, max_disagreeing_share=0.5):
+def occluded_flag_disagreement(ctx: BatchContext, *, iou_threshold=0.5, max_disagreeing_share=0.5, min_area_px=50):
     """
     ## What it checks
     Objects matched across annotators (mask IoU at least `iou_threshold`, one-to-one per pair of
     annotators, labels ignored) whose occluded flag differs from more than
     `max_disagreeing_share` of their matched counterparts. With two annotators both objects of a
-    disagreeing pair are reported; with more, the minority is.
+    disagreeing pair are reported; with more, the minority is. Objects smaller than `min_area_px`
+    are not matched: a pixel of outline noise changes their IoU with every neighbour.
 
     ## Why it matters
     When annotators split on the flag the guideline's notion of occlusion is ambiguous, and the
@@ -211,9 +214,10 @@ def occluded_flag_disagreement(ctx: BatchContext, *, iou_threshold=0.5, max_disa
     ## Parameters
     - `iou_threshold` (float, default 0.5, mask IoU): the least IoU at which two objects are the same object.
     - `max_disagreeing_share` (float, default 0.5, share of matched counterparts): the largest share that may disagree.
+    - `min_area_px` (int, default 50, pixels): smaller objects are not compared.
     """
     occ = ctx.attribute("occluded")
-    has = occ >= 0
+    has = (occ >= 0) & (ctx.attribute("mask_area") >= _per_object(min_area_px, ctx.n))
     if not has.any():
         return []
     thr = float(np.min(_per_object(iou_threshold, ctx.n))) if ctx.n else 0.5

@@ -39,8 +39,18 @@ def _density(ctx: ExportContext):
     return count, perimeter, density
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.1f}" if abs(x) < 1000 else f"{x:.0f}"
+def _shared(ctx: ExportContext, v) -> np.ndarray:
+    """Whether each vertex sits exactly on a vertex of another object in the same image."""
+    if not len(v.xy):
+        return np.zeros(0, bool)
+    obj = v.vertex_object
+    _, image = np.unique(ctx.image, return_inverse=True) if ctx.n else (None, np.zeros(0, np.int64))
+    rows = np.column_stack([image[obj].astype(np.float64), v.xy])
+    _, place = np.unique(rows, axis=0, return_inverse=True)
+    place = place.reshape(-1)
+    pairs = np.unique(np.column_stack([place, obj]), axis=0)
+    owners = np.bincount(pairs[:, 0], minlength=place.max() + 1)
+    return owners[place] > 1
 
 
 @rule("VTX001", "sparse-polygon", "polygon has too few vertices for the length of its outline",
@@ -112,8 +122,9 @@ def dense_polygon(ctx: ExportContext, *, max_vertices_per_100px=50.0, min_perime
 def too_few_vertices(ctx: ExportContext, *, min_vertices=4):
     """
     ## What it checks
-    Polygon parts with fewer vertices than `min_vertices` (the part with the fewest counts).
-    Parts with fewer than 3 points are rejected at load time (FMT001).
+    Polygon parts of things with fewer vertices than `min_vertices` (the part with the fewest
+    counts). Stuff regions are not checked: tiled to fit their neighbours, they have triangular
+    pieces at corners. Parts with fewer than 3 points are rejected at load time (FMT001).
 
     ## Why it matters
     A triangle is rarely the shape of a real object; it is usually a misclick or a placeholder,
@@ -134,7 +145,7 @@ def too_few_vertices(ctx: ExportContext, *, min_vertices=4):
     limit = _per_object(min_vertices, ctx.n)
     has = np.zeros(ctx.n, bool)
     has[v.part_object] = True
-    bad = np.flatnonzero(has & (fewest < limit))
+    bad = np.flatnonzero(has & ctx.isthing & (fewest < limit))
     return [Hit(int(i), float(fewest[i]), float(limit[i]),
                 f"polygon part has {fewest[i]} vertices (minimum {limit[i]})") for i in bad]
 
@@ -182,11 +193,15 @@ def duplicate_vertex(ctx: ExportContext, *, tolerance_px=0.0):
 
 
 @rule("VTX005", "collinear-run", "many vertices lie on the line between their neighbours", severity="info")
-def collinear_run(ctx: ExportContext, *, tolerance_px=0.1, max_redundant_share=0.3):
+def collinear_run(ctx: ExportContext, *, tolerance_px=0.1, max_redundant_share=0.3, min_vertices=10):
     """
     ## What it checks
-    The share of a polygon's vertices that are redundant: within `tolerance_px` of the straight
+    The share of a polygon's vertices that are redundant (polygons of at least `min_vertices`
+    vertices): within `tolerance_px` of the straight
     segment between their two neighbours, and between them. Duplicate vertices are left to VTX004.
+    Vertices that keep boundaries shared are not counted: those at exactly the same place as a
+    vertex of another object of the image (regions that meet share their vertices), and runs along
+    the image border (an outline cut by the frame).
 
     ## Why it matters
     Runs of redundant vertices add no shape; they come from pixel tracing or from mask-to-polygon
@@ -203,6 +218,8 @@ def collinear_run(ctx: ExportContext, *, tolerance_px=0.1, max_redundant_share=0
     ## Parameters
     - `tolerance_px` (float, default 0.1, pixels): a vertex this close to its neighbours' chord is redundant.
     - `max_redundant_share` (float, default 0.3, share of vertices): the largest share allowed.
+    - `min_vertices` (int, default 10, vertices): smaller polygons are not checked (on a few short
+      edges a tenth of a pixel is no longer small).
     """
     v = ctx.vertices
     xy = v.xy
@@ -217,13 +234,20 @@ def collinear_run(ctx: ExportContext, *, tolerance_px=0.1, max_redundant_share=0
     edges = _edges(v)
     distinct = (edges > 0) & (edges[v.prv] > 0)
     tol = _per_object(tolerance_px, ctx.n).astype(np.float64)[v.vertex_object]
-    redundant = distinct & (dist <= tol) & (t > 0) & (t < 1) & (v.length[v.vertex_part] > 3)
+    obj = v.vertex_object
+    w, h = ctx.width[obj].astype(np.float64), ctx.height[obj].astype(np.float64)
+    border = np.zeros(len(xy), bool)
+    for coord, edge in ((0, 0.0), (0, w), (1, 0.0), (1, h)):
+        on = xy[:, coord] == edge
+        border |= on & on[v.prv] & on[v.nxt]
+    redundant = distinct & ~border & ~_shared(ctx, v) & (dist <= tol) & (t > 0) & (t < 1) \
+        & (v.length[v.vertex_part] > 3)
     count = np.bincount(v.vertex_object, weights=redundant.astype(np.float64), minlength=ctx.n)
     total = np.bincount(v.vertex_object, minlength=ctx.n)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(total > 0, count / np.maximum(total, 1), 0.0)
     limit = _per_object(max_redundant_share, ctx.n).astype(np.float64)
-    bad = np.flatnonzero(share > limit)
+    bad = np.flatnonzero((share > limit) & (total >= _per_object(min_vertices, ctx.n)))
     return [Hit(int(i), float(share[i]), float(limit[i]),
                 f"{int(count[i])} of {total[i]} vertices lie on straight runs ({100 * share[i]:.0f} %, "
                 f"maximum {100 * limit[i]:g} %)") for i in bad]
@@ -273,7 +297,7 @@ def self_intersection(ctx: ExportContext):
 
 
 @rule("VTX007", "sliver", "polygon part is a sliver or has zero area", severity="warning")
-def sliver(ctx: ExportContext, *, min_width_px=1.0):
+def sliver(ctx: ExportContext, *, min_width_px=0.5):
     """
     ## What it checks
     Polygon parts whose mean width, twice the area divided by the outline length, is below
@@ -284,13 +308,14 @@ def sliver(ctx: ExportContext, *, min_width_px=1.0):
     still counts as an instance, so the model is trained on an empty or broken target.
 
     ## Example
-    A part of area 3 px² on a 40 px outline: mean width 0.15 px, minimum 1.0.
+    A part of area 3 px² on a 40 px outline: mean width 0.15 px, minimum 0.5.
 
     ## How to fix
     Delete the sliver (usually a stray part) or redraw it around the real object.
 
     ## Parameters
-    - `min_width_px` (float, default 1.0, pixels): the narrowest mean width a part may have.
+    - `min_width_px` (float, default 0.5, pixels): the narrowest mean width a part may have (a strip
+      narrower than half a pixel loses pixels when rasterised).
     """
     v = ctx.vertices
     if not len(v.length):

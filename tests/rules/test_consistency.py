@@ -20,6 +20,11 @@ def test_fmt101_either_convention_passes(bbox):
     assert run_rule("FMT101", make_batch([make_object(square(10, 10, 80), bbox=bbox)])) == []
 
 
+def test_fmt101_empty_mask_takes_the_pycocotools_zero_box():
+    needle = np.array([[10, 10], [40, 10.2], [10, 10.1]], float)  # rasterises to nothing
+    assert run_rule("FMT101", make_batch([make_object(needle, bbox=(0.0, 0.0, 0.0, 0.0))])) == []
+
+
 def test_fmt101_uses_the_mask_box_for_rle():
     from qa.engine._masks import mask_to_rle
 

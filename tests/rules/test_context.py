@@ -75,3 +75,10 @@ def test_overlaps_and_coverage_match_full_masks():
         for j in tops:
             union |= full[j]
         assert ctx.covered[i] == pytest.approx((union & full[i]).sum() / full[i].sum())
+
+
+def test_many_objects_in_one_export():
+    """pycocotools' area() fails on 256 RLEs or more under numpy 2; the context chunks the call."""
+    objs = [make_object(square(1 + (k % 16) * 6, 1 + (k // 16) * 6, 4)) for k in range(300)]
+    ctx = ExportContext(make_batch(objs, size=(100, 130)).exports["alice"])
+    assert ctx.mask_area.shape == (300,) and (ctx.mask_area == 16).all()

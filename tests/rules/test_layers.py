@@ -32,6 +32,7 @@ def test_lay003_buried_object():
     objs = [make_object(square(20, 20, 20), z=0), make_object(square(10, 10, 40), z=1)]
     (f,) = run_rule("LAY003", make_batch(objs))
     assert f.source.index == 0 and f.value == 0.0
+    assert f.message == "object is 0.0 % visible under the objects above it (minimum 5 %), mostly under annotations[1] id=2"
     objs[0].attributes["z_order"] = 2
     assert run_rule("LAY003", make_batch(objs)) == []
 

@@ -10,11 +10,11 @@ from common import make_batch, make_object, run_rule, square
 def test_occ001_flag_without_occluder():
     alone = make_batch([make_object(square(10, 10, 20), occluded=True)])
     (f,) = run_rule("OCC001", alone)
-    assert math.isnan(f.value) and "only labelled object" in f.message
+    assert math.isnan(f.value) and f.message == "object is flagged occluded but no other thing is labelled in the image"
     far = make_batch([make_object(square(10, 10, 20), occluded=True), make_object(square(40, 10, 20))])
     (g,) = run_rule("OCC001", far)
     assert g.source.index == 0 and g.value == 10.0 and g.limit == 2
-    assert g.message == "object is flagged occluded but the nearest labelled object is 10 px away (maximum 2 px)"
+    assert g.message == "object is flagged occluded but the nearest labelled thing is 10 px away (maximum 2 px)"
     assert run_rule("OCC001", far, touch_px=10) == []
 
 
@@ -32,7 +32,7 @@ def test_occ002_covered_but_not_flagged():
     objs = [make_object(square(10, 10, 40), occluded=False, z=0), make_object(square(30, 10, 40), occluded=False, z=1)]
     (f,) = run_rule("OCC002", make_batch(objs))
     assert f.source.index == 0 and f.value == pytest.approx(0.5) and f.limit == 0.2
-    assert f.message == "object is 50 % covered by objects above it but not flagged occluded (maximum 20 %)"
+    assert f.message == "object is 50 % covered by things above it but not flagged occluded (maximum 20 %)"
     objs[0].attributes["occluded"] = True
     assert run_rule("OCC002", make_batch(objs)) == []
 
@@ -89,3 +89,23 @@ def test_occ004_unmatched_objects_are_not_compared():
     batch = make_batch({"alice": [make_object(square(10, 10, 20), occluded=True)],
                         "bob": [make_object(square(60, 60, 20), occluded=False)]})
     assert run_rule("OCC004", batch) == []
+
+
+def test_stuff_neither_occludes_nor_is_checked():
+    road = make_object(square(0, 0, 100), category="road", occluded=False, z=0)
+    car = make_object(square(40, 40, 20), category="car", occluded=True, z=1)
+    batch = make_batch([road, car], stuff=("road",))
+    (f,) = run_rule("OCC001", batch)  # the road under the car is no occluder
+    assert f.source.index == 1
+    assert run_rule("OCC002", batch) == []  # the road is covered by the car, but stuff is not checked
+    over = make_batch([make_object(square(40, 40, 20), category="car", occluded=False, z=0),
+                       make_object(square(0, 0, 100), category="road", z=1)], stuff=("road",))
+    assert run_rule("OCC002", over) == [] and run_rule("OCC003", over) == []  # that is LAY002's business
+    assert [f.code for f in run_rule("LAY002", over)] == ["LAY002"]
+
+
+def test_occ004_tiny_objects_are_not_compared():
+    shape = square(10, 10, 6)
+    batch = make_batch({"alice": [make_object(shape, occluded=True)], "bob": [make_object(shape, occluded=False)]})
+    assert run_rule("OCC004", batch) == []
+    assert len(run_rule("OCC004", batch, min_area_px=10)) == 2

@@ -31,10 +31,13 @@ def test_vtx002_dense_polygon():
 
 
 def test_vtx003_too_few_vertices():
-    (f,) = fired("VTX003", [np.array([[10, 10], [60, 10], [30, 50]], float)])
+    triangle = np.array([[10, 10], [60, 10], [30, 50]], float)
+    (f,) = fired("VTX003", [triangle])
     assert (f.value, f.limit) == (3.0, 4.0)
     assert f.message == "polygon part has 3 vertices (minimum 4)"
     assert fired("VTX003", [square(10, 10, 40)]) == []
+    road = make_batch([make_object(triangle, category="road")], stuff=("road",))
+    assert run_rule("VTX003", road) == []  # stuff tiles have triangles at corners
 
 
 def test_vtx004_duplicate_vertex():
@@ -54,13 +57,28 @@ def test_vtx004_explicitly_closed_ring_is_not_a_duplicate():
 
 def test_vtx005_collinear_run():
     poly = np.array([[10, 10], [20, 10], [30, 10], [40, 10], [50, 10], [50, 50], [10, 50]], float)
-    (f,) = fired("VTX005", [poly])
+    (f,) = fired("VTX005", [poly], min_vertices=4)
     assert f.value == pytest.approx(3 / 7)
     assert f.message == "3 of 7 vertices lie on straight runs (43 %, maximum 30 %)"
+    assert fired("VTX005", [poly]) == []  # fewer than min_vertices = 10
     assert fired("VTX005", [circle(50, 50, 30)]) == []
     # a spike (vertex beyond its neighbours) is not redundant
     spike = np.array([[10, 10], [50, 10], [30, 10], [30, 50]], float)
-    assert fired("VTX005", [spike], max_redundant_share=0.0) == []
+    assert fired("VTX005", [spike], max_redundant_share=0.0, min_vertices=3) == []
+
+
+def test_vtx005_runs_along_the_image_border_are_not_counted():
+    frame = np.array([[0, 0], [25, 0], [50, 0], [75, 0], [100, 0], [100, 30], [0, 30]], float)
+    assert fired("VTX005", [frame], max_redundant_share=0.0, min_vertices=3) == []
+    inside = frame + [0, 1]
+    assert len(fired("VTX005", [inside], max_redundant_share=0.0, min_vertices=3)) == 1
+
+
+def test_vtx005_vertices_shared_with_a_neighbour_are_not_counted():
+    top = np.array([[10, 10], [90, 10], [90, 40], [70, 40], [50, 40], [30, 40], [10, 40]], float)
+    bottom = np.array([[10, 40], [30, 40], [50, 40], [70, 40], [90, 40], [90, 80], [10, 80]], float)
+    assert fired("VTX005", [top, bottom], max_redundant_share=0.0, min_vertices=3) == []
+    assert len(fired("VTX005", [top], max_redundant_share=0.0, min_vertices=3)) == 1
 
 
 def test_vtx006_self_intersection():

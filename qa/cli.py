@@ -79,6 +79,10 @@ def render_table(header: list[str], rows: list[list[str]], *, left: int = 1) -> 
 
 def _print_summary(summary: dict) -> None:
     rows = summary["annotators"]
+    batch = summary.get("batch") or {}
+    if batch.get("name") or batch.get("description"):
+        print(": ".join(t for t in (batch.get("name"), batch.get("description")) if t))
+        print()
     categories = sorted({c for r in rows for c in r["objects_per_category"]})
     shown = categories[:8]
     print(render_table(
@@ -89,13 +93,20 @@ def _print_summary(summary: dict) -> None:
     ))
     if len(categories) > len(shown):
         print(f"({len(categories) - len(shown)} more categories in the JSON summary)")
-    if summary["aliases"]:
+    report = summary.get("alias_report")
+    if report and (report["mapped"] or report["unused_patterns"]):
+        from qa.alias_report import render_text
+
+        print()
+        print(render_text(report))
+    elif summary["aliases"]:
         print()
         print("aliases: " + ", ".join(f"{k} -> {v}" for k, v in summary["aliases"].items()))
     if summary["findings"]:
         print()
         for f in summary["findings"]:
             print(format_finding(f))
+    _print_violation_table(summary)
     print()
     n = len(rows)
     print(f"{n} annotator{'s' * (n != 1)}, {summary['images']} images "
@@ -118,6 +129,9 @@ def _add_run(sub) -> None:
     p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
                    help="what stdout carries (default: text)")
     p.add_argument("--max-pixels", type=int, metavar="N", help="largest image accepted (default 100000000)")
+    p.add_argument("--input-format", metavar="FORMAT",
+                   help="read every NAME=PATH export as FORMAT (coco, coco_panoptic, cvat, label_studio, "
+                        "labelme) instead of detecting it; manifest exports use their 'format' key")
     _add_pack_options(p)
     p.set_defaults(handler=_cmd_run)
 
@@ -139,11 +153,21 @@ def _cmd_run(args) -> int:
         raise UsageError("--max-pixels must be a positive integer")
     if not args.exports and args.manifest is None:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa run --help')")
+    exports = args.exports
+    if args.input_format is not None:
+        from dataclasses import replace
+
+        from qa.formats import FORMATS
+        from qa.manifest import parse_spec
+
+        if args.input_format not in FORMATS:
+            raise UsageError(f"--input-format {args.input_format!r} is not one of: {', '.join(FORMATS)}")
+        exports = [replace(parse_spec(e), format=args.input_format) for e in exports]
     bar, progress = _progress_printer()
     if bar is not None:
         bar.start()
     try:
-        result = run(*args.exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
+        result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
                      max_pixels=args.max_pixels, pack=args.pack, select=_selectors(args.select),
                      ignore=_selectors(args.ignore), progress=progress)
     finally:
@@ -157,7 +181,6 @@ def _cmd_run(args) -> int:
         print(json.dumps(result.summary, indent=2, default=str))
     else:
         _print_summary(result.summary)
-        _print_violation_table(result.summary)
     return EXIT_OK
 
 

@@ -106,6 +106,7 @@ def _print_summary(summary: dict) -> None:
         print()
         for f in summary["findings"]:
             print(format_finding(f))
+    _print_violation_table(summary)
     print()
     n = len(rows)
     print(f"{n} annotator{'s' * (n != 1)}, {summary['images']} images "
@@ -131,6 +132,7 @@ def _add_run(sub) -> None:
     p.add_argument("--input-format", metavar="FORMAT",
                    help="read every NAME=PATH export as FORMAT (coco, coco_panoptic, cvat, label_studio, "
                         "labelme) instead of detecting it; manifest exports use their 'format' key")
+    _add_pack_options(p)
     _add_store_options(p)
     p.add_argument("--no-store", action="store_true", help="do not write the run to the store")
     p.add_argument("--gate", type=Path, metavar="PACK", help="gate the run on this pack's [gate] thresholds")
@@ -172,7 +174,8 @@ def _cmd_run(args) -> int:
         bar.start()
     try:
         result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
-                     max_pixels=args.max_pixels, gate=args.gate, baseline=args.baseline,
+                     max_pixels=args.max_pixels, pack=args.pack, select=_selectors(args.select),
+                     ignore=_selectors(args.ignore), gate=args.gate, baseline=args.baseline,
                      max_drop=args.max_drop, db=_db(args), store=not args.no_store,
                      lock_timeout=args.lock_timeout, progress=progress)
     finally:
@@ -500,6 +503,138 @@ def _cmd_gate(args) -> int:
         print(to_text(verdict))
     return code
 
+# --- qa rules, qa check -------------------------------------------------------------------------------
+
+def _selectors(items: list[str] | None) -> list[str] | None:
+    """``--select A,B --select C`` -> ``["A", "B", "C"]`` (None when not given)."""
+    if not items:
+        return None
+    return [part.strip() for item in items for part in item.split(",") if part.strip()]
+
+
+def _add_pack_options(p) -> None:
+    p.add_argument("--pack", default="default", metavar="PACK",
+                   help="rule pack: a built-in name (default, street-scenes, medical-imaging) or a .toml file "
+                        "(default: default)")
+    p.add_argument("--select", action="append", metavar="CODES",
+                   help="rule ids or prefixes to run instead of the pack's selection (comma-separated)")
+    p.add_argument("--ignore", action="append", metavar="CODES",
+                   help="rule ids or prefixes to leave out, applied last (comma-separated)")
+
+
+def _print_violation_table(summary: dict) -> None:
+    """``qa run``'s violations summary: one row per rule, one column per annotator."""
+    if "violations_by_rule" not in summary:
+        return
+    rows = summary["violations_by_rule"]
+    pack = summary["pack"]["name"]
+    print()
+    if not rows:
+        print(f"no rule violations (pack {pack}, {len(summary['pack']['rules'])} rules)")
+        return
+    annotators = list(rows[0]["per_annotator"])
+    print(render_table(["rule", "name", "severity", *annotators, "total"],
+                       [[r["code"], r["name"], r["severity"], *r["per_annotator"].values(), r["total"]]
+                        for r in rows], left=3))
+    by = summary["violations_by_severity"]
+    print(f"{sum(by.values())} rule violations (pack {pack}): {by['error']} errors, {by['warning']} warnings, "
+          f"{by['info']} info; 'qa check' lists them")
+
+
+def _add_rules(sub) -> None:
+    p = sub.add_parser("rules", help="List the rules or explain one.", description="List the rules or explain one.")
+    actions = p.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=_Parser)
+    lst = actions.add_parser("list", help="List every rule: id, name, family, severity, status, title.")
+    lst.add_argument("--pack", metavar="PACK", help="list only the rules this pack selects, with its severities")
+    lst.add_argument("--format", dest="output_format", choices=("text", "json"), default="text")
+    exp = actions.add_parser("explain", help="Explain one rule: what it checks, why it matters, parameters.")
+    exp.add_argument("rule_id", metavar="ID", help="a rule id (VTX001) or name (sparse-polygon)")
+    exp.add_argument("--format", dest="output_format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=_cmd_rules, rules_parser=p)
+
+
+def _cmd_rules(args) -> int:
+    from qa.rules import _registry
+
+    if args.rules_command is None:
+        args.rules_parser.print_help()
+        return EXIT_OK
+    if args.rules_command == "explain":
+        try:
+            found = _registry.get(args.rule_id)
+        except KeyError as exc:
+            raise UsageError(exc.args[0]) from None
+        if args.output_format == "json":
+            print(json.dumps(found.as_dict(), indent=2))
+        else:
+            print(found.explain(), end="")
+        return EXIT_OK
+    rules = _registry.all_rules()
+    severity = {}
+    if args.pack:
+        from qa.rules.packs import read
+
+        pack = read(args.pack)
+        rules = [r for r in rules if r.id in pack.selected]
+        severity = {r.id: pack.severity_of(r.id) for r in rules}
+    rows = [{"id": r.id, "name": r.name, "family": r.family, "severity": severity.get(r.id, r.severity),
+             "status": r.status, "title": r.title} for r in rules]
+    if args.output_format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(render_table(["id", "name", "family", "severity", "status", "title"],
+                           [list(r.values()) for r in rows], left=6))
+    return EXIT_OK
+
+
+def _add_check(sub) -> None:
+    p = sub.add_parser("check", help="Check the annotators' exports against a rule pack.",
+                       description="Check the annotators' exports against a rule pack: one violation per "
+                                   "line, then a summary line.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("exports", nargs="*", metavar="NAME=PATH", help="an annotator's export, as name=path")
+    p.add_argument("-m", "--manifest", type=Path, help="a batch manifest (TOML)")
+    p.add_argument("--alias", action="append", default=[], metavar="CANONICAL=PATTERN",
+                   help="map category names onto one (exact name, glob, or re:regex); repeatable")
+    p.add_argument("--extend-select", action="append", metavar="CODES",
+                   help="rule ids or prefixes to run in addition to the pack's selection (comma-separated)")
+    p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
+                   help="what stdout carries (default: text)")
+    _add_pack_options(p)
+    p.set_defaults(handler=_cmd_check)
+
+
+def _cmd_check(args) -> int:
+    from qa.rules.check import check, finding_dict, select_findings, sort_findings
+    from qa.rules.packs import override, read
+    from qa.run import load
+
+    if not args.exports and args.manifest is None:
+        raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa check --help')")
+    pack = override(read(args.pack), select=_selectors(args.select),
+                    extend_select=_selectors(args.extend_select), ignore=_selectors(args.ignore))
+    batch = load(*args.exports, manifest=args.manifest, aliases=_parse_aliases(args.alias))
+    bar, progress = _progress_printer()
+    if bar is not None:
+        bar.start()
+    try:
+        violations = check(batch, pack, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    findings = sort_findings(select_findings(batch.findings, pack) + violations, batch.annotators)
+    counts = {k: sum(f.severity == k for f in findings) for k in ("error", "warning", "info")}
+    n = len(batch.exports)
+    if args.output_format == "json":
+        print(json.dumps({"schema": 1, "pack": pack.as_dict(), "findings": [finding_dict(f) for f in findings],
+                          "counts": counts}, indent=2))
+        return EXIT_OK
+    for f in findings:
+        print(format_finding(finding_dict(f)))
+    print(f"{counts['error']} errors, {counts['warning']} warnings, {counts['info']} info in {n} "
+          f"export{'s' * (n != 1)} (pack {pack.name})")
+    return EXIT_OK
+
 
 # --- entry point --------------------------------------------------------------------------------------
 
@@ -513,6 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_run(sub)
     _add_store_commands(sub)
+    _add_rules(sub)
+    _add_check(sub)
     return parser
 
 

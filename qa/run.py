@@ -40,6 +40,10 @@ class Run:
     inputs: list = field(default_factory=list)
     verdict: object = None
     stored: str | None = None
+    violations: list = field(default_factory=list)
+    """Rule violations (:class:`~qa.model.Finding`) of the run's pack."""
+    pack: object = None
+    """The resolved rule pack (:class:`qa.rules.packs.Pack`), or None when rules were not run."""
 
 
 def _specs(exports) -> list[ExportSpec]:
@@ -179,6 +183,15 @@ def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
     }
 
 
+def check_rules(batch: Batch, pack="default", *, select=None, ignore=None, progress: Progress | None = None):
+    """The check stage: the pack's rules over the batch; returns (pack, violations)."""
+    from qa.rules.check import check
+    from qa.rules.packs import Pack, override, read
+
+    resolved = override(pack if isinstance(pack, Pack) else read(pack), select=select, ignore=ignore)
+    return resolved, check(batch, resolved, progress=progress)
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -221,12 +234,13 @@ def store_stage(result: Run, db, *, lock_timeout=None) -> int:
     return seq
 
 
-def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None, gate=None, baseline=None,
-        max_drop=None, db=None, store: bool = True, lock_timeout=None,
-        progress: Progress | None = None) -> Run:
+def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None, pack="default",
+        select=None, ignore=None, gate=None, baseline=None, max_drop=None, db=None, store: bool = True,
+        lock_timeout=None, progress: Progress | None = None) -> Run:
     """Run every stage on a batch and return what it produced.
 
-    Takes the same arguments as :func:`load`, and:
+    Takes the same arguments as :func:`load`, plus ``pack`` (a built-in pack name, a pack file or
+    None to skip the rules) and ``select``/``ignore`` (rule ids or prefixes applied after the pack), and:
 
     Parameters
     ----------
@@ -255,10 +269,18 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         settings["aliases"] = aliases
     if categories is not None:
         settings["categories"] = list(categories)
+    summary = summarise(batch, alias_report=report)
+    resolved, violations = (None, [])
+    if pack is not None:
+        from qa.rules.check import violation_summary
+
+        resolved, violations = check_rules(batch, pack, select=select, ignore=ignore, progress=progress)
+        settings["pack"] = str(resolved.path or resolved.name)
+        summary.update(violation_summary(violations, batch.annotators, resolved))
     if gate is not None:
         settings.update(gate=str(gate), baseline=baseline, max_drop=max_drop)
-    result = Run(batch=batch, summary=summarise(batch, alias_report=report), settings=settings, run_id=new_run_id(started),
-                 started_at=started, inputs=input_fingerprints(batch))
+    result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
+                 run_id=new_run_id(started), started_at=started, inputs=input_fingerprints(batch))
     if gate is not None:
         result.verdict = gate_stage(result, gate, baseline=baseline, max_drop=max_drop, db=db,
                                     lock_timeout=lock_timeout)

@@ -119,7 +119,7 @@ def test_export_writes_parquet(db, tmp_path, capsys):
     assert code == 0, err
     assert [line.rsplit("/", 1)[-1] for line in out.splitlines()] == [f"{t}.parquet" for t in qstore.RUN_TABLES]
     findings = pq.read_table(out_dir / "findings.parquet").to_pylist()
-    assert [f["code"] for f in findings] == ["FMT004"]
+    assert [f["code"] for f in findings] == ["FMT004", "OCC001", "OCC001"]
 
 
 def test_diff_text_and_json(db, capsys):

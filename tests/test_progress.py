@@ -49,4 +49,5 @@ def test_run_calls_progress_per_export(tmp_path):
     calls = []
     run(f"a={_export(tmp_path, 'a')}", f"b={_export(tmp_path, 'b')}",
         progress=lambda stage, done, total: calls.append((stage, done, total)))
-    assert calls == [("load", 0, 2), ("load", 1, 2), ("load", 2, 2)]
+    assert [c for c in calls if c[0] == "load"] == [("load", 0, 2), ("load", 1, 2), ("load", 2, 2)]
+    assert calls[-1][0] == "check" and calls[-1][1] == calls[-1][2]  # the rules stage reports too

@@ -75,14 +75,15 @@ def test_store_holds_runs_annotators_images_objects_findings(tmp_path, exports):
         info = s.run("latest")
         assert info["run_id"] == run.run_id and info["seq"] == 1
         assert info["n_annotators"] == 2 and info["n_images"] == 2 and info["n_objects"] == 6
-        assert info["n_findings"] == 1 and info["errors"] == 1 and info["verdict"] is None
+        # bob's unknown category (FMT004, load) and the default pack's OCC001 on each occluded square
+        assert (info["n_findings"], info["errors"], info["warnings"]) == (3, 1, 2) and info["verdict"] is None
         assert {i["annotator"]: i["sha256"] for i in info["inputs"]} == {
             "alice": hashlib.sha256(alice.read_bytes()).hexdigest(),
             "bob": hashlib.sha256(bob.read_bytes()).hexdigest()}
         assert info["tool_version"] == qa.__version__ and info["settings"]["max_pixels"] == 100_000_000
 
         ann = s.table("annotators", run.run_id).set_index("annotator")
-        assert ann.loc["bob", "n_objects"] == 3 and ann.loc["bob", "n_findings"] == 1
+        assert ann.loc["bob", "n_objects"] == 3 and ann.loc["bob", "n_findings"] == 2
         assert ann.loc["alice", "sha256"] == hashlib.sha256(alice.read_bytes()).hexdigest()
 
         images = s.table("images", run.run_id).set_index("image")
@@ -95,9 +96,14 @@ def test_store_holds_runs_annotators_images_objects_findings(tmp_path, exports):
         assert obj["file"] == str(bob) and obj["source_index"] == 1 and obj["source_id"] == "101"
         assert bool(obj["occluded"]) is True and obj["z_order"] == 1 and not obj["iscrowd"]
 
-        f = s.findings(run.run_id).iloc[0]
+        findings = s.findings(run.run_id)
+        f = findings.iloc[0]
         assert (f["code"], f["stage"], f["severity"], f["annotator"]) == ("FMT004", "load", "error", "bob")
         assert f["file"] == str(bob) and f["source_index"] == 3 and f["source_id"] == "900"
+        assert math.isnan(f["value"]) and math.isnan(f["limit_value"])
+        v = findings[(findings["code"] == "OCC001") & (findings["annotator"] == "bob")].iloc[0]
+        assert (v["stage"], v["severity"], v["value"], v["limit_value"]) == ("rules", "warning", 3.0, 2.0)
+        assert v["file"] == str(bob) and v["source_index"] == 1 and v["source_id"] == "101"
         cats = s.table("categories", run.run_id).set_index("category")["n_objects"].to_dict()
         assert cats == {"cat": 4, "dog": 2}
 
@@ -178,7 +184,7 @@ def test_verdict_and_gate_results_are_stored_with_the_run(tmp_path, exports):
         assert info["pack"] == str(pack) and info["verdict_json"] == run.verdict.to_dict()
         gate = s.table("gate_results", run.run_id).sort_values("check_index")
         assert list(gate["metric"]) == ["violations_error", "violations_warning"]
-        assert list(gate["passed"]) == [False, True] and list(gate["observed"]) == [1.0, 0.0]
+        assert list(gate["passed"]) == [False, True] and list(gate["observed"]) == [1.0, 2.0]
 
 
 def test_run_ids_resolve_by_id_prefix_seq_and_latest(tmp_path, exports):

@@ -57,9 +57,12 @@ def crop(parts, height: int, width: int):
 def paint(objects, height: int, width: int) -> np.ndarray:
     """Paint objects into an int32 id map in the order given (later objects cover earlier ones).
 
-    ``objects`` is a sequence of ``(id, parts)``; pixels no object covers stay 0.
+    ``objects`` is a sequence of ``(id, parts)``; pixels no object covers stay 0. The map is uint8
+    when every id is below 256 (the usual case: ids are positions in the object list), else int32.
     """
-    id_map = np.zeros((height, width), dtype=np.int32)
+    objects = list(objects)
+    small = all(0 <= oid < 256 for oid, _ in objects)
+    id_map = np.zeros((height, width), dtype=np.uint8 if small else np.int32)
     for oid, parts in objects:
         if not parts:
             continue
@@ -67,5 +70,5 @@ def paint(objects, height: int, width: int) -> np.ndarray:
         if mask is None:
             continue
         h, w = mask.shape
-        id_map[y0:y0 + h, x0:x0 + w][mask] = oid
+        np.copyto(id_map[y0:y0 + h, x0:x0 + w], oid, where=mask)
     return id_map

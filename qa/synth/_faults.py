@@ -73,6 +73,13 @@ FAULTS: dict[str, FaultType] = {
                         "an overlapping thing pair has its z_order swapped with probability p (pairs that "
                         "would cover the new back object by more than max_share are skipped)"),
     # --- per-object rule faults (n per image) ---
+    # (pair and isolation faults first: they need objects no other fault has touched)
+    "zorder_equal": FaultType("rule", "n", {"n": 1, "min_overlap_px": 20.0}, "LAY001", (),
+                              "the back object of an overlapping thing pair given the front one's z_order"),
+    "stuff_above_thing": FaultType("rule", "n", {"n": 1, "min_overlap_px": 20.0}, "LAY002", ("LAY005",),
+                                   "a stuff region's z_order raised just above the lowest thing it overlaps"),
+    "occluded_isolated": FaultType("rule", "n", {"n": 1, "gap_px": 10.0}, "OCC001", ("OCC004",),
+                                   "occluded flag set on a thing with no other thing within gap_px"),
     "duplicate_vertices": FaultType("rule", "n", {"n": 1, "repeats": 1}, "VTX004", (),
                                     "a vertex repeated right after itself"),
     "self_intersection": FaultType("rule", "n", {"n": 1}, "VTX006", (),
@@ -87,14 +94,8 @@ FAULTS: dict[str, FaultType] = {
                                   "an outline replaced by `vertices` of its own vertices (3: a triangle)"),
     "over_dense": FaultType("rule", "n", {"n": 1, "spacing_px": 1.0}, "VTX002", ("VTX005",),
                             "an outline resampled with a vertex every spacing_px"),
-    "occluded_isolated": FaultType("rule", "n", {"n": 1, "gap_px": 10.0}, "OCC001", ("OCC004",),
-                                   "occluded flag set on a thing with no other thing within gap_px"),
     "bbox_area": FaultType("rule", "n", {"n": 1, "area_factor": 1.5, "bbox_grow": 0.2}, "FMT101", (),
                            "declared area times area_factor and bbox grown by bbox_grow of its size per side"),
-    "zorder_equal": FaultType("rule", "n", {"n": 1, "min_overlap_px": 20.0}, "LAY001", (),
-                              "the back object of an overlapping thing pair given the front one's z_order"),
-    "stuff_above_thing": FaultType("rule", "n", {"n": 1, "min_overlap_px": 20.0}, "LAY002", ("LAY005",),
-                                   "a stuff region's z_order raised just above the lowest thing it overlaps"),
 }
 
 RULE_FAULTS = tuple(name for name, f in FAULTS.items() if f.kind == "rule")

@@ -144,20 +144,33 @@ def _jitter(objects, sigma, scope, rng, width, height) -> None:
 
 
 def clean(parts, width: int, height: int) -> list:
-    """Clip to the image, round to 0.01 px, drop repeated consecutive vertices and degenerate parts."""
+    """Clip to the image, round to 0.01 px, drop repeated consecutive vertices and degenerate parts.
+
+    A part that rounding leaves self-touching (a sub-pixel spike cut off at the image border) is
+    repaired with ``make_valid`` and rounded again.
+    """
     if not parts:
         return []
     pts = np.concatenate(parts)
     if pts.min() < 0 or pts[:, 0].max() > width or pts[:, 1].max() > height:
         parts = to_parts(to_geometry(parts).intersection(box(0, 0, width, height)))
     out = []
-    for part in parts:
-        p = np.round(part, 2) + 0.0  # + 0.0 turns -0.0 into 0.0
-        keep = np.any(p != np.roll(p, 1, axis=0), axis=1)
-        p = p[keep]
-        if len(p) >= 3 and shapely.area(shapely.Polygon(p)) > 0.0:
+    pending = list(parts)
+    for _ in range(len(pending) * 4 + 4):
+        if not pending:
+            break
+        p = np.round(pending.pop(), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+        p = p[np.any(p != np.roll(p, 1, axis=0), axis=1)]
+        if len(p) < 3:
+            continue
+        poly = shapely.Polygon(p)
+        if poly.area <= 0.0:
+            continue
+        if poly.is_valid:
             out.append(p)
-    return out
+        else:
+            pending.extend(q for q in to_parts(shapely.make_valid(poly)) if shapely.Polygon(q).area >= 0.5)
+    return out[::-1]
 
 
 # --- helpers for per-object faults ---------------------------------------------------------------------
@@ -474,8 +487,9 @@ def _extra_object(fault, p, objects, used, rng, scene: Scene, annotator):
     tree = shapely.STRtree([_geom(o) for o in objects if o.isthing])
     local = EXTRA_LOCAL_ID + sum(1 for o in objects if o.id % 1000 >= EXTRA_LOCAL_ID)
     for _ in range(100):
-        angle = rng.uniform(0, np.pi)
-        u = np.array([np.cos(angle), np.sin(angle)])
+        # A zero-area outline runs along x or y, so its vertices stay exactly collinear when rounded.
+        angle = rng.uniform(0, np.pi) if fault == "sliver" else float(rng.choice([0.0, np.pi / 2]))
+        u = np.array([np.cos(angle), np.sin(angle)]).round(12)
         n = np.array([-u[1], u[0]])
         start = rng.uniform([2, 2], [W - 2, H - 2])
         if fault == "sliver":

@@ -8,6 +8,7 @@ leaves unchanged), so no full-image mask is made per object.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -51,7 +52,11 @@ def crop(parts, height: int, width: int):
         return None, (0, 0)
     rles = mask_utils.frPyObjects(_flat(parts, x0, y0), y1 - y0, x1 - x0)
     r = mask_utils.merge(rles) if len(rles) > 1 else rles[0]
-    return mask_utils.decode(r).astype(bool), (x0, y0)
+    with warnings.catch_warnings():
+        # pycocotools' decode trips NumPy 2's __array__(copy=...) deprecation; the result is unaffected.
+        warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+        mask = mask_utils.decode(r)
+    return mask.astype(bool), (x0, y0)
 
 
 def paint(objects, height: int, width: int) -> np.ndarray:

@@ -363,7 +363,9 @@ def generate_scene(rng: np.random.Generator, index: int, height: int, width: int
     for _, category, parts in things:
         objects.append(Shape(0, category, parts, layer * Z_STEP))
         layer += 1
-    # Leave out things the nearer ones hide (almost) entirely, then fix ids and flags.
+    # Coordinates as exported (0.01 px), then leave out things the nearer ones hide (almost) entirely.
+    for o in objects:
+        o.parts = [np.round(p, 2) + 0.0 for p in o.parts]
     for k, o in enumerate(objects):
         o.id = object_id(index, k + 1)
     for _ in range(3):

@@ -232,7 +232,8 @@ def _cmd_synth(args) -> int:
                            [[f, FAULTS[f].rule or "-", *[by[n].get(f, 0) for n in names], planted[f]]
                             for f in planted], left=2))
     print()
-    print(f"{sum(planted.values())} per-object faults planted in {summary['images']} images")
+    print(f"{sum(planted.values())} per-object records in planted.json (planted faults and noise side effects) "
+          f"for {summary['images']} images")
     return EXIT_OK
 
 

@@ -37,7 +37,8 @@ class FaultType:
     """One kind of planted fault.
 
     ``kind`` is ``"noise"`` for annotator-wide noise models (one manifest record per annotator),
-    ``"object"`` for per-object agreement faults and ``"rule"`` for per-object rule faults. ``value``
+    ``"object"`` for per-object agreement faults, ``"rule"`` for per-object rule faults and ``"effect"``
+    for what the noise did to an object that no planted fault explains (recorded, never requested). ``value``
     names the parameter that ``name=VALUE`` sets; ``params`` are the defaults. ``rule`` is the
     placeholder rule id the fault should trigger (None when it targets agreement metrics only) and
     ``also`` the rules it may trigger as a side effect.
@@ -96,6 +97,14 @@ FAULTS: dict[str, FaultType] = {
                             "an outline resampled with a vertex every spacing_px"),
     "bbox_area": FaultType("rule", "n", {"n": 1, "area_factor": 1.5, "bbox_grow": 0.2}, "FMT101", (),
                            "declared area times area_factor and bbox grown by bbox_grow of its size per side"),
+    # --- side effects of the noise, recorded per object (not requested with --faults) ---
+    "covered_unflagged": FaultType("effect", "covered_share", {"covered_share": 0.25}, "OCC002", (),
+                                   "noise left an unflagged thing covered by at least covered_share "
+                                   "(for example a small thing next to a dilated one)"),
+    "flagged_isolated": FaultType("effect", "gap_px", {"gap_px": 2.0}, "OCC001", (),
+                                  "noise left a flagged thing with no other thing within gap_px"),
+    "hidden": FaultType("effect", "visible_share", {"visible_share": 0.05}, "LAY003", (),
+                        "noise left a thing less than visible_share visible"),
 }
 
 RULE_FAULTS = tuple(name for name, f in FAULTS.items() if f.kind == "rule")
@@ -189,8 +198,8 @@ def parse_faults(specs: list[str], annotators: list[str]) -> list[FaultSpec]:
         name = name.strip()
         names = RULE_FAULTS if name == "rule_faults" else (name,)
         for fault in names:
-            if fault not in FAULTS:
-                known = ", ".join([*FAULTS, "rule_faults"])
+            if fault not in FAULTS or FAULTS[fault].kind == "effect":
+                known = ", ".join([*(k for k, f in FAULTS.items() if f.kind != "effect"), "rule_faults"])
                 raise ConfigError(f"--faults {spec!r}: unknown fault {fault!r}; known: {known}")
             ftype = FAULTS[fault]
             params = dict(ftype.params)

@@ -19,7 +19,7 @@ import shapely
 from shapely.geometry import box
 
 from qa.synth._faults import FAULTS, RULE_FAULTS, FaultSpec
-from qa.synth._raster import area_bbox
+from qa.synth._raster import area_bbox, quantise
 from qa.synth._scene import (ISTHING, MIN_VISIBLE_SHARE, Z_STEP, Scene, Shape, object_id, to_geometry,
                              to_parts)
 
@@ -144,7 +144,7 @@ def _jitter(objects, sigma, scope, rng, width, height) -> None:
 
 
 def clean(parts, width: int, height: int) -> list:
-    """Clip to the image, round to 0.01 px, drop repeated consecutive vertices and degenerate parts.
+    """Clip to the image, quantise to 0.01 px, drop repeated consecutive vertices and degenerate parts.
 
     A part that rounding leaves self-touching (a sub-pixel spike cut off at the image border) is
     repaired with ``make_valid`` and rounded again.
@@ -159,7 +159,7 @@ def clean(parts, width: int, height: int) -> list:
     for _ in range(len(pending) * 4 + 4):
         if not pending:
             break
-        p = np.round(pending.pop(), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+        p = quantise(pending.pop())
         p = p[np.any(p != np.roll(p, 1, axis=0), axis=1)]
         if len(p) < 3:
             continue
@@ -329,7 +329,48 @@ def annotate(scene: Scene, annotator: str, annotator_index: int, faults: list[Fa
                 rec = _plant_rule(spec.fault, p, objects, used, rng, scene, annotator, declared)
                 if rec is not None:
                     records.append(rec)
+    records.extend(_side_effects(scene, objects, records, annotator))
     return objects, records, declared
+
+
+def _side_effects(scene: Scene, objects, records, annotator) -> list[dict]:
+    """Record what the noise did to things no planted fault explains: covered but unflagged, flagged
+    but isolated, or nearly hidden (thresholds: the ``effect`` rows of :data:`FAULTS`)."""
+    from qa.synth._raster import paint
+
+    explained = {r["object_id"] for r in records} | {i for r in records for i in r["related_ids"]}
+    things = [o for o in objects if o.isthing]
+    if not things:
+        return []
+    order = sorted(range(len(things)), key=lambda k: things[k].z_order)
+    labels = paint([(k + 1, things[k].parts) for k in order], scene.height, scene.width)
+    visible = np.bincount(labels.ravel(), minlength=len(things) + 1)
+    geoms = [_geom(o) for o in things]
+    tree = shapely.STRtree(geoms)
+    cover_min = FAULTS["covered_unflagged"].params["covered_share"]
+    gap = FAULTS["flagged_isolated"].params["gap_px"]
+    visible_min = FAULTS["hidden"].params["visible_share"]
+    out = []
+    for k, o in enumerate(things):
+        if o.id in explained:
+            continue
+        area = area_bbox(o.parts, scene.height, scene.width)[0]
+        if area == 0:
+            continue
+        share = 1.0 - visible[k + 1] / area
+        truth_share = round(scene.covered.get(o.id, 0.0), 4)
+        if not o.occluded and share >= cover_min:
+            out.append(record("covered_unflagged", annotator, scene.key, o, params={
+                "covered_share": round(share, 4), "truth_covered_share": truth_share, "threshold": cover_min}))
+        if o.occluded:
+            near = [j for j in tree.query(geoms[k], predicate="dwithin", distance=gap).tolist() if j != k]
+            if not near:
+                out.append(record("flagged_isolated", annotator, scene.key, o, params={
+                    "gap_px": gap, "truth_covered_share": truth_share}))
+        if 1.0 - share < visible_min:
+            out.append(record("hidden", annotator, scene.key, o, params={
+                "visible_share": round(1.0 - share, 4), "threshold": visible_min}))
+    return out
 
 
 def _plant_rule(fault, p, objects, used, rng, scene: Scene, annotator, declared):
@@ -410,7 +451,7 @@ def _plant_rule(fault, p, objects, used, rng, scene: Scene, annotator, declared)
             dense = to_parts(shapely.segmentize(shapely.Polygon(o.parts[0]), float(p["spacing_px"])))
             if not dense:
                 continue
-            o.parts = [np.round(dense[0], 2)]
+            o.parts = [quantise(dense[0])]
             used.add(o.id)
             return record(fault, annotator, key, o, params={
                 "spacing_px": p["spacing_px"], "vertices_before": before, "vertices_after": len(o.parts[0]),
@@ -496,7 +537,7 @@ def _extra_object(fault, p, objects, used, rng, scene: Scene, annotator):
             pts = np.array([start, start + length * u, start + length * u + width * n, start + width * n])
         else:
             pts = np.array([start + t * length * u for t in (0.0, 1 / 3, 2 / 3, 1.0)])
-        pts = np.round(pts, 2) + 0.0
+        pts = quantise(pts)
         if pts.min() < 1 or pts[:, 0].max() > W - 1 or pts[:, 1].max() > H - 1:
             continue
         if len(tree.query(shapely.LineString(pts), predicate="dwithin", distance=20.0)):

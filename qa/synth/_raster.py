@@ -1,8 +1,11 @@
 """Rasterise polygon objects with pycocotools, the rasteriser :mod:`qa.engine._masks` uses.
 
 Declared areas and bboxes therefore equal what ``qa`` measures from the polygons. Painting works on
-each object's bbox crop (the polygon moved by whole pixels, which the rasteriser's 5x fixed-point grid
-leaves unchanged), so no full-image mask is made per object.
+each object's bbox crop, the polygon moved by whole pixels, so no full-image mask is made per object.
+pycocotools rounds ``5 x + 0.5`` down; a coordinate whose ``5 x`` ends in exactly .5 is a tie that
+floating-point error breaks differently at different magnitudes, so a moved polygon could rasterise a
+pixel differently. :func:`quantise` rounds coordinates to 0.01 px and moves such ties by 0.01 px, after
+which the crop and the full-image raster agree exactly (the tests check it).
 """
 
 from __future__ import annotations
@@ -12,6 +15,19 @@ import warnings
 
 import numpy as np
 from pycocotools import mask as mask_utils
+
+
+def quantise(points: np.ndarray) -> np.ndarray:
+    """Round to 0.01 px, moving values whose hundredths are 10 modulo 20 (x.10, x.30, ...) up by 0.01.
+
+    Examples
+    --------
+    >>> quantise(np.array([[1.3, 2.0], [0.104, -0.001]])).tolist()
+    [[1.31, 2.0], [0.11, 0.0]]
+    """
+    hundredths = np.round(np.asarray(points, dtype=np.float64) * 100.0)
+    hundredths += (np.mod(hundredths, 20) == 10)
+    return hundredths / 100.0 + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def _flat(parts, dx: float = 0.0, dy: float = 0.0) -> list[list[float]]:

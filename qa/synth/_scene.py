@@ -40,8 +40,9 @@ OCCLUDED_SHARE = 0.02
 """A thing is flagged occluded in the truth when things above it cover more than this share of it."""
 MIN_VISIBLE_SHARE = 0.10
 """Things left less visible than this by the things above them are not placed."""
-DENSITY = (4.0, 10.0)
-"""Vertices per 100 px of outline in the truth (each object draws its own density in this range)."""
+DENSITY = (5.0, 10.0)
+"""Vertices per 100 px of outline in the truth (each object draws its own density in this range; a
+2 px dilation of a 100 px outline still leaves more than 4)."""
 MIN_VERTICES = 6
 """Fewest vertices of a thing's outline in the truth (small things are denser than DENSITY)."""
 STUFF_JITTER_PX = 0.5
@@ -365,7 +366,7 @@ def generate_scene(rng: np.random.Generator, index: int, height: int, width: int
         layer += 1
     # Coordinates as exported (0.01 px), then leave out things the nearer ones hide (almost) entirely.
     for o in objects:
-        o.parts = [np.round(p, 2) + 0.0 for p in o.parts]
+        o.parts = [_raster.quantise(p) for p in o.parts]
     for k, o in enumerate(objects):
         o.id = object_id(index, k + 1)
     for _ in range(3):

@@ -15,7 +15,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from qa.synth._raster import area_bbox, paint
+from qa.synth._raster import area_bbox, paint, quantise
 from qa.synth._scene import CATEGORIES, CATEGORY_ID, Shape
 
 SUPERCATEGORY = {"road": "flat", "sidewalk": "flat", "building": "construction", "vegetation": "nature",
@@ -38,7 +38,7 @@ def instance_annotations(objects: list[Shape], image_id: int, height: int, width
     """COCO instance annotations (polygons, CVAT-style ``attributes``) in object order."""
     out = []
     for o in objects:
-        parts = [np.round(p, 2) + 0.0 for p in o.parts]
+        parts = [quantise(p) for p in o.parts]
         area, bbox = area_bbox(parts, height, width)
         if o.id in declared:
             area, bbox = declared[o.id]

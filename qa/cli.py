@@ -636,6 +636,85 @@ def _cmd_check(args) -> int:
     return EXIT_OK
 
 
+# --- qa synth -----------------------------------------------------------------------------------------
+
+def _add_synth(sub) -> None:
+    from qa.synth._faults import FAULTS
+
+    faults = ", ".join(FAULTS)
+    p = sub.add_parser(
+        "synth", help="Write a synthetic batch: street scenes, noisy annotators and the planted faults.",
+        description="Write a synthetic batch: street scenes, K noisy annotators' exports, the noise-free "
+                    "truth, batch manifests and planted.json (every planted fault and the rule it targets).",
+        epilog=f"faults: {faults}, rule_faults (all rule faults)\n"
+               "example: qa synth out --images 100 --faults 'bob:dilate=2' 'carol:miss_small=1024,p=0.9'\n\n"
+               + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="output folder (created; must be empty)")
+    p.add_argument("--images", type=int, default=10, metavar="N", help="number of images (default 10)")
+    p.add_argument("--size", default="1024x2048", metavar="HxW",
+                   help="image height x width in pixels (default 1024x2048)")
+    p.add_argument("--annotators", type=int, default=3, metavar="K", help="number of annotators (default 3)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--faults", nargs="+", action="extend", metavar="SPEC",
+                   help="ANNOTATOR:FAULT[=VALUE][,KEY=VALUE...]; 'none' plants nothing "
+                        "(default: a preset using every model, see docs/synth.md)")
+    p.add_argument("--formats", default="coco,coco_panoptic", metavar="LIST",
+                   help="comma-separated: coco, coco_panoptic, cvat, labelmap (default coco,coco_panoptic)")
+    p.add_argument("--workers", type=int, metavar="N", help="processes (default: CPU count, at most 8)")
+    p.add_argument("--force", action="store_true", help="replace an earlier qa synth output in OUT_DIR")
+    p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
+                   help="what stdout carries (default: text)")
+    p.set_defaults(handler=_cmd_synth)
+
+
+def _cmd_synth(args) -> int:
+    from qa.synth import parse_size, synthesize
+    from qa.synth._faults import FAULTS
+
+    if args.workers is not None and args.workers <= 0:
+        raise UsageError("--workers must be a positive integer")
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    bar, progress = _progress_printer()
+    if bar is not None:
+        bar.start()
+    try:
+        summary = synthesize(args.out_dir, images=args.images, size=parse_size(args.size),
+                             annotators=args.annotators, seed=args.seed, faults=args.faults, formats=formats,
+                             workers=args.workers, force=args.force, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if args.output_format == "json":
+        print(json.dumps(summary, indent=2))
+        return EXIT_OK
+    names = summary["annotators"]
+    h, w = summary["size"]
+    print(f"wrote {summary['images']} images of {h}x{w}, {len(names)} annotators to {summary['out_dir']}")
+    print()
+    kinds = ["coco", "coco_panoptic", "cvat", "labelmap"]
+    shown = [k for k in kinds if k in summary["formats"]]
+    print(render_table(["export", "objects", *shown],
+                       [[n, summary["objects"][n], *[summary["files"][n].get(k, "") for k in shown]]
+                        for n in ["truth", *names]], left=1))
+    print()
+    print("manifests: " + ", ".join(summary["manifests"]) + "; planted faults: planted.json; "
+          "truth table: truth/objects.csv")
+    if summary["noise"]:
+        print("noise: " + "; ".join(summary["noise"]))
+    planted = summary["planted"]
+    if planted:
+        print()
+        by = summary["planted_by_annotator"]
+        print(render_table(["fault", "rule", *names, "total"],
+                           [[f, FAULTS[f].rule or "-", *[by[n].get(f, 0) for n in names], planted[f]]
+                            for f in planted], left=2))
+    print()
+    print(f"{sum(planted.values())} per-object records in planted.json (planted faults and noise side effects) "
+          f"for {summary['images']} images")
+    return EXIT_OK
+
+
 # --- entry point --------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -650,6 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_commands(sub)
     _add_rules(sub)
     _add_check(sub)
+    _add_synth(sub)
     return parser
 
 

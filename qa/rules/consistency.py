@@ -488,9 +488,47 @@ _LOAD_DOCS = {
         ## Parameters
         None.
     """,
+    "FMT020": """
+        ## What it checks
+        A label-map or binary-mask PNG whose bit depth or colour type is not what its export
+        expects (a 16-bit map in an 8-bit folder, an RGB map where class ids are expected).
+
+        ## Why it matters
+        Reading such a file as if it had the expected encoding would turn class ids into other
+        classes, silently mislabelling whole images.
+
+        ## Example
+        `seg_B07.png` saved as 16-bit greyscale in a folder of 8-bit class-id maps.
+
+        ## How to fix
+        Re-export the file with the same encoding as the rest of the folder, or give the export a
+        class table that matches its encoding.
+
+        ## Parameters
+        None.
+    """,
+    "FMT021": """
+        ## What it checks
+        Which colour of a binary mask was taken as foreground when the export's `foreground`
+        option is `auto`; the choice is sniffed from the masks' border pixels and reported.
+
+        ## Why it matters
+        Some datasets draw the foreground black. Taking the wrong polarity inverts every mask,
+        and agreement would be measured on the background.
+
+        ## Example
+        BU-BIL expert masks: cells drawn black on white, so black is taken as foreground.
+
+        ## How to fix
+        Nothing when the choice is right; otherwise set `foreground = "white"` or `"black"` in
+        the export's options.
+
+        ## Parameters
+        None.
+    """,
 }
 
-_LOAD_SEVERITY = {"FMT010": "warning", "FMT012": "info", "FMT013": "info"}
+_LOAD_SEVERITY = {"FMT010": "warning", "FMT012": "info", "FMT013": "info", "FMT021": "info"}
 
 
 

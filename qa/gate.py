@@ -247,39 +247,8 @@ def parse_gate(table: dict, *, source: str = "") -> GateConfig:
     return cfg
 
 
-def _read_toml(path: Path) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"cannot read the pack: {exc.strerror or exc}", path=path) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", path=path) from None
-
-
-def _find_pack(pack, base: Path | None = None) -> Path:
-    path = Path(pack)
-    candidates = [path] if path.suffix == ".toml" or path.exists() else []
-    if base is not None and not path.is_absolute():
-        candidates.insert(0, base / path)
-        if path.suffix != ".toml":
-            candidates.insert(1, base / f"{pack}.toml")
-    if path.suffix != ".toml":
-        from qa._resources import packs_dir
-
-        candidates.append(packs_dir() / f"{pack}.toml")
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise ConfigError("no such pack: not a file and not a built-in pack name", path=pack)
-
-
 def load_gate(pack) -> GateConfig:
-    """Read the ``[gate]`` table of a pack, following its ``extends`` chain.
+    """Read the ``[gate]`` table of a pack, resolved as the rules stage resolves packs.
 
     Parameters
     ----------
@@ -294,54 +263,22 @@ def load_gate(pack) -> GateConfig:
     Raises
     ------
     ConfigError
-        The pack cannot be found or read, extends itself, has no ``[gate]`` table, or its table is
-        invalid.
+        The pack cannot be found or read, is invalid (see :func:`qa.rules.packs.read`), has no
+        ``[gate]`` table, or its table is invalid.
 
     Notes
     -----
-    Packs are resolved by :func:`qa.rules.packs.read` when the rules stage is installed, else by a
-    reader of the ``[gate]`` table alone. Either way ``extends`` merges ``[gate]`` tables key by key:
-    the extending pack's entry for a metric replaces the extended pack's.
+    ``extends`` merges ``[gate]`` tables key by key (:func:`qa.rules.packs.read`): the extending pack's
+    entry for a metric, or its whole ``[gate.regression]`` or ``[gate.<scope>]`` table, replaces the
+    extended pack's.
     """
-    try:  # the rule packs' own resolution, where the rules stage is installed
-        from qa.rules import packs as _packs
-    except ImportError:
-        _packs = None
-    if _packs is not None:
-        resolved = _packs.read(pack)
-        source = str(resolved.path) if resolved.path is not None else str(pack)
-        if not resolved.gate:
-            raise ConfigError("the pack has no [gate] table; add thresholds (see docs/gate.md)", path=source)
-        return parse_gate(resolved.gate, source=source)
-    path = _find_pack(pack)
-    chain: list[tuple[Path, dict]] = []
-    seen: set[Path] = set()
-    current: Path | None = path
-    while current is not None:
-        resolved = current.resolve()
-        if resolved in seen:
-            raise ConfigError("extends itself (a cycle of packs)", path=current)
-        seen.add(resolved)
-        data = _read_toml(current)
-        chain.append((current, data))
-        parent = data.get("extends")
-        current = _find_pack(parent, current.parent) if parent else None
-    merged: dict[str, Any] = {}
-    for source, data in reversed(chain):
-        gate = data.get("gate")
-        if gate is None:
-            continue
-        if not isinstance(gate, dict):
-            raise ConfigError("[gate] must be a table", path=source)
-        for name, value in gate.items():
-            if name in merged and isinstance(value, dict) and isinstance(merged[name], dict) \
-                    and (name == "regression" or name in SCOPES):
-                merged[name] = {**merged[name], **value}
-            else:
-                merged[name] = value
-    if not merged:
-        raise ConfigError("the pack has no [gate] table; add thresholds (see docs/gate.md)", path=path)
-    return parse_gate(merged, source=str(path))
+    from qa.rules.packs import read
+
+    resolved = read(pack)
+    source = str(resolved.path) if resolved.path is not None else str(pack)
+    if not resolved.gate:
+        raise ConfigError("the pack has no [gate] table; add thresholds (see docs/gate.md)", path=source)
+    return parse_gate(resolved.gate, source=source)
 
 
 # --- the verdict --------------------------------------------------------------------------------------

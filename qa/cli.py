@@ -118,6 +118,13 @@ def _add_run(sub) -> None:
     p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
                    help="what stdout carries (default: text)")
     p.add_argument("--max-pixels", type=int, metavar="N", help="largest image accepted (default 100000000)")
+    p.add_argument("--tolerance", dest="tolerances", type=float, action="append", metavar="PX",
+                   help="boundary tolerance in pixels; repeatable (default: 1, 2 and 4)")
+    p.add_argument("--iou-threshold", type=float, default=0.5, metavar="T",
+                   help="smallest mask IoU of a matched object pair (default 0.5)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per CPU; 1: none)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="write object_pairs, image_pairs and scores as Parquet files into DIR")
     p.set_defaults(handler=_cmd_run)
 
 
@@ -138,12 +145,16 @@ def _cmd_run(args) -> int:
         raise UsageError("--max-pixels must be a positive integer")
     if not args.exports and args.manifest is None:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa run --help')")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
     bar, progress = _progress_printer()
     if bar is not None:
         bar.start()
     try:
         result = run(*args.exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
-                     max_pixels=args.max_pixels, progress=progress)
+                     max_pixels=args.max_pixels, progress=progress,
+                     tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
+                     workers=args.workers)
     finally:
         if bar is not None:
             bar.stop()
@@ -151,11 +162,29 @@ def _cmd_run(args) -> int:
         args.json_path.parent.mkdir(parents=True, exist_ok=True)
         args.json_path.write_text(json.dumps(result.summary, indent=2, default=str) + "\n", encoding="utf-8")
         _err(f"results written to {args.json_path}")
+    if args.out is not None and result.comparison is not None:
+        for path in result.comparison.write_parquet(args.out):
+            _err(f"results written to {path}")
     if args.output_format == "json":
         print(json.dumps(result.summary, indent=2, default=str))
     else:
         _print_summary(result.summary)
+        if result.summary.get("pairs"):
+            print()
+            _print_pairs(result.summary["pairs"])
     return EXIT_OK
+
+
+def _print_pairs(pairs: list[dict]) -> None:
+    """The per annotator pair table: PQ, mean IoU, boundary F at 2 px and the object counts."""
+    def fmt(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    print(render_table(
+        ["pair", "images", "PQ", "mask IoU", "BF@2px", "matched", "missing", "extra", "label disagr."],
+        [[p["pair"], p["images"], fmt(p.get("pq")), fmt(p.get("mask_iou_mean")), fmt(p.get("boundary_f_2px_mean")),
+          p["matched"], p["missing"], p["extra"], p["label_disagreements"]] for p in pairs],
+    ))
 
 
 # --- entry point --------------------------------------------------------------------------------------

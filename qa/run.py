@@ -27,6 +27,10 @@ class Run:
     batch: Batch
     summary: dict
     settings: dict = field(default_factory=dict)
+    comparison: object = None
+    """The :class:`qa.engine.compare.Comparison` of every annotator pair (None with one annotator)."""
+    scores: object = None
+    """The long scores table (pandas DataFrame; see the comparison), None with one annotator."""
 
 
 def _specs(exports) -> list[ExportSpec]:
@@ -149,12 +153,24 @@ def summarise(batch: Batch) -> dict:
 
 
 def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
-        progress: Progress | None = None) -> Run:
+        progress: Progress | None = None, tolerances=(1, 2, 4), iou_threshold: float = 0.5,
+        workers: int | None = None) -> Run:
     """Run every stage on a batch and return what it produced.
 
-    Takes the same arguments as :func:`load`.
+    Takes the same arguments as :func:`load`, plus the comparison's ``tolerances`` (pixels),
+    ``iou_threshold`` and ``workers`` (see :func:`qa.engine.compare.compare_batch`).
     """
     batch = load(*exports, manifest=manifest, aliases=aliases, categories=categories,
                  max_pixels=max_pixels, progress=progress)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
-    return Run(batch=batch, summary=summarise(batch), settings=settings)
+    summary = summarise(batch)
+    comparison = None
+    if len(batch.annotators) >= 2:
+        from qa.engine.compare import compare_batch
+
+        comparison = compare_batch(batch, tolerances=tolerances, iou_threshold=iou_threshold, workers=workers,
+                                   progress=progress, max_pixels=max_pixels)
+        settings["compare"] = comparison.settings
+        summary["pairs"] = comparison.pair_table()
+    return Run(batch=batch, summary=summary, settings=settings, comparison=comparison,
+               scores=comparison.scores if comparison is not None else None)

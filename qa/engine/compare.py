@@ -72,6 +72,20 @@ class Comparison:
             out.append(entry)
         return out
 
+    def write_parquet(self, folder) -> list:
+        """Write ``object_pairs.parquet``, ``image_pairs.parquet`` and ``scores.parquet`` into ``folder``
+        (created when missing); return their paths."""
+        from pathlib import Path
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name in ("object_pairs", "image_pairs", "scores"):
+            path = folder / f"{name}.parquet"
+            getattr(self, name).to_parquet(path, engine="pyarrow", index=False)
+            paths.append(path)
+        return paths
+
 
 _COUNTS = ("images", "matched", "missing", "extra", "ignored", "label_disagreements")
 

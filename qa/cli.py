@@ -79,6 +79,10 @@ def render_table(header: list[str], rows: list[list[str]], *, left: int = 1) -> 
 
 def _print_summary(summary: dict) -> None:
     rows = summary["annotators"]
+    batch = summary.get("batch") or {}
+    if batch.get("name") or batch.get("description"):
+        print(": ".join(t for t in (batch.get("name"), batch.get("description")) if t))
+        print()
     categories = sorted({c for r in rows for c in r["objects_per_category"]})
     shown = categories[:8]
     print(render_table(
@@ -89,13 +93,22 @@ def _print_summary(summary: dict) -> None:
     ))
     if len(categories) > len(shown):
         print(f"({len(categories) - len(shown)} more categories in the JSON summary)")
-    if summary["aliases"]:
+    report = summary.get("alias_report")
+    if report and (report["mapped"] or report["unused_patterns"]):
+        from qa.alias_report import render_text
+
+        print()
+        print(render_text(report))
+    elif summary["aliases"]:
         print()
         print("aliases: " + ", ".join(f"{k} -> {v}" for k, v in summary["aliases"].items()))
     if summary["findings"]:
         print()
         for f in summary["findings"]:
             print(format_finding(f))
+    if summary.get("pairs"):
+        print()
+        _print_pairs(summary["pairs"])
     print()
     n = len(rows)
     print(f"{n} annotator{'s' * (n != 1)}, {summary['images']} images "
@@ -118,6 +131,9 @@ def _add_run(sub) -> None:
     p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
                    help="what stdout carries (default: text)")
     p.add_argument("--max-pixels", type=int, metavar="N", help="largest image accepted (default 100000000)")
+    p.add_argument("--input-format", metavar="FORMAT",
+                   help="read every NAME=PATH export as FORMAT (coco, coco_panoptic, cvat, label_studio, "
+                        "labelme) instead of detecting it; manifest exports use their 'format' key")
     p.add_argument("--tolerance", dest="tolerances", type=float, action="append", metavar="PX",
                    help="boundary tolerance in pixels; repeatable (default: 1, 2 and 4)")
     p.add_argument("--iou-threshold", type=float, default=0.5, metavar="T",
@@ -147,11 +163,21 @@ def _cmd_run(args) -> int:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa run --help')")
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    exports = args.exports
+    if args.input_format is not None:
+        from dataclasses import replace
+
+        from qa.formats import FORMATS
+        from qa.manifest import parse_spec
+
+        if args.input_format not in FORMATS:
+            raise UsageError(f"--input-format {args.input_format!r} is not one of: {', '.join(FORMATS)}")
+        exports = [replace(parse_spec(e), format=args.input_format) for e in exports]
     bar, progress = _progress_printer()
     if bar is not None:
         bar.start()
     try:
-        result = run(*args.exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
+        result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
                      max_pixels=args.max_pixels, progress=progress,
                      tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
                      workers=args.workers)
@@ -169,9 +195,6 @@ def _cmd_run(args) -> int:
         print(json.dumps(result.summary, indent=2, default=str))
     else:
         _print_summary(result.summary)
-        if result.summary.get("pairs"):
-            print()
-            _print_pairs(result.summary["pairs"])
     return EXIT_OK
 
 

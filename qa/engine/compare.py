@@ -227,6 +227,20 @@ class _Decoded:
         return self._crops.window(k, window)
 
 
+_BOUNDARY_SCORES = ("boundary_f_", "boundary_iou", "nsd_", "assd", "hd95", "signed_offset")
+"""Prefixes of the boundary metrics that get a mean per image pair and per annotator pair; the counts
+``boundary_pair`` also returns (``*_n``, matched boundary pixels, band areas, surface lengths) stay in
+``object_pairs`` only."""
+_IN_PIXELS = ("assd", "hd95", "signed_offset", "signed_offset_median")
+
+
+def _score_name(name: str) -> str | None:
+    """The scores-table name of a boundary metric's mean (units in the name), or None for a count."""
+    if not name.startswith(_BOUNDARY_SCORES) or name.endswith("_n"):
+        return None
+    return f"{name}_px_mean" if name in _IN_PIXELS else f"{name}_mean"
+
+
 def _boundary_function():
     try:
         from qa.engine.boundary import boundary_pair
@@ -295,7 +309,11 @@ def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, boundary_pair) -> dict
         "pq": math.nan, "sq": math.nan, "rq": math.nan,
     }
     for name, column in metrics.items():
-        image_row[f"{name}_mean"] = float(np.nanmean(column[matched_rows]))
+        score = _score_name(name)
+        if score is not None:
+            values = column[matched_rows]
+            values = values[~np.isnan(values)]
+            image_row[score] = float(values.mean()) if len(values) else math.nan
     if counts is not None:
         summary = pq_summary(add_counts({}, counts))["all"]
         image_row.update(pq=summary["pq"], sq=summary["sq"], rq=summary["rq"])
@@ -658,7 +676,8 @@ def _assemble(batch: Batch, parts: list[dict], pair_list, categories, cfg: _Conf
             records.append(("annotator_pair", key, metric, int(value), n_images))
         figures = {"mask_iou_mean": columns["iou"][matched]}
         for name in boundary_names:
-            figures[f"{name}_mean"] = columns[name][matched]
+            if _score_name(name) is not None:
+                figures[_score_name(name)] = columns[name][matched]
         for metric, values in figures.items():
             values = values[~np.isnan(values)]
             value = float(values.mean()) if len(values) else math.nan

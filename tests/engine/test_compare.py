@@ -217,3 +217,31 @@ def test_panopticapi_sample_against_itself_scores_pq_one(shared_data):
     assert mixed["matched"] == 47 and mixed["mask_iou_mean"] == 1.0 and "pq" not in mixed
     ip = c.image_pairs[c.image_pairs["pair"] == "a|b"]
     assert (ip["pq"] == 1.0).all()
+
+
+def test_boundary_metrics_are_wired_per_matched_pair(small_batch, monkeypatch):
+    """With a stand-in for qa.engine.boundary.boundary_pair: the crops it gets and where its numbers go."""
+    import qa.engine.compare as compare
+
+    calls = []
+
+    def fake_boundary_pair(a_crop, b_crop, *, tolerances, offset, image_shape):
+        assert a_crop.shape == b_crop.shape and a_crop.dtype == np.uint8 and b_crop.dtype == np.uint8
+        calls.append((int(a_crop.sum()), int(b_crop.sum()), int((a_crop & b_crop).sum()), offset, image_shape,
+                      tuple(tolerances)))
+        return {"boundary_f_2px": float(len(calls)), "boundary_a_n": 7.0, "signed_offset": -1.0}
+
+    monkeypatch.setattr(compare, "_boundary_function", lambda: fake_boundary_pair)
+    c = compare_batch(small_batch, workers=1, tolerances=(2,))
+    matched = c.object_pairs[c.object_pairs["status"] == "matched"]
+    assert len(calls) == len(matched) == 5
+    for (area_a, area_b, inter, offset, shape, tol), (_, row) in zip(calls, matched.iterrows()):
+        assert (area_a, area_b, inter) == (row["area_a"], row["area_b"], row["intersection"])  # whole objects
+        assert shape == (H, W) and tol == (2,) and min(offset) >= 0
+    assert matched["boundary_f_2px"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert c.object_pairs.loc[c.object_pairs["status"] != "matched", "boundary_f_2px"].isna().all()
+    assert "boundary_a_n" in c.object_pairs  # counts stay in the object table ...
+    s = _pair_scores(c, "alice|bob")
+    assert s["boundary_f_2px_mean"] == 1.5 and s["signed_offset_px_mean"] == -1.0
+    assert "boundary_a_n_mean" not in s and "boundary_a_n_mean" not in c.image_pairs  # ... not in the means
+    assert c.settings["boundary_metrics"] is True

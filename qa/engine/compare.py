@@ -614,9 +614,11 @@ def _assemble(batch: Batch, parts: list[dict], pair_list, categories, cfg: _Conf
         return {"image": _categorical(position, images), "pair": _categorical(pair, pair_keys),
                 "annotator_a": _categorical(code_a[pair], names), "annotator_b": _categorical(code_b[pair], names)}
 
-    # object pairs
+    # object pairs (each chunk's arrays are released once joined, so the rows exist in at most two copies)
     obj, n = _concat(parts, "obj")
-    get = lambda name, dtype: obj[name].astype(dtype) if n else np.zeros(0, dtype)  # noqa: E731
+    for part in parts:
+        part["obj"] = {}
+    get = lambda name, dtype: obj.pop(name).astype(dtype, copy=False) if n else np.zeros(0, dtype)  # noqa: E731
     pair = get("pair", np.int64)
     index_a, index_b, status = get("index_a", np.int64), get("index_b", np.int64), get("status", np.int64)
     boundary_names = [k for k in obj if k not in _OBJECT_COLUMNS]
@@ -637,11 +639,13 @@ def _assemble(batch: Batch, parts: list[dict], pair_list, categories, cfg: _Conf
         columns[f"{key}_a"] = side_a[f"{key}_a"]
     for key in ("file", "source_index", "source_id"):
         columns[f"{key}_b"] = side_b[f"{key}_b"]
-    object_pairs = pd.DataFrame(columns)
+    object_pairs = pd.DataFrame(columns, copy=False)
 
     # image pairs
     img, m = _concat(parts, "img")
-    iget = lambda name, dtype: img[name].astype(dtype) if m else np.zeros(0, dtype)  # noqa: E731
+    for part in parts:
+        part["img"] = {}
+    iget = lambda name, dtype: img[name].astype(dtype, copy=False) if m else np.zeros(0, dtype)  # noqa: E731
     ipair = iget("pair", np.int64)
     icols = pair_columns(iget("position", np.int64), ipair)
     for name in _IMAGE_COUNTS:
@@ -649,7 +653,7 @@ def _assemble(batch: Batch, parts: list[dict], pair_list, categories, cfg: _Conf
     extra_means = [k for k in img if k.endswith("_mean") and k != "mask_iou_mean"]
     for name in ["mask_iou_mean", "pq", "sq", "rq", *extra_means]:
         icols[name] = iget(name, np.float64)
-    image_pairs = pd.DataFrame(icols)
+    image_pairs = pd.DataFrame(icols, copy=False)
 
     # scores: per annotator pair, then the batch
     pq_totals: dict[int, dict] = {}

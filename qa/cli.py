@@ -109,6 +109,7 @@ def _print_summary(summary: dict) -> None:
     if summary.get("pairs"):
         print()
         _print_pairs(summary["pairs"])
+    _print_violation_table(summary)
     print()
     n = len(rows)
     print(f"{n} annotator{'s' * (n != 1)}, {summary['images']} images "
@@ -134,6 +135,7 @@ def _add_run(sub) -> None:
     p.add_argument("--input-format", metavar="FORMAT",
                    help="read every NAME=PATH export as FORMAT (coco, coco_panoptic, cvat, label_studio, "
                         "labelme) instead of detecting it; manifest exports use their 'format' key")
+    _add_pack_options(p)
     p.add_argument("--tolerance", dest="tolerances", type=float, action="append", metavar="PX",
                    help="boundary tolerance in pixels; repeatable (default: 1, 2 and 4)")
     p.add_argument("--iou-threshold", type=float, default=0.5, metavar="T",
@@ -178,7 +180,8 @@ def _cmd_run(args) -> int:
         bar.start()
     try:
         result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
-                     max_pixels=args.max_pixels, progress=progress,
+                     max_pixels=args.max_pixels, pack=args.pack, select=_selectors(args.select),
+                     ignore=_selectors(args.ignore), progress=progress,
                      tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
                      workers=args.workers)
     finally:
@@ -210,6 +213,218 @@ def _print_pairs(pairs: list[dict]) -> None:
     ))
 
 
+# --- qa rules, qa check -------------------------------------------------------------------------------
+
+def _selectors(items: list[str] | None) -> list[str] | None:
+    """``--select A,B --select C`` -> ``["A", "B", "C"]`` (None when not given)."""
+    if not items:
+        return None
+    return [part.strip() for item in items for part in item.split(",") if part.strip()]
+
+
+def _add_pack_options(p) -> None:
+    p.add_argument("--pack", default="default", metavar="PACK",
+                   help="rule pack: a built-in name (default, street-scenes, medical-imaging) or a .toml file "
+                        "(default: default)")
+    p.add_argument("--select", action="append", metavar="CODES",
+                   help="rule ids or prefixes to run instead of the pack's selection (comma-separated)")
+    p.add_argument("--ignore", action="append", metavar="CODES",
+                   help="rule ids or prefixes to leave out, applied last (comma-separated)")
+
+
+def _print_violation_table(summary: dict) -> None:
+    """``qa run``'s violations summary: one row per rule, one column per annotator."""
+    if "violations_by_rule" not in summary:
+        return
+    rows = summary["violations_by_rule"]
+    pack = summary["pack"]["name"]
+    print()
+    if not rows:
+        print(f"no rule violations (pack {pack}, {len(summary['pack']['rules'])} rules)")
+        return
+    annotators = list(rows[0]["per_annotator"])
+    print(render_table(["rule", "name", "severity", *annotators, "total"],
+                       [[r["code"], r["name"], r["severity"], *r["per_annotator"].values(), r["total"]]
+                        for r in rows], left=3))
+    by = summary["violations_by_severity"]
+    print(f"{sum(by.values())} rule violations (pack {pack}): {by['error']} errors, {by['warning']} warnings, "
+          f"{by['info']} info; 'qa check' lists them")
+
+
+def _add_rules(sub) -> None:
+    p = sub.add_parser("rules", help="List the rules or explain one.", description="List the rules or explain one.")
+    actions = p.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=_Parser)
+    lst = actions.add_parser("list", help="List every rule: id, name, family, severity, status, title.")
+    lst.add_argument("--pack", metavar="PACK", help="list only the rules this pack selects, with its severities")
+    lst.add_argument("--format", dest="output_format", choices=("text", "json"), default="text")
+    exp = actions.add_parser("explain", help="Explain one rule: what it checks, why it matters, parameters.")
+    exp.add_argument("rule_id", metavar="ID", help="a rule id (VTX001) or name (sparse-polygon)")
+    exp.add_argument("--format", dest="output_format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=_cmd_rules, rules_parser=p)
+
+
+def _cmd_rules(args) -> int:
+    from qa.rules import _registry
+
+    if args.rules_command is None:
+        args.rules_parser.print_help()
+        return EXIT_OK
+    if args.rules_command == "explain":
+        try:
+            found = _registry.get(args.rule_id)
+        except KeyError as exc:
+            raise UsageError(exc.args[0]) from None
+        if args.output_format == "json":
+            print(json.dumps(found.as_dict(), indent=2))
+        else:
+            print(found.explain(), end="")
+        return EXIT_OK
+    rules = _registry.all_rules()
+    severity = {}
+    if args.pack:
+        from qa.rules.packs import read
+
+        pack = read(args.pack)
+        rules = [r for r in rules if r.id in pack.selected]
+        severity = {r.id: pack.severity_of(r.id) for r in rules}
+    rows = [{"id": r.id, "name": r.name, "family": r.family, "severity": severity.get(r.id, r.severity),
+             "status": r.status, "title": r.title} for r in rules]
+    if args.output_format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(render_table(["id", "name", "family", "severity", "status", "title"],
+                           [list(r.values()) for r in rows], left=6))
+    return EXIT_OK
+
+
+def _add_check(sub) -> None:
+    p = sub.add_parser("check", help="Check the annotators' exports against a rule pack.",
+                       description="Check the annotators' exports against a rule pack: one violation per "
+                                   "line, then a summary line.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("exports", nargs="*", metavar="NAME=PATH", help="an annotator's export, as name=path")
+    p.add_argument("-m", "--manifest", type=Path, help="a batch manifest (TOML)")
+    p.add_argument("--alias", action="append", default=[], metavar="CANONICAL=PATTERN",
+                   help="map category names onto one (exact name, glob, or re:regex); repeatable")
+    p.add_argument("--extend-select", action="append", metavar="CODES",
+                   help="rule ids or prefixes to run in addition to the pack's selection (comma-separated)")
+    p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
+                   help="what stdout carries (default: text)")
+    _add_pack_options(p)
+    p.set_defaults(handler=_cmd_check)
+
+
+def _cmd_check(args) -> int:
+    from qa.rules.check import check, finding_dict, select_findings, sort_findings
+    from qa.rules.packs import override, read
+    from qa.run import load
+
+    if not args.exports and args.manifest is None:
+        raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa check --help')")
+    pack = override(read(args.pack), select=_selectors(args.select),
+                    extend_select=_selectors(args.extend_select), ignore=_selectors(args.ignore))
+    batch = load(*args.exports, manifest=args.manifest, aliases=_parse_aliases(args.alias))
+    bar, progress = _progress_printer()
+    if bar is not None:
+        bar.start()
+    try:
+        violations = check(batch, pack, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    findings = sort_findings(select_findings(batch.findings, pack) + violations, batch.annotators)
+    counts = {k: sum(f.severity == k for f in findings) for k in ("error", "warning", "info")}
+    n = len(batch.exports)
+    if args.output_format == "json":
+        print(json.dumps({"schema": 1, "pack": pack.as_dict(), "findings": [finding_dict(f) for f in findings],
+                          "counts": counts}, indent=2))
+        return EXIT_OK
+    for f in findings:
+        print(format_finding(finding_dict(f)))
+    print(f"{counts['error']} errors, {counts['warning']} warnings, {counts['info']} info in {n} "
+          f"export{'s' * (n != 1)} (pack {pack.name})")
+    return EXIT_OK
+
+
+# --- qa synth -----------------------------------------------------------------------------------------
+
+def _add_synth(sub) -> None:
+    from qa.synth._faults import FAULTS
+
+    faults = ", ".join(FAULTS)
+    p = sub.add_parser(
+        "synth", help="Write a synthetic batch: street scenes, noisy annotators and the planted faults.",
+        description="Write a synthetic batch: street scenes, K noisy annotators' exports, the noise-free "
+                    "truth, batch manifests and planted.json (every planted fault and the rule it targets).",
+        epilog=f"faults: {faults}, rule_faults (all rule faults)\n"
+               "example: qa synth out --images 100 --faults 'bob:dilate=2' 'carol:miss_small=1024,p=0.9'\n\n"
+               + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="output folder (created; must be empty)")
+    p.add_argument("--images", type=int, default=10, metavar="N", help="number of images (default 10)")
+    p.add_argument("--size", default="1024x2048", metavar="HxW",
+                   help="image height x width in pixels (default 1024x2048)")
+    p.add_argument("--annotators", type=int, default=3, metavar="K", help="number of annotators (default 3)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--faults", nargs="+", action="extend", metavar="SPEC",
+                   help="ANNOTATOR:FAULT[=VALUE][,KEY=VALUE...]; 'none' plants nothing "
+                        "(default: a preset using every model, see docs/synth.md)")
+    p.add_argument("--formats", default="coco,coco_panoptic", metavar="LIST",
+                   help="comma-separated: coco, coco_panoptic, cvat, labelmap (default coco,coco_panoptic)")
+    p.add_argument("--workers", type=int, metavar="N", help="processes (default: CPU count, at most 8)")
+    p.add_argument("--force", action="store_true", help="replace an earlier qa synth output in OUT_DIR")
+    p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
+                   help="what stdout carries (default: text)")
+    p.set_defaults(handler=_cmd_synth)
+
+
+def _cmd_synth(args) -> int:
+    from qa.synth import parse_size, synthesize
+    from qa.synth._faults import FAULTS
+
+    if args.workers is not None and args.workers <= 0:
+        raise UsageError("--workers must be a positive integer")
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    bar, progress = _progress_printer()
+    if bar is not None:
+        bar.start()
+    try:
+        summary = synthesize(args.out_dir, images=args.images, size=parse_size(args.size),
+                             annotators=args.annotators, seed=args.seed, faults=args.faults, formats=formats,
+                             workers=args.workers, force=args.force, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if args.output_format == "json":
+        print(json.dumps(summary, indent=2))
+        return EXIT_OK
+    names = summary["annotators"]
+    h, w = summary["size"]
+    print(f"wrote {summary['images']} images of {h}x{w}, {len(names)} annotators to {summary['out_dir']}")
+    print()
+    kinds = ["coco", "coco_panoptic", "cvat", "labelmap"]
+    shown = [k for k in kinds if k in summary["formats"]]
+    print(render_table(["export", "objects", *shown],
+                       [[n, summary["objects"][n], *[summary["files"][n].get(k, "") for k in shown]]
+                        for n in ["truth", *names]], left=1))
+    print()
+    print("manifests: " + ", ".join(summary["manifests"]) + "; planted faults: planted.json; "
+          "truth table: truth/objects.csv")
+    if summary["noise"]:
+        print("noise: " + "; ".join(summary["noise"]))
+    planted = summary["planted"]
+    if planted:
+        print()
+        by = summary["planted_by_annotator"]
+        print(render_table(["fault", "rule", *names, "total"],
+                           [[f, FAULTS[f].rule or "-", *[by[n].get(f, 0) for n in names], planted[f]]
+                            for f in planted], left=2))
+    print()
+    print(f"{sum(planted.values())} per-object records in planted.json (planted faults and noise side effects) "
+          f"for {summary['images']} images")
+    return EXIT_OK
+
+
 # --- entry point --------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show a traceback when the run fails")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_run(sub)
+    _add_rules(sub)
+    _add_check(sub)
+    _add_synth(sub)
     return parser
 
 

@@ -58,6 +58,18 @@ class Manifest:
     path: Path | None = None
 
 
+def _read_classes(doc: dict, path: Path) -> list[dict] | None:
+    """The top-level ``[[classes]]`` table (label maps' class ids and colours; see
+    :func:`qa.formats.labelmap.parse_classes`), checked. It becomes the ``classes`` option of every
+    export whose format is ``labelmap``, or is not given and whose path is a folder."""
+    if "classes" not in doc:
+        return None
+    from qa.formats.labelmap import parse_classes
+
+    parse_classes(doc["classes"], path=path)  # raises ConfigError naming the entry
+    return doc["classes"]
+
+
 def parse_spec(text: str) -> ExportSpec:
     """Parse ``NAME=PATH`` (or a bare ``PATH``, named after the file or from inside it).
 
@@ -97,9 +109,11 @@ def read_manifest(path) -> Manifest:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"invalid TOML: {exc}", path=path) from None
-    unknown = sorted(set(doc) - _TOP_KEYS)
+    unknown = sorted(set(doc) - _TOP_KEYS - {"classes"})
     if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_TOP_KEYS))}", path=path)
+        known = sorted(_TOP_KEYS | {"classes"})
+        raise ConfigError(f"unknown key {unknown[0]!r}; known keys: {', '.join(known)}", path=path)
+    classes = _read_classes(doc, path)
     exports_raw = doc.get("exports")
     if not isinstance(exports_raw, list) or not exports_raw:
         raise ConfigError("needs at least one [[exports]] table", path=path)
@@ -124,6 +138,9 @@ def read_manifest(path) -> Manifest:
             raise ConfigError("'options' must be a table", path=path, where=where)
         options = {k: (str(path.parent / v) if k.endswith("_dir") and isinstance(v, str) else v)
                    for k, v in options.items()}
+        if classes is not None and (raw.get("format") == "labelmap" or (
+                raw.get("format") is None and (path.parent / raw["path"]).is_dir())):
+            options.setdefault("classes", classes)  # folders of PNGs given a class table are label maps
         exports.append(ExportSpec(annotator=raw.get("annotator"), path=path.parent / raw["path"],
                                   format=raw.get("format"), options=options))
     aliases = doc.get("aliases", {})

@@ -31,6 +31,10 @@ class Run:
     """The :class:`qa.engine.compare.Comparison` of every annotator pair (None with one annotator)."""
     scores: object = None
     """The long scores table (pandas DataFrame; see the comparison), None with one annotator."""
+    violations: list = field(default_factory=list)
+    """Rule violations (:class:`~qa.model.Finding`) of the run's pack."""
+    pack: object = None
+    """The resolved rule pack (:class:`qa.rules.packs.Pack`), or None when rules were not run."""
 
 
 def _specs(exports) -> list[ExportSpec]:
@@ -170,13 +174,24 @@ def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
     }
 
 
-def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
-        progress: Progress | None = None, tolerances=(1, 2, 4), iou_threshold: float = 0.5,
-        workers: int | None = None) -> Run:
+def check_rules(batch: Batch, pack="default", *, select=None, ignore=None, progress: Progress | None = None):
+    """The check stage: the pack's rules over the batch; returns (pack, violations)."""
+    from qa.rules.check import check
+    from qa.rules.packs import Pack, override, read
+
+    resolved = override(pack if isinstance(pack, Pack) else read(pack), select=select, ignore=ignore)
+    return resolved, check(batch, resolved, progress=progress)
+
+
+def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None, pack="default",
+        select=None, ignore=None, progress: Progress | None = None, tolerances=(1, 2, 4),
+        iou_threshold: float = 0.5, workers: int | None = None) -> Run:
     """Run every stage on a batch and return what it produced.
 
-    Takes the same arguments as :func:`load`, plus the comparison's ``tolerances`` (pixels),
-    ``iou_threshold`` and ``workers`` (see :func:`qa.engine.compare.compare_batch`).
+    Takes the same arguments as :func:`load`, plus ``pack`` (a built-in pack name, a pack file or
+    None to skip the rules) and ``select``/``ignore`` (rule ids or prefixes applied after the pack),
+    and the comparison's ``tolerances`` (pixels), ``iou_threshold`` and ``workers`` (see
+    :func:`qa.engine.compare.compare_batch`).
     """
     batch, report = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
                           max_pixels=max_pixels, progress=progress)
@@ -190,5 +205,12 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
                                    progress=progress, max_pixels=max_pixels)
         settings["compare"] = comparison.settings
         summary["pairs"] = comparison.pair_table()
-    return Run(batch=batch, summary=summary, settings=settings, comparison=comparison,
-               scores=comparison.scores if comparison is not None else None)
+    resolved, violations = (None, [])
+    if pack is not None:
+        from qa.rules.check import violation_summary
+
+        resolved, violations = check_rules(batch, pack, select=select, ignore=ignore, progress=progress)
+        settings["pack"] = str(resolved.path or resolved.name)
+        summary.update(violation_summary(violations, batch.annotators, resolved))
+    return Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
+               comparison=comparison, scores=comparison.scores if comparison is not None else None)

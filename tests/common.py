@@ -51,3 +51,83 @@ def rle_to_mask(rle):
     counts = np.asarray(counts, dtype=np.int64)
     values = (np.arange(len(counts)) & 1).astype(np.uint8)
     return np.repeat(values, counts).reshape(w, h).T.copy()
+
+
+# --- hand-built objects and batches (rule tests) -------------------------------------------------------
+
+def square(x, y, size, *, width=None):
+    """An axis-aligned rectangle polygon as an (4, 2) float64 array (x, y vertices)."""
+    import numpy as np
+
+    w = size if width is None else width
+    return np.array([[x, y], [x + w, y], [x + w, y + size], [x, y + size]], dtype=np.float64)
+
+
+def circle(cx, cy, r, n=32):
+    """A regular n-gon approximating a circle, as an (n, 2) float64 array."""
+    import numpy as np
+
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.column_stack([cx + r * np.cos(t), cy + r * np.sin(t)])
+
+
+def make_object(polygon=None, *, annotator="alice", image="img.png", category="car", index=None, id=None,
+                occluded=None, z=None, group=None, bbox=None, area=None, iscrowd=False, kind="polygon",
+                rle=None, segment_id=None, parts=None, file=None):
+    """One Object with a polygon (or ``parts``, or an RLE/segment), flags and a Source."""
+    import numpy as np
+
+    from qa.model import Object, Source
+
+    attributes = {}
+    if occluded is not None:
+        attributes["occluded"] = bool(occluded)
+    if z is not None:
+        attributes["z_order"] = int(z)
+    if group is not None:
+        attributes["group"] = int(group)
+    polygons = None
+    if kind == "polygon":
+        polygons = tuple(np.asarray(p, dtype=np.float64) for p in (parts or [polygon]))
+    return Object(annotator=annotator, image=image, category=category, kind=kind,
+                  source=Source(file or "", index, id),
+                  polygons=polygons, rle=rle, segment_id=segment_id, iscrowd=iscrowd, bbox=bbox, area=area,
+                  attributes=attributes)
+
+
+def make_batch(objects, *, size=(100, 100), stuff=(), fmt="coco", id_maps=None):
+    """A Batch from ``{annotator: [Object, ...]}`` (or a list, for one annotator ``alice``).
+
+    Images are named by the objects' ``image`` keys, all ``size = (width, height)``; each object's
+    annotator and source index are set from its position; categories listed in ``stuff`` are stuff.
+    """
+    from pathlib import Path
+
+    from qa.align import align
+    from qa.model import Category, Export, Image, Source
+
+    if not isinstance(objects, dict):
+        objects = {"alice": objects}
+    width, height = size
+    exports = []
+    for name, objs in objects.items():
+        keys = sorted({o.image for o in objs}) or ["img.png"]
+        images = {k: Image(key=k, file_name=k, width=width, height=height) for k in keys}
+        cats = {o.category: Category(o.category, isthing=o.category not in stuff) for o in objs}
+        for k, o in enumerate(objs):
+            o.annotator = name
+            src = o.source
+            o.source = Source(src.file or f"{name}.json", k if src.index is None else src.index,
+                              k + 1 if src.id is None else src.id)
+        exports.append(Export(annotator=name, path=Path(f"{name}.json"), format=fmt, images=images,
+                              categories=cats, objects=list(objs), id_maps=dict((id_maps or {}).get(name, {}))))
+    return align(exports)
+
+
+def run_rule(rule_id, batch, **params):
+    """Run one rule over a batch with the given parameters (others at defaults); returns its Findings."""
+    from qa.rules.packs import Pack
+    from qa.rules.check import check
+
+    pack = Pack(name="test", path=None, selected=(rule_id,), params={rule_id: params} if params else {})
+    return check(batch, pack)

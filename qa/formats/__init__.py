@@ -28,6 +28,8 @@ _MODULES = {
     "cvat": "qa.formats.cvat",
     "label_studio": "qa.formats.label_studio",
     "labelme": "qa.formats.labelme",
+    "binary_masks": "qa.formats.binary_masks",  # folders of PNGs only: black-and-white masks first,
+    "labelmap": "qa.formats.labelmap",  # then any other PNGs
 }
 
 FORMATS = tuple(_MODULES)

@@ -24,6 +24,8 @@ LOAD_CODES: dict[str, tuple[str, str]] = {
     "FMT011": ("invalid-field", "a required field is missing or has the wrong type"),
     "FMT012": ("skipped-shape", "a shape that is not an area (polyline, points, tag, ...) is not compared"),
     "FMT013": ("skipped-annotation", "an object or annotation the tool marks as deleted or cancelled is left out"),
+    "FMT020": ("png-encoding-mismatch", "label-map or mask PNG of another bit depth or colour type than its export expects"),
+    "FMT021": ("mask-polarity", "which colour of a binary mask is foreground, as sniffed from the masks' border"),
 }
 
 

@@ -44,7 +44,7 @@ def test_fixtures_are_detected(rel, expected):
 
 
 def test_every_format_is_registered_once():
-    assert FORMATS == ("coco_panoptic", "coco", "cvat", "label_studio", "labelme")
+    assert FORMATS == ("coco_panoptic", "coco", "cvat", "label_studio", "labelme", "binary_masks", "labelmap")
     for name in FORMATS:
         assert _MODULES[name] == f"qa.formats.{name}"
 
@@ -63,8 +63,8 @@ def test_unknown_content_is_one_clear_line(tmp_path, name, content):
     with pytest.raises(InputError) as info:
         detect(path)
     message = str(info.value)
-    assert message == (f"{path}: cannot tell the export format (known: coco_panoptic, coco, cvat, label_studio, "
-                       "labelme); pass --input-format NAME or set 'format' in the manifest")
+    assert message == (f"{path}: cannot tell the export format (known: {', '.join(FORMATS)}); "
+                       "pass --input-format NAME or set 'format' in the manifest")
 
 
 def test_sniffers_never_raise(tmp_path):
@@ -84,8 +84,8 @@ def test_cli_unknown_format_exits_2_with_one_line(tmp_path, capsys):
     path.write_text("hello")
     code, out, err = run_cli(["run", f"a={path}"], capsys)
     assert code == 2 and out == ""
-    assert err.strip().splitlines() == [f"qa: error: {path}: cannot tell the export format (known: coco_panoptic, "
-                                        "coco, cvat, label_studio, labelme); pass --input-format NAME or set "
+    assert err.strip().splitlines() == [f"qa: error: {path}: cannot tell the export format (known: "
+                                        f"{', '.join(FORMATS)}); pass --input-format NAME or set "
                                         "'format' in the manifest"]
 
 
@@ -112,8 +112,7 @@ def test_cli_input_format_applies_to_every_argument(capsys):
 def test_cli_unknown_input_format(capsys):
     code, out, err = run_cli(["run", f"a={FIXTURES / 'cvat' / 'shapes.xml'}", "--input-format", "voc"], capsys)
     assert code == 2
-    assert err.strip() == ("qa: error: --input-format 'voc' is not one of: coco_panoptic, coco, cvat, "
-                           "label_studio, labelme")
+    assert err.strip() == f"qa: error: --input-format 'voc' is not one of: {', '.join(FORMATS)}"
 
 
 def test_load_with_explicit_format_skips_detection():

@@ -2,18 +2,20 @@
 
 Run: ``.venv/bin/python -m benchmarks.bench_compare [--scenes N] [--sizes 100,1000,10000]``
 
-1. Time per image pair, on 1024x2048 scenes with three annotators (``benchmarks/_scenes.py``):
+1. Time per image pair, on ``qa synth`` 1024x2048 street scenes with three annotators
+   (``benchmarks/_scenes.py``), exported both as COCO panoptic and as COCO instances:
 
-   - panoptic (about 40 segments): everything the engine computes for an image pair from the two decoded
+   - panoptic (about 35 to 40 segments): everything the engine computes for an image pair from the two decoded
      id maps (pair-area count, PQ, all-pairs IoU, matching, boundary metrics of every matched pair when
      ``qa.engine.boundary`` is installed), against decoding the pair's two panoptic PNGs
      (``qa.formats.coco_panoptic.read_id_map``: PNG decode and RGB to id);
-   - instance (about 30 overlapping polygon objects): rasterising both annotators' polygons into crops
-     plus everything above except PQ, against decoding two 1024x2048 label PNGs of the same scene.
+   - instance (the same scenes' objects as overlapping COCO polygons): rasterising both annotators'
+     polygons into crops plus everything above except PQ, against decoding the same two annotators'
+     1024x2048 panoptic PNGs of that scene.
 
 2. Peak memory against batch size: ``compare_batch`` on batches of 100 to 10,000 images (three panoptic
-   annotators, 256x512 scenes of about 40 segments, the PNGs of 8 distinct scenes reused), each batch in
-   a fresh subprocess. Serial runs report the process's peak RSS (``resource.getrusage``); parallel runs
+   annotators, ``qa synth`` scenes at 256x512, the PNGs of 8 distinct scenes reused by building the
+   batch in memory), each batch in a fresh subprocess. Serial runs report the process's peak RSS (``resource.getrusage``); parallel runs
    (two workers) the largest sum of RSS over the process tree, sampled every 20 ms from ``/proc``. The
    batch itself (the model objects) and the result tables grow with the batch; the working memory of the
    comparison ("working MB": the main process's peak minus its size after loading minus the tables) is
@@ -33,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._common import machine, timed, versions
-from benchmarks._scenes import CATEGORIES, id_map_to_png, instance_scene, panoptic_scene
+from benchmarks._scenes import synth_batches
 
 
 # --- 1. time per image pair ---------------------------------------------------------------------------
@@ -46,29 +48,12 @@ def _config():
                    boundary=boundary is not None, margin=5), boundary
 
 
-def _panoptic_entries(views, folder: Path, seed: int):
-    from qa.engine.compare import _Entry
+def _entries(batch):
+    """``{image: {annotator: entry}}`` as the engine sends them to its workers."""
+    from qa.engine.compare import _tasks
 
-    codes = {c["id"]: k for k, c in enumerate(CATEGORIES)}
-    entries = []
-    for k, (id_map, segments) in enumerate(views):
-        png = folder / f"pan{seed}_{k}.png"
-        id_map_to_png(id_map, png)
-        entries.append(_Entry(annotator=f"a{k}", png=str(png), indices=np.arange(len(segments)),
-                              categories=np.array([codes[s["category_id"]] for s in segments], np.int64),
-                              crowd=np.zeros(len(segments), bool),
-                              geometry=[("segment", s["id"]) for s in segments]))
-    return entries
-
-
-def _instance_entries(views):
-    from qa.engine.compare import _Entry
-
-    names = [c["name"] for c in CATEGORIES]
-    return [_Entry(annotator=f"a{k}", png=None, indices=np.arange(len(objs)),
-                   categories=np.array([names.index(c) for c, _ in objs], np.int64),
-                   crowd=np.zeros(len(objs), bool), geometry=[("polygon", (poly,)) for _, poly in objs])
-            for k, objs in enumerate(views)]
+    codes = {name: k for k, name in enumerate(batch.categories)}
+    return {t.image: {e.annotator: e for e in t.entries} for t in _tasks(batch, codes)}
 
 
 def time_image_pairs(n_scenes: int, repeat: int) -> dict:
@@ -80,13 +65,15 @@ def time_image_pairs(n_scenes: int, repeat: int) -> dict:
     limits = Limits()
     rows = {"panoptic": [], "instance": []}
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        for seed in range(n_scenes):
-            views = panoptic_scene(seed)
-            entries = _panoptic_entries(views, folder, seed)
-            decoded = [_Decoded(e, 1024, 2048, cfg.max_pixels) for e in entries]
+        instances, panoptic = synth_batches(tmp, images=n_scenes)
+        pan_entries, inst_entries = _entries(panoptic), _entries(instances)
+        names = sorted(panoptic.annotators)
+        for image, image_info in panoptic.images.items():
+            h, w = image_info.height, image_info.width
+            decoded = {n: _Decoded(pan_entries[image][n], h, w, cfg.max_pixels) for n in names}
             for i, j in ((0, 1), (0, 2), (1, 2)):
-                a, b = decoded[i], decoded[j]
+                a, b = decoded[names[i]], decoded[names[j]]
+                png_a, png_b = Path(a.entry.png), Path(b.entry.png)
 
                 def compare(a=a, b=b):
                     for d in (a, b):  # no cached boxes or crops from the previous call
@@ -94,65 +81,51 @@ def time_image_pairs(n_scenes: int, repeat: int) -> dict:
                         d._crops = None
                     return _compare_pair(a, b, cfg, boundary)
 
-                def decode(i=i, j=j):
-                    read_id_map(Path(entries[i].png), limits)
-                    read_id_map(Path(entries[j].png), limits)
+                def decode(png_a=png_a, png_b=png_b):
+                    read_id_map(png_a, limits)
+                    read_id_map(png_b, limits)
+
+                def compare_instance(ea=inst_entries[image][names[i]], eb=inst_entries[image][names[j]]):
+                    return _compare_pair(_Decoded(ea, h, w, cfg.max_pixels), _Decoded(eb, h, w, cfg.max_pixels),
+                                         cfg, boundary)
 
                 compare()
-                rows["panoptic"].append((timed(compare, repeat=repeat), timed(decode, repeat=repeat),
-                                         len(entries[i].geometry)))
-
-            inst = _instance_entries(instance_scene(seed))
-            for i, j in ((0, 1), (0, 2), (1, 2)):
-                def compare_instance(i=i, j=j):
-                    a = _Decoded(inst[i], 1024, 2048, cfg.max_pixels)
-                    b = _Decoded(inst[j], 1024, 2048, cfg.max_pixels)
-                    return _compare_pair(a, b, cfg, boundary)
-
-                def decode(i=i, j=j):
-                    read_id_map(Path(entries[i].png), limits)
-                    read_id_map(Path(entries[j].png), limits)
-
                 compare_instance()
-                rows["instance"].append((timed(compare_instance, repeat=repeat), timed(decode, repeat=repeat),
-                                         len(inst[i].geometry)))
+                t_decode = timed(decode, repeat=repeat)
+                rows["panoptic"].append((timed(compare, repeat=repeat), t_decode, len(a.entry.geometry)))
+                rows["instance"].append((timed(compare_instance, repeat=repeat), t_decode,
+                                         len(inst_entries[image][names[i]].geometry)))
     return rows
 
 
 # --- 2. peak memory against batch size ----------------------------------------------------------------
 
 def _memory_batch(n_images: int, folder: Path, distinct: int = 8):
-    """A batch of ``n_images`` images and three panoptic annotators, built in memory; the PNGs of
-    ``distinct`` scenes are written once and reused."""
-    from qa.align import align
-    from qa.model import Category, Export, Image, Object, Source
+    """A batch of ``n_images`` images and three panoptic annotators, built in memory from the exports of
+    ``distinct`` synthetic scenes (their PNGs are reused)."""
+    from dataclasses import replace
 
-    scenes = []
-    for seed in range(distinct):
-        views = panoptic_scene(1000 + seed, height=256, width=512, n_things=32)
-        pngs = []
-        for k, (id_map, segments) in enumerate(views):
-            png = folder / f"mem{seed}_{k}.png"
-            if not png.exists():
-                id_map_to_png(id_map, png)
-            pngs.append((png, segments))
-        scenes.append(pngs)
-    names = {c["id"]: c["name"] for c in CATEGORIES}
-    categories = {c["name"]: Category(c["name"], bool(c["isthing"])) for c in CATEGORIES}
+    from qa.align import align
+    from qa.model import Export
+
+    source = folder / "scenes"
+    if not (source / "batch_panoptic.toml").exists():
+        synth_batches(source, images=distinct, size=(256, 512), seed=1)
+    import qa
+
+    base = qa.load(manifest=source / "batch_panoptic.toml")
+    keys = list(base.images)
     exports = []
-    for k in range(3):
-        export = Export(annotator=f"a{k}", path=folder / f"a{k}.json", format="coco_panoptic",
-                        categories=dict(categories))
+    for name in sorted(base.annotators):
+        old = base.exports[name]
+        export = Export(annotator=name, path=old.path, format=old.format, categories=dict(old.categories))
+        by_image = {k: old_objects for k, old_objects in ((k, base.objects(name, k)) for k in keys)}
         for i in range(n_images):
-            key = f"img{i:06d}.jpg"
-            png, segments = scenes[i % distinct][k]
-            export.images[key] = Image(key=key, file_name=key, width=512, height=256)
-            export.id_maps[key] = png
-            for s_index, s in enumerate(segments):
-                export.objects.append(Object(
-                    annotator=f"a{k}", image=key, category=names[s["category_id"]], kind="segment",
-                    source=Source(str(export.path), s_index, s["id"], f"annotations[{i}].segments_info"),
-                    segment_id=s["id"]))
+            key = keys[i % len(keys)]
+            new_key = f"img{i:06d}.jpg"
+            export.images[new_key] = replace(old.images[key], key=new_key, file_name=new_key)
+            export.id_maps[new_key] = old.id_maps[key]
+            export.objects.extend(replace(o, image=new_key) for o in by_image[key])
         exports.append(export)
     return align(exports)
 
@@ -259,7 +232,7 @@ def main(argv=None) -> None:
 
     _, boundary = _config()
     rows = time_image_pairs(args.scenes, args.repeat)
-    print("All metrics for one image pair vs decoding its two PNG inputs (1024x2048, three annotators)")
+    print("All metrics for one image pair vs decoding its two PNG inputs (qa synth, 1024x2048, three annotators)")
     if boundary is None:
         print("  (qa.engine.boundary is not installed: boundary metrics are NOT included in the engine times)")
     for kind, values in rows.items():
@@ -272,7 +245,7 @@ def main(argv=None) -> None:
     if not args.skip_memory:
         sizes = [int(s) for s in args.sizes.split(",")]
         workers_list = [int(w) for w in args.memory_workers.split(",")]
-        print("Peak memory against batch size (256x512 panoptic scenes, ~40 segments, three annotators)")
+        print("Peak memory against batch size (qa synth scenes at 256x512, panoptic, three annotators)")
         print("  images  workers  object rows  after load MB  tables MB  peak MB (main process)  working MB"
               "  peak MB (all processes)  compare s")
         for r in memory_runs(sizes, workers_list):

@@ -2,8 +2,8 @@
 
 Run: ``.venv/bin/python -m benchmarks.bench_panoptic [--scenes N]``
 
-Scenes: 1024x2048 panoptic id maps of about 40 segments (8 stuff bands, about 30 things), three
-annotators each (``benchmarks/_scenes.py``), so three image pairs per scene. Both sides start from the
+Scenes: ``qa synth`` street scenes at 1024x2048 (about 35 to 40 panoptic segments: stuff regions and
+about 30 things), three annotators each (``benchmarks/_scenes.py``), so three image pairs per scene. Both sides start from the
 decoded id maps and the ``segments_info`` lists and end with per-category TP/FP/FN/IoU sums; the
 baseline is panopticapi's ``pq_compute_single_core`` body (github.com/cocodataset/panopticapi,
 ``panopticapi/evaluation.py``), with the ground truth's areas precomputed as its JSON would give them.
@@ -13,12 +13,14 @@ The results are checked equal before timing.
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
 from benchmarks._common import machine, timed, versions
-from benchmarks._scenes import panoptic_scene
+from benchmarks._scenes import segments_info, synth_batches
 
 OFFSET = 256 * 256 * 256
 VOID = 0
@@ -91,13 +93,21 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
 
+    from qa.formats.coco_panoptic import read_id_map
+    from qa.model import Limits
+
     pairs = []
-    for seed in range(args.scenes):
-        views = panoptic_scene(seed)
-        for i, j in ((0, 1), (0, 2), (1, 2)):
-            (a, sa), (b, sb) = views[i], views[j]
-            sa = [dict(s, area=int((a == s["id"]).sum())) for s in sa]  # the ground truth's JSON areas
-            pairs.append((a, b, sa, sb))
+    with tempfile.TemporaryDirectory() as tmp:
+        _, batch = synth_batches(tmp, images=args.scenes)
+        names = sorted(batch.annotators)
+        for image in batch.images:
+            maps = {n: read_id_map(Path(batch.exports[n].id_maps[image]), Limits()) for n in names}
+            for i, j in ((0, 1), (0, 2), (1, 2)):
+                a, b = maps[names[i]], maps[names[j]]
+                sa = segments_info(batch, names[i], image)
+                sb = segments_info(batch, names[j], image)
+                sa = [dict(s, area=int((a == s["id"]).sum())) for s in sa]  # the ground truth's JSON areas
+                pairs.append((a, b, sa, sb))
     segments = np.mean([len(p[2]) for p in pairs])
 
     for a, b, sa, sb in pairs:  # same numbers, and numba warmed up

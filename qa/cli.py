@@ -106,6 +106,9 @@ def _print_summary(summary: dict) -> None:
         print()
         for f in summary["findings"]:
             print(format_finding(f))
+    if summary.get("pairs"):
+        print()
+        _print_pairs(summary["pairs"])
     _print_violation_table(summary)
     print()
     n = len(rows)
@@ -133,6 +136,13 @@ def _add_run(sub) -> None:
                    help="read every NAME=PATH export as FORMAT (coco, coco_panoptic, cvat, label_studio, "
                         "labelme) instead of detecting it; manifest exports use their 'format' key")
     _add_pack_options(p)
+    p.add_argument("--tolerance", dest="tolerances", type=float, action="append", metavar="PX",
+                   help="boundary tolerance in pixels; repeatable (default: 1, 2 and 4)")
+    p.add_argument("--iou-threshold", type=float, default=0.5, metavar="T",
+                   help="smallest mask IoU of a matched object pair (default 0.5)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per CPU; 1: none)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="write object_pairs, image_pairs and scores as Parquet files into DIR")
     _add_store_options(p)
     p.add_argument("--no-store", action="store_true", help="do not write the run to the store")
     p.add_argument("--gate", type=Path, metavar="PACK", help="gate the run on this pack's [gate] thresholds")
@@ -157,6 +167,8 @@ def _cmd_run(args) -> int:
         raise UsageError("--max-pixels must be a positive integer")
     if not args.exports and args.manifest is None:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa run --help')")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
     if args.gate is None and (args.baseline is not None or args.junit is not None):
         raise UsageError("--baseline and --junit need --gate PACK")
     exports = args.exports
@@ -177,7 +189,9 @@ def _cmd_run(args) -> int:
                      max_pixels=args.max_pixels, pack=args.pack, select=_selectors(args.select),
                      ignore=_selectors(args.ignore), gate=args.gate, baseline=args.baseline,
                      max_drop=args.max_drop, db=_db(args), store=not args.no_store,
-                     lock_timeout=args.lock_timeout, progress=progress)
+                     lock_timeout=args.lock_timeout, progress=progress,
+                     tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
+                     workers=args.workers)
     finally:
         if bar is not None:
             bar.stop()
@@ -185,6 +199,9 @@ def _cmd_run(args) -> int:
         args.json_path.parent.mkdir(parents=True, exist_ok=True)
         args.json_path.write_text(json.dumps(result.summary, indent=2, default=str) + "\n", encoding="utf-8")
         _err(f"results written to {args.json_path}")
+    if args.out is not None and result.comparison is not None:
+        for path in result.comparison.write_parquet(args.out):
+            _err(f"results written to {path}")
     if args.output_format == "json":
         print(json.dumps(result.summary, indent=2, default=str))
     else:
@@ -192,6 +209,18 @@ def _cmd_run(args) -> int:
     if result.stored is not None and sys.stderr.isatty():
         _err(f"stored run {result.run_id} in {result.stored}")
     return _finish_gate(result.verdict, args, text=args.output_format == "text")
+
+
+def _print_pairs(pairs: list[dict]) -> None:
+    """The per annotator pair table: PQ, mean IoU, boundary F at 2 px and the object counts."""
+    def fmt(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    print(render_table(
+        ["pair", "images", "PQ", "mask IoU", "BF@2px", "matched", "missing", "extra", "label disagr."],
+        [[p["pair"], p["images"], fmt(p.get("pq")), fmt(p.get("mask_iou_mean")), fmt(p.get("boundary_f_2px_mean")),
+          p["matched"], p["missing"], p["extra"], p["label_disagreements"]] for p in pairs],
+    ))
 
 
 # --- the run store and the gate: qa runs, qa sql, qa export, qa diff, qa gate ----------------------------

@@ -40,6 +40,10 @@ class Run:
     inputs: list = field(default_factory=list)
     verdict: object = None
     stored: str | None = None
+    comparison: object = None
+    """The :class:`qa.engine.compare.Comparison` of every annotator pair (None with one annotator)."""
+    scores: object = None
+    """The long scores table (pandas DataFrame; see the comparison), None with one annotator."""
     violations: list = field(default_factory=list)
     """Rule violations (:class:`~qa.model.Finding`) of the run's pack."""
     pack: object = None
@@ -236,7 +240,8 @@ def store_stage(result: Run, db, *, lock_timeout=None) -> int:
 
 def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None, pack="default",
         select=None, ignore=None, gate=None, baseline=None, max_drop=None, db=None, store: bool = True,
-        lock_timeout=None, progress: Progress | None = None) -> Run:
+        lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
+        iou_threshold: float = 0.5, workers: int | None = None) -> Run:
     """Run every stage on a batch and return what it produced.
 
     Takes the same arguments as :func:`load`, plus ``pack`` (a built-in pack name, a pack file or
@@ -244,6 +249,12 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
 
     Parameters
     ----------
+    tolerances : sequence of float, pixels, default (1, 2, 4)
+        Boundary tolerances of the comparison (see :func:`qa.engine.compare.compare_batch`).
+    iou_threshold : float, default 0.5
+        Matching threshold of the comparison.
+    workers : int, optional
+        Processes for the comparison (default: all cores; 1 runs serially).
     gate : str or os.PathLike, optional
         A pack (file or built-in name) whose ``[gate]`` table the run is checked against.
     baseline : str, optional
@@ -270,6 +281,14 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     if categories is not None:
         settings["categories"] = list(categories)
     summary = summarise(batch, alias_report=report)
+    comparison = None
+    if len(batch.annotators) >= 2:
+        from qa.engine.compare import compare_batch
+
+        comparison = compare_batch(batch, tolerances=tolerances, iou_threshold=iou_threshold, workers=workers,
+                                   progress=progress, max_pixels=max_pixels)
+        settings["compare"] = comparison.settings
+        summary["pairs"] = comparison.pair_table()
     resolved, violations = (None, [])
     if pack is not None:
         from qa.rules.check import violation_summary
@@ -280,6 +299,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     if gate is not None:
         settings.update(gate=str(gate), baseline=baseline, max_drop=max_drop)
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
+                 comparison=comparison, scores=comparison.scores if comparison is not None else None,
                  run_id=new_run_id(started), started_at=started, inputs=input_fingerprints(batch))
     if gate is not None:
         result.verdict = gate_stage(result, gate, baseline=baseline, max_drop=max_drop, db=db,

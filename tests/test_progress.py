@@ -50,4 +50,7 @@ def test_run_calls_progress_per_export(tmp_path):
     run(f"a={_export(tmp_path, 'a')}", f"b={_export(tmp_path, 'b')}",
         progress=lambda stage, done, total: calls.append((stage, done, total)))
     assert [c for c in calls if c[0] == "load"] == [("load", 0, 2), ("load", 1, 2), ("load", 2, 2)]
+    stages = [c[0] for c in calls]
+    assert [c for c in calls if c[0] == "compare"] == [("compare", 0, 1), ("compare", 1, 1)]
+    assert stages.index("compare") < stages.index("check")  # compare, then the rules
     assert calls[-1][0] == "check" and calls[-1][1] == calls[-1][2]  # the rules stage reports too

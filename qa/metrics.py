@@ -62,14 +62,14 @@ def _check_compat(compat, allowed):
 
 
 def _pair(a, b, names=("a", "b")):
-    """Two 2-D masks of one shape as uint8 0/1 arrays (inputs are not modified)."""
+    """Two 2-D masks of one shape, as arrays (nonzero is inside; they are read, never modified)."""
     a = np.asarray(a)
     b = np.asarray(b)
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"{names[0]} and {names[1]} must be 2-D masks, got {a.ndim}-D and {b.ndim}-D")
     if a.shape != b.shape:
         raise ValueError(f"{names[0]} and {names[1]} must have one shape, got {a.shape} and {b.shape}")
-    return (a != 0).view(np.uint8), (b != 0).view(np.uint8)
+    return a, b
 
 
 def _window(a, b):
@@ -147,9 +147,10 @@ def mask_iou(a, b, *, iscrowd=None, compat=None):
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return _rle_iou(list(a), list(b), iscrowd, compat)
     a, b = _pair(a, b)
-    inter = int(np.count_nonzero(a & b))
-    na = int(np.count_nonzero(a))
-    nb = int(np.count_nonzero(b))
+    a_crop, b_crop, _ = _window(a, b)
+    inter = int(np.count_nonzero(a_crop & b_crop))
+    na = int(np.count_nonzero(a_crop))
+    nb = int(np.count_nonzero(b_crop))
     crowd = bool(iscrowd) if iscrowd is not None else False
     denom = na if crowd else na + nb - inter
     return _iou_value(inter, denom, na == 0 and nb == 0, compat)

@@ -60,6 +60,17 @@ def edges_of(shape, offset, image_shape) -> tuple[int, int, int, int]:
     return int(y0 == 0), int(y0 + h == height), int(x0 == 0), int(x0 + w == width)
 
 
+def _bbox(mask):
+    """Tight end-exclusive ``(x0, y0, x1, y1)`` of a full mask, None when empty (rows first, then the
+    columns of those rows only, so a small object in a large image is found in one light pass)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    y0, y1 = int(rows[0]), int(rows[-1]) + 1
+    cols = np.flatnonzero(mask[y0:y1].any(axis=0))
+    return int(cols[0]), y0, int(cols[-1]) + 1, y1
+
+
 def crop_window(a: np.ndarray, b: np.ndarray, margin: int = 1):
     """Cut two full-image masks to the union of their bboxes plus ``margin`` pixels.
 
@@ -69,15 +80,13 @@ def crop_window(a: np.ndarray, b: np.ndarray, margin: int = 1):
         The two uint8 crops and their ``(x0, y0)`` offset. Two empty masks give 1x1 crops at (0, 0).
     """
     height, width = a.shape
-    union = (a != 0) | (b != 0)
-    rows = np.flatnonzero(union.any(axis=1))
-    if rows.size == 0:
+    boxes = [box for box in (_bbox(a), _bbox(b)) if box is not None]
+    if not boxes:
         return (np.zeros((1, 1), np.uint8), np.zeros((1, 1), np.uint8), (0, 0))
-    cols = np.flatnonzero(union.any(axis=0))
-    y0 = max(int(rows[0]) - margin, 0)
-    y1 = min(int(rows[-1]) + 1 + margin, height)
-    x0 = max(int(cols[0]) - margin, 0)
-    x1 = min(int(cols[-1]) + 1 + margin, width)
+    x0 = max(min(box[0] for box in boxes) - margin, 0)
+    y0 = max(min(box[1] for box in boxes) - margin, 0)
+    x1 = min(max(box[2] for box in boxes) + margin, width)
+    y1 = min(max(box[3] for box in boxes) + margin, height)
     a_crop = (a[y0:y1, x0:x1] != 0).astype(np.uint8)
     b_crop = (b[y0:y1, x0:x1] != 0).astype(np.uint8)
     return a_crop, b_crop, (x0, y0)

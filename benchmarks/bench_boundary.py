@@ -171,9 +171,10 @@ def main(argv=None) -> int:
     ours_pair(pairs[:2], wins[:2])
     f_ours = ours_f(pairs, wins, tol, SEG2BMAP)
     b_ours = ours_biou(pairs, wins, dil, True)
-    for (a, b), f, bi in zip(pairs, f_ours, b_ours):
-        assert abs(f - ref.davis_f_measure(a, b)) < 1e-12
-        assert bi == ref.cheng_boundary_iou(b, a)
+    for k, ((a, b), f, bi) in enumerate(zip(pairs, f_ours, b_ours)):
+        if k < args.ref_pairs:  # the scipy transcriptions take seconds per pair
+            assert abs(f - ref.davis_f_measure(a, b)) < 1e-12
+            assert bi == ref.cheng_boundary_iou(b, a)
         if cv2 is not None:
             assert abs(f - davis_f_measure_cv2(a, b)) < 1e-12
             assert bi == cheng_boundary_iou_cv2(b, a)

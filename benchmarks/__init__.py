@@ -1,1 +1,1 @@
-"""Benchmarks: each figure is a ratio against a baseline run in the same process on the same data."""
+"""Benchmarks: run each as ``python -m benchmarks.bench_<topic>``."""

@@ -79,6 +79,10 @@ def render_table(header: list[str], rows: list[list[str]], *, left: int = 1) -> 
 
 def _print_summary(summary: dict) -> None:
     rows = summary["annotators"]
+    batch = summary.get("batch") or {}
+    if batch.get("name") or batch.get("description"):
+        print(": ".join(t for t in (batch.get("name"), batch.get("description")) if t))
+        print()
     categories = sorted({c for r in rows for c in r["objects_per_category"]})
     shown = categories[:8]
     print(render_table(
@@ -89,13 +93,22 @@ def _print_summary(summary: dict) -> None:
     ))
     if len(categories) > len(shown):
         print(f"({len(categories) - len(shown)} more categories in the JSON summary)")
-    if summary["aliases"]:
+    report = summary.get("alias_report")
+    if report and (report["mapped"] or report["unused_patterns"]):
+        from qa.alias_report import render_text
+
+        print()
+        print(render_text(report))
+    elif summary["aliases"]:
         print()
         print("aliases: " + ", ".join(f"{k} -> {v}" for k, v in summary["aliases"].items()))
     if summary["findings"]:
         print()
         for f in summary["findings"]:
             print(format_finding(f))
+    if summary.get("pairs"):
+        print()
+        _print_pairs(summary["pairs"])
     print()
     n = len(rows)
     print(f"{n} annotator{'s' * (n != 1)}, {summary['images']} images "
@@ -118,6 +131,16 @@ def _add_run(sub) -> None:
     p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
                    help="what stdout carries (default: text)")
     p.add_argument("--max-pixels", type=int, metavar="N", help="largest image accepted (default 100000000)")
+    p.add_argument("--input-format", metavar="FORMAT",
+                   help="read every NAME=PATH export as FORMAT (coco, coco_panoptic, cvat, label_studio, "
+                        "labelme) instead of detecting it; manifest exports use their 'format' key")
+    p.add_argument("--tolerance", dest="tolerances", type=float, action="append", metavar="PX",
+                   help="boundary tolerance in pixels; repeatable (default: 1, 2 and 4)")
+    p.add_argument("--iou-threshold", type=float, default=0.5, metavar="T",
+                   help="smallest mask IoU of a matched object pair (default 0.5)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per CPU; 1: none)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="write object_pairs, image_pairs and scores as Parquet files into DIR")
     p.set_defaults(handler=_cmd_run)
 
 
@@ -138,12 +161,26 @@ def _cmd_run(args) -> int:
         raise UsageError("--max-pixels must be a positive integer")
     if not args.exports and args.manifest is None:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa run --help')")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    exports = args.exports
+    if args.input_format is not None:
+        from dataclasses import replace
+
+        from qa.formats import FORMATS
+        from qa.manifest import parse_spec
+
+        if args.input_format not in FORMATS:
+            raise UsageError(f"--input-format {args.input_format!r} is not one of: {', '.join(FORMATS)}")
+        exports = [replace(parse_spec(e), format=args.input_format) for e in exports]
     bar, progress = _progress_printer()
     if bar is not None:
         bar.start()
     try:
-        result = run(*args.exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
-                     max_pixels=args.max_pixels, progress=progress)
+        result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
+                     max_pixels=args.max_pixels, progress=progress,
+                     tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
+                     workers=args.workers)
     finally:
         if bar is not None:
             bar.stop()
@@ -151,11 +188,26 @@ def _cmd_run(args) -> int:
         args.json_path.parent.mkdir(parents=True, exist_ok=True)
         args.json_path.write_text(json.dumps(result.summary, indent=2, default=str) + "\n", encoding="utf-8")
         _err(f"results written to {args.json_path}")
+    if args.out is not None and result.comparison is not None:
+        for path in result.comparison.write_parquet(args.out):
+            _err(f"results written to {path}")
     if args.output_format == "json":
         print(json.dumps(result.summary, indent=2, default=str))
     else:
         _print_summary(result.summary)
     return EXIT_OK
+
+
+def _print_pairs(pairs: list[dict]) -> None:
+    """The per annotator pair table: PQ, mean IoU, boundary F at 2 px and the object counts."""
+    def fmt(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    print(render_table(
+        ["pair", "images", "PQ", "mask IoU", "BF@2px", "matched", "missing", "extra", "label disagr."],
+        [[p["pair"], p["images"], fmt(p.get("pq")), fmt(p.get("mask_iou_mean")), fmt(p.get("boundary_f_2px_mean")),
+          p["matched"], p["missing"], p["extra"], p["label_disagreements"]] for p in pairs],
+    ))
 
 
 # --- entry point --------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 .. code-block:: toml
 
     name = "nodules-2026-11"          # optional batch name
+    description = "what the batch is" # optional; shown at the top of the summary
     categories = ["nodule"]           # optional declared category list
     max_pixels = 100_000_000          # optional size bound
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.errors import ConfigError, InputError
+from qa.formats import FORMATS
 
 
 @dataclass(slots=True)
@@ -49,6 +51,7 @@ class Manifest:
 
     exports: list[ExportSpec]
     name: str | None = None
+    description: str | None = None
     aliases: dict = field(default_factory=dict)
     categories: list[str] | None = None
     max_pixels: int | None = None
@@ -69,7 +72,7 @@ def parse_spec(text: str) -> ExportSpec:
     return ExportSpec(annotator=None, path=Path(text))
 
 
-_TOP_KEYS = {"name", "categories", "max_pixels", "exports", "aliases"}
+_TOP_KEYS = {"name", "description", "categories", "max_pixels", "exports", "aliases"}
 _EXPORT_KEYS = {"annotator", "path", "format", "options"}
 
 
@@ -103,6 +106,8 @@ def read_manifest(path) -> Manifest:
     exports = []
     for index, raw in enumerate(exports_raw):
         where = f"exports[{index}]"
+        if not isinstance(raw, dict):
+            raise ConfigError("each export must be a table with 'path' (write [[exports]])", path=path, where=where)
         unknown = sorted(set(raw) - _EXPORT_KEYS)
         if unknown:
             raise ConfigError(f"unknown key {unknown[0]!r}", path=path, where=where)
@@ -111,6 +116,9 @@ def read_manifest(path) -> Manifest:
         for key in ("annotator", "format"):
             if key in raw and not isinstance(raw[key], str):
                 raise ConfigError(f"{key!r} must be a string", path=path, where=where)
+        if "format" in raw and raw["format"] not in FORMATS:
+            raise ConfigError(f"unknown format {raw['format']!r}; known formats: {', '.join(sorted(FORMATS))}",
+                              path=path, where=where)
         options = raw.get("options", {})
         if not isinstance(options, dict):
             raise ConfigError("'options' must be a table", path=path, where=where)
@@ -121,12 +129,21 @@ def read_manifest(path) -> Manifest:
     aliases = doc.get("aliases", {})
     if not isinstance(aliases, dict):
         raise ConfigError("'aliases' must be a table of name = [patterns]", path=path)
+    for canonical, patterns in aliases.items():
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise ConfigError(f"aliases.{canonical} must be a pattern or a list of patterns (strings)", path=path)
     categories = doc.get("categories")
     if categories is not None and (not isinstance(categories, list)
                                    or not all(isinstance(c, str) for c in categories)):
         raise ConfigError("'categories' must be a list of names", path=path)
     max_pixels = doc.get("max_pixels")
-    if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels <= 0):
+    if max_pixels is not None and (not isinstance(max_pixels, int) or isinstance(max_pixels, bool)
+                                   or max_pixels <= 0):
         raise ConfigError("'max_pixels' must be a positive integer", path=path)
-    return Manifest(exports=exports, name=doc.get("name"), aliases=aliases, categories=categories,
-                    max_pixels=max_pixels, path=path)
+    for key in ("name", "description"):
+        if key in doc and not isinstance(doc[key], str):
+            raise ConfigError(f"{key!r} must be a string", path=path)
+    return Manifest(exports=exports, name=doc.get("name"), description=doc.get("description"), aliases=aliases,
+                    categories=categories, max_pixels=max_pixels, path=path)

@@ -27,6 +27,10 @@ class Run:
     batch: Batch
     summary: dict
     settings: dict = field(default_factory=dict)
+    comparison: object = None
+    """The :class:`qa.engine.compare.Comparison` of every annotator pair (None with one annotator)."""
+    scores: object = None
+    """The long scores table (pandas DataFrame; see the comparison), None with one annotator."""
 
 
 def _specs(exports) -> list[ExportSpec]:
@@ -80,6 +84,14 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
     >>> batch.annotators  # doctest: +SKIP
     ['alice', 'bob']
     """
+    return _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
+                 max_pixels=max_pixels, progress=progress)[0]
+
+
+def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
+          progress: Progress | None = None) -> tuple[Batch, dict]:
+    """:func:`load`, plus the alias report (:func:`qa.alias_report.alias_report`) made before alignment."""
+    from qa.alias_report import alias_report
     from qa.formats import load as load_export
 
     specs: list[ExportSpec] = []
@@ -102,12 +114,20 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
                                   options=spec.options))
     if progress:
         progress("load", len(specs), len(specs))
-    return align(loaded, aliases=merged_aliases,
-                 categories=categories if categories is not None else (man.categories if man else None))
+    report = alias_report(loaded, merged_aliases)
+    batch = align(loaded, aliases=merged_aliases,
+                  categories=categories if categories is not None else (man.categories if man else None))
+    if man is not None:
+        batch.name, batch.description = man.name, man.description
+    return batch, report
 
 
-def summarise(batch: Batch) -> dict:
-    """A plain-data summary of a batch: per annotator images, objects per category, findings."""
+def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
+    """A plain-data summary of a batch: per annotator images, objects per category, findings.
+
+    ``alias_report`` (from :func:`qa.alias_report.alias_report`) is passed through as the summary's
+    ``alias_report`` entry.
+    """
     per_annotator = []
     for name in batch.annotators:
         export = batch.exports[name]
@@ -136,11 +156,13 @@ def summarise(batch: Batch) -> dict:
     return {
         "schema": 1,
         "tool_version": __version__,
+        "batch": {"name": batch.name, "description": batch.description},
         "annotators": per_annotator,
         "images": len(batch.images),
         "images_labelled_by_all": sum(1 for k in batch.images if len(batch.coverage.get(k, ())) == n),
         "categories": [{"name": c.name, "isthing": c.isthing} for c in batch.categories.values()],
         "aliases": batch.aliases,
+        "alias_report": alias_report,
         "findings": findings,
         "findings_by_code": dict(sorted(Counter(f.code for f in batch.findings).items())),
         "errors": severities.get("error", 0),
@@ -149,12 +171,24 @@ def summarise(batch: Batch) -> dict:
 
 
 def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
-        progress: Progress | None = None) -> Run:
+        progress: Progress | None = None, tolerances=(1, 2, 4), iou_threshold: float = 0.5,
+        workers: int | None = None) -> Run:
     """Run every stage on a batch and return what it produced.
 
-    Takes the same arguments as :func:`load`.
+    Takes the same arguments as :func:`load`, plus the comparison's ``tolerances`` (pixels),
+    ``iou_threshold`` and ``workers`` (see :func:`qa.engine.compare.compare_batch`).
     """
-    batch = load(*exports, manifest=manifest, aliases=aliases, categories=categories,
-                 max_pixels=max_pixels, progress=progress)
+    batch, report = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
+                          max_pixels=max_pixels, progress=progress)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
-    return Run(batch=batch, summary=summarise(batch), settings=settings)
+    summary = summarise(batch, alias_report=report)
+    comparison = None
+    if len(batch.annotators) >= 2:
+        from qa.engine.compare import compare_batch
+
+        comparison = compare_batch(batch, tolerances=tolerances, iou_threshold=iou_threshold, workers=workers,
+                                   progress=progress, max_pixels=max_pixels)
+        settings["compare"] = comparison.settings
+        summary["pairs"] = comparison.pair_table()
+    return Run(batch=batch, summary=summary, settings=settings, comparison=comparison,
+               scores=comparison.scores if comparison is not None else None)

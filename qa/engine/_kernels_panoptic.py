@@ -14,10 +14,17 @@ import numpy as np
 from numba import njit
 
 @njit(cache=True, nogil=True)
-def _slot(keys, used, key, shift, mult):
-    """Slot of ``key`` in the table (its own, or the empty one where it belongs)."""
+def _slot(keys, used, key):
+    """Slot of ``key`` in the table (its own, or the empty one where it belongs).
+
+    The hash multiplies each 32-bit half by an odd constant (products below 2^64, so no overflow) and
+    keeps middle bits of their XOR; the table's size is a power of two.
+    """
     mask = keys.shape[0] - 1
-    s = np.int64((np.uint64(key) * mult) >> shift)
+    lo = np.uint64(key & 0xFFFFFFFF)
+    hi = np.uint64((key >> 32) & 0xFFFFFFFF)
+    h = (lo * np.uint64(0x9E3779B1)) ^ (hi * np.uint64(0x85EBCA77))
+    s = np.int64((h >> np.uint64(16)) & np.uint64(mask))
     while used[s] and keys[s] != key:
         s = (s + 1) & mask
     return s
@@ -39,13 +46,11 @@ def _pair_area_counts(a, b):
     counts : (k,) int64
         Pixels of the pair; they sum to ``H * W``.
     """
-    mult = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: 2^64 / golden ratio
     bits = 10
     capacity = 1 << bits
     keys = np.zeros(capacity, np.int64)
     counts = np.zeros(capacity, np.int64)
     used = np.zeros(capacity, np.bool_)
-    shift = np.uint64(64 - bits)
     n_used = 0
     height = a.shape[0]
     width = a.shape[1]
@@ -64,12 +69,11 @@ def _pair_area_counts(a, b):
             if last_slot >= 0 and key == last_key:
                 counts[last_slot] += x - start
                 continue
-            s = _slot(keys, used, key, shift, mult)
+            s = _slot(keys, used, key)
             if not used[s]:
                 if 2 * (n_used + 1) > capacity:  # keep the load under 1/2: grow and rehash
                     bits += 1
                     capacity = 1 << bits
-                    shift = np.uint64(64 - bits)
                     old_keys = keys
                     old_counts = counts
                     old_used = used
@@ -78,11 +82,11 @@ def _pair_area_counts(a, b):
                     used = np.zeros(capacity, np.bool_)
                     for t in range(old_keys.shape[0]):
                         if old_used[t]:
-                            u = _slot(keys, used, old_keys[t], shift, mult)
+                            u = _slot(keys, used, old_keys[t])
                             keys[u] = old_keys[t]
                             counts[u] = old_counts[t]
                             used[u] = True
-                    s = _slot(keys, used, key, shift, mult)
+                    s = _slot(keys, used, key)
                 keys[s] = key
                 used[s] = True
                 n_used += 1

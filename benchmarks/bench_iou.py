@@ -103,14 +103,15 @@ def main(argv=None) -> int:
     t_coco_rle = best_of(lambda: [mask_utils.iou(ra, rb, [0] * len(rb)) for ra, rb in rles], args.repeat)
     t_ours_rle = best_of(lambda: [mask_iou(ra, rb, compat="pycocotools") for ra, rb in rles], args.repeat)
 
+    from importlib.metadata import version
+
     import numba
-    import pycocotools
 
     n = len(data)
     print(f"{n} images of {SHAPE[0]}x{SHAPE[1]}, {args.objects} x {args.objects} object pairs each; "
           f"best of {args.repeat}")
     print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
-          f"pycocotools {getattr(pycocotools, '__version__', '2.0.x')}; {platform.machine()}, "
+          f"pycocotools {version('pycocotools')}; {platform.machine()}, "
           f"{len(__import__('os').sched_getaffinity(0))} cores")
     print()
     print("| comparison | pycocotools ms/image | ours ms/image | speed-up |")

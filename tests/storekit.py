@@ -54,7 +54,7 @@ def score_rows(**figures):
 
 
 def with_comparison(run, *, scores=None, object_pairs=None, image_pairs=None, boundary=None):
-    """A stand-in for a run once the engine has landed: the real run's fields plus ``comparison``."""
+    """A run whose comparison tables are replaced by the given rows (a hand-made ``comparison``)."""
     import pandas as pd
 
     fields = {name: getattr(run, name) for name in run.__dataclass_fields__}
@@ -64,4 +64,5 @@ def with_comparison(run, *, scores=None, object_pairs=None, image_pairs=None, bo
         image_pairs=pd.DataFrame(image_pairs) if image_pairs is not None else None,
         boundary_disagreement=pd.DataFrame(boundary) if boundary is not None else None,
     )
-    return types.SimpleNamespace(**fields, comparison=comparison)
+    fields.update(comparison=comparison, scores=comparison.scores)
+    return types.SimpleNamespace(**fields)

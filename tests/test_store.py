@@ -423,7 +423,9 @@ def test_export_parquet_writes_every_table_of_one_run(tmp_path, exports):
     objects = pq.read_table(tmp_path / "out" / "objects.parquet")
     assert objects.num_rows == 6 and set(objects.column("run_id").to_pylist()) == {run.run_id}
     assert pq.read_table(tmp_path / "out" / "runs.parquet").num_rows == 1
-    assert pq.read_table(tmp_path / "out" / "scores.parquet").num_rows == 0
+    scores = pq.read_table(tmp_path / "out" / "scores.parquet")
+    assert scores.num_rows == len(run.scores) > 0
+    assert set(scores.column("run_id").to_pylist()) == {run.run_id}
 
 
 def test_diff_reports_changed_inputs_counts_and_figures(tmp_path, exports):

@@ -15,15 +15,15 @@ from qa.errors import ConfigError, InputError, QAError, StoreError
 
 
 def load(*exports, **kwargs):
-    """Load and align exports into a Batch; see :func:`qa.run.load`."""
-    from qa.run import load as _load
+    """Load and align exports into a Batch; see :func:`qa.pipeline.load`."""
+    from qa.pipeline import load as _load
 
     return _load(*exports, **kwargs)
 
 
 def run(*exports, **kwargs):
-    """Run every stage on a batch; see :func:`qa.run.run`."""
-    from qa.run import run as _run
+    """Run every stage on a batch; see :func:`qa.pipeline.run`."""
+    from qa.pipeline import run as _run
 
     return _run(*exports, **kwargs)
 

@@ -1,4 +1,4 @@
-"""The ``qa`` command: parse arguments, call :mod:`qa.run` or a public function, print the result.
+"""The ``qa`` command: parse arguments, call :mod:`qa.pipeline` or a public function, print the result.
 
 stdout carries results only; progress, warnings and errors go to stderr, so
 ``qa run ... --format json > summary.json`` stays clean. Each subcommand is a pair of functions here:
@@ -161,7 +161,7 @@ def _parse_aliases(items: list[str]) -> dict[str, list[str]]:
 
 
 def _cmd_run(args) -> int:
-    from qa.run import run
+    from qa.pipeline import run
 
     if args.max_pixels is not None and args.max_pixels <= 0:
         raise UsageError("--max-pixels must be a positive integer")
@@ -636,7 +636,7 @@ def _add_check(sub) -> None:
 def _cmd_check(args) -> int:
     from qa.rules.check import check, finding_dict, select_findings, sort_findings
     from qa.rules.packs import override, read
-    from qa.run import load
+    from qa.pipeline import load
 
     if not args.exports and args.manifest is None:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa check --help')")

@@ -610,7 +610,7 @@ def run_scores(run):
 
 def verdict_for(run, config: GateConfig, *, baseline=None, baseline_findings=None,
                 baseline_run_id: str | None = None) -> Verdict:
-    """Gate a finished :class:`~qa.run.Run`: :func:`evaluate` on its scores and findings, with its meta.
+    """Gate a finished :class:`~qa.pipeline.Run`: :func:`evaluate` on its scores and findings, with its meta.
 
     ``meta`` gets the run id, each annotator's input fingerprint, the tool version, the pack and the
     baseline run id.

@@ -462,7 +462,7 @@ class Store:
 
         Parameters
         ----------
-        run : qa.run.Run
+        run : qa.pipeline.Run
             A finished run. Tables whose source the run does not have (no comparison yet) get no rows.
         frames : dict, optional
             :func:`run_frames` of ``run``, when already built (so the lock is held only to insert).

@@ -12,7 +12,7 @@ import pytest
 
 from common import run_cli
 from qa import store as qstore
-from qa.run import run as qa_run
+from qa.pipeline import run as qa_run
 from storekit import score_rows, two_exports, with_comparison
 
 

@@ -16,7 +16,7 @@ from qa.errors import ConfigError
 from qa.gate import (Verdict, evaluate, load_gate, parse_gate, to_json, to_junit, to_text,
                      violation_counts)
 from qa.model import Finding
-from qa.run import run as qa_run
+from qa.pipeline import run as qa_run
 from storekit import score_rows, two_exports, with_comparison
 
 SCORES = score_rows(

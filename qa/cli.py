@@ -1,4 +1,4 @@
-"""The ``qa`` command: parse arguments, call :mod:`qa.run` or a public function, print the result.
+"""The ``qa`` command: parse arguments, call :mod:`qa.pipeline` or a public function, print the result.
 
 stdout carries results only; progress, warnings and errors go to stderr, so
 ``qa run ... --format json > summary.json`` stays clean. Each subcommand is a pair of functions here:
@@ -79,6 +79,10 @@ def render_table(header: list[str], rows: list[list[str]], *, left: int = 1) -> 
 
 def _print_summary(summary: dict) -> None:
     rows = summary["annotators"]
+    batch = summary.get("batch") or {}
+    if batch.get("name") or batch.get("description"):
+        print(": ".join(t for t in (batch.get("name"), batch.get("description")) if t))
+        print()
     categories = sorted({c for r in rows for c in r["objects_per_category"]})
     shown = categories[:8]
     print(render_table(
@@ -89,13 +93,23 @@ def _print_summary(summary: dict) -> None:
     ))
     if len(categories) > len(shown):
         print(f"({len(categories) - len(shown)} more categories in the JSON summary)")
-    if summary["aliases"]:
+    report = summary.get("alias_report")
+    if report and (report["mapped"] or report["unused_patterns"]):
+        from qa.alias_report import render_text
+
+        print()
+        print(render_text(report))
+    elif summary["aliases"]:
         print()
         print("aliases: " + ", ".join(f"{k} -> {v}" for k, v in summary["aliases"].items()))
     if summary["findings"]:
         print()
         for f in summary["findings"]:
             print(format_finding(f))
+    if summary.get("pairs"):
+        print()
+        _print_pairs(summary["pairs"])
+    _print_violation_table(summary)
     print()
     n = len(rows)
     print(f"{n} annotator{'s' * (n != 1)}, {summary['images']} images "
@@ -118,6 +132,21 @@ def _add_run(sub) -> None:
     p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
                    help="what stdout carries (default: text)")
     p.add_argument("--max-pixels", type=int, metavar="N", help="largest image accepted (default 100000000)")
+    p.add_argument("--input-format", metavar="FORMAT",
+                   help="read every NAME=PATH export as FORMAT (coco, coco_panoptic, cvat, label_studio, "
+                        "labelme) instead of detecting it; manifest exports use their 'format' key")
+    _add_pack_options(p)
+    p.add_argument("--tolerance", dest="tolerances", type=float, action="append", metavar="PX",
+                   help="boundary tolerance in pixels; repeatable (default: 1, 2 and 4)")
+    p.add_argument("--iou-threshold", type=float, default=0.5, metavar="T",
+                   help="smallest mask IoU of a matched object pair (default 0.5)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per CPU; 1: none)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="write object_pairs, image_pairs and scores as Parquet files into DIR")
+    _add_store_options(p)
+    p.add_argument("--no-store", action="store_true", help="do not write the run to the store")
+    p.add_argument("--gate", type=Path, metavar="PACK", help="gate the run on this pack's [gate] thresholds")
+    _add_gate_options(p)
     p.set_defaults(handler=_cmd_run)
 
 
@@ -132,18 +161,37 @@ def _parse_aliases(items: list[str]) -> dict[str, list[str]]:
 
 
 def _cmd_run(args) -> int:
-    from qa.run import run
+    from qa.pipeline import run
 
     if args.max_pixels is not None and args.max_pixels <= 0:
         raise UsageError("--max-pixels must be a positive integer")
     if not args.exports and args.manifest is None:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa run --help')")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.gate is None and (args.baseline is not None or args.junit is not None):
+        raise UsageError("--baseline and --junit need --gate PACK")
+    exports = args.exports
+    if args.input_format is not None:
+        from dataclasses import replace
+
+        from qa.formats import FORMATS
+        from qa.manifest import parse_spec
+
+        if args.input_format not in FORMATS:
+            raise UsageError(f"--input-format {args.input_format!r} is not one of: {', '.join(FORMATS)}")
+        exports = [replace(parse_spec(e), format=args.input_format) for e in exports]
     bar, progress = _progress_printer()
     if bar is not None:
         bar.start()
     try:
-        result = run(*args.exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
-                     max_pixels=args.max_pixels, progress=progress)
+        result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
+                     max_pixels=args.max_pixels, pack=args.pack, select=_selectors(args.select),
+                     ignore=_selectors(args.ignore), gate=args.gate, baseline=args.baseline,
+                     max_drop=args.max_drop, db=_db(args), store=not args.no_store,
+                     lock_timeout=args.lock_timeout, progress=progress,
+                     tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
+                     workers=args.workers)
     finally:
         if bar is not None:
             bar.stop()
@@ -151,10 +199,548 @@ def _cmd_run(args) -> int:
         args.json_path.parent.mkdir(parents=True, exist_ok=True)
         args.json_path.write_text(json.dumps(result.summary, indent=2, default=str) + "\n", encoding="utf-8")
         _err(f"results written to {args.json_path}")
+    if args.out is not None and result.comparison is not None:
+        for path in result.comparison.write_parquet(args.out):
+            _err(f"results written to {path}")
     if args.output_format == "json":
         print(json.dumps(result.summary, indent=2, default=str))
     else:
         _print_summary(result.summary)
+    if result.stored is not None and sys.stderr.isatty():
+        _err(f"stored run {result.run_id} in {result.stored}")
+    return _finish_gate(result.verdict, args, text=args.output_format == "text")
+
+
+def _print_pairs(pairs: list[dict]) -> None:
+    """The per annotator pair table: PQ, mean IoU, boundary F at 2 px and the object counts."""
+    def fmt(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    print(render_table(
+        ["pair", "images", "PQ", "mask IoU", "BF@2px", "matched", "missing", "extra", "label disagr."],
+        [[p["pair"], p["images"], fmt(p.get("pq")), fmt(p.get("mask_iou_mean")), fmt(p.get("boundary_f_2px_mean")),
+          p["matched"], p["missing"], p["extra"], p["label_disagreements"]] for p in pairs],
+    ))
+
+
+# --- the run store and the gate: qa runs, qa sql, qa export, qa diff, qa gate ----------------------------
+
+def _add_store_options(p) -> None:
+    p.add_argument("--db", type=Path, metavar="PATH", help="the run store (default: $QA_DB or ./qa.duckdb)")
+    p.add_argument("--lock-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="wait this long for another process's lock on the store (default 30)")
+
+
+def _add_gate_options(p) -> None:
+    p.add_argument("--baseline", metavar="RUN", help="a stored run to check regressions against "
+                                                     "(id, prefix, seq number, latest or latest~N)")
+    p.add_argument("--max-drop", type=float, metavar="DELTA",
+                   help="fail when a gated figure drops more than this below the baseline's")
+    p.add_argument("--junit", type=Path, metavar="PATH", help="also write the verdict as JUnit XML")
+
+
+def _db(args) -> Path:
+    from qa.store import default_db
+
+    return args.db if args.db is not None else default_db()
+
+
+def _open_store(args, *, read_only: bool = True):
+    from qa import store
+
+    if args.lock_timeout < 0:
+        raise UsageError("--lock-timeout must not be negative")
+    return store.open(_db(args), read_only=read_only, lock_timeout=args.lock_timeout)
+
+
+def _finish_gate(verdict, args, *, text: bool) -> int:
+    """Write the JUnit file, print the gate's text, and return the exit code (set last)."""
+    from qa.errors import EXIT_GATE_FAILED
+
+    if verdict is None:
+        return EXIT_OK
+    from qa.gate import to_junit, to_text
+
+    if args.junit is not None:
+        _write(args.junit, to_junit(verdict))
+    if text:
+        print()
+        print(to_text(verdict, failed_only=True))
+    return EXIT_OK if verdict.success else EXIT_GATE_FAILED
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    _err(f"written {path}")
+
+
+def _cell(value) -> str:
+    """A table cell: floats to 4 significant digits, missing values empty."""
+    import math
+
+    if value is None:
+        return ""
+    try:
+        import pandas as pd
+
+        if pd.isna(value) is True:
+            return ""
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    if hasattr(value, "strftime"):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
+        items = value.tolist() if hasattr(value, "tolist") else value
+        return ",".join(str(v) for v in items)
+    return str(value)
+
+
+def _print_frame(df, fmt: str = "table", *, left: int | None = None) -> None:
+    """A DataFrame to stdout as an aligned table, CSV or JSON records."""
+    if fmt == "json":
+        print(df.to_json(orient="records", date_format="iso", indent=2, force_ascii=False))
+        return
+    if fmt == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(list(df.columns))
+        for row in df.itertuples(index=False):
+            writer.writerow([_cell(v) if not isinstance(v, float) else ("" if v != v else repr(v)) for v in row])
+        return
+    rows = [[_cell(v) for v in row] for row in df.itertuples(index=False)]
+    if left is None:  # left-align text columns, right-align numbers
+        import pandas.api.types as ptypes
+
+        numeric = [ptypes.is_numeric_dtype(df[c]) and not ptypes.is_bool_dtype(df[c]) for c in df.columns]
+        header = list(map(str, df.columns))
+        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+        for row in [header] + rows:
+            print("  ".join(c.rjust(w) if num else c.ljust(w)
+                            for c, w, num in zip(row, widths, numeric)).rstrip())
+        return
+    print(render_table(list(map(str, df.columns)), rows, left=left))
+
+
+def _add_store_commands(sub) -> None:
+    _add_runs(sub)
+    _add_sql(sub)
+    _add_export(sub)
+    _add_diff(sub)
+    _add_gate(sub)
+
+
+def _add_runs(sub) -> None:
+    p = sub.add_parser("runs", help="List the stored runs, or show one (qa runs show RUN).",
+                       description="List the stored runs (newest first), or show one: qa runs show RUN.")
+    p.add_argument("action", nargs="?", choices=("list", "show"), default="list", help="list (default) or show")
+    p.add_argument("run", nargs="?", metavar="RUN", help="with show: a run id, prefix, seq number or latest")
+    p.add_argument("-n", "--limit", type=int, metavar="N", help="list only the newest N runs")
+    p.add_argument("--format", dest="output_format", choices=("table", "csv", "json"), default="table")
+    _add_store_options(p)
+    p.set_defaults(handler=_cmd_runs)
+
+
+def _cmd_runs(args) -> int:
+    if args.action == "list":
+        if args.run is not None:
+            raise UsageError(f"unexpected argument {args.run!r}; did you mean 'qa runs show {args.run}'?")
+        with _open_store(args) as store:
+            df = store.runs(limit=args.limit)
+        if args.output_format != "table":
+            _print_frame(df, args.output_format)
+            return EXIT_OK
+        if len(df) == 0:
+            _err(f"no runs stored in {_db(args)}")
+            return EXIT_OK
+        table = df[["seq", "run_id", "name", "started_at", "n_annotators", "n_images", "n_objects", "errors",
+                    "warnings", "pack", "verdict"]].rename(columns={
+                        "n_annotators": "annotators", "n_images": "images", "n_objects": "objects",
+                        "started_at": "started (UTC)"})
+        table["pack"] = [Path(p).name if isinstance(p, str) else p for p in table["pack"]]
+        _print_frame(table)
+        return EXIT_OK
+    if args.run is None:
+        raise UsageError("qa runs show needs a RUN (see 'qa runs')")
+    with _open_store(args) as store:
+        info = store.run(args.run)
+        annotators = store.table("annotators", info["run_id"]).drop(columns=["run_id"])
+        findings = store.sql("SELECT severity, code, count(*) AS n FROM findings WHERE run_id = ? "
+                             "GROUP BY ALL ORDER BY severity, code", [info["run_id"]])
+        scores = store.sql("SELECT metric, value, n FROM scores WHERE run_id = ? AND scope = 'batch' "
+                           "ORDER BY metric", [info["run_id"]])
+    if args.output_format == "json":
+        info = dict(info)
+        info["annotators"] = json.loads(annotators.to_json(orient="records"))
+        info["findings_by_code"] = json.loads(findings.to_json(orient="records"))
+        info["batch_scores"] = json.loads(scores.to_json(orient="records"))
+        print(json.dumps(info, indent=2, default=str))
+        return EXIT_OK
+    for key in ("run_id", "seq", "name", "description", "started_at", "finished_at", "stored_at", "tool_version",
+                "inputs_sha256", "pack", "baseline_run_id", "verdict"):
+        if info.get(key) is not None:
+            print(f"{key + ':':<17}{_cell(info[key])}")
+    print(f"{'settings:':<17}{json.dumps(info['settings'], sort_keys=True)}")
+    print()
+    _print_frame(annotators[["annotator", "format", "n_images", "n_objects", "n_crowd", "n_findings",
+                             "sha256", "path"]])
+    if len(findings):
+        print()
+        _print_frame(findings)
+    if len(scores):
+        print()
+        _print_frame(scores)
+    if info.get("verdict_json"):
+        from qa.gate import Verdict, to_text
+
+        print()
+        print(to_text(Verdict.from_dict(info["verdict_json"])))
+    return EXIT_OK
+
+
+def _add_sql(sub) -> None:
+    p = sub.add_parser("sql", help="Run a read-only SQL query on the run store.",
+                       description="Run a read-only SQL query on the run store (tables: docs/schema.md).")
+    p.add_argument("query", help='for example "SELECT run_id, verdict FROM runs"')
+    p.add_argument("--format", dest="output_format", choices=("table", "csv", "json"), default="table")
+    _add_store_options(p)
+    p.set_defaults(handler=_cmd_sql)
+
+
+def _cmd_sql(args) -> int:
+    with _open_store(args) as store:
+        df = store.sql(args.query)
+    _print_frame(df, args.output_format)
+    return EXIT_OK
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="Write one run's rows of every table as Parquet files.",
+                       description="Write one run's rows of every table as Parquet files (<table>.parquet).")
+    p.add_argument("run", metavar="RUN", help="a run id, prefix, seq number or latest")
+    p.add_argument("--parquet", type=Path, required=True, metavar="DIR", help="the folder to write into")
+    _add_store_options(p)
+    p.set_defaults(handler=_cmd_export)
+
+
+def _cmd_export(args) -> int:
+    with _open_store(args) as store:
+        files = store.export_parquet(args.run, args.parquet)
+    for f in files:
+        print(f)
+    return EXIT_OK
+
+
+def _add_diff(sub) -> None:
+    p = sub.add_parser("diff", help="Show what changed between two stored runs.",
+                       description="Show what changed between two stored runs: inputs, counts per "
+                                   "annotator, category and finding code, and every figure per annotator, "
+                                   "category and annotator pair.")
+    p.add_argument("run_a", metavar="RUN_A", help="the earlier or reference run")
+    p.add_argument("run_b", metavar="RUN_B", help="the run to compare with it")
+    p.add_argument("--all", action="store_true", help="also list what did not change")
+    p.add_argument("--scope", action="append", metavar="SCOPE",
+                   help="score scopes to compare (repeatable; default batch, annotator, category, annotator_pair)")
+    p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text")
+    _add_store_options(p)
+    p.set_defaults(handler=_cmd_diff)
+
+
+def _cmd_diff(args) -> int:
+    from qa.store import DIFF_SCOPES, diff
+
+    with _open_store(args) as store:
+        d = diff(store, args.run_a, args.run_b, scopes=args.scope or DIFF_SCOPES)
+    counts, scores, inputs = d["counts"], d["scores"], d["inputs"]
+    if not args.all:
+        counts = counts[counts["delta"] != 0]
+        changed = scores["delta"].isna() & ~(scores["a"].isna() & scores["b"].isna())
+        scores = scores[changed | (scores["delta"].abs() > 1e-12)]
+        inputs = inputs[inputs["status"] != "same"]
+    if args.output_format == "json":
+        print(json.dumps({"a": d["a"], "b": d["b"],
+                          **{k: json.loads(v.to_json(orient="records", date_format="iso"))
+                             for k, v in (("runs", d["runs"]), ("inputs", inputs), ("counts", counts),
+                                          ("scores", scores))}}, indent=2))
+        return EXIT_OK
+    print(f"a: {d['a']}\nb: {d['b']}")
+    sections = [("inputs", inputs), ("counts", counts), ("scores", scores)]
+    for title, df in sections:
+        print()
+        if len(df) == 0:
+            print(f"{title}: no change")
+            continue
+        print(f"{title}:")
+        _print_frame(df)
+    n_changed = len(scores) if not args.all else int((scores["delta"].fillna(1).abs() > 1e-12).sum())
+    print()
+    print(f"{int((d['inputs']['status'] != 'same').sum())} inputs changed, "
+          f"{int((d['counts']['delta'] != 0).sum())} counts changed, {n_changed} figures changed")
+    return EXIT_OK
+
+
+def _add_gate(sub) -> None:
+    p = sub.add_parser("gate", help="Gate a stored run on a pack's [gate] thresholds.",
+                       description="Gate a stored run on a pack's [gate] thresholds; exit 0 when it "
+                                   "passes, 1 when it fails.", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", metavar="RUN", help="a run id, prefix, seq number or latest")
+    p.add_argument("--pack", type=Path, required=True, metavar="PACK", help="a pack file or built-in pack name")
+    _add_gate_options(p)
+    p.add_argument("--format", dest="output_format", choices=("text", "json", "junit"), default="text",
+                   help="what stdout carries (default: text)")
+    _add_store_options(p)
+    p.set_defaults(handler=_cmd_gate)
+
+
+def _cmd_gate(args) -> int:
+    from qa import __version__ as version
+    from qa.gate import evaluate, load_gate, to_json, to_junit
+
+    config = load_gate(args.pack)
+    if args.max_drop is not None:
+        config.max_drop = args.max_drop
+    with _open_store(args) as store:
+        info = store.run(args.run)
+        run_id = info["run_id"]
+        scores = store.scores(run_id)
+        findings = store.findings(run_id)
+        annotators = list(store.table("annotators", run_id)["annotator"])
+        baseline_id = baseline = baseline_findings = None
+        if args.baseline is not None:
+            baseline_id = store.resolve(args.baseline)
+            baseline, baseline_findings = store.scores(baseline_id), store.findings(baseline_id)
+    meta = {"run_id": run_id, "fingerprints": {i["annotator"]: i["sha256"] for i in info["inputs"] or []},
+            "tool_version": version, "pack": config.pack, "baseline_run_id": baseline_id,
+            "run_tool_version": info["tool_version"]}
+    verdict = evaluate(scores, config, findings=findings, annotators=annotators, baseline=baseline,
+                       baseline_findings=baseline_findings, meta=meta)
+    if args.output_format == "json":
+        print(to_json(verdict))
+    elif args.output_format == "junit":
+        print(to_junit(verdict), end="")
+    code = _finish_gate(verdict, args, text=False)
+    if args.output_format == "text":
+        from qa.gate import to_text
+
+        print(to_text(verdict))
+    return code
+
+# --- qa rules, qa check -------------------------------------------------------------------------------
+
+def _selectors(items: list[str] | None) -> list[str] | None:
+    """``--select A,B --select C`` -> ``["A", "B", "C"]`` (None when not given)."""
+    if not items:
+        return None
+    return [part.strip() for item in items for part in item.split(",") if part.strip()]
+
+
+def _add_pack_options(p) -> None:
+    p.add_argument("--pack", default="default", metavar="PACK",
+                   help="rule pack: a built-in name (default, street-scenes, medical-imaging) or a .toml file "
+                        "(default: default)")
+    p.add_argument("--select", action="append", metavar="CODES",
+                   help="rule ids or prefixes to run instead of the pack's selection (comma-separated)")
+    p.add_argument("--ignore", action="append", metavar="CODES",
+                   help="rule ids or prefixes to leave out, applied last (comma-separated)")
+
+
+def _print_violation_table(summary: dict) -> None:
+    """``qa run``'s violations summary: one row per rule, one column per annotator."""
+    if "violations_by_rule" not in summary:
+        return
+    rows = summary["violations_by_rule"]
+    pack = summary["pack"]["name"]
+    print()
+    if not rows:
+        print(f"no rule violations (pack {pack}, {len(summary['pack']['rules'])} rules)")
+        return
+    annotators = list(rows[0]["per_annotator"])
+    print(render_table(["rule", "name", "severity", *annotators, "total"],
+                       [[r["code"], r["name"], r["severity"], *r["per_annotator"].values(), r["total"]]
+                        for r in rows], left=3))
+    by = summary["violations_by_severity"]
+    print(f"{sum(by.values())} rule violations (pack {pack}): {by['error']} errors, {by['warning']} warnings, "
+          f"{by['info']} info; 'qa check' lists them")
+
+
+def _add_rules(sub) -> None:
+    p = sub.add_parser("rules", help="List the rules or explain one.", description="List the rules or explain one.")
+    actions = p.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=_Parser)
+    lst = actions.add_parser("list", help="List every rule: id, name, family, severity, status, title.")
+    lst.add_argument("--pack", metavar="PACK", help="list only the rules this pack selects, with its severities")
+    lst.add_argument("--format", dest="output_format", choices=("text", "json"), default="text")
+    exp = actions.add_parser("explain", help="Explain one rule: what it checks, why it matters, parameters.")
+    exp.add_argument("rule_id", metavar="ID", help="a rule id (VTX001) or name (sparse-polygon)")
+    exp.add_argument("--format", dest="output_format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=_cmd_rules, rules_parser=p)
+
+
+def _cmd_rules(args) -> int:
+    from qa.rules import _registry
+
+    if args.rules_command is None:
+        args.rules_parser.print_help()
+        return EXIT_OK
+    if args.rules_command == "explain":
+        try:
+            found = _registry.get(args.rule_id)
+        except KeyError as exc:
+            raise UsageError(exc.args[0]) from None
+        if args.output_format == "json":
+            print(json.dumps(found.as_dict(), indent=2))
+        else:
+            print(found.explain(), end="")
+        return EXIT_OK
+    rules = _registry.all_rules()
+    severity = {}
+    if args.pack:
+        from qa.rules.packs import read
+
+        pack = read(args.pack)
+        rules = [r for r in rules if r.id in pack.selected]
+        severity = {r.id: pack.severity_of(r.id) for r in rules}
+    rows = [{"id": r.id, "name": r.name, "family": r.family, "severity": severity.get(r.id, r.severity),
+             "status": r.status, "title": r.title} for r in rules]
+    if args.output_format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(render_table(["id", "name", "family", "severity", "status", "title"],
+                           [list(r.values()) for r in rows], left=6))
+    return EXIT_OK
+
+
+def _add_check(sub) -> None:
+    p = sub.add_parser("check", help="Check the annotators' exports against a rule pack.",
+                       description="Check the annotators' exports against a rule pack: one violation per "
+                                   "line, then a summary line.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("exports", nargs="*", metavar="NAME=PATH", help="an annotator's export, as name=path")
+    p.add_argument("-m", "--manifest", type=Path, help="a batch manifest (TOML)")
+    p.add_argument("--alias", action="append", default=[], metavar="CANONICAL=PATTERN",
+                   help="map category names onto one (exact name, glob, or re:regex); repeatable")
+    p.add_argument("--extend-select", action="append", metavar="CODES",
+                   help="rule ids or prefixes to run in addition to the pack's selection (comma-separated)")
+    p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
+                   help="what stdout carries (default: text)")
+    _add_pack_options(p)
+    p.set_defaults(handler=_cmd_check)
+
+
+def _cmd_check(args) -> int:
+    from qa.rules.check import check, finding_dict, select_findings, sort_findings
+    from qa.rules.packs import override, read
+    from qa.pipeline import load
+
+    if not args.exports and args.manifest is None:
+        raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa check --help')")
+    pack = override(read(args.pack), select=_selectors(args.select),
+                    extend_select=_selectors(args.extend_select), ignore=_selectors(args.ignore))
+    batch = load(*args.exports, manifest=args.manifest, aliases=_parse_aliases(args.alias))
+    bar, progress = _progress_printer()
+    if bar is not None:
+        bar.start()
+    try:
+        violations = check(batch, pack, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    findings = sort_findings(select_findings(batch.findings, pack) + violations, batch.annotators)
+    counts = {k: sum(f.severity == k for f in findings) for k in ("error", "warning", "info")}
+    n = len(batch.exports)
+    if args.output_format == "json":
+        print(json.dumps({"schema": 1, "pack": pack.as_dict(), "findings": [finding_dict(f) for f in findings],
+                          "counts": counts}, indent=2))
+        return EXIT_OK
+    for f in findings:
+        print(format_finding(finding_dict(f)))
+    print(f"{counts['error']} errors, {counts['warning']} warnings, {counts['info']} info in {n} "
+          f"export{'s' * (n != 1)} (pack {pack.name})")
+    return EXIT_OK
+
+
+# --- qa synth -----------------------------------------------------------------------------------------
+
+def _add_synth(sub) -> None:
+    from qa.synth._faults import FAULTS
+
+    faults = ", ".join(FAULTS)
+    p = sub.add_parser(
+        "synth", help="Write a synthetic batch: street scenes, noisy annotators and the planted faults.",
+        description="Write a synthetic batch: street scenes, K noisy annotators' exports, the noise-free "
+                    "truth, batch manifests and planted.json (every planted fault and the rule it targets).",
+        epilog=f"faults: {faults}, rule_faults (all rule faults)\n"
+               "example: qa synth out --images 100 --faults 'bob:dilate=2' 'carol:miss_small=1024,p=0.9'\n\n"
+               + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="output folder (created; must be empty)")
+    p.add_argument("--images", type=int, default=10, metavar="N", help="number of images (default 10)")
+    p.add_argument("--size", default="1024x2048", metavar="HxW",
+                   help="image height x width in pixels (default 1024x2048)")
+    p.add_argument("--annotators", type=int, default=3, metavar="K", help="number of annotators (default 3)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--faults", nargs="+", action="extend", metavar="SPEC",
+                   help="ANNOTATOR:FAULT[=VALUE][,KEY=VALUE...]; 'none' plants nothing "
+                        "(default: a preset using every model, see docs/synth.md)")
+    p.add_argument("--formats", default="coco,coco_panoptic", metavar="LIST",
+                   help="comma-separated: coco, coco_panoptic, cvat, labelmap (default coco,coco_panoptic)")
+    p.add_argument("--workers", type=int, metavar="N", help="processes (default: CPU count, at most 8)")
+    p.add_argument("--force", action="store_true", help="replace an earlier qa synth output in OUT_DIR")
+    p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
+                   help="what stdout carries (default: text)")
+    p.set_defaults(handler=_cmd_synth)
+
+
+def _cmd_synth(args) -> int:
+    from qa.synth import parse_size, synthesize
+    from qa.synth._faults import FAULTS
+
+    if args.workers is not None and args.workers <= 0:
+        raise UsageError("--workers must be a positive integer")
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    bar, progress = _progress_printer()
+    if bar is not None:
+        bar.start()
+    try:
+        summary = synthesize(args.out_dir, images=args.images, size=parse_size(args.size),
+                             annotators=args.annotators, seed=args.seed, faults=args.faults, formats=formats,
+                             workers=args.workers, force=args.force, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if args.output_format == "json":
+        print(json.dumps(summary, indent=2))
+        return EXIT_OK
+    names = summary["annotators"]
+    h, w = summary["size"]
+    print(f"wrote {summary['images']} images of {h}x{w}, {len(names)} annotators to {summary['out_dir']}")
+    print()
+    kinds = ["coco", "coco_panoptic", "cvat", "labelmap"]
+    shown = [k for k in kinds if k in summary["formats"]]
+    print(render_table(["export", "objects", *shown],
+                       [[n, summary["objects"][n], *[summary["files"][n].get(k, "") for k in shown]]
+                        for n in ["truth", *names]], left=1))
+    print()
+    print("manifests: " + ", ".join(summary["manifests"]) + "; planted faults: planted.json; "
+          "truth table: truth/objects.csv")
+    if summary["noise"]:
+        print("noise: " + "; ".join(summary["noise"]))
+    planted = summary["planted"]
+    if planted:
+        print()
+        by = summary["planted_by_annotator"]
+        print(render_table(["fault", "rule", *names, "total"],
+                           [[f, FAULTS[f].rule or "-", *[by[n].get(f, 0) for n in names], planted[f]]
+                            for f in planted], left=2))
+    print()
+    print(f"{sum(planted.values())} per-object records in planted.json (planted faults and noise side effects) "
+          f"for {summary['images']} images")
     return EXIT_OK
 
 
@@ -169,6 +755,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show a traceback when the run fails")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_run(sub)
+    _add_store_commands(sub)
+    _add_rules(sub)
+    _add_check(sub)
+    _add_synth(sub)
     return parser
 
 

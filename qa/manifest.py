@@ -3,6 +3,7 @@
 .. code-block:: toml
 
     name = "nodules-2026-11"          # optional batch name
+    description = "what the batch is" # optional; shown at the top of the summary
     categories = ["nodule"]           # optional declared category list
     max_pixels = 100_000_000          # optional size bound
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.errors import ConfigError, InputError
+from qa.formats import FORMATS
 
 
 @dataclass(slots=True)
@@ -49,10 +51,23 @@ class Manifest:
 
     exports: list[ExportSpec]
     name: str | None = None
+    description: str | None = None
     aliases: dict = field(default_factory=dict)
     categories: list[str] | None = None
     max_pixels: int | None = None
     path: Path | None = None
+
+
+def _read_classes(doc: dict, path: Path) -> list[dict] | None:
+    """The top-level ``[[classes]]`` table (label maps' class ids and colours; see
+    :func:`qa.formats.labelmap.parse_classes`), checked. It becomes the ``classes`` option of every
+    export whose format is ``labelmap``, or is not given and whose path is a folder."""
+    if "classes" not in doc:
+        return None
+    from qa.formats.labelmap import parse_classes
+
+    parse_classes(doc["classes"], path=path)  # raises ConfigError naming the entry
+    return doc["classes"]
 
 
 def parse_spec(text: str) -> ExportSpec:
@@ -69,7 +84,7 @@ def parse_spec(text: str) -> ExportSpec:
     return ExportSpec(annotator=None, path=Path(text))
 
 
-_TOP_KEYS = {"name", "categories", "max_pixels", "exports", "aliases"}
+_TOP_KEYS = {"name", "description", "categories", "max_pixels", "exports", "aliases"}
 _EXPORT_KEYS = {"annotator", "path", "format", "options"}
 
 
@@ -94,15 +109,19 @@ def read_manifest(path) -> Manifest:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"invalid TOML: {exc}", path=path) from None
-    unknown = sorted(set(doc) - _TOP_KEYS)
+    unknown = sorted(set(doc) - _TOP_KEYS - {"classes"})
     if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_TOP_KEYS))}", path=path)
+        known = sorted(_TOP_KEYS | {"classes"})
+        raise ConfigError(f"unknown key {unknown[0]!r}; known keys: {', '.join(known)}", path=path)
+    classes = _read_classes(doc, path)
     exports_raw = doc.get("exports")
     if not isinstance(exports_raw, list) or not exports_raw:
         raise ConfigError("needs at least one [[exports]] table", path=path)
     exports = []
     for index, raw in enumerate(exports_raw):
         where = f"exports[{index}]"
+        if not isinstance(raw, dict):
+            raise ConfigError("each export must be a table with 'path' (write [[exports]])", path=path, where=where)
         unknown = sorted(set(raw) - _EXPORT_KEYS)
         if unknown:
             raise ConfigError(f"unknown key {unknown[0]!r}", path=path, where=where)
@@ -111,22 +130,37 @@ def read_manifest(path) -> Manifest:
         for key in ("annotator", "format"):
             if key in raw and not isinstance(raw[key], str):
                 raise ConfigError(f"{key!r} must be a string", path=path, where=where)
+        if "format" in raw and raw["format"] not in FORMATS:
+            raise ConfigError(f"unknown format {raw['format']!r}; known formats: {', '.join(sorted(FORMATS))}",
+                              path=path, where=where)
         options = raw.get("options", {})
         if not isinstance(options, dict):
             raise ConfigError("'options' must be a table", path=path, where=where)
         options = {k: (str(path.parent / v) if k.endswith("_dir") and isinstance(v, str) else v)
                    for k, v in options.items()}
+        if classes is not None and (raw.get("format") == "labelmap" or (
+                raw.get("format") is None and (path.parent / raw["path"]).is_dir())):
+            options.setdefault("classes", classes)  # folders of PNGs given a class table are label maps
         exports.append(ExportSpec(annotator=raw.get("annotator"), path=path.parent / raw["path"],
                                   format=raw.get("format"), options=options))
     aliases = doc.get("aliases", {})
     if not isinstance(aliases, dict):
         raise ConfigError("'aliases' must be a table of name = [patterns]", path=path)
+    for canonical, patterns in aliases.items():
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise ConfigError(f"aliases.{canonical} must be a pattern or a list of patterns (strings)", path=path)
     categories = doc.get("categories")
     if categories is not None and (not isinstance(categories, list)
                                    or not all(isinstance(c, str) for c in categories)):
         raise ConfigError("'categories' must be a list of names", path=path)
     max_pixels = doc.get("max_pixels")
-    if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels <= 0):
+    if max_pixels is not None and (not isinstance(max_pixels, int) or isinstance(max_pixels, bool)
+                                   or max_pixels <= 0):
         raise ConfigError("'max_pixels' must be a positive integer", path=path)
-    return Manifest(exports=exports, name=doc.get("name"), aliases=aliases, categories=categories,
-                    max_pixels=max_pixels, path=path)
+    for key in ("name", "description"):
+        if key in doc and not isinstance(doc[key], str):
+            raise ConfigError(f"{key!r} must be a string", path=path)
+    return Manifest(exports=exports, name=doc.get("name"), description=doc.get("description"), aliases=aliases,
+                    categories=categories, max_pixels=max_pixels, path=path)

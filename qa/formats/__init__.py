@@ -25,6 +25,11 @@ from qa.model import Export, Limits
 _MODULES = {
     "coco_panoptic": "qa.formats.coco_panoptic",
     "coco": "qa.formats.coco",
+    "cvat": "qa.formats.cvat",
+    "label_studio": "qa.formats.label_studio",
+    "labelme": "qa.formats.labelme",
+    "binary_masks": "qa.formats.binary_masks",  # folders of PNGs only: black-and-white masks first,
+    "labelmap": "qa.formats.labelmap",  # then any other PNGs
 }
 
 FORMATS = tuple(_MODULES)
@@ -62,8 +67,13 @@ def detect(path) -> str:
     for name in _MODULES:
         if _module(name).sniff(path):
             return name
+    if path.is_file() and path.suffix.lower() == ".json":
+        from qa.formats._json import read_json
+
+        read_json(path)  # a JSON syntax error says more than "unknown format"
     known = ", ".join(_MODULES)
-    raise InputError(f"cannot tell the export format (known: {known}); pass --format", path=path)
+    raise InputError(f"cannot tell the export format (known: {known}); pass --input-format NAME "
+                     "or set 'format' in the manifest", path=path)
 
 
 def load(path, annotator: str | None = None, *, format: str | None = None,

@@ -10,17 +10,22 @@ from qa.model import Finding, Source
 
 LOAD_CODES: dict[str, tuple[str, str]] = {
     # code: (kebab-case name, one-line title)
-    "FMT001": ("invalid-polygon", "polygon with fewer than 3 points, an odd number of coordinates or non-finite values"),
+    "FMT001": ("invalid-polygon", "polygon with fewer than 3 points, an odd number of coordinates, non-finite "
+                                  "values or a vertex far outside the image"),
     "FMT002": ("invalid-rle", "RLE whose counts are malformed or do not sum to height x width"),
     "FMT003": ("size-mismatch", "mask or PNG size differs from the image's declared size"),
     "FMT004": ("unknown-category", "object refers to a category the export does not define"),
     "FMT005": ("duplicate-id", "two items of one list share an id"),
     "FMT006": ("dangling-image-id", "object refers to an image the export does not define"),
-    "FMT007": ("unsafe-path", "file name is absolute or climbs out of the export's folder"),
+    "FMT007": ("unsafe-path", "file name is absolute, climbs out of the export's folder, or links outside it"),
     "FMT008": ("image-too-large", "declared image size above the configured limit"),
-    "FMT009": ("missing-file", "a file the export refers to is missing or unreadable"),
+    "FMT009": ("missing-file", "a file the export refers to is missing, not a PNG, truncated or unreadable"),
     "FMT010": ("segment-id-mismatch", "panoptic PNG and segments_info disagree on segment ids"),
     "FMT011": ("invalid-field", "a required field is missing or has the wrong type"),
+    "FMT012": ("skipped-shape", "a shape that is not an area (polyline, points, tag, ...) is not compared"),
+    "FMT013": ("skipped-annotation", "an object or annotation the tool marks as deleted or cancelled is left out"),
+    "FMT020": ("png-encoding-mismatch", "label-map or mask PNG of another bit depth or colour type than its export expects"),
+    "FMT021": ("mask-polarity", "which colour of a binary mask is foreground, as sniffed from the masks' border"),
 }
 
 

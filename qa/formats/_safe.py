@@ -79,7 +79,7 @@ def size_problem(width, height, limits: Limits) -> str | None:
     >>> size_problem(640, 480, Limits()) is None
     True
     >>> size_problem(20000, 20000, Limits())
-    'image size 20000x20000 (400000000 pixels) exceeds the limit of 100000000 pixels; raise it with --max-pixels'
+    'image size 20000x20000 (400000000 pixels) exceeds the limit of 100000000 pixels; raise it with --max-pixels or max_pixels in the manifest'
     """
     for label, value in (("width", width), ("height", height)):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -92,31 +92,65 @@ def size_problem(width, height, limits: Limits) -> str | None:
     if pixels > limits.max_pixels:
         return (
             f"image size {int(width)}x{int(height)} ({pixels} pixels) exceeds the limit of "
-            f"{limits.max_pixels} pixels; raise it with --max-pixels"
+            f"{limits.max_pixels} pixels; raise it with --max-pixels or max_pixels in the manifest"
         )
     return None
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` from a PNG's header, read without decoding anything.
+
+    Raises
+    ------
+    InputError
+        When the file cannot be opened or does not start with a PNG signature and IHDR chunk.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except FileNotFoundError:
+        raise InputError("file not found", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror}", path=path) from None
+    if len(head) < 24 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        raise InputError("not a PNG file: no PNG signature and IHDR header", path=path)
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def open_png_checked(path: Path, limits: Limits):
     """Open a PNG with Pillow after checking its header size against ``limits``.
 
     Returns the opened (not yet decoded) ``PIL.Image.Image``. Raises :class:`InputError` when the file
-    cannot be opened or is larger than the limit, so callers can turn it into a finding.
+    is not a PNG, cannot be opened or is larger than the limit, so callers can turn it into a finding.
+    Pillow's own decompression-bomb guard is replaced by ``limits`` (checked from the header before
+    Pillow sees the file).
     """
+    import warnings
+
     from PIL import Image as PILImage
 
-    try:
-        image = PILImage.open(path)
-    except FileNotFoundError:
-        raise InputError("file not found", path=path) from None
-    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
-        raise InputError(f"cannot read image: {exc}", path=path) from None
-    width, height = image.size
+    width, height = png_size(path)
     if width * height > limits.max_pixels:
-        image.close()
         raise InputError(
-            f"image size {width}x{height} exceeds the limit of {limits.max_pixels} pixels; "
-            "raise it with --max-pixels",
+            f"image size {width}x{height} ({width * height} pixels) exceeds the limit of {limits.max_pixels} "
+            "pixels; raise it with --max-pixels or max_pixels in the manifest",
             path=path,
         )
+    saved = PILImage.MAX_IMAGE_PIXELS
+    try:
+        PILImage.MAX_IMAGE_PIXELS = None  # the bound above applies instead
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            image = PILImage.open(path, formats=["PNG"])
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"cannot read image: {exc}", path=path) from None
+    finally:
+        PILImage.MAX_IMAGE_PIXELS = saved
+    if image.size != (width, height):
+        image.close()
+        raise InputError(f"PNG header says {width}x{height} but Pillow reads {image.size[0]}x{image.size[1]}",
+                         path=path)
     return image

@@ -26,14 +26,18 @@ _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
 
+_TOP_LEVEL = ("images", "annotations", "categories")
+
+
 def sniff(path: Path) -> bool:
+    """A JSON object with at least two of COCO's top-level keys (so a broken COCO file gets COCO's errors)."""
     if not path.is_file() or path.suffix.lower() != ".json":
         return False
     try:
         doc = read_json(path)
     except InputError:
         return False
-    return isinstance(doc, dict) and isinstance(doc.get("images"), list) and isinstance(doc.get("annotations"), list)
+    return isinstance(doc, dict) and sum(key in doc for key in _TOP_LEVEL) >= 2
 
 
 def _require_list(doc: dict, key: str, path: Path) -> list:
@@ -47,6 +51,32 @@ def _require_list(doc: dict, key: str, path: Path) -> list:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_id(value) -> bool:
+    """Whether a value can be an id: an integer or a string (COCO uses integers; some tools write strings)."""
+    return _is_int(value) or isinstance(value, str)
+
+
+def _show(value, limit: int = 40) -> str:
+    """A short repr of a value from an export, for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def as_flag(value):
+    """COCO's 0/1 flags (``iscrowd``, ``isthing``) as bool, or None when the value is not a flag.
+
+    Examples
+    --------
+    >>> as_flag(1), as_flag(False), as_flag("1"), as_flag(2)
+    (True, False, None, None)
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    return None
 
 
 def _as_bool(value):
@@ -69,9 +99,11 @@ def normalise_attributes(raw: dict) -> dict:
     for key in ("z_order", "group", "group_id"):
         if key in attributes:
             try:
-                attributes["group" if key == "group_id" else key] = int(attributes.pop(key))
-            except (TypeError, ValueError):
-                pass
+                value = int(attributes[key])
+            except (TypeError, ValueError, OverflowError):
+                continue  # kept as it is; a rule can report it
+            del attributes[key]
+            attributes["group" if key == "group_id" else key] = value
     return attributes
 
 
@@ -80,15 +112,16 @@ def read_categories(doc: dict, path: Path, findings: list) -> dict[int, Category
     out: dict[int, Category] = {}
     for index, raw in enumerate(_require_list(doc, "categories", path)):
         src = Source(str(path), index, raw.get("id") if isinstance(raw, dict) else None, "categories")
-        if not isinstance(raw, dict) or not _is_int(raw.get("id")) or not isinstance(raw.get("name"), str):
-            findings.append(finding("FMT011", "category needs an integer 'id' and a string 'name'", src))
+        if not isinstance(raw, dict) or not _is_id(raw.get("id")) or not isinstance(raw.get("name"), str):
+            findings.append(finding("FMT011", "category needs an integer 'id' and a string 'name'; left out",
+                                    Source(str(path), index, None, "categories")))
             continue
         if raw["id"] in out:
             findings.append(finding("FMT005", f"category id {raw['id']} appears twice; the first is kept", src))
             continue
         out[raw["id"]] = Category(
             name=raw["name"].strip(),
-            isthing=bool(raw.get("isthing", 1)),
+            isthing=as_flag(raw.get("isthing", 1)) is not False,
             supercategory=str(raw.get("supercategory", "") or ""),
         )
     return out
@@ -103,9 +136,10 @@ def read_images(doc: dict, path: Path, limits: Limits, findings: list) -> dict[i
     out: dict[int, tuple[Image, str]] = {}
     for index, raw in enumerate(_require_list(doc, "images", path)):
         image_id = raw.get("id") if isinstance(raw, dict) else None
-        src = Source(str(path), index, image_id, "images")
-        if not isinstance(raw, dict) or not _is_int(image_id):
-            findings.append(finding("FMT011", "image needs an integer 'id'", src))
+        src = Source(str(path), index, image_id if _is_id(image_id) else None, "images")
+        if not isinstance(raw, dict) or not _is_id(image_id):
+            findings.append(finding("FMT011", "image needs an integer 'id'; image and its annotations left out",
+                                    src))
             continue
         name = raw.get("file_name")
         if not isinstance(name, str):
@@ -132,8 +166,13 @@ def read_images(doc: dict, path: Path, limits: Limits, findings: list) -> dict[i
     return out
 
 
-def _polygons(segmentation: list):
-    """(N, 2) arrays from COCO's flat lists, or an error message."""
+def _polygons(segmentation: list, width: int, height: int):
+    """(N, 2) arrays from COCO's flat lists, or an error message.
+
+    Coordinates may lie outside the image (they are clipped when rasterised) but not by more than the
+    image's own width or height: pycocotools' rasteriser walks every edge pixel by pixel, and a vertex at
+    1e9 would exhaust memory or crash it.
+    """
     parts = []
     for k, flat in enumerate(segmentation):
         if not isinstance(flat, list):
@@ -147,6 +186,11 @@ def _polygons(segmentation: list):
         arr = np.asarray(flat, dtype=np.float64).reshape(-1, 2)
         if not np.isfinite(arr).all():
             return None, f"polygon part {k} holds a NaN or infinite coordinate"
+        far = ((arr[:, 0] < -width) | (arr[:, 0] > 2 * width) | (arr[:, 1] < -height) | (arr[:, 1] > 2 * height))
+        if far.any():
+            x, y = arr[int(np.argmax(far))]
+            return None, (f"polygon part {k} has the vertex ({x:g}, {y:g}), farther outside the {width}x{height} "
+                          "image than its own size")
         parts.append(arr)
     if not parts:
         return None, "segmentation is an empty list"
@@ -190,7 +234,8 @@ def rle_problem(rle: dict, height: int, width: int):
         return None, ("FMT011", "RLE needs 'size' as [height, width]")
     h, w = size
     if (h, w) != (height, width):
-        return None, ("FMT003", f"RLE size {h}x{w} differs from image {height}x{width}")
+        return None, ("FMT003", f"RLE size [{h}, {w}] (height, width) differs from the image's "
+                                f"[{height}, {width}]")
     if isinstance(counts, list):
         if not all(_is_int(v) and v >= 0 for v in counts):
             return None, ("FMT002", "uncompressed RLE counts must be non-negative integers")
@@ -242,17 +287,28 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
         export.images[image.key] = image
 
     seen_ids: set = set()
+    declared_image_ids = {im.get("id") for im in doc["images"] if isinstance(im, dict) and _is_id(im.get("id"))}
     for index, raw in enumerate(annotations):
         ann_id = raw.get("id") if isinstance(raw, dict) else None
-        src = Source(str(path), index, ann_id)
+        src = Source(str(path), index, ann_id if _is_id(ann_id) else None)
         if not isinstance(raw, dict):
-            first.findings.append(finding("FMT011", f"annotation is a {type(raw).__name__}, expected an object", src))
+            first.findings.append(finding("FMT011", f"annotation is a {type(raw).__name__}, expected an object; "
+                                                    "left out", src))
+            continue
+        if not _is_id(ann_id) and ann_id is not None:
+            first.findings.append(finding("FMT011", f"annotation id {_show(ann_id)} is not an integer; "
+                                                    "object left out", src))
             continue
         image_id = raw.get("image_id")
+        if not _is_id(image_id):
+            first.findings.append(finding("FMT011", f"image_id {_show(image_id)} is not an integer; object left out",
+                                          src))
+            continue
         entry = images.get(image_id)
         if entry is None:
-            if not any(isinstance(im, dict) and im.get("id") == image_id for im in doc["images"]):
-                first.findings.append(finding("FMT006", f"image_id {image_id!r} is not in 'images'", src))
+            if image_id not in declared_image_ids:
+                first.findings.append(finding("FMT006", f"image_id {image_id!r} is not in 'images'; object left out",
+                                              src))
             continue  # the image itself was rejected and reported
         image, annotator = entry
         export = exports[annotator]
@@ -262,15 +318,25 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
         if ann_id is not None:
             if ann_id in seen_ids:
                 obj_findings.append(finding("FMT005", f"annotation id {ann_id!r} appears twice; both are kept",
-                                            src, image=image.key))
+                                            src, image=image.key, severity="warning"))
             seen_ids.add(ann_id)
-        category = categories.get(raw.get("category_id"))
+        category_id = raw.get("category_id")
+        category = categories.get(category_id) if _is_id(category_id) else None
         if category is None:
-            obj_findings.append(finding("FMT004", f"category_id {raw.get('category_id')!r} is not in 'categories'",
+            obj_findings.append(finding("FMT004", f"category_id {_show(category_id)} is not in 'categories'; "
+                                                  "object left out", src, image=image.key))
+            continue
+        iscrowd = as_flag(raw.get("iscrowd", 0))
+        if iscrowd is None:
+            obj_findings.append(finding("FMT011", f"iscrowd {_show(raw.get('iscrowd'))} is not 0 or 1; object left out",
                                         src, image=image.key))
             continue
-        segmentation = raw.get("segmentation")
-        iscrowd = bool(raw.get("iscrowd", 0))
+        if "segmentation" not in raw:
+            what = " (keypoints only)" if "keypoints" in raw else " (a box only)" if "bbox" in raw else ""
+            obj_findings.append(finding("FMT011", f"no 'segmentation'{what}; object left out", src,
+                                        image=image.key, severity="info"))
+            continue
+        segmentation = raw["segmentation"]
         attributes = raw.get("attributes", {})
         attributes = normalise_attributes(attributes) if isinstance(attributes, dict) else {}
         for key in ("annotator", "track_id", "num_keypoints"):
@@ -285,18 +351,19 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
                 obj_findings.append(finding("FMT001", "segmentation is empty; object left out", src,
                                             image=image.key, severity="warning"))
                 continue
-            polygons, problem = _polygons(segmentation)
+            polygons, problem = _polygons(segmentation, image.width, image.height)
             if problem:
-                obj_findings.append(finding("FMT001", problem, src, image=image.key))
+                obj_findings.append(finding("FMT001", f"{problem}; object left out", src, image=image.key))
                 continue
             export.objects.append(Object(kind="polygon", polygons=polygons, **common))
         elif isinstance(segmentation, dict):
             rle, problem = rle_problem(segmentation, image.height, image.width)
             if problem:
-                obj_findings.append(finding(problem[0], problem[1], src, image=image.key))
+                obj_findings.append(finding(problem[0], f"{problem[1]}; object left out", src, image=image.key))
                 continue
             export.objects.append(Object(kind="rle", rle=rle, **common))
         else:
-            obj_findings.append(finding("FMT011", "annotation needs a 'segmentation' (polygon list or RLE dict)",
+            obj_findings.append(finding("FMT011", f"segmentation is a {type(segmentation).__name__}, expected a "
+                                                  "list of polygons or an RLE object; object left out",
                                         src, image=image.key))
     return list(exports.values())

@@ -18,8 +18,8 @@ import numpy as np
 from qa.errors import InputError
 from qa.formats._findings import finding
 from qa.formats._json import read_json
-from qa.formats._safe import open_png_checked, resolve_inside, unsafe_reason
-from qa.formats.coco import _bbox, _is_int, read_categories, read_images
+from qa.formats._safe import open_png_checked, png_size, resolve_inside, unsafe_reason
+from qa.formats.coco import _bbox, _is_id, _is_int, _require_list, _show, as_flag, read_categories, read_images
 from qa.model import Export, Limits, Object, Source
 
 NAME = "coco_panoptic"
@@ -35,7 +35,7 @@ def sniff(path: Path) -> bool:
     if not isinstance(doc, dict) or not isinstance(doc.get("annotations"), list):
         return False
     first = next(iter(doc["annotations"]), None)
-    return isinstance(first, dict) and "segments_info" in first
+    return isinstance(first, dict) and "segments_info" in first and "segmentation" not in first
 
 
 def read_id_map(png: Path, limits: Limits) -> np.ndarray:
@@ -45,11 +45,12 @@ def read_id_map(png: Path, limits: Limits) -> np.ndarray:
     """
     image = open_png_checked(png, limits)
     with image:
-        if image.mode not in ("RGB", "RGBA"):
-            raise InputError(f"panoptic PNG has mode {image.mode}, expected RGB", path=png)
+        if image.mode not in ("RGB", "RGBA", "P"):
+            raise InputError(f"panoptic PNG has mode {image.mode}, expected RGB (id = R + 256 G + 256^2 B)",
+                             path=png)
         try:
             rgb = np.asarray(image.convert("RGB"), dtype=np.uint32)
-        except OSError as exc:
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise InputError(f"cannot decode image: {exc}", path=png) from None
     ids = rgb[..., 0] + (rgb[..., 1] << 8) + (rgb[..., 2] << 16)
     return ids.astype(np.int32)
@@ -66,22 +67,23 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
     png_dir = Path(options["png_dir"]) if options.get("png_dir") else path.with_suffix("")
     if not png_dir.is_absolute() and options.get("png_dir"):
         png_dir = path.parent / png_dir
-    annotations = doc.get("annotations")
-    if not isinstance(annotations, list):
-        raise InputError("missing top-level list 'annotations'; is this a COCO panoptic export?", path=path)
+    annotations = _require_list(doc, "annotations", path)
 
+    declared_image_ids = {im.get("id") for im in doc["images"] if isinstance(im, dict) and _is_id(im.get("id"))}
     by_image_id = {}
     for index, raw in enumerate(annotations):
-        src = Source(str(path), index, raw.get("image_id") if isinstance(raw, dict) else None)
-        if not isinstance(raw, dict) or not isinstance(raw.get("segments_info"), list) \
+        image_id = raw.get("image_id") if isinstance(raw, dict) else None
+        src = Source(str(path), index, image_id if _is_id(image_id) else None)
+        if not isinstance(raw, dict) or not _is_id(image_id) or not isinstance(raw.get("segments_info"), list) \
                 or not isinstance(raw.get("file_name"), str):
-            export.findings.append(finding("FMT011", "panoptic annotation needs 'image_id', 'file_name' and a "
-                                                     "'segments_info' list", src))
+            export.findings.append(finding("FMT011", "panoptic annotation needs an 'image_id', a 'file_name' and a "
+                                                     "'segments_info' list; left out", src))
             continue
-        entry = images.get(raw.get("image_id"))
+        entry = images.get(image_id)
         if entry is None:
-            if not any(isinstance(im, dict) and im.get("id") == raw.get("image_id") for im in doc["images"]):
-                export.findings.append(finding("FMT006", f"image_id {raw.get('image_id')!r} is not in 'images'", src))
+            if image_id not in declared_image_ids:
+                export.findings.append(finding("FMT006", f"image_id {image_id!r} is not in 'images'; its segments "
+                                                         "left out", src))
             continue
         if raw["image_id"] in by_image_id:
             export.findings.append(finding("FMT005", f"image_id {raw['image_id']} has two annotations; "
@@ -90,11 +92,14 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
         by_image_id[raw["image_id"]] = (index, raw)
 
     for image_id, (image, _annotator) in images.items():
+        if image.key in export.images:
+            export.findings.append(finding("FMT005", f"file name {image.file_name!r} appears twice; the first is "
+                                                     "kept", image.source, image=image.key))
+            continue
         export.images[image.key] = image
         if image_id not in by_image_id:
             continue
         index, raw = by_image_id[image_id]
-        src = Source(str(path), index, image_id)
         _read_image_segments(export, image, raw, index, path, png_dir, categories, limits)
     return [export]
 
@@ -109,15 +114,21 @@ def _read_image_segments(export, image, raw, index, path, png_dir, categories, l
                                                  "image's segments left out", src, image=image.key))
         return
     try:
+        width, height = png_size(png)
+        if (width, height) != (image.width, image.height):
+            export.findings.append(finding("FMT003", f"PNG {png_name} is {width}x{height}, the image is declared "
+                                                     f"{image.width}x{image.height} (width x height); image's "
+                                                     "segments left out", src, image=image.key))
+            return
+        if width * height > limits.max_pixels:
+            export.findings.append(finding("FMT008", f"PNG {png_name} is {width}x{height}, above the limit of "
+                                                     f"{limits.max_pixels} pixels; image's segments left out",
+                                           src, image=image.key))
+            return
         id_map = read_id_map(png, limits)
     except InputError as exc:
-        export.findings.append(finding("FMT009", f"{exc}; image's segments left out", src, image=image.key))
-        return
-    if id_map.shape != (image.height, image.width):
-        h, w = id_map.shape
-        export.findings.append(finding("FMT003", f"PNG {png_name} is {h}x{w}, the image is declared "
-                                                 f"{image.height}x{image.width}; segments left out",
-                                       src, image=image.key))
+        export.findings.append(finding("FMT009", f"{png_name}: {exc.message}; image's segments left out", src,
+                                       image=image.key))
         return
     present = set(np.unique(id_map).tolist()) - {0}
     declared = set()
@@ -125,27 +136,34 @@ def _read_image_segments(export, image, raw, index, path, png_dir, categories, l
         seg_id = seg.get("id") if isinstance(seg, dict) else None
         seg_src = Source(str(path), k, seg_id, f"annotations[{index}].segments_info")
         if not isinstance(seg, dict) or not _is_int(seg_id):
-            export.findings.append(finding("FMT011", "segment needs an integer 'id'", seg_src, image=image.key))
+            export.findings.append(finding("FMT011", "segment needs an integer 'id'; left out",
+                                           Source(str(path), k, None, seg_src.section), image=image.key))
             continue
         if seg_id in declared:
             export.findings.append(finding("FMT005", f"segment id {seg_id} appears twice in one image; "
                                                      "the first is kept", seg_src, image=image.key))
             continue
         declared.add(seg_id)
-        category = categories.get(seg.get("category_id"))
+        category_id = seg.get("category_id")
+        category = categories.get(category_id) if _is_id(category_id) else None
         if category is None:
-            export.findings.append(finding("FMT004", f"category_id {seg.get('category_id')!r} is not in "
-                                                     "'categories'", seg_src, image=image.key))
+            export.findings.append(finding("FMT004", f"category_id {_show(category_id)} is not in "
+                                                     "'categories'; segment left out", seg_src, image=image.key))
+            continue
+        iscrowd = as_flag(seg.get("iscrowd", 0))
+        if iscrowd is None:
+            export.findings.append(finding("FMT011", f"iscrowd {_show(seg.get('iscrowd'))} is not 0 or 1; segment "
+                                                     "left out", seg_src, image=image.key))
             continue
         if seg_id not in present:
             export.findings.append(finding("FMT010", f"segment id {seg_id} is in segments_info but not in "
-                                                     f"{png_name}", seg_src, image=image.key))
+                                                     f"{png_name}; segment left out", seg_src, image=image.key))
             continue
         attributes = {k: v for k, v in seg.items()
                       if k not in ("id", "category_id", "area", "bbox", "iscrowd")}
         export.objects.append(Object(
             annotator="", image=image.key, category=category.name, kind="segment", source=seg_src,
-            segment_id=seg_id, iscrowd=bool(seg.get("iscrowd", 0)), bbox=_bbox(seg.get("bbox")),
+            segment_id=seg_id, iscrowd=iscrowd, bbox=_bbox(seg.get("bbox")),
             area=float(seg["area"]) if isinstance(seg.get("area"), (int, float)) else None,
             attributes=attributes,
         ))

@@ -1,0 +1,32 @@
+"""Workloads for the engine benchmarks, written by ``qa synth`` and loaded like any batch.
+
+``qa synth`` draws street scenes (stuff regions and about 30 overlapping things, about 35 to 40 panoptic
+segments per image at 1024x2048) labelled by three noisy annotators, and writes them as COCO instances
+and COCO panoptic exports (see docs/synth.md). The benchmarks load both and compare them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def synth_batches(folder, *, images: int, size=(1024, 2048), seed: int = 0):
+    """``(instance batch, panoptic batch)`` of ``images`` synthetic scenes, three annotators each."""
+    import qa
+    from qa.synth import synthesize
+
+    folder = Path(folder)
+    synthesize(folder, images=images, size=size, annotators=3, seed=seed, formats=("coco", "coco_panoptic"),
+               workers=1, force=True)
+    return qa.load(manifest=folder / "batch.toml"), qa.load(manifest=folder / "batch_panoptic.toml")
+
+
+def category_codes(batch) -> dict[str, int]:
+    return {name: k for k, name in enumerate(batch.categories)}
+
+
+def segments_info(batch, annotator: str, image: str) -> list[dict]:
+    """panopticapi's ``segments_info`` of one annotator's image (category ids are category codes)."""
+    codes = category_codes(batch)
+    return [{"id": o.segment_id, "category_id": codes[o.category], "iscrowd": int(o.iscrowd)}
+            for o in batch.objects(annotator, image)]

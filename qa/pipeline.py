@@ -1,0 +1,312 @@
+"""The only orchestrator: load, align, compare, check, gate, store, report.
+
+Each stage is a function of the stage before; this module chains them and nothing else does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+from qa import __version__
+from qa.align import align
+from qa.errors import ConfigError
+from qa.manifest import ExportSpec, Manifest, parse_spec, read_manifest
+from qa.model import Batch, Limits
+from qa.store import new_run_id
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called as work advances (the CLI draws a bar when on a terminal)."""
+
+
+@dataclass(slots=True)
+class Run:
+    """Everything one run produced. Later stages add their results as fields.
+
+    ``run_id`` names the run in the store and in its verdict; ``inputs`` holds each export's
+    fingerprint (:func:`qa.store.input_fingerprints`); ``verdict`` is the gate's, when gated;
+    ``stored`` is the store the run was written to, if any.
+    """
+
+    batch: Batch
+    summary: dict
+    settings: dict = field(default_factory=dict)
+    run_id: str = field(default_factory=new_run_id)
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
+    finished_at: datetime | None = None
+    inputs: list = field(default_factory=list)
+    verdict: object = None
+    stored: str | None = None
+    comparison: object = None
+    """The :class:`qa.engine.compare.Comparison` of every annotator pair (None with one annotator)."""
+    scores: object = None
+    """The long scores table (pandas DataFrame; see the comparison), None with one annotator."""
+    violations: list = field(default_factory=list)
+    """Rule violations (:class:`~qa.model.Finding`) of the run's pack."""
+    pack: object = None
+    """The resolved rule pack (:class:`qa.rules.packs.Pack`), or None when rules were not run."""
+
+
+def _specs(exports) -> list[ExportSpec]:
+    specs = []
+    if isinstance(exports, dict):
+        exports = [ExportSpec(annotator=k, path=Path(v)) for k, v in exports.items()]
+    for item in exports:
+        if isinstance(item, ExportSpec):
+            specs.append(item)
+        elif isinstance(item, (str, Path)):
+            specs.append(parse_spec(str(item)))
+        else:
+            raise ConfigError(f"cannot read an export from {item!r}; pass 'name=path' or a path")
+    return specs
+
+
+def load(*exports, manifest=None, aliases: dict | None = None, categories: list[str] | None = None,
+         max_pixels: int | None = None, progress: Progress | None = None) -> Batch:
+    """Load several annotators' exports and align them into one batch.
+
+    Parameters
+    ----------
+    *exports : str, os.PathLike, ExportSpec or dict
+        ``"alice=path"`` strings, paths (the annotator is named from the file), or one dict
+        ``{"alice": path, ...}``.
+    manifest : str or os.PathLike, optional
+        A batch manifest (see :mod:`qa.manifest`); its exports come before ``exports``.
+    aliases : dict, optional
+        ``{canonical: [patterns]}``, added to the manifest's.
+    categories : list of str, optional
+        The declared category list.
+    max_pixels : int, optional
+        Largest image accepted (default 100 megapixels).
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    Batch
+
+    Raises
+    ------
+    InputError
+        An export cannot be read; the message names the file.
+    ConfigError
+        The manifest or an option is wrong.
+
+    Examples
+    --------
+    >>> batch = qa.load("alice=exports/alice.json", "bob=exports/bob.json")  # doctest: +SKIP
+    >>> batch.annotators  # doctest: +SKIP
+    ['alice', 'bob']
+    """
+    return _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
+                 max_pixels=max_pixels, progress=progress)[0]
+
+
+def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
+          progress: Progress | None = None) -> tuple[Batch, dict]:
+    """:func:`load`, plus the alias report (:func:`qa.alias_report.alias_report`) made before alignment."""
+    from qa.alias_report import alias_report
+    from qa.formats import load as load_export
+
+    specs: list[ExportSpec] = []
+    man: Manifest | None = read_manifest(manifest) if manifest is not None else None
+    if man is not None:
+        specs.extend(man.exports)
+    for item in exports:
+        specs.extend(_specs([item] if not isinstance(item, dict) else item))
+    if not specs:
+        raise ConfigError("no exports given; pass NAME=PATH arguments or --manifest")
+    merged_aliases = dict(man.aliases) if man else {}
+    merged_aliases.update(aliases or {})
+    limit = max_pixels or (man.max_pixels if man else None)
+    limits = Limits(max_pixels=limit) if limit else Limits()
+    loaded = []
+    for done, spec in enumerate(specs):
+        if progress:
+            progress("load", done, len(specs))
+        loaded.extend(load_export(spec.path, spec.annotator, format=spec.format, limits=limits,
+                                  options=spec.options))
+    if progress:
+        progress("load", len(specs), len(specs))
+    report = alias_report(loaded, merged_aliases)
+    batch = align(loaded, aliases=merged_aliases,
+                  categories=categories if categories is not None else (man.categories if man else None))
+    if man is not None:
+        batch.name, batch.description = man.name, man.description
+    return batch, report
+
+
+def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
+    """A plain-data summary of a batch: per annotator images, objects per category, findings.
+
+    ``alias_report`` (from :func:`qa.alias_report.alias_report`) is passed through as the summary's
+    ``alias_report`` entry.
+    """
+    per_annotator = []
+    for name in batch.annotators:
+        export = batch.exports[name]
+        counts = Counter(o.category for o in export.objects)
+        per_annotator.append({
+            "annotator": name,
+            "path": str(export.path),
+            "format": export.format,
+            "images": len(export.images),
+            "objects": len(export.objects),
+            "crowd": sum(o.iscrowd for o in export.objects),
+            "objects_per_category": dict(sorted(counts.items())),
+        })
+    findings = []
+    for f in batch.findings:
+        findings.append({
+            "code": f.code, "severity": f.severity, "message": f.message, "annotator": f.annotator,
+            "image": f.image,
+            "file": f.source.file if f.source else None,
+            "where": f.source.where if f.source else None,
+            "index": f.source.index if f.source else None,
+            "id": f.source.id if f.source else None,
+        })
+    severities = Counter(f.severity for f in batch.findings)
+    n = len(batch.annotators)
+    return {
+        "schema": 1,
+        "tool_version": __version__,
+        "batch": {"name": batch.name, "description": batch.description},
+        "annotators": per_annotator,
+        "images": len(batch.images),
+        "images_labelled_by_all": sum(1 for k in batch.images if len(batch.coverage.get(k, ())) == n),
+        "categories": [{"name": c.name, "isthing": c.isthing} for c in batch.categories.values()],
+        "aliases": batch.aliases,
+        "alias_report": alias_report,
+        "findings": findings,
+        "findings_by_code": dict(sorted(Counter(f.code for f in batch.findings).items())),
+        "errors": severities.get("error", 0),
+        "warnings": severities.get("warning", 0),
+    }
+
+
+def check_rules(batch: Batch, pack="default", *, select=None, ignore=None, progress: Progress | None = None):
+    """The check stage: the pack's rules over the batch; returns (pack, violations)."""
+    from qa.rules.check import check
+    from qa.rules.packs import Pack, override, read
+
+    resolved = override(pack if isinstance(pack, Pack) else read(pack), select=select, ignore=ignore)
+    return resolved, check(batch, resolved, progress=progress)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def gate_stage(result: Run, pack, *, baseline=None, max_drop=None, db=None, lock_timeout=None):
+    """The gate stage: the pack's thresholds (and a stored baseline run) against this run's figures."""
+    from qa import store
+    from qa.gate import load_gate, verdict_for
+
+    config = load_gate(pack)
+    if max_drop is not None:
+        config.max_drop = float(max_drop)
+    baseline_scores = baseline_findings = baseline_id = None
+    first = False  # `--baseline latest` on a store with no runs yet: the first run has nothing to regress from
+    if baseline is not None:
+        if db is None:
+            raise ConfigError("a baseline run is read from the store; pass --db with the baseline's store")
+        first = str(baseline).startswith("latest") and not Path(db).exists()
+        if not first:
+            with store.open(db, lock_timeout=store.DEFAULT_LOCK_TIMEOUT if lock_timeout is None
+                            else lock_timeout) as s:
+                first = str(baseline).startswith("latest") and len(s.runs()) == 0
+                if not first:
+                    baseline_id = s.resolve(baseline)
+                    baseline_scores, baseline_findings = s.scores(baseline_id), s.findings(baseline_id)
+    verdict = verdict_for(result, config, baseline=baseline_scores, baseline_findings=baseline_findings,
+                          baseline_run_id=baseline_id)
+    if first:
+        verdict.skipped.append(f"regression: no baseline run ({baseline}) in {db} yet")
+    return verdict
+
+
+def store_stage(result: Run, db, *, lock_timeout=None) -> int:
+    """The store stage: write the run, with its verdict, in one transaction; return its sequence number."""
+    from qa import store
+
+    seq = store.store_run(result, db, lock_timeout=store.DEFAULT_LOCK_TIMEOUT if lock_timeout is None
+                          else lock_timeout)
+    result.stored = str(db)
+    return seq
+
+
+def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None, pack="default",
+        select=None, ignore=None, gate=None, baseline=None, max_drop=None, db=None, store: bool = True,
+        lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
+        iou_threshold: float = 0.5, workers: int | None = None) -> Run:
+    """Run every stage on a batch and return what it produced.
+
+    Takes the same arguments as :func:`load`, plus ``pack`` (a built-in pack name, a pack file or
+    None to skip the rules) and ``select``/``ignore`` (rule ids or prefixes applied after the pack), and:
+
+    Parameters
+    ----------
+    tolerances : sequence of float, pixels, default (1, 2, 4)
+        Boundary tolerances of the comparison (see :func:`qa.engine.compare.compare_batch`).
+    iou_threshold : float, default 0.5
+        Matching threshold of the comparison.
+    workers : int, optional
+        Processes for the comparison (default: all cores; 1 runs serially).
+    gate : str or os.PathLike, optional
+        A pack (file or built-in name) whose ``[gate]`` table the run is checked against.
+    baseline : str, optional
+        A stored run (id, prefix, seq or ``latest``) for the gate's regression checks; needs ``db``.
+    max_drop : float, optional
+        Overrides the pack's ``[gate.regression] max_drop``.
+    db : str or os.PathLike, optional
+        The run store: the baseline is read from it, and the run is written to it (with its verdict).
+    store : bool, default True
+        Write the run to ``db``; False only reads the baseline from it.
+    lock_timeout : float, seconds, optional
+        How long to wait for another process's lock on the store (default 30).
+    """
+    from qa.store import input_fingerprints
+
+    started = _utcnow()
+    batch, report = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
+                          max_pixels=max_pixels, progress=progress)
+    settings = {"max_pixels": max_pixels or Limits().max_pixels}
+    if manifest is not None:
+        settings["manifest"] = str(manifest)
+    if aliases:
+        settings["aliases"] = aliases
+    if categories is not None:
+        settings["categories"] = list(categories)
+    summary = summarise(batch, alias_report=report)
+    comparison = None
+    if len(batch.annotators) >= 2:
+        from qa.engine.compare import compare_batch
+
+        comparison = compare_batch(batch, tolerances=tolerances, iou_threshold=iou_threshold, workers=workers,
+                                   progress=progress, max_pixels=max_pixels)
+        settings["compare"] = comparison.settings
+        summary["pairs"] = comparison.pair_table()
+    resolved, violations = (None, [])
+    if pack is not None:
+        from qa.rules.check import violation_summary
+
+        resolved, violations = check_rules(batch, pack, select=select, ignore=ignore, progress=progress)
+        settings["pack"] = str(resolved.path or resolved.name)
+        summary.update(violation_summary(violations, batch.annotators, resolved))
+    if gate is not None:
+        settings.update(gate=str(gate), baseline=baseline, max_drop=max_drop)
+    result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
+                 comparison=comparison, scores=comparison.scores if comparison is not None else None,
+                 run_id=new_run_id(started), started_at=started, inputs=input_fingerprints(batch))
+    if gate is not None:
+        result.verdict = gate_stage(result, gate, baseline=baseline, max_drop=max_drop, db=db,
+                                    lock_timeout=lock_timeout)
+        result.summary["verdict"] = result.verdict.to_dict()
+    result.finished_at = _utcnow()
+    result.summary["run_id"] = result.run_id
+    if db is not None and store:
+        store_stage(result, db, lock_timeout=lock_timeout)
+    return result

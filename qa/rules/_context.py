@@ -1,0 +1,429 @@
+"""What a check function sees: one export's objects as arrays, their masks as bbox crops, and overlaps.
+
+:class:`ExportContext` holds one annotator's objects as numpy arrays (category, image, z_order,
+occluded flag, declared bbox and area), their polygon vertices as one flat table
+(:class:`Vertices`), and, computed on first use, each object's COCO RLE, mask area and mask bbox,
+its mask cropped to that bbox, the overlapping pairs of objects within each image, and the share of
+each object covered by the objects drawn above it. :class:`BatchContext` adds the objects of every
+annotator and the pairs matched across annotators.
+
+Masks come from :mod:`qa.engine._masks` (pycocotools rasterises polygons, so areas agree with
+``maskUtils.area``); a crop is cut from the RLE's runs directly (:func:`rle_window`), so no
+full-image mask is built for an object. Overlaps are found from bboxes first (all pairs of an image
+at once), and only bbox-intersecting pairs have their crops compared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from qa.model import Batch, Export, Object, Source
+
+DRAWING_ORDER_FORMATS = ("labelme", "cvat")
+"""Formats whose tools paint objects in export order, so the order is a layer order without z_order."""
+
+
+@dataclass(slots=True)
+class Hit:
+    """One violation as a check function reports it.
+
+    ``index`` points into the context's ``objects``; image-level hits leave it None and give
+    ``image`` and ``source`` instead. ``value`` is the measured value, ``limit`` the threshold.
+    """
+
+    index: int | None
+    value: float
+    limit: float
+    message: str
+    image: str | None = None
+    source: Source | None = None
+    annotator: str | None = None
+
+
+# --- RLE runs and crops ------------------------------------------------------------------------------
+
+def rle_runs(counts: bytes | str) -> np.ndarray:
+    """Run lengths of a compressed COCO RLE counts string, decoded without a Python loop per run.
+
+    The string is pycocotools' variant of LEB128: 5 value bits per character (offset by 48), bit
+    0x20 continues a number, bit 0x10 of the last character is the sign, and from the fourth number
+    on each is stored as the difference to the number two places before.
+
+    Examples
+    --------
+    >>> from pycocotools import mask as mask_utils
+    >>> m = np.zeros((4, 3), np.uint8, order="F"); m[1:3, 1] = 1
+    >>> rle_runs(mask_utils.encode(m)["counts"]).tolist()
+    [5, 2, 5]
+    """
+    raw = np.frombuffer(counts.encode("ascii") if isinstance(counts, str) else bytes(counts),
+                        dtype=np.uint8).astype(np.int64) - 48
+    if raw.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = (raw & 0x20) == 0
+    token = np.concatenate(([0], np.cumsum(ends)[:-1]))
+    starts = np.flatnonzero(np.concatenate(([True], ends[:-1])))
+    k = np.arange(raw.size) - starts[token]
+    values = np.add.reduceat((raw & 0x1F) << (5 * k), starts)
+    last = np.flatnonzero(ends)
+    negative = (raw[last] & 0x10) != 0
+    values = values - np.where(negative, np.left_shift(1, 5 * (k[last] + 1)), 0)
+    out = values.copy()
+    out[1::2] = np.cumsum(values[1::2])
+    out[2::2] = np.cumsum(values[2::2])
+    return out
+
+
+def rle_window(rle: dict, window: tuple[int, int, int, int]) -> np.ndarray:
+    """The uint8 mask of a compressed RLE inside ``window = (x0, y0, x1, y1)`` (end-exclusive).
+
+    Only the window's columns are expanded (RLE is column-major), so memory is the image height
+    times the window width.
+    """
+    height, width = rle["size"]
+    x0, y0, x1, y1 = window
+    runs = rle_runs(rle["counts"])
+    ends = np.cumsum(runs)
+    begins = ends - runs
+    ones = slice(1, None, 2)
+    lo, hi = x0 * height, x1 * height
+    b = np.clip(begins[ones], lo, hi) - lo
+    e = np.clip(ends[ones], lo, hi) - lo
+    keep = e > b
+    diff = np.zeros(hi - lo + 1, dtype=np.int32)
+    np.add.at(diff, b[keep], 1)
+    np.add.at(diff, e[keep], -1)
+    cols = (np.cumsum(diff[:-1]) > 0).astype(np.uint8).reshape(x1 - x0, height)
+    return np.ascontiguousarray(cols.T[y0:y1])
+
+
+def paste(crop: np.ndarray, offset: tuple[int, int], window: tuple[int, int, int, int]) -> np.ndarray:
+    """A crop (at ``offset`` = (x0, y0) in the image) placed into a zero array covering ``window``."""
+    x0, y0, x1, y1 = window
+    out = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    ox, oy = offset
+    h, w = crop.shape
+    ax0, ay0 = max(x0, ox), max(y0, oy)
+    ax1, ay1 = min(x1, ox + w), min(y1, oy + h)
+    if ax1 > ax0 and ay1 > ay0:
+        out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = crop[ay0 - oy:ay1 - oy, ax0 - ox:ax1 - ox]
+    return out
+
+
+# --- polygon vertices ---------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Vertices:
+    """Every polygon part of an export as one flat vertex table.
+
+    ``xy`` is ``(N, 2)`` float64; part ``p`` holds vertices ``start[p] : start[p] + length[p]`` and
+    belongs to object ``part_object[p]`` (an index into the context's ``objects``). ``nxt`` and ``prv``
+    give each vertex's neighbours along its closed ring, so edge and turn quantities are array
+    expressions over all vertices at once.
+    """
+
+    xy: np.ndarray
+    start: np.ndarray
+    length: np.ndarray
+    part_object: np.ndarray
+    part_index: np.ndarray
+    vertex_part: np.ndarray
+    nxt: np.ndarray
+    prv: np.ndarray
+
+    @property
+    def vertex_object(self) -> np.ndarray:
+        return self.part_object[self.vertex_part]
+
+    @classmethod
+    def build(cls, objects: list[Object]) -> "Vertices":
+        arrays, part_object, part_index = [], [], []
+        for i, obj in enumerate(objects):
+            if obj.kind != "polygon" or not obj.polygons:
+                continue
+            for k, part in enumerate(obj.polygons):
+                arrays.append(np.asarray(part, dtype=np.float64).reshape(-1, 2))
+                part_object.append(i)
+                part_index.append(k)
+        if not arrays:
+            empty_i = np.zeros(0, dtype=np.int64)
+            return cls(np.zeros((0, 2)), empty_i, empty_i, empty_i, empty_i, empty_i, empty_i, empty_i)
+        length = np.array([len(a) for a in arrays], dtype=np.int64)
+        start = np.concatenate(([0], np.cumsum(length)[:-1]))
+        xy = np.concatenate(arrays)
+        vertex_part = np.repeat(np.arange(len(arrays)), length)
+        idx = np.arange(len(xy))
+        last = start + length - 1
+        nxt = idx + 1
+        nxt[last] = start
+        prv = idx - 1
+        prv[start] = last
+        return cls(xy, start, length, np.asarray(part_object), np.asarray(part_index), vertex_part, nxt, prv)
+
+
+# --- one export ---------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Pairs:
+    """Pairs of objects ``(i, j)`` (i < j, same image) with ``inter`` pixels in common."""
+
+    i: np.ndarray
+    j: np.ndarray
+    inter: np.ndarray
+
+
+class ExportContext:
+    """One annotator's export, as arrays the check functions work on.
+
+    Parameters
+    ----------
+    export : Export
+    batch : Batch, optional
+        Supplies category ``isthing`` flags; without it every category is a thing.
+    """
+
+    def __init__(self, export: Export, batch: Batch | None = None):
+        self.export = export
+        self.annotator = export.annotator
+        self.objects: list[Object] = [o for o in export.objects if o.image in export.images]
+        objs = self.objects
+        n = self.n = len(objs)
+        categories = batch.categories if batch is not None else export.categories
+        self.category = np.array([o.category for o in objs], dtype=object)
+        self.isthing = np.array([categories[o.category].isthing if o.category in categories else True
+                                 for o in objs], dtype=bool)
+        self.iscrowd = np.array([o.iscrowd for o in objs], dtype=bool)
+        self.image = np.array([o.image for o in objs], dtype=object)
+        self.kind = np.array([o.kind for o in objs], dtype=object)
+        self.height = np.array([export.images[o.image].height for o in objs], dtype=np.int64)
+        self.width = np.array([export.images[o.image].width for o in objs], dtype=np.int64)
+        self.z = np.array([np.nan if o.z_order is None else float(o.z_order) for o in objs], dtype=np.float64)
+        self.occluded = np.array([-1 if o.occluded is None else int(o.occluded) for o in objs], dtype=np.int8)
+        self.declared_bbox = np.array([o.bbox if o.bbox is not None else (np.nan,) * 4 for o in objs],
+                                      dtype=np.float64).reshape(n, 4)
+        self.declared_area = np.array([np.nan if o.area is None else o.area for o in objs], dtype=np.float64)
+        self.ordered = bool((~np.isnan(self.z)).any()) or export.format in DRAWING_ORDER_FORMATS
+        """Whether the export states a layer order: it has z_order, or its tool paints in export order."""
+        self._crops: dict[int, np.ndarray] = {}
+        self._id_maps: dict[str, np.ndarray] = {}
+
+    @property
+    def has_occluded_flags(self) -> bool:
+        """Whether this export carries occluded flags at all (COCO instances usually do not)."""
+        return bool((self.occluded >= 0).any())
+
+    @cached_property
+    def vertices(self) -> Vertices:
+        return Vertices.build(self.objects)
+
+    # masks --------------------------------------------------------------------------------------------
+    def id_map(self, image: str) -> np.ndarray:
+        """The panoptic id map of ``image`` (decoded once)."""
+        if image not in self._id_maps:
+            from qa.formats.coco_panoptic import read_id_map
+            from qa.model import Limits
+
+            im = self.export.images[image]
+            self._id_maps[image] = read_id_map(self.export.id_maps[image],
+                                               Limits(max_pixels=max(im.width * im.height, 1)))
+        return self._id_maps[image]
+
+    @cached_property
+    def rles(self) -> list[dict]:
+        """Each object's compressed COCO RLE over its whole image."""
+        from qa.engine._masks import object_rle
+
+        out = []
+        for k, obj in enumerate(self.objects):
+            id_map = self.id_map(obj.image) if obj.kind == "segment" else None
+            out.append(object_rle(obj, int(self.height[k]), int(self.width[k]), id_map))
+        return out
+
+    @cached_property
+    def mask_area(self) -> np.ndarray:
+        """Pixels in each object's mask (pycocotools ``area``)."""
+        from pycocotools import mask as mask_utils
+
+        if not self.n:
+            return np.zeros(0)
+        # pycocotools' area() overflows a uint8 count on lists of 256 RLEs or more (numpy 2): chunk it
+        chunks = [self.rles[k:k + 255] for k in range(0, self.n, 255)]
+        return np.concatenate([np.asarray(mask_utils.area(c), dtype=np.float64).reshape(-1) for c in chunks])
+
+    @cached_property
+    def mask_bbox(self) -> np.ndarray:
+        """Each mask's tight integer bbox ``(x0, y0, x1, y1)``, end-exclusive; zeros when empty."""
+        from pycocotools import mask as mask_utils
+
+        if not self.n:
+            return np.zeros((0, 4), dtype=np.int64)
+        xywh = np.asarray(mask_utils.toBbox(self.rles), dtype=np.float64).reshape(-1, 4)
+        box = np.rint(xywh).astype(np.int64)
+        box[:, 2] += box[:, 0]
+        box[:, 3] += box[:, 1]
+        return box
+
+    def crop(self, i: int) -> np.ndarray:
+        """Object ``i``'s uint8 mask inside its own :attr:`mask_bbox` (cached)."""
+        if i not in self._crops:
+            x0, y0, x1, y1 = (int(v) for v in self.mask_bbox[i])
+            obj = self.objects[i]
+            if obj.kind == "segment":
+                self._crops[i] = (self.id_map(obj.image)[y0:y1, x0:x1] == obj.segment_id).astype(np.uint8)
+            else:
+                self._crops[i] = rle_window(self.rles[i], (x0, y0, x1, y1))
+        return self._crops[i]
+
+    def window(self, i: int, window: tuple[int, int, int, int]) -> np.ndarray:
+        """Object ``i``'s mask inside ``window`` (x0, y0, x1, y1) of its image."""
+        x0, y0 = (int(v) for v in self.mask_bbox[i][:2])
+        return paste(self.crop(i), (x0, y0), window)
+
+    # pairs --------------------------------------------------------------------------------------------
+    @cached_property
+    def by_image(self) -> dict[str, np.ndarray]:
+        """Object indices per image, in export order."""
+        order: dict[str, list[int]] = {}
+        for k, key in enumerate(self.image):
+            order.setdefault(key, []).append(k)
+        return {key: np.asarray(v, dtype=np.int64) for key, v in order.items()}
+
+    def near(self, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs ``(i, j)``, i < j in one image, whose mask bboxes come within ``pad`` pixels.
+
+        Empty masks never pair. All pairs of an image are tested at once by broadcasting.
+        """
+        box = self.mask_bbox
+        nonempty = self.mask_area > 0 if self.n else np.zeros(0, bool)
+        out_i, out_j = [], []
+        for idx in self.by_image.values():
+            idx = idx[nonempty[idx]]
+            if len(idx) < 2:
+                continue
+            b = box[idx]
+            gap_x = np.maximum(b[None, :, 0] - b[:, None, 2], b[:, None, 0] - b[None, :, 2])
+            gap_y = np.maximum(b[None, :, 1] - b[:, None, 3], b[:, None, 1] - b[None, :, 3])
+            close = (gap_x < pad + 1) & (gap_y < pad + 1)
+            a, c = np.nonzero(np.triu(close, k=1))
+            out_i.append(idx[a])
+            out_j.append(idx[c])
+        if not out_i:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(out_i), np.concatenate(out_j)
+
+    def intersection(self, i: int, j: int) -> int:
+        """Pixels objects ``i`` and ``j`` have in common, from their crops."""
+        bi, bj = self.mask_bbox[i], self.mask_bbox[j]
+        win = (max(bi[0], bj[0]), max(bi[1], bj[1]), min(bi[2], bj[2]), min(bi[3], bj[3]))
+        if win[2] <= win[0] or win[3] <= win[1]:
+            return 0
+        win = tuple(int(v) for v in win)
+        return int(np.count_nonzero(self.window(i, win) & self.window(j, win)))
+
+    @cached_property
+    def overlaps(self) -> Pairs:
+        """Every pair of objects of one image that share at least one pixel."""
+        ci, cj = self.near(0)
+        inter = np.array([self.intersection(int(a), int(b)) for a, b in zip(ci, cj)], dtype=np.int64)
+        keep = inter > 0
+        return Pairs(ci[keep], cj[keep], inter[keep])
+
+    def above(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Whether object ``j`` is drawn above object ``i`` (element-wise).
+
+        A higher z_order is above; when z_order is equal or missing on either side, the object later
+        in the export is above (the drawing order of CVAT and LabelMe).
+        """
+        zi, zj = self.z[i], self.z[j]
+        by_z = ~np.isnan(zi) & ~np.isnan(zj) & (zi != zj)
+        return np.where(by_z, zj > zi, j > i)
+
+    @cached_property
+    def covered(self) -> np.ndarray:
+        """Share of each object's mask covered by the union of the objects above it (0 when none).
+
+        In an export without a layer order (:attr:`ordered` false: amodal COCO, say) every
+        overlapping object counts, since either could be in front. NaN for an empty mask.
+        """
+        return self._covered(things_only=False)
+
+    @cached_property
+    def covered_by_things(self) -> np.ndarray:
+        """As :attr:`covered`, counting only things above (stuff is background, never an occluder)."""
+        return self._covered(things_only=True)
+
+    def _covered(self, *, things_only: bool) -> np.ndarray:
+        share = np.where(self.mask_area > 0, 0.0, np.nan)
+        pairs = self.overlaps
+        if not len(pairs.i):
+            return share
+        lower = np.concatenate([pairs.i, pairs.j])
+        upper = np.concatenate([pairs.j, pairs.i])
+        keep = self.above(lower, upper) if self.ordered else np.ones(len(lower), bool)
+        if things_only:
+            keep &= self.isthing[upper]
+        lower, upper = lower[keep], upper[keep]
+        order = np.argsort(lower, kind="stable")
+        lower, upper = lower[order], upper[order]
+        for obj in np.unique(lower):
+            tops = upper[lower == obj]
+            win = tuple(int(v) for v in self.mask_bbox[obj])
+            union = np.zeros_like(self.crop(obj))
+            for t in tops:
+                union |= self.window(int(t), win)
+            share[obj] = np.count_nonzero(union & self.crop(obj)) / self.mask_area[obj]
+        return share
+
+
+# --- all annotators -----------------------------------------------------------------------------------
+
+class BatchContext:
+    """Every annotator's export, for rules that compare objects across annotators.
+
+    ``objects`` lists every object of every annotator (annotators in batch order); ``owner[g]`` and
+    ``local[g]`` give the export context and the index inside it of global object ``g``.
+    """
+
+    def __init__(self, batch: Batch, contexts: dict[str, ExportContext]):
+        self.batch = batch
+        self.contexts = contexts
+        self.objects: list[Object] = []
+        owner, local = [], []
+        self.offset: dict[str, int] = {}
+        for name in batch.annotators:
+            ctx = contexts[name]
+            self.offset[name] = len(self.objects)
+            self.objects.extend(ctx.objects)
+            owner.extend([name] * ctx.n)
+            local.extend(range(ctx.n))
+        self.owner = np.array(owner, dtype=object)
+        self.local = np.array(local, dtype=np.int64)
+        self.n = len(self.objects)
+        self.category = np.array([o.category for o in self.objects], dtype=object)
+        self._matches: dict[tuple, np.ndarray] = {}
+
+    def attribute(self, name: str) -> np.ndarray:
+        """A per-object array gathered from the export contexts (``"z"``, ``"occluded"``, ...)."""
+        parts = [getattr(self.contexts[a], name) for a in self.batch.annotators]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def matches(self, *, iou_threshold: float = 0.5, where: np.ndarray | None = None) -> np.ndarray:
+        """Objects matched across annotators: rows ``(g_a, g_b, iou)`` of global indices, one per
+        matched pair of each annotator pair in each image (one-to-one within a pair of annotators).
+
+        ``where`` restricts matching to the objects where it is true (for example those that carry
+        an occluded flag). Matching is label-agnostic, on mask IoU, as in :mod:`qa.rules._match`.
+        """
+        from qa.rules._match import match_objects
+
+        mask = np.ones(self.n, bool) if where is None else np.asarray(where, bool)
+        key = (iou_threshold, mask.tobytes())
+        if key not in self._matches:
+            self._matches[key] = match_objects(self, iou_threshold=iou_threshold, where=mask)
+        return self._matches[key]
+
+    def global_index(self, annotator: str, local: int) -> int:
+        return self.offset[annotator] + local

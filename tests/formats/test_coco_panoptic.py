@@ -1,0 +1,119 @@
+"""COCO panoptic loader on real exports (../shared/data) and on small hand-made files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from common import write_json
+from PIL import Image as PILImage
+
+import qa
+from qa.formats import detect, load
+from qa.formats.coco_panoptic import read_id_map
+from qa.model import Limits
+
+SAMPLE = "panopticapi_sample/sample_data/panoptic_examples.json"
+CATEGORIES = "panopticapi_sample/panoptic_coco_categories.json"
+DATUMARO = "datumaro_format_fixtures/tests/assets/coco_dataset/coco_panoptic/annotations"
+
+
+def _check_segment_areas(batch, doc, *, bbox=True):
+    """Each segment decodes (full and crop) to exactly the area its segments_info declares."""
+    export = next(iter(batch.exports.values()))
+    for obj in export.objects:
+        ann = doc["annotations"][int(obj.source.section.split("[")[1].split("]")[0])]
+        seg = ann["segments_info"][obj.source.index]
+        assert seg["id"] == obj.source.id == obj.segment_id
+        full = qa.decode(obj, batch)
+        crop, (x0, y0) = qa.decode(obj, batch, crop=True)
+        assert int(full.sum()) == seg["area"] == obj.area
+        assert int(crop.sum()) == seg["area"]
+        if bbox:  # the tight bbox, as panopticapi writes it (datumaro writes width - 1, height - 1)
+            assert (x0, y0, crop.shape[1], crop.shape[0]) == tuple(seg["bbox"])
+
+
+@pytest.mark.shared_data
+def test_panopticapi_sample(shared_data):
+    path = shared_data / SAMPLE
+    assert detect(path) == "coco_panoptic"
+    [export] = load(path, "coco")
+    assert export.format == "coco_panoptic"
+    assert len(export.objects) == 50
+    assert sum(o.iscrowd for o in export.objects) == 3
+    assert export.findings == []
+    assert set(export.id_maps) == {"000000142238.jpg", "000000439180.jpg"}
+    per_image = {k: sum(o.image == k for o in export.objects) for k in export.images}
+    assert per_image == {"000000142238.jpg": 18, "000000439180.jpg": 32}
+    doc = json.loads(path.read_text())
+    batch = qa.load(f"coco={path}")
+    _check_segment_areas(batch, doc)
+
+
+@pytest.mark.shared_data
+def test_panopticapi_isthing_from_categories(shared_data):
+    doc = json.loads((shared_data / SAMPLE).read_text())
+    cats = json.loads((shared_data / CATEGORIES).read_text())
+    [export] = load(shared_data / SAMPLE, "coco")
+    stuff = {c["name"] for c in cats if not c["isthing"]}
+    used = {o.category for o in export.objects}
+    assert {c for c in used if not export.categories[c].isthing} == used & stuff
+    assert len(doc["categories"]) == len(export.categories)
+
+
+@pytest.mark.shared_data
+def test_panoptic_id_map_against_the_png(shared_data):
+    png = shared_data / "panopticapi_sample/sample_data/panoptic_examples/000000142238.png"
+    ids = read_id_map(png, Limits())
+    rgb = np.asarray(PILImage.open(png).convert("RGB")).astype(np.int64)
+    np.testing.assert_array_equal(ids, rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2])
+    assert ids.dtype == np.int32
+
+
+@pytest.mark.shared_data
+def test_datumaro_panoptic(shared_data):
+    path = shared_data / DATUMARO / "panoptic_val.json"
+    batch = qa.load(f"d={path}")
+    export = batch.exports["d"]
+    assert [(o.segment_id, o.category, o.iscrowd) for o in export.objects] == [(7, "a", False), (20, "b", True)]
+    assert not export.categories["a"].isthing
+    _check_segment_areas(batch, json.loads(path.read_text()), bbox=False)
+
+
+@pytest.mark.shared_data
+def test_datumaro_panoptic_png_size_differs(shared_data):
+    # the fixture's a.png is 5x5 while its image is declared 10 wide, 5 high
+    [export] = load(shared_data / DATUMARO / "panoptic_train.json", "d")
+    [finding] = export.findings
+    assert finding.code == "FMT003"
+    assert "a.png is 5x5" in finding.message and "declared 10x5" in finding.message
+    assert export.objects == [] and "a.jpg" in export.images
+
+
+def _png(path, ids):
+    ids = np.asarray(ids, dtype=np.uint32)
+    rgb = np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], axis=-1).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PILImage.fromarray(rgb, "RGB").save(path)
+    return path
+
+
+def test_png_dir_option_and_large_ids(tmp_path):
+    ids = np.zeros((4, 6), np.int64)
+    ids[:2, :3] = 70000  # needs all three channels' bits: 70000 = 112 + 17 * 256 + 1 * 65536
+    ids[2:, 3:] = 5
+    _png(tmp_path / "masks" / "x.png", ids)
+    doc = {"images": [{"id": 1, "file_name": "x.jpg", "width": 6, "height": 4}],
+           "categories": [{"id": 1, "name": "car", "isthing": 1}, {"id": 2, "name": "road", "isthing": 0}],
+           "annotations": [{"image_id": 1, "file_name": "x.png", "segments_info": [
+               {"id": 70000, "category_id": 1, "area": 6, "bbox": [0, 0, 3, 2], "iscrowd": 0},
+               {"id": 5, "category_id": 2, "area": 6, "bbox": [3, 2, 3, 2], "iscrowd": 0}]}]}
+    path = write_json(tmp_path / "pan.json", doc)
+    manifest = tmp_path / "batch.toml"
+    manifest.write_text('[[exports]]\nannotator = "a"\npath = "pan.json"\nformat = "coco_panoptic"\n'
+                        'options = { png_dir = "masks" }\n')
+    batch = qa.load(manifest=manifest)
+    assert batch.exports["a"].findings == []
+    _check_segment_areas(batch, doc)
+    assert batch.categories["road"].isthing is False

@@ -1,14 +1,29 @@
 """Overlay pictures for the report: each annotator's outlines in its own colour, disagreement tinted.
 
-Everything is drawn at thumbnail resolution with numpy (nearest-neighbour sampling of each object's
-crop, outlines as mask minus its 4-neighbour erosion), so hundreds of images render in seconds and the
-report stays small.
+One picture per image, drawn at thumbnail resolution. Each object is decoded into its bbox crop by the
+engine's numba kernels (:func:`qa.engine._masks.rle_crops`, :func:`~qa.engine._masks.segment_crops`),
+never as a full-image mask; the crop is sampled (nearest neighbour) onto the thumbnail, where two small
+label canvases per annotator are painted in layer order: object ids (for the outlines) and category
+codes (for the disagreement). numpy does the rest on thumbnail-sized arrays, so a picture costs a few
+milliseconds beyond decoding its masks.
+
+What a picture shows:
+
+- the image itself, dimmed, when its file is available (:attr:`qa.model.Image.path`, or the file name
+  inside the export's folder); otherwise a dark canvas on which regions that every annotator gives the
+  same category are shaded grey (one shade per category);
+- in magenta (:data:`DISAGREEMENT_COLOUR`), pixels whose category is not the same for every annotator
+  (one labels it and another does not, or they label it differently); each annotator's category at a
+  pixel is that of its top-most object there (highest ``z_order``, then the last in the export);
+- each annotator's visible outlines in its colour (:func:`annotator_colour`, Okabe-Ito), drawn in
+  annotator order, so where outlines coincide the last annotator's colour shows.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -19,114 +34,267 @@ ANNOTATOR_COLOURS: tuple[tuple[int, int, int], ...] = (
     (86, 180, 233), (213, 94, 0), (255, 255, 255), (0, 0, 0),
 )
 DISAGREEMENT_COLOUR = (204, 0, 204)
+"""Magenta: pixels the annotators do not all give the same category."""
+
+DEFAULT_MAX_SIDE = 640
+"""Longest side of an overlay picture, in pixels."""
 
 
 def annotator_colour(index: int) -> tuple[int, int, int]:
-    """The colour of the ``index``-th annotator (cycling after eight)."""
+    """The colour of the ``index``-th annotator (Okabe-Ito, cycling after eight).
+
+    Examples
+    --------
+    >>> annotator_colour(0), annotator_colour(8)
+    ((0, 114, 178), (0, 114, 178))
+    """
     return ANNOTATOR_COLOURS[index % len(ANNOTATOR_COLOURS)]
 
 
 def hex_colour(rgb: Sequence[int]) -> str:
-    """``(0, 114, 178)`` -> ``'#0072b2'``."""
+    """A colour as CSS hex.
+
+    Examples
+    --------
+    >>> hex_colour((0, 114, 178))
+    '#0072b2'
+    """
     return "#" + "".join(f"{int(c):02x}" for c in rgb)
 
 
 def thumbnail_shape(height: int, width: int, max_side: int) -> tuple[int, int, float]:
-    """Canvas size for an image and the scale factor (never above 1)."""
+    """Rows, columns and scale of an image's thumbnail (the scale is never above 1).
+
+    Examples
+    --------
+    >>> thumbnail_shape(1024, 2048, 640)
+    (320, 640, 0.3125)
+    >>> thumbnail_shape(100, 50, 640)
+    (100, 50, 1.0)
+    """
     scale = min(1.0, max_side / max(height, width))
     return max(1, round(height * scale)), max(1, round(width * scale)), scale
 
 
 def _sample_crop(crop: np.ndarray, offset: tuple[int, int], scale: float, canvas: tuple[int, int]):
-    """Nearest-neighbour sample of a full-resolution crop onto the canvas; returns (mask, (r0, c0))."""
+    """Nearest-neighbour sample of a full-resolution crop onto the canvas: (bool mask, (r0, c0)).
+
+    Thumbnail pixel ``(r, c)`` takes the image pixel under its centre, ``((r + 0.5) / scale,
+    (c + 0.5) / scale)``; only the thumbnail pixels whose centre falls inside the crop are returned.
+    """
     x0, y0 = offset
     h, w = crop.shape
     if h == 0 or w == 0:
         return np.zeros((0, 0), bool), (0, 0)
-    r0 = int(np.floor(y0 * scale))
-    c0 = int(np.floor(x0 * scale))
-    r1 = min(canvas[0], int(np.ceil((y0 + h) * scale)))
-    c1 = min(canvas[1], int(np.ceil((x0 + w) * scale)))
+    r0 = max(0, int(np.ceil(y0 * scale - 0.5)))
+    c0 = max(0, int(np.ceil(x0 * scale - 0.5)))
+    r1 = min(canvas[0], int(np.ceil((y0 + h) * scale - 0.5)))
+    c1 = min(canvas[1], int(np.ceil((x0 + w) * scale - 0.5)))
+    if r1 <= r0 or c1 <= c0:
+        return np.zeros((0, 0), bool), (r0, c0)
     rows = np.clip(((np.arange(r0, r1) + 0.5) / scale).astype(np.int64) - y0, 0, h - 1)
     cols = np.clip(((np.arange(c0, c1) + 0.5) / scale).astype(np.int64) - x0, 0, w - 1)
-    return crop[np.ix_(rows, cols)].astype(bool), (r0, c0)
+    return crop[rows[:, None], cols[None, :]].astype(bool), (r0, c0)
 
 
-def _outline(mask: np.ndarray) -> np.ndarray:
-    """Pixels of ``mask`` with a 4-neighbour outside it (the crop edge counts as outside)."""
-    padded = np.pad(mask, 1)
-    inner = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    return mask & ~inner
+def _edges(ids: np.ndarray) -> np.ndarray:
+    """Labelled pixels with a 4-neighbour of another id (the visible outlines; the image border is not one).
+
+    Examples
+    --------
+    >>> _edges(np.array([[0, 1, 1, 1], [0, 1, 1, 1], [0, 1, 1, 2]])).astype(int).tolist()
+    [[0, 1, 0, 0], [0, 1, 0, 1], [0, 1, 1, 1]]
+    """
+    differ_h = ids[:, 1:] != ids[:, :-1]
+    differ_v = ids[1:, :] != ids[:-1, :]
+    edge = np.zeros(ids.shape, bool)
+    edge[:, 1:] |= differ_h
+    edge[:, :-1] |= differ_h
+    edge[1:, :] |= differ_v
+    edge[:-1, :] |= differ_v
+    return edge & (ids > 0)
 
 
-def render_overlay(height: int, width: int,
-                   crops_by_annotator: Sequence[Iterable[tuple[np.ndarray, tuple[int, int]]]],
-                   *, background: np.ndarray | None = None, max_side: int = 384) -> np.ndarray:
+Layer = Iterable[tuple[np.ndarray, tuple[int, int], int]]
+"""One annotator's objects in painting order (bottom first): ``(crop, (x0, y0), category code > 0)``."""
+
+
+def render_overlay(height: int, width: int, layers: Sequence[Layer], *, background: np.ndarray | None = None,
+                   max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
     """Draw one image's overlay.
 
     Parameters
     ----------
     height, width : int
         The image's size in pixels.
-    crops_by_annotator : sequence of iterables of (crop, (x0, y0))
-        For each annotator in order, its objects as uint8/bool crops and their offsets in the image.
+    layers : sequence of iterables of (crop, (x0, y0), category)
+        For each annotator in order, its objects bottom first: a uint8 or bool bbox crop, the crop's
+        offset in the image, and a category code (a positive int; equal codes mean equal categories
+        across annotators).
     background : ndarray, optional
-        The image itself (``(H, W)`` or ``(H, W, 3)`` uint8); a dark grey canvas when None.
-    max_side : int, default 384
-        The longest side of the result, in pixels.
+        The image at thumbnail size (``(h, w, 3)`` uint8, see :func:`load_background`); a dark canvas
+        when None.
+    max_side : int, pixels, default 640
+        The longest side of the result.
 
     Returns
     -------
     ndarray
-        ``(h, w, 3)`` uint8 RGB: the dimmed image, pixels labelled by some annotators but not all tinted
-        magenta, and each annotator's outlines in :func:`annotator_colour`.
+        ``(h, w, 3)`` uint8 RGB (see the module docstring for what it shows).
+
+    Examples
+    --------
+    >>> square = np.ones((4, 4), np.uint8)
+    >>> rgb = render_overlay(8, 8, [[(square, (0, 0), 1)], [(square, (2, 2), 1)]])
+    >>> rgb.shape
+    (8, 8, 3)
+    >>> [rgb[r, c].tolist() for r, c in [(7, 7), (3, 0), (1, 1), (2, 2)]]  # none, a's edge, a only, b's edge
+    [[40, 40, 40], [0, 114, 178], [130, 18, 130], [230, 159, 0]]
     """
     rows, cols, scale = thumbnail_shape(height, width, max_side)
+    n = len(layers)
+    ids = np.zeros((max(n, 1), rows, cols), np.int32)
+    cats = np.zeros((max(n, 1), rows, cols), np.int32)
+    for a, objects in enumerate(layers):
+        for k, (crop, offset, category) in enumerate(objects, start=1):
+            mask, (r0, c0) = _sample_crop(np.asarray(crop), offset, scale, (rows, cols))
+            if not mask.size:
+                continue
+            h, w = mask.shape
+            ids[a, r0:r0 + h, c0:c0 + w][mask] = k
+            cats[a, r0:r0 + h, c0:c0 + w][mask] = int(category)
+    disagree = (cats != cats[0]).any(axis=0)
     if background is not None:
-        from PIL import Image as PILImage
-
-        bg = PILImage.fromarray(np.asarray(background, dtype=np.uint8)).convert("RGB").resize((cols, rows))
-        canvas = (np.asarray(bg, dtype=np.float32) * 0.55 + 20).astype(np.float32)
+        canvas = np.asarray(background, np.float32)[..., :3] * 0.55 + 20.0
     else:
-        canvas = np.full((rows, cols, 3), 48, np.float32)
-    sampled = [[_sample_crop(np.asarray(c), off, scale, (rows, cols)) for c, off in crops]
-               for crops in crops_by_annotator]
-    n = len(sampled)
-    if n > 1:
-        votes = np.zeros((rows, cols), np.int16)
-        for objects in sampled:
-            union = np.zeros((rows, cols), bool)
-            for mask, (r0, c0) in objects:
-                union[r0:r0 + mask.shape[0], c0:c0 + mask.shape[1]] |= mask
-            votes += union
-        disagree = (votes > 0) & (votes < n)
-        canvas[disagree] = canvas[disagree] * 0.45 + np.array(DISAGREEMENT_COLOUR, np.float32) * 0.55
-    for index, objects in enumerate(sampled):
-        colour = np.array(annotator_colour(index), np.float32)
-        for mask, (r0, c0) in objects:
-            edge = _outline(mask)
-            region = canvas[r0:r0 + mask.shape[0], c0:c0 + mask.shape[1]]
-            region[edge] = colour
-    return np.clip(canvas, 0, 255).astype(np.uint8)
+        canvas = np.full((rows, cols, 3), 40.0, np.float32)
+        agreed = ~disagree & (cats[0] > 0)
+        shade = 62.0 + 14.0 * (cats[0] % 6)
+        canvas[agreed] = shade[agreed][:, None]
+    canvas[disagree] = canvas[disagree] * 0.45 + np.array(DISAGREEMENT_COLOUR, np.float32) * 0.55
+    for a in range(n):
+        canvas[_edges(ids[a])] = annotator_colour(a)
+    return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
 
 
-def encode_image(rgb: np.ndarray, *, fmt: str = "webp", quality: int = 70) -> bytes:
-    """Encode an RGB array as WebP (default), PNG or JPEG bytes."""
+def load_background(path, height: int, width: int, *, max_side: int = DEFAULT_MAX_SIDE,
+                    max_pixels: int | None = None) -> tuple[np.ndarray | None, str | None]:
+    """The image file at thumbnail size, or None and why not.
+
+    The file must exist, be a picture Pillow reads, have the size the export declares, and stay within
+    ``max_pixels``; its header is checked before anything is decoded. JPEGs are decoded at a reduced
+    scale (Pillow's ``draft``), so a large photo costs little.
+
+    Returns
+    -------
+    rgb : (h, w, 3) uint8 or None
+    reason : str or None
+        Why there is no picture (None when there is one).
+    """
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    from qa.model import DEFAULT_MAX_PIXELS
+
+    rows, cols, _ = thumbnail_shape(height, width, max_side)
+    try:
+        with PILImage.open(Path(path)) as img:
+            if img.size != (width, height):
+                return None, f"the image file is {img.size[0]}x{img.size[1]}, the export says {width}x{height}"
+            if img.size[0] * img.size[1] > (max_pixels or DEFAULT_MAX_PIXELS):
+                return None, "the image file is larger than the pixel limit"
+            img.draft("RGB", (cols, rows))
+            rgb = img.convert("RGB").resize((cols, rows), PILImage.BILINEAR)
+            return np.asarray(rgb, np.uint8), None
+    except FileNotFoundError:
+        return None, "no image file"
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        return None, f"the image file cannot be read ({type(exc).__name__})"
+
+
+def encode_image(rgb: np.ndarray, *, lossless: bool = False, quality: int = 72) -> bytes:
+    """Encode an RGB array as WebP bytes (lossless for flat drawings, lossy for photographs)."""
     from PIL import Image as PILImage
 
     buffer = io.BytesIO()
-    image = PILImage.fromarray(rgb)
-    if fmt == "webp":
-        image.save(buffer, "WEBP", quality=quality, method=4)
-    elif fmt == "png":
-        image.save(buffer, "PNG", optimize=True)
-    elif fmt == "jpeg":
-        image.save(buffer, "JPEG", quality=quality)
+    image = PILImage.fromarray(np.ascontiguousarray(rgb))
+    if lossless:
+        image.save(buffer, "WEBP", lossless=True, quality=60, method=4)
     else:
-        raise ValueError(f"unknown image format {fmt!r}")
+        image.save(buffer, "WEBP", quality=quality, method=4)
     return buffer.getvalue()
 
 
 def data_uri(payload: bytes, fmt: str = "webp") -> str:
-    """A ``data:`` URI for an encoded image, so the report needs no other file."""
+    """A ``data:`` URI for an encoded image, so the report needs no other file.
+
+    Examples
+    --------
+    >>> data_uri(b"RIFF")
+    'data:image/webp;base64,UklGRg=='
+    """
     return f"data:image/{fmt};base64," + base64.b64encode(payload).decode("ascii")
+
+
+# --- one image of a batch -----------------------------------------------------------------------------
+
+def _paint_order(objects) -> list[int]:
+    """Positions of ``objects`` bottom first: by ``z_order`` (missing counts as 0), then export order."""
+    return sorted(range(len(objects)), key=lambda k: (objects[k].z_order or 0, k))
+
+
+def annotator_crops(objects, height: int, width: int, *, id_map: np.ndarray | None = None):
+    """Bbox crops of one annotator's objects on one image, decoded by the engine's kernels.
+
+    Parameters
+    ----------
+    objects : list of qa.model.Object
+        The annotator's objects on the image.
+    height, width : int
+        The image size.
+    id_map : ndarray, optional
+        The image's panoptic id map (int32), needed for ``"segment"`` objects.
+
+    Returns
+    -------
+    list of (crop, (x0, y0), object)
+        In painting order (bottom first); objects whose geometry cannot be decoded (a bad RLE, a
+        segment without its id map) are left out, as the comparison leaves them out.
+    """
+    from qa.engine._masks import polygons_to_rle, rle_crops, segment_crops
+
+    ordered = [objects[k] for k in _paint_order(objects)]
+    segments = [o for o in ordered if o.kind == "segment"]
+    others = [o for o in ordered if o.kind != "segment"]
+    out: dict[int, tuple] = {}
+    if segments and id_map is not None:
+        crops = segment_crops(id_map, [int(o.segment_id) for o in segments])
+        for k, o in enumerate(segments):
+            crop, offset = crops.crop(k)
+            out[id(o)] = (crop, offset, o)
+    rles, kept = [], []
+    for o in others:
+        try:
+            rle = polygons_to_rle(o.polygons, height, width) if o.kind == "polygon" else o.rle
+            if rle is None or [int(v) for v in rle["size"]] != [height, width]:
+                continue
+        except (TypeError, ValueError, KeyError):
+            continue
+        rles.append(rle)
+        kept.append(o)
+    if rles:
+        try:
+            crops = rle_crops(rles, height, width)
+            for k, o in enumerate(kept):
+                crop, offset = crops.crop(k)
+                out[id(o)] = (crop, offset, o)
+        except ValueError:  # one malformed RLE: decode the others one by one
+            from qa.engine._masks import decode_crop
+
+            for rle, o in zip(rles, kept):
+                try:
+                    crop, offset = decode_crop(rle)
+                except ValueError:
+                    continue
+                out[id(o)] = (crop, offset, o)
+    return [out[id(o)] for o in ordered if id(o) in out]

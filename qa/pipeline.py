@@ -48,6 +48,8 @@ class Run:
     """Rule violations (:class:`~qa.model.Finding`) of the run's pack."""
     pack: object = None
     """The resolved rule pack (:class:`qa.rules.packs.Pack`), or None when rules were not run."""
+    report: str | None = None
+    """The HTML report written for the run, if any."""
 
 
 def _specs(exports) -> list[ExportSpec]:
@@ -238,10 +240,20 @@ def store_stage(result: Run, db, *, lock_timeout=None) -> int:
     return seq
 
 
+def report_stage(result: Run, path, *, pictures: int | None = None) -> str:
+    """The report stage: the run's self-contained HTML report (:mod:`qa.report`) written to ``path``."""
+    from qa.report import DEFAULT_PICTURES, from_run, write_report
+
+    data = from_run(result, pictures=DEFAULT_PICTURES if pictures is None else pictures)
+    result.report = str(write_report(data, path))
+    return result.report
+
+
 def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None, pack="default",
         select=None, ignore=None, gate=None, baseline=None, max_drop=None, db=None, store: bool = True,
         lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
-        iou_threshold: float = 0.5, workers: int | None = None) -> Run:
+        iou_threshold: float = 0.5, workers: int | None = None, report=None,
+        report_pictures: int | None = None) -> Run:
     """Run every stage on a batch and return what it produced.
 
     Takes the same arguments as :func:`load`, plus ``pack`` (a built-in pack name, a pack file or
@@ -267,11 +279,15 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         Write the run to ``db``; False only reads the baseline from it.
     lock_timeout : float, seconds, optional
         How long to wait for another process's lock on the store (default 30).
+    report : str or os.PathLike, optional
+        Write the run's HTML report there (after the store step); None writes none.
+    report_pictures : int, optional
+        How many of the worst images the report draws (default :data:`qa.report.DEFAULT_PICTURES`).
     """
     from qa.store import input_fingerprints
 
     started = _utcnow()
-    batch, report = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
+    batch, alias_counts = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
                           max_pixels=max_pixels, progress=progress)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
     if manifest is not None:
@@ -280,7 +296,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         settings["aliases"] = aliases
     if categories is not None:
         settings["categories"] = list(categories)
-    summary = summarise(batch, alias_report=report)
+    summary = summarise(batch, alias_report=alias_counts)
     comparison = None
     if len(batch.annotators) >= 2:
         from qa.engine.compare import compare_batch
@@ -309,4 +325,6 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     result.summary["run_id"] = result.run_id
     if db is not None and store:
         store_stage(result, db, lock_timeout=lock_timeout)
+    if report is not None:
+        report_stage(result, report, pictures=report_pictures)
     return result

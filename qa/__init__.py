@@ -9,23 +9,30 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load", "run", "decode", "QAError", "InputError", "ConfigError", "StoreError"]
+__all__ = ["__version__", "load", "run", "decode", "open", "QAError", "InputError", "ConfigError", "StoreError"]
 
 from qa.errors import ConfigError, InputError, QAError, StoreError
 
 
 def load(*exports, **kwargs):
-    """Load and align exports into a Batch; see :func:`qa.run.load`."""
-    from qa.run import load as _load
+    """Load and align exports into a Batch; see :func:`qa.pipeline.load`."""
+    from qa.pipeline import load as _load
 
     return _load(*exports, **kwargs)
 
 
 def run(*exports, **kwargs):
-    """Run every stage on a batch; see :func:`qa.run.run`."""
-    from qa.run import run as _run
+    """Run every stage on a batch; see :func:`qa.pipeline.run`."""
+    from qa.pipeline import run as _run
 
     return _run(*exports, **kwargs)
+
+
+def open(path=None, **kwargs):
+    """Open the run store (read-only by default); see :func:`qa.store.open`."""
+    from qa.store import open as _open
+
+    return _open(path, **kwargs)
 
 
 def decode(obj, batch, *, crop: bool = False):

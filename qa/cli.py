@@ -1,4 +1,4 @@
-"""The ``qa`` command: parse arguments, call :mod:`qa.run` or a public function, print the result.
+"""The ``qa`` command: parse arguments, call :mod:`qa.pipeline` or a public function, print the result.
 
 stdout carries results only; progress, warnings and errors go to stderr, so
 ``qa run ... --format json > summary.json`` stays clean. Each subcommand is a pair of functions here:
@@ -143,6 +143,10 @@ def _add_run(sub) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per CPU; 1: none)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="write object_pairs, image_pairs and scores as Parquet files into DIR")
+    _add_store_options(p)
+    p.add_argument("--no-store", action="store_true", help="do not write the run to the store")
+    p.add_argument("--gate", type=Path, metavar="PACK", help="gate the run on this pack's [gate] thresholds")
+    _add_gate_options(p)
     p.set_defaults(handler=_cmd_run)
 
 
@@ -157,7 +161,7 @@ def _parse_aliases(items: list[str]) -> dict[str, list[str]]:
 
 
 def _cmd_run(args) -> int:
-    from qa.run import run
+    from qa.pipeline import run
 
     if args.max_pixels is not None and args.max_pixels <= 0:
         raise UsageError("--max-pixels must be a positive integer")
@@ -165,6 +169,8 @@ def _cmd_run(args) -> int:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa run --help')")
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if args.gate is None and (args.baseline is not None or args.junit is not None):
+        raise UsageError("--baseline and --junit need --gate PACK")
     exports = args.exports
     if args.input_format is not None:
         from dataclasses import replace
@@ -181,7 +187,9 @@ def _cmd_run(args) -> int:
     try:
         result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
                      max_pixels=args.max_pixels, pack=args.pack, select=_selectors(args.select),
-                     ignore=_selectors(args.ignore), progress=progress,
+                     ignore=_selectors(args.ignore), gate=args.gate, baseline=args.baseline,
+                     max_drop=args.max_drop, db=_db(args), store=not args.no_store,
+                     lock_timeout=args.lock_timeout, progress=progress,
                      tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
                      workers=args.workers)
     finally:
@@ -198,7 +206,9 @@ def _cmd_run(args) -> int:
         print(json.dumps(result.summary, indent=2, default=str))
     else:
         _print_summary(result.summary)
-    return EXIT_OK
+    if result.stored is not None and sys.stderr.isatty():
+        _err(f"stored run {result.run_id} in {result.stored}")
+    return _finish_gate(result.verdict, args, text=args.output_format == "text")
 
 
 def _print_pairs(pairs: list[dict]) -> None:
@@ -212,6 +222,315 @@ def _print_pairs(pairs: list[dict]) -> None:
           p["matched"], p["missing"], p["extra"], p["label_disagreements"]] for p in pairs],
     ))
 
+
+# --- the run store and the gate: qa runs, qa sql, qa export, qa diff, qa gate ----------------------------
+
+def _add_store_options(p) -> None:
+    p.add_argument("--db", type=Path, metavar="PATH", help="the run store (default: $QA_DB or ./qa.duckdb)")
+    p.add_argument("--lock-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="wait this long for another process's lock on the store (default 30)")
+
+
+def _add_gate_options(p) -> None:
+    p.add_argument("--baseline", metavar="RUN", help="a stored run to check regressions against "
+                                                     "(id, prefix, seq number, latest or latest~N)")
+    p.add_argument("--max-drop", type=float, metavar="DELTA",
+                   help="fail when a gated figure drops more than this below the baseline's")
+    p.add_argument("--junit", type=Path, metavar="PATH", help="also write the verdict as JUnit XML")
+
+
+def _db(args) -> Path:
+    from qa.store import default_db
+
+    return args.db if args.db is not None else default_db()
+
+
+def _open_store(args, *, read_only: bool = True):
+    from qa import store
+
+    if args.lock_timeout < 0:
+        raise UsageError("--lock-timeout must not be negative")
+    return store.open(_db(args), read_only=read_only, lock_timeout=args.lock_timeout)
+
+
+def _finish_gate(verdict, args, *, text: bool) -> int:
+    """Write the JUnit file, print the gate's text, and return the exit code (set last)."""
+    from qa.errors import EXIT_GATE_FAILED
+
+    if verdict is None:
+        return EXIT_OK
+    from qa.gate import to_junit, to_text
+
+    if args.junit is not None:
+        _write(args.junit, to_junit(verdict))
+    if text:
+        print()
+        print(to_text(verdict, failed_only=True))
+    return EXIT_OK if verdict.success else EXIT_GATE_FAILED
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    _err(f"written {path}")
+
+
+def _cell(value) -> str:
+    """A table cell: floats to 4 significant digits, missing values empty."""
+    import math
+
+    if value is None:
+        return ""
+    try:
+        import pandas as pd
+
+        if pd.isna(value) is True:
+            return ""
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    if hasattr(value, "strftime"):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
+        items = value.tolist() if hasattr(value, "tolist") else value
+        return ",".join(str(v) for v in items)
+    return str(value)
+
+
+def _print_frame(df, fmt: str = "table", *, left: int | None = None) -> None:
+    """A DataFrame to stdout as an aligned table, CSV or JSON records."""
+    if fmt == "json":
+        print(df.to_json(orient="records", date_format="iso", indent=2, force_ascii=False))
+        return
+    if fmt == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(list(df.columns))
+        for row in df.itertuples(index=False):
+            writer.writerow([_cell(v) if not isinstance(v, float) else ("" if v != v else repr(v)) for v in row])
+        return
+    rows = [[_cell(v) for v in row] for row in df.itertuples(index=False)]
+    if left is None:  # left-align text columns, right-align numbers
+        import pandas.api.types as ptypes
+
+        numeric = [ptypes.is_numeric_dtype(df[c]) and not ptypes.is_bool_dtype(df[c]) for c in df.columns]
+        header = list(map(str, df.columns))
+        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+        for row in [header] + rows:
+            print("  ".join(c.rjust(w) if num else c.ljust(w)
+                            for c, w, num in zip(row, widths, numeric)).rstrip())
+        return
+    print(render_table(list(map(str, df.columns)), rows, left=left))
+
+
+def _add_store_commands(sub) -> None:
+    _add_runs(sub)
+    _add_sql(sub)
+    _add_export(sub)
+    _add_diff(sub)
+    _add_gate(sub)
+
+
+def _add_runs(sub) -> None:
+    p = sub.add_parser("runs", help="List the stored runs, or show one (qa runs show RUN).",
+                       description="List the stored runs (newest first), or show one: qa runs show RUN.")
+    p.add_argument("action", nargs="?", choices=("list", "show"), default="list", help="list (default) or show")
+    p.add_argument("run", nargs="?", metavar="RUN", help="with show: a run id, prefix, seq number or latest")
+    p.add_argument("-n", "--limit", type=int, metavar="N", help="list only the newest N runs")
+    p.add_argument("--format", dest="output_format", choices=("table", "csv", "json"), default="table")
+    _add_store_options(p)
+    p.set_defaults(handler=_cmd_runs)
+
+
+def _cmd_runs(args) -> int:
+    if args.action == "list":
+        if args.run is not None:
+            raise UsageError(f"unexpected argument {args.run!r}; did you mean 'qa runs show {args.run}'?")
+        with _open_store(args) as store:
+            df = store.runs(limit=args.limit)
+        if args.output_format != "table":
+            _print_frame(df, args.output_format)
+            return EXIT_OK
+        if len(df) == 0:
+            _err(f"no runs stored in {_db(args)}")
+            return EXIT_OK
+        table = df[["seq", "run_id", "name", "started_at", "n_annotators", "n_images", "n_objects", "errors",
+                    "warnings", "pack", "verdict"]].rename(columns={
+                        "n_annotators": "annotators", "n_images": "images", "n_objects": "objects",
+                        "started_at": "started (UTC)"})
+        table["pack"] = [Path(p).name if isinstance(p, str) else p for p in table["pack"]]
+        _print_frame(table)
+        return EXIT_OK
+    if args.run is None:
+        raise UsageError("qa runs show needs a RUN (see 'qa runs')")
+    with _open_store(args) as store:
+        info = store.run(args.run)
+        annotators = store.table("annotators", info["run_id"]).drop(columns=["run_id"])
+        findings = store.sql("SELECT severity, code, count(*) AS n FROM findings WHERE run_id = ? "
+                             "GROUP BY ALL ORDER BY severity, code", [info["run_id"]])
+        scores = store.sql("SELECT metric, value, n FROM scores WHERE run_id = ? AND scope = 'batch' "
+                           "ORDER BY metric", [info["run_id"]])
+    if args.output_format == "json":
+        info = dict(info)
+        info["annotators"] = json.loads(annotators.to_json(orient="records"))
+        info["findings_by_code"] = json.loads(findings.to_json(orient="records"))
+        info["batch_scores"] = json.loads(scores.to_json(orient="records"))
+        print(json.dumps(info, indent=2, default=str))
+        return EXIT_OK
+    for key in ("run_id", "seq", "name", "description", "started_at", "finished_at", "stored_at", "tool_version",
+                "inputs_sha256", "pack", "baseline_run_id", "verdict"):
+        if info.get(key) is not None:
+            print(f"{key + ':':<17}{_cell(info[key])}")
+    print(f"{'settings:':<17}{json.dumps(info['settings'], sort_keys=True)}")
+    print()
+    _print_frame(annotators[["annotator", "format", "n_images", "n_objects", "n_crowd", "n_findings",
+                             "sha256", "path"]])
+    if len(findings):
+        print()
+        _print_frame(findings)
+    if len(scores):
+        print()
+        _print_frame(scores)
+    if info.get("verdict_json"):
+        from qa.gate import Verdict, to_text
+
+        print()
+        print(to_text(Verdict.from_dict(info["verdict_json"])))
+    return EXIT_OK
+
+
+def _add_sql(sub) -> None:
+    p = sub.add_parser("sql", help="Run a read-only SQL query on the run store.",
+                       description="Run a read-only SQL query on the run store (tables: docs/schema.md).")
+    p.add_argument("query", help='for example "SELECT run_id, verdict FROM runs"')
+    p.add_argument("--format", dest="output_format", choices=("table", "csv", "json"), default="table")
+    _add_store_options(p)
+    p.set_defaults(handler=_cmd_sql)
+
+
+def _cmd_sql(args) -> int:
+    with _open_store(args) as store:
+        df = store.sql(args.query)
+    _print_frame(df, args.output_format)
+    return EXIT_OK
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="Write one run's rows of every table as Parquet files.",
+                       description="Write one run's rows of every table as Parquet files (<table>.parquet).")
+    p.add_argument("run", metavar="RUN", help="a run id, prefix, seq number or latest")
+    p.add_argument("--parquet", type=Path, required=True, metavar="DIR", help="the folder to write into")
+    _add_store_options(p)
+    p.set_defaults(handler=_cmd_export)
+
+
+def _cmd_export(args) -> int:
+    with _open_store(args) as store:
+        files = store.export_parquet(args.run, args.parquet)
+    for f in files:
+        print(f)
+    return EXIT_OK
+
+
+def _add_diff(sub) -> None:
+    p = sub.add_parser("diff", help="Show what changed between two stored runs.",
+                       description="Show what changed between two stored runs: inputs, counts per "
+                                   "annotator, category and finding code, and every figure per annotator, "
+                                   "category and annotator pair.")
+    p.add_argument("run_a", metavar="RUN_A", help="the earlier or reference run")
+    p.add_argument("run_b", metavar="RUN_B", help="the run to compare with it")
+    p.add_argument("--all", action="store_true", help="also list what did not change")
+    p.add_argument("--scope", action="append", metavar="SCOPE",
+                   help="score scopes to compare (repeatable; default batch, annotator, category, annotator_pair)")
+    p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text")
+    _add_store_options(p)
+    p.set_defaults(handler=_cmd_diff)
+
+
+def _cmd_diff(args) -> int:
+    from qa.store import DIFF_SCOPES, diff
+
+    with _open_store(args) as store:
+        d = diff(store, args.run_a, args.run_b, scopes=args.scope or DIFF_SCOPES)
+    counts, scores, inputs = d["counts"], d["scores"], d["inputs"]
+    if not args.all:
+        counts = counts[counts["delta"] != 0]
+        changed = scores["delta"].isna() & ~(scores["a"].isna() & scores["b"].isna())
+        scores = scores[changed | (scores["delta"].abs() > 1e-12)]
+        inputs = inputs[inputs["status"] != "same"]
+    if args.output_format == "json":
+        print(json.dumps({"a": d["a"], "b": d["b"],
+                          **{k: json.loads(v.to_json(orient="records", date_format="iso"))
+                             for k, v in (("runs", d["runs"]), ("inputs", inputs), ("counts", counts),
+                                          ("scores", scores))}}, indent=2))
+        return EXIT_OK
+    print(f"a: {d['a']}\nb: {d['b']}")
+    sections = [("inputs", inputs), ("counts", counts), ("scores", scores)]
+    for title, df in sections:
+        print()
+        if len(df) == 0:
+            print(f"{title}: no change")
+            continue
+        print(f"{title}:")
+        _print_frame(df)
+    n_changed = len(scores) if not args.all else int((scores["delta"].fillna(1).abs() > 1e-12).sum())
+    print()
+    print(f"{int((d['inputs']['status'] != 'same').sum())} inputs changed, "
+          f"{int((d['counts']['delta'] != 0).sum())} counts changed, {n_changed} figures changed")
+    return EXIT_OK
+
+
+def _add_gate(sub) -> None:
+    p = sub.add_parser("gate", help="Gate a stored run on a pack's [gate] thresholds.",
+                       description="Gate a stored run on a pack's [gate] thresholds; exit 0 when it "
+                                   "passes, 1 when it fails.", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", metavar="RUN", help="a run id, prefix, seq number or latest")
+    p.add_argument("--pack", type=Path, required=True, metavar="PACK", help="a pack file or built-in pack name")
+    _add_gate_options(p)
+    p.add_argument("--format", dest="output_format", choices=("text", "json", "junit"), default="text",
+                   help="what stdout carries (default: text)")
+    _add_store_options(p)
+    p.set_defaults(handler=_cmd_gate)
+
+
+def _cmd_gate(args) -> int:
+    from qa import __version__ as version
+    from qa.gate import evaluate, load_gate, to_json, to_junit
+
+    config = load_gate(args.pack)
+    if args.max_drop is not None:
+        config.max_drop = args.max_drop
+    with _open_store(args) as store:
+        info = store.run(args.run)
+        run_id = info["run_id"]
+        scores = store.scores(run_id)
+        findings = store.findings(run_id)
+        annotators = list(store.table("annotators", run_id)["annotator"])
+        baseline_id = baseline = baseline_findings = None
+        if args.baseline is not None:
+            baseline_id = store.resolve(args.baseline)
+            baseline, baseline_findings = store.scores(baseline_id), store.findings(baseline_id)
+    meta = {"run_id": run_id, "fingerprints": {i["annotator"]: i["sha256"] for i in info["inputs"] or []},
+            "tool_version": version, "pack": config.pack, "baseline_run_id": baseline_id,
+            "run_tool_version": info["tool_version"]}
+    verdict = evaluate(scores, config, findings=findings, annotators=annotators, baseline=baseline,
+                       baseline_findings=baseline_findings, meta=meta)
+    if args.output_format == "json":
+        print(to_json(verdict))
+    elif args.output_format == "junit":
+        print(to_junit(verdict), end="")
+    code = _finish_gate(verdict, args, text=False)
+    if args.output_format == "text":
+        from qa.gate import to_text
+
+        print(to_text(verdict))
+    return code
 
 # --- qa rules, qa check -------------------------------------------------------------------------------
 
@@ -317,7 +636,7 @@ def _add_check(sub) -> None:
 def _cmd_check(args) -> int:
     from qa.rules.check import check, finding_dict, select_findings, sort_findings
     from qa.rules.packs import override, read
-    from qa.run import load
+    from qa.pipeline import load
 
     if not args.exports and args.manifest is None:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa check --help')")
@@ -436,6 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show a traceback when the run fails")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_run(sub)
+    _add_store_commands(sub)
     _add_rules(sub)
     _add_check(sub)
     _add_synth(sub)

@@ -131,3 +131,52 @@ def run_rule(rule_id, batch, **params):
 
     pack = Pack(name="test", path=None, selected=(rule_id,), params={rule_id: params} if params else {})
     return check(batch, pack)
+
+
+# --- named masks (16 x 16, uint8; read-only so no test can change them for another) -------------------
+
+import numpy as _np  # noqa: E402
+
+SHAPE = (16, 16)
+
+
+def _mask(*slices):
+    m = _np.zeros(SHAPE, dtype=_np.uint8)
+    for s in slices:
+        m[s] = 1
+    m.setflags(write=False)
+    return m
+
+
+EMPTY = _mask()
+"""No pixel."""
+FULL = _mask((slice(None), slice(None)))
+"""Every pixel: no boundary except along the image border."""
+DOT = _mask((slice(7, 8), slice(7, 8)))
+"""One pixel, a tiny object."""
+RING = _mask((slice(3, 13), slice(3, 13)))
+"""A 10 x 10 square with a 4 x 4 hole: two outlines."""
+RING = _np.where(_mask((slice(6, 10), slice(6, 10))) != 0, 0, RING).astype(_np.uint8)
+RING.setflags(write=False)
+BORDER_TOUCH = _mask((slice(0, 6), slice(4, 16)))
+"""A rectangle touching the top and right image borders."""
+TWO_BLOBS = _mask((slice(2, 6), slice(2, 7)), (slice(9, 14), slice(8, 14)))
+"""Two separate components."""
+LINE_1PX = _mask((slice(8, 9), slice(2, 14)))
+"""A horizontal line one pixel wide."""
+HOLE = _mask((slice(2, 14), slice(2, 14)))
+"""A 12 x 12 square with a one-pixel hole."""
+HOLE = _np.where(_mask((slice(7, 8), slice(8, 9))) != 0, 0, HOLE).astype(_np.uint8)
+HOLE.setflags(write=False)
+
+NAMED_MASKS = {"EMPTY": EMPTY, "FULL": FULL, "DOT": DOT, "RING": RING, "BORDER_TOUCH": BORDER_TOUCH,
+               "TWO_BLOBS": TWO_BLOBS, "LINE_1PX": LINE_1PX, "HOLE": HOLE}
+"""Every named mask, for parametrised tests."""
+
+
+def random_mask(rng, shape, *, smooth=(0.8, 3.0), fill=(0.3, 0.9)):
+    """A blobby random mask: thresholded smoothed noise (several components, holes, ragged edges)."""
+    from scipy import ndimage
+
+    noise = ndimage.gaussian_filter(rng.random(shape), rng.uniform(*smooth))
+    return (noise > _np.quantile(noise, rng.uniform(*fill))).astype(_np.uint8)

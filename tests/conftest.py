@@ -18,3 +18,10 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real test data not found at {SHARED_DATA} (set QA_TEST_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _store_in_tmp(tmp_path, monkeypatch):
+    """`qa run` stores every run in $QA_DB (default ./qa.duckdb): keep tests' runs in their tmp folder."""
+    monkeypatch.setenv("QA_DB", str(tmp_path / "qa.duckdb"))
+    monkeypatch.delenv("QA_TEST_PAUSE_IN_WRITE", raising=False)

@@ -62,3 +62,353 @@ def ref_pair_area_counts(a: np.ndarray, b: np.ndarray) -> dict[tuple[int, int], 
     keys = a.astype(np.int64).astype(np.uint64) * offset + b.astype(np.int64).astype(np.uint64)
     labels, counts = np.unique(keys, return_counts=True)
     return {(int(k // offset), int(k % offset)): int(c) for k, c in zip(labels, counts)}
+
+
+# =====================================================================================================
+# Metrics: the published definitions on whole images (qa/metrics.py, qa/engine/boundary.py,
+# _kernels_boundary.py, _kernels_sdf.py). Each function transcribes the reference code named in its
+# docstring, with OpenCV replaced by the scipy.ndimage operation that does the same thing; they work on
+# whole images with no cropping, so they are easy to check by eye and slow on purpose.
+# =====================================================================================================
+
+import math  # noqa: E402
+from collections import defaultdict  # noqa: E402
+
+from scipy import ndimage  # noqa: E402
+from skimage.morphology import disk  # noqa: E402
+
+# --------------------------------------------------------------------------------------------------
+# DAVIS 2017: davisvideochallenge/davis2017-evaluation, davis2017/metrics.py (f_measure, _seg2bmap)
+
+
+def davis_seg2bmap(seg):
+    """``_seg2bmap`` for ``width``/``height`` equal to the mask's (the only case f_measure uses)."""
+    seg = seg.astype(bool)
+    e = np.zeros_like(seg)
+    s = np.zeros_like(seg)
+    se = np.zeros_like(seg)
+    e[:, :-1] = seg[:, 1:]
+    s[:-1, :] = seg[1:, :]
+    se[:-1, :-1] = seg[1:, 1:]
+    b = seg ^ e | seg ^ s | seg ^ se
+    b[-1, :] = seg[-1, :] ^ e[-1, :]
+    b[:, -1] = seg[:, -1] ^ s[:, -1]
+    b[-1, -1] = 0
+    return b
+
+
+def davis_f_measure(foreground_mask, gt_mask, bound_th=0.008):
+    """``f_measure(foreground_mask, gt_mask, void_pixels=None, bound_th)``.
+
+    ``cv2.dilate(img, disk(r))`` is ``ndimage.binary_dilation(img, disk(r))``: both take the maximum
+    over the (symmetric) disk, and both treat outside the image as 0 for a dilation.
+    """
+    bound_pix = bound_th if bound_th >= 1 else np.ceil(bound_th * np.linalg.norm(foreground_mask.shape))
+    fg_boundary = davis_seg2bmap(foreground_mask)
+    gt_boundary = davis_seg2bmap(gt_mask)
+    selem = disk(bound_pix).astype(bool)
+    fg_dil = ndimage.binary_dilation(fg_boundary, structure=selem)
+    gt_dil = ndimage.binary_dilation(gt_boundary, structure=selem)
+    gt_match = gt_boundary * fg_dil
+    fg_match = fg_boundary * gt_dil
+    n_fg = np.sum(fg_boundary)
+    n_gt = np.sum(gt_boundary)
+    if n_fg == 0 and n_gt > 0:
+        precision, recall = 1, 0
+    elif n_fg > 0 and n_gt == 0:
+        precision, recall = 0, 1
+    elif n_fg == 0 and n_gt == 0:
+        precision, recall = 1, 1
+    else:
+        precision = np.sum(fg_match) / float(n_fg)
+        recall = np.sum(gt_match) / float(n_gt)
+    if precision + recall == 0:
+        return 0
+    return 2 * precision * recall / (precision + recall)
+
+
+# --------------------------------------------------------------------------------------------------
+# Boundary IoU: bowenc0221/boundary-iou-api, boundary_iou/utils/boundary_utils.py (mask_to_boundary)
+
+
+def cheng_mask_to_boundary(mask, dilation_ratio=0.02, dilation=None):
+    """``mask_to_boundary``; ``dilation`` overrides the ratio (the reference derives it from the ratio).
+
+    ``cv2.copyMakeBorder(..., 1, 1, 1, 1, BORDER_CONSTANT, 0)`` is ``np.pad`` with one zero pixel;
+    ``cv2.erode(x, ones((3, 3)), iterations=d)`` is ``ndimage.binary_erosion`` with a 3x3 square,
+    ``d`` iterations and ``border_value=1`` (OpenCV's default border for an erosion is the maximum).
+    """
+    h, w = mask.shape
+    if dilation is None:
+        img_diag = np.sqrt(h ** 2 + w ** 2)
+        dilation = int(round(dilation_ratio * img_diag))
+        if dilation < 1:
+            dilation = 1
+    new_mask = np.pad(mask.astype(np.uint8), 1, mode="constant", constant_values=0)
+    new_mask_erode = ndimage.binary_erosion(new_mask, structure=np.ones((3, 3), bool),
+                                            iterations=dilation, border_value=1).astype(np.uint8)
+    mask_erode = new_mask_erode[1:h + 1, 1:w + 1]
+    return mask.astype(np.uint8) - mask_erode
+
+
+def cheng_boundary_iou(gt, dt, dilation_ratio=0.02, dilation=None):
+    """The boundary IoU of the Boundary IoU API's README, with two empty bands scoring 0 (as
+    ``maskUtils.iou`` on the band RLEs, which its COCO evaluation uses, returns)."""
+    gt_boundary = cheng_mask_to_boundary(gt, dilation_ratio, dilation)
+    dt_boundary = cheng_mask_to_boundary(dt, dilation_ratio, dilation)
+    intersection = ((gt_boundary * dt_boundary) > 0).sum()
+    union = ((gt_boundary + dt_boundary) > 0).sum()
+    return 0.0 if union == 0 else intersection / union
+
+
+# --------------------------------------------------------------------------------------------------
+# Surface distances: google-deepmind/surface-distance, surface_distance/metrics.py and lookup_tables.py
+
+
+def _contour_length_table(spacing_mm=(1.0, 1.0)):
+    table = np.zeros([16])
+    vertical, horizontal = spacing_mm[0], spacing_mm[1]
+    diag = 0.5 * math.sqrt(spacing_mm[0] ** 2 + spacing_mm[1] ** 2)
+    table[int("0001", 2)] = diag
+    table[int("0010", 2)] = diag
+    table[int("0011", 2)] = horizontal
+    table[int("0100", 2)] = diag
+    table[int("0101", 2)] = vertical
+    table[int("0110", 2)] = 2 * diag
+    table[int("0111", 2)] = diag
+    table[int("1000", 2)] = diag
+    table[int("1001", 2)] = 2 * diag
+    table[int("1010", 2)] = vertical
+    table[int("1011", 2)] = diag
+    table[int("1100", 2)] = horizontal
+    table[int("1101", 2)] = diag
+    table[int("1110", 2)] = diag
+    return table
+
+
+def deepmind_surface_distances(mask_gt, mask_pred, spacing_mm=(1.0, 1.0)):
+    """``compute_surface_distances`` for 2-D masks."""
+    mask_gt = mask_gt.astype(bool)
+    mask_pred = mask_pred.astype(bool)
+    table = _contour_length_table(spacing_mm)
+    kernel = np.array([[8, 4], [2, 1]])
+    union = mask_gt | mask_pred
+    if not union.any():
+        empty = np.array([])
+        return {"distances_gt_to_pred": empty, "distances_pred_to_gt": empty,
+                "surfel_areas_gt": empty, "surfel_areas_pred": empty}
+    rows = np.nonzero(union.any(axis=1))[0]
+    cols = np.nonzero(union.any(axis=0))[0]
+    bbox_min = np.array([rows.min(), cols.min()])
+    bbox_max = np.array([rows.max(), cols.max()])
+
+    def crop(mask):
+        out = np.zeros((bbox_max - bbox_min) + 2, np.uint8)
+        out[0:-1, 0:-1] = mask[bbox_min[0]:bbox_max[0] + 1, bbox_min[1]:bbox_max[1] + 1]
+        return out
+
+    code_gt = ndimage.correlate(crop(mask_gt).astype(np.uint8), kernel, mode="constant", cval=0)
+    code_pred = ndimage.correlate(crop(mask_pred).astype(np.uint8), kernel, mode="constant", cval=0)
+    borders_gt = (code_gt != 0) & (code_gt != 0b1111)
+    borders_pred = (code_pred != 0) & (code_pred != 0b1111)
+    if borders_gt.any():
+        distmap_gt = ndimage.distance_transform_edt(~borders_gt, sampling=spacing_mm)
+    else:
+        distmap_gt = np.inf * np.ones(borders_gt.shape)
+    if borders_pred.any():
+        distmap_pred = ndimage.distance_transform_edt(~borders_pred, sampling=spacing_mm)
+    else:
+        distmap_pred = np.inf * np.ones(borders_pred.shape)
+    area_gt = table[code_gt]
+    area_pred = table[code_pred]
+    d_gt_to_pred = distmap_pred[borders_gt]
+    d_pred_to_gt = distmap_gt[borders_pred]
+    s_gt = area_gt[borders_gt]
+    s_pred = area_pred[borders_pred]
+
+    def sort(distances, areas):
+        pairs = np.array(sorted(zip(distances, areas)))
+        return pairs[:, 0], pairs[:, 1]
+
+    if d_gt_to_pred.shape != (0,):
+        d_gt_to_pred, s_gt = sort(d_gt_to_pred, s_gt)
+    if d_pred_to_gt.shape != (0,):
+        d_pred_to_gt, s_pred = sort(d_pred_to_gt, s_pred)
+    return {"distances_gt_to_pred": d_gt_to_pred, "distances_pred_to_gt": d_pred_to_gt,
+            "surfel_areas_gt": s_gt, "surfel_areas_pred": s_pred}
+
+
+def deepmind_surface_dice(sd, tolerance_mm):
+    """``compute_surface_dice_at_tolerance``."""
+    overlap_gt = np.sum(sd["surfel_areas_gt"][sd["distances_gt_to_pred"] <= tolerance_mm])
+    overlap_pred = np.sum(sd["surfel_areas_pred"][sd["distances_pred_to_gt"] <= tolerance_mm])
+    return (overlap_gt + overlap_pred) / (np.sum(sd["surfel_areas_gt"]) + np.sum(sd["surfel_areas_pred"]))
+
+
+def deepmind_robust_hausdorff(sd, percent):
+    """``compute_robust_hausdorff``."""
+    out = []
+    for d, s in (("distances_gt_to_pred", "surfel_areas_gt"), ("distances_pred_to_gt", "surfel_areas_pred")):
+        distances, areas = sd[d], sd[s]
+        if len(distances) > 0:
+            cum = np.cumsum(areas) / np.sum(areas)
+            idx = np.searchsorted(cum, percent / 100.0)
+            out.append(distances[min(idx, len(distances) - 1)])
+        else:
+            out.append(np.inf)
+    return max(out)
+
+
+def deepmind_average_surface_distance(sd):
+    """``compute_average_surface_distance``: the two directed averages."""
+    return (np.sum(sd["distances_gt_to_pred"] * sd["surfel_areas_gt"]) / np.sum(sd["surfel_areas_gt"]),
+            np.sum(sd["distances_pred_to_gt"] * sd["surfel_areas_pred"]) / np.sum(sd["surfel_areas_pred"]))
+
+
+def assd(sd):
+    """Average symmetric surface distance: length-weighted mean over both surfaces' elements."""
+    total = np.sum(sd["surfel_areas_gt"]) + np.sum(sd["surfel_areas_pred"])
+    return (np.sum(sd["distances_gt_to_pred"] * sd["surfel_areas_gt"])
+            + np.sum(sd["distances_pred_to_gt"] * sd["surfel_areas_pred"])) / total
+
+
+# --------------------------------------------------------------------------------------------------
+# Our default conventions, spelled out on the full image with scipy.
+
+
+def inner_boundary(mask):
+    """Mask pixels with an edge neighbour outside the mask; outside the image counts as mask."""
+    m = mask.astype(bool)
+    cross = ndimage.generate_binary_structure(2, 1)
+    return m & ~ndimage.binary_erosion(m, structure=cross, border_value=1)
+
+
+def boundary_f(a, b, tolerance):
+    """Boundary F on inner boundaries: a pixel matches when within ``tolerance`` (Euclidean) of the
+    other boundary; DAVIS's conventions for empty boundaries."""
+    ba, bb = inner_boundary(a), inner_boundary(b)
+    na, nb = int(ba.sum()), int(bb.sum())
+    if na == 0 and nb == 0:
+        return 1.0
+    if na == 0 or nb == 0:
+        return 0.0
+    da = ndimage.distance_transform_edt(~ba)
+    db = ndimage.distance_transform_edt(~bb)
+    precision = np.sum(db[ba] <= tolerance) / float(na)
+    recall = np.sum(da[bb] <= tolerance) / float(nb)
+    if precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
+def band(mask, dilation):
+    """Mask pixels within chessboard distance ``dilation`` of in-image background."""
+    m = mask.astype(bool)
+    eroded = ndimage.binary_erosion(m, structure=np.ones((3, 3), bool), iterations=dilation, border_value=1)
+    return m & ~eroded
+
+
+def boundary_iou(a, b, dilation):
+    """Boundary IoU with the image border never boundary; two empty bands score 1."""
+    ba, bb = band(a, dilation), band(b, dilation)
+    union = (ba | bb).sum()
+    return 1.0 if union == 0 else (ba & bb).sum() / union
+
+
+def signed_offsets(reference, other):
+    """Signed distance of each inner-boundary pixel of ``other`` to ``reference``'s inner boundary
+    (negative inside ``reference``)."""
+    br, bo = inner_boundary(reference), inner_boundary(other)
+    if not br.any() or not bo.any():
+        return np.array([])
+    d = ndimage.distance_transform_edt(~br)
+    values = d[bo]
+    return np.where(reference.astype(bool)[bo], -values, values)
+
+
+# --------------------------------------------------------------------------------------------------
+# Panoptic quality: cocodataset/panopticapi, panopticapi/evaluation.py (pq_compute_single_core and
+# PQStat.pq_average), on one image pair given as id maps plus segments_info lists.
+
+OFFSET = 256 * 256 * 256
+VOID = 0
+
+
+def panopticapi_pq(pan_gt, pan_pred, gt_segments, pred_segments):
+    """Per-category ``{tp, fp, fn, iou}`` and the ``pq_average`` over them.
+
+    ``gt_segments`` and ``pred_segments`` are ``segments_info`` lists (``id``, ``category_id``,
+    ``iscrowd``); areas are counted from the id maps, as a valid export declares them.
+    """
+    gt_segms = {el["id"]: dict(el) for el in gt_segments}
+    pred_segms = {el["id"]: dict(el) for el in pred_segments}
+    for segms, pan in ((gt_segms, pan_gt), (pred_segms, pan_pred)):
+        labels, counts = np.unique(pan, return_counts=True)
+        for label, count in zip(labels, counts):
+            if label in segms:
+                segms[label]["area"] = count
+        for el in segms.values():
+            el.setdefault("area", 0)
+    stat = defaultdict(lambda: {"iou": 0.0, "tp": 0, "fp": 0, "fn": 0})
+
+    pan_gt_pred = pan_gt.astype(np.uint64) * OFFSET + pan_pred.astype(np.uint64)
+    gt_pred_map = {}
+    labels, labels_cnt = np.unique(pan_gt_pred, return_counts=True)
+    for label, intersection in zip(labels, labels_cnt):
+        gt_pred_map[(int(label // OFFSET), int(label % OFFSET))] = intersection
+
+    gt_matched, pred_matched = set(), set()
+    for (gt_label, pred_label), intersection in gt_pred_map.items():
+        if gt_label not in gt_segms or pred_label not in pred_segms:
+            continue
+        if gt_segms[gt_label].get("iscrowd", 0) == 1:
+            continue
+        if gt_segms[gt_label]["category_id"] != pred_segms[pred_label]["category_id"]:
+            continue
+        union = (pred_segms[pred_label]["area"] + gt_segms[gt_label]["area"] - intersection
+                 - gt_pred_map.get((VOID, pred_label), 0))
+        iou = intersection / union
+        if iou > 0.5:
+            stat[gt_segms[gt_label]["category_id"]]["tp"] += 1
+            stat[gt_segms[gt_label]["category_id"]]["iou"] += iou
+            gt_matched.add(gt_label)
+            pred_matched.add(pred_label)
+
+    crowd_labels_dict = {}
+    for gt_label, gt_info in gt_segms.items():
+        if gt_label in gt_matched:
+            continue
+        if gt_info.get("iscrowd", 0) == 1:
+            crowd_labels_dict[gt_info["category_id"]] = gt_label
+            continue
+        stat[gt_info["category_id"]]["fn"] += 1
+
+    for pred_label, pred_info in pred_segms.items():
+        if pred_label in pred_matched:
+            continue
+        intersection = gt_pred_map.get((VOID, pred_label), 0)
+        if pred_info["category_id"] in crowd_labels_dict:
+            intersection += gt_pred_map.get((crowd_labels_dict[pred_info["category_id"]], pred_label), 0)
+        if intersection / pred_info["area"] > 0.5:
+            continue
+        stat[pred_info["category_id"]]["fp"] += 1
+
+    pq = sq = rq = 0.0
+    n = 0
+    per_class = {}
+    for label in sorted(stat):
+        s = stat[label]
+        tp, fp, fn, iou = s["tp"], s["fp"], s["fn"], s["iou"]
+        if tp + fp + fn == 0:
+            continue
+        n += 1
+        pq_c = iou / (tp + 0.5 * fp + 0.5 * fn)
+        sq_c = iou / tp if tp != 0 else 0
+        rq_c = tp / (tp + 0.5 * fp + 0.5 * fn)
+        per_class[label] = {"pq": pq_c, "sq": sq_c, "rq": rq_c, "tp": tp, "fp": fp, "fn": fn, "iou": iou}
+        pq += pq_c
+        sq += sq_c
+        rq += rq_c
+    if n == 0:
+        return {"pq": math.nan, "sq": math.nan, "rq": math.nan, "n": 0, "per_class": per_class}
+    return {"pq": pq / n, "sq": sq / n, "rq": rq / n, "n": n, "per_class": per_class}

@@ -102,3 +102,18 @@ def test_import_qa_is_light():
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_qa_run_stays_callable_after_use(tmp_path):
+    """``qa.run`` is the function, not a submodule shadowing it, however often it is called."""
+    import qa
+
+    path = write_json(tmp_path / "a.json", {
+        "images": [{"id": 1, "file_name": "x.png", "width": 8, "height": 8}],
+        "categories": [{"id": 1, "name": "cat"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1,
+                         "segmentation": [[1, 1, 6, 1, 6, 6, 1, 6]]}],
+    })
+    for _ in range(2):
+        result = qa.run(f"alice={path}", f"bob={path}", store=False)
+        assert result.summary["pairs"][0]["mask_iou_mean"] == 1.0

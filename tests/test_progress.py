@@ -44,7 +44,7 @@ def test_bar_when_stderr_is_a_terminal(tmp_path, monkeypatch):
 
 
 def test_run_calls_progress_per_export(tmp_path):
-    from qa.run import run
+    from qa.pipeline import run
 
     calls = []
     run(f"a={_export(tmp_path, 'a')}", f"b={_export(tmp_path, 'b')}",

@@ -350,12 +350,12 @@ def _compare_chunk(tasks: list[_Task], cfg: _Config) -> dict:
     obj: dict[str, list] = {}
     image_rows: list[dict] = []
     pq: dict[int, dict] = {}
-    metric_names: set[str] = set()
+    metric_names: dict[str, None] = {}  # insertion-ordered: the same columns in every process
     results = []
     for task in tasks:
         for code, res in _compare_image(task, cfg, boundary_pair):
             results.append((task.position, code, res))
-            metric_names.update(res["metrics"])
+            metric_names.update(dict.fromkeys(res["metrics"]))
     for position, code, res in results:
         n = len(res["rows"]["status"])
         obj.setdefault("position", []).append(np.full(n, position, np.int64))

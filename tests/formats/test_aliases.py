@@ -12,7 +12,7 @@ from qa.align import compile_aliases, resolve_category
 from qa.alias_report import alias_report
 from qa.errors import ConfigError
 from qa.formats import load as load_export
-from qa.run import run
+from qa.pipeline import run
 
 SHUFFLER = "shuffler_labelme_4annotators"
 ALIASES = {"car": ["truck", "car_*", r"re:^a?car_\d+$"], "vehicle": ["bus"]}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -15,6 +16,7 @@ from qa.align import align
 from qa.errors import ConfigError
 from qa.manifest import ExportSpec, Manifest, parse_spec, read_manifest
 from qa.model import Batch, Limits
+from qa.store import new_run_id
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called as work advances (the CLI draws a bar when on a terminal)."""
@@ -22,11 +24,22 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(slots=True)
 class Run:
-    """Everything one run produced. Later stages add their results as fields."""
+    """Everything one run produced. Later stages add their results as fields.
+
+    ``run_id`` names the run in the store and in its verdict; ``inputs`` holds each export's
+    fingerprint (:func:`qa.store.input_fingerprints`); ``verdict`` is the gate's, when gated;
+    ``stored`` is the store the run was written to, if any.
+    """
 
     batch: Batch
     summary: dict
     settings: dict = field(default_factory=dict)
+    run_id: str = field(default_factory=new_run_id)
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
+    finished_at: datetime | None = None
+    inputs: list = field(default_factory=list)
+    verdict: object = None
+    stored: str | None = None
     comparison: object = None
     """The :class:`qa.engine.compare.Comparison` of every annotator pair (None with one annotator)."""
     scores: object = None
@@ -183,19 +196,90 @@ def check_rules(batch: Batch, pack="default", *, select=None, ignore=None, progr
     return resolved, check(batch, resolved, progress=progress)
 
 
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def gate_stage(result: Run, pack, *, baseline=None, max_drop=None, db=None, lock_timeout=None):
+    """The gate stage: the pack's thresholds (and a stored baseline run) against this run's figures."""
+    from qa import store
+    from qa.gate import load_gate, verdict_for
+
+    config = load_gate(pack)
+    if max_drop is not None:
+        config.max_drop = float(max_drop)
+    baseline_scores = baseline_findings = baseline_id = None
+    first = False  # `--baseline latest` on a store with no runs yet: the first run has nothing to regress from
+    if baseline is not None:
+        if db is None:
+            raise ConfigError("a baseline run is read from the store; pass --db with the baseline's store")
+        first = str(baseline).startswith("latest") and not Path(db).exists()
+        if not first:
+            with store.open(db, lock_timeout=store.DEFAULT_LOCK_TIMEOUT if lock_timeout is None
+                            else lock_timeout) as s:
+                first = str(baseline).startswith("latest") and len(s.runs()) == 0
+                if not first:
+                    baseline_id = s.resolve(baseline)
+                    baseline_scores, baseline_findings = s.scores(baseline_id), s.findings(baseline_id)
+    verdict = verdict_for(result, config, baseline=baseline_scores, baseline_findings=baseline_findings,
+                          baseline_run_id=baseline_id)
+    if first:
+        verdict.skipped.append(f"regression: no baseline run ({baseline}) in {db} yet")
+    return verdict
+
+
+def store_stage(result: Run, db, *, lock_timeout=None) -> int:
+    """The store stage: write the run, with its verdict, in one transaction; return its sequence number."""
+    from qa import store
+
+    seq = store.store_run(result, db, lock_timeout=store.DEFAULT_LOCK_TIMEOUT if lock_timeout is None
+                          else lock_timeout)
+    result.stored = str(db)
+    return seq
+
+
 def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None, pack="default",
-        select=None, ignore=None, progress: Progress | None = None, tolerances=(1, 2, 4),
+        select=None, ignore=None, gate=None, baseline=None, max_drop=None, db=None, store: bool = True,
+        lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
         iou_threshold: float = 0.5, workers: int | None = None) -> Run:
     """Run every stage on a batch and return what it produced.
 
     Takes the same arguments as :func:`load`, plus ``pack`` (a built-in pack name, a pack file or
-    None to skip the rules) and ``select``/``ignore`` (rule ids or prefixes applied after the pack),
-    and the comparison's ``tolerances`` (pixels), ``iou_threshold`` and ``workers`` (see
-    :func:`qa.engine.compare.compare_batch`).
+    None to skip the rules) and ``select``/``ignore`` (rule ids or prefixes applied after the pack), and:
+
+    Parameters
+    ----------
+    tolerances : sequence of float, pixels, default (1, 2, 4)
+        Boundary tolerances of the comparison (see :func:`qa.engine.compare.compare_batch`).
+    iou_threshold : float, default 0.5
+        Matching threshold of the comparison.
+    workers : int, optional
+        Processes for the comparison (default: all cores; 1 runs serially).
+    gate : str or os.PathLike, optional
+        A pack (file or built-in name) whose ``[gate]`` table the run is checked against.
+    baseline : str, optional
+        A stored run (id, prefix, seq or ``latest``) for the gate's regression checks; needs ``db``.
+    max_drop : float, optional
+        Overrides the pack's ``[gate.regression] max_drop``.
+    db : str or os.PathLike, optional
+        The run store: the baseline is read from it, and the run is written to it (with its verdict).
+    store : bool, default True
+        Write the run to ``db``; False only reads the baseline from it.
+    lock_timeout : float, seconds, optional
+        How long to wait for another process's lock on the store (default 30).
     """
+    from qa.store import input_fingerprints
+
+    started = _utcnow()
     batch, report = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
                           max_pixels=max_pixels, progress=progress)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
+    if manifest is not None:
+        settings["manifest"] = str(manifest)
+    if aliases:
+        settings["aliases"] = aliases
+    if categories is not None:
+        settings["categories"] = list(categories)
     summary = summarise(batch, alias_report=report)
     comparison = None
     if len(batch.annotators) >= 2:
@@ -212,5 +296,17 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         resolved, violations = check_rules(batch, pack, select=select, ignore=ignore, progress=progress)
         settings["pack"] = str(resolved.path or resolved.name)
         summary.update(violation_summary(violations, batch.annotators, resolved))
-    return Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
-               comparison=comparison, scores=comparison.scores if comparison is not None else None)
+    if gate is not None:
+        settings.update(gate=str(gate), baseline=baseline, max_drop=max_drop)
+    result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
+                 comparison=comparison, scores=comparison.scores if comparison is not None else None,
+                 run_id=new_run_id(started), started_at=started, inputs=input_fingerprints(batch))
+    if gate is not None:
+        result.verdict = gate_stage(result, gate, baseline=baseline, max_drop=max_drop, db=db,
+                                    lock_timeout=lock_timeout)
+        result.summary["verdict"] = result.verdict.to_dict()
+    result.finished_at = _utcnow()
+    result.summary["run_id"] = result.run_id
+    if db is not None and store:
+        store_stage(result, db, lock_timeout=lock_timeout)
+    return result

@@ -1,0 +1,332 @@
+"""Numba kernels: exact Euclidean distance transforms, signed distances and surface-distance statistics.
+
+Everything here works on one bbox crop (or its grid of pixel corners) and takes and returns arrays and
+numbers only. Distances are exact: the transform is the separable algorithm of Felzenszwalb and
+Huttenlocher on squared integer distances, so ``sqrt`` of a result is the same double that
+``scipy.ndimage.distance_transform_edt`` returns.
+
+References
+----------
+P. F. Felzenszwalb and D. P. Huttenlocher, "Distance Transforms of Sampled Functions", Theory of
+Computing 8 (2012), doi:10.4086/toc.2012.v008a019.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_FAR = 1e18
+"""Squared distance standing for "no surface element" when sorting (larger than any real one)."""
+_FAR_COLUMN = 1 << 29
+"""Column distance standing for "no feature in this column" (larger than any crop side)."""
+
+
+@njit(cache=True, nogil=True)
+def _edt_squared(features):
+    """Squared Euclidean distance from every pixel to the nearest nonzero pixel of ``features``.
+
+    Parameters
+    ----------
+    features : uint8 (h, w)
+        Nonzero where a feature (for example a boundary pixel) lies.
+
+    Returns
+    -------
+    float64 (h, w)
+        Exact squared distances (integers held in doubles); ``inf`` everywhere when there is no
+        feature.
+    """
+    h, w = features.shape
+    out = np.empty((h, w), dtype=np.float64)
+    # Pass 1, down the columns (row by row, so memory is read in order): distance to the nearest
+    # feature in the same column, _FAR_COLUMN when there is none.
+    g = np.empty((h, w), dtype=np.int32)
+    for j in range(w):
+        g[0, j] = 0 if features[0, j] != 0 else _FAR_COLUMN
+    for i in range(1, h):
+        for j in range(w):
+            up = g[i - 1, j] + 1
+            if up > _FAR_COLUMN:
+                up = _FAR_COLUMN
+            g[i, j] = 0 if features[i, j] != 0 else up
+    for i in range(h - 2, -1, -1):
+        for j in range(w):
+            down = g[i + 1, j] + 1
+            if down < g[i, j]:
+                g[i, j] = down
+    # Pass 2, along each row: lower envelope of the parabolas (x - q)^2 + g[q]^2 of the columns that
+    # have a feature. ``f[k]`` holds g^2 + q^2 of the k-th parabola kept, ``z[k]`` where it starts.
+    v = np.empty(w, dtype=np.int64)
+    z = np.empty(w + 1, dtype=np.float64)
+    f = np.empty(w, dtype=np.float64)
+    for i in range(h):
+        k = -1
+        for q in range(w):
+            gq = g[i, q]
+            if gq >= _FAR_COLUMN:
+                continue
+            fq = float(gq) * gq + float(q) * q
+            s = -np.inf
+            while k >= 0:
+                s = (fq - f[k]) / (2.0 * (q - v[k]))
+                if s > z[k]:
+                    break
+                k -= 1
+            k += 1
+            v[k] = q
+            f[k] = fq
+            z[k] = s if k > 0 else -np.inf
+            z[k + 1] = np.inf
+        if k < 0:
+            for q in range(w):
+                out[i, q] = np.inf
+            continue
+        k = 0
+        for q in range(w):
+            while z[k + 1] < q:
+                k += 1
+            p = v[k]
+            out[i, q] = f[k] - float(p) * p + float(q - p) * (q - p)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _signed_boundary_distance(mask, boundary_d2):
+    """Signed distance to an outline: negative inside ``mask``, positive outside.
+
+    Parameters
+    ----------
+    mask : uint8 (h, w)
+        The mask whose outline the distances are measured from.
+    boundary_d2 : float64 (h, w)
+        Squared distance to the mask's boundary pixels (``_edt_squared`` of its boundary map).
+
+    Returns
+    -------
+    float64 (h, w)
+        ``-sqrt(d2)`` inside the mask, ``+sqrt(d2)`` outside; boundary pixels are 0.
+    """
+    h, w = mask.shape
+    out = np.empty((h, w), dtype=np.float64)
+    for i in range(h):
+        for j in range(w):
+            d = np.sqrt(boundary_d2[i, j])
+            out[i, j] = -d if mask[i, j] != 0 else d
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _block_sum(a, lo, n):
+    """numpy's pairwise-sum leaf for ``a[lo:lo + n]``, ``n <= 128`` (eight interleaved partial sums)."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r0 = a[lo]
+    r1 = a[lo + 1]
+    r2 = a[lo + 2]
+    r3 = a[lo + 3]
+    r4 = a[lo + 4]
+    r5 = a[lo + 5]
+    r6 = a[lo + 6]
+    r7 = a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True, nogil=True)
+def _pairwise_sum(a, lo, n):
+    """Sum of float64 ``a[lo:lo + n]`` in numpy's pairwise order, so the double equals ``np.sum``'s.
+
+    numpy splits a run longer than 128 at ``n // 2`` rounded down to a multiple of 8 and adds the two
+    halves' sums. This walks the same tree with an explicit stack (numba's cache cannot hold a
+    recursive function).
+    """
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    stack_lo = np.empty(64, dtype=np.int64)
+    stack_n = np.empty(64, dtype=np.int64)
+    stack_state = np.empty(64, dtype=np.int64)
+    values = np.empty(64, dtype=np.float64)
+    sp = 0
+    vp = 0
+    stack_lo[0] = lo
+    stack_n[0] = n
+    stack_state[0] = 0
+    sp = 1
+    while sp > 0:
+        top = sp - 1
+        cur_lo = stack_lo[top]
+        cur_n = stack_n[top]
+        if cur_n <= 128:
+            values[vp] = _block_sum(a, cur_lo, cur_n)
+            vp += 1
+            sp -= 1
+            continue
+        n2 = cur_n // 2
+        n2 -= n2 % 8
+        state = stack_state[top]
+        if state == 0:
+            stack_state[top] = 1
+            stack_lo[sp] = cur_lo
+            stack_n[sp] = n2
+            stack_state[sp] = 0
+            sp += 1
+        elif state == 1:
+            stack_state[top] = 2
+            stack_lo[sp] = cur_lo + n2
+            stack_n[sp] = cur_n - n2
+            stack_state[sp] = 0
+            sp += 1
+        else:
+            right = values[vp - 1]
+            left = values[vp - 2]
+            vp -= 2
+            values[vp] = left + right
+            vp += 1
+            sp -= 1
+    return values[0]
+
+
+@njit(cache=True, nogil=True)
+def _corner_codes(mask):
+    """DeepMind neighbour codes of every pixel corner of a crop (outside the crop is background).
+
+    Parameters
+    ----------
+    mask : uint8 (h, w)
+
+    Returns
+    -------
+    uint8 (h + 1, w + 1)
+        Code of the corner at the top-left of pixel ``(i, j)``: 8 x top-left + 4 x top-right +
+        2 x bottom-left + 1 x bottom-right pixel. Codes other than 0 and 15 are surface elements.
+    """
+    h, w = mask.shape
+    codes = np.zeros((h + 1, w + 1), dtype=np.uint8)
+    for i in range(h + 1):
+        for j in range(w + 1):
+            c = 0
+            if i > 0 and j > 0 and mask[i - 1, j - 1] != 0:
+                c += 8
+            if i > 0 and j < w and mask[i - 1, j] != 0:
+                c += 4
+            if i < h and j > 0 and mask[i, j - 1] != 0:
+                c += 2
+            if i < h and j < w and mask[i, j] != 0:
+                c += 1
+            codes[i, j] = c
+    return codes
+
+
+@njit(cache=True, nogil=True)
+def _surfels(codes):
+    """uint8 map of the surface elements of a code grid (codes other than 0 and 15)."""
+    h, w = codes.shape
+    out = np.zeros((h, w), dtype=np.uint8)
+    for i in range(h):
+        for j in range(w):
+            c = codes[i, j]
+            if c != 0 and c != 15:
+                out[i, j] = 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _directed_surface(codes, d2_other, lengths, length_rank, tolerances, percent):
+    """Statistics of one surface's distances to the other surface (DeepMind ``surface_distance``).
+
+    Parameters
+    ----------
+    codes : uint8 (h, w)
+        Corner codes of this mask (``_corner_codes``).
+    d2_other : float64 (h, w)
+        Squared distance from every corner to the other mask's nearest surface element.
+    lengths : float64 (16,)
+        Contour length of each code (DeepMind's ``create_table_neighbour_code_to_contour_length``).
+    length_rank : int64 (16,)
+        Rank of each code's length among the distinct lengths (orders ties as DeepMind's sort does).
+    tolerances : float64 (t,)
+        Tolerances in pixels for the overlap.
+    percent : float
+        Percentile of the robust Hausdorff distance (95.0 for HD95).
+
+    Returns
+    -------
+    float64 (4 + t,)
+        ``[total length, sum of length x distance, percentile distance, count, overlap at each
+        tolerance]``; the percentile distance is ``inf`` when there is no element, and distances are
+        ``inf`` when the other surface is empty.
+    """
+    h, w = codes.shape
+    nt = tolerances.shape[0]
+    out = np.zeros(4 + nt, dtype=np.float64)
+    n = 0
+    for i in range(h):
+        for j in range(w):
+            c = codes[i, j]
+            if c != 0 and c != 15:
+                n += 1
+    if n == 0:
+        out[2] = np.inf
+        return out
+    keys = np.empty(n, dtype=np.float64)
+    dist = np.empty(n, dtype=np.float64)
+    lens = np.empty(n, dtype=np.float64)
+    k = 0
+    for i in range(h):
+        for j in range(w):
+            c = codes[i, j]
+            if c != 0 and c != 15:
+                d2 = d2_other[i, j]
+                dist[k] = np.sqrt(d2)
+                lens[k] = lengths[c]
+                # sort key: distance first, then length (squared distances are integers < 2^50)
+                keys[k] = d2 * 4.0 + length_rank[c] if d2 < _FAR else np.inf
+                k += 1
+    order = np.argsort(keys, kind="mergesort")
+    sorted_lens = np.empty(n, dtype=np.float64)
+    sorted_dist = np.empty(n, dtype=np.float64)
+    for k in range(n):
+        sorted_lens[k] = lens[order[k]]
+        sorted_dist[k] = dist[order[k]]
+    total = _pairwise_sum(sorted_lens, 0, n)
+    weighted = np.empty(n, dtype=np.float64)
+    for k in range(n):
+        weighted[k] = sorted_dist[k] * sorted_lens[k]
+    out[0] = total
+    out[1] = _pairwise_sum(weighted, 0, n)
+    # robust Hausdorff: first element whose cumulative length share reaches the percentile
+    target = percent / 100.0
+    cum = 0.0
+    idx = n - 1
+    for k in range(n):
+        cum += sorted_lens[k]
+        if cum / total >= target:
+            idx = k
+            break
+    out[2] = sorted_dist[idx]
+    out[3] = n
+    for t in range(nt):
+        # the elements within the tolerance are a prefix of the sorted order
+        m = 0
+        while m < n and sorted_dist[m] <= tolerances[t]:
+            m += 1
+        out[4 + t] = _pairwise_sum(sorted_lens, 0, m)
+    return out

@@ -1,0 +1,207 @@
+-- The annotation-qa run store, schema version 1.
+--
+-- One DuckDB file keeps every run. Each table below carries `run_id` (the run it belongs to); a run's
+-- rows are written in one transaction, so a run is there whole or not at all. Columns are stable:
+-- later versions add tables and columns, never rename or drop them, and bump `qa_schema`.
+-- The reference (types, keys, meaning, example SQL) is docs/schema.md; a test keeps the two in step.
+--
+-- Conventions: times are TIMESTAMP in UTC (no zone); pair tables hold each unordered annotator pair once
+-- with annotator_a < annotator_b; `image` is the normalised image key used to pair images across
+-- annotators; `object_index` is the position in that annotator's export object list; JSON columns
+-- hold figures that have no column of their own (yet), so nothing a run computes is dropped.
+
+CREATE TABLE IF NOT EXISTS qa_schema (
+    application     VARCHAR     NOT NULL,   -- always 'annotation-qa': marks the file as a run store
+    schema_version  INTEGER     NOT NULL,   -- the version this row applied
+    tool_version    VARCHAR     NOT NULL,   -- the qa version that applied it
+    applied_at      TIMESTAMP   NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id            VARCHAR     PRIMARY KEY,  -- 'YYYYMMDDTHHMMSSZ-xxxxxx', made when the run starts
+    seq               INTEGER     NOT NULL UNIQUE, -- 1, 2, 3 ... in the order runs were stored
+    name              VARCHAR,                  -- the batch name (manifest `name`), if any
+    description       VARCHAR,                  -- the batch description (manifest `description`), if any
+    started_at        TIMESTAMP   NOT NULL,
+    finished_at       TIMESTAMP   NOT NULL,     -- every stage up to the gate done
+    stored_at         TIMESTAMP   NOT NULL,
+    tool_version      VARCHAR     NOT NULL,
+    schema_version    INTEGER     NOT NULL,
+    settings          JSON        NOT NULL,     -- every option the run was given
+    inputs            JSON        NOT NULL,     -- [{annotator, path, format, kind, sha256, bytes, files}]
+    inputs_sha256     VARCHAR     NOT NULL,     -- one fingerprint over all inputs (same inputs, same value)
+    pack              VARCHAR,                  -- the gate's pack, NULL when the run was not gated
+    baseline_run_id   VARCHAR,                  -- the run the gate compared against, if any
+    verdict           VARCHAR,                  -- 'passed', 'failed', or NULL when not gated
+    checks_evaluated  INTEGER,
+    checks_failed     INTEGER,
+    verdict_json      JSON,                     -- the full verdict document (docs/gate.md)
+    n_annotators      INTEGER     NOT NULL,
+    n_images          INTEGER     NOT NULL,
+    n_objects         INTEGER     NOT NULL,
+    n_findings        INTEGER     NOT NULL,
+    errors            INTEGER     NOT NULL,     -- findings of severity 'error'
+    warnings          INTEGER     NOT NULL      -- findings of severity 'warning'
+);
+
+CREATE TABLE IF NOT EXISTS annotators (
+    run_id      VARCHAR NOT NULL,
+    annotator   VARCHAR NOT NULL,
+    path        VARCHAR NOT NULL,   -- the export file or folder as given
+    format      VARCHAR NOT NULL,   -- coco, coco_panoptic, ...
+    sha256      VARCHAR NOT NULL,   -- fingerprint of the export (see runs.inputs)
+    n_images    INTEGER NOT NULL,
+    n_objects   INTEGER NOT NULL,
+    n_crowd     INTEGER NOT NULL,
+    n_findings  INTEGER NOT NULL,
+    PRIMARY KEY (run_id, annotator)
+);
+
+CREATE TABLE IF NOT EXISTS images (
+    run_id        VARCHAR   NOT NULL,
+    image         VARCHAR   NOT NULL,  -- normalised file name, the key across annotators
+    file_name     VARCHAR   NOT NULL,  -- as the first annotator's export declares it
+    width         INTEGER   NOT NULL,
+    height        INTEGER   NOT NULL,
+    n_annotators  INTEGER   NOT NULL,  -- how many annotators labelled it
+    annotators    VARCHAR[] NOT NULL,  -- which, sorted
+    n_objects     INTEGER   NOT NULL,  -- objects on it, all annotators together
+    PRIMARY KEY (run_id, image)
+);
+
+CREATE TABLE IF NOT EXISTS categories (
+    run_id         VARCHAR NOT NULL,
+    category       VARCHAR NOT NULL,   -- canonical name after aliases
+    isthing        BOOLEAN NOT NULL,
+    supercategory  VARCHAR NOT NULL,
+    n_objects      INTEGER NOT NULL,
+    PRIMARY KEY (run_id, category)
+);
+
+CREATE TABLE IF NOT EXISTS objects (
+    run_id          VARCHAR NOT NULL,
+    annotator       VARCHAR NOT NULL,
+    object_index    INTEGER NOT NULL,  -- position in the annotator's export object list
+    image           VARCHAR NOT NULL,
+    category        VARCHAR NOT NULL,
+    kind            VARCHAR NOT NULL,  -- 'polygon', 'rle' or 'segment'
+    iscrowd         BOOLEAN NOT NULL,
+    area            DOUBLE,            -- as declared by the export, square pixels
+    bbox_x          DOUBLE,            -- declared bbox, pixels: left, top, width, height
+    bbox_y          DOUBLE,
+    bbox_w          DOUBLE,
+    bbox_h          DOUBLE,
+    occluded        BOOLEAN,           -- NULL when the export has no occlusion flag
+    z_order         INTEGER,           -- NULL when the export has no layer order
+    group_id        INTEGER,           -- NULL when the export has no group
+    file            VARCHAR NOT NULL,  -- source: the export file,
+    source_section  VARCHAR,           -- the list in it ('annotations', 'segments_info', ...),
+    source_index    INTEGER,           -- the position in that list,
+    source_id       VARCHAR,           -- and the object's own id, as text
+    attributes      JSON,              -- every other attribute the export carries
+    PRIMARY KEY (run_id, annotator, object_index)
+);
+
+CREATE TABLE IF NOT EXISTS object_matches (
+    run_id              VARCHAR NOT NULL,
+    image               VARCHAR NOT NULL,
+    annotator_a         VARCHAR NOT NULL,
+    annotator_b         VARCHAR NOT NULL,
+    status              VARCHAR NOT NULL,  -- 'matched', 'missing' (only a), 'extra' (only b), 'ignored'
+    object_index_a      INTEGER,           -- NULL when only b has the object
+    object_index_b      INTEGER,           -- NULL when only a has the object
+    category_a          VARCHAR,
+    category_b          VARCHAR,
+    label_disagreement  BOOLEAN,           -- matched with different categories
+    iou                 DOUBLE,            -- mask IoU of a matched pair
+    best_iou            DOUBLE,            -- largest IoU with any object of the other annotator
+    intersection        BIGINT,            -- pixels
+    area_a              BIGINT,            -- pixels
+    area_b              BIGINT,            -- pixels
+    crowd_share         DOUBLE,            -- share of an unmatched object inside the other's crowd region
+    boundary_iou        DOUBLE,
+    signed_offset_px    DOUBLE,            -- mean signed distance of a's boundary from b's, + outside
+    assd_px             DOUBLE,
+    hd95_px             DOUBLE,
+    metrics             JSON               -- every other per-pair figure (boundary_f_2px, nsd_1px, ...)
+);
+
+CREATE TABLE IF NOT EXISTS image_pair_scores (
+    run_id               VARCHAR NOT NULL,
+    image                VARCHAR NOT NULL,
+    annotator_a          VARCHAR NOT NULL,
+    annotator_b          VARCHAR NOT NULL,
+    objects_a            INTEGER,      -- a's non-crowd objects on the image
+    objects_b            INTEGER,
+    matched              INTEGER,
+    missing              INTEGER,      -- objects of a with no match in b
+    extra                INTEGER,      -- objects of b with no match in a
+    ignored              INTEGER,      -- unmatched objects inside the other's crowd region
+    label_disagreements  INTEGER,      -- matched pairs with different categories
+    mask_iou_mean        DOUBLE,
+    boundary_iou_mean    DOUBLE,
+    pq                   DOUBLE,
+    sq                   DOUBLE,
+    rq                   DOUBLE,
+    metrics              JSON,         -- every other per-image-pair figure
+    PRIMARY KEY (run_id, image, annotator_a, annotator_b)
+);
+
+CREATE TABLE IF NOT EXISTS scores (
+    run_id  VARCHAR NOT NULL,
+    scope   VARCHAR NOT NULL,  -- batch, annotator_pair, annotator, category, image, image_pair, category_pair
+    key     VARCHAR NOT NULL,  -- '' for batch; 'alice|bob' for pairs; the annotator, category or image
+    metric  VARCHAR NOT NULL,  -- snake_case with its unit: mask_iou_mean, boundary_f_2px_mean, pq, ...
+    value   DOUBLE,            -- NULL where the figure is undefined (NaN in the run)
+    n       BIGINT  NOT NULL,  -- how many items the figure summarises
+    PRIMARY KEY (run_id, scope, key, metric)
+);
+
+CREATE TABLE IF NOT EXISTS boundary_disagreement (
+    run_id                  VARCHAR NOT NULL,
+    annotator_a             VARCHAR NOT NULL,
+    annotator_b             VARCHAR NOT NULL,
+    category_a              VARCHAR NOT NULL,
+    category_b              VARCHAR NOT NULL,  -- differs from category_a where the labels disagree
+    n_pairs                 BIGINT  NOT NULL,  -- matched object pairs summarised
+    boundary_iou_mean       DOUBLE,
+    signed_offset_px_mean   DOUBLE,            -- + when a draws outside b
+    assd_px_mean            DOUBLE,
+    hd95_px_mean            DOUBLE,
+    metrics                 JSON               -- per-tolerance figures (boundary_f_2px_mean, nsd_1px_mean, ...)
+);
+
+CREATE TABLE IF NOT EXISTS findings (
+    run_id          VARCHAR NOT NULL,
+    finding_index   INTEGER NOT NULL,  -- order in the run
+    stage           VARCHAR NOT NULL,  -- 'load', 'align' or 'rules'
+    code            VARCHAR NOT NULL,  -- FMT001, ALN002, VTX001, ...
+    severity        VARCHAR NOT NULL,  -- 'error', 'warning' or 'info'
+    message         VARCHAR NOT NULL,
+    annotator       VARCHAR,
+    image           VARCHAR,
+    file            VARCHAR,
+    source_section  VARCHAR,
+    source_index    INTEGER,
+    source_id       VARCHAR,
+    value           DOUBLE,            -- rule violations: the measured value
+    limit_value     DOUBLE,            -- rule violations: the limit it broke
+    PRIMARY KEY (run_id, finding_index)
+);
+
+CREATE TABLE IF NOT EXISTS gate_results (
+    run_id          VARCHAR NOT NULL,
+    check_index     INTEGER NOT NULL,  -- order in the verdict
+    name            VARCHAR NOT NULL,  -- 'mask_iou_mean[category=person] >= 0.8'
+    metric          VARCHAR NOT NULL,
+    scope           VARCHAR NOT NULL,
+    key             VARCHAR NOT NULL,
+    op              VARCHAR NOT NULL,  -- 'min', 'max', 'max_drop' or 'max_rise'
+    bound           DOUBLE  NOT NULL,
+    observed        DOUBLE,            -- NULL when the figure is missing or undefined
+    n               BIGINT,
+    baseline_value  DOUBLE,            -- regression checks: the baseline run's figure
+    passed          BOOLEAN NOT NULL,
+    message         VARCHAR NOT NULL,
+    PRIMARY KEY (run_id, check_index)
+);

@@ -1,0 +1,966 @@
+"""The run store: every run kept in one embedded DuckDB file, written in one transaction per run.
+
+:func:`open` gives a :class:`Store` (read-only by default); :meth:`Store.write_run` adds a run; the
+read helpers return pandas DataFrames with the store's column names. The tables are created from
+``qa/schema.sql`` and documented in docs/schema.md.
+
+Faults are handled here, and each becomes one :class:`~qa.errors.StoreError` line:
+
+- a second writer (or a reader while a run is being written) retries with backoff until
+  ``lock_timeout`` seconds have passed, then names the process holding the lock;
+- a file that is not a DuckDB database, a DuckDB database of something else, or a store written by a
+  newer version is refused before anything is written;
+- a run killed mid-write leaves the store as it was: the rows of one run are inserted in one
+  transaction and DuckDB keeps uncommitted rows out of the file.
+
+duckdb and pandas are imported inside the functions that need them, so ``import qa`` stays fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import secrets
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from qa import __version__
+from qa.errors import StoreError
+from qa.gate import run_findings, run_scores
+
+SCHEMA_VERSION = 1
+"""The version of ``qa/schema.sql``; a store records the versions applied to it in ``qa_schema``."""
+
+APPLICATION = "annotation-qa"
+"""The value of ``qa_schema.application`` that marks a DuckDB file as a run store."""
+
+DEFAULT_DB = "qa.duckdb"
+"""The store used when none is given (``QA_DB`` in the environment overrides it)."""
+
+DEFAULT_LOCK_TIMEOUT = 30.0
+"""Seconds a writer or reader waits for another process's lock before giving up."""
+
+RUN_TABLES = ("runs", "annotators", "images", "categories", "objects", "object_matches",
+              "image_pair_scores", "scores", "boundary_disagreement", "findings", "gate_results")
+"""Tables holding run rows, each with a ``run_id`` column, in the order a run is written."""
+
+TABLES = ("qa_schema",) + RUN_TABLES
+
+PAUSE_ENV = "QA_TEST_PAUSE_IN_WRITE"
+"""Seconds to sleep inside the write transaction (fault tests kill the process there)."""
+
+MIGRATIONS: dict[int, str] = {}
+"""``{version: SQL}`` upgrading a store from ``version - 1``; empty until schema version 2."""
+
+
+def default_db() -> Path:
+    """The store path used when none is given: ``$QA_DB``, else ``qa.duckdb`` in the working folder."""
+    return Path(os.environ.get("QA_DB") or DEFAULT_DB)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_run_id(started: datetime | None = None) -> str:
+    """A new run id: the UTC start time and six random hex digits, ``20260115T103012Z-3fa9c1``.
+
+    Ids sort by start time, and are unique without asking the store, so a run has its id (and a
+    verdict can name it) before it is stored.
+    """
+    started = started or _utcnow()
+    return f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+# --- fingerprints -------------------------------------------------------------------------------------
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(path, extra_files: Iterable = ()) -> dict:
+    """The sha256 fingerprint of an export file or folder.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The export as given to the loader.
+    extra_files : iterable of path, optional
+        Files the export refers to outside ``path`` (panoptic PNGs); folded into the fingerprint.
+
+    Returns
+    -------
+    dict
+        ``kind`` (``"file"`` or ``"folder"``), ``sha256``, ``bytes`` and ``files`` (how many files).
+
+    Notes
+    -----
+    A file's fingerprint is the sha256 of its bytes. A folder's is the sha256 of its listing: one
+    line ``relative/path<TAB>size<TAB>sha256`` per file, sorted by path, so renaming, adding or
+    changing any file changes it and copying the folder elsewhere does not. Extra files are listed
+    the same way (by name) after the main entry.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.json"
+    >>> _ = p.write_text("{}")
+    >>> fingerprint(p)["sha256"][:12]
+    '44136fa355b3'
+    """
+    path = Path(path)
+    lines: list[str] = []
+    total = 0
+    if path.is_dir():
+        kind = "folder"
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                file = Path(root) / name
+                size = file.stat().st_size
+                total += size
+                lines.append(f"{file.relative_to(path).as_posix()}\t{size}\t{_sha256_file(file)}")
+        digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+        count = len(lines)
+    else:
+        kind = "file"
+        digest = _sha256_file(path)
+        total = path.stat().st_size
+        count = 1
+    extra = sorted({Path(p) for p in extra_files}, key=lambda p: p.as_posix())
+    if extra:
+        listing = [f"{path.name}\t{total}\t{digest}"]
+        for file in extra:
+            size = file.stat().st_size
+            total += size
+            listing.append(f"{file.name}\t{size}\t{_sha256_file(file)}")
+        digest = hashlib.sha256("\n".join(listing).encode()).hexdigest()
+        count += len(extra)
+    return {"kind": kind, "sha256": digest, "bytes": total, "files": count}
+
+
+def input_fingerprints(batch) -> list[dict]:
+    """One entry per annotator: ``annotator, path, format`` and the export's :func:`fingerprint`."""
+    cache: dict[tuple, dict] = {}
+    out = []
+    for name in batch.annotators:
+        export = batch.exports[name]
+        extra = tuple(sorted(str(p) for p in export.id_maps.values()))
+        key = (str(export.path), extra)
+        if key not in cache:
+            cache[key] = fingerprint(export.path, extra)
+        out.append({"annotator": name, "path": str(export.path), "format": export.format, **cache[key]})
+    return out
+
+
+def combined_fingerprint(inputs: list[dict]) -> str:
+    """One sha256 over every input's annotator name and fingerprint (same inputs, same value)."""
+    text = "\n".join(f"{i['annotator']}\t{i['sha256']}" for i in sorted(inputs, key=lambda i: i["annotator"]))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- opening ------------------------------------------------------------------------------------------
+
+_LOCK_RE = re.compile(r"Could not set lock|Conflicting lock", re.IGNORECASE)
+_PID_RE = re.compile(r"\(PID (\d+)\)")
+
+
+def _schema_sql() -> str:
+    from importlib import resources
+
+    return (resources.files("qa") / "schema.sql").read_text(encoding="utf-8")
+
+
+def _connect(path: Path, *, read_only: bool, lock_timeout: float):
+    """Open ``path``, retrying with backoff while another process holds its lock."""
+    import duckdb
+
+    deadline = time.monotonic() + max(lock_timeout, 0.0)
+    delay = 0.02
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            text = " ".join(str(exc).split())
+            if "not a valid DuckDB database" in text:
+                raise StoreError("not a DuckDB database (the file is damaged or of another kind); "
+                                 "pass --db with a run store or a new file name", path=path) from None
+            if "database does not exist" in text:
+                raise StoreError("no such run store; 'qa run --db PATH ...' creates one", path=path) from None
+            if not _LOCK_RE.search(text):
+                raise StoreError(f"cannot open the store: {text}", path=path) from None
+            if time.monotonic() >= deadline:
+                pid = _PID_RE.search(text)
+                holder = f"process {pid.group(1)}" if pid else "another process"
+                raise StoreError(f"locked by {holder} (the DuckDB file lock on {path}); waited "
+                                 f"{lock_timeout:g} s; retry when it finishes or raise --lock-timeout",
+                                 path=path) from None
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+            delay = min(delay * 2, 0.5)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open the store: {' '.join(str(exc).split())}", path=path) from None
+    return con
+
+
+class Store:
+    """An open run store. Use :func:`open`; close it (or use ``with``) to release the file lock.
+
+    Attributes
+    ----------
+    path : Path
+        The DuckDB file.
+    read_only : bool
+        Whether this connection may write.
+    """
+
+    def __init__(self, path, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+        self.path = Path(path)
+        self.read_only = read_only
+        self.lock_timeout = lock_timeout
+        if read_only and not self.path.exists():
+            raise StoreError("no such run store; 'qa run --db PATH ...' creates one", path=self.path)
+        if not read_only:
+            if self.path.is_dir():
+                raise StoreError("is a folder; pass a file name for the store", path=self.path)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store's folder: {exc.strerror or exc}", path=self.path) from None
+        self._con = _connect(self.path, read_only=read_only, lock_timeout=lock_timeout)
+        try:
+            self._check_schema()
+        except BaseException:
+            self._con.close()
+            raise
+
+    # context management
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection and release the file lock."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r}, read_only={self.read_only})"
+
+    # schema
+    def _tables(self) -> set[str]:
+        rows = self._con.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND table_schema = 'main' AND table_type = 'BASE TABLE'"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _check_schema(self) -> None:
+        tables = self._tables()
+        if "qa_schema" not in tables:
+            if tables:
+                shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
+                raise StoreError(f"a DuckDB database but not a qa run store (it has tables {shown} and no "
+                                 f"qa_schema); pass --db with a run store or a new file name", path=self.path)
+            if self.read_only:
+                raise StoreError("an empty DuckDB database, not a qa run store; "
+                                 "'qa run --db PATH ...' initialises one", path=self.path)
+            self._create()
+            return
+        rows = self._con.execute("SELECT application, max(schema_version) FROM qa_schema GROUP BY application").fetchall()
+        apps = {r[0]: r[1] for r in rows}
+        if set(apps) != {APPLICATION}:
+            raise StoreError(f"a DuckDB database but not a qa run store (qa_schema names "
+                             f"{', '.join(map(repr, sorted(apps))) or 'nothing'})", path=self.path)
+        version = apps[APPLICATION]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"written by a newer qa (store schema {version}, this qa reads up to "
+                             f"{SCHEMA_VERSION}); upgrade annotation-qa", path=self.path)
+        if version < SCHEMA_VERSION:
+            if self.read_only:
+                raise StoreError(f"store schema {version} is older than {SCHEMA_VERSION}; store one run "
+                                 f"with this qa to upgrade it", path=self.path)
+            self._migrate(version)
+        self.schema_version = SCHEMA_VERSION
+
+    def _create(self) -> None:
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(_schema_sql())
+            con.execute("INSERT INTO qa_schema VALUES (?, ?, ?, ?)",
+                        [APPLICATION, SCHEMA_VERSION, __version__, _utcnow()])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self.schema_version = SCHEMA_VERSION
+
+    def _migrate(self, version: int) -> None:
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                con.execute(MIGRATIONS[step])
+                con.execute("INSERT INTO qa_schema VALUES (?, ?, ?, ?)", [APPLICATION, step, __version__, _utcnow()])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    # reading
+    def _df(self, query: str, params: list | None = None):
+        import duckdb
+
+        try:
+            rel = self._con.execute(query, params or [])
+            with warnings.catch_warnings():
+                # duckdb's pandas conversion of TIMESTAMPTZ uses an API pandas 3.1 deprecates
+                warnings.filterwarnings("ignore", message=".*inplace keyword.*")
+                return rel.df()
+        except duckdb.Error as exc:
+            raise StoreError(f"query failed: {' '.join(str(exc).split())}", path=self.path) from None
+
+    def sql(self, query: str, params: list | None = None):
+        """Run one SQL query and return its result as a DataFrame.
+
+        Parameters
+        ----------
+        query : str
+            Any DuckDB SQL; on a read-only store, statements that write fail.
+        params : list, optional
+            Values for the query's ``?`` placeholders.
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Raises
+        ------
+        StoreError
+            The query failed (its DuckDB message, on one line).
+        """
+        return self._df(query, params)
+
+    def resolve(self, ref) -> str:
+        """The run id that ``ref`` names.
+
+        ``ref`` is a run id, a unique prefix of one, a sequence number (``7``), ``latest``, or
+        ``latest~N`` (N runs before the latest).
+
+        Raises
+        ------
+        StoreError
+            No run, or several runs, match.
+        """
+        text = str(ref).strip()
+        con = self._con
+        m = re.fullmatch(r"latest(?:~(\d+))?", text)
+        if m:
+            back = int(m.group(1) or 0)
+            row = _one(con, "SELECT run_id FROM runs ORDER BY seq DESC LIMIT 1 OFFSET ?", [back])
+            if row is None:
+                have = _one(con, "SELECT count(*) FROM runs")[0]
+                raise StoreError(f"no run {text!r}: the store holds {have} run{'s' * (have != 1)}", path=self.path)
+            return row[0]
+        row = _one(con, "SELECT run_id FROM runs WHERE run_id = ?", [text])
+        if row:
+            return row[0]
+        if text.isdigit():
+            row = _one(con, "SELECT run_id FROM runs WHERE seq = ?", [int(text)])
+            if row:
+                return row[0]
+        rows = con.execute("SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY seq", [text]).fetchall()
+        if len(rows) == 1:
+            return rows[0][0]
+        if rows:
+            raise StoreError(f"run {text!r} is ambiguous: {', '.join(r[0] for r in rows[:4])}"
+                             f"{', ...' if len(rows) > 4 else ''}; give more of the id", path=self.path)
+        raise StoreError(f"no run {text!r}; 'qa runs' lists them", path=self.path)
+
+    def runs(self, *, limit: int | None = None):
+        """The run history, newest first, one row per run (the ``runs`` table without its JSON)."""
+        query = ("SELECT seq, run_id, name, started_at, finished_at, tool_version, n_annotators, n_images, "
+                 "n_objects, n_findings, errors, warnings, pack, verdict, checks_evaluated, checks_failed, "
+                 "inputs_sha256 FROM runs ORDER BY seq DESC")
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        return self._df(query)
+
+    def run(self, ref) -> dict:
+        """The ``runs`` row of one run as a dict, with ``settings``, ``inputs`` and ``verdict_json`` parsed."""
+        run_id = self.resolve(ref)
+        row = self._df("SELECT * FROM runs WHERE run_id = ?", [run_id]).to_dict("records")[0]
+        for key in ("settings", "inputs", "verdict_json"):
+            if isinstance(row.get(key), str):
+                row[key] = json.loads(row[key])
+            elif not isinstance(row.get(key), (dict, list)):
+                row[key] = None
+        return {k: _plain(v) for k, v in row.items()}
+
+    def table(self, name: str, run=None):
+        """One stored table as a DataFrame, all runs or only ``run``'s rows."""
+        if name not in TABLES:
+            raise StoreError(f"no table {name!r}; tables: {', '.join(TABLES)}", path=self.path)
+        if run is None:
+            return self._df(f"SELECT * FROM {name}")
+        return self._df(f"SELECT * FROM {name} WHERE run_id = ?", [self.resolve(run)])
+
+    def scores(self, run):
+        """The long scores table of one run (``scope, key, metric, value, n``; NULL values as NaN)."""
+        return self._df("SELECT scope, key, metric, value, n FROM scores WHERE run_id = ? "
+                        "ORDER BY scope, key, metric", [self.resolve(run)])
+
+    def findings(self, run):
+        """The findings of one run, in run order."""
+        return self._df("SELECT * EXCLUDE (run_id) FROM findings WHERE run_id = ? ORDER BY finding_index",
+                        [self.resolve(run)])
+
+    def export_parquet(self, run, folder) -> list[Path]:
+        """Write one Parquet file per table (``<table>.parquet``) with ``run``'s rows into ``folder``.
+
+        Returns
+        -------
+        list of Path
+            The files written, in :data:`RUN_TABLES` order.
+        """
+        import duckdb
+
+        run_id = self.resolve(run)
+        folder = Path(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder: {exc.strerror or exc}", path=folder) from None
+        written = []
+        for name in RUN_TABLES:
+            target = folder / f"{name}.parquet"
+            try:
+                self._con.sql(f"SELECT * FROM {name} WHERE run_id = $1", params=[run_id]).write_parquet(str(target))
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot write Parquet: {' '.join(str(exc).split())}", path=target) from None
+            written.append(target)
+        return written
+
+    # writing
+    def write_run(self, run, *, frames: dict | None = None) -> int:
+        """Store a run (and its verdict) in one transaction; return its sequence number.
+
+        Parameters
+        ----------
+        run : qa.pipeline.Run
+            A finished run. Tables whose source the run does not have (no comparison yet) get no rows.
+        frames : dict, optional
+            :func:`run_frames` of ``run``, when already built (so the lock is held only to insert).
+
+        Returns
+        -------
+        int
+            The run's ``seq``.
+
+        Raises
+        ------
+        StoreError
+            The store is read-only, or the run is already stored.
+
+        Notes
+        -----
+        Every row of the run is inserted between ``BEGIN`` and ``COMMIT``; on any error the
+        transaction is rolled back, and if the process dies DuckDB discards the uncommitted rows, so
+        other readers see the whole run or nothing of it.
+        """
+        import duckdb
+
+        if self.read_only:
+            raise StoreError("opened read-only; cannot store a run", path=self.path)
+        frames = run_frames(run) if frames is None else frames
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if _one(con, "SELECT 1 FROM runs WHERE run_id = ?", [run.run_id]):
+                raise StoreError(f"run {run.run_id} is already stored", path=self.path)
+            seq = _one(con, "SELECT coalesce(max(seq), 0) + 1 FROM runs")[0]
+            frames["runs"]["seq"] = seq
+            frames["runs"]["stored_at"] = _utcnow()
+            for name in RUN_TABLES:
+                frame = frames.get(name)
+                if frame is None or len(frame) == 0:
+                    continue
+                view = f"_qa_insert_{name}"
+                con.register(view, frame)
+                columns = ", ".join(f'"{c}"' for c in frame.columns)
+                con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {view}")
+                con.unregister(view)
+                if name == "objects":
+                    _pause_for_tests()
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            self._rollback()
+            raise StoreError(f"cannot store run {run.run_id}: {' '.join(str(exc).split())}", path=self.path) from None
+        except BaseException:
+            self._rollback()
+            raise
+        return int(seq)
+
+    def _rollback(self) -> None:
+        """Abandon the open transaction and drop the insert views (errors here would hide the cause)."""
+        import duckdb
+
+        try:
+            self._con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        for name in RUN_TABLES:
+            try:
+                self._con.unregister(f"_qa_insert_{name}")
+            except duckdb.Error:
+                pass
+
+
+def _one(con, query: str, params: list | None = None):
+    """The first row of a query, or None (fetching every row, so the connection is free again)."""
+    rows = con.execute(query, params or []).fetchall()
+    return rows[0] if rows else None
+
+
+def _pause_for_tests() -> None:
+    """Sleep inside the write transaction when ``QA_TEST_PAUSE_IN_WRITE`` is set (fault tests only)."""
+    seconds = os.environ.get(PAUSE_ENV)
+    if seconds:
+        print(f"qa: store: pausing {seconds} s inside the write transaction ({PAUSE_ENV})",
+              file=sys.stderr, flush=True)
+        time.sleep(float(seconds))
+
+
+def _plain(value):
+    """numpy / pandas scalars to plain Python (NaN and NA to None)."""
+    if value is None:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            pass
+    if hasattr(value, "tolist") and not isinstance(value, (list, dict, str)):
+        return value.tolist()
+    try:
+        import pandas as pd
+
+        if value is pd.NA or value is pd.NaT:
+            return None
+        if isinstance(value, pd.Timestamp):
+            return value.to_pydatetime()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def open(path=None, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Store:
+    """Open a run store.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        The DuckDB file; :func:`default_db` when None.
+    read_only : bool, default True
+        Open for reading only (several readers may share the file). A writable open creates the file
+        and its tables when they do not exist.
+    lock_timeout : float, seconds, default 30
+        How long to wait while another process holds the file's lock.
+
+    Returns
+    -------
+    Store
+
+    Raises
+    ------
+    StoreError
+        The file is missing (read-only), not a DuckDB database, a DuckDB database of something else,
+        written by a newer version, or still locked after ``lock_timeout``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> db = pathlib.Path(tempfile.mkdtemp()) / "qa.duckdb"
+    >>> with open(db, read_only=False) as store:
+    ...     len(store.runs())
+    0
+    """
+    return Store(default_db() if path is None else path, read_only=read_only, lock_timeout=lock_timeout)
+
+
+def store_run(run, path=None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:
+    """Open the store for writing, write ``run`` in one transaction, close it; return the run's seq."""
+    frames = run_frames(run)  # built before the file is locked
+    with open(path, read_only=False, lock_timeout=lock_timeout) as store:
+        return store.write_run(run, frames=frames)
+
+
+# --- a run as table rows ------------------------------------------------------------------------------
+
+def _stage(code: str) -> str:
+    if code.startswith("ALN"):
+        return "align"
+    if code.startswith("FMT0"):
+        return "load"
+    return "rules"
+
+
+def _json(value) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, default=str, allow_nan=False) if value != {} else None
+
+
+def _finite(value):
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+# Incoming column names (from the engine's DataFrames) that map onto a stored column, and columns left out
+# because another table has them (an object's source is in `objects`; `pair` is annotator_a|annotator_b).
+_ALIASES = {
+    "object_matches": {"signed_offset": "signed_offset_px", "assd": "assd_px", "hd95": "hd95_px"},
+    "image_pair_scores": {},
+    "boundary_disagreement": {"signed_offset_mean": "signed_offset_px_mean", "assd_mean": "assd_px_mean",
+                              "hd95_mean": "hd95_px_mean"},
+}
+_LEFT_OUT = {
+    "object_matches": {"pair", "file_a", "source_index_a", "source_id_a", "file_b", "source_index_b",
+                       "source_id_b"},
+    "image_pair_scores": {"pair"},
+    "boundary_disagreement": {"pair"},
+}
+
+
+def _table_columns(table: str) -> list[str]:
+    """Column names of a table, in schema.sql order (parsed from the file, no database needed)."""
+    sql = _schema_sql()
+    match = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \((.*?)\n\);", sql, re.S)
+    columns = []
+    for line in match.group(1).splitlines():
+        line = line.split("--")[0].strip()
+        if line and not line.upper().startswith("PRIMARY KEY"):
+            columns.append(line.split()[0])
+    return columns
+
+
+def _frame_from(table: str, df, run_id: str):
+    """An engine DataFrame as rows of ``table``: known columns kept, the rest packed into ``metrics``."""
+    import pandas as pd
+
+    columns = _table_columns(table)
+    df = df.rename(columns=_ALIASES.get(table, {})).reset_index(drop=True)
+    df = df[[c for c in df.columns if c not in _LEFT_OUT.get(table, ()) and c != "run_id"]]
+    out = pd.DataFrame(index=range(len(df)))
+    for c in df.columns:
+        if c in columns:
+            column = df[c]
+            if isinstance(column.dtype, pd.CategoricalDtype):
+                column = column.astype(object)
+            out[c] = column
+    if "metrics" in columns:
+        extra = [c for c in df.columns if c not in columns]
+        if extra:
+            records = df[extra].to_dict("records")
+            out["metrics"] = [_json({k: _json_value(v) for k, v in r.items()}) for r in records]
+    out.insert(0, "run_id", run_id)
+    return out
+
+
+_PLAIN_TYPES = (str, int, bool, type(None), list, dict)
+
+
+def _json_value(value):
+    """A value JSON can hold: numpy scalars to Python, NaN and infinities to None (plain values fast)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if not isinstance(value, _PLAIN_TYPES):
+        value = _plain(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+    return value
+
+
+_NOT_AVERAGED = re.compile(r"^(object_index|source_index|intersection|area|best_iou|crowd_share)|_n$|_matched_|"
+                           r"^biou_(intersection|union)$|^surface_._length$")
+
+
+def boundary_summary(object_pairs):
+    """Boundary figures of matched pairs averaged per annotator pair and category pair.
+
+    Parameters
+    ----------
+    object_pairs : pandas.DataFrame
+        The engine's object pair table (``status``, ``annotator_a/b``, ``category_a/b`` and per-pair
+        figures such as ``boundary_iou``, ``boundary_f_2px``, ``signed_offset``).
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        One row per ``(annotator_a, annotator_b, category_a, category_b)`` with ``n_pairs`` and the
+        mean of every per-pair figure (``<name>_mean``, NaN values left out); None when the table has
+        no matched pairs or no boundary figures.
+
+    Notes
+    -----
+    Counts behind a figure (``boundary_a_n``, ``biou_union``, ...) and the pair's areas are not
+    averaged. ``iou`` is averaged as ``mask_iou_mean``.
+    """
+    import pandas as pd
+
+    if object_pairs is None or len(object_pairs) == 0 or "status" not in object_pairs:
+        return None
+    keys = ["annotator_a", "annotator_b", "category_a", "category_b"]
+    matched = object_pairs[object_pairs["status"].astype(str) == "matched"]
+    figures = [c for c in matched.columns if c not in keys and pd.api.types.is_float_dtype(matched[c])
+               and not _NOT_AVERAGED.search(c)]
+    if len(matched) == 0 or not any(c not in ("iou",) for c in figures):
+        return None
+    frame = matched[keys + figures].copy()
+    for key in keys:
+        frame[key] = frame[key].astype(str)
+    grouped = frame.groupby(keys, sort=True)
+    out = grouped[figures].mean()
+    out.columns = ["mask_iou_mean" if c == "iou" else f"{c}_mean" for c in figures]
+    out.insert(0, "n_pairs", grouped.size())
+    return out.reset_index()
+
+
+def _scores_frame(scores, run_id: str):
+    import numpy as np
+    import pandas as pd
+
+    df = pd.DataFrame({
+        "run_id": run_id,
+        "scope": scores["scope"].astype(str).to_numpy(),
+        "key": scores["key"].fillna("").astype(str).to_numpy(),
+        "metric": scores["metric"].astype(str).to_numpy(),
+        "value": pd.to_numeric(scores["value"], errors="coerce").astype(float).to_numpy(),
+        "n": pd.to_numeric(scores["n"], errors="coerce").fillna(0).astype(np.int64).to_numpy(),
+    })
+    df.loc[~np.isfinite(df["value"]), "value"] = np.nan
+    return df
+
+
+def run_frames(run) -> dict:
+    """The rows a run adds to each table, as DataFrames keyed by table name."""
+    import pandas as pd
+
+    batch = run.batch
+    run_id = run.run_id
+    findings = run_findings(run)
+    verdict = getattr(run, "verdict", None)
+    verdict_doc = verdict.to_dict() if verdict is not None else None
+    inputs = list(getattr(run, "inputs", None) or input_fingerprints(batch))
+    fp = {i["annotator"]: i for i in inputs}
+    n_objects = sum(len(e.objects) for e in batch.exports.values())
+    severities = [f.severity for f in findings]
+    frames: dict[str, Any] = {}
+
+    frames["runs"] = pd.DataFrame([{
+        "run_id": run_id,
+        "seq": 0,
+        "name": getattr(batch, "name", None),
+        "description": getattr(batch, "description", None),
+        "started_at": run.started_at,
+        "finished_at": run.finished_at or _utcnow(),
+        "stored_at": _utcnow(),
+        "tool_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "settings": _json(run.settings or {}) or "{}",
+        "inputs": json.dumps(inputs, default=str, sort_keys=True),
+        "inputs_sha256": combined_fingerprint(inputs),
+        "pack": (verdict_doc or {}).get("meta", {}).get("pack") or None,
+        "baseline_run_id": (verdict_doc or {}).get("meta", {}).get("baseline_run_id"),
+        "verdict": None if verdict is None else ("passed" if verdict.success else "failed"),
+        "checks_evaluated": None if verdict is None else verdict.statistics["evaluated"],
+        "checks_failed": None if verdict is None else verdict.statistics["failed"],
+        "verdict_json": None if verdict_doc is None else json.dumps(verdict_doc, allow_nan=False, default=str),
+        "n_annotators": len(batch.annotators),
+        "n_images": len(batch.images),
+        "n_objects": n_objects,
+        "n_findings": len(findings),
+        "errors": severities.count("error"),
+        "warnings": severities.count("warning"),
+    }])
+
+    frames["annotators"] = pd.DataFrame([{
+        "run_id": run_id, "annotator": name, "path": str(e.path), "format": e.format,
+        "sha256": fp.get(name, {}).get("sha256", ""), "n_images": len(e.images), "n_objects": len(e.objects),
+        "n_crowd": sum(bool(o.iscrowd) for o in e.objects),
+        "n_findings": sum(1 for f in findings if f.annotator == name),
+    } for name, e in ((n, batch.exports[n]) for n in batch.annotators)])
+
+    per_image: dict[str, int] = {}
+    per_category: dict[str, int] = {}
+    objects = []
+    for name in batch.annotators:
+        for index, o in enumerate(batch.exports[name].objects):
+            per_image[o.image] = per_image.get(o.image, 0) + 1
+            per_category[o.category] = per_category.get(o.category, 0) + 1
+            bbox = tuple(o.bbox) if o.bbox is not None else (None, None, None, None)
+            attrs = {k: v for k, v in (o.attributes or {}).items() if k not in ("occluded", "z_order", "group")}
+            group = o.attributes.get("group") if o.attributes else None
+            objects.append({
+                "run_id": run_id, "annotator": name, "object_index": index, "image": o.image,
+                "category": o.category, "kind": o.kind, "iscrowd": bool(o.iscrowd), "area": _finite(o.area),
+                "bbox_x": _finite(bbox[0]), "bbox_y": _finite(bbox[1]), "bbox_w": _finite(bbox[2]),
+                "bbox_h": _finite(bbox[3]), "occluded": o.occluded, "z_order": o.z_order,
+                "group_id": None if group is None else int(group),
+                "file": o.source.file, "source_section": o.source.section, "source_index": o.source.index,
+                "source_id": None if o.source.id is None else str(o.source.id),
+                "attributes": _json({k: _json_value(v) for k, v in attrs.items()}),
+            })
+    frames["objects"] = _typed(pd.DataFrame(objects), {"area": float, "bbox_x": float, "bbox_y": float,
+                                                       "bbox_w": float, "bbox_h": float, "occluded": "boolean",
+                                                       "z_order": "Int64", "group_id": "Int64",
+                                                       "source_index": "Int64"})
+
+    frames["images"] = pd.DataFrame([{
+        "run_id": run_id, "image": key, "file_name": img.file_name, "width": int(img.width),
+        "height": int(img.height), "n_annotators": len(batch.coverage.get(key, ())),
+        "annotators": sorted(batch.coverage.get(key, ())), "n_objects": per_image.get(key, 0),
+    } for key, img in batch.images.items()])
+
+    frames["categories"] = pd.DataFrame([{
+        "run_id": run_id, "category": name, "isthing": bool(c.isthing), "supercategory": c.supercategory or "",
+        "n_objects": per_category.get(name, 0),
+    } for name, c in batch.categories.items()])
+
+    frames["findings"] = _typed(pd.DataFrame([{
+        "run_id": run_id, "finding_index": i, "stage": _stage(f.code), "code": f.code, "severity": f.severity,
+        "message": f.message, "annotator": f.annotator, "image": f.image,
+        "file": f.source.file if f.source else None, "source_section": f.source.section if f.source else None,
+        "source_index": f.source.index if f.source else None,
+        "source_id": None if f.source is None or f.source.id is None else str(f.source.id),
+        "value": _finite(f.value), "limit_value": _finite(f.limit),
+    } for i, f in enumerate(findings)]), {"source_index": "Int64", "value": float, "limit_value": float})
+
+    comparison = getattr(run, "comparison", None)
+    scores = run_scores(run)
+    if scores is not None and len(scores):
+        frames["scores"] = _scores_frame(scores, run_id)
+    for table, attr in (("object_matches", "object_pairs"), ("image_pair_scores", "image_pairs")):
+        df = getattr(comparison, attr, None) if comparison is not None else None
+        if df is not None and len(df):
+            frames[table] = _frame_from(table, df, run_id)
+    boundary = getattr(run, "boundary_disagreement", None)
+    if boundary is None and comparison is not None:
+        boundary = getattr(comparison, "boundary_disagreement", None)
+        if boundary is None:
+            boundary = boundary_summary(getattr(comparison, "object_pairs", None))
+    if boundary is not None and len(boundary):
+        frames["boundary_disagreement"] = _frame_from("boundary_disagreement", boundary, run_id)
+
+    if verdict is not None and verdict.results:
+        frames["gate_results"] = pd.DataFrame([{
+            "run_id": run_id, "check_index": i, "name": r.name, "metric": r.metric, "scope": r.scope,
+            "key": r.key, "op": r.op, "bound": float(r.bound), "observed": _finite(r.observed),
+            "n": r.n, "baseline_value": _finite(r.baseline), "passed": bool(r.passed), "message": r.message,
+        } for i, r in enumerate(verdict.results)])
+        frames["gate_results"] = _typed(frames["gate_results"], {"observed": float, "n": "Int64",
+                                                                 "baseline_value": float})
+    return frames
+
+
+def _typed(df, dtypes: dict):
+    """Give nullable columns a fixed dtype so an all-NULL column still inserts as its type."""
+    if len(df) == 0:
+        return df
+    for column, dtype in dtypes.items():
+        if column in df:
+            df[column] = df[column].astype(dtype)
+    return df
+
+
+# --- comparing two runs -------------------------------------------------------------------------------
+
+DIFF_SCOPES = ("batch", "annotator", "category", "annotator_pair")
+"""Scopes :func:`diff` compares by default (image-level figures are left to SQL)."""
+
+
+def diff(store: Store, a, b, *, scopes: Iterable[str] = DIFF_SCOPES) -> dict:
+    """What changed between two stored runs.
+
+    Parameters
+    ----------
+    store : Store
+    a, b : str
+        Run references (see :meth:`Store.resolve`); ``a`` is the earlier or reference run.
+    scopes : iterable of str, default batch, annotator, category, annotator_pair
+        Which score scopes to compare.
+
+    Returns
+    -------
+    dict
+        ``runs`` (the two runs' ids and headline counts), ``inputs`` (each annotator's fingerprint
+        in a and b and whether it changed), ``counts`` (objects per annotator and category, images,
+        findings per severity and code: ``what, scope, key, a, b, delta``) and ``scores``
+        (``scope, key, metric, a, b, delta``; a figure present in one run only has NaN on the other
+        side). DataFrames, sorted so the largest changes come first within each group.
+    """
+    run_a, run_b = store.resolve(a), store.resolve(b)
+    params = [run_a, run_b]
+    runs = store._df(
+        "SELECT run_id, seq, name, started_at, n_annotators, n_images, n_objects, n_findings, errors, "
+        "warnings, verdict, inputs_sha256 FROM runs WHERE run_id IN (?, ?) "
+        "ORDER BY CASE WHEN run_id = ? THEN 0 ELSE 1 END", params + [run_a])
+    inputs = store._df("""
+        WITH a AS (SELECT annotator, sha256, format, n_objects FROM annotators WHERE run_id = ?),
+             b AS (SELECT annotator, sha256, format, n_objects FROM annotators WHERE run_id = ?)
+        SELECT coalesce(a.annotator, b.annotator) AS annotator, a.sha256 AS sha256_a, b.sha256 AS sha256_b,
+               CASE WHEN a.annotator IS NULL THEN 'added' WHEN b.annotator IS NULL THEN 'removed'
+                    WHEN a.sha256 = b.sha256 THEN 'same' ELSE 'changed' END AS status
+        FROM a FULL OUTER JOIN b ON a.annotator = b.annotator ORDER BY annotator""", params)
+    counts = store._df("""
+        WITH c AS (
+            SELECT run_id, 'objects' AS what, 'annotator' AS scope, annotator AS key, count(*) AS n
+              FROM objects WHERE run_id IN (?, ?) GROUP BY ALL
+            UNION ALL SELECT run_id, 'objects', 'category', category, count(*)
+              FROM objects WHERE run_id IN (?, ?) GROUP BY ALL
+            UNION ALL SELECT run_id, 'images', 'batch', '', count(*)
+              FROM images WHERE run_id IN (?, ?) GROUP BY ALL
+            UNION ALL SELECT run_id, 'findings', 'severity', severity, count(*)
+              FROM findings WHERE run_id IN (?, ?) GROUP BY ALL
+            UNION ALL SELECT run_id, 'findings', 'code', code, count(*)
+              FROM findings WHERE run_id IN (?, ?) GROUP BY ALL
+        ),
+        a AS (SELECT * FROM c WHERE run_id = ?), b AS (SELECT * FROM c WHERE run_id = ?)
+        SELECT coalesce(a.what, b.what) AS what, coalesce(a.scope, b.scope) AS scope,
+               coalesce(a.key, b.key) AS key, coalesce(a.n, 0) AS a, coalesce(b.n, 0) AS b,
+               coalesce(b.n, 0) - coalesce(a.n, 0) AS delta
+        FROM a FULL OUTER JOIN b ON a.what = b.what AND a.scope = b.scope AND a.key = b.key
+        ORDER BY what DESC, scope, abs(delta) DESC, key""", params * 5 + params)
+    scope_list = list(scopes)
+    marks = ", ".join("?" for _ in scope_list)
+    scores = store._df(f"""
+        WITH a AS (SELECT scope, key, metric, value FROM scores WHERE run_id = ? AND scope IN ({marks})),
+             b AS (SELECT scope, key, metric, value FROM scores WHERE run_id = ? AND scope IN ({marks}))
+        SELECT coalesce(a.scope, b.scope) AS scope, coalesce(a.key, b.key) AS key,
+               coalesce(a.metric, b.metric) AS metric, a.value AS a, b.value AS b, b.value - a.value AS delta
+        FROM a FULL OUTER JOIN b ON a.scope = b.scope AND a.key = b.key AND a.metric = b.metric
+        ORDER BY scope, metric, abs(delta) DESC NULLS FIRST, key""",
+        [run_a, *scope_list, run_b, *scope_list])
+    return {"a": run_a, "b": run_b, "runs": runs, "inputs": inputs, "counts": counts, "scores": scores}

@@ -1,0 +1,158 @@
+"""Boundary kernels (qa/engine/_kernels_boundary.py) and the one-pass pair function
+(qa/engine/boundary.py) against the full-image definitions in tests/reference.py; crops give the
+full-image result."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import reference as ref
+from common import NAMED_MASKS, random_mask
+from scipy import ndimage
+
+from qa.engine import _kernels_boundary as kb
+from qa.engine import _kernels_sdf as ks
+from qa.engine.boundary import boundary_pair, crop_window, edges_of, tolerance_label
+
+ALL = (1, 1, 1, 1)
+
+
+def _masks(seed, n=10, shape=(18, 23)):
+    rng = np.random.default_rng(seed)
+    return [random_mask(rng, shape) for _ in range(n)] + list(NAMED_MASKS.values())
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_seg2bmap_equals_davis(seed):
+    for m in _masks(seed):
+        m = np.ascontiguousarray(m)
+        np.testing.assert_array_equal(kb._seg2bmap(m, 1, 1), ref.davis_seg2bmap(m))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_inner_boundary_4_and_8(seed):
+    for m in _masks(seed):
+        m = np.ascontiguousarray(m)
+        np.testing.assert_array_equal(kb._inner_boundary(m, 4, *ALL), ref.inner_boundary(m))
+        square = m.astype(bool) & ~ndimage.binary_erosion(m, structure=np.ones((3, 3)), border_value=1)
+        np.testing.assert_array_equal(kb._inner_boundary(m, 8, *ALL), square)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_chessboard_band_both_border_rules(seed):
+    for m in _masks(seed):
+        m = np.ascontiguousarray(m)
+        for d in (1, 2, 4):
+            np.testing.assert_array_equal(kb._chessboard_band(m, d, 1, *ALL), ref.cheng_mask_to_boundary(m, dilation=d))
+            np.testing.assert_array_equal(kb._chessboard_band(m, d, 0, *ALL), ref.band(m, d))
+
+
+def test_crop_sides_off_the_image_border_are_background():
+    # a crop that does not reach the image border: outside it is background, so an object filling
+    # the crop has its outline on the crop's edge
+    m = np.ones((3, 4), np.uint8)
+    assert kb._inner_boundary(m, 4, 0, 0, 0, 0).sum() == 10
+    assert kb._inner_boundary(m, 4, 1, 1, 1, 1).sum() == 0
+    assert kb._seg2bmap(m, 0, 0).sum() == 6  # last row and column differ from the background beyond
+    assert kb._chessboard_band(m, 1, 0, 0, 0, 0, 0).sum() == 10
+
+
+def test_match_counts_and_overlap_counts():
+    a = np.zeros((5, 5), np.uint8)
+    a[1, 1:4] = 1
+    b = np.zeros((5, 5), np.uint8)
+    b[3, 1:3] = 1
+    counts = kb._match_counts(a, ks._edt_squared(b), np.array([1.0, 2.0, 2.3]))
+    assert counts.tolist() == [0, 2, 3, 3]  # (1,3) is sqrt(5) = 2.24 from (3,2)
+    assert kb._overlap_counts(a, b) == (0, 5, 3, 2)
+
+
+def test_offset_stats_by_hand():
+    reference = np.zeros((7, 7), np.uint8)
+    reference[2:5, 2:5] = 1
+    other = np.zeros((7, 7), np.uint8)
+    other[1:6, 1:6] = 1
+    d2 = ks._edt_squared(kb._inner_boundary(reference, 4, *ALL))
+    mean, median, n = kb._offset_stats(kb._inner_boundary(other, 4, *ALL), d2, reference)
+    assert n == 16 and median == 1.0
+    assert mean == pytest.approx((12 * 1.0 + 4 * math.sqrt(2)) / 16)
+    assert math.isnan(kb._offset_stats(np.zeros((3, 3), np.uint8), d2[:3, :3], reference[:3, :3])[0])
+
+
+# --- boundary_pair: one pass, crops equal the full image ----------------------------------------------
+
+
+def _full(a, b, tolerances, dilation):
+    """boundary_pair's figures from the full-image references."""
+    out = {}
+    for t in tolerances:
+        out[f"boundary_f_{tolerance_label(t)}"] = ref.boundary_f(a, b, t)
+    out["boundary_iou"] = ref.boundary_iou(a, b, dilation)
+    sd = ref.deepmind_surface_distances(a, b)
+    if a.any() or b.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for t in tolerances:
+                out[f"nsd_{tolerance_label(t)}"] = ref.deepmind_surface_dice(sd, t)
+            out["hd95"] = ref.deepmind_robust_hausdorff(sd, 95)
+            out["assd"] = ref.assd(sd)
+    offsets = ref.signed_offsets(b, a)
+    out["signed_offset"] = offsets.mean() if offsets.size else math.nan
+    out["signed_offset_median"] = np.median(offsets) if offsets.size else math.nan
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_boundary_pair_equals_full_image_references(seed):
+    rng = np.random.default_rng(seed)
+    tolerances = (1.0, 2.0, 3.5)
+    for _ in range(8):
+        a = np.zeros((40, 50), np.uint8)
+        b = np.zeros((40, 50), np.uint8)
+        y, x = rng.integers(0, 25), rng.integers(0, 35)
+        a[y:y + 15, x:x + 15] = random_mask(rng, (15, 15), fill=(0.2, 0.6))
+        b[y:y + 15, x:x + 15] = np.roll(a[y:y + 15, x:x + 15], rng.integers(-2, 3), axis=0)
+        expected = _full(a, b, tolerances, 2)
+        got_full = boundary_pair(a, b, tolerances=tolerances, biou_dilation=2)
+        for key, value in expected.items():
+            assert got_full[key] == pytest.approx(value, abs=1e-12, nan_ok=True), key
+        for margin in (1, 2, 6):
+            a_crop, b_crop, offset = crop_window(a, b, margin)
+            got = boundary_pair(a_crop, b_crop, tolerances=tolerances, offset=offset, image_shape=a.shape,
+                                biou_dilation=2)
+            assert got.keys() == got_full.keys()
+            for key in got:
+                assert got[key] == pytest.approx(got_full[key], abs=1e-12, nan_ok=True), (key, margin)
+
+
+@pytest.mark.parametrize("name", ["BORDER_TOUCH", "FULL", "TWO_BLOBS", "RING", "DOT", "LINE_1PX"])
+def test_boundary_pair_crops_at_the_image_border(name):
+    a = np.ascontiguousarray(NAMED_MASKS[name])
+    b = np.ascontiguousarray(np.roll(a, 1, axis=1))
+    full = boundary_pair(a, b, tolerances=(1.0, 2.0))
+    for margin in (1, 3):
+        a_crop, b_crop, offset = crop_window(a, b, margin)
+        got = boundary_pair(a_crop, b_crop, tolerances=(1.0, 2.0), offset=offset, image_shape=a.shape)
+        for key in full:
+            assert got[key] == pytest.approx(full[key], abs=1e-12, nan_ok=True), key
+
+
+def test_boundary_pair_counts_rebuild_the_scores():
+    a = np.ascontiguousarray(NAMED_MASKS["RING"])
+    b = np.ascontiguousarray(NAMED_MASKS["HOLE"])
+    r = boundary_pair(a, b, tolerances=(1.0,), biou_dilation=1)
+    p = r["boundary_a_matched_1px"] / r["boundary_a_n"]
+    rc = r["boundary_b_matched_1px"] / r["boundary_b_n"]
+    assert r["boundary_f_1px"] == pytest.approx(2 * p * rc / (p + rc))
+    assert r["boundary_iou"] == r["biou_intersection"] / r["biou_union"]
+    assert r["surface_a_length"] > 0 and r["signed_offset_n"] == r["boundary_a_n"]
+
+
+def test_boundary_pair_checks_its_window():
+    with pytest.raises(ValueError, match="one shape"):
+        boundary_pair(np.zeros((3, 3)), np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="does not fit"):
+        boundary_pair(np.zeros((3, 3)), np.zeros((3, 3)), offset=(9, 0), image_shape=(10, 10))
+    assert edges_of((3, 3), (0, 7), (10, 10)) == (0, 1, 1, 0)
+    assert tolerance_label(2.0) == "2px" and tolerance_label(1.5) == "1p5px"

@@ -1,0 +1,112 @@
+"""Distance kernels (qa/engine/_kernels_sdf.py): exact EDT against scipy, numpy's summation order,
+DeepMind's corner codes and surface statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference as ref
+from common import NAMED_MASKS, random_mask
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import ndimage
+
+from qa.engine import _kernels_sdf as ks
+from qa.engine.boundary import _LENGTH_RANK, _LENGTHS, surface_stats
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_edt_equals_scipy(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        h, w = (int(v) for v in rng.integers(1, 45, 2))
+        features = (rng.random((h, w)) < rng.choice([0.002, 0.03, 0.4])).astype(np.uint8)
+        d2 = ks._edt_squared(features)
+        if features.any():
+            np.testing.assert_array_equal(np.sqrt(d2), ndimage.distance_transform_edt(features == 0))
+        else:
+            assert np.isinf(d2).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 12), st.integers(1, 12)), elements=st.integers(0, 1)))
+def test_edt_property_against_brute_force(features):
+    d2 = ks._edt_squared(features)
+    ys, xs = np.nonzero(features)
+    if len(ys) == 0:
+        assert np.isinf(d2).all()
+        return
+    gy, gx = np.mgrid[:features.shape[0], :features.shape[1]]
+    brute = ((gy[..., None] - ys) ** 2 + (gx[..., None] - xs) ** 2).min(axis=-1)
+    np.testing.assert_array_equal(d2, brute)
+
+
+def test_pairwise_sum_is_numpys_to_the_bit():
+    rng = np.random.default_rng(0)
+    for n in list(range(0, 300)) + [1000, 1023, 4097, 20000]:
+        a = rng.random(n) * rng.choice([1.0, 1e-7, 1e9])
+        assert ks._pairwise_sum(a, 0, n) == np.sum(a)
+        if n > 10:
+            assert ks._pairwise_sum(a, 3, n - 5) == np.sum(a[3:n - 2])
+
+
+def test_corner_codes_equal_deepmind_correlation():
+    kernel = np.array([[8, 4], [2, 1]])
+    for m in NAMED_MASKS.values():
+        padded = np.zeros((m.shape[0] + 1, m.shape[1] + 1), np.uint8)
+        padded[:-1, :-1] = m
+        expected = ndimage.correlate(padded, kernel, mode="constant", cval=0)
+        np.testing.assert_array_equal(ks._corner_codes(np.ascontiguousarray(m)), expected)
+        np.testing.assert_array_equal(ks._surfels(ks._corner_codes(np.ascontiguousarray(m))),
+                                      (expected != 0) & (expected != 15))
+
+
+def test_length_table_is_deepminds():
+    np.testing.assert_array_equal(_LENGTHS, ref._contour_length_table((1.0, 1.0)))
+    # ties in distance sort by length, as Python's sort of (distance, length) tuples does
+    assert np.array_equal(np.argsort(_LENGTH_RANK[1:15], kind="stable"),
+                          np.argsort(_LENGTHS[1:15], kind="stable"))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_directed_surface_statistics_against_deepmind(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(10):
+        a, b = random_mask(rng, (22, 19)), random_mask(rng, (22, 19))
+        stats_a, stats_b = surface_stats(a, b, [0.0, 1.0, 3.0])
+        sd = ref.deepmind_surface_distances(b, a)  # gt = b, pred = a
+        for stats, d, s in ((stats_a, "distances_pred_to_gt", "surfel_areas_pred"),
+                            (stats_b, "distances_gt_to_pred", "surfel_areas_gt")):
+            assert stats[0] == np.sum(sd[s])
+            assert stats[1] == np.sum(sd[d] * sd[s])
+            assert stats[3] == len(sd[d])
+            for k, t in enumerate((0.0, 1.0, 3.0)):
+                assert stats[4 + k] == np.sum(sd[s][sd[d] <= t])
+        avg_gt_to_pred, avg_pred_to_gt = ref.deepmind_average_surface_distance(sd)
+        assert stats_a[1] / stats_a[0] == avg_pred_to_gt
+        assert stats_b[1] / stats_b[0] == avg_gt_to_pred
+        assert max(stats_a[2], stats_b[2]) == ref.deepmind_robust_hausdorff(sd, 95)
+        for percent in (50, 100):
+            pa, pb = surface_stats(a, b, [], percent)
+            assert max(pa[2], pb[2]) == ref.deepmind_robust_hausdorff(sd, percent)
+
+
+def test_directed_surface_of_nothing_and_to_nothing():
+    empty = np.zeros((4, 4), np.uint8)
+    dot = np.zeros((4, 4), np.uint8)
+    dot[1, 1] = 1
+    stats_dot, stats_empty = surface_stats(dot, empty, [1.0])
+    assert stats_empty[3] == 0 and np.isinf(stats_empty[2])
+    # one pixel: four corner elements of half a diagonal each
+    assert stats_dot[3] == 4 and np.isinf(stats_dot[2]) and stats_dot[4] == 0.0
+    assert stats_dot[0] == pytest.approx(4 * 0.5 * np.sqrt(2))
+
+
+def test_signed_boundary_distance():
+    m = np.zeros((7, 7), np.uint8)
+    m[2:5, 2:5] = 1
+    boundary = m.copy()
+    boundary[3, 3] = 0
+    sd = ks._signed_boundary_distance(m, ks._edt_squared(boundary))
+    assert sd[3, 3] == -1.0 and sd[2, 2] == 0.0 and sd[0, 3] == 2.0 and sd[0, 0] == np.sqrt(8)

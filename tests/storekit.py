@@ -1,0 +1,68 @@
+"""Small inputs for the store and gate tests: tiny COCO exports, runs with engine tables attached."""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+
+def write_coco(path: Path, boxes, *, images=("a.png", "b.png"), size=(32, 32), unknown_category=0) -> Path:
+    """A COCO instances export with one square polygon per ``(image index, category, x, y, side)``.
+
+    ``unknown_category`` extra annotations refer to a category the file does not define (each becomes
+    an FMT004 finding, severity error).
+    """
+    cats = sorted({b[1] for b in boxes} | {"cat"})
+    cat_id = {name: i + 1 for i, name in enumerate(cats)}
+    anns = []
+    for i, (img, cat, x, y, side) in enumerate(boxes):
+        poly = [x, y, x + side, y, x + side, y + side, x, y + side]
+        anns.append({"id": 100 + i, "image_id": img + 1, "category_id": cat_id[cat], "segmentation": [poly],
+                     "area": float(side * side), "bbox": [x, y, side, side], "iscrowd": 0,
+                     "attributes": {"occluded": i % 2 == 1, "z_order": i}})
+    for j in range(unknown_category):
+        anns.append({"id": 900 + j, "image_id": 1, "category_id": 99, "segmentation": [[1, 1, 5, 1, 5, 5]],
+                     "area": 8.0, "bbox": [1, 1, 4, 4], "iscrowd": 0})
+    doc = {
+        "images": [{"id": i + 1, "file_name": name, "width": size[1], "height": size[0]}
+                   for i, name in enumerate(images)],
+        "categories": [{"id": cat_id[c], "name": c} for c in cats],
+        "annotations": anns,
+    }
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+def two_exports(folder: Path, *, bob_unknown=0, bob_shift=0):
+    """alice.json and bob.json: three objects each on two images, bob optionally shifted or with errors."""
+    alice = write_coco(folder / "alice.json", [(0, "cat", 2, 2, 10), (0, "dog", 15, 15, 8), (1, "cat", 4, 4, 12)])
+    bob = write_coco(folder / "bob.json", [(0, "cat", 2 + bob_shift, 2, 10), (0, "dog", 15, 15, 8),
+                                           (1, "cat", 4, 4, 12)], unknown_category=bob_unknown)
+    return alice, bob
+
+
+def score_rows(**figures):
+    """Score rows from ``metric=value`` (batch) or ``metric__scope__key=value`` keywords."""
+    rows = []
+    for name, value in figures.items():
+        metric, _, rest = name.partition("__")
+        scope, _, key = rest.partition("__")
+        rows.append({"scope": scope or "batch", "key": key.replace("_vs_", "|"), "metric": metric,
+                     "value": value, "n": 10})
+    return rows
+
+
+def with_comparison(run, *, scores=None, object_pairs=None, image_pairs=None, boundary=None):
+    """A run whose comparison tables are replaced by the given rows (a hand-made ``comparison``)."""
+    import pandas as pd
+
+    fields = {name: getattr(run, name) for name in run.__dataclass_fields__}
+    comparison = types.SimpleNamespace(
+        scores=pd.DataFrame(scores) if scores is not None else None,
+        object_pairs=pd.DataFrame(object_pairs) if object_pairs is not None else None,
+        image_pairs=pd.DataFrame(image_pairs) if image_pairs is not None else None,
+        boundary_disagreement=pd.DataFrame(boundary) if boundary is not None else None,
+    )
+    fields.update(comparison=comparison, scores=comparison.scores)
+    return types.SimpleNamespace(**fields)

@@ -222,6 +222,7 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--memory-workers", default="1,2")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -231,9 +232,10 @@ def main(argv=None) -> None:
         return
 
     _, boundary = _config()
-    rows = time_image_pairs(args.scenes, args.repeat)
-    print("All metrics for one image pair vs decoding its two PNG inputs (qa synth, 1024x2048, three annotators)")
-    if boundary is None:
+    rows = {} if args.skip_timing else time_image_pairs(args.scenes, args.repeat)
+    if rows:
+        print("All metrics for one image pair vs decoding its two PNG inputs (qa synth, 1024x2048, three annotators)")
+    if rows and boundary is None:
         print("  (qa.engine.boundary is not installed: boundary metrics are NOT included in the engine times)")
     for kind, values in rows.items():
         ours = np.median([v[0] for v in values])

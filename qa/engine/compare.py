@@ -523,13 +523,17 @@ _IMAGE_COUNTS = ("objects_a", "objects_b", "matched", "missing", "extra", "ignor
 
 
 def _concat(parts, table: str) -> tuple[dict[str, np.ndarray], int]:
-    """Join the chunks' column arrays (a column missing from a chunk is NaN there)."""
+    """Join the chunks' column arrays (a column missing from a chunk is NaN there).
+
+    Each chunk's column is released as soon as it is joined, so at most one column exists twice.
+    """
     names = list(dict.fromkeys(name for part in parts for name in part[table]))
     lengths = [len(next(iter(part[table].values()))) if part[table] else 0 for part in parts]
     out = {}
     for name in names:
-        pieces = [part[table].get(name, np.full(k, np.nan)) for part, k in zip(parts, lengths)]
-        out[name] = np.concatenate(pieces)
+        pieces = [part[table].pop(name, None) for part in parts]
+        out[name] = np.concatenate([np.full(k, np.nan) if p is None else p for p, k in zip(pieces, lengths)])
+        del pieces
     return out, sum(lengths)
 
 
@@ -556,7 +560,8 @@ def _object_meta(export, codes: dict[str, int]):
     return cat, file_code, list(files), src_index, src_id
 
 
-def _side_columns(batch, pair, index, pair_list, which: int, side: str, categories: list[str]) -> dict:
+def _side_columns(batch, pair, index, pair_list, which: int, side: str, categories: list[str],
+                  cache: dict) -> dict:
     """``object_index``, ``category``, ``file``, ``source_index``, ``source_id`` for one side of each row."""
     import pandas as pd
 
@@ -567,7 +572,6 @@ def _side_columns(batch, pair, index, pair_list, which: int, side: str, categori
     src_index = np.full(n, -1, np.int64)
     src_id = np.full(n, None, dtype=object)
     files: dict[str, int] = {}
-    cache: dict[str, tuple] = {}
     for code, names in enumerate(pair_list):
         rows = np.flatnonzero((pair == code) & (index >= 0))
         if not len(rows):
@@ -616,16 +620,16 @@ def _assemble(batch: Batch, parts: list[dict], pair_list, categories, cfg: _Conf
 
     # object pairs (each chunk's arrays are released once joined, so the rows exist in at most two copies)
     obj, n = _concat(parts, "obj")
-    for part in parts:
-        part["obj"] = {}
     get = lambda name, dtype: obj.pop(name).astype(dtype, copy=False) if n else np.zeros(0, dtype)  # noqa: E731
     pair = get("pair", np.int64)
     index_a, index_b, status = get("index_a", np.int64), get("index_b", np.int64), get("status", np.int64)
     boundary_names = [k for k in obj if k not in _OBJECT_COLUMNS]
     columns = pair_columns(get("position", np.int64), pair)
     columns["status"] = _categorical(status, list(STATUS))
-    side_a = _side_columns(batch, pair, index_a, pair_list, 0, "a", categories)
-    side_b = _side_columns(batch, pair, index_b, pair_list, 1, "b", categories)
+    meta: dict[str, tuple] = {}  # per annotator, shared by both sides
+    side_a = _side_columns(batch, pair, index_a, pair_list, 0, "a", categories, meta)
+    side_b = _side_columns(batch, pair, index_b, pair_list, 1, "b", categories, meta)
+    del meta
     for key in ("object_index", "category"):
         columns[f"{key}_a"] = side_a[f"{key}_a"]
         columns[f"{key}_b"] = side_b[f"{key}_b"]
@@ -643,8 +647,6 @@ def _assemble(batch: Batch, parts: list[dict], pair_list, categories, cfg: _Conf
 
     # image pairs
     img, m = _concat(parts, "img")
-    for part in parts:
-        part["img"] = {}
     iget = lambda name, dtype: img[name].astype(dtype, copy=False) if m else np.zeros(0, dtype)  # noqa: E731
     ipair = iget("pair", np.int64)
     icols = pair_columns(iget("position", np.int64), ipair)

@@ -245,3 +245,19 @@ def test_boundary_metrics_are_wired_per_matched_pair(small_batch, monkeypatch):
     assert s["boundary_f_2px_mean"] == 1.5 and s["signed_offset_px_mean"] == -1.0
     assert "boundary_a_n_mean" not in s and "boundary_a_n_mean" not in c.image_pairs  # ... not in the means
     assert c.settings["boundary_metrics"] is True
+
+
+def test_real_boundary_metrics_on_identical_and_shifted_objects(small_batch):
+    pytest.importorskip("qa.engine.boundary")
+    c = compare_batch(small_batch, workers=1, tolerances=(1, 2))
+    op = c.object_pairs
+    ac = op[(op["pair"] == "alice|carol") & (op["status"] == "matched")].reset_index(drop=True)
+    same = ac[ac["iou"] == 1.0].iloc[0]  # identical masks
+    assert same["boundary_f_1px"] == 1.0 and same["boundary_iou"] == 1.0 and same["signed_offset"] == 0.0
+    shifted = ac[ac["iou"] < 1.0].iloc[0]  # carol's box starts 1 px right of alice's on image two
+    assert shifted["boundary_f_2px"] == 1.0 and 0.0 < shifted["boundary_f_1px"] <= 1.0
+    assert shifted["signed_offset"] > 0  # alice's outline lies partly outside carol's
+    s = _pair_scores(c, "alice|carol")
+    assert 0 < s["boundary_f_1px_mean"] <= 1 and s["boundary_f_2px_mean"] == 1.0
+    ip = c.image_pairs
+    assert "boundary_f_2px_mean" in ip and "boundary_a_n_mean" not in ip

@@ -119,8 +119,74 @@ Layer = Iterable[tuple[np.ndarray, tuple[int, int], int]]
 """One annotator's objects in painting order (bottom first): ``(crop, (x0, y0), category code > 0)``."""
 
 
+def focus_window(boxes, height: int, width: int, *, min_side: int = 64, max_share: float = 0.35
+                 ) -> tuple[int, int, int, int] | None:
+    """The part of an image worth showing when its objects cover only a small part of it, or None.
+
+    The union of the boxes, grown by a quarter of its size plus 16 px on each side and to at least
+    ``min_side`` pixels per side (centred), clipped to the image. None (draw the whole image) when
+    there are no boxes or the window would cover more than ``max_share`` of the image.
+
+    Parameters
+    ----------
+    boxes : iterable of (x0, y0, x1, y1)
+        End-exclusive boxes in image pixels (empty ones are ignored).
+    height, width : int
+        The image size.
+
+    Examples
+    --------
+    >>> focus_window([(250, 250, 262, 258)], 512, 512)
+    (224, 222, 288, 286)
+    >>> focus_window([(0, 0, 400, 400)], 512, 512) is None
+    True
+    """
+    boxes = [b for b in boxes if b[2] > b[0] and b[3] > b[1]]
+    if not boxes:
+        return None
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    out = []
+    for lo, hi, size in ((x0, x1, width), (y0, y1, height)):
+        grow = (hi - lo) // 4 + 16
+        lo, hi = lo - grow, hi + grow
+        if hi - lo < min_side:
+            centre = (lo + hi) // 2
+            lo, hi = centre - min_side // 2, centre - min_side // 2 + min_side
+        if lo < 0:
+            lo, hi = 0, min(size, hi - lo)
+        if hi > size:
+            lo, hi = max(0, lo - (hi - size)), size
+        out.append((int(lo), int(hi)))
+    (wx0, wx1), (wy0, wy1) = out
+    if (wx1 - wx0) * (wy1 - wy0) > max_share * height * width:
+        return None
+    return wx0, wy0, wx1, wy1
+
+
+def picture_shape(height: int, width: int, max_side: int, window=None, max_zoom: float = 6.0
+                  ) -> tuple[int, int, float, tuple[int, int, int, int]]:
+    """Rows, columns, scale and window of a picture: the whole image scaled down to ``max_side`` (never
+    up), or a ``window`` of it scaled to ``max_side`` (up to ``max_zoom`` times).
+
+    Examples
+    --------
+    >>> picture_shape(1024, 2048, 640)
+    (320, 640, 0.3125, (0, 0, 2048, 1024))
+    >>> picture_shape(512, 512, 640, window=(224, 222, 288, 286))
+    (384, 384, 6.0, (224, 222, 288, 286))
+    """
+    if window is None:
+        rows, cols, scale = thumbnail_shape(height, width, max_side)
+        return rows, cols, scale, (0, 0, int(width), int(height))
+    x0, y0, x1, y1 = (int(v) for v in window)
+    scale = min(float(max_zoom), max_side / max(y1 - y0, x1 - x0))
+    return max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)), scale, (x0, y0, x1, y1)
+
+
 def render_overlay(height: int, width: int, layers: Sequence[Layer], *, background: np.ndarray | None = None,
-                   max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
+                   max_side: int = DEFAULT_MAX_SIDE, window: tuple[int, int, int, int] | None = None
+                   ) -> np.ndarray:
     """Draw one image's overlay.
 
     Parameters
@@ -132,10 +198,12 @@ def render_overlay(height: int, width: int, layers: Sequence[Layer], *, backgrou
         offset in the image, and a category code (a positive int; equal codes mean equal categories
         across annotators).
     background : ndarray, optional
-        The image at thumbnail size (``(h, w, 3)`` uint8, see :func:`load_background`); a dark canvas
-        when None.
+        The image (or its window) at the picture's size (``(h, w, 3)`` uint8, see
+        :func:`load_background`); a dark canvas when None.
     max_side : int, pixels, default 640
         The longest side of the result.
+    window : (x0, y0, x1, y1), optional
+        Draw only this part of the image, enlarged up to 6 times (see :func:`focus_window`).
 
     Returns
     -------
@@ -151,13 +219,13 @@ def render_overlay(height: int, width: int, layers: Sequence[Layer], *, backgrou
     >>> [rgb[r, c].tolist() for r, c in [(7, 7), (3, 0), (1, 1), (2, 2)]]  # none, a's edge, a only, b's edge
     [[40, 40, 40], [0, 114, 178], [130, 18, 130], [230, 159, 0]]
     """
-    rows, cols, scale = thumbnail_shape(height, width, max_side)
+    rows, cols, scale, (wx0, wy0, _, _) = picture_shape(height, width, max_side, window)
     n = len(layers)
     ids = np.zeros((max(n, 1), rows, cols), np.int32)
     cats = np.zeros((max(n, 1), rows, cols), np.int32)
     for a, objects in enumerate(layers):
-        for k, (crop, offset, category) in enumerate(objects, start=1):
-            mask, (r0, c0) = _sample_crop(np.asarray(crop), offset, scale, (rows, cols))
+        for k, (crop, (x0, y0), category) in enumerate(objects, start=1):
+            mask, (r0, c0) = _sample_crop(np.asarray(crop), (x0 - wx0, y0 - wy0), scale, (rows, cols))
             if not mask.size:
                 continue
             h, w = mask.shape
@@ -178,12 +246,12 @@ def render_overlay(height: int, width: int, layers: Sequence[Layer], *, backgrou
 
 
 def load_background(path, height: int, width: int, *, max_side: int = DEFAULT_MAX_SIDE,
-                    max_pixels: int | None = None) -> tuple[np.ndarray | None, str | None]:
-    """The image file at thumbnail size, or None and why not.
+                    max_pixels: int | None = None, window=None) -> tuple[np.ndarray | None, str | None]:
+    """The image file at the picture's size (:func:`picture_shape`), or None and why not.
 
     The file must exist, be a picture Pillow reads, have the size the export declares, and stay within
-    ``max_pixels``; its header is checked before anything is decoded. JPEGs are decoded at a reduced
-    scale (Pillow's ``draft``), so a large photo costs little.
+    ``max_pixels``; its header is checked before anything is decoded. A whole JPEG is decoded at a
+    reduced scale (Pillow's ``draft``), so a large photo costs little.
 
     Returns
     -------
@@ -196,15 +264,18 @@ def load_background(path, height: int, width: int, *, max_side: int = DEFAULT_MA
 
     from qa.model import DEFAULT_MAX_PIXELS
 
-    rows, cols, _ = thumbnail_shape(height, width, max_side)
+    rows, cols, _, box = picture_shape(height, width, max_side, window)
     try:
         with PILImage.open(Path(path)) as img:
             if img.size != (width, height):
                 return None, f"the image file is {img.size[0]}x{img.size[1]}, the export says {width}x{height}"
             if img.size[0] * img.size[1] > (max_pixels or DEFAULT_MAX_PIXELS):
                 return None, "the image file is larger than the pixel limit"
-            img.draft("RGB", (cols, rows))
-            rgb = img.convert("RGB").resize((cols, rows), PILImage.BILINEAR)
+            if window is None:
+                img.draft("RGB", (cols, rows))
+                rgb = img.convert("RGB").resize((cols, rows), PILImage.BILINEAR)
+            else:
+                rgb = img.convert("RGB").resize((cols, rows), PILImage.BILINEAR, box=box)
             return np.asarray(rgb, np.uint8), None
     except FileNotFoundError:
         return None, "no image file"

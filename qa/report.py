@@ -230,20 +230,24 @@ def _image_file(batch, key: str):
 
 
 def picture(batch, key: str, *, max_side: int = 640, max_pixels: int | None = None,
-            codes: dict | None = None) -> dict:
+            codes: dict | None = None, zoom: bool = True) -> dict:
     """The overlay picture of one image of a batch, as a dict for the gallery.
+
+    With ``zoom``, an image whose objects cover only a small part of it is drawn around them, enlarged
+    (:func:`qa.overlay.focus_window`).
 
     Returns
     -------
     dict
-        ``uri`` (a WebP data URI), ``width``, ``height`` (of the picture), ``background`` (whether the
-        image file was drawn, else why not) and ``timing`` (seconds spent decoding the masks and
-        drawing).
+        ``uri`` (a WebP data URI), ``width``, ``height`` (of the picture), ``bytes``, ``background``
+        (True when the image file was drawn, else why not), ``zoom`` (the window drawn, as text; empty
+        for the whole image) and ``timing`` (seconds spent decoding the masks, and drawing and encoding).
     """
     import time
 
     from qa.model import Limits
-    from qa.overlay import annotator_crops, data_uri, encode_image, load_background, render_overlay
+    from qa.overlay import (annotator_crops, data_uri, encode_image, focus_window, load_background,
+                            render_overlay)
 
     image = batch.images[key]
     h, w = int(image.height), int(image.width)
@@ -269,15 +273,19 @@ def picture(batch, key: str, *, max_side: int = 640, max_pixels: int | None = No
         crops = annotator_crops(objects, h, w, id_map=id_map)
         layers.append([(crop, offset, codes.get(o.category, len(codes) + 1)) for crop, offset, o in crops])
     t1 = time.perf_counter()
+    window = focus_window([(x0, y0, x0 + c.shape[1], y0 + c.shape[0]) for layer in layers
+                           for c, (x0, y0), _ in layer], h, w) if zoom else None
     background, why = None, "no image file beside the export"
     path = _image_file(batch, key)
     if path is not None:
-        background, why = load_background(path, h, w, max_side=max_side, max_pixels=max_pixels)
-    rgb = render_overlay(h, w, layers, background=background, max_side=max_side)
+        background, why = load_background(path, h, w, max_side=max_side, max_pixels=max_pixels, window=window)
+    rgb = render_overlay(h, w, layers, background=background, max_side=max_side, window=window)
     payload = encode_image(rgb, lossless=background is None)
     t2 = time.perf_counter()
+    zoomed = "" if window is None else (f"zoomed in on x {window[0]}–{window[2]}, y {window[1]}–{window[3]} "
+                                        f"of {w}x{h}")
     return {"uri": data_uri(payload), "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
-            "bytes": len(payload), "background": True if background is not None else why,
+            "bytes": len(payload), "background": True if background is not None else why, "zoom": zoomed,
             "timing": {"decode": t1 - t0, "draw": t2 - t1}}
 
 

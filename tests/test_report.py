@@ -24,7 +24,7 @@ from common import EVIL_CATEGORY, QUOTED_FILE, hostile_exports, make_object, run
 from qa import report as rp
 from qa import store as qstore
 from qa.engine._masks import mask_to_rle, object_rle
-from qa.overlay import (DISAGREEMENT_COLOUR, annotator_colour, annotator_crops, load_background,
+from qa.overlay import (DISAGREEMENT_COLOUR, annotator_colour, annotator_crops, focus_window, load_background,
                         render_overlay, thumbnail_shape)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +123,19 @@ def test_render_overlay_tints_pixels_whose_category_differs():
     assert abs(other_label[5, 5].astype(int) - magenta).sum() < 250 and other_label[5, 5, 1] < 40
     assert covered[4, 4, 1] < 40 and covered[1, 1, 1] > 40  # under alice's top object only
     assert covered[3, 3].tolist() == list(annotator_colour(0))  # her top object's outline
+
+
+def test_a_window_is_drawn_enlarged_at_the_same_place():
+    crop = np.ones((10, 10), np.uint8)
+    layers = [[(crop, (200, 300), 1)], [(crop, (203, 300), 1)]]
+    window = focus_window([(200, 300, 213, 310)], 512, 512)
+    assert window == (174, 273, 238, 337)
+    rgb = render_overlay(512, 512, layers, window=window)
+    assert rgb.shape == (384, 384, 3)  # 64 px enlarged 6 times
+    rows, cols = np.nonzero(np.abs(rgb.astype(int) - [130, 18, 130]).sum(axis=-1) < 4)  # tinted, no outline
+    # labelled by one annotator only: x 200..202 (a) and 210..212 (b), y 300..309, six picture pixels each
+    assert set(cols // 6 + 174) <= {200, 201, 202, 210, 211, 212}
+    assert rows.min() // 6 + 273 >= 300 and rows.max() // 6 + 273 <= 309
 
 
 def test_load_background_checks_the_file_before_using_it(tmp_path):
@@ -332,7 +345,9 @@ def test_lidc_readers_report(shared_data, tmp_path):
     readers = [f"r{k}={folder / f'coco_reader{k}.json'}" for k in (1, 2, 3, 4)]
     run = qa.run(*readers, workers=1, report=tmp_path / "report.html", report_pictures=6)
     data = rp.from_run(run, pictures=6)
-    assert len(data.gallery) == 6 and data.gallery[0]["width"] == 512  # 512x512 slices are drawn at full size
+    assert len(data.gallery) == 6
+    # nodules are small: each picture is drawn around them, enlarged
+    assert all(g["zoom"].startswith("zoomed in on x ") and g["width"] >= 384 for g in data.gallery)
     ctx = rp.build_context(data)
     assert [len(r["cells"]) for r in ctx["matrices"][0]["rows"]] == [4, 4, 4, 4]
     assert len(ctx["image_table"]["rows"]) == 257

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -79,22 +80,26 @@ def thumbnail_shape(height: int, width: int, max_side: int) -> tuple[int, int, f
 def _sample_crop(crop: np.ndarray, offset: tuple[int, int], scale: float, canvas: tuple[int, int]):
     """Nearest-neighbour sample of a full-resolution crop onto the canvas: (bool mask, (r0, c0)).
 
-    Thumbnail pixel ``(r, c)`` takes the image pixel under its centre, ``((r + 0.5) / scale,
-    (c + 0.5) / scale)``; only the thumbnail pixels whose centre falls inside the crop are returned.
+    Picture pixel ``(r, c)`` takes the image pixel under its centre, ``((r + 0.5) / scale,
+    (c + 0.5) / scale)``; only the picture pixels whose centre falls inside the crop are returned.
     """
     x0, y0 = offset
     h, w = crop.shape
     if h == 0 or w == 0:
-        return np.zeros((0, 0), bool), (0, 0)
-    r0 = max(0, int(np.ceil(y0 * scale - 0.5)))
-    c0 = max(0, int(np.ceil(x0 * scale - 0.5)))
-    r1 = min(canvas[0], int(np.ceil((y0 + h) * scale - 0.5)))
-    c1 = min(canvas[1], int(np.ceil((x0 + w) * scale - 0.5)))
+        return _EMPTY, (0, 0)
+    r0 = max(0, math.ceil(y0 * scale - 0.5))
+    c0 = max(0, math.ceil(x0 * scale - 0.5))
+    r1 = min(canvas[0], math.ceil((y0 + h) * scale - 0.5))
+    c1 = min(canvas[1], math.ceil((x0 + w) * scale - 0.5))
     if r1 <= r0 or c1 <= c0:
-        return np.zeros((0, 0), bool), (r0, c0)
-    rows = np.clip(((np.arange(r0, r1) + 0.5) / scale).astype(np.int64) - y0, 0, h - 1)
-    cols = np.clip(((np.arange(c0, c1) + 0.5) / scale).astype(np.int64) - x0, 0, w - 1)
-    return crop[rows[:, None], cols[None, :]].astype(bool), (r0, c0)
+        return _EMPTY, (r0, c0)
+    rows = np.minimum(((np.arange(r0, r1) + 0.5) / scale).astype(np.intp) - y0, h - 1)
+    cols = np.minimum(((np.arange(c0, c1) + 0.5) / scale).astype(np.intp) - x0, w - 1)
+    sampled = crop.take(rows, axis=0).take(cols, axis=1)
+    return (sampled.view(bool) if sampled.dtype == np.uint8 else sampled.astype(bool)), (r0, c0)
+
+
+_EMPTY = np.zeros((0, 0), bool)
 
 
 def _edges(ids: np.ndarray) -> np.ndarray:
@@ -221,7 +226,10 @@ def render_overlay(height: int, width: int, layers: Sequence[Layer], *, backgrou
     """
     rows, cols, scale, (wx0, wy0, _, _) = picture_shape(height, width, max_side, window)
     n = len(layers)
-    ids = np.zeros((max(n, 1), rows, cols), np.int32)
+    counts = [len(objects) if hasattr(objects, "__len__") else 0 for objects in layers]
+    id_type = np.int16 if max(counts, default=0) < 32_000 and all(hasattr(o, "__len__") for o in layers) \
+        else np.int32
+    ids = np.zeros((max(n, 1), rows, cols), id_type)
     cats = np.zeros((max(n, 1), rows, cols), np.int32)
     for a, objects in enumerate(layers):
         for k, (crop, (x0, y0), category) in enumerate(objects, start=1):
@@ -229,20 +237,26 @@ def render_overlay(height: int, width: int, layers: Sequence[Layer], *, backgrou
             if not mask.size:
                 continue
             h, w = mask.shape
-            ids[a, r0:r0 + h, c0:c0 + w][mask] = k
-            cats[a, r0:r0 + h, c0:c0 + w][mask] = int(category)
+            np.copyto(ids[a, r0:r0 + h, c0:c0 + w], k, where=mask)
+            np.copyto(cats[a, r0:r0 + h, c0:c0 + w], int(category), where=mask)
+    # one code per pixel, then one look-up: 0 nothing, 1-6 agreed (shade per category), 7 disagreement,
+    # 8 + a annotator a's outline
     disagree = (cats != cats[0]).any(axis=0)
-    if background is not None:
-        canvas = np.asarray(background, np.float32)[..., :3] * 0.55 + 20.0
-    else:
-        canvas = np.full((rows, cols, 3), 40.0, np.float32)
-        agreed = ~disagree & (cats[0] > 0)
-        shade = 62.0 + 14.0 * (cats[0] % 6)
-        canvas[agreed] = shade[agreed][:, None]
-    canvas[disagree] = canvas[disagree] * 0.45 + np.array(DISAGREEMENT_COLOUR, np.float32) * 0.55
+    code = np.where(cats[0] > 0, 1 + cats[0] % 6, 0).astype(np.uint8)
+    code[disagree] = 7
     for a in range(n):
-        canvas[_edges(ids[a])] = annotator_colour(a)
-    return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
+        code[_edges(ids[a])] = 8 + a % len(ANNOTATOR_COLOURS)
+    palette = np.zeros((8 + len(ANNOTATOR_COLOURS), 3), np.uint8)
+    palette[0] = 40
+    palette[1:7] = (62 + 14 * np.arange(6))[:, None]
+    palette[7] = np.round(40 * 0.45 + np.array(DISAGREEMENT_COLOUR) * 0.55)
+    palette[8:] = ANNOTATOR_COLOURS
+    rgb = palette[code]
+    if background is not None:  # the dimmed image where nothing is drawn, tinted where annotators disagree
+        base = (np.asarray(background, np.uint16)[..., :3] * 141 >> 8) + 20  # 0.55 x the image + 20
+        tinted = (base * 115 + np.array(DISAGREEMENT_COLOUR, np.uint16) * 141 + 128) >> 8
+        rgb = np.where((code < 7)[..., None], base, np.where((code == 7)[..., None], tinted, rgb)).astype(np.uint8)
+    return rgb
 
 
 def load_background(path, height: int, width: int, *, max_side: int = DEFAULT_MAX_SIDE,
@@ -290,7 +304,7 @@ def encode_image(rgb: np.ndarray, *, lossless: bool = False, quality: int = 72) 
     buffer = io.BytesIO()
     image = PILImage.fromarray(np.ascontiguousarray(rgb))
     if lossless:
-        image.save(buffer, "WEBP", lossless=True, quality=60, method=4)
+        image.save(buffer, "WEBP", lossless=True, quality=20, method=2)  # fast; as small as slower settings here
     else:
         image.save(buffer, "WEBP", quality=quality, method=4)
     return buffer.getvalue()

@@ -536,7 +536,7 @@ def from_store(store, ref, *, pictures: int = DEFAULT_PICTURES, max_side: int = 
     ranked = rank_images(image_pairs if len(image_pairs) else None, list(image_table["image"]))
     batch, why = None, ""
     if pictures > 0 and ranked["agreement"].notna().any():
-        batch, why = reload_batch(info)
+        batch, why = reload_batch(info, base=Path(store.path).parent)
     if batch is not None:
         data.gallery = gallery(batch, ranked, pictures=pictures, max_side=max_side,
                                max_pixels=settings.get("max_pixels"), image_pairs=image_pairs,
@@ -562,12 +562,21 @@ def _expand_metrics(df):
     return pd.concat([df.drop(columns=["metrics"]), extra], axis=1)
 
 
-def reload_batch(info: dict):
+def _locate(path, base) -> Path:
+    """A stored path as given, or, when relative and not found from here, relative to ``base``."""
+    path = Path(path)
+    if path.exists() or path.is_absolute() or base is None or not (Path(base) / path).exists():
+        return path
+    return Path(base) / path
+
+
+def reload_batch(info: dict, *, base=None):
     """The stored run's batch, read again from its inputs: ``(batch, "")``, or ``(None, why not)``.
 
     Each input is loaded with its stored format (and its manifest options, when the manifest still
     exists), the exports are aligned with the run's aliases and categories, and every annotator's
-    fingerprint must equal the stored one.
+    fingerprint must equal the stored one. Relative input paths are looked up from the working folder,
+    then from ``base`` (the store's folder: ``qa run`` keeps paths as it was given them).
     """
     from qa.align import align
     from qa.errors import QAError
@@ -579,6 +588,7 @@ def reload_batch(info: dict):
     inputs = info.get("inputs") or []
     if not inputs:
         return None, "Pictures unavailable: the stored run lists no inputs."
+    inputs = [dict(i, path=str(_locate(i["path"], base))) for i in inputs]
     missing = [i["path"] for i in inputs if not Path(i["path"]).exists()]
     if missing:
         return None, (f"Pictures unavailable: the run's input {missing[0]} no longer exists (the store keeps "
@@ -587,6 +597,7 @@ def reload_batch(info: dict):
     aliases = dict(settings.get("aliases") or {})
     categories = settings.get("categories")
     manifest = settings.get("manifest")
+    manifest = _locate(manifest, base) if manifest else None
     if manifest and Path(manifest).is_file():
         try:
             from qa.manifest import read_manifest

@@ -252,6 +252,16 @@ def test_store_report_says_plainly_when_the_exports_are_gone_or_changed(tmp_path
     assert len(rp.build_context(gone)["image_table"]["rows"]) == 1  # the figures are still all there
 
 
+def test_store_report_finds_relative_inputs_from_the_store_folder(tmp_path, monkeypatch):
+    hostile_exports(tmp_path / "work" / "exports")
+    monkeypatch.chdir(tmp_path / "work")
+    qa.run("alice=exports/alice.json", "bob=exports/bob.json", db="qa.duckdb", workers=1)
+    monkeypatch.chdir(tmp_path)
+    with qstore.open(tmp_path / "work" / "qa.duckdb") as s:
+        data = rp.from_store(s, "latest")
+    assert len(data.gallery) == 1 and data.inputs[0]["path"] == "exports/alice.json"
+
+
 def test_sections_fill_from_score_scopes_when_present_and_say_so_when_absent():
     rows = [("annotator_pair", "alice|bob", "mask_iou_mean", 0.8, 5),
             ("annotator_category", "alice|road", "signed_offset_px_mean", 1.5, 3),

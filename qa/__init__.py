@@ -9,7 +9,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load", "run", "decode", "open", "QAError", "InputError", "ConfigError", "StoreError"]
+__all__ = ["__version__", "load", "run", "decode", "open", "metrics", "QAError", "InputError", "ConfigError",
+           "StoreError"]
 
 from qa.errors import ConfigError, InputError, QAError, StoreError
 
@@ -65,3 +66,12 @@ def decode(obj, batch, *, crop: bool = False):
         id_map = read_id_map(export.id_maps[obj.image], Limits(max_pixels=image.width * image.height))
     rle = object_rle(obj, image.height, image.width, id_map)
     return decode_crop(rle) if crop else decode_full(rle)
+
+
+def __getattr__(name):
+    # ``qa.metrics`` on first use, so ``import qa`` does not load numba.
+    if name == "metrics":
+        import importlib
+
+        return importlib.import_module("qa.metrics")
+    raise AttributeError(f"module 'qa' has no attribute {name!r}")

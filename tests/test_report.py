@@ -161,7 +161,7 @@ def synth_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("synth")
     synthesize(folder / "batch", images=3, size=(128, 256), annotators=3, seed=3, workers=1)
     run = qa.run(manifest=folder / "batch" / "batch.toml", db=folder / "qa.duckdb", workers=1,
-                 report=folder / "report.html")
+                 gate="street-scenes", report=folder / "report.html")
     return run, folder
 
 
@@ -174,6 +174,8 @@ def test_qa_run_writes_the_report_with_every_section(synth_run):
     assert text.count("<img ") == 3 and text.count('src="data:image/webp;base64,') == 3
     assert "http://" not in text and "https://" not in text  # nothing to fetch
     assert "Content-Security-Policy" in text and "default-src 'none'" in text
+    assert f'id="verdict">Gate {"PASSED" if run.verdict.success else "FAILED"}<' in text
+    assert text.count('<tr class="failed">') == len(run.verdict.failed)
 
 
 def test_report_from_run_fills_the_sections_from_the_run(synth_run):
@@ -212,7 +214,9 @@ def test_report_from_the_store_draws_the_same_page(synth_run):
     assert [g["uri"] for g in stored.gallery] == [g["uri"] for g in memory.gallery]  # pixel for pixel
     assert [g["problems"] for g in stored.gallery] == [g["problems"] for g in memory.gallery]
     a, b = rp.build_context(memory), rp.build_context(stored)
-    for key in ("matrices", "pair_table", "category_table", "boundary_table", "rule_table", "image_table"):
+    assert stored.verdict == memory.verdict
+    for key in ("matrices", "pair_table", "category_table", "boundary_table", "rule_table", "image_table",
+                "gate_table"):
         assert _texts(a[key]) == _texts(b[key]), key
 
 

@@ -42,7 +42,7 @@ def synth_report(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("browser")
     synthesize(folder / "batch", images=4, size=(192, 384), annotators=3, seed=5, workers=1)
     run = qa.run(manifest=folder / "batch" / "batch.toml", db=folder / "qa.duckdb", workers=1,
-                 report=folder / "report.html")
+                 gate="street-scenes", report=folder / "report.html")
     return Path(run.report)
 
 
@@ -84,6 +84,9 @@ def test_synth_report_shows_every_section_sorts_filters_and_stays_offline(browse
     for section in SECTIONS:
         assert page.locator(f"section#{section}").is_visible(), section
         assert page.locator(f"section#{section} h2").inner_text()
+    # the verdict of the street-scenes pack's gate, and its checks
+    assert page.locator("#verdict").is_visible() and page.locator("#verdict").inner_text().startswith("Gate ")
+    assert page.locator("#gate-checks tbody tr").count() >= 1
     # the agreement matrix: three annotators, coloured cells with the pair figures
     matrix = page.locator("table.agreement-matrix")
     assert matrix.is_visible()

@@ -713,9 +713,9 @@ def _metric_cell(metric: str, value, **kw) -> dict:
                  **kw)
 
 
-def _table(id_, columns, rows, *, text_columns=None, empty="Nothing to show.", filter=None, note=None) -> dict:
-    """A table for the template. A column is numeric (right-aligned) when its first row's cell has a
-    number; ``text_columns`` is accepted for readability and ignored."""
+def _table(id_, columns, rows, *, empty="Nothing to show.", filter=None) -> dict:
+    """A table for the template: a column is numeric (right-aligned) when its first row's cell holds a
+    number; the filter box shows above tables of more than 8 rows unless ``filter`` says otherwise."""
     align = []
     for i in range(len(columns)):
         first = rows[0]["cells"][i] if rows and i < len(rows[0]["cells"]) else None
@@ -724,7 +724,7 @@ def _table(id_, columns, rows, *, text_columns=None, empty="Nothing to show.", f
         for i, c in enumerate(row["cells"]):
             c["align"] = align[i] if i < len(align) else "t"
     return {"id": id_, "columns": columns, "align": align, "rows": rows, "empty": empty,
-            "filter": (len(rows) > 8) if filter is None else filter, "note": note}
+            "filter": (len(rows) > 8) if filter is None else filter}
 
 
 SCALES = {"boundary_iou_mean": (0.0, 1.0), "alpha": (0.0, 1.0)}
@@ -796,7 +796,7 @@ def _ordered_metrics(metrics, preferred=("pq", "sq", "rq", "mask_iou_mean", "bou
     return first + sorted(metrics - set(first), key=lambda m: (is_count(m), m))
 
 
-def _scope_table(id_, scores, scope, key_columns, *, empty, digits_for=None, style=None, text_columns=None):
+def _scope_table(id_, scores, scope, key_columns, *, empty, style=None):
     """One scope of the scores table as rows ``key parts..., metric...`` (keys split on ``|``)."""
     pivot = _pivot(scores, scope)
     metrics = _ordered_metrics({m for v in pivot.values() for m in v})
@@ -810,8 +810,7 @@ def _scope_table(id_, scores, scope, key_columns, *, empty, digits_for=None, sty
             cells.append(_metric_cell(m, value, title=f"{m}, n = {n}",
                                       style=style(m, value) if style else None))
         rows.append({"cells": cells})
-    return _table(id_, list(key_columns) + [label(m) for m in metrics], rows,
-                  text_columns=text_columns or len(key_columns), empty=empty)
+    return _table(id_, list(key_columns) + [label(m) for m in metrics], rows, empty=empty)
 
 
 # --- the template's context ---------------------------------------------------------------------------
@@ -859,7 +858,7 @@ def build_context(data: ReportInput) -> dict:
                 _cell(r.get("message") or "")]})
         rows.sort(key=lambda r: r["cls"] != "failed")
         gate_table = _table("gate-checks", ["check", "scope", "key", "observed", "baseline", "outcome", "why"],
-                            rows, text_columns=3, empty="The gate had no checks.")
+                            rows, empty="The gate had no checks.")
     batch_table = _scope_table("batch-table", scores, "batch", ["scope"], empty="No batch figures.")
     for row in batch_table["rows"]:
         row["cells"][0] = _cell("batch")
@@ -906,8 +905,7 @@ def build_context(data: ReportInput) -> dict:
         [{"cells": [_cell(k.split("|")[0]), _cell(k.split("|")[-1])]
           + [_metric_cell(m, v.get(m, (float("nan"), 0))[0], title=f"{m}, n = {v.get(m, (0, 0))[1]}",
                           style=heat_for(m, v[m][0]) if m in _MATRIX_METRICS and m in v else None)
-             for m in pair_metrics]} for k, v in sorted(pairs.items())],
-        text_columns=2, empty="No annotator pairs were compared (the run has one annotator).")
+             for m in pair_metrics]} for k, v in sorted(pairs.items())], empty="No annotator pairs were compared (the run has one annotator).")
     annotator_rows = []
     extra_metrics = _ordered_metrics({m for v in per_annotator.values() for m in v})
     consensus_metrics = _ordered_metrics({m for v in consensus.values() for m in v})
@@ -924,7 +922,7 @@ def build_context(data: ReportInput) -> dict:
     annotator_table = _table(
         "annotator-table", ["annotator", "format", "images", "objects", "findings"]
         + [label(m) for m in extra_metrics] + [f"{label(m)} vs consensus" for m in consensus_metrics],
-        annotator_rows, text_columns=2)
+        annotator_rows)
     annotator_note = "" if per_annotator or consensus else (
         "No per-annotator figures in this run (scores of scope annotator or annotator_consensus): the table "
         "shows counts only.")
@@ -995,15 +993,14 @@ def build_context(data: ReportInput) -> dict:
                            "severity": severity, "count": len(part), "shown": len(examples),
                            "table": _table(f"rule-{code}-table", ["annotator", "image", "where", "message",
                                                                   "value", "limit"],
-                                           examples, text_columns=4)})
+                                           examples)})
     order = {"error": 0, "warning": 1, "info": 2}
     groups.sort(key=lambda g: (order.get(g["severity"], 3), -g["count"], g["code"]))
-    rule_table = _table("rule-table", ["rule", "title", "severity", "count", "by annotator"], rule_rows,
-                        text_columns=3, empty="No rule violations or format findings in this run.")
+    rule_table = _table("rule-table", ["rule", "title", "severity", "count", "by annotator"], rule_rows, empty="No rule violations or format findings in this run.")
 
     # images
     image_rows = _image_rows(data)
-    image_table = _table("image-table", image_rows["columns"], image_rows["rows"], text_columns=2,
+    image_table = _table("image-table", image_rows["columns"], image_rows["rows"],
                          empty="No images.")
     ip = data.image_pairs
     pair_rows, ip_columns = [], []
@@ -1014,7 +1011,7 @@ def build_context(data: ReportInput) -> dict:
             pair_rows.append({"cells": [_cell(r[0]), _cell(r[1]), _cell(r[2])]
                               + [_metric_cell(c, v) for c, v in zip(ip_columns, r[3:])]})
     image_pair_table = _table("image-pair-table", ["image", "annotator a", "annotator b"]
-                              + [label(c) for c in ip_columns], pair_rows, text_columns=3,
+                              + [label(c) for c in ip_columns], pair_rows,
                               empty="No image pairs were compared.")
 
     # other scopes
@@ -1032,12 +1029,11 @@ def build_context(data: ReportInput) -> dict:
     input_table = _table("input-table", ["annotator", "format", "path", "sha256", "bytes"],
                          [{"cells": [_cell(i.get("annotator")), _cell(i.get("format")), _cell(i.get("path")),
                                      _cell((i.get("sha256") or "")[:16], title=i.get("sha256")),
-                                     _cell(i.get("bytes"), 0)]} for i in data.inputs],
-                         text_columns=4, filter=False, empty="No inputs recorded.")
+                                     _cell(i.get("bytes"), 0)]} for i in data.inputs], filter=False, empty="No inputs recorded.")
     settings_rows = [{"cells": [_cell(k), _cell(v if isinstance(v, str) else json.dumps(v, default=str))]}
                      for k, v in sorted(data.settings.items()) if v is not None]
     settings_rows += [{"cells": [_cell(f"report.{k}"), _cell(str(v))]} for k, v in data.report_settings.items()]
-    settings_table = _table("settings-table", ["setting", "value"], settings_rows, text_columns=2, filter=False)
+    settings_table = _table("settings-table", ["setting", "value"], settings_rows, filter=False)
 
     legend = [{"name": a, "colour": hex_colour(annotator_colour(i))} for i, a in enumerate(data.annotators)]
     sections = [("overview", "Overview"), ("agreement", "Agreement"), ("categories", "Categories"),
@@ -1126,7 +1122,7 @@ def _boundary_table(boundary) -> dict:
             cells.append(_metric_cell(c, value, style=style))
         rows.append({"cells": cells})
     return _table("boundary-table", ["annotator a", "annotator b", "category a", "category b", "pairs"]
-                  + [label(c) for c in wanted], rows, text_columns=4)
+                  + [label(c) for c in wanted], rows)
 
 
 def _image_rows(data: ReportInput) -> dict:

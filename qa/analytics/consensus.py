@@ -100,7 +100,7 @@ class Consensus:
         ``images`` are the images the consensus was computed on (covered by two or more annotators),
         with their file names, so the file aligns with the annotators' exports; ``categories`` are the
         batch's; each annotation has a compressed RLE ``segmentation``, ``area``, ``bbox``, ``iscrowd``
-        0 and ``attributes``: ``cluster_size``, ``voters``, ``agreement`` (``cluster_size / voters``),
+        0 and ``attributes``: ``cluster`` (the id in :attr:`clusters`), ``cluster_size``, ``voters``, ``agreement`` (``cluster_size / voters``),
         ``iou_mean``, ``category_agreement``, ``members`` and ``method``.
         """
         from qa import __version__
@@ -123,7 +123,7 @@ class Consensus:
                 "bbox": [float(row.x), float(row.y), float(row.w), float(row.h)],
                 "iscrowd": 0,
                 "attributes": {
-                    "cluster_size": int(row.size), "voters": int(row.voters),
+                    "cluster": int(row.cluster), "cluster_size": int(row.size), "voters": int(row.voters),
                     "agreement": round(int(row.size) / int(row.voters), 6),
                     "iou_mean": round(float(row.iou_mean), 6),
                     "category_agreement": round(float(row.category_agreement), 6),

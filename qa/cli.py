@@ -246,9 +246,11 @@ def _print_analytics(analytics: dict | None, *, top: int = 10) -> None:
     alpha = analytics.get("alpha")
     if alpha:
         print()
-        print(f"Krippendorff's alpha (pixel labels): {fmt(alpha['alpha'])} "
-              f"({alpha['confidence']:.0%} CI {fmt(alpha['ci_low'])} to {fmt(alpha['ci_high'])}; "
-              f"{alpha['images']} images, {alpha['bootstrap']} bootstrap replicates over images)")
+        n = alpha["images"]
+        interval = (f"{alpha['confidence']:.0%} CI {fmt(alpha['ci_low'])} to {fmt(alpha['ci_high'])}; {n} images, "
+                    f"{alpha['bootstrap']} bootstrap replicates over images" if alpha["ci_low"] is not None
+                    else f"no interval from {n} image{'s' * (n != 1)}")
+        print(f"Krippendorff's alpha (pixel labels): {fmt(alpha['alpha'])} ({interval})")
     queue = (analytics.get("review_queue") or [])[:top]
     if queue:
         print()

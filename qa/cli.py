@@ -109,6 +109,7 @@ def _print_summary(summary: dict) -> None:
     if summary.get("pairs"):
         print()
         _print_pairs(summary["pairs"])
+    _print_analytics(summary.get("analytics"))
     _print_violation_table(summary)
     print()
     n = len(rows)
@@ -221,6 +222,55 @@ def _print_pairs(pairs: list[dict]) -> None:
         [[p["pair"], p["images"], fmt(p.get("pq")), fmt(p.get("mask_iou_mean")), fmt(p.get("boundary_f_2px_mean")),
           p["matched"], p["missing"], p["extra"], p["label_disagreements"]] for p in pairs],
     ))
+
+
+# --- qa run: analytics ---------------------------------------------------------------------------------
+
+def _print_analytics(analytics: dict | None, *, top: int = 10) -> None:
+    """The per-annotator table, Krippendorff's alpha with its interval and the top of the review queue."""
+    if not analytics:
+        return
+
+    def fmt(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    rows = analytics.get("annotators") or []
+    if rows:
+        print()
+        print(render_table(
+            ["annotator", "matched", "missing", "miss. share", "extra", "mask IoU", "BF@2px", "offset px",
+             "label disagr."],
+            [[r["annotator"], r["matched"], r["missing"], fmt(r.get("missing_share")), r["extra"],
+              fmt(r.get("mask_iou_mean")), fmt(r.get("boundary_f_2px_mean")),
+              fmt(r.get("signed_offset_px_mean"), 2), r["label_disagreements"]] for r in rows]))
+    alpha = analytics.get("alpha")
+    if alpha:
+        print()
+        n = alpha["images"]
+        interval = (f"{alpha['confidence']:.0%} CI {fmt(alpha['ci_low'])} to {fmt(alpha['ci_high'])}; {n} images, "
+                    f"{alpha['bootstrap']} bootstrap replicates over images" if alpha["ci_low"] is not None
+                    else f"no interval from {n} image{'s' * (n != 1)}")
+        print(f"Krippendorff's alpha (pixel labels): {fmt(alpha['alpha'])} ({interval})")
+    consensus = analytics.get("consensus") or []
+    if consensus:
+        print()
+        print("against the consensus (majority pixel vote; 'qa consensus' for options and a COCO export):")
+        print(render_table(
+            ["annotator", "consensus", "matched", "missing", "extra", "IoU", "BF@2px", "sensitivity",
+             "specificity"],
+            [[r["annotator"], r["consensus_objects"], r["matched"], r["missing"], r["extra"],
+              fmt(r.get("mask_iou_mean")), fmt(r.get("boundary_f_2px_mean")), fmt(r.get("sensitivity_mean")),
+              fmt(r.get("specificity_mean"))] for r in consensus]))
+    queue = (analytics.get("review_queue") or [])[:top]
+    if queue:
+        print()
+        print(f"review queue: top {len(queue)} of {analytics.get('review_queue_total', len(queue))} "
+              f"(worst first; --format json for more)")
+        print(render_table(
+            ["rank", "score", "image", "object", "reason", "detail"],
+            [[q["rank"], fmt(q["score"], 2), q["image"] or "",
+              "" if q.get("object_index") is None else f"{q['annotator']}#{q['object_index']}", q["reason"],
+              q["detail"]] for q in queue], left=0))
 
 
 # --- the run store and the gate: qa runs, qa sql, qa export, qa diff, qa gate ----------------------------

@@ -48,6 +48,8 @@ class Run:
     """Rule violations (:class:`~qa.model.Finding`) of the run's pack."""
     pack: object = None
     """The resolved rule pack (:class:`qa.rules.packs.Pack`), or None when rules were not run."""
+    analytics: object = None
+    """The agreement analytics (:class:`qa.analytics.Analytics`), None with one annotator."""
 
 
 def _specs(exports) -> list[ExportSpec]:
@@ -196,6 +198,13 @@ def check_rules(batch: Batch, pack="default", *, select=None, ignore=None, progr
     return resolved, check(batch, resolved, progress=progress)
 
 
+def analytics_stage(batch: Batch, comparison, *, violations=None, **options):
+    """The analytics stage: aggregates, alpha and the review queue (:func:`qa.analytics.analyse`)."""
+    from qa.analytics import analyse
+
+    return analyse(batch, comparison, violations=violations, **options)
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -241,7 +250,7 @@ def store_stage(result: Run, db, *, lock_timeout=None) -> int:
 def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None, pack="default",
         select=None, ignore=None, gate=None, baseline=None, max_drop=None, db=None, store: bool = True,
         lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
-        iou_threshold: float = 0.5, workers: int | None = None) -> Run:
+        iou_threshold: float = 0.5, workers: int | None = None, analytics: bool = True) -> Run:
     """Run every stage on a batch and return what it produced.
 
     Takes the same arguments as :func:`load`, plus ``pack`` (a built-in pack name, a pack file or
@@ -267,6 +276,9 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         Write the run to ``db``; False only reads the baseline from it.
     lock_timeout : float, seconds, optional
         How long to wait for another process's lock on the store (default 30).
+    analytics : bool, default True
+        Run the analytics stage (:func:`qa.analytics.analyse`) after the comparison and the rules; its
+        rows join ``Run.scores`` before the gate.
     """
     from qa.store import input_fingerprints
 
@@ -296,10 +308,19 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         resolved, violations = check_rules(batch, pack, select=select, ignore=ignore, progress=progress)
         settings["pack"] = str(resolved.path or resolved.name)
         summary.update(violation_summary(violations, batch.annotators, resolved))
+    scores = comparison.scores if comparison is not None else None
+    analysed = None
+    if comparison is not None and analytics:
+        analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels)
+        settings["analytics"] = analysed.settings
+        summary["analytics"] = analysed.summary(top=50)
+        import pandas as pd
+
+        scores = pd.concat([scores, analysed.scores], ignore_index=True)
     if gate is not None:
         settings.update(gate=str(gate), baseline=baseline, max_drop=max_drop)
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
-                 comparison=comparison, scores=comparison.scores if comparison is not None else None,
+                 comparison=comparison, scores=scores, analytics=analysed,
                  run_id=new_run_id(started), started_at=started, inputs=input_fingerprints(batch))
     if gate is not None:
         result.verdict = gate_stage(result, gate, baseline=baseline, max_drop=max_drop, db=db,

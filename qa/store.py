@@ -35,7 +35,7 @@ from qa import __version__
 from qa.errors import StoreError
 from qa.gate import run_findings, run_scores
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version of ``qa/schema.sql``; a store records the versions applied to it in ``qa_schema``."""
 
 APPLICATION = "annotation-qa"
@@ -56,8 +56,21 @@ TABLES = ("qa_schema",) + RUN_TABLES
 PAUSE_ENV = "QA_TEST_PAUSE_IN_WRITE"
 """Seconds to sleep inside the write transaction (fault tests kill the process there)."""
 
-MIGRATIONS: dict[int, str] = {}
-"""``{version: SQL}`` upgrading a store from ``version - 1``; empty until schema version 2."""
+def _migrate_to_2(con) -> None:
+    """Schema 1 to 2: ``boundary_disagreement`` gains the category-pair boundary and offset columns.
+
+    Every change of schema version 2 goes in this one function, so branches that extend the schema
+    meet in one place. Columns are appended, in ``schema.sql`` order, so an upgraded store and a new
+    one have the same tables.
+    """
+    for column, sql_type in (("kind", "VARCHAR DEFAULT 'objects'"), ("tolerance_px", "DOUBLE"),
+                             ("beyond_tolerance_share", "DOUBLE"), ("signed_offset_px_median", "DOUBLE"),
+                             ("boundary_px", "DOUBLE"), ("gains", "VARCHAR")):
+        con.execute(f"ALTER TABLE boundary_disagreement ADD COLUMN {column} {sql_type}")
+
+
+MIGRATIONS: dict = {2: _migrate_to_2}
+"""``{version: function(connection)}`` upgrading a store from ``version - 1`` (inside one transaction)."""
 
 
 def default_db() -> Path:
@@ -315,7 +328,7 @@ class Store:
         con.execute("BEGIN TRANSACTION")
         try:
             for step in range(version + 1, SCHEMA_VERSION + 1):
-                con.execute(MIGRATIONS[step])
+                MIGRATIONS[step](con)
                 con.execute("INSERT INTO qa_schema VALUES (?, ?, ?, ?)", [APPLICATION, step, __version__, _utcnow()])
             con.execute("COMMIT")
         except BaseException:

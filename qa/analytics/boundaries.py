@@ -103,7 +103,8 @@ class BoundaryAnalysis:
             ``kind`` (``"offset"`` or ``"category_pair"``), ``text`` (one line) and the figures behind it.
         """
         tol = self.settings["tolerance_px"]
-        versus = self.settings.get("reference") or "the others"
+        annotators = self.settings.get("annotators") or []
+        versus = self.settings.get("reference") or (annotators if len(annotators) == 2 else None)
         out = []
         offsets = self.offsets[(self.offsets["n"] >= self.settings["min_pairs"])
                                & self.offsets["signed_offset_px_mean"].notna()]
@@ -113,7 +114,7 @@ class BoundaryAnalysis:
             out.append({"kind": "offset", "annotator": row.annotator, "category": row.category,
                         "signed_offset_px_mean": mean, "n": int(row.n),
                         "text": f"{row.annotator} draws {row.category} outlines {mean:+.1f} px {side} "
-                                f"{versus} (n={int(row.n)})"})
+                                f"{_versus(versus, row.annotator)} (n={int(row.n)})"})
         share_column = f"disagree_{_label(tol)}_share"
         pairs = self.category_pairs[self.category_pairs["disagree_px"] > 0]
         for row in pairs.head(top).to_dict("records"):
@@ -121,13 +122,22 @@ class BoundaryAnalysis:
                     f"disagrees beyond {tol:g} px")
             if isinstance(row["gains"], str):
                 text += (f"; {row['gains']} gains {row['gain_px']:.1f} px in {row['annotator']}'s labels "
-                         f"(vs {versus})")
+                         f"(vs {_versus(versus, row['annotator'])})")
             out.append({"kind": "category_pair", "category_a": row["category_a"], "category_b": row["category_b"],
                         "disagree_share": float(row[share_column]), "boundary_px": float(row["boundary_px"]),
                         "annotator": row["annotator"], "gains": row["gains"],
                         "gain_px": None if row["gain_px"] != row["gain_px"] else float(row["gain_px"]),
                         "text": text})
         return out
+
+
+def _versus(versus, annotator: str) -> str:
+    """Whom an annotator is compared with: the reference, the one other annotator, or the others."""
+    if isinstance(versus, str):
+        return versus
+    if versus:
+        return next(a for a in versus if a != annotator)
+    return "the others"
 
 
 def _label(tolerance: float) -> str:
@@ -636,7 +646,7 @@ def analyse_boundaries(batch, comparison, semantic=None, *, tolerance: float = 2
                             category_pair_annotators=annotators, by_size=by_size, by_occlusion=by_occlusion,
                             by_vertex_density=by_density, table=table, scores=scores,
                             settings={"tolerance_px": float(tolerance), "reference": reference,
-                                      "min_pairs": int(min_pairs)})
+                                      "min_pairs": int(min_pairs), "annotators": sorted(batch.annotators)})
 
 
 # --- the pipeline's stage -----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ Conventions
 -----------
 - A pixel counts for the class figures only where both maps label it (void or unlabelled on either side
   is left out, as Cityscapes' evaluation ignores void pixels). ``area_a``/``area_b`` are counted on those
-  pixels.
+  pixels. A binary mask labels every pixel: outside its masks is the class ``background``.
 - The image border is never boundary; void pixels next to a class are (the class's outline is drawn
   there).
 - ``displacement`` of a category pair ``A|B`` (names sorted) in the pair ``a|b`` is positive when ``A``
@@ -102,8 +102,13 @@ def is_semantic(batch: Batch) -> bool:
     return sum(1 for e in batch.exports.values() if e.format in SEMANTIC_FORMATS) >= 2
 
 
+BACKGROUND = "background"
+"""The class of binary-mask pixels outside every mask (a binary mask labels every pixel)."""
+
+
 def category_codes(batch: Batch) -> list[str]:
-    """Every category of the batch in a fixed order (declared first, then any an object uses)."""
+    """Every category of the batch in a fixed order (declared first, then any an object uses, then
+    :data:`BACKGROUND` when an export is binary masks)."""
     names = list(batch.categories)
     seen = set(names)
     for export in batch.exports.values():
@@ -111,6 +116,8 @@ def category_codes(batch: Batch) -> list[str]:
             if obj.category not in seen:
                 seen.add(obj.category)
                 names.append(obj.category)
+    if BACKGROUND not in seen and any(e.format == "binary_masks" for e in batch.exports.values()):
+        names.append(BACKGROUND)
     return names
 
 
@@ -121,6 +128,7 @@ class _Entry:
     ids: np.ndarray        # panoptic segment ids
     classes: np.ndarray    # class index per object (or segment); -1 for void
     rles: list             # label maps: one RLE per object
+    unlabelled: int = -1   # class of pixels no object covers (-1, or the background of binary masks)
 
 
 @dataclass(slots=True)
@@ -167,7 +175,8 @@ def _tasks(batch: Batch, codes: dict[str, int]):
                                       classes, []))
             else:
                 rles = [object_rle(o, image.height, image.width) for o in objs]
-                entries.append(_Entry(name, None, np.zeros(0, np.int64), classes, rles))
+                unlabelled = codes[BACKGROUND] if export.format == "binary_masks" else -1
+                entries.append(_Entry(name, None, np.zeros(0, np.int64), classes, rles, unlabelled))
         if len(entries) >= 2:
             yield _Task(key, image.height, image.width, entries)
 
@@ -177,8 +186,8 @@ def class_map(entry: _Entry, height: int, width: int, max_pixels: int) -> np.nda
 
     Label-map objects are painted in export order (one image's classes are disjoint, so the order
     only matters for overlapping binary instance masks: the later one wins); void objects are painted
-    last, as -1. Panoptic segments take their category's index; pixels of id 0 or of an id without a
-    segment are -1.
+    last, as -1. Pixels no object covers are -1 in label maps and :data:`BACKGROUND` in binary masks.
+    Panoptic segments take their category's index; pixels of id 0 or of an id without a segment are -1.
     """
     if entry.png is not None:
         from qa.errors import InputError
@@ -198,7 +207,7 @@ def class_map(entry: _Entry, height: int, width: int, max_pixels: int) -> np.nda
         return out
     from qa.engine._masks import rle_crops
 
-    out = np.full((height, width), -1, dtype=np.int32)
+    out = np.full((height, width), entry.unlabelled, dtype=np.int32)
     if not entry.rles:
         return out
     crops = rle_crops(entry.rles, height, width)

@@ -222,79 +222,103 @@ def class_map(entry: _Entry, height: int, width: int, max_pixels: int) -> np.nda
 
 # --- one image (worker side) --------------------------------------------------------------------------
 
-def _class_rows(ma, mb, boxes_a, boxes_b, cfg: _Config):
-    """Per class of one image pair: areas, intersection, union and boundary match counts."""
+def _union_box(boxes) -> tuple[int, int, int, int] | None:
+    """Smallest ``(x0, y0, x1, y1)`` holding every non-empty box, None when all are empty."""
+    boxes = [b for b in boxes if b[2] > b[0] and b[3] > b[1]]
+    if not boxes:
+        return None
+    return (min(int(b[0]) for b in boxes), min(int(b[1]) for b in boxes), max(int(b[2]) for b in boxes),
+            max(int(b[3]) for b in boxes))
+
+
+def _class_rows(maps: dict, boxes: dict, cfg: _Config) -> list:
+    """Per annotator pair and class of one image: areas, intersection, union and boundary match counts.
+
+    Each annotator's class boundary and its distance map are computed once, in a window holding that
+    class's pixels in every annotator's map (plus one pixel), and reused for every pair: distances inside
+    the window are exact because every boundary pixel lies in it.
+    """
+    from itertools import combinations
+
+    from qa.engine import _kernels_boundary as kb
+    from qa.engine import _kernels_sdf as ksdf
     from qa.engine import _kernels_semantic as ks
     from qa.engine._masks import union_window
-    from qa.engine.boundary import boundary_f_counts, edges_of
+    from qa.engine.boundary import INNER, boundary_map, edges_of
 
-    n = cfg.n
-    conf = ks._confusion(ma, mb, n)
-    inter = np.diag(conf)
-    area_a = conf.sum(axis=1)
-    area_b = conf.sum(axis=0)
-    shape = ma.shape
-    nt = len(cfg.tolerances)
+    names = sorted(maps)
+    pairs = list(combinations(names, 2))
+    shape = maps[names[0]].shape
+    tol = np.ascontiguousarray(cfg.tolerances, dtype=np.float64)
+    nt = len(tol)
+    conf = {(a, b): ks._confusion(maps[a], maps[b], cfg.n) for a, b in pairs}
     rows = []
-    for c in range(n):
-        union = int(area_a[c] + area_b[c] - inter[c])
-        present_a = boxes_a[c, 2] > boxes_a[c, 0]
-        present_b = boxes_b[c, 2] > boxes_b[c, 0]
-        if union == 0 and not present_a and not present_b:
+    for c in range(cfg.n):
+        box = _union_box([boxes[a][c] for a in names])
+        if box is None:
             continue
-        x0, y0, x1, y1 = union_window(boxes_a[c], boxes_b[c], margin=1, shape=shape)
-        a_crop = (ma[y0:y1, x0:x1] == c).view(np.uint8)
-        b_crop = (mb[y0:y1, x0:x1] == c).view(np.uint8)
-        edges = edges_of(a_crop.shape, (x0, y0), shape)
-        counts_a, counts_b = boundary_f_counts(np.ascontiguousarray(a_crop), np.ascontiguousarray(b_crop),
-                                               edges, cfg.tolerances)
-        rows.append((c, int(area_a[c]), int(area_b[c]), int(inter[c]), union, int(counts_a[nt]),
-                     int(counts_b[nt]), counts_a[:nt].tolist(), counts_b[:nt].tolist()))
+        x0, y0, x1, y1 = union_window(box, box, margin=1, shape=shape)
+        edges = edges_of((y1 - y0, x1 - x0), (x0, y0), shape)
+        boundary, d2 = {}, {}
+        for a in names:
+            crop = np.ascontiguousarray((maps[a][y0:y1, x0:x1] == c).view(np.uint8))
+            boundary[a] = boundary_map(crop, edges, INNER)
+            d2[a] = ksdf._edt_squared(boundary[a])
+        for a, b in pairs:
+            present_a = boxes[a][c, 2] > boxes[a][c, 0]
+            present_b = boxes[b][c, 2] > boxes[b][c, 0]
+            if not present_a and not present_b:
+                continue
+            m = conf[(a, b)]
+            area_a, area_b, inter = int(m[c].sum()), int(m[:, c].sum()), int(m[c, c])
+            counts_a = kb._match_counts(boundary[a], d2[b], tol)
+            counts_b = kb._match_counts(boundary[b], d2[a], tol)
+            rows.append((a, b, c, area_a, area_b, inter, area_a + area_b - inter, int(counts_a[nt]),
+                         int(counts_b[nt]), counts_a[:nt].tolist(), counts_b[:nt].tolist()))
     return rows
 
 
-def _interface_rows(ma, mb, cfg: _Config):
-    """Per pair of touching categories of one image pair: interface lengths, matches and displacement."""
+def _interface_rows(maps: dict, cfg: _Config) -> list:
+    """Per annotator pair and pair of touching categories of one image: interface lengths, matches and
+    displacement (each annotator's interface distance map computed once, in a window holding every
+    annotator's interface)."""
+    from itertools import combinations
+
     from qa.engine import _kernels_sdf as ksdf
     from qa.engine import _kernels_semantic as ks
 
-    n = cfg.n
-    touching = ks._adjacency(ma, n) + ks._adjacency(mb, n)
+    names = sorted(maps)
     tol = np.ascontiguousarray(cfg.tolerances, dtype=np.float64)
     nt = len(tol)
+    touching = sum(ks._adjacency(maps[a], cfg.n) for a in names)
     rows = []
     for i, j in zip(*np.nonzero(np.triu(touching, 1))):
         c1, c2 = (int(i), int(j)) if cfg.names[i] <= cfg.names[j] else (int(j), int(i))
-        ba = ks._interface_bbox(ma, c1, c2)
-        bb = ks._interface_bbox(mb, c1, c2)
-        boxes = [b for b in (ba, bb) if b[1] > b[0]]
-        if not boxes:
+        bbox = {a: ks._interface_bbox(maps[a], c1, c2) for a in names}  # (y0, y1, x0, x1)
+        box = _union_box([(b[2], b[0], b[3], b[1]) for b in bbox.values()])
+        if box is None:
             continue  # the two classes touch only diagonally
-        y0, y1 = min(b[0] for b in boxes), max(b[1] for b in boxes)
-        x0, x1 = min(b[2] for b in boxes), max(b[3] for b in boxes)
-        ia = ks._interface(ma, c1, c2, y0, y1, x0, x1)
-        ib = ks._interface(mb, c1, c2, y0, y1, x0, x1)
-        out_a = ks._interface_match(ia, ksdf._edt_squared(ib), mb, y0, x0, c1, c2, tol)
-        out_b = ks._interface_match(ib, ksdf._edt_squared(ia), ma, y0, x0, c1, c2, tol)
-        rows.append((c1, c2, int(out_a[nt]), int(out_b[nt]), out_a[:nt].tolist(), out_b[:nt].tolist(),
-                     float(out_a[nt + 1] - out_b[nt + 1]), float(out_a[nt + 2] + out_b[nt + 2]),
-                     int(out_a[nt + 3] + out_b[nt + 3])))
+        x0, y0, x1, y1 = box
+        iface = {a: ks._interface(maps[a], c1, c2, y0, y1, x0, x1) for a in names}
+        d2 = {a: ksdf._edt_squared(iface[a]) for a in names}
+        for a, b in combinations(names, 2):
+            if bbox[a][1] <= bbox[a][0] and bbox[b][1] <= bbox[b][0]:
+                continue
+            out_a = ks._interface_match(iface[a], d2[b], maps[b], y0, x0, c1, c2, tol)
+            out_b = ks._interface_match(iface[b], d2[a], maps[a], y0, x0, c1, c2, tol)
+            rows.append((a, b, c1, c2, int(out_a[nt]), int(out_b[nt]), out_a[:nt].tolist(), out_b[:nt].tolist(),
+                         float(out_a[nt + 1] - out_b[nt + 1]), float(out_a[nt + 2] + out_b[nt + 2]),
+                         int(out_a[nt + 3] + out_b[nt + 3])))
     return rows
 
 
 def _compare_image(task: _Task, cfg: _Config) -> tuple[list, list]:
-    from itertools import combinations
-
     from qa.engine import _kernels_semantic as ks
 
     maps = {e.annotator: class_map(e, task.height, task.width, cfg.max_pixels) for e in task.entries}
     boxes = {name: ks._class_boxes(m, cfg.n)[0] for name, m in maps.items()}
-    class_rows, interface_rows = [], []
-    for a, b in combinations(sorted(maps), 2):
-        for row in _class_rows(maps[a], maps[b], boxes[a], boxes[b], cfg):
-            class_rows.append((task.image, a, b) + row)
-        for row in _interface_rows(maps[a], maps[b], cfg):
-            interface_rows.append((task.image, a, b) + row)
+    class_rows = [(task.image,) + row for row in _class_rows(maps, boxes, cfg)]
+    interface_rows = [(task.image,) + row for row in _interface_rows(maps, cfg)]
     return class_rows, interface_rows
 
 

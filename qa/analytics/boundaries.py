@@ -304,9 +304,8 @@ def category_pair_tables(interfaces, *, tolerances, tolerance: float = 2.0, refe
         both = both[(both["other"] == reference) & (both["annotator"] != reference)]
     per_annotator = _pair_sums(both, ["annotator", "category_a", "category_b"], labels).reset_index()
     with np.errstate(invalid="ignore", divide="ignore"):
-        signed = np.where(per_annotator["signed_n"] > 0,
-                          per_annotator["signed_sum"] / per_annotator["signed_n"].where(per_annotator["signed_n"] > 0, 1),
-                          np.nan)
+        n_signed = per_annotator["signed_n"]
+        signed = np.where(n_signed > 0, per_annotator["signed_sum"] / n_signed.where(n_signed > 0, 1), np.nan)
         total = (per_annotator["length_a"] + per_annotator["length_b"]).to_numpy(np.float64)
         beyond = 1.0 - (per_annotator[f"matched_a_{main}"] + per_annotator[f"matched_b_{main}"]) / total
     annotators = pd.DataFrame({

@@ -110,6 +110,7 @@ def _print_summary(summary: dict) -> None:
         print()
         _print_pairs(summary["pairs"])
     _print_analytics(summary.get("analytics"))
+    _print_boundaries(summary)
     _print_violation_table(summary)
     print()
     n = len(rows)
@@ -142,6 +143,9 @@ def _add_run(sub) -> None:
     p.add_argument("--iou-threshold", type=float, default=0.5, metavar="T",
                    help="smallest mask IoU of a matched object pair (default 0.5)")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per CPU; 1: none)")
+    p.add_argument("--instances", choices=("classes", "components"), default="classes",
+                   help="label maps: match one object per class (default) or per connected component of "
+                        "each thing class")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="write object_pairs, image_pairs and scores as Parquet files into DIR")
     _add_store_options(p)
@@ -192,7 +196,7 @@ def _cmd_run(args) -> int:
                      max_drop=args.max_drop, db=_db(args), store=not args.no_store,
                      lock_timeout=args.lock_timeout, progress=progress,
                      tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
-                     workers=args.workers)
+                     workers=args.workers, instances=args.instances)
     finally:
         if bar is not None:
             bar.stop()
@@ -271,6 +275,29 @@ def _print_analytics(analytics: dict | None, *, top: int = 10) -> None:
             [[q["rank"], fmt(q["score"], 2), q["image"] or "",
               "" if q.get("object_index") is None else f"{q['annotator']}#{q['object_index']}", q["reason"],
               q["detail"]] for q in queue], left=0))
+
+
+# --- qa run: per-class agreement and boundary findings ------------------------------------------------
+
+def _print_boundaries(summary: dict) -> None:
+    """Per-class agreement of label maps and panoptic exports, then the top boundary findings."""
+    classes = summary.get("classes")
+    if classes:
+        tolerances = [k[len("boundary_f_"):] for k in classes[0] if k.startswith("boundary_f_")]
+
+        def fmt(value):
+            return "-" if value is None else f"{value:.3f}"
+
+        print()
+        print(render_table(["class", "image pairs", "IoU", *[f"BF@{t}" for t in tolerances]],
+                           [[c["category"], c["images"], fmt(c["iou"]),
+                             *[fmt(c[f"boundary_f_{t}"]) for t in tolerances]] for c in classes]))
+    findings = summary.get("boundary_findings")
+    if findings:
+        print()
+        print("boundaries:")
+        for f in findings:
+            print(f"  {f['text']}")
 
 
 # --- the run store and the gate: qa runs, qa sql, qa export, qa diff, qa gate ----------------------------

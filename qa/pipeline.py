@@ -50,6 +50,12 @@ class Run:
     """The resolved rule pack (:class:`qa.rules.packs.Pack`), or None when rules were not run."""
     analytics: object = None
     """The agreement analytics (:class:`qa.analytics.Analytics`), None with one annotator."""
+    semantic: object = None
+    """The :class:`qa.engine.semantic.SemanticComparison` of label-map and panoptic exports, if any."""
+    boundaries: object = None
+    """The :class:`qa.analytics.boundaries.BoundaryAnalysis` (offsets, category-pair boundaries)."""
+    boundary_disagreement: object = None
+    """Rows of the store's ``boundary_disagreement`` table (pandas DataFrame), from the boundary analysis."""
 
 
 def _specs(exports) -> list[ExportSpec]:
@@ -250,7 +256,8 @@ def store_stage(result: Run, db, *, lock_timeout=None) -> int:
 def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None, pack="default",
         select=None, ignore=None, gate=None, baseline=None, max_drop=None, db=None, store: bool = True,
         lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
-        iou_threshold: float = 0.5, workers: int | None = None, analytics: bool = True) -> Run:
+        iou_threshold: float = 0.5, workers: int | None = None, analytics: bool = True,
+        instances: str = "classes") -> Run:
     """Run every stage on a batch and return what it produced.
 
     Takes the same arguments as :func:`load`, plus ``pack`` (a built-in pack name, a pack file or
@@ -279,6 +286,9 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     analytics : bool, default True
         Run the analytics stage (:func:`qa.analytics.analyse`) after the comparison and the rules; its
         rows join ``Run.scores`` before the gate.
+    instances : {"classes", "components"}, default "classes"
+        How label maps enter instance matching: one object per class, or one per connected component
+        of each thing class (:func:`qa.engine.semantic.components_as_instances`).
     """
     from qa.store import input_fingerprints
 
@@ -286,6 +296,11 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     batch, report = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
                           max_pixels=max_pixels, progress=progress)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
+    if instances != "classes":
+        from qa.engine.semantic import with_instances
+
+        batch = with_instances(batch, instances)
+        settings["instances"] = instances
     if manifest is not None:
         settings["manifest"] = str(manifest)
     if aliases:
@@ -301,6 +316,14 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
                                    progress=progress, max_pixels=max_pixels)
         settings["compare"] = comparison.settings
         summary["pairs"] = comparison.pair_table()
+    semantic = boundaries = None
+    scores = comparison.scores if comparison is not None else None
+    if comparison is not None:
+        from qa.analytics.boundaries import boundary_stage, stage_summary
+
+        semantic, boundaries, scores = boundary_stage(batch, comparison, tolerances=tolerances, workers=workers,
+                                                      progress=progress, max_pixels=max_pixels)
+        summary.update(stage_summary(semantic, boundaries))
     resolved, violations = (None, [])
     if pack is not None:
         from qa.rules.check import violation_summary
@@ -308,7 +331,6 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         resolved, violations = check_rules(batch, pack, select=select, ignore=ignore, progress=progress)
         settings["pack"] = str(resolved.path or resolved.name)
         summary.update(violation_summary(violations, batch.annotators, resolved))
-    scores = comparison.scores if comparison is not None else None
     analysed = None
     if comparison is not None and analytics:
         analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels)
@@ -316,11 +338,14 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         summary["analytics"] = analysed.summary(top=50)
         import pandas as pd
 
-        scores = pd.concat([scores, analysed.scores], ignore_index=True)
+        scores = pd.concat([scores, analysed.scores], ignore_index=True) \
+            .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
     if gate is not None:
         settings.update(gate=str(gate), baseline=baseline, max_drop=max_drop)
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
-                 comparison=comparison, scores=scores, analytics=analysed,
+                 comparison=comparison, scores=scores, analytics=analysed, semantic=semantic,
+                 boundaries=boundaries,
+                 boundary_disagreement=boundaries.table if boundaries is not None else None,
                  run_id=new_run_id(started), started_at=started, inputs=input_fingerprints(batch))
     if gate is not None:
         result.verdict = gate_stage(result, gate, baseline=baseline, max_drop=max_drop, db=db,

@@ -1,4 +1,5 @@
--- The annotation-qa run store, schema version 2 (version 2 added review_queue).
+-- The annotation-qa run store, schema version 3 (2 added review_queue; 3 the boundary_disagreement
+-- columns for category-pair boundaries and offset distributions).
 --
 -- One DuckDB file keeps every run. Each table below carries `run_id` (the run it belongs to); a run's
 -- rows are written in one transaction, so a run is there whole or not at all. Columns are stable:
@@ -168,7 +169,14 @@ CREATE TABLE IF NOT EXISTS boundary_disagreement (
     signed_offset_px_mean   DOUBLE,            -- + when a draws outside b
     assd_px_mean            DOUBLE,
     hd95_px_mean            DOUBLE,
-    metrics                 JSON               -- per-tolerance figures (boundary_f_2px_mean, nsd_1px_mean, ...)
+    metrics                 JSON,              -- per-tolerance figures (boundary_f_2px_mean, nsd_1px_mean, ...)
+    -- schema 3: category-pair boundaries of class maps, and the offset distribution
+    kind                    VARCHAR DEFAULT 'objects', -- 'objects' (matched objects) or 'interface' (the category_a|category_b boundary)
+    tolerance_px            DOUBLE,            -- the tolerance of beyond_tolerance_share
+    beyond_tolerance_share  DOUBLE,            -- objects: pairs with |offset| > tolerance; interface: boundary pixels
+    signed_offset_px_median DOUBLE,            -- objects: median of the pairs' signed offsets
+    boundary_px             DOUBLE,            -- interface: length of the boundary, pixels (mean of a's and b's)
+    gains                   VARCHAR            -- interface: the category that gains in a's labels relative to b's
 );
 
 CREATE TABLE IF NOT EXISTS findings (

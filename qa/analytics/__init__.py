@@ -8,7 +8,10 @@ and one call in :func:`analyse`:
   and occlusion flag;
 - :mod:`qa.analytics.alpha`: Krippendorff's alpha over pixel labels with a bootstrap interval, and
   kalphacv's object-level alpha per pair;
-- :mod:`qa.analytics.review`: the review queue, worst first.
+- :mod:`qa.analytics.review`: the review queue, worst first;
+- :mod:`qa.analytics.consensus`: the consensus of three or more annotators, each scored against it;
+- :mod:`qa.analytics.boundaries`: systematic boundary disagreement (offsets per annotator and category,
+  category-pair boundaries), run by the pipeline right after the comparison.
 
 Every figure also becomes a row of the long scores table (``Analytics.scores``), which the pipeline
 appends to ``Run.scores`` so the gate, the store and the report see it. ``docs/analytics.md`` defines
@@ -187,7 +190,6 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
     _review(result, batch, comparison, violations=violations, min_score=min_score)
     if consensus and len(batch.annotators) >= 3:
         _consensus(result, batch, comparison, max_pixels=max_pixels)
-    # boundaries (qa.analytics.boundaries) adds one call here
     result.scores = _scores(result, comparison)
     return result
 

@@ -111,13 +111,16 @@ def test_review_queue_is_stored_and_a_version_1_store_is_upgraded(tmp_path, miss
     sql = qstore._schema_sql()
     start = sql.index("CREATE TABLE IF NOT EXISTS review_queue")
     con.execute(sql[:start] + sql[sql.index(");", start) + 2:])
+    for column in ("kind", "tolerance_px", "beyond_tolerance_share", "signed_offset_px_median", "boundary_px",
+                   "gains"):  # and without the columns version 3 added
+        con.execute(f"ALTER TABLE boundary_disagreement DROP COLUMN {column}")
     con.execute("INSERT INTO qa_schema VALUES ('annotation-qa', 1, '0.1.0', now())")
     con.close()
     with pytest.raises(StoreError, match="older"):
         qstore.open(db)  # read-only: too old, asks for a run to upgrade it
     qstore.store_run(run, db)
     with qstore.open(db) as s:
-        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"].iloc[0] == 2
+        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"].iloc[0] == qstore.SCHEMA_VERSION == 3
         stored = s.table("review_queue", run.run_id)
         fresh = tmp_path / "new.duckdb"
         with qstore.open(fresh, read_only=False) as f:

@@ -16,12 +16,10 @@ from scipy import ndimage
 
 import qa
 from common import run_cli
+from reference import coco_decode
 from qa.errors import ConfigError
 from qa.synth import parse_faults, synthesize
 from qa.synth._writers import write_png
-
-# pycocotools' decode trips NumPy 2's __array__(copy=...) deprecation; the masks are unaffected.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 H, W = 256, 512
 ALL_FORMATS = ("coco", "coco_panoptic", "cvat", "labelmap")
@@ -68,7 +66,7 @@ def _poly(ann: dict):
 
 def _mask(ann: dict) -> np.ndarray:
     rles = mask_utils.frPyObjects(ann["segmentation"], H, W)
-    return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+    return coco_decode(mask_utils.merge(rles)).astype(bool)
 
 
 # --- determinism and loading -------------------------------------------------------------------------
@@ -201,7 +199,7 @@ def test_crop_raster_equals_the_full_image_raster():
         # Exact ties (x.10, x.30, ... whose 5x ends in .5) are what quantise moves away from.
         assert not np.any(np.mod(np.round(pts * 100), 20) == 10)
         mask, (x0, y0) = crop([pts], 100, 130)
-        full = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([pts.ravel().tolist()], 100, 130)))
+        full = coco_decode(mask_utils.merge(mask_utils.frPyObjects([pts.ravel().tolist()], 100, 130)))
         painted = np.zeros((100, 130), dtype=bool)
         if mask is not None:
             painted[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]] = mask

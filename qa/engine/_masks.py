@@ -369,8 +369,27 @@ def rle_bbox(rle: dict) -> tuple[int, int, int, int]:
 
 
 def decode_full(rle: dict) -> np.ndarray:
-    """The full-image uint8 mask of an RLE (for display and tests; the comparison uses crops)."""
-    return mask_utils.decode(rle)
+    """The full-image uint8 mask of an RLE (for display and tests; the comparison uses crops).
+
+    The runs are painted by the same kernel as :func:`decode_crop`, with the whole image as the window;
+    pycocotools' ``decode`` is not used (under numpy 2 it raises a DeprecationWarning).
+
+    Parameters
+    ----------
+    rle : dict
+        COCO RLE, compressed or uncompressed.
+
+    Returns
+    -------
+    (height, width) uint8
+
+    Examples
+    --------
+    >>> decode_full({"size": [2, 3], "counts": [1, 2, 3]}).tolist()
+    [[0, 1, 0], [1, 0, 0]]
+    """
+    h, w = (int(v) for v in rle["size"])
+    return decode_crop(rle, (0, 0, w, h))[0]
 
 
 def decode_crop(rle: dict, window: tuple[int, int, int, int] | None = None

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
 from common import circle, make_batch, make_object, square
+from reference import coco_decode
 from qa.rules._context import ExportContext, rle_runs, rle_window
 
 
@@ -41,30 +42,24 @@ def test_rle_window_equals_a_slice_of_the_full_mask(seed, x0, y0, dw, dh):
     np.testing.assert_array_equal(rle_window(rle, (x0, y0, x1, y1)), mask[y0:y1, x0:x1])
 
 
-# pycocotools' decode trips numpy 2's __array__ deprecation; the rules never call it, the tests do.
-DECODE_WARNING = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
-
-@DECODE_WARNING
 def test_crops_match_pycocotools_full_masks_for_polygons():
     polys = [circle(31.3, 40.7, 17.2, n=23), square(10.4, 12.6, 30.2), circle(70.1, 60.9, 25.5, n=9)]
     batch = make_batch([make_object(p) for p in polys])
     ctx = ExportContext(batch.exports["alice"], batch)
     for k in range(len(polys)):
-        full = mask_utils.decode(ctx.rles[k])
+        full = coco_decode(ctx.rles[k])
         x0, y0, x1, y1 = ctx.mask_bbox[k]
         np.testing.assert_array_equal(ctx.crop(k), full[y0:y1, x0:x1])
         assert ctx.mask_area[k] == full.sum()
 
 
-@DECODE_WARNING
 def test_overlaps_and_coverage_match_full_masks():
     rng = np.random.default_rng(7)
     polys = [circle(*rng.uniform(15, 85, 2), rng.uniform(5, 20), n=12) for _ in range(12)]
     z = rng.integers(0, 3, len(polys))
     batch = make_batch([make_object(p, z=int(zz)) for p, zz in zip(polys, z)])
     ctx = ExportContext(batch.exports["alice"], batch)
-    full = [mask_utils.decode(r).astype(bool) for r in ctx.rles]
+    full = [coco_decode(r).astype(bool) for r in ctx.rles]
     expected = {(i, j): int((full[i] & full[j]).sum()) for i in range(12) for j in range(i + 1, 12)
                 if (full[i] & full[j]).any()}
     got = {(int(i), int(j)): int(n) for i, j, n in zip(ctx.overlaps.i, ctx.overlaps.j, ctx.overlaps.inter)}

@@ -5,7 +5,7 @@ occluded flag, declared bbox and area), their polygon vertices as one flat table
 (:class:`Vertices`), and, computed on first use, each object's COCO RLE, mask area and mask bbox,
 its mask cropped to that bbox, the overlapping pairs of objects within each image, and the share of
 each object covered by the objects drawn above it. :class:`BatchContext` adds the objects of every
-annotator and the pairs matched across annotators.
+annotator and the pairs matched across annotators (by the comparison's matching, :mod:`qa.engine.match`).
 
 Masks come from :mod:`qa.engine._masks` (pycocotools rasterises polygons, so areas agree with
 ``maskUtils.area``); a crop is cut from the RLE's runs directly (:func:`rle_window`), so no
@@ -415,15 +415,48 @@ class BatchContext:
         matched pair of each annotator pair in each image (one-to-one within a pair of annotators).
 
         ``where`` restricts matching to the objects where it is true (for example those that carry
-        an occluded flag). Matching is label-agnostic, on mask IoU, as in :mod:`qa.rules._match`.
+        an occluded flag). The matching is the comparison's (:func:`qa.engine.match.match_objects`):
+        label-agnostic, on mask IoU, the largest total IoU among pairs at or above ``iou_threshold``,
+        crowd regions never matched.
         """
-        from qa.rules._match import match_objects
-
         mask = np.ones(self.n, bool) if where is None else np.asarray(where, bool)
         key = (iou_threshold, mask.tobytes())
         if key not in self._matches:
-            self._matches[key] = match_objects(self, iou_threshold=iou_threshold, where=mask)
+            self._matches[key] = self._match(iou_threshold, mask)
         return self._matches[key]
+
+    def _match(self, iou_threshold: float, where: np.ndarray) -> np.ndarray:
+        from itertools import combinations
+
+        from qa.engine._kernels_iou import _intersection_counts
+        from qa.engine._masks import rle_crops
+        from qa.engine.match import MATCHED, match_objects
+
+        rows = []
+        names = self.batch.annotators
+        for image, holders in self.batch.coverage.items():
+            local = {}
+            for name in holders:
+                ctx = self.contexts[name]
+                idx = ctx.by_image.get(image, np.zeros(0, np.int64))
+                local[name] = idx[where[self.offset[name] + idx]]
+            for a, b in combinations([n for n in names if n in holders and len(local[n])], 2):
+                ca, cb = self.contexts[a], self.contexts[b]
+                ia, ib = local[a], local[b]
+                h, w = int(ca.height[ia[0]]), int(ca.width[ia[0]])
+                crops_a = rle_crops([ca.rles[k] for k in ia], h, w)
+                crops_b = rle_crops([cb.rles[k] for k in ib], h, w)
+                inter = _intersection_counts(crops_a.buf, crops_a.starts, crops_a.boxes,
+                                             crops_b.buf, crops_b.starts, crops_b.boxes)
+                # categories only tell label disagreements and crowd cover apart; matching ignores them
+                m = match_objects(inter, crops_a.areas, crops_b.areas, categories_a=np.zeros(len(ia), np.int64),
+                                  categories_b=np.zeros(len(ib), np.int64), crowd_a=ca.iscrowd[ia],
+                                  crowd_b=cb.iscrowd[ib], iou_threshold=iou_threshold)
+                for r in np.flatnonzero(m.status == MATCHED):
+                    rows.append((self.offset[a] + ia[m.index_a[r]], self.offset[b] + ib[m.index_b[r]], m.iou[r]))
+        if not rows:
+            return np.zeros((0, 3))
+        return np.asarray(rows, dtype=np.float64)
 
     def global_index(self, annotator: str, local: int) -> int:
         return self.offset[annotator] + local

@@ -77,3 +77,30 @@ def test_many_objects_in_one_export():
     objs = [make_object(square(1 + (k % 16) * 6, 1 + (k // 16) * 6, 4)) for k in range(300)]
     ctx = ExportContext(make_batch(objs, size=(100, 130)).exports["alice"])
     assert ctx.mask_area.shape == (300,) and (ctx.mask_area == 16).all()
+
+
+def _strip(x0, x1):
+    """A 10 px tall rectangle covering columns x0 .. x1 - 1."""
+    return square(x0, 10, 10, width=x1 - x0)
+
+
+def test_matches_are_the_engines_assignment_among_pairs_above_the_threshold():
+    """IoU a0-b0 0.9, a0-b1 0.45, a1-b0 0.5, a1-b1 0: the best total over all pairs (0.45 + 0.5) uses a
+    pair below the threshold; among the pairs at or above it, a0-b0 (0.9) wins, as in the comparison."""
+    from qa.rules._context import BatchContext
+
+    batch = make_batch({"alice": [make_object(_strip(0, 100)), make_object(_strip(0, 45))],
+                        "bob": [make_object(_strip(0, 90)), make_object(_strip(55, 100))]}, size=(120, 40))
+    ctx = BatchContext(batch, {n: ExportContext(batch.exports[n], batch) for n in batch.annotators})
+    rows = ctx.matches(iou_threshold=0.5)
+    assert rows[:, :2].astype(int).tolist() == [[0, 2]]
+    assert rows[:, 2].tolist() == pytest.approx([0.9])
+
+
+def test_crowd_regions_are_never_matched_by_the_rules_either():
+    from qa.rules._context import BatchContext
+
+    batch = make_batch({"alice": [make_object(_strip(0, 100), iscrowd=True)],
+                        "bob": [make_object(_strip(0, 100))]}, size=(120, 40))
+    ctx = BatchContext(batch, {n: ExportContext(batch.exports[n], batch) for n in batch.annotators})
+    assert ctx.matches(iou_threshold=0.5).shape == (0, 3)

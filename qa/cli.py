@@ -95,10 +95,10 @@ def _print_summary(summary: dict) -> None:
         print(f"({len(categories) - len(shown)} more categories in the JSON summary)")
     report = summary.get("alias_report")
     if report and (report["mapped"] or report["unused_patterns"]):
-        from qa.alias_report import render_text
+        from qa.align import alias_report_text
 
         print()
-        print(render_text(report))
+        print(alias_report_text(report))
     elif summary["aliases"]:
         print()
         print("aliases: " + ", ".join(f"{k} -> {v}" for k, v in summary["aliases"].items()))

@@ -107,8 +107,7 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
 
 def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
           progress: Progress | None = None) -> tuple[Batch, dict]:
-    """:func:`load`, plus the alias report (:func:`qa.alias_report.alias_report`) made before alignment."""
-    from qa.alias_report import alias_report
+    """:func:`load`, plus the alias report the alignment recorded (``Batch.alias_report``)."""
     from qa.formats import load as load_export
 
     specs: list[ExportSpec] = []
@@ -131,18 +130,17 @@ def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=Non
                                   options=spec.options))
     if progress:
         progress("load", len(specs), len(specs))
-    report = alias_report(loaded, merged_aliases)
     batch = align(loaded, aliases=merged_aliases,
                   categories=categories if categories is not None else (man.categories if man else None))
     if man is not None:
         batch.name, batch.description = man.name, man.description
-    return batch, report
+    return batch, batch.alias_report
 
 
 def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
     """A plain-data summary of a batch: per annotator images, objects per category, findings.
 
-    ``alias_report`` (from :func:`qa.alias_report.alias_report`) is passed through as the summary's
+    ``alias_report`` (default: the one :func:`qa.align.align` recorded on the batch) is the summary's
     ``alias_report`` entry.
     """
     per_annotator = []
@@ -179,7 +177,7 @@ def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
         "images_labelled_by_all": sum(1 for k in batch.images if len(batch.coverage.get(k, ())) == n),
         "categories": [{"name": c.name, "isthing": c.isthing} for c in batch.categories.values()],
         "aliases": batch.aliases,
-        "alias_report": alias_report,
+        "alias_report": batch.alias_report if alias_report is None else alias_report,
         "findings": findings,
         "findings_by_code": dict(sorted(Counter(f.code for f in batch.findings).items())),
         "errors": severities.get("error", 0),

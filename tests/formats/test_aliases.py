@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from common import run_cli
 
-from qa.align import compile_aliases, resolve_category
-from qa.alias_report import alias_report
+from qa.align import align, alias_report_text, compile_aliases, resolve_category
 from qa.errors import ConfigError
 from qa.formats import load as load_export
 from qa.pipeline import run
@@ -54,12 +53,33 @@ def test_report_says_which_names_mapped_where(shuffler_run):
 
 def test_report_agrees_with_alignment(shared_data):
     exports = load_export(shared_data / SHUFFLER)
-    report = alias_report(exports, ALIASES)
+    raw = {e.annotator: [o.category for o in e.objects] for e in exports}
+    batch = align(exports, aliases=ALIASES)
+    report = batch.alias_report
     compiled = compile_aliases(ALIASES)
     for entry in report["mapped"]:
         assert resolve_category(entry["name"], compiled) == entry["category"]
+        assert batch.aliases[entry["name"]] == entry["category"]
     for entry in report["canonical"] + report["unmapped"]:
         assert resolve_category(entry["name"], compiled) == entry["name"]
+    # the counts are of the raw names, although align has rewritten every object's category
+    for entry in report["mapped"] + report["canonical"] + report["unmapped"]:
+        for who, n in entry["annotators"].items():
+            assert raw[who].count(entry["name"]) == n
+
+
+def test_report_text_lives_with_the_alignment():
+    from qa.model import Category, Export
+
+    e = Export("al", ".", "coco", categories={n: Category(n) for n in ("car", "car_7", "bus")})
+    report = align([e], aliases={"car": ["car_*", "auto"]}).alias_report
+    assert alias_report_text(report).splitlines() == [
+        "aliases: 1 name mapped, 1 already canonical, 1 not mapped",
+        "  car_7 -> car  glob car_*  (al 0)",
+        "  car           canonical   (al 0)",
+        "  bus           not mapped  (al 0)",
+        "  patterns that matched no name: car <- 'auto'",
+    ]
 
 
 def test_names_no_pattern_matches_are_listed(shared_data):

@@ -135,7 +135,7 @@ def _add_run(sub) -> None:
     p.add_argument("--input-format", metavar="FORMAT",
                    help="read every NAME=PATH export as FORMAT (coco, coco_panoptic, cvat, label_studio, "
                         "labelme) instead of detecting it; manifest exports use their 'format' key")
-    _add_pack_options(p)
+    _add_pack_options(p, gate=True)
     p.add_argument("--tolerance", dest="tolerances", type=float, action="append", metavar="PX",
                    help="boundary tolerance in pixels; repeatable (default: 1, 2 and 4)")
     p.add_argument("--iou-threshold", type=float, default=0.5, metavar="T",
@@ -145,7 +145,9 @@ def _add_run(sub) -> None:
                    help="write object_pairs, image_pairs and scores as Parquet files into DIR")
     _add_store_options(p)
     p.add_argument("--no-store", action="store_true", help="do not write the run to the store")
-    p.add_argument("--gate", type=Path, metavar="PACK", help="gate the run on this pack's [gate] thresholds")
+    p.add_argument("--gate", type=Path, metavar="PACK",
+                   help="gate the run on this pack's [gate] thresholds; its rules are checked too unless "
+                        "--pack is given")
     _add_gate_options(p)
     p.set_defaults(handler=_cmd_run)
 
@@ -158,6 +160,13 @@ def _parse_aliases(items: list[str]) -> dict[str, list[str]]:
             raise UsageError(f"--alias {item!r} is not CANONICAL=PATTERN")
         aliases.setdefault(canonical, []).append(pattern)
     return aliases
+
+
+def _run_pack(args):
+    """The rule pack of ``qa run``: ``--pack``, else the ``--gate`` pack, else the built-in default."""
+    if args.pack is not None:
+        return args.pack
+    return args.gate if args.gate is not None else "default"
 
 
 def _cmd_run(args) -> int:
@@ -186,7 +195,7 @@ def _cmd_run(args) -> int:
         bar.start()
     try:
         result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
-                     max_pixels=args.max_pixels, pack=args.pack, select=_selectors(args.select),
+                     max_pixels=args.max_pixels, pack=_run_pack(args), select=_selectors(args.select),
                      ignore=_selectors(args.ignore), gate=args.gate, baseline=args.baseline,
                      max_drop=args.max_drop, db=_db(args), store=not args.no_store,
                      lock_timeout=args.lock_timeout, progress=progress,
@@ -541,10 +550,10 @@ def _selectors(items: list[str] | None) -> list[str] | None:
     return [part.strip() for item in items for part in item.split(",") if part.strip()]
 
 
-def _add_pack_options(p) -> None:
-    p.add_argument("--pack", default="default", metavar="PACK",
+def _add_pack_options(p, *, gate: bool = False) -> None:
+    p.add_argument("--pack", metavar="PACK",
                    help="rule pack: a built-in name (default, street-scenes, medical-imaging) or a .toml file "
-                        "(default: default)")
+                        + ("(default: the --gate pack, else default)" if gate else "(default: default)"))
     p.add_argument("--select", action="append", metavar="CODES",
                    help="rule ids or prefixes to run instead of the pack's selection (comma-separated)")
     p.add_argument("--ignore", action="append", metavar="CODES",
@@ -640,7 +649,7 @@ def _cmd_check(args) -> int:
 
     if not args.exports and args.manifest is None:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa check --help')")
-    pack = override(read(args.pack), select=_selectors(args.select),
+    pack = override(read(args.pack or "default"), select=_selectors(args.select),
                     extend_select=_selectors(args.extend_select), ignore=_selectors(args.ignore))
     batch = load(*args.exports, manifest=args.manifest, aliases=_parse_aliases(args.alias))
     bar, progress = _progress_printer()

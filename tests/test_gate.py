@@ -344,6 +344,20 @@ def test_qa_run_gates_stores_the_verdict_and_sets_the_exit_code_last(tmp_path, c
         assert list(s.runs()["verdict"]) == ["passed", "failed"]
 
 
+def test_qa_run_gate_pack_is_also_the_rule_pack_unless_pack_is_given(tmp_path, capsys):
+    alice, bob = two_exports(tmp_path)
+    pack = _pack(tmp_path, '[rules]\nselect = ["VTX003"]\n[gate]\nviolations = { error = 100 }\n')
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--no-store", "--gate", pack,
+                              "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["pack"]["rules"] == ["VTX003"]
+    assert json.loads(out)["pack"]["path"] == str(pack.resolve())
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--no-store", "--gate", pack,
+                              "--pack", "default", "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["pack"]["name"] == "default" and len(json.loads(out)["pack"]["rules"]) > 1
+
+
 def test_qa_run_with_a_broken_pack_stores_nothing(tmp_path, capsys):
     alice, bob = two_exports(tmp_path)
     db = tmp_path / "qa.duckdb"

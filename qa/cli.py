@@ -77,6 +77,31 @@ def render_table(header: list[str], rows: list[list[str]], *, left: int = 1) -> 
     return "\n".join(lines)
 
 
+def plural(n: int, word: str) -> str:
+    """``1 error``, ``2 errors``, ``0 errors``.
+
+    Examples
+    --------
+    >>> plural(1, "image"), plural(3, "warning")
+    ('1 image', '3 warnings')
+    """
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def closing_line(summary: dict, verdict=None) -> str:
+    """The last line of ``qa run``: every finding of the run (load, alignment, rules) by severity, the
+    exports, and the gate's outcome when there is a gate (STYLE.md (f)).
+
+    Examples
+    --------
+    >>> closing_line({"errors": 3, "warnings": 12, "annotators": [{}, {}]})
+    '3 errors, 12 warnings in 2 exports'
+    """
+    line = (f"{plural(summary['errors'], 'error')}, {plural(summary['warnings'], 'warning')} in "
+            f"{plural(len(summary['annotators']), 'export')}")
+    return line if verdict is None else f"{line}; {verdict.summary_line()}"
+
+
 def _print_summary(summary: dict) -> None:
     rows = summary["annotators"]
     batch = summary.get("batch") or {}
@@ -110,12 +135,23 @@ def _print_summary(summary: dict) -> None:
         print()
         _print_pairs(summary["pairs"])
     _print_violation_table(summary)
+
+
+def _print_closing(summary: dict, verdict) -> None:
+    """The failed gate checks (if any), the batch line and the closing summary line."""
+    if verdict is not None:
+        from qa.gate import to_text
+
+        failed = to_text(verdict, failed_only=True).splitlines()[:-1]  # the last line is the gate's summary
+        if failed:
+            print()
+            print("\n".join(failed))
+    rows = summary["annotators"]
     print()
-    n = len(rows)
-    print(f"{n} annotator{'s' * (n != 1)}, {summary['images']} images "
+    print(f"{plural(len(rows), 'annotator')}, {plural(summary['images'], 'image')} "
           f"({summary['images_labelled_by_all']} labelled by all), "
-          f"{sum(r['objects'] for r in rows)} objects; "
-          f"{summary['errors']} errors, {summary['warnings']} warnings")
+          f"{plural(sum(r['objects'] for r in rows), 'object')}")
+    print(closing_line(summary, verdict))
 
 
 # --- qa run -------------------------------------------------------------------------------------------
@@ -215,9 +251,10 @@ def _cmd_run(args) -> int:
         print(json.dumps(result.summary, indent=2, default=str))
     else:
         _print_summary(result.summary)
+        _print_closing(result.summary, result.verdict)
     if result.stored is not None and sys.stderr.isatty():
         _err(f"stored run {result.run_id} in {result.stored}")
-    return _finish_gate(result.verdict, args, text=args.output_format == "text")
+    return _finish_gate(result.verdict, args, text=False)
 
 
 def _print_pairs(pairs: list[dict]) -> None:
@@ -575,8 +612,8 @@ def _print_violation_table(summary: dict) -> None:
                        [[r["code"], r["name"], r["severity"], *r["per_annotator"].values(), r["total"]]
                         for r in rows], left=3))
     by = summary["violations_by_severity"]
-    print(f"{sum(by.values())} rule violations (pack {pack}): {by['error']} errors, {by['warning']} warnings, "
-          f"{by['info']} info; 'qa check' lists them")
+    print(f"{plural(sum(by.values()), 'rule violation')} (pack {pack}): {plural(by['error'], 'error')}, "
+          f"{plural(by['warning'], 'warning')}, {by['info']} info; 'qa check' lists them")
 
 
 def _add_rules(sub) -> None:
@@ -666,11 +703,11 @@ def _cmd_check(args) -> int:
     if args.output_format == "json":
         print(json.dumps({"schema": 1, "pack": pack.as_dict(), "findings": [finding_dict(f) for f in findings],
                           "counts": counts}, indent=2))
-        return EXIT_OK
-    for f in findings:
-        print(format_finding(finding_dict(f)))
-    print(f"{counts['error']} errors, {counts['warning']} warnings, {counts['info']} info in {n} "
-          f"export{'s' * (n != 1)} (pack {pack.name})")
+    else:
+        for f in findings:
+            print(format_finding(finding_dict(f)))
+        print(f"{plural(counts['error'], 'error')}, {plural(counts['warning'], 'warning')}, {counts['info']} "
+              f"info in {plural(n, 'export')} (pack {pack.name})")
     return EXIT_OK
 
 

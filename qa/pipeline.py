@@ -140,6 +140,9 @@ def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=Non
 def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
     """A plain-data summary of a batch: per annotator images, objects per category, findings.
 
+    ``errors`` and ``warnings`` count the batch's findings (load and alignment); :func:`run` updates them
+    to every finding of the run, rule violations included, as the store's ``runs`` table counts them.
+
     ``alias_report`` (default: the one :func:`qa.align.align` recorded on the batch) is the summary's
     ``alias_report`` entry.
     """
@@ -299,6 +302,11 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
                  comparison=comparison, scores=comparison.scores if comparison is not None else None,
                  run_id=new_run_id(started), started_at=started, inputs=input_fingerprints(batch))
+    # every finding of the run (load, alignment, rules), counted as the store counts them
+    from qa.gate import run_findings
+
+    severities = Counter(f.severity for f in run_findings(result))
+    result.summary.update(errors=severities.get("error", 0), warnings=severities.get("warning", 0))
     if gate is not None:
         result.verdict = gate_stage(result, gate, baseline=baseline, max_drop=max_drop, db=db,
                                     lock_timeout=lock_timeout)

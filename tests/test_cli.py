@@ -39,7 +39,8 @@ def test_run_prints_pair_table_and_writes_tables(shared_data, tmp_path, capsys):
     header = next(k for k, line in enumerate(lines) if line.startswith("pair "))
     assert lines[header].split()[:4] == ["pair", "images", "PQ", "mask"]
     assert [line.split()[0] for line in lines[header + 1:header + 4]] == ["r1|r2", "r1|r3", "r2|r3"]
-    assert lines[-1].startswith("3 annotators, 257 images")  # the summary line stays last
+    assert lines[-2].startswith("3 annotators, 257 images")
+    assert lines[-1].endswith(" in 3 exports")  # the closing summary line stays last
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [p["pair"] for p in summary["pairs"]] == ["r1|r2", "r1|r3", "r2|r3"]
     assert summary["pairs"][0]["matched"] == 169 and 0.7 < summary["pairs"][0]["mask_iou_mean"] < 0.8

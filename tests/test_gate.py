@@ -330,7 +330,9 @@ def test_qa_run_gates_stores_the_verdict_and_sets_the_exit_code_last(tmp_path, c
     code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--db", db, "--gate", pack, "--junit", junit],
                              capsys)
     assert code == 1, err
-    assert out.splitlines()[-2:] == ["FAIL  violations_error <= 1: 2 > 1 (n=2)", "gate FAILED (1 of 1 checks)"]
+    assert out.splitlines()[-4:] == ["FAIL  violations_error <= 1: 2 > 1 (n=2)", "",
+                                     "2 annotators, 2 images (2 labelled by all), 6 objects",
+                                     "2 errors, 2 warnings in 2 exports; gate FAILED (1 of 1 checks)"]
     assert ET.parse(junit).getroot().get("failures") == "1"
     with qstore.open(db) as s:
         info = s.run("latest")

@@ -50,7 +50,8 @@ with its severities. `qa rules explain ID` prints one rule (`--format json` give
 fields). `qa check NAME=PATH... --pack PACK [--select CODES] [--extend-select CODES]
 [--ignore CODES]` prints one finding per line, `path:where: [annotator] CODE message`, then a
 summary line; load-time and alignment findings the pack selects are included. `qa run` runs the
-pack given by `--pack` (default `default`) and prints violations per rule and annotator; its JSON
+pack given by `--pack` (default: the `--gate` pack, else `default`) and prints violations per rule
+and annotator, and counts them with the load and alignment findings in its closing line; its JSON
 summary (`--json`) lists every violation. Selectors are ids or prefixes, comma-separated or repeated.
 
 Output of these commands on a two-annotator export written for this page (the paths are shortened):

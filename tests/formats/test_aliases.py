@@ -125,6 +125,8 @@ def test_cli_prints_the_four_annotators_and_the_alias_report(shared_data, capsys
     assert "aliases: 20 names mapped, 1 already canonical, 0 not mapped" in out
     assert any(line.split()[:5] == ["acar_618", "->", "car", "regex", r"re:^acar_\d+$"] for line in lines)
     assert any(line.split()[:5] == ["truck", "->", "car", "exact", "truck"] for line in lines)
-    assert lines[-1] == "4 annotators, 20 images (20 labelled by all), 80 objects; 0 errors, 0 warnings"
+    # no load or alignment findings: the closing line counts the rule violations
+    assert "52 rule violations (pack default): 2 errors, 50 warnings, 0 info; 'qa check' lists them" in lines
+    assert lines[-2:] == ["4 annotators, 20 images (20 labelled by all), 80 objects", "2 errors, 50 warnings in 4 exports"]
     summary = json.loads(Path(json_path).read_text())
     assert summary["alias_report"]["unmapped"] == []

@@ -215,7 +215,7 @@ def test_bad_objects_do_not_stop_the_run(capsys):
     code, out, err = run_cli(["run", f"alice={FIXTURES / 'shapes.xml'}"], capsys)
     assert code == 0
     assert "shapes.xml:mask[1]: [alice] FMT002 mask runs sum to 7" in out
-    assert out.strip().endswith("11 errors, 1 warnings")
+    assert out.strip().endswith("11 errors, 1 warning in 1 export")
 
 
 # --- the crop kernel ------------------------------------------------------------------------------

@@ -662,11 +662,18 @@ def _cmd_rules(args) -> int:
     return EXIT_OK
 
 
+CHECK_EPILOG = """exit codes:
+  0  the check finished, whatever it found (unless --exit-non-zero-on-error)
+  1  with --exit-non-zero-on-error: at least one finding of severity error
+  2  the check could not finish (bad input, bad configuration or an internal error)
+"""
+
+
 def _add_check(sub) -> None:
     p = sub.add_parser("check", help="Check the annotators' exports against a rule pack.",
                        description="Check the annotators' exports against a rule pack: one violation per "
                                    "line, then a summary line.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("exports", nargs="*", metavar="NAME=PATH", help="an annotator's export, as name=path")
     p.add_argument("-m", "--manifest", type=Path, help="a batch manifest (TOML)")
     p.add_argument("--alias", action="append", default=[], metavar="CANONICAL=PATTERN",
@@ -675,6 +682,9 @@ def _add_check(sub) -> None:
                    help="rule ids or prefixes to run in addition to the pack's selection (comma-separated)")
     p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
                    help="what stdout carries (default: text)")
+    p.add_argument("--exit-non-zero-on-error", "--exit-nonzero-on-error", action="store_true",
+                   help="exit 1 when a finding of severity error is reported (as a failed gate does; "
+                        "for CI steps that run qa check without a gate)")
     _add_pack_options(p)
     p.set_defaults(handler=_cmd_check)
 
@@ -708,6 +718,10 @@ def _cmd_check(args) -> int:
             print(format_finding(finding_dict(f)))
         print(f"{plural(counts['error'], 'error')}, {plural(counts['warning'], 'warning')}, {counts['info']} "
               f"info in {plural(n, 'export')} (pack {pack.name})")
+    if args.exit_non_zero_on_error and counts["error"]:
+        from qa.errors import EXIT_GATE_FAILED
+
+        return EXIT_GATE_FAILED
     return EXIT_OK
 
 

@@ -58,3 +58,18 @@ def test_run_rejects_bad_comparison_options(shared_data, capsys):
     code, out, err = run_cli(["run", f"a={path}", f"b={path}", "--workers", "1", "--tolerance", "-1"], capsys)
     assert code == 2 and err.startswith("qa: error: tolerances must be positive")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_check_exits_1_on_errors_only_when_asked(tmp_path, capsys):
+    from storekit import two_exports
+
+    alice, bob = two_exports(tmp_path, bob_unknown=1)  # bob: one FMT004 error
+    code, out, err = run_cli(["check", f"alice={alice}", f"bob={bob}"], capsys)
+    assert code == 0, err
+    assert out.splitlines()[-1] == "1 error, 2 warnings, 0 info in 2 exports (pack default)"
+    for fmt in ("text", "json"):
+        code, out, err = run_cli(["check", f"alice={alice}", f"bob={bob}", "--exit-non-zero-on-error",
+                                  "--format", fmt], capsys)
+        assert code == 1, err
+    code, out, err = run_cli(["check", f"alice={alice}", "--exit-non-zero-on-error"], capsys)
+    assert code == 0 and out.splitlines()[-1] == "0 errors, 1 warning, 0 info in 1 export (pack default)"

@@ -130,7 +130,8 @@ def test_full_size_scene_spans_coco_size_classes():
 def test_run_cli_shows_k_annotators(batch, capsys):
     code, out, err = run_cli(["run", "--manifest", batch / "batch.toml"], capsys)
     assert code == 0, err
-    assert out.splitlines()[-1].startswith("3 annotators, 5 images (5 labelled by all)")
+    assert out.splitlines()[-2].startswith("3 annotators, 5 images (5 labelled by all)")
+    assert out.splitlines()[-1].endswith(" in 3 exports")
     assert "0 errors" in out.splitlines()[-1]
 
 

@@ -475,3 +475,28 @@ def test_manifest_records_are_complete(batch):
             assert r["image"].startswith("scene_") and r["category"]
     assert planted["counts"]["by_fault"]["self_intersection"] == len(_faults(batch, "self_intersection"))
     assert planted["generator"]["annotators"] == ["alice", "bob", "carol"]
+
+
+def test_coco_and_cvat_exports_hold_the_same_objects(tmp_path):
+    """Each annotator's COCO and CVAT exports load to the same objects, in the same order, with the same
+    areas (CVAT coordinates are written to 0.01 px, so a pixel or two may differ on an outline)."""
+    from qa.engine._masks import object_rle
+    from pycocotools import mask as mask_utils
+
+    out = tmp_path / "s"
+    synthesize(out, images=2, size=(128, 256), annotators=2, seed=1, formats=("coco", "cvat"), workers=1)
+    coco = qa.load(manifest=out / "batch.toml")
+    cvat = qa.load(manifest=out / "batch_cvat.toml")
+    assert coco.annotators == cvat.annotators
+    multi = 0
+    for name in coco.annotators:
+        a, b = coco.exports[name].objects, cvat.exports[name].objects
+        assert [(o.image, o.category) for o in a] == [(o.image, o.category) for o in b]
+        for oa, ob in zip(a, b):
+            assert len(oa.polygons) == len(ob.polygons)
+            multi += len(oa.polygons) > 1
+            h, w = coco.images[oa.image].height, coco.images[oa.image].width
+            area_a = int(mask_utils.area(object_rle(oa, h, w)))
+            area_b = int(mask_utils.area(object_rle(ob, h, w)))
+            assert abs(area_a - area_b) <= max(2, 0.01 * area_a), (name, oa.source, area_a, area_b)
+    assert multi > 0  # the case that used to differ: objects drawn as several polygons

@@ -16,7 +16,7 @@ import numpy as np
 
 from qa.errors import InputError
 from qa.formats._findings import finding
-from qa.formats._json import read_json
+from qa.formats._json import read_json, sniff_json
 from qa.formats._safe import normalise_name, size_problem, unsafe_reason
 from qa.model import Category, Export, Image, Limits, Object, Source
 
@@ -31,12 +31,7 @@ _TOP_LEVEL = ("images", "annotations", "categories")
 
 def sniff(path: Path) -> bool:
     """A JSON object with at least two of COCO's top-level keys (so a broken COCO file gets COCO's errors)."""
-    if not path.is_file() or path.suffix.lower() != ".json":
-        return False
-    try:
-        doc = read_json(path)
-    except InputError:
-        return False
+    doc = sniff_json(path)
     return isinstance(doc, dict) and sum(key in doc for key in _TOP_LEVEL) >= 2
 
 

@@ -159,16 +159,9 @@ def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
             "crowd": sum(o.iscrowd for o in export.objects),
             "objects_per_category": dict(sorted(counts.items())),
         })
-    findings = []
-    for f in batch.findings:
-        findings.append({
-            "code": f.code, "severity": f.severity, "message": f.message, "annotator": f.annotator,
-            "image": f.image,
-            "file": f.source.file if f.source else None,
-            "where": f.source.where if f.source else None,
-            "index": f.source.index if f.source else None,
-            "id": f.source.id if f.source else None,
-        })
+    from qa.rules.check import finding_dict
+
+    findings = [finding_dict(f) for f in batch.findings]
     severities = Counter(f.severity for f in batch.findings)
     n = len(batch.annotators)
     return {

@@ -8,8 +8,8 @@ each object covered by the objects drawn above it. :class:`BatchContext` adds th
 annotator and the pairs matched across annotators (by the comparison's matching, :mod:`qa.engine.match`).
 
 Masks come from :mod:`qa.engine._masks` (pycocotools rasterises polygons, so areas agree with
-``maskUtils.area``); a crop is cut from the RLE's runs directly (:func:`rle_window`), so no
-full-image mask is built for an object. Overlaps are found from bboxes first (all pairs of an image
+``maskUtils.area``); a crop is painted from the RLE's runs by the engine's kernel
+(:func:`qa.engine._masks.decode_crop`), so no full-image mask is built for an object. Overlaps are found from bboxes first (all pairs of an image
 at once), and only bbox-intersecting pairs have their crops compared.
 """
 
@@ -43,62 +43,7 @@ class Hit:
     annotator: str | None = None
 
 
-# --- RLE runs and crops ------------------------------------------------------------------------------
-
-def rle_runs(counts: bytes | str) -> np.ndarray:
-    """Run lengths of a compressed COCO RLE counts string, decoded without a Python loop per run.
-
-    The string is pycocotools' variant of LEB128: 5 value bits per character (offset by 48), bit
-    0x20 continues a number, bit 0x10 of the last character is the sign, and from the fourth number
-    on each is stored as the difference to the number two places before.
-
-    Examples
-    --------
-    >>> from pycocotools import mask as mask_utils
-    >>> m = np.zeros((4, 3), np.uint8, order="F"); m[1:3, 1] = 1
-    >>> rle_runs(mask_utils.encode(m)["counts"]).tolist()
-    [5, 2, 5]
-    """
-    raw = np.frombuffer(counts.encode("ascii") if isinstance(counts, str) else bytes(counts),
-                        dtype=np.uint8).astype(np.int64) - 48
-    if raw.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    ends = (raw & 0x20) == 0
-    token = np.concatenate(([0], np.cumsum(ends)[:-1]))
-    starts = np.flatnonzero(np.concatenate(([True], ends[:-1])))
-    k = np.arange(raw.size) - starts[token]
-    values = np.add.reduceat((raw & 0x1F) << (5 * k), starts)
-    last = np.flatnonzero(ends)
-    negative = (raw[last] & 0x10) != 0
-    values = values - np.where(negative, np.left_shift(1, 5 * (k[last] + 1)), 0)
-    out = values.copy()
-    out[1::2] = np.cumsum(values[1::2])
-    out[2::2] = np.cumsum(values[2::2])
-    return out
-
-
-def rle_window(rle: dict, window: tuple[int, int, int, int]) -> np.ndarray:
-    """The uint8 mask of a compressed RLE inside ``window = (x0, y0, x1, y1)`` (end-exclusive).
-
-    Only the window's columns are expanded (RLE is column-major), so memory is the image height
-    times the window width.
-    """
-    height, width = rle["size"]
-    x0, y0, x1, y1 = window
-    runs = rle_runs(rle["counts"])
-    ends = np.cumsum(runs)
-    begins = ends - runs
-    ones = slice(1, None, 2)
-    lo, hi = x0 * height, x1 * height
-    b = np.clip(begins[ones], lo, hi) - lo
-    e = np.clip(ends[ones], lo, hi) - lo
-    keep = e > b
-    diff = np.zeros(hi - lo + 1, dtype=np.int32)
-    np.add.at(diff, b[keep], 1)
-    np.add.at(diff, e[keep], -1)
-    cols = (np.cumsum(diff[:-1]) > 0).astype(np.uint8).reshape(x1 - x0, height)
-    return np.ascontiguousarray(cols.T[y0:y1])
-
+# --- crops ---------------------------------------------------------------------------------------------
 
 def paste(crop: np.ndarray, offset: tuple[int, int], window: tuple[int, int, int, int]) -> np.ndarray:
     """A crop (at ``offset`` = (x0, y0) in the image) placed into a zero array covering ``window``."""
@@ -274,7 +219,9 @@ class ExportContext:
             if obj.kind == "segment":
                 self._crops[i] = (self.id_map(obj.image)[y0:y1, x0:x1] == obj.segment_id).astype(np.uint8)
             else:
-                self._crops[i] = rle_window(self.rles[i], (x0, y0, x1, y1))
+                from qa.engine._masks import decode_crop
+
+                self._crops[i] = decode_crop(self.rles[i], (x0, y0, x1, y1))[0]
         return self._crops[i]
 
     def window(self, i: int, window: tuple[int, int, int, int]) -> np.ndarray:

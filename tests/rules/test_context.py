@@ -1,45 +1,11 @@
-"""The check context: RLE runs and windows against pycocotools, overlaps and coverage against full masks."""
+"""The check context: crops, overlaps and coverage against pycocotools full masks; cross-annotator matches."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from pycocotools import mask as mask_utils
 
 from common import circle, make_batch, make_object, square
 from reference import coco_decode
-from qa.rules._context import ExportContext, rle_runs, rle_window
-
-
-def _runs_reference(mask):
-    """Run lengths of a column-major mask, the slow obvious way."""
-    flat = mask.ravel(order="F")
-    runs, current, n = [], 0, 0
-    for v in flat:
-        if v != current:
-            runs.append(n)
-            current, n = v, 0
-        n += 1
-    runs.append(n)
-    return runs
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**32 - 1), st.floats(0.0, 1.0))
-def test_rle_runs_match_the_encoder(h, w, seed, density):
-    mask = (np.random.default_rng(seed).random((h, w)) < density).astype(np.uint8)
-    rle = mask_utils.encode(np.asfortranarray(mask))
-    assert rle_runs(rle["counts"]).tolist() == _runs_reference(mask)
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(0, 29), st.integers(0, 19), st.integers(1, 30), st.integers(1, 20))
-def test_rle_window_equals_a_slice_of_the_full_mask(seed, x0, y0, dw, dh):
-    rng = np.random.default_rng(seed)
-    mask = (rng.random((20, 30)) < rng.random()).astype(np.uint8)
-    rle = mask_utils.encode(np.asfortranarray(mask))
-    x1, y1 = min(x0 + dw, 30), min(y0 + dh, 20)
-    np.testing.assert_array_equal(rle_window(rle, (x0, y0, x1, y1)), mask[y0:y1, x0:x1])
+from qa.rules._context import ExportContext
 
 
 def test_crops_match_pycocotools_full_masks_for_polygons():

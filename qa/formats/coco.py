@@ -192,33 +192,6 @@ def _polygons(segmentation: list, width: int, height: int):
     return tuple(parts), None
 
 
-def _decode_counts_string(counts: str) -> np.ndarray | None:
-    """Run lengths from pycocotools' compressed counts string, or None when it is malformed."""
-    values = []
-    p = 0
-    n = len(counts)
-    while p < n:
-        x = 0
-        k = 0
-        more = True
-        while more:
-            if p >= n:
-                return None
-            c = ord(counts[p]) - 48
-            if c < 0 or c > 63:
-                return None
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(values) > 2:
-            x += values[-2]
-        values.append(x)
-    return np.asarray(values, dtype=np.int64)
-
-
 def rle_problem(rle: dict, height: int, width: int):
     """Check a COCO RLE dict; return (compressed RLE, None) or (None, (code, message))."""
     from pycocotools import mask as mask_utils
@@ -239,8 +212,10 @@ def rle_problem(rle: dict, height: int, width: int):
             return None, ("FMT002", f"RLE counts sum to {total}, expected height x width = {h * w}")
         return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w), None
     if isinstance(counts, (str, bytes)):
+        from qa.formats._rle_counts import counts_runs  # numba: imported when an RLE is met
+
         text = counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts
-        runs = _decode_counts_string(text)
+        runs = counts_runs(text)
         if runs is None or (runs < 0).any():
             return None, ("FMT002", "compressed RLE counts string is malformed")
         total = int(runs.sum())

@@ -77,6 +77,31 @@ def render_table(header: list[str], rows: list[list[str]], *, left: int = 1) -> 
     return "\n".join(lines)
 
 
+def plural(n: int, word: str) -> str:
+    """``1 error``, ``2 errors``, ``0 errors``.
+
+    Examples
+    --------
+    >>> plural(1, "image"), plural(3, "warning")
+    ('1 image', '3 warnings')
+    """
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def closing_line(summary: dict, verdict=None) -> str:
+    """The last line of ``qa run``: every finding of the run (load, alignment, rules) by severity, the
+    exports, and the gate's outcome when there is a gate (STYLE.md (f)).
+
+    Examples
+    --------
+    >>> closing_line({"errors": 3, "warnings": 12, "annotators": [{}, {}]})
+    '3 errors, 12 warnings in 2 exports'
+    """
+    line = (f"{plural(summary['errors'], 'error')}, {plural(summary['warnings'], 'warning')} in "
+            f"{plural(len(summary['annotators']), 'export')}")
+    return line if verdict is None else f"{line}; {verdict.summary_line()}"
+
+
 def _print_summary(summary: dict) -> None:
     rows = summary["annotators"]
     batch = summary.get("batch") or {}
@@ -95,10 +120,10 @@ def _print_summary(summary: dict) -> None:
         print(f"({len(categories) - len(shown)} more categories in the JSON summary)")
     report = summary.get("alias_report")
     if report and (report["mapped"] or report["unused_patterns"]):
-        from qa.alias_report import render_text
+        from qa.align import alias_report_text
 
         print()
-        print(render_text(report))
+        print(alias_report_text(report))
     elif summary["aliases"]:
         print()
         print("aliases: " + ", ".join(f"{k} -> {v}" for k, v in summary["aliases"].items()))
@@ -112,12 +137,23 @@ def _print_summary(summary: dict) -> None:
     _print_analytics(summary.get("analytics"))
     _print_boundaries(summary)
     _print_violation_table(summary)
+
+
+def _print_closing(summary: dict, verdict) -> None:
+    """The failed gate checks (if any), the batch line and the closing summary line."""
+    if verdict is not None:
+        from qa.gate import to_text
+
+        failed = to_text(verdict, failed_only=True).splitlines()[:-1]  # the last line is the gate's summary
+        if failed:
+            print()
+            print("\n".join(failed))
+    rows = summary["annotators"]
     print()
-    n = len(rows)
-    print(f"{n} annotator{'s' * (n != 1)}, {summary['images']} images "
+    print(f"{plural(len(rows), 'annotator')}, {plural(summary['images'], 'image')} "
           f"({summary['images_labelled_by_all']} labelled by all), "
-          f"{sum(r['objects'] for r in rows)} objects; "
-          f"{summary['errors']} errors, {summary['warnings']} warnings")
+          f"{plural(sum(r['objects'] for r in rows), 'object')}")
+    print(closing_line(summary, verdict))
 
 
 # --- qa run -------------------------------------------------------------------------------------------
@@ -137,7 +173,7 @@ def _add_run(sub) -> None:
     p.add_argument("--input-format", metavar="FORMAT",
                    help="read every NAME=PATH export as FORMAT (coco, coco_panoptic, cvat, label_studio, "
                         "labelme) instead of detecting it; manifest exports use their 'format' key")
-    _add_pack_options(p)
+    _add_pack_options(p, gate=True)
     p.add_argument("--tolerance", dest="tolerances", type=float, action="append", metavar="PX",
                    help="boundary tolerance in pixels; repeatable (default: 1, 2 and 4)")
     p.add_argument("--iou-threshold", type=float, default=0.5, metavar="T",
@@ -150,7 +186,9 @@ def _add_run(sub) -> None:
                    help="write object_pairs, image_pairs and scores as Parquet files into DIR")
     _add_store_options(p)
     p.add_argument("--no-store", action="store_true", help="do not write the run to the store")
-    p.add_argument("--gate", type=Path, metavar="PACK", help="gate the run on this pack's [gate] thresholds")
+    p.add_argument("--gate", type=Path, metavar="PACK",
+                   help="gate the run on this pack's [gate] thresholds; its rules are checked too unless "
+                        "--pack is given")
     _add_gate_options(p)
     p.set_defaults(handler=_cmd_run)
 
@@ -163,6 +201,13 @@ def _parse_aliases(items: list[str]) -> dict[str, list[str]]:
             raise UsageError(f"--alias {item!r} is not CANONICAL=PATTERN")
         aliases.setdefault(canonical, []).append(pattern)
     return aliases
+
+
+def _run_pack(args):
+    """The rule pack of ``qa run``: ``--pack``, else the ``--gate`` pack, else the built-in default."""
+    if args.pack is not None:
+        return args.pack
+    return args.gate if args.gate is not None else "default"
 
 
 def _cmd_run(args) -> int:
@@ -191,7 +236,7 @@ def _cmd_run(args) -> int:
         bar.start()
     try:
         result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
-                     max_pixels=args.max_pixels, pack=args.pack, select=_selectors(args.select),
+                     max_pixels=args.max_pixels, pack=_run_pack(args), select=_selectors(args.select),
                      ignore=_selectors(args.ignore), gate=args.gate, baseline=args.baseline,
                      max_drop=args.max_drop, db=_db(args), store=not args.no_store,
                      lock_timeout=args.lock_timeout, progress=progress,
@@ -211,9 +256,10 @@ def _cmd_run(args) -> int:
         print(json.dumps(result.summary, indent=2, default=str))
     else:
         _print_summary(result.summary)
+        _print_closing(result.summary, result.verdict)
     if result.stored is not None and sys.stderr.isatty():
         _err(f"stored run {result.run_id} in {result.stored}")
-    return _finish_gate(result.verdict, args, text=args.output_format == "text")
+    return _finish_gate(result.verdict, args, text=False)
 
 
 def _print_pairs(pairs: list[dict]) -> None:
@@ -618,10 +664,10 @@ def _selectors(items: list[str] | None) -> list[str] | None:
     return [part.strip() for item in items for part in item.split(",") if part.strip()]
 
 
-def _add_pack_options(p) -> None:
-    p.add_argument("--pack", default="default", metavar="PACK",
+def _add_pack_options(p, *, gate: bool = False) -> None:
+    p.add_argument("--pack", metavar="PACK",
                    help="rule pack: a built-in name (default, street-scenes, medical-imaging) or a .toml file "
-                        "(default: default)")
+                        + ("(default: the --gate pack, else default)" if gate else "(default: default)"))
     p.add_argument("--select", action="append", metavar="CODES",
                    help="rule ids or prefixes to run instead of the pack's selection (comma-separated)")
     p.add_argument("--ignore", action="append", metavar="CODES",
@@ -643,8 +689,8 @@ def _print_violation_table(summary: dict) -> None:
                        [[r["code"], r["name"], r["severity"], *r["per_annotator"].values(), r["total"]]
                         for r in rows], left=3))
     by = summary["violations_by_severity"]
-    print(f"{sum(by.values())} rule violations (pack {pack}): {by['error']} errors, {by['warning']} warnings, "
-          f"{by['info']} info; 'qa check' lists them")
+    print(f"{plural(sum(by.values()), 'rule violation')} (pack {pack}): {plural(by['error'], 'error')}, "
+          f"{plural(by['warning'], 'warning')}, {by['info']} info; 'qa check' lists them")
 
 
 def _add_rules(sub) -> None:
@@ -693,11 +739,18 @@ def _cmd_rules(args) -> int:
     return EXIT_OK
 
 
+CHECK_EPILOG = """exit codes:
+  0  the check finished, whatever it found (unless --exit-non-zero-on-error)
+  1  with --exit-non-zero-on-error: at least one finding of severity error
+  2  the check could not finish (bad input, bad configuration or an internal error)
+"""
+
+
 def _add_check(sub) -> None:
     p = sub.add_parser("check", help="Check the annotators' exports against a rule pack.",
                        description="Check the annotators' exports against a rule pack: one violation per "
                                    "line, then a summary line.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("exports", nargs="*", metavar="NAME=PATH", help="an annotator's export, as name=path")
     p.add_argument("-m", "--manifest", type=Path, help="a batch manifest (TOML)")
     p.add_argument("--alias", action="append", default=[], metavar="CANONICAL=PATTERN",
@@ -706,6 +759,9 @@ def _add_check(sub) -> None:
                    help="rule ids or prefixes to run in addition to the pack's selection (comma-separated)")
     p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
                    help="what stdout carries (default: text)")
+    p.add_argument("--exit-non-zero-on-error", "--exit-nonzero-on-error", action="store_true",
+                   help="exit 1 when a finding of severity error is reported (as a failed gate does; "
+                        "for CI steps that run qa check without a gate)")
     _add_pack_options(p)
     p.set_defaults(handler=_cmd_check)
 
@@ -717,7 +773,7 @@ def _cmd_check(args) -> int:
 
     if not args.exports and args.manifest is None:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa check --help')")
-    pack = override(read(args.pack), select=_selectors(args.select),
+    pack = override(read(args.pack or "default"), select=_selectors(args.select),
                     extend_select=_selectors(args.extend_select), ignore=_selectors(args.ignore))
     batch = load(*args.exports, manifest=args.manifest, aliases=_parse_aliases(args.alias))
     bar, progress = _progress_printer()
@@ -734,11 +790,15 @@ def _cmd_check(args) -> int:
     if args.output_format == "json":
         print(json.dumps({"schema": 1, "pack": pack.as_dict(), "findings": [finding_dict(f) for f in findings],
                           "counts": counts}, indent=2))
-        return EXIT_OK
-    for f in findings:
-        print(format_finding(finding_dict(f)))
-    print(f"{counts['error']} errors, {counts['warning']} warnings, {counts['info']} info in {n} "
-          f"export{'s' * (n != 1)} (pack {pack.name})")
+    else:
+        for f in findings:
+            print(format_finding(finding_dict(f)))
+        print(f"{plural(counts['error'], 'error')}, {plural(counts['warning'], 'warning')}, {counts['info']} "
+              f"info in {plural(n, 'export')} (pack {pack.name})")
+    if args.exit_non_zero_on_error and counts["error"]:
+        from qa.errors import EXIT_GATE_FAILED
+
+        return EXIT_GATE_FAILED
     return EXIT_OK
 
 

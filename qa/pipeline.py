@@ -115,8 +115,7 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
 
 def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
           progress: Progress | None = None) -> tuple[Batch, dict]:
-    """:func:`load`, plus the alias report (:func:`qa.alias_report.alias_report`) made before alignment."""
-    from qa.alias_report import alias_report
+    """:func:`load`, plus the alias report the alignment recorded (``Batch.alias_report``)."""
     from qa.formats import load as load_export
 
     specs: list[ExportSpec] = []
@@ -139,18 +138,20 @@ def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=Non
                                   options=spec.options))
     if progress:
         progress("load", len(specs), len(specs))
-    report = alias_report(loaded, merged_aliases)
     batch = align(loaded, aliases=merged_aliases,
                   categories=categories if categories is not None else (man.categories if man else None))
     if man is not None:
         batch.name, batch.description = man.name, man.description
-    return batch, report
+    return batch, batch.alias_report
 
 
 def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
     """A plain-data summary of a batch: per annotator images, objects per category, findings.
 
-    ``alias_report`` (from :func:`qa.alias_report.alias_report`) is passed through as the summary's
+    ``errors`` and ``warnings`` count the batch's findings (load and alignment); :func:`run` updates them
+    to every finding of the run, rule violations included, as the store's ``runs`` table counts them.
+
+    ``alias_report`` (default: the one :func:`qa.align.align` recorded on the batch) is the summary's
     ``alias_report`` entry.
     """
     per_annotator = []
@@ -166,16 +167,9 @@ def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
             "crowd": sum(o.iscrowd for o in export.objects),
             "objects_per_category": dict(sorted(counts.items())),
         })
-    findings = []
-    for f in batch.findings:
-        findings.append({
-            "code": f.code, "severity": f.severity, "message": f.message, "annotator": f.annotator,
-            "image": f.image,
-            "file": f.source.file if f.source else None,
-            "where": f.source.where if f.source else None,
-            "index": f.source.index if f.source else None,
-            "id": f.source.id if f.source else None,
-        })
+    from qa.rules.check import finding_dict
+
+    findings = [finding_dict(f) for f in batch.findings]
     severities = Counter(f.severity for f in batch.findings)
     n = len(batch.annotators)
     return {
@@ -187,7 +181,7 @@ def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
         "images_labelled_by_all": sum(1 for k in batch.images if len(batch.coverage.get(k, ())) == n),
         "categories": [{"name": c.name, "isthing": c.isthing} for c in batch.categories.values()],
         "aliases": batch.aliases,
-        "alias_report": alias_report,
+        "alias_report": batch.alias_report if alias_report is None else alias_report,
         "findings": findings,
         "findings_by_code": dict(sorted(Counter(f.code for f in batch.findings).items())),
         "errors": severities.get("error", 0),
@@ -347,6 +341,11 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
                  boundaries=boundaries,
                  boundary_disagreement=boundaries.table if boundaries is not None else None,
                  run_id=new_run_id(started), started_at=started, inputs=input_fingerprints(batch))
+    # every finding of the run (load, alignment, rules), counted as the store counts them
+    from qa.gate import run_findings
+
+    severities = Counter(f.severity for f in run_findings(result))
+    result.summary.update(errors=severities.get("error", 0), warnings=severities.get("warning", 0))
     if gate is not None:
         result.verdict = gate_stage(result, gate, baseline=baseline, max_drop=max_drop, db=db,
                                     lock_timeout=lock_timeout)

@@ -27,6 +27,22 @@ def ref_runs(mask: np.ndarray) -> list[int]:
     return runs
 
 
+def coco_decode(rle) -> np.ndarray:
+    """pycocotools' ``mask.decode`` of one RLE: the published decoder, for tests that pin ours to it.
+
+    pycocotools <= 2.0.11 (Cython) passes ``copy=False`` to an ``__array__`` that does not take it, which
+    numpy 2 reports as a DeprecationWarning (an error in this suite); the decoded mask is unaffected, so
+    the warning is silenced here and nowhere else.
+    """
+    import warnings
+
+    from pycocotools import mask as mask_utils
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+        return mask_utils.decode(rle)
+
+
 def ref_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     """Tight end-exclusive bbox (x0, y0, x1, y1), zeros when empty."""
     ys, xs = np.nonzero(mask)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load", "run", "decode", "open", "metrics", "QAError", "InputError", "ConfigError",
-           "StoreError"]
+__all__ = ["__version__", "load", "run", "analyse", "decode", "open", "metrics", "QAError", "InputError",
+           "ConfigError", "StoreError"]
 
 from qa.errors import ConfigError, InputError, QAError, StoreError
 
@@ -27,6 +27,13 @@ def run(*exports, **kwargs):
     from qa.pipeline import run as _run
 
     return _run(*exports, **kwargs)
+
+
+def analyse(run_or_batch, comparison=None, **kwargs):
+    """Agreement analytics of a run (or a batch and its comparison); see :func:`qa.analytics.analyse`."""
+    from qa.analytics import analyse as _analyse
+
+    return _analyse(run_or_batch, comparison, **kwargs)
 
 
 def open(path=None, **kwargs):

@@ -8,7 +8,10 @@ Mismatches are findings, never exceptions:
 - ``ALN004`` a file name could not be paired unambiguously.
 
 Category aliases map messy names onto one category. A pattern is an exact name, a glob (``car_*``) or a
-regular expression prefixed with ``re:`` (``re:^a?car_\\d+$``), matched against the whole name.
+regular expression prefixed with ``re:`` (``re:^a?car_\\d+$``), matched against the whole name. Exact
+names win over globs, globs over regular expressions; within a kind, the first pattern listed wins. As it
+resolves each raw name, :func:`align` records which pattern matched it and how often each annotator used
+it (``Batch.alias_report``; :func:`alias_report_text` prints it).
 """
 
 from __future__ import annotations
@@ -56,13 +59,84 @@ def compile_aliases(aliases: dict[str, list[str] | str] | None):
     return compiled
 
 
-def resolve_category(name: str, compiled) -> str:
-    """The canonical name for ``name``: exact aliases win over globs, globs over regexes."""
+def _resolve(name: str, compiled) -> tuple[str, str | None, str | None]:
+    """``(canonical, pattern, kind)`` for ``name``; ``(name, None, None)`` when no pattern matches."""
     for kind in ("exact", "glob", "regex"):
-        for canonical, k, _pattern, match in compiled:
+        for canonical, k, pattern, match in compiled:
             if k == kind and match(name):
-                return canonical
-    return name
+                return canonical, pattern, kind
+    return name, None, None
+
+
+def resolve_category(name: str, compiled) -> str:
+    """The canonical name for ``name``: exact aliases win over globs, globs over regexes; within a kind,
+    the first pattern listed wins.
+
+    Examples
+    --------
+    >>> resolve_category("car_7", compile_aliases({"car": ["car_*"], "vehicle": ["re:.*"]}))
+    'car'
+    """
+    return _resolve(name, compiled)[0]
+
+
+def _alias_report(uses: dict[str, dict[str, int]], resolved: dict[str, tuple], compiled) -> dict:
+    """The alias report from the raw names' uses and how :func:`align` resolved each (see ``Batch.alias_report``)."""
+    canonical_names = {canonical for canonical, *_ in compiled}
+    hits: set[tuple[str, str]] = set()
+    mapped, canonical, unmapped = [], [], []
+    for name in sorted(uses):
+        entry = {"name": name, "objects": sum(uses[name].values()), "annotators": dict(sorted(uses[name].items()))}
+        target, pattern, kind = resolved[name]
+        if pattern is not None:
+            hits.add((target, pattern))
+            mapped.append({**entry, "category": target, "pattern": pattern, "kind": kind})
+        elif name in canonical_names:
+            canonical.append(entry)
+        else:
+            unmapped.append(entry)
+    # a pattern shadowed by one of higher precedence still matched a name: it is not unused
+    unused = [{"category": c, "pattern": p} for c, _k, p, match in compiled
+              if (c, p) not in hits and not any(match(name) for name in uses)]
+    return {"mapped": mapped, "canonical": canonical, "unmapped": unmapped, "unused_patterns": unused}
+
+
+def _who(annotators: dict[str, int]) -> str:
+    return ", ".join(f"{a} {n}" for a, n in annotators.items())
+
+
+def alias_report_text(report: dict) -> str:
+    """``Batch.alias_report`` as text lines for ``qa run`` (one line per raw name).
+
+    Examples
+    --------
+    >>> print(alias_report_text({"mapped": [{"name": "car_7", "category": "car", "pattern": "car_*",
+    ...     "kind": "glob", "objects": 2, "annotators": {"bob": 2}}], "canonical": [], "unmapped":
+    ...     [{"name": "bus", "objects": 1, "annotators": {"al": 1}}], "unused_patterns": []}))
+    aliases: 1 name mapped, 1 not mapped
+      car_7 -> car  glob car_*  (bob 2)
+      bus           not mapped  (al 1)
+    """
+    mapped, canonical, unmapped = report["mapped"], report["canonical"], report["unmapped"]
+    head = [f"{len(mapped)} name{'s' * (len(mapped) != 1)} mapped"]
+    if canonical:
+        head.append(f"{len(canonical)} already canonical")
+    head.append(f"{len(unmapped)} not mapped")
+    rows = [(m["name"], f"-> {m['category']}", f"{m['kind']} {m['pattern']}", _who(m["annotators"]))
+            for m in mapped]
+    rows += [(c["name"], "", "canonical", _who(c["annotators"])) for c in canonical]
+    rows += [(u["name"], "", "not mapped", _who(u["annotators"])) for u in unmapped]
+    lines = ["aliases: " + ", ".join(head)]
+    if rows:
+        w0 = max(len(r[0]) for r in rows)
+        w1 = max(len(r[1]) for r in rows)
+        w2 = max(len(r[2]) for r in rows)
+        for name, target, how, who in rows:
+            lines.append(f"  {name.ljust(w0)} {target.ljust(w1)}  {how.ljust(w2)}  ({who})".rstrip())
+    if report["unused_patterns"]:
+        unused = ", ".join(f"{u['category']} <- {u['pattern']!r}" for u in report["unused_patterns"])
+        lines.append(f"  patterns that matched no name: {unused}")
+    return "\n".join(lines)
 
 
 def _rekey_by_basename(exports: list[Export]) -> tuple[bool, list[Finding]]:
@@ -111,7 +185,10 @@ def align(exports: list[Export], *, aliases: dict | None = None,
     Returns
     -------
     Batch
-        Objects' ``image`` and ``category`` fields are rewritten to the canonical keys.
+        Objects' ``image`` and ``category`` fields are rewritten to the canonical keys. ``aliases`` maps
+        each rewritten raw name to its category; ``alias_report`` says, for every raw name, which
+        pattern (and kind: exact, glob, regex) mapped it and how many objects each annotator gave it,
+        which raw names stayed as they are, and which patterns matched no name.
 
     Raises
     ------
@@ -125,14 +202,24 @@ def align(exports: list[Export], *, aliases: dict | None = None,
     compiled = compile_aliases(aliases)
     findings: list[Finding] = [f for e in exports for f in e.findings]
 
-    # Categories: canonical names, and which annotators know each one.
+    # Categories: canonical names, and which annotators know each one; the raw names' uses and the
+    # pattern that resolved each are recorded for the alias report before the objects are rewritten.
     mapping: dict[str, str] = {}
+    resolved: dict[str, tuple] = {}
+    uses: dict[str, dict[str, int]] = defaultdict(dict)
     known_by: dict[str, set[str]] = defaultdict(set)
     canonical_categories: dict[str, Category] = {}
     for e in exports:
+        for raw in e.categories:
+            uses[raw].setdefault(e.annotator, 0)
+        for obj in e.objects:
+            who = obj.annotator or e.annotator
+            uses[obj.category][who] = uses[obj.category].get(who, 0) + 1
         used = {o.category for o in e.objects} | set(e.categories)
         for raw in sorted(used):
-            canonical = resolve_category(raw, compiled)
+            if raw not in resolved:
+                resolved[raw] = _resolve(raw, compiled)
+            canonical = resolved[raw][0]
             mapping[raw] = canonical
             known_by[canonical].add(e.annotator)
             if canonical not in canonical_categories:
@@ -201,4 +288,5 @@ def align(exports: list[Export], *, aliases: dict | None = None,
         coverage=coverage,
         findings=findings,
         aliases={raw: c for raw, c in sorted(mapping.items()) if raw != c},
+        alias_report=_alias_report(uses, resolved, compiled),
     )

@@ -77,6 +77,31 @@ def render_table(header: list[str], rows: list[list[str]], *, left: int = 1) -> 
     return "\n".join(lines)
 
 
+def plural(n: int, word: str) -> str:
+    """``1 error``, ``2 errors``, ``0 errors``.
+
+    Examples
+    --------
+    >>> plural(1, "image"), plural(3, "warning")
+    ('1 image', '3 warnings')
+    """
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def closing_line(summary: dict, verdict=None) -> str:
+    """The last line of ``qa run``: every finding of the run (load, alignment, rules) by severity, the
+    exports, and the gate's outcome when there is a gate (STYLE.md (f)).
+
+    Examples
+    --------
+    >>> closing_line({"errors": 3, "warnings": 12, "annotators": [{}, {}]})
+    '3 errors, 12 warnings in 2 exports'
+    """
+    line = (f"{plural(summary['errors'], 'error')}, {plural(summary['warnings'], 'warning')} in "
+            f"{plural(len(summary['annotators']), 'export')}")
+    return line if verdict is None else f"{line}; {verdict.summary_line()}"
+
+
 def _print_summary(summary: dict) -> None:
     rows = summary["annotators"]
     batch = summary.get("batch") or {}
@@ -95,10 +120,10 @@ def _print_summary(summary: dict) -> None:
         print(f"({len(categories) - len(shown)} more categories in the JSON summary)")
     report = summary.get("alias_report")
     if report and (report["mapped"] or report["unused_patterns"]):
-        from qa.alias_report import render_text
+        from qa.align import alias_report_text
 
         print()
-        print(render_text(report))
+        print(alias_report_text(report))
     elif summary["aliases"]:
         print()
         print("aliases: " + ", ".join(f"{k} -> {v}" for k, v in summary["aliases"].items()))
@@ -109,13 +134,26 @@ def _print_summary(summary: dict) -> None:
     if summary.get("pairs"):
         print()
         _print_pairs(summary["pairs"])
+    _print_analytics(summary.get("analytics"))
+    _print_boundaries(summary)
     _print_violation_table(summary)
+
+
+def _print_closing(summary: dict, verdict) -> None:
+    """The failed gate checks (if any), the batch line and the closing summary line."""
+    if verdict is not None:
+        from qa.gate import to_text
+
+        failed = to_text(verdict, failed_only=True).splitlines()[:-1]  # the last line is the gate's summary
+        if failed:
+            print()
+            print("\n".join(failed))
+    rows = summary["annotators"]
     print()
-    n = len(rows)
-    print(f"{n} annotator{'s' * (n != 1)}, {summary['images']} images "
+    print(f"{plural(len(rows), 'annotator')}, {plural(summary['images'], 'image')} "
           f"({summary['images_labelled_by_all']} labelled by all), "
-          f"{sum(r['objects'] for r in rows)} objects; "
-          f"{summary['errors']} errors, {summary['warnings']} warnings")
+          f"{plural(sum(r['objects'] for r in rows), 'object')}")
+    print(closing_line(summary, verdict))
 
 
 # --- qa run -------------------------------------------------------------------------------------------
@@ -135,17 +173,22 @@ def _add_run(sub) -> None:
     p.add_argument("--input-format", metavar="FORMAT",
                    help="read every NAME=PATH export as FORMAT (coco, coco_panoptic, cvat, label_studio, "
                         "labelme) instead of detecting it; manifest exports use their 'format' key")
-    _add_pack_options(p)
+    _add_pack_options(p, gate=True)
     p.add_argument("--tolerance", dest="tolerances", type=float, action="append", metavar="PX",
                    help="boundary tolerance in pixels; repeatable (default: 1, 2 and 4)")
     p.add_argument("--iou-threshold", type=float, default=0.5, metavar="T",
                    help="smallest mask IoU of a matched object pair (default 0.5)")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per CPU; 1: none)")
+    p.add_argument("--instances", choices=("classes", "components"), default="classes",
+                   help="label maps: match one object per class (default) or per connected component of "
+                        "each thing class")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="write object_pairs, image_pairs and scores as Parquet files into DIR")
     _add_store_options(p)
     p.add_argument("--no-store", action="store_true", help="do not write the run to the store")
-    p.add_argument("--gate", type=Path, metavar="PACK", help="gate the run on this pack's [gate] thresholds")
+    p.add_argument("--gate", type=Path, metavar="PACK",
+                   help="gate the run on this pack's [gate] thresholds; its rules are checked too unless "
+                        "--pack is given")
     _add_gate_options(p)
     _add_report_options(p)
     p.set_defaults(handler=_cmd_run)
@@ -159,6 +202,13 @@ def _parse_aliases(items: list[str]) -> dict[str, list[str]]:
             raise UsageError(f"--alias {item!r} is not CANONICAL=PATTERN")
         aliases.setdefault(canonical, []).append(pattern)
     return aliases
+
+
+def _run_pack(args):
+    """The rule pack of ``qa run``: ``--pack``, else the ``--gate`` pack, else the built-in default."""
+    if args.pack is not None:
+        return args.pack
+    return args.gate if args.gate is not None else "default"
 
 
 def _cmd_run(args) -> int:
@@ -187,12 +237,12 @@ def _cmd_run(args) -> int:
         bar.start()
     try:
         result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
-                     max_pixels=args.max_pixels, pack=args.pack, select=_selectors(args.select),
+                     max_pixels=args.max_pixels, pack=_run_pack(args), select=_selectors(args.select),
                      ignore=_selectors(args.ignore), gate=args.gate, baseline=args.baseline,
                      max_drop=args.max_drop, db=_db(args), store=not args.no_store,
                      lock_timeout=args.lock_timeout, progress=progress,
                      tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
-                     workers=args.workers, report=_report_path(args))
+                     workers=args.workers, instances=args.instances, report=_report_path(args))
     finally:
         if bar is not None:
             bar.stop()
@@ -209,9 +259,10 @@ def _cmd_run(args) -> int:
         print(json.dumps(result.summary, indent=2, default=str))
     else:
         _print_summary(result.summary)
+        _print_closing(result.summary, result.verdict)
     if result.stored is not None and sys.stderr.isatty():
         _err(f"stored run {result.run_id} in {result.stored}")
-    return _finish_gate(result.verdict, args, text=args.output_format == "text")
+    return _finish_gate(result.verdict, args, text=False)
 
 
 def _print_pairs(pairs: list[dict]) -> None:
@@ -224,6 +275,78 @@ def _print_pairs(pairs: list[dict]) -> None:
         [[p["pair"], p["images"], fmt(p.get("pq")), fmt(p.get("mask_iou_mean")), fmt(p.get("boundary_f_2px_mean")),
           p["matched"], p["missing"], p["extra"], p["label_disagreements"]] for p in pairs],
     ))
+
+
+# --- qa run: analytics ---------------------------------------------------------------------------------
+
+def _print_analytics(analytics: dict | None, *, top: int = 10) -> None:
+    """The per-annotator table, Krippendorff's alpha with its interval and the top of the review queue."""
+    if not analytics:
+        return
+
+    def fmt(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    rows = analytics.get("annotators") or []
+    if rows:
+        print()
+        print(render_table(
+            ["annotator", "matched", "missing", "miss. share", "extra", "mask IoU", "BF@2px", "offset px",
+             "label disagr."],
+            [[r["annotator"], r["matched"], r["missing"], fmt(r.get("missing_share")), r["extra"],
+              fmt(r.get("mask_iou_mean")), fmt(r.get("boundary_f_2px_mean")),
+              fmt(r.get("signed_offset_px_mean"), 2), r["label_disagreements"]] for r in rows]))
+    alpha = analytics.get("alpha")
+    if alpha:
+        print()
+        n = alpha["images"]
+        interval = (f"{alpha['confidence']:.0%} CI {fmt(alpha['ci_low'])} to {fmt(alpha['ci_high'])}; {n} images, "
+                    f"{alpha['bootstrap']} bootstrap replicates over images" if alpha["ci_low"] is not None
+                    else f"no interval from {n} image{'s' * (n != 1)}")
+        print(f"Krippendorff's alpha (pixel labels): {fmt(alpha['alpha'])} ({interval})")
+    consensus = analytics.get("consensus") or []
+    if consensus:
+        print()
+        print("against the consensus (majority pixel vote; 'qa consensus' for options and a COCO export):")
+        print(render_table(
+            ["annotator", "consensus", "matched", "missing", "extra", "IoU", "BF@2px", "sensitivity",
+             "specificity"],
+            [[r["annotator"], r["consensus_objects"], r["matched"], r["missing"], r["extra"],
+              fmt(r.get("mask_iou_mean")), fmt(r.get("boundary_f_2px_mean")), fmt(r.get("sensitivity_mean")),
+              fmt(r.get("specificity_mean"))] for r in consensus]))
+    queue = (analytics.get("review_queue") or [])[:top]
+    if queue:
+        print()
+        print(f"review queue: top {len(queue)} of {analytics.get('review_queue_total', len(queue))} "
+              f"(worst first; --format json for more)")
+        print(render_table(
+            ["rank", "score", "image", "object", "reason", "detail"],
+            [[q["rank"], fmt(q["score"], 2), q["image"] or "",
+              "" if q.get("object_index") is None else f"{q['annotator']}#{q['object_index']}", q["reason"],
+              q["detail"]] for q in queue], left=0))
+
+
+# --- qa run: per-class agreement and boundary findings ------------------------------------------------
+
+def _print_boundaries(summary: dict) -> None:
+    """Per-class agreement of label maps and panoptic exports, then the top boundary findings."""
+    classes = summary.get("classes")
+    if classes:
+        tolerances = [k[len("boundary_f_"):] for k in classes[0] if k.startswith("boundary_f_")]
+
+        def fmt(value):
+            return "-" if value is None else f"{value:.3f}"
+
+        print()
+        print(render_table(["class", "image pairs", "IoU", *[f"BF@{t}" for t in tolerances]],
+                           [[c["category"], c["images"], fmt(c["iou"]),
+                             *[fmt(c[f"boundary_f_{t}"]) for t in tolerances]] for c in classes]))
+    findings = summary.get("boundary_findings")
+    if findings:
+        print()
+        print("boundaries:")
+        for f in findings:
+            print(f"  {f['text']}")
 
 
 # --- the run store and the gate: qa runs, qa sql, qa export, qa diff, qa gate ----------------------------
@@ -544,10 +667,10 @@ def _selectors(items: list[str] | None) -> list[str] | None:
     return [part.strip() for item in items for part in item.split(",") if part.strip()]
 
 
-def _add_pack_options(p) -> None:
-    p.add_argument("--pack", default="default", metavar="PACK",
+def _add_pack_options(p, *, gate: bool = False) -> None:
+    p.add_argument("--pack", metavar="PACK",
                    help="rule pack: a built-in name (default, street-scenes, medical-imaging) or a .toml file "
-                        "(default: default)")
+                        + ("(default: the --gate pack, else default)" if gate else "(default: default)"))
     p.add_argument("--select", action="append", metavar="CODES",
                    help="rule ids or prefixes to run instead of the pack's selection (comma-separated)")
     p.add_argument("--ignore", action="append", metavar="CODES",
@@ -569,8 +692,8 @@ def _print_violation_table(summary: dict) -> None:
                        [[r["code"], r["name"], r["severity"], *r["per_annotator"].values(), r["total"]]
                         for r in rows], left=3))
     by = summary["violations_by_severity"]
-    print(f"{sum(by.values())} rule violations (pack {pack}): {by['error']} errors, {by['warning']} warnings, "
-          f"{by['info']} info; 'qa check' lists them")
+    print(f"{plural(sum(by.values()), 'rule violation')} (pack {pack}): {plural(by['error'], 'error')}, "
+          f"{plural(by['warning'], 'warning')}, {by['info']} info; 'qa check' lists them")
 
 
 def _add_rules(sub) -> None:
@@ -619,11 +742,18 @@ def _cmd_rules(args) -> int:
     return EXIT_OK
 
 
+CHECK_EPILOG = """exit codes:
+  0  the check finished, whatever it found (unless --exit-non-zero-on-error)
+  1  with --exit-non-zero-on-error: at least one finding of severity error
+  2  the check could not finish (bad input, bad configuration or an internal error)
+"""
+
+
 def _add_check(sub) -> None:
     p = sub.add_parser("check", help="Check the annotators' exports against a rule pack.",
                        description="Check the annotators' exports against a rule pack: one violation per "
                                    "line, then a summary line.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("exports", nargs="*", metavar="NAME=PATH", help="an annotator's export, as name=path")
     p.add_argument("-m", "--manifest", type=Path, help="a batch manifest (TOML)")
     p.add_argument("--alias", action="append", default=[], metavar="CANONICAL=PATTERN",
@@ -632,6 +762,9 @@ def _add_check(sub) -> None:
                    help="rule ids or prefixes to run in addition to the pack's selection (comma-separated)")
     p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
                    help="what stdout carries (default: text)")
+    p.add_argument("--exit-non-zero-on-error", "--exit-nonzero-on-error", action="store_true",
+                   help="exit 1 when a finding of severity error is reported (as a failed gate does; "
+                        "for CI steps that run qa check without a gate)")
     _add_pack_options(p)
     p.set_defaults(handler=_cmd_check)
 
@@ -643,7 +776,7 @@ def _cmd_check(args) -> int:
 
     if not args.exports and args.manifest is None:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa check --help')")
-    pack = override(read(args.pack), select=_selectors(args.select),
+    pack = override(read(args.pack or "default"), select=_selectors(args.select),
                     extend_select=_selectors(args.extend_select), ignore=_selectors(args.ignore))
     batch = load(*args.exports, manifest=args.manifest, aliases=_parse_aliases(args.alias))
     bar, progress = _progress_printer()
@@ -660,11 +793,15 @@ def _cmd_check(args) -> int:
     if args.output_format == "json":
         print(json.dumps({"schema": 1, "pack": pack.as_dict(), "findings": [finding_dict(f) for f in findings],
                           "counts": counts}, indent=2))
-        return EXIT_OK
-    for f in findings:
-        print(format_finding(finding_dict(f)))
-    print(f"{counts['error']} errors, {counts['warning']} warnings, {counts['info']} info in {n} "
-          f"export{'s' * (n != 1)} (pack {pack.name})")
+    else:
+        for f in findings:
+            print(format_finding(finding_dict(f)))
+        print(f"{plural(counts['error'], 'error')}, {plural(counts['warning'], 'warning')}, {counts['info']} "
+              f"info in {plural(n, 'export')} (pack {pack.name})")
+    if args.exit_non_zero_on_error and counts["error"]:
+        from qa.errors import EXIT_GATE_FAILED
+
+        return EXIT_GATE_FAILED
     return EXIT_OK
 
 
@@ -799,6 +936,92 @@ def _cmd_synth(args) -> int:
     return EXIT_OK
 
 
+# --- qa consensus -------------------------------------------------------------------------------------
+
+def _add_consensus(sub) -> None:
+    p = sub.add_parser(
+        "consensus", help="Build the consensus of three or more annotators and score each against it.",
+        description="Build the consensus of three or more annotators (clusters of matched objects, a quorum, "
+                    "a pixel vote or STAPLE), score each annotator against it, and optionally write it as "
+                    "COCO instances.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("exports", nargs="*", metavar="NAME=PATH", help="an annotator's export, as name=path")
+    p.add_argument("-m", "--manifest", type=Path, help="a batch manifest (TOML)")
+    p.add_argument("--method", choices=("vote", "staple"), default="vote",
+                   help="consensus mask by pixel vote (default) or STAPLE")
+    p.add_argument("--quorum", default="majority", metavar="Q",
+                   help="annotators a cluster needs: 'majority' (default; more than half of those covering "
+                        "the image), a number such as 3, or a share such as 0.75")
+    p.add_argument("--ties", choices=("background", "foreground"), default="background",
+                   help="pixel vote: a pixel marked by exactly half of the annotators (default background)")
+    p.add_argument("--tolerance", dest="tolerances", type=float, action="append", metavar="PX",
+                   help="boundary tolerance in pixels; repeatable (default: 1, 2 and 4)")
+    p.add_argument("--iou-threshold", type=float, default=0.5, metavar="T",
+                   help="smallest mask IoU of a matched object pair (default 0.5)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per CPU; 1: none)")
+    p.add_argument("--out", type=Path, metavar="PATH", help="write the consensus as COCO instances JSON")
+    p.add_argument("--objects", type=Path, metavar="PATH",
+                   help="write the per-object table (each annotator against each consensus object) as Parquet")
+    p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
+                   help="what stdout carries (default: text)")
+    p.set_defaults(handler=_cmd_consensus)
+
+
+def _cmd_consensus(args) -> int:
+    from qa.analytics.consensus import build_consensus, parse_quorum
+    from qa.pipeline import load
+
+    if not args.exports and args.manifest is None:
+        raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa consensus --help')")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    quorum = parse_quorum(args.quorum)
+    bar, progress = _progress_printer()
+    if bar is not None:
+        bar.start()
+    try:
+        batch = load(*args.exports, manifest=args.manifest, progress=progress)
+        if len(batch.annotators) < 2:
+            raise UsageError("a consensus needs at least two annotators (three or more to outvote one)")
+        result = build_consensus(batch, method=args.method, quorum=quorum, ties=args.ties,
+                                 tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
+                                 workers=args.workers, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if args.out is not None:
+        _err(f"written {result.write_coco(args.out)}")
+    if args.objects is not None:
+        args.objects.parent.mkdir(parents=True, exist_ok=True)
+        result.objects.to_parquet(args.objects, engine="pyarrow", index=False)
+        _err(f"written {args.objects}")
+    if args.output_format == "json":
+        print(json.dumps({"summary": result.summary, "settings": result.settings,
+                          "annotators": json.loads(result.annotators.to_json(orient="records"))}, indent=2))
+        return EXIT_OK
+    from qa.engine.boundary import tolerance_label
+
+    tolerances = result.settings["tolerances"]
+    shown = 2.0 if 2.0 in tolerances else tolerances[0]
+    label, column = f"BF@{shown:g}px", f"boundary_f_{tolerance_label(shown)}_mean"
+
+    def fmt(value):
+        return "-" if value != value else f"{value:.3f}"
+
+    print(render_table(
+        ["annotator", "images", "consensus", "matched", "missing", "extra", "label disagr.", "IoU", label,
+         "sensitivity", "specificity", "offset px"],
+        [[r.annotator, r.images, r.consensus_objects, r.matched, r.missing, r.extra, r.label_disagreements,
+          fmt(r.mask_iou_mean), fmt(getattr(r, column)), fmt(r.sensitivity_mean), fmt(r.specificity_mean),
+          fmt(r.signed_offset_px_mean)] for r in result.annotators.itertuples(index=False)]))
+    s = result.summary
+    method = "pixel vote" if args.method == "vote" else "STAPLE"
+    print()
+    print(f"{s['images']} images, {s['clusters']} clusters: {s['consensus_objects']} consensus objects, "
+          f"{s['below_quorum']} below quorum ({args.quorum}), {s['empty']} empty; {method}")
+    return EXIT_OK
+
+
 # --- entry point --------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -814,6 +1037,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rules(sub)
     _add_check(sub)
     _add_synth(sub)
+    _add_consensus(sub)
     _add_report(sub)
     return parser
 

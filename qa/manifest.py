@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import os
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -136,7 +137,8 @@ def read_manifest(path) -> Manifest:
         options = raw.get("options", {})
         if not isinstance(options, dict):
             raise ConfigError("'options' must be a table", path=path, where=where)
-        options = {k: (str(path.parent / v) if k.endswith("_dir") and isinstance(v, str) else v)
+        # absolute, so a loader that resolves a relative folder against its export file does not do it twice
+        options = {k: (os.path.abspath(path.parent / v) if k.endswith("_dir") and isinstance(v, str) else v)
                    for k, v in options.items()}
         if classes is not None and (raw.get("format") == "labelmap" or (
                 raw.get("format") is None and (path.parent / raw["path"]).is_dir())):

@@ -173,8 +173,9 @@ class Batch:
 
     ``images`` holds every image key any annotator has (with the first annotator's declaration);
     ``coverage`` says which annotators have each image. ``categories`` are the canonical categories
-    after aliases. ``findings`` are the loaders' and the alignment's. ``name`` and ``description`` come
-    from the batch manifest when there is one.
+    after aliases. ``findings`` are the loaders' and the alignment's. ``aliases`` maps each raw category
+    name the aliases rewrote to its category, and ``alias_report`` records how every raw name was resolved
+    (see :func:`qa.align.align`). ``name`` and ``description`` come from the batch manifest when there is one.
     """
 
     annotators: list[str]
@@ -184,6 +185,7 @@ class Batch:
     coverage: dict[str, tuple[str, ...]]
     findings: list[Finding] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
+    alias_report: dict = field(default_factory=dict)
     name: str | None = None
     description: str | None = None
 

@@ -48,6 +48,14 @@ class Run:
     """Rule violations (:class:`~qa.model.Finding`) of the run's pack."""
     pack: object = None
     """The resolved rule pack (:class:`qa.rules.packs.Pack`), or None when rules were not run."""
+    analytics: object = None
+    """The agreement analytics (:class:`qa.analytics.Analytics`), None with one annotator."""
+    semantic: object = None
+    """The :class:`qa.engine.semantic.SemanticComparison` of label-map and panoptic exports, if any."""
+    boundaries: object = None
+    """The :class:`qa.analytics.boundaries.BoundaryAnalysis` (offsets, category-pair boundaries)."""
+    boundary_disagreement: object = None
+    """Rows of the store's ``boundary_disagreement`` table (pandas DataFrame), from the boundary analysis."""
     report: str | None = None
     """The HTML report written for the run, if any."""
 
@@ -109,8 +117,7 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
 
 def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
           progress: Progress | None = None) -> tuple[Batch, dict]:
-    """:func:`load`, plus the alias report (:func:`qa.alias_report.alias_report`) made before alignment."""
-    from qa.alias_report import alias_report
+    """:func:`load`, plus the alias report the alignment recorded (``Batch.alias_report``)."""
     from qa.formats import load as load_export
 
     specs: list[ExportSpec] = []
@@ -133,18 +140,20 @@ def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=Non
                                   options=spec.options))
     if progress:
         progress("load", len(specs), len(specs))
-    report = alias_report(loaded, merged_aliases)
     batch = align(loaded, aliases=merged_aliases,
                   categories=categories if categories is not None else (man.categories if man else None))
     if man is not None:
         batch.name, batch.description = man.name, man.description
-    return batch, report
+    return batch, batch.alias_report
 
 
 def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
     """A plain-data summary of a batch: per annotator images, objects per category, findings.
 
-    ``alias_report`` (from :func:`qa.alias_report.alias_report`) is passed through as the summary's
+    ``errors`` and ``warnings`` count the batch's findings (load and alignment); :func:`run` updates them
+    to every finding of the run, rule violations included, as the store's ``runs`` table counts them.
+
+    ``alias_report`` (default: the one :func:`qa.align.align` recorded on the batch) is the summary's
     ``alias_report`` entry.
     """
     per_annotator = []
@@ -160,16 +169,9 @@ def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
             "crowd": sum(o.iscrowd for o in export.objects),
             "objects_per_category": dict(sorted(counts.items())),
         })
-    findings = []
-    for f in batch.findings:
-        findings.append({
-            "code": f.code, "severity": f.severity, "message": f.message, "annotator": f.annotator,
-            "image": f.image,
-            "file": f.source.file if f.source else None,
-            "where": f.source.where if f.source else None,
-            "index": f.source.index if f.source else None,
-            "id": f.source.id if f.source else None,
-        })
+    from qa.rules.check import finding_dict
+
+    findings = [finding_dict(f) for f in batch.findings]
     severities = Counter(f.severity for f in batch.findings)
     n = len(batch.annotators)
     return {
@@ -181,7 +183,7 @@ def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
         "images_labelled_by_all": sum(1 for k in batch.images if len(batch.coverage.get(k, ())) == n),
         "categories": [{"name": c.name, "isthing": c.isthing} for c in batch.categories.values()],
         "aliases": batch.aliases,
-        "alias_report": alias_report,
+        "alias_report": batch.alias_report if alias_report is None else alias_report,
         "findings": findings,
         "findings_by_code": dict(sorted(Counter(f.code for f in batch.findings).items())),
         "errors": severities.get("error", 0),
@@ -196,6 +198,13 @@ def check_rules(batch: Batch, pack="default", *, select=None, ignore=None, progr
 
     resolved = override(pack if isinstance(pack, Pack) else read(pack), select=select, ignore=ignore)
     return resolved, check(batch, resolved, progress=progress)
+
+
+def analytics_stage(batch: Batch, comparison, *, violations=None, **options):
+    """The analytics stage: aggregates, alpha and the review queue (:func:`qa.analytics.analyse`)."""
+    from qa.analytics import analyse
+
+    return analyse(batch, comparison, violations=violations, **options)
 
 
 def _utcnow() -> datetime:
@@ -252,8 +261,8 @@ def report_stage(result: Run, path, *, pictures: int | None = None) -> str:
 def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None, pack="default",
         select=None, ignore=None, gate=None, baseline=None, max_drop=None, db=None, store: bool = True,
         lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
-        iou_threshold: float = 0.5, workers: int | None = None, report=None,
-        report_pictures: int | None = None) -> Run:
+        iou_threshold: float = 0.5, workers: int | None = None, analytics: bool = True,
+        instances: str = "classes", report=None, report_pictures: int | None = None) -> Run:
     """Run every stage on a batch and return what it produced.
 
     Takes the same arguments as :func:`load`, plus ``pack`` (a built-in pack name, a pack file or
@@ -279,6 +288,12 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         Write the run to ``db``; False only reads the baseline from it.
     lock_timeout : float, seconds, optional
         How long to wait for another process's lock on the store (default 30).
+    analytics : bool, default True
+        Run the analytics stage (:func:`qa.analytics.analyse`) after the comparison and the rules; its
+        rows join ``Run.scores`` before the gate.
+    instances : {"classes", "components"}, default "classes"
+        How label maps enter instance matching: one object per class, or one per connected component
+        of each thing class (:func:`qa.engine.semantic.components_as_instances`).
     report : str or os.PathLike, optional
         Write the run's HTML report there (after the store step); None writes none.
     report_pictures : int, optional
@@ -288,8 +303,13 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
 
     started = _utcnow()
     batch, alias_counts = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
-                          max_pixels=max_pixels, progress=progress)
+                                max_pixels=max_pixels, progress=progress)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
+    if instances != "classes":
+        from qa.engine.semantic import with_instances
+
+        batch = with_instances(batch, instances)
+        settings["instances"] = instances
     if manifest is not None:
         settings["manifest"] = str(manifest)
     if aliases:
@@ -305,6 +325,14 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
                                    progress=progress, max_pixels=max_pixels)
         settings["compare"] = comparison.settings
         summary["pairs"] = comparison.pair_table()
+    semantic = boundaries = None
+    scores = comparison.scores if comparison is not None else None
+    if comparison is not None:
+        from qa.analytics.boundaries import boundary_stage, stage_summary
+
+        semantic, boundaries, scores = boundary_stage(batch, comparison, tolerances=tolerances, workers=workers,
+                                                      progress=progress, max_pixels=max_pixels)
+        summary.update(stage_summary(semantic, boundaries))
     resolved, violations = (None, [])
     if pack is not None:
         from qa.rules.check import violation_summary
@@ -312,11 +340,27 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         resolved, violations = check_rules(batch, pack, select=select, ignore=ignore, progress=progress)
         settings["pack"] = str(resolved.path or resolved.name)
         summary.update(violation_summary(violations, batch.annotators, resolved))
+    analysed = None
+    if comparison is not None and analytics:
+        analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels)
+        settings["analytics"] = analysed.settings
+        summary["analytics"] = analysed.summary(top=50)
+        import pandas as pd
+
+        scores = pd.concat([scores, analysed.scores], ignore_index=True) \
+            .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
     if gate is not None:
         settings.update(gate=str(gate), baseline=baseline, max_drop=max_drop)
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
-                 comparison=comparison, scores=comparison.scores if comparison is not None else None,
+                 comparison=comparison, scores=scores, analytics=analysed, semantic=semantic,
+                 boundaries=boundaries,
+                 boundary_disagreement=boundaries.table if boundaries is not None else None,
                  run_id=new_run_id(started), started_at=started, inputs=input_fingerprints(batch))
+    # every finding of the run (load, alignment, rules), counted as the store counts them
+    from qa.gate import run_findings
+
+    severities = Counter(f.severity for f in run_findings(result))
+    result.summary.update(errors=severities.get("error", 0), warnings=severities.get("warning", 0))
     if gate is not None:
         result.verdict = gate_stage(result, gate, baseline=baseline, max_drop=max_drop, db=db,
                                     lock_timeout=lock_timeout)

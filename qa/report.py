@@ -34,6 +34,8 @@ EXAMPLES_PER_RULE = 25
 """Violations listed under each rule (the count covers all of them)."""
 PROBLEMS_PER_PICTURE = 8
 """Unmatched or relabelled objects listed under each picture."""
+REVIEW_ROWS = 200
+"""Rows of the review queue the report lists (the count covers all of them)."""
 
 _COUNTS = frozenset({"images", "matched", "missing", "extra", "ignored", "label_disagreements", "objects",
                      "objects_a", "objects_b", "n_pairs", "violations", "violations_error",
@@ -105,6 +107,8 @@ class ReportInput:
         Each export's ``annotator, path, format, sha256``.
     settings : dict
         The run's settings.
+    review_queue : DataFrame
+        The analytics' review queue (the store's ``review_queue`` columns), worst first.
     gallery : list of dict
         Overlay pictures, worst image first (see :func:`gallery`).
     pictures_note : str
@@ -123,6 +127,7 @@ class ReportInput:
     annotator_table: Any = None
     image_table: Any = None
     category_table: Any = None
+    review_queue: Any = None
     inputs: list[dict] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
     gallery: list[dict] = field(default_factory=list)
@@ -333,7 +338,7 @@ def _pair_lines(image_pairs, images: set) -> dict[str, list[str]]:
 def _where(file, section, index, source_id) -> str:
     parts = [str(file) if _present(file) else ""]
     if _present(index):
-        parts.append(f"{section or 'annotations'}[{int(index)}]")
+        parts.append(f"{section or ''}[{int(index)}]")
     if _present(source_id):
         parts.append(f"id={source_id}")
     return " ".join(p for p in parts if p)
@@ -444,6 +449,7 @@ def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> R
         verdict=verdict, scores=run_scores(run), findings=findings, image_pairs=image_pairs,
         object_pairs=_problems_from_memory(object_pairs, batch), boundary=boundary,
         annotator_table=annotator_table, image_table=image_table, category_table=category_table,
+        review_queue=getattr(getattr(run, "analytics", None), "review_queue", None),
         inputs=list(run.inputs or []), settings=dict(run.settings or {}),
         report_settings={"pictures": pictures, "max_side": max_side, "source": "the run in memory"})
     ranked = rank_images(image_pairs, batch.images)
@@ -532,6 +538,7 @@ def from_store(store, ref, *, pictures: int = DEFAULT_PICTURES, max_side: int = 
         image_pairs=image_pairs, object_pairs=problems if len(problems) else None,
         boundary=boundary if len(boundary) else None, annotator_table=annotator_table,
         image_table=image_table, category_table=store.table("categories", run_id),
+        review_queue=_stored_review_queue(store, run_id),
         inputs=list(info.get("inputs") or []), settings=settings,
         report_settings={"pictures": pictures, "max_side": max_side, "source": f"the store {store.path}"})
     ranked = rank_images(image_pairs if len(image_pairs) else None, list(image_table["image"]))
@@ -546,6 +553,17 @@ def from_store(store, ref, *, pictures: int = DEFAULT_PICTURES, max_side: int = 
     else:
         data.pictures_note = why
     return data
+
+
+def _stored_review_queue(store, run_id):
+    """The run's ``review_queue`` rows, or None (a store made before schema 2 has no such table)."""
+    from qa.errors import StoreError
+
+    try:
+        queue = store.table("review_queue", run_id)
+    except StoreError:
+        return None
+    return queue.drop(columns=["run_id"]).sort_values("rank").reset_index(drop=True) if len(queue) else None
 
 
 def _expand_metrics(df):
@@ -725,7 +743,7 @@ def _table(id_, columns, rows, *, empty="Nothing to show.", filter=None) -> dict
         for i, c in enumerate(row["cells"]):
             c["align"] = align[i] if i < len(align) else "t"
     return {"id": id_, "columns": columns, "align": align, "rows": rows, "empty": empty,
-            "filter": (len(rows) > 8) if filter is None else filter}
+            "filter": (len(rows) > 8) if filter is None else filter, "tall": len(rows) > 25}
 
 
 SCALES = {"boundary_iou_mean": (0.0, 1.0), "alpha": (0.0, 1.0)}
@@ -797,12 +815,20 @@ def _ordered_metrics(metrics, preferred=("pq", "sq", "rq", "mask_iou_mean", "bou
     return first + sorted(metrics - set(first), key=lambda m: (is_count(m), m))
 
 
+_KEY_ORDER = {"small": "0", "medium": "1", "large": "2", "false": "0", "true": "1"}
+
+
+def _key_order(key: str) -> list[str]:
+    """Sort keys by their parts, COCO size classes small to large and false before true."""
+    return [_KEY_ORDER.get(part, part) for part in key.split("|")]
+
+
 def _scope_table(id_, scores, scope, key_columns, *, empty, style=None):
     """One scope of the scores table as rows ``key parts..., metric...`` (keys split on ``|``)."""
     pivot = _pivot(scores, scope)
     metrics = _ordered_metrics({m for v in pivot.values() for m in v})
     rows = []
-    for key in sorted(pivot):
+    for key in sorted(pivot, key=_key_order):
         parts = key.split("|") if len(key_columns) > 1 else [key]
         parts = (parts + [""] * len(key_columns))[:len(key_columns)]
         cells = [_cell(p) for p in parts]
@@ -841,8 +867,13 @@ def build_context(data: ReportInput) -> dict:
     for metric in _FIGURES:
         if metric in batch:
             value, n = batch[metric]
-            figures.append({"label": label(metric), "value": _metric_cell(metric, value)["text"],
-                            "title": f"{metric} (batch), over {n}"})
+            figure = {"label": label(metric), "value": _metric_cell(metric, value)["text"],
+                      "title": f"{metric} (batch), over {n}"}
+            low, high = batch.get(f"{metric}_ci_low"), batch.get(f"{metric}_ci_high")
+            if low is not None and high is not None and not (_isnan(low[0]) or _isnan(high[0])):
+                figure["label"] += f" [{low[0]:.2f}, {high[0]:.2f}]"
+                figure["title"] += "; a bootstrap interval over images"
+            figures.append(figure)
     n_err = int((findings["severity"] == "error").sum()) if findings is not None else 0
     n_warn = int((findings["severity"] == "warning").sum()) if findings is not None else 0
     figures.append({"label": "errors / warnings", "value": f"{n_err} / {n_warn}",
@@ -908,8 +939,8 @@ def build_context(data: ReportInput) -> dict:
                           style=heat_for(m, v[m][0]) if m in _MATRIX_METRICS and m in v else None)
              for m in pair_metrics]} for k, v in sorted(pairs.items())], empty="No annotator pairs were compared (the run has one annotator).")
     annotator_rows = []
-    extra_metrics = _ordered_metrics({m for v in per_annotator.values() for m in v})
-    consensus_metrics = _ordered_metrics({m for v in consensus.values() for m in v})
+    extra_metrics = _pick({m for v in per_annotator.values() for m in v}, _ANNOTATOR_COLUMNS)
+    consensus_metrics = _pick({m for v in consensus.values() for m in v}, _CONSENSUS_COLUMNS)
     at = data.annotator_table
     base = {r["annotator"]: r for r in at.to_dict("records")} if at is not None and len(at) else {}
     for i, a in enumerate(data.annotators):
@@ -927,6 +958,10 @@ def build_context(data: ReportInput) -> dict:
     annotator_note = "" if per_annotator or consensus else (
         "No per-annotator figures in this run (scores of scope annotator or annotator_consensus): the table "
         "shows counts only.")
+    annotator_all = [t for t in (
+        _scope_table("annotator-all", scores, "annotator", ["annotator"], empty=""),
+        _scope_table("consensus-all", scores, "annotator_consensus", ["annotator vs consensus"], empty=""))
+        if t["rows"]]
 
     # categories
     category_scores = _pivot(scores, "category")
@@ -971,7 +1006,12 @@ def build_context(data: ReportInput) -> dict:
                                         "category_pair; they come from panoptic or semantic labels, where "
                                         "two categories share an outline).",
                                   style=lambda m, v: diverging(v) if "offset" in m else None)
-    boundary_table = _boundary_table(data.boundary)
+    objects_rows, interface_rows = _split_boundary(data.boundary)
+    boundary_table = _boundary_table(objects_rows)
+    interface_table = _interface_table(interface_rows)
+    annotator_pairs_of_categories = _scope_table(
+        "annotator-category-pair-table", scores, "annotator_category_pair", ["annotator", "category a", "category b"],
+        empty="", style=lambda m, v: diverging(v) if "displacement" in m or "offset" in m else None)
 
     # violations
     rule_rows, groups = [], []
@@ -1017,7 +1057,7 @@ def build_context(data: ReportInput) -> dict:
 
     # other scopes
     shown = {"batch", "annotator_pair", "annotator", "annotator_consensus", "category", "annotator_category",
-             "category_pair", "image", "image_pair"}
+             "category_pair", "annotator_category_pair", "image", "image_pair"}
     other = []
     if scores is not None and len(scores):
         for scope in sorted(set(scores["scope"].astype(str)) - shown):
@@ -1042,6 +1082,7 @@ def build_context(data: ReportInput) -> dict:
                 ("images", "Per image"), ("settings", "Settings and inputs")]
     if other:
         sections.insert(4, ("other", "Other figures"))
+    sections.insert(sections.index(("worst", "Worst images")), ("review", "Review queue"))
     return {
         "title": data.title, "annotators": data.annotators, "verdict": verdict,
         "meta": {"run_id": "", "seq": None, "name": None, "description": None, "started": "", "tool_version": "",
@@ -1051,7 +1092,10 @@ def build_context(data: ReportInput) -> dict:
         "annotator_note": annotator_note,
         "category_table": category_table, "category_note": category_note,
         "offset_matrix": offset_matrix, "offset_long": offset_long, "category_pair_table": category_pairs,
-        "boundary_table": boundary_table,
+        "boundary_table": boundary_table, "interface_table": interface_table,
+        "annotator_category_pairs": annotator_pairs_of_categories, "annotator_all": annotator_all,
+        "review_table": _review_table(data), "review_total": 0 if data.review_queue is None
+        else len(data.review_queue),
         "rule_table": rule_table, "violation_groups": groups,
         "legend": legend, "disagreement_colour": hex_colour(DISAGREEMENT_COLOUR),
         "gallery": data.gallery, "pictures_note": data.pictures_note,
@@ -1059,6 +1103,75 @@ def build_context(data: ReportInput) -> dict:
         "input_table": input_table, "settings_table": settings_table,
         "sections": [{"id": i, "title": t} for i, t in sections],
     }
+
+
+_ANNOTATOR_COLUMNS = ("mask_iou_mean", "boundary_f_2px_mean", "signed_offset_px_mean", "missing_share",
+                      "extra_share", "label_disagreements", "occluded_kappa")
+_CONSENSUS_COLUMNS = ("mask_iou_mean", "boundary_f_2px_mean", "sensitivity_mean", "specificity_mean",
+                      "missing_share")
+
+
+def _pick(available: set, preferred) -> list[str]:
+    """The preferred metrics that are there, in order; every metric when none of them is."""
+    chosen = [m for m in preferred if m in available]
+    return chosen if chosen or not available else _ordered_metrics(available)
+
+
+def _split_boundary(boundary):
+    """The boundary_disagreement rows of matched objects, and those of category-pair interfaces."""
+    if boundary is None or not len(boundary):
+        return None, None
+    if "kind" not in boundary:
+        return boundary, None
+    kind = boundary["kind"].astype(str)
+    objects, interface = boundary[kind != "interface"], boundary[kind == "interface"]
+    return (objects if len(objects) else None), (interface if len(interface) else None)
+
+
+def _interface_table(rows) -> dict:
+    """Category-pair boundaries per annotator pair (boundary_disagreement rows of kind 'interface')."""
+    if rows is None or not len(rows):
+        return _table("interface-table", [], [], empty="")
+    wanted = [c for c in ("boundary_px", "beyond_tolerance_share", "tolerance_px", "signed_offset_px_mean",
+                          "boundary_f_1px_mean", "boundary_f_2px_mean", "boundary_f_4px_mean")
+              if c in rows.columns and rows[c].notna().any()]
+    out = []
+    for r in rows.to_dict("records"):
+        cells = [_cell(r["annotator_a"]), _cell(r["annotator_b"]), _cell(r["category_a"]), _cell(r["category_b"])]
+        for c in wanted:
+            style = diverging(r.get(c)) if "offset" in c else (
+                heat_for(c, r.get(c)) if c.startswith("boundary_f") else None)
+            cells.append(_metric_cell(c, r.get(c), style=style))
+        if "gains" in rows.columns:
+            cells.append(_cell(r.get("gains") if _present(r.get("gains")) else ""))
+        out.append({"cells": cells})
+    columns = ["annotator a", "annotator b", "category a", "category b"] + [label(c) for c in wanted] \
+        + (["gains in a"] if "gains" in rows.columns else [])
+    return _table("interface-table", columns, out)
+
+
+def _review_table(data: ReportInput) -> dict:
+    """The first :data:`REVIEW_ROWS` rows of the review queue, with where each object is."""
+    queue = data.review_queue
+    if queue is None or not len(queue):
+        return _table("review-table", [], [], empty=(
+            "No review queue in this run (the analytics stage makes one when two or more annotators are "
+            "compared)." if queue is None else "Nothing to review: no image or object scored 0.25 or worse."))
+    pictured = {g["image"]: g["rank"] for g in data.gallery}
+    rows = []
+    for r in queue.head(REVIEW_ROWS).to_dict("records"):
+        image = r.get("image") if _present(r.get("image")) else ""
+        pic = pictured.get(image)
+        rows.append({"cells": [
+            _cell(r.get("rank"), 0), _cell(r.get("kind")), _cell(r.get("reason")),
+            _cell(r.get("score"), 2, style=heat(1 - float(r["score"]), 0.0, 1.0) if _present(r.get("score")) else None),
+            _cell(image, href=f"#pic-{pic}" if pic else None),
+            _cell(r.get("annotator") if _present(r.get("annotator")) else ""),
+            _cell(r.get("category") if _present(r.get("category")) else ""),
+            _cell(r.get("detail") or ""),
+            _cell(_where(r.get("file"), None, r.get("source_index"), r.get("source_id")))]})
+    return _table("review-table", ["rank", "kind", "reason", "score", "image", "annotator", "category", "detail",
+                                   "where"], rows)
 
 
 def _category_fallback(data: ReportInput) -> dict:

@@ -1,4 +1,5 @@
--- The annotation-qa run store, schema version 1.
+-- The annotation-qa run store, schema version 3 (2 added review_queue; 3 the boundary_disagreement
+-- columns for category-pair boundaries and offset distributions).
 --
 -- One DuckDB file keeps every run. Each table below carries `run_id` (the run it belongs to); a run's
 -- rows are written in one transaction, so a run is there whole or not at all. Columns are stable:
@@ -168,7 +169,14 @@ CREATE TABLE IF NOT EXISTS boundary_disagreement (
     signed_offset_px_mean   DOUBLE,            -- + when a draws outside b
     assd_px_mean            DOUBLE,
     hd95_px_mean            DOUBLE,
-    metrics                 JSON               -- per-tolerance figures (boundary_f_2px_mean, nsd_1px_mean, ...)
+    metrics                 JSON,              -- per-tolerance figures (boundary_f_2px_mean, nsd_1px_mean, ...)
+    -- schema 3: category-pair boundaries of class maps, and the offset distribution
+    kind                    VARCHAR DEFAULT 'objects', -- 'objects' (matched objects) or 'interface' (the category_a|category_b boundary)
+    tolerance_px            DOUBLE,            -- the tolerance of beyond_tolerance_share
+    beyond_tolerance_share  DOUBLE,            -- objects: pairs with |offset| > tolerance; interface: boundary pixels
+    signed_offset_px_median DOUBLE,            -- objects: median of the pairs' signed offsets
+    boundary_px             DOUBLE,            -- interface: length of the boundary, pixels (mean of a's and b's)
+    gains                   VARCHAR            -- interface: the category that gains in a's labels relative to b's
 );
 
 CREATE TABLE IF NOT EXISTS findings (
@@ -187,6 +195,29 @@ CREATE TABLE IF NOT EXISTS findings (
     value           DOUBLE,            -- rule violations: the measured value
     limit_value     DOUBLE,            -- rule violations: the limit it broke
     PRIMARY KEY (run_id, finding_index)
+);
+
+CREATE TABLE IF NOT EXISTS review_queue (
+    run_id              VARCHAR NOT NULL,
+    rank                INTEGER NOT NULL,  -- 1 is reviewed first
+    kind                VARCHAR NOT NULL,  -- 'image' or 'object'
+    image               VARCHAR,
+    reason              VARCHAR NOT NULL,  -- low_agreement, unmatched, label_disagreement, low_iou, boundary_offset, rule_error
+    metric              VARCHAR NOT NULL,  -- the figure in `value`: agreement_mean, best_iou, mask_iou, signed_offset_px or a rule id
+    value               DOUBLE,
+    score               DOUBLE  NOT NULL,  -- in [0, 1], 1 worst; the queue's order
+    reasons             INTEGER NOT NULL,  -- candidate rows the image or object had (pairs, rules)
+    annotator           VARCHAR,           -- the object's annotator; for an image, its worst pair 'a|b'
+    object_index        INTEGER,           -- position in that annotator's export object list
+    category            VARCHAR,
+    other_annotator     VARCHAR,           -- who it was compared with (several, comma-separated, for unmatched)
+    other_object_index  INTEGER,
+    area                DOUBLE,            -- the object's area, pixels
+    file                VARCHAR,           -- source: the export file,
+    source_index        INTEGER,           -- the position in its list,
+    source_id           VARCHAR,           -- and the object's own id, as text
+    detail              VARCHAR NOT NULL,  -- the reason in words
+    PRIMARY KEY (run_id, rank)
 );
 
 CREATE TABLE IF NOT EXISTS gate_results (

@@ -35,7 +35,7 @@ from qa import __version__
 from qa.errors import StoreError
 from qa.gate import run_findings, run_scores
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 """The version of ``qa/schema.sql``; a store records the versions applied to it in ``qa_schema``."""
 
 APPLICATION = "annotation-qa"
@@ -48,7 +48,7 @@ DEFAULT_LOCK_TIMEOUT = 30.0
 """Seconds a writer or reader waits for another process's lock before giving up."""
 
 RUN_TABLES = ("runs", "annotators", "images", "categories", "objects", "object_matches",
-              "image_pair_scores", "scores", "boundary_disagreement", "findings", "gate_results")
+              "image_pair_scores", "scores", "boundary_disagreement", "findings", "gate_results", "review_queue")
 """Tables holding run rows, each with a ``run_id`` column, in the order a run is written."""
 
 TABLES = ("qa_schema",) + RUN_TABLES
@@ -56,8 +56,32 @@ TABLES = ("qa_schema",) + RUN_TABLES
 PAUSE_ENV = "QA_TEST_PAUSE_IN_WRITE"
 """Seconds to sleep inside the write transaction (fault tests kill the process there)."""
 
-MIGRATIONS: dict[int, str] = {}
-"""``{version: SQL}`` upgrading a store from ``version - 1``; empty until schema version 2."""
+def _migrate_to_2(con) -> None:
+    """Schema 1 to 2: the ``review_queue`` table (the same as in ``qa/schema.sql``; a test keeps them in step)."""
+    con.execute(_REVIEW_QUEUE_SQL)
+
+
+_REVIEW_QUEUE_SQL = """CREATE TABLE IF NOT EXISTS review_queue (
+    run_id VARCHAR NOT NULL, rank INTEGER NOT NULL, kind VARCHAR NOT NULL, image VARCHAR, reason VARCHAR NOT NULL,
+    metric VARCHAR NOT NULL, value DOUBLE, score DOUBLE NOT NULL, reasons INTEGER NOT NULL, annotator VARCHAR,
+    object_index INTEGER, category VARCHAR, other_annotator VARCHAR, other_object_index INTEGER, area DOUBLE,
+    file VARCHAR, source_index INTEGER, source_id VARCHAR, detail VARCHAR NOT NULL, PRIMARY KEY (run_id, rank));"""
+
+
+def _migrate_to_3(con) -> None:
+    """Schema 2 to 3: ``boundary_disagreement`` gains the category-pair boundary and offset columns.
+
+    Columns are appended, in ``schema.sql`` order, so an upgraded store and a new one have the same tables.
+    """
+    for column, sql_type in (("kind", "VARCHAR DEFAULT 'objects'"), ("tolerance_px", "DOUBLE"),
+                             ("beyond_tolerance_share", "DOUBLE"), ("signed_offset_px_median", "DOUBLE"),
+                             ("boundary_px", "DOUBLE"), ("gains", "VARCHAR")):
+        con.execute(f"ALTER TABLE boundary_disagreement ADD COLUMN {column} {sql_type}")
+
+
+MIGRATIONS: dict = {2: _migrate_to_2, 3: _migrate_to_3}
+"""``{version: function(connection)}`` upgrading a store from ``version - 1`` (inside one transaction).
+Each version's changes live in one function."""
 
 
 def default_db() -> Path:
@@ -315,7 +339,7 @@ class Store:
         con.execute("BEGIN TRANSACTION")
         try:
             for step in range(version + 1, SCHEMA_VERSION + 1):
-                con.execute(MIGRATIONS[step])
+                MIGRATIONS[step](con)
                 con.execute("INSERT INTO qa_schema VALUES (?, ?, ?, ?)", [APPLICATION, step, __version__, _utcnow()])
             con.execute("COMMIT")
         except BaseException:
@@ -873,6 +897,13 @@ def run_frames(run) -> dict:
             boundary = boundary_summary(getattr(comparison, "object_pairs", None))
     if boundary is not None and len(boundary):
         frames["boundary_disagreement"] = _frame_from("boundary_disagreement", boundary, run_id)
+
+    analytics = getattr(run, "analytics", None)
+    queue = getattr(analytics, "review_queue", None) if analytics is not None else None
+    if queue is not None and len(queue):
+        frames["review_queue"] = _typed(_frame_from("review_queue", queue, run_id),
+                                        {"object_index": "Int64", "other_object_index": "Int64",
+                                         "source_index": "Int64", "reasons": "int64", "area": float, "value": float})
 
     if verdict is not None and verdict.results:
         frames["gate_results"] = pd.DataFrame([{

@@ -36,21 +36,11 @@ def write_json(path, document) -> "Path":
 
 
 def rle_to_mask(rle):
-    """Decode a COCO RLE (compressed or not) to a uint8 ``(height, width)`` mask with numpy only.
+    """Decode a COCO RLE (compressed or not) to a uint8 ``(height, width)`` mask (``decode_full``, whose
+    agreement with pycocotools tests/engine/test_masks.py pins)."""
+    from qa.engine._masks import decode_full
 
-    pycocotools' own ``decode`` warns under numpy 2, which the suite turns into an error.
-    """
-    import numpy as np
-
-    from qa.formats.coco import _decode_counts_string
-
-    h, w = rle["size"]
-    counts = rle["counts"]
-    if isinstance(counts, (bytes, str)):
-        counts = _decode_counts_string(counts.decode("ascii") if isinstance(counts, bytes) else counts)
-    counts = np.asarray(counts, dtype=np.int64)
-    values = (np.arange(len(counts)) & 1).astype(np.uint8)
-    return np.repeat(values, counts).reshape(w, h).T.copy()
+    return decode_full(rle)
 
 
 # --- hand-built objects and batches (rule tests) -------------------------------------------------------

@@ -27,6 +27,22 @@ def ref_runs(mask: np.ndarray) -> list[int]:
     return runs
 
 
+def coco_decode(rle) -> np.ndarray:
+    """pycocotools' ``mask.decode`` of one RLE: the published decoder, for tests that pin ours to it.
+
+    pycocotools <= 2.0.11 (Cython) passes ``copy=False`` to an ``__array__`` that does not take it, which
+    numpy 2 reports as a DeprecationWarning (an error in this suite); the decoded mask is unaffected, so
+    the warning is silenced here and nowhere else.
+    """
+    import warnings
+
+    from pycocotools import mask as mask_utils
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+        return mask_utils.decode(rle)
+
+
 def ref_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     """Tight end-exclusive bbox (x0, y0, x1, y1), zeros when empty."""
     ys, xs = np.nonzero(mask)
@@ -412,3 +428,50 @@ def panopticapi_pq(pan_gt, pan_pred, gt_segments, pred_segments):
     if n == 0:
         return {"pq": math.nan, "sq": math.nan, "rq": math.nan, "n": 0, "per_class": per_class}
     return {"pq": pq / n, "sq": sq / n, "rq": rq / n, "n": n, "per_class": per_class}
+
+
+# =====================================================================================================
+# Consensus: pixel vote and STAPLE (qa/engine/_kernels_consensus.py, qa/engine/consensus.py)
+# =====================================================================================================
+
+
+def majority_vote(masks, voters=None, include_ties=False):
+    """Pixels marked by more than half of ``voters`` (default: the number of masks); ties optional."""
+    stack = np.asarray(masks) != 0
+    voters = len(stack) if voters is None else voters
+    votes = stack.sum(axis=0)
+    out = 2 * votes > voters
+    if include_ties:
+        out |= (2 * votes == voters) & (votes > 0)
+    return out.astype(np.uint8)
+
+
+def staple(masks, prior=None, max_iter=1000, tol=1e-7):
+    """Binary STAPLE (Warfield, Zou, Wells 2004), whole-array numpy, started and stopped as ITK's
+    STAPLEImageFilter: W0 = mean of the masks, prior = mean of W0, then M-step (p, q) and E-step (W)
+    until no p or q moves by more than ``tol`` (from the second iteration on).
+
+    Returns (W, p, q, prior, iterations). Zero denominators give a rate of 1 and 0/0 posteriors the
+    prior, as the kernel documents.
+    """
+    d = (np.asarray(masks) != 0).astype(np.float64)  # (k, h, w): D_ij
+    k = d.shape[0]
+    w = d.mean(axis=0)
+    f = w.mean() if prior is None else prior
+    last_p = np.full(k, -10.0)
+    last_q = np.full(k, -10.0)
+    it = 0
+    while it < max_iter:
+        sw, sb = w.sum(), (1 - w).sum()
+        p = np.array([(w * d[j]).sum() / sw if sw > 0 else 1.0 for j in range(k)])
+        q = np.array([((1 - w) * (1 - d[j])).sum() / sb if sb > 0 else 1.0 for j in range(k)])
+        a = f * np.prod(np.where(d == 1, p[:, None, None], 1 - p[:, None, None]), axis=0)
+        b = (1 - f) * np.prod(np.where(d == 1, 1 - q[:, None, None], q[:, None, None]), axis=0)
+        total = a + b
+        w = np.divide(a, total, out=np.full_like(a, f), where=total > 0)
+        it += 1
+        done = it > 1 and np.all(np.abs(p - last_p) <= tol) and np.all(np.abs(q - last_q) <= tol)
+        last_p, last_q = p, q
+        if done:
+            break
+    return w, p, q, f, it

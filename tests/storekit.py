@@ -64,5 +64,6 @@ def with_comparison(run, *, scores=None, object_pairs=None, image_pairs=None, bo
         image_pairs=pd.DataFrame(image_pairs) if image_pairs is not None else None,
         boundary_disagreement=pd.DataFrame(boundary) if boundary is not None else None,
     )
-    fields.update(comparison=comparison, scores=comparison.scores)
+    # the run's boundary analysis came from the replaced comparison: drop it with the comparison
+    fields.update(comparison=comparison, scores=comparison.scores, boundary_disagreement=None)
     return types.SimpleNamespace(**fields)

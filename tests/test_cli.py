@@ -39,7 +39,8 @@ def test_run_prints_pair_table_and_writes_tables(shared_data, tmp_path, capsys):
     header = next(k for k, line in enumerate(lines) if line.startswith("pair "))
     assert lines[header].split()[:4] == ["pair", "images", "PQ", "mask"]
     assert [line.split()[0] for line in lines[header + 1:header + 4]] == ["r1|r2", "r1|r3", "r2|r3"]
-    assert lines[-1].startswith("3 annotators, 257 images")  # the summary line stays last
+    assert lines[-2].startswith("3 annotators, 257 images")
+    assert lines[-1].endswith(" in 3 exports")  # the closing summary line stays last
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [p["pair"] for p in summary["pairs"]] == ["r1|r2", "r1|r3", "r2|r3"]
     assert summary["pairs"][0]["matched"] == 169 and 0.7 < summary["pairs"][0]["mask_iou_mean"] < 0.8
@@ -57,3 +58,18 @@ def test_run_rejects_bad_comparison_options(shared_data, capsys):
     code, out, err = run_cli(["run", f"a={path}", f"b={path}", "--workers", "1", "--tolerance", "-1"], capsys)
     assert code == 2 and err.startswith("qa: error: tolerances must be positive")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_check_exits_1_on_errors_only_when_asked(tmp_path, capsys):
+    from storekit import two_exports
+
+    alice, bob = two_exports(tmp_path, bob_unknown=1)  # bob: one FMT004 error
+    code, out, err = run_cli(["check", f"alice={alice}", f"bob={bob}"], capsys)
+    assert code == 0, err
+    assert out.splitlines()[-1] == "1 error, 2 warnings, 0 info in 2 exports (pack default)"
+    for fmt in ("text", "json"):
+        code, out, err = run_cli(["check", f"alice={alice}", f"bob={bob}", "--exit-non-zero-on-error",
+                                  "--format", fmt], capsys)
+        assert code == 1, err
+    code, out, err = run_cli(["check", f"alice={alice}", "--exit-non-zero-on-error"], capsys)
+    assert code == 0 and out.splitlines()[-1] == "0 errors, 1 warning, 0 info in 1 export (pack default)"

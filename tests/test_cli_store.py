@@ -148,3 +148,30 @@ def test_diff_lists_changed_figures(tmp_path, capsys):
     assert rows == {("batch", "", "pq"): -0.05, ("category", "cat", "pq"): 0.05}
     code, out, err = run_cli(["diff", "1", "2", "--db", path, "--scope", "image"], capsys)
     assert "image" in out and out.splitlines()[-1].endswith("1 figures changed")
+
+
+def test_run_summary_line_counts_every_finding_as_the_store_does(tmp_path, capsys):
+    """1 load error (FMT004) and 2 rule warnings (OCC001): the closing line, the JSON and runs agree."""
+    alice, bob = two_exports(tmp_path, bob_unknown=1)
+    path = tmp_path / "qa.duckdb"
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--db", path, "--workers", "1"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[-2:] == ["2 annotators, 2 images (2 labelled by all), 6 objects",
+                          "1 error, 2 warnings in 2 exports"]
+    with qstore.open(path) as s:
+        info = s.run("latest")
+    assert (info["errors"], info["warnings"]) == (1, 2)
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--no-store", "--workers", "1",
+                              "--format", "json"], capsys)
+    assert (json.loads(out)["errors"], json.loads(out)["warnings"]) == (1, 2)
+
+    pack = tmp_path / "gate.toml"
+    pack.write_text('extends = "default"\n[gate]\nviolations = { error = 0 }\npq = { min = 0.0, missing = "skip" }\n')
+    code, out, err = run_cli(["run", f"bob={bob}", "--no-store", "--gate", pack], capsys)
+    assert code == 1, err
+    lines = out.splitlines()
+    assert lines[-1] == "1 error, 1 warning in 1 export; gate FAILED (1 of 1 checks)"
+    assert lines[-2] == "1 annotator, 2 images (2 labelled by all), 3 objects"
+    assert "FAIL  violations_error <= 0: 1 > 0 (n=1)" in lines
+    assert "1 rule violation (pack gate): 0 errors, 1 warning, 0 info; 'qa check' lists them" in lines

@@ -330,7 +330,9 @@ def test_qa_run_gates_stores_the_verdict_and_sets_the_exit_code_last(tmp_path, c
     code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--db", db, "--gate", pack, "--junit", junit],
                              capsys)
     assert code == 1, err
-    assert out.splitlines()[-2:] == ["FAIL  violations_error <= 1: 2 > 1 (n=2)", "gate FAILED (1 of 1 checks)"]
+    assert out.splitlines()[-4:] == ["FAIL  violations_error <= 1: 2 > 1 (n=2)", "",
+                                     "2 annotators, 2 images (2 labelled by all), 6 objects",
+                                     "2 errors, 2 warnings in 2 exports; gate FAILED (1 of 1 checks)"]
     assert ET.parse(junit).getroot().get("failures") == "1"
     with qstore.open(db) as s:
         info = s.run("latest")
@@ -342,6 +344,20 @@ def test_qa_run_gates_stores_the_verdict_and_sets_the_exit_code_last(tmp_path, c
     assert summary["verdict"]["success"] is True and summary["verdict"]["meta"]["run_id"] == summary["run_id"]
     with qstore.open(db) as s:
         assert list(s.runs()["verdict"]) == ["passed", "failed"]
+
+
+def test_qa_run_gate_pack_is_also_the_rule_pack_unless_pack_is_given(tmp_path, capsys):
+    alice, bob = two_exports(tmp_path)
+    pack = _pack(tmp_path, '[rules]\nselect = ["VTX003"]\n[gate]\nviolations = { error = 100 }\n')
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--no-store", "--gate", pack,
+                              "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["pack"]["rules"] == ["VTX003"]
+    assert json.loads(out)["pack"]["path"] == str(pack.resolve())
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--no-store", "--gate", pack,
+                              "--pack", "default", "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["pack"]["name"] == "default" and len(json.loads(out)["pack"]["rules"]) > 1
 
 
 def test_qa_run_with_a_broken_pack_stores_nothing(tmp_path, capsys):

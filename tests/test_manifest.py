@@ -122,7 +122,8 @@ def test_manifest_through_the_cli(tmp_path, capsys):
     lines = [" ".join(line.split()) for line in out.splitlines()]
     assert any(line.startswith("acar_618 -> car regex") for line in lines), out
     assert any(line.startswith("car_1404 -> car glob car_*") for line in lines), out
-    assert out.rstrip().endswith("3 annotators, 1 images (1 labelled by all), 3 objects; 0 errors, 0 warnings")
+    # the 3 warnings are rule violations, counted with the load and alignment findings
+    assert out.rstrip().endswith("3 annotators, 1 image (1 labelled by all), 3 objects\n0 errors, 3 warnings in 3 exports")
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [a["annotator"] for a in summary["annotators"]] == ["alice", "bob", "carol"]
     assert summary["batch"] == {"name": "streets-07", "description": "Street scenes, July batch"}

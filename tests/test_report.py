@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given
 from markupsafe import escape
 from hypothesis import strategies as st
-from pycocotools import mask as mask_utils
 
 import qa
 from common import EVIL_CATEGORY, QUOTED_FILE, hostile_exports, make_object, run_cli
+from reference import coco_decode
 from qa import report as rp
 from qa import store as qstore
 from qa.engine._masks import mask_to_rle, object_rle
@@ -28,7 +28,8 @@ from qa.overlay import (DISAGREEMENT_COLOUR, annotator_colour, annotator_crops, 
                         render_overlay, thumbnail_shape)
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("overview", "agreement", "categories", "boundaries", "violations", "worst", "images", "settings")
+SECTIONS = ("overview", "agreement", "categories", "boundaries", "violations", "review", "worst", "images",
+            "settings")
 
 
 # --- ranking ------------------------------------------------------------------------------------------
@@ -85,7 +86,7 @@ def test_annotator_crops_equal_the_full_image_decodes():
     for crop, (x0, y0), obj in crops:
         canvas = np.zeros((h, w), np.uint8)
         canvas[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = crop
-        reference = mask_utils.decode(object_rle(obj, h, w, id_map))  # pycocotools, full image
+        reference = coco_decode(object_rle(obj, h, w, id_map))  # pycocotools, full image
         np.testing.assert_array_equal(canvas, reference)
 
 
@@ -199,9 +200,19 @@ def test_report_from_run_fills_the_sections_from_the_run(synth_run):
 
     group = ctx["violation_groups"][0]
     assert group["title"] == _registry.get(group["code"]).title and group["why"] == _registry.get(group["code"]).why
-    assert ctx["category_note"].startswith("This run has no per-category scores")
-    # the boundary table from the matched pairs, with the store's column names
-    assert "signed offset px" in ctx["boundary_table"]["columns"]
+    # sections the analytics and boundary stages fill
+    categories = run.scores[run.scores["scope"] == "category"]["key"].unique()
+    assert ctx["category_note"] == "" and [r["cells"][0]["text"] for r in ctx["category_table"]["rows"]] == \
+        sorted(categories)
+    offsets = run.scores[(run.scores["scope"] == "annotator_category")
+                         & (run.scores["metric"] == "signed_offset_px_mean")]
+    alice_car = offsets[offsets["key"] == "alice|car"]["value"].iloc[0]
+    matrix = ctx["offset_matrix"]
+    assert matrix["rows"][0]["cells"][matrix["columns"].index("car")]["text"] == f"{alice_car:.2f}"
+    queue = run.analytics.review_queue
+    assert len(ctx["review_table"]["rows"]) == min(len(queue), rp.REVIEW_ROWS) > 0
+    assert ctx["review_table"]["rows"][0]["cells"][7]["text"] == queue["detail"].iloc[0]
+    assert "signed offset px" in ctx["boundary_table"]["columns"]  # matched objects, the store's names
 
 
 def test_report_from_the_store_draws_the_same_page(synth_run):
@@ -215,8 +226,8 @@ def test_report_from_the_store_draws_the_same_page(synth_run):
     assert [g["problems"] for g in stored.gallery] == [g["problems"] for g in memory.gallery]
     a, b = rp.build_context(memory), rp.build_context(stored)
     assert stored.verdict == memory.verdict
-    for key in ("matrices", "pair_table", "category_table", "boundary_table", "rule_table", "image_table",
-                "gate_table"):
+    for key in ("matrices", "pair_table", "category_table", "offset_matrix", "category_pair_table",
+                "boundary_table", "rule_table", "review_table", "image_table", "gate_table"):
         assert _texts(a[key]) == _texts(b[key]), key
 
 
@@ -238,6 +249,18 @@ def test_hostile_names_are_escaped_and_the_image_file_is_drawn(tmp_path):
     assert text.count("<script>") == 1  # the report's own script only
     data = rp.from_run(run)
     assert data.gallery[0]["background"] is True  # the PNG beside the exports
+
+
+def test_without_analytics_the_categories_are_counted_from_the_matches(tmp_path):
+    alice, bob = hostile_exports(tmp_path / "exports")
+    run = qa.run(f"alice={alice}", f"bob={bob}", workers=1, analytics=False)
+    ctx = rp.build_context(rp.from_run(run))
+    assert ctx["category_note"].startswith("This run has no per-category scores")
+    rows = {r["cells"][0]["text"]: [c["text"] for c in r["cells"][1:]] for r in ctx["category_table"]["rows"]}
+    # objects, matched pairs, mask IoU, boundary F 2px, unmatched, relabelled
+    assert rows["car"][:2] == ["2", "1"] and rows["car"][-2:] == ["0", "0"]
+    assert rows[EVIL_CATEGORY][:2] == ["3", "1"] and rows[EVIL_CATEGORY][-2:] == ["1", "0"]
+    assert ctx["review_table"]["rows"] == [] and "No review queue" in ctx["review_table"]["empty"]
 
 
 def test_store_report_says_plainly_when_the_exports_are_gone_or_changed(tmp_path):
@@ -363,7 +386,8 @@ def test_lidc_readers_report(shared_data, tmp_path):
     # nodules are small: each picture is drawn around them, enlarged
     assert all(g["zoom"].startswith("zoomed in on x ") and g["width"] >= 384 for g in data.gallery)
     ctx = rp.build_context(data)
-    assert [len(r["cells"]) for r in ctx["matrices"][0]["rows"]] == [4, 4, 4, 4]
+    assert ctx["matrices"][0]["columns"] == ["r1", "r2", "r3", "r4", "consensus"]  # four readers and their consensus
+    assert [len(r["cells"]) for r in ctx["matrices"][0]["rows"]] == [5, 5, 5, 5]
     assert len(ctx["image_table"]["rows"]) == 257
     assert Path(run.report).stat().st_size < 2_000_000
 

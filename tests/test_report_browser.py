@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
                                                           "installs it when run as root)")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run"]
-SECTIONS = ("overview", "agreement", "categories", "boundaries", "violations", "worst", "images", "settings")
+SECTIONS = ("overview", "agreement", "categories", "boundaries", "violations", "review", "worst", "images",
+            "settings")
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,8 @@ def test_synth_report_shows_every_section_sorts_filters_and_stays_offline(browse
     # the agreement matrix: three annotators, coloured cells with the pair figures
     matrix = page.locator("table.agreement-matrix")
     assert matrix.is_visible()
-    assert matrix.locator("tbody tr").count() == 3 and matrix.locator("tbody td").count() == 9
+    assert matrix.locator("tbody tr").count() == 3 and matrix.locator("tbody td").count() == 12  # + consensus
+    assert matrix.locator("thead th").all_inner_texts()[1:] == ["alice", "bob", "carol", "consensus"]
     cell = matrix.locator("tbody tr").nth(0).locator("td").nth(1)
     assert 0.0 < float(cell.inner_text()) <= 1.0 and "background" in cell.get_attribute("style")
     # the overlay pictures, decoded and on screen, with their legend
@@ -125,6 +127,9 @@ def test_synth_report_shows_every_section_sorts_filters_and_stays_offline(browse
     shown = page.locator("#rule-table tbody tr:visible td:nth-child(1)").all_inner_texts()
     assert shown and all(code.startswith("VTX") for code in shown) and len(shown) < len(codes)
     box.fill("")
+    # the review queue, worst first
+    scores = _column(page, "review-table", "score")
+    assert scores and scores == sorted(scores, reverse=True)
     # a rule's explanation opens
     page.locator("details.rule summary").first.click()
     assert page.locator("details.rule .why-matters").first.is_visible()

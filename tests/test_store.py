@@ -247,8 +247,9 @@ def _qa_run_process(exports, db, *, pause=None, extra=()):
     env.pop(qstore.PAUSE_ENV, None)
     if pause is not None:
         env[qstore.PAUSE_ENV] = str(pause)
+    # one process: the test is about the store's lock, and a worker pool would only add start-up time
     return subprocess.Popen([sys.executable, "-m", "qa", "run", f"alice={alice}", f"bob={bob}", "--db", str(db),
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             "--workers", "1", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             cwd=db.parent)
 
 

@@ -16,12 +16,10 @@ from scipy import ndimage
 
 import qa
 from common import run_cli
+from reference import coco_decode
 from qa.errors import ConfigError
 from qa.synth import parse_faults, synthesize
 from qa.synth._writers import write_png
-
-# pycocotools' decode trips NumPy 2's __array__(copy=...) deprecation; the masks are unaffected.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 H, W = 256, 512
 ALL_FORMATS = ("coco", "coco_panoptic", "cvat", "labelmap")
@@ -68,7 +66,7 @@ def _poly(ann: dict):
 
 def _mask(ann: dict) -> np.ndarray:
     rles = mask_utils.frPyObjects(ann["segmentation"], H, W)
-    return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+    return coco_decode(mask_utils.merge(rles)).astype(bool)
 
 
 # --- determinism and loading -------------------------------------------------------------------------
@@ -132,7 +130,8 @@ def test_full_size_scene_spans_coco_size_classes():
 def test_run_cli_shows_k_annotators(batch, capsys):
     code, out, err = run_cli(["run", "--manifest", batch / "batch.toml"], capsys)
     assert code == 0, err
-    assert out.splitlines()[-1].startswith("3 annotators, 5 images (5 labelled by all)")
+    assert out.splitlines()[-2].startswith("3 annotators, 5 images (5 labelled by all)")
+    assert out.splitlines()[-1].endswith(" in 3 exports")
     assert "0 errors" in out.splitlines()[-1]
 
 
@@ -201,7 +200,7 @@ def test_crop_raster_equals_the_full_image_raster():
         # Exact ties (x.10, x.30, ... whose 5x ends in .5) are what quantise moves away from.
         assert not np.any(np.mod(np.round(pts * 100), 20) == 10)
         mask, (x0, y0) = crop([pts], 100, 130)
-        full = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([pts.ravel().tolist()], 100, 130)))
+        full = coco_decode(mask_utils.merge(mask_utils.frPyObjects([pts.ravel().tolist()], 100, 130)))
         painted = np.zeros((100, 130), dtype=bool)
         if mask is not None:
             painted[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]] = mask
@@ -476,3 +475,28 @@ def test_manifest_records_are_complete(batch):
             assert r["image"].startswith("scene_") and r["category"]
     assert planted["counts"]["by_fault"]["self_intersection"] == len(_faults(batch, "self_intersection"))
     assert planted["generator"]["annotators"] == ["alice", "bob", "carol"]
+
+
+def test_coco_and_cvat_exports_hold_the_same_objects(tmp_path):
+    """Each annotator's COCO and CVAT exports load to the same objects, in the same order, with the same
+    areas (CVAT coordinates are written to 0.01 px, so a pixel or two may differ on an outline)."""
+    from qa.engine._masks import object_rle
+    from pycocotools import mask as mask_utils
+
+    out = tmp_path / "s"
+    synthesize(out, images=2, size=(128, 256), annotators=2, seed=1, formats=("coco", "cvat"), workers=1)
+    coco = qa.load(manifest=out / "batch.toml")
+    cvat = qa.load(manifest=out / "batch_cvat.toml")
+    assert coco.annotators == cvat.annotators
+    multi = 0
+    for name in coco.annotators:
+        a, b = coco.exports[name].objects, cvat.exports[name].objects
+        assert [(o.image, o.category) for o in a] == [(o.image, o.category) for o in b]
+        for oa, ob in zip(a, b):
+            assert len(oa.polygons) == len(ob.polygons)
+            multi += len(oa.polygons) > 1
+            h, w = coco.images[oa.image].height, coco.images[oa.image].width
+            area_a = int(mask_utils.area(object_rle(oa, h, w)))
+            area_b = int(mask_utils.area(object_rle(ob, h, w)))
+            assert abs(area_a - area_b) <= max(2, 0.01 * area_a), (name, oa.source, area_a, area_b)
+    assert multi > 0  # the case that used to differ: objects drawn as several polygons

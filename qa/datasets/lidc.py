@@ -352,6 +352,8 @@ def _slice_object(contours: list[Contour], height: int, width: int):
     """(segmentation, area, bbox) of one reading on one slice, or None when nothing can be drawn."""
     from pycocotools import mask as mask_utils
 
+    from qa.engine._masks import decode_full
+
     inclusions = [c for c in contours if c.inclusion and len(c.xy) >= 3]
     exclusions = [c for c in contours if not c.inclusion and len(c.xy) >= 3]
     if not inclusions:
@@ -360,7 +362,7 @@ def _slice_object(contours: list[Contour], height: int, width: int):
     rle = _union(mask_utils.frPyObjects(parts, height, width))
     if exclusions:
         holes = _union(mask_utils.frPyObjects([c.xy.ravel().tolist() for c in exclusions], height, width))
-        mask = mask_utils.decode(rle) & (1 - mask_utils.decode(holes))
+        mask = decode_full(rle) & (1 - decode_full(holes))
         rle = mask_utils.encode(np.asfortranarray(mask))
         segmentation = {"size": [height, width], "counts": rle["counts"].decode("ascii")}
     else:

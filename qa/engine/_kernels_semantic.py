@@ -247,3 +247,50 @@ def _crop_runs(crop, x0, y0, height, width):
     if runs[k] == 0 and k > 0:  # the mask reaches the image's last pixel: no closing run of zeros
         return runs[:k]
     return runs[:k + 1]
+
+
+@njit(cache=True, nogil=True)
+def _class_boxes(m, n):
+    """Tight bbox and pixel count of every class of a label map, from one pass.
+
+    Parameters
+    ----------
+    m : (h, w) int32
+        Class indices; negative is ignored.
+    n : int
+        Number of classes.
+
+    Returns
+    -------
+    boxes : (n, 4) int64
+        ``x0, y0, x1, y1`` (end-exclusive) of each class; zeros for a class that is absent.
+    areas : (n,) int64
+        Pixels of each class.
+    """
+    h, w = m.shape
+    boxes = np.zeros((n, 4), dtype=np.int64)
+    areas = np.zeros(n, dtype=np.int64)
+    for c in range(n):
+        boxes[c, 0] = w
+        boxes[c, 1] = h
+    for y in range(h):
+        for x in range(w):
+            c = m[y, x]
+            if c < 0:
+                continue
+            areas[c] += 1
+            if x < boxes[c, 0]:
+                boxes[c, 0] = x
+            if y < boxes[c, 1]:
+                boxes[c, 1] = y
+            if x + 1 > boxes[c, 2]:
+                boxes[c, 2] = x + 1
+            if y + 1 > boxes[c, 3]:
+                boxes[c, 3] = y + 1
+    for c in range(n):
+        if areas[c] == 0:
+            boxes[c, 0] = 0
+            boxes[c, 1] = 0
+            boxes[c, 2] = 0
+            boxes[c, 3] = 0
+    return boxes, areas

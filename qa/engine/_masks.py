@@ -22,51 +22,11 @@ import numpy as np
 from numba import njit
 from pycocotools import mask as mask_utils
 
+from qa.formats._rle_counts import counts_runs
 from qa.model import Object
 
 
 # --- kernels ------------------------------------------------------------------------------------------
-
-@njit(cache=True, nogil=True)
-def _rle_string_runs(chars):
-    """Run lengths from pycocotools' compressed counts string.
-
-    Parameters
-    ----------
-    chars : (n,) uint8
-        The ASCII bytes of the counts string.
-
-    Returns
-    -------
-    runs : (m,) int64
-        Alternating runs of zeros and ones, starting with zeros.
-    ok : bool
-        False when the string ends inside a number (the runs are then meaningless).
-    """
-    n = chars.shape[0]
-    out = np.empty(n, np.int64)
-    m = 0
-    p = 0
-    while p < n:
-        x = np.int64(0)
-        k = 0
-        more = True
-        while more:
-            if p >= n:
-                return out[:m], False
-            c = np.int64(chars[p]) - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = (c & 0x20) != 0
-            p += 1
-            k += 1
-            if not more and (c & 0x10) != 0:
-                x |= np.int64(-1) << (5 * k)
-        if m > 2:
-            x += out[m - 2]
-        out[m] = x
-        m += 1
-    return out[:m], True
-
 
 @njit(cache=True, nogil=True)
 def _runs_bbox(runs, height):
@@ -344,13 +304,8 @@ def rle_runs(rle: dict) -> np.ndarray:
     """
     h, w = (int(v) for v in rle["size"])
     counts = rle["counts"]
-    if isinstance(counts, list):
-        runs = np.asarray(counts, dtype=np.int64)
-        ok = True
-    else:
-        raw = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
-        runs, ok = _rle_string_runs(np.frombuffer(raw, dtype=np.uint8))
-    if not ok or (runs < 0).any() or int(runs.sum()) != h * w:
+    runs = np.asarray(counts, dtype=np.int64) if isinstance(counts, list) else counts_runs(counts)
+    if runs is None or (runs < 0).any() or int(runs.sum()) != h * w:
         raise ValueError(f"RLE counts do not describe a {h}x{w} mask")
     return runs
 
@@ -369,8 +324,27 @@ def rle_bbox(rle: dict) -> tuple[int, int, int, int]:
 
 
 def decode_full(rle: dict) -> np.ndarray:
-    """The full-image uint8 mask of an RLE (for display and tests; the comparison uses crops)."""
-    return mask_utils.decode(rle)
+    """The full-image uint8 mask of an RLE (for display and tests; the comparison uses crops).
+
+    The runs are painted by the same kernel as :func:`decode_crop`, with the whole image as the window;
+    pycocotools' ``decode`` is not used (under numpy 2 it raises a DeprecationWarning).
+
+    Parameters
+    ----------
+    rle : dict
+        COCO RLE, compressed or uncompressed.
+
+    Returns
+    -------
+    (height, width) uint8
+
+    Examples
+    --------
+    >>> decode_full({"size": [2, 3], "counts": [1, 2, 3]}).tolist()
+    [[0, 1, 0], [1, 0, 0]]
+    """
+    h, w = (int(v) for v in rle["size"])
+    return decode_crop(rle, (0, 0, w, h))[0]
 
 
 def decode_crop(rle: dict, window: tuple[int, int, int, int] | None = None

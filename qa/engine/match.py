@@ -172,3 +172,81 @@ def match_objects(inter: np.ndarray, area_a: np.ndarray, area_b: np.ndarray, *, 
         label_disagreement=np.concatenate([cat_a[rows] != cat_b[cols], np.zeros(ka + kb, bool)]),
         crowd_share=np.concatenate([np.zeros(k), share_a[un_a], share_b[un_b]]),
     )
+
+
+def cluster_objects(annotators, pairs, iou) -> np.ndarray:
+    """Group one image's objects, drawn by several annotators, into clusters of at most one object per
+    annotator, from the pairwise matches.
+
+    A greedy agglomeration over the matched pairs, best IoU first: every object starts alone, and the
+    clusters of a matched pair merge when (1) no annotator has an object in both, and (2) at least half
+    of the object pairs across the two clusters are matched pairs (average linkage on the match graph).
+    Rule (2) lets a cluster grow through an object whose match with one member fell just below the
+    threshold, but never joins two groups through a single bridging pair.
+
+    Parameters
+    ----------
+    annotators : (n,) int
+        Annotator code of each object.
+    pairs : (m, 2) int
+        Matched object pairs (positions in ``annotators``), from the pairwise one-to-one matchings of
+        :func:`match_objects`; each pair links objects of two different annotators.
+    iou : (m,) float
+        Each pair's IoU (the merge order).
+
+    Returns
+    -------
+    (n,) int64
+        Cluster label of each object, numbered 0, 1, ... in order of each cluster's first object.
+
+    Raises
+    ------
+    ValueError
+        When a pair links two objects of one annotator or points outside ``annotators``.
+
+    Notes
+    -----
+    Ties in IoU are broken by the pair's positions (lower first), so the result depends on the input
+    order only through those positions. Every object is in exactly one cluster, so an unmatched object
+    is a cluster of one.
+
+    Examples
+    --------
+    Annotators 0, 1 and 2 each drew one object; 0-1 and 1-2 match, 0-2 fell below the threshold (one
+    of the two cross pairs is matched: the clusters merge). Object 3 (annotator 0) matches only 2,
+    which already has annotator 0's object 0:
+
+    >>> cluster_objects([0, 1, 2, 0], [[0, 1], [1, 2], [3, 2]], [0.9, 0.8, 0.7]).tolist()
+    [0, 0, 0, 1]
+    """
+    codes = np.asarray(annotators, dtype=np.int64).reshape(-1)
+    n = len(codes)
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    iou = np.asarray(iou, dtype=np.float64).reshape(-1)
+    if len(iou) != len(pairs):
+        raise ValueError(f"{len(pairs)} pairs but {len(iou)} IoU values")
+    if len(pairs) and (pairs.min() < 0 or pairs.max() >= n):
+        raise ValueError(f"a pair points outside the {n} objects")
+    if (codes[pairs[:, 0]] == codes[pairs[:, 1]]).any():
+        raise ValueError("a matched pair links two objects of the same annotator")
+    linked = {(int(min(i, j)), int(max(i, j))) for i, j in pairs}
+    members = {i: [i] for i in range(n)}
+    owners = {i: {int(codes[i])} for i in range(n)}
+    root = list(range(n))
+    for e in np.lexsort((pairs[:, 1], pairs[:, 0], -iou)):
+        ri, rj = root[pairs[e, 0]], root[pairs[e, 1]]
+        if ri == rj or owners[ri] & owners[rj]:
+            continue
+        cross = sum((min(u, v), max(u, v)) in linked for u in members[ri] for v in members[rj])
+        if 2 * cross < len(members[ri]) * len(members[rj]):
+            continue
+        keep, gone = min(ri, rj), max(ri, rj)
+        for u in members[gone]:
+            root[u] = keep
+        members[keep].extend(members.pop(gone))
+        owners[keep] |= owners.pop(gone)
+    labels = np.empty(n, np.int64)
+    numbering: dict[int, int] = {}
+    for i in range(n):
+        labels[i] = numbering.setdefault(root[i], len(numbering))
+    return labels

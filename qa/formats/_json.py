@@ -39,3 +39,15 @@ def read_json(path: Path):
         raise InputError("invalid JSON: nested too deeply", path=path) from None
     _last = (key, document)
     return document
+
+
+def sniff_json(path: Path):
+    """The parsed document of a ``.json`` file, for a loader's ``sniff``; None when ``path`` is not a
+    ``.json`` file or cannot be read or parsed (the loader's ``read`` then reports why)."""
+    path = Path(path)
+    if not path.is_file() or path.suffix.lower() != ".json":
+        return None
+    try:
+        return read_json(path)
+    except InputError:
+        return None

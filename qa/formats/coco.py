@@ -16,7 +16,7 @@ import numpy as np
 
 from qa.errors import InputError
 from qa.formats._findings import finding
-from qa.formats._json import read_json
+from qa.formats._json import read_json, sniff_json
 from qa.formats._safe import normalise_name, size_problem, unsafe_reason
 from qa.model import Category, Export, Image, Limits, Object, Source
 
@@ -31,12 +31,7 @@ _TOP_LEVEL = ("images", "annotations", "categories")
 
 def sniff(path: Path) -> bool:
     """A JSON object with at least two of COCO's top-level keys (so a broken COCO file gets COCO's errors)."""
-    if not path.is_file() or path.suffix.lower() != ".json":
-        return False
-    try:
-        doc = read_json(path)
-    except InputError:
-        return False
+    doc = sniff_json(path)
     return isinstance(doc, dict) and sum(key in doc for key in _TOP_LEVEL) >= 2
 
 
@@ -197,33 +192,6 @@ def _polygons(segmentation: list, width: int, height: int):
     return tuple(parts), None
 
 
-def _decode_counts_string(counts: str) -> np.ndarray | None:
-    """Run lengths from pycocotools' compressed counts string, or None when it is malformed."""
-    values = []
-    p = 0
-    n = len(counts)
-    while p < n:
-        x = 0
-        k = 0
-        more = True
-        while more:
-            if p >= n:
-                return None
-            c = ord(counts[p]) - 48
-            if c < 0 or c > 63:
-                return None
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(values) > 2:
-            x += values[-2]
-        values.append(x)
-    return np.asarray(values, dtype=np.int64)
-
-
 def rle_problem(rle: dict, height: int, width: int):
     """Check a COCO RLE dict; return (compressed RLE, None) or (None, (code, message))."""
     from pycocotools import mask as mask_utils
@@ -244,8 +212,10 @@ def rle_problem(rle: dict, height: int, width: int):
             return None, ("FMT002", f"RLE counts sum to {total}, expected height x width = {h * w}")
         return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w), None
     if isinstance(counts, (str, bytes)):
+        from qa.formats._rle_counts import counts_runs  # numba: imported when an RLE is met
+
         text = counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts
-        runs = _decode_counts_string(text)
+        runs = counts_runs(text)
         if runs is None or (runs < 0).any():
             return None, ("FMT002", "compressed RLE counts string is malformed")
         total = int(runs.sum())

@@ -17,7 +17,7 @@ import numpy as np
 
 from qa.errors import InputError
 from qa.formats._findings import finding
-from qa.formats._json import read_json
+from qa.formats._json import read_json, sniff_json
 from qa.formats._safe import open_png_checked, png_size, resolve_inside, unsafe_reason
 from qa.formats.coco import _bbox, _is_id, _is_int, _require_list, _show, as_flag, read_categories, read_images
 from qa.model import Export, Limits, Object, Source
@@ -26,12 +26,7 @@ NAME = "coco_panoptic"
 
 
 def sniff(path: Path) -> bool:
-    if not path.is_file() or path.suffix.lower() != ".json":
-        return False
-    try:
-        doc = read_json(path)
-    except InputError:
-        return False
+    doc = sniff_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("annotations"), list):
         return False
     first = next(iter(doc["annotations"]), None)

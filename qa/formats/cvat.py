@@ -12,6 +12,13 @@ What is read, per shape inside ``<image id name width height>``:
 - ``<polyline>``, ``<points>``, ``<cuboid>``, ``<skeleton>`` and ``<tag>`` are not areas: they are
   counted and reported once per kind as info findings (``FMT012``) and left out.
 
+CVAT has no multi-part polygon: the parts of one object (a car split by a pole, a building behind a tree)
+are shapes that share a ``group_id``. Polygon shapes (polygon, box, ellipse) of one image with the same
+non-zero ``group_id`` and label are read as one object with several polygon parts (:func:`merge_groups`), as
+CVAT's COCO export (datumaro's ``find_instances``) writes each group as one annotation; the first shape
+gives the object its source and attributes, and ``attributes["shapes"]`` counts the shapes joined. Shapes
+of another label in the group stay objects of their own.
+
 Per shape, ``occluded`` (bool), ``z_order`` (int), ``group_id`` (as ``group``, int), ``source``
 (``manual``, ``semi-auto``, ...), ``rotation`` and every ``<attribute name=...>`` go into
 ``Object.attributes``. Custom attributes are typed from the label's declaration in ``<meta>``:
@@ -25,6 +32,8 @@ refused with a hint.
 References
 ----------
 CVAT documentation, "CVAT for images 1.1" format (docs.cvat.ai, Formats > CVAT).
+Reference code: openvinotoolkit/datumaro ``datumaro/plugins/coco_format/converter.py``
+(``_InstancesConverter.find_instances`` and ``find_instance_parts``: one COCO annotation per group).
 Reference code: cvat-ai/cvat ``cvat/apps/dataset_manager/formats/cvat.py`` (``dump_as_cvat_annotation``
 writes masks as ``rle``, ``left``, ``top``, ``width``, ``height``); cvat-ai/cvat#5828 (the mask RLE is
 row-major over the box, starting with a background run).
@@ -235,8 +244,10 @@ class _Reader:
         image = Image(key=key, file_name=name, width=width, height=height,
                       path=_image_path(self.path.parent, name, subset), source=src)
         self.export.images[key] = image
+        first = len(self.export.objects)
         for shape in elem:
             self.shape(shape, image)
+        self.export.objects[first:] = merge_groups(self.export.objects[first:])
 
     def _skip_shapes(self, elem) -> None:
         for shape in elem:
@@ -324,6 +335,40 @@ class _Reader:
                 self._bad("FMT011", f"attribute {name!r}: {problem}", src, image, severity="warning")
             attributes[f"attribute:{name}" if name in _BUILTIN_KEYS else name] = value
         return attributes
+
+
+def merge_groups(objects: list[Object]) -> list[Object]:
+    """One image's objects with the polygon shapes of one group and label joined into one object.
+
+    The first shape of each group and label becomes the object: it keeps its source, attributes and
+    place in the list, takes the other shapes' outlines as further polygon parts, and records the
+    number of shapes joined in ``attributes["shapes"]``. Group 0 (or none) means no group; masks and
+    shapes of other labels in the group stay objects of their own.
+
+    Examples
+    --------
+    >>> from qa.model import Source
+    >>> part = lambda x, g: Object(annotator="", image="a", category="wall", kind="polygon",
+    ...     source=Source("f", x, None, "polygon"), polygons=(np.array([[x, 0], [x + 1, 0], [x, 1]]),),
+    ...     attributes={"group": g})
+    >>> [(o.source.index, len(o.polygons)) for o in merge_groups([part(0, 5), part(1, 0), part(2, 5)])]
+    [(0, 2), (1, 1)]
+    """
+    out: list[Object] = []
+    leaders: dict[tuple, Object] = {}
+    for obj in objects:
+        group = obj.attributes.get("group")
+        if obj.kind != "polygon" or not isinstance(group, int) or group == 0:
+            out.append(obj)
+            continue
+        leader = leaders.get((group, obj.category))
+        if leader is None:
+            leaders[(group, obj.category)] = obj
+            out.append(obj)
+            continue
+        leader.polygons = (*leader.polygons, *obj.polygons)
+        leader.attributes["shapes"] = leader.attributes.get("shapes", 1) + 1
+    return out
 
 
 def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:

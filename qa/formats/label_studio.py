@@ -49,7 +49,7 @@ import numpy as np
 from qa.errors import InputError
 from qa.formats._findings import finding
 from qa.formats._geometry import box_polygon, ellipse_polygon, polygon_problem
-from qa.formats._json import read_json
+from qa.formats._json import read_json, sniff_json
 from qa.formats._safe import normalise_name, size_problem, unsafe_reason
 from qa.formats._tally import SkipTally
 from qa.formats.coco import normalise_attributes
@@ -77,12 +77,7 @@ _NOT_AREAS = {
 
 def sniff(path: Path) -> bool:
     """Whether ``path`` is a Label Studio JSON export: a list of tasks with ``data`` and annotations."""
-    if not path.is_file() or path.suffix.lower() != ".json":
-        return False
-    try:
-        doc = read_json(path)
-    except InputError:
-        return False
+    doc = sniff_json(path)
     if not isinstance(doc, list) or not doc or not isinstance(doc[0], dict):
         return False
     first = doc[0]

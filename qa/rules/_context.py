@@ -5,11 +5,11 @@ occluded flag, declared bbox and area), their polygon vertices as one flat table
 (:class:`Vertices`), and, computed on first use, each object's COCO RLE, mask area and mask bbox,
 its mask cropped to that bbox, the overlapping pairs of objects within each image, and the share of
 each object covered by the objects drawn above it. :class:`BatchContext` adds the objects of every
-annotator and the pairs matched across annotators.
+annotator and the pairs matched across annotators (by the comparison's matching, :mod:`qa.engine.match`).
 
 Masks come from :mod:`qa.engine._masks` (pycocotools rasterises polygons, so areas agree with
-``maskUtils.area``); a crop is cut from the RLE's runs directly (:func:`rle_window`), so no
-full-image mask is built for an object. Overlaps are found from bboxes first (all pairs of an image
+``maskUtils.area``); a crop is painted from the RLE's runs by the engine's kernel
+(:func:`qa.engine._masks.decode_crop`), so no full-image mask is built for an object. Overlaps are found from bboxes first (all pairs of an image
 at once), and only bbox-intersecting pairs have their crops compared.
 """
 
@@ -43,62 +43,7 @@ class Hit:
     annotator: str | None = None
 
 
-# --- RLE runs and crops ------------------------------------------------------------------------------
-
-def rle_runs(counts: bytes | str) -> np.ndarray:
-    """Run lengths of a compressed COCO RLE counts string, decoded without a Python loop per run.
-
-    The string is pycocotools' variant of LEB128: 5 value bits per character (offset by 48), bit
-    0x20 continues a number, bit 0x10 of the last character is the sign, and from the fourth number
-    on each is stored as the difference to the number two places before.
-
-    Examples
-    --------
-    >>> from pycocotools import mask as mask_utils
-    >>> m = np.zeros((4, 3), np.uint8, order="F"); m[1:3, 1] = 1
-    >>> rle_runs(mask_utils.encode(m)["counts"]).tolist()
-    [5, 2, 5]
-    """
-    raw = np.frombuffer(counts.encode("ascii") if isinstance(counts, str) else bytes(counts),
-                        dtype=np.uint8).astype(np.int64) - 48
-    if raw.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    ends = (raw & 0x20) == 0
-    token = np.concatenate(([0], np.cumsum(ends)[:-1]))
-    starts = np.flatnonzero(np.concatenate(([True], ends[:-1])))
-    k = np.arange(raw.size) - starts[token]
-    values = np.add.reduceat((raw & 0x1F) << (5 * k), starts)
-    last = np.flatnonzero(ends)
-    negative = (raw[last] & 0x10) != 0
-    values = values - np.where(negative, np.left_shift(1, 5 * (k[last] + 1)), 0)
-    out = values.copy()
-    out[1::2] = np.cumsum(values[1::2])
-    out[2::2] = np.cumsum(values[2::2])
-    return out
-
-
-def rle_window(rle: dict, window: tuple[int, int, int, int]) -> np.ndarray:
-    """The uint8 mask of a compressed RLE inside ``window = (x0, y0, x1, y1)`` (end-exclusive).
-
-    Only the window's columns are expanded (RLE is column-major), so memory is the image height
-    times the window width.
-    """
-    height, width = rle["size"]
-    x0, y0, x1, y1 = window
-    runs = rle_runs(rle["counts"])
-    ends = np.cumsum(runs)
-    begins = ends - runs
-    ones = slice(1, None, 2)
-    lo, hi = x0 * height, x1 * height
-    b = np.clip(begins[ones], lo, hi) - lo
-    e = np.clip(ends[ones], lo, hi) - lo
-    keep = e > b
-    diff = np.zeros(hi - lo + 1, dtype=np.int32)
-    np.add.at(diff, b[keep], 1)
-    np.add.at(diff, e[keep], -1)
-    cols = (np.cumsum(diff[:-1]) > 0).astype(np.uint8).reshape(x1 - x0, height)
-    return np.ascontiguousarray(cols.T[y0:y1])
-
+# --- crops ---------------------------------------------------------------------------------------------
 
 def paste(crop: np.ndarray, offset: tuple[int, int], window: tuple[int, int, int, int]) -> np.ndarray:
     """A crop (at ``offset`` = (x0, y0) in the image) placed into a zero array covering ``window``."""
@@ -274,7 +219,9 @@ class ExportContext:
             if obj.kind == "segment":
                 self._crops[i] = (self.id_map(obj.image)[y0:y1, x0:x1] == obj.segment_id).astype(np.uint8)
             else:
-                self._crops[i] = rle_window(self.rles[i], (x0, y0, x1, y1))
+                from qa.engine._masks import decode_crop
+
+                self._crops[i] = decode_crop(self.rles[i], (x0, y0, x1, y1))[0]
         return self._crops[i]
 
     def window(self, i: int, window: tuple[int, int, int, int]) -> np.ndarray:
@@ -415,15 +362,48 @@ class BatchContext:
         matched pair of each annotator pair in each image (one-to-one within a pair of annotators).
 
         ``where`` restricts matching to the objects where it is true (for example those that carry
-        an occluded flag). Matching is label-agnostic, on mask IoU, as in :mod:`qa.rules._match`.
+        an occluded flag). The matching is the comparison's (:func:`qa.engine.match.match_objects`):
+        label-agnostic, on mask IoU, the largest total IoU among pairs at or above ``iou_threshold``,
+        crowd regions never matched.
         """
-        from qa.rules._match import match_objects
-
         mask = np.ones(self.n, bool) if where is None else np.asarray(where, bool)
         key = (iou_threshold, mask.tobytes())
         if key not in self._matches:
-            self._matches[key] = match_objects(self, iou_threshold=iou_threshold, where=mask)
+            self._matches[key] = self._match(iou_threshold, mask)
         return self._matches[key]
+
+    def _match(self, iou_threshold: float, where: np.ndarray) -> np.ndarray:
+        from itertools import combinations
+
+        from qa.engine._kernels_iou import _intersection_counts
+        from qa.engine._masks import rle_crops
+        from qa.engine.match import MATCHED, match_objects
+
+        rows = []
+        names = self.batch.annotators
+        for image, holders in self.batch.coverage.items():
+            local = {}
+            for name in holders:
+                ctx = self.contexts[name]
+                idx = ctx.by_image.get(image, np.zeros(0, np.int64))
+                local[name] = idx[where[self.offset[name] + idx]]
+            for a, b in combinations([n for n in names if n in holders and len(local[n])], 2):
+                ca, cb = self.contexts[a], self.contexts[b]
+                ia, ib = local[a], local[b]
+                h, w = int(ca.height[ia[0]]), int(ca.width[ia[0]])
+                crops_a = rle_crops([ca.rles[k] for k in ia], h, w)
+                crops_b = rle_crops([cb.rles[k] for k in ib], h, w)
+                inter = _intersection_counts(crops_a.buf, crops_a.starts, crops_a.boxes,
+                                             crops_b.buf, crops_b.starts, crops_b.boxes)
+                # categories only tell label disagreements and crowd cover apart; matching ignores them
+                m = match_objects(inter, crops_a.areas, crops_b.areas, categories_a=np.zeros(len(ia), np.int64),
+                                  categories_b=np.zeros(len(ib), np.int64), crowd_a=ca.iscrowd[ia],
+                                  crowd_b=cb.iscrowd[ib], iou_threshold=iou_threshold)
+                for r in np.flatnonzero(m.status == MATCHED):
+                    rows.append((self.offset[a] + ia[m.index_a[r]], self.offset[b] + ib[m.index_b[r]], m.iou[r]))
+        if not rows:
+            return np.zeros((0, 3))
+        return np.asarray(rows, dtype=np.float64)
 
     def global_index(self, annotator: str, local: int) -> int:
         return self.offset[annotator] + local

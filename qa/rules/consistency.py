@@ -238,7 +238,8 @@ def dangling_group_id(ctx: ExportContext):
     """
     ## What it checks
     Objects whose `group` attribute (CVAT `group_id`; 0 means no group) is not shared by any
-    other object of the same annotator in the same image. Dangling image and category ids are
+    other object of the same annotator in the same image. The CVAT loader joins the shapes of one
+    group and label into one object; such an object is not a group of one. Dangling image and category ids are
     load-time findings (FMT006, FMT004) and dangling segment ids FMT010.
 
     ## Why it matters
@@ -256,12 +257,12 @@ def dangling_group_id(ctx: ExportContext):
     None.
     """
     groups = [o.attributes.get("group") for o in ctx.objects]
-    keys = [(ctx.image[k], g) for k, g in enumerate(groups) if isinstance(g, int) and g != 0]
+    keys = [(k, (ctx.image[k], g)) for k, g in enumerate(groups) if isinstance(g, int) and g != 0]
     if not keys:
         return []
     counts: dict = {}
-    for key in keys:
-        counts[key] = counts.get(key, 0) + 1
+    for k, key in keys:  # an object read from several CVAT shapes of its group counts each shape
+        counts[key] = counts.get(key, 0) + int(ctx.objects[k].attributes.get("shapes", 1))
     hits = []
     for k, g in enumerate(groups):
         if isinstance(g, int) and g != 0 and counts[(ctx.image[k], g)] == 1:

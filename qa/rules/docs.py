@@ -49,8 +49,12 @@ _COMMANDS = """\
 with its severities. `qa rules explain ID` prints one rule (`--format json` gives the same as
 fields). `qa check NAME=PATH... --pack PACK [--select CODES] [--extend-select CODES]
 [--ignore CODES]` prints one finding per line, `path:where: [annotator] CODE message`, then a
-summary line; load-time and alignment findings the pack selects are included. `qa run` runs the
-pack given by `--pack` (default `default`) and prints violations per rule and annotator; its JSON
+summary line; load-time and alignment findings the pack selects are included. It exits 0 whatever
+it finds, so that listing findings never breaks a pipeline; with `--exit-non-zero-on-error` it exits 1
+when a finding of severity error is reported (1 is also a failed gate's code: the labels failed a check
+that was asked for), and 2 when it cannot finish. `qa run` runs the
+pack given by `--pack` (default: the `--gate` pack, else `default`) and prints violations per rule
+and annotator, and counts them with the load and alignment findings in its closing line; its JSON
 summary (`--json`) lists every violation. Selectors are ids or prefixes, comma-separated or repeated.
 
 Output of these commands on a two-annotator export written for this page (the paths are shortened):

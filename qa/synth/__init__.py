@@ -252,10 +252,12 @@ def _assemble(out: Path, results, names, specs, formats, height, width, seed, n_
             files[name]["cvat"] = str(cvat_path.relative_to(out))
         if "labelmap" in formats:
             files[name]["labelmap"] = "truth/labelmap" if name == "truth" else f"labelmap/{name}"
-    classes = [{"id": cid, "name": cname, "isthing": thing, "color": list(color)}
+    # The label-map loader's class table (docs/labelmaps.md): one entry per class id, 0 (unpainted) is void.
+    classes = [{"id": cid, "name": cname, "isthing": thing, "colour": list(color)}
                for cid, cname, thing, color in CATEGORIES]
+    classes.append({"id": 0, "name": "unlabeled", "void": True})
     if "labelmap" in formats:
-        write_json(out / "labelmap" / "classes.json", {"void": [0], "classes": classes})
+        write_json(out / "labelmap" / "classes.json", {"classes": classes})
 
     category_names = [c[1] for c in CATEGORIES]
     batch_name = f"synth-seed{seed}"
@@ -267,10 +269,11 @@ def _assemble(out: Path, results, names, specs, formats, height, width, seed, n_
     if "cvat" in formats:
         manifests["batch_cvat.toml"] = [(n, files[n]["cvat"], "cvat", {}) for n in names]
     if "labelmap" in formats:
-        manifests["batch_labelmap.toml"] = [
-            (n, files[n]["labelmap"], "labelmap", {"classes": classes, "void": [0]}) for n in names]
+        manifests["batch_labelmap.toml"] = [(n, files[n]["labelmap"], "labelmap", {}) for n in names]
     for fname, entries in manifests.items():
-        (out / fname).write_text(manifest_text(batch_name, entries, category_names), encoding="utf-8")
+        table = classes if fname == "batch_labelmap.toml" else None
+        declared = category_names + (["unlabeled"] if table else [])
+        (out / fname).write_text(manifest_text(batch_name, entries, declared, classes=table), encoding="utf-8")
 
     # planted.json: annotator-wide noise first, then per-object faults in annotator, image, object order.
     from qa.synth._noise import record

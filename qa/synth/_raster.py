@@ -11,10 +11,11 @@ which the crop and the full-image raster agree exactly (the tests check it).
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 from pycocotools import mask as mask_utils
+
+from qa.engine._masks import decode_full
 
 
 def quantise(points: np.ndarray) -> np.ndarray:
@@ -68,11 +69,7 @@ def crop(parts, height: int, width: int):
         return None, (0, 0)
     rles = mask_utils.frPyObjects(_flat(parts, x0, y0), y1 - y0, x1 - x0)
     r = mask_utils.merge(rles) if len(rles) > 1 else rles[0]
-    with warnings.catch_warnings():
-        # pycocotools' decode trips NumPy 2's __array__(copy=...) deprecation; the result is unaffected.
-        warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
-        mask = mask_utils.decode(r)
-    return mask.astype(bool), (x0, y0)
+    return decode_full(r).astype(bool), (x0, y0)
 
 
 def paint(objects, height: int, width: int) -> np.ndarray:

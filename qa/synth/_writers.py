@@ -212,8 +212,10 @@ def _toml_str(text: str) -> str:
     return json.dumps(text)  # a JSON string is a valid TOML basic string
 
 
-def manifest_text(name: str, entries: list[tuple[str, str, str, dict]], categories: list[str]) -> str:
-    """A batch manifest (see :mod:`qa.manifest`): ``entries`` are (annotator, path, format, options)."""
+def manifest_text(name: str, entries: list[tuple[str, str, str, dict]], categories: list[str], *,
+                  classes: list[dict] | None = None) -> str:
+    """A batch manifest (see :mod:`qa.manifest`): ``entries`` are (annotator, path, format, options);
+    ``classes`` is written as the top-level ``[[classes]]`` table of label maps (docs/labelmaps.md)."""
     lines = ["# Written by qa synth; paths are relative to this file.",
              f"name = {_toml_str(name)}",
              "categories = [" + ", ".join(_toml_str(c) for c in categories) + "]", ""]
@@ -222,6 +224,10 @@ def manifest_text(name: str, entries: list[tuple[str, str, str, dict]], categori
                   f"format = {_toml_str(fmt)}"]
         if options:
             lines.append("options = { " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in options.items()) + " }")
+        lines.append("")
+    for entry in classes or ():
+        lines.append("[[classes]]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items()]
         lines.append("")
     return "\n".join(lines)
 

@@ -140,10 +140,10 @@ def test_qa_runs_on_the_converted_batch(db, tmp_path, capsys):
     batch = qa.load(manifest=out / "batch.toml")
     assert batch.annotators == ["reader1", "reader2", "reader3", "reader4"]
     assert batch.findings == [] and list(batch.categories) == ["nodule"]
-    code, text, _ = run_cli(["run", "--manifest", out / "batch.toml"], capsys)
+    code, text, _ = run_cli(["run", "--manifest", out / "batch.toml", "--workers", "1"], capsys)
     assert code == 0
     assert "anonymous reader slots" in text.splitlines()[0]
-    assert text.rstrip().endswith("4 annotators, 3 images (3 labelled by all), 9 objects; 0 errors, 0 warnings")
+    assert text.rstrip().endswith("4 annotators, 3 images (3 labelled by all), 9 objects\n0 errors, 0 warnings in 4 exports")
 
 
 def test_reads_the_sqlite_inside_a_wheel(db, tmp_path):

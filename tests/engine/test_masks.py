@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from pycocotools import mask as mask_utils
-from reference import ref_bbox, ref_runs, ref_window
+from reference import coco_decode, ref_bbox, ref_runs, ref_window
 
 from qa.engine._masks import (
-    decode_crop, decode_crops, mask_to_rle, rle_bbox, rle_crops, rle_runs, segment_crops, union_window,
+    decode_crop, decode_crops, decode_full, mask_to_rle, rle_bbox, rle_crops, rle_runs, segment_crops, union_window,
 )
 
 
@@ -148,3 +150,16 @@ def test_bad_rle_counts_raise():
         rle_runs({"size": [3, 3], "counts": [4, 4]})
     with pytest.raises(ValueError, match="differs from image"):
         rle_crops([mask_to_rle(np.ones((2, 2)))], 3, 2)
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_MASKS))
+def test_decode_full_matches_pycocotools_without_a_warning(name):
+    m = EDGE_MASKS[name]
+    rle = mask_to_rle(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pycocotools' own decode warns under numpy 2
+        full = decode_full(rle)
+        uncompressed = decode_full({"size": list(m.shape), "counts": ref_runs(m)})
+    assert full.dtype == np.uint8 and full.flags.c_contiguous
+    np.testing.assert_array_equal(full, coco_decode(rle))
+    np.testing.assert_array_equal(uncompressed, m)

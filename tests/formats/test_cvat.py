@@ -215,7 +215,7 @@ def test_bad_objects_do_not_stop_the_run(capsys):
     code, out, err = run_cli(["run", f"alice={FIXTURES / 'shapes.xml'}"], capsys)
     assert code == 0
     assert "shapes.xml:mask[1]: [alice] FMT002 mask runs sum to 7" in out
-    assert out.strip().endswith("11 errors, 1 warnings")
+    assert out.strip().endswith("11 errors, 1 warning in 1 export")
 
 
 # --- the crop kernel ------------------------------------------------------------------------------
@@ -253,3 +253,37 @@ def test_box_polygon_rasterises_to_its_pixels(shapes):
     mask = rle_to_mask(polygons_to_rle(obj.polygons, 10, 20))
     assert mask.sum() == 7 * 5
     assert mask[1:6, 1:8].all()
+
+
+GROUPED = """<?xml version="1.0" encoding="utf-8"?>
+<annotations>
+  <version>1.1</version>
+  <image id="0" name="a.png" width="40" height="20">
+    <polygon label="building" occluded="1" z_order="1" group_id="7" points="0,0;10,0;10,10;0,10"></polygon>
+    <polygon label="person" z_order="2" group_id="7" points="12,0;16,0;16,8;12,8"></polygon>
+    <polygon label="building" occluded="0" z_order="1" group_id="7" points="20,0;30,0;30,10;20,10"></polygon>
+    <polygon label="building" points="32,0;36,0;36,4;32,4"></polygon>
+    <polygon label="building" group_id="0" points="32,10;36,10;36,14;32,14"></polygon>
+  </image>
+  <image id="1" name="b.png" width="40" height="20">
+    <polygon label="building" group_id="7" points="0,0;10,0;10,10;0,10"></polygon>
+  </image>
+</annotations>
+"""
+
+
+def test_shapes_of_one_group_and_label_are_one_object(tmp_path):
+    """CVAT has no multi-part polygon: the parts of one object share a group_id (CVAT's COCO export, through
+    datumaro, writes each group as one annotation). Parts of another label stay their own objects."""
+    path = tmp_path / "grouped.xml"
+    path.write_text(GROUPED)
+    (export,) = load(path, "alice")
+    got = [(o.image, o.category, len(o.polygons), o.attributes.get("group"), o.attributes.get("shapes"),
+            o.source.index) for o in export.objects]
+    assert got == [("a.png", "building", 2, 7, 2, 0), ("a.png", "person", 1, 7, None, 1),
+                   ("a.png", "building", 1, None, None, 3), ("a.png", "building", 1, 0, None, 4),
+                   ("b.png", "building", 1, 7, None, 5)]  # polygon[5] of the file
+    merged = export.objects[0]
+    np.testing.assert_array_equal(merged.polygons[1], [[20, 0], [30, 0], [30, 10], [20, 10]])
+    assert merged.attributes["occluded"] is True and merged.attributes["z_order"] == 1  # the first shape's
+    assert export.findings == []

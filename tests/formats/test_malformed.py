@@ -396,8 +396,9 @@ def test_text_output_names_file_index_and_id(case, tmp_path, capsys):
     section, index, obj_id = case.where
     line = next(line for line in out.splitlines() if case.code in line)
     assert line.startswith(f"{path}:{section}[{index}] id={obj_id}: [a] {case.code} ")
-    assert out.rstrip().splitlines()[-1].endswith(
-        f"{case.severity == 'error':d} errors, {case.severity == 'warning':d} warnings")
+    errors, warnings = int(case.severity == "error"), int(case.severity == "warning")
+    assert out.rstrip().splitlines()[-1] == (f"{errors} error{'s' * (errors != 1)}, "
+                                             f"{warnings} warning{'s' * (warnings != 1)} in 1 export")
 
 
 def test_debug_shows_the_exception(tmp_path):

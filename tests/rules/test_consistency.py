@@ -83,3 +83,9 @@ def test_fmt105_dangling_group_id():
             make_object(square(50, 10, 10), group=4), make_object(square(70, 10, 10), group=0)]
     (f,) = run_rule("FMT105", make_batch(objs))
     assert f.source.index == 0 and f.message == "group id 3 has no other member in the image"
+
+
+def test_fmt105_an_object_merged_from_several_shapes_is_not_dangling():
+    merged = make_object(square(10, 10, 10), group=3)
+    merged.attributes["shapes"] = 2  # two CVAT shapes of group 3, read as one object
+    assert run_rule("FMT105", make_batch([merged])) == []

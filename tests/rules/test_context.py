@@ -1,70 +1,31 @@
-"""The check context: RLE runs and windows against pycocotools, overlaps and coverage against full masks."""
+"""The check context: crops, overlaps and coverage against pycocotools full masks; cross-annotator matches."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from pycocotools import mask as mask_utils
 
 from common import circle, make_batch, make_object, square
-from qa.rules._context import ExportContext, rle_runs, rle_window
+from reference import coco_decode
+from qa.rules._context import ExportContext
 
 
-def _runs_reference(mask):
-    """Run lengths of a column-major mask, the slow obvious way."""
-    flat = mask.ravel(order="F")
-    runs, current, n = [], 0, 0
-    for v in flat:
-        if v != current:
-            runs.append(n)
-            current, n = v, 0
-        n += 1
-    runs.append(n)
-    return runs
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**32 - 1), st.floats(0.0, 1.0))
-def test_rle_runs_match_the_encoder(h, w, seed, density):
-    mask = (np.random.default_rng(seed).random((h, w)) < density).astype(np.uint8)
-    rle = mask_utils.encode(np.asfortranarray(mask))
-    assert rle_runs(rle["counts"]).tolist() == _runs_reference(mask)
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(0, 29), st.integers(0, 19), st.integers(1, 30), st.integers(1, 20))
-def test_rle_window_equals_a_slice_of_the_full_mask(seed, x0, y0, dw, dh):
-    rng = np.random.default_rng(seed)
-    mask = (rng.random((20, 30)) < rng.random()).astype(np.uint8)
-    rle = mask_utils.encode(np.asfortranarray(mask))
-    x1, y1 = min(x0 + dw, 30), min(y0 + dh, 20)
-    np.testing.assert_array_equal(rle_window(rle, (x0, y0, x1, y1)), mask[y0:y1, x0:x1])
-
-
-# pycocotools' decode trips numpy 2's __array__ deprecation; the rules never call it, the tests do.
-DECODE_WARNING = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
-
-@DECODE_WARNING
 def test_crops_match_pycocotools_full_masks_for_polygons():
     polys = [circle(31.3, 40.7, 17.2, n=23), square(10.4, 12.6, 30.2), circle(70.1, 60.9, 25.5, n=9)]
     batch = make_batch([make_object(p) for p in polys])
     ctx = ExportContext(batch.exports["alice"], batch)
     for k in range(len(polys)):
-        full = mask_utils.decode(ctx.rles[k])
+        full = coco_decode(ctx.rles[k])
         x0, y0, x1, y1 = ctx.mask_bbox[k]
         np.testing.assert_array_equal(ctx.crop(k), full[y0:y1, x0:x1])
         assert ctx.mask_area[k] == full.sum()
 
 
-@DECODE_WARNING
 def test_overlaps_and_coverage_match_full_masks():
     rng = np.random.default_rng(7)
     polys = [circle(*rng.uniform(15, 85, 2), rng.uniform(5, 20), n=12) for _ in range(12)]
     z = rng.integers(0, 3, len(polys))
     batch = make_batch([make_object(p, z=int(zz)) for p, zz in zip(polys, z)])
     ctx = ExportContext(batch.exports["alice"], batch)
-    full = [mask_utils.decode(r).astype(bool) for r in ctx.rles]
+    full = [coco_decode(r).astype(bool) for r in ctx.rles]
     expected = {(i, j): int((full[i] & full[j]).sum()) for i in range(12) for j in range(i + 1, 12)
                 if (full[i] & full[j]).any()}
     got = {(int(i), int(j)): int(n) for i, j, n in zip(ctx.overlaps.i, ctx.overlaps.j, ctx.overlaps.inter)}
@@ -82,3 +43,30 @@ def test_many_objects_in_one_export():
     objs = [make_object(square(1 + (k % 16) * 6, 1 + (k // 16) * 6, 4)) for k in range(300)]
     ctx = ExportContext(make_batch(objs, size=(100, 130)).exports["alice"])
     assert ctx.mask_area.shape == (300,) and (ctx.mask_area == 16).all()
+
+
+def _strip(x0, x1):
+    """A 10 px tall rectangle covering columns x0 .. x1 - 1."""
+    return square(x0, 10, 10, width=x1 - x0)
+
+
+def test_matches_are_the_engines_assignment_among_pairs_above_the_threshold():
+    """IoU a0-b0 0.9, a0-b1 0.45, a1-b0 0.5, a1-b1 0: the best total over all pairs (0.45 + 0.5) uses a
+    pair below the threshold; among the pairs at or above it, a0-b0 (0.9) wins, as in the comparison."""
+    from qa.rules._context import BatchContext
+
+    batch = make_batch({"alice": [make_object(_strip(0, 100)), make_object(_strip(0, 45))],
+                        "bob": [make_object(_strip(0, 90)), make_object(_strip(55, 100))]}, size=(120, 40))
+    ctx = BatchContext(batch, {n: ExportContext(batch.exports[n], batch) for n in batch.annotators})
+    rows = ctx.matches(iou_threshold=0.5)
+    assert rows[:, :2].astype(int).tolist() == [[0, 2]]
+    assert rows[:, 2].tolist() == pytest.approx([0.9])
+
+
+def test_crowd_regions_are_never_matched_by_the_rules_either():
+    from qa.rules._context import BatchContext
+
+    batch = make_batch({"alice": [make_object(_strip(0, 100), iscrowd=True)],
+                        "bob": [make_object(_strip(0, 100))]}, size=(120, 40))
+    ctx = BatchContext(batch, {n: ExportContext(batch.exports[n], batch) for n in batch.annotators})
+    assert ctx.matches(iou_threshold=0.5).shape == (0, 3)

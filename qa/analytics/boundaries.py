@@ -1,0 +1,693 @@
+"""Systematic boundary disagreement: who draws loose or tight outlines, and which category boundaries move.
+
+Guideline authors need the disagreements that repeat, not one number per pair. :func:`analyse_boundaries`
+turns the engine's tables into four answers:
+
+1. **Offsets per annotator and category.** Every matched object pair has a signed boundary offset
+   (:func:`qa.engine.boundary.boundary_pair`: the mean signed distance of one outline from the other,
+   positive outside). Each annotator's offsets against the other annotators are pooled per category:
+   mean, median, quantiles, and the share of pairs farther than the tolerance. ``bob draws car outlines
+   +2.1 px outside the others (n=340)``.
+2. **Category-pair boundaries** (panoptic and semantic labels): from the semantic comparison's
+   interfaces (:mod:`qa.engine.semantic`, computed on the class maps with numba), per pair of touching
+   categories the boundary length, the share of it where two annotators' boundaries lie farther apart
+   than the tolerance, the mean displacement, and which category gains in whose labels. ``road |
+   sidewalk: 38% of the boundary disagrees beyond 2 px; sidewalk gains 3.0 px in alice's labels``.
+3. **Agreement against object size, occlusion and vertex density**: binned tables of matched pairs and
+   unmatched objects.
+4. The rows the store keeps in ``boundary_disagreement`` and the scores rows (scopes
+   ``annotator_category``, ``category_pair`` and ``annotator_category_pair``).
+
+Sign conventions
+----------------
+- An annotator's offset is measured **relative to the other annotators**: for each matched pair of
+  annotator ``x`` with another annotator ``y``, the mean signed distance of ``x``'s outline from
+  ``y``'s, positive when ``x`` draws outside ``y``. The engine measures ``a``'s outline from ``b``'s for
+  the pair ``a|b``; ``b``'s offset is taken as its negation (exact for parallel outlines such as a
+  uniform dilation; for other shapes the two directions differ by the outlines' curvature only). With
+  ``reference="name"`` only the pairs with that annotator count (a gold set or senior annotator).
+- A category pair ``A|B`` is named with the two names sorted. An annotator's displacement on it is
+  positive when ``A`` gains in that annotator's labels relative to the others': their ``A`` region
+  reaches beyond the others' boundary into what the others label ``B``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+QUANTILES = (0.1, 0.25, 0.75, 0.9)
+"""Quantiles of the offset distribution reported per annotator and category."""
+
+SIZE_BINS = (("small", 0.0, 32.0 ** 2), ("medium", 32.0 ** 2, 96.0 ** 2), ("large", 96.0 ** 2, math.inf))
+"""COCO's area ranges in square pixels (a pair's area is the mean of its two objects' areas)."""
+
+DENSITY_BINS = (("<2", 0.0, 2.0), ("2-5", 2.0, 5.0), ("5-10", 5.0, 10.0), ("10-20", 10.0, 20.0),
+                (">=20", 20.0, math.inf))
+"""Vertex density bins, vertices per 100 px of outline (polygon objects only)."""
+
+
+@dataclass(slots=True)
+class BoundaryAnalysis:
+    """What :func:`analyse_boundaries` found. Every table is a pandas DataFrame.
+
+    Attributes
+    ----------
+    offsets : DataFrame
+        One row per annotator and category: ``annotator``, ``category``, ``n`` (matched pairs),
+        ``signed_offset_px_mean``, ``signed_offset_px_median``, ``signed_offset_px_p10`` ... ``_p90``,
+        ``abs_offset_px_mean``, ``beyond_tolerance_share``; sorted by the size of the mean, largest first.
+    offset_values : DataFrame
+        The values behind it: one row per matched pair and side (``annotator``, ``other``,
+        ``category``, ``image``, ``object_index``, ``signed_offset_px``).
+    category_pairs : DataFrame
+        One row per pair of touching categories (semantic and panoptic labels): ``category_a``,
+        ``category_b``, ``images``, ``boundary_px`` (interface length per annotator pair, pixels),
+        ``disagree_<t>_share`` and ``boundary_f_<t>`` at each tolerance, ``disagree_px`` (the length
+        beyond the tolerance), ``abs_displacement_px_mean``, and the annotator whose boundary moves most
+        (``annotator``, ``gains``, ``gain_px``); sorted by ``disagree_px``, largest first.
+    category_pair_annotators : DataFrame
+        One row per annotator and category pair: ``signed_displacement_px_mean`` (+ when
+        ``category_a`` gains in this annotator's labels relative to the others'), ``gains``,
+        ``beyond_tolerance_share``, ``n`` (image pairs).
+    by_size, by_occlusion, by_vertex_density : DataFrame
+        Agreement per bin: ``bin``, ``matched``, ``unmatched``, ``matched_share``, ``mask_iou_mean``,
+        ``boundary_iou_mean``, ``boundary_f_<t>_mean``, ``abs_offset_px_mean``.
+    table : DataFrame
+        Rows of the store's ``boundary_disagreement`` table (``kind`` ``objects`` and ``interface``).
+    scores : DataFrame
+        Long scores rows.
+    settings : dict
+        ``tolerance_px``, ``reference``, ``min_pairs``.
+    """
+
+    offsets: "object"
+    offset_values: "object"
+    category_pairs: "object"
+    category_pair_annotators: "object"
+    by_size: "object"
+    by_occlusion: "object"
+    by_vertex_density: "object"
+    table: "object"
+    scores: "object"
+    settings: dict = field(default_factory=dict)
+
+    def findings(self, top: int = 3) -> list[dict]:
+        """The top findings, largest first: offsets (at least ``min_pairs`` pairs), then category pairs.
+
+        Returns
+        -------
+        list of dict
+            ``kind`` (``"offset"`` or ``"category_pair"``), ``text`` (one line) and the figures behind it.
+        """
+        tol = self.settings["tolerance_px"]
+        annotators = self.settings.get("annotators") or []
+        versus = self.settings.get("reference") or (annotators if len(annotators) == 2 else None)
+        out = []
+        offsets = self.offsets[(self.offsets["n"] >= self.settings["min_pairs"])
+                               & self.offsets["signed_offset_px_mean"].notna()]
+        for row in offsets.head(top).itertuples(index=False):
+            mean = float(row.signed_offset_px_mean)
+            side = "outside" if mean > 0 else "inside"
+            out.append({"kind": "offset", "annotator": row.annotator, "category": row.category,
+                        "signed_offset_px_mean": mean, "n": int(row.n),
+                        "text": f"{row.annotator} draws {row.category} outlines {mean:+.1f} px {side} "
+                                f"{_versus(versus, row.annotator)} (n={int(row.n)})"})
+        share_column = f"disagree_{_label(tol)}_share"
+        pairs = self.category_pairs[self.category_pairs["disagree_px"] > 0]
+        for row in pairs.head(top).to_dict("records"):
+            text = (f"{row['category_a']} | {row['category_b']}: {row[share_column]:.0%} of the boundary "
+                    f"disagrees beyond {tol:g} px")
+            if isinstance(row["gains"], str):
+                text += (f"; {row['gains']} gains {row['gain_px']:.1f} px in {row['annotator']}'s labels "
+                         f"(vs {_versus(versus, row['annotator'])})")
+            out.append({"kind": "category_pair", "category_a": row["category_a"], "category_b": row["category_b"],
+                        "disagree_share": float(row[share_column]), "boundary_px": float(row["boundary_px"]),
+                        "annotator": row["annotator"], "gains": row["gains"],
+                        "gain_px": None if row["gain_px"] != row["gain_px"] else float(row["gain_px"]),
+                        "text": text})
+        return out
+
+
+def _versus(versus, annotator: str) -> str:
+    """Whom an annotator is compared with: the reference, the one other annotator, or the others."""
+    if isinstance(versus, str):
+        return versus
+    if versus:
+        return next(a for a in versus if a != annotator)
+    return "the others"
+
+
+def _label(tolerance: float) -> str:
+    from qa.engine.boundary import tolerance_label
+
+    return tolerance_label(tolerance)
+
+
+# --- offsets per annotator and category --------------------------------------------------------------
+
+def offset_values(object_pairs, *, reference: str | None = None):
+    """Each matched pair's signed offset, once from each annotator's side.
+
+    Parameters
+    ----------
+    object_pairs : pandas.DataFrame
+        The engine's object pair table (``status``, ``annotator_a/b``, ``category_a/b``,
+        ``object_index_a/b``, ``signed_offset``).
+    reference : str, optional
+        Keep only offsets measured against this annotator.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``annotator``, ``other``, ``category``, ``image``, ``object_index``, ``signed_offset_px``:
+        for side ``a`` the engine's offset, for side ``b`` its negation (see the module's sign
+        conventions). Pairs without an offset (an empty boundary) are left out.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> pairs = pd.DataFrame({"status": ["matched"], "annotator_a": ["alice"], "annotator_b": ["bob"],
+    ...                       "category_a": ["car"], "category_b": ["car"], "image": ["1.png"],
+    ...                       "object_index_a": [0], "object_index_b": [3], "signed_offset": [-2.0]})
+    >>> offset_values(pairs)[["annotator", "other", "signed_offset_px"]].values.tolist()
+    [['alice', 'bob', -2.0], ['bob', 'alice', 2.0]]
+    """
+    import pandas as pd
+
+    columns = ["annotator", "other", "category", "image", "object_index", "signed_offset_px"]
+    if object_pairs is None or len(object_pairs) == 0 or "signed_offset" not in object_pairs:
+        return pd.DataFrame({c: pd.Series(dtype=float if c == "signed_offset_px" else object) for c in columns})
+    matched = object_pairs[(object_pairs["status"].astype(str) == "matched")
+                           & object_pairs["signed_offset"].notna()]
+    sides = []
+    for me, other, sign in (("a", "b", 1.0), ("b", "a", -1.0)):
+        sides.append(pd.DataFrame({
+            "annotator": matched[f"annotator_{me}"].astype(str).to_numpy(),
+            "other": matched[f"annotator_{other}"].astype(str).to_numpy(),
+            "category": matched[f"category_{me}"].astype(str).to_numpy(),
+            "image": matched["image"].astype(str).to_numpy(),
+            "object_index": matched[f"object_index_{me}"].to_numpy(dtype=np.int64, na_value=-1),
+            "signed_offset_px": sign * matched["signed_offset"].to_numpy(dtype=np.float64),
+        }))
+    out = pd.concat(sides, ignore_index=True)
+    if reference is not None:
+        out = out[(out["other"] == reference) & (out["annotator"] != reference)].reset_index(drop=True)
+    return out
+
+
+def offset_distribution(values, *, tolerance: float = 2.0):
+    """Per annotator and category: the distribution of the signed offset.
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        :func:`offset_values`.
+    tolerance : float, pixels, default 2.0
+        Pairs whose offset is farther from zero than this count in ``beyond_tolerance_share``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        See :attr:`BoundaryAnalysis.offsets`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> v = pd.DataFrame({"annotator": ["bob"] * 4, "category": ["car"] * 4,
+    ...                   "signed_offset_px": [1.5, 2.0, 2.5, 3.0]})
+    >>> row = offset_distribution(v).iloc[0]
+    >>> int(row["n"]), float(row["signed_offset_px_mean"]), float(row["beyond_tolerance_share"])
+    (4, 2.25, 0.5)
+    """
+    import pandas as pd
+
+    names = ["signed_offset_px_mean", "signed_offset_px_median",
+             *[f"signed_offset_px_p{round(q * 100):d}" for q in QUANTILES], "abs_offset_px_mean",
+             "beyond_tolerance_share"]
+    if len(values) == 0:
+        return pd.DataFrame(columns=["annotator", "category", "n", *names])
+    v = values.assign(_abs=values["signed_offset_px"].abs(),
+                      _beyond=(values["signed_offset_px"].abs() > tolerance).astype(np.float64))
+    grouped = v.groupby(["annotator", "category"], sort=True)
+    out = pd.DataFrame({"n": grouped.size()})
+    out["signed_offset_px_mean"] = grouped["signed_offset_px"].mean()
+    out["signed_offset_px_median"] = grouped["signed_offset_px"].median()
+    for q in QUANTILES:
+        out[f"signed_offset_px_p{round(q * 100):d}"] = grouped["signed_offset_px"].quantile(q)
+    out["abs_offset_px_mean"] = grouped["_abs"].mean()
+    out["beyond_tolerance_share"] = grouped["_beyond"].mean()
+    out = out.reset_index()
+    order = np.argsort(-out["signed_offset_px_mean"].abs().to_numpy(), kind="stable")
+    out = out.iloc[order].reset_index(drop=True)
+    out["n"] = out["n"].astype(np.int64)
+    return out
+
+
+# --- category-pair boundaries ------------------------------------------------------------------------
+
+def _pair_sums(frame, keys, labels):
+    """Interface counts added per group (``length``, ``matched`` at each tolerance, signed sums)."""
+    columns = ["length_a", "length_b", "signed_sum", "abs_sum", "signed_n"] + \
+        [f"matched_{s}_{label}" for label in labels for s in ("a", "b")]
+    grouped = frame.groupby(keys, sort=True)
+    sums = grouped[columns].sum()
+    sums["images"] = grouped["image"].nunique()
+    sums["n"] = grouped.size()
+    return sums
+
+
+def category_pair_tables(interfaces, *, tolerances, tolerance: float = 2.0, reference: str | None = None):
+    """Category-pair boundary figures from the semantic comparison's interfaces.
+
+    Parameters
+    ----------
+    interfaces : pandas.DataFrame
+        :attr:`qa.engine.semantic.SemanticComparison.interfaces`.
+    tolerances : sequence of float, pixels
+        The tolerances the interfaces were matched at.
+    tolerance : float, pixels, default 2.0
+        The one used for ``disagree_px``, the ranking and ``beyond_tolerance_share`` (one of
+        ``tolerances``).
+    reference : str, optional
+        Annotators' displacements against this annotator only.
+
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        :attr:`BoundaryAnalysis.category_pairs` and :attr:`BoundaryAnalysis.category_pair_annotators`.
+    """
+    import pandas as pd
+
+    from qa.engine.semantic import _f
+
+    labels = [_label(t) for t in tolerances]
+    main = _label(tolerance)
+    pair_columns = ["category_a", "category_b", "images", "boundary_px",
+                    *[f"disagree_{label}_share" for label in labels], *[f"boundary_f_{label}" for label in labels],
+                    "disagree_px", "abs_displacement_px_mean", "annotator", "gains", "gain_px"]
+    annotator_columns = ["annotator", "category_a", "category_b", "n", "signed_displacement_px_mean", "gains",
+                         "beyond_tolerance_share"]
+    if interfaces is None or len(interfaces) == 0:
+        return pd.DataFrame(columns=pair_columns), pd.DataFrame(columns=annotator_columns)
+
+    # per annotator, against the others (each interface row once from each side)
+    sides = []
+    for me, other, sign in (("a", "b", 1.0), ("b", "a", -1.0)):
+        side = interfaces.assign(annotator=interfaces[f"annotator_{me}"], other=interfaces[f"annotator_{other}"],
+                                 signed_sum=sign * interfaces["signed_sum"])
+        sides.append(side)
+    both = pd.concat(sides, ignore_index=True)
+    if reference is not None:
+        both = both[(both["other"] == reference) & (both["annotator"] != reference)]
+    per_annotator = _pair_sums(both, ["annotator", "category_a", "category_b"], labels).reset_index()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n_signed = per_annotator["signed_n"]
+        signed = np.where(n_signed > 0, per_annotator["signed_sum"] / n_signed.where(n_signed > 0, 1), np.nan)
+        total = (per_annotator["length_a"] + per_annotator["length_b"]).to_numpy(np.float64)
+        beyond = 1.0 - (per_annotator[f"matched_a_{main}"] + per_annotator[f"matched_b_{main}"]) / total
+    annotators = pd.DataFrame({
+        "annotator": per_annotator["annotator"], "category_a": per_annotator["category_a"],
+        "category_b": per_annotator["category_b"], "n": per_annotator["n"].astype(np.int64),
+        "signed_displacement_px_mean": signed,
+        "gains": [None if not (s == s) or s == 0 else (a if s > 0 else b)
+                  for s, a, b in zip(signed, per_annotator["category_a"], per_annotator["category_b"])],
+        "beyond_tolerance_share": beyond,
+    })
+
+    # per category pair, over every annotator pair
+    sums = _pair_sums(interfaces, ["category_a", "category_b"], labels)
+    pairs_per_group = interfaces.groupby(["category_a", "category_b"], sort=True)[
+        ["annotator_a", "annotator_b"]].apply(lambda g: len(g.drop_duplicates()))
+    out = pd.DataFrame(index=sums.index)
+    out["images"] = sums["images"]
+    total = (sums["length_a"] + sums["length_b"]).astype(np.float64)
+    out["boundary_px"] = total / 2.0 / pairs_per_group
+    for label in labels:
+        out[f"disagree_{label}_share"] = 1.0 - (sums[f"matched_a_{label}"] + sums[f"matched_b_{label}"]) / total
+    for label in labels:
+        out[f"boundary_f_{label}"] = _f(sums[f"matched_a_{label}"], sums["length_a"], sums[f"matched_b_{label}"],
+                                        sums["length_b"])
+    out["disagree_px"] = (total - sums[f"matched_a_{main}"] - sums[f"matched_b_{main}"]) / 2.0 / pairs_per_group
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["abs_displacement_px_mean"] = np.where(sums["signed_n"] > 0, sums["abs_sum"] / sums["signed_n"].where(
+            sums["signed_n"] > 0, 1), np.nan)
+    out = out.reset_index()
+    top = annotators.assign(_size=annotators["signed_displacement_px_mean"].abs()).sort_values(
+        ["_size", "annotator"], ascending=[False, True], kind="stable", na_position="last")
+    top = top.drop_duplicates(["category_a", "category_b"]).set_index(["category_a", "category_b"])
+    keys = list(zip(out["category_a"], out["category_b"]))
+    out["annotator"] = [top["annotator"].get(k) for k in keys]
+    out["gains"] = [top["gains"].get(k) for k in keys]
+    out["gain_px"] = [top["_size"].get(k, math.nan) for k in keys]
+    out = out.sort_values(["disagree_px", "category_a", "category_b"], ascending=[False, True, True],
+                          kind="stable").reset_index(drop=True)
+    annotators = annotators.assign(_size=annotators["signed_displacement_px_mean"].abs()).sort_values(
+        ["_size", "annotator"], ascending=[False, True], kind="stable", na_position="last").drop(
+        columns="_size").reset_index(drop=True)
+    return out[pair_columns], annotators[annotator_columns]
+
+
+# --- agreement against size, occlusion and vertex density ---------------------------------------------
+
+def _vertex_density(obj) -> float:
+    """Vertices per 100 px of outline of a polygon object; NaN for other geometry."""
+    if obj.kind != "polygon" or not obj.polygons:
+        return math.nan
+    vertices = 0
+    length = 0.0
+    for part in obj.polygons:
+        p = np.asarray(part, dtype=np.float64).reshape(-1, 2)
+        if len(p) == 0:
+            continue
+        vertices += len(p)
+        length += float(np.hypot(*(np.roll(p, -1, axis=0) - p).T).sum())
+    return 100.0 * vertices / length if length > 0 else math.nan
+
+
+def _object_facts(batch):
+    """Per annotator: arrays of each object's occluded flag (1, 0, -1 unknown) and vertex density."""
+    facts = {}
+    for name, export in batch.exports.items():
+        occluded = np.array([-1 if o.occluded is None else int(o.occluded) for o in export.objects], np.int64)
+        density = np.array([_vertex_density(o) for o in export.objects], np.float64)
+        facts[name] = (occluded, density)
+    return facts
+
+
+def _side_fact(pairs, facts, side: str, which: int, missing):
+    out = np.full(len(pairs), missing, dtype=np.float64)
+    names = pairs[f"annotator_{side}"].astype(str).to_numpy()
+    index = pairs[f"object_index_{side}"].to_numpy(dtype=np.int64, na_value=-1)
+    for name in np.unique(names):
+        rows = np.flatnonzero((names == name) & (index >= 0))
+        if len(rows) and name in facts:
+            out[rows] = facts[name][which][index[rows]]
+    return out
+
+
+def agreement_bins(object_pairs, batch, *, tolerance: float = 2.0):
+    """Agreement of matched pairs, and the share of objects matched, per size, occlusion and vertex density.
+
+    Parameters
+    ----------
+    object_pairs : pandas.DataFrame
+        The engine's object pair table.
+    batch : Batch
+        The batch the pairs come from (for each object's occluded flag and polygon).
+    tolerance : float, pixels, default 2.0
+        Which boundary F column to summarise.
+
+    Returns
+    -------
+    (DataFrame, DataFrame, DataFrame)
+        By size (COCO small/medium/large on the mean area of a pair's two objects, or the unmatched
+        object's area), by occlusion (``true`` when either object of a pair is flagged occluded,
+        ``false`` when flags exist and none is set, ``unknown`` without flags) and by vertex density
+        (the mean over the pair's polygon objects, :data:`DENSITY_BINS`; objects that are not
+        polygons are left out). ``matched_share`` is ``2 matched / (2 matched + unmatched)``:
+        the share of objects that found a partner.
+    """
+    import pandas as pd
+
+    f_column = f"boundary_f_{_label(tolerance)}"
+    metric_columns = ["mask_iou_mean", "boundary_iou_mean", f"{f_column}_mean", "abs_offset_px_mean"]
+    empty = pd.DataFrame(columns=["bin", "matched", "unmatched", "matched_share", *metric_columns])
+    if object_pairs is None or len(object_pairs) == 0:
+        return empty, empty.copy(), empty.copy()
+    status = object_pairs["status"].astype(str).to_numpy()
+    keep = np.isin(status, ("matched", "missing", "extra"))
+    pairs = object_pairs[keep]
+    status = status[keep]
+    matched = status == "matched"
+    area_a = pairs["area_a"].to_numpy(np.float64)
+    area_b = pairs["area_b"].to_numpy(np.float64)
+    area = np.where(matched, (area_a + area_b) / 2.0, np.where(status == "missing", area_a, area_b))
+    facts = _object_facts(batch)
+    occ_a = _side_fact(pairs, facts, "a", 0, -1)
+    occ_b = _side_fact(pairs, facts, "b", 0, -1)
+    occluded = np.where((occ_a == 1) | (occ_b == 1), "true",
+                        np.where((occ_a == 0) | (occ_b == 0), "false", "unknown"))
+    den_a = _side_fact(pairs, facts, "a", 1, math.nan)
+    den_b = _side_fact(pairs, facts, "b", 1, math.nan)
+    sides = np.vstack([den_a, den_b])
+    known = (~np.isnan(sides)).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        density = np.where(known > 0, np.nansum(sides, axis=0) / np.maximum(known, 1), np.nan)
+
+    def column(name):
+        return pairs[name].to_numpy(np.float64) if name in pairs else np.full(len(pairs), np.nan)
+
+    figures = {"mask_iou_mean": column("iou"), "boundary_iou_mean": column("boundary_iou"),
+               f"{f_column}_mean": column(f_column), "abs_offset_px_mean": np.abs(column("signed_offset"))}
+
+    def table(labels, bins):
+        rows = []
+        for label in bins:
+            inside = labels == label
+            m = inside & matched
+            row = {"bin": label, "matched": int(m.sum()), "unmatched": int((inside & ~matched).sum())}
+            denominator = 2 * row["matched"] + row["unmatched"]
+            row["matched_share"] = 2 * row["matched"] / denominator if denominator else math.nan
+            for name, values in figures.items():
+                v = values[m]
+                v = v[~np.isnan(v)]
+                row[name] = float(v.mean()) if len(v) else math.nan
+            rows.append(row)
+        return pd.DataFrame(rows, columns=empty.columns)
+
+    size_labels = np.full(len(pairs), "", dtype=object)
+    for label, lo, hi in SIZE_BINS:
+        size_labels[(area >= lo) & (area < hi)] = label
+    density_labels = np.full(len(pairs), "n/a", dtype=object)
+    for label, lo, hi in DENSITY_BINS:
+        density_labels[(density >= lo) & (density < hi)] = label
+    return (table(size_labels, [b[0] for b in SIZE_BINS]),
+            table(occluded.astype(object), ["true", "false", "unknown"]),
+            table(density_labels, [b[0] for b in DENSITY_BINS]))
+
+
+# --- store rows and scores ---------------------------------------------------------------------------
+
+def disagreement_table(object_pairs, interfaces, *, tolerances, tolerance: float = 2.0):
+    """Rows of the store's ``boundary_disagreement`` table.
+
+    ``kind = "objects"``: matched object pairs per annotator pair and category pair, the mean of every
+    boundary figure (``signed_offset_px_mean``: + when ``annotator_a`` draws outside ``annotator_b``),
+    the median offset and the share of pairs whose offset is beyond ``tolerance``. ``kind =
+    "interface"``: the boundary between ``category_a`` and ``category_b`` (names sorted) in the two
+    annotators' class maps: its length, the share beyond ``tolerance``, the signed displacement (+ when
+    ``category_a`` gains in ``annotator_a``'s labels relative to ``annotator_b``'s) and which category
+    gains; per-tolerance figures go to ``metrics``.
+    """
+    import pandas as pd
+
+    from qa.engine.compare import _score_name
+    from qa.engine.semantic import _f
+
+    frames = []
+    keys = ["annotator_a", "annotator_b", "category_a", "category_b"]
+    if object_pairs is not None and len(object_pairs) and "signed_offset" in object_pairs:
+        matched = object_pairs[object_pairs["status"].astype(str) == "matched"]
+        if len(matched):
+            figures = [c for c in matched.columns if _score_name(c) is not None]
+            frame = matched[keys + ["iou"] + figures].copy()
+            for key in keys:
+                frame[key] = frame[key].astype(str)
+            frame["_beyond"] = np.where(frame["signed_offset"].notna(),
+                                        (frame["signed_offset"].abs() > tolerance).astype(np.float64), np.nan)
+            grouped = frame.groupby(keys, sort=True)
+            out = grouped[["iou", *figures]].mean()
+            out.columns = ["mask_iou_mean", *[_score_name(c) for c in figures]]
+            out.insert(0, "n_pairs", grouped.size())
+            out["signed_offset_px_median"] = grouped["signed_offset"].median()
+            out["beyond_tolerance_share"] = grouped["_beyond"].mean()
+            out = out.reset_index()
+            out.insert(0, "kind", "objects")
+            out["tolerance_px"] = float(tolerance)
+            frames.append(out)
+    if interfaces is not None and len(interfaces):
+        labels = [_label(t) for t in tolerances]
+        main = _label(tolerance)
+        sums = _pair_sums(interfaces, keys, labels)
+        total = (sums["length_a"] + sums["length_b"]).astype(np.float64)
+        out = pd.DataFrame(index=sums.index)
+        out["n_pairs"] = sums["images"].astype(np.int64)
+        out["boundary_px"] = total / 2.0
+        out["tolerance_px"] = float(tolerance)
+        out["beyond_tolerance_share"] = 1.0 - (sums[f"matched_a_{main}"] + sums[f"matched_b_{main}"]) / total
+        with np.errstate(invalid="ignore", divide="ignore"):
+            n_signed = sums["signed_n"].where(sums["signed_n"] > 0)
+            out["signed_offset_px_mean"] = sums["signed_sum"] / n_signed
+            out["abs_displacement_px_mean"] = sums["abs_sum"] / n_signed
+        for label in labels:
+            out[f"boundary_f_{label}"] = _f(sums[f"matched_a_{label}"], sums["length_a"],
+                                            sums[f"matched_b_{label}"], sums["length_b"])
+            out[f"disagree_{label}_share"] = 1.0 - (sums[f"matched_a_{label}"] + sums[f"matched_b_{label}"]) / total
+        out = out.reset_index()
+        s = out["signed_offset_px_mean"].to_numpy()
+        out["gains"] = [None if not (v == v) or v == 0 else (a if v > 0 else b)
+                        for v, a, b in zip(s, out["category_a"], out["category_b"])]
+        out.insert(0, "kind", "interface")
+        frames.append(out)
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True)
+
+
+def _records(rows, scope: str, key, metrics: dict, n) -> None:
+    for metric, value in metrics.items():
+        rows.append((scope, key, metric, float(value) if value is not None else math.nan, int(n)))
+
+
+def boundary_scores(offsets, category_pairs, category_pair_annotators, *, tolerances, tolerance: float = 2.0):
+    """The analysis as long scores rows (``scope, key, metric, value, n``).
+
+    Scopes: ``annotator_category`` (key ``bob|car``: the offset distribution and
+    ``offset_beyond_<t>_share``), ``category_pair`` (key ``road|sidewalk``: ``boundary_px``,
+    ``disagree_<t>_share`` and ``boundary_f_<t>`` at each tolerance, ``abs_displacement_px_mean``) and
+    ``annotator_category_pair`` (key ``alice|road|sidewalk``: ``signed_displacement_px_mean``, + when the
+    first category gains in this annotator's labels, and ``disagree_<t>_share``).
+    """
+    import pandas as pd
+
+    labels = [_label(t) for t in tolerances]
+    main = _label(tolerance)
+    rows: list[tuple] = []
+    distribution = [c for c in offsets.columns if c.startswith("signed_offset_px_")]
+    for r in offsets.to_dict("records"):
+        metrics = {c: r[c] for c in distribution}
+        metrics[f"offset_beyond_{main}_share"] = r["beyond_tolerance_share"]
+        _records(rows, "annotator_category", f"{r['annotator']}|{r['category']}", metrics, r["n"])
+    for r in category_pairs.to_dict("records"):
+        metrics = {"boundary_px": r["boundary_px"]}
+        metrics.update({f"disagree_{label}_share": r[f"disagree_{label}_share"] for label in labels})
+        metrics.update({f"boundary_f_{label}": r[f"boundary_f_{label}"] for label in labels})
+        metrics["abs_displacement_px_mean"] = r["abs_displacement_px_mean"]
+        _records(rows, "category_pair", f"{r['category_a']}|{r['category_b']}", metrics, r["images"])
+    for r in category_pair_annotators.to_dict("records"):
+        metrics = {"signed_displacement_px_mean": r["signed_displacement_px_mean"],
+                   f"disagree_{main}_share": r["beyond_tolerance_share"]}
+        _records(rows, "annotator_category_pair", f"{r['annotator']}|{r['category_a']}|{r['category_b']}",
+                 metrics, r["n"])
+    scores = pd.DataFrame.from_records(rows, columns=["scope", "key", "metric", "value", "n"])
+    scores["value"] = scores["value"].astype(np.float64)
+    scores["n"] = scores["n"].astype(np.int64)
+    return scores
+
+
+# --- entry point --------------------------------------------------------------------------------------
+
+def analyse_boundaries(batch, comparison, semantic=None, *, tolerance: float = 2.0, reference: str | None = None,
+                       min_pairs: int = 5) -> BoundaryAnalysis:
+    """Find systematic boundary disagreement in a compared batch.
+
+    Parameters
+    ----------
+    batch : Batch
+        The aligned batch.
+    comparison : qa.engine.compare.Comparison
+        Its comparison (the ``object_pairs`` table with ``signed_offset``).
+    semantic : qa.engine.semantic.SemanticComparison, optional
+        Its semantic comparison, for the category-pair boundaries (label maps and panoptic exports).
+    tolerance : float, pixels, default 2.0
+        Offsets and boundary pixels farther than this disagree. Must be one of the semantic
+        comparison's tolerances when ``semantic`` is given.
+    reference : str, optional
+        Measure every annotator against this one instead of against all the others.
+    min_pairs : int, default 5
+        Fewest matched pairs for an annotator and category to be a finding (:meth:`BoundaryAnalysis.findings`).
+
+    Returns
+    -------
+    BoundaryAnalysis
+
+    Raises
+    ------
+    ConfigError
+        When ``reference`` is not an annotator of the batch, or ``tolerance`` was not computed.
+
+    Notes
+    -----
+    See the module docstring for the sign conventions. Offsets are per matched pair (the mean over the
+    pair's outline), so every pair weighs the same whatever its size; the interface figures are per
+    pixel of boundary, pooled over images and annotator pairs before dividing.
+
+    Examples
+    --------
+    >>> result = qa.run(manifest="batch.toml", db=None)  # doctest: +SKIP
+    >>> result.boundaries.offsets.head(3)  # doctest: +SKIP
+    """
+    from qa.errors import ConfigError
+
+    if reference is not None and reference not in batch.annotators:
+        raise ConfigError(f"reference {reference!r} is not an annotator of the batch "
+                          f"({', '.join(batch.annotators)})")
+    tolerances = [float(tolerance)]
+    interfaces = None
+    if semantic is not None:
+        tolerances = [float(t) for t in semantic.settings["tolerances"]]
+        if float(tolerance) not in tolerances:
+            raise ConfigError(f"tolerance {tolerance:g} px was not computed; the comparison's tolerances are "
+                              f"{', '.join(f'{t:g}' for t in tolerances)}")
+        interfaces = semantic.interfaces
+    object_pairs = None if comparison is None else comparison.object_pairs
+    values = offset_values(object_pairs, reference=reference)
+    offsets = offset_distribution(values, tolerance=tolerance)
+    pairs, annotators = category_pair_tables(interfaces, tolerances=tolerances, tolerance=tolerance,
+                                             reference=reference)
+    by_size, by_occlusion, by_density = agreement_bins(object_pairs, batch, tolerance=tolerance)
+    table = disagreement_table(object_pairs, interfaces, tolerances=tolerances, tolerance=tolerance)
+    scores = boundary_scores(offsets, pairs, annotators, tolerances=tolerances, tolerance=tolerance)
+    return BoundaryAnalysis(offsets=offsets, offset_values=values, category_pairs=pairs,
+                            category_pair_annotators=annotators, by_size=by_size, by_occlusion=by_occlusion,
+                            by_vertex_density=by_density, table=table, scores=scores,
+                            settings={"tolerance_px": float(tolerance), "reference": reference,
+                                      "min_pairs": int(min_pairs), "annotators": sorted(batch.annotators)})
+
+
+# --- the pipeline's stage -----------------------------------------------------------------------------
+
+def stage_tolerance(tolerances) -> float:
+    """The tolerance the findings use: 2 px when computed, else the middle one of ``tolerances``."""
+    values = sorted(float(t) for t in tolerances)
+    return 2.0 if 2.0 in values else values[len(values) // 2]
+
+
+def boundary_stage(batch, comparison, *, tolerances=(1, 2, 4), workers=None, progress=None, max_pixels=None):
+    """The run's boundary stage: the semantic comparison (label maps, binary masks, panoptic) when the
+    batch has one, then :func:`analyse_boundaries`.
+
+    Returns
+    -------
+    (SemanticComparison or None, BoundaryAnalysis, pandas.DataFrame)
+        The semantic comparison, the analysis, and the comparison's scores with both of theirs appended.
+    """
+    import pandas as pd
+
+    from qa.engine.semantic import compare_semantic, is_semantic
+
+    semantic = None
+    if is_semantic(batch):
+        semantic = compare_semantic(batch, tolerances=tolerances, workers=workers, progress=progress,
+                                    max_pixels=max_pixels)
+    analysis = analyse_boundaries(batch, comparison, semantic, tolerance=stage_tolerance(tolerances))
+    parts = [comparison.scores, semantic.scores if semantic is not None else None, analysis.scores]
+    scores = pd.concat([p for p in parts if p is not None and len(p)], ignore_index=True)
+    return semantic, analysis, scores
+
+
+def stage_summary(semantic, analysis, *, top: int = 3) -> dict:
+    """Plain-data entries for the run summary: ``classes`` (per-class agreement of a semantic batch)
+    and ``boundary_findings`` (:meth:`BoundaryAnalysis.findings`)."""
+    out: dict = {"boundary_findings": analysis.findings(top=top)}
+    if semantic is not None:
+        rows = []
+        for r in semantic.class_table().to_dict("records"):
+            rows.append({k: (None if isinstance(v, float) and v != v else
+                             (int(v) if k == "images" else (float(v) if not isinstance(v, str) else v)))
+                         for k, v in r.items()})
+        out["classes"] = rows
+    return out

@@ -1,0 +1,628 @@
+"""The consensus of three or more annotators, and each annotator scored against it.
+
+:func:`build_consensus` works image by image on a compared batch:
+
+1. **Clusters.** The objects of the annotators who cover the image are grouped into clusters of at most
+   one object per annotator, from the pairwise one-to-one matches of the comparison
+   (:func:`qa.engine.match.cluster_objects`: a greedy agglomeration, best IoU first, with average
+   linkage on the match graph). Every non-crowd object lies in exactly one cluster.
+2. **Quorum.** A cluster becomes a consensus object when enough of the image's annotators drew it: by
+   default a strict majority of the annotators who cover the image (3 of 4, 2 of 3), or a number or a
+   share of them.
+3. **Consensus mask.** Inside the cluster's window (the union of its members' bboxes), a pixel vote
+   (:func:`qa.engine.consensus.majority_vote`): a pixel is in the consensus when more than half of the
+   annotators who cover the image mark it (annotators without an object in the cluster vote
+   background), ties background by default; or STAPLE over the members
+   (:func:`qa.engine.consensus.staple`). The category is the members' most frequent one.
+4. **Scores.** Each annotator against each consensus object on the images it covers: mask IoU, boundary
+   F at each tolerance, boundary IoU and signed offset (:func:`qa.engine.boundary.boundary_pair`, the
+   annotator as ``a`` and the consensus as ``b``), sensitivity and specificity (within the cluster's
+   window); *missing* when it has no object in a consensus cluster, *extra* for each of its objects in a
+   cluster that did not reach the quorum.
+
+The result holds DataFrames per cluster, per object and per annotator, the long scores rows (scope
+``annotator_consensus``) and the consensus masks, which :meth:`Consensus.to_coco` writes as COCO
+instances.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qa.errors import ConfigError, InputError
+from qa.model import Batch, Limits
+
+METHODS = ("vote", "staple")
+"""Ways to make a consensus mask from a cluster."""
+STATUS = ("consensus", "below_quorum", "empty")
+"""Cluster outcomes: a consensus object; fewer members than the quorum; the vote left no pixel."""
+OBJECT_STATUS = ("matched", "missing", "extra")
+"""Per annotator and cluster: its object in a consensus cluster; no object in one; its object in a
+cluster below the quorum (or whose vote was empty)."""
+
+
+# --- result -------------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Consensus:
+    """What :func:`build_consensus` produced.
+
+    Attributes
+    ----------
+    clusters : pandas.DataFrame
+        One row per cluster: ``image``, ``cluster`` (id in the batch), ``status`` (:data:`STATUS`),
+        ``size`` (members), ``voters`` (annotators covering the image), ``quorum`` (members needed),
+        ``members`` (annotator names joined by ``|``), ``category`` and ``category_agreement`` (share of
+        members with that category), ``area``, ``x``, ``y``, ``w``, ``h`` (the consensus mask's pixels
+        and tight bbox; 0 unless a consensus object) and ``iou_mean`` (mean IoU of the members with the
+        consensus).
+    objects : pandas.DataFrame
+        One row per annotator and consensus cluster of an image it covers (``matched`` or ``missing``)
+        and per object in a cluster without consensus (``extra``): ``image``, ``cluster``,
+        ``annotator``, ``status``, ``object_index``, ``category``, ``consensus_category``,
+        ``label_disagreement``, ``cluster_size``, ``voters``, ``tp``, ``fp``, ``fn`` (pixels, in the
+        cluster's window), ``tn`` (in the members' union bbox), ``iou``, ``sensitivity``,
+        ``specificity``, ``boundary_f_<t>`` per tolerance, ``boundary_iou``, ``signed_offset_px``,
+        ``file``, ``source_index``, ``source_id``.
+    annotators : pandas.DataFrame
+        One row per annotator: ``images``, ``consensus_objects``, ``matched``, ``missing``, ``extra``,
+        ``label_disagreements``, ``missing_share``, ``extra_share`` and the means over its matched
+        objects (``mask_iou_mean``, ``sensitivity_mean``, ``specificity_mean``,
+        ``boundary_f_<t>_mean``, ``boundary_iou_mean``, ``signed_offset_px_mean``).
+    scores : pandas.DataFrame
+        The same figures as long rows ``scope="annotator_consensus", key=<annotator>, metric, value, n``.
+    masks : dict of int to dict
+        The consensus mask of each consensus cluster, as compressed COCO RLE.
+    settings : dict
+        Method, quorum, ties, tolerances, IoU threshold.
+    summary : dict
+        Images, clusters and how many became consensus objects.
+    images : list of dict
+        The images the consensus was computed on (``key``, ``file_name``, ``width``, ``height``).
+    categories : list of dict
+        The batch's categories (``name``, ``supercategory``, ``isthing``), for the COCO export.
+    """
+
+    clusters: "object"
+    objects: "object"
+    annotators: "object"
+    scores: "object"
+    masks: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    images: list = field(default_factory=list)
+    categories: list = field(default_factory=list)
+
+    def to_coco(self) -> dict:
+        """The consensus objects as a COCO instances document.
+
+        ``images`` are the images the consensus was computed on (covered by two or more annotators),
+        with their file names, so the file aligns with the annotators' exports; ``categories`` are the
+        batch's; each annotation has a compressed RLE ``segmentation``, ``area``, ``bbox``, ``iscrowd``
+        0 and ``attributes``: ``cluster`` (the id in :attr:`clusters`), ``cluster_size``, ``voters``, ``agreement`` (``cluster_size / voters``),
+        ``iou_mean``, ``category_agreement``, ``members`` and ``method``.
+        """
+        from qa import __version__
+
+        image_ids = {img["key"]: k + 1 for k, img in enumerate(self.images)}
+        category_ids = {c["name"]: k + 1 for k, c in enumerate(self.categories)}
+        annotations = []
+        for row in self.clusters.itertuples(index=False):
+            if row.status != "consensus":
+                continue
+            rle = self.masks[int(row.cluster)]
+            counts = rle["counts"]
+            annotations.append({
+                "id": len(annotations) + 1,
+                "image_id": image_ids[row.image],
+                "category_id": category_ids[row.category],
+                "segmentation": {"size": [int(v) for v in rle["size"]],
+                                 "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts},
+                "area": int(row.area),
+                "bbox": [float(row.x), float(row.y), float(row.w), float(row.h)],
+                "iscrowd": 0,
+                "attributes": {
+                    "cluster": int(row.cluster), "cluster_size": int(row.size), "voters": int(row.voters),
+                    "agreement": round(int(row.size) / int(row.voters), 6),
+                    "iou_mean": round(float(row.iou_mean), 6),
+                    "category_agreement": round(float(row.category_agreement), 6),
+                    "members": row.members, "method": self.settings["method"],
+                },
+            })
+        method = self.settings["method"]
+        return {
+            "info": {"description": f"consensus of {', '.join(self.summary['annotators'])} "
+                                    f"({'pixel vote' if method == 'vote' else 'STAPLE'}, quorum "
+                                    f"{self.settings['quorum']})",
+                     "version": __version__},
+            "images": [{"id": image_ids[img["key"]], "file_name": img["file_name"], "width": img["width"],
+                        "height": img["height"]} for img in self.images],
+            "categories": [{"id": category_ids[c["name"]], "name": c["name"],
+                            "supercategory": c["supercategory"], "isthing": int(c["isthing"])}
+                           for c in self.categories],
+            "annotations": annotations,
+        }
+
+    def write_coco(self, path) -> Path:
+        """Write :meth:`to_coco` as JSON to ``path`` (parents created); return the path.
+
+        Raises
+        ------
+        InputError
+            When the file cannot be written.
+        """
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.to_coco()), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write the consensus: {exc.strerror or exc}", path=path) from None
+        return path
+
+
+# --- settings -----------------------------------------------------------------------------------------
+
+def quorum_count(quorum, voters: int) -> int:
+    """Members a cluster needs to become a consensus object, on an image covered by ``voters`` annotators.
+
+    Parameters
+    ----------
+    quorum : None, "majority", int or float
+        None or ``"majority"``: more than half of the voters; an int ``k >= 1``: at least ``k``
+        annotators; a float in (0, 1]: at least that share of the voters (rounded up).
+    voters : int
+        Annotators covering the image.
+
+    Raises
+    ------
+    ConfigError
+        On any other value.
+
+    Examples
+    --------
+    >>> [quorum_count(None, n) for n in (2, 3, 4, 5)]
+    [2, 2, 3, 3]
+    >>> quorum_count(2, 4), quorum_count(0.5, 4), quorum_count(0.6, 4)
+    (2, 2, 3)
+    """
+    if quorum is None or quorum == "majority":
+        return voters // 2 + 1
+    if isinstance(quorum, (bool, np.bool_)) or not isinstance(quorum, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"quorum must be 'majority', a number of annotators or a share in (0, 1], got {quorum!r}")
+    if isinstance(quorum, (int, np.integer)):
+        if quorum < 1:
+            raise ConfigError(f"quorum must be at least 1 annotator, got {quorum}")
+        return int(quorum)
+    if not 0.0 < float(quorum) <= 1.0:
+        raise ConfigError(f"a quorum share must lie in (0, 1], got {quorum}")
+    return max(1, math.ceil(float(quorum) * voters - 1e-9))
+
+
+def parse_quorum(text: str):
+    """A quorum from the command line: ``majority``, an integer, or a share such as ``0.75`` or ``75%``.
+
+    Examples
+    --------
+    >>> parse_quorum("majority"), parse_quorum("3"), parse_quorum("0.75"), parse_quorum("50%")
+    ('majority', 3, 0.75, 0.5)
+    """
+    text = str(text).strip().lower()
+    if text == "majority":
+        return "majority"
+    try:
+        if text.endswith("%"):
+            return float(text[:-1]) / 100.0
+        if text.isdigit():
+            return int(text)
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--quorum {text!r} is not 'majority', a number of annotators or a share "
+                          "(0.75 or 75%)") from None
+
+
+# --- per image ----------------------------------------------------------------------------------------
+
+def _object_positions(batch: Batch) -> dict[str, dict[str, list[int]]]:
+    """``{annotator: {image: [positions of non-crowd objects]}}`` in export order."""
+    out: dict[str, dict[str, list[int]]] = {}
+    for name, export in batch.exports.items():
+        per_image: dict[str, list[int]] = {}
+        for k, obj in enumerate(export.objects):
+            if not obj.iscrowd:
+                per_image.setdefault(obj.image, []).append(k)
+        out[name] = per_image
+    return out
+
+
+def _voters(batch: Batch, key: str, positions) -> list[str]:
+    """The annotators of an image whose labels can be decoded (as the comparison does), sorted."""
+    out = []
+    for name in sorted(batch.coverage.get(key, ())):
+        export = batch.exports[name]
+        objs = [export.objects[k] for k in positions[name].get(key, [])]
+        panoptic = export.format == "coco_panoptic" or any(o.kind == "segment" for o in objs)
+        if panoptic and export.id_maps.get(key) is None:
+            continue  # its id map could not be read at load: the comparison skipped it too
+        out.append(name)
+    return out
+
+
+def _decode(batch: Batch, key: str, voters: list[str], positions, max_pixels: int):
+    """Tight crops of every voter's objects of one image in one ObjectCrops, and (annotator, position) of
+    each."""
+    from qa.engine._masks import ObjectCrops, polygons_to_rle, rle_crops, segment_crops
+
+    image = batch.images[key]
+    h, w = image.height, image.width
+    parts, owners = [], []
+    for name in voters:
+        export = batch.exports[name]
+        idx = positions[name].get(key, [])
+        objs = [export.objects[k] for k in idx]
+        if any(o.kind == "segment" for o in objs):
+            from qa.formats.coco_panoptic import read_id_map
+
+            id_map = read_id_map(Path(export.id_maps[key]), Limits(max_pixels=max_pixels))
+            crops = segment_crops(id_map, [int(o.segment_id) for o in objs])
+        else:
+            rles = [polygons_to_rle(o.polygons, h, w) if o.kind == "polygon" else o.rle for o in objs]
+            crops = rle_crops(rles, h, w)
+        parts.append(crops)
+        owners.extend((name, k) for k in idx)
+    boxes = np.concatenate([c.boxes for c in parts]) if parts else np.zeros((0, 4), np.int64)
+    areas = np.concatenate([c.areas for c in parts]) if parts else np.zeros(0, np.int64)
+    buf = np.concatenate([c.buf for c in parts]) if parts else np.zeros(0, np.uint8)
+    sizes = np.concatenate([np.diff(c.starts) for c in parts]) if parts else np.zeros(0, np.int64)
+    starts = np.zeros(len(boxes) + 1, np.int64)
+    np.cumsum(sizes, out=starts[1:])
+    return ObjectCrops(boxes, areas, buf, starts, (h, w)), owners
+
+
+def _union_box(boxes: np.ndarray) -> tuple[int, int, int, int]:
+    keep = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+    if not len(keep):
+        return 0, 0, 0, 0
+    return int(keep[:, 0].min()), int(keep[:, 1].min()), int(keep[:, 2].max()), int(keep[:, 3].max())
+
+
+def _category_vote(categories: list[str], order: dict[str, int]) -> tuple[str, float]:
+    """The most frequent category; ties go to the one listed first in the batch."""
+    counts: dict[str, int] = {}
+    for c in categories:
+        counts[c] = counts.get(c, 0) + 1
+    best = min(counts, key=lambda c: (-counts[c], order.get(c, len(order)), c))
+    return best, counts[best] / len(categories)
+
+
+class _Image:
+    """The consensus of one image: its clusters, masks and per-annotator rows."""
+
+    def __init__(self, batch, key, voters, crops, owners, edges, cfg, first_cluster):
+        from qa.engine.match import cluster_objects
+
+        self.key = key
+        self.clusters: list[dict] = []
+        self.rows: list[dict] = []
+        self.masks: dict[int, dict] = {}
+        code = {name: k for k, name in enumerate(voters)}
+        local = {owner: k for k, owner in enumerate(owners)}
+        pairs, ious = [], []
+        for a, ia, b, ib, iou in edges:
+            if (a, ia) in local and (b, ib) in local:
+                pairs.append((local[(a, ia)], local[(b, ib)]))
+                ious.append(iou)
+        labels = cluster_objects([code[a] for a, _ in owners], np.asarray(pairs, np.int64).reshape(-1, 2),
+                                 np.asarray(ious, np.float64))
+        n_clusters = int(labels.max()) + 1 if len(labels) else 0
+        for c in range(n_clusters):
+            members = np.flatnonzero(labels == c)
+            self._cluster(batch, voters, crops, owners, members, first_cluster + c, cfg)
+
+    def _cluster(self, batch, voters, crops, owners, members, cid, cfg) -> None:
+        from qa.engine._masks import union_window
+        from qa.engine.consensus import majority_vote, staple, window_stack
+        from qa.formats._crop_rle import crop_to_coco_rle
+
+        height, width = crops.shape
+        n_voters = len(voters)
+        names = [owners[m][0] for m in members]
+        objs = {owners[m][0]: batch.exports[owners[m][0]].objects[owners[m][1]] for m in members}
+        category, cat_share = _category_vote([objs[n].category for n in names], cfg["category_order"])
+        needed = quorum_count(cfg["quorum"], n_voters)
+        box = _union_box(crops.boxes[members])
+        record = {"image": self.key, "cluster": cid, "status": "below_quorum", "size": len(members),
+                  "voters": n_voters, "quorum": needed, "members": "|".join(sorted(names)),
+                  "category": category, "category_agreement": cat_share, "area": 0, "x": 0, "y": 0, "w": 0,
+                  "h": 0, "iou_mean": math.nan}
+        self.clusters.append(record)
+        mask = None
+        if len(members) >= needed:
+            record["status"] = "empty"
+            if box[2] > box[0] and box[3] > box[1]:
+                stack = window_stack(crops, members, box)
+                if cfg["method"] == "vote":
+                    mask = majority_vote(stack, voters=n_voters, ties=cfg["ties"])
+                else:
+                    mask = staple(stack).mask
+                if not mask.any():
+                    mask = None
+        if mask is None:
+            for m, name in zip(members, names):
+                self.rows.append(self._row(cid, name, "extra", owners[m][1], objs[name], category, record))
+            return
+        record["status"] = "consensus"
+        ys, xs = np.nonzero(mask)
+        tx0, ty0, tx1, ty1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+        record.update(area=int(len(xs)), x=box[0] + tx0, y=box[1] + ty0, w=tx1 - tx0, h=ty1 - ty0)
+        self.masks[cid] = crop_to_coco_rle(mask[ty0:ty1, tx0:tx1], box[0] + tx0, box[1] + ty0, height, width)
+        # score every voter in a window with a margin for the boundary metrics
+        window = union_window(box, box, margin=cfg["margin"], shape=(height, width))
+        wx0, wy0, wx1, wy1 = window
+        cons = np.zeros((wy1 - wy0, wx1 - wx0), np.uint8)
+        cons[box[1] - wy0:box[3] - wy0, box[0] - wx0:box[2] - wx0] = mask
+        layers = window_stack(crops, members, window)
+        by_name = {name: k for k, name in enumerate(names)}
+        ious = []
+        for name in voters:
+            if name not in by_name:
+                self.rows.append(self._row(cid, name, "missing", None, None, category, record))
+                continue
+            k = by_name[name]
+            row = self._row(cid, name, "matched", owners[members[k]][1], objs[name], category, record)
+            row.update(_scores(layers[k], cons, box, window, (height, width), cfg["tolerances"]))
+            ious.append(row["iou"])
+            self.rows.append(row)
+        record["iou_mean"] = float(np.mean(ious))
+
+    def _row(self, cid, name, status, index, obj, category, record) -> dict:
+        return {"image": self.key, "cluster": cid, "annotator": name, "status": status, "object_index": index,
+                "category": None if obj is None else obj.category, "consensus_category": category,
+                "label_disagreement": obj is not None and status == "matched" and obj.category != category,
+                "cluster_size": record["size"], "voters": record["voters"],
+                "file": None if obj is None else obj.source.file,
+                "source_index": None if obj is None else obj.source.index,
+                "source_id": None if obj is None or obj.source.id is None else str(obj.source.id)}
+
+
+def _scores(layer, cons, box, window, image_shape, tolerances) -> dict:
+    """One annotator's mask against the consensus, both cut from ``window``."""
+    from qa.engine.boundary import boundary_pair, tolerance_label
+    from qa.engine.consensus import confusion_counts
+
+    wx0, wy0 = window[0], window[1]
+    tp, fp, fn, _ = confusion_counts(layer, cons)
+    inner = (slice(box[1] - wy0, box[3] - wy0), slice(box[0] - wx0, box[2] - wx0))
+    _, fp_box, _, tn_box = confusion_counts(layer[inner], cons[inner])
+    bp = boundary_pair(layer, cons, tolerances=tolerances, offset=(wx0, wy0), image_shape=image_shape)
+    out = {"tp": tp, "fp": fp, "fn": fn, "tn": tn_box,
+           "iou": tp / (tp + fp + fn),
+           "sensitivity": tp / (tp + fn),
+           "specificity": tn_box / (tn_box + fp_box) if tn_box + fp_box else math.nan}
+    for t in tolerances:
+        label = tolerance_label(t)
+        out[f"boundary_f_{label}"] = bp[f"boundary_f_{label}"]
+    out["boundary_iou"] = bp["boundary_iou"]
+    out["signed_offset_px"] = bp["signed_offset"]
+    return out
+
+
+# --- the batch ----------------------------------------------------------------------------------------
+
+def _edges(comparison) -> dict:
+    """Matched pairs of the comparison by image: ``[(annotator_a, index_a, annotator_b, index_b, iou)]``."""
+    df = comparison.object_pairs
+    if not len(df):
+        return {}
+    matched = df[df["status"] == "matched"]
+    out: dict[str, list] = {}
+    for image, a, ia, b, ib, iou in zip(matched["image"].astype(str), matched["annotator_a"].astype(str),
+                                        matched["object_index_a"].astype(np.int64),
+                                        matched["annotator_b"].astype(str),
+                                        matched["object_index_b"].astype(np.int64), matched["iou"]):
+        out.setdefault(image, []).append((a, int(ia), b, int(ib), float(iou)))
+    return out
+
+
+def build_consensus(batch: Batch, comparison=None, *, method: str = "vote", quorum=None,
+                    ties: str = "background", tolerances=None, iou_threshold: float = 0.5,
+                    workers: int | None = None, max_pixels: int | None = None, progress=None) -> Consensus:
+    """The consensus of the annotators of a batch, and each annotator scored against it.
+
+    Parameters
+    ----------
+    batch : Batch
+        Aligned exports (:func:`qa.load`), usually of three or more annotators.
+    comparison : qa.engine.compare.Comparison, optional
+        The batch's comparison (``Run.comparison``), whose matched pairs make the clusters; computed
+        with ``iou_threshold`` when not given.
+    method : {"vote", "staple"}, default "vote"
+        Consensus mask by pixel vote, or by STAPLE over the cluster's members.
+    quorum : None, "majority", int or float, default None
+        Members a cluster needs to become a consensus object (:func:`quorum_count`); default a strict
+        majority of the annotators who cover the image.
+    ties : {"background", "foreground"}, default "background"
+        Pixel vote only: a pixel marked by exactly half of the image's annotators.
+    tolerances : sequence of float, pixels, optional
+        Boundary F tolerances; default the comparison's, else (1, 2, 4).
+    iou_threshold : float, default 0.5
+        Matching threshold when the comparison is computed here.
+    workers : int, optional
+        Processes for that comparison.
+    max_pixels : int, optional
+        Largest panoptic PNG decoded.
+    progress : callable, optional
+        ``progress("consensus", images_done, images_total)``.
+
+    Returns
+    -------
+    Consensus
+
+    Raises
+    ------
+    ConfigError
+        On an unknown method or ties setting, or a bad quorum or tolerance.
+    InputError
+        When a panoptic PNG can no longer be read.
+
+    Notes
+    -----
+    Only images covered by two or more annotators get a consensus. Crowd regions (``iscrowd``) are left
+    out: they are never clustered, voted on or scored.
+
+    The pixel vote counts every annotator who covers the image, so a pixel needs more than half of
+    *them*, not of the cluster's members: with four annotators and a cluster of three, a pixel needs
+    all three. ``ties="foreground"`` also takes pixels marked by exactly half; where every voter is a
+    member this is pylidc's ``consensus(clevel=0.5)``, which divides by the nodule's annotations
+    instead of the readers. STAPLE (Warfield et al. 2004) runs over the cluster's members only
+    (an annotator without an object there would get sensitivity 0 and no say) in the members' union
+    bbox, and keeps the pixels of posterior probability >= 0.5. A cluster that reaches the quorum but
+    whose consensus has no pixel is ``empty``: its members count as extra.
+
+    The consensus category is the members' most frequent category (ties: the category listed first in
+    the batch); a matched member with another category is a label disagreement.
+
+    Sensitivity is ``tp / (tp + fn)`` and IoU ``tp / (tp + fp + fn)`` over the whole object; specificity
+    ``tn / (tn + fp)`` counts the pixels of the cluster's window, the union of the members' bboxes
+    (the figure depends on that window, so compare it between annotators of one cluster rather than
+    across batches). Boundary metrics come from :func:`qa.engine.boundary.boundary_pair` with the
+    annotator as ``a`` and the consensus as ``b`` (a positive ``signed_offset_px`` means the annotator
+    draws outside the consensus), in the window grown by ``ceil(max tolerance) + 1`` pixels.
+
+    References
+    ----------
+    S. K. Warfield, K. H. Zou, W. M. Wells, "Simultaneous truth and performance level estimation
+    (STAPLE)", IEEE TMI 23(7):903-921, 2004, doi:10.1109/TMI.2004.828354. pylidc,
+    ``pylidc/utils.py`` (``consensus``: the LIDC readers' masks voted at a consensus level).
+
+    Examples
+    --------
+    >>> result = build_consensus(qa.load("r1=a.json", "r2=b.json", "r3=c.json"))  # doctest: +SKIP
+    >>> result.annotators[["annotator", "mask_iou_mean", "missing", "extra"]]  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    from qa.engine.consensus import TIES
+
+    if ties not in TIES:
+        raise ConfigError(f"ties must be one of {', '.join(TIES)}, got {ties!r}")
+    quorum_count(quorum, 3)  # validates
+    if comparison is None:
+        from qa.engine.compare import compare_batch
+
+        comparison = compare_batch(batch, tolerances=tolerances or (1, 2, 4), iou_threshold=iou_threshold,
+                                   workers=workers, max_pixels=max_pixels)
+    if tolerances is None:
+        tolerances = comparison.settings.get("tolerances") or (1, 2, 4)
+    tolerances = tuple(float(t) for t in tolerances)
+    if not tolerances or any(not t > 0 for t in tolerances):
+        raise ConfigError(f"tolerances must be positive pixel distances, got {tolerances}")
+    cfg = {"method": method, "quorum": quorum, "ties": ties, "tolerances": tolerances,
+           "margin": int(math.ceil(max(tolerances))) + 1,
+           "category_order": {c: k for k, c in enumerate(batch.categories)}}
+    max_pixels = max_pixels or Limits().max_pixels
+    positions = _object_positions(batch)
+    edges = _edges(comparison)
+    keys = [k for k in batch.images if len(_voters(batch, k, positions)) >= 2]
+    clusters, rows, masks, images = [], [], {}, []
+    voters_of: dict[str, list[str]] = {}
+    if progress:
+        progress("consensus", 0, len(keys))
+    for done, key in enumerate(keys, 1):
+        voters = _voters(batch, key, positions)
+        voters_of[key] = voters
+        crops, owners = _decode(batch, key, voters, positions, max_pixels)
+        result = _Image(batch, key, voters, crops, owners, edges.get(key, []), cfg, len(clusters))
+        clusters.extend(result.clusters)
+        rows.extend(result.rows)
+        masks.update(result.masks)
+        image = batch.images[key]
+        images.append({"key": key, "file_name": image.file_name, "width": image.width, "height": image.height})
+        if progress:
+            progress("consensus", done, len(keys))
+
+    labels = [f"boundary_f_{_label(t)}" for t in tolerances]
+    cluster_df = pd.DataFrame.from_records(clusters, columns=[
+        "image", "cluster", "status", "size", "voters", "quorum", "members", "category", "category_agreement",
+        "area", "x", "y", "w", "h", "iou_mean"])
+    metric_cols = ["tp", "fp", "fn", "tn", "iou", "sensitivity", "specificity", *labels, "boundary_iou",
+                   "signed_offset_px"]
+    columns = ["image", "cluster", "annotator", "status", "object_index", "category", "consensus_category",
+               "label_disagreement", "cluster_size", "voters", *metric_cols, "file", "source_index", "source_id"]
+    objects = pd.DataFrame.from_records(rows, columns=columns)
+    for name in ("tp", "fp", "fn", "tn", "object_index", "source_index"):
+        objects[name] = objects[name].astype("Int64")
+    for name in ("iou", "sensitivity", "specificity", *labels, "boundary_iou", "signed_offset_px"):
+        objects[name] = objects[name].astype(np.float64)
+    objects["label_disagreement"] = objects["label_disagreement"].astype(bool)
+    objects["source_id"] = objects["source_id"].astype("string")
+    annotators, scores = _per_annotator(batch, objects, voters_of, labels)
+    settings = {"method": method, "quorum": "majority" if quorum is None else quorum, "ties": ties,
+                "tolerances": list(tolerances), "iou_threshold": comparison.settings.get("iou_threshold",
+                                                                                         iou_threshold)}
+    status = cluster_df["status"]
+    summary = {"annotators": sorted(batch.annotators), "images": len(keys), "clusters": len(cluster_df),
+               "consensus_objects": int((status == "consensus").sum()),
+               "below_quorum": int((status == "below_quorum").sum()), "empty": int((status == "empty").sum())}
+    categories = [{"name": c.name, "supercategory": c.supercategory, "isthing": c.isthing}
+                  for c in batch.categories.values()]
+    return Consensus(clusters=cluster_df, objects=objects, annotators=annotators, scores=scores, masks=masks,
+                     settings=settings, summary=summary, images=images, categories=categories)
+
+
+def _label(t: float) -> str:
+    from qa.engine.boundary import tolerance_label
+
+    return tolerance_label(t)
+
+
+_MEANS = ("mask_iou_mean", "sensitivity_mean", "specificity_mean")
+
+
+def _per_annotator(batch: Batch, objects, voters_of: dict, labels: list[str]):
+    """The per-annotator table and its long scores rows."""
+    import pandas as pd
+
+    mean_cols = {"mask_iou_mean": "iou", "sensitivity_mean": "sensitivity", "specificity_mean": "specificity"}
+    for label in labels:
+        mean_cols[f"{label}_mean"] = label
+    mean_cols["boundary_iou_mean"] = "boundary_iou"
+    mean_cols["signed_offset_px_mean"] = "signed_offset_px"
+    table, records = [], []
+    for name in sorted(batch.annotators):
+        mine = objects[objects["annotator"] == name]
+        images = sum(name in v for v in voters_of.values())
+        matched = mine[mine["status"] == "matched"]
+        n_matched = len(matched)
+        n_missing = int((mine["status"] == "missing").sum())
+        n_extra = int((mine["status"] == "extra").sum())
+        n_consensus = n_matched + n_missing
+        n_own = n_matched + n_extra
+        entry = {"annotator": name, "images": images, "consensus_objects": n_consensus, "matched": n_matched,
+                 "missing": n_missing, "extra": n_extra,
+                 "label_disagreements": int(matched["label_disagreement"].sum()),
+                 "missing_share": n_missing / n_consensus if n_consensus else math.nan,
+                 "extra_share": n_extra / n_own if n_own else math.nan}
+        counts_n = {"images": images, "consensus_objects": images, "matched": images, "missing": images,
+                    "extra": images, "label_disagreements": images, "missing_share": n_consensus,
+                    "extra_share": n_own}
+        for metric, column in mean_cols.items():
+            values = matched[column].to_numpy(dtype=np.float64)
+            values = values[~np.isnan(values)]
+            entry[metric] = float(values.mean()) if len(values) else math.nan
+            counts_n[metric] = len(values)
+        table.append(entry)
+        for metric, value in entry.items():
+            if metric != "annotator":
+                records.append(("annotator_consensus", name, metric, float(value), int(counts_n[metric])))
+    annotators = pd.DataFrame(table)
+    scores = pd.DataFrame.from_records(records, columns=["scope", "key", "metric", "value", "n"])
+    scores["value"] = scores["value"].astype(np.float64)
+    scores["n"] = scores["n"].astype(np.int64)
+    return annotators, scores

@@ -1,0 +1,688 @@
+"""Semantic comparison: label maps compared class by class, and category boundaries pixel by pixel.
+
+Label maps (``labelmap``), binary masks (``binary_masks``) and panoptic exports (``coco_panoptic``)
+describe every pixel's class. For those exports :func:`compare_semantic` rebuilds each annotator's class
+map of an image once (an int32 array of class indices, -1 for void and unlabelled pixels) and compares
+every annotator pair on it:
+
+1. **per class**: pixel intersection and union from one confusion count over the two maps, hence the
+   class IoU; and the class's boundary F at every tolerance from the two class masks cut from one window
+   (:func:`qa.engine.boundary.boundary_f_counts`, the engine's boundary convention);
+2. **per pair of touching categories** (``road | sidewalk``): the interface where the two classes meet,
+   drawn on the side of the category whose name sorts first, in each map; each side's interface pixels
+   within each tolerance of the other side's interface (exact Euclidean distances), and the signed
+   displacement between the two interfaces (which category gains, by how many pixels).
+
+:func:`components_as_instances` turns each label map's thing classes into one object per connected
+component, for instance matching (``qa run --instances components``).
+
+Conventions
+-----------
+- A pixel counts for the class figures only where both maps label it (void or unlabelled on either side
+  is left out, as Cityscapes' evaluation ignores void pixels). ``area_a``/``area_b`` are counted on those
+  pixels. A binary mask labels every pixel: outside its masks is the class ``background``.
+- The image border is never boundary; void pixels next to a class are (the class's outline is drawn
+  there).
+- ``displacement`` of a category pair ``A|B`` (names sorted) in the pair ``a|b`` is positive when ``A``
+  gains in ``a``'s labels relative to ``b``'s: an interface pixel of ``a`` that ``b`` labels ``B`` counts
+  ``+d`` (``a``'s ``A`` reaches ``d`` px into ``b``'s ``B``), one that ``b`` labels ``A`` counts ``-d``;
+  ``b``'s interface pixels count the other way round. Pixels the other side gives a third class, or
+  leaves void, have no sign.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qa.model import Batch, Limits
+
+SEMANTIC_FORMATS = ("labelmap", "binary_masks", "coco_panoptic")
+"""Export formats that label every pixel with a class, compared by :func:`compare_semantic`."""
+
+INSTANCE_MODES = ("classes", "components")
+"""``qa run --instances``: one object per class of a label map (as loaded), or one per connected
+component of each thing class."""
+
+
+# --- result -------------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class SemanticComparison:
+    """What :func:`compare_semantic` produced.
+
+    Attributes
+    ----------
+    classes : pandas.DataFrame
+        One row per image, annotator pair and class present in either map: ``image``, ``annotator_a``,
+        ``annotator_b``, ``category``, ``area_a``, ``area_b``, ``intersection``, ``union`` (pixels),
+        ``iou``, ``boundary_a_n``, ``boundary_b_n`` (boundary pixels), ``boundary_a_matched_<t>``,
+        ``boundary_b_matched_<t>`` and ``boundary_f_<t>`` at each tolerance label ``<t>`` (``2px``).
+    interfaces : pandas.DataFrame
+        One row per image, annotator pair and pair of touching categories (``category_a`` <
+        ``category_b`` by name): ``length_a``, ``length_b`` (interface pixels in each map),
+        ``matched_a_<t>``, ``matched_b_<t>``, ``boundary_f_<t>``, ``disagree_<t>_share`` (interface
+        pixels of both maps farther than ``<t>`` from the other map's interface), ``signed_sum``,
+        ``abs_sum`` (pixels), ``signed_n``, ``displacement_px_mean`` (+ when ``category_a`` gains in
+        ``a``'s labels) and ``abs_displacement_px_mean``.
+    scores : pandas.DataFrame
+        Long scores rows: ``category`` (``class_iou``, ``class_boundary_f_<t>``), ``annotator_pair_category``
+        (the same per pair, key ``alice|bob|road``), ``annotator_pair`` and ``batch``
+        (``class_iou_mean``: mean class IoU over the classes).
+    settings : dict
+        The tolerances and the annotators compared.
+    """
+
+    classes: "object"
+    interfaces: "object"
+    scores: "object"
+    settings: dict = field(default_factory=dict)
+
+    def class_table(self):
+        """Agreement per class over every image and annotator pair (pooled counts).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``category``, ``images`` (image pairs where the class is present), ``iou``
+            (sum of intersections over sum of unions) and ``boundary_f_<t>`` (from the pooled match
+            counts), sorted by IoU, worst first.
+        """
+        return _pooled(self.classes, ["category"], self.settings["tolerances"]).sort_values(
+            ["iou", "category"], kind="stable").reset_index(drop=True)
+
+
+# --- which exports, and their class maps --------------------------------------------------------------
+
+def is_semantic(batch: Batch) -> bool:
+    """True when at least two annotators' exports label pixels with classes (:data:`SEMANTIC_FORMATS`)."""
+    return sum(1 for e in batch.exports.values() if e.format in SEMANTIC_FORMATS) >= 2
+
+
+BACKGROUND = "background"
+"""The class of binary-mask pixels outside every mask (a binary mask labels every pixel)."""
+
+
+def category_codes(batch: Batch) -> list[str]:
+    """Every category of the batch in a fixed order (declared first, then any an object uses, then
+    :data:`BACKGROUND` when an export is binary masks)."""
+    names = list(batch.categories)
+    seen = set(names)
+    for export in batch.exports.values():
+        for obj in export.objects:
+            if obj.category not in seen:
+                seen.add(obj.category)
+                names.append(obj.category)
+    if BACKGROUND not in seen and any(e.format == "binary_masks" for e in batch.exports.values()):
+        names.append(BACKGROUND)
+    return names
+
+
+@dataclass(slots=True)
+class _Entry:
+    annotator: str
+    png: str | None        # panoptic PNG, or None for label maps
+    ids: np.ndarray        # panoptic segment ids
+    classes: np.ndarray    # class index per object (or segment); -1 for void
+    rles: list             # label maps: one RLE per object
+    unlabelled: int = -1   # class of pixels no object covers (-1, or the background of binary masks)
+
+
+@dataclass(slots=True)
+class _Task:
+    image: str
+    height: int
+    width: int
+    entries: list
+
+
+@dataclass(slots=True)
+class _Config:
+    n: int
+    names: list
+    tolerances: tuple
+    max_pixels: int
+
+
+def _tasks(batch: Batch, codes: dict[str, int]):
+    from qa.engine._masks import object_rle
+
+    per: dict[str, dict[str, list[int]]] = {}
+    for name, export in batch.exports.items():
+        if export.format not in SEMANTIC_FORMATS:
+            continue
+        grouped: dict[str, list[int]] = {}
+        for k, obj in enumerate(export.objects):
+            grouped.setdefault(obj.image, []).append(k)
+        per[name] = grouped
+    for key, image in batch.images.items():
+        entries = []
+        for name in sorted(batch.coverage.get(key, ())):
+            if name not in per:
+                continue
+            export = batch.exports[name]
+            objs = [export.objects[k] for k in per[name].get(key, [])]
+            void = [bool(o.attributes.get("void")) for o in objs]
+            classes = np.asarray([-1 if v else codes[o.category] for o, v in zip(objs, void)], dtype=np.int32)
+            if export.format == "coco_panoptic":
+                png = export.id_maps.get(key)
+                if png is None:
+                    continue  # the id map could not be read at load (a finding says why)
+                entries.append(_Entry(name, str(png), np.asarray([o.segment_id for o in objs], np.int64),
+                                      classes, []))
+            else:
+                rles = [object_rle(o, image.height, image.width) for o in objs]
+                unlabelled = codes[BACKGROUND] if export.format == "binary_masks" else -1
+                entries.append(_Entry(name, None, np.zeros(0, np.int64), classes, rles, unlabelled))
+        if len(entries) >= 2:
+            yield _Task(key, image.height, image.width, entries)
+
+
+def class_map(entry: _Entry, height: int, width: int, max_pixels: int) -> np.ndarray:
+    """One annotator's class map of one image: int32 ``(height, width)`` class indices, -1 unlabelled.
+
+    Label-map objects are painted in export order (one image's classes are disjoint, so the order
+    only matters for overlapping binary instance masks: the later one wins); void objects are painted
+    last, as -1. Pixels no object covers are -1 in label maps and :data:`BACKGROUND` in binary masks.
+    Panoptic segments take their category's index; pixels of id 0 or of an id without a segment are -1.
+    """
+    if entry.png is not None:
+        from qa.errors import InputError
+        from qa.formats.coco_panoptic import read_id_map
+
+        id_map = read_id_map(Path(entry.png), Limits(max_pixels=max_pixels))
+        if id_map.shape != (height, width):
+            raise InputError(f"panoptic PNG is {id_map.shape[0]}x{id_map.shape[1]}, the image "
+                             f"{height}x{width}", path=entry.png)
+        out = np.full((height, width), -1, dtype=np.int32)
+        if len(entry.ids):
+            order = np.argsort(entry.ids, kind="stable")
+            ids = entry.ids[order]
+            pos = np.minimum(np.searchsorted(ids, id_map), len(ids) - 1)
+            known = (ids[pos] == id_map) & (id_map != 0)
+            out[known] = entry.classes[order][pos[known]]
+        return out
+    from qa.engine._masks import rle_crops
+
+    out = np.full((height, width), entry.unlabelled, dtype=np.int32)
+    if not entry.rles:
+        return out
+    crops = rle_crops(entry.rles, height, width)
+    order = [k for k in range(len(crops)) if entry.classes[k] >= 0] + \
+            [k for k in range(len(crops)) if entry.classes[k] < 0]
+    for k in order:
+        crop, (x0, y0) = crops.crop(k)
+        if crop.size:
+            out[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]][crop != 0] = entry.classes[k]
+    return out
+
+
+# --- one image (worker side) --------------------------------------------------------------------------
+
+def _union_box(boxes) -> tuple[int, int, int, int] | None:
+    """Smallest ``(x0, y0, x1, y1)`` holding every non-empty box, None when all are empty."""
+    boxes = [b for b in boxes if b[2] > b[0] and b[3] > b[1]]
+    if not boxes:
+        return None
+    return (min(int(b[0]) for b in boxes), min(int(b[1]) for b in boxes), max(int(b[2]) for b in boxes),
+            max(int(b[3]) for b in boxes))
+
+
+def _class_rows(maps: dict, boxes: dict, cfg: _Config) -> list:
+    """Per annotator pair and class of one image: areas, intersection, union and boundary match counts.
+
+    Each annotator's class boundary and its distance map are computed once, in a window holding that
+    class's pixels in every annotator's map (plus one pixel), and reused for every pair: distances inside
+    the window are exact because every boundary pixel lies in it.
+    """
+    from itertools import combinations
+
+    from qa.engine import _kernels_boundary as kb
+    from qa.engine import _kernels_sdf as ksdf
+    from qa.engine import _kernels_semantic as ks
+    from qa.engine._masks import union_window
+    from qa.engine.boundary import INNER, boundary_map, edges_of
+
+    names = sorted(maps)
+    pairs = list(combinations(names, 2))
+    shape = maps[names[0]].shape
+    tol = np.ascontiguousarray(cfg.tolerances, dtype=np.float64)
+    nt = len(tol)
+    conf = {(a, b): ks._confusion(maps[a], maps[b], cfg.n) for a, b in pairs}
+    rows = []
+    for c in range(cfg.n):
+        box = _union_box([boxes[a][c] for a in names])
+        if box is None:
+            continue
+        x0, y0, x1, y1 = union_window(box, box, margin=1, shape=shape)
+        edges = edges_of((y1 - y0, x1 - x0), (x0, y0), shape)
+        boundary, d2 = {}, {}
+        for a in names:
+            crop = np.ascontiguousarray((maps[a][y0:y1, x0:x1] == c).view(np.uint8))
+            boundary[a] = boundary_map(crop, edges, INNER)
+            d2[a] = ksdf._edt_squared(boundary[a])
+        for a, b in pairs:
+            present_a = boxes[a][c, 2] > boxes[a][c, 0]
+            present_b = boxes[b][c, 2] > boxes[b][c, 0]
+            if not present_a and not present_b:
+                continue
+            m = conf[(a, b)]
+            area_a, area_b, inter = int(m[c].sum()), int(m[:, c].sum()), int(m[c, c])
+            counts_a = kb._match_counts(boundary[a], d2[b], tol)
+            counts_b = kb._match_counts(boundary[b], d2[a], tol)
+            rows.append((a, b, c, area_a, area_b, inter, area_a + area_b - inter, int(counts_a[nt]),
+                         int(counts_b[nt]), counts_a[:nt].tolist(), counts_b[:nt].tolist()))
+    return rows
+
+
+def _interface_rows(maps: dict, cfg: _Config) -> list:
+    """Per annotator pair and pair of touching categories of one image: interface lengths, matches and
+    displacement (each annotator's interface distance map computed once, in a window holding every
+    annotator's interface)."""
+    from itertools import combinations
+
+    from qa.engine import _kernels_sdf as ksdf
+    from qa.engine import _kernels_semantic as ks
+
+    names = sorted(maps)
+    tol = np.ascontiguousarray(cfg.tolerances, dtype=np.float64)
+    nt = len(tol)
+    touching = sum(ks._adjacency(maps[a], cfg.n) for a in names)
+    rows = []
+    for i, j in zip(*np.nonzero(np.triu(touching, 1))):
+        c1, c2 = (int(i), int(j)) if cfg.names[i] <= cfg.names[j] else (int(j), int(i))
+        bbox = {a: ks._interface_bbox(maps[a], c1, c2) for a in names}  # (y0, y1, x0, x1)
+        box = _union_box([(b[2], b[0], b[3], b[1]) for b in bbox.values()])
+        if box is None:
+            continue  # the two classes touch only diagonally
+        x0, y0, x1, y1 = box
+        iface = {a: ks._interface(maps[a], c1, c2, y0, y1, x0, x1) for a in names}
+        d2 = {a: ksdf._edt_squared(iface[a]) for a in names}
+        for a, b in combinations(names, 2):
+            if bbox[a][1] <= bbox[a][0] and bbox[b][1] <= bbox[b][0]:
+                continue
+            out_a = ks._interface_match(iface[a], d2[b], maps[b], y0, x0, c1, c2, tol)
+            out_b = ks._interface_match(iface[b], d2[a], maps[a], y0, x0, c1, c2, tol)
+            rows.append((a, b, c1, c2, int(out_a[nt]), int(out_b[nt]), out_a[:nt].tolist(), out_b[:nt].tolist(),
+                         float(out_a[nt + 1] - out_b[nt + 1]), float(out_a[nt + 2] + out_b[nt + 2]),
+                         int(out_a[nt + 3] + out_b[nt + 3])))
+    return rows
+
+
+def _compare_image(task: _Task, cfg: _Config) -> tuple[list, list]:
+    from qa.engine import _kernels_semantic as ks
+
+    maps = {e.annotator: class_map(e, task.height, task.width, cfg.max_pixels) for e in task.entries}
+    boxes = {name: ks._class_boxes(m, cfg.n)[0] for name, m in maps.items()}
+    class_rows = [(task.image,) + row for row in _class_rows(maps, boxes, cfg)]
+    interface_rows = [(task.image,) + row for row in _interface_rows(maps, cfg)]
+    return class_rows, interface_rows
+
+
+def _compare_chunk(tasks: list[_Task], cfg: _Config) -> tuple[int, list, list]:
+    classes, interfaces = [], []
+    for task in tasks:
+        c, i = _compare_image(task, cfg)
+        classes.extend(c)
+        interfaces.extend(i)
+    return len(tasks), classes, interfaces
+
+
+def _run_chunks(chunks, cfg: _Config, workers: int):
+    if workers <= 1:
+        for chunk in chunks:
+            yield _compare_chunk(chunk, cfg)
+        return
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    from qa.engine.compare import _pool_context
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(_compare_chunk, chunk, cfg))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+# --- entry point --------------------------------------------------------------------------------------
+
+def compare_semantic(batch: Batch, *, tolerances=(1, 2, 4), workers: int | None = None, progress=None,
+                     max_pixels: int | None = None) -> SemanticComparison:
+    """Compare every pair of annotators' class maps on every image they both label.
+
+    Parameters
+    ----------
+    batch : Batch
+        Aligned exports; only annotators whose export is a label map, binary masks or COCO panoptic
+        (:data:`SEMANTIC_FORMATS`) take part.
+    tolerances : sequence of float, pixels, default (1, 2, 4)
+        Boundary tolerances (class boundary F, interface matches).
+    workers : int, optional
+        Worker processes; default one per available CPU; 1 runs in this process.
+    progress : callable, optional
+        ``progress("semantic", images_done, images_total)``.
+    max_pixels : int, optional
+        Largest panoptic PNG decoded (default: the model's limit).
+
+    Returns
+    -------
+    SemanticComparison
+
+    Raises
+    ------
+    ConfigError
+        On a tolerance that is not positive.
+    InputError
+        When a panoptic PNG can no longer be read, or its size differs from the image's.
+
+    Notes
+    -----
+    Each class map is decoded once per image and reused for every annotator pair. Class IoU is
+    ``|A ∩ B| / |A ∪ B|`` over the pixels both maps label; for one image and two binary masks it equals
+    pycocotools' ``maskUtils.iou`` of the two masks (tested on BU-BIL). Pooled figures (the scores and
+    :meth:`SemanticComparison.class_table`) add the counts of every image before dividing, as the
+    Cityscapes and Pascal VOC evaluations accumulate their confusion matrix over the dataset. Boundary
+    F follows the engine's boundary convention (inner 4-neighbour boundaries, the image border is not
+    boundary, both empty is 1).
+
+    References
+    ----------
+    M. Cordts et al. The Cityscapes Dataset for Semantic Urban Scene Understanding. CVPR 2016.
+    doi:10.1109/CVPR.2016.350; ``cityscapesScripts/evaluation/evalPixelLevelSemanticLabeling.py``.
+    F. Perazzi et al. A Benchmark Dataset and Evaluation Methodology for Video Object Segmentation.
+    CVPR 2016. doi:10.1109/CVPR.2016.85 (boundary F).
+
+    Examples
+    --------
+    >>> result = compare_semantic(qa.load(manifest="batch_labelmap.toml"), workers=1)  # doctest: +SKIP
+    >>> result.class_table()  # doctest: +SKIP
+    """
+    from qa.engine.boundary import tolerance_label
+    from qa.engine.compare import _chunks, default_workers
+    from qa.errors import ConfigError
+
+    tolerances = tuple(float(t) for t in tolerances)
+    if not tolerances or any(not t > 0 for t in tolerances):
+        raise ConfigError(f"tolerances must be positive pixel distances, got {tolerances}")
+    names = category_codes(batch)
+    codes = {c: k for k, c in enumerate(names)}
+    cfg = _Config(n=len(names), names=names, tolerances=tolerances,
+                  max_pixels=max_pixels or Limits().max_pixels)
+    tasks = list(_tasks(batch, codes))
+    total = len(tasks)
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    size = max(1, min(16, math.ceil(total / max(1, workers * 4))))
+    if total <= size:
+        workers = 1
+    if progress:
+        progress("semantic", 0, total)
+    class_rows, interface_rows, done = [], [], 0
+    for count, c, i in _run_chunks(_chunks(tasks, size), cfg, workers):
+        class_rows.extend(c)
+        interface_rows.extend(i)
+        done += count
+        if progress:
+            progress("semantic", done, total)
+    labels = [tolerance_label(t) for t in tolerances]
+    classes = _class_frame(class_rows, names, labels)
+    interfaces = _interface_frame(interface_rows, names, labels)
+    annotators = sorted({e.annotator for t in tasks for e in t.entries})
+    settings = {"tolerances": list(tolerances), "tolerance_labels": labels, "annotators": annotators,
+                "images": total}
+    return SemanticComparison(classes=classes, interfaces=interfaces,
+                              scores=_scores(classes, tolerances), settings=settings)
+
+
+# --- tables -------------------------------------------------------------------------------------------
+
+def _f(matched_a, n_a, matched_b, n_b):
+    """Boundary F, vectorised, with the engine's conventions (both empty 1, one empty 0)."""
+    matched_a, n_a, matched_b, n_b = (np.asarray(v, dtype=np.float64) for v in (matched_a, n_a, matched_b, n_b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = matched_a / n_a
+        r = matched_b / n_b
+        f = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
+    f = np.where((n_a == 0) | (n_b == 0), 0.0, f)
+    return np.where((n_a == 0) & (n_b == 0), 1.0, f)
+
+
+def _class_frame(rows, names, labels):
+    import pandas as pd
+
+    columns = {"image": [], "annotator_a": [], "annotator_b": [], "category": [], "area_a": [], "area_b": [],
+               "intersection": [], "union": [], "boundary_a_n": [], "boundary_b_n": []}
+    matched_a = [[] for _ in labels]
+    matched_b = [[] for _ in labels]
+    for image, a, b, c, area_a, area_b, inter, union, n_a, n_b, m_a, m_b in rows:
+        for key, value in zip(columns, (image, a, b, names[c], area_a, area_b, inter, union, n_a, n_b)):
+            columns[key].append(value)
+        for t in range(len(labels)):
+            matched_a[t].append(m_a[t])
+            matched_b[t].append(m_b[t])
+    df = pd.DataFrame(columns)
+    for key in ("area_a", "area_b", "intersection", "union", "boundary_a_n", "boundary_b_n"):
+        df[key] = df[key].astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df.insert(8, "iou", np.where(df["union"] > 0, df["intersection"] / df["union"].where(df["union"] > 0, 1),
+                                     np.nan))
+    for t, label in enumerate(labels):
+        df[f"boundary_a_matched_{label}"] = np.asarray(matched_a[t], dtype=np.int64)
+        df[f"boundary_b_matched_{label}"] = np.asarray(matched_b[t], dtype=np.int64)
+    for label in labels:
+        df[f"boundary_f_{label}"] = _f(df[f"boundary_a_matched_{label}"], df["boundary_a_n"],
+                                       df[f"boundary_b_matched_{label}"], df["boundary_b_n"])
+    return df
+
+
+def _interface_frame(rows, names, labels):
+    import pandas as pd
+
+    columns = {"image": [], "annotator_a": [], "annotator_b": [], "category_a": [], "category_b": [],
+               "length_a": [], "length_b": [], "signed_sum": [], "abs_sum": [], "signed_n": []}
+    matched_a = [[] for _ in labels]
+    matched_b = [[] for _ in labels]
+    for image, a, b, c1, c2, n_a, n_b, m_a, m_b, signed, absolute, n_signed in rows:
+        for key, value in zip(columns, (image, a, b, names[c1], names[c2], n_a, n_b, signed, absolute, n_signed)):
+            columns[key].append(value)
+        for t in range(len(labels)):
+            matched_a[t].append(m_a[t])
+            matched_b[t].append(m_b[t])
+    df = pd.DataFrame(columns)
+    for key in ("length_a", "length_b", "signed_n"):
+        df[key] = df[key].astype(np.int64)
+    for key in ("signed_sum", "abs_sum"):
+        df[key] = df[key].astype(np.float64)
+    for t, label in enumerate(labels):
+        df[f"matched_a_{label}"] = np.asarray(matched_a[t], dtype=np.int64)
+        df[f"matched_b_{label}"] = np.asarray(matched_b[t], dtype=np.int64)
+    total = (df["length_a"] + df["length_b"]).to_numpy(np.float64)
+    for label in labels:
+        df[f"boundary_f_{label}"] = _f(df[f"matched_a_{label}"], df["length_a"], df[f"matched_b_{label}"],
+                                       df["length_b"])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            df[f"disagree_{label}_share"] = 1.0 - (df[f"matched_a_{label}"] + df[f"matched_b_{label}"]) / total
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n_signed = df["signed_n"].to_numpy(np.float64)
+        df["displacement_px_mean"] = np.where(n_signed > 0, df["signed_sum"] / n_signed, np.nan)
+        df["abs_displacement_px_mean"] = np.where(n_signed > 0, df["abs_sum"] / n_signed, np.nan)
+    return df
+
+
+def _pooled(classes, keys, tolerances):
+    """Class figures pooled over the rows of each group (counts added before dividing)."""
+    import pandas as pd
+
+    from qa.engine.boundary import tolerance_label
+
+    labels = [tolerance_label(t) for t in tolerances]
+    count_columns = ["intersection", "union", "boundary_a_n", "boundary_b_n"] + \
+        [f"boundary_{s}_matched_{label}" for label in labels for s in ("a", "b")]
+    if len(classes) == 0:
+        return pd.DataFrame(columns=[*keys, "images", "iou", *[f"boundary_f_{label}" for label in labels]])
+    grouped = classes.groupby(keys, sort=True)
+    sums = grouped[count_columns].sum()
+    out = pd.DataFrame(index=sums.index)
+    out["images"] = grouped.size()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["iou"] = np.where(sums["union"] > 0, sums["intersection"] / sums["union"].where(sums["union"] > 0, 1),
+                              np.nan)
+    for label in labels:
+        out[f"boundary_f_{label}"] = _f(sums[f"boundary_a_matched_{label}"], sums["boundary_a_n"],
+                                        sums[f"boundary_b_matched_{label}"], sums["boundary_b_n"])
+    return out.reset_index()
+
+
+def _scores(classes, tolerances):
+    import pandas as pd
+
+    from qa.engine.boundary import tolerance_label
+
+    labels = [tolerance_label(t) for t in tolerances]
+    records = []
+    per_category = _pooled(classes, ["category"], tolerances)
+    for row in per_category.itertuples(index=False):
+        d = row._asdict()
+        records.append(("category", d["category"], "class_iou", d["iou"], d["images"]))
+        for label in labels:
+            records.append(("category", d["category"], f"class_boundary_f_{label}", d[f"boundary_f_{label}"],
+                            d["images"]))
+    per_pair = _pooled(classes, ["annotator_a", "annotator_b", "category"], tolerances)
+    for row in per_pair.itertuples(index=False):
+        d = row._asdict()
+        key = f"{d['annotator_a']}|{d['annotator_b']}|{d['category']}"
+        records.append(("annotator_pair_category", key, "class_iou", d["iou"], d["images"]))
+        for label in labels:
+            records.append(("annotator_pair_category", key, f"class_boundary_f_{label}", d[f"boundary_f_{label}"],
+                            d["images"]))
+    if len(per_pair):
+        for (a, b), group in per_pair.groupby(["annotator_a", "annotator_b"], sort=True):
+            values = group["iou"].dropna()
+            records.append(("annotator_pair", f"{a}|{b}", "class_iou_mean",
+                            float(values.mean()) if len(values) else math.nan, len(values)))
+    if len(per_category):
+        values = per_category["iou"].dropna()
+        records.append(("batch", "", "class_iou_mean", float(values.mean()) if len(values) else math.nan,
+                        len(values)))
+    scores = pd.DataFrame.from_records(records, columns=["scope", "key", "metric", "value", "n"])
+    scores["value"] = scores["value"].astype(np.float64)
+    scores["n"] = scores["n"].astype(np.int64)
+    return scores
+
+
+# --- connected components as instances ----------------------------------------------------------------
+
+def components_as_instances(batch: Batch, *, connectivity: int = 8) -> Batch:
+    """A copy of the batch whose label-map thing classes are split into connected components.
+
+    Label maps (and binary masks) load as one object per class and image. For instance matching, each
+    object of a thing category (``isthing``; ``car``, ``person``, a binary mask's foreground) becomes one
+    object per connected component; stuff classes, void regions and every other format are kept as
+    they are. The inputs are not modified.
+
+    Parameters
+    ----------
+    batch : Batch
+    connectivity : {4, 8}, default 8
+        Pixel neighbourhood of a component (8: diagonal neighbours join, as a drawn outline would).
+
+    Returns
+    -------
+    Batch
+        New exports for the label-map annotators; a component keeps its class's ``source`` file and has
+        ``source.id`` ``"<class id>#<k>"`` (``k`` from 1, in raster order of the components' first
+        pixels), ``source.section`` ``"components"`` and ``attributes["component"] = k``.
+
+    Raises
+    ------
+    ConfigError
+        When ``connectivity`` is not 4 or 8.
+
+    Examples
+    --------
+    >>> from qa.model import Batch, Category, Export, Image, Object, Source
+    >>> from qa.engine._masks import mask_to_rle
+    >>> m = np.zeros((4, 6), np.uint8); m[:2, :2] = 1; m[2:, 4:] = 1
+    >>> obj = Object("a", "im", "car", "rle", Source("a/im.png", None, 8, "classes"), rle=mask_to_rle(m))
+    >>> export = Export("a", Path("a"), "labelmap", {"im": Image("im", "im.png", 6, 4)},
+    ...                 {"car": Category("car", True)}, [obj])
+    >>> batch = Batch(["a"], {"a": export}, export.images, export.categories, {"im": ("a",)})
+    >>> [(o.source.id, o.area) for o in components_as_instances(batch).exports["a"].objects]
+    [('8#1', 4.0), ('8#2', 4.0)]
+    """
+    from dataclasses import replace
+
+    from qa.errors import ConfigError
+
+    if connectivity not in (4, 8):
+        raise ConfigError(f"connectivity must be 4 or 8, got {connectivity}")
+    exports = {}
+    for name, export in batch.exports.items():
+        if export.format not in ("labelmap", "binary_masks"):
+            exports[name] = export
+            continue
+        objects = []
+        for obj in export.objects:
+            category = batch.categories.get(obj.category) or export.categories.get(obj.category)
+            if obj.kind != "rle" or obj.iscrowd or category is None or not category.isthing:
+                objects.append(obj)
+                continue
+            objects.extend(_components(obj, connectivity))
+        exports[name] = replace(export, objects=objects)
+    return replace(batch, exports=exports)
+
+
+def _components(obj, connectivity: int) -> list:
+    from dataclasses import replace
+
+    from pycocotools import mask as mask_utils
+    from scipy import ndimage
+
+    from qa.engine import _kernels_semantic as ks
+    from qa.engine._masks import decode_crop
+    from qa.model import Source
+
+    height, width = (int(v) for v in obj.rle["size"])
+    crop, (x0, y0) = decode_crop(obj.rle)
+    if crop.size == 0:
+        return [obj]
+    structure = np.ones((3, 3), bool) if connectivity == 8 else None
+    labels, _count = ndimage.label(crop, structure=structure)
+    out = []
+    for k, window in enumerate(ndimage.find_objects(labels), start=1):
+        part = np.ascontiguousarray(labels[window] == k).view(np.uint8)
+        px, py = x0 + window[1].start, y0 + window[0].start
+        runs = ks._crop_runs(part, px, py, height, width)
+        rle = mask_utils.frPyObjects({"counts": runs.tolist(), "size": [height, width]}, height, width)
+        area = int(part.sum())
+        source = Source(obj.source.file, obj.source.index, f"{obj.source.id}#{k}", "components")
+        out.append(replace(obj, rle=rle, area=float(area), source=source,
+                           bbox=(float(px), float(py), float(part.shape[1]), float(part.shape[0])),
+                           attributes={**obj.attributes, "component": k}))
+    return out
+
+
+def with_instances(batch: Batch, mode: str) -> Batch:
+    """The batch with label maps as ``mode`` says (:data:`INSTANCE_MODES`): ``"classes"`` returns it as
+    loaded, ``"components"`` splits thing classes (:func:`components_as_instances`).
+
+    Raises
+    ------
+    ConfigError
+        On another mode.
+    """
+    from qa.errors import ConfigError
+
+    if mode == "classes":
+        return batch
+    if mode == "components":
+        return components_as_instances(batch)
+    raise ConfigError(f"instances must be one of {', '.join(INSTANCE_MODES)}, got {mode!r}")

@@ -1,0 +1,236 @@
+"""Systematic boundary disagreement on qa synth batches with one planted signal each, and on hand-made tables."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import qa
+from qa import store as qstore
+from qa.analytics.boundaries import (agreement_bins, analyse_boundaries, offset_distribution, offset_values,
+                                     stage_tolerance)
+from qa.cli import main
+from qa.errors import ConfigError
+from qa.synth import synthesize
+
+SIZE = (128, 256)
+
+
+@pytest.fixture(scope="module")
+def dilated(tmp_path_factory):
+    """Three annotators; bob draws every thing 2 px outside (the only planted signal)."""
+    out = tmp_path_factory.mktemp("dilated") / "batch"
+    synthesize(out, images=3, size=SIZE, annotators=3, seed=11, faults=["bob:dilate=2"], workers=1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def shifted(tmp_path_factory):
+    """Three annotators; alice moves the road|sidewalk boundary 3 px into the sidewalk (road grows)."""
+    out = tmp_path_factory.mktemp("shifted") / "batch"
+    synthesize(out, images=2, size=SIZE, annotators=3, seed=12, faults=["alice:shift=road/sidewalk,px=3"],
+               formats=("coco", "coco_panoptic", "labelmap"), workers=1)
+    return out
+
+
+# --- the planted signals ---------------------------------------------------------------------------
+
+def test_planted_dilation_is_the_top_offset_finding_with_its_sign(dilated):
+    run = qa.run(manifest=dilated / "batch.toml", pack=None, db=None, workers=1)
+    findings = run.boundaries.findings()
+    top = findings[0]
+    assert top["kind"] == "offset" and top["annotator"] == "bob"
+    assert top["signed_offset_px_mean"] == pytest.approx(2.0, abs=0.5)
+    assert top["text"].startswith(f"bob draws {top['category']} outlines +")
+    assert "px outside the others (n=" in top["text"]
+    offsets = run.boundaries.offsets
+    things = offsets[offsets["category"].isin(["car", "person", "bicycle", "traffic sign"]) & (offsets["n"] >= 5)]
+    bob = things[things["annotator"] == "bob"]
+    assert len(bob) >= 3 and (bob["signed_offset_px_mean"] > 1.5).all()
+    # the two others are compared with bob (-2 px) and with each other (0): between -1 and 0, and at most
+    # -1 px as some small things of bob no longer match theirs
+    others = things[things["annotator"] != "bob"]
+    assert (others["signed_offset_px_mean"] < 0).all() and (others["signed_offset_px_mean"] >= -1.01).all()
+    stuff = offsets[offsets["category"].isin(["road", "sidewalk", "building", "sky", "vegetation"])]
+    assert (stuff["signed_offset_px_mean"].abs() < 0.25).all()  # stuff is not dilated
+    # the figures are in the scores table for the gate
+    scores = run.scores.set_index(["scope", "key", "metric"])["value"]
+    key = f"bob|{top['category']}"
+    assert scores[("annotator_category", key, "signed_offset_px_mean")] == pytest.approx(top["signed_offset_px_mean"])
+    assert 0 <= scores[("annotator_category", key, "offset_beyond_2px_share")] <= 1
+
+
+def test_against_a_reference_only_the_reference_pairs_count(dilated):
+    batch = qa.load(manifest=dilated / "batch.toml")
+    from qa.engine.compare import compare_batch
+
+    comparison = compare_batch(batch, workers=1)
+    result = analyse_boundaries(batch, comparison, reference="carol")
+    offsets = result.offsets.set_index(["annotator", "category"])
+    assert set(result.offset_values["other"]) == {"carol"}
+    assert "carol" not in set(result.offset_values["annotator"])
+    assert offsets.loc[("bob", "car"), "signed_offset_px_mean"] == pytest.approx(2.0, abs=0.5)
+    assert abs(offsets.loc[("alice", "car"), "signed_offset_px_mean"]) < 0.25  # alice draws as carol does
+    top = result.findings()[0]
+    assert top["annotator"] == "bob" and f"outside carol (n={top['n']})" in top["text"]
+    with pytest.raises(ConfigError, match="not an annotator"):
+        analyse_boundaries(batch, comparison, reference="zoe")
+
+
+@pytest.mark.parametrize("manifest", ["batch_panoptic.toml", "batch_labelmap.toml"])
+def test_planted_shift_is_the_top_category_pair_finding_with_its_direction(shifted, manifest):
+    run = qa.run(manifest=shifted / manifest, pack=None, db=None, workers=1)
+    pairs = [f for f in run.boundaries.findings() if f["kind"] == "category_pair"]
+    top = pairs[0]
+    assert (top["category_a"], top["category_b"]) == ("road", "sidewalk")
+    assert top["annotator"] == "alice" and top["gains"] == "road"  # the road grows into the sidewalk
+    assert top["gain_px"] == pytest.approx(3.0, abs=0.5)
+    # alice's pairs (2 of 3) disagree beyond 2 px almost everywhere, bob|carol nowhere
+    assert top["disagree_share"] == pytest.approx(2 / 3, abs=0.08)
+    assert top["text"].startswith("road | sidewalk: ") and "road gains 3." in top["text"]
+    assert "in alice's labels (vs the others)" in top["text"]
+    table = run.boundaries.category_pairs
+    assert table.iloc[0]["disagree_px"] > 5 * table.iloc[1]["disagree_px"]
+    scores = run.scores.set_index(["scope", "key", "metric"])["value"]
+    assert scores[("annotator_category_pair", "alice|road|sidewalk", "signed_displacement_px_mean")] > 2.5
+    assert scores[("annotator_category_pair", "bob|road|sidewalk", "signed_displacement_px_mean")] < -1.0
+    assert scores[("category_pair", "road|sidewalk", "disagree_2px_share")] == pytest.approx(top["disagree_share"])
+    # interface rows for the store: per annotator pair, + when category_a gains in a's labels
+    t = run.boundary_disagreement
+    t = t[t["kind"] == "interface"].set_index(["annotator_a", "annotator_b", "category_a", "category_b"])
+    assert t.loc[("alice", "bob", "road", "sidewalk"), "gains"] == "road"
+    assert t.loc[("alice", "bob", "road", "sidewalk"), "signed_offset_px_mean"] == pytest.approx(3.0, abs=0.5)
+    assert t.loc[("bob", "carol", "road", "sidewalk"), "beyond_tolerance_share"] == 0.0
+
+
+def test_qa_run_prints_per_class_agreement_and_the_findings(shifted, capsys):
+    code = main(["run", "--manifest", str(shifted / "batch_labelmap.toml"), "--no-store", "--workers", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("class "))
+    assert lines[header].split() == ["class", "image", "pairs", "IoU", "BF@1px", "BF@2px", "BF@4px"]
+    assert {lines[header + 1].split()[0], lines[header + 2].split()[0]} == {"road", "sidewalk"}  # worst first
+    start = lines.index("boundaries:")
+    category = [line for line in lines[start:] if " | " in line]
+    assert category[0].startswith("  road | sidewalk: ") and "road gains" in category[0]
+
+
+# --- the store: interface rows, and the schema 1 to 2 upgrade -------------------------------------------
+
+def test_stored_run_keeps_both_kinds_of_rows(shifted, tmp_path):
+    db = tmp_path / "qa.duckdb"
+    run = qa.run(manifest=shifted / "batch_panoptic.toml", pack=None, db=db, workers=1)
+    with qstore.open(db) as s:
+        rows = s.sql("SELECT * FROM boundary_disagreement WHERE run_id = ?", [run.run_id])
+        assert set(rows["kind"]) == {"objects", "interface"}
+        kerb = rows[(rows["kind"] == "interface") & (rows["annotator_a"] == "alice") & (rows["annotator_b"] == "bob")
+                    & (rows["category_a"] == "road") & (rows["category_b"] == "sidewalk")].iloc[0]
+        assert kerb["gains"] == "road" and kerb["tolerance_px"] == 2.0 and kerb["boundary_px"] > 100
+        metrics = json.loads(kerb["metrics"])
+        assert set(metrics) >= {"abs_displacement_px_mean", "boundary_f_2px", "disagree_1px_share"}
+        objects = rows[rows["kind"] == "objects"]
+        assert objects["beyond_tolerance_share"].between(0, 1).all()
+        scopes = set(s.sql("SELECT DISTINCT scope FROM scores WHERE run_id = ?", [run.run_id])["scope"])
+        assert {"annotator_category", "category_pair", "annotator_category_pair", "category"} <= scopes
+
+
+def test_schema_2_store_is_upgraded_in_place(shifted, tmp_path):
+    import duckdb
+
+    db = tmp_path / "old.duckdb"
+    with qstore.open(db, read_only=False):
+        pass
+    new_columns = ["kind", "tolerance_px", "beyond_tolerance_share", "signed_offset_px_median", "boundary_px",
+                   "gains"]
+    con = duckdb.connect(str(db))  # make it a schema 2 store holding one old row
+    for column in new_columns:
+        con.execute(f"ALTER TABLE boundary_disagreement DROP COLUMN {column}")
+    con.execute("DELETE FROM qa_schema WHERE schema_version = 3")
+    con.execute("INSERT INTO qa_schema VALUES ('annotation-qa', 2, '0.1.0', now()::TIMESTAMP)")
+    con.execute("INSERT INTO boundary_disagreement (run_id, annotator_a, annotator_b, category_a, category_b, "
+                "n_pairs) VALUES ('old', 'a', 'b', 'car', 'car', 3)")
+    con.close()
+    with pytest.raises(qa.StoreError, match="older than 3"):
+        qstore.open(db)  # read-only: asks for a run to upgrade it
+    qa.run(manifest=shifted / "batch_labelmap.toml", pack=None, db=db, workers=1)
+    with qstore.open(db) as s:
+        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"][0] == 3
+        columns = list(s.sql("SELECT * FROM boundary_disagreement LIMIT 0").columns)
+        assert columns == qstore._table_columns("boundary_disagreement")
+        old = s.sql("SELECT kind, gains FROM boundary_disagreement WHERE run_id = 'old'").iloc[0]
+        assert old["kind"] == "objects" and old["gains"] is None
+        assert "interface" in set(s.sql("SELECT kind FROM boundary_disagreement")["kind"])
+
+
+# --- the tables on hand-made inputs -----------------------------------------------------------------
+
+def _pairs():
+    cat = pd.Categorical
+    nan = math.nan
+    return pd.DataFrame({
+        "image": cat(["1", "1", "2", "2", "2"]),
+        "annotator_a": cat(["alice"] * 5), "annotator_b": cat(["bob"] * 5),
+        "status": cat(["matched", "matched", "matched", "missing", "extra"]),
+        "object_index_a": pd.array([0, 1, 2, 3, None], dtype="Int64"),
+        "object_index_b": pd.array([0, 1, 2, None, 3], dtype="Int64"),
+        "category_a": cat(["car", "car", "person", "car", None]),
+        "category_b": cat(["car", "car", "person", None, "car"]),
+        "iou": [0.9, 0.7, 0.8, nan, nan], "area_a": [500, 5000, 20000, 100, 0], "area_b": [520, 5200, 19000, 0, 50],
+        "boundary_iou": [0.6, 0.5, 0.7, nan, nan], "boundary_f_2px": [0.9, 0.8, 1.0, nan, nan],
+        "signed_offset": [1.0, 3.0, -0.5, nan, nan],
+    })
+
+
+def test_offsets_are_taken_from_both_sides_with_opposite_signs():
+    values = offset_values(_pairs())
+    assert len(values) == 6
+    alice = values[values["annotator"] == "alice"].sort_values("object_index")
+    bob = values[values["annotator"] == "bob"].sort_values("object_index")
+    assert alice["signed_offset_px"].tolist() == [1.0, 3.0, -0.5]
+    assert bob["signed_offset_px"].tolist() == [-1.0, -3.0, 0.5]
+    table = offset_distribution(values, tolerance=2.0).set_index(["annotator", "category"])
+    row = table.loc[("alice", "car")]
+    assert row["n"] == 2 and row["signed_offset_px_mean"] == 2.0 and row["beyond_tolerance_share"] == 0.5
+    assert row["signed_offset_px_p10"] == pytest.approx(np.quantile([1.0, 3.0], 0.1))
+    assert row["signed_offset_px_p90"] == pytest.approx(np.quantile([1.0, 3.0], 0.9))
+    assert table.loc[("bob", "car"), "signed_offset_px_mean"] == -2.0
+    assert list(offset_distribution(values).index[:2]) == [0, 1]
+    assert abs(offset_distribution(values)["signed_offset_px_mean"]).is_monotonic_decreasing
+
+
+def test_agreement_bins_by_size_occlusion_and_vertex_density():
+    from pathlib import Path
+
+    from qa.model import Batch, Category, Export, Image, Object, Source
+
+    def obj(name, occluded, side):
+        square = np.array([[0, 0], [side, 0], [side, side], [0, side]], float)
+        return Object(name, "1", "car", "polygon", Source("x.json", 0, 1), polygons=(square,),
+                      attributes={} if occluded is None else {"occluded": occluded})
+
+    alice = [obj("alice", True, 10), obj("alice", False, 100), obj("alice", None, 100), obj("alice", False, 10)]
+    bob = [obj("bob", False, 10), obj("bob", False, 100), obj("bob", None, 10), obj("bob", None, 10)]
+    exports = {n: Export(n, Path(n), "coco", {"1": Image("1", "1.png", 200, 200)}, {"car": Category("car")}, o)
+               for n, o in (("alice", alice), ("bob", bob))}
+    batch = Batch(["alice", "bob"], exports, exports["alice"].images, {"car": Category("car")}, {"1": ("alice", "bob")})
+    size, occlusion, density = agreement_bins(_pairs(), batch, tolerance=2.0)
+    size = size.set_index("bin")
+    assert size.loc["small", ["matched", "unmatched"]].tolist() == [1, 2]  # 510 px pair, 100 px and 50 px objects
+    assert size.loc["medium", "matched"] == 1 and size.loc["large", "matched"] == 1
+    assert size.loc["small", "matched_share"] == pytest.approx(2 / 4)
+    assert size.loc["medium", "mask_iou_mean"] == 0.7 and size.loc["medium", "abs_offset_px_mean"] == 3.0
+    occlusion = occlusion.set_index("bin")
+    # either side flagged: true; flags present and none set: false; no flags: unknown
+    assert occlusion["matched"].tolist() == [1, 1, 1] and occlusion["unmatched"].tolist() == [0, 1, 1]
+    density = density.set_index("bin")  # a 10 px square: 4 vertices per 40 px = 10 per 100 px; 100 px: 1
+    assert density.loc["10-20", "matched"] == 1 and density.loc["<2", "matched"] == 1
+    assert density.loc["5-10", "matched"] == 1  # (10 + 1) / 2
+
+
+def test_stage_tolerance_prefers_2px():
+    assert stage_tolerance((1, 2, 4)) == 2.0 and stage_tolerance((1, 3, 5)) == 3.0 and stage_tolerance((4,)) == 4.0

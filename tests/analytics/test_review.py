@@ -1,0 +1,150 @@
+"""The review queue: its values against the pycocotools reference on the LIDC readers, its order, the
+store table (and the upgrade of a version-1 store), and what qa run prints."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from common import make_batch, make_object, run_cli, square
+
+from qa import store as qstore
+from qa.errors import StoreError
+from qa.analytics.review import COLUMNS, REASONS, review_queue
+from qa.engine.compare import compare_batch
+
+
+@pytest.mark.shared_data
+def test_lidc_queue_is_ordered_and_unique(lidc_run):
+    q = lidc_run.analytics.review_queue
+    assert list(q.columns) == COLUMNS and len(q) > 100
+    assert q["rank"].tolist() == list(range(1, len(q) + 1))
+    assert (np.diff(q["score"].to_numpy()) <= 0).all()
+    assert q["score"].between(0.25, 1).all() and set(q["reason"]) <= set(REASONS)
+    objects = q[q["kind"] == "object"]
+    assert not objects.duplicated(["annotator", "object_index"]).any()
+    assert not q[q["kind"] == "image"].duplicated("image").any()
+
+
+@pytest.mark.shared_data
+def test_lidc_unmatched_objects_match_pycocotools(lidc_run, lidc_reference):
+    q = lidc_run.analytics.review_queue
+    ref = lidc_reference
+    unmatched = q[q["reason"] == "unmatched"]
+    assert len(unmatched) > 50
+    # every object's unmatched rows in the reference: which readers lack it, and its best IoU among them
+    a = ref["pair"].str.split("|").str[0]
+    b = ref["pair"].str.split("|").str[1]
+    side = np.where(ref["status"] == "extra", b, a)
+    other = np.where(ref["status"] == "extra", a, b)
+    index = np.where(ref["status"] == "extra", ref["index_b"], ref["index_a"])
+    frame = ref.assign(who=side, other=other, index=index)
+    frame = frame[frame["status"] != "matched"]
+    for _, row in unmatched.iterrows():
+        mine = frame[(frame["who"] == row["annotator"]) & (frame["index"] == row["object_index"])]
+        assert row["reasons"] == len(mine)
+        assert row["other_annotator"] == ", ".join(sorted(mine["other"]))
+        # the row's value is the worst pair's best IoU (the highest score)
+        assert row["value"] == pytest.approx(mine["best_iou"].min(), abs=1e-12)
+    # the objects only one reader drew come first among unmatched ones with nothing near them
+    top = unmatched[unmatched["score"] == 1.0]
+    assert top["reasons"].iloc[0] == 3
+
+
+@pytest.mark.shared_data
+def test_lidc_image_agreement_matches_pycocotools(lidc_run, lidc_reference):
+    q = lidc_run.analytics.review_queue
+    images = q[q["kind"] == "image"].head(20)
+    ref = lidc_reference
+    for _, row in images.iterrows():
+        values = []
+        for pair, g in ref[ref["image"] == row["image"]].groupby("pair"):
+            tp = g[g["status"] == "matched"]
+            denom = len(tp) + 0.5 * (g["status"] != "matched").sum()
+            if denom:
+                values.append(tp["iou"].sum() / denom)
+        assert row["value"] == pytest.approx(np.mean(values), abs=1e-12)
+        assert row["score"] == pytest.approx(1 - np.mean(values), abs=1e-12)
+
+
+@pytest.mark.shared_data
+def test_lidc_rule_errors_point_at_their_objects(lidc_run):
+    q = lidc_run.analytics.review_queue
+    rules = q[q["reason"] == "rule_error"]
+    errors = [f for f in lidc_run.violations if f.severity == "error"]
+    assert len(rules) > 0 and len(rules) <= len(errors)
+    for _, row in rules.iterrows():
+        obj = lidc_run.batch.exports[row["annotator"]].objects[row["object_index"]]
+        assert obj.source.index == row["source_index"] and row["metric"].startswith("VTX")
+        assert row["image"] == obj.image
+
+
+def test_label_disagreement_low_iou_and_offset_reasons():
+    objs = {"alice": [make_object(square(10, 10, 20), category="car"),
+                      make_object(square(50, 10, 20), category="car"),
+                      make_object(square(10, 50, 30), category="car")],
+            "bob": [make_object(square(10, 10, 20), category="truck"),          # same shape, other label
+                    make_object(square(55, 12, 20), category="car"),            # IoU 0.52
+                    make_object(square(8, 48, 34), category="car")]}            # 2 px outside all round
+    batch = make_batch(objs, size=(100, 100))
+    q = review_queue(batch, compare_batch(batch, workers=1), min_score=0)
+    by = q[q["kind"] == "object"].set_index("object_index")
+    assert by.loc[0, "reason"] == "label_disagreement" and by.loc[0, "score"] == 1.0
+    assert "alice says car, bob says truck" in by.loc[0, "detail"]
+    # 20 x 20 squares 5 px and 2 px apart: 15 x 18 = 270 shared pixels of 530
+    assert by.loc[1, "reason"] == "low_iou" and by.loc[1, "value"] == pytest.approx(270 / 530)
+    assert by.loc[1, "score"] == pytest.approx(1 - 270 / 530)
+    # alice's 30 px square inside bob's 34 px one: offset -2 px scores 2 / (2 + 4), above 1 - IoU = 0.22
+    assert by.loc[2, "reason"] == "boundary_offset" and by.loc[2, "value"] == pytest.approx(-2.0)
+    assert by.loc[2, "score"] == pytest.approx(2 / 6) and "2.0 px inside bob's" in by.loc[2, "detail"]
+    assert q["reason"].tolist() == ["label_disagreement", "low_agreement", "low_iou", "boundary_offset"]
+
+
+def test_review_queue_is_stored_and_a_version_1_store_is_upgraded(tmp_path, miss_small):
+    import duckdb
+
+    _, _, run = miss_small
+    # a store as version 1 left it: every table but review_queue
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    sql = qstore._schema_sql()
+    start = sql.index("CREATE TABLE IF NOT EXISTS review_queue")
+    con.execute(sql[:start] + sql[sql.index(");", start) + 2:])
+    for column in ("kind", "tolerance_px", "beyond_tolerance_share", "signed_offset_px_median", "boundary_px",
+                   "gains"):  # and without the columns version 3 added
+        con.execute(f"ALTER TABLE boundary_disagreement DROP COLUMN {column}")
+    con.execute("INSERT INTO qa_schema VALUES ('annotation-qa', 1, '0.1.0', now())")
+    con.close()
+    with pytest.raises(StoreError, match="older"):
+        qstore.open(db)  # read-only: too old, asks for a run to upgrade it
+    qstore.store_run(run, db)
+    with qstore.open(db) as s:
+        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"].iloc[0] == qstore.SCHEMA_VERSION == 3
+        stored = s.table("review_queue", run.run_id)
+        fresh = tmp_path / "new.duckdb"
+        with qstore.open(fresh, read_only=False) as f:
+            assert list(f.sql("SELECT * FROM review_queue LIMIT 0").columns) == list(stored.columns)
+        assert len(stored) == len(run.analytics.review_queue) > 0
+        assert stored["rank"].tolist() == run.analytics.review_queue["rank"].tolist()
+        scores = s.scores(run.run_id)
+        assert {"alpha", "missing_share"} <= set(scores["metric"])
+
+
+def test_qa_run_prints_analytics_and_json_carries_more(tmp_path, capsys):
+    from qa.synth import synthesize
+
+    out = tmp_path / "b"
+    synthesize(out, images=2, size=(128, 256), annotators=3, seed=2, faults=["carol:miss_small"], workers=1)
+    code, text, _ = run_cli(["run", "--manifest", out / "batch.toml", "--no-store", "--workers", "1"], capsys)
+    assert code == 0
+    assert "annotator  matched  missing  miss. share" in text
+    assert "Krippendorff's alpha (pixel labels):" in text and "95% CI" in text
+    assert "review queue: top" in text and "drawn by " in text
+    code, text, _ = run_cli(["run", "--manifest", out / "batch.toml", "--no-store", "--workers", "1",
+                             "--format", "json"], capsys)
+    doc = json.loads(text)["analytics"]
+    assert {"annotators", "pairs", "sizes", "categories", "alpha", "review_queue"} <= set(doc)
+    assert doc["alpha"]["ci_low"] <= doc["alpha"]["alpha"] <= doc["alpha"]["ci_high"]
+    carol = next(r for r in doc["annotators"] if r["annotator"] == "carol")
+    assert carol["missing"] > 0

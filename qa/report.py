@@ -728,8 +728,10 @@ def _cell(value, digits: int = 3, *, style: str | None = None, cls: str | None =
 
 
 def _metric_cell(metric: str, value, **kw) -> dict:
-    return _cell(value, 0 if is_count(metric) else (2 if metric.endswith("_px_mean") or "_px" in metric else 3),
-                 **kw)
+    """A figure's cell: counts and lengths in pixels without decimals, other pixel figures with 2, the rest 3."""
+    digits = 0 if is_count(metric) or metric.endswith("_px") else (2 if "_px" in metric and "share" not in metric
+                                                                    else 3)
+    return _cell(value, digits, **kw)
 
 
 def _table(id_, columns, rows, *, empty="Nothing to show.", filter=None) -> dict:
@@ -1001,11 +1003,7 @@ def build_context(data: ReportInput) -> dict:
         offset_matrix["metric"] = metric
     offset_long = _scope_table("offset-long-table", scores, "annotator_category", ["annotator", "category"],
                                empty="", style=lambda m, v: diverging(v) if "offset" in m else None)
-    category_pairs = _scope_table("category-pair-table", scores, "category_pair", ["category a", "category b"],
-                                  empty="No category-pair boundary figures in this run (scores of scope "
-                                        "category_pair; they come from panoptic or semantic labels, where "
-                                        "two categories share an outline).",
-                                  style=lambda m, v: diverging(v) if "offset" in m else None)
+    category_pairs = _category_pair_table(scores)
     objects_rows, interface_rows = _split_boundary(data.boundary)
     boundary_table = _boundary_table(objects_rows)
     interface_table = _interface_table(interface_rows)
@@ -1115,6 +1113,43 @@ def _pick(available: set, preferred) -> list[str]:
     """The preferred metrics that are there, in order; every metric when none of them is."""
     chosen = [m for m in preferred if m in available]
     return chosen if chosen or not available else _ordered_metrics(available)
+
+
+def _category_pair_table(scores) -> dict:
+    """The ``category_pair`` scores, the most disputed boundary first.
+
+    "disputed px" is the boundary's length times the share of it farther apart than the tolerance (the
+    smallest ``disagree_<t>_share`` at or above 2 px): how much of the boundary the annotators place
+    differently, so a long boundary with a small share and a short one with a large share compare.
+    """
+    pivot = _pivot(scores, "category_pair")
+    empty = ("No category-pair boundary figures in this run (scores of scope category_pair; they come from "
+             "panoptic or semantic labels, where two categories share an outline).")
+    if not pivot:
+        return _table("category-pair-table", [], [], empty=empty)
+    metrics = {m for v in pivot.values() for m in v}
+    shares = sorted((float(m[len("disagree_"):-len("px_share")]), m) for m in metrics
+                    if m.startswith("disagree_") and m.endswith("px_share"))
+    share = next((m for t, m in shares if t >= 2), shares[-1][1] if shares else None)
+    order = (["boundary_px"] if "boundary_px" in metrics else []) + [m for _, m in shares] + sorted(
+        m for m in metrics if m.startswith("boundary_f_")) + sorted(
+        m for m in metrics if m not in ("boundary_px",) and not m.startswith(("disagree_", "boundary_f_")))
+    rows = []
+    for key, figures in pivot.items():
+        a, _, b = key.partition("|")
+        length = figures.get("boundary_px", (float("nan"), 0))[0]
+        disputed = length * figures[share][0] if share in figures else float("nan")
+        cells = [_cell(a), _cell(b), _cell(disputed, 0)]
+        for m in order:
+            value = figures.get(m, (float("nan"), 0))[0]
+            style = heat(1 - value, 0.0, 1.0) if m.startswith("disagree_") and not _isnan(value) else (
+                heat_for(m, value) if m.startswith("boundary_f_") else None)
+            cells.append(_metric_cell(m, value, style=style, title=f"{m}, n = {figures.get(m, (0, 0))[1]}"))
+        rows.append((-disputed if not _isnan(disputed) else math.inf, key, {"cells": cells}))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    label_share = f"disputed px ({share[len('disagree_'):-len('_share')]})" if share else "disputed px"
+    return _table("category-pair-table", ["category a", "category b", label_share] + [label(m) for m in order],
+                  [r[2] for r in rows], empty=empty)
 
 
 def _split_boundary(boundary):

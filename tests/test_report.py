@@ -293,7 +293,10 @@ def test_sections_fill_from_score_scopes_when_present_and_say_so_when_absent():
     rows = [("annotator_pair", "alice|bob", "mask_iou_mean", 0.8, 5),
             ("annotator_category", "alice|road", "signed_offset_px_mean", 1.5, 3),
             ("annotator_category", "bob|road", "signed_offset_px_mean", -1.5, 3),
-            ("category_pair", "road|sidewalk", "signed_offset_px_mean", 2.0, 4),
+            ("category_pair", "road|sidewalk", "boundary_px", 100.0, 4),
+            ("category_pair", "road|sidewalk", "disagree_2px_share", 0.3, 4),
+            ("category_pair", "car|road", "boundary_px", 200.0, 4),
+            ("category_pair", "car|road", "disagree_2px_share", 0.1, 4),
             ("category", "road", "mask_iou_mean", 0.9, 6),
             ("annotator_consensus", "alice", "mask_iou_mean", 0.85, 5),
             ("size", "small", "mask_iou_mean", 0.6, 9)]
@@ -302,7 +305,9 @@ def test_sections_fill_from_score_scopes_when_present_and_say_so_when_absent():
     assert full["offset_matrix"]["columns"] == ["annotator", "road"]
     assert [r["cells"][1]["text"] for r in full["offset_matrix"]["rows"]] == ["1.50", "-1.50"]
     assert full["offset_matrix"]["rows"][0]["cells"][1]["style"] != full["offset_matrix"]["rows"][1]["cells"][1]["style"]
-    assert [c["text"] for c in full["category_pair_table"]["rows"][0]["cells"]] == ["road", "sidewalk", "2.00"]
+    # the most disputed boundary first: 100 px x 0.3 before 200 px x 0.1
+    assert [[c["text"] for c in r["cells"]] for r in full["category_pair_table"]["rows"]] == [
+        ["road", "sidewalk", "30", "100", "0.300"], ["car", "road", "20", "200", "0.100"]]
     assert full["category_note"] == "" and full["category_table"]["rows"][0]["cells"][0]["text"] == "road"
     assert full["matrices"][0]["columns"] == ["alice", "bob", "consensus"]
     assert [o["scope"] for o in full["other_scopes"]] == ["size"]

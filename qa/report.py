@@ -45,7 +45,7 @@ _LABELS = {
     "mask_iou_mean": "mask IoU", "boundary_iou_mean": "boundary IoU", "missing_share": "missing share",
     "label_disagreements": "label disagreements", "signed_offset_px_mean": "signed offset px",
     "assd_px_mean": "ASSD px", "hd95_px_mean": "HD95 px", "alpha": "Krippendorff's α",
-    "agreement": "agreement",
+    "agreement": "agreement", "class_iou": "class IoU", "object_alpha": "object α", "occluded_kappa": "occluded κ",
 }
 _MATRIX_METRICS = ("mask_iou_mean", "boundary_f_2px_mean", "boundary_iou_mean", "pq", "alpha")
 _FIGURES = ("pq", "mask_iou_mean", "boundary_f_2px_mean", "boundary_iou_mean", "alpha", "missing_share",

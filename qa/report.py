@@ -14,7 +14,7 @@ Worst images first: each image is scored by the panoptic-quality form of its ann
 matching (:func:`rank_images`), and the ``pictures`` lowest get an overlay picture
 (:mod:`qa.overlay`). At 640 px a picture takes about 5 KB as a drawing and about 19 KB over a
 photograph, so the default of 100 pictures adds at most about 2.5 MB to a report of any size (a
-1,000-image run is 2.3 MB in all; see benchmarks/README.md, "Report").
+1,000-image run is 2.9 MB in all; see benchmarks/README.md, "Report").
 """
 
 from __future__ import annotations

@@ -190,6 +190,7 @@ def _add_run(sub) -> None:
                    help="gate the run on this pack's [gate] thresholds; its rules are checked too unless "
                         "--pack is given")
     _add_gate_options(p)
+    _add_report_options(p)
     p.set_defaults(handler=_cmd_run)
 
 
@@ -241,7 +242,7 @@ def _cmd_run(args) -> int:
                      max_drop=args.max_drop, db=_db(args), store=not args.no_store,
                      lock_timeout=args.lock_timeout, progress=progress,
                      tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
-                     workers=args.workers, instances=args.instances)
+                     workers=args.workers, instances=args.instances, report=_report_path(args))
     finally:
         if bar is not None:
             bar.stop()
@@ -252,6 +253,8 @@ def _cmd_run(args) -> int:
     if args.out is not None and result.comparison is not None:
         for path in result.comparison.write_parquet(args.out):
             _err(f"results written to {path}")
+    if result.report is not None:
+        _err(f"report written to {result.report}")
     if args.output_format == "json":
         print(json.dumps(result.summary, indent=2, default=str))
     else:
@@ -802,6 +805,58 @@ def _cmd_check(args) -> int:
     return EXIT_OK
 
 
+# --- qa report ----------------------------------------------------------------------------------------
+
+def _add_report_options(p) -> None:
+    """``qa run``'s report options: on by default, next to the store or in --out."""
+    p.add_argument("--report", type=Path, metavar="PATH",
+                   help="write the HTML report here (default: report.html in --out, else beside the store)")
+    p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+
+
+def _report_path(args) -> Path | None:
+    if args.no_report:
+        if args.report is not None:
+            raise UsageError("--report and --no-report exclude each other")
+        return None
+    if args.report is not None:
+        return args.report
+    if args.out is not None:
+        return args.out / "report.html"
+    return _db(args).parent / "report.html"
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="Write a stored run's self-contained HTML report.",
+                       description="Write a stored run's self-contained HTML report: verdict, agreement "
+                                   "matrix, categories, boundaries, rule violations, the worst images as "
+                                   "overlay pictures, per-image detail, settings and inputs.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", nargs="?", default="latest", metavar="RUN",
+                   help="a run id, prefix, seq number or latest (default: latest)")
+    p.add_argument("-o", "--output", type=Path, default=Path("report.html"), metavar="PATH",
+                   help="the HTML file to write (default: report.html)")
+    p.add_argument("--pictures", type=int, default=None, metavar="N",
+                   help="overlay pictures of the N worst images (default 100; 0 for none)")
+    _add_store_options(p)
+    p.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args) -> int:
+    from qa.report import DEFAULT_PICTURES, from_store, write_report
+
+    pictures = DEFAULT_PICTURES if args.pictures is None else args.pictures
+    if pictures < 0:
+        raise UsageError("--pictures must not be negative")
+    with _open_store(args) as store:
+        data = from_store(store, args.run, pictures=pictures)
+    path = write_report(data, args.output)
+    if data.pictures_note.startswith("Pictures unavailable"):
+        _err(f"qa: warning: {data.pictures_note}")
+    _err(f"report of run {data.meta['run_id']} written to {path}")
+    return EXIT_OK
+
+
 # --- qa synth -----------------------------------------------------------------------------------------
 
 def _add_synth(sub) -> None:
@@ -983,6 +1038,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_check(sub)
     _add_synth(sub)
     _add_consensus(sub)
+    _add_report(sub)
     return parser
 
 

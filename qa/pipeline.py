@@ -56,6 +56,8 @@ class Run:
     """The :class:`qa.analytics.boundaries.BoundaryAnalysis` (offsets, category-pair boundaries)."""
     boundary_disagreement: object = None
     """Rows of the store's ``boundary_disagreement`` table (pandas DataFrame), from the boundary analysis."""
+    report: str | None = None
+    """The HTML report written for the run, if any."""
 
 
 def _specs(exports) -> list[ExportSpec]:
@@ -247,11 +249,20 @@ def store_stage(result: Run, db, *, lock_timeout=None) -> int:
     return seq
 
 
+def report_stage(result: Run, path, *, pictures: int | None = None) -> str:
+    """The report stage: the run's self-contained HTML report (:mod:`qa.report`) written to ``path``."""
+    from qa.report import DEFAULT_PICTURES, from_run, write_report
+
+    data = from_run(result, pictures=DEFAULT_PICTURES if pictures is None else pictures)
+    result.report = str(write_report(data, path))
+    return result.report
+
+
 def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None, pack="default",
         select=None, ignore=None, gate=None, baseline=None, max_drop=None, db=None, store: bool = True,
         lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
         iou_threshold: float = 0.5, workers: int | None = None, analytics: bool = True,
-        instances: str = "classes") -> Run:
+        instances: str = "classes", report=None, report_pictures: int | None = None) -> Run:
     """Run every stage on a batch and return what it produced.
 
     Takes the same arguments as :func:`load`, plus ``pack`` (a built-in pack name, a pack file or
@@ -283,11 +294,15 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     instances : {"classes", "components"}, default "classes"
         How label maps enter instance matching: one object per class, or one per connected component
         of each thing class (:func:`qa.engine.semantic.components_as_instances`).
+    report : str or os.PathLike, optional
+        Write the run's HTML report there (after the store step); None writes none.
+    report_pictures : int, optional
+        How many of the worst images the report draws (default :data:`qa.report.DEFAULT_PICTURES`).
     """
     from qa.store import input_fingerprints
 
     started = _utcnow()
-    batch, report = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
+    batch, alias_counts = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
                           max_pixels=max_pixels, progress=progress)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
     if instances != "classes":
@@ -301,7 +316,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         settings["aliases"] = aliases
     if categories is not None:
         settings["categories"] = list(categories)
-    summary = summarise(batch, alias_report=report)
+    summary = summarise(batch, alias_report=alias_counts)
     comparison = None
     if len(batch.annotators) >= 2:
         from qa.engine.compare import compare_batch
@@ -354,4 +369,6 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     result.summary["run_id"] = result.run_id
     if db is not None and store:
         store_stage(result, db, lock_timeout=lock_timeout)
+    if report is not None:
+        report_stage(result, report, pictures=report_pictures)
     return result

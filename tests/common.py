@@ -170,3 +170,38 @@ def random_mask(rng, shape, *, smooth=(0.8, 3.0), fill=(0.3, 0.9)):
 
     noise = ndimage.gaussian_filter(rng.random(shape), rng.uniform(*smooth))
     return (noise > _np.quantile(noise, rng.uniform(*fill))).astype(_np.uint8)
+
+
+# --- report: a small export with hostile names ------------------------------------------------------
+
+EVIL_CATEGORY = "<script>alert(1)</script>"
+"""A category name that runs code if a report forgets to escape it."""
+QUOTED_FILE = 'img "quoted" \'x\' <b>.png'
+"""An image file name with both quote characters and markup."""
+
+
+def hostile_exports(folder, *, image=True):
+    """Two COCO exports (alice, bob) of one 48x64 image named :data:`QUOTED_FILE`, labelled with the
+    category :data:`EVIL_CATEGORY` and ``car``; bob's car is shifted 6 px and he misses one object.
+    With ``image``, the image file itself (a grey gradient PNG) is written beside the exports."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if image:
+        from PIL import Image as _PIL
+
+        gradient = _np.tile(_np.linspace(40, 220, 64, dtype=_np.uint8), (48, 1))
+        _PIL.fromarray(_np.stack([gradient] * 3, axis=-1)).save(folder / QUOTED_FILE)
+
+    def doc(shift, extra):
+        boxes = [(1, 4 + shift, 4, 20), (2, 30, 20, 14)] + ([(2, 6, 30, 10)] if extra else [])
+        anns = [{"id": k + 1, "image_id": 1, "category_id": c, "iscrowd": 0, "area": float(s * s),
+                 "bbox": [x, y, s, s], "segmentation": [[x, y, x + s, y, x + s, y + s, x, y + s]]}
+                for k, (c, x, y, s) in enumerate(boxes)]
+        return {"images": [{"id": 1, "file_name": QUOTED_FILE, "width": 64, "height": 48}],
+                "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": EVIL_CATEGORY}], "annotations": anns}
+
+    alice = write_json(folder / "alice.json", doc(0, True))
+    bob = write_json(folder / "bob.json", doc(6, False))
+    return alice, bob

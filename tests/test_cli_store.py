@@ -36,7 +36,7 @@ def test_qa_run_stores_in_qa_db_by_default_and_no_store_skips(tmp_path, capsys, 
     default = tmp_path / "default.duckdb"
     monkeypatch.setenv("QA_DB", str(default))
     code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}"], capsys)
-    assert code == 0 and err == ""
+    assert code == 0 and err == f"report written to {tmp_path / 'report.html'}\n"  # the report beside the store
     code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--no-store"], capsys)
     assert code == 0 and "stored" not in err
     with qstore.open(default) as s:

@@ -127,7 +127,8 @@ def test_manifest_through_the_cli(tmp_path, capsys):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [a["annotator"] for a in summary["annotators"]] == ["alice", "bob", "carol"]
     assert summary["batch"] == {"name": "streets-07", "description": "Street scenes, July batch"}
-    assert err == f"results written to {tmp_path / 'out' / 'summary.json'}\n"
+    assert err == (f"results written to {tmp_path / 'out' / 'summary.json'}\n"
+                   f"report written to {tmp_path / 'report.html'}\n")
 
 
 def test_max_pixels_option_wins_over_the_manifest(tmp_path):

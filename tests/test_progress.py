@@ -22,7 +22,7 @@ def test_quiet_when_stderr_is_not_a_terminal(tmp_path, capsys):
     assert not sys.stderr.isatty()
     code, out, err = run_cli(["run", f"a={_export(tmp_path, 'a')}", f"b={_export(tmp_path, 'b')}"], capsys)
     assert code == 0
-    assert err == ""
+    assert err == f"report written to {tmp_path / 'report.html'}\n"  # where the report went, no progress bar
     assert "2 annotators" in out
 
 

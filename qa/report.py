@@ -1,0 +1,1194 @@
+"""Render one self-contained HTML report per run (jinja2, autoescape on).
+
+The report is built from plain tables, the same ones the store keeps, so ``qa run`` (from the run in
+memory, :func:`from_run`) and ``qa report RUN`` (from the store, :func:`from_store`) draw the same page.
+Each section fills from the rows it needs when the run has them and says plainly when it has not:
+the agreement matrix from the ``annotator_pair`` scores, the per-category table from the ``category``
+scores, the boundary tables from ``annotator_category`` and ``category_pair`` scores and the
+``boundary_disagreement`` table, and so on (see docs/report.md).
+
+Images are data URIs, CSS and JavaScript are inline, and a Content-Security-Policy forbids every
+network request. Every value from an export (category, file and annotator names, messages) is escaped.
+
+Worst images first: each image is scored by the panoptic-quality form of its annotator pairs' object
+matching (:func:`rank_images`), and the ``pictures`` lowest get an overlay picture
+(:mod:`qa.overlay`). At 640 px a picture takes about 5 KB as a drawing and about 19 KB over a
+photograph, so the default of 100 pictures adds at most about 2.5 MB to a report of any size (a
+1,000-image run is 2.3 MB in all; see benchmarks/README.md, "Report").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qa._resources import templates_dir
+
+TEMPLATE = "report.html.j2"
+DEFAULT_PICTURES = 100
+"""How many of the worst images get an overlay picture."""
+EXAMPLES_PER_RULE = 25
+"""Violations listed under each rule (the count covers all of them)."""
+PROBLEMS_PER_PICTURE = 8
+"""Unmatched or relabelled objects listed under each picture."""
+
+_COUNTS = frozenset({"images", "matched", "missing", "extra", "ignored", "label_disagreements", "objects",
+                     "objects_a", "objects_b", "n_pairs", "violations", "violations_error",
+                     "violations_warning", "violations_info"})
+_LABELS = {
+    "pq": "PQ", "sq": "SQ", "rq": "RQ", "pq_things": "PQ things", "pq_stuff": "PQ stuff",
+    "mask_iou_mean": "mask IoU", "boundary_iou_mean": "boundary IoU", "missing_share": "missing share",
+    "label_disagreements": "label disagreements", "signed_offset_px_mean": "signed offset px",
+    "assd_px_mean": "ASSD px", "hd95_px_mean": "HD95 px", "alpha": "Krippendorff's α",
+    "agreement": "agreement",
+}
+_MATRIX_METRICS = ("mask_iou_mean", "boundary_f_2px_mean", "boundary_iou_mean", "pq", "alpha")
+_FIGURES = ("pq", "mask_iou_mean", "boundary_f_2px_mean", "boundary_iou_mean", "alpha", "missing_share",
+            "label_disagreements")
+
+
+def label(metric: str) -> str:
+    """A column heading for a metric name.
+
+    Examples
+    --------
+    >>> label("mask_iou_mean"), label("boundary_f_2px_mean"), label("nsd_4px_mean")
+    ('mask IoU', 'boundary F 2px', 'NSD 4px')
+    """
+    if metric in _LABELS:
+        return _LABELS[metric]
+    text = (metric[:-5] if metric.endswith("_mean") else metric).replace("_", " ")
+    for short, shown in (("boundary f ", "boundary F "), ("nsd ", "NSD "), ("assd ", "ASSD "), ("hd95 ", "HD95 ")):
+        if text.startswith(short):
+            text = shown + text[len(short):]
+    return text
+
+
+def is_count(metric: str) -> bool:
+    """Whether a metric is a count (shown without decimals)."""
+    return metric in _COUNTS or metric.startswith("violations")
+
+
+@dataclass
+class ReportInput:
+    """Everything a report shows; every table is optional (None or empty when the run has none).
+
+    Attributes
+    ----------
+    title : str
+    annotators : list of str
+        In the run's order (it sets each annotator's colour).
+    meta : dict
+        ``run_id``, ``name``, ``description``, ``started``, ``tool_version``, ``images``, ``objects``,
+        ``stored`` (the store's path, when stored).
+    verdict : dict or None
+        The gate's verdict document (:meth:`qa.gate.Verdict.to_dict`).
+    scores : DataFrame
+        The long scores table ``scope, key, metric, value, n``.
+    findings : DataFrame
+        The store's ``findings`` columns (``code, severity, message, annotator, image, file,
+        source_section, source_index, source_id, value, limit_value``).
+    image_pairs : DataFrame
+        One row per image and annotator pair (``image, annotator_a, annotator_b, matched, missing,
+        extra, label_disagreements, mask_iou_mean, ...``).
+    object_pairs : DataFrame
+        Matched and unmatched objects (``image, annotator_a, annotator_b, status, category_a,
+        category_b, iou, label_disagreement``, and where each object is in its export).
+    boundary : DataFrame
+        The ``boundary_disagreement`` table (per annotator pair and category pair).
+    annotator_table, image_table, category_table : DataFrame
+        The store's ``annotators``, ``images`` and ``categories`` rows.
+    inputs : list of dict
+        Each export's ``annotator, path, format, sha256``.
+    settings : dict
+        The run's settings.
+    gallery : list of dict
+        Overlay pictures, worst image first (see :func:`gallery`).
+    pictures_note : str
+        Why some or all pictures are missing (empty when none are).
+    """
+
+    title: str
+    annotators: list[str]
+    meta: dict = field(default_factory=dict)
+    verdict: dict | None = None
+    scores: Any = None
+    findings: Any = None
+    image_pairs: Any = None
+    object_pairs: Any = None
+    boundary: Any = None
+    annotator_table: Any = None
+    image_table: Any = None
+    category_table: Any = None
+    inputs: list[dict] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    gallery: list[dict] = field(default_factory=list)
+    pictures_note: str = ""
+    report_settings: dict = field(default_factory=dict)
+
+
+# --- ranking ------------------------------------------------------------------------------------------
+
+def pair_agreement(matched, missing, extra, label_disagreements, mask_iou_mean) -> float:
+    """The panoptic-quality form of one image pair's object matching, in [0, 1].
+
+    ``sum of IoU over same-label matches / (matched + (missing + extra) / 2)``: a matched pair with
+    different labels counts as one miss and one extra, as in PQ; the IoU sum is estimated as the mean
+    IoU times the same-label matches. An image pair with no objects on either side scores 1.
+
+    Examples
+    --------
+    >>> pair_agreement(4, 0, 0, 0, 0.9)
+    0.9
+    >>> pair_agreement(2, 1, 1, 1, 0.8)
+    0.26666666666666666
+    >>> pair_agreement(0, 0, 0, 0, float("nan"))
+    1.0
+    """
+    def num(v) -> float:
+        v = 0.0 if v is None else float(v)
+        return 0.0 if math.isnan(v) else v
+
+    matched, missing, extra, labels = num(matched), num(missing), num(extra), num(label_disagreements)
+    denominator = matched + 0.5 * (missing + extra)
+    if denominator <= 0:
+        return 1.0
+    return num(mask_iou_mean) * max(matched - labels, 0.0) / denominator
+
+
+def rank_images(image_pairs, images=()):
+    """Images worst first: one row per image with its agreement and its worst annotator pair.
+
+    Parameters
+    ----------
+    image_pairs : DataFrame
+        One row per image and annotator pair (``image, annotator_a, annotator_b, matched, missing,
+        extra, label_disagreements, mask_iou_mean``).
+    images : iterable of str, optional
+        Every image of the run; those without a pair row get NaN agreement and sort last.
+
+    Returns
+    -------
+    DataFrame
+        ``image, agreement`` (mean of :func:`pair_agreement` over the image's pairs), ``worst_pair``,
+        ``worst_agreement``, ``pairs``, ``matched``, ``missing``, ``extra``, ``label_disagreements``
+        (sums over the pairs) and ``mask_iou_mean`` (mean over the pairs), sorted by agreement
+        (ties by image key).
+    """
+    import pandas as pd
+
+    columns = ["image", "agreement", "worst_pair", "worst_agreement", "pairs", "matched", "missing", "extra",
+               "label_disagreements", "mask_iou_mean"]
+    rows = []
+    if image_pairs is not None and len(image_pairs):
+        ip = image_pairs.copy()
+        for c in ("matched", "missing", "extra", "label_disagreements", "mask_iou_mean"):
+            if c not in ip:
+                ip[c] = float("nan")
+        ip["agreement"] = [pair_agreement(*v) for v in zip(ip["matched"], ip["missing"], ip["extra"],
+                                                           ip["label_disagreements"], ip["mask_iou_mean"])]
+        ip["pair"] = ip["annotator_a"].astype(str) + " vs " + ip["annotator_b"].astype(str)
+        for image, part in ip.groupby(ip["image"].astype(str), sort=False):
+            worst = part["agreement"].idxmin()
+            rows.append({
+                "image": image, "agreement": float(part["agreement"].mean()),
+                "worst_pair": part.at[worst, "pair"], "worst_agreement": float(part.at[worst, "agreement"]),
+                "pairs": len(part), "matched": int(part["matched"].fillna(0).sum()),
+                "missing": int(part["missing"].fillna(0).sum()), "extra": int(part["extra"].fillna(0).sum()),
+                "label_disagreements": int(part["label_disagreements"].fillna(0).sum()),
+                "mask_iou_mean": float(part["mask_iou_mean"].mean()),
+            })
+    seen = {r["image"] for r in rows}
+    for image in images:
+        if str(image) not in seen:
+            rows.append({"image": str(image), "agreement": float("nan"), "worst_pair": "", "pairs": 0})
+    df = pd.DataFrame(rows, columns=columns)
+    return df.sort_values(["agreement", "image"], na_position="last", kind="stable").reset_index(drop=True)
+
+
+# --- pictures -----------------------------------------------------------------------------------------
+
+def _image_file(batch, key: str):
+    """The image's file: ``Image.path``, else its file name inside an export's folder (or None)."""
+    from qa.formats._safe import resolve_inside
+
+    for name in batch.annotators:
+        export = batch.exports[name]
+        image = export.images.get(key)
+        if image is None:
+            continue
+        if image.path is not None and Path(image.path).is_file():
+            return Path(image.path)
+        folder = Path(export.path) if Path(export.path).is_dir() else Path(export.path).parent
+        for candidate in (image.file_name, key):
+            found = resolve_inside(folder, candidate)
+            if found is not None and found.is_file():
+                return found
+    return None
+
+
+def picture(batch, key: str, *, max_side: int = 640, max_pixels: int | None = None,
+            codes: dict | None = None, zoom: bool = True) -> dict:
+    """The overlay picture of one image of a batch, as a dict for the gallery.
+
+    With ``zoom``, an image whose objects cover only a small part of it is drawn around them, enlarged
+    (:func:`qa.overlay.focus_window`).
+
+    Returns
+    -------
+    dict
+        ``uri`` (a WebP data URI), ``width``, ``height`` (of the picture), ``bytes``, ``background``
+        (True when the image file was drawn, else why not), ``zoom`` (the window drawn, as text; empty
+        for the whole image) and ``timing`` (seconds spent decoding the masks, and drawing and encoding).
+    """
+    import time
+
+    from qa.model import Limits
+    from qa.overlay import (annotator_crops, data_uri, encode_image, focus_window, load_background,
+                            render_overlay)
+
+    image = batch.images[key]
+    h, w = int(image.height), int(image.width)
+    codes = codes if codes is not None else {c: k + 1 for k, c in enumerate(sorted(batch.categories))}
+    by_annotator = {a: [] for a in batch.annotators}
+    for obj in batch.objects(image=key):
+        if obj.annotator in by_annotator:
+            by_annotator[obj.annotator].append(obj)
+    t0 = time.perf_counter()
+    layers = []
+    for name in batch.annotators:
+        objects = [o for o in by_annotator[name] if not o.iscrowd]
+        id_map = None
+        export = batch.exports[name]
+        if any(o.kind == "segment" for o in objects) and key in export.id_maps:
+            from qa.formats.coco_panoptic import read_id_map
+
+            try:
+                id_map = read_id_map(Path(export.id_maps[key]), Limits(max_pixels=max_pixels) if max_pixels
+                                     else Limits())
+            except Exception:  # an unreadable PNG is already a finding of the run: draw the rest
+                id_map = None
+        crops = annotator_crops(objects, h, w, id_map=id_map)
+        layers.append([(crop, offset, codes.get(o.category, len(codes) + 1)) for crop, offset, o in crops])
+    t1 = time.perf_counter()
+    window = focus_window([(x0, y0, x0 + c.shape[1], y0 + c.shape[0]) for layer in layers
+                           for c, (x0, y0), _ in layer], h, w) if zoom else None
+    background, why = None, "no image file beside the export"
+    path = _image_file(batch, key)
+    if path is not None:
+        background, why = load_background(path, h, w, max_side=max_side, max_pixels=max_pixels, window=window)
+    rgb = render_overlay(h, w, layers, background=background, max_side=max_side, window=window)
+    payload = encode_image(rgb, lossless=background is None)
+    t2 = time.perf_counter()
+    zoomed = "" if window is None else (f"zoomed in on x {window[0]}–{window[2]}, y {window[1]}–{window[3]} "
+                                        f"of {w}x{h}")
+    return {"uri": data_uri(payload), "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
+            "bytes": len(payload), "background": True if background is not None else why, "zoom": zoomed,
+            "timing": {"decode": t1 - t0, "draw": t2 - t1}}
+
+
+def gallery(batch, ranked, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640,
+            max_pixels: int | None = None, image_pairs=None, problems=None) -> list[dict]:
+    """Overlay pictures of the ``pictures`` worst images of ``ranked`` (from :func:`rank_images`).
+
+    Images with NaN agreement (no pair compared) get no picture. Each entry has the picture
+    (:func:`picture`), ``image``, ``rank``, ``agreement``, ``worst_pair``, a ``pairs`` list (one line of
+    figures per annotator pair) and a ``problems`` list (unmatched or relabelled objects with where
+    they are in the exports).
+    """
+    codes = {c: k + 1 for k, c in enumerate(sorted(batch.categories))}
+    out = []
+    chosen = ranked[ranked["agreement"].notna()].head(max(int(pictures), 0))
+    pair_lines = _pair_lines(image_pairs, set(chosen["image"]))
+    problem_lines = _problem_lines(problems, set(chosen["image"]))
+    for rank, row in enumerate(chosen.itertuples(index=False), start=1):
+        if row.image not in batch.images:
+            continue
+        entry = picture(batch, row.image, max_side=max_side, max_pixels=max_pixels, codes=codes)
+        entry.update(image=row.image, rank=rank, agreement=_fmt(row.agreement), worst_pair=row.worst_pair,
+                     pairs=pair_lines.get(row.image, []), problems=problem_lines.get(row.image, ([], 0))[0],
+                     more_problems=problem_lines.get(row.image, ([], 0))[1])
+        out.append(entry)
+    return out
+
+
+def _pair_lines(image_pairs, images: set) -> dict[str, list[str]]:
+    if image_pairs is None or not len(image_pairs) or not images:
+        return {}
+    part = image_pairs[image_pairs["image"].astype(str).isin(images)]
+    out: dict[str, list[str]] = {}
+    for r in part.to_dict("records"):
+        iou = r.get("mask_iou_mean")
+        text = (f"{r['annotator_a']} vs {r['annotator_b']}: IoU {_fmt(iou)}, {_int(r.get('matched'))} matched, "
+                f"{_int(r.get('missing'))} missing, {_int(r.get('extra'))} extra")
+        if _int(r.get("label_disagreements")):
+            text += f", {_int(r.get('label_disagreements'))} relabelled"
+        out.setdefault(str(r["image"]), []).append(text)
+    return out
+
+
+def _where(file, section, index, source_id) -> str:
+    parts = [str(file) if _present(file) else ""]
+    if _present(index):
+        parts.append(f"{section or 'annotations'}[{int(index)}]")
+    if _present(source_id):
+        parts.append(f"id={source_id}")
+    return " ".join(p for p in parts if p)
+
+
+def _present(value) -> bool:
+    """Whether a table value is there (not None, NaN or NA)."""
+    import pandas as pd
+
+    try:
+        return not bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return True
+
+
+def _problem_lines(problems, images: set) -> dict[str, tuple[list[str], int]]:
+    """``{image: ([lines], how many more)}`` for the unmatched and relabelled objects of ``images``."""
+    if problems is None or not len(problems) or not images:
+        return {}
+    part = problems[problems["image"].astype(str).isin(images)]
+    status = part["status"].astype(str)
+    relabel = part["label_disagreement"].fillna(False).astype(bool) if "label_disagreement" in part else False
+    part = part[(status.isin(["missing", "extra"])) | relabel]
+    out: dict[str, tuple[list[str], int]] = {}
+    for image, group in part.groupby(part["image"].astype(str), sort=False):
+        lines = []
+        for r in group.head(PROBLEMS_PER_PICTURE).to_dict("records"):
+            a, b = r["annotator_a"], r["annotator_b"]
+            if r["status"] == "missing":
+                lines.append(f"{r['category_a']} of {a} has no match in {b} "
+                             f"(best IoU {_fmt(r.get('best_iou'), 2)}; {_where(r.get('file_a'), r.get('section_a'), r.get('source_index_a'), r.get('source_id_a'))})")
+            elif r["status"] == "extra":
+                lines.append(f"{r['category_b']} of {b} has no match in {a} "
+                             f"(best IoU {_fmt(r.get('best_iou'), 2)}; {_where(r.get('file_b'), r.get('section_b'), r.get('source_index_b'), r.get('source_id_b'))})")
+            else:
+                lines.append(f"{a} says {r['category_a']}, {b} says {r['category_b']} "
+                             f"(IoU {_fmt(r.get('iou'), 2)}; {_where(r.get('file_a'), r.get('section_a'), r.get('source_index_a'), r.get('source_id_a'))})")
+        out[image] = (lines, max(len(group) - PROBLEMS_PER_PICTURE, 0))
+    return out
+
+
+# --- from a run in memory, from the store ---------------------------------------------------------------
+
+def _findings_frame(findings):
+    import pandas as pd
+
+    columns = ["code", "severity", "message", "annotator", "image", "file", "source_section", "source_index",
+               "source_id", "value", "limit_value"]
+    return pd.DataFrame([{
+        "code": f.code, "severity": f.severity, "message": f.message, "annotator": f.annotator, "image": f.image,
+        "file": f.source.file if f.source else None, "source_section": f.source.section if f.source else None,
+        "source_index": f.source.index if f.source else None,
+        "source_id": None if f.source is None or f.source.id is None else str(f.source.id),
+        "value": f.value, "limit_value": f.limit,
+    } for f in findings], columns=columns)
+
+
+def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> ReportInput:
+    """The report's data from a finished :class:`qa.pipeline.Run` (nothing is read back from disk).
+
+    Parameters
+    ----------
+    run : qa.pipeline.Run
+    pictures : int, default 100
+        How many of the worst images get an overlay picture.
+    max_side : int, pixels, default 640
+        The longest side of a picture.
+    """
+    import pandas as pd
+
+    from qa.gate import run_findings, run_scores
+    from qa.store import _ALIASES as _STORED_NAMES
+    from qa.store import boundary_summary
+
+    batch = run.batch
+    comparison = run.comparison
+    image_pairs = getattr(comparison, "image_pairs", None)
+    object_pairs = getattr(comparison, "object_pairs", None)
+    boundary = getattr(run, "boundary_disagreement", None)
+    if boundary is None and object_pairs is not None:
+        boundary = boundary_summary(object_pairs)
+    if boundary is not None:  # the stored column names (units in the name), as the store writes them
+        boundary = boundary.rename(columns=_STORED_NAMES["boundary_disagreement"])
+    findings = _findings_frame(run_findings(run))
+    per_image: dict[str, int] = {}
+    per_category: dict[str, int] = {}
+    for export in batch.exports.values():
+        for o in export.objects:
+            per_image[o.image] = per_image.get(o.image, 0) + 1
+            per_category[o.category] = per_category.get(o.category, 0) + 1
+    n_findings = findings["annotator"].value_counts().to_dict() if len(findings) else {}
+    annotator_table = pd.DataFrame([{
+        "annotator": n, "format": batch.exports[n].format, "path": str(batch.exports[n].path),
+        "n_images": len(batch.exports[n].images), "n_objects": len(batch.exports[n].objects),
+        "n_findings": int(n_findings.get(n, 0))} for n in batch.annotators])
+    image_table = pd.DataFrame([{
+        "image": k, "file_name": img.file_name, "width": img.width, "height": img.height,
+        "n_annotators": len(batch.coverage.get(k, ())), "n_objects": per_image.get(k, 0)}
+        for k, img in batch.images.items()])
+    category_table = pd.DataFrame([{"category": n, "isthing": c.isthing, "n_objects": per_category.get(n, 0)}
+                                   for n, c in batch.categories.items()])
+    verdict = run.verdict.to_dict() if run.verdict is not None else None
+    data = ReportInput(
+        title=_title(batch.name, run.run_id), annotators=list(batch.annotators),
+        meta={"run_id": run.run_id, "name": batch.name, "description": batch.description,
+              "started": _time(run.started_at), "tool_version": run.summary.get("tool_version", ""),
+              "images": len(batch.images), "objects": sum(per_image.values()), "stored": run.stored},
+        verdict=verdict, scores=run_scores(run), findings=findings, image_pairs=image_pairs,
+        object_pairs=_problems_from_memory(object_pairs, batch), boundary=boundary,
+        annotator_table=annotator_table, image_table=image_table, category_table=category_table,
+        inputs=list(run.inputs or []), settings=dict(run.settings or {}),
+        report_settings={"pictures": pictures, "max_side": max_side, "source": "the run in memory"})
+    ranked = rank_images(image_pairs, batch.images)
+    data.gallery = gallery(batch, ranked, pictures=pictures, max_side=max_side,
+                           max_pixels=(run.settings or {}).get("max_pixels"), image_pairs=image_pairs,
+                           problems=data.object_pairs)
+    data.pictures_note = _pictures_note(data.gallery, ranked, pictures)
+    return data
+
+
+def _problems_from_memory(object_pairs, batch):
+    """The engine's object_pairs with the columns the report reads, and each object's export section."""
+    if object_pairs is None or not len(object_pairs):
+        return None
+    keep = [c for c in ("image", "annotator_a", "annotator_b", "status", "category_a", "category_b", "iou",
+                        "best_iou", "label_disagreement", "file_a", "source_index_a", "source_id_a", "file_b",
+                        "source_index_b", "source_id_b", "boundary_f_2px") if c in object_pairs]
+    df = object_pairs[keep].copy()
+    for c in ("image", "annotator_a", "annotator_b", "status", "category_a", "category_b"):
+        if c in df:
+            df[c] = df[c].astype(object).where(df[c].notna(), None)
+    for side in ("a", "b"):
+        column = f"object_index_{side}"
+        if column not in object_pairs:
+            continue
+        sections = []
+        for name, index in zip(df[f"annotator_{side}"], object_pairs[column]):
+            try:
+                sections.append(batch.exports[name].objects[int(index)].source.section)
+            except (KeyError, TypeError, ValueError, IndexError):
+                sections.append(None)
+        df[f"section_{side}"] = sections
+    return df
+
+
+def from_store(store, ref, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> ReportInput:
+    """The report's data from a stored run, read through the store's tables.
+
+    Overlay pictures need the objects' outlines, which the store does not keep: the exports are read
+    again from the run's input paths when they still exist and match the stored fingerprints;
+    otherwise the report says why the pictures are unavailable.
+
+    Parameters
+    ----------
+    store : qa.store.Store
+        An open store.
+    ref : str
+        The run (id, prefix, seq, ``latest``).
+    pictures, max_side : int
+        As for :func:`from_run`.
+
+    Raises
+    ------
+    StoreError
+        No such run.
+    """
+    info = store.run(ref)
+    run_id = info["run_id"]
+    annotator_table = store.table("annotators", run_id)
+    annotators = list(annotator_table["annotator"])
+    image_pairs = _expand_metrics(store.table("image_pair_scores", run_id))
+    boundary = _expand_metrics(store.table("boundary_disagreement", run_id))
+    findings = store.findings(run_id)
+    image_table = store.table("images", run_id)
+    problems = store.sql("""
+        SELECT m.image, m.annotator_a, m.annotator_b, m.status, m.category_a, m.category_b, m.iou, m.best_iou,
+               m.label_disagreement, TRY_CAST(m.metrics->>'boundary_f_2px' AS DOUBLE) AS boundary_f_2px,
+               oa.file AS file_a, oa.source_section AS section_a, oa.source_index AS source_index_a,
+               oa.source_id AS source_id_a,
+               ob.file AS file_b, ob.source_section AS section_b, ob.source_index AS source_index_b,
+               ob.source_id AS source_id_b
+        FROM object_matches m
+        LEFT JOIN objects oa ON oa.run_id = m.run_id AND oa.annotator = m.annotator_a
+                             AND oa.object_index = m.object_index_a
+        LEFT JOIN objects ob ON ob.run_id = m.run_id AND ob.annotator = m.annotator_b
+                             AND ob.object_index = m.object_index_b
+        WHERE m.run_id = ?""", [run_id])
+    settings = info.get("settings") or {}
+    data = ReportInput(
+        title=_title(info.get("name"), run_id), annotators=annotators,
+        meta={"run_id": run_id, "name": info.get("name"), "description": info.get("description"),
+              "started": _time(info.get("started_at")), "tool_version": info.get("tool_version", ""),
+              "images": info.get("n_images"), "objects": info.get("n_objects"), "stored": str(store.path),
+              "seq": info.get("seq")},
+        verdict=info.get("verdict_json"), scores=store.scores(run_id), findings=findings,
+        image_pairs=image_pairs, object_pairs=problems if len(problems) else None,
+        boundary=boundary if len(boundary) else None, annotator_table=annotator_table,
+        image_table=image_table, category_table=store.table("categories", run_id),
+        inputs=list(info.get("inputs") or []), settings=settings,
+        report_settings={"pictures": pictures, "max_side": max_side, "source": f"the store {store.path}"})
+    ranked = rank_images(image_pairs if len(image_pairs) else None, list(image_table["image"]))
+    batch, why = None, ""
+    if pictures > 0 and ranked["agreement"].notna().any():
+        batch, why = reload_batch(info, base=Path(store.path).parent)
+    if batch is not None:
+        data.gallery = gallery(batch, ranked, pictures=pictures, max_side=max_side,
+                               max_pixels=settings.get("max_pixels"), image_pairs=image_pairs,
+                               problems=data.object_pairs)
+        data.pictures_note = _pictures_note(data.gallery, ranked, pictures)
+    else:
+        data.pictures_note = why
+    return data
+
+
+def _expand_metrics(df):
+    """A stored table with its ``metrics`` JSON column spread into columns (and ``run_id`` dropped)."""
+    import pandas as pd
+
+    if df is None:
+        return None
+    df = df.drop(columns=[c for c in ("run_id",) if c in df])
+    if "metrics" not in df or not len(df):
+        return df.drop(columns=[c for c in ("metrics",) if c in df])
+    extra = pd.DataFrame([json.loads(m) if isinstance(m, str) else (m or {}) for m in df["metrics"]],
+                         index=df.index)
+    extra = extra[[c for c in extra.columns if c not in df.columns]].apply(pd.to_numeric, errors="coerce")
+    return pd.concat([df.drop(columns=["metrics"]), extra], axis=1)
+
+
+def _locate(path, base) -> Path:
+    """A stored path as given, or, when relative and not found from here, relative to ``base``."""
+    path = Path(path)
+    if path.exists() or path.is_absolute() or base is None or not (Path(base) / path).exists():
+        return path
+    return Path(base) / path
+
+
+def reload_batch(info: dict, *, base=None):
+    """The stored run's batch, read again from its inputs: ``(batch, "")``, or ``(None, why not)``.
+
+    Each input is loaded with its stored format (and its manifest options, when the manifest still
+    exists), the exports are aligned with the run's aliases and categories, and every annotator's
+    fingerprint must equal the stored one. Relative input paths are looked up from the working folder,
+    then from ``base`` (the store's folder: ``qa run`` keeps paths as it was given them).
+    """
+    from qa.align import align
+    from qa.errors import QAError
+    from qa.formats import load
+    from qa.model import Limits
+    from qa.store import input_fingerprints
+
+    settings = info.get("settings") or {}
+    inputs = info.get("inputs") or []
+    if not inputs:
+        return None, "Pictures unavailable: the stored run lists no inputs."
+    inputs = [dict(i, path=str(_locate(i["path"], base))) for i in inputs]
+    missing = [i["path"] for i in inputs if not Path(i["path"]).exists()]
+    if missing:
+        return None, (f"Pictures unavailable: the run's input {missing[0]} no longer exists (the store keeps "
+                      "figures, not outlines; rerun 'qa run' to draw them).")
+    options_by_path: dict[str, dict] = {}
+    aliases = dict(settings.get("aliases") or {})
+    categories = settings.get("categories")
+    manifest = settings.get("manifest")
+    manifest = _locate(manifest, base) if manifest else None
+    if manifest and Path(manifest).is_file():
+        try:
+            from qa.manifest import read_manifest
+
+            man = read_manifest(manifest)
+            for spec in man.exports:
+                options_by_path[str(Path(spec.path).resolve())] = dict(spec.options)
+            aliases = {**man.aliases, **aliases}
+            categories = categories if categories is not None else man.categories
+        except QAError:
+            pass
+    limits = Limits(max_pixels=int(settings["max_pixels"])) if settings.get("max_pixels") else Limits()
+    exports = []
+    try:
+        for item in inputs:
+            loaded = load(item["path"], None, format=item.get("format"), limits=limits,
+                          options=options_by_path.get(str(Path(item["path"]).resolve())))
+            name = item["annotator"]
+            if len(loaded) == 1:
+                chosen = loaded[0]
+            else:
+                chosen = next((e for e in loaded if name == e.annotator or name.endswith("/" + e.annotator)), None)
+                if chosen is None:
+                    return None, f"Pictures unavailable: annotator {name} is no longer in {item['path']}."
+            chosen.annotator = name
+            for obj in chosen.objects:
+                obj.annotator = name
+            exports.append(chosen)
+        batch = align(exports, aliases=aliases, categories=categories)
+    except QAError as exc:
+        return None, f"Pictures unavailable: the inputs cannot be read again ({exc})."
+    stored = {i["annotator"]: i.get("sha256") for i in inputs}
+    changed = [i["annotator"] for i in input_fingerprints(batch) if i["sha256"] != stored.get(i["annotator"])]
+    if changed:
+        return None, (f"Pictures unavailable: the export of {', '.join(changed)} changed since the run "
+                      "(its fingerprint differs), so its outlines would not match the figures.")
+    return batch, ""
+
+
+def _pictures_note(gallery_items, ranked, pictures: int) -> str:
+    compared = int(ranked["agreement"].notna().sum())
+    if compared == 0:
+        return "No image was labelled by two or more annotators, so there is nothing to draw."
+    if pictures <= 0:
+        return "Pictures were switched off for this report."
+    note = f"Pictures of the {len(gallery_items)} worst of {compared} compared images"
+    note += "." if len(gallery_items) >= compared else f" (the report draws at most {pictures})."
+    without = sum(1 for g in gallery_items if g["background"] is not True)
+    if without:
+        note += (f" {without} picture{'s' * (without != 1)} without the image itself: no image file beside "
+                 "the export, or one that does not match the declared size.")
+    return note
+
+
+def _title(name, run_id) -> str:
+    return f"annotation QA: {name}" if name else f"annotation QA run {run_id}"
+
+
+def _time(value) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "strftime"):
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
+# --- display helpers ----------------------------------------------------------------------------------
+
+def _isnan(value) -> bool:
+    try:
+        return value is None or math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)) or hasattr(value, "dtype"):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return str(value)
+        if math.isnan(number):
+            return "–"
+        if digits == 0:
+            return f"{number:,.0f}"
+        return f"{number:.{digits}f}"
+    return str(value)
+
+
+def _int(value) -> int:
+    return 0 if _isnan(value) else int(value)
+
+
+def _cell(value, digits: int = 3, *, style: str | None = None, cls: str | None = None,
+          title: str | None = None, href: str | None = None) -> dict:
+    """A table cell: its text, the value it sorts by (numbers only), and its look."""
+    sort = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) or hasattr(value, "dtype"):
+        try:
+            number = float(value)
+            sort = "" if math.isnan(number) else repr(number)
+        except (TypeError, ValueError):
+            sort = None
+    return {"text": _fmt(value, digits), "sort": sort, "style": style, "cls": cls, "title": title, "href": href}
+
+
+def _metric_cell(metric: str, value, **kw) -> dict:
+    return _cell(value, 0 if is_count(metric) else (2 if metric.endswith("_px_mean") or "_px" in metric else 3),
+                 **kw)
+
+
+def _table(id_, columns, rows, *, empty="Nothing to show.", filter=None) -> dict:
+    """A table for the template: a column is numeric (right-aligned) when its first row's cell holds a
+    number; the filter box shows above tables of more than 8 rows unless ``filter`` says otherwise."""
+    align = []
+    for i in range(len(columns)):
+        first = rows[0]["cells"][i] if rows and i < len(rows[0]["cells"]) else None
+        align.append("n" if first is not None and first.get("sort") is not None else "t")
+    for row in rows:
+        for i, c in enumerate(row["cells"]):
+            c["align"] = align[i] if i < len(align) else "t"
+    return {"id": id_, "columns": columns, "align": align, "rows": rows, "empty": empty,
+            "filter": (len(rows) > 8) if filter is None else filter}
+
+
+SCALES = {"boundary_iou_mean": (0.0, 1.0), "alpha": (0.0, 1.0)}
+"""Colour ranges ``(red at or below, green at)`` of the agreement figures; (0.5, 1) for the others."""
+
+
+def scale(metric: str) -> tuple[float, float]:
+    """The colour range of an agreement figure (see :data:`SCALES`)."""
+    return SCALES.get(metric, (0.5, 1.0))
+
+
+def heat_for(metric: str, value) -> str:
+    """:func:`heat` on the metric's own colour range."""
+    lo, hi = scale(metric)
+    return heat(value, lo, hi)
+
+
+def heat(value, lo: float = 0.5, hi: float = 1.0) -> str:
+    """Background for an agreement value: red at ``lo`` or below, yellow halfway, green at ``hi``.
+
+    Examples
+    --------
+    >>> heat(1.0), heat(0.2), heat(float("nan"))
+    ('background:rgb(46,160,67)', 'background:rgb(198,40,40)', 'background:#eee')
+    """
+    if _isnan(value):
+        return "background:#eee"
+    t = min(1.0, max(0.0, (float(value) - lo) / (hi - lo) if hi > lo else 1.0))
+    if t < 0.5:
+        a, b, u = (198, 40, 40), (250, 220, 90), t / 0.5
+    else:
+        a, b, u = (250, 220, 90), (46, 160, 67), (t - 0.5) / 0.5
+    r, g, bl = (round(x + (y - x) * u) for x, y in zip(a, b))
+    return f"background:rgb({r},{g},{bl})"
+
+
+def diverging(value, span: float = 2.0) -> str:
+    """Background for a signed offset in pixels: blue inside (negative), white 0, red outside (positive).
+
+    Examples
+    --------
+    >>> diverging(0.0), diverging(5.0), diverging(-5.0)
+    ('background:rgb(255,255,255)', 'background:rgb(214,96,77)', 'background:rgb(67,147,195)')
+    """
+    if _isnan(value):
+        return "background:#eee"
+    t = max(-1.0, min(1.0, float(value) / span))
+    end = (214, 96, 77) if t > 0 else (67, 147, 195)
+    r, g, b = (round(255 + (e - 255) * abs(t)) for e in end)
+    return f"background:rgb({r},{g},{b})"
+
+
+def _pivot(scores, scope: str) -> dict[str, dict[str, tuple[float, int]]]:
+    """``{key: {metric: (value, n)}}`` of one scope of the scores table."""
+    if scores is None or not len(scores):
+        return {}
+    part = scores[scores["scope"].astype(str) == scope]
+    out: dict[str, dict[str, tuple[float, int]]] = {}
+    for key, metric, value, n in zip(part["key"], part["metric"], part["value"], part["n"]):
+        out.setdefault("" if key is None else str(key), {})[str(metric)] = (
+            float("nan") if value is None else float(value), 0 if _isnan(n) else int(n))
+    return out
+
+
+def _ordered_metrics(metrics, preferred=("pq", "sq", "rq", "mask_iou_mean", "boundary_f_2px_mean",
+                                          "boundary_iou_mean", "signed_offset_px_mean", "alpha")) -> list[str]:
+    metrics = set(metrics)
+    first = [m for m in preferred if m in metrics]
+    return first + sorted(metrics - set(first), key=lambda m: (is_count(m), m))
+
+
+def _scope_table(id_, scores, scope, key_columns, *, empty, style=None):
+    """One scope of the scores table as rows ``key parts..., metric...`` (keys split on ``|``)."""
+    pivot = _pivot(scores, scope)
+    metrics = _ordered_metrics({m for v in pivot.values() for m in v})
+    rows = []
+    for key in sorted(pivot):
+        parts = key.split("|") if len(key_columns) > 1 else [key]
+        parts = (parts + [""] * len(key_columns))[:len(key_columns)]
+        cells = [_cell(p) for p in parts]
+        for m in metrics:
+            value, n = pivot[key].get(m, (float("nan"), 0))
+            cells.append(_metric_cell(m, value, title=f"{m}, n = {n}",
+                                      style=style(m, value) if style else None))
+        rows.append({"cells": cells})
+    return _table(id_, list(key_columns) + [label(m) for m in metrics], rows, empty=empty)
+
+
+# --- the template's context ---------------------------------------------------------------------------
+
+def _rule_text(code: str) -> dict:
+    from qa.rules import _registry
+
+    try:
+        found = _registry.get(code)
+    except KeyError:
+        return {"title": "", "why": "", "name": ""}
+    return {"title": found.title, "why": found.why, "name": found.name}
+
+
+def build_context(data: ReportInput) -> dict:
+    """The template's context: every table as rows of display cells, every text still unescaped."""
+    from qa.overlay import DISAGREEMENT_COLOUR, annotator_colour, hex_colour
+
+    scores = data.scores
+    batch = _pivot(scores, "batch").get("", {})
+    findings = data.findings if data.findings is not None and len(data.findings) else None
+
+    # overview
+    figures = [{"label": "annotators", "value": str(len(data.annotators))},
+               {"label": "images", "value": _fmt(data.meta.get("images"), 0)},
+               {"label": "objects", "value": _fmt(data.meta.get("objects"), 0)}]
+    for metric in _FIGURES:
+        if metric in batch:
+            value, n = batch[metric]
+            figures.append({"label": label(metric), "value": _metric_cell(metric, value)["text"],
+                            "title": f"{metric} (batch), over {n}"})
+    n_err = int((findings["severity"] == "error").sum()) if findings is not None else 0
+    n_warn = int((findings["severity"] == "warning").sum()) if findings is not None else 0
+    figures.append({"label": "errors / warnings", "value": f"{n_err} / {n_warn}",
+                    "title": "findings of the loaders, the alignment and the rules"})
+    verdict = data.verdict
+    gate_table = None
+    if verdict is not None:
+        rows = []
+        for r in verdict.get("results", []):
+            rows.append({"cls": "" if r.get("passed") else "failed", "cells": [
+                _cell(r.get("check") or r.get("metric")), _cell(r.get("scope")), _cell(r.get("key") or ""),
+                _cell(r.get("observed")), _cell(r.get("baseline")),
+                _cell("pass" if r.get("passed") else "FAIL", cls="ok" if r.get("passed") else "bad"),
+                _cell(r.get("message") or "")]})
+        rows.sort(key=lambda r: r["cls"] != "failed")
+        gate_table = _table("gate-checks", ["check", "scope", "key", "observed", "baseline", "outcome", "why"],
+                            rows, empty="The gate had no checks.")
+    batch_table = _scope_table("batch-table", scores, "batch", ["scope"], empty="No batch figures.")
+    for row in batch_table["rows"]:
+        row["cells"][0] = _cell("batch")
+
+    # agreement
+    pairs = _pivot(scores, "annotator_pair")
+    consensus = _pivot(scores, "annotator_consensus")
+    per_annotator = _pivot(scores, "annotator")
+    matrices = []
+    if len(data.annotators) > 1 and pairs:
+        available = {m for v in pairs.values() for m in v}
+        boundary_f = sorted(m for m in available if m.startswith("boundary_f_") and m.endswith("px_mean"))
+        wanted = [m for m in _MATRIX_METRICS if m in available and not (m == "boundary_f_2px_mean")]
+        if "boundary_f_2px_mean" in available:
+            wanted.insert(1, "boundary_f_2px_mean")
+        elif boundary_f:
+            wanted.insert(1, boundary_f[0])
+        for metric in wanted:
+            matrix_rows = []
+            has_consensus = any(metric in consensus.get(a, {}) for a in data.annotators)
+            for a in data.annotators:
+                cells = []
+                for b in data.annotators:
+                    if a == b:
+                        cells.append({"text": "", "style": "background:#f4f4f4", "title": a, "cls": "diag"})
+                        continue
+                    value, n = pairs.get("|".join(sorted((a, b))), {}).get(metric, (float("nan"), 0))
+                    cells.append({"text": _fmt(value), "style": heat_for(metric, value),
+                                  "title": f"{a} vs {b}: {metric} = {_fmt(value, 4)} over {n}"})
+                if has_consensus:
+                    value, n = consensus.get(a, {}).get(metric, (float("nan"), 0))
+                    cells.append({"text": _fmt(value), "style": heat_for(metric, value), "cls": "consensus",
+                                  "title": f"{a} vs the consensus: {metric} = {_fmt(value, 4)} over {n}"})
+                matrix_rows.append({"name": a, "colour": hex_colour(annotator_colour(data.annotators.index(a))),
+                                    "cells": cells})
+            lo, hi = scale(metric)
+            matrices.append({"id": f"matrix-{metric}", "metric": metric, "label": label(metric),
+                             "scale": f"red ≤ {lo:g}, green {hi:g}",
+                             "columns": list(data.annotators) + (["consensus"] if has_consensus else []),
+                             "rows": matrix_rows})
+    pair_metrics = _ordered_metrics({m for v in pairs.values() for m in v})
+    pair_table = _table(
+        "pair-table", ["annotator a", "annotator b"] + [label(m) for m in pair_metrics],
+        [{"cells": [_cell(k.split("|")[0]), _cell(k.split("|")[-1])]
+          + [_metric_cell(m, v.get(m, (float("nan"), 0))[0], title=f"{m}, n = {v.get(m, (0, 0))[1]}",
+                          style=heat_for(m, v[m][0]) if m in _MATRIX_METRICS and m in v else None)
+             for m in pair_metrics]} for k, v in sorted(pairs.items())], empty="No annotator pairs were compared (the run has one annotator).")
+    annotator_rows = []
+    extra_metrics = _ordered_metrics({m for v in per_annotator.values() for m in v})
+    consensus_metrics = _ordered_metrics({m for v in consensus.values() for m in v})
+    at = data.annotator_table
+    base = {r["annotator"]: r for r in at.to_dict("records")} if at is not None and len(at) else {}
+    for i, a in enumerate(data.annotators):
+        r = base.get(a, {})
+        cells = [_cell(a, style=f"border-left: 6px solid {hex_colour(annotator_colour(i))}"),
+                 _cell(r.get("format", "")), _cell(r.get("n_images"), 0), _cell(r.get("n_objects"), 0),
+                 _cell(r.get("n_findings"), 0)]
+        cells += [_metric_cell(m, per_annotator.get(a, {}).get(m, (float("nan"), 0))[0]) for m in extra_metrics]
+        cells += [_metric_cell(m, consensus.get(a, {}).get(m, (float("nan"), 0))[0]) for m in consensus_metrics]
+        annotator_rows.append({"cells": cells})
+    annotator_table = _table(
+        "annotator-table", ["annotator", "format", "images", "objects", "findings"]
+        + [label(m) for m in extra_metrics] + [f"{label(m)} vs consensus" for m in consensus_metrics],
+        annotator_rows)
+    annotator_note = "" if per_annotator or consensus else (
+        "No per-annotator figures in this run (scores of scope annotator or annotator_consensus): the table "
+        "shows counts only.")
+
+    # categories
+    category_scores = _pivot(scores, "category")
+    if category_scores:
+        category_table = _scope_table("category-table", scores, "category", ["category"], empty="",
+                                      style=lambda m, v: heat_for(m, v) if m in _MATRIX_METRICS else None)
+        counts = {}
+        if data.category_table is not None and len(data.category_table):
+            counts = dict(zip(data.category_table["category"].astype(str), data.category_table["n_objects"]))
+        if counts:
+            category_table["columns"].insert(1, "objects")
+            for row in category_table["rows"]:
+                row["cells"].insert(1, _cell(counts.get(row["cells"][0]["text"]), 0))
+        category_note = ""
+    else:
+        category_table = _category_fallback(data)
+        category_note = ("This run has no per-category scores (scope category). The table below is counted "
+                         "from the object matches: matched pairs with the same label, their mean IoU, and "
+                         "objects left unmatched or labelled differently.")
+
+    # boundaries
+    offsets = _pivot(scores, "annotator_category")
+    offset_matrix = None
+    if offsets:
+        cats = sorted({k.split("|", 1)[1] for k in offsets if "|" in k})
+        metric = "signed_offset_px_mean" if any("signed_offset_px_mean" in v for v in offsets.values()) else \
+            _ordered_metrics({m for v in offsets.values() for m in v})[0]
+        rows = []
+        for i, a in enumerate(data.annotators):
+            cells = [_cell(a, style=f"border-left: 6px solid {hex_colour(annotator_colour(i))}")]
+            for c in cats:
+                value, n = offsets.get(f"{a}|{c}", {}).get(metric, (float("nan"), 0))
+                cells.append(_cell(value, 2, style=diverging(value) if "offset" in metric else heat_for(metric, value),
+                                   title=f"{a}, {c}: {metric} = {_fmt(value, 3)} over {n}"))
+            rows.append({"cells": cells})
+        offset_matrix = _table("offset-table", ["annotator"] + cats, rows, filter=False)
+        offset_matrix["metric"] = metric
+    offset_long = _scope_table("offset-long-table", scores, "annotator_category", ["annotator", "category"],
+                               empty="", style=lambda m, v: diverging(v) if "offset" in m else None)
+    category_pairs = _scope_table("category-pair-table", scores, "category_pair", ["category a", "category b"],
+                                  empty="No category-pair boundary figures in this run (scores of scope "
+                                        "category_pair; they come from panoptic or semantic labels, where "
+                                        "two categories share an outline).",
+                                  style=lambda m, v: diverging(v) if "offset" in m else None)
+    boundary_table = _boundary_table(data.boundary)
+
+    # violations
+    rule_rows, groups = [], []
+    if findings is not None:
+        for code, part in findings.groupby("code", sort=True):
+            text = _rule_text(code)
+            severity = str(part["severity"].iloc[0])
+            per = part["annotator"].fillna("(batch)").value_counts()
+            rule_rows.append({"cells": [
+                _cell(code, href=f"#rule-{code}"), _cell(text["title"]),
+                _cell(severity, cls=f"sev-{severity}"), _cell(len(part), 0),
+                _cell(", ".join(f"{a}: {n}" for a, n in per.items()))]})
+            examples = []
+            for f in part.head(EXAMPLES_PER_RULE).to_dict("records"):
+                examples.append({"cells": [
+                    _cell(f.get("annotator") or ""), _cell(f.get("image") or ""),
+                    _cell(_where(f.get("file"), f.get("source_section"), f.get("source_index"), f.get("source_id"))),
+                    _cell(f.get("message") or ""), _cell(f.get("value")), _cell(f.get("limit_value"))]})
+            groups.append({"code": code, "title": text["title"], "name": text["name"], "why": text["why"],
+                           "severity": severity, "count": len(part), "shown": len(examples),
+                           "table": _table(f"rule-{code}-table", ["annotator", "image", "where", "message",
+                                                                  "value", "limit"],
+                                           examples)})
+    order = {"error": 0, "warning": 1, "info": 2}
+    groups.sort(key=lambda g: (order.get(g["severity"], 3), -g["count"], g["code"]))
+    rule_table = _table("rule-table", ["rule", "title", "severity", "count", "by annotator"], rule_rows, empty="No rule violations or format findings in this run.")
+
+    # images
+    image_rows = _image_rows(data)
+    image_table = _table("image-table", image_rows["columns"], image_rows["rows"],
+                         empty="No images.")
+    ip = data.image_pairs
+    pair_rows, ip_columns = [], []
+    if ip is not None and len(ip):
+        ip_columns = [c for c in ("mask_iou_mean", "boundary_f_2px_mean", "boundary_iou_mean", "pq", "matched",
+                                  "missing", "extra", "label_disagreements") if c in ip.columns]
+        for r in ip[["image", "annotator_a", "annotator_b"] + ip_columns].itertuples(index=False):
+            pair_rows.append({"cells": [_cell(r[0]), _cell(r[1]), _cell(r[2])]
+                              + [_metric_cell(c, v) for c, v in zip(ip_columns, r[3:])]})
+    image_pair_table = _table("image-pair-table", ["image", "annotator a", "annotator b"]
+                              + [label(c) for c in ip_columns], pair_rows,
+                              empty="No image pairs were compared.")
+
+    # other scopes
+    shown = {"batch", "annotator_pair", "annotator", "annotator_consensus", "category", "annotator_category",
+             "category_pair", "image", "image_pair"}
+    other = []
+    if scores is not None and len(scores):
+        for scope in sorted(set(scores["scope"].astype(str)) - shown):
+            parts = scope.split("_")
+            other.append({"scope": scope, "table": _scope_table(
+                f"scope-{scope}", scores, scope, parts, empty="",
+                style=lambda m, v: heat_for(m, v) if m in _MATRIX_METRICS else None)})
+
+    # settings and inputs
+    input_table = _table("input-table", ["annotator", "format", "path", "sha256", "bytes"],
+                         [{"cells": [_cell(i.get("annotator")), _cell(i.get("format")), _cell(i.get("path")),
+                                     _cell((i.get("sha256") or "")[:16], title=i.get("sha256")),
+                                     _cell(i.get("bytes"), 0)]} for i in data.inputs], filter=False, empty="No inputs recorded.")
+    settings_rows = [{"cells": [_cell(k), _cell(v if isinstance(v, str) else json.dumps(v, default=str))]}
+                     for k, v in sorted(data.settings.items()) if v is not None]
+    settings_rows += [{"cells": [_cell(f"report.{k}"), _cell(str(v))]} for k, v in data.report_settings.items()]
+    settings_table = _table("settings-table", ["setting", "value"], settings_rows, filter=False)
+
+    legend = [{"name": a, "colour": hex_colour(annotator_colour(i))} for i, a in enumerate(data.annotators)]
+    sections = [("overview", "Overview"), ("agreement", "Agreement"), ("categories", "Categories"),
+                ("boundaries", "Boundaries"), ("violations", "Violations"), ("worst", "Worst images"),
+                ("images", "Per image"), ("settings", "Settings and inputs")]
+    if other:
+        sections.insert(4, ("other", "Other figures"))
+    return {
+        "title": data.title, "annotators": data.annotators, "verdict": verdict,
+        "meta": {"run_id": "", "seq": None, "name": None, "description": None, "started": "", "tool_version": "",
+                 "stored": None, **data.meta},
+        "figures": figures, "gate_table": gate_table, "batch_table": batch_table,
+        "matrices": matrices, "pair_table": pair_table, "annotator_table": annotator_table,
+        "annotator_note": annotator_note,
+        "category_table": category_table, "category_note": category_note,
+        "offset_matrix": offset_matrix, "offset_long": offset_long, "category_pair_table": category_pairs,
+        "boundary_table": boundary_table,
+        "rule_table": rule_table, "violation_groups": groups,
+        "legend": legend, "disagreement_colour": hex_colour(DISAGREEMENT_COLOUR),
+        "gallery": data.gallery, "pictures_note": data.pictures_note,
+        "image_table": image_table, "image_pair_table": image_pair_table, "other_scopes": other,
+        "input_table": input_table, "settings_table": settings_table,
+        "sections": [{"id": i, "title": t} for i, t in sections],
+    }
+
+
+def _category_fallback(data: ReportInput) -> dict:
+    """Per category, counted from the object matches (when the run has no ``category`` scores)."""
+    counts = {}
+    if data.category_table is not None and len(data.category_table):
+        counts = dict(zip(data.category_table["category"].astype(str), data.category_table["n_objects"]))
+    op = data.object_pairs
+    stats: dict[str, dict] = {c: {"matched": 0, "iou": [], "unmatched": 0, "relabelled": 0, "bf": []}
+                              for c in counts}
+    if op is not None and len(op):
+        status = op["status"].astype(str)
+        same = (status == "matched") & (op["category_a"].astype(str) == op["category_b"].astype(str))
+        for c, part in op[same].groupby(op.loc[same, "category_a"].astype(str)):
+            s = stats.setdefault(c, {"matched": 0, "iou": [], "unmatched": 0, "relabelled": 0, "bf": []})
+            s["matched"] = len(part)
+            s["iou"] = part["iou"].dropna().tolist()
+            if "boundary_f_2px" in part:
+                s["bf"] = part["boundary_f_2px"].dropna().tolist()
+        for side, st in (("category_a", "missing"), ("category_b", "extra")):
+            sel = status == st
+            for c, n in op.loc[sel, side].astype(str).value_counts().items():
+                stats.setdefault(c, {"matched": 0, "iou": [], "unmatched": 0, "relabelled": 0, "bf": []})
+                stats[c]["unmatched"] += int(n)
+        relabel = (status == "matched") & ~same
+        for side in ("category_a", "category_b"):
+            for c, n in op.loc[relabel, side].astype(str).value_counts().items():
+                stats.setdefault(c, {"matched": 0, "iou": [], "unmatched": 0, "relabelled": 0, "bf": []})
+                stats[c]["relabelled"] += int(n)
+    rows = []
+    has_bf = any(s["bf"] for s in stats.values())
+    for c in sorted(stats):
+        s = stats[c]
+        iou = sum(s["iou"]) / len(s["iou"]) if s["iou"] else float("nan")
+        cells = [_cell(c), _cell(counts.get(c), 0), _cell(s["matched"], 0), _cell(iou, style=heat(iou))]
+        if has_bf:
+            bf = sum(s["bf"]) / len(s["bf"]) if s["bf"] else float("nan")
+            cells.append(_cell(bf, style=heat(bf)))
+        cells += [_cell(s["unmatched"], 0), _cell(s["relabelled"], 0)]
+        rows.append({"cells": cells})
+    columns = ["category", "objects", "matched pairs", "mask IoU"] + (["boundary F 2px"] if has_bf else []) \
+        + ["unmatched objects", "relabelled objects"]
+    return _table("category-table", columns, rows, empty="No categories in this run.")
+
+
+def _boundary_table(boundary) -> dict:
+    """The boundary_disagreement table: one row per annotator pair and category pair."""
+    if boundary is None or not len(boundary):
+        return _table("boundary-table", [], [], empty="No boundary figures in this run (the boundary metrics "
+                                                      "need matched object pairs).")
+    wanted = [c for c in ("signed_offset_px_mean", "boundary_iou_mean", "boundary_f_1px_mean",
+                          "boundary_f_2px_mean", "boundary_f_4px_mean", "assd_px_mean", "hd95_px_mean",
+                          "mask_iou_mean") if c in boundary.columns]
+    rows = []
+    for r in boundary.to_dict("records"):
+        cells = [_cell(r["annotator_a"]), _cell(r["annotator_b"]), _cell(r["category_a"]), _cell(r["category_b"]),
+                 _cell(r.get("n_pairs"), 0)]
+        for c in wanted:
+            value = r.get(c)
+            style = diverging(value) if c == "signed_offset_px_mean" else (
+                heat_for(c, value) if c in ("boundary_iou_mean", "boundary_f_2px_mean", "mask_iou_mean") else None)
+            cells.append(_metric_cell(c, value, style=style))
+        rows.append({"cells": cells})
+    return _table("boundary-table", ["annotator a", "annotator b", "category a", "category b", "pairs"]
+                  + [label(c) for c in wanted], rows)
+
+
+def _image_rows(data: ReportInput) -> dict:
+    """One row per image: agreement, worst pair, counts, findings, a link to its picture."""
+    ranked = rank_images(data.image_pairs, [] if data.image_table is None else data.image_table["image"])
+    image_scores = _pivot(data.scores, "image")
+    extra_metrics = _ordered_metrics({m for v in image_scores.values() for m in v})
+    n_findings = {}
+    if data.findings is not None and len(data.findings):
+        n_findings = data.findings["image"].dropna().astype(str).value_counts().to_dict()
+    info = {}
+    if data.image_table is not None and len(data.image_table):
+        info = {str(r["image"]): r for r in data.image_table.to_dict("records")}
+    pictured = {g["image"]: g["rank"] for g in data.gallery}
+    rows = []
+    for rank, r in enumerate(ranked.to_dict("records"), start=1):
+        image = r["image"]
+        i = info.get(image, {})
+        pic = pictured.get(image)
+        cells = [_cell(image, href=f"#pic-{pic}" if pic else None),
+                 _cell(r.get("worst_pair") or ""),
+                 _cell(r.get("agreement"), style=heat(r.get("agreement"))),
+                 _cell(r.get("worst_agreement"), style=heat(r.get("worst_agreement"))),
+                 _cell(r.get("mask_iou_mean")), _cell(r.get("matched"), 0), _cell(r.get("missing"), 0),
+                 _cell(r.get("extra"), 0), _cell(r.get("label_disagreements"), 0),
+                 _cell(i.get("n_annotators"), 0), _cell(i.get("n_objects"), 0),
+                 _cell(n_findings.get(image, 0), 0)]
+        cells += [_metric_cell(m, image_scores.get(image, {}).get(m, (float("nan"), 0))[0]) for m in extra_metrics]
+        rows.append({"cells": cells})
+    columns = ["image", "worst pair", "agreement", "worst pair agreement", "mask IoU", "matched", "missing",
+               "extra", "relabelled", "annotators", "objects", "findings"] + [label(m) for m in extra_metrics]
+    return {"columns": columns, "rows": rows}
+
+
+def render_html(data: ReportInput) -> str:
+    """The report as one HTML string. Every value from the data is escaped."""
+    import jinja2
+    from markupsafe import Markup
+
+    folder = templates_dir()
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), autoescape=True,
+                             trim_blocks=False)
+    template = env.get_template(TEMPLATE)
+    context = build_context(data)
+    # Our own CSS and JavaScript are trusted; a "</" sequence would still end the element early.
+    css = (folder / "report.css").read_text(encoding="utf-8").replace("</", "<\\/")
+    js = (folder / "report.js").read_text(encoding="utf-8").replace("</", "<\\/")
+    return template.render(css=Markup(css), js=Markup(js), **context)
+
+
+def write_report(data: ReportInput, path) -> Path:
+    """Render the report and write it to ``path`` (UTF-8, folders created); return the path.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be written (the message names it).
+    """
+    from qa.errors import ConfigError
+
+    path = Path(path)
+    html = render_html(data)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report: {exc.strerror or exc}", path=path) from None
+    return path

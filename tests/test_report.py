@@ -19,8 +19,8 @@ from markupsafe import escape
 from hypothesis import strategies as st
 
 import qa
-from common import EVIL_CATEGORY, QUOTED_FILE, hostile_exports, make_object, run_cli
 from reference import coco_decode
+from common import EVIL_CATEGORY, QUOTED_FILE, hostile_exports, make_object, run_cli
 from qa import report as rp
 from qa import store as qstore
 from qa.engine._masks import mask_to_rle, object_rle

@@ -45,7 +45,7 @@ def _config():
 
     boundary = _boundary_function()
     return _Config(pairs={}, tolerances=(1, 2, 4), iou_threshold=0.5, max_pixels=10 ** 8,
-                   boundary=boundary is not None, margin=5), boundary
+                   boundary=boundary is not None), boundary
 
 
 def _entries(batch):
@@ -76,9 +76,10 @@ def time_image_pairs(n_scenes: int, repeat: int) -> dict:
                 png_a, png_b = Path(a.entry.png), Path(b.entry.png)
 
                 def compare(a=a, b=b):
-                    for d in (a, b):  # no cached boxes or crops from the previous call
+                    for d in (a, b):  # no cached boxes, crops or outlines from the previous call
                         d._boxes = None
                         d._crops = None
+                        d._outlines = None
                     return _compare_pair(a, b, cfg, boundary)
 
                 def decode(png_a=png_a, png_b=png_b):

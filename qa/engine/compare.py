@@ -8,8 +8,9 @@ every annotator pair ``a|b`` (names sorted):
    two panoptic exports, from one pass over the two id maps, which also yields panoptic quality);
 2. matches the objects one to one on IoU (:mod:`qa.engine.match`): matched pairs, label disagreements,
    missing (in ``a`` only), extra (in ``b`` only) and ignored (mostly inside a crowd region) objects;
-3. computes the boundary metrics of every matched pair from two crops cut from one shared window
-   (:func:`qa.engine.boundary.boundary_pair`, when that module is present).
+3. computes the boundary metrics of every matched pair from the two objects' outlines, listed once per
+   annotator and image (:func:`qa.engine.boundary.outline_pairs`, the numbers of
+   :func:`qa.engine.boundary.boundary_pair`, when that module is present).
 
 Images are spread over worker processes in chunks; results come back as compact column arrays, chunk by
 chunk, so the working memory does not grow with the batch (only the result tables do).
@@ -124,7 +125,6 @@ class _Config:
     iou_threshold: float
     max_pixels: int
     boundary: bool
-    margin: int
 
 
 def _object_positions(batch: Batch) -> dict[str, dict[str, list[int]]]:
@@ -186,6 +186,7 @@ class _Decoded:
         self.seg_ids = None
         self._crops = None
         self._boxes = None
+        self._outlines = None
         if entry.png is not None:
             from pathlib import Path
 
@@ -220,11 +221,17 @@ class _Decoded:
             self._boxes[order] = boxes_sorted
         return self._boxes
 
-    def window(self, k: int, window) -> np.ndarray:
-        if self.id_map is not None:
-            x0, y0, x1, y1 = window
-            return (self.id_map[y0:y1, x0:x1] == self.seg_ids[k]).view(np.uint8)
-        return self._crops.window(k, window)
+    def outlines(self):
+        """Every object's outline as point lists (:class:`qa.engine.boundary.Outlines`), made once: from
+        one pass over the id map, or over each object's crop."""
+        if self._outlines is None:
+            from qa.engine.boundary import id_map_outlines, object_outlines
+
+            if self.id_map is not None:
+                self._outlines = id_map_outlines(self.id_map, self.seg_ids)
+            else:
+                self._outlines = object_outlines(self._crops)
+        return self._outlines
 
 
 _BOUNDARY_SCORES = ("boundary_f_", "boundary_iou", "nsd_", "assd", "hd95", "signed_offset")
@@ -242,11 +249,14 @@ def _score_name(name: str) -> str | None:
 
 
 def _boundary_function():
+    """``outline_pairs(outlines_a, outlines_b, index_a, index_b, *, tolerances) -> list of dict`` (every
+    boundary metric of each pair of objects, :func:`qa.engine.boundary.outline_pairs`), or None when
+    that module is absent."""
     try:
-        from qa.engine.boundary import boundary_pair
+        from qa.engine.boundary import outline_pairs
     except ImportError:
         return None
-    return boundary_pair
+    return outline_pairs
 
 
 def _panoptic_pair(a: _Decoded, b: _Decoded):
@@ -271,9 +281,8 @@ def _panoptic_pair(a: _Decoded, b: _Decoded):
     return inter, area_a, area_b, counts
 
 
-def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, boundary_pair) -> dict:
+def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, outline_pairs) -> dict:
     from qa.engine._kernels_iou import _intersection_counts
-    from qa.engine._masks import union_window
     from qa.engine.match import EXTRA, IGNORED, MATCHED, MISSING, match_objects
     from qa.engine.panoptic import add_counts, pq_summary
 
@@ -289,13 +298,10 @@ def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, boundary_pair) -> dict
     rows = len(m)
     metrics: dict[str, np.ndarray] = {}
     matched_rows = np.flatnonzero(m.status == MATCHED)
-    if boundary_pair is not None and len(matched_rows):
-        boxes_a, boxes_b = a.boxes(), b.boxes()
-        for r in matched_rows:
-            i, j = int(m.index_a[r]), int(m.index_b[r])
-            window = union_window(boxes_a[i], boxes_b[j], margin=cfg.margin, shape=a.shape)
-            values = boundary_pair(a.window(i, window), b.window(j, window), tolerances=cfg.tolerances,
-                                   offset=(window[0], window[1]), image_shape=a.shape)
+    if outline_pairs is not None and len(matched_rows):
+        pairs = outline_pairs(a.outlines(), b.outlines(), m.index_a[matched_rows], m.index_b[matched_rows],
+                              tolerances=cfg.tolerances)
+        for r, values in zip(matched_rows, pairs):
             for name, value in values.items():
                 if name not in metrics:
                     metrics[name] = np.full(rows, np.nan)
@@ -336,24 +342,24 @@ def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, boundary_pair) -> dict
     }
 
 
-def _compare_image(task: _Task, cfg: _Config, boundary_pair) -> list[tuple[int, dict]]:
+def _compare_image(task: _Task, cfg: _Config, outline_pairs) -> list[tuple[int, dict]]:
     decoded = {e.annotator: _Decoded(e, task.height, task.width, cfg.max_pixels) for e in task.entries}
     out = []
     for a, b in itertools.combinations(sorted(decoded), 2):
-        out.append((cfg.pairs[(a, b)], _compare_pair(decoded[a], decoded[b], cfg, boundary_pair)))
+        out.append((cfg.pairs[(a, b)], _compare_pair(decoded[a], decoded[b], cfg, outline_pairs)))
     return out
 
 
 def _compare_chunk(tasks: list[_Task], cfg: _Config) -> dict:
     """Compare a chunk of images; return its results as column arrays (cheap to pickle and keep)."""
-    boundary_pair = _boundary_function() if cfg.boundary else None
+    outline_pairs = _boundary_function() if cfg.boundary else None
     obj: dict[str, list] = {}
     image_rows: list[dict] = []
     pq: dict[int, dict] = {}
     metric_names: dict[str, None] = {}  # insertion-ordered: the same columns in every process
     results = []
     for task in tasks:
-        for code, res in _compare_image(task, cfg, boundary_pair):
+        for code, res in _compare_image(task, cfg, outline_pairs):
             results.append((task.position, code, res))
             metric_names.update(dict.fromkeys(res["metrics"]))
     for position, code, res in results:
@@ -469,7 +475,8 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
     Annotator pairs are named ``"a|b"`` with the names sorted; ``missing`` objects are ``a``'s with no
     match in ``b``, ``extra`` objects ``b``'s with no match in ``a``. Panoptic quality uses the symmetric
     form of :mod:`qa.engine.panoptic` and needs both annotators of the pair to export COCO panoptic.
-    Boundary metrics come from :func:`qa.engine.boundary.boundary_pair` when that module is installed;
+    Boundary metrics come from :func:`qa.engine.boundary.outline_pairs` (the numbers of
+    :func:`qa.engine.boundary.boundary_pair`) when that module is installed;
     otherwise their columns are absent.
 
     Examples
@@ -495,7 +502,7 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
     boundary = _boundary_function() is not None
     cfg = _Config(pairs={p: k for k, p in enumerate(pair_list)}, tolerances=tolerances,
                   iou_threshold=float(iou_threshold), max_pixels=max_pixels or Limits().max_pixels,
-                  boundary=boundary, margin=int(math.ceil(max(tolerances))) + 1)
+                  boundary=boundary)
     total = sum(1 for key in batch.images if len(batch.coverage.get(key, ())) >= 2)
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:

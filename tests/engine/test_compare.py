@@ -220,24 +220,26 @@ def test_panopticapi_sample_against_itself_scores_pq_one(shared_data):
 
 
 def test_boundary_metrics_are_wired_per_matched_pair(small_batch, monkeypatch):
-    """With a stand-in for qa.engine.boundary.boundary_pair: the crops it gets and where its numbers go."""
+    """With a stand-in for qa.engine.boundary.outline_pairs: the objects it gets and where its numbers go."""
     import qa.engine.compare as compare
 
     calls = []
 
-    def fake_boundary_pair(a_crop, b_crop, *, tolerances, offset, image_shape):
-        assert a_crop.shape == b_crop.shape and a_crop.dtype == np.uint8 and b_crop.dtype == np.uint8
-        calls.append((int(a_crop.sum()), int(b_crop.sum()), int((a_crop & b_crop).sum()), offset, image_shape,
-                      tuple(tolerances)))
-        return {"boundary_f_2px": float(len(calls)), "boundary_a_n": 7.0, "signed_offset": -1.0}
+    def fake_outline_pairs(outlines_a, outlines_b, index_a, index_b, *, tolerances):
+        for i, j in zip(index_a, index_b):
+            area = [int((o.runs[3] - o.runs[2])[o.runs[0][k]:o.runs[0][k + 1]].sum())
+                    for o, k in ((outlines_a, i), (outlines_b, j))]
+            calls.append((area[0], area[1], tuple(tolerances)))
+        return [{"boundary_f_2px": float(len(calls) - len(index_a) + r + 1), "boundary_a_n": 7.0,
+                 "signed_offset": -1.0} for r in range(len(index_a))]
 
-    monkeypatch.setattr(compare, "_boundary_function", lambda: fake_boundary_pair)
+    monkeypatch.setattr(compare, "_boundary_function", lambda: fake_outline_pairs)
     c = compare_batch(small_batch, workers=1, tolerances=(2,))
     matched = c.object_pairs[c.object_pairs["status"] == "matched"]
     assert len(calls) == len(matched) == 5
-    for (area_a, area_b, inter, offset, shape, tol), (_, row) in zip(calls, matched.iterrows()):
-        assert (area_a, area_b, inter) == (row["area_a"], row["area_b"], row["intersection"])  # whole objects
-        assert shape == (H, W) and tol == (2,) and min(offset) >= 0
+    for (area_a, area_b, tol), (_, row) in zip(calls, matched.iterrows()):
+        assert (area_a, area_b) == (row["area_a"], row["area_b"])  # whole objects, the matched ones
+        assert tol == (2,)
     assert matched["boundary_f_2px"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert c.object_pairs.loc[c.object_pairs["status"] != "matched", "boundary_f_2px"].isna().all()
     assert "boundary_a_n" in c.object_pairs  # counts stay in the object table ...
@@ -245,6 +247,45 @@ def test_boundary_metrics_are_wired_per_matched_pair(small_batch, monkeypatch):
     assert s["boundary_f_2px_mean"] == 1.5 and s["signed_offset_px_mean"] == -1.0
     assert "boundary_a_n_mean" not in s and "boundary_a_n_mean" not in c.image_pairs  # ... not in the means
     assert c.settings["boundary_metrics"] is True
+
+
+def _same(got, expected):
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == value or (np.isnan(got[key]) and np.isnan(value)), key
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_engine_boundary_metrics_equal_dense_distance_transforms(seed):
+    """The engine's outline path gives boundary_pair's numbers to the bit, from id maps and from crops."""
+    import reference as ref
+
+    from qa.engine._masks import rle_crops
+    from qa.engine.boundary import id_map_outlines, object_outlines, outline_pairs
+
+    rng = np.random.default_rng(seed)
+    h, w = 60, 80
+    maps = []
+    for _ in range(2):
+        m = np.zeros((h, w), np.int32)
+        for k in range(1, 9):  # overlapping blobs painted in order: the last one on top
+            cy, cx = rng.integers(0, h), rng.integers(0, w)
+            ry, rx = rng.integers(3, 30, 2)
+            yy, xx = np.mgrid[:h, :w]
+            m[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1 + 0.3 * rng.random((h, w))] = k
+        maps.append(m)
+    ids = np.arange(0, 9)
+    tolerances = (1, 2, 4)
+    pairs_a, pairs_b = np.repeat(ids, len(ids)), np.tile(ids, len(ids))
+    from_maps = outline_pairs(id_map_outlines(maps[0], ids), id_map_outlines(maps[1], ids), pairs_a, pairs_b,
+                              tolerances=tolerances)
+    crops = [rle_crops([mask_to_rle(m == k) for k in ids], h, w) for m in maps]
+    from_crops = outline_pairs(object_outlines(crops[0]), object_outlines(crops[1]), pairs_a, pairs_b,
+                               tolerances=tolerances)
+    for (i, j), got_map, got_crop in zip(zip(pairs_a, pairs_b), from_maps, from_crops):
+        expected = ref.dense_boundary_pair(maps[0] == i, maps[1] == j, tolerances=tolerances)
+        _same(got_map, expected)
+        _same(got_crop, expected)
 
 
 def test_real_boundary_metrics_on_identical_and_shifted_objects(small_batch):

@@ -289,6 +289,10 @@ def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, outline_pairs) -> dict
     counts = None
     if a.panoptic and b.panoptic:
         inter, area_a, area_b, counts = _panoptic_pair(a, b)
+    elif outline_pairs is not None:  # the outlines are needed anyway: intersect their row runs
+        from qa.engine._kernels_iou import _run_intersections
+
+        inter, area_a, area_b = _run_intersections(*a.outlines().runs, *b.outlines().runs)
     else:
         ca, cb = a.crops(), b.crops()
         inter = _intersection_counts(ca.buf, ca.starts, ca.boxes, cb.buf, cb.starts, cb.boxes)

@@ -302,3 +302,44 @@ def test_real_boundary_metrics_on_identical_and_shifted_objects(small_batch):
     assert 0 < s["boundary_f_1px_mean"] <= 1 and s["boundary_f_2px_mean"] == 1.0
     ip = c.image_pairs
     assert "boundary_f_2px_mean" in ip and "boundary_a_n_mean" not in ip
+
+
+def test_spilled_tables_equal_the_tables_in_memory(small_batch, tmp_path):
+    in_memory = compare_batch(small_batch, workers=1)
+    spilled = compare_batch(small_batch, workers=1, spill_dir=tmp_path / "spill")
+    assert spilled.spill_dir == tmp_path / "spill" and in_memory.spill_dir is None
+    assert sorted(p.name for p in (tmp_path / "spill" / "object_pairs").iterdir()) == ["part-00000.parquet"]
+    pd.testing.assert_frame_equal(spilled.scores, in_memory.scores)
+    for name in ("object_pairs", "image_pairs"):
+        got, expected = getattr(spilled, name), getattr(in_memory, name)
+        assert list(got.columns) == list(expected.columns)
+        for column in expected.columns:  # categories of a part hold the values present in it
+            assert got[column].astype(object).tolist() == expected[column].astype(object).tolist() or (
+                got[column].isna().equals(expected[column].isna())
+                and got[column].dropna().astype(object).tolist() == expected[column].dropna().astype(object).tolist()
+            ), (name, column)
+    # a second run into the same folder replaces the parts
+    again = compare_batch(small_batch, workers=1, spill_dir=tmp_path / "spill")
+    assert len(again.object_pairs) == len(in_memory.object_pairs)
+
+
+def test_spilled_parts_are_written_as_the_rows_arrive(small_batch, tmp_path, monkeypatch):
+    import qa.engine.compare as compare
+
+    monkeypatch.setattr(compare, "_SPILL_ROWS", 1)  # a part per chunk
+    monkeypatch.setattr(compare, "_CHUNK_MAX", 1)
+    c = compare_batch(small_batch, workers=1, spill_dir=tmp_path)
+    parts = sorted(p.name for p in (tmp_path / "object_pairs").iterdir())
+    assert len(parts) == 2 and len(list((tmp_path / "image_pairs").iterdir())) == 2
+    expected = compare_batch(small_batch, workers=1)
+    pd.testing.assert_frame_equal(c.scores, expected.scores)
+    assert c.object_pairs["iou"].tolist() == pytest.approx(expected.object_pairs["iou"].tolist(), nan_ok=True)
+
+
+def test_compact_column_types(small_batch):
+    op = compare_batch(small_batch, workers=1).object_pairs
+    assert op["image"].cat.codes.dtype == np.int8 and op["status"].cat.codes.dtype == np.int8
+    assert str(op["object_index_a"].dtype) == "Int32" and op["area_a"].dtype == np.int32
+    assert op["boundary_a_n"].dtype == np.float32  # pixel counts: exact in float32 below 2^24 pixels
+    assert op["iou"].dtype == np.float64 and op["boundary_f_2px"].dtype == np.float64  # metrics stay float64
+    assert op["source_id_a"].dtype == "category"

@@ -171,6 +171,8 @@ def memory_child(n_images: int, workers: int, folder: str, spill: bool = False) 
     from qa.engine.compare import compare_batch
 
     import pandas  # noqa: F401  (libraries and compiled kernels count as loaded, not as working memory)
+    import pyarrow.dataset  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
 
     import qa.engine._preload  # noqa: F401
 

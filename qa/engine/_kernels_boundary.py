@@ -343,6 +343,10 @@ def _emit_corner(labels, ids, order, cy, cx, y_off, x_off, s_obj, s_y, s_x, s_co
     """Append the surface elements at corner ``(cy, cx)`` (top-left of pixel ``(cy, cx)``), one per
     wanted label among its four pixels that does not cover all four; return the new count."""
     h, w = labels.shape
+    if 0 < cy < h and 0 < cx < w:  # four pixels of one label: no surface element
+        v = labels[cy, cx]
+        if labels[cy - 1, cx - 1] == v and labels[cy - 1, cx] == v and labels[cy, cx - 1] == v:
+            return count
     for q in range(4):
         yy = cy - 1 + (q >> 1)
         xx = cx - 1 + (q & 1)
@@ -458,21 +462,20 @@ def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at
     n8_all = 0
     last_v = labels[0, 0] if h > 0 and w > 0 else 0
     last_j = _find_id(ids, last_v) if h > 0 and w > 0 else -1
-    for y in range(h):
-        row = flags[y]
-        for x in range(w):
-            if row[x] == 0:
-                continue
-            n8_all += 1
-            v = labels[y, x]
-            if v != last_v:
-                last_v = v
-                last_j = _find_id(ids, v)
-            if last_j >= 0:
-                if n8 == b8.shape[0]:
-                    b8 = _grow(b8, n8 + 1)
-                b8[n8] = y * w + x
-                n8 += 1
+    p = _next_flag(flat, words, 0, h * w)
+    while p < h * w:
+        n8_all += 1
+        y = p // w
+        v = labels[y, p - y * w]
+        if v != last_v:
+            last_v = v
+            last_j = _find_id(ids, v)
+        if last_j >= 0:
+            if n8 == b8.shape[0]:
+                b8 = _grow(b8, n8 + 1)
+            b8[n8] = p
+            n8 += 1
+        p = _next_flag(flat, words, p + 1, h * w)
     # pass 2: the band, the wanted pixels within chessboard distance d - 1 of a boundary pixel of theirs
     r = band_width - 1
     n_band = 0
@@ -507,19 +510,35 @@ def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at
     nb = 0
     ns = 0
     run_start = 0
+    last_v = labels[0, 0] if h > 0 and w > 0 else 0
+    last_j = _find_id(ids, last_v) if h > 0 and w > 0 else -1
+    last_k = order[last_j] if last_j >= 0 else -1
     for cy in range(h + 1):
         edge_row = cy == 0 or cy == h
         cx = 0
         while cx <= w:
             pixel = cy < h and cx < w
             f = flags[cy, cx] if pixel else np.uint8(0)
+            if f == _BAND and not edge_row and 0 < cx < w - 1:  # band only: no corner, no run end
+                band_obj[nb] = last_k if labels[cy, cx] == last_v else order[_find_id(ids, labels[cy, cx])]
+                band_y[nb] = cy + y_off
+                band_x[nb] = cx + x_off
+                nb += 1
+                cx += 1
+                if not edge_row and cx < w - 1:
+                    cx = _next_flag(flat, words, cy * w + cx, cy * w + w - 1) - cy * w
+                continue
             if (f & _B8) != 0 or edge_row or cx == 0 or cx == w:
                 ns = _emit_corner(labels, ids, order, cy, cx, y_off, x_off, s_obj, s_y, s_x, s_code, ns)
             if pixel and (f != 0 or cx == 0 or cx == w - 1):
                 v = labels[cy, cx]
-                j = _find_id(ids, v)
+                if v != last_v:
+                    last_v = v
+                    last_j = _find_id(ids, v)
+                    last_k = order[last_j] if last_j >= 0 else -1
+                j = last_j
                 if j >= 0:
-                    k = order[j]
+                    k = last_k
                     if f & _BAND:
                         band_obj[nb] = k
                         band_y[nb] = cy + y_off

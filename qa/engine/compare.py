@@ -635,9 +635,10 @@ class _Tables:
     """Builds ``object_pairs`` and ``image_pairs`` from the chunks' column arrays as they arrive.
 
     Each chunk is turned at once into compact columns (category codes, int32 where exact, float32 pixel
-    counts where exact) and its raw arrays dropped. In memory, every column is concatenated once at the
-    end, each chunk's piece released as it is copied, so the tables exist in one copy (plus one column).
-    With ``spill_dir``, chunks are written as Parquet parts of about ``_SPILL_ROWS`` rows and never kept.
+    counts where exact), appended to the tables' block-backed columns (:class:`_Column`) and dropped.
+    In memory, every column is joined once at the end, its blocks released as they are copied, so the
+    tables exist in one copy (plus one column). With ``spill_dir``, parts of about ``_SPILL_ROWS`` rows
+    are written to Parquet and released.
     """
 
     def __init__(self, batch: Batch, pair_list, categories: list[str], cfg: _Config, spill_dir=None):
@@ -665,8 +666,8 @@ class _Tables:
         self.boundary_names: dict[str, None] = {}
         if self.spill is not None and cfg.boundary:  # fixed columns: every part has the same schema
             self.boundary_names.update(dict.fromkeys(_boundary_names(cfg.tolerances)))
-        self.obj: list[dict] = []
-        self.img: list[dict] = []
+        self.obj = _Table()
+        self.img = _Table()
         self.buffered = 0
         self.pq: dict[int, dict] = {}
         self.images_per_pair = np.zeros(len(pair_list), np.int64)
@@ -679,9 +680,9 @@ class _Tables:
             self.boundary_names.update(dict.fromkeys(k for k in obj if k not in _OBJECT_COLUMNS))
         n = len(obj["pair"]) if "pair" in obj else 0
         if n:
-            self.obj.append(self._compact_objects(obj, n))
+            self.obj.append(self._compact_objects(obj, n), self.count_type)
         if img:
-            self.img.append(self._compact_images(img))
+            self.img.append(self._compact_images(img), self.count_type)
             np.add.at(self.images_per_pair, img["pair"].astype(np.int64), 1)
         for code, per_cat in part["pq"].items():
             total = self.pq.setdefault(code, {})
@@ -799,9 +800,8 @@ class _Tables:
     # -- the end --
 
     def _write_part(self) -> None:
-        objects = _join(self.obj, self.object_template(), self.count_type)
-        self.spill.write({"object_pairs": self.object_frame(objects),
-                          "image_pairs": self.image_frame(_join(self.img, self.image_template()))})
+        self.spill.write({"object_pairs": self.object_frame(self.obj.join(self.object_template())),
+                          "image_pairs": self.image_frame(self.img.join(self.image_template()))})
         self.buffered = 0
 
     def object_template(self) -> dict:
@@ -828,13 +828,13 @@ class _Tables:
 
     def finish(self) -> Comparison:
         if self.spill is not None:
-            if self.obj or self.img or not self.spill.parts:
+            if self.obj.rows or self.img.rows or not self.spill.parts:
                 self._write_part()
             object_pairs = image_pairs = None
             figures = self._spilled_figures()
         else:
-            object_pairs = self.object_frame(_join(self.obj, self.object_template(), self.count_type))
-            image_pairs = self.image_frame(_join(self.img, self.image_template()))
+            object_pairs = self.object_frame(self.obj.join(self.object_template()))
+            image_pairs = self.image_frame(self.img.join(self.image_template()))
             figures = self._figures(object_pairs)
         scores = self._scores(figures)
         settings = {"tolerances": list(self.cfg.tolerances), "iou_threshold": self.cfg.iou_threshold,
@@ -940,22 +940,89 @@ class _Tables:
         return scores
 
 
-def _join(chunks: list[dict], template: dict, count_type=np.float64) -> dict:
-    """One array per column from the chunks' columns, each chunk's piece released once copied (so only
-    one column exists twice at any time); ``template`` gives the columns of an empty table. A column
-    missing from a chunk (a boundary figure of a chunk without matched pairs) is NaN there."""
-    if not chunks:
-        return template
-    names = list(dict.fromkeys(name for chunk in chunks for name in chunk))
-    lengths = [len(next(iter(chunk.values()))) for chunk in chunks]
-    out = {}
-    for name in names:
-        dtype = count_type if _COUNT_COLUMN.search(name) else np.float64
-        pieces = [chunk.pop(name) if name in chunk else np.full(k, np.nan, dtype) for chunk, k in zip(chunks, lengths)]
-        out[name] = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-        del pieces
-    chunks.clear()
-    return out
+class _Column:
+    """One column of a result table, filled chunk by chunk, joined once.
+
+    The values go into blocks of anonymous memory (``mmap``) that grow from 64 KiB to 4 MiB. Joining
+    copies the blocks into one array and unmaps each block as soon as it is copied, so its memory goes
+    back to the system at once: the column never exists twice, and the many small chunk arrays that
+    came before leave no fragmented heap behind.
+    """
+
+    __slots__ = ("dtype", "blocks", "used", "length")
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+        self.blocks: list = []  # (mmap, array view)
+        self.used = 0  # values in the last block
+        self.length = 0
+
+    def append(self, values: np.ndarray) -> None:
+        import mmap
+
+        values = np.asarray(values, dtype=self.dtype)
+        k = 0
+        while k < len(values):
+            if not self.blocks or self.used == len(self.blocks[-1][1]):
+                size = min(4 << 20, (64 << 10) << min(len(self.blocks), 6))
+                block = mmap.mmap(-1, size)
+                self.blocks.append((block, np.frombuffer(block, dtype=self.dtype)))
+                self.used = 0
+            view = self.blocks[-1][1]
+            take = min(len(values) - k, len(view) - self.used)
+            view[self.used:self.used + take] = values[k:k + take]
+            self.used += take
+            k += take
+        self.length += len(values)
+
+    def pad(self, n: int) -> None:
+        """Append ``n`` missing values (NaN; the column is a float one)."""
+        self.append(np.full(n, np.nan, self.dtype))
+
+    def join(self) -> np.ndarray:
+        out = np.empty(self.length, self.dtype)
+        pos = 0
+        while self.blocks:
+            block, view = self.blocks.pop(0)
+            take = min(len(view), self.length - pos)
+            out[pos:pos + take] = view[:take]
+            pos += take
+            del view
+            block.close()
+        self.length = 0
+        return out
+
+
+class _Table:
+    """Columns of one result table filled chunk by chunk (see :class:`_Column`)."""
+
+    def __init__(self):
+        self.columns: dict[str, _Column] = {}
+        self.rows = 0
+
+    def append(self, chunk: dict, count_type) -> None:
+        n = len(next(iter(chunk.values())))
+        for name, values in chunk.items():
+            if name not in self.columns:  # a boundary figure first seen now: NaN on the rows before
+                dtype = values.dtype if self.rows == 0 else (
+                    count_type if _COUNT_COLUMN.search(name) else np.float64)
+                self.columns[name] = _Column(dtype)
+                if self.rows:
+                    self.columns[name].pad(self.rows)
+            self.columns[name].append(values)
+        for name, column in self.columns.items():
+            if name not in chunk:
+                column.pad(n)
+        self.rows += n
+
+    def join(self, template: dict) -> dict:
+        """One array per column (``template``'s empty columns when no row came)."""
+        if not self.columns:
+            return template
+        out = {name: column.join() for name, column in self.columns.items()}
+        self.columns = {}
+        self.rows = 0
+        return out
 
 
 def _boundary_names(tolerances) -> list[str]:

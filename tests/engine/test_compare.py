@@ -343,3 +343,24 @@ def test_compact_column_types(small_batch):
     assert op["boundary_a_n"].dtype == np.float32  # pixel counts: exact in float32 below 2^24 pixels
     assert op["iou"].dtype == np.float64 and op["boundary_f_2px"].dtype == np.float64  # metrics stay float64
     assert op["source_id_a"].dtype == "category"
+
+
+def test_block_columns_join_what_was_appended():
+    from qa.engine.compare import _Column, _Table
+
+    rng = np.random.default_rng(0)
+    pieces = [rng.random(int(n)) for n in rng.integers(0, 30_000, 12)]  # crosses several blocks
+    column = _Column(np.float64)
+    for piece in pieces:
+        column.append(piece)
+    joined = column.join()
+    np.testing.assert_array_equal(joined, np.concatenate(pieces))
+    assert column.blocks == [] and column.length == 0
+    table = _Table()
+    table.append({"a": np.arange(3, dtype=np.int32)}, np.float32)
+    table.append({"a": np.arange(2, dtype=np.int32), "boundary_a_n": np.ones(2, np.float32),
+                  "hd95": np.ones(2)}, np.float32)
+    out = table.join({})
+    assert out["a"].dtype == np.int32 and out["a"].tolist() == [0, 1, 2, 0, 1]
+    assert out["boundary_a_n"].dtype == np.float32 and out["hd95"].dtype == np.float64
+    assert np.isnan(out["hd95"][:3]).all() and out["hd95"][3:].tolist() == [1.0, 1.0]

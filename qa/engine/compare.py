@@ -569,7 +569,7 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
 _OBJECT_COLUMNS = ("position", "pair", "index_a", "index_b", "status", "iou", "best_iou", "intersection",
                    "area_a", "area_b", "label_disagreement", "crowd_share")
 _IMAGE_COUNTS = ("objects_a", "objects_b", "matched", "missing", "extra", "ignored", "label_disagreements")
-_SPILL_ROWS = 250_000
+_SPILL_ROWS = 50_000
 """Object rows gathered before a spilled part is written."""
 _COUNT_COLUMN = re.compile(r"(_n|^biou_intersection|^biou_union|_matched_.*)$")
 """Boundary columns that hold pixel counts (stored as float32 when every image has fewer than 2^24
@@ -852,7 +852,8 @@ class _Tables:
         return out
 
     def _figures(self, object_pairs) -> dict:
-        """Per annotator pair: status counts, label disagreements and each figure's matched values."""
+        """Per annotator pair: status counts, label disagreements and each figure's mean over the matched
+        pairs (with the number of values)."""
         from qa.engine.match import EXTRA, IGNORED, MATCHED, MISSING
 
         pair = object_pairs["pair"].cat.codes.to_numpy()
@@ -866,38 +867,51 @@ class _Tables:
                       "extra": int((in_pair & (status == EXTRA)).sum()),
                       "ignored": int((in_pair & (status == IGNORED)).sum()),
                       "label_disagreements": int((in_pair & label).sum())}
-            values = {metric: object_pairs[name].to_numpy()[matched]
+            values = {metric: _mean(object_pairs[name].to_numpy()[matched])
                       for name, metric in self._score_columns().items()}
             out[code] = (counts, values)
         return out
 
     def _spilled_figures(self) -> dict:
-        """:meth:`_figures` read back from the Parquet parts: per annotator pair, one column at a time."""
-        import pyarrow.compute as pc
-        import pyarrow.dataset as ds
+        """:meth:`_figures` read back from the Parquet parts, part by part and one column at a time, so
+        that only one figure's matched values are in memory at once (the same values in the same order
+        as in memory, hence the same means to the bit)."""
+        import pyarrow.parquet as pq
 
         from qa.engine.match import STATUS
 
-        dataset = ds.dataset(str(self.spill.folder / "object_pairs"), format="parquet")
-        out = {}
-        for code, key in enumerate(self.pair_keys):
-            in_pair = pc.field("pair") == key
-            table = dataset.to_table(columns=["status", "label_disagreement"], filter=in_pair)
-            status = table.column("status").combine_chunks().dictionary_decode() if table.num_rows else None
-            counts = {}
-            for name, label in (("matched", STATUS[0]), ("missing", STATUS[1]), ("extra", STATUS[2]),
-                                ("ignored", STATUS[3])):
-                counts[name] = 0 if status is None else int(pc.sum(pc.equal(status, label)).as_py() or 0)
-            label_column = table.column("label_disagreement")
-            counts["label_disagreements"] = int(pc.sum(label_column).as_py() or 0) if table.num_rows else 0
-            del table
-            matched = in_pair & (pc.field("status") == STATUS[0])
-            values = {}
-            for name, metric in self._score_columns().items():
-                column = dataset.to_table(columns=[name], filter=matched).column(name)
-                values[metric] = column.to_numpy().astype(np.float64, copy=False)
-            out[code] = (counts, values)
-        return out
+        parts = sorted((self.spill.folder / "object_pairs").glob("part-*.parquet"))
+        n = len(self.pair_keys)
+        counts = [dict.fromkeys(("matched", "missing", "extra", "ignored", "label_disagreements"), 0)
+                  for _ in range(n)]
+        values: list[dict] = [{} for _ in range(n)]
+        names = list(self._score_columns().items())
+        for step in range(len(names) + 1):
+            pieces: list[list] = [[] for _ in range(n)]
+            for path in parts:
+                columns = ["pair", "status"] + (["label_disagreement"] if step == 0 else [names[step - 1][0]])
+                table = pq.read_table(path, columns=columns)
+                pair = table.column("pair").to_pandas().astype(object).to_numpy()
+                status = table.column("status").to_pandas().astype(object).to_numpy()
+                for code, key in enumerate(self.pair_keys):
+                    in_pair = pair == key
+                    matched = in_pair & (status == STATUS[0])
+                    if step == 0:
+                        for label, name in zip(STATUS, ("matched", "missing", "extra", "ignored")):
+                            counts[code][name] += int((in_pair & (status == label)).sum())
+                        label = table.column("label_disagreement").to_numpy()
+                        counts[code]["label_disagreements"] += int((in_pair & label).sum())
+                    else:
+                        column = table.column(names[step - 1][0]).to_numpy()
+                        pieces[code].append(column[matched].astype(np.float64, copy=False))
+                del table
+            if step:
+                metric = names[step - 1][1]
+                for code in range(n):
+                    values[code][metric] = _mean(np.concatenate(pieces[code]) if pieces[code]
+                                                 else np.zeros(0, np.float64))
+            del pieces
+        return {code: (counts[code], values[code]) for code in range(n)}
 
     def _scores(self, figures: dict):
         import pandas as pd
@@ -914,10 +928,8 @@ class _Tables:
             records.append(("annotator_pair", key, "images", n_images, n_images))
             for metric in ("matched", "missing", "extra", "ignored", "label_disagreements"):
                 records.append(("annotator_pair", key, metric, counts[metric], n_images))
-            for metric, values in values_by_metric.items():
-                values = values[~np.isnan(values)]
-                value = float(values.mean()) if len(values) else math.nan
-                records.append(("annotator_pair", key, metric, value, len(values)))
+            for metric, (value, count) in values_by_metric.items():
+                records.append(("annotator_pair", key, metric, value, count))
                 means.setdefault(metric, []).append(value)
             if code in self.pq:
                 summary = pq_summary(self.pq[code], isthing=isthing)
@@ -1023,6 +1035,12 @@ class _Table:
         self.columns = {}
         self.rows = 0
         return out
+
+
+def _mean(values: np.ndarray) -> tuple[float, int]:
+    """Mean of the values that are not NaN (NaN when none) and their number."""
+    values = values[~np.isnan(values)]
+    return (float(values.mean()) if len(values) else math.nan), len(values)
 
 
 def _boundary_names(tolerances) -> list[str]:

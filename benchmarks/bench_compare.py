@@ -15,7 +15,9 @@ Run: ``.venv/bin/python -m benchmarks.bench_compare [--scenes N] [--sizes 100,10
 
 2. Peak memory against batch size: ``compare_batch`` on batches of 100 to 10,000 images (three panoptic
    annotators, ``qa synth`` scenes at 256x512, the PNGs of 8 distinct scenes reused by building the
-   batch in memory), each batch in a fresh subprocess. Serial runs report the process's peak RSS (``resource.getrusage``); parallel runs
+   batch in memory), each batch in a fresh subprocess, with the result tables held in memory or spilled
+   to Parquet parts (``compare_batch(..., spill_dir=...)``). Serial runs report the process's peak RSS
+   (``resource.getrusage``); parallel runs
    (two workers) the largest sum of RSS over the process tree, sampled every 20 ms from ``/proc``. The
    batch itself (the model objects) and the result tables grow with the batch; the working memory of the
    comparison ("working MB": the main process's peak minus its size after loading minus the tables) is
@@ -45,7 +47,7 @@ def _config():
 
     boundary = _boundary_function()
     return _Config(pairs={}, tolerances=(1, 2, 4), iou_threshold=0.5, max_pixels=10 ** 8,
-                   boundary=boundary is not None, margin=5), boundary
+                   boundary=boundary is not None), boundary
 
 
 def _entries(batch):
@@ -76,9 +78,10 @@ def time_image_pairs(n_scenes: int, repeat: int) -> dict:
                 png_a, png_b = Path(a.entry.png), Path(b.entry.png)
 
                 def compare(a=a, b=b):
-                    for d in (a, b):  # no cached boxes or crops from the previous call
+                    for d in (a, b):  # no cached boxes, crops or outlines from the previous call
                         d._boxes = None
                         d._crops = None
+                        d._outlines = None
                     return _compare_pair(a, b, cfg, boundary)
 
                 def decode(png_a=png_a, png_b=png_b):
@@ -158,8 +161,9 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def memory_child(n_images: int, workers: int, folder: str) -> None:
-    """Run in a subprocess: build the batch, compare it, print peak figures as JSON."""
+def memory_child(n_images: int, workers: int, folder: str, spill: bool = False) -> None:
+    """Run in a subprocess: build the batch, compare it (holding the tables, or spilling them to Parquet
+    parts), print peak figures as JSON."""
     import os
     import resource
     import threading
@@ -167,6 +171,8 @@ def memory_child(n_images: int, workers: int, folder: str) -> None:
     from qa.engine.compare import compare_batch
 
     import pandas  # noqa: F401  (libraries and compiled kernels count as loaded, not as working memory)
+    import pyarrow.dataset  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
 
     import qa.engine._preload  # noqa: F401
 
@@ -183,33 +189,45 @@ def memory_child(n_images: int, workers: int, folder: str) -> None:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    spill_dir = Path(folder) / f"spill-{n_images}-{workers}" if spill else None
     t1 = time.perf_counter()
-    comparison = compare_batch(batch, workers=workers)
+    comparison = compare_batch(batch, workers=workers, spill_dir=spill_dir)
     t2 = time.perf_counter()
     stop.set()
     sampler.join()
-    tables = sum(int(getattr(comparison, name).memory_usage(deep=True).sum())
-                 for name in ("object_pairs", "image_pairs", "scores"))
+    peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if spill:  # the tables are on disk: what the comparison held is the scores table
+        tables = int(comparison.scores.memory_usage(deep=True).sum())
+        disk = sum(p.stat().st_size for p in spill_dir.rglob("*.parquet"))
+        rows = int(comparison.scores.query("scope == 'batch' and metric in ('matched', 'missing', 'extra', "
+                                           "'ignored')")["value"].sum())
+    else:
+        tables = sum(int(getattr(comparison, name).memory_usage(deep=True).sum())
+                     for name in ("object_pairs", "image_pairs", "scores"))
+        disk = 0
+        rows = len(comparison.object_pairs)
     print(json.dumps({
-        "images": n_images, "workers": workers, "rows": len(comparison.object_pairs),
+        "images": n_images, "workers": workers, "spill": spill, "rows": rows, "disk_mb": disk / 2 ** 20,
         "after_load_mb": after_load / 1024,
-        "peak_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_self_mb": peak_self,
         "peak_tree_mb": peak_tree[0] / 1024,
         "tables_mb": tables / 2 ** 20,
         "load_s": t1 - t0, "compare_s": t2 - t1,
     }))
 
 
-def memory_runs(sizes: list[int], workers_list: list[int]) -> list[dict]:
+def memory_runs(sizes: list[int], workers_list: list[int], modes: list[str]) -> list[dict]:
     results = []
     with tempfile.TemporaryDirectory() as folder:
-        for workers in workers_list:
-            for n in sizes:
-                out = subprocess.run([sys.executable, "-m", "benchmarks.bench_compare", "--memory-child", str(n),
-                                      "--workers", str(workers), "--folder", folder],
-                                     check=True, capture_output=True, text=True)
-                results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-                print("  " + json.dumps(results[-1]), file=sys.stderr)
+        for mode in modes:
+            for workers in workers_list:
+                for n in sizes:
+                    cmd = [sys.executable, "-m", "benchmarks.bench_compare", "--memory-child", str(n),
+                           "--workers", str(workers), "--folder", folder]
+                    out = subprocess.run(cmd + (["--spill-child"] if mode == "spill" else []),
+                                         check=True, capture_output=True, text=True)
+                    results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                    print("  " + json.dumps(results[-1]), file=sys.stderr)
     return results
 
 
@@ -223,12 +241,15 @@ def main(argv=None) -> None:
     parser.add_argument("--memory-workers", default="1,2")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--modes", default="memory,spill",
+                        help="memory: tables held in memory; spill: compare_batch(spill_dir=...) (default both)")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--spill-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child is not None:
-        memory_child(args.memory_child, args.workers, args.folder)
+        memory_child(args.memory_child, args.workers, args.folder, spill=args.spill_child)
         return
 
     _, boundary = _config()
@@ -247,14 +268,16 @@ def main(argv=None) -> None:
     if not args.skip_memory:
         sizes = [int(s) for s in args.sizes.split(",")]
         workers_list = [int(w) for w in args.memory_workers.split(",")]
+        modes = [m for m in args.modes.split(",") if m]
         print("Peak memory against batch size (qa synth scenes at 256x512, panoptic, three annotators)")
-        print("  images  workers  object rows  after load MB  tables MB  peak MB (main process)  working MB"
-              "  peak MB (all processes)  compare s")
-        for r in memory_runs(sizes, workers_list):
+        print("  mode    images  workers  object rows  after load MB  tables MB  peak MB (main process)  working MB"
+              "  peak MB (all processes)  Parquet MB  compare s")
+        for r in memory_runs(sizes, workers_list, modes):
             working = r["peak_self_mb"] - r["after_load_mb"] - r["tables_mb"]
-            print(f"  {r['images']:6d}  {r['workers']:7d}  {r['rows']:11d}  {r['after_load_mb']:12.0f}  "
+            mode = "spill" if r["spill"] else "memory"
+            print(f"  {mode:6s}  {r['images']:6d}  {r['workers']:7d}  {r['rows']:11d}  {r['after_load_mb']:12.0f}  "
                   f"{r['tables_mb']:9.1f}  {r['peak_self_mb']:22.0f}  {working:10.0f}  {r['peak_tree_mb']:23.0f}"
-                  f"  {r['compare_s']:9.1f}")
+                  f"  {r['disk_mb']:10.1f}  {r['compare_s']:9.1f}")
     print(f"machine: {machine()}")
     print(f"versions: {versions()}")
 

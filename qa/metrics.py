@@ -121,8 +121,8 @@ def mask_iou(a, b, *, iscrowd=None, compat=None):
     IoU is ``|a & b| / |a | b|``, symmetric in ``a`` and ``b`` except for crowd regions. By default
     two empty masks score 1 (identical inputs score 1) and any other zero denominator scores 0;
     ``compat="pycocotools"`` scores every empty intersection 0, as pycocotools' ``rleIou`` does.
-    RLE lists are decoded into bbox crops by the engine's kernels, and pairs whose bboxes do not
-    overlap are never read.
+    RLE lists are intersected on their run lengths (decoded in one numba call, split at column ends,
+    merged column by column), and pairs whose bboxes do not overlap are skipped.
 
     References
     ----------
@@ -165,8 +165,7 @@ def _iou_value(inter, denom, both_empty, compat):
 
 
 def _rle_iou(a, b, iscrowd, compat):
-    from qa.engine._kernels_iou import _intersection_counts
-    from qa.engine._masks import rle_crops
+    from qa.engine._kernels_iou import _rle_intersections
 
     crowd = np.zeros(len(b), bool) if iscrowd is None else np.asarray(iscrowd, dtype=bool).reshape(-1)
     if crowd.shape[0] != len(b):
@@ -175,19 +174,41 @@ def _rle_iou(a, b, iscrowd, compat):
     if not a or not b:
         return out
     height, width = (int(v) for v in a[0]["size"])
-    ca = rle_crops(a, height, width)
-    cb = rle_crops(b, height, width)
-    inter = _intersection_counts(ca.buf, ca.starts, ca.boxes, cb.buf, cb.starts, cb.boxes)
-    area_a = ca.areas[:, None]
-    area_b = cb.areas[None, :]
-    denom = np.where(crowd[None, :], area_a, area_a + area_b - inter)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = inter / denom
+    rles = a + b
+    for rle in rles:
+        size = rle["size"]
+        if size[0] != height or size[1] != width:
+            raise ValueError(f"RLE size {size[0]}x{size[1]} differs from image {height}x{width}")
+    counts = [rle["counts"] for rle in rles]
+    raw_starts = np.zeros(len(rles) + 1, np.int64)
+    if all(type(c) is bytes for c in counts):  # as pycocotools returns them: one join, one numba call
+        strings = counts
+        compressed = np.ones(len(rles), dtype=bool)
+        raw_runs = np.zeros(0, np.int64)
+    else:
+        compressed = np.array([not isinstance(c, list) for c in counts], dtype=bool)
+        strings = [c.encode("ascii") if isinstance(c, str) else b"" if isinstance(c, list) else bytes(c)
+                   for c in counts]
+        raw = [c if isinstance(c, list) else [] for c in counts]
+        np.cumsum([len(c) for c in raw], out=raw_starts[1:])
+        raw_runs = np.asarray([v for c in raw for v in c], dtype=np.int64)
+    chars = np.frombuffer(b"".join(strings), dtype=np.uint8)
+    char_starts = np.zeros(len(rles) + 1, np.int64)
+    np.cumsum([len(c) for c in strings], out=char_starts[1:])
+    inter, area_a, area_b, ok = _rle_intersections(chars, char_starts, raw_runs, raw_starts, compressed, len(a),
+                                                   height, width)
+    if not ok.all():
+        raise ValueError(f"RLE counts do not describe a {height}x{width} mask")
+    area_a = area_a[:, None]
+    area_b = area_b[None, :]
+    denom = area_a + area_b - inter
+    if crowd.any():
+        denom = np.where(crowd[None, :], area_a, denom)
+    np.divide(inter, denom, out=out, where=denom != 0)
     if compat == "pycocotools":
         out[inter == 0] = 0.0
-    else:
-        zero = denom == 0
-        out[zero] = ((area_a == 0) & (area_b == 0) & zero).astype(np.float64)[zero]
+    else:  # a zero denominator: 1 when both are empty, else 0 (out holds 0 there)
+        out[(denom == 0) & (area_a == 0) & (area_b == 0)] = 1.0
     return out
 
 

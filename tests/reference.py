@@ -475,3 +475,53 @@ def staple(masks, prior=None, max_iter=1000, tol=1e-7):
         if done:
             break
     return w, p, q, f, it
+
+
+# =====================================================================================================
+# Boundary metrics through dense distance transforms of the whole window (qa/engine/boundary.py before
+# it measured distances between outline points): the figures boundary_pair must reproduce to the bit.
+# =====================================================================================================
+
+
+def dense_boundary_pair(a_crop, b_crop, *, tolerances=(1.0, 2.0, 4.0), offset=(0, 0), image_shape=None,
+                        biou_dilation=2):
+    """boundary_pair computed with exact EDTs of the whole window (the engine's earlier algorithm)."""
+    from qa.engine import _kernels_boundary as kb
+    from qa.engine import _kernels_sdf as ks
+    from qa.engine.boundary import (boundary_iou_counts, edges_of, f_measure, surface_stats, surface_summary,
+                                    tolerance_label)
+
+    a_crop = np.ascontiguousarray(a_crop, dtype=np.uint8)
+    b_crop = np.ascontiguousarray(b_crop, dtype=np.uint8)
+    tol = np.ascontiguousarray(tolerances, dtype=np.float64).reshape(-1)
+    edges = edges_of(a_crop.shape, offset, image_shape)
+    ba = kb._inner_boundary(a_crop, 4, *edges)
+    bb = kb._inner_boundary(b_crop, 4, *edges)
+    d2a = ks._edt_squared(ba)
+    d2b = ks._edt_squared(bb)
+    counts_a = kb._match_counts(ba, d2b, tol)
+    counts_b = kb._match_counts(bb, d2a, tol)
+    inter, union = boundary_iou_counts(a_crop, b_crop, edges, biou_dilation, False)
+    stats_a, stats_b = surface_stats(a_crop, b_crop, tol)
+    surface = surface_summary(stats_a, stats_b, tol.shape[0])
+    mean, median, n = kb._offset_stats(ba, d2b, b_crop)
+    nt = tol.shape[0]
+    n_a, n_b = int(counts_a[nt]), int(counts_b[nt])
+    out = {"boundary_a_n": float(n_a), "boundary_b_n": float(n_b)}
+    for t in range(nt):
+        label = tolerance_label(tol[t])
+        out[f"boundary_f_{label}"] = f_measure(int(counts_a[t]), n_a, int(counts_b[t]), n_b)
+        out[f"boundary_a_matched_{label}"] = float(counts_a[t])
+        out[f"boundary_b_matched_{label}"] = float(counts_b[t])
+        out[f"nsd_{label}"] = surface["nsd"][t]
+    out["boundary_iou"] = 1.0 if union == 0 else inter / union
+    out["biou_intersection"] = float(inter)
+    out["biou_union"] = float(union)
+    out["assd"] = surface["assd"]
+    out["hd95"] = surface["hd95"]
+    out["surface_a_length"] = float(stats_a[0])
+    out["surface_b_length"] = float(stats_b[0])
+    out["signed_offset"] = float(mean)
+    out["signed_offset_median"] = float(median)
+    out["signed_offset_n"] = float(n)
+    return out

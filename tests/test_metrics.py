@@ -74,6 +74,10 @@ def test_mask_iou_errors():
     with pytest.raises(ValueError, match="iscrowd"):
         mask_iou([_rle(DOT)], [_rle(DOT)], iscrowd=[0, 1])
     assert mask_iou([], [_rle(DOT)]).shape == (0, 1)
+    with pytest.raises(ValueError, match="differs from image"):
+        mask_iou([_rle(DOT)], [_rle(np.zeros((5, 4), np.uint8))])
+    with pytest.raises(ValueError, match="do not describe"):
+        mask_iou([_rle(DOT)], [{"size": list(DOT.shape), "counts": [1, 2]}])
 
 
 # --- boundary F ------------------------------------------------------------------------------------

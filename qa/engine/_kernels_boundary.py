@@ -264,3 +264,326 @@ def _offset_stats(boundary, d2_reference, reference):
     if np.isinf(values[0]):
         return np.nan, np.nan, n
     return values.mean(), np.median(values), n
+
+
+# --- outlines as point lists (cost in the length of the boundaries, not the area of the window) ------
+
+_B4 = 1
+_B8 = 2
+_BAND = 4
+
+
+@njit(cache=True, nogil=True)
+def _grow(values, n):
+    """``values`` with room for at least ``n`` entries (doubling), contents kept."""
+    if n <= values.shape[0]:
+        return values
+    out = np.empty(max(n, 2 * values.shape[0]), dtype=values.dtype)
+    out[:values.shape[0]] = values
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _find_id(ids, value):
+    """Position of ``value`` in the sorted array ``ids``, or -1."""
+    lo = 0
+    hi = ids.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ids[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < ids.shape[0] and ids[lo] == value:
+        return lo
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _edge_flags(labels, y, x, at_top, at_bottom, at_left, at_right):
+    """``_B4 | _B8`` flags of a pixel on the edge of ``labels`` (neighbours beyond a side that is not
+    the image border are background, beyond the image border they do not exist)."""
+    h, w = labels.shape
+    v = labels[y, x]
+    f = 0
+    for dy in range(-1, 2):
+        for dx in range(-1, 2):
+            if dy == 0 and dx == 0:
+                continue
+            yy = y + dy
+            xx = x + dx
+            if _outside_image(yy, xx, h, w, at_top, at_bottom, at_left, at_right):
+                continue
+            if yy < 0 or yy >= h or xx < 0 or xx >= w or labels[yy, xx] != v:
+                f |= _B8
+                if dy == 0 or dx == 0:
+                    f |= _B4
+    return f
+
+
+@njit(cache=True, nogil=True)
+def _inner_flags(labels, flags):
+    """``_B4 | _B8`` flags of the pixels off the edges of ``labels`` (branch-free rows, so they
+    vectorise)."""
+    h, w = labels.shape
+    for y in range(1, h - 1):
+        up = labels[y - 1]
+        mid = labels[y]
+        down = labels[y + 1]
+        row = flags[y]
+        for x in range(1, w - 1):
+            v = mid[x]
+            e4 = (up[x] != v) | (down[x] != v) | (mid[x - 1] != v) | (mid[x + 1] != v)
+            e8 = (up[x - 1] != v) | (up[x + 1] != v) | (down[x - 1] != v) | (down[x + 1] != v)
+            row[x] = (np.uint8(e4) * np.uint8(_B4 | _B8)) | (np.uint8(e8) * np.uint8(_B8))
+
+
+@njit(cache=True, nogil=True)
+def _emit_corner(labels, ids, order, cy, cx, y_off, x_off, s_obj, s_y, s_x, s_code, count):
+    """Append the surface elements at corner ``(cy, cx)`` (top-left of pixel ``(cy, cx)``), one per
+    wanted label among its four pixels that does not cover all four; return the new count."""
+    h, w = labels.shape
+    if 0 < cy < h and 0 < cx < w:  # four pixels of one label: no surface element
+        v = labels[cy, cx]
+        if labels[cy - 1, cx - 1] == v and labels[cy - 1, cx] == v and labels[cy, cx - 1] == v:
+            return count
+    for q in range(4):
+        yy = cy - 1 + (q >> 1)
+        xx = cx - 1 + (q & 1)
+        if yy < 0 or yy >= h or xx < 0 or xx >= w:
+            continue
+        v = labels[yy, xx]
+        seen = False
+        for p in range(q):
+            py = cy - 1 + (p >> 1)
+            px = cx - 1 + (p & 1)
+            if 0 <= py < h and 0 <= px < w and labels[py, px] == v:
+                seen = True
+        if seen:
+            continue
+        j = _find_id(ids, v)
+        if j < 0:
+            continue
+        code = 0
+        for p in range(4):
+            py = cy - 1 + (p >> 1)
+            px = cx - 1 + (p & 1)
+            if 0 <= py < h and 0 <= px < w and labels[py, px] == v:
+                code |= 8 >> p
+        if code != 15:
+            s_obj[count] = order[j]
+            s_y[count] = cy + y_off
+            s_x[count] = cx + x_off
+            s_code[count] = code
+            count += 1
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _next_flag(flat, words, start, end):
+    """First position in ``[start, end)`` with a nonzero byte in ``flat`` (``end`` when none), reading
+    8 bytes at a time through ``words``, the same memory as uint64."""
+    p = start
+    while p < end and (p & 7) != 0:
+        if flat[p] != 0:
+            return p
+        p += 1
+    while p + 8 <= end and words[p >> 3] == 0:
+        p += 8
+    while p < end:
+        if flat[p] != 0:
+            return p
+        p += 1
+    return end
+
+
+@njit(cache=True, nogil=True)
+def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at_left, at_right, band_width):
+    """Row runs, inner boundaries, boundary bands and surface elements of labelled regions, as point
+    lists in raster order.
+
+    One branch-free pass over ``labels`` flags the pixels that differ from a neighbour; everything
+    else reads only the flagged pixels (and the window's edges), so apart from that pass the cost
+    grows with the length of the boundaries.
+
+    Parameters
+    ----------
+    labels : (h, w) int32 or uint8
+        A window of the image: a panoptic id map, or a 0/1 crop of one mask.
+    ids : (n,) int64, sorted ascending
+        The labels wanted (other labels are background).
+    order : (n,) int64
+        ``ids[j]`` is object ``order[j]``.
+    n_objects : int
+        Number of objects (outputs are grouped by object ``0 .. n_objects - 1``).
+    y_off, x_off : int
+        Position of the window in the image (outputs are in image coordinates).
+    at_top, at_bottom, at_left, at_right : int
+        1 where the window's side lies on the image border. Beyond a side that is not, the image is
+        background.
+    band_width : int
+        ``d`` >= 1 of the boundary band: mask pixels within chessboard distance ``d`` of a pixel of the
+        image outside the mask (the image border is not boundary).
+
+    Returns
+    -------
+    tuple of arrays
+        ``run_ptr, run_y, run_x0, run_x1``: each object's row runs ``[x0, x1)`` (int64 pointers, int32
+        coordinates); ``b4_ptr, b4_y, b4_x``: its inner boundary with edge neighbours (a mask pixel with
+        an edge neighbour in the image outside the mask); ``band_ptr, band_y, band_x``: its boundary
+        band; ``s_ptr, s_y, s_x, s_code``: its surface elements, the pixel corners ``(y, x)`` (top-left
+        corner of pixel ``(y, x)``) whose DeepMind neighbour code (uint8, outside the image is
+        background) is neither 0 nor 15. Object ``k``'s entries are ``[ptr[k], ptr[k + 1])``, sorted
+        by row, then column.
+
+    Notes
+    -----
+    The band is computed as the mask pixels within chessboard distance ``d - 1`` of an inner boundary
+    pixel with corner neighbours (a mask pixel with any neighbour in the image outside the mask): a
+    chessboard path from a band pixel to the nearest such outside pixel stays in the image and leaves
+    the mask at such a boundary pixel, and the reverse is immediate. A corner off the window's edges
+    whose bottom-right pixel has no differing neighbour has four pixels of one label, so only the
+    corners of flagged pixels are examined.
+    """
+    h, w = labels.shape
+    # flags, with a tail so that whole 8-byte words can be read when skipping unflagged pixels
+    words = np.zeros((h * w + 7) // 8 + 1, dtype=np.uint64)
+    flat = words.view(np.uint8)
+    flags = flat[:h * w].reshape((h, w))
+    # pass 1: flags of every pixel (the edges one by one, the rest branch-free)
+    _inner_flags(labels, flags)
+    for y in range(h):
+        step = 1 if y == 0 or y == h - 1 else max(w - 1, 1)
+        for x in range(0, w, step):
+            flags[y, x] = _edge_flags(labels, y, x, at_top, at_bottom, at_left, at_right)
+    # the wanted pixels with a differing neighbour, for the band
+    b8 = np.empty(1024, dtype=np.int64)
+    n8 = 0
+    n8_all = 0
+    last_v = labels[0, 0] if h > 0 and w > 0 else 0
+    last_j = _find_id(ids, last_v) if h > 0 and w > 0 else -1
+    p = _next_flag(flat, words, 0, h * w)
+    while p < h * w:
+        n8_all += 1
+        y = p // w
+        v = labels[y, p - y * w]
+        if v != last_v:
+            last_v = v
+            last_j = _find_id(ids, v)
+        if last_j >= 0:
+            if n8 == b8.shape[0]:
+                b8 = _grow(b8, n8 + 1)
+            b8[n8] = p
+            n8 += 1
+        p = _next_flag(flat, words, p + 1, h * w)
+    # pass 2: the band, the wanted pixels within chessboard distance d - 1 of a boundary pixel of theirs
+    r = band_width - 1
+    n_band = 0
+    for k in range(n8):
+        y = b8[k] // w
+        x = b8[k] - y * w
+        v = labels[y, x]
+        for yy in range(max(y - r, 0), min(y + r + 1, h)):
+            for xx in range(max(x - r, 0), min(x + r + 1, w)):
+                if labels[yy, xx] == v and (flags[yy, xx] & _BAND) == 0:
+                    flags[yy, xx] |= _BAND
+                    n_band += 1
+    # pass 3, in raster order: runs, boundary and band pixels, surface elements (at flagged pixels and
+    # along the window's edges only)
+    rec_obj = np.empty(n_band + 2 * h + 1, dtype=np.int64)
+    rec_y = np.empty(n_band + 2 * h + 1, dtype=np.int32)
+    rec_x0 = np.empty(n_band + 2 * h + 1, dtype=np.int32)
+    rec_x1 = np.empty(n_band + 2 * h + 1, dtype=np.int32)
+    b4_obj = np.empty(n_band, dtype=np.int64)
+    b4_y = np.empty(n_band, dtype=np.int32)
+    b4_x = np.empty(n_band, dtype=np.int32)
+    band_obj = np.empty(n_band, dtype=np.int64)
+    band_y = np.empty(n_band, dtype=np.int32)
+    band_x = np.empty(n_band, dtype=np.int32)
+    cap = 4 * (n8_all + 2 * (h + w) + 4)
+    s_obj = np.empty(cap, dtype=np.int64)
+    s_y = np.empty(cap, dtype=np.int32)
+    s_x = np.empty(cap, dtype=np.int32)
+    s_code = np.empty(cap, dtype=np.uint8)
+    n_runs = 0
+    n4 = 0
+    nb = 0
+    ns = 0
+    run_start = 0
+    last_v = labels[0, 0] if h > 0 and w > 0 else 0
+    last_j = _find_id(ids, last_v) if h > 0 and w > 0 else -1
+    last_k = order[last_j] if last_j >= 0 else -1
+    for cy in range(h + 1):
+        edge_row = cy == 0 or cy == h
+        cx = 0
+        while cx <= w:
+            pixel = cy < h and cx < w
+            f = flags[cy, cx] if pixel else np.uint8(0)
+            if f == _BAND and not edge_row and 0 < cx < w - 1:  # band only: no corner, no run end
+                band_obj[nb] = last_k if labels[cy, cx] == last_v else order[_find_id(ids, labels[cy, cx])]
+                band_y[nb] = cy + y_off
+                band_x[nb] = cx + x_off
+                nb += 1
+                cx += 1
+                if not edge_row and cx < w - 1:
+                    cx = _next_flag(flat, words, cy * w + cx, cy * w + w - 1) - cy * w
+                continue
+            if (f & _B8) != 0 or edge_row or cx == 0 or cx == w:
+                ns = _emit_corner(labels, ids, order, cy, cx, y_off, x_off, s_obj, s_y, s_x, s_code, ns)
+            if pixel and (f != 0 or cx == 0 or cx == w - 1):
+                v = labels[cy, cx]
+                if v != last_v:
+                    last_v = v
+                    last_j = _find_id(ids, v)
+                    last_k = order[last_j] if last_j >= 0 else -1
+                j = last_j
+                if j >= 0:
+                    k = last_k
+                    if f & _BAND:
+                        band_obj[nb] = k
+                        band_y[nb] = cy + y_off
+                        band_x[nb] = cx + x_off
+                        nb += 1
+                        if f & _B4:
+                            b4_obj[n4] = k
+                            b4_y[n4] = cy + y_off
+                            b4_x[n4] = cx + x_off
+                            n4 += 1
+                    # a run starts where the left neighbour differs and ends where the right one does;
+                    # both pixels are flagged (or on the window's first or last column)
+                    if cx == 0 or labels[cy, cx - 1] != v:
+                        run_start = cx
+                    if cx == w - 1 or labels[cy, cx + 1] != v:
+                        rec_obj[n_runs] = k
+                        rec_y[n_runs] = cy + y_off
+                        rec_x0[n_runs] = run_start + x_off
+                        rec_x1[n_runs] = cx + 1 + x_off
+                        n_runs += 1
+            cx += 1
+            if not edge_row and cx < w - 1:  # skip to the next flagged pixel (or the last column)
+                cx = _next_flag(flat, words, cy * w + cx, cy * w + w - 1) - cy * w
+    run_ptr, run_perm = _group(rec_obj, n_runs, n_objects)
+    b4_ptr, b4_perm = _group(b4_obj, n4, n_objects)
+    band_ptr, band_perm = _group(band_obj, nb, n_objects)
+    s_ptr, s_perm = _group(s_obj, ns, n_objects)
+    return (run_ptr, rec_y[run_perm], rec_x0[run_perm], rec_x1[run_perm],
+            b4_ptr, b4_y[b4_perm], b4_x[b4_perm],
+            band_ptr, band_y[band_perm], band_x[band_perm],
+            s_ptr, s_y[s_perm], s_x[s_perm], s_code[s_perm])
+
+
+@njit(cache=True, nogil=True)
+def _group(obj, n, n_objects):
+    """Stable counting sort of the first ``n`` records by object: ``(ptr, permutation)``."""
+    ptr = np.zeros(n_objects + 1, dtype=np.int64)
+    for i in range(n):
+        ptr[obj[i] + 1] += 1
+    for k in range(n_objects):
+        ptr[k + 1] += ptr[k]
+    fill = ptr[:n_objects].copy()
+    perm = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        k = obj[i]
+        perm[fill[k]] = i
+        fill[k] += 1
+    return ptr, perm

@@ -107,3 +107,312 @@ def _crowd_cover(inter, areas, categories, other_crowd, other_categories):
                     best = share
         out[i] = best
     return out
+
+
+@njit(cache=True, nogil=True)
+def _run_rows(ptr, y, k):
+    """Rows and row pointers of object ``k``'s runs (sorted by row): ``(first row, last row + 1, rp)``
+    with the runs of row ``first + r`` at ``ptr[k] + rp[r] .. ptr[k] + rp[r + 1]``."""
+    lo = ptr[k]
+    hi = ptr[k + 1]
+    if lo == hi:
+        return 0, 0, np.zeros(1, np.int64)
+    y0 = np.int64(y[lo])
+    y1 = np.int64(y[hi - 1]) + 1
+    rp = np.zeros(y1 - y0 + 1, np.int64)
+    for r in range(lo, hi):
+        rp[y[r] - y0 + 1] += 1
+    for r in range(y1 - y0):
+        rp[r + 1] += rp[r]
+    return y0, y1, rp
+
+
+@njit(cache=True, nogil=True)
+def _run_intersections(a_ptr, a_y, a_x0, a_x1, b_ptr, b_y, b_x0, b_x1):
+    """Pixel intersections of every object of A with every object of B, from their row runs.
+
+    Parameters
+    ----------
+    a_ptr : (na + 1,) int64
+        Object ``i`` of A has the runs ``[a_ptr[i], a_ptr[i + 1])``.
+    a_y, a_x0, a_x1 : (runs,) int32
+        Row and column span ``[x0, x1)`` of each run, sorted by row, then column, per object (runs
+        of one object do not overlap; objects may overlap each other).
+    b_ptr, b_y, b_x0, b_x1
+        The same for B.
+
+    Returns
+    -------
+    inter : (na, nb) int64
+        ``inter[i, j]`` = pixels in both object ``i`` of A and object ``j`` of B.
+    area_a : (na,) int64
+    area_b : (nb,) int64
+
+    Notes
+    -----
+    Pairs whose bounding boxes do not overlap are skipped; otherwise the two run lists are merged row
+    by row over the rows both objects span, so the cost grows with the number of runs, not with the
+    area of the objects. The same kernel serves column runs (COCO RLE) with rows and columns swapped.
+    """
+    na = a_ptr.shape[0] - 1
+    nb = b_ptr.shape[0] - 1
+    inter = np.zeros((na, nb), np.int64)
+    area_a = np.zeros(na, np.int64)
+    area_b = np.zeros(nb, np.int64)
+    box_a = np.zeros((na, 4), np.int64)  # x0, y0, x1, y1 (empty: all zero)
+    box_b = np.zeros((nb, 4), np.int64)
+    for side in range(2):
+        ptr = a_ptr if side == 0 else b_ptr
+        ys = a_y if side == 0 else b_y
+        x0s = a_x0 if side == 0 else b_x0
+        x1s = a_x1 if side == 0 else b_x1
+        area = area_a if side == 0 else area_b
+        box = box_a if side == 0 else box_b
+        for k in range(ptr.shape[0] - 1):
+            lo = ptr[k]
+            hi = ptr[k + 1]
+            if lo == hi:
+                continue
+            xmin = np.int64(x0s[lo])
+            xmax = np.int64(x1s[lo])
+            total = np.int64(0)
+            for r in range(lo, hi):
+                total += x1s[r] - x0s[r]
+                xmin = min(xmin, np.int64(x0s[r]))
+                xmax = max(xmax, np.int64(x1s[r]))
+            area[k] = total
+            box[k, 0] = xmin
+            box[k, 1] = ys[lo]
+            box[k, 2] = xmax
+            box[k, 3] = np.int64(ys[hi - 1]) + 1
+    # row pointers of B's objects, made once
+    b_first = np.zeros(nb, np.int64)
+    b_base = np.zeros(nb + 1, np.int64)
+    for j in range(nb):
+        b_base[j + 1] = b_base[j] + (box_b[j, 3] - box_b[j, 1]) + 1
+    b_rows = np.zeros(b_base[nb], np.int64)
+    for j in range(nb):
+        y0, y1, rp = _run_rows(b_ptr, b_y, j)
+        b_first[j] = y0
+        b_rows[b_base[j]:b_base[j] + rp.shape[0]] = rp
+    for i in range(na):
+        if area_a[i] == 0:
+            continue
+        ay0 = np.int64(-1)
+        arp = b_base[:1]
+        for j in range(nb):
+            if area_b[j] == 0:
+                continue
+            oy0 = max(box_a[i, 1], box_b[j, 1])
+            oy1 = min(box_a[i, 3], box_b[j, 3])
+            if oy0 >= oy1 or max(box_a[i, 0], box_b[j, 0]) >= min(box_a[i, 2], box_b[j, 2]):
+                continue
+            if ay0 < 0:  # A's row pointers, once a B object overlaps its box
+                ay0, _, arp = _run_rows(a_ptr, a_y, i)
+            count = np.int64(0)
+            for y in range(oy0, oy1):
+                p = a_ptr[i] + arp[y - ay0]
+                pe = a_ptr[i] + arp[y - ay0 + 1]
+                q = b_ptr[j] + b_rows[b_base[j] + y - b_first[j]]
+                qe = b_ptr[j] + b_rows[b_base[j] + y - b_first[j] + 1]
+                while p < pe and q < qe:
+                    lo = max(a_x0[p], b_x0[q])
+                    hi = min(a_x1[p], b_x1[q])
+                    if hi > lo:
+                        count += hi - lo
+                    if a_x1[p] < b_x1[q]:
+                        p += 1
+                    else:
+                        q += 1
+            inter[i, j] = count
+    return inter, area_a, area_b
+
+
+@njit(cache=True, nogil=True)
+def _rle_intervals(chars, char_starts, raw, raw_starts, compressed, height, width):
+    """The runs of ones of several COCO RLEs of one image, as intervals of column-major positions.
+
+    Parameters
+    ----------
+    chars : (c,) uint8
+        The compressed counts strings (pycocotools' format) of the compressed RLEs, one after the other.
+    char_starts : (n + 1,) int64
+        RLE ``k``'s string is ``chars[char_starts[k]:char_starts[k + 1]]`` (empty for an uncompressed one).
+    raw : (r,) int64
+        The counts of the uncompressed RLEs, one after the other.
+    raw_starts : (n + 1,) int64
+        RLE ``k``'s counts are ``raw[raw_starts[k]:raw_starts[k + 1]]``.
+    compressed : (n,) bool
+        Which RLEs are compressed.
+    height, width : int
+        Image size.
+
+    Returns
+    -------
+    ptr : (n + 1,) int64
+        RLE ``k``'s intervals are ``[ptr[k], ptr[k + 1])``.
+    start, end : int64
+        Each run of ones as positions ``[start, end)`` down the columns (``y + height x``), in order.
+    boxes : (n, 4) int64
+        Tight bboxes ``x0, y0, x1, y1`` (end-exclusive; zeros when empty).
+    areas : (n,) int64
+    ok : (n,) bool
+        False when the counts are malformed (a string ending inside a number, a negative run, or runs
+        that do not sum to ``height x width``); that RLE then has no intervals.
+    """
+    n = compressed.shape[0]
+    cap = chars.shape[0] + raw.shape[0] + 1
+    start = np.empty(cap, np.int64)
+    end = np.empty(cap, np.int64)
+    ptr = np.zeros(n + 1, np.int64)
+    boxes = np.zeros((n, 4), np.int64)
+    areas = np.zeros(n, np.int64)
+    ok = np.ones(n, np.bool_)
+    m = 0
+    for k in range(n):
+        first = m
+        good = True
+        pos = np.int64(0)
+        row = np.int64(0)  # pos = row + height x column, kept without a division per run
+        count = 0
+        back1 = np.int64(0)  # the last two runs, for the delta coding
+        back2 = np.int64(0)
+        one = False
+        ymin = np.int64(height)
+        ymax = np.int64(-1)
+        p = char_starts[k]
+        stop = char_starts[k + 1]
+        q = raw_starts[k]
+        q_stop = raw_starts[k + 1]
+        while True:
+            if compressed[k]:  # pycocotools' rleFrString: 5-bit groups, delta from two runs back
+                if p >= stop:
+                    break
+                x = np.int64(0)
+                shift = 0
+                while True:
+                    c = np.int64(chars[p]) - 48
+                    x |= (c & 0x1F) << shift
+                    p += 1
+                    shift += 5
+                    if (c & 0x20) == 0:
+                        if (c & 0x10) != 0:
+                            x |= np.int64(-1) << shift
+                        break
+                    if p >= stop:
+                        good = False
+                        break
+                if not good:
+                    break
+                if count > 2:
+                    x += back2
+                back2 = back1
+                back1 = x
+            else:
+                if q >= q_stop:
+                    break
+                x = raw[q]
+                q += 1
+            if x < 0:
+                good = False
+                break
+            if one and x > 0:
+                start[m] = pos
+                end[m] = pos + x
+                m += 1
+                last = row + x - 1  # row of the run's last pixel, counted from this column's top
+                if last >= height:  # the run reaches the next column
+                    ymin = 0
+                    ymax = height - 1
+                else:
+                    ymin = min(ymin, row)
+                    ymax = max(ymax, last)
+                areas[k] += x
+            pos += x
+            row += x
+            if row >= height:
+                row = row - height if row < 2 * height else row % height
+            count += 1
+            one = not one
+        if not good or pos != np.int64(height) * width:
+            ok[k] = False
+            m = first
+            areas[k] = 0
+        elif m > first:
+            boxes[k, 0] = start[first] // height
+            boxes[k, 1] = ymin
+            boxes[k, 2] = (end[m - 1] - 1) // height + 1
+            boxes[k, 3] = ymax + 1
+        ptr[k + 1] = m
+    return ptr, start[:m], end[:m], boxes, areas, ok
+
+
+@njit(cache=True, nogil=True)
+def _first_ending_after(end, lo, hi, position):
+    """First index in ``[lo, hi)`` whose interval ends after ``position`` (``hi`` when none)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if end[mid] <= position:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _rle_intersections(chars, char_starts, raw, raw_starts, compressed, n_a, height, width):
+    """Pixel intersections and areas of two lists of COCO RLEs of one image (the first ``n_a`` RLEs
+    and the rest), from their run lengths.
+
+    The RLEs are decoded once (:func:`_rle_intervals`). A pair whose bboxes do not overlap is skipped;
+    otherwise the two lists of runs are merged over the columns both bboxes span only (pycocotools'
+    ``rleIou`` merges the whole lists).
+
+    Returns
+    -------
+    inter : (n_a, n - n_a) int64
+    area_a : (n_a,) int64
+    area_b : (n - n_a,) int64
+    ok : (n,) bool
+        False for malformed counts (see :func:`_rle_intervals`).
+    """
+    ptr, start, end, boxes, areas, ok = _rle_intervals(chars, char_starts, raw, raw_starts, compressed,
+                                                       height, width)
+    n = compressed.shape[0]
+    nb = n - n_a
+    inter = np.zeros((n_a, nb), np.int64)
+    for i in range(n_a):
+        if areas[i] == 0:
+            continue
+        for jb in range(nb):
+            j = n_a + jb
+            if areas[j] == 0:
+                continue
+            ox0 = max(boxes[i, 0], boxes[j, 0])
+            ox1 = min(boxes[i, 2], boxes[j, 2])
+            if ox0 >= ox1 or max(boxes[i, 1], boxes[j, 1]) >= min(boxes[i, 3], boxes[j, 3]):
+                continue
+            lo_pos = ox0 * height
+            hi_pos = ox1 * height
+            p = _first_ending_after(end, ptr[i], ptr[i + 1], lo_pos)
+            q = _first_ending_after(end, ptr[j], ptr[j + 1], lo_pos)
+            pe = ptr[i + 1]
+            qe = ptr[j + 1]
+            count = np.int64(0)
+            if p < pe and q < qe and start[p] < hi_pos and start[q] < hi_pos:
+                while True:
+                    ep = end[p]
+                    eq = end[q]
+                    overlap = min(ep, eq) - max(start[p], start[q])
+                    if overlap > 0:
+                        count += overlap
+                    if ep < eq:
+                        p += 1
+                        if p == pe or start[p] >= hi_pos:
+                            break
+                    else:
+                        q += 1
+                        if q == qe or start[q] >= hi_pos:
+                            break
+            inter[i, jb] = count
+    return inter, areas[:n_a].copy(), areas[n_a:].copy(), ok

@@ -330,3 +330,306 @@ def _directed_surface(codes, d2_other, lengths, length_rank, tolerances, percent
             m += 1
         out[4 + t] = _pairwise_sum(sorted_lens, 0, m)
     return out
+
+
+# --- distances between point sets (cost in the length of the outlines, not the area of the window) ---
+
+_NONE = np.int64(1) << 62
+"""Squared distance standing for "no point" while searching."""
+
+
+@njit(cache=True, nogil=True)
+def _row_pointers(ty):
+    """Row index of a point list sorted by row: ``(first row, ptr)`` with the points of row
+    ``first + r`` at ``[ptr[r], ptr[r + 1])``."""
+    n = ty.shape[0]
+    y0 = np.int64(ty[0])
+    rows = np.int64(ty[n - 1]) - y0 + 1
+    ptr = np.zeros(rows + 1, dtype=np.int64)
+    for k in range(n):
+        ptr[ty[k] - y0 + 1] += 1
+    for r in range(rows):
+        ptr[r + 1] += ptr[r]
+    return y0, ptr
+
+
+@njit(cache=True, nogil=True)
+def _nearest_d2(qy, qx, ty, tx):
+    """Exact squared Euclidean distance from each query point to the nearest target point.
+
+    Parameters
+    ----------
+    qy, qx : (n,) int32
+        Query points.
+    ty, tx : (m,) int32
+        Target points, sorted by row, then column.
+
+    Returns
+    -------
+    (n,) float64
+        Squared distances (integers held in doubles, as :func:`_edt_squared` gives them at those
+        points); ``inf`` when there is no target.
+
+    Notes
+    -----
+    Rows are searched outwards from the query's row; each row's nearest point comes from a binary
+    search on its columns, and the search stops once the row distance alone reaches the best distance
+    found. The cost per query grows with its distance to the targets, not with any area.
+    """
+    n = qy.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    m = ty.shape[0]
+    if m == 0:
+        for i in range(n):
+            out[i] = np.inf
+        return out
+    y0, ptr = _row_pointers(ty)
+    y1 = y0 + ptr.shape[0] - 2
+    for i in range(n):
+        y = np.int64(qy[i])
+        x = np.int64(qx[i])
+        best = _NONE
+        dy = np.int64(0)
+        if y < y0:
+            dy = y0 - y
+        elif y > y1:
+            dy = y - y1
+        while dy * dy < best:
+            above = y - dy
+            below = y + dy
+            if above < y0 and below > y1:
+                break
+            for side in range(2):
+                r = above if side == 0 else below
+                if side == 1 and dy == 0:
+                    break
+                if r < y0 or r > y1:
+                    continue
+                lo = ptr[r - y0]
+                hi = ptr[r - y0 + 1]
+                if lo == hi:
+                    continue
+                a = lo
+                b = hi
+                while a < b:
+                    mid = (a + b) >> 1
+                    if tx[mid] < x:
+                        a = mid + 1
+                    else:
+                        b = mid
+                if a < hi:
+                    dx = np.int64(tx[a]) - x
+                    d = dy * dy + dx * dx
+                    if d < best:
+                        best = d
+                if a > lo:
+                    dx = x - np.int64(tx[a - 1])
+                    d = dy * dy + dx * dx
+                    if d < best:
+                        best = d
+            dy += 1
+        out[i] = float(best)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _surface_statistics(codes, d2, lengths, length_rank, tolerances, percent):
+    """:func:`_directed_surface` on a list of surface elements: their codes and squared distances to
+    the other surface (same arithmetic, same result to the bit)."""
+    nt = tolerances.shape[0]
+    out = np.zeros(4 + nt, dtype=np.float64)
+    n = codes.shape[0]
+    if n == 0:
+        out[2] = np.inf
+        return out
+    keys = np.empty(n, dtype=np.float64)
+    dist = np.empty(n, dtype=np.float64)
+    lens = np.empty(n, dtype=np.float64)
+    for k in range(n):
+        c = codes[k]
+        dist[k] = np.sqrt(d2[k])
+        lens[k] = lengths[c]
+        keys[k] = d2[k] * 4.0 + length_rank[c] if d2[k] < _FAR else np.inf
+    order = np.argsort(keys, kind="mergesort")
+    sorted_lens = np.empty(n, dtype=np.float64)
+    sorted_dist = np.empty(n, dtype=np.float64)
+    for k in range(n):
+        sorted_lens[k] = lens[order[k]]
+        sorted_dist[k] = dist[order[k]]
+    total = _pairwise_sum(sorted_lens, 0, n)
+    weighted = np.empty(n, dtype=np.float64)
+    for k in range(n):
+        weighted[k] = sorted_dist[k] * sorted_lens[k]
+    out[0] = total
+    out[1] = _pairwise_sum(weighted, 0, n)
+    target = percent / 100.0
+    cum = 0.0
+    idx = n - 1
+    for k in range(n):
+        cum += sorted_lens[k]
+        if cum / total >= target:
+            idx = k
+            break
+    out[2] = sorted_dist[idx]
+    out[3] = n
+    for t in range(nt):
+        m = 0
+        while m < n and sorted_dist[m] <= tolerances[t]:
+            m += 1
+        out[4 + t] = _pairwise_sum(sorted_lens, 0, m)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _inside_runs(qy, qx, run_y, run_x0, run_x1):
+    """1 where a point lies in a mask given by its row runs (sorted by row, then column), else 0."""
+    n = qy.shape[0]
+    out = np.zeros(n, dtype=np.uint8)
+    m = run_y.shape[0]
+    if m == 0:
+        return out
+    y0, ptr = _row_pointers(run_y)
+    y1 = y0 + ptr.shape[0] - 2
+    for i in range(n):
+        y = np.int64(qy[i])
+        if y < y0 or y > y1:
+            continue
+        lo = ptr[y - y0]
+        hi = ptr[y - y0 + 1]
+        x = qx[i]
+        while lo < hi:  # first run ending after x
+            mid = (lo + hi) >> 1
+            if run_x1[mid] <= x:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < ptr[y - y0 + 1] and run_x0[lo] <= x:
+            out[i] = 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _common_points(ay, ax, by, bx):
+    """Number of points in both of two lists sorted by row, then column (no duplicates)."""
+    i = 0
+    j = 0
+    n = 0
+    while i < ay.shape[0] and j < by.shape[0]:
+        if ay[i] < by[j] or (ay[i] == by[j] and ax[i] < bx[j]):
+            i += 1
+        elif ay[i] == by[j] and ax[i] == bx[j]:
+            n += 1
+            i += 1
+            j += 1
+        else:
+            j += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _outline_pair(a_run_y, a_run_x0, a_run_x1, a_b4y, a_b4x, a_band_y, a_band_x, a_sy, a_sx, a_sc,
+                  b_run_y, b_run_x0, b_run_x1, b_b4y, b_b4x, b_band_y, b_band_x, b_sy, b_sx, b_sc,
+                  tolerances, lengths, length_rank, percent):
+    """Every boundary figure of one mask pair from the two masks' outlines (``_outlines``).
+
+    Parameters
+    ----------
+    a_run_y, a_run_x0, a_run_x1 : int32
+        ``a``'s row runs (only ``b``'s are read: they say which of ``a``'s boundary pixels lie in ``b``).
+    a_b4y, a_b4x : int32
+        ``a``'s inner boundary (edge neighbours), sorted by row, then column.
+    a_band_y, a_band_x : int32
+        ``a``'s boundary band, sorted.
+    a_sy, a_sx, a_sc : int32, int32, uint8
+        ``a``'s surface elements (corner positions, sorted) and their codes.
+    b_... :
+        The same for ``b``.
+    tolerances : float64 (t,)
+    lengths, length_rank : float64 (16,), int64 (16,)
+        DeepMind's contour length per code and its rank (see ``_directed_surface``).
+    percent : float
+        Percentile of the robust Hausdorff distance.
+
+    Returns
+    -------
+    float64 (2 (t + 1) + 5 + 2 (4 + t),)
+        Boundary match counts of ``a`` then ``b`` (``_match_counts``: matched at each tolerance, then
+        the boundary size); signed offset of ``a`` from ``b`` (mean, median, count; ``_offset_stats``);
+        band intersection and union; surface statistics of ``a`` then ``b`` (``_directed_surface``).
+    """
+    nt = tolerances.shape[0]
+    out = np.zeros(2 * (nt + 1) + 5 + 2 * (4 + nt), dtype=np.float64)
+    d2_ab = _nearest_d2(a_b4y, a_b4x, b_b4y, b_b4x)
+    d2_ba = _nearest_d2(b_b4y, b_b4x, a_b4y, a_b4x)
+    for side in range(2):
+        d2 = d2_ab if side == 0 else d2_ba
+        base = side * (nt + 1)
+        out[base + nt] = d2.shape[0]
+        for k in range(d2.shape[0]):
+            d = np.sqrt(d2[k])
+            for t in range(nt):
+                if d <= tolerances[t]:
+                    out[base + t] += 1
+    p = 2 * (nt + 1)
+    n = a_b4y.shape[0]
+    out[p + 2] = n
+    if n == 0:
+        out[p] = np.nan
+        out[p + 1] = np.nan
+    elif np.isinf(d2_ab[0]):
+        out[p] = np.nan
+        out[p + 1] = np.nan
+    else:
+        inside = _inside_runs(a_b4y, a_b4x, b_run_y, b_run_x0, b_run_x1)
+        values = np.empty(n, dtype=np.float64)
+        for k in range(n):
+            d = np.sqrt(d2_ab[k])
+            values[k] = -d if inside[k] != 0 else d
+        out[p] = values.mean()
+        out[p + 1] = np.median(values)
+    inter = _common_points(a_band_y, a_band_x, b_band_y, b_band_x)
+    out[p + 3] = inter
+    out[p + 4] = a_band_y.shape[0] + b_band_y.shape[0] - inter
+    q = p + 5
+    out[q:q + 4 + nt] = _surface_statistics(a_sc, _nearest_d2(a_sy, a_sx, b_sy, b_sx), lengths, length_rank,
+                                            tolerances, percent)
+    q += 4 + nt
+    out[q:q + 4 + nt] = _surface_statistics(b_sc, _nearest_d2(b_sy, b_sx, a_sy, a_sx), lengths, length_rank,
+                                            tolerances, percent)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _outline_pairs(a_run_ptr, a_run_y, a_run_x0, a_run_x1, a_b4_ptr, a_b4y, a_b4x, a_band_ptr, a_band_y,
+                   a_band_x, a_s_ptr, a_sy, a_sx, a_sc,
+                   b_run_ptr, b_run_y, b_run_x0, b_run_x1, b_b4_ptr, b_b4y, b_b4x, b_band_ptr, b_band_y,
+                   b_band_x, b_s_ptr, b_sy, b_sx, b_sc,
+                   index_a, index_b, tolerances, lengths, length_rank, percent):
+    """:func:`_outline_pair` for pairs ``(index_a[r], index_b[r])`` of two annotators' objects.
+
+    The outlines are those of ``_outlines`` (pointer arrays per object). Returns a float64
+    ``(len(index_a), k)`` array, one :func:`_outline_pair` row per pair.
+    """
+    nt = tolerances.shape[0]
+    k = 2 * (nt + 1) + 5 + 2 * (4 + nt)
+    n = index_a.shape[0]
+    out = np.empty((n, k), dtype=np.float64)
+    for r in range(n):
+        i = index_a[r]
+        j = index_b[r]
+        ra0, ra1 = a_run_ptr[i], a_run_ptr[i + 1]
+        rb0, rb1 = b_run_ptr[j], b_run_ptr[j + 1]
+        ba0, ba1 = a_b4_ptr[i], a_b4_ptr[i + 1]
+        bb0, bb1 = b_b4_ptr[j], b_b4_ptr[j + 1]
+        na0, na1 = a_band_ptr[i], a_band_ptr[i + 1]
+        nb0, nb1 = b_band_ptr[j], b_band_ptr[j + 1]
+        sa0, sa1 = a_s_ptr[i], a_s_ptr[i + 1]
+        sb0, sb1 = b_s_ptr[j], b_s_ptr[j + 1]
+        out[r] = _outline_pair(a_run_y[ra0:ra1], a_run_x0[ra0:ra1], a_run_x1[ra0:ra1], a_b4y[ba0:ba1],
+                               a_b4x[ba0:ba1], a_band_y[na0:na1], a_band_x[na0:na1], a_sy[sa0:sa1],
+                               a_sx[sa0:sa1], a_sc[sa0:sa1],
+                               b_run_y[rb0:rb1], b_run_x0[rb0:rb1], b_run_x1[rb0:rb1], b_b4y[bb0:bb1],
+                               b_b4x[bb0:bb1], b_band_y[nb0:nb1], b_band_x[nb0:nb1], b_sy[sb0:sb1],
+                               b_sx[sb0:sb1], b_sc[sb0:sb1],
+                               tolerances, lengths, length_rank, percent)
+    return out

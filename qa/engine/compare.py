@@ -8,8 +8,9 @@ every annotator pair ``a|b`` (names sorted):
    two panoptic exports, from one pass over the two id maps, which also yields panoptic quality);
 2. matches the objects one to one on IoU (:mod:`qa.engine.match`): matched pairs, label disagreements,
    missing (in ``a`` only), extra (in ``b`` only) and ignored (mostly inside a crowd region) objects;
-3. computes the boundary metrics of every matched pair from two crops cut from one shared window
-   (:func:`qa.engine.boundary.boundary_pair`, when that module is present).
+3. computes the boundary metrics of every matched pair from the two objects' outlines, listed once per
+   annotator and image (:func:`qa.engine.boundary.outline_pairs`, the numbers of
+   :func:`qa.engine.boundary.boundary_pair`, when that module is present).
 
 Images are spread over worker processes in chunks; results come back as compact column arrays, chunk by
 chunk, so the working memory does not grow with the batch (only the result tables do).
@@ -20,8 +21,9 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -36,29 +38,60 @@ _CHUNK_MAX = 16
 
 # --- result -------------------------------------------------------------------------------------------
 
-@dataclass(slots=True)
 class Comparison:
     """What :func:`compare_batch` produced.
 
     Attributes
     ----------
     object_pairs : pandas.DataFrame
-        One row per matched pair, missing, extra or ignored object, per image and annotator pair.
+        One row per matched pair, missing, extra or ignored object, per image and annotator pair. With a
+        spill folder, read from its Parquet parts at each access (keep the DataFrame while you use it).
     image_pairs : pandas.DataFrame
-        One row per image and annotator pair.
+        One row per image and annotator pair (read like ``object_pairs`` when spilled).
     scores : pandas.DataFrame
         The long scores table (``scope, key, metric, value, n``) with ``annotator_pair`` and ``batch``
         rows.
     settings : dict
-        The tolerances, IoU threshold and whether boundary metrics were computed.
+        The tolerances, IoU threshold, whether boundary metrics were computed and the spill folder.
+    spill_dir : pathlib.Path or None
+        Where the tables' Parquet parts are (``object_pairs/part-*.parquet``, ``image_pairs/...``), when
+        :func:`compare_batch` was given ``spill_dir``.
 
     See ``docs/engine.md`` for every column.
     """
 
-    object_pairs: "object"
-    image_pairs: "object"
-    scores: "object"
-    settings: dict = field(default_factory=dict)
+    __slots__ = ("_object_pairs", "_image_pairs", "scores", "settings", "_spill")
+
+    def __init__(self, object_pairs=None, image_pairs=None, scores=None, settings=None, *, spill=None):
+        self._object_pairs = object_pairs
+        self._image_pairs = image_pairs
+        self.scores = scores
+        self.settings = dict(settings or {})
+        self._spill = spill
+
+    @property
+    def object_pairs(self):
+        if self._object_pairs is None and self._spill is not None:
+            return self._spill.read("object_pairs")
+        return self._object_pairs
+
+    @object_pairs.setter
+    def object_pairs(self, value):
+        self._object_pairs = value
+
+    @property
+    def image_pairs(self):
+        if self._image_pairs is None and self._spill is not None:
+            return self._spill.read("image_pairs")
+        return self._image_pairs
+
+    @image_pairs.setter
+    def image_pairs(self, value):
+        self._image_pairs = value
+
+    @property
+    def spill_dir(self):
+        return None if self._spill is None else self._spill.folder
 
     def pair_table(self) -> list[dict]:
         """One plain dict per annotator pair with its ``annotator_pair`` scores (for text and JSON)."""
@@ -124,7 +157,6 @@ class _Config:
     iou_threshold: float
     max_pixels: int
     boundary: bool
-    margin: int
 
 
 def _object_positions(batch: Batch) -> dict[str, dict[str, list[int]]]:
@@ -186,6 +218,7 @@ class _Decoded:
         self.seg_ids = None
         self._crops = None
         self._boxes = None
+        self._outlines = None
         if entry.png is not None:
             from pathlib import Path
 
@@ -220,11 +253,17 @@ class _Decoded:
             self._boxes[order] = boxes_sorted
         return self._boxes
 
-    def window(self, k: int, window) -> np.ndarray:
-        if self.id_map is not None:
-            x0, y0, x1, y1 = window
-            return (self.id_map[y0:y1, x0:x1] == self.seg_ids[k]).view(np.uint8)
-        return self._crops.window(k, window)
+    def outlines(self):
+        """Every object's outline as point lists (:class:`qa.engine.boundary.Outlines`), made once: from
+        one pass over the id map, or over each object's crop."""
+        if self._outlines is None:
+            from qa.engine.boundary import id_map_outlines, object_outlines
+
+            if self.id_map is not None:
+                self._outlines = id_map_outlines(self.id_map, self.seg_ids)
+            else:
+                self._outlines = object_outlines(self._crops)
+        return self._outlines
 
 
 _BOUNDARY_SCORES = ("boundary_f_", "boundary_iou", "nsd_", "assd", "hd95", "signed_offset")
@@ -242,11 +281,14 @@ def _score_name(name: str) -> str | None:
 
 
 def _boundary_function():
+    """``outline_pairs(outlines_a, outlines_b, index_a, index_b, *, tolerances) -> list of dict`` (every
+    boundary metric of each pair of objects, :func:`qa.engine.boundary.outline_pairs`), or None when
+    that module is absent."""
     try:
-        from qa.engine.boundary import boundary_pair
+        from qa.engine.boundary import outline_pairs
     except ImportError:
         return None
-    return boundary_pair
+    return outline_pairs
 
 
 def _panoptic_pair(a: _Decoded, b: _Decoded):
@@ -271,15 +313,18 @@ def _panoptic_pair(a: _Decoded, b: _Decoded):
     return inter, area_a, area_b, counts
 
 
-def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, boundary_pair) -> dict:
+def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, outline_pairs) -> dict:
     from qa.engine._kernels_iou import _intersection_counts
-    from qa.engine._masks import union_window
     from qa.engine.match import EXTRA, IGNORED, MATCHED, MISSING, match_objects
     from qa.engine.panoptic import add_counts, pq_summary
 
     counts = None
     if a.panoptic and b.panoptic:
         inter, area_a, area_b, counts = _panoptic_pair(a, b)
+    elif outline_pairs is not None:  # the outlines are needed anyway: intersect their row runs
+        from qa.engine._kernels_iou import _run_intersections
+
+        inter, area_a, area_b = _run_intersections(*a.outlines().runs, *b.outlines().runs)
     else:
         ca, cb = a.crops(), b.crops()
         inter = _intersection_counts(ca.buf, ca.starts, ca.boxes, cb.buf, cb.starts, cb.boxes)
@@ -289,13 +334,10 @@ def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, boundary_pair) -> dict
     rows = len(m)
     metrics: dict[str, np.ndarray] = {}
     matched_rows = np.flatnonzero(m.status == MATCHED)
-    if boundary_pair is not None and len(matched_rows):
-        boxes_a, boxes_b = a.boxes(), b.boxes()
-        for r in matched_rows:
-            i, j = int(m.index_a[r]), int(m.index_b[r])
-            window = union_window(boxes_a[i], boxes_b[j], margin=cfg.margin, shape=a.shape)
-            values = boundary_pair(a.window(i, window), b.window(j, window), tolerances=cfg.tolerances,
-                                   offset=(window[0], window[1]), image_shape=a.shape)
+    if outline_pairs is not None and len(matched_rows):
+        pairs = outline_pairs(a.outlines(), b.outlines(), m.index_a[matched_rows], m.index_b[matched_rows],
+                              tolerances=cfg.tolerances)
+        for r, values in zip(matched_rows, pairs):
             for name, value in values.items():
                 if name not in metrics:
                     metrics[name] = np.full(rows, np.nan)
@@ -336,24 +378,24 @@ def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, boundary_pair) -> dict
     }
 
 
-def _compare_image(task: _Task, cfg: _Config, boundary_pair) -> list[tuple[int, dict]]:
+def _compare_image(task: _Task, cfg: _Config, outline_pairs) -> list[tuple[int, dict]]:
     decoded = {e.annotator: _Decoded(e, task.height, task.width, cfg.max_pixels) for e in task.entries}
     out = []
     for a, b in itertools.combinations(sorted(decoded), 2):
-        out.append((cfg.pairs[(a, b)], _compare_pair(decoded[a], decoded[b], cfg, boundary_pair)))
+        out.append((cfg.pairs[(a, b)], _compare_pair(decoded[a], decoded[b], cfg, outline_pairs)))
     return out
 
 
 def _compare_chunk(tasks: list[_Task], cfg: _Config) -> dict:
     """Compare a chunk of images; return its results as column arrays (cheap to pickle and keep)."""
-    boundary_pair = _boundary_function() if cfg.boundary else None
+    outline_pairs = _boundary_function() if cfg.boundary else None
     obj: dict[str, list] = {}
     image_rows: list[dict] = []
     pq: dict[int, dict] = {}
     metric_names: dict[str, None] = {}  # insertion-ordered: the same columns in every process
     results = []
     for task in tasks:
-        for code, res in _compare_image(task, cfg, boundary_pair):
+        for code, res in _compare_image(task, cfg, outline_pairs):
             results.append((task.position, code, res))
             metric_names.update(dict.fromkeys(res["metrics"]))
     for position, code, res in results:
@@ -434,7 +476,7 @@ def _run_chunks(chunks: Iterator[list[_Task]], cfg: _Config, workers: int) -> It
 
 
 def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5, workers: int | None = None,
-                  progress: Progress | None = None, max_pixels: int | None = None) -> Comparison:
+                  progress: Progress | None = None, max_pixels: int | None = None, spill_dir=None) -> Comparison:
     """Compare every pair of annotators on every image they both cover.
 
     Parameters
@@ -451,11 +493,17 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
         ``progress("compare", images_done, images_total)``.
     max_pixels : int, optional
         Largest panoptic PNG decoded (default: the model's limit).
+    spill_dir : str or path, optional
+        Write ``object_pairs`` and ``image_pairs`` to this folder as Parquet parts while the batch is
+        compared (``object_pairs/part-00000.parquet``, ...; parts left there by an earlier run are
+        deleted) instead of holding them in memory; ``Comparison.object_pairs`` and ``image_pairs``
+        then read the parts back when accessed. For batches whose object table does not fit in memory.
 
     Returns
     -------
     Comparison
-        ``object_pairs``, ``image_pairs`` and ``scores`` DataFrames (see ``docs/engine.md``).
+        ``object_pairs``, ``image_pairs`` and ``scores`` DataFrames (see ``docs/engine.md``). Spilled or
+        not, the tables and scores hold the same values.
 
     Raises
     ------
@@ -469,7 +517,8 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
     Annotator pairs are named ``"a|b"`` with the names sorted; ``missing`` objects are ``a``'s with no
     match in ``b``, ``extra`` objects ``b``'s with no match in ``a``. Panoptic quality uses the symmetric
     form of :mod:`qa.engine.panoptic` and needs both annotators of the pair to export COCO panoptic.
-    Boundary metrics come from :func:`qa.engine.boundary.boundary_pair` when that module is installed;
+    Boundary metrics come from :func:`qa.engine.boundary.outline_pairs` (the numbers of
+    :func:`qa.engine.boundary.boundary_pair`) when that module is installed;
     otherwise their columns are absent.
 
     Examples
@@ -495,7 +544,7 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
     boundary = _boundary_function() is not None
     cfg = _Config(pairs={p: k for k, p in enumerate(pair_list)}, tolerances=tolerances,
                   iou_threshold=float(iou_threshold), max_pixels=max_pixels or Limits().max_pixels,
-                  boundary=boundary, margin=int(math.ceil(max(tolerances))) + 1)
+                  boundary=boundary)
     total = sum(1 for key in batch.images if len(batch.coverage.get(key, ())) >= 2)
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
@@ -506,13 +555,13 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
     done = 0
     if progress:
         progress("compare", 0, total)
-    parts = []
+    tables = _Tables(batch, pair_list, categories, cfg, spill_dir=spill_dir)
     for part in _run_chunks(_chunks(_tasks(batch, codes), size), cfg, workers):
-        parts.append(part)
         done += part["images"]
+        tables.add(part)  # compacted (or written out) at once; the chunk's arrays are dropped
         if progress:
             progress("compare", done, total)
-    return _assemble(batch, parts, pair_list, categories, cfg)
+    return tables.finish()
 
 
 # --- tables (parent side) -----------------------------------------------------------------------------
@@ -520,191 +569,514 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
 _OBJECT_COLUMNS = ("position", "pair", "index_a", "index_b", "status", "iou", "best_iou", "intersection",
                    "area_a", "area_b", "label_disagreement", "crowd_share")
 _IMAGE_COUNTS = ("objects_a", "objects_b", "matched", "missing", "extra", "ignored", "label_disagreements")
+_SPILL_ROWS = 50_000
+"""Object rows gathered before a spilled part is written."""
+_COUNT_COLUMN = re.compile(r"(_n|^biou_intersection|^biou_union|_matched_.*)$")
+"""Boundary columns that hold pixel counts (stored as float32 when every image has fewer than 2^24
+pixels, which holds them exactly; NaN where the row is not a matched pair)."""
 
 
-def _concat(parts, table: str) -> tuple[dict[str, np.ndarray], int]:
-    """Join the chunks' column arrays (a column missing from a chunk is NaN there).
-
-    Each chunk's column is released as soon as it is joined, so at most one column exists twice.
-    """
-    names = list(dict.fromkeys(name for part in parts for name in part[table]))
-    lengths = [len(next(iter(part[table].values()))) if part[table] else 0 for part in parts]
-    out = {}
-    for name in names:
-        pieces = [part[table].pop(name, None) for part in parts]
-        out[name] = np.concatenate([np.full(k, np.nan) if p is None else p for p, k in zip(pieces, lengths)])
-        del pieces
-    return out, sum(lengths)
+def _code_dtype(n: int):
+    """The smallest signed integer type for category codes ``-1 .. n - 1`` (pandas' own choice)."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if n < np.iinfo(dtype).max:
+            return dtype
+    return np.int64
 
 
 def _categorical(codes: np.ndarray, labels: list):
     import pandas as pd
 
-    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=pd.Index(labels, dtype=object))
-
-
-def _object_meta(export, codes: dict[str, int]):
-    """Category codes, source file codes and names, source indices and ids of an export's objects."""
-    n = len(export.objects)
-    files: dict[str, int] = {}
-    cat = np.empty(n, np.int64)
-    file_code = np.empty(n, np.int64)
-    src_index = np.full(n, -1, np.int64)
-    src_id = np.empty(n, dtype=object)
-    for k, o in enumerate(export.objects):
-        cat[k] = codes[o.category]
-        file_code[k] = files.setdefault(o.source.file, len(files))
-        if o.source.index is not None:
-            src_index[k] = o.source.index
-        src_id[k] = None if o.source.id is None else str(o.source.id)
-    return cat, file_code, list(files), src_index, src_id
-
-
-def _side_columns(batch, pair, index, pair_list, which: int, side: str, categories: list[str],
-                  cache: dict) -> dict:
-    """``object_index``, ``category``, ``file``, ``source_index``, ``source_id`` for one side of each row."""
-    import pandas as pd
-
-    n = len(pair)
-    codes = {c: k for k, c in enumerate(categories)}
-    cat = np.full(n, -1, np.int64)
-    file_code = np.full(n, -1, np.int64)
-    src_index = np.full(n, -1, np.int64)
-    src_id = np.full(n, None, dtype=object)
-    files: dict[str, int] = {}
-    for code, names in enumerate(pair_list):
-        rows = np.flatnonzero((pair == code) & (index >= 0))
-        if not len(rows):
-            continue
-        name = names[which]
-        if name not in cache:
-            cache[name] = _object_meta(batch.exports[name], codes)
-        c, f, file_names, si, sid = cache[name]
-        k = index[rows]
-        remap = np.array([files.setdefault(x, len(files)) for x in file_names], dtype=np.int64)
-        cat[rows] = c[k]
-        file_code[rows] = remap[f[k]]
-        src_index[rows] = si[k]
-        src_id[rows] = sid[k]
-    present = index >= 0
-    return {
-        f"object_index_{side}": _nullable_int(index, present),
-        f"category_{side}": _categorical(cat, categories),
-        f"file_{side}": _categorical(file_code, list(files)),
-        f"source_index_{side}": _nullable_int(src_index, src_index >= 0),
-        f"source_id_{side}": pd.array(src_id, dtype="string"),
-    }
+    return pd.Categorical.from_codes(codes, categories=pd.Index(labels, dtype=object), validate=False)
 
 
 def _nullable_int(values: np.ndarray, valid: np.ndarray):
+    """A nullable integer array from values (any content where not valid) and the valid flags."""
     import pandas as pd
 
-    return pd.arrays.IntegerArray(np.where(valid, values, 0).astype(np.int64), ~np.asarray(valid, dtype=bool))
+    values = np.where(valid, values, 0).astype(values.dtype, copy=False)
+    cls = pd.arrays.IntegerArray
+    return cls(values, ~np.asarray(valid, dtype=bool))
 
 
-def _assemble(batch: Batch, parts: list[dict], pair_list, categories, cfg: _Config) -> Comparison:
-    import pandas as pd
+class _Meta:
+    """Per annotator, what each object row points at: category, file and source codes (one lookup table
+    per annotator, shared by both sides of every pair)."""
 
-    from qa.engine.match import EXTRA, IGNORED, MATCHED, MISSING, STATUS
-    from qa.engine.panoptic import pq_summary
+    def __init__(self, batch: Batch, categories: list[str]):
+        self.batch = batch
+        self.category_codes = {c: k for k, c in enumerate(categories)}
+        self.files: dict[str, int] = {}
+        self.source_ids: dict[str, int] = {}
+        self._tables: dict[str, tuple] = {}
 
-    images = list(batch.images)
-    names = sorted({x for p in pair_list for x in p})
-    pair_keys = [f"{a}|{b}" for a, b in pair_list]
-    code_a = np.array([names.index(a) for a, _ in pair_list] or [0], dtype=np.int64)
-    code_b = np.array([names.index(b) for _, b in pair_list] or [0], dtype=np.int64)
+    def table(self, annotator: str) -> tuple:
+        """``(category codes, file codes, source indices, source id codes)`` of the annotator's objects."""
+        if annotator not in self._tables:
+            objects = self.batch.exports[annotator].objects
+            n = len(objects)
+            cat = np.empty(n, np.int64)
+            file_code = np.empty(n, np.int64)
+            src_index = np.full(n, -1, np.int64)
+            src_id = np.full(n, -1, np.int64)
+            for k, o in enumerate(objects):
+                cat[k] = self.category_codes[o.category]
+                file_code[k] = self.files.setdefault(o.source.file, len(self.files))
+                if o.source.index is not None:
+                    src_index[k] = o.source.index
+                if o.source.id is not None:
+                    text = str(o.source.id)
+                    src_id[k] = self.source_ids.setdefault(text, len(self.source_ids))
+            self._tables[annotator] = (cat, file_code, src_index, src_id)
+        return self._tables[annotator]
 
-    def pair_columns(position, pair):
-        return {"image": _categorical(position, images), "pair": _categorical(pair, pair_keys),
-                "annotator_a": _categorical(code_a[pair], names), "annotator_b": _categorical(code_b[pair], names)}
 
-    # object pairs (each chunk's arrays are released once joined, so the rows exist in at most two copies)
-    obj, n = _concat(parts, "obj")
-    get = lambda name, dtype: obj.pop(name).astype(dtype, copy=False) if n else np.zeros(0, dtype)  # noqa: E731
-    pair = get("pair", np.int64)
-    index_a, index_b, status = get("index_a", np.int64), get("index_b", np.int64), get("status", np.int64)
-    boundary_names = [k for k in obj if k not in _OBJECT_COLUMNS]
-    columns = pair_columns(get("position", np.int64), pair)
-    columns["status"] = _categorical(status, list(STATUS))
-    meta: dict[str, tuple] = {}  # per annotator, shared by both sides
-    side_a = _side_columns(batch, pair, index_a, pair_list, 0, "a", categories, meta)
-    side_b = _side_columns(batch, pair, index_b, pair_list, 1, "b", categories, meta)
-    del meta
-    for key in ("object_index", "category"):
-        columns[f"{key}_a"] = side_a[f"{key}_a"]
-        columns[f"{key}_b"] = side_b[f"{key}_b"]
-    columns.update(iou=get("iou", np.float64), best_iou=get("best_iou", np.float64),
-                   intersection=get("intersection", np.int64), area_a=get("area_a", np.int64),
-                   area_b=get("area_b", np.int64), label_disagreement=get("label_disagreement", bool),
-                   crowd_share=get("crowd_share", np.float64))
-    for name in boundary_names:
-        columns[name] = get(name, np.float64)
-    for key in ("file", "source_index", "source_id"):
-        columns[f"{key}_a"] = side_a[f"{key}_a"]
-    for key in ("file", "source_index", "source_id"):
-        columns[f"{key}_b"] = side_b[f"{key}_b"]
-    object_pairs = pd.DataFrame(columns, copy=False)
+class _Tables:
+    """Builds ``object_pairs`` and ``image_pairs`` from the chunks' column arrays as they arrive.
 
-    # image pairs
-    img, m = _concat(parts, "img")
-    iget = lambda name, dtype: img[name].astype(dtype, copy=False) if m else np.zeros(0, dtype)  # noqa: E731
-    ipair = iget("pair", np.int64)
-    icols = pair_columns(iget("position", np.int64), ipair)
-    for name in _IMAGE_COUNTS:
-        icols[name] = iget(name, np.int64)
-    extra_means = [k for k in img if k.endswith("_mean") and k != "mask_iou_mean"]
-    for name in ["mask_iou_mean", "pq", "sq", "rq", *extra_means]:
-        icols[name] = iget(name, np.float64)
-    image_pairs = pd.DataFrame(icols, copy=False)
+    Each chunk is turned at once into compact columns (category codes, int32 where exact, float32 pixel
+    counts where exact), appended to the tables' block-backed columns (:class:`_Column`) and dropped.
+    In memory, every column is joined once at the end, its blocks released as they are copied, so the
+    tables exist in one copy (plus one column). With ``spill_dir``, parts of about ``_SPILL_ROWS`` rows
+    are written to Parquet and released.
+    """
 
-    # scores: per annotator pair, then the batch
-    pq_totals: dict[int, dict] = {}
-    for part in parts:
+    def __init__(self, batch: Batch, pair_list, categories: list[str], cfg: _Config, spill_dir=None):
+        from qa.engine.match import STATUS
+
+        self.batch = batch
+        self.pair_list = pair_list
+        self.categories = categories
+        self.cfg = cfg
+        self.images = list(batch.images)
+        self.names = sorted({x for p in pair_list for x in p})
+        self.pair_keys = [f"{a}|{b}" for a, b in pair_list]
+        self.code_a = np.array([self.names.index(a) for a, _ in pair_list] or [0], dtype=np.int64)
+        self.code_b = np.array([self.names.index(b) for _, b in pair_list] or [0], dtype=np.int64)
+        self.status = list(STATUS)
+        self.meta = _Meta(batch, categories)
+        for name in sorted(batch.exports):  # every code table made up front: categories stable over parts
+            self.meta.table(name)
+        pixels = max((i.height * i.width for i in batch.images.values()), default=0)
+        self.int_type = np.int32 if pixels < 2 ** 31 else np.int64
+        self.count_type = np.float32 if pixels < 2 ** 24 else np.float64
+        self.max_objects = max((len(e.objects) for e in batch.exports.values()), default=0)
+        self.index_type = np.int32 if self.max_objects < 2 ** 31 else np.int64
+        self.spill = None if spill_dir is None else _Spill(spill_dir)
+        self.boundary_names: dict[str, None] = {}
+        if self.spill is not None and cfg.boundary:  # fixed columns: every part has the same schema
+            self.boundary_names.update(dict.fromkeys(_boundary_names(cfg.tolerances)))
+        self.obj = _Table()
+        self.img = _Table()
+        self.buffered = 0
+        self.pq: dict[int, dict] = {}
+        self.images_per_pair = np.zeros(len(pair_list), np.int64)
+
+    # -- per chunk --
+
+    def add(self, part: dict) -> None:
+        obj, img = part.pop("obj"), part.pop("img")
+        if self.spill is None:
+            self.boundary_names.update(dict.fromkeys(k for k in obj if k not in _OBJECT_COLUMNS))
+        n = len(obj["pair"]) if "pair" in obj else 0
+        if n:
+            self.obj.append(self._compact_objects(obj, n), self.count_type)
+        if img:
+            self.img.append(self._compact_images(img), self.count_type)
+            np.add.at(self.images_per_pair, img["pair"].astype(np.int64), 1)
         for code, per_cat in part["pq"].items():
-            total = pq_totals.setdefault(code, {})
+            total = self.pq.setdefault(code, {})
             for c, row in per_cat.items():
                 t = total.setdefault(c, [0, 0, 0, 0.0])
                 for k in range(4):
                     t[k] += row[k]
-    isthing = {k: batch.categories[c].isthing if c in batch.categories else True for k, c in enumerate(categories)}
-    records: list[tuple] = []
-    means: dict[str, list[float]] = {}
-    label = columns["label_disagreement"]
-    for code, key in enumerate(pair_keys):
-        in_pair = pair == code
-        matched = in_pair & (status == MATCHED)
-        n_images = int((ipair == code).sum())
-        records.append(("annotator_pair", key, "images", n_images, n_images))
-        for metric, value in (("matched", matched.sum()), ("missing", (in_pair & (status == MISSING)).sum()),
-                              ("extra", (in_pair & (status == EXTRA)).sum()),
-                              ("ignored", (in_pair & (status == IGNORED)).sum()),
-                              ("label_disagreements", (in_pair & label).sum())):
-            records.append(("annotator_pair", key, metric, int(value), n_images))
-        figures = {"mask_iou_mean": columns["iou"][matched]}
-        for name in boundary_names:
+        self.buffered += n
+        if self.spill is not None and self.buffered >= _SPILL_ROWS:
+            self._write_part()
+
+    def _compact_objects(self, obj: dict, n: int) -> dict:
+        pair = obj.pop("pair").astype(np.int64, copy=False)
+        out = {"image": obj.pop("position").astype(_code_dtype(len(self.images))),
+               "pair": pair.astype(_code_dtype(len(self.pair_keys))),
+               "annotator_a": self.code_a[pair].astype(_code_dtype(len(self.names))),
+               "annotator_b": self.code_b[pair].astype(_code_dtype(len(self.names))),
+               "status": obj.pop("status").astype(np.int8)}
+        index_a = obj.pop("index_a").astype(np.int64, copy=False)
+        index_b = obj.pop("index_b").astype(np.int64, copy=False)
+        side_a = self._side(pair, index_a, 0)
+        side_b = self._side(pair, index_b, 1)
+        out["object_index_a"] = index_a.astype(self.index_type)
+        out["object_index_b"] = index_b.astype(self.index_type)
+        out["category_a"], out["category_b"] = side_a["category"], side_b["category"]
+        for name, dtype in (("iou", np.float64), ("best_iou", np.float64), ("intersection", self.int_type),
+                            ("area_a", self.int_type), ("area_b", self.int_type), ("label_disagreement", bool),
+                            ("crowd_share", np.float64)):
+            out[name] = obj.pop(name).astype(dtype, copy=False)
+        for name in self.boundary_names:
+            values = obj.pop(name, None)
+            dtype = self.count_type if _COUNT_COLUMN.search(name) else np.float64
+            out[name] = np.full(n, np.nan, dtype) if values is None else values.astype(dtype, copy=False)
+        for side, columns in (("a", side_a), ("b", side_b)):
+            for key in ("file", "source_index", "source_id"):
+                out[f"{key}_{side}"] = columns[key]
+        return out
+
+    def _side(self, pair, index, which: int) -> dict:
+        """Category, file and source codes of one side of each row (-1 where the side has no object)."""
+        n = len(pair)
+        cat = np.full(n, -1, _code_dtype(len(self.categories)))
+        file_code = np.full(n, -1, np.int32)
+        src_index = np.full(n, -1, np.int64)
+        src_id = np.full(n, -1, np.int32)
+        for code, names in enumerate(self.pair_list):
+            rows = np.flatnonzero((pair == code) & (index >= 0))
+            if not len(rows):
+                continue
+            c, f, si, sid = self.meta.table(names[which])
+            k = index[rows]
+            cat[rows] = c[k]
+            file_code[rows] = f[k]
+            src_index[rows] = si[k]
+            src_id[rows] = sid[k]
+        return {"category": cat, "file": file_code, "source_index": src_index, "source_id": src_id}
+
+    def _compact_images(self, img: dict) -> dict:
+        pair = img["pair"].astype(np.int64)
+        out = {"image": img["position"].astype(_code_dtype(len(self.images))),
+               "pair": pair.astype(_code_dtype(len(self.pair_keys))),
+               "annotator_a": self.code_a[pair].astype(_code_dtype(len(self.names))),
+               "annotator_b": self.code_b[pair].astype(_code_dtype(len(self.names)))}
+        for name in _IMAGE_COUNTS:
+            out[name] = img[name].astype(np.int32)
+        for name in ("mask_iou_mean", "pq", "sq", "rq"):
+            out[name] = img[name].astype(np.float64)
+        for name in img:
+            if name.endswith("_mean") and name != "mask_iou_mean":
+                out[name] = img[name].astype(np.float64)
+        for name in self.boundary_names:  # the same columns in every chunk (NaN without matched pairs)
+            score = _score_name(name)
+            if score is not None and score not in out:
+                out[score] = np.full(len(pair), np.nan)
+        return out
+
+    # -- pandas wrapping (no copies of the column data) --
+
+    def object_frame(self, columns: dict):
+        import pandas as pd
+
+        files = list(self.meta.files)
+        source_ids = list(self.meta.source_ids)
+        out = {"image": _categorical(columns.pop("image"), self.images),
+               "pair": _categorical(columns.pop("pair"), self.pair_keys),
+               "annotator_a": _categorical(columns.pop("annotator_a"), self.names),
+               "annotator_b": _categorical(columns.pop("annotator_b"), self.names),
+               "status": _categorical(columns.pop("status"), self.status)}
+        for side in ("a", "b"):
+            index = columns.pop(f"object_index_{side}")
+            out[f"object_index_{side}"] = _nullable_int(index, index >= 0)
+        for side in ("a", "b"):
+            out[f"category_{side}"] = _categorical(columns.pop(f"category_{side}"), self.categories)
+        for name in list(columns):
+            if name.startswith(("file_", "source_index_", "source_id_")):
+                continue
+            out[name] = columns.pop(name)
+        for side in ("a", "b"):
+            out[f"file_{side}"] = _categorical(columns.pop(f"file_{side}"), files)
+            src_index = columns.pop(f"source_index_{side}")
+            out[f"source_index_{side}"] = _nullable_int(src_index, src_index >= 0)
+            out[f"source_id_{side}"] = _categorical(columns.pop(f"source_id_{side}"), source_ids)
+        return pd.DataFrame(out, copy=False)
+
+    def image_frame(self, columns: dict):
+        import pandas as pd
+
+        out = {"image": _categorical(columns.pop("image"), self.images),
+               "pair": _categorical(columns.pop("pair"), self.pair_keys),
+               "annotator_a": _categorical(columns.pop("annotator_a"), self.names),
+               "annotator_b": _categorical(columns.pop("annotator_b"), self.names)}
+        out.update(columns)
+        return pd.DataFrame(out, copy=False)
+
+    # -- the end --
+
+    def _write_part(self) -> None:
+        self.spill.write({"object_pairs": self.object_frame(self.obj.join(self.object_template())),
+                          "image_pairs": self.image_frame(self.img.join(self.image_template()))})
+        self.buffered = 0
+
+    def object_template(self) -> dict:
+        """Empty columns of the object table, in order (for batches without rows)."""
+        out = {name: np.zeros(0, dtype) for name, dtype in (
+            ("image", np.int8), ("pair", np.int8), ("annotator_a", np.int8), ("annotator_b", np.int8),
+            ("status", np.int8), ("object_index_a", self.index_type), ("object_index_b", self.index_type),
+            ("category_a", np.int8), ("category_b", np.int8), ("iou", np.float64), ("best_iou", np.float64),
+            ("intersection", self.int_type), ("area_a", self.int_type), ("area_b", self.int_type),
+            ("label_disagreement", bool), ("crowd_share", np.float64))}
+        for name in self.boundary_names:
+            out[name] = np.zeros(0, self.count_type if _COUNT_COLUMN.search(name) else np.float64)
+        for side in ("a", "b"):
+            out[f"file_{side}"] = np.zeros(0, np.int32)
+            out[f"source_index_{side}"] = np.zeros(0, np.int64)
+            out[f"source_id_{side}"] = np.zeros(0, np.int32)
+        return out
+
+    def image_template(self) -> dict:
+        out = {name: np.zeros(0, np.int8) for name in ("image", "pair", "annotator_a", "annotator_b")}
+        out.update({name: np.zeros(0, np.int32) for name in _IMAGE_COUNTS})
+        out.update({name: np.zeros(0, np.float64) for name in ("mask_iou_mean", "pq", "sq", "rq")})
+        return out
+
+    def finish(self) -> Comparison:
+        if self.spill is not None:
+            if self.obj.rows or self.img.rows or not self.spill.parts:
+                self._write_part()
+            object_pairs = image_pairs = None
+            figures = self._spilled_figures()
+        else:
+            object_pairs = self.object_frame(self.obj.join(self.object_template()))
+            image_pairs = self.image_frame(self.img.join(self.image_template()))
+            figures = self._figures(object_pairs)
+        scores = self._scores(figures)
+        settings = {"tolerances": list(self.cfg.tolerances), "iou_threshold": self.cfg.iou_threshold,
+                    "boundary_metrics": bool(self.boundary_names), "pq_form": "symmetric"}
+        if self.spill is not None:
+            settings["spill_dir"] = str(self.spill.folder)
+        return Comparison(object_pairs=object_pairs, image_pairs=image_pairs, scores=scores, settings=settings,
+                          spill=self.spill)
+
+    def _score_columns(self) -> dict[str, str]:
+        out = {"iou": "mask_iou_mean"}
+        for name in self.boundary_names:
             if _score_name(name) is not None:
-                figures[_score_name(name)] = columns[name][matched]
-        for metric, values in figures.items():
-            values = values[~np.isnan(values)]
-            value = float(values.mean()) if len(values) else math.nan
-            records.append(("annotator_pair", key, metric, value, len(values)))
-            means.setdefault(metric, []).append(value)
-        if code in pq_totals:
-            summary = pq_summary(pq_totals[code], isthing=isthing)
-            for metric in ("pq", "sq", "rq"):
-                records.append(("annotator_pair", key, metric, summary["all"][metric], summary["all"]["n"]))
-                means.setdefault(metric, []).append(summary["all"][metric])
-            records.append(("annotator_pair", key, "pq_things", summary["things"]["pq"], summary["things"]["n"]))
-            records.append(("annotator_pair", key, "pq_stuff", summary["stuff"]["pq"], summary["stuff"]["n"]))
-    for metric in ("matched", "missing", "extra", "ignored", "label_disagreements"):
-        records.append(("batch", "", metric, sum(r[3] for r in records if r[0] == "annotator_pair" and r[2] == metric),
-                        len(pair_keys)))
-    for metric, values in means.items():
-        values = [v for v in values if v == v]
-        records.append(("batch", "", metric, float(np.mean(values)) if values else math.nan, len(values)))
-    scores = pd.DataFrame.from_records(records, columns=["scope", "key", "metric", "value", "n"])
-    scores["value"] = scores["value"].astype(np.float64)
-    scores["n"] = scores["n"].astype(np.int64)
-    settings = {"tolerances": list(cfg.tolerances), "iou_threshold": cfg.iou_threshold,
-                "boundary_metrics": bool(boundary_names), "pq_form": "symmetric"}
-    return Comparison(object_pairs=object_pairs, image_pairs=image_pairs, scores=scores, settings=settings)
+                out[name] = _score_name(name)
+        return out
+
+    def _figures(self, object_pairs) -> dict:
+        """Per annotator pair: status counts, label disagreements and each figure's mean over the matched
+        pairs (with the number of values)."""
+        from qa.engine.match import EXTRA, IGNORED, MATCHED, MISSING
+
+        pair = object_pairs["pair"].cat.codes.to_numpy()
+        status = object_pairs["status"].cat.codes.to_numpy()
+        label = object_pairs["label_disagreement"].to_numpy()
+        out = {}
+        for code in range(len(self.pair_keys)):
+            in_pair = pair == code
+            matched = in_pair & (status == MATCHED)
+            counts = {"matched": int(matched.sum()), "missing": int((in_pair & (status == MISSING)).sum()),
+                      "extra": int((in_pair & (status == EXTRA)).sum()),
+                      "ignored": int((in_pair & (status == IGNORED)).sum()),
+                      "label_disagreements": int((in_pair & label).sum())}
+            values = {metric: _mean(object_pairs[name].to_numpy()[matched])
+                      for name, metric in self._score_columns().items()}
+            out[code] = (counts, values)
+        return out
+
+    def _spilled_figures(self) -> dict:
+        """:meth:`_figures` read back from the Parquet parts, part by part and one column at a time, so
+        that only one figure's matched values are in memory at once (the same values in the same order
+        as in memory, hence the same means to the bit)."""
+        import pyarrow.parquet as pq
+
+        from qa.engine.match import STATUS
+
+        parts = sorted((self.spill.folder / "object_pairs").glob("part-*.parquet"))
+        n = len(self.pair_keys)
+        counts = [dict.fromkeys(("matched", "missing", "extra", "ignored", "label_disagreements"), 0)
+                  for _ in range(n)]
+        values: list[dict] = [{} for _ in range(n)]
+        names = list(self._score_columns().items())
+        for step in range(len(names) + 1):
+            pieces: list[list] = [[] for _ in range(n)]
+            for path in parts:
+                columns = ["pair", "status"] + (["label_disagreement"] if step == 0 else [names[step - 1][0]])
+                table = pq.read_table(path, columns=columns)
+                pair = table.column("pair").to_pandas().astype(object).to_numpy()
+                status = table.column("status").to_pandas().astype(object).to_numpy()
+                for code, key in enumerate(self.pair_keys):
+                    in_pair = pair == key
+                    matched = in_pair & (status == STATUS[0])
+                    if step == 0:
+                        for label, name in zip(STATUS, ("matched", "missing", "extra", "ignored")):
+                            counts[code][name] += int((in_pair & (status == label)).sum())
+                        label = table.column("label_disagreement").to_numpy()
+                        counts[code]["label_disagreements"] += int((in_pair & label).sum())
+                    else:
+                        column = table.column(names[step - 1][0]).to_numpy()
+                        pieces[code].append(column[matched].astype(np.float64, copy=False))
+                del table
+            if step:
+                metric = names[step - 1][1]
+                for code in range(n):
+                    values[code][metric] = _mean(np.concatenate(pieces[code]) if pieces[code]
+                                                 else np.zeros(0, np.float64))
+            del pieces
+        return {code: (counts[code], values[code]) for code in range(n)}
+
+    def _scores(self, figures: dict):
+        import pandas as pd
+
+        from qa.engine.panoptic import pq_summary
+
+        isthing = {k: self.batch.categories[c].isthing if c in self.batch.categories else True
+                   for k, c in enumerate(self.categories)}
+        records: list[tuple] = []
+        means: dict[str, list[float]] = {}
+        for code, key in enumerate(self.pair_keys):
+            counts, values_by_metric = figures[code]
+            n_images = int(self.images_per_pair[code])
+            records.append(("annotator_pair", key, "images", n_images, n_images))
+            for metric in ("matched", "missing", "extra", "ignored", "label_disagreements"):
+                records.append(("annotator_pair", key, metric, counts[metric], n_images))
+            for metric, (value, count) in values_by_metric.items():
+                records.append(("annotator_pair", key, metric, value, count))
+                means.setdefault(metric, []).append(value)
+            if code in self.pq:
+                summary = pq_summary(self.pq[code], isthing=isthing)
+                for metric in ("pq", "sq", "rq"):
+                    records.append(("annotator_pair", key, metric, summary["all"][metric], summary["all"]["n"]))
+                    means.setdefault(metric, []).append(summary["all"][metric])
+                records.append(("annotator_pair", key, "pq_things", summary["things"]["pq"],
+                                summary["things"]["n"]))
+                records.append(("annotator_pair", key, "pq_stuff", summary["stuff"]["pq"], summary["stuff"]["n"]))
+        for metric in ("matched", "missing", "extra", "ignored", "label_disagreements"):
+            records.append(("batch", "", metric,
+                            sum(r[3] for r in records if r[0] == "annotator_pair" and r[2] == metric),
+                            len(self.pair_keys)))
+        for metric, values in means.items():
+            values = [v for v in values if v == v]
+            records.append(("batch", "", metric, float(np.mean(values)) if values else math.nan, len(values)))
+        scores = pd.DataFrame.from_records(records, columns=["scope", "key", "metric", "value", "n"])
+        scores["value"] = scores["value"].astype(np.float64)
+        scores["n"] = scores["n"].astype(np.int64)
+        return scores
+
+
+class _Column:
+    """One column of a result table, filled chunk by chunk, joined once.
+
+    The values go into blocks of anonymous memory (``mmap``) that grow from 64 KiB to 4 MiB. Joining
+    copies the blocks into one array and unmaps each block as soon as it is copied, so its memory goes
+    back to the system at once: the column never exists twice, and the many small chunk arrays that
+    came before leave no fragmented heap behind.
+    """
+
+    __slots__ = ("dtype", "blocks", "used", "length")
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+        self.blocks: list = []  # (mmap, array view)
+        self.used = 0  # values in the last block
+        self.length = 0
+
+    def append(self, values: np.ndarray) -> None:
+        import mmap
+
+        values = np.asarray(values, dtype=self.dtype)
+        k = 0
+        while k < len(values):
+            if not self.blocks or self.used == len(self.blocks[-1][1]):
+                size = min(4 << 20, (64 << 10) << min(len(self.blocks), 6))
+                block = mmap.mmap(-1, size)
+                self.blocks.append((block, np.frombuffer(block, dtype=self.dtype)))
+                self.used = 0
+            view = self.blocks[-1][1]
+            take = min(len(values) - k, len(view) - self.used)
+            view[self.used:self.used + take] = values[k:k + take]
+            self.used += take
+            k += take
+        self.length += len(values)
+
+    def pad(self, n: int) -> None:
+        """Append ``n`` missing values (NaN; the column is a float one)."""
+        self.append(np.full(n, np.nan, self.dtype))
+
+    def join(self) -> np.ndarray:
+        out = np.empty(self.length, self.dtype)
+        pos = 0
+        while self.blocks:
+            block, view = self.blocks.pop(0)
+            take = min(len(view), self.length - pos)
+            out[pos:pos + take] = view[:take]
+            pos += take
+            del view
+            block.close()
+        self.length = 0
+        return out
+
+
+class _Table:
+    """Columns of one result table filled chunk by chunk (see :class:`_Column`)."""
+
+    def __init__(self):
+        self.columns: dict[str, _Column] = {}
+        self.rows = 0
+
+    def append(self, chunk: dict, count_type) -> None:
+        n = len(next(iter(chunk.values())))
+        for name, values in chunk.items():
+            if name not in self.columns:  # a boundary figure first seen now: NaN on the rows before
+                dtype = values.dtype if self.rows == 0 else (
+                    count_type if _COUNT_COLUMN.search(name) else np.float64)
+                self.columns[name] = _Column(dtype)
+                if self.rows:
+                    self.columns[name].pad(self.rows)
+            self.columns[name].append(values)
+        for name, column in self.columns.items():
+            if name not in chunk:
+                column.pad(n)
+        self.rows += n
+
+    def join(self, template: dict) -> dict:
+        """One array per column (``template``'s empty columns when no row came)."""
+        if not self.columns:
+            return template
+        out = {name: column.join() for name, column in self.columns.items()}
+        self.columns = {}
+        self.rows = 0
+        return out
+
+
+def _mean(values: np.ndarray) -> tuple[float, int]:
+    """Mean of the values that are not NaN (NaN when none) and their number."""
+    values = values[~np.isnan(values)]
+    return (float(values.mean()) if len(values) else math.nan), len(values)
+
+
+def _boundary_names(tolerances) -> list[str]:
+    """The columns :func:`qa.engine.boundary.boundary_pair` returns at these tolerances, in order."""
+    from qa.engine.boundary import boundary_pair
+
+    one = np.ones((1, 1), np.uint8)
+    return list(boundary_pair(one, one, tolerances=tolerances))
+
+
+class _Spill:
+    """Parquet parts of the result tables in a folder: ``object_pairs/part-00000.parquet``, ...,
+    ``image_pairs/part-00000.parquet``, ..."""
+
+    def __init__(self, folder):
+        from pathlib import Path
+
+        self.folder = Path(folder)
+        self.parts = 0
+        for name in ("object_pairs", "image_pairs"):
+            sub = self.folder / name
+            sub.mkdir(parents=True, exist_ok=True)
+            for old in sub.glob("part-*.parquet"):  # a folder reused for a new run: no stale parts
+                old.unlink()
+
+    def write(self, frames: dict) -> None:
+        """Write one part of each table (large categories cut to the values present in the part)."""
+        for table, frame in frames.items():
+            for name in ("image", "file_a", "file_b", "source_id_a", "source_id_b"):
+                if name in frame:
+                    frame[name] = frame[name].cat.remove_unused_categories()
+            frame.to_parquet(self.folder / table / f"part-{self.parts:05d}.parquet", engine="pyarrow", index=False)
+        self.parts += 1
+
+    def read(self, table: str):
+        """The whole table (its parts in order)."""
+        import pandas as pd
+
+        return pd.read_parquet(self.folder / table, engine="pyarrow")

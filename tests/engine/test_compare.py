@@ -220,24 +220,26 @@ def test_panopticapi_sample_against_itself_scores_pq_one(shared_data):
 
 
 def test_boundary_metrics_are_wired_per_matched_pair(small_batch, monkeypatch):
-    """With a stand-in for qa.engine.boundary.boundary_pair: the crops it gets and where its numbers go."""
+    """With a stand-in for qa.engine.boundary.outline_pairs: the objects it gets and where its numbers go."""
     import qa.engine.compare as compare
 
     calls = []
 
-    def fake_boundary_pair(a_crop, b_crop, *, tolerances, offset, image_shape):
-        assert a_crop.shape == b_crop.shape and a_crop.dtype == np.uint8 and b_crop.dtype == np.uint8
-        calls.append((int(a_crop.sum()), int(b_crop.sum()), int((a_crop & b_crop).sum()), offset, image_shape,
-                      tuple(tolerances)))
-        return {"boundary_f_2px": float(len(calls)), "boundary_a_n": 7.0, "signed_offset": -1.0}
+    def fake_outline_pairs(outlines_a, outlines_b, index_a, index_b, *, tolerances):
+        for i, j in zip(index_a, index_b):
+            area = [int((o.runs[3] - o.runs[2])[o.runs[0][k]:o.runs[0][k + 1]].sum())
+                    for o, k in ((outlines_a, i), (outlines_b, j))]
+            calls.append((area[0], area[1], tuple(tolerances)))
+        return [{"boundary_f_2px": float(len(calls) - len(index_a) + r + 1), "boundary_a_n": 7.0,
+                 "signed_offset": -1.0} for r in range(len(index_a))]
 
-    monkeypatch.setattr(compare, "_boundary_function", lambda: fake_boundary_pair)
+    monkeypatch.setattr(compare, "_boundary_function", lambda: fake_outline_pairs)
     c = compare_batch(small_batch, workers=1, tolerances=(2,))
     matched = c.object_pairs[c.object_pairs["status"] == "matched"]
     assert len(calls) == len(matched) == 5
-    for (area_a, area_b, inter, offset, shape, tol), (_, row) in zip(calls, matched.iterrows()):
-        assert (area_a, area_b, inter) == (row["area_a"], row["area_b"], row["intersection"])  # whole objects
-        assert shape == (H, W) and tol == (2,) and min(offset) >= 0
+    for (area_a, area_b, tol), (_, row) in zip(calls, matched.iterrows()):
+        assert (area_a, area_b) == (row["area_a"], row["area_b"])  # whole objects, the matched ones
+        assert tol == (2,)
     assert matched["boundary_f_2px"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert c.object_pairs.loc[c.object_pairs["status"] != "matched", "boundary_f_2px"].isna().all()
     assert "boundary_a_n" in c.object_pairs  # counts stay in the object table ...
@@ -245,6 +247,45 @@ def test_boundary_metrics_are_wired_per_matched_pair(small_batch, monkeypatch):
     assert s["boundary_f_2px_mean"] == 1.5 and s["signed_offset_px_mean"] == -1.0
     assert "boundary_a_n_mean" not in s and "boundary_a_n_mean" not in c.image_pairs  # ... not in the means
     assert c.settings["boundary_metrics"] is True
+
+
+def _same(got, expected):
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == value or (np.isnan(got[key]) and np.isnan(value)), key
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_engine_boundary_metrics_equal_dense_distance_transforms(seed):
+    """The engine's outline path gives boundary_pair's numbers to the bit, from id maps and from crops."""
+    import reference as ref
+
+    from qa.engine._masks import rle_crops
+    from qa.engine.boundary import id_map_outlines, object_outlines, outline_pairs
+
+    rng = np.random.default_rng(seed)
+    h, w = 60, 80
+    maps = []
+    for _ in range(2):
+        m = np.zeros((h, w), np.int32)
+        for k in range(1, 9):  # overlapping blobs painted in order: the last one on top
+            cy, cx = rng.integers(0, h), rng.integers(0, w)
+            ry, rx = rng.integers(3, 30, 2)
+            yy, xx = np.mgrid[:h, :w]
+            m[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1 + 0.3 * rng.random((h, w))] = k
+        maps.append(m)
+    ids = np.arange(0, 9)
+    tolerances = (1, 2, 4)
+    pairs_a, pairs_b = np.repeat(ids, len(ids)), np.tile(ids, len(ids))
+    from_maps = outline_pairs(id_map_outlines(maps[0], ids), id_map_outlines(maps[1], ids), pairs_a, pairs_b,
+                              tolerances=tolerances)
+    crops = [rle_crops([mask_to_rle(m == k) for k in ids], h, w) for m in maps]
+    from_crops = outline_pairs(object_outlines(crops[0]), object_outlines(crops[1]), pairs_a, pairs_b,
+                               tolerances=tolerances)
+    for (i, j), got_map, got_crop in zip(zip(pairs_a, pairs_b), from_maps, from_crops):
+        expected = ref.dense_boundary_pair(maps[0] == i, maps[1] == j, tolerances=tolerances)
+        _same(got_map, expected)
+        _same(got_crop, expected)
 
 
 def test_real_boundary_metrics_on_identical_and_shifted_objects(small_batch):
@@ -261,3 +302,65 @@ def test_real_boundary_metrics_on_identical_and_shifted_objects(small_batch):
     assert 0 < s["boundary_f_1px_mean"] <= 1 and s["boundary_f_2px_mean"] == 1.0
     ip = c.image_pairs
     assert "boundary_f_2px_mean" in ip and "boundary_a_n_mean" not in ip
+
+
+def test_spilled_tables_equal_the_tables_in_memory(small_batch, tmp_path):
+    in_memory = compare_batch(small_batch, workers=1)
+    spilled = compare_batch(small_batch, workers=1, spill_dir=tmp_path / "spill")
+    assert spilled.spill_dir == tmp_path / "spill" and in_memory.spill_dir is None
+    assert sorted(p.name for p in (tmp_path / "spill" / "object_pairs").iterdir()) == ["part-00000.parquet"]
+    pd.testing.assert_frame_equal(spilled.scores, in_memory.scores)
+    for name in ("object_pairs", "image_pairs"):
+        got, expected = getattr(spilled, name), getattr(in_memory, name)
+        assert list(got.columns) == list(expected.columns)
+        for column in expected.columns:  # categories of a part hold the values present in it
+            assert got[column].astype(object).tolist() == expected[column].astype(object).tolist() or (
+                got[column].isna().equals(expected[column].isna())
+                and got[column].dropna().astype(object).tolist() == expected[column].dropna().astype(object).tolist()
+            ), (name, column)
+    # a second run into the same folder replaces the parts
+    again = compare_batch(small_batch, workers=1, spill_dir=tmp_path / "spill")
+    assert len(again.object_pairs) == len(in_memory.object_pairs)
+
+
+def test_spilled_parts_are_written_as_the_rows_arrive(small_batch, tmp_path, monkeypatch):
+    import qa.engine.compare as compare
+
+    monkeypatch.setattr(compare, "_SPILL_ROWS", 1)  # a part per chunk
+    monkeypatch.setattr(compare, "_CHUNK_MAX", 1)
+    c = compare_batch(small_batch, workers=1, spill_dir=tmp_path)
+    parts = sorted(p.name for p in (tmp_path / "object_pairs").iterdir())
+    assert len(parts) == 2 and len(list((tmp_path / "image_pairs").iterdir())) == 2
+    expected = compare_batch(small_batch, workers=1)
+    pd.testing.assert_frame_equal(c.scores, expected.scores)
+    assert c.object_pairs["iou"].tolist() == pytest.approx(expected.object_pairs["iou"].tolist(), nan_ok=True)
+
+
+def test_compact_column_types(small_batch):
+    op = compare_batch(small_batch, workers=1).object_pairs
+    assert op["image"].cat.codes.dtype == np.int8 and op["status"].cat.codes.dtype == np.int8
+    assert str(op["object_index_a"].dtype) == "Int32" and op["area_a"].dtype == np.int32
+    assert op["boundary_a_n"].dtype == np.float32  # pixel counts: exact in float32 below 2^24 pixels
+    assert op["iou"].dtype == np.float64 and op["boundary_f_2px"].dtype == np.float64  # metrics stay float64
+    assert op["source_id_a"].dtype == "category"
+
+
+def test_block_columns_join_what_was_appended():
+    from qa.engine.compare import _Column, _Table
+
+    rng = np.random.default_rng(0)
+    pieces = [rng.random(int(n)) for n in rng.integers(0, 30_000, 12)]  # crosses several blocks
+    column = _Column(np.float64)
+    for piece in pieces:
+        column.append(piece)
+    joined = column.join()
+    np.testing.assert_array_equal(joined, np.concatenate(pieces))
+    assert column.blocks == [] and column.length == 0
+    table = _Table()
+    table.append({"a": np.arange(3, dtype=np.int32)}, np.float32)
+    table.append({"a": np.arange(2, dtype=np.int32), "boundary_a_n": np.ones(2, np.float32),
+                  "hd95": np.ones(2)}, np.float32)
+    out = table.join({})
+    assert out["a"].dtype == np.int32 and out["a"].tolist() == [0, 1, 2, 0, 1]
+    assert out["boundary_a_n"].dtype == np.float32 and out["hd95"].dtype == np.float64
+    assert np.isnan(out["hd95"][:3]).all() and out["hd95"][3:].tolist() == [1.0, 1.0]

@@ -156,3 +156,100 @@ def test_boundary_pair_checks_its_window():
         boundary_pair(np.zeros((3, 3)), np.zeros((3, 3)), offset=(9, 0), image_shape=(10, 10))
     assert edges_of((3, 3), (0, 7), (10, 10)) == (0, 1, 1, 0)
     assert tolerance_label(2.0) == "2px" and tolerance_label(1.5) == "1p5px"
+
+
+# --- outlines as point lists, and boundary_pair from them ---------------------------------------------
+
+
+def _points(mask):
+    ys, xs = np.nonzero(mask)
+    return ys.astype(np.int32), xs.astype(np.int32)
+
+
+def _outline_of(mask, edges=ALL, offset=(0, 0), band_width=2):
+    ones, first = np.ones(1, np.int64), np.zeros(1, np.int64)
+    return kb._outlines(np.ascontiguousarray(mask, dtype=np.uint8), ones, first, 1, offset[1], offset[0], *edges,
+                        band_width)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_outlines_equal_the_dense_maps(seed):
+    for m in _masks(seed):
+        m = np.ascontiguousarray(m)
+        for d in (1, 2, 3):
+            out = _outline_of(m, band_width=d)
+            run_ptr, run_y, run_x0, run_x1 = out[0:4]
+            painted = np.zeros_like(m)
+            for y, x0, x1 in zip(run_y, run_x0, run_x1):
+                assert painted[y, x0:x1].sum() == 0 and x0 < x1
+                painted[y, x0:x1] = 1
+            np.testing.assert_array_equal(painted, m)
+            assert run_ptr.tolist() == [0, len(run_y)]
+            for (ys, xs), dense in ((out[5:7], ref.inner_boundary(m)), (out[8:10], ref.band(m, d))):
+                expected = _points(dense)
+                np.testing.assert_array_equal(ys, expected[0])
+                np.testing.assert_array_equal(xs, expected[1])
+            codes = ks._corner_codes(m)
+            surfels = (codes != 0) & (codes != 15)
+            expected = _points(surfels)
+            np.testing.assert_array_equal(out[11], expected[0])
+            np.testing.assert_array_equal(out[12], expected[1])
+            np.testing.assert_array_equal(out[13], codes[surfels])
+
+
+def test_outlines_of_an_id_map_are_those_of_each_segment():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 4, (17, 23)).astype(np.int32)
+    labels[5:12, 4:20] = 9  # one large segment among small ones
+    ids = np.array([9, 1, 3], np.int64)  # 0 and 2 are not wanted (background)
+    order = np.argsort(ids, kind="stable")
+    out = kb._outlines(labels, ids[order], order.astype(np.int64), 3, 0, 0, *ALL, 2)
+    for k, v in enumerate(ids):
+        single = _outline_of(labels == v)
+        for ptr_at, members in ((0, (1, 2, 3)), (4, (5, 6)), (7, (8, 9)), (10, (11, 12, 13))):
+            lo, hi = out[ptr_at][k], out[ptr_at][k + 1]
+            for member in members:
+                np.testing.assert_array_equal(out[member][lo:hi], single[member])
+
+
+def test_outlines_of_a_crop_inside_the_image():
+    # sides off the image border: outside the crop is background there (the object touching the crop's
+    # right side has boundary and surface along it); coordinates are the image's
+    m = np.ones((3, 4), np.uint8)
+    inside = _outline_of(m, edges=(1, 0, 1, 0), offset=(10, 0))
+    assert len(inside[5]) == 6  # the last row and the last column
+    assert inside[6].min() == 10 and inside[2].tolist() == [10, 10, 10]
+    assert len(_outline_of(m, edges=ALL)[5]) == 0  # the whole image: no boundary
+    assert len(_outline_of(m, edges=ALL)[11]) == 2 * (3 + 4)  # DeepMind: outside the image is background
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_boundary_pair_equals_dense_distance_transforms_to_the_bit(seed):
+    """boundary_pair from point lists gives exactly what exact EDTs of the window give."""
+    rng = np.random.default_rng(seed)
+    for _ in range(25):
+        shape = tuple(int(v) for v in rng.integers(4, 40, 2))
+        a = random_mask(rng, shape)
+        b = random_mask(rng, shape) if rng.random() < 0.5 else np.roll(a, int(rng.integers(-3, 4)), axis=1)
+        tolerances = (1.0, 1.5, 4.0)
+        for dilation in (1, 2, 3):
+            expected = ref.dense_boundary_pair(a, b, tolerances=tolerances, biou_dilation=dilation)
+            got = boundary_pair(a, b, tolerances=tolerances, biou_dilation=dilation)
+            assert got.keys() == expected.keys()
+            for key in expected:
+                assert got[key] == expected[key] or (math.isnan(got[key]) and math.isnan(expected[key])), key
+            a_crop, b_crop, offset = crop_window(a, b, 1)
+            cropped = boundary_pair(a_crop, b_crop, tolerances=tolerances, offset=offset, image_shape=a.shape,
+                                    biou_dilation=dilation)
+            for key in expected:
+                assert cropped[key] == got[key] or (math.isnan(got[key]) and math.isnan(cropped[key])), key
+
+
+@pytest.mark.parametrize("name", sorted(NAMED_MASKS))
+def test_boundary_pair_named_masks_equal_dense(name):
+    a = np.ascontiguousarray(NAMED_MASKS[name])
+    for b in (a, np.roll(a, 2, axis=0), np.zeros_like(a), 1 - a):
+        expected = ref.dense_boundary_pair(a, b)
+        got = boundary_pair(a, b)
+        for key in expected:
+            assert got[key] == expected[key] or (math.isnan(got[key]) and math.isnan(expected[key])), key

@@ -90,3 +90,82 @@ def test_crowd_cover_takes_the_best_single_region_of_the_same_category():
     other_cats = np.array([1, 1, 2], np.int64)
     got = _crowd_cover(inter, areas, cats, other_crowd, other_cats)
     assert got.tolist() == [0.6, 0.0]  # region 2 is another category; empty objects get 0
+
+
+# --- intersections from run lengths -------------------------------------------------------------------
+
+
+def _row_runs(masks):
+    """Row runs of each mask as the outline kernels list them: (ptr, y, x0, x1)."""
+    ptr, ys, x0s, x1s = [0], [], [], []
+    for m in masks:
+        for y in range(m.shape[0]):
+            row = np.concatenate([[0], m[y].astype(np.int8), [0]])
+            starts = np.flatnonzero(np.diff(row) == 1)
+            ends = np.flatnonzero(np.diff(row) == -1)
+            ys += [y] * len(starts)
+            x0s += starts.tolist()
+            x1s += ends.tolist()
+        ptr.append(len(ys))
+    return (np.array(ptr, np.int64), np.array(ys, np.int32), np.array(x0s, np.int32), np.array(x1s, np.int32))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_run_intersections_match_full_masks(seed):
+    from qa.engine._kernels_iou import _run_intersections
+
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(1, 48, size=2)
+    masks_a = _random_masks(rng, rng.integers(0, 9), h, w)
+    masks_b = _random_masks(rng, rng.integers(0, 9), h, w)
+    inter, area_a, area_b = _run_intersections(*_row_runs(masks_a), *_row_runs(masks_b))
+    np.testing.assert_array_equal(inter, ref_intersection_counts(masks_a, masks_b).reshape(inter.shape))
+    assert area_a.tolist() == [int(m.sum()) for m in masks_a] and area_b.tolist() == [int(m.sum()) for m in masks_b]
+
+
+def _rle_inputs(rles):
+    """The flat inputs of _rle_intersections for a list of RLEs (compressed bytes or count lists)."""
+    strings = [r["counts"] if not isinstance(r["counts"], list) else b"" for r in rles]
+    raw = [r["counts"] if isinstance(r["counts"], list) else [] for r in rles]
+    char_starts = np.concatenate([[0], np.cumsum([len(s) for s in strings])]).astype(np.int64)
+    raw_starts = np.concatenate([[0], np.cumsum([len(c) for c in raw])]).astype(np.int64)
+    return (np.frombuffer(b"".join(strings), np.uint8), char_starts,
+            np.array([v for c in raw for v in c], np.int64), raw_starts,
+            np.array([not isinstance(r["counts"], list) for r in rles], bool))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_rle_intersections_match_full_masks(seed):
+    from qa.engine._kernels_iou import _rle_intersections, _rle_intervals
+    from reference import ref_runs
+
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(1, 40, size=2))
+    masks_a = _random_masks(rng, rng.integers(1, 8), h, w)
+    masks_b = _random_masks(rng, rng.integers(1, 8), h, w)
+    rles = [mask_to_rle(m) for m in masks_a + masks_b]
+    for k in range(0, len(rles), 2):  # every other one uncompressed
+        rles[k] = {"size": [h, w], "counts": ref_runs((masks_a + masks_b)[k])}
+    inter, area_a, area_b, ok = _rle_intersections(*_rle_inputs(rles), len(masks_a), h, w)
+    assert ok.all()
+    np.testing.assert_array_equal(inter, ref_intersection_counts(masks_a, masks_b))
+    assert area_a.tolist() == [int(m.sum()) for m in masks_a] and area_b.tolist() == [int(m.sum()) for m in masks_b]
+    _, _, _, boxes, _, _ = _rle_intervals(*_rle_inputs(rles), h, w)
+    from reference import ref_bbox
+    assert [tuple(b) for b in boxes.tolist()] == [ref_bbox(m) for m in masks_a + masks_b]
+
+
+def test_rle_intervals_flag_malformed_counts():
+    from qa.engine._kernels_iou import _rle_intervals
+
+    good = mask_to_rle(np.eye(4, dtype=np.uint8))
+    rles = [good, {"size": [4, 4], "counts": good["counts"][:-1] + b"h"},  # ends inside a number
+            {"size": [4, 4], "counts": [3, 2]},                              # does not sum to 16
+            {"size": [4, 4], "counts": [20, -4]}]                            # negative run
+    ptr, start, end, boxes, areas, ok = _rle_intervals(*_rle_inputs(rles), 4, 4)
+    assert ok.tolist() == [True, False, False, False]
+    assert areas.tolist() == [4, 0, 0, 0] and ptr.tolist() == [0, 4, 4, 4, 4]
+    # a run that wraps from one column into the next spans every row
+    wrap = {"size": [4, 3], "counts": [2, 4, 6]}
+    _, start, end, boxes, _, ok = _rle_intervals(*_rle_inputs([wrap]), 4, 3)
+    assert ok.all() and boxes.tolist() == [[0, 0, 2, 4]] and (start.tolist(), end.tolist()) == ([2], [6])

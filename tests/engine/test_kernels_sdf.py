@@ -110,3 +110,55 @@ def test_signed_boundary_distance():
     boundary[3, 3] = 0
     sd = ks._signed_boundary_distance(m, ks._edt_squared(boundary))
     assert sd[3, 3] == -1.0 and sd[2, 2] == 0.0 and sd[0, 3] == 2.0 and sd[0, 0] == np.sqrt(8)
+
+
+# --- distances between point sets --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_nearest_d2_against_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        targets = rng.random((h, w)) < rng.choice([0.001, 0.02, 0.3])
+        queries = rng.random((h + 10, w + 10)) < 0.1  # some queries lie outside the targets' rows
+        ty, tx = (v.astype(np.int32) for v in np.nonzero(targets))
+        qy, qx = (v.astype(np.int32) - 5 for v in np.nonzero(queries))
+        d2 = ks._nearest_d2(qy, qx, ty, tx)
+        if len(ty) == 0:
+            assert np.isinf(d2).all()
+            continue
+        brute = ((qy[:, None] - ty[None, :]).astype(np.int64) ** 2
+                 + (qx[:, None] - tx[None, :]).astype(np.int64) ** 2).min(axis=1)
+        np.testing.assert_array_equal(d2, brute.astype(np.float64))
+
+
+def test_nearest_d2_equals_the_edt_at_the_points():
+    for m in NAMED_MASKS.values():
+        features = np.ascontiguousarray(m, dtype=np.uint8)
+        ty, tx = (v.astype(np.int32) for v in np.nonzero(features))
+        gy, gx = (v.astype(np.int32).ravel() for v in np.mgrid[:m.shape[0], :m.shape[1]])
+        np.testing.assert_array_equal(ks._nearest_d2(gy, gx, ty, tx), ks._edt_squared(features).ravel())
+
+
+def test_inside_runs_and_common_points():
+    rng = np.random.default_rng(2)
+    m = random_mask(rng, (20, 30))
+    ys, xs = [], []
+    for y in range(20):  # row runs of the mask
+        row = np.concatenate([[0], m[y], [0]])
+        starts = np.flatnonzero(np.diff(row) == 1)
+        ends = np.flatnonzero(np.diff(row) == -1)
+        ys += [y] * len(starts)
+        xs += list(zip(starts, ends))
+    run_y = np.array(ys, np.int32)
+    run_x0 = np.array([s for s, _ in xs], np.int32)
+    run_x1 = np.array([e for _, e in xs], np.int32)
+    qy, qx = (v.astype(np.int32).ravel() - 2 for v in np.mgrid[:24, :34])
+    inside = ks._inside_runs(qy, qx, run_y, run_x0, run_x1)
+    padded = np.pad(m, 2)
+    np.testing.assert_array_equal(inside, padded[qy + 2, qx + 2])
+    other = random_mask(rng, (20, 30))
+    a = [v.astype(np.int32) for v in np.nonzero(m)]
+    b = [v.astype(np.int32) for v in np.nonzero(other)]
+    assert ks._common_points(a[0], a[1], b[0], b[1]) == int((m & other).sum())

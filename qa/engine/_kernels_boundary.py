@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from qa.engine._masks import _find_sorted
+
 
 @njit(cache=True, nogil=True)
 def _outside_image(i, j, h, w, at_top, at_bottom, at_left, at_right):
@@ -284,22 +286,6 @@ def _grow(values, n):
 
 
 @njit(cache=True, nogil=True)
-def _find_id(ids, value):
-    """Position of ``value`` in the sorted array ``ids``, or -1."""
-    lo = 0
-    hi = ids.shape[0]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if ids[mid] < value:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo < ids.shape[0] and ids[lo] == value:
-        return lo
-    return -1
-
-
-@njit(cache=True, nogil=True)
 def _edge_flags(labels, y, x, at_top, at_bottom, at_left, at_right):
     """``_B4 | _B8`` flags of a pixel on the edge of ``labels`` (neighbours beyond a side that is not
     the image border are background, beyond the image border they do not exist)."""
@@ -361,7 +347,7 @@ def _emit_corner(labels, ids, order, cy, cx, y_off, x_off, s_obj, s_y, s_x, s_co
                 seen = True
         if seen:
             continue
-        j = _find_id(ids, v)
+        j = _find_sorted(ids, v)
         if j < 0:
             continue
         code = 0
@@ -461,7 +447,7 @@ def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at
     n8 = 0
     n8_all = 0
     last_v = labels[0, 0] if h > 0 and w > 0 else 0
-    last_j = _find_id(ids, last_v) if h > 0 and w > 0 else -1
+    last_j = _find_sorted(ids, last_v) if h > 0 and w > 0 else -1
     p = _next_flag(flat, words, 0, h * w)
     while p < h * w:
         n8_all += 1
@@ -469,7 +455,7 @@ def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at
         v = labels[y, p - y * w]
         if v != last_v:
             last_v = v
-            last_j = _find_id(ids, v)
+            last_j = _find_sorted(ids, v)
         if last_j >= 0:
             if n8 == b8.shape[0]:
                 b8 = _grow(b8, n8 + 1)
@@ -511,7 +497,7 @@ def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at
     ns = 0
     run_start = 0
     last_v = labels[0, 0] if h > 0 and w > 0 else 0
-    last_j = _find_id(ids, last_v) if h > 0 and w > 0 else -1
+    last_j = _find_sorted(ids, last_v) if h > 0 and w > 0 else -1
     last_k = order[last_j] if last_j >= 0 else -1
     for cy in range(h + 1):
         edge_row = cy == 0 or cy == h
@@ -520,7 +506,7 @@ def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at
             pixel = cy < h and cx < w
             f = flags[cy, cx] if pixel else np.uint8(0)
             if f == _BAND and not edge_row and 0 < cx < w - 1:  # band only: no corner, no run end
-                band_obj[nb] = last_k if labels[cy, cx] == last_v else order[_find_id(ids, labels[cy, cx])]
+                band_obj[nb] = last_k if labels[cy, cx] == last_v else order[_find_sorted(ids, labels[cy, cx])]
                 band_y[nb] = cy + y_off
                 band_x[nb] = cx + x_off
                 nb += 1
@@ -534,7 +520,7 @@ def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at
                 v = labels[cy, cx]
                 if v != last_v:
                     last_v = v
-                    last_j = _find_id(ids, v)
+                    last_j = _find_sorted(ids, v)
                     last_k = order[last_j] if last_j >= 0 else -1
                 j = last_j
                 if j >= 0:

@@ -275,61 +275,23 @@ def _directed_surface(codes, d2_other, lengths, length_rank, tolerances, percent
         ``inf`` when the other surface is empty.
     """
     h, w = codes.shape
-    nt = tolerances.shape[0]
-    out = np.zeros(4 + nt, dtype=np.float64)
     n = 0
     for i in range(h):
         for j in range(w):
             c = codes[i, j]
             if c != 0 and c != 15:
                 n += 1
-    if n == 0:
-        out[2] = np.inf
-        return out
-    keys = np.empty(n, dtype=np.float64)
-    dist = np.empty(n, dtype=np.float64)
-    lens = np.empty(n, dtype=np.float64)
+    listed = np.empty(n, dtype=np.uint8)
+    d2 = np.empty(n, dtype=np.float64)
     k = 0
     for i in range(h):
         for j in range(w):
             c = codes[i, j]
             if c != 0 and c != 15:
-                d2 = d2_other[i, j]
-                dist[k] = np.sqrt(d2)
-                lens[k] = lengths[c]
-                # sort key: distance first, then length (squared distances are integers < 2^50)
-                keys[k] = d2 * 4.0 + length_rank[c] if d2 < _FAR else np.inf
+                listed[k] = c
+                d2[k] = d2_other[i, j]
                 k += 1
-    order = np.argsort(keys, kind="mergesort")
-    sorted_lens = np.empty(n, dtype=np.float64)
-    sorted_dist = np.empty(n, dtype=np.float64)
-    for k in range(n):
-        sorted_lens[k] = lens[order[k]]
-        sorted_dist[k] = dist[order[k]]
-    total = _pairwise_sum(sorted_lens, 0, n)
-    weighted = np.empty(n, dtype=np.float64)
-    for k in range(n):
-        weighted[k] = sorted_dist[k] * sorted_lens[k]
-    out[0] = total
-    out[1] = _pairwise_sum(weighted, 0, n)
-    # robust Hausdorff: first element whose cumulative length share reaches the percentile
-    target = percent / 100.0
-    cum = 0.0
-    idx = n - 1
-    for k in range(n):
-        cum += sorted_lens[k]
-        if cum / total >= target:
-            idx = k
-            break
-    out[2] = sorted_dist[idx]
-    out[3] = n
-    for t in range(nt):
-        # the elements within the tolerance are a prefix of the sorted order
-        m = 0
-        while m < n and sorted_dist[m] <= tolerances[t]:
-            m += 1
-        out[4 + t] = _pairwise_sum(sorted_lens, 0, m)
-    return out
+    return _surface_statistics(listed, d2, lengths, length_rank, tolerances, percent)
 
 
 # --- distances between point sets (cost in the length of the outlines, not the area of the window) ---
@@ -434,8 +396,8 @@ def _nearest_d2(qy, qx, ty, tx):
 
 @njit(cache=True, nogil=True)
 def _surface_statistics(codes, d2, lengths, length_rank, tolerances, percent):
-    """:func:`_directed_surface` on a list of surface elements: their codes and squared distances to
-    the other surface (same arithmetic, same result to the bit)."""
+    """The statistics of :func:`_directed_surface` from a list of surface elements: their codes and
+    squared distances to the other surface (the grid version lists its elements and calls this)."""
     nt = tolerances.shape[0]
     out = np.zeros(4 + nt, dtype=np.float64)
     n = codes.shape[0]
@@ -449,6 +411,7 @@ def _surface_statistics(codes, d2, lengths, length_rank, tolerances, percent):
         c = codes[k]
         dist[k] = np.sqrt(d2[k])
         lens[k] = lengths[c]
+        # sort key: distance first, then length (squared distances are integers < 2^50)
         keys[k] = d2[k] * 4.0 + length_rank[c] if d2[k] < _FAR else np.inf
     order = np.argsort(keys, kind="mergesort")
     sorted_lens = np.empty(n, dtype=np.float64)
@@ -462,6 +425,7 @@ def _surface_statistics(codes, d2, lengths, length_rank, tolerances, percent):
         weighted[k] = sorted_dist[k] * sorted_lens[k]
     out[0] = total
     out[1] = _pairwise_sum(weighted, 0, n)
+    # robust Hausdorff: first element whose cumulative length share reaches the percentile
     target = percent / 100.0
     cum = 0.0
     idx = n - 1
@@ -473,6 +437,7 @@ def _surface_statistics(codes, d2, lengths, length_rank, tolerances, percent):
     out[2] = sorted_dist[idx]
     out[3] = n
     for t in range(nt):
+        # the elements within the tolerance are a prefix of the sorted order
         m = 0
         while m < n and sorted_dist[m] <= tolerances[t]:
             m += 1

@@ -20,21 +20,16 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import re
-from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
+from qa.engine import _pool
 from qa.model import Batch, Limits
 
 Progress = Callable[[str, int, int], None]
-
-_CHUNK_MAX = 16
-"""Most images sent to a worker at once."""
-
 
 # --- result -------------------------------------------------------------------------------------------
 
@@ -427,54 +422,6 @@ def _compare_chunk(tasks: list[_Task], cfg: _Config) -> dict:
 
 # --- driving the work ---------------------------------------------------------------------------------
 
-def _chunks(tasks: Iterable[_Task], size: int) -> Iterator[list[_Task]]:
-    chunk: list[_Task] = []
-    for task in tasks:
-        chunk.append(task)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def default_workers() -> int:
-    """The CPUs this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _pool_context():
-    import multiprocessing as mp
-
-    methods = mp.get_all_start_methods()
-    if "forkserver" in methods:
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["qa.engine._preload"])
-        return ctx
-    return mp.get_context("spawn")
-
-
-def _run_chunks(chunks: Iterator[list[_Task]], cfg: _Config, workers: int) -> Iterator[dict]:
-    """Results chunk by chunk, in order; at most ``2 * workers`` chunks in flight."""
-    if workers <= 1:
-        for chunk in chunks:
-            yield _compare_chunk(chunk, cfg)
-        return
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-        pending: deque = deque()
-        for chunk in chunks:
-            pending.append(pool.submit(_compare_chunk, chunk, cfg))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
 def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5, workers: int | None = None,
                   progress: Progress | None = None, max_pixels: int | None = None, spill_dir=None) -> Comparison:
     """Compare every pair of annotators on every image they both cover.
@@ -546,17 +493,12 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
                   iou_threshold=float(iou_threshold), max_pixels=max_pixels or Limits().max_pixels,
                   boundary=boundary)
     total = sum(1 for key in batch.images if len(batch.coverage.get(key, ())) >= 2)
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ConfigError(f"workers must be at least 1, got {workers}")
-    size = max(1, min(_CHUNK_MAX, math.ceil(total / max(1, workers * 4))))
-    if total <= size:
-        workers = 1  # one chunk: a pool would only add start-up time
+    size, workers = _pool.plan(total, workers)
     done = 0
     if progress:
         progress("compare", 0, total)
     tables = _Tables(batch, pair_list, categories, cfg, spill_dir=spill_dir)
-    for part in _run_chunks(_chunks(_tasks(batch, codes), size), cfg, workers):
+    for part in _pool.run_chunks(_compare_chunk, _pool.chunks(_tasks(batch, codes), size), cfg, workers):
         done += part["images"]
         tables.add(part)  # compacted (or written out) at once; the chunk's arrays are dropped
         if progress:

@@ -331,26 +331,6 @@ def _compare_chunk(tasks: list[_Task], cfg: _Config) -> tuple[int, list, list]:
     return len(tasks), classes, interfaces
 
 
-def _run_chunks(chunks, cfg: _Config, workers: int):
-    if workers <= 1:
-        for chunk in chunks:
-            yield _compare_chunk(chunk, cfg)
-        return
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
-
-    from qa.engine.compare import _pool_context
-
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-        pending: deque = deque()
-        for chunk in chunks:
-            pending.append(pool.submit(_compare_chunk, chunk, cfg))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
 # --- entry point --------------------------------------------------------------------------------------
 
 def compare_semantic(batch: Batch, *, tolerances=(1, 2, 4), workers: int | None = None, progress=None,
@@ -405,7 +385,7 @@ def compare_semantic(batch: Batch, *, tolerances=(1, 2, 4), workers: int | None 
     >>> result.class_table()  # doctest: +SKIP
     """
     from qa.engine.boundary import tolerance_label
-    from qa.engine.compare import _chunks, default_workers
+    from qa.engine import _pool
     from qa.errors import ConfigError
 
     tolerances = tuple(float(t) for t in tolerances)
@@ -417,16 +397,11 @@ def compare_semantic(batch: Batch, *, tolerances=(1, 2, 4), workers: int | None 
                   max_pixels=max_pixels or Limits().max_pixels)
     tasks = list(_tasks(batch, codes))
     total = len(tasks)
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ConfigError(f"workers must be at least 1, got {workers}")
-    size = max(1, min(16, math.ceil(total / max(1, workers * 4))))
-    if total <= size:
-        workers = 1
+    size, workers = _pool.plan(total, workers)
     if progress:
         progress("semantic", 0, total)
     class_rows, interface_rows, done = [], [], 0
-    for count, c, i in _run_chunks(_chunks(tasks, size), cfg, workers):
+    for count, c, i in _pool.run_chunks(_compare_chunk, _pool.chunks(tasks, size), cfg, workers):
         class_rows.extend(c)
         interface_rows.extend(i)
         done += count

@@ -139,6 +139,21 @@ def test_process_pool_gives_the_same_tables(small_batch):
     assert progress[0] == ("compare", 0, 2) and progress[-1] == ("compare", 2, 2)
 
 
+def test_small_batches_run_without_a_pool_unless_workers_are_asked_for(monkeypatch):
+    from qa.engine import _pool
+
+    monkeypatch.setattr(_pool, "default_workers", lambda: 4)
+    assert _pool.plan(3, None) == (1, 1)  # under SERIAL_BELOW images: this process
+    assert _pool.plan(3, 2) == (1, 2)  # asked for: a pool
+    assert _pool.plan(_pool.SERIAL_BELOW, None) == (1, 4)
+    assert _pool.plan(1000, None) == (_pool.CHUNK_MAX, 4)
+    assert _pool.plan(40, 2) == (5, 2)  # four chunks a worker
+    assert _pool.plan(1, 4) == (1, 1)  # one chunk
+    with pytest.raises(ConfigError, match="workers must be at least 1"):
+        _pool.plan(10, 0)
+    assert [len(c) for c in _pool.chunks(range(7), 3)] == [3, 3, 1]
+
+
 def test_bad_settings_raise_config_errors(small_batch):
     with pytest.raises(ConfigError, match="tolerances"):
         compare_batch(small_batch, tolerances=(0,))
@@ -325,9 +340,10 @@ def test_spilled_tables_equal_the_tables_in_memory(small_batch, tmp_path):
 
 def test_spilled_parts_are_written_as_the_rows_arrive(small_batch, tmp_path, monkeypatch):
     import qa.engine.compare as compare
+    from qa.engine import _pool
 
     monkeypatch.setattr(compare, "_SPILL_ROWS", 1)  # a part per chunk
-    monkeypatch.setattr(compare, "_CHUNK_MAX", 1)
+    monkeypatch.setattr(_pool, "CHUNK_MAX", 1)
     c = compare_batch(small_batch, workers=1, spill_dir=tmp_path)
     parts = sorted(p.name for p in (tmp_path / "object_pairs").iterdir())
     assert len(parts) == 2 and len(list((tmp_path / "image_pairs").iterdir())) == 2

@@ -435,7 +435,8 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
     iou_threshold : float, default 0.5
         Smallest mask IoU of a matched pair (inclusive).
     workers : int, optional
-        Worker processes; default one per available CPU. ``1`` runs in this process.
+        Worker processes; default one per available CPU (batches under 8 images: none). ``1`` runs
+        in this process.
     progress : callable, optional
         ``progress("compare", images_done, images_total)``.
     max_pixels : int, optional

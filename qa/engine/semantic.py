@@ -345,7 +345,8 @@ def compare_semantic(batch: Batch, *, tolerances=(1, 2, 4), workers: int | None 
     tolerances : sequence of float, pixels, default (1, 2, 4)
         Boundary tolerances (class boundary F, interface matches).
     workers : int, optional
-        Worker processes; default one per available CPU; 1 runs in this process.
+        Worker processes; default one per available CPU (batches under 8 images: none). ``1`` runs
+        in this process.
     progress : callable, optional
         ``progress("semantic", images_done, images_total)``.
     max_pixels : int, optional

@@ -16,18 +16,14 @@ is checked against the baselines before timing.
 from __future__ import annotations
 
 import argparse
-import math
 import platform
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks._common import best_of, load_reference
 from benchmarks._data import SHAPE, bbox, mask_pairs
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import reference as ref  # noqa: E402
+ref = load_reference()
 
 try:
     import cv2
@@ -136,15 +132,6 @@ def ours_pair(pairs, wins):
         out.append(boundary_pair(ca, cb, tolerances=(1.0, 2.0, 4.0), offset=(x0, y0), image_shape=SHAPE,
                                  biou_dilation=2))
     return out
-
-
-def best_of(fn, repeat):
-    best = math.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main(argv=None) -> int:

@@ -567,3 +567,40 @@ def dense_boundary_pair(a_crop, b_crop, *, tolerances=(1.0, 2.0, 4.0), offset=(0
     out["signed_offset_median"] = float(median)
     out["signed_offset_n"] = float(n)
     return out
+
+
+# =====================================================================================================
+# Formats: Label Studio brush RLE (qa/formats/_ls_rle.py)
+# =====================================================================================================
+
+
+def ls_decode_rle(rle) -> np.ndarray:
+    """label-studio-converter ``brush.decode_rle`` (the decoder users rely on), written out: the bytes
+    expanded to a string of '0'/'1' characters, then each field read with ``int(bits[i:i + n], 2)``.
+
+    Returns the flat uint8 values (RGBA pixels for a brush export).
+    """
+    bits = "".join(str((rle[i // 8] >> (7 - i % 8)) & 1) for i in range(len(rle) * 8))
+    pos = 0
+
+    def read(n):
+        nonlocal pos
+        pos += n
+        return int(bits[pos - n:pos], 2)
+
+    num = read(32)
+    word_size = read(5) + 1
+    rle_sizes = [read(4) + 1 for _ in range(4)]
+    out = np.zeros(num, dtype=np.uint8)
+    i = 0
+    while i < num:
+        x = read(1)
+        j = i + 1 + read(rle_sizes[read(2)])
+        if x:
+            out[i:j] = read(word_size)
+            i = j
+        else:
+            while i < j:
+                out[i] = read(word_size)
+                i += 1
+    return out

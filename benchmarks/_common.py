@@ -1,11 +1,30 @@
-"""Timing and environment helpers shared by the engine benchmarks."""
+"""Timing and environment helpers shared by the engine benchmarks, and the tests' reference code."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+
+
+def load_reference():
+    """``tests/reference.py`` as a module: the tests' transcriptions of published code, which the
+    benchmarks time as baselines.
+
+    ``tests/`` is not a package (pytest puts it on ``sys.path``, and the tests import ``reference``
+    by name); its folder goes on ``sys.path`` here, once.
+    """
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    import reference
+
+    return reference
 
 
 def timed(fn, *, repeat: int = 5) -> float:
@@ -16,6 +35,16 @@ def timed(fn, *, repeat: int = 5) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def best_of(fn, repeat: int) -> float:
+    """Shortest wall time of ``fn()`` in seconds over ``repeat`` calls."""
+    best = math.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def machine() -> str:

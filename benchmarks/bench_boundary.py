@@ -16,18 +16,14 @@ is checked against the baselines before timing.
 from __future__ import annotations
 
 import argparse
-import math
 import platform
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks._common import best_of, load_reference
 from benchmarks._data import SHAPE, bbox, mask_pairs
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import reference as ref  # noqa: E402
+ref = load_reference()
 
 try:
     import cv2
@@ -39,28 +35,13 @@ except ImportError:  # the OpenCV baseline is optional
 
 
 def davis_f_measure_cv2(foreground_mask, gt_mask, bound_th=0.008):
-    """davis2017-evaluation ``davis2017/metrics.py`` ``f_measure`` (void_pixels=None)."""
-    from skimage.morphology import disk
+    """davis2017-evaluation ``davis2017/metrics.py`` ``f_measure`` (void_pixels=None), dilating with
+    OpenCV as it does (the rest is ``tests/reference.py``'s transcription)."""
+    return ref.davis_f_measure(foreground_mask, gt_mask, bound_th, dilate=_cv2_dilate)
 
-    bound_pix = bound_th if bound_th >= 1 else np.ceil(bound_th * np.linalg.norm(foreground_mask.shape))
-    fg_boundary = ref.davis_seg2bmap(foreground_mask)
-    gt_boundary = ref.davis_seg2bmap(gt_mask)
-    fg_dil = cv2.dilate(fg_boundary.astype(np.uint8), disk(bound_pix).astype(np.uint8))
-    gt_dil = cv2.dilate(gt_boundary.astype(np.uint8), disk(bound_pix).astype(np.uint8))
-    gt_match = gt_boundary * fg_dil
-    fg_match = fg_boundary * gt_dil
-    n_fg = np.sum(fg_boundary)
-    n_gt = np.sum(gt_boundary)
-    if n_fg == 0 and n_gt > 0:
-        precision, recall = 1, 0
-    elif n_fg > 0 and n_gt == 0:
-        precision, recall = 0, 1
-    elif n_fg == 0 and n_gt == 0:
-        precision, recall = 1, 1
-    else:
-        precision = np.sum(fg_match) / float(n_fg)
-        recall = np.sum(gt_match) / float(n_gt)
-    return 0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+def _cv2_dilate(boundary, selem):
+    return cv2.dilate(boundary.astype(np.uint8), selem.astype(np.uint8))
 
 
 def cheng_mask_to_boundary_cv2(mask, dilation_ratio=0.02):
@@ -136,15 +117,6 @@ def ours_pair(pairs, wins):
         out.append(boundary_pair(ca, cb, tolerances=(1.0, 2.0, 4.0), offset=(x0, y0), image_shape=SHAPE,
                                  biou_dilation=2))
     return out
-
-
-def best_of(fn, repeat):
-    best = math.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main(argv=None) -> int:

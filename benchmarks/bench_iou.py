@@ -16,13 +16,12 @@ Both results are checked equal to pycocotools before timing.
 from __future__ import annotations
 
 import argparse
-import math
 import platform
-import time
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from benchmarks._common import best_of
 from benchmarks._data import SHAPE, bbox, blob_box, draw
 
 
@@ -65,15 +64,6 @@ def ours_from_masks(a, b):
     buf_b, starts_b, boxes_b, area_b = _crops(b)
     inter = _intersection_counts(buf_a, starts_a, boxes_a, buf_b, starts_b, boxes_b)
     return inter / (area_a[:, None] + area_b[None, :] - inter)
-
-
-def best_of(fn, repeat):
-    best = math.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main(argv=None) -> int:

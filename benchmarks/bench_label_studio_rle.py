@@ -1,9 +1,10 @@
 """Label Studio brush RLE: the numba decoder against a straightforward pure-Python decoder.
 
 The baseline is the algorithm of label-studio-converter's ``brush.decode_rle`` (the decoder users
-rely on): expand the bytes to a string of '0'/'1' characters, then read each field with
-``int(bits[i:i + n], 2)``. Both decode the same streams, made once before timing by an encoder that
-writes what Label Studio's canvas exports: RGBA pixels, the brush colour with alpha 255 on the mask.
+rely on; ``ls_decode_rle`` in ``tests/reference.py``): expand the bytes to a string of '0'/'1'
+characters, then read each field with ``int(bits[i:i + n], 2)``. Both decode the same streams, made
+once before timing by an encoder that writes what Label Studio's canvas exports: RGBA pixels, the
+brush colour with alpha 255 on the mask.
 
 Masks are fragmented on purpose (the case where the baseline "takes seconds"): salt-and-pepper noise
 and a large blob with scattered holes.
@@ -18,6 +19,8 @@ import platform
 import time
 
 import numpy as np
+
+from benchmarks._common import load_reference
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -78,32 +81,7 @@ def masks(rng):
 
 # --- the baseline ---------------------------------------------------------------------------------
 
-def python_decode(rle) -> np.ndarray:
-    """label-studio-converter ``brush.decode_rle``: a bit string, read field by field."""
-    bits = "".join(str((rle[i // 8] >> (7 - i % 8)) & 1) for i in range(len(rle) * 8))
-    pos = 0
-
-    def read(n):
-        nonlocal pos
-        pos += n
-        return int(bits[pos - n:pos], 2)
-
-    num = read(32)
-    word_size = read(5) + 1
-    rle_sizes = [read(4) + 1 for _ in range(4)]
-    out = np.zeros(num, dtype=np.uint8)
-    i = 0
-    while i < num:
-        x = read(1)
-        j = i + 1 + read(rle_sizes[read(2)])
-        if x:
-            out[i:j] = read(word_size)
-            i = j
-        else:
-            while i < j:
-                out[i] = read(word_size)
-                i += 1
-    return out
+python_decode = load_reference().ls_decode_rle  # label-studio-converter ``brush.decode_rle``
 
 
 def alpha_to_coco(decoded, h, w):

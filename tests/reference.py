@@ -113,18 +113,24 @@ def davis_seg2bmap(seg):
     return b
 
 
-def davis_f_measure(foreground_mask, gt_mask, bound_th=0.008):
+def davis_dilate(boundary, selem):
+    """``cv2.dilate(img, disk(r))`` is ``ndimage.binary_dilation(img, disk(r))``: both take the maximum
+    over the (symmetric) disk, and both treat outside the image as 0 for a dilation."""
+    return ndimage.binary_dilation(boundary, structure=selem.astype(bool))
+
+
+def davis_f_measure(foreground_mask, gt_mask, bound_th=0.008, dilate=davis_dilate):
     """``f_measure(foreground_mask, gt_mask, void_pixels=None, bound_th)``.
 
-    ``cv2.dilate(img, disk(r))`` is ``ndimage.binary_dilation(img, disk(r))``: both take the maximum
-    over the (symmetric) disk, and both treat outside the image as 0 for a dilation.
+    ``dilate(boundary, disk(bound_pix))`` stands for ``cv2.dilate``; by default ``davis_dilate`` (scipy).
+    The benchmarks pass ``cv2.dilate`` itself to time the reference code verbatim.
     """
     bound_pix = bound_th if bound_th >= 1 else np.ceil(bound_th * np.linalg.norm(foreground_mask.shape))
     fg_boundary = davis_seg2bmap(foreground_mask)
     gt_boundary = davis_seg2bmap(gt_mask)
-    selem = disk(bound_pix).astype(bool)
-    fg_dil = ndimage.binary_dilation(fg_boundary, structure=selem)
-    gt_dil = ndimage.binary_dilation(gt_boundary, structure=selem)
+    selem = disk(bound_pix)
+    fg_dil = dilate(fg_boundary, selem)
+    gt_dil = dilate(gt_boundary, selem)
     gt_match = gt_boundary * fg_dil
     fg_match = fg_boundary * gt_dil
     n_fg = np.sum(fg_boundary)
@@ -350,34 +356,57 @@ OFFSET = 256 * 256 * 256
 VOID = 0
 
 
-def panopticapi_pq(pan_gt, pan_pred, gt_segments, pred_segments):
-    """Per-category ``{tp, fp, fn, iou}`` and the ``pq_average`` over them.
+def panopticapi_areas(pan, segments):
+    """``segments_info`` copies with each ``area`` counted from the id map (0 for a listed id the map
+    lacks), as a valid export declares them."""
+    segms = {el["id"]: dict(el) for el in segments}
+    labels, counts = np.unique(pan, return_counts=True)
+    for label, count in zip(labels, counts):
+        if label in segms:
+            segms[label]["area"] = count
+    for el in segms.values():
+        el.setdefault("area", 0)
+    return list(segms.values())
+
+
+def panopticapi_stat(pan_gt, pan_pred, gt_segments, pred_segments):
+    """``pq_compute_single_core``'s body on one image pair: ``{category_id: [tp, fp, fn, iou]}``.
 
     ``gt_segments`` and ``pred_segments`` are ``segments_info`` lists (``id``, ``category_id``,
-    ``iscrowd``); areas are counted from the id maps, as a valid export declares them.
+    ``iscrowd``); the ground truth's carry their ``area``, as in panopticapi's JSON (see
+    ``panopticapi_areas``), the prediction's areas are counted from ``pan_pred``. As in panopticapi, a
+    prediction id in the map but not in the list, or listed but not in the map, is a KeyError.
     """
-    gt_segms = {el["id"]: dict(el) for el in gt_segments}
+    gt_segms = {el["id"]: el for el in gt_segments}
     pred_segms = {el["id"]: dict(el) for el in pred_segments}
-    for segms, pan in ((gt_segms, pan_gt), (pred_segms, pan_pred)):
-        labels, counts = np.unique(pan, return_counts=True)
-        for label, count in zip(labels, counts):
-            if label in segms:
-                segms[label]["area"] = count
-        for el in segms.values():
-            el.setdefault("area", 0)
-    stat = defaultdict(lambda: {"iou": 0.0, "tp": 0, "fp": 0, "fn": 0})
 
+    # predicted segments area calculation + prediction sanity checks
+    pred_labels_set = set(el["id"] for el in pred_segments)
+    labels, labels_cnt = np.unique(pan_pred, return_counts=True)
+    for label, label_cnt in zip(labels, labels_cnt):
+        if label not in pred_segms:
+            if label == VOID:
+                continue
+            raise KeyError(f"segment with ID {label} is presented in PNG and not presented in JSON")
+        pred_segms[label]["area"] = label_cnt
+        pred_labels_set.remove(label)
+    if len(pred_labels_set) != 0:
+        raise KeyError(f"segments with IDs {sorted(pred_labels_set)} are presented in JSON and not in PNG")
+
+    # confusion matrix calculation
     pan_gt_pred = pan_gt.astype(np.uint64) * OFFSET + pan_pred.astype(np.uint64)
     gt_pred_map = {}
     labels, labels_cnt = np.unique(pan_gt_pred, return_counts=True)
     for label, intersection in zip(labels, labels_cnt):
-        gt_pred_map[(int(label // OFFSET), int(label % OFFSET))] = intersection
+        gt_pred_map[(label // OFFSET, label % OFFSET)] = intersection
 
+    # count all matched pairs
+    stat = defaultdict(lambda: [0, 0, 0, 0.0])  # tp, fp, fn, iou
     gt_matched, pred_matched = set(), set()
     for (gt_label, pred_label), intersection in gt_pred_map.items():
         if gt_label not in gt_segms or pred_label not in pred_segms:
             continue
-        if gt_segms[gt_label].get("iscrowd", 0) == 1:
+        if gt_segms[gt_label]["iscrowd"] == 1:
             continue
         if gt_segms[gt_label]["category_id"] != pred_segms[pred_label]["category_id"]:
             continue
@@ -385,36 +414,49 @@ def panopticapi_pq(pan_gt, pan_pred, gt_segments, pred_segments):
                  - gt_pred_map.get((VOID, pred_label), 0))
         iou = intersection / union
         if iou > 0.5:
-            stat[gt_segms[gt_label]["category_id"]]["tp"] += 1
-            stat[gt_segms[gt_label]["category_id"]]["iou"] += iou
+            stat[gt_segms[gt_label]["category_id"]][0] += 1
+            stat[gt_segms[gt_label]["category_id"]][3] += iou
             gt_matched.add(gt_label)
             pred_matched.add(pred_label)
 
+    # count false negatives
     crowd_labels_dict = {}
     for gt_label, gt_info in gt_segms.items():
         if gt_label in gt_matched:
             continue
-        if gt_info.get("iscrowd", 0) == 1:
+        # crowd segments are ignored
+        if gt_info["iscrowd"] == 1:
             crowd_labels_dict[gt_info["category_id"]] = gt_label
             continue
-        stat[gt_info["category_id"]]["fn"] += 1
+        stat[gt_info["category_id"]][2] += 1
 
+    # count false positives
     for pred_label, pred_info in pred_segms.items():
         if pred_label in pred_matched:
             continue
+        # intersection of the segment with VOID, plus with the ground truth's crowd region of its category
         intersection = gt_pred_map.get((VOID, pred_label), 0)
         if pred_info["category_id"] in crowd_labels_dict:
             intersection += gt_pred_map.get((crowd_labels_dict[pred_info["category_id"]], pred_label), 0)
+        # predictions that are mostly (>0.5) in VOID or CROWD are ignored
         if intersection / pred_info["area"] > 0.5:
             continue
-        stat[pred_info["category_id"]]["fp"] += 1
+        stat[pred_info["category_id"]][1] += 1
+    return stat
 
+
+def panopticapi_pq(pan_gt, pan_pred, gt_segments, pred_segments):
+    """Per-category ``{tp, fp, fn, iou}`` (``panopticapi_stat``) and the ``pq_average`` over them.
+
+    ``gt_segments`` and ``pred_segments`` are ``segments_info`` lists (``id``, ``category_id``,
+    ``iscrowd``); areas are counted from the id maps, as a valid export declares them.
+    """
+    stat = panopticapi_stat(pan_gt, pan_pred, panopticapi_areas(pan_gt, gt_segments), pred_segments)
     pq = sq = rq = 0.0
     n = 0
     per_class = {}
     for label in sorted(stat):
-        s = stat[label]
-        tp, fp, fn, iou = s["tp"], s["fp"], s["fn"], s["iou"]
+        tp, fp, fn, iou = stat[label]
         if tp + fp + fn == 0:
             continue
         n += 1
@@ -524,4 +566,41 @@ def dense_boundary_pair(a_crop, b_crop, *, tolerances=(1.0, 2.0, 4.0), offset=(0
     out["signed_offset"] = float(mean)
     out["signed_offset_median"] = float(median)
     out["signed_offset_n"] = float(n)
+    return out
+
+
+# =====================================================================================================
+# Formats: Label Studio brush RLE (qa/formats/_ls_rle.py)
+# =====================================================================================================
+
+
+def ls_decode_rle(rle) -> np.ndarray:
+    """label-studio-converter ``brush.decode_rle`` (the decoder users rely on), written out: the bytes
+    expanded to a string of '0'/'1' characters, then each field read with ``int(bits[i:i + n], 2)``.
+
+    Returns the flat uint8 values (RGBA pixels for a brush export).
+    """
+    bits = "".join(str((rle[i // 8] >> (7 - i % 8)) & 1) for i in range(len(rle) * 8))
+    pos = 0
+
+    def read(n):
+        nonlocal pos
+        pos += n
+        return int(bits[pos - n:pos], 2)
+
+    num = read(32)
+    word_size = read(5) + 1
+    rle_sizes = [read(4) + 1 for _ in range(4)]
+    out = np.zeros(num, dtype=np.uint8)
+    i = 0
+    while i < num:
+        x = read(1)
+        j = i + 1 + read(rle_sizes[read(2)])
+        if x:
+            out[i:j] = read(word_size)
+            i = j
+        else:
+            while i < j:
+                out[i] = read(word_size)
+                i += 1
     return out

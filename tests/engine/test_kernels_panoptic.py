@@ -1,24 +1,21 @@
 """Pair-area counts and panoptic quality (qa/engine/_kernels_panoptic.py, qa/engine/panoptic.py).
 
-PQ is checked against panopticapi's ``pq_compute_single_core`` + ``pq_average``, reimplemented plainly
-below from github.com/cocodataset/panopticapi ``panopticapi/evaluation.py``.
+PQ is checked against panopticapi's ``pq_compute_single_core`` (``panopticapi_stat`` in tests/reference.py)
++ ``pq_average`` (below), reimplemented plainly from github.com/cocodataset/panopticapi
+``panopticapi/evaluation.py``.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference import ref_pair_area_counts
+from reference import panopticapi_areas, panopticapi_stat, ref_pair_area_counts
 
 from qa.engine.panoptic import Segments, add_counts, pair_area_counts, panoptic_counts, pq_summary
-
-OFFSET = 256 * 256 * 256
-VOID = 0
 
 
 def panopticapi_pq(gt, pred, gt_segments, pred_segments, categories):
@@ -27,63 +24,7 @@ def panopticapi_pq(gt, pred, gt_segments, pred_segments, categories):
     ``gt_segments``/``pred_segments`` are segments_info lists; ``categories`` maps id -> isthing.
     Areas come from the PNGs (panopticapi reads the ground truth's from its JSON; they are equal here).
     """
-    gt_segms = {el["id"]: dict(el) for el in gt_segments}
-    pred_segms = {el["id"]: dict(el) for el in pred_segments}
-    labels, counts = np.unique(gt, return_counts=True)
-    for label, cnt in zip(labels, counts):
-        if label in gt_segms:
-            gt_segms[label]["area"] = int(cnt)
-    for el in gt_segms.values():
-        el.setdefault("area", 0)
-    pred_labels_set = set(el["id"] for el in pred_segments)
-    labels, counts = np.unique(pred, return_counts=True)
-    for label, cnt in zip(labels, counts):
-        if label not in pred_segms:
-            if label == VOID:
-                continue
-            raise KeyError(label)
-        pred_segms[label]["area"] = int(cnt)
-        pred_labels_set.remove(label)
-    assert not pred_labels_set
-    pan_gt_pred = gt.astype(np.uint64) * OFFSET + pred.astype(np.uint64)
-    gt_pred_map = {}
-    labels, counts = np.unique(pan_gt_pred, return_counts=True)
-    for label, intersection in zip(labels, counts):
-        gt_pred_map[(int(label // OFFSET), int(label % OFFSET))] = int(intersection)
-    stat = defaultdict(lambda: [0, 0, 0, 0.0])  # tp, fp, fn, iou
-    gt_matched, pred_matched = set(), set()
-    for (gt_label, pred_label), intersection in gt_pred_map.items():
-        if gt_label not in gt_segms or pred_label not in pred_segms:
-            continue
-        if gt_segms[gt_label]["iscrowd"] == 1:
-            continue
-        if gt_segms[gt_label]["category_id"] != pred_segms[pred_label]["category_id"]:
-            continue
-        union = pred_segms[pred_label]["area"] + gt_segms[gt_label]["area"] - intersection \
-            - gt_pred_map.get((VOID, pred_label), 0)
-        iou = intersection / union
-        if iou > 0.5:
-            stat[gt_segms[gt_label]["category_id"]][0] += 1
-            stat[gt_segms[gt_label]["category_id"]][3] += iou
-            gt_matched.add(gt_label)
-            pred_matched.add(pred_label)
-    crowd_labels_dict = {}
-    for gt_label, gt_info in gt_segms.items():
-        if gt_label in gt_matched:
-            continue
-        if gt_info["iscrowd"] == 1:
-            crowd_labels_dict[gt_info["category_id"]] = gt_label
-            continue
-        stat[gt_info["category_id"]][2] += 1
-    for pred_label, pred_info in pred_segms.items():
-        if pred_label in pred_matched:
-            continue
-        intersection = gt_pred_map.get((VOID, pred_label), 0)
-        if pred_info["category_id"] in crowd_labels_dict:
-            intersection += gt_pred_map.get((crowd_labels_dict[pred_info["category_id"]], pred_label), 0)
-        if intersection / pred_info["area"] > 0.5:
-            continue
-        stat[pred_info["category_id"]][1] += 1
+    stat = panopticapi_stat(gt, pred, panopticapi_areas(gt, gt_segments), pred_segments)
     results = {}
     for name, isthing in (("all", None), ("things", True), ("stuff", False)):
         pq = sq = rq = 0.0

@@ -10,6 +10,7 @@ import pytest
 from common import rle_to_mask, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import ls_decode_rle
 from skimage.draw import polygon as draw_polygon
 
 from qa.engine._masks import polygons_to_rle
@@ -22,7 +23,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "label_studio"
 CONVERTER = "label_studio_converter_tests/tests/data"
 
 
-# --- a Label Studio brush encoder and the reference decoder, written out plainly ---------------------
+# --- a Label Studio brush encoder, written out plainly (the decoder is reference.ls_decode_rle) --------
 
 def ls_encode(values, *, word_size=8, rle_sizes=(3, 4, 8, 16), literals=False) -> list[int]:
     """Encode a flat value array as Label Studio's RLE (thi.ng rle-pack), as a list of bytes.
@@ -71,34 +72,6 @@ def ls_encode(values, *, word_size=8, rle_sizes=(3, 4, 8, 16), literals=False) -
     return [int(stream[i:i + 8], 2) for i in range(0, len(stream), 8)]
 
 
-def reference_decode(rle) -> np.ndarray:
-    """label-studio-converter's ``brush.decode_rle``, written out: a bit string read field by field."""
-    bits = "".join(f"{b:08b}" for b in rle)
-    pos = 0
-
-    def read(n):
-        nonlocal pos
-        pos += n
-        return int(bits[pos - n:pos], 2)
-
-    num = read(32)
-    word_size = read(5) + 1
-    rle_sizes = [read(4) + 1 for _ in range(4)]
-    out = np.zeros(num, dtype=np.int64)
-    i = 0
-    while i < num:
-        x = read(1)
-        j = i + 1 + read(rle_sizes[read(2)])
-        if x:
-            out[i:j] = read(word_size)
-            i = j
-        else:
-            while i < j:
-                out[i] = read(word_size)
-                i += 1
-    return out
-
-
 def rgba(mask, colour=(255, 0, 0)):
     """The RGBA canvas Label Studio's brush paints: colour with alpha 255 on the mask, zeros elsewhere."""
     h, w = mask.shape
@@ -130,7 +103,7 @@ MASKS = {
 def test_brush_decoder_matches_the_reference(name, literals, colour):
     mask = MASKS[name]
     rle = ls_encode(rgba(mask, colour), literals=literals)
-    reference = reference_decode(rle).reshape(*mask.shape, 4)[:, :, 3]
+    reference = ls_decode_rle(rle).reshape(*mask.shape, 4)[:, :, 3]
     np.testing.assert_array_equal(reference != 0, mask.astype(bool))
     decoded, problem = decode_mask(rle, *mask.shape)
     assert problem is None

@@ -558,10 +558,12 @@ class _Meta:
         if annotator not in self._tables:
             objects = self.batch.exports[annotator].objects
             n = len(objects)
-            cat = np.empty(n, np.int64)
-            file_code = np.empty(n, np.int64)
-            src_index = np.full(n, -1, np.int64)
-            src_id = np.full(n, -1, np.int64)
+            # 16 bytes per object of the batch: with spilled tables, the only memory of the engine that grows
+            # (an export file holds fewer than 2^31 objects)
+            cat = np.empty(n, np.int32)
+            file_code = np.empty(n, np.int32)
+            src_index = np.full(n, -1, np.int32)
+            src_id = np.full(n, -1, np.int32)
             for k, o in enumerate(objects):
                 cat[k] = self.category_codes[o.category]
                 file_code[k] = self.files.setdefault(o.source.file, len(self.files))

@@ -27,6 +27,7 @@ Run: ``.venv/bin/python -m benchmarks.bench_compare [--scenes N] [--sizes 100,10
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -119,6 +120,7 @@ def _memory_batch(n_images: int, folder: Path, distinct: int = 8):
     base = qa.load(manifest=source / "batch_panoptic.toml")
     keys = list(base.images)
     exports = []
+    ids = itertools.count(1)
     for name in sorted(base.annotators):
         old = base.exports[name]
         export = Export(annotator=name, path=old.path, format=old.format, categories=dict(old.categories))
@@ -128,7 +130,9 @@ def _memory_batch(n_images: int, folder: Path, distinct: int = 8):
             new_key = f"img{i:06d}.jpg"
             export.images[new_key] = replace(old.images[key], key=new_key, file_name=new_key)
             export.id_maps[new_key] = old.id_maps[key]
-            export.objects.extend(replace(o, image=new_key) for o in by_image[key])
+            # a distinct id per object, as in a real export (the engine keeps no batch-wide table of them)
+            export.objects.extend(replace(o, image=new_key, source=replace(o.source, id=next(ids)))
+                                  for o in by_image[key])
         exports.append(export)
     return align(exports)
 

@@ -154,15 +154,32 @@ class _Config:
     boundary: bool
 
 
-def _object_positions(batch: Batch) -> dict[str, dict[str, list[int]]]:
-    """``{annotator: {image: [object positions]}}`` in export order."""
-    out: dict[str, dict[str, list[int]]] = {}
-    for name, export in batch.exports.items():
-        per_image: dict[str, list[int]] = {}
-        for k, obj in enumerate(export.objects):
-            per_image.setdefault(obj.image, []).append(k)
-        out[name] = per_image
-    return out
+class _Positions:
+    """Where each image's objects are in one export: ``positions.get(image)`` is an int64 array of
+    object positions in export order (empty when the image has none).
+
+    One sorted array of positions and an offset pair per image: 8 bytes per object, where lists of
+    Python ints would take about 36.
+    """
+
+    __slots__ = ("order", "spans")
+
+    def __init__(self, objects):
+        keys: dict[str, int] = {}
+        image_of = np.fromiter((keys.setdefault(o.image, len(keys)) for o in objects), dtype=np.int64,
+                               count=len(objects))
+        self.order = np.argsort(image_of, kind="stable")
+        bounds = np.searchsorted(image_of[self.order], np.arange(len(keys) + 1))
+        self.spans = {key: (int(bounds[code]), int(bounds[code + 1])) for key, code in keys.items()}
+
+    def get(self, image: str) -> np.ndarray:
+        start, stop = self.spans.get(image, (0, 0))
+        return self.order[start:stop]
+
+
+def _object_positions(batch: Batch) -> dict[str, _Positions]:
+    """``{annotator: positions}`` of each export's objects by image (:class:`_Positions`)."""
+    return {name: _Positions(export.objects) for name, export in batch.exports.items()}
 
 
 def _tasks(batch: Batch, codes: dict[str, int]) -> Iterator[_Task]:
@@ -173,8 +190,8 @@ def _tasks(batch: Batch, codes: dict[str, int]) -> Iterator[_Task]:
         entries = []
         for name in covering:
             export = batch.exports[name]
-            idx = positions[name].get(key, [])
-            objs = [export.objects[k] for k in idx]
+            idx = positions[name].get(key)
+            objs = [export.objects[k] for k in idx.tolist()]
             panoptic = export.format == "coco_panoptic" or any(o.kind == "segment" for o in objs)
             png = export.id_maps.get(key)
             if panoptic and png is None:
@@ -189,7 +206,7 @@ def _tasks(batch: Batch, codes: dict[str, int]) -> Iterator[_Task]:
                     geometry.append(("segment", int(o.segment_id)))
             entries.append(_Entry(
                 annotator=name, png=str(png) if panoptic else None,
-                indices=np.asarray(idx, dtype=np.int64),
+                indices=idx,
                 categories=np.asarray([codes[o.category] for o in objs], dtype=np.int64),
                 crowd=np.asarray([bool(o.iscrowd) for o in objs], dtype=bool),
                 geometry=geometry,
@@ -544,17 +561,22 @@ def _nullable_int(values: np.ndarray, valid: np.ndarray):
 
 class _Meta:
     """Per annotator, what each object row points at: category, file and source codes (one lookup table
-    per annotator, shared by both sides of every pair)."""
+    per annotator, shared by both sides of every pair).
+
+    Source ids are coded row by row instead (:meth:`source_id_codes`), in a table of the ids seen since
+    :meth:`forget_source_ids`: they are usually distinct for every object, so a batch-wide table of them
+    would grow with the batch even when the result tables are spilled to disk part by part.
+    """
 
     def __init__(self, batch: Batch, categories: list[str]):
         self.batch = batch
         self.category_codes = {c: k for k, c in enumerate(categories)}
         self.files: dict[str, int] = {}
-        self.source_ids: dict[str, int] = {}
         self._tables: dict[str, tuple] = {}
+        self.source_ids: dict[str, int] = {}
 
     def table(self, annotator: str) -> tuple:
-        """``(category codes, file codes, source indices, source id codes)`` of the annotator's objects."""
+        """``(category codes, file codes, source indices)`` of the annotator's objects."""
         if annotator not in self._tables:
             objects = self.batch.exports[annotator].objects
             n = len(objects)
@@ -563,17 +585,25 @@ class _Meta:
             cat = np.empty(n, np.int32)
             file_code = np.empty(n, np.int32)
             src_index = np.full(n, -1, np.int32)
-            src_id = np.full(n, -1, np.int32)
             for k, o in enumerate(objects):
                 cat[k] = self.category_codes[o.category]
                 file_code[k] = self.files.setdefault(o.source.file, len(self.files))
                 if o.source.index is not None:
                     src_index[k] = o.source.index
-                if o.source.id is not None:
-                    text = str(o.source.id)
-                    src_id[k] = self.source_ids.setdefault(text, len(self.source_ids))
-            self._tables[annotator] = (cat, file_code, src_index, src_id)
+            self._tables[annotator] = (cat, file_code, src_index)
         return self._tables[annotator]
+
+    def source_id_codes(self, annotator: str, index: np.ndarray) -> np.ndarray:
+        """Codes in :attr:`source_ids` of the source ids (as text; -1 for none) of the annotator's
+        objects ``index``."""
+        objects = self.batch.exports[annotator].objects
+        ids = self.source_ids
+        return np.fromiter((-1 if (sid := objects[k].source.id) is None else ids.setdefault(str(sid), len(ids))
+                            for k in index.tolist()), dtype=np.int32, count=len(index))
+
+    def forget_source_ids(self) -> None:
+        """Start a new table of source ids (the rows coded so far are written out)."""
+        self.source_ids = {}
 
 
 class _Tables:
@@ -677,12 +707,12 @@ class _Tables:
             rows = np.flatnonzero((pair == code) & (index >= 0))
             if not len(rows):
                 continue
-            c, f, si, sid = self.meta.table(names[which])
+            c, f, si = self.meta.table(names[which])
             k = index[rows]
             cat[rows] = c[k]
             file_code[rows] = f[k]
             src_index[rows] = si[k]
-            src_id[rows] = sid[k]
+            src_id[rows] = self.meta.source_id_codes(names[which], k)
         return {"category": cat, "file": file_code, "source_index": src_index, "source_id": src_id}
 
     def _compact_images(self, img: dict) -> dict:
@@ -747,6 +777,7 @@ class _Tables:
     def _write_part(self) -> None:
         self.spill.write({"object_pairs": self.object_frame(self.obj.join(self.object_template())),
                           "image_pairs": self.image_frame(self.img.join(self.image_template()))})
+        self.meta.forget_source_ids()
         self.buffered = 0
 
     def object_template(self) -> dict:

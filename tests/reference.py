@@ -530,8 +530,7 @@ def dense_boundary_pair(a_crop, b_crop, *, tolerances=(1.0, 2.0, 4.0), offset=(0
     """boundary_pair computed with exact EDTs of the whole window (the engine's earlier algorithm)."""
     from qa.engine import _kernels_boundary as kb
     from qa.engine import _kernels_sdf as ks
-    from qa.engine.boundary import (boundary_iou_counts, edges_of, f_measure, surface_stats, surface_summary,
-                                    tolerance_label)
+    from qa.engine.boundary import boundary_iou_counts, edges_of, pair_values_dict, surface_stats
 
     a_crop = np.ascontiguousarray(a_crop, dtype=np.uint8)
     b_crop = np.ascontiguousarray(b_crop, dtype=np.uint8)
@@ -545,28 +544,9 @@ def dense_boundary_pair(a_crop, b_crop, *, tolerances=(1.0, 2.0, 4.0), offset=(0
     counts_b = kb._match_counts(bb, d2a, tol)
     inter, union = boundary_iou_counts(a_crop, b_crop, edges, biou_dilation, False)
     stats_a, stats_b = surface_stats(a_crop, b_crop, tol)
-    surface = surface_summary(stats_a, stats_b, tol.shape[0])
     mean, median, n = kb._offset_stats(ba, d2b, b_crop)
-    nt = tol.shape[0]
-    n_a, n_b = int(counts_a[nt]), int(counts_b[nt])
-    out = {"boundary_a_n": float(n_a), "boundary_b_n": float(n_b)}
-    for t in range(nt):
-        label = tolerance_label(tol[t])
-        out[f"boundary_f_{label}"] = f_measure(int(counts_a[t]), n_a, int(counts_b[t]), n_b)
-        out[f"boundary_a_matched_{label}"] = float(counts_a[t])
-        out[f"boundary_b_matched_{label}"] = float(counts_b[t])
-        out[f"nsd_{label}"] = surface["nsd"][t]
-    out["boundary_iou"] = 1.0 if union == 0 else inter / union
-    out["biou_intersection"] = float(inter)
-    out["biou_union"] = float(union)
-    out["assd"] = surface["assd"]
-    out["hd95"] = surface["hd95"]
-    out["surface_a_length"] = float(stats_a[0])
-    out["surface_b_length"] = float(stats_b[0])
-    out["signed_offset"] = float(mean)
-    out["signed_offset_median"] = float(median)
-    out["signed_offset_n"] = float(n)
-    return out
+    return pair_values_dict(tol, counts_a, counts_b, stats_a, stats_b, inter=inter, union=union,
+                            offset_mean=mean, offset_median=median, offset_n=n)
 
 
 # =====================================================================================================

@@ -317,13 +317,22 @@ def outline_pairs(outlines_a: Outlines, outlines_b: Outlines, index_a, index_b, 
 def _pair_values(row: np.ndarray, tol: np.ndarray) -> dict:
     """The dict of :func:`boundary_pair` from one row of ``_outline_pair``."""
     nt = tol.shape[0]
-    counts_a = row[0:nt + 1]
-    counts_b = row[nt + 1:2 * nt + 2]
     p = 2 * (nt + 1)
-    mean, median, n = row[p], row[p + 1], row[p + 2]
-    inter, union = int(row[p + 3]), int(row[p + 4])
-    stats_a = row[p + 5:p + 9 + nt]
-    stats_b = row[p + 9 + nt:p + 13 + 2 * nt]
+    return pair_values_dict(tol, row[0:nt + 1], row[nt + 1:p], row[p + 5:p + 9 + nt], row[p + 9 + nt:p + 13 + 2 * nt],
+                            inter=row[p + 3], union=row[p + 4],
+                            offset_mean=row[p], offset_median=row[p + 1], offset_n=row[p + 2])
+
+
+def pair_values_dict(tol, counts_a, counts_b, stats_a, stats_b, *, inter, union, offset_mean, offset_median,
+                     offset_n) -> dict:
+    """Name the raw figures of one mask pair: the dict of :func:`boundary_pair`.
+
+    ``counts_*`` are the matched boundary pixels at each tolerance followed by the boundary's size,
+    ``stats_*`` the surface statistics of :func:`surface_stats`; shared with the dense reference of the
+    tests so both name the same figures the same way.
+    """
+    nt = tol.shape[0]
+    inter, union = int(inter), int(union)
     surface = surface_summary(stats_a, stats_b, nt)
     n_a, n_b = int(counts_a[nt]), int(counts_b[nt])
     out = {"boundary_a_n": float(n_a), "boundary_b_n": float(n_b)}
@@ -340,9 +349,9 @@ def _pair_values(row: np.ndarray, tol: np.ndarray) -> dict:
     out["hd95"] = surface["hd95"]
     out["surface_a_length"] = float(stats_a[0])
     out["surface_b_length"] = float(stats_b[0])
-    out["signed_offset"] = float(mean)
-    out["signed_offset_median"] = float(median)
-    out["signed_offset_n"] = float(n)
+    out["signed_offset"] = float(offset_mean)
+    out["signed_offset_median"] = float(offset_median)
+    out["signed_offset_n"] = float(offset_n)
     return out
 
 

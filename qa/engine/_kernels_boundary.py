@@ -195,40 +195,6 @@ def _overlap_counts(a, b):
 
 
 @njit(cache=True, nogil=True)
-def _match_counts(boundary, d2_other, tolerances):
-    """How many boundary pixels lie within each tolerance of the other boundary.
-
-    Parameters
-    ----------
-    boundary : uint8 (h, w)
-        This mask's boundary map.
-    d2_other : float64 (h, w)
-        Squared distance to the other mask's nearest boundary pixel.
-    tolerances : float64 (t,)
-        Tolerances in pixels; a pixel matches when its Euclidean distance is <= the tolerance (a
-        disk of that radius, as DAVIS dilates with ``skimage.morphology.disk``).
-
-    Returns
-    -------
-    int64 (t + 1,)
-        Matched counts at each tolerance, then the number of boundary pixels.
-    """
-    h, w = boundary.shape
-    nt = tolerances.shape[0]
-    out = np.zeros(nt + 1, dtype=np.int64)
-    for i in range(h):
-        for j in range(w):
-            if boundary[i, j] == 0:
-                continue
-            out[nt] += 1
-            d = np.sqrt(d2_other[i, j])
-            for t in range(nt):
-                if d <= tolerances[t]:
-                    out[t] += 1
-    return out
-
-
-@njit(cache=True, nogil=True)
 def _offset_stats(boundary, d2_reference, reference):
     """Mean and median signed distance of one outline from a reference outline.
 

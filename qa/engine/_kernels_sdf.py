@@ -92,31 +92,6 @@ def _edt_squared(features):
 
 
 @njit(cache=True, nogil=True)
-def _signed_boundary_distance(mask, boundary_d2):
-    """Signed distance to an outline: negative inside ``mask``, positive outside.
-
-    Parameters
-    ----------
-    mask : uint8 (h, w)
-        The mask whose outline the distances are measured from.
-    boundary_d2 : float64 (h, w)
-        Squared distance to the mask's boundary pixels (``_edt_squared`` of its boundary map).
-
-    Returns
-    -------
-    float64 (h, w)
-        ``-sqrt(d2)`` inside the mask, ``+sqrt(d2)`` outside; boundary pixels are 0.
-    """
-    h, w = mask.shape
-    out = np.empty((h, w), dtype=np.float64)
-    for i in range(h):
-        for j in range(w):
-            d = np.sqrt(boundary_d2[i, j])
-            out[i, j] = -d if mask[i, j] != 0 else d
-    return out
-
-
-@njit(cache=True, nogil=True)
 def _block_sum(a, lo, n):
     """numpy's pairwise-sum leaf for ``a[lo:lo + n]``, ``n <= 128`` (eight interleaved partial sums)."""
     if n < 8:
@@ -338,6 +313,14 @@ def _nearest_d2(qy, qx, ty, tx):
     search on its columns, and the search stops once the row distance alone reaches the best distance
     found. The cost per query grows with its distance to the targets, not with any area.
     """
+    return _nearest_d2_below(qy, qx, ty, tx, _NONE)
+
+
+@njit(cache=True, nogil=True)
+def _nearest_d2_below(qy, qx, ty, tx, bound):
+    """:func:`_nearest_d2` for distances that matter only below a bound: squared distances under
+    ``bound`` (int64) are exact, the others are ``inf``; the search of a query stops at the bound, so
+    points far from every target (a region one side left out) cost no more than near ones."""
     n = qy.shape[0]
     out = np.empty(n, dtype=np.float64)
     m = ty.shape[0]
@@ -350,7 +333,7 @@ def _nearest_d2(qy, qx, ty, tx):
     for i in range(n):
         y = np.int64(qy[i])
         x = np.int64(qx[i])
-        best = _NONE
+        best = np.int64(bound)
         dy = np.int64(0)
         if y < y0:
             dy = y0 - y
@@ -390,7 +373,7 @@ def _nearest_d2(qy, qx, ty, tx):
                     if d < best:
                         best = d
             dy += 1
-        out[i] = float(best)
+        out[i] = float(best) if best < bound else np.inf
     return out
 
 
@@ -518,7 +501,7 @@ def _outline_pair(a_run_y, a_run_x0, a_run_x1, a_b4y, a_b4x, a_band_y, a_band_x,
     Returns
     -------
     float64 (2 (t + 1) + 5 + 2 (4 + t),)
-        Boundary match counts of ``a`` then ``b`` (``_match_counts``: matched at each tolerance, then
+        Boundary match counts of ``a`` then ``b`` (matched at each tolerance, then
         the boundary size); signed offset of ``a`` from ``b`` (mean, median, count; ``_offset_stats``);
         band intersection and union; surface statistics of ``a`` then ``b`` (``_directed_surface``).
     """

@@ -1,14 +1,18 @@
 """Numba kernels for comparing two semantic label maps of one image.
 
 A label map here is an int32 ``(h, w)`` array of class indices ``0..n-1``; negative values are pixels to
-ignore (void, or unlabelled). Distances come from an exact squared Euclidean distance map computed by
-the caller (:func:`qa.engine._kernels_sdf._edt_squared`).
+ignore (void, or unlabelled). Class boundaries and category interfaces are listed as points, from one
+scan of the map; distances between two point lists come from
+:func:`qa.engine._kernels_sdf._nearest_d2`, so their cost grows with the outlines' length, not with the
+area of the classes (road and sky cover most of a street scene).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from qa.engine._kernels_boundary import _grow
 
 
 @njit(cache=True, nogil=True)
@@ -39,133 +43,111 @@ def _confusion(a, b, n):
 
 
 @njit(cache=True, nogil=True)
-def _adjacency(m, n):
-    """How often two classes touch: 4-neighbour pixel pairs of different valid classes.
+def _other_classes(m, y, x, h, w, found):
+    """The 4-neighbours of pixel ``(y, x)`` inside the map: whether any differs from its class, and the
+    distinct valid classes other than its own among them (written to ``found``, their number returned).
+    """
+    c = m[y, x]
+    differs = False
+    k = 0
+    for side in range(4):
+        yy = y
+        xx = x
+        if side == 0:
+            yy = y - 1
+        elif side == 1:
+            yy = y + 1
+        elif side == 2:
+            xx = x - 1
+        else:
+            xx = x + 1
+        if yy < 0 or yy >= h or xx < 0 or xx >= w:
+            continue  # the image border is never boundary
+        d = m[yy, xx]
+        if d == c:
+            continue
+        differs = True
+        if d < 0:
+            continue
+        seen = False
+        for q in range(k):
+            if found[q] == d:
+                seen = True
+        if not seen:
+            found[k] = d
+            k += 1
+    return differs, k
+
+
+@njit(cache=True, nogil=True)
+def _edge_points(m):
+    """Every class's inner boundary and every category interface of a label map, as point lists.
 
     Parameters
     ----------
     m : (h, w) int32
         Class indices; negative is ignored.
-    n : int
-        Number of classes.
 
     Returns
     -------
-    (n, n) int64
-        Symmetric; ``out[i, j]`` = number of horizontally or vertically adjacent pixel pairs with
-        classes ``i`` and ``j`` (``i != j``).
+    b_class, b_y, b_x : (k,) int32
+        Inner boundary pixels: pixels of a valid class with a 4-neighbour inside the map of any other
+        value (void included), in row-major order; the same pixels as
+        :func:`qa.engine._kernels_boundary._inner_boundary` draws on each class's mask.
+    i_class, i_other, i_y, i_x : (j,) int32
+        Interface records: a pixel of class ``i_class`` with a 4-neighbour of valid class ``i_other``
+        (a pixel meeting several classes gives one record each), in row-major order.
     """
-    out = np.zeros((n, n), dtype=np.int64)
     h, w = m.shape
+    found = np.empty(4, dtype=np.int32)
+    # one pass; the flat record buffers (class, y, x) and (class, other, y, x) double when full
+    boundary = np.empty(3 * (4 * (h + w) + 64), dtype=np.int32)
+    interface = np.empty(4 * (4 * (h + w) + 64), dtype=np.int32)
+    nb = 0
+    ni = 0
     for y in range(h):
         for x in range(w):
             c = m[y, x]
             if c < 0:
                 continue
-            if x + 1 < w:
-                d = m[y, x + 1]
-                if d >= 0 and d != c:
-                    out[c, d] += 1
-                    out[d, c] += 1
-            if y + 1 < h:
-                d = m[y + 1, x]
-                if d >= 0 and d != c:
-                    out[c, d] += 1
-                    out[d, c] += 1
-    return out
+            if 0 < y < h - 1 and 0 < x < w - 1 and m[y - 1, x] == c and m[y + 1, x] == c \
+                    and m[y, x - 1] == c and m[y, x + 1] == c:
+                continue  # fast path: inside the class
+            differs, k = _other_classes(m, y, x, h, w, found)
+            if differs:
+                boundary = _grow(boundary, 3 * (nb + 1))
+                boundary[3 * nb] = c
+                boundary[3 * nb + 1] = y
+                boundary[3 * nb + 2] = x
+                nb += 1
+            if k > 0:
+                interface = _grow(interface, 4 * (ni + k))
+                for q in range(k):
+                    interface[4 * ni] = c
+                    interface[4 * ni + 1] = found[q]
+                    interface[4 * ni + 2] = y
+                    interface[4 * ni + 3] = x
+                    ni += 1
+    b = boundary[:3 * nb].reshape((nb, 3))
+    i = interface[:4 * ni].reshape((ni, 4))
+    return (np.ascontiguousarray(b[:, 0]), np.ascontiguousarray(b[:, 1]), np.ascontiguousarray(b[:, 2]),
+            np.ascontiguousarray(i[:, 0]), np.ascontiguousarray(i[:, 1]), np.ascontiguousarray(i[:, 2]),
+            np.ascontiguousarray(i[:, 3]))
 
 
 @njit(cache=True, nogil=True)
-def _interface(m, c1, c2, y0, y1, x0, x1):
-    """The ``c1|c2`` interface inside a window: pixels of class ``c1`` with a 4-neighbour of class ``c2``.
-
-    Neighbours are read from the whole map, so the window's edges do not invent or hide interface
-    pixels.
-
-    Parameters
-    ----------
-    m : (h, w) int32
-        Class indices.
-    c1, c2 : int
-        The two classes; the interface is drawn on the ``c1`` side.
-    y0, y1, x0, x1 : int
-        The window (end-exclusive) in ``m``.
-
-    Returns
-    -------
-    (y1 - y0, x1 - x0) uint8
-        1 on interface pixels.
-    """
-    h, w = m.shape
-    out = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
-    for y in range(y0, y1):
-        for x in range(x0, x1):
-            if m[y, x] != c1:
-                continue
-            if (x > 0 and m[y, x - 1] == c2) or (x + 1 < w and m[y, x + 1] == c2) or \
-                    (y > 0 and m[y - 1, x] == c2) or (y + 1 < h and m[y + 1, x] == c2):
-                out[y - y0, x - x0] = 1
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _interface_bbox(m, c1, c2):
-    """Tight bbox ``(y0, y1, x0, x1)`` (end-exclusive) of the ``c1|c2`` interface of a map; zeros when
-    there is none.
-
-    Parameters
-    ----------
-    m : (h, w) int32
-        Class indices.
-    c1, c2 : int
-        The two classes (interface on the ``c1`` side).
-
-    Returns
-    -------
-    (4,) int64
-    """
-    h, w = m.shape
-    y0 = h
-    y1 = 0
-    x0 = w
-    x1 = 0
-    for y in range(h):
-        for x in range(w):
-            if m[y, x] != c1:
-                continue
-            if (x > 0 and m[y, x - 1] == c2) or (x + 1 < w and m[y, x + 1] == c2) or \
-                    (y > 0 and m[y - 1, x] == c2) or (y + 1 < h and m[y + 1, x] == c2):
-                if y < y0:
-                    y0 = y
-                if y + 1 > y1:
-                    y1 = y + 1
-                if x < x0:
-                    x0 = x
-                if x + 1 > x1:
-                    x1 = x + 1
-    out = np.zeros(4, dtype=np.int64)
-    if y1 > y0:
-        out[0] = y0
-        out[1] = y1
-        out[2] = x0
-        out[3] = x1
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _interface_match(iface, d2_other, other, y0, x0, c1, c2, tolerances):
+def _interface_match(qy, qx, d2_other, other, c1, c2, tolerances):
     """Compare one side's ``c1|c2`` interface with the other side's.
 
     Parameters
     ----------
-    iface : (h, w) uint8
-        This side's interface pixels in a window.
-    d2_other : (h, w) float64
-        Squared distance of every window pixel to the other side's interface.
+    qy, qx : (k,) int32
+        This side's interface pixels.
+    d2_other : (k,) float64
+        Squared distance of each of them to the other side's nearest interface pixel (``inf`` when
+        the other side has none).
     other : (H, W) int32
         The other side's whole label map.
-    y0, x0 : int
-        The window's offset in the map.
     c1, c2 : int
         The two classes.
     tolerances : (t,) float64
@@ -182,28 +164,24 @@ def _interface_match(iface, d2_other, other, y0, x0, c1, c2, tolerances):
     """
     nt = tolerances.shape[0]
     out = np.zeros(nt + 4, dtype=np.float64)
-    h, w = iface.shape
-    for y in range(h):
-        for x in range(w):
-            if iface[y, x] == 0:
-                continue
-            d2 = d2_other[y, x]
-            for t in range(nt):
-                if d2 <= tolerances[t] * tolerances[t]:
-                    out[t] += 1.0
-            out[nt] += 1.0
-            label = other[y + y0, x + x0]
-            if d2 == np.inf:
-                continue
-            d = np.sqrt(d2)
-            if label == c2:
-                out[nt + 1] += d
-                out[nt + 2] += d
-                out[nt + 3] += 1.0
-            elif label == c1:
-                out[nt + 1] -= d
-                out[nt + 2] += d
-                out[nt + 3] += 1.0
+    for k in range(qy.shape[0]):
+        d2 = d2_other[k]
+        for t in range(nt):
+            if d2 <= tolerances[t] * tolerances[t]:
+                out[t] += 1.0
+        out[nt] += 1.0
+        label = other[qy[k], qx[k]]
+        if d2 == np.inf:
+            continue
+        d = np.sqrt(d2)
+        if label == c2:
+            out[nt + 1] += d
+            out[nt + 2] += d
+            out[nt + 3] += 1.0
+        elif label == c1:
+            out[nt + 1] -= d
+            out[nt + 2] += d
+            out[nt + 3] += 1.0
     return out
 
 
@@ -247,50 +225,3 @@ def _crop_runs(crop, x0, y0, height, width):
     if runs[k] == 0 and k > 0:  # the mask reaches the image's last pixel: no closing run of zeros
         return runs[:k]
     return runs[:k + 1]
-
-
-@njit(cache=True, nogil=True)
-def _class_boxes(m, n):
-    """Tight bbox and pixel count of every class of a label map, from one pass.
-
-    Parameters
-    ----------
-    m : (h, w) int32
-        Class indices; negative is ignored.
-    n : int
-        Number of classes.
-
-    Returns
-    -------
-    boxes : (n, 4) int64
-        ``x0, y0, x1, y1`` (end-exclusive) of each class; zeros for a class that is absent.
-    areas : (n,) int64
-        Pixels of each class.
-    """
-    h, w = m.shape
-    boxes = np.zeros((n, 4), dtype=np.int64)
-    areas = np.zeros(n, dtype=np.int64)
-    for c in range(n):
-        boxes[c, 0] = w
-        boxes[c, 1] = h
-    for y in range(h):
-        for x in range(w):
-            c = m[y, x]
-            if c < 0:
-                continue
-            areas[c] += 1
-            if x < boxes[c, 0]:
-                boxes[c, 0] = x
-            if y < boxes[c, 1]:
-                boxes[c, 1] = y
-            if x + 1 > boxes[c, 2]:
-                boxes[c, 2] = x + 1
-            if y + 1 > boxes[c, 3]:
-                boxes[c, 3] = y + 1
-    for c in range(n):
-        if areas[c] == 0:
-            boxes[c, 0] = 0
-            boxes[c, 1] = 0
-            boxes[c, 2] = 0
-            boxes[c, 3] = 0
-    return boxes, areas

@@ -131,14 +131,33 @@ def boundary_f_counts(a_crop, b_crop, edges, tolerances, kind: str = INNER):
         int64 arrays of length ``len(tolerances) + 1``: for ``a`` then ``b``, the matched count at
         each tolerance followed by the boundary size.
     """
-    from qa.engine import _kernels_boundary as kb
+    tol = np.ascontiguousarray(tolerances, dtype=np.float64)
+    points_a = boundary_points(boundary_map(a_crop, edges, kind))
+    points_b = boundary_points(boundary_map(b_crop, edges, kind))
+    return point_match_counts(points_a, points_b, tol), point_match_counts(points_b, points_a, tol)
+
+
+def boundary_points(boundary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ys, xs)`` int32 of a boundary map's pixels, in row-major order."""
+    ys, xs = np.nonzero(boundary)
+    return ys.astype(np.int32), xs.astype(np.int32)
+
+
+def point_match_counts(query, target, tolerances: np.ndarray) -> np.ndarray:
+    """Query points within each tolerance of the target points, then the number of query points.
+
+    ``query`` and ``target`` are ``(ys, xs)`` int32 pairs, the target in row-major order. A point
+    matches when its exact Euclidean distance to the nearest target point is <= the tolerance (a disk
+    of that radius, as DAVIS dilates with ``skimage.morphology.disk``); with no target nothing
+    matches. The search costs in the number of points, not in the area around them, and stops at the
+    largest tolerance.
+    """
     from qa.engine import _kernels_sdf as ks
 
-    tol = np.ascontiguousarray(tolerances, dtype=np.float64)
-    ba = boundary_map(a_crop, edges, kind)
-    bb = boundary_map(b_crop, edges, kind)
-    return (kb._match_counts(ba, ks._edt_squared(bb), tol),
-            kb._match_counts(bb, ks._edt_squared(ba), tol))
+    # every squared distance whose root is within the largest tolerance lies below the bound
+    bound = int(np.floor(float(np.max(tolerances, initial=0.0)) ** 2)) + 2
+    d = np.sqrt(ks._nearest_d2_below(query[0], query[1], target[0], target[1], bound))
+    return np.append(np.count_nonzero(d[:, None] <= tolerances[None, :], axis=0), d.shape[0])
 
 
 def boundary_iou_counts(a_crop, b_crop, edges, dilation: int, outside_is_background: bool):

@@ -6,8 +6,9 @@ map of an image once (an int32 array of class indices, -1 for void and unlabelle
 every annotator pair on it:
 
 1. **per class**: pixel intersection and union from one confusion count over the two maps, hence the
-   class IoU; and the class's boundary F at every tolerance from the two class masks cut from one window
-   (:func:`qa.engine.boundary.boundary_f_counts`, the engine's boundary convention);
+   class IoU; and the class's boundary F at every tolerance, from the exact distances between the two
+   maps' boundary points of the class (the engine's boundary convention, as
+   :func:`qa.engine.boundary.boundary_f_counts` draws it);
 2. **per pair of touching categories** (``road | sidewalk``): the interface where the two classes meet,
    drawn on the side of the category whose name sorts first, in each map; each side's interface pixels
    within each tolerance of the other side's interface (exact Euclidean distances), and the signed
@@ -222,90 +223,101 @@ def class_map(entry: _Entry, height: int, width: int, max_pixels: int) -> np.nda
 
 # --- one image (worker side) --------------------------------------------------------------------------
 
-def _union_box(boxes) -> tuple[int, int, int, int] | None:
-    """Smallest ``(x0, y0, x1, y1)`` holding every non-empty box, None when all are empty."""
-    boxes = [b for b in boxes if b[2] > b[0] and b[3] > b[1]]
-    if not boxes:
-        return None
-    return (min(int(b[0]) for b in boxes), min(int(b[1]) for b in boxes), max(int(b[2]) for b in boxes),
-            max(int(b[3]) for b in boxes))
+_NO_POINTS = (np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32))
 
 
-def _class_rows(maps: dict, boxes: dict, cfg: _Config) -> list:
+def _grouped_points(keys: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> dict:
+    """``{key: (ys, xs)}`` from point records in row-major order; each group stays in row-major order
+    (the stable sort keeps it), as :func:`qa.engine._kernels_sdf._nearest_d2` needs its targets."""
+    order = np.argsort(keys, kind="stable")
+    keys, ys, xs = keys[order], ys[order], xs[order]
+    cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    starts = np.concatenate(([0], cuts)) if len(keys) else cuts
+    ends = np.concatenate((cuts, [len(keys)]))
+    return {int(keys[s]): (ys[s:e], xs[s:e]) for s, e in zip(starts, ends)}
+
+
+def _edge_lists(m: np.ndarray, n: int) -> tuple[dict, dict]:
+    """One annotator's class map as point lists: ``{class: (ys, xs)}`` of each class's inner boundary
+    and ``{c1 * n + c2: (ys, xs)}`` of each interface (pixels of ``c1`` next to ``c2``)."""
+    from qa.engine import _kernels_semantic as ks
+
+    b_class, b_y, b_x, i_class, i_other, i_y, i_x = ks._edge_points(m)
+    boundary = _grouped_points(b_class.astype(np.int64), b_y, b_x)
+    interface = _grouped_points(i_class.astype(np.int64) * n + i_other, i_y, i_x)
+    return boundary, interface
+
+
+def _present(m: np.ndarray, boundaries: dict, n: int) -> np.ndarray:
+    """Which classes a map holds: those with a boundary, and the class of the first pixel (a class
+    without a boundary pixel has no neighbour of another value, so it covers the whole map)."""
+    present = np.zeros(n, dtype=bool)
+    present[list(boundaries)] = True
+    if m.size and m.flat[0] >= 0:
+        present[m.flat[0]] = True
+    return present
+
+
+def _nearest_d2(query, target) -> np.ndarray:
+    """Squared distance from each query point to the nearest target point (``inf`` with no target)."""
+    from qa.engine import _kernels_sdf as ksdf
+
+    return ksdf._nearest_d2(query[0], query[1], target[0], target[1])
+
+
+def _class_rows(maps: dict, present: dict, boundaries: dict, cfg: _Config) -> list:
     """Per annotator pair and class of one image: areas, intersection, union and boundary match counts.
 
-    Each annotator's class boundary and its distance map are computed once, in a window holding that
-    class's pixels in every annotator's map (plus one pixel), and reused for every pair: distances inside
-    the window are exact because every boundary pixel lies in it.
+    Areas come from one confusion count per pair; boundary matches from the exact distances between
+    the two annotators' boundary points of the class.
     """
     from itertools import combinations
 
-    from qa.engine import _kernels_boundary as kb
-    from qa.engine import _kernels_sdf as ksdf
     from qa.engine import _kernels_semantic as ks
-    from qa.engine._masks import union_window
-    from qa.engine.boundary import INNER, boundary_map, edges_of
+    from qa.engine.boundary import point_match_counts
 
     names = sorted(maps)
     pairs = list(combinations(names, 2))
-    shape = maps[names[0]].shape
     tol = np.ascontiguousarray(cfg.tolerances, dtype=np.float64)
     nt = len(tol)
     conf = {(a, b): ks._confusion(maps[a], maps[b], cfg.n) for a, b in pairs}
     rows = []
     for c in range(cfg.n):
-        box = _union_box([boxes[a][c] for a in names])
-        if box is None:
-            continue
-        x0, y0, x1, y1 = union_window(box, box, margin=1, shape=shape)
-        edges = edges_of((y1 - y0, x1 - x0), (x0, y0), shape)
-        boundary, d2 = {}, {}
-        for a in names:
-            crop = np.ascontiguousarray((maps[a][y0:y1, x0:x1] == c).view(np.uint8))
-            boundary[a] = boundary_map(crop, edges, INNER)
-            d2[a] = ksdf._edt_squared(boundary[a])
         for a, b in pairs:
-            present_a = boxes[a][c, 2] > boxes[a][c, 0]
-            present_b = boxes[b][c, 2] > boxes[b][c, 0]
-            if not present_a and not present_b:
+            if not present[a][c] and not present[b][c]:
                 continue
             m = conf[(a, b)]
             area_a, area_b, inter = int(m[c].sum()), int(m[:, c].sum()), int(m[c, c])
-            counts_a = kb._match_counts(boundary[a], d2[b], tol)
-            counts_b = kb._match_counts(boundary[b], d2[a], tol)
+            points_a = boundaries[a].get(c, _NO_POINTS)
+            points_b = boundaries[b].get(c, _NO_POINTS)
+            counts_a = point_match_counts(points_a, points_b, tol)
+            counts_b = point_match_counts(points_b, points_a, tol)
             rows.append((a, b, c, area_a, area_b, inter, area_a + area_b - inter, int(counts_a[nt]),
                          int(counts_b[nt]), counts_a[:nt].tolist(), counts_b[:nt].tolist()))
     return rows
 
 
-def _interface_rows(maps: dict, cfg: _Config) -> list:
+def _interface_rows(maps: dict, interfaces: dict, cfg: _Config) -> list:
     """Per annotator pair and pair of touching categories of one image: interface lengths, matches and
-    displacement (each annotator's interface distance map computed once, in a window holding every
-    annotator's interface)."""
+    displacement, from the exact distances between the two annotators' interface points."""
     from itertools import combinations
 
-    from qa.engine import _kernels_sdf as ksdf
     from qa.engine import _kernels_semantic as ks
 
     names = sorted(maps)
+    n = cfg.n
     tol = np.ascontiguousarray(cfg.tolerances, dtype=np.float64)
     nt = len(tol)
-    touching = sum(ks._adjacency(maps[a], cfg.n) for a in names)
+    touching = sorted({(min(k // n, k % n), max(k // n, k % n)) for a in names for k in interfaces[a]})
     rows = []
-    for i, j in zip(*np.nonzero(np.triu(touching, 1))):
-        c1, c2 = (int(i), int(j)) if cfg.names[i] <= cfg.names[j] else (int(j), int(i))
-        bbox = {a: ks._interface_bbox(maps[a], c1, c2) for a in names}  # (y0, y1, x0, x1)
-        box = _union_box([(b[2], b[0], b[3], b[1]) for b in bbox.values()])
-        if box is None:
-            continue  # the two classes touch only diagonally
-        x0, y0, x1, y1 = box
-        iface = {a: ks._interface(maps[a], c1, c2, y0, y1, x0, x1) for a in names}
-        d2 = {a: ksdf._edt_squared(iface[a]) for a in names}
+    for i, j in touching:
+        c1, c2 = (i, j) if cfg.names[i] <= cfg.names[j] else (j, i)
+        points = {a: interfaces[a].get(c1 * n + c2, _NO_POINTS) for a in names}
         for a, b in combinations(names, 2):
-            if bbox[a][1] <= bbox[a][0] and bbox[b][1] <= bbox[b][0]:
+            if len(points[a][0]) == 0 and len(points[b][0]) == 0:
                 continue
-            out_a = ks._interface_match(iface[a], d2[b], maps[b], y0, x0, c1, c2, tol)
-            out_b = ks._interface_match(iface[b], d2[a], maps[a], y0, x0, c1, c2, tol)
+            out_a = ks._interface_match(*points[a], _nearest_d2(points[a], points[b]), maps[b], c1, c2, tol)
+            out_b = ks._interface_match(*points[b], _nearest_d2(points[b], points[a]), maps[a], c1, c2, tol)
             rows.append((a, b, c1, c2, int(out_a[nt]), int(out_b[nt]), out_a[:nt].tolist(), out_b[:nt].tolist(),
                          float(out_a[nt + 1] - out_b[nt + 1]), float(out_a[nt + 2] + out_b[nt + 2]),
                          int(out_a[nt + 3] + out_b[nt + 3])))
@@ -313,12 +325,12 @@ def _interface_rows(maps: dict, cfg: _Config) -> list:
 
 
 def _compare_image(task: _Task, cfg: _Config) -> tuple[list, list]:
-    from qa.engine import _kernels_semantic as ks
-
     maps = {e.annotator: class_map(e, task.height, task.width, cfg.max_pixels) for e in task.entries}
-    boxes = {name: ks._class_boxes(m, cfg.n)[0] for name, m in maps.items()}
-    class_rows = [(task.image,) + row for row in _class_rows(maps, boxes, cfg)]
-    interface_rows = [(task.image,) + row for row in _interface_rows(maps, cfg)]
+    edges = {name: _edge_lists(m, cfg.n) for name, m in maps.items()}
+    present = {name: _present(maps[name], edges[name][0], cfg.n) for name in maps}
+    class_rows = [(task.image,) + row for row in _class_rows(maps, present, {a: e[0] for a, e in edges.items()}, cfg)]
+    interface_rows = [(task.image,) + row
+                      for row in _interface_rows(maps, {a: e[1] for a, e in edges.items()}, cfg)]
     return class_rows, interface_rows
 
 

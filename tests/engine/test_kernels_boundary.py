@@ -14,7 +14,8 @@ from scipy import ndimage
 
 from qa.engine import _kernels_boundary as kb
 from qa.engine import _kernels_sdf as ks
-from qa.engine.boundary import boundary_pair, crop_window, edges_of, tolerance_label
+from qa.engine.boundary import (boundary_pair, boundary_points, crop_window, edges_of, point_match_counts,
+                                tolerance_label)
 
 ALL = (1, 1, 1, 1)
 
@@ -64,8 +65,9 @@ def test_match_counts_and_overlap_counts():
     a[1, 1:4] = 1
     b = np.zeros((5, 5), np.uint8)
     b[3, 1:3] = 1
-    counts = kb._match_counts(a, ks._edt_squared(b), np.array([1.0, 2.0, 2.3]))
+    counts = point_match_counts(boundary_points(a), boundary_points(b), np.array([1.0, 2.0, 2.3]))
     assert counts.tolist() == [0, 2, 3, 3]  # (1,3) is sqrt(5) = 2.24 from (3,2)
+    assert point_match_counts(boundary_points(a), boundary_points(b[:0]), np.array([9.0])).tolist() == [0, 3]
     assert kb._overlap_counts(a, b) == (0, 5, 3, 2)
 
 

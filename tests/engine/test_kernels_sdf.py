@@ -103,15 +103,6 @@ def test_directed_surface_of_nothing_and_to_nothing():
     assert stats_dot[0] == pytest.approx(4 * 0.5 * np.sqrt(2))
 
 
-def test_signed_boundary_distance():
-    m = np.zeros((7, 7), np.uint8)
-    m[2:5, 2:5] = 1
-    boundary = m.copy()
-    boundary[3, 3] = 0
-    sd = ks._signed_boundary_distance(m, ks._edt_squared(boundary))
-    assert sd[3, 3] == -1.0 and sd[2, 2] == 0.0 and sd[0, 3] == 2.0 and sd[0, 0] == np.sqrt(8)
-
-
 # --- distances between point sets --------------------------------------------------------------------
 
 
@@ -162,3 +153,13 @@ def test_inside_runs_and_common_points():
     a = [v.astype(np.int32) for v in np.nonzero(m)]
     b = [v.astype(np.int32) for v in np.nonzero(other)]
     assert ks._common_points(a[0], a[1], b[0], b[1]) == int((m & other).sum())
+
+
+@pytest.mark.parametrize("bound", [0, 1, 2, 5, 26, 10 ** 6])
+def test_nearest_d2_below_a_bound_is_exact_under_it_and_inf_above(bound):
+    rng = np.random.default_rng(bound)
+    ty, tx = (v.astype(np.int32) for v in np.nonzero(rng.random((30, 30)) < 0.03))
+    qy, qx = (v.ravel().astype(np.int32) for v in np.mgrid[-5:35, -5:35])
+    exact = ks._nearest_d2(qy, qx, ty, tx)
+    bounded = ks._nearest_d2_below(qy, qx, ty, tx, bound)
+    np.testing.assert_array_equal(bounded, np.where(exact < bound, exact, np.inf))

@@ -7,6 +7,7 @@ import pytest
 from pycocotools import mask as mask_utils
 from scipy import ndimage
 
+from qa.engine import _kernels_boundary as kb
 from qa.engine import _kernels_semantic as ks
 
 
@@ -45,29 +46,43 @@ SEEDS = range(8)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_confusion_and_adjacency_match_numpy(seed):
+def test_confusion_matches_numpy(seed):
     rng = np.random.default_rng(seed)
     h, w, n = rng.integers(1, 30), rng.integers(1, 30), int(rng.integers(1, 6))
     a, b = random_map(rng, h, w, n), random_map(rng, h, w, n)
     np.testing.assert_array_equal(ks._confusion(a, b, n), confusion_ref(a, b, n))
-    np.testing.assert_array_equal(ks._adjacency(a, n), adjacency_ref(a, n))
+
+
+def points_of(mask):
+    ys, xs = np.nonzero(mask)
+    return ys.tolist(), xs.tolist()
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_interface_and_its_bbox_match_numpy(seed):
+def test_edge_points_are_each_class_boundary_and_each_interface(seed):
     rng = np.random.default_rng(seed)
-    h, w = int(rng.integers(2, 30)), int(rng.integers(2, 30))
-    m = random_map(rng, h, w, 3)
-    ref = interface_ref(m, 0, 1)
-    bbox = ks._interface_bbox(m, 0, 1)
-    if ref.any():
-        ys, xs = np.nonzero(ref)
-        assert bbox.tolist() == [ys.min(), ys.max() + 1, xs.min(), xs.max() + 1]
-    else:
-        assert bbox.tolist() == [0, 0, 0, 0]
-    y0, y1 = sorted(rng.integers(0, h + 1, 2))
-    x0, x1 = sorted(rng.integers(0, w + 1, 2))
-    np.testing.assert_array_equal(ks._interface(m, 0, 1, y0, y1, x0, x1), ref[y0:y1, x0:x1])
+    h, w, n = int(rng.integers(1, 30)), int(rng.integers(1, 30)), int(rng.integers(1, 5))
+    m = random_map(rng, h, w, n)
+    b_class, b_y, b_x, i_class, i_other, i_y, i_x = ks._edge_points(m)
+    # row-major order, as the nearest-point search needs its targets
+    assert np.all(np.diff(b_y.astype(np.int64) * w + b_x) > 0)
+    assert np.all(np.diff(i_y.astype(np.int64) * w + i_x) >= 0)
+    for c in range(n):
+        mask = np.ascontiguousarray((m == c).view(np.uint8))
+        expected = kb._inner_boundary(mask, 4, 1, 1, 1, 1)  # the crop is the whole image
+        assert (b_y[b_class == c].tolist(), b_x[b_class == c].tolist()) == points_of(expected)
+        for d in range(n):
+            pick = (i_class == c) & (i_other == d)
+            assert (i_y[pick].tolist(), i_x[pick].tolist()) == points_of(interface_ref(m, c, d) if c != d
+                                                                           else np.zeros_like(m))
+    # the interfaces list exactly the pairs of classes that touch
+    touching = {(int(c), int(d)) for c, d in zip(*np.nonzero(adjacency_ref(m, n)))}
+    assert set(zip(i_class.tolist(), i_other.tolist())) == touching
+
+
+def test_edge_points_of_a_map_without_classes():
+    out = ks._edge_points(np.full((3, 4), -1, np.int32))
+    assert all(len(a) == 0 for a in out)
 
 
 def test_interface_match_counts_signs_and_distances():
@@ -78,13 +93,15 @@ def test_interface_match_counts_signs_and_distances():
     b[3:] = 0
     road, sidewalk = 0, 1
     tol = np.array([1.0, 2.0, 3.0, 4.0])
-    ia = ks._interface(a, road, sidewalk, 0, 12, 0, 5)
-    ib = ks._interface(b, road, sidewalk, 0, 12, 0, 5)
+    ia = interface_ref(a, road, sidewalk)
+    ib = interface_ref(b, road, sidewalk)
     assert np.flatnonzero(ia.any(axis=1)).tolist() == [6] and np.flatnonzero(ib.any(axis=1)).tolist() == [3]
     d2_to_b = ndimage.distance_transform_edt(ib == 0) ** 2
     d2_to_a = ndimage.distance_transform_edt(ia == 0) ** 2
-    out_a = ks._interface_match(ia, d2_to_b, b, 0, 0, road, sidewalk, tol)
-    out_b = ks._interface_match(ib, d2_to_a, a, 0, 0, road, sidewalk, tol)
+    ya, xa = (v.astype(np.int32) for v in np.nonzero(ia))
+    yb, xb = (v.astype(np.int32) for v in np.nonzero(ib))
+    out_a = ks._interface_match(ya, xa, d2_to_b[ya, xa], b, road, sidewalk, tol)
+    out_b = ks._interface_match(yb, xb, d2_to_a[yb, xb], a, road, sidewalk, tol)
     # a's interface (row 6) lies in b's road: its road stops short of b's by 3 px, sign -.
     assert out_a.tolist() == [0, 0, 5, 5, 5, -15, 15, 5]
     # b's interface (row 3) lies in a's sidewalk: b's road reaches 3 px into it, sign +.
@@ -94,9 +111,8 @@ def test_interface_match_counts_signs_and_distances():
 def test_interface_match_with_no_other_interface():
     m = np.zeros((4, 4), np.int32)
     m[:, 2:] = 1
-    iface = ks._interface(m, 0, 1, 0, 4, 0, 4)
-    d2 = np.full((4, 4), np.inf)
-    out = ks._interface_match(iface, d2, m, 0, 0, 0, 1, np.array([2.0]))
+    ys, xs = (v.astype(np.int32) for v in np.nonzero(interface_ref(m, 0, 1)))
+    out = ks._interface_match(ys, xs, np.full(len(ys), np.inf), m, 0, 1, np.array([2.0]))
     assert out.tolist() == [0, 4, 0, 0, 0]
 
 

@@ -117,6 +117,56 @@ def test_properties_symmetry_bounds_and_identity(seed):
 
 # --- category-pair interfaces -----------------------------------------------------------------------
 
+def dense_interface_figures(a, b, c1, c2, tolerances):
+    """One pair's interface figures the obvious way: interface masks, scipy EDTs of the whole map."""
+    from scipy import ndimage
+
+    from qa.engine.boundary import tolerance_label
+
+    def interface(m):
+        padded = np.pad(m, 1, constant_values=-99)
+        near = np.zeros(m.shape, bool)
+        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            near |= padded[1 + dy:1 + dy + m.shape[0], 1 + dx:1 + dx + m.shape[1]] == c2
+        return (m == c1) & near
+
+    ia, ib = interface(a), interface(b)
+    da = ndimage.distance_transform_edt(~ib) if ib.any() else np.full(a.shape, np.inf)
+    db = ndimage.distance_transform_edt(~ia) if ia.any() else np.full(a.shape, np.inf)
+    out = {"length_a": int(ia.sum()), "length_b": int(ib.sum())}
+    for t in tolerances:
+        out[f"matched_a_{tolerance_label(t)}"] = int((da[ia] <= t).sum())
+        out[f"matched_b_{tolerance_label(t)}"] = int((db[ib] <= t).sum())
+    sign_a = np.where(b[ia] == c2, 1.0, np.where(b[ia] == c1, -1.0, 0.0)) * np.isfinite(da[ia])
+    sign_b = np.where(a[ib] == c2, 1.0, np.where(a[ib] == c1, -1.0, 0.0)) * np.isfinite(db[ib])
+    fa, fb = np.where(sign_a != 0, da[ia], 0.0), np.where(sign_b != 0, db[ib], 0.0)
+    out["signed_sum"] = float((sign_a * fa).sum() - (sign_b * fb).sum())
+    out["abs_sum"] = float(fa.sum() + fb.sum())
+    out["signed_n"] = int((sign_a != 0).sum() + (sign_b != 0).sum())
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_interfaces_equal_dense_distance_transforms(seed):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(20, 60)), int(rng.integers(20, 60))
+    maps = {}
+    for name in ("alice", "bob"):
+        m = ndimage.median_filter(rng.integers(0, 3, (h, w)), size=5).astype(np.int32)
+        m[rng.random((h, w)) < 0.02] = -1  # unlabelled specks: no sign, and boundary of their class
+        maps[name] = m
+    tolerances = (1, 2, 3.5)
+    result = compare_semantic(maps_batch(maps), tolerances=tolerances, workers=1)
+    assert len(result.interfaces) > 0
+    for row in result.interfaces.to_dict("records"):
+        c1, c2 = NAMES.index(row["category_a"]), NAMES.index(row["category_b"])
+        expected = dense_interface_figures(maps["alice"], maps["bob"], c1, c2, tolerances)
+        for key, value in expected.items():
+            assert row[key] == pytest.approx(value, rel=1e-12, abs=1e-9), (key, row["category_a"], row["category_b"])
+
+
 def test_a_kerb_moved_3px_is_a_3px_displacement_towards_the_gaining_category():
     # bob's kerb is 3 rows lower: his sidewalk reaches 3 px into alice's road
     result = compare_semantic(maps_batch({"alice": street(14), "bob": street(17)}), tolerances=(1, 2, 4), workers=1)
@@ -268,16 +318,14 @@ def test_bu_bil_class_iou_equals_pycocotools(shared_data):
     assert math.isfinite(pooled[("batch", "", "class_iou_mean")])
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_class_boxes_kernel_matches_numpy(seed):
-    from qa.engine._kernels_semantic import _class_boxes
+@pytest.mark.parametrize("seed", range(10))
+def test_classes_present_are_read_from_the_boundaries(seed):
+    from qa.engine.semantic import _edge_lists, _present
 
     rng = np.random.default_rng(seed)
     h, w, n = int(rng.integers(1, 20)), int(rng.integers(1, 20)), 5
     m = rng.integers(-1, n - 1, (h, w)).astype(np.int32)  # class n - 1 never occurs
-    boxes, areas = _class_boxes(m, n)
-    for c in range(n):
-        ys, xs = np.nonzero(m == c)
-        assert areas[c] == len(ys)
-        expected = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] if len(ys) else [0, 0, 0, 0]
-        assert boxes[c].tolist() == expected
+    if seed % 3 == 0:
+        m[:] = seed % 4 - 1  # one class (or void) everywhere: no boundary at all
+    expected = [bool((m == c).any()) for c in range(n)]
+    assert _present(m, _edge_lists(m, n)[0], n).tolist() == expected

@@ -11,7 +11,11 @@ Run: ``.venv/bin/python -m benchmarks.bench_compare [--scenes N] [--sizes 100,10
      (``qa.formats.coco_panoptic.read_id_map``: PNG decode and RGB to id);
    - instance (the same scenes' objects as overlapping COCO polygons): rasterising both annotators'
      polygons into crops plus everything above except PQ, against decoding the same two annotators'
-     1024x2048 panoptic PNGs of that scene.
+     1024x2048 panoptic PNGs of that scene;
+   - label map (the same scenes as single-channel label-map PNGs, compared by
+     ``qa.engine.semantic``): building the three annotators' class maps from the loaded batch, class IoU
+     and boundary F of every class, category interfaces and their displacement, for all three pairs of
+     the image, divided by three; against decoding the pair's two label-map PNGs as the loader does.
 
 2. Peak memory against batch size: ``compare_batch`` on batches of 100 to 10,000 images (three panoptic
    annotators, ``qa synth`` scenes at 256x512, the PNGs of 8 distinct scenes reused by building the
@@ -38,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._common import machine, timed, versions
-from benchmarks._scenes import synth_batches
+from benchmarks._scenes import label_map_batch, synth_batches
 
 
 # --- 1. time per image pair ---------------------------------------------------------------------------
@@ -66,9 +70,10 @@ def time_image_pairs(n_scenes: int, repeat: int) -> dict:
 
     cfg, boundary = _config()
     limits = Limits()
-    rows = {"panoptic": [], "instance": []}
+    rows = {"panoptic": [], "instance": [], "labelmap": []}
     with tempfile.TemporaryDirectory() as tmp:
-        instances, panoptic = synth_batches(tmp, images=n_scenes)
+        instances, panoptic = synth_batches(tmp, images=n_scenes, label_maps=True)
+        rows["labelmap"] = _time_label_maps(label_map_batch(tmp), Path(tmp) / "labelmap", limits, repeat)
         pan_entries, inst_entries = _entries(panoptic), _entries(instances)
         names = sorted(panoptic.annotators)
         for image, image_info in panoptic.images.items():
@@ -99,6 +104,27 @@ def time_image_pairs(n_scenes: int, repeat: int) -> dict:
                 rows["panoptic"].append((timed(compare, repeat=repeat), t_decode, len(a.entry.geometry)))
                 rows["instance"].append((timed(compare_instance, repeat=repeat), t_decode,
                                          len(inst_entries[image][names[i]].geometry)))
+    return rows
+
+
+def _time_label_maps(batch, folder: Path, limits, repeat: int) -> list:
+    """``(engine s per pair, decode s of two PNGs, classes per annotator)`` per image pair of a label-map
+    batch; the engine compares an image's three annotators at once, so a pair is a third of it."""
+    from qa.engine.semantic import _compare_image, _Config, _tasks, category_codes
+    from qa.formats.labelmap import decode_png
+
+    names = category_codes(batch)
+    cfg = _Config(n=len(names), names=names, tolerances=(1.0, 2.0, 4.0), max_pixels=limits.max_pixels)
+    rows = []
+    for task in _tasks(batch, {c: k for k, c in enumerate(names)}):
+        pngs = {e.annotator: folder / e.annotator / f"{Path(task.image).stem}.png" for e in task.entries}
+        _compare_image(task, cfg)
+        t_image = timed(lambda task=task: _compare_image(task, cfg), repeat=repeat)
+        classes = np.mean([len(e.classes) for e in task.entries])
+        for a, b in itertools.combinations(sorted(pngs), 2):
+            t_decode = timed(lambda a=pngs[a], b=pngs[b]: (decode_png(a, limits), decode_png(b, limits)),
+                             repeat=repeat)
+            rows.append((t_image / 3, t_decode, classes))
     return rows
 
 

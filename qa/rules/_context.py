@@ -15,6 +15,7 @@ at once), and only bbox-intersecting pairs have their crops compared.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -44,6 +45,49 @@ class Hit:
 
 
 # --- crops ---------------------------------------------------------------------------------------------
+
+CROP_CACHE_BYTES = 48 * 2 ** 20
+"""Mask crops one export context keeps at most: the rules read masks image by image, so a few images'
+crops serve every pass over an image while memory stays flat as the batch grows."""
+
+ID_MAP_CACHE_BYTES = 64 * 2 ** 20
+"""Decoded panoptic id maps one export context keeps at most (a 1024x2048 id map is 8 MB)."""
+
+
+class RecentArrays:
+    """Arrays made on demand, the most recently used kept within a byte budget (least recent dropped).
+
+    Examples
+    --------
+    >>> cache = RecentArrays(budget=16)
+    >>> cache.get("a", lambda: np.zeros(8, np.uint8)).nbytes
+    8
+    >>> _ = cache.get("b", lambda: np.zeros(16, np.uint8))  # over budget: "a" goes
+    >>> "a" in cache, "b" in cache
+    (False, True)
+    """
+
+    def __init__(self, budget: int):
+        self.budget = int(budget)
+        self._items: OrderedDict = OrderedDict()
+        self._bytes = 0
+
+    def __contains__(self, key) -> bool:
+        return key in self._items
+
+    def get(self, key, make):
+        """The array stored under ``key``, made by ``make()`` (and stored) when absent."""
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = make()
+        self._items[key] = value
+        self._bytes += value.nbytes
+        while self._bytes > self.budget and len(self._items) > 1:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= old.nbytes
+        return value
+
 
 def paste(crop: np.ndarray, offset: tuple[int, int], window: tuple[int, int, int, int]) -> np.ndarray:
     """A crop (at ``offset`` = (x0, y0) in the image) placed into a zero array covering ``window``."""
@@ -152,8 +196,8 @@ class ExportContext:
         self.declared_area = np.array([np.nan if o.area is None else o.area for o in objs], dtype=np.float64)
         self.ordered = bool((~np.isnan(self.z)).any()) or export.format in DRAWING_ORDER_FORMATS
         """Whether the export states a layer order: it has z_order, or its tool paints in export order."""
-        self._crops: dict[int, np.ndarray] = {}
-        self._id_maps: dict[str, np.ndarray] = {}
+        self._crops = RecentArrays(CROP_CACHE_BYTES)
+        self._id_maps = RecentArrays(ID_MAP_CACHE_BYTES)
 
     @property
     def has_occluded_flags(self) -> bool:
@@ -166,15 +210,15 @@ class ExportContext:
 
     # masks --------------------------------------------------------------------------------------------
     def id_map(self, image: str) -> np.ndarray:
-        """The panoptic id map of ``image`` (decoded once)."""
-        if image not in self._id_maps:
+        """The panoptic id map of ``image`` (kept while recently used: :data:`ID_MAP_CACHE_BYTES`)."""
+        def decode():
             from qa.formats.coco_panoptic import read_id_map
             from qa.model import Limits
 
             im = self.export.images[image]
-            self._id_maps[image] = read_id_map(self.export.id_maps[image],
-                                               Limits(max_pixels=max(im.width * im.height, 1)))
-        return self._id_maps[image]
+            return read_id_map(self.export.id_maps[image], Limits(max_pixels=max(im.width * im.height, 1)))
+
+        return self._id_maps.get(image, decode)
 
     @cached_property
     def rles(self) -> list[dict]:
@@ -212,17 +256,18 @@ class ExportContext:
         return box
 
     def crop(self, i: int) -> np.ndarray:
-        """Object ``i``'s uint8 mask inside its own :attr:`mask_bbox` (cached)."""
-        if i not in self._crops:
+        """Object ``i``'s uint8 mask inside its own :attr:`mask_bbox` (kept while recently used:
+        :data:`CROP_CACHE_BYTES`)."""
+        def paint():
             x0, y0, x1, y1 = (int(v) for v in self.mask_bbox[i])
             obj = self.objects[i]
             if obj.kind == "segment":
-                self._crops[i] = (self.id_map(obj.image)[y0:y1, x0:x1] == obj.segment_id).astype(np.uint8)
-            else:
-                from qa.engine._masks import decode_crop
+                return (self.id_map(obj.image)[y0:y1, x0:x1] == obj.segment_id).astype(np.uint8)
+            from qa.engine._masks import decode_crop
 
-                self._crops[i] = decode_crop(self.rles[i], (x0, y0, x1, y1))[0]
-        return self._crops[i]
+            return decode_crop(self.rles[i], (x0, y0, x1, y1))[0]
+
+        return self._crops.get(i, paint)
 
     def window(self, i: int, window: tuple[int, int, int, int]) -> np.ndarray:
         """Object ``i``'s mask inside ``window`` (x0, y0, x1, y1) of its image."""
@@ -237,6 +282,15 @@ class ExportContext:
         for k, key in enumerate(self.image):
             order.setdefault(key, []).append(k)
         return {key: np.asarray(v, dtype=np.int64) for key, v in order.items()}
+
+    @cached_property
+    def image_rank(self) -> np.ndarray:
+        """Each object's image as its position in :attr:`by_image` (for walking the objects image by
+        image)."""
+        rank = np.zeros(self.n, dtype=np.int64)
+        for r, idx in enumerate(self.by_image.values()):
+            rank[idx] = r
+        return rank
 
     def near(self, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Pairs ``(i, j)``, i < j in one image, whose mask bboxes come within ``pad`` pixels.
@@ -313,10 +367,16 @@ class ExportContext:
         if things_only:
             keep &= self.isthing[upper]
         lower, upper = lower[keep], upper[keep]
+        if not len(lower):
+            return share
         order = np.argsort(lower, kind="stable")
         lower, upper = lower[order], upper[order]
-        for obj in np.unique(lower):
-            tops = upper[lower == obj]
+        starts = np.flatnonzero(np.r_[True, lower[1:] != lower[:-1]])
+        ends = np.r_[starts[1:], len(lower)]
+        # image by image, so the crops of one image are painted once and reused while it lasts
+        for k in np.lexsort((lower[starts], self.image_rank[lower[starts]])):
+            obj = lower[starts[k]]
+            tops = upper[starts[k]:ends[k]]
             win = tuple(int(v) for v in self.mask_bbox[obj])
             union = np.zeros_like(self.crop(obj))
             for t in tops:

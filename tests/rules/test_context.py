@@ -70,3 +70,42 @@ def test_crowd_regions_are_never_matched_by_the_rules_either():
                         "bob": [make_object(_strip(0, 100))]}, size=(120, 40))
     ctx = BatchContext(batch, {n: ExportContext(batch.exports[n], batch) for n in batch.annotators})
     assert ctx.matches(iou_threshold=0.5).shape == (0, 3)
+
+
+
+def test_findings_do_not_depend_on_how_many_crops_are_kept(tmp_path, monkeypatch):
+    """The crop cache only saves work: with room for a single crop the findings are the same."""
+    import qa
+    from qa.rules import _context
+    from qa.rules.check import check
+    from qa.synth import synthesize
+
+    synthesize(tmp_path, images=3, size=(128, 192), annotators=3, seed=3, workers=1, formats=("coco",),
+               faults=["*:jitter", "alice:drop_occluded", "bob:zorder", "carol:rule_faults"])
+
+    def findings():
+        return [(f.code, f.image, f.annotator, f.message)
+                for f in check(qa.load(manifest=tmp_path / "batch.toml"), "default")]
+
+    kept = findings()
+    monkeypatch.setattr(_context, "CROP_CACHE_BYTES", 1)
+    assert kept and findings() == kept
+
+
+def test_panoptic_crops_survive_dropped_id_maps(tmp_path, monkeypatch):
+    """Segments read in any order from a context that keeps a single id map and a single crop."""
+    import qa
+    from qa.rules import _context
+    from qa.synth import synthesize
+
+    synthesize(tmp_path, images=3, size=(96, 128), annotators=1, seed=5, workers=1)
+    export = next(iter(qa.load(manifest=tmp_path / "batch_panoptic.toml").exports.values()))
+    roomy = ExportContext(export)
+    monkeypatch.setattr(_context, "CROP_CACHE_BYTES", 1)
+    monkeypatch.setattr(_context, "ID_MAP_CACHE_BYTES", 1)
+    tight = ExportContext(export)
+    order = np.random.default_rng(0).permutation(np.r_[np.arange(roomy.n), np.arange(roomy.n)])
+    assert roomy.n > 10 and len(roomy.by_image) == 3
+    for k in order:
+        np.testing.assert_array_equal(tight.crop(k), roomy.crop(k))
+    assert len(tight._crops._items) == 1 and len(tight._id_maps._items) == 1

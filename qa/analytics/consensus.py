@@ -319,12 +319,34 @@ class _Image:
         labels = cluster_objects([code[a] for a, _ in owners], np.asarray(pairs, np.int64).reshape(-1, 2),
                                  np.asarray(ious, np.float64))
         n_clusters = int(labels.max()) + 1 if len(labels) else 0
+        self._scored: list[tuple[dict, int, int]] = []  # (row, member position, consensus position)
+        self._outlines: list = []                        # each consensus mask's outline
         for c in range(n_clusters):
             members = np.flatnonzero(labels == c)
             self._cluster(batch, voters, crops, owners, members, first_cluster + c, cfg)
+        self._score_boundaries(crops, cfg["tolerances"])
+
+    def _score_boundaries(self, crops, tolerances) -> None:
+        """Every boundary figure of the matched rows, from each object's outline (one pass over its tight
+        crop) and each consensus outline, in one call for the image."""
+        from qa.engine.boundary import Outlines, object_outlines, outline_pairs
+
+        if not self._scored:
+            return
+        members = object_outlines(crops)
+        consensus = Outlines.concatenate(self._outlines, members.band_width)
+        index_a = np.array([m for _, m, _ in self._scored], dtype=np.int64)
+        index_b = np.array([c for _, _, c in self._scored], dtype=np.int64)
+        labels = [f"boundary_f_{_label(t)}" for t in tolerances]
+        for (row, _, _), values in zip(self._scored, outline_pairs(members, consensus, index_a, index_b,
+                                                                    tolerances=tolerances)):
+            for label in labels:
+                row[label] = values[label]
+            row["boundary_iou"] = values["boundary_iou"]
+            row["signed_offset_px"] = values["signed_offset"]
 
     def _cluster(self, batch, voters, crops, owners, members, cid, cfg) -> None:
-        from qa.engine._masks import union_window
+        from qa.engine.boundary import crop_outlines
         from qa.engine.consensus import majority_vote, staple, window_stack
         from qa.formats._crop_rle import crop_to_coco_rle
 
@@ -356,16 +378,14 @@ class _Image:
                 self.rows.append(self._row(cid, name, "extra", owners[m][1], objs[name], category, record))
             return
         record["status"] = "consensus"
-        ys, xs = np.nonzero(mask)
-        tx0, ty0, tx1, ty1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
-        record.update(area=int(len(xs)), x=box[0] + tx0, y=box[1] + ty0, w=tx1 - tx0, h=ty1 - ty0)
-        self.masks[cid] = crop_to_coco_rle(mask[ty0:ty1, tx0:tx1], box[0] + tx0, box[1] + ty0, height, width)
-        # score every voter in a window with a margin for the boundary metrics
-        window = union_window(box, box, margin=cfg["margin"], shape=(height, width))
-        wx0, wy0, wx1, wy1 = window
-        cons = np.zeros((wy1 - wy0, wx1 - wx0), np.uint8)
-        cons[box[1] - wy0:box[3] - wy0, box[0] - wx0:box[2] - wx0] = mask
-        layers = window_stack(crops, members, window)
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        tx0, ty0, tx1, ty1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+        record.update(area=int(np.count_nonzero(mask)), x=box[0] + tx0, y=box[1] + ty0, w=tx1 - tx0,
+                      h=ty1 - ty0)
+        tight = np.ascontiguousarray(mask[ty0:ty1, tx0:tx1])
+        self.masks[cid] = crop_to_coco_rle(tight, box[0] + tx0, box[1] + ty0, height, width)
+        self._outlines.append(crop_outlines(tight, offset=(box[0] + tx0, box[1] + ty0),
+                                            image_shape=(height, width)))
         by_name = {name: k for k, name in enumerate(names)}
         ious = []
         for name in voters:
@@ -374,7 +394,8 @@ class _Image:
                 continue
             k = by_name[name]
             row = self._row(cid, name, "matched", owners[members[k]][1], objs[name], category, record)
-            row.update(_scores(layers[k], cons, box, window, (height, width), cfg["tolerances"]))
+            row.update(_pixel_scores(stack[k], mask))
+            self._scored.append((row, int(members[k]), len(self._outlines) - 1))
             ious.append(row["iou"])
             self.rows.append(row)
         record["iou_mean"] = float(np.mean(ious))
@@ -389,26 +410,16 @@ class _Image:
                 "source_id": None if obj is None or obj.source.id is None else str(obj.source.id)}
 
 
-def _scores(layer, cons, box, window, image_shape, tolerances) -> dict:
-    """One annotator's mask against the consensus, both cut from ``window``."""
-    from qa.engine.boundary import boundary_pair, tolerance_label
+def _pixel_scores(layer, mask) -> dict:
+    """One annotator's object against the consensus mask, both in the members' union bbox (which holds
+    every pixel of either, so ``tn`` is the bbox's)."""
     from qa.engine.consensus import confusion_counts
 
-    wx0, wy0 = window[0], window[1]
-    tp, fp, fn, _ = confusion_counts(layer, cons)
-    inner = (slice(box[1] - wy0, box[3] - wy0), slice(box[0] - wx0, box[2] - wx0))
-    _, fp_box, _, tn_box = confusion_counts(layer[inner], cons[inner])
-    bp = boundary_pair(layer, cons, tolerances=tolerances, offset=(wx0, wy0), image_shape=image_shape)
-    out = {"tp": tp, "fp": fp, "fn": fn, "tn": tn_box,
-           "iou": tp / (tp + fp + fn),
-           "sensitivity": tp / (tp + fn),
-           "specificity": tn_box / (tn_box + fp_box) if tn_box + fp_box else math.nan}
-    for t in tolerances:
-        label = tolerance_label(t)
-        out[f"boundary_f_{label}"] = bp[f"boundary_f_{label}"]
-    out["boundary_iou"] = bp["boundary_iou"]
-    out["signed_offset_px"] = bp["signed_offset"]
-    return out
+    tp, fp, fn, tn = confusion_counts(layer, mask)
+    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn,
+            "iou": tp / (tp + fp + fn),
+            "sensitivity": tp / (tp + fn),
+            "specificity": tn / (tn + fp) if tn + fp else math.nan}
 
 
 # --- the batch ----------------------------------------------------------------------------------------
@@ -491,7 +502,7 @@ def build_consensus(batch: Batch, comparison=None, *, method: str = "vote", quor
     (the figure depends on that window, so compare it between annotators of one cluster rather than
     across batches). Boundary metrics come from :func:`qa.engine.boundary.boundary_pair` with the
     annotator as ``a`` and the consensus as ``b`` (a positive ``signed_offset_px`` means the annotator
-    draws outside the consensus), in the window grown by ``ceil(max tolerance) + 1`` pixels.
+    draws outside the consensus).
 
     References
     ----------
@@ -524,7 +535,6 @@ def build_consensus(batch: Batch, comparison=None, *, method: str = "vote", quor
     if not tolerances or any(not t > 0 for t in tolerances):
         raise ConfigError(f"tolerances must be positive pixel distances, got {tolerances}")
     cfg = {"method": method, "quorum": quorum, "ties": ties, "tolerances": tolerances,
-           "margin": int(math.ceil(max(tolerances))) + 1,
            "category_order": {c: k for k, c in enumerate(batch.categories)}}
     max_pixels = max_pixels or Limits().max_pixels
     positions = _object_positions(batch)

@@ -356,6 +356,34 @@ def test_synth_noisiest_annotator_scores_lowest(synth_folder, manifest, method):
     assert ((bounded >= 0) & (bounded <= 1) | bounded.isna()).all().all()
 
 
+@pytest.mark.parametrize("method", ["vote", "staple"])
+def test_synth_rows_equal_full_image_figures(synth_folder, method):
+    """Each matched row against its object and the consensus mask decoded to the whole image: pixel
+    counts, and the boundary figures of dense distance transforms of the full masks (pins every row to
+    its own object and consensus outline)."""
+    from reference import coco_decode, dense_boundary_pair
+
+    batch = qa.load(manifest=synth_folder / "batch.toml")
+    result = build_consensus(batch, method=method, workers=1)
+    matched = result.objects[result.objects["status"] == "matched"]
+    assert len(matched) > 40
+    for row in matched.itertuples(index=False):
+        image = batch.images[row.image]
+        obj = batch.exports[row.annotator].objects[int(row.object_index)]
+        polygons = [np.asarray(p, dtype=np.float64).ravel().tolist() for p in obj.polygons]
+        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, image.height, image.width))
+        mine = coco_decode(rle).astype(np.uint8)
+        cons = _consensus_mask(result, row.cluster).astype(np.uint8)
+        tp = int((mine & cons).sum())
+        assert (row.tp, row.fp, row.fn) == (tp, int(mine.sum()) - tp, int(cons.sum()) - tp)
+        assert row.iou == tp / (mine | cons).sum()
+        expected = dense_boundary_pair(mine, cons, tolerances=(1.0, 2.0, 4.0))
+        for t in ("1px", "2px", "4px"):
+            assert getattr(row, f"boundary_f_{t}") == expected[f"boundary_f_{t}"]
+        assert row.boundary_iou == expected["boundary_iou"]
+        assert row.signed_offset_px == expected["signed_offset"]
+
+
 # --- qa consensus -------------------------------------------------------------------------------------
 
 def test_cli_consensus_writes_coco_and_prints_the_table(lidc, tmp_path, capsys):

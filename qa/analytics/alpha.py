@@ -152,7 +152,8 @@ def _panoptic_labels(objs: list, codes: dict, id_map: np.ndarray) -> np.ndarray:
     return out.reshape(id_map.shape)
 
 
-def image_labels(batch: Batch, image: str, *, codes: dict | None = None, max_pixels: int | None = None):
+def image_labels(batch: Batch, image: str, *, codes: dict | None = None, max_pixels: int | None = None,
+                 objects: dict | None = None):
     """Every covering annotator's label of every pixel of one image, cut to the window that matters.
 
     Parameters
@@ -164,6 +165,9 @@ def image_labels(batch: Batch, image: str, *, codes: dict | None = None, max_pix
         ``{category: code}`` with codes from 1; default: the batch's categories in order.
     max_pixels : int, optional
         Largest panoptic PNG decoded (default: the model's limit).
+    objects : dict, optional
+        ``{annotator: [objects of the image]}``, this image's entry of :meth:`qa.model.Batch.by_image`;
+        found by scanning the exports when not given (pass it when labelling many images).
 
     Returns
     -------
@@ -192,7 +196,9 @@ def image_labels(batch: Batch, image: str, *, codes: dict | None = None, max_pix
     if codes is None:
         codes = {c: k + 1 for k, c in enumerate(batch.categories)}
     names = sorted(batch.coverage.get(image, ()))
-    per = {name: [o for o in batch.exports[name].objects if o.image == image] for name in names}
+    if objects is None:
+        objects = {name: [o for o in batch.exports[name].objects if o.image == image] for name in names}
+    per = {name: objects.get(name, []) for name in names}
     panoptic = {name for name in names
                 if batch.exports[name].format == "coco_panoptic" or any(o.kind == "segment" for o in per[name])}
     if panoptic:
@@ -367,10 +373,12 @@ def pixel_alpha(batch: Batch, *, bootstrap: int = 1000, confidence: float = 0.95
     k = len(codes) + 1
     image_rows, stats = [], []
     pair_totals: dict = {}
+    grouped = batch.by_image()  # once: scanning the exports for each image would grow with the batch squared
     for key in batch.images:
         if len(batch.coverage.get(key, ())) < 2:
             continue
-        names, labels, window, outside = image_labels(batch, key, codes=codes, max_pixels=max_pixels)
+        names, labels, window, outside = image_labels(batch, key, codes=codes, max_pixels=max_pixels,
+                                                      objects=grouped.get(key, {}))
         s = image_stats(names, labels, outside, k)
         stats.append(s)
         image_rows.append({"image": key, "alpha": alpha_from_counts(s.n, s.diagonal, s.marginals),

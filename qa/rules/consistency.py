@@ -220,8 +220,8 @@ def unlabelled_share(ctx: ExportContext, *, max_unlabelled_share=0.15):
     for key in sorted(ctx.export.id_maps):
         if key not in ctx.export.images:
             continue
-        ids = np.array([o.segment_id for o in ctx.objects if o.image == key and o.kind == "segment"],
-                       dtype=np.int64)
+        ids = np.array([ctx.objects[k].segment_id for k in ctx.by_image.get(key, ())
+                        if ctx.objects[k].kind == "segment"], dtype=np.int64)
         id_map = ctx.id_map(key)
         share = 1.0 - np.count_nonzero(np.isin(id_map, ids[ids != 0])) / max(id_map.size, 1)
         if share > limit:

@@ -342,7 +342,8 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         summary.update(violation_summary(violations, batch.annotators, resolved))
     analysed = None
     if comparison is not None and analytics:
-        analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels)
+        analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels,
+                                   workers=workers)
         settings["analytics"] = analysed.settings
         summary["analytics"] = analysed.summary(top=50)
         import pandas as pd

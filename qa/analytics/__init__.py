@@ -126,7 +126,7 @@ def _records(df) -> list[dict]:
 
 def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = True, bootstrap: int = 1000,
             confidence: float = 0.95, seed: int = 0, min_score: float = 0.25,
-            max_pixels: int | None = None, consensus: bool = True) -> Analytics:
+            max_pixels: int | None = None, consensus: bool = True, workers: int | None = None) -> Analytics:
     """Agreement analytics of a compared batch.
 
     Parameters
@@ -152,6 +152,9 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
     consensus : bool, default True
         With three or more annotators, build the consensus (majority pixel vote) and score each
         annotator against it.
+    workers : int, optional
+        Processes for the per-image analyses; default one per CPU (a batch of a few images stays in
+        this process).
 
     Returns
     -------
@@ -189,7 +192,7 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
                max_pixels=max_pixels)
     _review(result, batch, comparison, violations=violations, min_score=min_score)
     if consensus and len(batch.annotators) >= 3:
-        _consensus(result, batch, comparison, max_pixels=max_pixels)
+        _consensus(result, batch, comparison, max_pixels=max_pixels, workers=workers)
     result.scores = _scores(result, comparison)
     return result
 
@@ -266,10 +269,10 @@ def _review(result: Analytics, batch, comparison, *, violations, min_score) -> N
         "value": [float(len(queue)), *counts.to_numpy(dtype=float)], "n": int(len(queue))}))
 
 
-def _consensus(result: Analytics, batch, comparison, *, max_pixels) -> None:
+def _consensus(result: Analytics, batch, comparison, *, max_pixels, workers) -> None:
     from qa.analytics.consensus import build_consensus
 
-    result.consensus = build_consensus(batch, comparison, max_pixels=max_pixels)
+    result.consensus = build_consensus(batch, comparison, max_pixels=max_pixels, workers=workers)
     result._score_parts.append(result.consensus.scores)
 
 

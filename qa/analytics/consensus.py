@@ -225,62 +225,64 @@ def parse_quorum(text: str):
                           "(0.75 or 75%)") from None
 
 
-# --- per image ----------------------------------------------------------------------------------------
+# --- per image (in a worker) --------------------------------------------------------------------------
 
-def _object_positions(batch: Batch) -> dict[str, dict[str, list[int]]]:
-    """``{annotator: {image: [positions of non-crowd objects]}}`` in export order."""
-    out: dict[str, dict[str, list[int]]] = {}
-    for name, export in batch.exports.items():
-        per_image: dict[str, list[int]] = {}
-        for k, obj in enumerate(export.objects):
-            if not obj.iscrowd:
-                per_image.setdefault(obj.image, []).append(k)
-        out[name] = per_image
-    return out
+@dataclass(slots=True)
+class _Settings:
+    """What each worker needs besides its images: the consensus settings and the category names."""
 
-
-def _voters(batch: Batch, key: str, positions) -> list[str]:
-    """The annotators of an image whose labels can be decoded (as the comparison does), sorted."""
-    out = []
-    for name in sorted(batch.coverage.get(key, ())):
-        export = batch.exports[name]
-        objs = [export.objects[k] for k in positions[name].get(key, [])]
-        panoptic = export.format == "coco_panoptic" or any(o.kind == "segment" for o in objs)
-        if panoptic and export.id_maps.get(key) is None:
-            continue  # its id map could not be read at load: the comparison skipped it too
-        out.append(name)
-    return out
+    method: str
+    quorum: object
+    ties: str
+    tolerances: tuple
+    max_pixels: int
+    categories: list        # the comparison's category codes: code -> name
+    category_order: dict    # name -> position in the batch, for the category vote's ties
 
 
-def _decode(batch: Batch, key: str, voters: list[str], positions, max_pixels: int):
-    """Tight crops of every voter's objects of one image in one ObjectCrops, and (annotator, position) of
-    each."""
+def _decode(task, max_pixels: int):
+    """Tight crops of the non-crowd objects of every voter of one image (a
+    :func:`qa.engine.compare._tasks` task) in one ObjectCrops, with ``(annotator, position)`` and the
+    category code of each."""
     from qa.engine._masks import ObjectCrops, polygons_to_rle, rle_crops, segment_crops
 
-    image = batch.images[key]
-    h, w = image.height, image.width
-    parts, owners = [], []
-    for name in voters:
-        export = batch.exports[name]
-        idx = positions[name].get(key, [])
-        objs = [export.objects[k] for k in idx]
-        if any(o.kind == "segment" for o in objs):
+    h, w = task.height, task.width
+    parts, owners, codes = [], [], []
+    for entry in task.entries:
+        keep = np.flatnonzero(~entry.crowd)
+        geometry = [entry.geometry[k] for k in keep]
+        if entry.png is not None:
             from qa.formats.coco_panoptic import read_id_map
 
-            id_map = read_id_map(Path(export.id_maps[key]), Limits(max_pixels=max_pixels))
-            crops = segment_crops(id_map, [int(o.segment_id) for o in objs])
+            id_map = read_id_map(Path(entry.png), Limits(max_pixels=max_pixels))
+            crops = segment_crops(id_map, [int(g[1]) for g in geometry])
         else:
-            rles = [polygons_to_rle(o.polygons, h, w) if o.kind == "polygon" else o.rle for o in objs]
-            crops = rle_crops(rles, h, w)
+            crops = rle_crops([polygons_to_rle(g[1], h, w) if g[0] == "polygon" else g[1] for g in geometry],
+                              h, w)
         parts.append(crops)
-        owners.extend((name, k) for k in idx)
+        owners.extend((entry.annotator, int(entry.indices[k])) for k in keep)
+        codes.extend(int(entry.categories[k]) for k in keep)
     boxes = np.concatenate([c.boxes for c in parts]) if parts else np.zeros((0, 4), np.int64)
     areas = np.concatenate([c.areas for c in parts]) if parts else np.zeros(0, np.int64)
     buf = np.concatenate([c.buf for c in parts]) if parts else np.zeros(0, np.uint8)
     sizes = np.concatenate([np.diff(c.starts) for c in parts]) if parts else np.zeros(0, np.int64)
     starts = np.zeros(len(boxes) + 1, np.int64)
     np.cumsum(sizes, out=starts[1:])
-    return ObjectCrops(boxes, areas, buf, starts, (h, w)), owners
+    return ObjectCrops(boxes, areas, buf, starts, (h, w)), owners, codes
+
+
+def _consensus_chunk(items: list, settings: _Settings) -> list[dict]:
+    """The consensus of each ``(task, edges)`` of a chunk: ``{image, voters, clusters, rows, masks}``
+    with cluster ids counted from 0 in each image."""
+    out = []
+    for task, edges in items:
+        crops, owners, codes = _decode(task, settings.max_pixels)
+        voters = [entry.annotator for entry in task.entries]
+        image = _Image(task.image, voters, crops, owners, [settings.categories[c] for c in codes], edges,
+                       settings)
+        out.append({"image": task.image, "voters": voters, "clusters": image.clusters, "rows": image.rows,
+                    "masks": image.masks})
+    return out
 
 
 def _union_box(boxes: np.ndarray) -> tuple[int, int, int, int]:
@@ -302,7 +304,7 @@ def _category_vote(categories: list[str], order: dict[str, int]) -> tuple[str, f
 class _Image:
     """The consensus of one image: its clusters, masks and per-annotator rows."""
 
-    def __init__(self, batch, key, voters, crops, owners, edges, cfg, first_cluster):
+    def __init__(self, key, voters, crops, owners, categories, edges, settings: _Settings):
         from qa.engine.match import cluster_objects
 
         self.key = key
@@ -323,8 +325,8 @@ class _Image:
         self._outlines: list = []                        # each consensus mask's outline
         for c in range(n_clusters):
             members = np.flatnonzero(labels == c)
-            self._cluster(batch, voters, crops, owners, members, first_cluster + c, cfg)
-        self._score_boundaries(crops, cfg["tolerances"])
+            self._cluster(voters, crops, owners, categories, members, c, settings)
+        self._score_boundaries(crops, settings.tolerances)
 
     def _score_boundaries(self, crops, tolerances) -> None:
         """Every boundary figure of the matched rows, from each object's outline (one pass over its tight
@@ -345,7 +347,7 @@ class _Image:
             row["boundary_iou"] = values["boundary_iou"]
             row["signed_offset_px"] = values["signed_offset"]
 
-    def _cluster(self, batch, voters, crops, owners, members, cid, cfg) -> None:
+    def _cluster(self, voters, crops, owners, categories, members, cid, settings: _Settings) -> None:
         from qa.engine.boundary import crop_outlines
         from qa.engine.consensus import majority_vote, staple, window_stack
         from qa.formats._crop_rle import crop_to_coco_rle
@@ -353,9 +355,9 @@ class _Image:
         height, width = crops.shape
         n_voters = len(voters)
         names = [owners[m][0] for m in members]
-        objs = {owners[m][0]: batch.exports[owners[m][0]].objects[owners[m][1]] for m in members}
-        category, cat_share = _category_vote([objs[n].category for n in names], cfg["category_order"])
-        needed = quorum_count(cfg["quorum"], n_voters)
+        drawn = {owners[m][0]: categories[m] for m in members}
+        category, cat_share = _category_vote([drawn[n] for n in names], settings.category_order)
+        needed = quorum_count(settings.quorum, n_voters)
         box = _union_box(crops.boxes[members])
         record = {"image": self.key, "cluster": cid, "status": "below_quorum", "size": len(members),
                   "voters": n_voters, "quorum": needed, "members": "|".join(sorted(names)),
@@ -367,15 +369,15 @@ class _Image:
             record["status"] = "empty"
             if box[2] > box[0] and box[3] > box[1]:
                 stack = window_stack(crops, members, box)
-                if cfg["method"] == "vote":
-                    mask = majority_vote(stack, voters=n_voters, ties=cfg["ties"])
+                if settings.method == "vote":
+                    mask = majority_vote(stack, voters=n_voters, ties=settings.ties)
                 else:
                     mask = staple(stack).mask
                 if not mask.any():
                     mask = None
         if mask is None:
             for m, name in zip(members, names):
-                self.rows.append(self._row(cid, name, "extra", owners[m][1], objs[name], category, record))
+                self.rows.append(self._row(cid, name, "extra", owners[m][1], drawn[name], category, record))
             return
         record["status"] = "consensus"
         rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
@@ -393,21 +395,19 @@ class _Image:
                 self.rows.append(self._row(cid, name, "missing", None, None, category, record))
                 continue
             k = by_name[name]
-            row = self._row(cid, name, "matched", owners[members[k]][1], objs[name], category, record)
+            row = self._row(cid, name, "matched", owners[members[k]][1], drawn[name], category, record)
             row.update(_pixel_scores(stack[k], mask))
             self._scored.append((row, int(members[k]), len(self._outlines) - 1))
             ious.append(row["iou"])
             self.rows.append(row)
         record["iou_mean"] = float(np.mean(ious))
 
-    def _row(self, cid, name, status, index, obj, category, record) -> dict:
+    def _row(self, cid, name, status, index, drawn, category, record) -> dict:
+        """An annotator's row for a cluster (its object's source is filled in by the parent)."""
         return {"image": self.key, "cluster": cid, "annotator": name, "status": status, "object_index": index,
-                "category": None if obj is None else obj.category, "consensus_category": category,
-                "label_disagreement": obj is not None and status == "matched" and obj.category != category,
-                "cluster_size": record["size"], "voters": record["voters"],
-                "file": None if obj is None else obj.source.file,
-                "source_index": None if obj is None else obj.source.index,
-                "source_id": None if obj is None or obj.source.id is None else str(obj.source.id)}
+                "category": drawn, "consensus_category": category,
+                "label_disagreement": drawn is not None and status == "matched" and drawn != category,
+                "cluster_size": record["size"], "voters": record["voters"]}
 
 
 def _pixel_scores(layer, mask) -> dict:
@@ -463,7 +463,8 @@ def build_consensus(batch: Batch, comparison=None, *, method: str = "vote", quor
     iou_threshold : float, default 0.5
         Matching threshold when the comparison is computed here.
     workers : int, optional
-        Processes for that comparison.
+        Processes for the images (and for the comparison when it is computed here); default one per
+        CPU (batches of a few images run in this process).
     max_pixels : int, optional
         Largest panoptic PNG decoded.
     progress : callable, optional
@@ -534,28 +535,42 @@ def build_consensus(batch: Batch, comparison=None, *, method: str = "vote", quor
     tolerances = tuple(float(t) for t in tolerances)
     if not tolerances or any(not t > 0 for t in tolerances):
         raise ConfigError(f"tolerances must be positive pixel distances, got {tolerances}")
-    cfg = {"method": method, "quorum": quorum, "ties": ties, "tolerances": tolerances,
-           "category_order": {c: k for k, c in enumerate(batch.categories)}}
-    max_pixels = max_pixels or Limits().max_pixels
-    positions = _object_positions(batch)
+    from qa.engine import _pool
+    from qa.engine.compare import _tasks, category_list
+
+    categories = category_list(batch)
+    settings = _Settings(method=method, quorum=quorum, ties=ties, tolerances=tolerances,
+                         max_pixels=max_pixels or Limits().max_pixels, categories=categories,
+                         category_order={c: k for k, c in enumerate(batch.categories)})
     edges = _edges(comparison)
-    keys = [k for k in batch.images if len(_voters(batch, k, positions)) >= 2]
+    codes = {c: k for k, c in enumerate(categories)}
+    items = ((task, edges.pop(task.image, [])) for task in _tasks(batch, codes))
+    total = sum(1 for key in batch.images if len(batch.coverage.get(key, ())) >= 2)
+    size, workers = _pool.plan(total, workers)
     clusters, rows, masks, images = [], [], {}, []
     voters_of: dict[str, list[str]] = {}
     if progress:
-        progress("consensus", 0, len(keys))
-    for done, key in enumerate(keys, 1):
-        voters = _voters(batch, key, positions)
-        voters_of[key] = voters
-        crops, owners = _decode(batch, key, voters, positions, max_pixels)
-        result = _Image(batch, key, voters, crops, owners, edges.get(key, []), cfg, len(clusters))
-        clusters.extend(result.clusters)
-        rows.extend(result.rows)
-        masks.update(result.masks)
-        image = batch.images[key]
-        images.append({"key": key, "file_name": image.file_name, "width": image.width, "height": image.height})
+        progress("consensus", 0, total)
+    for part in _pool.run_chunks(_consensus_chunk, _pool.chunks(items, size), settings, workers):
+        for result in part:
+            first = len(clusters)
+            for record in result["clusters"]:
+                record["cluster"] += first
+                clusters.append(record)
+            for row in result["rows"]:
+                row["cluster"] += first
+                _add_source(row, batch)
+                rows.append(row)
+            masks.update((first + cid, rle) for cid, rle in result["masks"].items())
+            key = result["image"]
+            voters_of[key] = result["voters"]
+            image = batch.images[key]
+            images.append({"key": key, "file_name": image.file_name, "width": image.width,
+                           "height": image.height})
         if progress:
-            progress("consensus", done, len(keys))
+            progress("consensus", len(images), total)
+    if progress and len(images) != total:
+        progress("consensus", total, total)  # images whose labels could not be decoded were left out
 
     labels = [f"boundary_f_{_label(t)}" for t in tolerances]
     cluster_df = pd.DataFrame.from_records(clusters, columns=[
@@ -577,13 +592,22 @@ def build_consensus(batch: Batch, comparison=None, *, method: str = "vote", quor
                 "tolerances": list(tolerances), "iou_threshold": comparison.settings.get("iou_threshold",
                                                                                          iou_threshold)}
     status = cluster_df["status"]
-    summary = {"annotators": sorted(batch.annotators), "images": len(keys), "clusters": len(cluster_df),
+    summary = {"annotators": sorted(batch.annotators), "images": len(images), "clusters": len(cluster_df),
                "consensus_objects": int((status == "consensus").sum()),
                "below_quorum": int((status == "below_quorum").sum()), "empty": int((status == "empty").sum())}
     categories = [{"name": c.name, "supercategory": c.supercategory, "isthing": c.isthing}
                   for c in batch.categories.values()]
     return Consensus(clusters=cluster_df, objects=objects, annotators=annotators, scores=scores, masks=masks,
                      settings=settings, summary=summary, images=images, categories=categories)
+
+
+def _add_source(row: dict, batch: Batch) -> None:
+    """The file, index and id in the export of a row's object (None for a missing object)."""
+    index = row["object_index"]
+    source = None if index is None else batch.exports[row["annotator"]].objects[index].source
+    row["file"] = None if source is None else source.file
+    row["source_index"] = None if source is None else source.index
+    row["source_id"] = None if source is None or source.id is None else str(source.id)
 
 
 def _label(t: float) -> str:

@@ -122,6 +122,19 @@ def _is_count(metric: str) -> bool:
     return metric in _COUNTS
 
 
+def category_list(batch: Batch) -> list[str]:
+    """The category names the comparison codes ``0 .. n - 1``: the batch's categories in order, then any
+    other category an object carries, in the order first met."""
+    categories = list(batch.categories)
+    seen = set(categories)
+    for export in batch.exports.values():
+        for obj in export.objects:
+            if obj.category not in seen:
+                seen.add(obj.category)
+                categories.append(obj.category)
+    return categories
+
+
 # --- tasks (parent side) ------------------------------------------------------------------------------
 
 @dataclass(slots=True)
@@ -500,11 +513,7 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
         raise ConfigError(f"iou_threshold must lie in (0, 1], got {iou_threshold}")
     names = sorted(batch.annotators)
     pair_list = list(itertools.combinations(names, 2))
-    categories = list(batch.categories)
-    for export in batch.exports.values():
-        for obj in export.objects:
-            if obj.category not in batch.categories and obj.category not in categories:
-                categories.append(obj.category)
+    categories = category_list(batch)
     codes = {c: k for k, c in enumerate(categories)}
     boundary = _boundary_function() is not None
     cfg = _Config(pairs={p: k for k, p in enumerate(pair_list)}, tolerances=tolerances,

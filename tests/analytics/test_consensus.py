@@ -384,6 +384,18 @@ def test_synth_rows_equal_full_image_figures(synth_folder, method):
         assert row.signed_offset_px == expected["signed_offset"]
 
 
+def test_synth_in_worker_processes_equals_in_process(synth_folder):
+    """Images spread over two worker processes give the same tables, masks and cluster ids."""
+    import pandas as pd
+
+    batch = qa.load(manifest=synth_folder / "batch_panoptic.toml")
+    here = build_consensus(batch, workers=1)
+    spread = build_consensus(batch, workers=2)
+    for name in ("clusters", "objects", "annotators", "scores"):
+        pd.testing.assert_frame_equal(getattr(spread, name), getattr(here, name), check_exact=True)
+    assert spread.masks == here.masks and spread.summary == here.summary and spread.images == here.images
+
+
 # --- qa consensus -------------------------------------------------------------------------------------
 
 def test_cli_consensus_writes_coco_and_prints_the_table(lidc, tmp_path, capsys):

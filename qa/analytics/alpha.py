@@ -140,15 +140,13 @@ def _instance_labels(objs: list, codes: dict, height: int, width: int, window, o
 
 def _panoptic_labels(objs: list, codes: dict, id_map: np.ndarray) -> np.ndarray:
     """A panoptic id map as label codes: listed segments get their category, void and unlisted ids MISSING."""
+    from qa.analytics._kernels_alpha import _segment_codes
+
     ids = np.asarray([int(o.segment_id) for o in objs], dtype=np.int64)
     cats = np.asarray([codes[o.category] for o in objs], dtype=np.int32)
     order = np.argsort(ids, kind="stable")
-    ids, cats = ids[order], cats[order]
-    flat = id_map.reshape(-1).astype(np.int64)
-    if not len(ids):
-        return np.full(id_map.shape, MISSING, np.int32)
-    pos = np.minimum(np.searchsorted(ids, flat), len(ids) - 1)
-    out = np.where((ids[pos] == flat) & (flat != 0), cats[pos], MISSING).astype(np.int32)
+    out = np.empty(id_map.size, np.int32)
+    _segment_codes(np.ascontiguousarray(id_map).reshape(-1), ids[order], cats[order], np.int32(MISSING), out)
     return out.reshape(id_map.shape)
 
 
@@ -264,27 +262,23 @@ def image_stats(names: list[str], labels: np.ndarray, outside: int, k: int) -> _
     and ``n_c`` the count of label ``c`` at ``u`` (pairable pixels only). Pixels outside the window are
     background for all ``m`` annotators: each adds ``m`` to ``n``, ``o_00`` and ``n_0``.
     """
+    from qa.analytics._kernels_alpha import _pixel_counts
+
     m = len(names)
-    flat = labels.reshape(m, -1)
-    valid = flat >= 0
-    m_u = valid.sum(axis=0)
-    agree = np.zeros(flat.shape[1], dtype=np.int64)
+    flat = np.ascontiguousarray(labels.reshape(m, -1), dtype=np.int32)
+    agree_by_values, counts, pair_n, pair_same, pair_counts = _pixel_counts(flat, int(k))
     pairs = {}
+    p = 0
     for i in range(m):
         for j in range(i + 1, m):
-            both = valid[i] & valid[j]
-            same = both & (flat[i] == flat[j])
-            agree += same
-            count = int(both.sum())
-            marg = np.bincount(flat[i][both], minlength=k)[:k] + np.bincount(flat[j][both], minlength=k)[:k]
-            marg = marg.astype(np.float64)
+            marg = pair_counts[p].astype(np.float64)
             marg[BACKGROUND] += 2 * outside
-            pairs[(names[i], names[j])] = (2.0 * (count + outside), 2.0 * (int(same.sum()) + outside), marg)
-    pairable = m_u >= 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        diagonal = float((2.0 * agree[pairable] / (m_u[pairable] - 1)).sum())
-    take = valid & pairable[None, :]
-    marginals = np.bincount(flat[take], minlength=k)[:k].astype(np.float64)
+            pairs[(names[i], names[j])] = (2.0 * (int(pair_n[p]) + outside), 2.0 * (int(pair_same[p]) + outside),
+                                           marg)
+            p += 1
+    # o_cc summed over the pixels: each agreeing pair counts twice, over m_u - 1 (grouped by m_u)
+    diagonal = float(sum(2.0 * int(agree_by_values[v]) / (v - 1) for v in range(2, m + 1)))
+    marginals = counts.astype(np.float64)
     if m >= 2:
         marginals[BACKGROUND] += m * outside
         diagonal += m * outside

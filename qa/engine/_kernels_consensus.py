@@ -1,7 +1,7 @@
 """Numba kernels of the consensus: member masks in a shared window, pixel vote, STAPLE EM, confusion counts.
 
-A consensus object is computed on one window of the image (the union of its cluster members' bboxes,
-grown by a margin): the members' tight crops are painted into a ``(k, h, w)`` stack
+A consensus object is computed on one window of the image (the union of its cluster members' bboxes):
+the members' tight crops are painted into a ``(k, h, w)`` stack
 (:func:`_member_stack`), and the stack is reduced by a pixel vote (:func:`_majority_vote`) or by
 STAPLE's expectation-maximisation (:func:`_staple_em`). :func:`_confusion_counts` scores one mask
 against another in the same window. The wrappers are in :mod:`qa.engine.consensus`.

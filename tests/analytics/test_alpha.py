@@ -100,6 +100,25 @@ def test_pixel_alpha_equals_alpha_over_every_pixel():
     assert outside == 40 * 30 - (window[2] - window[0]) * (window[3] - window[1]) > 0
 
 
+@pytest.mark.parametrize("m", [2, 3, 4, 5])
+def test_image_stats_give_alpha_of_every_pixel_with_missing_values(m):
+    """Alpha from one image's statistics equals alpha over its pixels as units (no value: NaN), for all
+    annotators and for each pair; 4 and 5 annotators make o_cc fractions (m_u - 1 of 3 and 4)."""
+    from qa.analytics.alpha import image_stats
+
+    rng = np.random.default_rng(m)
+    labels = rng.integers(0, 4, size=(m, 9, 13)).astype(np.int32)
+    labels[rng.random(labels.shape) < 0.25] = -1
+    names = [f"r{i}" for i in range(m)]
+    stats = image_stats(names, labels, 0, 4)
+    data = np.where(labels >= 0, labels, np.nan).reshape(m, -1)
+    assert alpha_from_counts(stats.n, stats.diagonal, stats.marginals) == pytest.approx(nominal_alpha(data),
+                                                                                         rel=1e-12)
+    for i, j in itertools.combinations(range(m), 2):
+        n, d, marg = stats.pairs[(names[i], names[j])]
+        assert alpha_from_counts(n, d, marg) == pytest.approx(nominal_alpha(data[[i, j]]), rel=1e-12)
+
+
 def test_overlapping_instances_paint_in_z_order_then_export_order():
     top_first = make_object(square(0, 0, 10), category="person", z=2)
     under = make_object(square(0, 0, 10), category="car", z=1)

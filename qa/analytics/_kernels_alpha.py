@@ -1,0 +1,91 @@
+"""Numba kernel of pixel alpha: the sufficient statistics of one image's pixel labels in one pass.
+
+Krippendorff's alpha needs, per pixel, how many annotators gave a value and how many pairs of them
+agree; per annotator pair, the pixels both labelled, how many they agree on and the values they gave.
+Counting these with numpy takes a boolean array and a bincount per pair over the whole image; one pass
+over the pixels keeps every count in a few small arrays. The wrapper is
+:func:`qa.analytics.alpha.image_stats`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def _pixel_counts(labels, k):
+    """Integer counts of alpha over the pixels of one image.
+
+    Parameters
+    ----------
+    labels : (m, n) int32
+        Each annotator's value of each pixel: a code in ``0 .. k - 1``, or negative for no value.
+    k : int
+        Number of codes.
+
+    Returns
+    -------
+    agree_by_values : (m + 1,) int64
+        Agreeing annotator pairs summed over the pixels with ``v`` values, at index ``v``.
+    marginals : (k,) int64
+        Values of each code at the pixels with two values or more (the pairable pixels).
+    pair_n, pair_same : (m * (m - 1) / 2,) int64
+        Per annotator pair ``(i, j)``, ``i < j`` in row-major order: pixels both labelled, and those
+        among them with the same value.
+    pair_marginals : (m * (m - 1) / 2, k) int64
+        Per pair, the values of each code at the pixels both labelled, both annotators counted.
+    """
+    m, n = labels.shape
+    n_pairs = m * (m - 1) // 2
+    agree_by_values = np.zeros(m + 1, np.int64)
+    marginals = np.zeros(k, np.int64)
+    pair_n = np.zeros(n_pairs, np.int64)
+    pair_same = np.zeros(n_pairs, np.int64)
+    pair_marginals = np.zeros((n_pairs, k), np.int64)
+    for u in range(n):
+        values = 0
+        for i in range(m):
+            if labels[i, u] >= 0:
+                values += 1
+        if values < 2:
+            continue  # not pairable, and no pair labels it
+        agree = 0
+        p = 0
+        for i in range(m):
+            a = labels[i, u]
+            if a >= 0 and a < k:
+                marginals[a] += 1
+            for j in range(i + 1, m):
+                b = labels[j, u]
+                if a >= 0 and b >= 0:
+                    pair_n[p] += 1
+                    if a < k:
+                        pair_marginals[p, a] += 1
+                    if b < k:
+                        pair_marginals[p, b] += 1
+                    if a == b:
+                        pair_same[p] += 1
+                        agree += 1
+                p += 1
+        agree_by_values[values] += agree
+    return agree_by_values, marginals, pair_n, pair_same, pair_marginals
+
+
+@njit(cache=True, nogil=True)
+def _segment_codes(id_map, ids, codes, missing, out):
+    """Each pixel's code from a panoptic id map: ``codes[j]`` where the id is ``ids[j]`` (ids sorted
+    ascending), ``missing`` where it is 0 or not listed. Runs of one id are looked up once."""
+    n = id_map.shape[0]
+    last = -1
+    code = missing
+    for p in range(n):
+        v = id_map[p]
+        if v != last:
+            last = v
+            code = missing
+            if v != 0 and ids.shape[0] > 0:
+                j = np.searchsorted(ids, v)
+                if j < ids.shape[0] and ids[j] == v:
+                    code = codes[j]
+        out[p] = code

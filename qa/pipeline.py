@@ -275,7 +275,8 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     iou_threshold : float, default 0.5
         Matching threshold of the comparison.
     workers : int, optional
-        Processes for the comparison (default: all cores; 1 runs serially).
+        Processes for the comparison, the boundary stage and the consensus (default: all cores; 1 runs
+        serially).
     gate : str or os.PathLike, optional
         A pack (file or built-in name) whose ``[gate]`` table the run is checked against.
     baseline : str, optional
@@ -343,7 +344,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     analysed = None
     if comparison is not None and analytics:
         analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels,
-                                   workers=workers)
+                                   workers=workers, progress=progress)
         settings["analytics"] = analysed.settings
         summary["analytics"] = analysed.summary(top=50)
         import pandas as pd

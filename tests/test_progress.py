@@ -53,4 +53,7 @@ def test_run_calls_progress_per_export(tmp_path):
     stages = [c[0] for c in calls]
     assert [c for c in calls if c[0] == "compare"] == [("compare", 0, 1), ("compare", 1, 1)]
     assert stages.index("compare") < stages.index("check")  # compare, then the rules
-    assert calls[-1][0] == "check" and calls[-1][1] == calls[-1][2]  # the rules stage reports too
+    checks = [c for c in calls if c[0] == "check"]
+    assert checks and checks[-1][1] == checks[-1][2]  # the rules stage reports too
+    assert stages.index("check") < stages.index("alpha")  # then the analytics, image by image
+    assert [c for c in calls if c[0] == "alpha"] == [("alpha", 0, 1), ("alpha", 1, 1)]

@@ -126,7 +126,8 @@ def _records(df) -> list[dict]:
 
 def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = True, bootstrap: int = 1000,
             confidence: float = 0.95, seed: int = 0, min_score: float = 0.25,
-            max_pixels: int | None = None, consensus: bool = True, workers: int | None = None) -> Analytics:
+            max_pixels: int | None = None, consensus: bool = True, workers: int | None = None,
+            progress=None) -> Analytics:
     """Agreement analytics of a compared batch.
 
     Parameters
@@ -155,6 +156,9 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
     workers : int, optional
         Processes for the per-image analyses; default one per CPU (a batch of a few images stays in
         this process).
+    progress : callable, optional
+        ``progress(stage, images_done, images_total)`` for the per-image analyses (``"alpha"``,
+        ``"consensus"``).
 
     Returns
     -------
@@ -189,10 +193,10 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
     _aggregates(result, batch, comparison)
     if alpha:
         _alpha(result, batch, comparison, bootstrap=bootstrap, confidence=confidence, seed=seed,
-               max_pixels=max_pixels)
+               max_pixels=max_pixels, progress=progress)
     _review(result, batch, comparison, violations=violations, min_score=min_score)
     if consensus and len(batch.annotators) >= 3:
-        _consensus(result, batch, comparison, max_pixels=max_pixels, workers=workers)
+        _consensus(result, batch, comparison, max_pixels=max_pixels, workers=workers, progress=progress)
     result.scores = _scores(result, comparison)
     return result
 
@@ -231,12 +235,13 @@ def _with_engine_figures(table, engine, scope: str):
     return table
 
 
-def _alpha(result: Analytics, batch, comparison, *, bootstrap, confidence, seed, max_pixels) -> None:
+def _alpha(result: Analytics, batch, comparison, *, bootstrap, confidence, seed, max_pixels, progress) -> None:
     import pandas as pd
 
     from qa.analytics.alpha import object_alpha, pixel_alpha
 
-    pa = pixel_alpha(batch, bootstrap=bootstrap, confidence=confidence, seed=seed, max_pixels=max_pixels)
+    pa = pixel_alpha(batch, bootstrap=bootstrap, confidence=confidence, seed=seed, max_pixels=max_pixels,
+                     progress=progress)
     oa = object_alpha(comparison)
     result.alpha = pa.batch
     if result.pairs is not None:
@@ -269,10 +274,11 @@ def _review(result: Analytics, batch, comparison, *, violations, min_score) -> N
         "value": [float(len(queue)), *counts.to_numpy(dtype=float)], "n": int(len(queue))}))
 
 
-def _consensus(result: Analytics, batch, comparison, *, max_pixels, workers) -> None:
+def _consensus(result: Analytics, batch, comparison, *, max_pixels, workers, progress) -> None:
     from qa.analytics.consensus import build_consensus
 
-    result.consensus = build_consensus(batch, comparison, max_pixels=max_pixels, workers=workers)
+    result.consensus = build_consensus(batch, comparison, max_pixels=max_pixels, workers=workers,
+                                       progress=progress)
     result._score_parts.append(result.consensus.scores)
 
 

@@ -308,7 +308,7 @@ class PixelAlpha:
 
 
 def pixel_alpha(batch: Batch, *, bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0,
-                max_pixels: int | None = None) -> PixelAlpha:
+                max_pixels: int | None = None, progress=None) -> PixelAlpha:
     """Krippendorff's alpha (nominal) over pixel labels, with a bootstrap interval over images.
 
     Parameters
@@ -323,6 +323,8 @@ def pixel_alpha(batch: Batch, *, bootstrap: int = 1000, confidence: float = 0.95
         Seed of the bootstrap's resampling (the same seed gives the same interval).
     max_pixels : int, optional
         Largest panoptic PNG decoded.
+    progress : callable, optional
+        ``progress("alpha", images_done, images_total)``.
 
     Returns
     -------
@@ -368,9 +370,10 @@ def pixel_alpha(batch: Batch, *, bootstrap: int = 1000, confidence: float = 0.95
     image_rows, stats = [], []
     pair_totals: dict = {}
     grouped = batch.by_image()  # once: scanning the exports for each image would grow with the batch squared
-    for key in batch.images:
-        if len(batch.coverage.get(key, ())) < 2:
-            continue
+    keys = [key for key in batch.images if len(batch.coverage.get(key, ())) >= 2]
+    if progress:
+        progress("alpha", 0, len(keys))
+    for done, key in enumerate(keys, 1):
         names, labels, window, outside = image_labels(batch, key, codes=codes, max_pixels=max_pixels,
                                                       objects=grouped.get(key, {}))
         s = image_stats(names, labels, outside, k)
@@ -382,6 +385,8 @@ def pixel_alpha(batch: Batch, *, bootstrap: int = 1000, confidence: float = 0.95
             t[0] += n
             t[1] += d
             t[2] += marg
+        if progress:
+            progress("alpha", done, len(keys))
     n = np.array([s.n for s in stats])
     d = np.array([s.diagonal for s in stats])
     marg = np.stack([s.marginals for s in stats]) if stats else np.zeros((0, k))

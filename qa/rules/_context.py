@@ -274,6 +274,24 @@ class ExportContext:
         x0, y0 = (int(v) for v in self.mask_bbox[i][:2])
         return paste(self.crop(i), (x0, y0), window)
 
+    def _inside(self, i: int, window) -> tuple:
+        """``(slice of window, slice of crop)`` where object ``i``'s crop meets ``window``, or None."""
+        x0, y0, x1, y1 = window
+        ox, oy = int(self.mask_bbox[i][0]), int(self.mask_bbox[i][1])
+        h, w = int(self.mask_bbox[i][3]) - oy, int(self.mask_bbox[i][2]) - ox
+        ax0, ay0, ax1, ay1 = max(x0, ox), max(y0, oy), min(x1, ox + w), min(y1, oy + h)
+        if ax1 <= ax0 or ay1 <= ay0:
+            return None
+        return ((slice(ay0 - y0, ay1 - y0), slice(ax0 - x0, ax1 - x0)),
+                (slice(ay0 - oy, ay1 - oy), slice(ax0 - ox, ax1 - ox)))
+
+    def or_into(self, i: int, out: np.ndarray, window: tuple[int, int, int, int]) -> None:
+        """Add object ``i``'s mask to ``out``, a uint8 array covering ``window`` (x0, y0, x1, y1), in
+        place (no array of the window's size is made, unlike :meth:`window`)."""
+        where = self._inside(i, window)
+        if where is not None:
+            out[where[0]] |= self.crop(i)[where[1]]
+
     # pairs --------------------------------------------------------------------------------------------
     @cached_property
     def by_image(self) -> dict[str, np.ndarray]:
@@ -322,7 +340,8 @@ class ExportContext:
         if win[2] <= win[0] or win[3] <= win[1]:
             return 0
         win = tuple(int(v) for v in win)
-        return int(np.count_nonzero(self.window(i, win) & self.window(j, win)))
+        # the window lies inside both bboxes: each crop covers it
+        return int(np.count_nonzero(self.crop(i)[self._inside(i, win)[1]] & self.crop(j)[self._inside(j, win)[1]]))
 
     @cached_property
     def overlaps(self) -> Pairs:
@@ -380,7 +399,7 @@ class ExportContext:
             win = tuple(int(v) for v in self.mask_bbox[obj])
             union = np.zeros_like(self.crop(obj))
             for t in tops:
-                union |= self.window(int(t), win)
+                self.or_into(int(t), union, win)
             share[obj] = np.count_nonzero(union & self.crop(obj)) / self.mask_area[obj]
         return share
 

@@ -42,9 +42,10 @@ def _gap_to_nearest(ctx: ExportContext, i: int, others: np.ndarray, reach: int) 
     win = (max(int(bi[0]) - reach - 1, 0), max(int(bi[1]) - reach - 1, 0),
            min(int(bi[2]) + reach + 1, w), min(int(bi[3]) + reach + 1, h))
     mine = ctx.window(i, win).astype(bool)
-    theirs = np.zeros_like(mine)
+    union = np.zeros(mine.shape, np.uint8)
     for j in close:
-        theirs |= ctx.window(int(j), win).astype(bool)
+        ctx.or_into(int(j), union, win)
+    theirs = union.view(bool)
     if not theirs.any():
         return float(max(reach + 1, bound.min()))
     if (mine & theirs).any():

@@ -222,7 +222,8 @@ class ExportContext:
 
     @cached_property
     def rles(self) -> list[dict]:
-        """Each object's compressed COCO RLE over its whole image."""
+        """Each object's compressed COCO RLE over its whole image (panoptic segments are encoded from
+        their id map; the rules themselves read segments from the id map and never need this)."""
         from qa.engine._masks import object_rle
 
         out = []
@@ -232,28 +233,57 @@ class ExportContext:
         return out
 
     @cached_property
+    def _geometry(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(area, bbox)`` of every mask: polygons and RLEs through pycocotools, panoptic segments from
+        one pass over each image's id map (no RLE made)."""
+        from pycocotools import mask as mask_utils
+
+        from qa.engine._masks import _segment_boxes
+
+        area = np.zeros(self.n, dtype=np.float64)
+        box = np.zeros((self.n, 4), dtype=np.int64)
+        segment = self.kind == "segment"
+        drawn = np.flatnonzero(~segment)
+        # pycocotools' area() overflows a uint8 count on lists of 256 RLEs or more (numpy 2): chunk it
+        for start in range(0, len(drawn), 255):
+            part = drawn[start:start + 255]
+            rles = [self.rles[k] for k in part]
+            area[part] = np.asarray(mask_utils.area(rles), dtype=np.float64).reshape(-1)
+            xywh = np.rint(np.asarray(mask_utils.toBbox(rles), dtype=np.float64).reshape(-1, 4)).astype(np.int64)
+            box[part] = np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]
+        for image, idx in self.by_image.items():
+            idx = idx[segment[idx]]
+            if not len(idx):
+                continue
+            # an id listed twice names the same pixels: each copy gets them
+            ids, copies = np.unique(np.array([self.objects[k].segment_id for k in idx], dtype=np.int64),
+                                    return_inverse=True)
+            boxes, areas = _segment_boxes(np.ascontiguousarray(self.id_map(image), dtype=np.int32), ids)
+            area[idx] = areas[copies]
+            box[idx] = boxes[copies]
+        return area, box
+
+    @property
     def mask_area(self) -> np.ndarray:
         """Pixels in each object's mask (pycocotools ``area``)."""
-        from pycocotools import mask as mask_utils
+        return self._geometry[0]
 
-        if not self.n:
-            return np.zeros(0)
-        # pycocotools' area() overflows a uint8 count on lists of 256 RLEs or more (numpy 2): chunk it
-        chunks = [self.rles[k:k + 255] for k in range(0, self.n, 255)]
-        return np.concatenate([np.asarray(mask_utils.area(c), dtype=np.float64).reshape(-1) for c in chunks])
-
-    @cached_property
+    @property
     def mask_bbox(self) -> np.ndarray:
         """Each mask's tight integer bbox ``(x0, y0, x1, y1)``, end-exclusive; zeros when empty."""
-        from pycocotools import mask as mask_utils
+        return self._geometry[1]
 
-        if not self.n:
-            return np.zeros((0, 4), dtype=np.int64)
-        xywh = np.asarray(mask_utils.toBbox(self.rles), dtype=np.float64).reshape(-1, 4)
-        box = np.rint(xywh).astype(np.int64)
-        box[:, 2] += box[:, 0]
-        box[:, 3] += box[:, 1]
-        return box
+    def object_crops(self, indices: np.ndarray, height: int, width: int):
+        """Tight crops of objects ``indices`` (all of one image) as one
+        :class:`qa.engine._masks.ObjectCrops`: panoptic segments cut from the id map, others from their
+        RLEs."""
+        from qa.engine._masks import rle_crops, segment_crops
+
+        objs = [self.objects[k] for k in indices]
+        ids = [o.segment_id for o in objs]
+        if objs and all(o.kind == "segment" for o in objs) and len(set(ids)) == len(ids):
+            return segment_crops(self.id_map(objs[0].image), [int(i) for i in ids])
+        return rle_crops([self.rles[k] for k in indices], height, width)
 
     def crop(self, i: int) -> np.ndarray:
         """Object ``i``'s uint8 mask inside its own :attr:`mask_bbox` (kept while recently used:
@@ -343,11 +373,18 @@ class ExportContext:
         # the window lies inside both bboxes: each crop covers it
         return int(np.count_nonzero(self.crop(i)[self._inside(i, win)[1]] & self.crop(j)[self._inside(j, win)[1]]))
 
+    def _segment_overlap(self, i: int, j: int) -> int:
+        same = self.objects[i].segment_id == self.objects[j].segment_id
+        return int(self.mask_area[i]) if same else 0
+
     @cached_property
     def overlaps(self) -> Pairs:
         """Every pair of objects of one image that share at least one pixel."""
         ci, cj = self.near(0)
-        inter = np.array([self.intersection(int(a), int(b)) for a, b in zip(ci, cj)], dtype=np.int64)
+        # two segments of one id map share no pixel unless they are listed under the same id
+        segments = (self.kind[ci] == "segment") & (self.kind[cj] == "segment")
+        inter = np.array([self._segment_overlap(int(a), int(b)) if both else self.intersection(int(a), int(b))
+                          for a, b, both in zip(ci, cj, segments)], dtype=np.int64)
         keep = inter > 0
         return Pairs(ci[keep], cj[keep], inter[keep])
 
@@ -455,7 +492,6 @@ class BatchContext:
         from itertools import combinations
 
         from qa.engine._kernels_iou import _intersection_counts
-        from qa.engine._masks import rle_crops
         from qa.engine.match import MATCHED, match_objects
 
         rows = []
@@ -470,8 +506,8 @@ class BatchContext:
                 ca, cb = self.contexts[a], self.contexts[b]
                 ia, ib = local[a], local[b]
                 h, w = int(ca.height[ia[0]]), int(ca.width[ia[0]])
-                crops_a = rle_crops([ca.rles[k] for k in ia], h, w)
-                crops_b = rle_crops([cb.rles[k] for k in ib], h, w)
+                crops_a = ca.object_crops(ia, h, w)
+                crops_b = cb.object_crops(ib, h, w)
                 inter = _intersection_counts(crops_a.buf, crops_a.starts, crops_a.boxes,
                                              crops_b.buf, crops_b.starts, crops_b.boxes)
                 # categories only tell label disagreements and crowd cover apart; matching ignores them

@@ -109,3 +109,28 @@ def test_panoptic_crops_survive_dropped_id_maps(tmp_path, monkeypatch):
     for k in order:
         np.testing.assert_array_equal(tight.crop(k), roomy.crop(k))
     assert len(tight._crops._items) == 1 and len(tight._id_maps._items) == 1
+
+
+def test_panoptic_geometry_from_the_id_map_equals_pycocotools_on_rles(tmp_path):
+    """Areas and bboxes of segments come from one pass over the id map: the same as pycocotools on
+    each segment's RLE, for an id listed twice (both copies get its pixels) and an id absent from the
+    PNG (empty); two segments overlap only when listed under one id."""
+    from PIL import Image as PILImage
+    from pycocotools import mask as mask_utils
+
+    ids = np.zeros((20, 30), np.int64)
+    ids[2:6, 3:13] = 7
+    ids[10:20, 0:30] = 300
+    ids[0, 29] = 70000
+    rgb = np.stack([ids % 256, (ids // 256) % 256, ids // 65536], axis=-1).astype(np.uint8)
+    png = tmp_path / "img.png"
+    PILImage.fromarray(rgb).save(png)
+    objs = [make_object(kind="segment", segment_id=sid, category="thing") for sid in (7, 300, 7, 70000, 5)]
+    ctx = ExportContext(make_batch(objs, size=(30, 20), id_maps={"alice": {"img.png": png}}).exports["alice"])
+    assert ctx.mask_area.tolist() == [float(a) for a in mask_utils.area(ctx.rles)] == [40, 300, 40, 1, 0]
+    boxes = np.rint(mask_utils.toBbox(ctx.rles)).astype(np.int64)
+    np.testing.assert_array_equal(ctx.mask_bbox, np.c_[boxes[:, :2], boxes[:, :2] + boxes[:, 2:]])
+    got = {(int(i), int(j)): int(n) for i, j, n in zip(ctx.overlaps.i, ctx.overlaps.j, ctx.overlaps.inter)}
+    assert got == {(0, 2): 40}
+    crops = ctx.object_crops(np.array([0, 1, 3]), 20, 30)
+    assert crops.areas.tolist() == [40, 300, 1]

@@ -334,9 +334,10 @@ def pixel_alpha(batch: Batch, *, bootstrap: int = 1000, confidence: float = 0.95
     -----
     Every pixel counts; nothing is sampled. Outside the union of all objects' bboxes (instance exports)
     every annotator says background, and those pixels enter the counts as one number; inside it the
-    labels are painted from the objects' crops and counted with numpy. Per image only the sufficient
-    statistics of alpha are kept (``n``, the coincidence matrix's trace and its marginals), and the
-    batch figure sums them over images, which is alpha with all pixels of all images as units.
+    labels are painted from the objects' crops and counted by one numba pass per image. Per image only
+    the sufficient statistics of alpha are kept (``n``, the coincidence matrix's trace and its
+    marginals), and the batch figure sums them over images, which is alpha with all pixels of all images
+    as units.
 
     Values: background (0) or the category of the object painted on the pixel; overlapping instances of
     one annotator resolve by painter's order (:func:`image_labels`); a void panoptic pixel has no value.

@@ -673,7 +673,11 @@ def boundary_stage(batch, comparison, *, tolerances=(1, 2, 4), workers=None, pro
     if is_semantic(batch):
         semantic = compare_semantic(batch, tolerances=tolerances, workers=workers, progress=progress,
                                     max_pixels=max_pixels)
+    if progress:
+        progress("boundaries", 0, 1)
     analysis = analyse_boundaries(batch, comparison, semantic, tolerance=stage_tolerance(tolerances))
+    if progress:
+        progress("boundaries", 1, 1)
     parts = [comparison.scores, semantic.scores if semantic is not None else None, analysis.scores]
     scores = pd.concat([p for p in parts if p is not None and len(p)], ignore_index=True)
     return semantic, analysis, scores

@@ -220,17 +220,16 @@ class ExportContext:
 
         return self._id_maps.get(image, decode)
 
-    @cached_property
-    def rles(self) -> list[dict]:
-        """Each object's compressed COCO RLE over its whole image (panoptic segments are encoded from
-        their id map; the rules themselves read segments from the id map and never need this)."""
+    def rle(self, i: int) -> dict:
+        """Object ``i``'s compressed COCO RLE over its whole image, made when asked (polygons are
+        rasterised by pycocotools, panoptic segments encoded from their id map; the rules read segments
+        from the id map and never need theirs). Not kept: the RLEs of a batch's polygons take about
+        0.2 MB per image at 512x1024, and a crop is painted from its RLE only when it is not cached."""
         from qa.engine._masks import object_rle
 
-        out = []
-        for k, obj in enumerate(self.objects):
-            id_map = self.id_map(obj.image) if obj.kind == "segment" else None
-            out.append(object_rle(obj, int(self.height[k]), int(self.width[k]), id_map))
-        return out
+        obj = self.objects[i]
+        id_map = self.id_map(obj.image) if obj.kind == "segment" else None
+        return object_rle(obj, int(self.height[i]), int(self.width[i]), id_map)
 
     @cached_property
     def _geometry(self) -> tuple[np.ndarray, np.ndarray]:
@@ -247,7 +246,7 @@ class ExportContext:
         # pycocotools' area() overflows a uint8 count on lists of 256 RLEs or more (numpy 2): chunk it
         for start in range(0, len(drawn), 255):
             part = drawn[start:start + 255]
-            rles = [self.rles[k] for k in part]
+            rles = [self.rle(k) for k in part]
             area[part] = np.asarray(mask_utils.area(rles), dtype=np.float64).reshape(-1)
             xywh = np.rint(np.asarray(mask_utils.toBbox(rles), dtype=np.float64).reshape(-1, 4)).astype(np.int64)
             box[part] = np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]
@@ -283,7 +282,7 @@ class ExportContext:
         ids = [o.segment_id for o in objs]
         if objs and all(o.kind == "segment" for o in objs) and len(set(ids)) == len(ids):
             return segment_crops(self.id_map(objs[0].image), [int(i) for i in ids])
-        return rle_crops([self.rles[k] for k in indices], height, width)
+        return rle_crops([self.rle(k) for k in indices], height, width)
 
     def crop(self, i: int) -> np.ndarray:
         """Object ``i``'s uint8 mask inside its own :attr:`mask_bbox` (kept while recently used:
@@ -295,7 +294,7 @@ class ExportContext:
                 return (self.id_map(obj.image)[y0:y1, x0:x1] == obj.segment_id).astype(np.uint8)
             from qa.engine._masks import decode_crop
 
-            return decode_crop(self.rles[i], (x0, y0, x1, y1))[0]
+            return decode_crop(self.rle(i), (x0, y0, x1, y1))[0]
 
         return self._crops.get(i, paint)
 
@@ -502,12 +501,15 @@ class BatchContext:
                 ctx = self.contexts[name]
                 idx = ctx.by_image.get(image, np.zeros(0, np.int64))
                 local[name] = idx[where[self.offset[name] + idx]]
-            for a, b in combinations([n for n in names if n in holders and len(local[n])], 2):
+            present = [n for n in names if n in holders and len(local[n])]
+            crops = {}  # each annotator's crops of the image, made once for all its pairs
+            for name in present:
+                ctx, idx = self.contexts[name], local[name]
+                crops[name] = ctx.object_crops(idx, int(ctx.height[idx[0]]), int(ctx.width[idx[0]]))
+            for a, b in combinations(present, 2):
                 ca, cb = self.contexts[a], self.contexts[b]
                 ia, ib = local[a], local[b]
-                h, w = int(ca.height[ia[0]]), int(ca.width[ia[0]])
-                crops_a = ca.object_crops(ia, h, w)
-                crops_b = cb.object_crops(ib, h, w)
+                crops_a, crops_b = crops[a], crops[b]
                 inter = _intersection_counts(crops_a.buf, crops_a.starts, crops_a.boxes,
                                              crops_b.buf, crops_b.starts, crops_b.boxes)
                 # categories only tell label disagreements and crowd cover apart; matching ignores them

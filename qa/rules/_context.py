@@ -404,40 +404,49 @@ class ExportContext:
         In an export without a layer order (:attr:`ordered` false: amodal COCO, say) every
         overlapping object counts, since either could be in front. NaN for an empty mask.
         """
-        return self._covered(things_only=False)
+        return self._coverage[0]
 
     @cached_property
     def covered_by_things(self) -> np.ndarray:
         """As :attr:`covered`, counting only things above (stuff is background, never an occluder)."""
-        return self._covered(things_only=True)
+        return self._coverage[1]
 
-    def _covered(self, *, things_only: bool) -> np.ndarray:
+    @cached_property
+    def _coverage(self) -> tuple[np.ndarray, np.ndarray]:
+        """:attr:`covered` and :attr:`covered_by_things` from one walk over the overlaps, image by image,
+        so each crop is painted once for both (and reused while its image lasts)."""
         share = np.where(self.mask_area > 0, 0.0, np.nan)
+        by_things = share.copy()
         pairs = self.overlaps
         if not len(pairs.i):
-            return share
+            return share, by_things
         lower = np.concatenate([pairs.i, pairs.j])
         upper = np.concatenate([pairs.j, pairs.i])
         keep = self.above(lower, upper) if self.ordered else np.ones(len(lower), bool)
-        if things_only:
-            keep &= self.isthing[upper]
         lower, upper = lower[keep], upper[keep]
         if not len(lower):
-            return share
+            return share, by_things
         order = np.argsort(lower, kind="stable")
         lower, upper = lower[order], upper[order]
         starts = np.flatnonzero(np.r_[True, lower[1:] != lower[:-1]])
         ends = np.r_[starts[1:], len(lower)]
-        # image by image, so the crops of one image are painted once and reused while it lasts
         for k in np.lexsort((lower[starts], self.image_rank[lower[starts]])):
             obj = lower[starts[k]]
             tops = upper[starts[k]:ends[k]]
             win = tuple(int(v) for v in self.mask_bbox[obj])
-            union = np.zeros_like(self.crop(obj))
-            for t in tops:
-                self.or_into(int(t), union, win)
-            share[obj] = np.count_nonzero(union & self.crop(obj)) / self.mask_area[obj]
-        return share
+            mine = self.crop(obj)
+            is_thing = self.isthing[tops]
+            things = np.zeros_like(mine)
+            for t in tops[is_thing]:
+                self.or_into(int(t), things, win)
+            by_things[obj] = np.count_nonzero(things & mine) / self.mask_area[obj]
+            if is_thing.all():
+                share[obj] = by_things[obj]
+                continue
+            for t in tops[~is_thing]:  # stuff above adds to the cover, not to the cover by things
+                self.or_into(int(t), things, win)
+            share[obj] = np.count_nonzero(things & mine) / self.mask_area[obj]
+        return share, by_things
 
 
 # --- all annotators -----------------------------------------------------------------------------------

@@ -38,6 +38,24 @@ def test_overlaps_and_coverage_match_full_masks():
         assert ctx.covered[i] == pytest.approx((union & full[i]).sum() / full[i].sum())
 
 
+def test_cover_by_things_and_by_everything_match_full_masks():
+    """Stuff over an object counts in :attr:`covered`, not in :attr:`covered_by_things`."""
+    rng = np.random.default_rng(11)
+    polys = [circle(*rng.uniform(15, 85, 2), rng.uniform(8, 25), n=12) for _ in range(14)]
+    categories = ["road" if k % 3 == 0 else "car" for k in range(len(polys))]
+    batch = make_batch([make_object(p, category=c) for p, c in zip(polys, categories)], stuff=("road",))
+    ctx = ExportContext(batch.exports["alice"], batch)
+    full = [coco_decode(ctx.rle(k)).astype(bool) for k in range(ctx.n)]
+    for i in range(len(polys)):
+        tops = [j for j in range(len(polys)) if j != i]  # COCO states no layer order: any overlap counts
+        every, things = np.zeros_like(full[i]), np.zeros_like(full[i])
+        for j in tops:
+            every |= full[j]
+            things |= full[j] if categories[j] == "car" else False
+        assert ctx.covered[i] == pytest.approx((every & full[i]).sum() / full[i].sum())
+        assert ctx.covered_by_things[i] == pytest.approx((things & full[i]).sum() / full[i].sum())
+
+
 def test_many_objects_in_one_export():
     """pycocotools' area() fails on 256 RLEs or more under numpy 2; the context chunks the call."""
     objs = [make_object(square(1 + (k % 16) * 6, 1 + (k // 16) * 6, 4)) for k in range(300)]

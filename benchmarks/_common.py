@@ -69,3 +69,21 @@ def versions() -> str:
 
     names = ("numpy", "numba", "scipy", "pycocotools", "pillow", "pandas")
     return "Python " + platform.python_version() + ", " + ", ".join(f"{n} {version(n)}" for n in names)
+
+
+def synth_batch(folder: Path, images: int, size: tuple[int, int], seed: int) -> Path:
+    """The manifest of a ``qa synth`` batch (three annotators, COCO instances) in ``folder``, written in a
+    child process (so the caller's peak memory is its own) unless ``folder`` already holds that batch."""
+    import json
+    import subprocess
+
+    manifest = folder / "batch.toml"
+    stamp = folder / "bench_batch.json"
+    wanted = {"images": images, "size": list(size), "seed": seed}
+    if manifest.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == wanted:
+        return manifest
+    code = (f"from qa.synth import synthesize; synthesize({str(folder)!r}, images={images}, "
+            f"size={tuple(size)}, annotators=3, seed={seed}, formats=('coco',), force=True)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    stamp.write_text(json.dumps(wanted))
+    return manifest

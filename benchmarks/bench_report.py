@@ -21,25 +21,11 @@ Timed, in this process, on the same run:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
-from benchmarks._common import machine, timed, versions
-
-
-def _batch(folder: Path, images: int, size: tuple[int, int], seed: int) -> Path:
-    from qa.synth import synthesize
-
-    manifest = folder / "batch.toml"
-    stamp = folder / "bench_report.json"
-    wanted = {"images": images, "size": list(size), "seed": seed}
-    if manifest.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == wanted:
-        return manifest
-    synthesize(folder, images=images, size=size, annotators=3, seed=seed, formats=("coco",), force=True)
-    stamp.write_text(json.dumps(wanted))
-    return manifest
+from benchmarks._common import machine, synth_batch, timed, versions
 
 
 def _run(manifest: Path, workers: int):
@@ -89,7 +75,7 @@ def main(argv=None) -> int:
     size = parse_size(args.size)
 
     t0 = time.perf_counter()
-    manifest = _batch(args.folder / f"{args.images}_{size[0]}x{size[1]}_{args.seed}", args.images, size, args.seed)
+    manifest = synth_batch(args.folder / f"{args.images}_{size[0]}x{size[1]}_{args.seed}", args.images, size, args.seed)
     run = _run(manifest, args.workers)
     batch = run.batch
     n_objects = sum(len(e.objects) for e in batch.exports.values())

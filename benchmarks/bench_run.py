@@ -18,28 +18,11 @@ Timed, in this process, on the same batch:
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import machine, versions
-
-
-def _batch(folder: Path, images: int, size: tuple[int, int], seed: int) -> Path:
-    manifest = folder / "batch.toml"
-    stamp = folder / "bench_run.json"
-    wanted = {"images": images, "size": list(size), "seed": seed}
-    if manifest.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == wanted:
-        return manifest
-    # in a child process, so that this process's peak memory is the run's
-    code = (f"from qa.synth import synthesize; synthesize({str(folder)!r}, images={images}, size={tuple(size)}, "
-            f"annotators=3, seed={seed}, formats=('coco',), force=True)")
-    subprocess.run([sys.executable, "-c", code], check=True)
-    stamp.write_text(json.dumps(wanted))
-    return manifest
+from benchmarks._common import machine, synth_batch, versions
 
 
 def _rss_mb() -> float:
@@ -100,7 +83,7 @@ def main(argv=None) -> None:
     parser.add_argument("--folder", type=Path, default=Path(".cache/bench_run"))
     args = parser.parse_args(argv)
     h, w = (int(v) for v in args.size.lower().split("x"))
-    manifest = _batch(args.folder / f"{args.images}-{h}x{w}-{args.seed}", args.images, (h, w), args.seed)
+    manifest = synth_batch(args.folder / f"{args.images}-{h}x{w}-{args.seed}", args.images, (h, w), args.seed)
 
     import qa
 

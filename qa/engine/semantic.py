@@ -110,14 +110,10 @@ BACKGROUND = "background"
 def category_codes(batch: Batch) -> list[str]:
     """Every category of the batch in a fixed order (declared first, then any an object uses, then
     :data:`BACKGROUND` when an export is binary masks)."""
-    names = list(batch.categories)
-    seen = set(names)
-    for export in batch.exports.values():
-        for obj in export.objects:
-            if obj.category not in seen:
-                seen.add(obj.category)
-                names.append(obj.category)
-    if BACKGROUND not in seen and any(e.format == "binary_masks" for e in batch.exports.values()):
+    from qa.engine.compare import category_list
+
+    names = category_list(batch)
+    if BACKGROUND not in names and any(e.format == "binary_masks" for e in batch.exports.values()):
         names.append(BACKGROUND)
     return names
 

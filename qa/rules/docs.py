@@ -100,7 +100,10 @@ rules not at all. Parameters, severities and scopes of a pack override its paren
 
 Parameters reach a rule as one value per object, its category's, so per-category settings cost
 nothing: every rule runs once per export over all objects (numpy and shapely 2 array functions;
-overlaps from bboxes first, then bbox crops of the masks).
+overlaps from bboxes first, then bbox crops of the masks). Crops are painted when a rule needs them and
+kept while recently used, within 48 MB per export (`qa.rules._context.CROP_CACHE_BYTES`; panoptic id
+maps within 64 MB), walking the objects image by image, so the rules' memory does not grow with the
+batch's pixels; panoptic segments are read straight from their id maps.
 """
 
 

@@ -765,6 +765,7 @@ def _add_check(sub) -> None:
     p.add_argument("--exit-non-zero-on-error", "--exit-nonzero-on-error", action="store_true",
                    help="exit 1 when a finding of severity error is reported (as a failed gate does; "
                         "for CI steps that run qa check without a gate)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per CPU; 1: none)")
     _add_pack_options(p)
     p.set_defaults(handler=_cmd_check)
 
@@ -776,6 +777,8 @@ def _cmd_check(args) -> int:
 
     if not args.exports and args.manifest is None:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa check --help')")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
     pack = override(read(args.pack or "default"), select=_selectors(args.select),
                     extend_select=_selectors(args.extend_select), ignore=_selectors(args.ignore))
     batch = load(*args.exports, manifest=args.manifest, aliases=_parse_aliases(args.alias))
@@ -783,7 +786,7 @@ def _cmd_check(args) -> int:
     if bar is not None:
         bar.start()
     try:
-        violations = check(batch, pack, progress=progress)
+        violations = check(batch, pack, progress=progress, workers=args.workers)
     finally:
         if bar is not None:
             bar.stop()

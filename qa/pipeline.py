@@ -191,13 +191,15 @@ def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
     }
 
 
-def check_rules(batch: Batch, pack="default", *, select=None, ignore=None, progress: Progress | None = None):
-    """The check stage: the pack's rules over the batch; returns (pack, violations)."""
+def check_rules(batch: Batch, pack="default", *, select=None, ignore=None, progress: Progress | None = None,
+                workers: int | None = None):
+    """The check stage: the pack's rules over the batch, chunk by chunk of images in ``workers``
+    processes; returns (pack, violations)."""
     from qa.rules.check import check
     from qa.rules.packs import Pack, override, read
 
     resolved = override(pack if isinstance(pack, Pack) else read(pack), select=select, ignore=ignore)
-    return resolved, check(batch, resolved, progress=progress)
+    return resolved, check(batch, resolved, progress=progress, workers=workers)
 
 
 def analytics_stage(batch: Batch, comparison, *, violations=None, **options):
@@ -338,7 +340,8 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     if pack is not None:
         from qa.rules.check import violation_summary
 
-        resolved, violations = check_rules(batch, pack, select=select, ignore=ignore, progress=progress)
+        resolved, violations = check_rules(batch, pack, select=select, ignore=ignore, progress=progress,
+                                           workers=workers)
         settings["pack"] = str(resolved.path or resolved.name)
         summary.update(violation_summary(violations, batch.annotators, resolved))
     analysed = None

@@ -450,6 +450,11 @@ class ObjectCrops:
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays (so a byte-bounded cache can keep crops of whole images)."""
+        return int(self.buf.nbytes + self.boxes.nbytes + self.areas.nbytes + self.starts.nbytes)
+
     def crop(self, k: int) -> tuple[np.ndarray, tuple[int, int]]:
         """Object ``k``'s tight crop (a view into the buffer) and its ``(x0, y0)`` offset."""
         x0, y0, x1, y1 = (int(v) for v in self.boxes[k])

@@ -2,15 +2,18 @@
 
 :class:`ExportContext` holds one annotator's objects as numpy arrays (category, image, z_order,
 occluded flag, declared bbox and area), their polygon vertices as one flat table
-(:class:`Vertices`), and, computed on first use, each object's COCO RLE, mask area and mask bbox,
-its mask cropped to that bbox, the overlapping pairs of objects within each image, and the share of
-each object covered by the objects drawn above it. :class:`BatchContext` adds the objects of every
+(:class:`Vertices`), and, computed on first use, each object's mask area and mask bbox, its mask
+cropped to that bbox, the overlapping pairs of objects within each image, and the share of each
+object covered by the objects drawn above it. :class:`BatchContext` adds the objects of every
 annotator and the pairs matched across annotators (by the comparison's matching, :mod:`qa.engine.match`).
 
-Masks come from :mod:`qa.engine._masks` (pycocotools rasterises polygons, so areas agree with
-``maskUtils.area``); a crop is painted from the RLE's runs by the engine's kernel
-(:func:`qa.engine._masks.decode_crop`), so no full-image mask is built for an object. Overlaps are found from bboxes first (all pairs of an image
-at once), and only bbox-intersecting pairs have their crops compared.
+Masks are painted image by image (:meth:`ExportContext.image_crops`): the tight crops of every object
+of an image in one buffer (:class:`qa.engine._masks.ObjectCrops`), polygons rasterised by pycocotools
+(so areas agree with ``maskUtils.area``) and panoptic segments cut from their id map, so no full-image
+mask is built for an object. Areas, bboxes, overlaps and cover come from one walk over the images
+(each image's crops painted once for all of them); the contexts keep the crops of the most recent
+images, and :func:`qa.rules.check.check` gives them a few images at a time, so every rule of a chunk
+reads crops painted once.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ class Hit:
 # --- crops ---------------------------------------------------------------------------------------------
 
 CROP_CACHE_BYTES = 48 * 2 ** 20
-"""Mask crops one export context keeps at most: the rules read masks image by image, so a few images'
-crops serve every pass over an image while memory stays flat as the batch grows."""
+"""Mask crops one export context keeps at most, whole images at a time: a chunk of images
+(:data:`qa.rules.check.CHUNK_PIXELS`) fits, so each image is painted once for every rule."""
 
 ID_MAP_CACHE_BYTES = 64 * 2 ** 20
 """Decoded panoptic id maps one export context keeps at most (a 1024x2048 id map is 8 MB)."""
@@ -231,46 +234,124 @@ class ExportContext:
         id_map = self.id_map(obj.image) if obj.kind == "segment" else None
         return object_rle(obj, int(self.height[i]), int(self.width[i]), id_map)
 
-    @cached_property
-    def _geometry(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(area, bbox)`` of every mask: polygons and RLEs through pycocotools, panoptic segments from
-        one pass over each image's id map (no RLE made)."""
-        from pycocotools import mask as mask_utils
+    # the image walk -----------------------------------------------------------------------------------
+    def image_crops(self, image: str):
+        """Tight crops of every object of ``image`` (in :attr:`by_image` order) as one
+        :class:`qa.engine._masks.ObjectCrops`: panoptic segments cut from the id map, other objects
+        painted from their RLEs (each made once). Kept while recently used: :data:`CROP_CACHE_BYTES`."""
+        def paint():
+            idx = self.by_image[image]
+            return self.object_crops(idx, int(self.height[idx[0]]), int(self.width[idx[0]]))
 
-        from qa.engine._masks import _segment_boxes
+        return self._crops.get(image, paint)
+
+    @cached_property
+    def _slot(self) -> np.ndarray:
+        """Each object's position among the objects of its image (its crop in :meth:`image_crops`)."""
+        slot = np.zeros(self.n, dtype=np.int64)
+        for idx in self.by_image.values():
+            slot[idx] = np.arange(len(idx))
+        return slot
+
+    @cached_property
+    def _walk(self) -> tuple:
+        """Mask area and bbox of every object, the overlapping pairs and the cover of each object, from
+        one walk over the images: an image's crops are painted once and serve all of it, so the cost
+        does not depend on how many crops the cache can keep.
+
+        Areas and bboxes are the crops' (the same as pycocotools' ``area`` and ``toBbox`` on each RLE,
+        tested); pairs are counted by the comparison's intersection kernel, all pairs of an image in one
+        call; a pair of panoptic segments never overlaps unless both are listed under one id."""
+        from qa.engine._kernels_iou import _intersection_counts
 
         area = np.zeros(self.n, dtype=np.float64)
         box = np.zeros((self.n, 4), dtype=np.int64)
-        segment = self.kind == "segment"
-        drawn = np.flatnonzero(~segment)
-        # pycocotools' area() overflows a uint8 count on lists of 256 RLEs or more (numpy 2): chunk it
-        for start in range(0, len(drawn), 255):
-            part = drawn[start:start + 255]
-            rles = [self.rle(k) for k in part]
-            area[part] = np.asarray(mask_utils.area(rles), dtype=np.float64).reshape(-1)
-            xywh = np.rint(np.asarray(mask_utils.toBbox(rles), dtype=np.float64).reshape(-1, 4)).astype(np.int64)
-            box[part] = np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]
+        share = np.full(self.n, np.nan)
+        by_things = np.full(self.n, np.nan)
+        pair_i, pair_j, pair_inter = [], [], []
         for image, idx in self.by_image.items():
-            idx = idx[segment[idx]]
-            if not len(idx):
+            crops = self.image_crops(image)
+            area[idx] = crops.areas
+            box[idx] = crops.boxes
+            if (self.kind[idx] == "segment").all():
+                # segments of one id map share no pixel unless listed under one id: no pixel to read
+                ids = np.array([self.objects[k].segment_id for k in idx], dtype=np.int64)
+                inter = np.where(ids[:, None] == ids[None, :], crops.areas[:, None], 0)
+            else:
+                inter = _intersection_counts(crops.buf, crops.starts, crops.boxes,
+                                             crops.buf, crops.starts, crops.boxes)
+            a, b = np.nonzero(np.triu(inter, k=1))
+            pair_i.append(idx[a])
+            pair_j.append(idx[b])
+            pair_inter.append(inter[a, b])
+            share[idx], by_things[idx] = self._cover(idx, crops, idx[a], idx[b])
+        cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64))
+        pairs = Pairs(cat(pair_i), cat(pair_j), cat(pair_inter))
+        return area, box, pairs, share, by_things
+
+    def _cover(self, idx: np.ndarray, crops, pi: np.ndarray, pj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:attr:`covered` and :attr:`covered_by_things` of the objects ``idx`` of one image, whose
+        overlapping pairs are ``(pi, pj)``: each object's crop against the union of the crops above it."""
+        slot = self._slot
+        share = np.where(crops.areas > 0, 0.0, np.nan)
+        by_things = share.copy()
+        lower = np.concatenate([pi, pj])
+        upper = np.concatenate([pj, pi])
+        if self.ordered:
+            keep = self.above(lower, upper)
+            lower, upper = lower[keep], upper[keep]
+        if not len(lower):
+            return share, by_things
+        order = np.argsort(lower, kind="stable")
+        lower, upper = lower[order], upper[order]
+        starts = np.flatnonzero(np.r_[True, lower[1:] != lower[:-1]])
+        ends = np.r_[starts[1:], len(lower)]
+        for s, e in zip(starts, ends):
+            obj = int(slot[lower[s]])
+            tops = upper[s:e]
+            mine, _ = crops.crop(obj)
+            win = tuple(int(v) for v in crops.boxes[obj])
+            is_thing = self.isthing[tops]
+            union = np.zeros_like(mine)
+            for t in tops[is_thing]:
+                _or_crop(crops, int(slot[t]), union, win)
+            by_things[obj] = np.count_nonzero(union & mine) / crops.areas[obj]
+            if is_thing.all():
+                share[obj] = by_things[obj]
                 continue
-            # an id listed twice names the same pixels: each copy gets them
-            ids, copies = np.unique(np.array([self.objects[k].segment_id for k in idx], dtype=np.int64),
-                                    return_inverse=True)
-            boxes, areas = _segment_boxes(np.ascontiguousarray(self.id_map(image), dtype=np.int32), ids)
-            area[idx] = areas[copies]
-            box[idx] = boxes[copies]
-        return area, box
+            for t in tops[~is_thing]:  # stuff above adds to the cover, not to the cover by things
+                _or_crop(crops, int(slot[t]), union, win)
+            share[obj] = np.count_nonzero(union & mine) / crops.areas[obj]
+        return share, by_things
 
     @property
     def mask_area(self) -> np.ndarray:
         """Pixels in each object's mask (pycocotools ``area``)."""
-        return self._geometry[0]
+        return self._walk[0]
 
     @property
     def mask_bbox(self) -> np.ndarray:
         """Each mask's tight integer bbox ``(x0, y0, x1, y1)``, end-exclusive; zeros when empty."""
-        return self._geometry[1]
+        return self._walk[1]
+
+    @property
+    def overlaps(self) -> Pairs:
+        """Every pair of objects of one image that share at least one pixel."""
+        return self._walk[2]
+
+    @property
+    def covered(self) -> np.ndarray:
+        """Share of each object's mask covered by the union of the objects above it (0 when none).
+
+        In an export without a layer order (:attr:`ordered` false: amodal COCO, say) every
+        overlapping object counts, since either could be in front. NaN for an empty mask.
+        """
+        return self._walk[3]
+
+    @property
+    def covered_by_things(self) -> np.ndarray:
+        """As :attr:`covered`, counting only things above (stuff is background, never an occluder)."""
+        return self._walk[4]
 
     def object_crops(self, indices: np.ndarray, height: int, width: int):
         """Tight crops of objects ``indices`` (all of one image) as one
@@ -285,41 +366,21 @@ class ExportContext:
         return rle_crops([self.rle(k) for k in indices], height, width)
 
     def crop(self, i: int) -> np.ndarray:
-        """Object ``i``'s uint8 mask inside its own :attr:`mask_bbox` (kept while recently used:
-        :data:`CROP_CACHE_BYTES`)."""
-        def paint():
-            x0, y0, x1, y1 = (int(v) for v in self.mask_bbox[i])
-            obj = self.objects[i]
-            if obj.kind == "segment":
-                return (self.id_map(obj.image)[y0:y1, x0:x1] == obj.segment_id).astype(np.uint8)
-            from qa.engine._masks import decode_crop
-
-            return decode_crop(self.rle(i), (x0, y0, x1, y1))[0]
-
-        return self._crops.get(i, paint)
+        """Object ``i``'s uint8 mask inside its own :attr:`mask_bbox` (a read-only view into its image's
+        :meth:`image_crops`)."""
+        crop = self.image_crops(self.image[i]).crop(int(self._slot[i]))[0]
+        crop.flags.writeable = False
+        return crop
 
     def window(self, i: int, window: tuple[int, int, int, int]) -> np.ndarray:
         """Object ``i``'s mask inside ``window`` (x0, y0, x1, y1) of its image."""
         x0, y0 = (int(v) for v in self.mask_bbox[i][:2])
         return paste(self.crop(i), (x0, y0), window)
 
-    def _inside(self, i: int, window) -> tuple:
-        """``(slice of window, slice of crop)`` where object ``i``'s crop meets ``window``, or None."""
-        x0, y0, x1, y1 = window
-        ox, oy = int(self.mask_bbox[i][0]), int(self.mask_bbox[i][1])
-        h, w = int(self.mask_bbox[i][3]) - oy, int(self.mask_bbox[i][2]) - ox
-        ax0, ay0, ax1, ay1 = max(x0, ox), max(y0, oy), min(x1, ox + w), min(y1, oy + h)
-        if ax1 <= ax0 or ay1 <= ay0:
-            return None
-        return ((slice(ay0 - y0, ay1 - y0), slice(ax0 - x0, ax1 - x0)),
-                (slice(ay0 - oy, ay1 - oy), slice(ax0 - ox, ax1 - ox)))
-
     def or_into(self, i: int, out: np.ndarray, window: tuple[int, int, int, int]) -> None:
         """Add object ``i``'s mask to ``out``, a uint8 array covering ``window`` (x0, y0, x1, y1), in
         place (no array of the window's size is made, unlike :meth:`window`)."""
-        where = self._inside(i, window)
-        if where is not None:
-            out[where[0]] |= self.crop(i)[where[1]]
+        _or_crop(self.image_crops(self.image[i]), int(self._slot[i]), out, window)
 
     # pairs --------------------------------------------------------------------------------------------
     @cached_property
@@ -329,63 +390,6 @@ class ExportContext:
         for k, key in enumerate(self.image):
             order.setdefault(key, []).append(k)
         return {key: np.asarray(v, dtype=np.int64) for key, v in order.items()}
-
-    @cached_property
-    def image_rank(self) -> np.ndarray:
-        """Each object's image as its position in :attr:`by_image` (for walking the objects image by
-        image)."""
-        rank = np.zeros(self.n, dtype=np.int64)
-        for r, idx in enumerate(self.by_image.values()):
-            rank[idx] = r
-        return rank
-
-    def near(self, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Pairs ``(i, j)``, i < j in one image, whose mask bboxes come within ``pad`` pixels.
-
-        Empty masks never pair. All pairs of an image are tested at once by broadcasting.
-        """
-        box = self.mask_bbox
-        nonempty = self.mask_area > 0 if self.n else np.zeros(0, bool)
-        out_i, out_j = [], []
-        for idx in self.by_image.values():
-            idx = idx[nonempty[idx]]
-            if len(idx) < 2:
-                continue
-            b = box[idx]
-            gap_x = np.maximum(b[None, :, 0] - b[:, None, 2], b[:, None, 0] - b[None, :, 2])
-            gap_y = np.maximum(b[None, :, 1] - b[:, None, 3], b[:, None, 1] - b[None, :, 3])
-            close = (gap_x < pad + 1) & (gap_y < pad + 1)
-            a, c = np.nonzero(np.triu(close, k=1))
-            out_i.append(idx[a])
-            out_j.append(idx[c])
-        if not out_i:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.concatenate(out_i), np.concatenate(out_j)
-
-    def intersection(self, i: int, j: int) -> int:
-        """Pixels objects ``i`` and ``j`` have in common, from their crops."""
-        bi, bj = self.mask_bbox[i], self.mask_bbox[j]
-        win = (max(bi[0], bj[0]), max(bi[1], bj[1]), min(bi[2], bj[2]), min(bi[3], bj[3]))
-        if win[2] <= win[0] or win[3] <= win[1]:
-            return 0
-        win = tuple(int(v) for v in win)
-        # the window lies inside both bboxes: each crop covers it
-        return int(np.count_nonzero(self.crop(i)[self._inside(i, win)[1]] & self.crop(j)[self._inside(j, win)[1]]))
-
-    def _segment_overlap(self, i: int, j: int) -> int:
-        same = self.objects[i].segment_id == self.objects[j].segment_id
-        return int(self.mask_area[i]) if same else 0
-
-    @cached_property
-    def overlaps(self) -> Pairs:
-        """Every pair of objects of one image that share at least one pixel."""
-        ci, cj = self.near(0)
-        # two segments of one id map share no pixel unless they are listed under the same id
-        segments = (self.kind[ci] == "segment") & (self.kind[cj] == "segment")
-        inter = np.array([self._segment_overlap(int(a), int(b)) if both else self.intersection(int(a), int(b))
-                          for a, b, both in zip(ci, cj, segments)], dtype=np.int64)
-        keep = inter > 0
-        return Pairs(ci[keep], cj[keep], inter[keep])
 
     def above(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Whether object ``j`` is drawn above object ``i`` (element-wise).
@@ -397,56 +401,16 @@ class ExportContext:
         by_z = ~np.isnan(zi) & ~np.isnan(zj) & (zi != zj)
         return np.where(by_z, zj > zi, j > i)
 
-    @cached_property
-    def covered(self) -> np.ndarray:
-        """Share of each object's mask covered by the union of the objects above it (0 when none).
 
-        In an export without a layer order (:attr:`ordered` false: amodal COCO, say) every
-        overlapping object counts, since either could be in front. NaN for an empty mask.
-        """
-        return self._coverage[0]
-
-    @cached_property
-    def covered_by_things(self) -> np.ndarray:
-        """As :attr:`covered`, counting only things above (stuff is background, never an occluder)."""
-        return self._coverage[1]
-
-    @cached_property
-    def _coverage(self) -> tuple[np.ndarray, np.ndarray]:
-        """:attr:`covered` and :attr:`covered_by_things` from one walk over the overlaps, image by image,
-        so each crop is painted once for both (and reused while its image lasts)."""
-        share = np.where(self.mask_area > 0, 0.0, np.nan)
-        by_things = share.copy()
-        pairs = self.overlaps
-        if not len(pairs.i):
-            return share, by_things
-        lower = np.concatenate([pairs.i, pairs.j])
-        upper = np.concatenate([pairs.j, pairs.i])
-        keep = self.above(lower, upper) if self.ordered else np.ones(len(lower), bool)
-        lower, upper = lower[keep], upper[keep]
-        if not len(lower):
-            return share, by_things
-        order = np.argsort(lower, kind="stable")
-        lower, upper = lower[order], upper[order]
-        starts = np.flatnonzero(np.r_[True, lower[1:] != lower[:-1]])
-        ends = np.r_[starts[1:], len(lower)]
-        for k in np.lexsort((lower[starts], self.image_rank[lower[starts]])):
-            obj = lower[starts[k]]
-            tops = upper[starts[k]:ends[k]]
-            win = tuple(int(v) for v in self.mask_bbox[obj])
-            mine = self.crop(obj)
-            is_thing = self.isthing[tops]
-            things = np.zeros_like(mine)
-            for t in tops[is_thing]:
-                self.or_into(int(t), things, win)
-            by_things[obj] = np.count_nonzero(things & mine) / self.mask_area[obj]
-            if is_thing.all():
-                share[obj] = by_things[obj]
-                continue
-            for t in tops[~is_thing]:  # stuff above adds to the cover, not to the cover by things
-                self.or_into(int(t), things, win)
-            share[obj] = np.count_nonzero(things & mine) / self.mask_area[obj]
-        return share, by_things
+def _or_crop(crops, k: int, out: np.ndarray, window: tuple[int, int, int, int]) -> None:
+    """Add crop ``k`` of ``crops`` to ``out`` (a uint8 array covering ``window``), where they meet."""
+    x0, y0, x1, y1 = window
+    ox, oy, ex, ey = (int(v) for v in crops.boxes[k])
+    ax0, ay0, ax1, ay1 = max(x0, ox), max(y0, oy), min(x1, ex), min(y1, ey)
+    if ax1 <= ax0 or ay1 <= ay0:
+        return
+    crop, _ = crops.crop(k)
+    out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] |= crop[ay0 - oy:ay1 - oy, ax0 - ox:ax1 - ox]
 
 
 # --- all annotators -----------------------------------------------------------------------------------
@@ -511,18 +475,22 @@ class BatchContext:
                 idx = ctx.by_image.get(image, np.zeros(0, np.int64))
                 local[name] = idx[where[self.offset[name] + idx]]
             present = [n for n in names if n in holders and len(local[n])]
-            crops = {}  # each annotator's crops of the image, made once for all its pairs
+            # each annotator's crops of the image (the export context's, shared with its other rules),
+            # narrowed to the objects to match: the kernel reads a crop from its start and bbox only
+            crops = {}
             for name in present:
-                ctx, idx = self.contexts[name], local[name]
-                crops[name] = ctx.object_crops(idx, int(ctx.height[idx[0]]), int(ctx.width[idx[0]]))
+                ctx = self.contexts[name]
+                image_crops, slot = ctx.image_crops(image), ctx._slot[local[name]]
+                crops[name] = (image_crops.buf, image_crops.starts[slot], image_crops.boxes[slot],
+                               image_crops.areas[slot])
             for a, b in combinations(present, 2):
                 ca, cb = self.contexts[a], self.contexts[b]
                 ia, ib = local[a], local[b]
-                crops_a, crops_b = crops[a], crops[b]
-                inter = _intersection_counts(crops_a.buf, crops_a.starts, crops_a.boxes,
-                                             crops_b.buf, crops_b.starts, crops_b.boxes)
+                buf_a, starts_a, boxes_a, areas_a = crops[a]
+                buf_b, starts_b, boxes_b, areas_b = crops[b]
+                inter = _intersection_counts(buf_a, starts_a, boxes_a, buf_b, starts_b, boxes_b)
                 # categories only tell label disagreements and crowd cover apart; matching ignores them
-                m = match_objects(inter, crops_a.areas, crops_b.areas, categories_a=np.zeros(len(ia), np.int64),
+                m = match_objects(inter, areas_a, areas_b, categories_a=np.zeros(len(ia), np.int64),
                                   categories_b=np.zeros(len(ib), np.int64), crowd_a=ca.iscrowd[ia],
                                   crowd_b=cb.iscrowd[ib], iou_threshold=iou_threshold)
                 for r in np.flatnonzero(m.status == MATCHED):

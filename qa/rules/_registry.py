@@ -6,6 +6,10 @@ the record from the function: its keyword-only arguments and their defaults are 
 and its docstring (with the fixed sections ``## What it checks``, ``## Why it matters``,
 ``## Example``, ``## How to fix`` and ``## Parameters``) is the text ``qa rules explain`` prints.
 
+A check function must judge each object (or image) from the objects of its own image only, those of
+one annotator or of all of them: :func:`qa.rules.check.check` hands it a few images of the batch at a
+time, in worker processes, and its findings must not depend on which images share a chunk.
+
 Load-time codes (FMT001-FMT011, raised while reading exports) and alignment codes (ALN001-ALN004) are
 registered with :func:`document` so they are listed and explained too; they have no check function.
 
@@ -76,7 +80,9 @@ class Rule:
         The version the status dates from.
     level : {"object", "image", "batch", "load"}
         What the check function looks at: one export's objects, one export's images, objects across
-        annotators, or nothing (a load-time or alignment code, documented only).
+        annotators, or nothing (a load-time or alignment code, documented only). Whatever the level,
+        an object is judged against the objects of its own image only ("batch" means every annotator's
+        export, over the chunk of images being checked).
     choices : Mapping
         Parameter name -> allowed values, for parameters that take one of a few words.
     func : callable or None

@@ -1,7 +1,10 @@
 """Run a pack's rules over a batch and return the violations as Findings.
 
-Each selected rule runs once per annotator's export (or once over all annotators for the rules that
-compare them), with its parameters passed as arrays holding each object's value for its category.
+The batch is checked a chunk of images at a time (:func:`image_chunks`), in this process or in worker
+processes; in a chunk, each selected rule runs once per annotator's export (or once over all
+annotators for the rules that compare them), with its parameters passed as arrays holding each
+object's value for its category. Every rule judges an object from the objects of its own image, so the
+findings are those of one pass over the whole batch.
 A violation carries the rule id, the pack's severity, the annotator, the image, the object's source
 (file, index, id), the measured value, the threshold and a one-line message.
 """
@@ -42,8 +45,14 @@ def _finding(rule_id: str, severity: str, hit: Hit, obj=None, annotator=None) ->
 
 
 def check(batch: Batch, pack: Pack | str | None = "default", *, select=None, extend_select=None,
-          ignore=None, progress: Callable[[str, int, int], None] | None = None) -> list[Finding]:
+          ignore=None, progress: Callable[[str, int, int], None] | None = None,
+          workers: int | None = None) -> list[Finding]:
     """Run the selected rules of a pack over a batch.
+
+    Every rule looks at one image at a time (an object against the objects of its image, of one
+    annotator or of all), so the batch is checked a few images at a time: each chunk's masks are
+    painted once for all the rules, memory does not grow with the batch, and chunks can go to worker
+    processes. The findings do not depend on the chunks or the workers.
 
     Parameters
     ----------
@@ -54,7 +63,9 @@ def check(batch: Batch, pack: Pack | str | None = "default", *, select=None, ext
     select, extend_select, ignore : list of str, optional
         Rule ids or prefixes applied after the pack, as on the command line.
     progress : callable, optional
-        ``progress("check", done, total)`` after each rule.
+        ``progress("check", images done, images)`` after each chunk of images.
+    workers : int, optional
+        Worker processes (default: one per CPU; small batches are checked in this process).
 
     Returns
     -------
@@ -65,18 +76,70 @@ def check(batch: Batch, pack: Pack | str | None = "default", *, select=None, ext
     Raises
     ------
     ConfigError
-        When the pack or a selector is invalid.
+        When the pack, a selector or ``workers`` is invalid.
     """
+    from qa.engine import _pool
+
     if not isinstance(pack, Pack):
         pack = read(pack or "default")
     pack = override(pack, select=select, extend_select=extend_select, ignore=ignore)
+    keys = list(batch.images)
+    size, workers = _pool.plan(len(keys), workers)
+    size = min(size, _images_per_chunk(batch))
+    findings: list[Finding] = []
+    done = 0
+    if progress:
+        progress("check", 0, len(keys))
+    chunked = image_chunks(batch, _pool.chunks(keys, size))
+    for found, images in _pool.run_chunks(_check_chunk, chunked, pack, workers):
+        findings.extend(found)
+        done += images
+        if progress:
+            progress("check", done, len(keys))
+    return sort_findings(findings, batch.annotators)
+
+
+CHUNK_PIXELS = 8 * 2 ** 20
+"""Image pixels checked together at most: the crops and id maps of a chunk's images stay within the
+contexts' caches (:data:`qa.rules._context.CROP_CACHE_BYTES`) while every rule reads them."""
+
+
+def _images_per_chunk(batch: Batch) -> int:
+    largest = max((im.width * im.height for im in batch.images.values()), default=1)
+    return max(1, CHUNK_PIXELS // max(largest, 1))
+
+
+def image_chunks(batch: Batch, chunks):
+    """For each list of image keys in ``chunks``, the batch narrowed to those images: every annotator
+    kept, each export holding the objects, images and id maps of the chunk only (objects in export
+    order within an image, which is their drawing order), no findings."""
+    from dataclasses import replace
+
+    grouped = {}
+    for name, export in batch.exports.items():
+        per_image: dict[str, list] = {}
+        for obj in export.objects:
+            per_image.setdefault(obj.image, []).append(obj)
+        grouped[name] = per_image
+    for keys in chunks:
+        exports = {}
+        for name, export in batch.exports.items():
+            per_image = grouped[name]
+            exports[name] = replace(
+                export, findings=[],
+                images={k: export.images[k] for k in keys if k in export.images},
+                objects=[o for k in keys for o in per_image.get(k, ())],
+                id_maps={k: export.id_maps[k] for k in keys if k in export.id_maps})
+        yield replace(batch, exports=exports, findings=[], images={k: batch.images[k] for k in keys},
+                      coverage={k: batch.coverage[k] for k in keys if k in batch.coverage})
+
+
+def _check_chunk(batch: Batch, pack: Pack) -> tuple[list[Finding], int]:
+    """The pack's rules over a (narrowed) batch, rule by rule: ``(findings, images)``."""
     contexts = {name: ExportContext(batch.exports[name], batch) for name in batch.annotators}
     batch_ctx: BatchContext | None = None
-    rules = pack.rules()
     findings: list[Finding] = []
-    for done, rule in enumerate(rules):
-        if progress:
-            progress("check", done, len(rules))
+    for rule in pack.rules():
         severity = pack.severity_of(rule.id)
         scope = set(pack.scope_of(rule.id))
         if rule.level == "batch":
@@ -96,9 +159,7 @@ def check(batch: Batch, pack: Pack | str | None = "default", *, select=None, ext
                     continue
                 annotator = getattr(ctx, "annotator", None)
                 findings.append(_finding(rule.id, severity, hit, obj, annotator))
-    if progress:
-        progress("check", len(rules), len(rules))
-    return sort_findings(findings, batch.annotators)
+    return findings, len(batch.images)
 
 
 def sort_findings(findings: list[Finding], annotators: list[str]) -> list[Finding]:

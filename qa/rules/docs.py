@@ -99,11 +99,16 @@ rules not at all. Parameters, severities and scopes of a pack override its paren
 `qa: error: <pack file>: <key>: <what is wrong>` and exit code 2.
 
 Parameters reach a rule as one value per object, its category's, so per-category settings cost
-nothing: every rule runs once per export over all objects (numpy and shapely 2 array functions;
-overlaps from bboxes first, then bbox crops of the masks). Crops are painted when a rule needs them and
-kept while recently used, within 48 MB per export (`qa.rules._context.CROP_CACHE_BYTES`; panoptic id
-maps within 64 MB), walking the objects image by image, so the rules' memory does not grow with the
-batch's pixels; panoptic segments are read straight from their id maps.
+nothing: each rule runs over all objects of a chunk of images at once (numpy and shapely 2 array
+functions). Every rule looks at one image at a time, so `qa check` and `qa run` check the batch a few
+images at a time (at most 8 Mpixel of images per chunk, `qa.rules.check.CHUNK_PIXELS`), in worker
+processes with `--workers`; the findings do not depend on the chunks or the workers (tested). Within
+a chunk each image's masks are painted once, as bbox crops, and serve every rule: areas and bboxes,
+overlapping pairs (one intersection kernel call per image) and the share of each object covered by
+the objects above it come from one walk over the images, and the matching across annotators reads the
+same crops. Crops are kept while recently used, within 48 MB per export
+(`qa.rules._context.CROP_CACHE_BYTES`; panoptic id maps within 64 MB), so the rules' memory does not
+grow with the batch; panoptic segments are cut straight from their id maps.
 """
 
 

@@ -59,6 +59,8 @@ bench: venv
 	$(PY) -m benchmarks.bench_compare --scenes 2 --repeat 5 --memory-workers 2
 	$(PY) -m benchmarks.bench_run --images 100
 	$(PY) -m benchmarks.bench_run --images 1000
+	$(PY) -m benchmarks.bench_check --images 100
+	$(PY) -m benchmarks.bench_check --images 1000
 	$(PY) -m benchmarks.bench_report
 
 clean:

@@ -3,7 +3,8 @@
 Krippendorff's alpha needs, per pixel, how many annotators gave a value and how many pairs of them
 agree; per annotator pair, the pixels both labelled, how many they agree on and the values they gave.
 Counting these with numpy takes a boolean array and a bincount per pair over the whole image; one pass
-over the pixels keeps every count in a few small arrays. The wrapper is
+over the pixels keeps every count in a few small arrays, and a run of pixels on which every annotator
+gives the same values as on the pixel before is counted once, weighted by its length. The wrapper is
 :func:`qa.analytics.alpha.image_stats`.
 """
 
@@ -43,32 +44,46 @@ def _pixel_counts(labels, k):
     pair_n = np.zeros(n_pairs, np.int64)
     pair_same = np.zeros(n_pairs, np.int64)
     pair_marginals = np.zeros((n_pairs, k), np.int64)
-    for u in range(n):
+    u = 0
+    while u < n:
+        # a run of pixels with the same value from every annotator (long along the rows of a label
+        # map) counts once, with its length as the weight
+        end = u + 1
+        while end < n:
+            same = True
+            for i in range(m):
+                if labels[i, end] != labels[i, u]:
+                    same = False
+                    break
+            if not same:
+                break
+            end += 1
+        c = end - u
         values = 0
         for i in range(m):
             if labels[i, u] >= 0:
                 values += 1
-        if values < 2:
-            continue  # not pairable, and no pair labels it
-        agree = 0
-        p = 0
-        for i in range(m):
-            a = labels[i, u]
-            if a >= 0 and a < k:
-                marginals[a] += 1
-            for j in range(i + 1, m):
-                b = labels[j, u]
-                if a >= 0 and b >= 0:
-                    pair_n[p] += 1
-                    if a < k:
-                        pair_marginals[p, a] += 1
-                    if b < k:
-                        pair_marginals[p, b] += 1
-                    if a == b:
-                        pair_same[p] += 1
-                        agree += 1
-                p += 1
-        agree_by_values[values] += agree
+        if values >= 2:  # otherwise not pairable, and no pair labels it
+            agree = 0
+            p = 0
+            for i in range(m):
+                a = labels[i, u]
+                if a >= 0 and a < k:
+                    marginals[a] += c
+                for j in range(i + 1, m):
+                    b = labels[j, u]
+                    if a >= 0 and b >= 0:
+                        pair_n[p] += c
+                        if a < k:
+                            pair_marginals[p, a] += c
+                        if b < k:
+                            pair_marginals[p, b] += c
+                        if a == b:
+                            pair_same[p] += c
+                            agree += 1
+                    p += 1
+            agree_by_values[values] += agree * c
+        u = end
     return agree_by_values, marginals, pair_n, pair_same, pair_marginals
 
 

@@ -119,6 +119,28 @@ def test_image_stats_give_alpha_of_every_pixel_with_missing_values(m):
         assert alpha_from_counts(n, d, marg) == pytest.approx(nominal_alpha(data[[i, j]]), rel=1e-12)
 
 
+@pytest.mark.parametrize("m", [2, 3, 5])
+def test_image_stats_count_runs_of_equal_pixels_as_every_pixel(m):
+    """The kernel counts a run of pixels with the same values from every annotator once, weighted by
+    its length: blocky labels (runs of 1 to 12 pixels, some crossing rows, with missing values) give
+    alpha over every pixel as units, overall and for each pair."""
+    from qa.analytics.alpha import image_stats
+
+    rng = np.random.default_rng(10 + m)
+    blocks = rng.integers(-1, 3, size=(m, 60))
+    labels = np.repeat(blocks, rng.integers(1, 13, size=60), axis=1)
+    width = 17
+    labels = labels[:, :labels.shape[1] // width * width].reshape(m, -1, width).astype(np.int32)
+    names = [f"r{i}" for i in range(m)]
+    stats = image_stats(names, labels, 0, 3)
+    data = np.where(labels >= 0, labels, np.nan).reshape(m, -1)
+    assert alpha_from_counts(stats.n, stats.diagonal, stats.marginals) == pytest.approx(nominal_alpha(data),
+                                                                                         rel=1e-12)
+    for i, j in itertools.combinations(range(m), 2):
+        n, d, marg = stats.pairs[(names[i], names[j])]
+        assert alpha_from_counts(n, d, marg) == pytest.approx(nominal_alpha(data[[i, j]]), rel=1e-12)
+
+
 def test_overlapping_instances_paint_in_z_order_then_export_order():
     top_first = make_object(square(0, 0, 10), category="person", z=2)
     under = make_object(square(0, 0, 10), category="car", z=1)

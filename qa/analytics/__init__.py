@@ -193,7 +193,7 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
     _aggregates(result, batch, comparison)
     if alpha:
         _alpha(result, batch, comparison, bootstrap=bootstrap, confidence=confidence, seed=seed,
-               max_pixels=max_pixels, progress=progress)
+               max_pixels=max_pixels, workers=workers, progress=progress)
     _review(result, batch, comparison, violations=violations, min_score=min_score)
     if consensus and len(batch.annotators) >= 3:
         _consensus(result, batch, comparison, max_pixels=max_pixels, workers=workers, progress=progress)
@@ -235,13 +235,14 @@ def _with_engine_figures(table, engine, scope: str):
     return table
 
 
-def _alpha(result: Analytics, batch, comparison, *, bootstrap, confidence, seed, max_pixels, progress) -> None:
+def _alpha(result: Analytics, batch, comparison, *, bootstrap, confidence, seed, max_pixels, workers,
+           progress) -> None:
     import pandas as pd
 
     from qa.analytics.alpha import object_alpha, pixel_alpha
 
     pa = pixel_alpha(batch, bootstrap=bootstrap, confidence=confidence, seed=seed, max_pixels=max_pixels,
-                     progress=progress)
+                     workers=workers, progress=progress)
     oa = object_alpha(comparison)
     result.alpha = pa.batch
     if result.pairs is not None:

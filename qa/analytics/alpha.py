@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qa.engine import _pool
 from qa.model import Batch, Limits
 
 
@@ -308,7 +309,7 @@ class PixelAlpha:
 
 
 def pixel_alpha(batch: Batch, *, bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0,
-                max_pixels: int | None = None, progress=None) -> PixelAlpha:
+                max_pixels: int | None = None, progress=None, workers: int | None = None) -> PixelAlpha:
     """Krippendorff's alpha (nominal) over pixel labels, with a bootstrap interval over images.
 
     Parameters
@@ -325,6 +326,9 @@ def pixel_alpha(batch: Batch, *, bootstrap: int = 1000, confidence: float = 0.95
         Largest panoptic PNG decoded.
     progress : callable, optional
         ``progress("alpha", images_done, images_total)``.
+    workers : int, optional
+        Processes labelling and counting the images, a chunk of images each (default: one per CPU;
+        small batches run in this process). The result does not depend on it.
 
     Returns
     -------
@@ -370,22 +374,25 @@ def pixel_alpha(batch: Batch, *, bootstrap: int = 1000, confidence: float = 0.95
     k = len(codes) + 1
     image_rows, stats = [], []
     pair_totals: dict = {}
-    grouped = batch.by_image()  # once: scanning the exports for each image would grow with the batch squared
     keys = [key for key in batch.images if len(batch.coverage.get(key, ())) >= 2]
+    size, workers = _pool.plan(len(keys), workers)
+    done = 0
     if progress:
         progress("alpha", 0, len(keys))
-    for done, key in enumerate(keys, 1):
-        names, labels, window, outside = image_labels(batch, key, codes=codes, max_pixels=max_pixels,
-                                                      objects=grouped.get(key, {}))
-        s = image_stats(names, labels, outside, k)
-        stats.append(s)
-        image_rows.append({"image": key, "alpha": alpha_from_counts(s.n, s.diagonal, s.marginals),
-                           "pixels": int(round(s.n / len(names))) if names else 0, "annotators": len(names)})
-        for pair, (n, d, marg) in s.pairs.items():
-            t = pair_totals.setdefault(pair, [0.0, 0.0, np.zeros(k)])
-            t[0] += n
-            t[1] += d
-            t[2] += marg
+    chunked = _pool.batch_chunks(batch, _pool.chunks(keys, size))
+    # per-image statistics come back in image order and are summed here, so the sums (floating point)
+    # do not depend on the chunks or the workers
+    for counted in _pool.run_chunks(_alpha_chunk, chunked, (codes, k, max_pixels), workers):
+        for key, names, s in counted:
+            stats.append(s)
+            image_rows.append({"image": key, "alpha": alpha_from_counts(s.n, s.diagonal, s.marginals),
+                               "pixels": int(round(s.n / len(names))) if names else 0, "annotators": len(names)})
+            for pair, (n, d, marg) in s.pairs.items():
+                t = pair_totals.setdefault(pair, [0.0, 0.0, np.zeros(k)])
+                t[0] += n
+                t[1] += d
+                t[2] += marg
+        done += len(counted)
         if progress:
             progress("alpha", done, len(keys))
     n = np.array([s.n for s in stats])
@@ -400,6 +407,19 @@ def pixel_alpha(batch: Batch, *, bootstrap: int = 1000, confidence: float = 0.95
                           for (a, b), t in sorted(pair_totals.items())], columns=["pair", "alpha", "pixels"])
     images = pd.DataFrame(image_rows, columns=["image", "alpha", "pixels", "annotators"])
     return PixelAlpha(batch=batch_row, pairs=pairs, images=images)
+
+
+def _alpha_chunk(batch: Batch, settings) -> list[tuple[str, list[str], _ImageStats]]:
+    """``(image, annotators, statistics)`` of each image of a narrowed batch
+    (:func:`qa.engine._pool.batch_chunks`), in order."""
+    codes, k, max_pixels = settings
+    grouped = batch.by_image()
+    out = []
+    for key in batch.images:
+        names, labels, _, outside = image_labels(batch, key, codes=codes, max_pixels=max_pixels,
+                                                 objects=grouped.get(key, {}))
+        out.append((key, names, image_stats(names, labels, outside, k)))
+    return out
 
 
 def bootstrap_interval(n, diagonal, marginals, *, replicates: int = 1000, confidence: float = 0.95,

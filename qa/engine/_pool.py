@@ -1,8 +1,10 @@
 """Spreading per-image work over worker processes, chunk by chunk, results in order.
 
-The instance engine (:mod:`qa.engine.compare`) and the label-map engine (:mod:`qa.engine.semantic`)
-both cut their images into chunks, send each chunk to a worker and read the results back in order with
-a bounded number of chunks in flight, so the memory of the work never depends on the size of the batch.
+The instance engine (:mod:`qa.engine.compare`), the label-map engine (:mod:`qa.engine.semantic`), the
+rules (:mod:`qa.rules.check`), pixel alpha and the consensus (:mod:`qa.analytics`) cut their images into
+chunks, send each chunk to a worker and read the results back in order with a bounded number of chunks
+in flight, so the memory of the work never depends on the size of the batch. A chunk is either a list
+of compact per-image tasks or the batch narrowed to the chunk's images (:func:`batch_chunks`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import math
 import os
 from collections import deque
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 
 from qa.errors import ConfigError
+
+if TYPE_CHECKING:
+    from qa.model import Batch
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -91,3 +96,29 @@ def run_chunks(work: Callable[..., R], chunked: Iterable[list], cfg, workers: in
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def batch_chunks(batch: "Batch", chunks: Iterable[list[str]]) -> Iterator["Batch"]:
+    """For each list of image keys in ``chunks``, the batch narrowed to those images: every annotator
+    kept, each export holding the objects, images and id maps of the chunk only (objects in export
+    order within an image, which is their drawing order), no findings. The objects are shared, not
+    copied; a narrowed batch pickles to a worker with the chunk's objects only."""
+    from dataclasses import replace
+
+    grouped = {}
+    for name, export in batch.exports.items():
+        per_image: dict[str, list] = {}
+        for obj in export.objects:
+            per_image.setdefault(obj.image, []).append(obj)
+        grouped[name] = per_image
+    for keys in chunks:
+        exports = {}
+        for name, export in batch.exports.items():
+            per_image = grouped[name]
+            exports[name] = replace(
+                export, findings=[],
+                images={k: export.images[k] for k in keys if k in export.images},
+                objects=[o for k in keys for o in per_image.get(k, ())],
+                id_maps={k: export.id_maps[k] for k in keys if k in export.id_maps})
+        yield replace(batch, exports=exports, findings=[], images={k: batch.images[k] for k in keys},
+                      coverage={k: batch.coverage[k] for k in keys if k in batch.coverage})

@@ -1,6 +1,6 @@
 """Run a pack's rules over a batch and return the violations as Findings.
 
-The batch is checked a chunk of images at a time (:func:`image_chunks`), in this process or in worker
+The batch is checked a chunk of images at a time (:func:`qa.engine._pool.batch_chunks`), in this process or in worker
 processes; in a chunk, each selected rule runs once per annotator's export (or once over all
 annotators for the rules that compare them), with its parameters passed as arrays holding each
 object's value for its category. Every rule judges an object from the objects of its own image, so the
@@ -90,7 +90,7 @@ def check(batch: Batch, pack: Pack | str | None = "default", *, select=None, ext
     done = 0
     if progress:
         progress("check", 0, len(keys))
-    chunked = image_chunks(batch, _pool.chunks(keys, size))
+    chunked = _pool.batch_chunks(batch, _pool.chunks(keys, size))
     for found, images in _pool.run_chunks(_check_chunk, chunked, pack, workers):
         findings.extend(found)
         done += images
@@ -107,31 +107,6 @@ contexts' caches (:data:`qa.rules._context.CROP_CACHE_BYTES`) while every rule r
 def _images_per_chunk(batch: Batch) -> int:
     largest = max((im.width * im.height for im in batch.images.values()), default=1)
     return max(1, CHUNK_PIXELS // max(largest, 1))
-
-
-def image_chunks(batch: Batch, chunks):
-    """For each list of image keys in ``chunks``, the batch narrowed to those images: every annotator
-    kept, each export holding the objects, images and id maps of the chunk only (objects in export
-    order within an image, which is their drawing order), no findings."""
-    from dataclasses import replace
-
-    grouped = {}
-    for name, export in batch.exports.items():
-        per_image: dict[str, list] = {}
-        for obj in export.objects:
-            per_image.setdefault(obj.image, []).append(obj)
-        grouped[name] = per_image
-    for keys in chunks:
-        exports = {}
-        for name, export in batch.exports.items():
-            per_image = grouped[name]
-            exports[name] = replace(
-                export, findings=[],
-                images={k: export.images[k] for k in keys if k in export.images},
-                objects=[o for k in keys for o in per_image.get(k, ())],
-                id_maps={k: export.id_maps[k] for k in keys if k in export.id_maps})
-        yield replace(batch, exports=exports, findings=[], images={k: batch.images[k] for k in keys},
-                      coverage={k: batch.coverage[k] for k in keys if k in batch.coverage})
 
 
 def _check_chunk(batch: Batch, pack: Pack) -> tuple[list[Finding], int]:

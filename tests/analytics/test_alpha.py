@@ -155,6 +155,21 @@ def test_overlapping_instances_paint_in_z_order_then_export_order():
     assert pixel_alpha(batch, bootstrap=0).batch["alpha"].iloc[0] == 1.0
 
 
+@pytest.mark.parametrize("manifest", ["batch.toml", "batch_panoptic.toml"])
+def test_pixel_alpha_does_not_depend_on_the_workers(tmp_path, manifest):
+    """Images labelled in worker processes, a chunk each, give the same tables to the bit."""
+    import pandas as pd
+
+    from qa.synth import synthesize
+
+    synthesize(tmp_path, images=4, size=(64, 128), annotators=3, seed=6, faults=["bob:miss_small"], workers=1)
+    batch = qa.load(manifest=tmp_path / manifest)
+    serial, pooled = pixel_alpha(batch, bootstrap=20, workers=1), pixel_alpha(batch, bootstrap=20, workers=2)
+    for table in ("batch", "pairs", "images"):
+        pd.testing.assert_frame_equal(getattr(pooled, table), getattr(serial, table), check_exact=True)
+    assert len(serial.images) == 4 and serial.batch["alpha"].iloc[0] < 1
+
+
 def test_panoptic_void_pixels_have_no_value(tmp_path):
     from qa.formats.coco_panoptic import read_id_map
     from qa.model import Limits

@@ -7,7 +7,8 @@ import pytest
 
 import qa
 from qa.rules import check as check_module
-from qa.rules.check import _check_chunk, check, image_chunks, sort_findings
+from qa.engine._pool import batch_chunks
+from qa.rules.check import _check_chunk, check, sort_findings
 from qa.rules.packs import read
 
 FAULTS = ["*:jitter", "alice:drop_occluded", "bob:zorder", "carol:rule_faults"]
@@ -52,10 +53,10 @@ def test_findings_do_not_depend_on_chunks_or_workers(synth_batches, form, monkey
     assert _rows(check(batch, pack, workers=2)) == expected
 
 
-def test_image_chunks_narrow_every_export_and_keep_drawing_order(synth_batches):
+def test_batch_chunks_narrow_every_export_and_keep_drawing_order(synth_batches):
     batch = synth_batches["panoptic"]
     keys = list(batch.images)
-    parts = list(image_chunks(batch, [keys[:2], keys[2:3]]))
+    parts = list(batch_chunks(batch, [keys[:2], keys[2:3]]))
     assert [list(p.images) for p in parts] == [keys[:2], keys[2:3]]
     for part, wanted in zip(parts, [keys[:2], keys[2:3]]):
         assert part.annotators == batch.annotators and not part.findings

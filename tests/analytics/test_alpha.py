@@ -100,23 +100,30 @@ def test_pixel_alpha_equals_alpha_over_every_pixel():
     assert outside == 40 * 30 - (window[2] - window[0]) * (window[3] - window[1]) > 0
 
 
-@pytest.mark.parametrize("m", [2, 3, 4, 5])
-def test_image_stats_give_alpha_of_every_pixel_with_missing_values(m):
-    """Alpha from one image's statistics equals alpha over its pixels as units (no value: NaN), for all
-    annotators and for each pair; 4 and 5 annotators make o_cc fractions (m_u - 1 of 3 and 4)."""
+def _assert_stats_give_alpha_of_every_pixel(labels: np.ndarray, k: int) -> None:
+    """Alpha from :func:`image_stats` of ``labels`` (annotator, y, x; -1 no value) equals alpha over every
+    pixel as a unit, for all annotators and for each pair."""
     from qa.analytics.alpha import image_stats
 
-    rng = np.random.default_rng(m)
-    labels = rng.integers(0, 4, size=(m, 9, 13)).astype(np.int32)
-    labels[rng.random(labels.shape) < 0.25] = -1
+    m = len(labels)
     names = [f"r{i}" for i in range(m)]
-    stats = image_stats(names, labels, 0, 4)
+    stats = image_stats(names, labels, 0, k)
     data = np.where(labels >= 0, labels, np.nan).reshape(m, -1)
     assert alpha_from_counts(stats.n, stats.diagonal, stats.marginals) == pytest.approx(nominal_alpha(data),
                                                                                          rel=1e-12)
     for i, j in itertools.combinations(range(m), 2):
         n, d, marg = stats.pairs[(names[i], names[j])]
         assert alpha_from_counts(n, d, marg) == pytest.approx(nominal_alpha(data[[i, j]]), rel=1e-12)
+
+
+@pytest.mark.parametrize("m", [2, 3, 4, 5])
+def test_image_stats_give_alpha_of_every_pixel_with_missing_values(m):
+    """Alpha from one image's statistics equals alpha over its pixels as units (no value: NaN), for all
+    annotators and for each pair; 4 and 5 annotators make o_cc fractions (m_u - 1 of 3 and 4)."""
+    rng = np.random.default_rng(m)
+    labels = rng.integers(0, 4, size=(m, 9, 13)).astype(np.int32)
+    labels[rng.random(labels.shape) < 0.25] = -1
+    _assert_stats_give_alpha_of_every_pixel(labels, 4)
 
 
 @pytest.mark.parametrize("m", [2, 3, 5])
@@ -124,21 +131,12 @@ def test_image_stats_count_runs_of_equal_pixels_as_every_pixel(m):
     """The kernel counts a run of pixels with the same values from every annotator once, weighted by
     its length: blocky labels (runs of 1 to 12 pixels, some crossing rows, with missing values) give
     alpha over every pixel as units, overall and for each pair."""
-    from qa.analytics.alpha import image_stats
-
     rng = np.random.default_rng(10 + m)
     blocks = rng.integers(-1, 3, size=(m, 60))
     labels = np.repeat(blocks, rng.integers(1, 13, size=60), axis=1)
     width = 17
     labels = labels[:, :labels.shape[1] // width * width].reshape(m, -1, width).astype(np.int32)
-    names = [f"r{i}" for i in range(m)]
-    stats = image_stats(names, labels, 0, 3)
-    data = np.where(labels >= 0, labels, np.nan).reshape(m, -1)
-    assert alpha_from_counts(stats.n, stats.diagonal, stats.marginals) == pytest.approx(nominal_alpha(data),
-                                                                                         rel=1e-12)
-    for i, j in itertools.combinations(range(m), 2):
-        n, d, marg = stats.pairs[(names[i], names[j])]
-        assert alpha_from_counts(n, d, marg) == pytest.approx(nominal_alpha(data[[i, j]]), rel=1e-12)
+    _assert_stats_give_alpha_of_every_pixel(labels, 3)
 
 
 def test_overlapping_instances_paint_in_z_order_then_export_order():

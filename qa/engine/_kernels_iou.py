@@ -41,33 +41,53 @@ def _intersection_counts(buf_a, starts_a, boxes_a, buf_b, starts_b, boxes_b):
     nb = boxes_b.shape[0]
     out = np.zeros((na, nb), np.int64)
     for i in range(na):
-        ax0 = boxes_a[i, 0]
-        ay0 = boxes_a[i, 1]
-        ax1 = boxes_a[i, 2]
-        ay1 = boxes_a[i, 3]
-        wa = ax1 - ax0
-        if wa <= 0 or ay1 <= ay0:
-            continue
         for j in range(nb):
-            bx0 = boxes_b[j, 0]
-            by0 = boxes_b[j, 1]
-            bx1 = boxes_b[j, 2]
-            by1 = boxes_b[j, 3]
-            ox0 = max(ax0, bx0)
-            ox1 = min(ax1, bx1)
-            oy0 = max(ay0, by0)
-            oy1 = min(ay1, by1)
-            if ox0 >= ox1 or oy0 >= oy1:
-                continue
-            wb = bx1 - bx0
-            count = np.int64(0)
-            for y in range(oy0, oy1):
-                ra = starts_a[i] + (y - ay0) * wa - ax0
-                rb = starts_b[j] + (y - by0) * wb - bx0
-                for x in range(ox0, ox1):
-                    count += buf_a[ra + x] & buf_b[rb + x]
-            out[i, j] = count
+            out[i, j] = _pair_count(buf_a, starts_a, boxes_a, i, buf_b, starts_b, boxes_b, j)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _pairwise_intersections(buf, starts, boxes):
+    """Pixel intersections of the objects of one side with each other, each pair counted once.
+
+    Same layout as :func:`_intersection_counts` (objects of one annotator, which may overlap);
+    ``out[i, j]`` for ``i < j``, zero on and below the diagonal.
+    """
+    n = boxes.shape[0]
+    out = np.zeros((n, n), np.int64)
+    for i in range(n):
+        for j in range(i + 1, n):
+            out[i, j] = _pair_count(buf, starts, boxes, i, buf, starts, boxes, j)
+    return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pair_count(buf_a, starts_a, boxes_a, i, buf_b, starts_b, boxes_b, j):
+    """Pixels in both crop ``i`` of A and crop ``j`` of B (0 without reading a pixel when their bboxes
+    do not overlap)."""
+    ax0 = boxes_a[i, 0]
+    ay0 = boxes_a[i, 1]
+    ax1 = boxes_a[i, 2]
+    ay1 = boxes_a[i, 3]
+    bx0 = boxes_b[j, 0]
+    by0 = boxes_b[j, 1]
+    bx1 = boxes_b[j, 2]
+    by1 = boxes_b[j, 3]
+    ox0 = max(ax0, bx0)
+    ox1 = min(ax1, bx1)
+    oy0 = max(ay0, by0)
+    oy1 = min(ay1, by1)
+    if ox0 >= ox1 or oy0 >= oy1:
+        return 0
+    wa = ax1 - ax0
+    wb = bx1 - bx0
+    count = np.int64(0)
+    for y in range(oy0, oy1):
+        ra = starts_a[i] + (y - ay0) * wa - ax0
+        rb = starts_b[j] + (y - by0) * wb - bx0
+        for x in range(ox0, ox1):
+            count += buf_a[ra + x] & buf_b[rb + x]
+    return count
 
 
 @njit(cache=True, nogil=True)

@@ -262,7 +262,7 @@ class ExportContext:
         Areas and bboxes are the crops' (the same as pycocotools' ``area`` and ``toBbox`` on each RLE,
         tested); pairs are counted by the comparison's intersection kernel, all pairs of an image in one
         call; a pair of panoptic segments never overlaps unless both are listed under one id."""
-        from qa.engine._kernels_iou import _intersection_counts
+        from qa.engine._kernels_iou import _pairwise_intersections
 
         area = np.zeros(self.n, dtype=np.float64)
         box = np.zeros((self.n, 4), dtype=np.int64)
@@ -278,8 +278,7 @@ class ExportContext:
                 ids = np.array([self.objects[k].segment_id for k in idx], dtype=np.int64)
                 inter = np.where(ids[:, None] == ids[None, :], crops.areas[:, None], 0)
             else:
-                inter = _intersection_counts(crops.buf, crops.starts, crops.boxes,
-                                             crops.buf, crops.starts, crops.boxes)
+                inter = _pairwise_intersections(crops.buf, crops.starts, crops.boxes)
             a, b = np.nonzero(np.triu(inter, k=1))
             pair_i.append(idx[a])
             pair_j.append(idx[b])

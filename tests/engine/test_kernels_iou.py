@@ -7,7 +7,7 @@ import pytest
 from pycocotools import mask as mask_utils
 from reference import ref_intersection_counts
 
-from qa.engine._kernels_iou import _crowd_cover, _intersection_counts
+from qa.engine._kernels_iou import _crowd_cover, _intersection_counts, _pairwise_intersections
 from qa.engine._masks import mask_to_rle, rle_crops, segment_crops
 
 
@@ -43,6 +43,19 @@ def test_intersections_match_full_masks(seed):
     got = _counts(masks_a, masks_b, h, w)
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, ref_intersection_counts(masks_a, masks_b).reshape(got.shape))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pairwise_intersections_of_one_side_count_each_pair_once(seed):
+    """The rules' overlaps: one annotator's objects against each other, the upper triangle of the
+    all-pairs counts (zeros on and below the diagonal)."""
+    rng = np.random.default_rng(100 + seed)
+    h, w = rng.integers(1, 48, size=2)
+    masks = _random_masks(rng, rng.integers(0, 12), h, w)
+    crops = rle_crops([mask_to_rle(m) for m in masks], h, w)
+    got = _pairwise_intersections(crops.buf, crops.starts, crops.boxes)
+    expected = np.triu(ref_intersection_counts(masks, masks).reshape(len(masks), len(masks)), k=1)
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_intersections_agree_with_pycocotools_iou():

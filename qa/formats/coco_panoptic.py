@@ -165,5 +165,5 @@ def _read_image_segments(export, image, raw, index, path, png_dir, categories, l
     for seg_id in sorted(present - declared):
         export.findings.append(finding("FMT010", f"segment id {seg_id} is in {png_name} but not in "
                                                  "segments_info; its pixels count as unlabelled",
-                                       src, image=image.key, severity="warning"))
+                                       src, image=image.key))
     export.id_maps[image.key] = png

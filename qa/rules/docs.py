@@ -35,7 +35,7 @@ Families:
 | OCC | occlusion | occluded flags against the geometry, and across annotators |
 | LAY | layers | z_order and drawing order of overlapping objects, and across annotators |
 | VTX | vertices | vertex density and polygon validity (shapely 2, vectorised over all vertices) |
-| FMT | format | FMT001-FMT011 while loading; FMT101 and up: declared fields against the geometry |
+| FMT | format | FMT001-FMT023 while loading; FMT101 and up: declared fields against the geometry |
 | ALN | alignment | how the annotators' exports pair up (raised while aligning) |
 
 Each violation carries the rule id, the severity, the annotator, the image, the object's place in

@@ -46,6 +46,8 @@ class Run:
     """The long scores table (pandas DataFrame; see the comparison), None with one annotator."""
     violations: list = field(default_factory=list)
     """Rule violations (:class:`~qa.model.Finding`) of the run's pack."""
+    findings: list = field(default_factory=list)
+    """Findings raised from the comparison of the whole batch (agreement codes such as ``AGR001``)."""
     pack: object = None
     """The resolved rule pack (:class:`qa.rules.packs.Pack`), or None when rules were not run."""
     analytics: object = None
@@ -347,9 +349,13 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     analysed = None
     if comparison is not None and analytics:
         analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels,
-                                   workers=workers, progress=progress)
+                                   workers=workers, progress=progress, pack=resolved)
         settings["analytics"] = analysed.settings
         summary["analytics"] = analysed.summary(top=50)
+        if analysed.findings:
+            from qa.rules.check import finding_dict
+
+            summary["findings"] = summary["findings"] + [finding_dict(f) for f in analysed.findings]
         import pandas as pd
 
         scores = pd.concat([scores, analysed.scores], ignore_index=True) \
@@ -357,6 +363,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     if gate is not None:
         settings.update(gate=str(gate), baseline=baseline, max_drop=max_drop)
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
+                 findings=list(analysed.findings) if analysed is not None else [],
                  comparison=comparison, scores=scores, analytics=analysed, semantic=semantic,
                  boundaries=boundaries,
                  boundary_disagreement=boundaries.table if boundaries is not None else None,

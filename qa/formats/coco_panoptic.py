@@ -7,6 +7,15 @@ A pixel's segment id is ``R + 256 G + 256^2 B``; id 0 is unlabelled (void). The 
 Each segment becomes an :class:`~qa.model.Object` of kind ``"segment"``; the export's ``id_maps`` maps
 each image key to its PNG. The PNG is decoded once at load to check it against ``segments_info``
 (size, ids present in one and not the other); the comparison decodes it again when it needs pixels.
+
+**panopticapi's 2-channel format.** Some PNGs hold the category id in the first channel and the
+instance id in the second (the third is zero; panopticapi's ``sample_data/panoptic_examples_2ch_format``
+and ``converters/2channels2panoptic_coco_format.py``). Decoded as above, a pixel's id is then
+``category + 256 instance``, which names one segment per (category, instance) exactly, so such a PNG is
+read as it is: a PNG none of whose ids is in ``segments_info``, with no third channel and whose every
+first-channel value is a category id (or 0, void) gives one segment per id, of category ``id % 256``,
+without ``iscrowd``, area or bbox. The export reports it once (``FMT023``, info) instead of a
+``FMT010`` line per segment.
 """
 
 from __future__ import annotations
@@ -86,6 +95,7 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
             continue
         by_image_id[raw["image_id"]] = (index, raw)
 
+    two_channel = []
     for image_id, (image, _annotator) in images.items():
         if image.key in export.images:
             export.findings.append(finding("FMT005", f"file name {image.file_name!r} appears twice; the first is "
@@ -95,8 +105,36 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
         if image_id not in by_image_id:
             continue
         index, raw = by_image_id[image_id]
-        _read_image_segments(export, image, raw, index, path, png_dir, categories, limits)
+        if _read_image_segments(export, image, raw, index, path, png_dir, categories, limits):
+            two_channel.append((image, Source(str(path), index, raw["image_id"])))
+    if two_channel:
+        image, src = two_channel[0]
+        n = len(two_channel)
+        export.findings.append(finding(
+            "FMT023", f"{n} of {len(by_image_id)} PNGs (the first {image.key!r}) are in panopticapi's 2-channel "
+                      "format (R = category id, G = instance id, B = 0), not RGB ids: their segments are read from "
+                      "the PNGs, one per category and instance; segments_info ids, areas and iscrowd are not used",
+            src, image=image.key))
     return [export]
+
+
+def _two_channel_segments(export, image, id_map, present, declared_ids, categories, png, src) -> bool:
+    """Read an image's segments from a 2-channel PNG when it is one (see the module docstring)."""
+    ids = np.fromiter(present, dtype=np.int64, count=len(present))
+    if not len(ids) or ids.max() >= 1 << 16 or present & declared_ids:
+        return False
+    cats = ids & 255
+    if not all(c == 0 or c in categories for c in cats.tolist()) or not cats.any():
+        return False
+    for seg_id, cat in sorted(zip(ids.tolist(), cats.tolist())):
+        if cat == 0:
+            continue  # void
+        export.objects.append(Object(
+            annotator="", image=image.key, category=categories[cat].name, kind="segment",
+            source=Source(src.file, src.index, seg_id, src.section), segment_id=seg_id, iscrowd=False,
+            attributes={"instance": seg_id >> 8, "png_format": "2-channel"}))
+    export.id_maps[image.key] = png
+    return True
 
 
 def _read_image_segments(export, image, raw, index, path, png_dir, categories, limits):
@@ -126,6 +164,9 @@ def _read_image_segments(export, image, raw, index, path, png_dir, categories, l
                                        image=image.key))
         return
     present = set(np.unique(id_map).tolist()) - {0}
+    declared_ids = {seg.get("id") for seg in raw["segments_info"] if isinstance(seg, dict) and _is_int(seg.get("id"))}
+    if _two_channel_segments(export, image, id_map, present, declared_ids, categories, png, src):
+        return True
     declared = set()
     for k, seg in enumerate(raw["segments_info"]):
         seg_id = seg.get("id") if isinstance(seg, dict) else None
@@ -167,3 +208,4 @@ def _read_image_segments(export, image, raw, index, path, png_dir, categories, l
                                                  "segments_info; its pixels count as unlabelled",
                                        src, image=image.key))
     export.id_maps[image.key] = png
+    return False

@@ -598,9 +598,9 @@ _LOAD_DOCS = {
     "FMT023": """
         ## What it checks
         COCO panoptic PNGs in panopticapi's 2-channel format (the first channel the category
-        id, the second the instance id, the third zero) instead of RGB ids. Detected per export
-        when the JSON's segment ids are absent from the PNGs and every first-channel value is a
-        category id; the segments are then read from the PNGs (one per category and instance).
+        id, the second the instance id, the third zero) instead of RGB ids: a PNG none of whose
+        ids is in `segments_info` and whose every first-channel value is a category id. Its
+        segments are read from the PNG (one per category and instance); reported once per export.
 
         ## Why it matters
         Read as RGB ids, nothing in such a PNG matches `segments_info`: every segment would be

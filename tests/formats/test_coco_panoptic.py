@@ -117,3 +117,42 @@ def test_png_dir_option_and_large_ids(tmp_path):
     assert batch.exports["a"].findings == []
     _check_segment_areas(batch, doc)
     assert batch.categories["road"].isthing is False
+
+
+# --- panopticapi's 2-channel PNGs ----------------------------------------------------------------------
+
+def test_two_channel_pngs_are_read_as_category_and_instance(shared_data):
+    # The sample's JSON with its 2-channel PNGs (R category id, G instance id): no JSON id is in these
+    # PNGs, so this loaded 0 objects with a hundred FMT010 lines and no word of why.
+    path = shared_data / SAMPLE
+    png_dir = path.parent / "panoptic_examples_2ch_format"
+    [two] = load(path, "two", options={"png_dir": str(png_dir)})
+    [rgb] = load(path, "rgb")
+    assert [f.code for f in two.findings] == ["FMT023"] and two.findings[0].severity == "info"
+    assert two.findings[0].message.startswith("2 of 2 PNGs")
+    assert len(two.objects) == len(rgb.objects) == 50
+    # pixel for pixel, each 2-channel segment is one RGB segment of the same category
+    for key in rgb.id_maps:
+        ids_two = read_id_map(two.id_maps[key], Limits())
+        ids_rgb = read_id_map(rgb.id_maps[key], Limits())
+        cat_two = {o.segment_id: o.category for o in two.objects if o.image == key}
+        cat_rgb = {o.segment_id: o.category for o in rgb.objects if o.image == key}
+        pairs = set(zip(ids_two.ravel().tolist(), ids_rgb.ravel().tolist()))
+        assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})  # one to one
+        assert all(cat_two[a] == cat_rgb[b] for a, b in pairs if a and b)
+    batch = qa.load(f"rgb={path}", qa.manifest.ExportSpec("two", path, "coco_panoptic", {"png_dir": str(png_dir)}))
+    assert sum(o.iscrowd for o in batch.objects("two")) == 0
+
+
+def test_an_rgb_png_with_wrong_ids_is_not_taken_for_two_channels(tmp_path):
+    ids = np.zeros((4, 6), np.uint32)
+    ids[1:3, 1:3] = 1 + 256 * 300  # a third channel: not 2-channel
+    rgb = np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], axis=-1).astype(np.uint8)
+    (tmp_path / "p").mkdir()
+    PILImage.fromarray(rgb, "RGB").save(tmp_path / "p" / "p.png")
+    doc = {"images": [{"id": 1, "file_name": "p.jpg", "width": 6, "height": 4}],
+           "categories": [{"id": 1, "name": "car", "isthing": 1}],
+           "annotations": [{"image_id": 1, "file_name": "p.png", "segments_info": [
+               {"id": 7, "category_id": 1, "area": 4, "bbox": [1, 1, 2, 2], "iscrowd": 0}]}]}
+    [export] = load(write_json(tmp_path / "p.json", doc), "a")
+    assert sorted(f.code for f in export.findings) == ["FMT010", "FMT010"] and export.objects == []

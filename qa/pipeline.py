@@ -77,7 +77,8 @@ def _specs(exports) -> list[ExportSpec]:
 
 
 def load(*exports, manifest=None, aliases: dict | None = None, categories: list[str] | None = None,
-         max_pixels: int | None = None, progress: Progress | None = None) -> Batch:
+         max_pixels: int | None = None, progress: Progress | None = None,
+         format_options: dict | None = None) -> Batch:
     """Load several annotators' exports and align them into one batch.
 
     Parameters
@@ -95,6 +96,9 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
         Largest image accepted (default 100 megapixels).
     progress : callable, optional
         ``progress(stage, done, total)``.
+    format_options : dict, optional
+        ``{format: {option: value}}`` for every export read in that format, over the manifest's
+        options (``{"binary_masks": {"foreground": "black"}}``: ``--foreground``, ``--threshold``).
 
     Returns
     -------
@@ -114,11 +118,11 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
     ['alice', 'bob']
     """
     return _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
-                 max_pixels=max_pixels, progress=progress)[0]
+                 max_pixels=max_pixels, progress=progress, format_options=format_options)[0]
 
 
 def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
-          progress: Progress | None = None) -> tuple[Batch, dict]:
+          progress: Progress | None = None, format_options=None) -> tuple[Batch, dict]:
     """:func:`load`, plus the alias report the alignment recorded (``Batch.alias_report``)."""
     from qa.formats import load as load_export
 
@@ -139,9 +143,14 @@ def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=Non
         if progress:
             progress("load", done, len(specs))
         loaded.extend(load_export(spec.path, spec.annotator, format=spec.format, limits=limits,
-                                  options=spec.options))
+                                  options=spec.options, format_options=format_options))
     if progress:
         progress("load", len(specs), len(specs))
+    unused = sorted(set(format_options or {}) - {e.format for e in loaded})
+    if unused:
+        found = ", ".join(sorted({e.format for e in loaded}))
+        raise ConfigError(f"options for {unused[0]} exports were given (--foreground, --threshold), but no "
+                          f"export was read as {unused[0]} (formats: {found})")
     batch = align(loaded, aliases=merged_aliases,
                   categories=categories if categories is not None else (man.categories if man else None))
     if man is not None:
@@ -266,10 +275,11 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         select=None, ignore=None, gate=None, baseline=None, max_drop=None, db=None, store: bool = True,
         lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
         iou_threshold: float = 0.5, workers: int | None = None, analytics: bool = True,
-        instances: str = "classes", report=None, report_pictures: int | None = None) -> Run:
+        instances: str = "classes", report=None, report_pictures: int | None = None,
+        format_options: dict | None = None) -> Run:
     """Run every stage on a batch and return what it produced.
 
-    Takes the same arguments as :func:`load`, plus ``pack`` (a built-in pack name, a pack file or
+    Takes the same arguments as :func:`load` (``format_options`` too), plus ``pack`` (a built-in pack name, a pack file or
     None to skip the rules) and ``select``/``ignore`` (rule ids or prefixes applied after the pack), and:
 
     Parameters
@@ -308,8 +318,10 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
 
     started = _utcnow()
     batch, alias_counts = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
-                                max_pixels=max_pixels, progress=progress)
+                                max_pixels=max_pixels, progress=progress, format_options=format_options)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
+    if format_options:
+        settings["format_options"] = format_options
     if instances != "classes":
         from qa.engine.semantic import with_instances
 

@@ -292,8 +292,9 @@ def _offset_intervals(values, groups, *, min_pairs, bootstrap, confidence, seed)
     """Bootstrap interval of each group's mean offset (see :func:`offset_distribution`'s Notes).
 
     ``groups`` has one row per (annotator, category) in sorted order; returns ``(low, high, unit)``
-    arrays aligned with it. Replicates draw multinomial weights per image (or per pair), so a group
-    costs one ``(bootstrap, images)`` weight matrix and two matrix-vector products.
+    arrays aligned with it. A replicate draws the group's images (or pairs) with replacement as an index
+    array and sums the drawn images' offset sums and counts; replicates go in blocks of at most
+    :data:`_DRAWS_PER_BLOCK` drawn indices, so memory stays bounded whatever the batch.
     """
     n = len(groups)
     low = np.full(n, np.nan)
@@ -311,19 +312,33 @@ def _offset_intervals(values, groups, *, min_pairs, bootstrap, confidence, seed)
         offsets = g["signed_offset_px"].to_numpy(dtype=np.float64)
         codes = np.unique(g["image"].astype(str).to_numpy(), return_inverse=True)[1].ravel()
         n_images = int(codes.max()) + 1 if len(codes) else 0
-        rng = np.random.default_rng([int(seed), k])
         if n_images >= MIN_CLUSTER_IMAGES:
             sums = np.bincount(codes, weights=offsets, minlength=n_images)
             counts = np.bincount(codes, minlength=n_images).astype(np.float64)
-            weights = rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=int(bootstrap))
-            means = (weights @ sums) / (weights @ counts)
             unit[k] = "images"
         else:
-            weights = rng.multinomial(len(offsets), np.full(len(offsets), 1.0 / len(offsets)), size=int(bootstrap))
-            means = (weights @ offsets) / len(offsets)
+            sums, counts = offsets, np.ones(len(offsets))
             unit[k] = "pairs"
+        means = _bootstrap_means(sums, counts, int(bootstrap), np.random.default_rng([int(seed), k]))
         low[k], high[k] = np.quantile(means, [tail, 1.0 - tail])
     return low, high, unit
+
+
+_DRAWS_PER_BLOCK = 1 << 22
+"""Drawn indices held at once by :func:`_bootstrap_means` (32 MB of int64)."""
+
+
+def _bootstrap_means(sums, counts, replicates: int, rng) -> np.ndarray:
+    """``replicates`` pooled means ``sum(sums[draw]) / sum(counts[draw])``, each drawing ``len(sums)``
+    units with replacement."""
+    n = len(sums)
+    out = np.empty(replicates)
+    block = max(1, _DRAWS_PER_BLOCK // max(n, 1))
+    for start in range(0, replicates, block):
+        stop = min(start + block, replicates)
+        draw = rng.integers(0, n, size=(stop - start, n))
+        out[start:stop] = sums[draw].sum(axis=1) / counts[draw].sum(axis=1)
+    return out
 
 
 # --- category-pair boundaries ------------------------------------------------------------------------

@@ -4,8 +4,16 @@ Mismatches are findings, never exceptions:
 
 - ``ALN001`` an image is missing for some annotators;
 - ``ALN002`` annotators declare different sizes for one image (the minority is left out of comparison);
-- ``ALN003`` a category is not known to every annotator, or not in the declared category list;
-- ``ALN004`` a file name could not be paired unambiguously.
+- ``ALN003`` a category with objects is unknown to some annotator (neither declared nor used), or not
+  in the declared category list;
+- ``ALN004`` a file name could not be paired unambiguously;
+- ``ALN005`` an export declares categories that no export has objects of and that other exports (or
+  the declared list) do not declare: one info finding per export, however many.
+
+Only categories with objects count for ``ALN003``: a category an export lists but never uses cannot
+make objects fail to match, so a COCO export of 2 categories against a COCO panoptic export declaring
+the 133 of COCO panoptic gives warnings for the categories the panoptic export uses (which the COCO
+export does not know) and one ``ALN005`` line for the rest.
 
 Category aliases map messy names onto one category. A pattern is an exact name, a glob (``car_*``) or a
 regular expression prefixed with ``re:`` (``re:^a?car_\\d+$``), matched against the whole name. Exact
@@ -27,9 +35,21 @@ from qa.model import Batch, Category, Export, Finding
 ALIGN_CODES: dict[str, tuple[str, str]] = {
     "ALN001": ("image-missing", "an image is labelled by some annotators and not by others"),
     "ALN002": ("image-size-disagreement", "annotators declare different sizes for the same image"),
-    "ALN003": ("category-unmatched", "a category is not known to every annotator or not in the declared list"),
+    "ALN003": ("category-unmatched", "a category with objects is unknown to some annotator or not in the "
+                                     "declared list"),
     "ALN004": ("ambiguous-file-name", "a file name pairs with more than one image"),
+    "ALN005": ("declared-only-categories", "an export declares categories no export has objects of and others "
+                                           "do not declare"),
 }
+
+ALIGN_SEVERITY: dict[str, str] = {"ALN001": "warning", "ALN002": "error", "ALN003": "warning",
+                                  "ALN004": "warning", "ALN005": "info"}
+"""The one severity of each alignment code (what ``qa rules list`` shows)."""
+
+
+def _finding(code: str, message: str, **where) -> Finding:
+    """An alignment finding with its code's severity."""
+    return Finding(code, ALIGN_SEVERITY[code], message, **where)
 
 
 def compile_aliases(aliases: dict[str, list[str] | str] | None):
@@ -160,12 +180,65 @@ def _rekey_by_basename(exports: list[Export]) -> tuple[bool, list[Finding]]:
             by_base[PurePosixPath(key).name].append(key)
         for base, keys in sorted(by_base.items()):
             if len(keys) > 1:
-                findings.append(Finding(
-                    "ALN004", "warning",
+                findings.append(_finding(
+                    "ALN004",
                     f"base name {base!r} occurs {len(keys)} times in {e.annotator}'s export ({', '.join(keys)}), "
                     "so images are paired by full file name although folders differ between exports; "
                     "make the folders agree", annotator=e.annotator, image=keys[0]))
     return not findings, findings
+
+
+def _names(names, shown: int = 5) -> str:
+    """``'a', 'b' and 3 more``: the first few of a sorted list of names."""
+    head = ", ".join(map(repr, names[:shown]))
+    return head if len(names) <= shown else f"{head} and {len(names) - shown} more"
+
+
+def _category_findings(exports, names, known_by, mapping, canonical, declared) -> list[Finding]:
+    """ALN003 for each category with objects that some annotator does not know (or the declared list
+    lacks); one ALN005 per export for the categories it declares that no export has objects of."""
+    used_by: dict[str, Counter] = defaultdict(Counter)
+    for e in exports:
+        for obj in e.objects:  # categories are canonical already
+            used_by[obj.category][e.annotator] += 1
+    findings = []
+    for c in canonical:
+        users = used_by.get(c)
+        if not users:
+            continue
+        n = sum(users.values())
+        objects = f"{n} object{'s' * (n != 1)}"
+        if declared and c not in declared:
+            raws = sorted(r for r, k in mapping.items() if k == c)
+            findings.append(_finding("ALN003", f"category {c!r} (from {', '.join(map(repr, raws))}; {objects}) is "
+                                               "not in the declared category list; add an alias or the category"))
+        elif len(exports) > 1 and len(known_by[c]) < len(exports):
+            missing = sorted(set(names) - known_by[c])
+            findings.append(_finding("ALN003", f"category {c!r} is used by {', '.join(sorted(users))} but not by "
+                                               f"{', '.join(missing)}, which {'does' if len(missing) == 1 else 'do'} "
+                                               f"not declare it either ({objects}); add an alias if it is another "
+                                               "name for a known category"))
+    for e in exports:
+        lone = []
+        others: set[str] = set()
+        for c in sorted(e.categories):  # canonical names by now
+            if c in used_by:
+                continue
+            lacking = set(names) - known_by[c]
+            outside = bool(declared) and c not in declared
+            if lacking or outside:
+                lone.append(c)
+                others |= lacking
+                if outside:
+                    others.add("the declared category list")
+        if lone:
+            who = sorted(others - {"the declared category list"}) + sorted(others & {"the declared category list"})
+            findings.append(_finding(
+                "ALN005", f"{e.annotator} declares {len(lone)} categor{'y' if len(lone) == 1 else 'ies'} that no "
+                          f"export has objects of and {' or '.join([', '.join(who[:-1]), who[-1]] if len(who) > 1 else who)} "
+                          f"{'does' if len(who) == 1 else 'do'} not declare: {_names(lone)}; declared-only categories "
+                          "take no part in the comparison", annotator=e.annotator))
+    return findings
 
 
 def align(exports: list[Export], *, aliases: dict | None = None,
@@ -232,19 +305,8 @@ def align(exports: list[Export], *, aliases: dict | None = None,
         for obj in e.objects:
             obj.category = mapping[obj.category]
         e.categories = {mapping[k]: canonical_categories[mapping[k]] for k in e.categories}
-    declared = set(categories or [])
-    for canonical in sorted(canonical_categories):
-        users = known_by[canonical]
-        if declared and canonical not in declared:
-            raws = sorted(r for r, c in mapping.items() if c == canonical)
-            findings.append(Finding("ALN003", "warning",
-                                    f"category {canonical!r} (from {', '.join(map(repr, raws))}) is not in the "
-                                    f"declared category list; add an alias or the category"))
-        elif len(exports) > 1 and len(users) < len(exports):
-            missing = sorted(set(names) - users)
-            findings.append(Finding("ALN003", "warning",
-                                    f"category {canonical!r} is used by {', '.join(sorted(users))} but not by "
-                                    f"{', '.join(missing)}; add an alias if it is another name for a known category"))
+    findings.extend(_category_findings(exports, names, known_by, mapping, sorted(canonical_categories),
+                                       set(categories or [])))
 
     # Images: pair by normalised file name, or by base name when folders differ between tools.
     rekey, ambiguous = _rekey_by_basename(exports)
@@ -271,13 +333,13 @@ def align(exports: list[Export], *, aliases: dict | None = None,
         if len(sizes) > 1:
             detail = ", ".join(f"{e.annotator} {e.images[key].width}x{e.images[key].height}" for e in holders)
             out = sorted(e.annotator for e in holders if e not in agreeing)
-            findings.append(Finding("ALN002", "error",
-                                    f"image sizes disagree ({detail}); {', '.join(out)} left out of comparison "
+            findings.append(_finding("ALN002",
+                                     f"image sizes disagree ({detail}); {', '.join(out)} left out of comparison "
                                     "for this image", image=key))
         if len(holders) < len(exports):
             missing = sorted(set(names) - {e.annotator for e in holders})
-            findings.append(Finding("ALN001", "warning",
-                                    f"image is not labelled by {', '.join(missing)}", image=key))
+            findings.append(_finding("ALN001",
+                                     f"image is not labelled by {', '.join(missing)}", image=key))
         images[key] = agreeing[0].images[key]
         coverage[key] = tuple(e.annotator for e in agreeing)
     return Batch(

@@ -170,9 +170,7 @@ def _add_run(sub) -> None:
     p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
                    help="what stdout carries (default: text)")
     p.add_argument("--max-pixels", type=int, metavar="N", help="largest image accepted (default 100000000)")
-    p.add_argument("--input-format", metavar="FORMAT",
-                   help="read every NAME=PATH export as FORMAT (coco, coco_panoptic, cvat, label_studio, "
-                        "labelme) instead of detecting it; manifest exports use their 'format' key")
+    _add_input_options(p)
     _add_pack_options(p, gate=True)
     p.add_argument("--tolerance", dest="tolerances", type=float, action="append", metavar="PX",
                    help="boundary tolerance in pixels; repeatable (default: 1, 2 and 4)")
@@ -192,6 +190,51 @@ def _add_run(sub) -> None:
     _add_gate_options(p)
     _add_report_options(p)
     p.set_defaults(handler=_cmd_run)
+
+
+INPUT_FORMATS = ("coco_panoptic", "coco", "cvat", "label_studio", "labelme", "binary_masks", "labelmap")
+"""The names --input-format takes (qa.formats.FORMATS, which a test keeps this in step with; importing
+qa.formats here would slow every command's start)."""
+
+
+def _add_input_options(p) -> None:
+    """How exports are read: --input-format, and the binary-mask options for every binary-mask export."""
+    p.add_argument("--input-format", metavar="FORMAT",
+                   help=f"read every NAME=PATH export as FORMAT ({', '.join(INPUT_FORMATS)}) instead of detecting "
+                        "it; manifest exports use their 'format' key")
+    p.add_argument("--foreground", choices=("white", "black", "auto"),
+                   help="binary masks: which colour is foreground (default auto: the colour that does not cover "
+                        "the masks' border); for every binary-mask export, over the manifest's options")
+    p.add_argument("--threshold", type=float, metavar="T",
+                   help="binary masks: grey threshold as a fraction of full scale, in (0, 1) (default 0.5); "
+                        "for every binary-mask export, over the manifest's options")
+
+
+def _input_exports(args) -> list:
+    """The NAME=PATH exports, with --input-format applied."""
+    exports = list(args.exports)
+    if args.input_format is not None:
+        from dataclasses import replace
+
+        from qa.formats import FORMATS
+        from qa.manifest import parse_spec
+
+        if args.input_format not in FORMATS:
+            raise UsageError(f"--input-format {args.input_format!r} is not one of: {', '.join(FORMATS)}")
+        exports = [replace(parse_spec(e), format=args.input_format) for e in exports]
+    return exports
+
+
+def _format_options(args) -> dict | None:
+    """``{"binary_masks": {...}}`` from --foreground and --threshold, or None when neither is given."""
+    options = {}
+    if args.foreground is not None:
+        options["foreground"] = args.foreground
+    if args.threshold is not None:
+        if not 0 < args.threshold < 1:
+            raise UsageError(f"--threshold must lie between 0 and 1 (a fraction of full scale), got {args.threshold:g}")
+        options["threshold"] = args.threshold
+    return {"binary_masks": options} if options else None
 
 
 def _parse_aliases(items: list[str]) -> dict[str, list[str]]:
@@ -222,16 +265,8 @@ def _cmd_run(args) -> int:
         raise UsageError("--workers must be at least 1")
     if args.gate is None and (args.baseline is not None or args.junit is not None):
         raise UsageError("--baseline and --junit need --gate PACK")
-    exports = args.exports
-    if args.input_format is not None:
-        from dataclasses import replace
-
-        from qa.formats import FORMATS
-        from qa.manifest import parse_spec
-
-        if args.input_format not in FORMATS:
-            raise UsageError(f"--input-format {args.input_format!r} is not one of: {', '.join(FORMATS)}")
-        exports = [replace(parse_spec(e), format=args.input_format) for e in exports]
+    exports = _input_exports(args)
+    format_options = _format_options(args)
     bar, progress = _progress_printer()
     if bar is not None:
         bar.start()
@@ -242,7 +277,8 @@ def _cmd_run(args) -> int:
                      max_drop=args.max_drop, db=_db(args), store=not args.no_store,
                      lock_timeout=args.lock_timeout, progress=progress,
                      tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
-                     workers=args.workers, instances=args.instances, report=_report_path(args))
+                     workers=args.workers, instances=args.instances, report=_report_path(args),
+                     format_options=format_options)
     finally:
         if bar is not None:
             bar.stop()
@@ -758,6 +794,7 @@ def _add_check(sub) -> None:
     p.add_argument("-m", "--manifest", type=Path, help="a batch manifest (TOML)")
     p.add_argument("--alias", action="append", default=[], metavar="CANONICAL=PATTERN",
                    help="map category names onto one (exact name, glob, or re:regex); repeatable")
+    _add_input_options(p)
     p.add_argument("--extend-select", action="append", metavar="CODES",
                    help="rule ids or prefixes to run in addition to the pack's selection (comma-separated)")
     p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text",
@@ -781,7 +818,8 @@ def _cmd_check(args) -> int:
         raise UsageError("--workers must be at least 1")
     pack = override(read(args.pack or "default"), select=_selectors(args.select),
                     extend_select=_selectors(args.extend_select), ignore=_selectors(args.ignore))
-    batch = load(*args.exports, manifest=args.manifest, aliases=_parse_aliases(args.alias))
+    batch = load(*_input_exports(args), manifest=args.manifest, aliases=_parse_aliases(args.alias),
+                 format_options=_format_options(args))
     bar, progress = _progress_printer()
     if bar is not None:
         bar.start()
@@ -950,6 +988,9 @@ def _add_consensus(sub) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("exports", nargs="*", metavar="NAME=PATH", help="an annotator's export, as name=path")
     p.add_argument("-m", "--manifest", type=Path, help="a batch manifest (TOML)")
+    p.add_argument("--alias", action="append", default=[], metavar="CANONICAL=PATTERN",
+                   help="map category names onto one (exact name, glob, or re:regex); repeatable")
+    _add_input_options(p)
     p.add_argument("--method", choices=("vote", "staple"), default="vote",
                    help="consensus mask by pixel vote (default) or STAPLE")
     p.add_argument("--quorum", default="majority", metavar="Q",
@@ -983,7 +1024,8 @@ def _cmd_consensus(args) -> int:
     if bar is not None:
         bar.start()
     try:
-        batch = load(*args.exports, manifest=args.manifest, progress=progress)
+        batch = load(*_input_exports(args), manifest=args.manifest, aliases=_parse_aliases(args.alias),
+                     format_options=_format_options(args), progress=progress)
         if len(batch.annotators) < 2:
             raise UsageError("a consensus needs at least two annotators (three or more to outvote one)")
         result = build_consensus(batch, method=args.method, quorum=quorum, ties=args.ties,

@@ -138,8 +138,8 @@ def read_manifest(path) -> Manifest:
         if not isinstance(options, dict):
             raise ConfigError("'options' must be a table", path=path, where=where)
         # absolute, so a loader that resolves a relative folder against its export file does not do it twice
-        options = {k: (os.path.abspath(path.parent / v) if k.endswith("_dir") and isinstance(v, str) else v)
-                   for k, v in options.items()}
+        options = {k: (os.path.abspath(path.parent / v) if k.endswith(("_dir", "_file")) and isinstance(v, str)
+                       else v) for k, v in options.items()}
         if classes is not None and (raw.get("format") == "labelmap" or (
                 raw.get("format") is None and (path.parent / raw["path"]).is_dir())):
             options.setdefault("classes", classes)  # folders of PNGs given a class table are label maps

@@ -46,6 +46,8 @@ class Run:
     """The long scores table (pandas DataFrame; see the comparison), None with one annotator."""
     violations: list = field(default_factory=list)
     """Rule violations (:class:`~qa.model.Finding`) of the run's pack."""
+    findings: list = field(default_factory=list)
+    """Findings raised from the comparison of the whole batch (agreement codes such as ``AGR001``)."""
     pack: object = None
     """The resolved rule pack (:class:`qa.rules.packs.Pack`), or None when rules were not run."""
     analytics: object = None
@@ -75,7 +77,8 @@ def _specs(exports) -> list[ExportSpec]:
 
 
 def load(*exports, manifest=None, aliases: dict | None = None, categories: list[str] | None = None,
-         max_pixels: int | None = None, progress: Progress | None = None) -> Batch:
+         max_pixels: int | None = None, progress: Progress | None = None,
+         format_options: dict | None = None) -> Batch:
     """Load several annotators' exports and align them into one batch.
 
     Parameters
@@ -93,6 +96,9 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
         Largest image accepted (default 100 megapixels).
     progress : callable, optional
         ``progress(stage, done, total)``.
+    format_options : dict, optional
+        ``{format: {option: value}}`` for every export read in that format, over the manifest's
+        options (``{"binary_masks": {"foreground": "black"}}``: ``--foreground``, ``--threshold``).
 
     Returns
     -------
@@ -112,11 +118,11 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
     ['alice', 'bob']
     """
     return _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
-                 max_pixels=max_pixels, progress=progress)[0]
+                 max_pixels=max_pixels, progress=progress, format_options=format_options)[0]
 
 
 def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
-          progress: Progress | None = None) -> tuple[Batch, dict]:
+          progress: Progress | None = None, format_options=None) -> tuple[Batch, dict]:
     """:func:`load`, plus the alias report the alignment recorded (``Batch.alias_report``)."""
     from qa.formats import load as load_export
 
@@ -137,9 +143,14 @@ def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=Non
         if progress:
             progress("load", done, len(specs))
         loaded.extend(load_export(spec.path, spec.annotator, format=spec.format, limits=limits,
-                                  options=spec.options))
+                                  options=spec.options, format_options=format_options))
     if progress:
         progress("load", len(specs), len(specs))
+    unused = sorted(set(format_options or {}) - {e.format for e in loaded})
+    if unused:
+        found = ", ".join(sorted({e.format for e in loaded}))
+        raise ConfigError(f"options for {unused[0]} exports were given (--foreground, --threshold), but no "
+                          f"export was read as {unused[0]} (formats: {found})")
     batch = align(loaded, aliases=merged_aliases,
                   categories=categories if categories is not None else (man.categories if man else None))
     if man is not None:
@@ -264,10 +275,11 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         select=None, ignore=None, gate=None, baseline=None, max_drop=None, db=None, store: bool = True,
         lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
         iou_threshold: float = 0.5, workers: int | None = None, analytics: bool = True,
-        instances: str = "classes", report=None, report_pictures: int | None = None) -> Run:
+        instances: str = "classes", report=None, report_pictures: int | None = None,
+        format_options: dict | None = None) -> Run:
     """Run every stage on a batch and return what it produced.
 
-    Takes the same arguments as :func:`load`, plus ``pack`` (a built-in pack name, a pack file or
+    Takes the same arguments as :func:`load` (``format_options`` too), plus ``pack`` (a built-in pack name, a pack file or
     None to skip the rules) and ``select``/``ignore`` (rule ids or prefixes applied after the pack), and:
 
     Parameters
@@ -306,8 +318,10 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
 
     started = _utcnow()
     batch, alias_counts = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
-                                max_pixels=max_pixels, progress=progress)
+                                max_pixels=max_pixels, progress=progress, format_options=format_options)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
+    if format_options:
+        settings["format_options"] = format_options
     if instances != "classes":
         from qa.engine.semantic import with_instances
 
@@ -347,9 +361,13 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     analysed = None
     if comparison is not None and analytics:
         analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels,
-                                   workers=workers, progress=progress)
+                                   workers=workers, progress=progress, pack=resolved)
         settings["analytics"] = analysed.settings
         summary["analytics"] = analysed.summary(top=50)
+        if analysed.findings:
+            from qa.rules.check import finding_dict
+
+            summary["findings"] = summary["findings"] + [finding_dict(f) for f in analysed.findings]
         import pandas as pd
 
         scores = pd.concat([scores, analysed.scores], ignore_index=True) \
@@ -357,6 +375,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     if gate is not None:
         settings.update(gate=str(gate), baseline=baseline, max_drop=max_drop)
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
+                 findings=list(analysed.findings) if analysed is not None else [],
                  comparison=comparison, scores=scores, analytics=analysed, semantic=semantic,
                  boundaries=boundaries,
                  boundary_disagreement=boundaries.table if boundaries is not None else None,

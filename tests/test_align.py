@@ -122,7 +122,7 @@ def test_declared_categories():
     batch = align([a], categories=["car", "truck"])
     [finding] = batch.findings
     assert finding.code == "ALN003"
-    assert "category 'lorry' (from 'lorry') is not in the declared category list" in finding.message
+    assert "category 'lorry' (from 'lorry'; 1 object) is not in the declared category list" in finding.message
     assert [o.category for o in batch.objects()] == ["car", "lorry"]  # kept, only reported
 
 
@@ -181,3 +181,52 @@ def test_loader_findings_carry_into_the_batch(tmp_path):
     batch = qa.load(f"alice={path}")
     [finding] = batch.findings
     assert (finding.code, finding.annotator, finding.image) == ("FMT004", "alice", "x.jpg")
+
+
+# --- categories declared but never used (the COCONut relabel of COCO image 139) -------------------------
+
+COCO139 = "coco139_coconut_vs_coco"
+
+
+def _coconut_panoptic(shared_data, tmp_path, keep=None):
+    """The COCONut PNG and segments_info as a COCO panoptic export declaring COCO panoptic's 133 categories
+    (or those ``keep`` selects)."""
+    import json
+
+    folder = shared_data / COCO139
+    categories = json.loads((shared_data / "panopticapi_sample" / "panoptic_coco_categories.json").read_text())
+    segments = json.loads((folder / "coconut_relabeled_val_000000000139_segments_info.json").read_text())
+    if keep is not None:
+        used = {s["category_id"] for s in segments}
+        categories = [c for k, c in enumerate(categories) if c["id"] in used or keep(k)]
+    doc = {"images": [{"id": 139, "file_name": "000000000139.jpg", "width": 640, "height": 426}],
+           "categories": categories,
+           "annotations": [{"image_id": 139, "file_name": "coconut_relabeled_val_000000000139.png",
+                            "segments_info": segments}]}
+    return write_json(tmp_path / "coconut.json", doc), folder
+
+
+@pytest.mark.parametrize("keep", [None, lambda k: k % 2 == 0], ids=["133 categories", "trimmed list"])
+def test_declared_only_categories_are_one_info_line_per_export(shared_data, tmp_path, keep):
+    from qa.manifest import ExportSpec
+
+    pan, png_dir = _coconut_panoptic(shared_data, tmp_path, keep)
+    coco = ExportSpec("coco", shared_data / COCO139 / "coco_val2017_partial_000000000139.json")
+    coconut = ExportSpec("coconut", pan, "coco_panoptic", {"png_dir": str(png_dir)})
+    batch = qa.load(coco, coconut)
+    used = {o.category for o in batch.objects("coconut")}
+    aln003 = sorted(f.message.split("'")[1] for f in batch.findings if f.code == "ALN003")
+    # a warning for each category with objects one annotator does not know: COCONut's (except person),
+    # and COCO's potted plant when the trimmed list leaves it out; none for categories nobody used
+    expected = sorted(used - {"person"})
+    if "potted plant" not in batch.exports["coconut"].categories:
+        expected = sorted(expected + ["potted plant"])
+    assert aln003 == expected and len(aln003) < 30
+    assert all(f.severity == "warning" for f in batch.findings if f.code == "ALN003")
+    [info] = [f for f in batch.findings if f.code == "ALN005"]
+    assert (info.severity, info.annotator) == ("info", "coconut")
+    assert "and coco does not declare" in info.message and "take no part in the comparison" in info.message
+    # a gate on warnings now counts the categories that can make objects fail to match, not 131 or 64
+    n_declared_only = len(batch.exports["coconut"].categories) - len(used) - (
+        "potted plant" in batch.exports["coconut"].categories)
+    assert info.message.split(" declares ")[1].startswith(f"{n_declared_only} categories")

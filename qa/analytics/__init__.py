@@ -9,6 +9,7 @@ and one call in :func:`analyse`:
 - :mod:`qa.analytics.alpha`: Krippendorff's alpha over pixel labels with a bootstrap interval, and
   kalphacv's object-level alpha per pair;
 - :mod:`qa.analytics.review`: the review queue, worst first;
+- :mod:`qa.analytics.copies`: annotator pairs with identical labels (copied work, ``AGR001`` findings);
 - :mod:`qa.analytics.consensus`: the consensus of three or more annotators, each scored against it;
 - :mod:`qa.analytics.boundaries`: systematic boundary disagreement (offsets per annotator and category,
   category-pair boundaries), run by the pipeline right after the comparison.
@@ -49,6 +50,10 @@ class Analytics:
     scores : DataFrame
         The long rows (``scope, key, metric, value, n``) these analyses add to ``Run.scores``; rows the
         engine already has are not repeated.
+    identical : DataFrame
+        Per annotator pair, the images both labelled identically (:func:`qa.analytics.copies.identical_images`).
+    findings : list of Finding
+        The agreement codes raised (``AGR001``, as the pack selects and sets them).
     settings : dict
         The options used.
     """
@@ -65,6 +70,8 @@ class Analytics:
     review_queue: object = None
     consensus: object = None
     scores: object = None
+    identical: object = None
+    findings: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)
     _score_parts: list = field(default_factory=list, repr=False)
 
@@ -127,7 +134,7 @@ def _records(df) -> list[dict]:
 def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = True, bootstrap: int = 1000,
             confidence: float = 0.95, seed: int = 0, min_score: float = 0.25,
             max_pixels: int | None = None, consensus: bool = True, workers: int | None = None,
-            progress=None) -> Analytics:
+            progress=None, pack="default") -> Analytics:
     """Agreement analytics of a compared batch.
 
     Parameters
@@ -159,6 +166,9 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
     progress : callable, optional
         ``progress(stage, images_done, images_total)`` for the per-image analyses (``"alpha"``,
         ``"consensus"``).
+    pack : Pack, str or None, default "default"
+        The rule pack whose selection, parameters and severities the agreement codes (``AGR001``)
+        follow: a resolved :class:`~qa.rules.packs.Pack`, a pack name or file; None raises none.
 
     Returns
     -------
@@ -195,6 +205,7 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
         _alpha(result, batch, comparison, bootstrap=bootstrap, confidence=confidence, seed=seed,
                max_pixels=max_pixels, workers=workers, progress=progress)
     _review(result, batch, comparison, violations=violations, min_score=min_score)
+    _copies(result, comparison, pack)
     if consensus and len(batch.annotators) >= 3:
         _consensus(result, batch, comparison, max_pixels=max_pixels, workers=workers, progress=progress)
     result.scores = _scores(result, comparison)
@@ -273,6 +284,19 @@ def _review(result: Analytics, batch, comparison, *, violations, min_score) -> N
     result._score_parts.append(pd.DataFrame({
         "scope": "batch", "key": "", "metric": ["review_items", *[f"review_{r}" for r in counts.index]],
         "value": [float(len(queue)), *counts.to_numpy(dtype=float)], "n": int(len(queue))}))
+
+
+def _copies(result: Analytics, comparison, pack) -> None:
+    from qa.analytics.copies import CODE, identical_images, identical_labels
+
+    result.identical = identical_images(comparison)
+    if pack is None:
+        return
+    from qa.rules.packs import Pack, read
+
+    pack = pack if isinstance(pack, Pack) else read(pack)
+    if CODE in pack.selected:
+        result.findings = identical_labels(comparison, severity=pack.severity_of(CODE), **pack.params_for(CODE))
 
 
 def _consensus(result: Analytics, batch, comparison, *, max_pixels, workers, progress) -> None:

@@ -6,8 +6,9 @@ turns the engine's tables into four answers:
 1. **Offsets per annotator and category.** Every matched object pair has a signed boundary offset
    (:func:`qa.engine.boundary.boundary_pair`: the mean signed distance of one outline from the other,
    positive outside). Each annotator's offsets against the other annotators are pooled per category:
-   mean, median, quantiles, and the share of pairs farther than the tolerance. ``bob draws car outlines
-   +2.1 px outside the others (n=340)``.
+   mean, median, quantiles, the share of pairs farther than the tolerance, and a bootstrap interval
+   of the mean. ``bob draws car outlines +2.1 px outside the others (n=340; 95% CI +1.9 to +2.3)``;
+   a finding needs a mean of at least ``min_offset_px`` and an interval that excludes zero.
 2. **Category-pair boundaries** (panoptic and semantic labels): from the semantic comparison's
    interfaces (:mod:`qa.engine.semantic`, computed on the class maps with numba), per pair of touching
    categories the boundary length, the share of it where two annotators' boundaries lie farther apart
@@ -41,6 +42,13 @@ import numpy as np
 QUANTILES = (0.1, 0.25, 0.75, 0.9)
 """Quantiles of the offset distribution reported per annotator and category."""
 
+MIN_OFFSET_PX = 0.5
+"""Smallest mean offset (pixels) a boundary finding reports: below half a pixel an outline's place is
+within the rasterisation of the mask itself."""
+
+MIN_CLUSTER_IMAGES = 5
+"""Fewest images for the offset interval to resample images; fewer, and it resamples matched pairs."""
+
 SIZE_BINS = (("small", 0.0, 32.0 ** 2), ("medium", 32.0 ** 2, 96.0 ** 2), ("large", 96.0 ** 2, math.inf))
 """COCO's area ranges in square pixels (a pair's area is the mean of its two objects' areas)."""
 
@@ -58,7 +66,9 @@ class BoundaryAnalysis:
     offsets : DataFrame
         One row per annotator and category: ``annotator``, ``category``, ``n`` (matched pairs),
         ``signed_offset_px_mean``, ``signed_offset_px_median``, ``signed_offset_px_p10`` ... ``_p90``,
-        ``abs_offset_px_mean``, ``beyond_tolerance_share``; sorted by the size of the mean, largest first.
+        ``abs_offset_px_mean``, ``beyond_tolerance_share``, ``ci_low`` and ``ci_high`` (the bootstrap
+        interval of the mean, for groups of at least ``min_pairs`` pairs) and ``ci_unit`` (``"images"``
+        or ``"pairs"``: what was resampled); sorted by the size of the mean, largest first.
     offset_values : DataFrame
         The values behind it: one row per matched pair and side (``annotator``, ``other``,
         ``category``, ``image``, ``object_index``, ``signed_offset_px``).
@@ -80,7 +90,8 @@ class BoundaryAnalysis:
     scores : DataFrame
         Long scores rows.
     settings : dict
-        ``tolerance_px``, ``reference``, ``min_pairs``.
+        ``tolerance_px``, ``reference``, ``min_pairs``, ``min_offset_px``, ``bootstrap``, ``confidence``,
+        ``seed``.
     """
 
     offsets: "object"
@@ -95,7 +106,12 @@ class BoundaryAnalysis:
     settings: dict = field(default_factory=dict)
 
     def findings(self, top: int = 3) -> list[dict]:
-        """The top findings, largest first: offsets (at least ``min_pairs`` pairs), then category pairs.
+        """The top findings, largest first: offsets, then category pairs.
+
+        An offset is a finding when its group has at least ``min_pairs`` matched pairs, its mean is at
+        least ``min_offset_px`` from zero and its bootstrap interval excludes zero. A category pair is one
+        when part of its boundary disagrees beyond the tolerance; which category gains is said when the
+        displacement is at least ``min_offset_px``.
 
         Returns
         -------
@@ -103,24 +119,30 @@ class BoundaryAnalysis:
             ``kind`` (``"offset"`` or ``"category_pair"``), ``text`` (one line) and the figures behind it.
         """
         tol = self.settings["tolerance_px"]
+        minimum = self.settings.get("min_offset_px", MIN_OFFSET_PX)
+        confidence = self.settings.get("confidence", 0.95)
         annotators = self.settings.get("annotators") or []
         versus = self.settings.get("reference") or (annotators if len(annotators) == 2 else None)
         out = []
-        offsets = self.offsets[(self.offsets["n"] >= self.settings["min_pairs"])
-                               & self.offsets["signed_offset_px_mean"].notna()]
+        o = self.offsets
+        mean_col = o["signed_offset_px_mean"]
+        offsets = o[(o["n"] >= self.settings["min_pairs"]) & mean_col.notna() & (mean_col.abs() >= minimum)
+                    & (((o["ci_low"] > 0) & (o["ci_high"] > 0)) | ((o["ci_low"] < 0) & (o["ci_high"] < 0)))]
         for row in offsets.head(top).itertuples(index=False):
             mean = float(row.signed_offset_px_mean)
             side = "outside" if mean > 0 else "inside"
             out.append({"kind": "offset", "annotator": row.annotator, "category": row.category,
-                        "signed_offset_px_mean": mean, "n": int(row.n),
+                        "signed_offset_px_mean": mean, "n": int(row.n), "ci_low": float(row.ci_low),
+                        "ci_high": float(row.ci_high),
                         "text": f"{row.annotator} draws {row.category} outlines {mean:+.1f} px {side} "
-                                f"{_versus(versus, row.annotator)} (n={int(row.n)})"})
+                                f"{_versus(versus, row.annotator)} (n={int(row.n)}; {confidence:.0%} CI "
+                                f"{row.ci_low:+.1f} to {row.ci_high:+.1f})"})
         share_column = f"disagree_{_label(tol)}_share"
         pairs = self.category_pairs[self.category_pairs["disagree_px"] > 0]
         for row in pairs.head(top).to_dict("records"):
             text = (f"{row['category_a']} | {row['category_b']}: {row[share_column]:.0%} of the boundary "
                     f"disagrees beyond {tol:g} px")
-            if isinstance(row["gains"], str):
+            if isinstance(row["gains"], str) and row["gain_px"] >= minimum:
                 text += (f"; {row['gains']} gains {row['gain_px']:.1f} px in {row['annotator']}'s labels "
                          f"(vs {_versus(versus, row['annotator'])})")
             out.append({"kind": "category_pair", "category_a": row["category_a"], "category_b": row["category_b"],
@@ -198,8 +220,9 @@ def offset_values(object_pairs, *, reference: str | None = None):
     return out
 
 
-def offset_distribution(values, *, tolerance: float = 2.0):
-    """Per annotator and category: the distribution of the signed offset.
+def offset_distribution(values, *, tolerance: float = 2.0, min_pairs: int = 5, bootstrap: int = 1000,
+                        confidence: float = 0.95, seed: int = 0):
+    """Per annotator and category: the distribution of the signed offset, with an interval of its mean.
 
     Parameters
     ----------
@@ -207,11 +230,27 @@ def offset_distribution(values, *, tolerance: float = 2.0):
         :func:`offset_values`.
     tolerance : float, pixels, default 2.0
         Pairs whose offset is farther from zero than this count in ``beyond_tolerance_share``.
+    min_pairs : int, default 5
+        Groups with fewer matched pairs get no interval (``ci_low``, ``ci_high`` NaN).
+    bootstrap : int, default 1000
+        Replicates of the interval (0: no interval).
+    confidence : float, default 0.95
+        Coverage of the interval.
+    seed : int, default 0
+        Seed of the resampling (the same seed gives the same interval).
 
     Returns
     -------
     pandas.DataFrame
         See :attr:`BoundaryAnalysis.offsets`.
+
+    Notes
+    -----
+    The interval is the percentile bootstrap of the mean (Efron and Tibshirani 1993), as for
+    Krippendorff's alpha: each replicate draws the group's images with replacement and pools the
+    offsets of the pairs on them, so pairs of one image (which share the image's difficulty, and
+    each object's several pairs) move together. A group whose pairs lie on fewer than
+    :data:`MIN_CLUSTER_IMAGES` images is resampled pair by pair instead (``ci_unit``).
 
     Examples
     --------
@@ -228,7 +267,7 @@ def offset_distribution(values, *, tolerance: float = 2.0):
              *[f"signed_offset_px_p{round(q * 100):d}" for q in QUANTILES], "abs_offset_px_mean",
              "beyond_tolerance_share"]
     if len(values) == 0:
-        return pd.DataFrame(columns=["annotator", "category", "n", *names])
+        return pd.DataFrame(columns=["annotator", "category", "n", *names, "ci_low", "ci_high", "ci_unit"])
     v = values.assign(_abs=values["signed_offset_px"].abs(),
                       _beyond=(values["signed_offset_px"].abs() > tolerance).astype(np.float64))
     grouped = v.groupby(["annotator", "category"], sort=True)
@@ -240,9 +279,65 @@ def offset_distribution(values, *, tolerance: float = 2.0):
     out["abs_offset_px_mean"] = grouped["_abs"].mean()
     out["beyond_tolerance_share"] = grouped["_beyond"].mean()
     out = out.reset_index()
+    low, high, unit = _offset_intervals(values, out, min_pairs=min_pairs, bootstrap=bootstrap,
+                                        confidence=confidence, seed=seed)
+    out["ci_low"], out["ci_high"], out["ci_unit"] = low, high, unit
     order = np.argsort(-out["signed_offset_px_mean"].abs().to_numpy(), kind="stable")
     out = out.iloc[order].reset_index(drop=True)
     out["n"] = out["n"].astype(np.int64)
+    return out
+
+
+def _offset_intervals(values, groups, *, min_pairs, bootstrap, confidence, seed):
+    """Bootstrap interval of each group's mean offset (see :func:`offset_distribution`'s Notes).
+
+    ``groups`` has one row per (annotator, category) in sorted order; returns ``(low, high, unit)``
+    arrays aligned with it. A replicate draws the group's images (or pairs) with replacement as an index
+    array and sums the drawn images' offset sums and counts; replicates go in blocks of at most
+    :data:`_DRAWS_PER_BLOCK` drawn indices, so memory stays bounded whatever the batch.
+    """
+    n = len(groups)
+    low = np.full(n, np.nan)
+    high = np.full(n, np.nan)
+    unit = np.full(n, None, dtype=object)
+    if not bootstrap or not n:
+        return low, high, unit
+    tail = (1.0 - confidence) / 2.0
+    by = values.groupby(["annotator", "category"], sort=True)
+    index = {key: k for k, key in enumerate(zip(groups["annotator"], groups["category"]))}
+    for key, g in by:
+        k = index.get(key)
+        if k is None or len(g) < min_pairs:
+            continue
+        offsets = g["signed_offset_px"].to_numpy(dtype=np.float64)
+        codes = np.unique(g["image"].astype(str).to_numpy(), return_inverse=True)[1].ravel()
+        n_images = int(codes.max()) + 1 if len(codes) else 0
+        if n_images >= MIN_CLUSTER_IMAGES:
+            sums = np.bincount(codes, weights=offsets, minlength=n_images)
+            counts = np.bincount(codes, minlength=n_images).astype(np.float64)
+            unit[k] = "images"
+        else:
+            sums, counts = offsets, np.ones(len(offsets))
+            unit[k] = "pairs"
+        means = _bootstrap_means(sums, counts, int(bootstrap), np.random.default_rng([int(seed), k]))
+        low[k], high[k] = np.quantile(means, [tail, 1.0 - tail])
+    return low, high, unit
+
+
+_DRAWS_PER_BLOCK = 1 << 22
+"""Drawn indices held at once by :func:`_bootstrap_means` (32 MB of int64)."""
+
+
+def _bootstrap_means(sums, counts, replicates: int, rng) -> np.ndarray:
+    """``replicates`` pooled means ``sum(sums[draw]) / sum(counts[draw])``, each drawing ``len(sums)``
+    units with replacement."""
+    n = len(sums)
+    out = np.empty(replicates)
+    block = max(1, _DRAWS_PER_BLOCK // max(n, 1))
+    for start in range(0, replicates, block):
+        stop = min(start + block, replicates)
+        draw = rng.integers(0, n, size=(stop - start, n))
+        out[start:stop] = sums[draw].sum(axis=1) / counts[draw].sum(axis=1)
     return out
 
 
@@ -556,7 +651,7 @@ def boundary_scores(offsets, category_pairs, category_pair_annotators, *, tolera
     labels = [_label(t) for t in tolerances]
     main = _label(tolerance)
     rows: list[tuple] = []
-    distribution = [c for c in offsets.columns if c.startswith("signed_offset_px_")]
+    distribution = [c for c in offsets.columns if c.startswith("signed_offset_px_")]  # not the interval
     for r in offsets.to_dict("records"):
         metrics = {c: r[c] for c in distribution}
         metrics[f"offset_beyond_{main}_share"] = r["beyond_tolerance_share"]
@@ -581,7 +676,8 @@ def boundary_scores(offsets, category_pairs, category_pair_annotators, *, tolera
 # --- entry point --------------------------------------------------------------------------------------
 
 def analyse_boundaries(batch, comparison, semantic=None, *, tolerance: float = 2.0, reference: str | None = None,
-                       min_pairs: int = 5) -> BoundaryAnalysis:
+                       min_pairs: int = 5, min_offset_px: float = MIN_OFFSET_PX, bootstrap: int = 1000,
+                       confidence: float = 0.95, seed: int = 0) -> BoundaryAnalysis:
     """Find systematic boundary disagreement in a compared batch.
 
     Parameters
@@ -599,6 +695,14 @@ def analyse_boundaries(batch, comparison, semantic=None, *, tolerance: float = 2
         Measure every annotator against this one instead of against all the others.
     min_pairs : int, default 5
         Fewest matched pairs for an annotator and category to be a finding (:meth:`BoundaryAnalysis.findings`).
+    min_offset_px : float, pixels, default 0.5
+        Smallest mean offset (and category-pair displacement) a finding reports (:data:`MIN_OFFSET_PX`).
+    bootstrap : int, default 1000
+        Replicates of each offset's interval; an offset is a finding only when its interval excludes zero.
+    confidence : float, default 0.95
+        Coverage of the interval.
+    seed : int, default 0
+        Seed of the resampling.
 
     Returns
     -------
@@ -635,7 +739,8 @@ def analyse_boundaries(batch, comparison, semantic=None, *, tolerance: float = 2
         interfaces = semantic.interfaces
     object_pairs = None if comparison is None else comparison.object_pairs
     values = offset_values(object_pairs, reference=reference)
-    offsets = offset_distribution(values, tolerance=tolerance)
+    offsets = offset_distribution(values, tolerance=tolerance, min_pairs=min_pairs, bootstrap=bootstrap,
+                                  confidence=confidence, seed=seed)
     pairs, annotators = category_pair_tables(interfaces, tolerances=tolerances, tolerance=tolerance,
                                              reference=reference)
     by_size, by_occlusion, by_density = agreement_bins(object_pairs, batch, tolerance=tolerance)
@@ -645,7 +750,9 @@ def analyse_boundaries(batch, comparison, semantic=None, *, tolerance: float = 2
                             category_pair_annotators=annotators, by_size=by_size, by_occlusion=by_occlusion,
                             by_vertex_density=by_density, table=table, scores=scores,
                             settings={"tolerance_px": float(tolerance), "reference": reference,
-                                      "min_pairs": int(min_pairs), "annotators": sorted(batch.annotators)})
+                                      "min_pairs": int(min_pairs), "min_offset_px": float(min_offset_px),
+                                      "bootstrap": int(bootstrap), "confidence": float(confidence),
+                                      "seed": int(seed), "annotators": sorted(batch.annotators)})
 
 
 # --- the pipeline's stage -----------------------------------------------------------------------------

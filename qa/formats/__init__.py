@@ -77,7 +77,8 @@ def detect(path) -> str:
 
 
 def load(path, annotator: str | None = None, *, format: str | None = None,
-         limits: Limits | None = None, options: dict[str, Any] | None = None) -> list[Export]:
+         limits: Limits | None = None, options: dict[str, Any] | None = None,
+         format_options: dict[str, dict] | None = None) -> list[Export]:
     """Read one export into one :class:`~qa.model.Export` per annotator.
 
     Parameters
@@ -94,6 +95,9 @@ def load(path, annotator: str | None = None, *, format: str | None = None,
         Size bounds (100 megapixels per image by default).
     options : dict, optional
         Format-specific settings from a batch manifest (for example ``png_dir`` for COCO panoptic).
+    format_options : dict, optional
+        ``{format: {option: value}}``: settings for whichever format the export turns out to be (given
+        or detected), over ``options`` (the command line's ``--foreground`` for binary masks).
 
     Returns
     -------
@@ -110,7 +114,8 @@ def load(path, annotator: str | None = None, *, format: str | None = None,
         raise InputError("no such file or folder", path=path)
     name = format or detect(path)
     module = _module(name)
-    exports = module.read(path, limits=limits or Limits(), options=dict(options or {}))
+    options = {**(options or {}), **(format_options or {}).get(name, {})}
+    exports = module.read(path, limits=limits or Limits(), options=options)
     if not exports:
         exports = [Export(annotator="", path=path, format=name)]
     default = annotator or path.stem

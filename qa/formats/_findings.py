@@ -2,6 +2,10 @@
 
 These are reported, never raised: the object is left out and the run goes on. The rule registry
 documents them next to the checks in ``qa.rules`` so ``qa rules explain FMT001`` works for both.
+
+Each code has one severity (:data:`LOAD_SEVERITY`, ``error`` unless listed), the one ``qa rules list``
+shows: :func:`finding` gives it to every finding of the code, so what the loaders report and what the
+documentation says cannot differ. A case that deserves another severity gets a code of its own.
 """
 
 from __future__ import annotations
@@ -24,14 +28,38 @@ LOAD_CODES: dict[str, tuple[str, str]] = {
     "FMT011": ("invalid-field", "a required field is missing or has the wrong type"),
     "FMT012": ("skipped-shape", "a shape that is not an area (polyline, points, tag, ...) is not compared"),
     "FMT013": ("skipped-annotation", "an object or annotation the tool marks as deleted or cancelled is left out"),
+    "FMT014": ("field-fallback", "a field is missing or malformed and a documented fallback is used instead"),
+    "FMT015": ("unread-item", "an area shape or a file the reader does not read (a mask shape, an unknown shape "
+                              "type, a file of another format) is left out"),
     "FMT020": ("png-encoding-mismatch", "label-map or mask PNG of another bit depth or colour type than its export expects"),
     "FMT021": ("mask-polarity", "which colour of a binary mask is foreground, as sniffed from the masks' border"),
+    "FMT022": ("mask-polarity-doubtful", "the foreground colour of binary masks is undecided or looks inverted"),
+    "FMT023": ("panoptic-two-channel", "panoptic PNGs in panopticapi's 2-channel format (R category, G instance) "
+                                       "are read as such"),
 }
+
+LOAD_SEVERITY: dict[str, str] = {
+    "FMT010": "warning", "FMT012": "info", "FMT013": "info", "FMT014": "warning", "FMT015": "warning",
+    "FMT021": "info", "FMT022": "warning", "FMT023": "info",
+}
+"""The severity of each load-time code that is not ``error``."""
+
+
+def severity_of(code: str) -> str:
+    """The one severity of a load-time code.
+
+    Examples
+    --------
+    >>> severity_of("FMT001"), severity_of("FMT012")
+    ('error', 'info')
+    """
+    return LOAD_SEVERITY.get(code, "error")
 
 
 def finding(code: str, message: str, source: Source | None = None, *, image: str | None = None,
-            severity: str = "error", value=None, limit=None) -> Finding:
-    """A load-time Finding; the annotator is filled in once the export is named."""
-    assert code in LOAD_CODES, code
-    return Finding(code=code, severity=severity, message=message, image=image, source=source,
+            value=None, limit=None) -> Finding:
+    """A load-time Finding with its code's severity; the annotator is filled in once the export is named."""
+    if code not in LOAD_CODES:
+        raise ValueError(f"{code} is not a load-time code; register it in LOAD_CODES")
+    return Finding(code=code, severity=severity_of(code), message=message, image=image, source=source,
                    value=value, limit=limit)

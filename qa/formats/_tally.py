@@ -38,7 +38,7 @@ class SkipTally:
 
     def findings(self, reasons: dict[str, str], *, noun: str = "shape",
                  nouns: dict[str, str] | None = None) -> list[Finding]:
-        """One info finding per kind, ``"<n> <kind> <noun>s skipped: <reason> (first one here)"``.
+        """One finding per kind (of its code's severity), ``"<n> <kind> <noun>s skipped: <reason> (first one here)"``.
 
         ``nouns`` overrides ``noun`` for some kinds (``{"deleted": "object"}``).
         """
@@ -49,5 +49,5 @@ class SkipTally:
             plural = "" if n == 1 else "s"
             first = " (first one here)" if n > 1 else ""
             out.append(finding(code, f"{n} {kind} {word}{plural} skipped: {reason}{first}", source,
-                               image=image, severity="info"))
+                               image=image))
         return out

@@ -18,7 +18,9 @@ Options (per export, ``[exports.options]`` in the manifest)
     Which side of the threshold is foreground. ``"auto"`` looks at the border of the export's first
     eight masks: background is what covers the image border, when at least 95 % of it is one side; the
     choice is reported as an info finding (``FMT021``), and when the border does not decide, white is
-    taken and the finding is a warning.
+    taken with a warning (``FMT022``). A colour set here that looks inverted (it covers more than half
+    of the image on most masks and at least 95 % of their border) is reported once per export with
+    the fix (``FMT022``, a warning); the masks are read as told.
 ``threshold`` : float in (0, 1), default 0.5
     The threshold as a fraction of the full scale; foreground is ``value >= threshold x max`` (white)
     or ``value < threshold x max`` (black).
@@ -175,6 +177,8 @@ def _read_folder(annotator, folder, settings, limits) -> Export:
     pending: list = []
     white = None if foreground == "auto" else foreground == "white"
     border_high = border_total = 0
+    all_border_high = all_border_total = 0  # over every mask: a forced polarity is checked against it
+    high_shares: list[float] = []
     for key, (rel, png) in files.items():
         width, height, depth, kind = headers[key]
         if bit_depth is not None and depth_class(depth) != bit_depth:
@@ -184,8 +188,11 @@ def _read_folder(annotator, folder, settings, limits) -> Export:
             continue
         grey, full_scale, opaque = _grey(png, kind, depth, limits)
         high = grey >= _threshold_value(threshold, full_scale)
+        border = np.concatenate([high[0], high[-1], high[1:-1, 0], high[1:-1, -1]])
+        all_border_high += int(border.sum())
+        all_border_total += border.size
+        high_shares.append(float(np.count_nonzero(high)) / max(high.size, 1))
         if white is None:
-            border = np.concatenate([high[0], high[-1], high[1:-1, 0], high[1:-1, -1]])
             border_high += int(border.sum())
             border_total += border.size
             pending.append((key, rel, png, high, opaque))
@@ -201,6 +208,8 @@ def _read_folder(annotator, folder, settings, limits) -> Export:
         white = _decide_polarity(export, folder, border_high, border_total, len(pending))
         for item in pending:
             _add_mask(export, *item, white)
+    if foreground != "auto":
+        _check_forced_polarity(export, folder, foreground, all_border_high, all_border_total, high_shares)
     for obj in export.objects:
         export.categories.setdefault(obj.category, Category(name=obj.category, isthing=True))
     if not export.categories:
@@ -214,18 +223,38 @@ def _decide_polarity(export, folder, border_high, border_total, n) -> bool:
     if share_white >= _POLARITY_SHARE:
         export.findings.append(finding(
             "FMT021", f"foreground taken as black: {100 * share_white:.1f}% of the border of the first {n} "
-                      "masks is white; set option foreground to override", src, severity="info"))
+                      "masks is white; set option foreground to override", src))
         return False
     if share_white <= 1 - _POLARITY_SHARE:
         export.findings.append(finding(
             "FMT021", f"foreground taken as white: {100 * (1 - share_white):.1f}% of the border of the first "
-                      f"{n} masks is black; set option foreground to override", src, severity="info"))
+                      f"{n} masks is black; set option foreground to override", src))
         return True
     export.findings.append(finding(
-        "FMT021", f"cannot tell the foreground colour: the border of the first {n} masks is "
-                  f"{100 * share_white:.1f}% white; white taken, set option foreground", src,
-        severity="warning"))
+        "FMT022", f"cannot tell the foreground colour: the border of the first {n} masks is "
+                  f"{100 * share_white:.1f}% white; white taken, set option foreground", src))
     return True
+
+
+def _check_forced_polarity(export, folder, foreground, border_high, border_total, high_shares) -> None:
+    """One ``FMT022`` warning when a forced ``foreground`` looks inverted: the foreground covers most of
+    the image on most masks and (nearly) all of the masks' border, where objects are drawn on a
+    background that surrounds them."""
+    if not high_shares or not border_total:
+        return
+    white = foreground == "white"
+    shares = np.asarray(high_shares) if white else 1.0 - np.asarray(high_shares)
+    border_share = border_high / border_total if white else 1.0 - border_high / border_total
+    mostly = int(np.count_nonzero(shares > 0.5))
+    if border_share < _POLARITY_SHARE or 2 * mostly <= len(shares):
+        return
+    other = "black" if white else "white"
+    export.findings.append(finding(
+        "FMT022", f"foreground = {foreground!r} looks inverted: {foreground} covers more than half of the image "
+                  f"on {mostly} of {len(shares)} masks (median {100 * float(np.median(shares)):.0f}%) and "
+                  f"{100 * border_share:.1f}% of their border, where objects are drawn on a background that "
+                  f"surrounds them; set foreground = {other!r} (or 'auto' to sniff it from the border)",
+        Source(str(folder))))
 
 
 def _add_mask(export, key, rel, png, high, opaque, white) -> None:

@@ -18,6 +18,7 @@ from qa.errors import InputError
 from qa.formats._findings import finding
 from qa.formats._json import read_json, sniff_json
 from qa.formats._safe import normalise_name, size_problem, unsafe_reason
+from qa.formats._tally import SkipTally
 from qa.model import Category, Export, Image, Limits, Object, Source
 
 NAME = "coco"
@@ -257,6 +258,7 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
         export.images[image.key] = image
 
     seen_ids: set = set()
+    skipped: dict[str, tuple] = {}
     declared_image_ids = {im.get("id") for im in doc["images"] if isinstance(im, dict) and _is_id(im.get("id"))}
     for index, raw in enumerate(annotations):
         ann_id = raw.get("id") if isinstance(raw, dict) else None
@@ -288,7 +290,7 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
         if ann_id is not None:
             if ann_id in seen_ids:
                 obj_findings.append(finding("FMT005", f"annotation id {ann_id!r} appears twice; both are kept",
-                                            src, image=image.key, severity="warning"))
+                                            src, image=image.key))
             seen_ids.add(ann_id)
         category_id = raw.get("category_id")
         category = categories.get(category_id) if _is_id(category_id) else None
@@ -301,12 +303,17 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
             obj_findings.append(finding("FMT011", f"iscrowd {_show(raw.get('iscrowd'))} is not 0 or 1; object left out",
                                         src, image=image.key))
             continue
-        if "segmentation" not in raw:
-            what = " (keypoints only)" if "keypoints" in raw else " (a box only)" if "bbox" in raw else ""
-            obj_findings.append(finding("FMT011", f"no 'segmentation'{what}; object left out", src,
-                                        image=image.key, severity="info"))
+        segmentation = raw.get("segmentation")
+        if segmentation is None or (isinstance(segmentation, list) and not segmentation):
+            kind = "keypoint-only" if "keypoints" in raw else "box-only" if _bbox(raw.get("bbox")) else None
+            if kind is not None:  # not an area: counted once per export, as CVAT points are
+                skipped.setdefault(export.annotator, (export, SkipTally()))[1].add("FMT012", kind, src, image.key)
+            elif segmentation is None:
+                obj_findings.append(finding("FMT011", "no 'segmentation'; object left out", src, image=image.key))
+            else:
+                obj_findings.append(finding("FMT001", "segmentation is empty; object left out", src,
+                                            image=image.key))
             continue
-        segmentation = raw["segmentation"]
         attributes = raw.get("attributes", {})
         attributes = normalise_attributes(attributes) if isinstance(attributes, dict) else {}
         for key in ("annotator", "track_id", "num_keypoints"):
@@ -317,10 +324,6 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
                       area=float(raw["area"]) if isinstance(raw.get("area"), (int, float)) else None,
                       attributes=attributes)
         if isinstance(segmentation, list):
-            if not segmentation:
-                obj_findings.append(finding("FMT001", "segmentation is empty; object left out", src,
-                                            image=image.key, severity="warning"))
-                continue
             polygons, problem = _polygons(segmentation, image.width, image.height)
             if problem:
                 obj_findings.append(finding("FMT001", f"{problem}; object left out", src, image=image.key))
@@ -336,4 +339,12 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
             obj_findings.append(finding("FMT011", f"segmentation is a {type(segmentation).__name__}, expected a "
                                                   "list of polygons or an RLE object; object left out",
                                         src, image=image.key))
+    for export, tally in skipped.values():
+        export.findings.extend(tally.findings(_NOT_AREAS, noun="annotation"))
     return list(exports.values())
+
+
+_NOT_AREAS = {"keypoint-only": "keypoints without a segmentation are not an area",
+              "box-only": "a bbox without a segmentation is not compared (draw the outline, or convert boxes "
+                          "to polygons)"}
+"""Why annotations without a segmentation are skipped (``FMT012``, one finding per kind and export)."""

@@ -308,8 +308,8 @@ class _Reader:
         self.export.objects.append(Object(kind="polygon", polygons=(points,), **common))
         self.export.categories.setdefault(label, Category(name=label))
 
-    def _bad(self, code: str, message: str, src: Source, image: Image, severity: str = "error") -> None:
-        self.add(finding(code, f"{message} (image {image.key!r})", src, image=image.key, severity=severity))
+    def _bad(self, code: str, message: str, src: Source, image: Image) -> None:
+        self.add(finding(code, f"{message} (image {image.key!r})", src, image=image.key))
 
     def _attributes(self, shape, label: str, tag: str, src: Source, image: Image) -> dict:
         attributes: dict = {"shape": tag}
@@ -332,7 +332,7 @@ class _Reader:
                 continue
             value, problem = _typed(attribute.text or "", specs.get(name))
             if problem:
-                self._bad("FMT011", f"attribute {name!r}: {problem}", src, image, severity="warning")
+                self._bad("FMT014", f"attribute {name!r}: {problem}", src, image)
             attributes[f"attribute:{name}" if name in _BUILTIN_KEYS else name] = value
         return attributes
 
@@ -412,8 +412,8 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
         if elem.tag == "version":
             version = (elem.text or "").strip()
             if version not in ("1.1", "1.0"):
-                reader.add(finding("FMT011", f"CVAT format version {version!r}, expected 1.1; read as 1.1",
-                                   Source(reader.file, None, None, "version"), severity="warning"))
+                reader.add(finding("FMT014", f"CVAT format version {version!r}, expected 1.1; read as 1.1",
+                                   Source(reader.file, None, None, "version")))
         elif elem.tag == "meta":
             reader.meta(elem)
         elif elem.tag == "image":

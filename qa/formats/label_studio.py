@@ -203,8 +203,8 @@ class _Reader:
         if size is None:
             if any(isinstance(a, dict) and not a.get("was_cancelled") for a in annotations):
                 self.file_findings.append(finding(
-                    "FMT011", f"no region of task's image {key!r} gives original_width/original_height, "
-                    "so its size is unknown; task left out", task_src, image=key, severity="warning"))
+                    "FMT014", f"no region of task's image {key!r} gives original_width/original_height, "
+                    "so its size is unknown; task left out", task_src, image=key))
             return
         problem = size_problem(size[0], size[1], self.limits)
         if problem:
@@ -228,7 +228,7 @@ class _Reader:
             if name in seen or key in export.images:
                 export.findings.append(finding(
                     "FMT005", f"a second annotation of image {key!r} by {name or 'the same annotator'}; "
-                    "the first is kept", src, image=key, severity="warning"))
+                    "the first is kept", src, image=key))
                 continue
             seen.add(name)
             export.images[key] = Image(key=key, file_name=ref, width=width, height=height, path=None,
@@ -282,9 +282,9 @@ class _Reader:
             return
         category = labels[0].strip()
         if len(labels) > 1:
-            export.findings.append(finding("FMT011", f"region carries {len(labels)} labels "
+            export.findings.append(finding("FMT014", f"region carries {len(labels)} labels "
                                            f"({', '.join(map(repr, labels))}); the first is used", src,
-                                           image=key, severity="warning"))
+                                           image=key))
         rw, rh = item.get("original_width", width), item.get("original_height", height)
         if (rw, rh) != (width, height):
             export.findings.append(finding("FMT003", f"region's original size {rw}x{rh} differs from the "

@@ -163,8 +163,8 @@ class _Collector:
         ref = doc.get("imagePath")
         if not isinstance(ref, str) or not ref.strip():
             ref = path.with_suffix(".jpg").name
-            self.findings.append(finding("FMT011", f"no 'imagePath'; the image is keyed as {ref!r}", src,
-                                         image=ref, severity="warning"))
+            self.findings.append(finding("FMT014", f"no 'imagePath'; the image is keyed as {ref!r}", src,
+                                         image=ref))
         rel_dir = path.parent.relative_to(self.root) if path.parent != self.root else Path()
         joined = normalise_name(str(PurePosixPath(rel_dir.as_posix()) / ref.replace("\\", "/")))
         if unsafe_reason(joined) is None:
@@ -191,8 +191,7 @@ class _Collector:
             return
         if kind not in ("polygon", "rectangle", "circle"):
             reason = "mask shapes are not read" if kind == "mask" else f"unknown shape_type {kind!r}"
-            self.findings.append(finding("FMT012", f"{reason}; shape left out", src, image=image.key,
-                                         severity="warning"))
+            self.findings.append(finding("FMT015", f"{reason}; shape left out", src, image=image.key))
             return
         label = shape.get("label")
         if not isinstance(label, str) or not label.strip():
@@ -280,8 +279,7 @@ class _Collector:
         polygon = obj.find("polygon")
         if polygon is None:
             what = "a <segm> mask, which is not read" if obj.find("segm") is not None else "no <polygon>"
-            self.findings.append(finding("FMT012", f"object has {what}; left out", src, image=image.key,
-                                         severity="warning"))
+            self.findings.append(finding("FMT015", f"object has {what}; left out", src, image=image.key))
             return
         coords = []
         for pt in polygon.findall("pt"):
@@ -347,16 +345,15 @@ def _read_files(files: list[Path], root: Path, limits: Limits) -> _Collector:
     for file in files:
         if _is_xml(file):
             if sniff_root(file)[0] != "annotation":
-                collector.findings.append(finding("FMT011", "not a LabelMe XML file (root is not "
-                                                  "<annotation>); ignored", Source(str(file)),
-                                                  severity="warning"))
+                collector.findings.append(finding("FMT015", "not a LabelMe XML file (root is not "
+                                                  "<annotation>); ignored", Source(str(file))))
                 continue
             collector.read_xml(file)
         else:
             if not _is_labelme_json(file):
                 read_json(file)  # raises InputError when the file is not JSON at all
-                collector.findings.append(finding("FMT011", "not a labelme JSON file (no 'shapes' list); "
-                                                  "ignored", Source(str(file)), severity="warning"))
+                collector.findings.append(finding("FMT015", "not a labelme JSON file (no 'shapes' list); "
+                                                  "ignored", Source(str(file))))
                 continue
             collector.read_json(file)
     return collector

@@ -10,8 +10,10 @@ A check function must judge each object (or image) from the objects of its own i
 one annotator or of all of them: :func:`qa.rules.check.check` hands it a few images of the batch at a
 time, in worker processes, and its findings must not depend on which images share a chunk.
 
-Load-time codes (FMT001-FMT011, raised while reading exports) and alignment codes (ALN001-ALN004) are
-registered with :func:`document` so they are listed and explained too; they have no check function.
+Load-time codes (FMT001-FMT023, raised while reading exports), alignment codes (ALN001-ALN005) and
+agreement codes (AGR, raised by ``qa run`` from the comparison) are registered with :func:`document` so
+they are listed and explained too; they have no check function. An agreement code may take
+parameters, which packs set as they set a rule's.
 
 An id is a family prefix plus three digits (``VTX001``). Ids are never reused: a retired rule stays
 listed with status ``removed``. As in ruff, a prefix selects the stable rules it covers; a rule in
@@ -29,7 +31,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Literal, Mapping
 
 Status = Literal["stable", "preview", "deprecated", "removed"]
-Level = Literal["object", "image", "batch", "load"]
+Level = Literal["object", "image", "batch", "load", "run"]
 
 FAMILIES: dict[str, str] = {
     "OCC": "occlusion",
@@ -37,11 +39,12 @@ FAMILIES: dict[str, str] = {
     "VTX": "vertices",
     "FMT": "format",
     "ALN": "alignment",
+    "AGR": "agreement",
 }
 """Family prefix -> family name, in the order ``qa rules list`` shows them."""
 
 _MODULES = ("qa.rules.occlusion", "qa.rules.layers", "qa.rules.vertices", "qa.rules.consistency",
-            "qa.rules.alignment")
+            "qa.rules.alignment", "qa.rules.agreement")
 
 SECTIONS = ("What it checks", "Why it matters", "Example", "How to fix", "Parameters")
 """The fixed sections of a rule's docstring, in order."""
@@ -78,9 +81,10 @@ class Rule:
     status : {"stable", "preview", "deprecated", "removed"}
     since : str
         The version the status dates from.
-    level : {"object", "image", "batch", "load"}
+    level : {"object", "image", "batch", "load", "run"}
         What the check function looks at: one export's objects, one export's images, objects across
-        annotators, or nothing (a load-time or alignment code, documented only). Whatever the level,
+        annotators, or nothing (a load-time or alignment code, documented only; ``run`` for a code
+        ``qa run`` raises from the comparison of the whole batch). Whatever the level,
         an object is judged against the objects of its own image only ("batch" means every annotator's
         export, over the chunk of images being checked).
     choices : Mapping
@@ -246,12 +250,16 @@ def rule(rule_id: str, name: str, title: str, *, severity: str = "warning", leve
 
 
 def document(rule_id: str, name: str, title: str, doc: str, *, severity: str = "error",
-             status: str = "stable", since: str = "0.1.0") -> None:
-    """Register a code raised outside the rule engine (while loading or aligning), for listing and explain."""
+             status: str = "stable", since: str = "0.1.0", level: str = "load",
+             params: dict | None = None) -> None:
+    """Register a code raised outside the rule engine (while loading or aligning, or by ``qa run`` from
+    the comparison: ``level="run"``), for listing and explain; ``params`` are its parameters and defaults."""
     family = _check_record(rule_id, name, title, severity, status)
+    if level not in ("load", "run"):
+        raise ValueError(f"{rule_id}: a documented code is raised at load or run level, not {level!r}")
     _REGISTRY[rule_id] = Rule(
         id=rule_id, name=name, title=title, family=family, severity=severity, scope=(),
-        params=MappingProxyType({}), status=status, since=since, level="load", func=None,
+        params=MappingProxyType(dict(params or {})), status=status, since=since, level=level, func=None,
         doc=inspect.cleandoc(doc),
     )
 

@@ -6,7 +6,7 @@ name and alias), listed by ``qa rules list`` and explained by ``qa rules explain
 
 from __future__ import annotations
 
-from qa.align import ALIGN_CODES
+from qa.align import ALIGN_CODES, ALIGN_SEVERITY
 from qa.rules._registry import document
 
 _DOCS = {
@@ -47,10 +47,13 @@ _DOCS = {
     """),
     "ALN003": ("warning", """
         ## What it checks
-        A category not known to every annotator, or not in the declared category list.
+        A category that has objects in some export and that another annotator neither declares
+        nor uses, or that is not in the declared category list (the manifest's `categories`).
+        One finding per category. A category an export declares but never uses is not one of
+        these (see ALN005).
 
         ## Why it matters
-        Objects under a name only one annotator uses cannot match the others' objects, so they
+        Objects under a name only one annotator knows cannot match the others' objects, so they
         count as misses and extras instead of agreement.
 
         ## Example
@@ -78,8 +81,31 @@ _DOCS = {
         ## Parameters
         None.
     """),
+    "ALN005": ("info", """
+        ## What it checks
+        Categories an export declares (a COCO `categories` list, a CVAT `<meta>`) that no export
+        has objects of and that another export, or the declared category list, does not declare.
+        One finding per export, naming the first few.
+
+        ## Why it matters
+        Nothing: a category without objects cannot disagree. A COCO panoptic export declaring all
+        133 COCO panoptic categories against a COCO export declaring two would otherwise flood
+        the run with one warning per category, and a gate on warnings would fail for it.
+
+        ## Example
+        A COCONut relabel declaring 133 categories against a COCO file declaring `person` and
+        `potted plant`: one line for the 110 or so categories neither labelled.
+
+        ## How to fix
+        Nothing; trim the category lists to the guideline's if the line is in the way.
+
+        ## Parameters
+        None.
+    """),
 }
 
 for _code, (_name, _title) in ALIGN_CODES.items():
     _severity, _doc = _DOCS[_code]
+    if _severity != ALIGN_SEVERITY[_code]:
+        raise ValueError(f"{_code} is emitted as {ALIGN_SEVERITY[_code]} but documented as {_severity}")
     document(_code, _name, _title, _doc, severity=_severity)

@@ -1,6 +1,6 @@
 """Format consistency (family FMT): declared fields against the geometry, and load-time codes.
 
-FMT001-FMT011 are raised by the loaders while reading an export (``qa/formats/_findings.py``); they
+FMT001-FMT023 are raised by the loaders while reading an export (``qa/formats/_findings.py``); they
 are documented here so ``qa rules list`` and ``qa rules explain`` cover them. FMT101 and later are
 checks the rule engine runs on the loaded objects: declared bbox and area against the mask, panoptic
 ``segments_info`` against the PNG, the unlabelled share of panoptic images, and dangling group ids.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qa.formats._findings import LOAD_CODES
+from qa.formats._findings import LOAD_CODES, severity_of
 from qa.rules._context import ExportContext, Hit
 from qa.rules._registry import document, rule
 
@@ -275,8 +275,10 @@ def dangling_group_id(ctx: ExportContext):
 _LOAD_DOCS = {
     "FMT001": """
         ## What it checks
-        Polygon segmentations that cannot be a polygon: an empty list, a part with fewer than 3
-        points, an odd number of coordinates, or NaN and infinite values. The object is left out.
+        Polygon segmentations that cannot be a polygon: an empty list with neither a bbox nor
+        keypoints, a part with fewer than 3 points, an odd number of coordinates, or NaN and
+        infinite values. The object is left out. (An empty list beside a bbox or keypoints is a
+        box or keypoint annotation: FMT012.)
 
         ## Why it matters
         Such a polygon rasterises to nothing or to garbage; kept, it is an object with no mask.
@@ -341,7 +343,9 @@ _LOAD_DOCS = {
     """,
     "FMT005": """
         ## What it checks
-        Two items of one list (images, annotations, categories, segments) sharing an id.
+        Two items of one list (images, annotations, categories, segments) sharing an id, or two
+        annotations of one image by the same annotator (Label Studio). The message says which
+        is kept (the first, or both for COCO annotation ids).
 
         ## Why it matters
         References by id become ambiguous: annotations may land on the wrong image.
@@ -456,15 +460,17 @@ _LOAD_DOCS = {
     """,
     "FMT012": """
         ## What it checks
-        Shapes that are not areas (polylines, points, tags, skeletons) in an export. They are
-        counted and left out of the comparison.
+        Shapes that are not areas (polylines, points, tags, skeletons; COCO annotations with
+        keypoints or a bbox but no segmentation) in an export. They are counted and left out of
+        the comparison, with one finding per kind and export that points at the first one.
 
         ## Why it matters
         Agreement and the rules here are about regions; a region drawn as a polyline by mistake
         would otherwise vanish without a word.
 
         ## Example
-        A CVAT `<points>` keypoint on a battery, or a LabelMe `linestrip`.
+        A CVAT `<points>` keypoint on a battery, a LabelMe `linestrip`, or the 34 keypoint-only
+        annotations of a COCO keypoints file (one line: `34 keypoint-only annotations skipped`).
 
         ## How to fix
         Nothing, when the shapes are meant as keypoints or lines; redraw as a polygon otherwise.
@@ -511,7 +517,8 @@ _LOAD_DOCS = {
     "FMT021": """
         ## What it checks
         Which colour of a binary mask was taken as foreground when the export's `foreground`
-        option is `auto`; the choice is sniffed from the masks' border pixels and reported.
+        option is `auto`; the choice is sniffed from the masks' border pixels and reported, once
+        per export. When the border does not decide, FMT022 is reported instead.
 
         ## Why it matters
         Some datasets draw the foreground black. Taking the wrong polarity inverts every mask,
@@ -527,9 +534,88 @@ _LOAD_DOCS = {
         ## Parameters
         None.
     """,
-}
+    "FMT014": """
+        ## What it checks
+        A field that is missing or malformed where the reader has a documented fallback, and uses
+        it: a CVAT attribute value that does not parse as its declared type (kept as text), a
+        CVAT version other than 1.1 (read as 1.1), a Label Studio region with several labels
+        (the first is used), a Label Studio task with no region giving the image size (left out:
+        it has nothing to compare), a labelme JSON without `imagePath` (keyed by its file name).
 
-_LOAD_SEVERITY = {"FMT010": "warning", "FMT012": "info", "FMT013": "info", "FMT021": "info"}
+        ## Why it matters
+        The item is read, but not quite as written; a fallback that is wrong for your export
+        (the second label was the right one) changes what is compared.
+
+        ## Example
+        `<attribute name="count">many</attribute>` on a `number` attribute.
+
+        ## How to fix
+        Correct the field in the tool, or nothing when the fallback is right.
+
+        ## Parameters
+        None.
+    """,
+    "FMT015": """
+        ## What it checks
+        Items a reader does not read although they may hold labels: labelme `mask` shapes and
+        unknown shape types, LabelMe XML objects with a `<segm>` mask or no `<polygon>`, and
+        files in a LabelMe folder that are not LabelMe files. They are left out.
+
+        ## Why it matters
+        Unlike points and lines (FMT012) these may be areas an annotator drew; leaving them out
+        without a word would count them as misses.
+
+        ## Example
+        A labelme shape with `"shape_type": "mask"`.
+
+        ## How to fix
+        Export the shapes as polygons, or remove stray files from the export folder.
+
+        ## Parameters
+        None.
+    """,
+    "FMT022": """
+        ## What it checks
+        Binary masks whose foreground colour is in doubt: with `foreground = "auto"` the masks'
+        border is neither mostly white nor mostly black (white is taken), or a colour set in the
+        options (`--foreground`, `foreground = ...`) looks inverted: it covers more than half of
+        the image on most masks and at least 95 % of their border. Once per export, with the fix.
+
+        ## Why it matters
+        Read with the wrong polarity every mask is the background of the object: nothing
+        matches the other annotators (BU-BIL read with white foreground: 0 matched, alpha
+        -0.98), and the figures measure the wrong thing without any other sign.
+
+        ## Example
+        `foreground = "white"` on BU-BIL's experts, whose cells are black on white.
+
+        ## How to fix
+        Set `foreground` to the other colour, or to `auto`.
+
+        ## Parameters
+        None.
+    """,
+    "FMT023": """
+        ## What it checks
+        COCO panoptic PNGs in panopticapi's 2-channel format (the first channel the category
+        id, the second the instance id, the third zero) instead of RGB ids: a PNG none of whose
+        ids is in `segments_info` and whose every first-channel value is a category id. Its
+        segments are read from the PNG (one per category and instance); reported once per export.
+
+        ## Why it matters
+        Read as RGB ids, nothing in such a PNG matches `segments_info`: every segment would be
+        lost. Its segments carry no `iscrowd` and the JSON's areas and bboxes are not used.
+
+        ## Example
+        panopticapi's `sample_data/panoptic_examples_2ch_format`.
+
+        ## How to fix
+        Nothing, or convert with panopticapi's `converters/2channels2panoptic_coco_format.py`.
+
+        ## Parameters
+        None.
+    """,
+}
 
 
 
@@ -541,4 +627,4 @@ def _fallback_doc(title: str) -> str:
 
 for _code, (_name, _title) in LOAD_CODES.items():
     document(_code, _name, _title, _LOAD_DOCS.get(_code) or _fallback_doc(_title),
-             severity=_LOAD_SEVERITY.get(_code, "error"))
+             severity=severity_of(_code))

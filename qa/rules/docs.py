@@ -3,6 +3,9 @@
 Run ``python -m qa.rules.docs > docs/rules.md``; a test fails when the committed file differs from
 what this prints, so the reference never drifts from the code. The example commands at the top are
 run for real on a small export written to a temporary folder.
+
+The README's rule table and rule count come from the registry too: ``python -m qa.rules.docs --readme
+README.md`` rewrites them in place (:func:`update_readme`), and a test fails when they differ.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -35,8 +39,9 @@ Families:
 | OCC | occlusion | occluded flags against the geometry, and across annotators |
 | LAY | layers | z_order and drawing order of overlapping objects, and across annotators |
 | VTX | vertices | vertex density and polygon validity (shapely 2, vectorised over all vertices) |
-| FMT | format | FMT001-FMT011 while loading; FMT101 and up: declared fields against the geometry |
+| FMT | format | FMT001-FMT023 while loading; FMT101 and up: declared fields against the geometry |
 | ALN | alignment | how the annotators' exports pair up (raised while aligning) |
+| AGR | agreement | what the comparison of the whole batch shows about the annotators (raised by `qa run`) |
 
 Each violation carries the rule id, the severity, the annotator, the image, the object's place in
 its export (file, index, id), the measured value, the threshold and a one-line message.
@@ -224,7 +229,8 @@ def _packs() -> str:
 
 def _rule_section(r: _registry.Rule) -> str:
     level = {"object": "each export's objects", "image": "each export's images",
-             "batch": "objects matched across annotators", "load": "raised while loading or aligning"}[r.level]
+             "batch": "objects matched across annotators", "load": "raised while loading or aligning",
+             "run": "the comparison of the whole batch (raised by qa run)"}[r.level]
     head = [f"### {r.id} {r.name}", "", f"*{r.title}.*", "",
             f"Severity {r.severity}; {r.status} since {r.since}; checks {level}."
             + (f" Scope: {', '.join(r.scope)}." if r.scope else ""), ""]
@@ -246,5 +252,37 @@ def generate() -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+_README_COUNT = re.compile(r"\(\d+ rules, `qa rules list`\)")
+_README_TABLE = re.compile(r"^\| id \| name \| severity \| what it finds \|\n(?:\|.*\|\n)+", re.MULTILINE)
+
+
+def readme_table() -> str:
+    """The README's rule table: one row per registered code, in ``qa rules list`` order."""
+    lines = ["| id | name | severity | what it finds |", "|---|---|---|---|"]
+    lines += [f"| {r.id} | `{r.name}` | {r.severity} | {r.title} |" for r in _registry.all_rules()]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(text: str) -> str:
+    """``text`` (the README) with its rule count and rule table taken from the registry.
+
+    Raises
+    ------
+    ValueError
+        When the README has no rule count (``(N rules, `qa rules list`)``) or no rule table.
+    """
+    if not _README_COUNT.search(text) or not _README_TABLE.search(text):
+        raise ValueError("the README has no '(N rules, `qa rules list`)' or no '| id | name | severity | what it "
+                         "finds |' table")
+    text = _README_COUNT.sub(f"({len(_registry.all_rules())} rules, `qa rules list`)", text)
+    return _README_TABLE.sub(lambda _m: readme_table(), text, count=1)
+
+
 if __name__ == "__main__":
-    print(generate(), end="")
+    import sys
+
+    if sys.argv[1:2] == ["--readme"]:
+        readme = Path(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+        readme.write_text(update_readme(readme.read_text(encoding="utf-8")), encoding="utf-8")
+    else:
+        print(generate(), end="")

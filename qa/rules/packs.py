@@ -259,7 +259,8 @@ def _read_level(path: Path, doc: dict, pack: Pack) -> None:
         for key, value in table.items():
             if key == "categories":
                 if found.level not in ("object", "batch"):
-                    raise ConfigError(f"{found.id} checks whole images and takes no per-category parameters",
+                    what = "checks whole images" if found.level == "image" else "is not a rule check"
+                    raise ConfigError(f"{found.id} {what} and takes no per-category parameters",
                                       path=path, where=f"{where}.categories")
                 if not isinstance(value, dict):
                     raise ConfigError("must be a table of categories", path=path, where=f"{where}.categories")
@@ -289,8 +290,9 @@ def _read_level(path: Path, doc: dict, pack: Pack) -> None:
         raise ConfigError("must be a table", path=path, where="scope")
     for rule_id, categories in scope.items():
         found = _runnable(rule_id, path, f"scope.{rule_id}")
-        if found.level == "image":
-            raise ConfigError(f"{found.id} checks whole images and takes no category scope",
+        if found.level in ("image", "run"):
+            what = "checks whole images" if found.level == "image" else "judges annotator pairs over the batch"
+            raise ConfigError(f"{found.id} {what} and takes no category scope",
                               path=path, where=f"scope.{rule_id}")
         pack.scope[found.id] = tuple(_string_list(categories, path, f"scope.{rule_id}"))
 

@@ -79,3 +79,12 @@ def miss_small(tmp_path_factory):
                          workers=1)
     run = qa.run(manifest=out / "batch.toml", store=False, workers=1, pack=None)
     return out, summary, run
+
+
+@pytest.fixture(scope="session")
+def bubil_experts(shared_data):
+    """BU-BIL's ten expert mask folders (black foreground, sniffed), loaded and compared in this process."""
+    from qa.engine.compare import compare_batch
+
+    batch = qa.load(f"experts={shared_data / 'bu_bil_dataset1' / 'ExpertsAnnotations'}")
+    return batch, compare_batch(batch, workers=1)

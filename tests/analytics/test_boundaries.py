@@ -76,7 +76,7 @@ def test_against_a_reference_only_the_reference_pairs_count(dilated):
     assert offsets.loc[("bob", "car"), "signed_offset_px_mean"] == pytest.approx(2.0, abs=0.5)
     assert abs(offsets.loc[("alice", "car"), "signed_offset_px_mean"]) < 0.25  # alice draws as carol does
     top = result.findings()[0]
-    assert top["annotator"] == "bob" and f"outside carol (n={top['n']})" in top["text"]
+    assert top["annotator"] == "bob" and f"outside carol (n={top['n']}; 95% CI +" in top["text"]
     with pytest.raises(ConfigError, match="not an annotator"):
         analyse_boundaries(batch, comparison, reference="zoe")
 
@@ -234,3 +234,68 @@ def test_agreement_bins_by_size_occlusion_and_vertex_density():
 
 def test_stage_tolerance_prefers_2px():
     assert stage_tolerance((1, 2, 4)) == 2.0 and stage_tolerance((1, 3, 5)) == 3.0 and stage_tolerance((4,)) == 4.0
+
+
+# --- a finding needs an offset beyond the minimum and an interval that excludes zero -----------------
+
+@pytest.mark.shared_data
+def test_identical_exports_give_no_boundary_finding(shared_data):
+    # panopticapi's sample as COCO RLE (det) and as panoptic PNGs (pan): the same 50 segments. Every
+    # offset is 0.0, and qa run printed "det draws horse outlines +0.0 px inside pan" and the reverse.
+    folder = shared_data / "panopticapi_sample" / "sample_data"
+    run = qa.run(f"det={folder / 'panoptic_coco_detection_format.json'}", f"pan={folder / 'panoptic_examples.json'}",
+                 store=False, pack=None, workers=1, analytics=False)
+    offsets = run.boundaries.offsets
+    assert (offsets["signed_offset_px_mean"] == 0).all() and offsets["n"].max() >= 5
+    assert [f for f in run.boundaries.findings() if f["kind"] == "offset"] == []
+    assert run.summary["boundary_findings"] == []
+
+
+def _values(offsets_by_image):
+    rows = [("bob", "car", image, k, v) for image, values in offsets_by_image.items() for k, v in enumerate(values)]
+    return pd.DataFrame(rows, columns=["annotator", "category", "image", "object_index", "signed_offset_px"])
+
+
+def _analysis(values, **settings):
+    from qa.analytics.boundaries import BoundaryAnalysis
+
+    empty = pd.DataFrame(columns=["category_a", "category_b", "disagree_px", "gains", "gain_px"])
+    offsets = offset_distribution(values, min_pairs=5, seed=0)
+    return BoundaryAnalysis(offsets=offsets, offset_values=values, category_pairs=empty,
+                            category_pair_annotators=empty, by_size=None, by_occlusion=None,
+                            by_vertex_density=None, table=None, scores=None,
+                            settings={"tolerance_px": 2.0, "min_pairs": 5, "annotators": ["alice", "bob", "carol"],
+                                      **settings})
+
+
+def test_interval_resamples_images_and_a_steady_offset_is_a_finding():
+    values = _values({f"{k}.png": [2.0 + 0.1 * (k % 3), 1.9] for k in range(8)})
+    row = offset_distribution(values).iloc[0]
+    assert row["ci_unit"] == "images" and 1.9 <= row["ci_low"] < row["signed_offset_px_mean"] < row["ci_high"] <= 2.2
+    [f] = _analysis(values).findings()
+    assert f["text"] == (f"bob draws car outlines +2.0 px outside the others (n=16; 95% CI "
+                         f"{row['ci_low']:+.1f} to {row['ci_high']:+.1f})")
+    # the same seed gives the same interval
+    assert offset_distribution(values)["ci_low"].iloc[0] == row["ci_low"]
+
+
+def test_an_offset_whose_interval_holds_zero_is_not_a_finding():
+    # mean +1.05 px, but two images pull +9 px and six -1.6 px: the images disagree on the direction
+    values = _values({**{f"{k}.png": [9.0] for k in range(2)}, **{f"{k}.png": [-1.6] for k in range(2, 8)}})
+    row = offset_distribution(values).iloc[0]
+    assert row["signed_offset_px_mean"] == pytest.approx(1.05) and row["ci_low"] < 0 < row["ci_high"]
+    assert _analysis(values).findings() == []
+
+
+def test_an_offset_below_the_minimum_is_not_a_finding():
+    values = _values({f"{k}.png": [0.3, 0.3] for k in range(8)})  # steady, but a third of a pixel
+    row = offset_distribution(values).iloc[0]
+    assert row["ci_low"] > 0
+    assert _analysis(values).findings() == []
+    assert len(_analysis(values, min_offset_px=0.2).findings()) == 1
+
+
+def test_few_images_resample_pairs():
+    values = _values({"a.png": [2.0, 2.1, 1.9, 2.0, 2.2, 1.8]})
+    row = offset_distribution(values).iloc[0]
+    assert row["ci_unit"] == "pairs" and row["ci_low"] > 1.7

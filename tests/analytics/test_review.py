@@ -45,8 +45,9 @@ def test_lidc_unmatched_objects_match_pycocotools(lidc_run, lidc_reference):
         mine = frame[(frame["who"] == row["annotator"]) & (frame["index"] == row["object_index"])]
         assert row["reasons"] == len(mine)
         assert row["other_annotator"] == ", ".join(sorted(mine["other"]))
-        # the row's value is the worst pair's best IoU (the highest score)
-        assert row["value"] == pytest.approx(mine["best_iou"].min(), abs=1e-12)
+        # the row's value is the best IoU over its pairs (how close the nearest outline came)
+        assert row["value"] == pytest.approx(mine["best_iou"].max(), abs=1e-12)
+        assert row["score"] == pytest.approx(1 - mine["best_iou"].max(), abs=1e-12)
     # the objects only one reader drew come first among unmatched ones with nothing near them
     top = unmatched[unmatched["score"] == 1.0]
     assert top["reasons"].iloc[0] == 3
@@ -148,3 +149,25 @@ def test_qa_run_prints_analytics_and_json_carries_more(tmp_path, capsys):
     assert doc["alpha"]["ci_low"] <= doc["alpha"]["alpha"] <= doc["alpha"]["ci_high"]
     carol = next(r for r in doc["annotators"] if r["annotator"] == "carol")
     assert carol["missing"] > 0
+
+
+@pytest.mark.shared_data
+def test_an_object_all_others_drew_below_the_threshold_says_so_with_the_best_iou(bubil_experts):
+    # BU-BIL seg_B09: Person5_Amira's cell is matched by Person3_Amira only; the eight others drew the
+    # cell with IoU 0.36 to 0.499 against it. The queue said "not by [8 experts] (best IoU 0.36)": the
+    # worst of the eight, and as if they had not drawn it.
+    batch, comparison = bubil_experts
+    q = review_queue(batch, comparison)
+    [row] = q[(q["annotator"] == "experts/Person5_Amira") & (q["image"] == "seg_b09")].to_dict("records")
+    op = comparison.object_pairs
+    me = "experts/Person5_Amira"
+    mine = op[(op["image"] == "seg_b09") & (((op["annotator_a"] == me) & (op["status"] == "missing"))
+                                           | ((op["annotator_b"] == me) & (op["status"] == "extra")))]
+    assert row["reason"] == "unmatched" and row["reasons"] == len(mine) == 8
+    assert row["value"] == pytest.approx(mine["best_iou"].max()) and 0.49 < row["value"] < 0.5
+    assert mine["best_iou"].min() < 0.37
+    assert row["score"] == pytest.approx(1 - row["value"])
+    others = sorted((set(mine["annotator_a"]) | set(mine["annotator_b"])) - {me})
+    assert row["detail"] == (f"drawn by experts/Person5_Amira; {', '.join(others)} drew it below the matching "
+                             f"IoU 0.5 (best {row['value']:.3f}, experts/Person3_ImageJ)")
+    assert "not drawn" not in row["detail"]

@@ -63,7 +63,15 @@ def test_black_foreground_sniffed_from_the_border(tmp_path):
 def test_polarity_option_overrides_sniffing(tmp_path):
     save(white_on_black(~disc()), tmp_path / "m" / "a.png")
     export = only(load(tmp_path / "m", "a", format="binary_masks", options={"foreground": "white"}))
-    np.testing.assert_array_equal(decoded(export.objects[0], export), ~disc())
+    np.testing.assert_array_equal(decoded(export.objects[0], export), ~disc())  # read as told
+    (f,) = export.findings  # but the white side covers the border and most of the image
+    assert (f.code, f.severity) == ("FMT022", "warning") and "set foreground = 'black'" in f.message
+
+
+def test_a_forced_polarity_that_fits_is_not_doubted(tmp_path):
+    save(white_on_black(disc()), tmp_path / "m" / "a.png")
+    export = only(load(tmp_path / "m", "a", format="binary_masks", options={"foreground": "white"}))
+    np.testing.assert_array_equal(decoded(export.objects[0], export), disc())
     assert not export.findings
 
 
@@ -73,7 +81,7 @@ def test_ambiguous_border_is_a_warning_and_white_is_taken(tmp_path):
     save(white_on_black(half), tmp_path / "m" / "a.png")
     export = only(load(tmp_path / "m", "a", format="binary_masks"))
     (f,) = export.findings
-    assert f.severity == "warning" and "cannot tell the foreground colour" in f.message
+    assert (f.code, f.severity) == ("FMT022", "warning") and "cannot tell the foreground colour" in f.message
     np.testing.assert_array_equal(decoded(export.objects[0], export), half)
 
 

@@ -117,3 +117,109 @@ def test_png_dir_option_and_large_ids(tmp_path):
     assert batch.exports["a"].findings == []
     _check_segment_areas(batch, doc)
     assert batch.categories["road"].isthing is False
+
+
+# --- panopticapi's 2-channel PNGs ----------------------------------------------------------------------
+
+def test_two_channel_pngs_are_read_as_category_and_instance(shared_data):
+    # The sample's JSON with its 2-channel PNGs (R category id, G instance id): no JSON id is in these
+    # PNGs, so this loaded 0 objects with a hundred FMT010 lines and no word of why.
+    path = shared_data / SAMPLE
+    png_dir = path.parent / "panoptic_examples_2ch_format"
+    [two] = load(path, "two", options={"png_dir": str(png_dir)})
+    [rgb] = load(path, "rgb")
+    assert [f.code for f in two.findings] == ["FMT023"] and two.findings[0].severity == "info"
+    assert two.findings[0].message.startswith("2 of 2 PNGs")
+    assert len(two.objects) == len(rgb.objects) == 50
+    # pixel for pixel, each 2-channel segment is one RGB segment of the same category
+    for key in rgb.id_maps:
+        ids_two = read_id_map(two.id_maps[key], Limits())
+        ids_rgb = read_id_map(rgb.id_maps[key], Limits())
+        cat_two = {o.segment_id: o.category for o in two.objects if o.image == key}
+        cat_rgb = {o.segment_id: o.category for o in rgb.objects if o.image == key}
+        pairs = set(zip(ids_two.ravel().tolist(), ids_rgb.ravel().tolist()))
+        assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})  # one to one
+        assert all(cat_two[a] == cat_rgb[b] for a, b in pairs if a and b)
+    batch = qa.load(f"rgb={path}", qa.manifest.ExportSpec("two", path, "coco_panoptic", {"png_dir": str(png_dir)}))
+    assert sum(o.iscrowd for o in batch.objects("two")) == 0
+
+
+def test_an_rgb_png_with_wrong_ids_is_not_taken_for_two_channels(tmp_path):
+    ids = np.zeros((4, 6), np.uint32)
+    ids[1:3, 1:3] = 1 + 256 * 300  # a third channel: not 2-channel
+    rgb = np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], axis=-1).astype(np.uint8)
+    (tmp_path / "p").mkdir()
+    PILImage.fromarray(rgb, "RGB").save(tmp_path / "p" / "p.png")
+    doc = {"images": [{"id": 1, "file_name": "p.jpg", "width": 6, "height": 4}],
+           "categories": [{"id": 1, "name": "car", "isthing": 1}],
+           "annotations": [{"image_id": 1, "file_name": "p.png", "segments_info": [
+               {"id": 7, "category_id": 1, "area": 4, "bbox": [1, 1, 2, 2], "iscrowd": 0}]}]}
+    [export] = load(write_json(tmp_path / "p.json", doc), "a")
+    assert sorted(f.code for f in export.findings) == ["FMT010", "FMT010"] and export.objects == []
+
+
+# --- PNGs with their own segments_info list (COCONut) ---------------------------------------------------
+
+COCONUT = "coco139_coconut_vs_coco"
+
+
+def test_a_folder_of_pngs_with_segments_info_is_read(shared_data):
+    folder = shared_data / COCONUT
+    assert detect(folder) == "coco_panoptic"
+    assert detect(folder / "coconut_relabeled_val_000000000139_segments_info.json") == "coco_panoptic"
+    [export] = load(folder, "coconut")
+    segments = json.loads((folder / "coconut_relabeled_val_000000000139_segments_info.json").read_text())
+    assert export.findings == [] and len(export.categories) == 133  # the built-in COCO panoptic list
+    assert list(export.images) == ["coconut_relabeled_val_000000000139.png"]
+    assert (export.images["coconut_relabeled_val_000000000139.png"].width,
+            export.images["coconut_relabeled_val_000000000139.png"].height) == (640, 426)
+    assert [o.segment_id for o in export.objects] == [s["id"] for s in segments]
+    assert export.objects[0].source.where == "segments_info[0] id=1"
+    assert sum(o.category == "person" for o in export.objects) == sum(s["category_id"] == 1 for s in segments)
+
+
+def test_builtin_categories_are_panopticapis(shared_data):
+    from qa.formats.coco_panoptic import builtin_categories_path
+
+    ours = json.loads(builtin_categories_path().read_text())
+    theirs = json.loads((shared_data / CATEGORIES).read_text())
+    assert [(c["id"], c["name"], c["isthing"], c["supercategory"]) for c in ours["categories"]] == \
+        [(c["id"], c["name"], c["isthing"], c["supercategory"]) for c in theirs]
+    assert "panopticapi" in ours["source"] and "Alexander Kirillov" in ours["licence"]
+
+
+def test_coconut_against_coco_pairs_through_the_images_file(shared_data, tmp_path):
+    # COCONut names its PNGs after the image (000000000139.png); the images file gives the image's name
+    import shutil
+
+    src = shared_data / COCONUT
+    folder = tmp_path / "coconut"
+    folder.mkdir()
+    shutil.copy(src / "coconut_relabeled_val_000000000139.png", folder / "000000000139.png")
+    shutil.copy(src / "coconut_relabeled_val_000000000139_segments_info.json",
+                folder / "000000000139_segments_info.json")
+    coco = src / "coco_val2017_partial_000000000139.json"
+    manifest = tmp_path / "batch.toml"
+    manifest.write_text(f'[[exports]]\nannotator = "coco"\npath = "{coco}"\n\n[[exports]]\nannotator = "coconut"\n'
+                        f'path = "coconut"\noptions = {{ images_file = "{coco}" }}\n')
+    run = qa.run(manifest=manifest, store=False, pack=None, workers=1, analytics=False)
+    assert list(run.batch.images) == ["000000000139.jpg"] and run.batch.coverage["000000000139.jpg"] == ("coco", "coconut")
+    op = run.comparison.object_pairs
+    persons = op[(op["status"] == "matched") & (op["category_a"] == "person")]
+    # SOURCE.txt: the two COCO persons against COCONut segments 27 and 15, mask IoU 0.889 and 0.886
+    assert sorted(round(v, 3) for v in persons["iou"]) == [0.886, 0.889]
+
+
+def test_categories_file_and_a_missing_png(tmp_path, shared_data):
+    import shutil
+
+    src = shared_data / COCONUT
+    shutil.copy(src / "coconut_relabeled_val_000000000139.png", tmp_path / "a.png")
+    shutil.copy(src / "coconut_relabeled_val_000000000139_segments_info.json", tmp_path / "a_segments_info.json")
+    (tmp_path / "b_segments_info.json").write_text("[]")
+    cats = write_json(tmp_path / "cats.json", [{"id": 1, "name": "person", "isthing": 1}])
+    [export] = load(tmp_path, "c", format="coco_panoptic", options={"categories_file": str(cats)})
+    assert list(export.categories) == ["person"] and {o.category for o in export.objects} == {"person"}
+    codes = [f.code for f in export.findings]
+    assert codes.count("FMT009") == 1 and codes.count("FMT004") == sum(
+        s["category_id"] != 1 for s in json.loads((tmp_path / "a_segments_info.json").read_text()))

@@ -127,7 +127,7 @@ def test_fixture_attributes_of_every_type(shapes):
     assert isinstance(polygon.attributes["doors"], int)
     box = shapes.objects[1]
     assert box.attributes["parked"] is False and box.attributes["doors"] == "many"
-    (bad_number,) = [f for f in shapes.findings if f.code == "FMT011" and f.source.section == "box"]
+    (bad_number,) = [f for f in shapes.findings if f.code == "FMT014" and f.source.section == "box"]
     assert bad_number.severity == "warning" and "'many' is not a number" in bad_number.message
 
 

@@ -258,18 +258,18 @@ def test_fixture_regions(fixture_exports):
 def test_fixture_findings(fixture_exports):
     got = {(f.code, f.severity, f.source.where) for e in fixture_exports.values() for f in e.findings}
     assert got == {
-        ("FMT011", "warning", "task[2] id=103"),   # no region gives the image size
+        ("FMT014", "warning", "task[2] id=103"),   # no region gives the image size
         ("FMT011", "error", "task[3] id=104"),     # no data
         ("FMT007", "error", "task[4] id=105"),     # ../outside.jpg
         ("FMT001", "error", "task[0].annotations[0].result[5] id=bad2"),
         ("FMT004", "error", "task[0].annotations[0].result[6] id=nolabel"),
         ("FMT002", "error", "task[0].annotations[0].result[7] id=brush1"),
         ("FMT003", "error", "task[0].annotations[0].result[8] id=size1"),
-        ("FMT005", "warning", "task[1].annotations[2] id=6"),
+        ("FMT005", "error", "task[1].annotations[2] id=6"),
         ("FMT012", "info", "task[0].annotations[0].result[4] id=k1"),
         ("FMT012", "info", "task[0].annotations[1].result[2] id=t1"),
         ("FMT013", "info", "task[0].annotations[2] id=3"),
-        ("FMT011", "warning", "task[0].annotations[1].result[1] id=q2"),  # two labels on one region
+        ("FMT014", "warning", "task[0].annotations[1].result[1] id=q2"),  # two labels on one region
     }
     cancelled = [f for e in fixture_exports.values() for f in e.findings if f.code == "FMT013"]
     assert cancelled[0].message == "1 cancelled annotation skipped: was_cancelled is set (user_3 1)"

@@ -113,7 +113,7 @@ def test_json_folder(capsys):
     pts = wheel.polygons[0]
     np.testing.assert_allclose(np.hypot(pts[:, 0] - 10, pts[:, 1] - 20), 5.0)
     got = {(f.code, f.severity, f.source.where) for f in export.findings}
-    assert got == {("FMT012", "warning", "shapes[7]"), ("FMT001", "error", "shapes[8]"),
+    assert got == {("FMT015", "warning", "shapes[7]"), ("FMT001", "error", "shapes[8]"),
                    ("FMT004", "error", "shapes[9]"), ("FMT001", "error", "shapes[10]"),
                    ("FMT012", "info", "shapes[3]"), ("FMT012", "info", "shapes[4]"),
                    ("FMT012", "info", "shapes[6]")}
@@ -145,7 +145,7 @@ def test_xml_folder_merges_files_of_one_image():
                               "verified": False}
     got = {(f.code, f.severity, f.source.file.rsplit("/", 1)[1], f.source.where) for f in export.findings}
     assert got == {
-        ("FMT012", "warning", "img1.xml", "object[3] id=3"),  # a <segm> mask
+        ("FMT015", "warning", "img1.xml", "object[3] id=3"),  # a <segm> mask
         ("FMT001", "error", "img1.xml", "object[4] id=4"),    # 2 points
         ("FMT011", "error", "img2.xml", ""),                  # no image size
         ("FMT003", "error", "img3.xml", ""),                  # img1.jpg declared 80x60 here, 40x30 before

@@ -126,3 +126,14 @@ def test_rules_modules_import_only_earlier_stages():
             for name in names:
                 if path.name != "docs.py":  # the docs generator runs the CLI to show real output
                     assert not name.startswith(later), f"{path.name} imports {name}"
+
+
+def test_readme_rule_count_and_table_are_the_registrys():
+    # the README said 42 rules where `qa rules list` listed 41; both now come from the registry
+    from qa.rules.docs import update_readme
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"({len(RULES)} rules, `qa rules list`)" in readme
+    assert update_readme(readme) == readme, "README is stale: run python -m qa.rules.docs --readme README.md"
+    stale = readme.replace(f"({len(RULES)} rules,", f"({len(RULES) + 1} rules,")
+    assert update_readme(stale) == readme

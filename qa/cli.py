@@ -265,16 +265,28 @@ def _cmd_run(args) -> int:
     return _finish_gate(result.verdict, args, text=False)
 
 
-def _print_pairs(pairs: list[dict]) -> None:
-    """The per annotator pair table: PQ, mean IoU, boundary F at 2 px and the object counts."""
-    def fmt(value, digits=3):
-        return "-" if value is None else f"{value:.{digits}f}"
+def _metric_table(first: list[str], rows: list[dict], metrics, *, key) -> str:
+    """A text table: the ``first`` columns from ``key(row)``, then one column per metric, headed by the
+    metric registry's short label and formatted as it says (counts as integers, "-" when absent)."""
+    from qa import metric_registry
 
-    print(render_table(
-        ["pair", "images", "PQ", "mask IoU", "BF@2px", "matched", "missing", "extra", "label disagr."],
-        [[p["pair"], p["images"], fmt(p.get("pq")), fmt(p.get("mask_iou_mean")), fmt(p.get("boundary_f_2px_mean")),
-          p["matched"], p["missing"], p["extra"], p["label_disagreements"]] for p in pairs],
-    ))
+    return render_table(
+        [*first, *[metric_registry.short(m) for m in metrics]],
+        [[*key(r), *[metric_registry.format_value(m, r.get(m)) for m in metrics]] for r in rows],
+        left=len(first))
+
+
+_PAIR_COLUMNS = ("images", "pq", "mask_iou_mean", "image_iou_mean", "boundary_f_2px_mean", "matched", "missing",
+                 "extra", "label_disagreements")
+_ANNOTATOR_COLUMNS = ("matched", "missing", "missing_share", "extra", "mask_iou_mean", "image_iou_mean",
+                      "boundary_f_2px_mean", "signed_offset_px_mean", "label_disagreements")
+_CONSENSUS_COLUMNS = ("consensus_objects", "matched", "missing", "extra", "mask_iou_mean", "boundary_f_2px_mean",
+                      "sensitivity_mean", "specificity_mean")
+
+
+def _print_pairs(pairs: list[dict]) -> None:
+    """The per annotator pair table: PQ, matched-object and image-level IoU, boundary F at 2 px, counts."""
+    print(_metric_table(["pair"], pairs, _PAIR_COLUMNS, key=lambda p: [p["pair"]]))
 
 
 # --- qa run: analytics ---------------------------------------------------------------------------------
@@ -290,12 +302,7 @@ def _print_analytics(analytics: dict | None, *, top: int = 10) -> None:
     rows = analytics.get("annotators") or []
     if rows:
         print()
-        print(render_table(
-            ["annotator", "matched", "missing", "miss. share", "extra", "mask IoU", "BF@2px", "offset px",
-             "label disagr."],
-            [[r["annotator"], r["matched"], r["missing"], fmt(r.get("missing_share")), r["extra"],
-              fmt(r.get("mask_iou_mean")), fmt(r.get("boundary_f_2px_mean")),
-              fmt(r.get("signed_offset_px_mean"), 2), r["label_disagreements"]] for r in rows]))
+        print(_metric_table(["annotator"], rows, _ANNOTATOR_COLUMNS, key=lambda r: [r["annotator"]]))
     alpha = analytics.get("alpha")
     if alpha:
         print()
@@ -308,12 +315,7 @@ def _print_analytics(analytics: dict | None, *, top: int = 10) -> None:
     if consensus:
         print()
         print("against the consensus (majority pixel vote; 'qa consensus' for options and a COCO export):")
-        print(render_table(
-            ["annotator", "consensus", "matched", "missing", "extra", "IoU", "BF@2px", "sensitivity",
-             "specificity"],
-            [[r["annotator"], r["consensus_objects"], r["matched"], r["missing"], r["extra"],
-              fmt(r.get("mask_iou_mean")), fmt(r.get("boundary_f_2px_mean")), fmt(r.get("sensitivity_mean")),
-              fmt(r.get("specificity_mean"))] for r in consensus]))
+        print(_metric_table(["annotator"], consensus, _CONSENSUS_COLUMNS, key=lambda r: [r["annotator"]]))
     queue = (analytics.get("review_queue") or [])[:top]
     if queue:
         print()
@@ -332,15 +334,14 @@ def _print_boundaries(summary: dict) -> None:
     """Per-class agreement of label maps and panoptic exports, then the top boundary findings."""
     classes = summary.get("classes")
     if classes:
-        tolerances = [k[len("boundary_f_"):] for k in classes[0] if k.startswith("boundary_f_")]
+        from qa import metric_registry
 
-        def fmt(value):
-            return "-" if value is None else f"{value:.3f}"
-
+        # the class table's columns are the pooled class figures: iou -> class_iou, boundary_f_<t> -> class_boundary_f_<t>
+        figures = {c: f"class_{c}" for c in classes[0] if c == "iou" or c.startswith("boundary_f_")}
         print()
-        print(render_table(["class", "image pairs", "IoU", *[f"BF@{t}" for t in tolerances]],
-                           [[c["category"], c["images"], fmt(c["iou"]),
-                             *[fmt(c[f"boundary_f_{t}"]) for t in tolerances]] for c in classes]))
+        print(render_table(["class", "image pairs", *[metric_registry.short(m) for m in figures.values()]],
+                           [[c["category"], c["images"],
+                             *[metric_registry.format_value(m, c[k]) for k, m in figures.items()]] for c in classes]))
     findings = summary.get("boundary_findings")
     if findings:
         print()
@@ -404,10 +405,33 @@ def _write(path: Path, text: str) -> None:
     _err(f"written {path}")
 
 
-def _cell(value) -> str:
-    """A table cell: floats to 4 significant digits, missing values empty."""
+def readable_number(value: float) -> str:
+    """A float for a text table, without exponent: whole numbers as integers, others to 4 significant
+    digits (every digit left of the point kept); an exponent only below 1e-6 or from 1e15 on.
+
+    Examples
+    --------
+    >>> readable_number(30410.0), readable_number(30410.37), readable_number(0.76923), readable_number(1.5e-7)
+    ('30410', '30410', '0.7692', '1.5e-07')
+    >>> readable_number(201.25), readable_number(-2.5), readable_number(float("inf"))
+    ('201.2', '-2.5', 'inf')
+    """
     import math
 
+    if not math.isfinite(value):
+        return str(value)
+    size = abs(value)
+    if size != 0 and (size < 1e-6 or size >= 1e15):
+        return f"{value:.4g}"
+    if value == int(value):
+        return str(int(value))
+    places = max(0, 3 - math.floor(math.log10(size)))
+    text = f"{value:.{places}f}"
+    return text.rstrip("0").rstrip(".") if places else text
+
+
+def _cell(value) -> str:
+    """A table cell: floats as :func:`readable_number` says, missing values empty."""
     if value is None:
         return ""
     try:
@@ -418,7 +442,7 @@ def _cell(value) -> str:
     except (TypeError, ValueError):
         pass
     if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
+        return readable_number(value)
     if hasattr(value, "strftime"):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
@@ -1004,19 +1028,14 @@ def _cmd_consensus(args) -> int:
         return EXIT_OK
     from qa.engine.boundary import tolerance_label
 
+    from qa import metric_registry
+
     tolerances = result.settings["tolerances"]
     shown = 2.0 if 2.0 in tolerances else tolerances[0]
-    label, column = f"BF@{shown:g}px", f"boundary_f_{tolerance_label(shown)}_mean"
-
-    def fmt(value):
-        return "-" if value != value else f"{value:.3f}"
-
-    print(render_table(
-        ["annotator", "images", "consensus", "matched", "missing", "extra", "label disagr.", "IoU", label,
-         "sensitivity", "specificity", "offset px"],
-        [[r.annotator, r.images, r.consensus_objects, r.matched, r.missing, r.extra, r.label_disagreements,
-          fmt(r.mask_iou_mean), fmt(getattr(r, column)), fmt(r.sensitivity_mean), fmt(r.specificity_mean),
-          fmt(r.signed_offset_px_mean)] for r in result.annotators.itertuples(index=False)]))
+    columns = ("images", "consensus_objects", "matched", "missing", "extra", "label_disagreements", "mask_iou_mean",
+               metric_registry.name("boundary_f_{t}_mean", t=tolerance_label(shown)), "sensitivity_mean",
+               "specificity_mean", "signed_offset_px_mean")
+    print(_metric_table(["annotator"], result.annotators.to_dict("records"), columns, key=lambda r: [r["annotator"]]))
     s = result.summary
     method = "pixel vote" if args.method == "vote" else "STAPLE"
     print()

@@ -37,7 +37,7 @@ def test_run_prints_pair_table_and_writes_tables(shared_data, tmp_path, capsys):
     assert code == 0, err
     lines = stdout.splitlines()
     header = next(k for k, line in enumerate(lines) if line.startswith("pair "))
-    assert lines[header].split()[:4] == ["pair", "images", "PQ", "mask"]
+    assert lines[header].split()[:7] == ["pair", "images", "PQ", "matched", "IoU", "image", "IoU"]
     assert [line.split()[0] for line in lines[header + 1:header + 4]] == ["r1|r2", "r1|r3", "r2|r3"]
     assert lines[-2].startswith("3 annotators, 257 images")
     assert lines[-1].endswith(" in 3 exports")  # the closing summary line stays last

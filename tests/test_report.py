@@ -318,6 +318,29 @@ def test_sections_fill_from_score_scopes_when_present_and_say_so_when_absent():
     assert 'id="no-matrix"' in page and 'id="no-offsets"' in page
 
 
+def test_counts_print_as_integers_and_headings_come_from_the_metric_registry():
+    """Counts (unmatched, review items, consensus objects) were printed as floats ("527.000")."""
+    from qa import metric_registry
+
+    rows = [("category", "road", "unmatched", 527.0, 527), ("category", "road", "mask_iou_mean", 0.91234, 9),
+            ("batch", "", "review_items", 512.0, 512), ("batch", "", "review_low_iou", 146.0, 512),
+            ("annotator_consensus", "alice", "consensus_objects", 198.0, 3),
+            ("annotator_consensus", "alice", "mask_iou_mean", 0.8, 3)]
+    scores = pd.DataFrame(rows, columns=["scope", "key", "metric", "value", "n"])
+    context = rp.build_context(rp.ReportInput(title="t", annotators=["alice", "bob"], scores=scores))
+    category = context["category_table"]
+    cells = dict(zip(category["columns"], [c["text"] for c in category["rows"][0]["cells"]]))
+    assert cells[metric_registry.label("unmatched")] == "527"
+    assert cells["matched-object IoU"] == "0.912"
+    batch = dict(zip(context["batch_table"]["columns"], [c["text"] for c in context["batch_table"]["rows"][0]["cells"]]))
+    assert batch["review items"] == "512" and batch["review: low iou"] == "146"
+    consensus = context["annotator_all"][0]
+    texts = {col: cell["text"] for col, cell in zip(consensus["columns"], consensus["rows"][0]["cells"])}
+    assert texts["consensus objects"] == "198"
+    page = rp.render_html(rp.ReportInput(title="t", annotators=["alice", "bob"], scores=scores))
+    assert "527.000" not in page and "512.000" not in page and "198.000" not in page
+
+
 # --- the command line ---------------------------------------------------------------------------------
 
 def test_qa_run_writes_the_report_beside_the_store_or_in_out(tmp_path, capsys):

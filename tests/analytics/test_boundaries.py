@@ -113,7 +113,8 @@ def test_qa_run_prints_per_class_agreement_and_the_findings(shifted, capsys):
     assert code == 0
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("class "))
-    assert lines[header].split() == ["class", "image", "pairs", "IoU", "BF@1px", "BF@2px", "BF@4px"]
+    assert lines[header].split() == ["class", "image", "pairs", "class", "IoU", "class", "BF@1px", "class", "BF@2px",
+                                     "class", "BF@4px"]
     assert {lines[header + 1].split()[0], lines[header + 2].split()[0]} == {"road", "sidewalk"}  # worst first
     start = lines.index("boundaries:")
     category = [line for line in lines[start:] if " | " in line]

@@ -213,12 +213,16 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def gate_stage(result: Run, pack, *, baseline=None, max_drop=None, db=None, lock_timeout=None):
-    """The gate stage: the pack's thresholds (and a stored baseline run) against this run's figures."""
+def gate_stage(result: Run, pack, *, baseline=None, max_drop=None, db=None, lock_timeout=None, config=None):
+    """The gate stage: the pack's thresholds (and a stored baseline run) against this run's figures.
+
+    ``config`` is the pack's gate configuration when already read (:func:`run` reads it before the
+    exports, so a bad ``[gate]`` table stops the run at once).
+    """
     from qa import store
     from qa.gate import load_gate, verdict_for
 
-    config = load_gate(pack)
+    config = load_gate(pack) if config is None else config
     if max_drop is not None:
         config.max_drop = float(max_drop)
     baseline_scores = baseline_findings = baseline_id = None
@@ -305,6 +309,11 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     from qa.store import input_fingerprints
 
     started = _utcnow()
+    gate_config = None
+    if gate is not None:  # a bad [gate] table (an unknown metric, ...) stops the run before any work
+        from qa.gate import load_gate
+
+        gate_config = load_gate(gate)
     batch, alias_counts = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
                                 max_pixels=max_pixels, progress=progress)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
@@ -368,7 +377,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     result.summary.update(errors=severities.get("error", 0), warnings=severities.get("warning", 0))
     if gate is not None:
         result.verdict = gate_stage(result, gate, baseline=baseline, max_drop=max_drop, db=db,
-                                    lock_timeout=lock_timeout)
+                                    lock_timeout=lock_timeout, config=gate_config)
         result.summary["verdict"] = result.verdict.to_dict()
     result.finished_at = _utcnow()
     result.summary["run_id"] = result.run_id

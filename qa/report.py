@@ -508,7 +508,7 @@ def from_store(store, ref, *, pictures: int = DEFAULT_PICTURES, max_side: int = 
     image_table = store.table("images", run_id)
     problems = store.sql("""
         SELECT m.image, m.annotator_a, m.annotator_b, m.status, m.category_a, m.category_b, m.iou, m.best_iou,
-               m.label_disagreement, TRY_CAST(m.metrics->>'boundary_f_2px' AS DOUBLE) AS boundary_f_2px,
+               m.label_disagreement, m.boundary_f_2px,
                oa.file AS file_a, oa.source_section AS section_a, oa.source_index AS source_index_a,
                oa.source_id AS source_id_a,
                ob.file AS file_b, ob.source_section AS section_b, ob.source_index AS source_index_b,
@@ -926,10 +926,11 @@ def build_context(data: ReportInput) -> dict:
         available = {m for v in pairs.values() for m in v}
         boundary_f = sorted(m for m in available if m.startswith("boundary_f_") and m.endswith("px_mean"))
         wanted = [m for m in _MATRIX_METRICS if m in available and not (m == "boundary_f_2px_mean")]
+        after = sum(m in wanted for m in ("mask_iou_mean", "image_iou_mean"))  # boundary F after the IoUs
         if "boundary_f_2px_mean" in available:
-            wanted.insert(1, "boundary_f_2px_mean")
+            wanted.insert(after, "boundary_f_2px_mean")
         elif boundary_f:
-            wanted.insert(1, boundary_f[0])
+            wanted.insert(after, boundary_f[0])
         for metric in wanted:
             matrix_rows = []
             has_consensus = any(metric in consensus.get(a, {}) for a in data.annotators)

@@ -426,3 +426,31 @@ def test_the_photograph_beside_a_coco_export_is_drawn(shared_data, tmp_path):
     run = qa.run(f"a={export}", f"b={export}", workers=1)
     gallery = rp.from_run(run).gallery
     assert len(gallery) == 1 and gallery[0]["background"] is True and gallery[0]["width"] == 640
+
+
+@pytest.mark.shared_data
+def test_bu_bil_shows_matched_object_and_image_level_iou(shared_data, tmp_path, capsys):
+    """Issue 19, defect 5: the worst BU-BIL image read "IoU –" (its cells did not match at 0.5) and the pair
+    tables showed one "mask IoU" that left it out. Both figures now show, each named for what it averages."""
+    root = shared_data / "bu_bil_dataset1" / "ExpertsAnnotations"
+    experts = [f"p{k}={root / name}" for k, name in ((1, "Person1_Amira"), (2, "Person2_ImageJ"),
+                                                      (5, "Person5_Amira"))]
+    code, out, err = run_cli(["run", *experts, "--no-store", "--no-report", "--workers", "1"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    header = lines[next(k for k, line in enumerate(lines) if line.startswith("pair "))]
+    assert "matched IoU" in header and "image IoU" in header
+    row = lines[next(k for k, line in enumerate(lines) if line.startswith("p1|p5 "))].split()
+    assert row[3:5] == ["0.761", "0.751"]  # matched objects only; every image
+    annotator_header = lines[next(k for k, line in enumerate(lines) if line.startswith("annotator  matched"))]
+    assert "image IoU" in annotator_header
+    run = qa.run(*experts, workers=1)
+    data = rp.from_run(run, pictures=1)
+    assert data.gallery[0]["image"] == "seg_b09"
+    assert "p1 vs p5: matched-object IoU –, image-level IoU 0.439, 0 matched, 1 missing, 1 extra" in data.gallery[0]["pairs"]
+    ctx = rp.build_context(data)
+    assert "image-level IoU" in ctx["pair_table"]["columns"] and "matched-object IoU" in ctx["pair_table"]["columns"]
+    assert [m["label"] for m in ctx["matrices"]][:2] == ["matched-object IoU", "image-level IoU"]
+    scores = run.scores.set_index(["scope", "key", "metric"])["value"]
+    assert scores[("annotator", "p5", "image_iou_mean")] < scores[("annotator", "p5", "mask_iou_mean")]
+    assert scores[("category", "foreground", "image_iou_mean")] == pytest.approx(scores[("batch", "", "image_iou_mean")])

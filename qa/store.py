@@ -35,7 +35,7 @@ from qa import __version__
 from qa.errors import StoreError
 from qa.gate import run_findings, run_scores
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The version of ``qa/schema.sql``; a store records the versions applied to it in ``qa_schema``."""
 
 APPLICATION = "annotation-qa"
@@ -79,7 +79,33 @@ def _migrate_to_3(con) -> None:
         con.execute(f"ALTER TABLE boundary_disagreement ADD COLUMN {column} {sql_type}")
 
 
-MIGRATIONS: dict = {2: _migrate_to_2, 3: _migrate_to_3}
+SCHEMA_4_COLUMNS = {
+    "runs": (("gate_pack", "VARCHAR"),),
+    "object_matches": (("pair", "VARCHAR"), ("boundary_f_1px", "DOUBLE"), ("boundary_f_2px", "DOUBLE"),
+                       ("boundary_f_4px", "DOUBLE"), ("nsd_1px", "DOUBLE"), ("nsd_2px", "DOUBLE"),
+                       ("nsd_4px", "DOUBLE"), ("signed_offset_median_px", "DOUBLE")),
+    "image_pair_scores": (("image_iou_mean", "DOUBLE"),),
+}
+"""The columns schema 4 appends, per table, in ``schema.sql`` order."""
+
+
+def _migrate_to_4(con) -> None:
+    """Schema 3 to 4: ``runs.gate_pack`` (``pack`` becomes the pack that checked the rules, gated or not);
+    ``object_matches`` gains ``pair`` and real columns for boundary F and NSD at the default tolerances and
+    the median offset (filled from each stored row's ``metrics`` JSON); ``image_pair_scores`` gains
+    ``image_iou_mean`` (NULL for runs stored before: not computed then)."""
+    for table, columns in SCHEMA_4_COLUMNS.items():
+        for column, sql_type in columns:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+    con.execute("UPDATE runs SET gate_pack = CASE WHEN verdict IS NOT NULL THEN pack END, "
+                "pack = coalesce(settings->>'pack', CASE WHEN verdict IS NOT NULL THEN pack END)")
+    moved = [c for c, _ in SCHEMA_4_COLUMNS["object_matches"] if c != "pair"]
+    sources = {"signed_offset_median_px": "signed_offset_median"}
+    assignments = ", ".join(f"{c} = TRY_CAST(metrics->>'{sources.get(c, c)}' AS DOUBLE)" for c in moved)
+    con.execute(f"UPDATE object_matches SET pair = annotator_a || '|' || annotator_b, {assignments}")
+
+
+MIGRATIONS: dict = {2: _migrate_to_2, 3: _migrate_to_3, 4: _migrate_to_4}
 """``{version: function(connection)}`` upgrading a store from ``version - 1`` (inside one transaction).
 Each version's changes live in one function."""
 
@@ -665,14 +691,14 @@ def _finite(value):
 # Incoming column names (from the engine's DataFrames) that map onto a stored column, and columns left out
 # because another table has them (an object's source is in `objects`; `pair` is annotator_a|annotator_b).
 _ALIASES = {
-    "object_matches": {"signed_offset": "signed_offset_px", "assd": "assd_px", "hd95": "hd95_px"},
+    "object_matches": {"signed_offset": "signed_offset_px", "assd": "assd_px", "hd95": "hd95_px",
+                       "signed_offset_median": "signed_offset_median_px"},
     "image_pair_scores": {},
     "boundary_disagreement": {"signed_offset_mean": "signed_offset_px_mean", "assd_mean": "assd_px_mean",
                               "hd95_mean": "hd95_px_mean"},
 }
 _LEFT_OUT = {
-    "object_matches": {"pair", "file_a", "source_index_a", "source_id_a", "file_b", "source_index_b",
-                       "source_id_b"},
+    "object_matches": {"file_a", "source_index_a", "source_id_a", "file_b", "source_index_b", "source_id_b"},
     "image_pair_scores": {"pair"},
     "boundary_disagreement": {"pair"},
 }
@@ -816,7 +842,8 @@ def run_frames(run) -> dict:
         "settings": _json(run.settings or {}) or "{}",
         "inputs": json.dumps(inputs, default=str, sort_keys=True),
         "inputs_sha256": combined_fingerprint(inputs),
-        "pack": (verdict_doc or {}).get("meta", {}).get("pack") or None,
+        "pack": (run.settings or {}).get("pack") or (verdict_doc or {}).get("meta", {}).get("pack") or None,
+        "gate_pack": (verdict_doc or {}).get("meta", {}).get("pack") or None,
         "baseline_run_id": (verdict_doc or {}).get("meta", {}).get("baseline_run_id"),
         "verdict": None if verdict is None else ("passed" if verdict.success else "failed"),
         "checks_evaluated": None if verdict is None else verdict.statistics["evaluated"],

@@ -359,8 +359,10 @@ def _add_store_options(p) -> None:
 
 
 def _add_gate_options(p) -> None:
-    p.add_argument("--baseline", metavar="RUN", help="a stored run to check regressions against "
-                                                     "(id, prefix, seq number, latest or latest~N)")
+    p.add_argument("--baseline", metavar="RUN", help="a stored run to check regressions against: an id, prefix "
+                                                     "or seq number; latest or latest~N, the latest run of the "
+                                                     "same batch (its manifest name, else the same annotators); "
+                                                     "latest:any for the latest of any batch")
     p.add_argument("--max-drop", type=float, metavar="DELTA",
                    help="fail when a gated figure drops more than this below the baseline's")
     p.add_argument("--junit", type=Path, metavar="PATH", help="also write the verdict as JUnit XML")
@@ -664,7 +666,13 @@ def _cmd_gate(args) -> int:
         annotators = list(store.table("annotators", run_id)["annotator"])
         baseline_id = baseline = baseline_findings = None
         if args.baseline is not None:
-            baseline_id = store.resolve(args.baseline)
+            from qa.store import describe_batch
+
+            identity = store.batch_of(run_id)
+            baseline_id = store.resolve_baseline(args.baseline, batch=identity)  # `latest`: of the run's batch
+            if baseline_id is None:
+                raise UsageError(f"--baseline {args.baseline}: no stored run of {describe_batch(identity)} "
+                                 f"(give a run id, or latest:any for the latest run of any batch)")
             baseline, baseline_findings = store.scores(baseline_id), store.findings(baseline_id)
     meta = {"run_id": run_id, "fingerprints": {i["annotator"]: i["sha256"] for i in info["inputs"] or []},
             "tool_version": version, "pack": config.pack, "baseline_run_id": baseline_id,

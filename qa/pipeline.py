@@ -226,22 +226,25 @@ def gate_stage(result: Run, pack, *, baseline=None, max_drop=None, db=None, lock
     if max_drop is not None:
         config.max_drop = float(max_drop)
     baseline_scores = baseline_findings = baseline_id = None
-    first = False  # `--baseline latest` on a store with no runs yet: the first run has nothing to regress from
+    first = False  # `--baseline latest` with no earlier run of this batch: nothing to regress from yet
+    identity = store.batch_identity(result.batch)
     if baseline is not None:
         if db is None:
             raise ConfigError("a baseline run is read from the store; pass --db with the baseline's store")
-        first = str(baseline).startswith("latest") and not Path(db).exists()
+        latest = str(baseline).strip().startswith("latest")
+        first = latest and not Path(db).exists()
         if not first:
             with store.open(db, lock_timeout=store.DEFAULT_LOCK_TIMEOUT if lock_timeout is None
                             else lock_timeout) as s:
-                first = str(baseline).startswith("latest") and len(s.runs()) == 0
+                baseline_id = s.resolve_baseline(baseline, batch=identity)  # `latest`: of the same batch
+                first = baseline_id is None
                 if not first:
-                    baseline_id = s.resolve(baseline)
                     baseline_scores, baseline_findings = s.scores(baseline_id), s.findings(baseline_id)
     verdict = verdict_for(result, config, baseline=baseline_scores, baseline_findings=baseline_findings,
                           baseline_run_id=baseline_id)
     if first:
-        verdict.skipped.append(f"regression: no baseline run ({baseline}) in {db} yet")
+        of = "" if ":any" in str(baseline) else f" of {store.describe_batch(identity)}"
+        verdict.skipped.append(f"regression: no baseline run ({baseline}){of} in {db} yet")
     return verdict
 
 

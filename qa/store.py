@@ -214,6 +214,24 @@ def input_fingerprints(batch) -> list[dict]:
     return out
 
 
+def batch_identity(batch) -> dict:
+    """What makes two runs runs of the same batch: its name (a manifest's ``name``), else its annotators.
+
+    Returns
+    -------
+    dict
+        ``name`` (None without one) and ``annotators`` (sorted), as :meth:`Store.resolve_baseline` reads them.
+    """
+    return {"name": getattr(batch, "name", None) or None, "annotators": sorted(batch.annotators)}
+
+
+def describe_batch(identity: dict) -> str:
+    """``batch 'week-12'`` or ``the annotators alice, bob`` (for messages)."""
+    if identity.get("name"):
+        return f"batch {identity['name']!r}"
+    return "the annotators " + ", ".join(identity.get("annotators") or [])
+
+
 def combined_fingerprint(inputs: list[dict]) -> str:
     """One sha256 over every input's annotator name and fingerprint (same inputs, same value)."""
     text = "\n".join(f"{i['annotator']}\t{i['sha256']}" for i in sorted(inputs, key=lambda i: i["annotator"]))
@@ -441,6 +459,56 @@ class Store:
             raise StoreError(f"run {text!r} is ambiguous: {', '.join(r[0] for r in rows[:4])}"
                              f"{', ...' if len(rows) > 4 else ''}; give more of the id", path=self.path)
         raise StoreError(f"no run {text!r}; 'qa runs' lists them", path=self.path)
+
+    def resolve_baseline(self, ref, *, batch: dict) -> str | None:
+        """The run a gate's ``--baseline`` names, resolved within the same batch.
+
+        Parameters
+        ----------
+        ref : str
+            ``latest`` or ``latest~N``: the newest run (N runs back) *of the same batch*; ``latest:any``
+            or ``latest:any~N``: of any batch; anything else as :meth:`resolve` reads it (an id, a prefix,
+            a sequence number: the run named, whatever its batch).
+        batch : dict
+            The batch's identity (:func:`batch_identity`): ``name`` (the manifest's), and ``annotators``.
+
+        Returns
+        -------
+        str or None
+            The run id; None when ``latest`` finds no run of the batch (or ``latest:any`` none at all).
+
+        Notes
+        -----
+        Two runs are of the same batch when they carry the same batch name; runs without a name are of
+        the same batch when they have the same set of annotators. A store shared by several batches
+        then never compares a batch with another one.
+        """
+        text = str(ref).strip()
+        m = re.fullmatch(r"latest(:any)?(?:~(\d+))?", text)
+        if not m:
+            return self.resolve(text)
+        back = int(m.group(2) or 0)
+        if m.group(1):
+            row = _one(self._con, "SELECT run_id FROM runs ORDER BY seq DESC LIMIT 1 OFFSET ?", [back])
+            return None if row is None else row[0]
+        if batch.get("name"):
+            row = _one(self._con, "SELECT run_id FROM runs WHERE name = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                       [batch["name"], back])
+        else:
+            row = _one(self._con, """
+                SELECT r.run_id FROM runs r
+                WHERE r.name IS NULL AND (SELECT list_sort(list(a.annotator)) FROM annotators a
+                                          WHERE a.run_id = r.run_id) = ?::VARCHAR[]
+                ORDER BY r.seq DESC LIMIT 1 OFFSET ?""", [sorted(batch.get("annotators") or []), back])
+        return None if row is None else row[0]
+
+    def batch_of(self, run) -> dict:
+        """The batch identity (:func:`batch_identity`) of a stored run."""
+        run_id = self.resolve(run)
+        name = _one(self._con, "SELECT name FROM runs WHERE run_id = ?", [run_id])[0]
+        annotators = [r[0] for r in self._con.execute(
+            "SELECT annotator FROM annotators WHERE run_id = ? ORDER BY annotator", [run_id]).fetchall()]
+        return {"name": name, "annotators": annotators}
 
     def runs(self, *, limit: int | None = None):
         """The run history, newest first, one row per run (the ``runs`` table without its JSON)."""

@@ -468,9 +468,66 @@ def test_the_first_run_with_baseline_latest_skips_regression(tmp_path, capsys):
     assert code == 0, err
     verdict = json.loads(out)["verdict"]
     assert verdict["statistics"]["evaluated"] == 1
-    assert verdict["meta"]["skipped"] == [f"regression: no baseline run (latest) in {db} yet"]
+    assert verdict["meta"]["skipped"] == [f"regression: no baseline run (latest) of the annotators alice, bob in {db} yet"]
     code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--db", db, "--gate", pack,
                               "--baseline", "latest", "--format", "json"], capsys)
     assert code == 0 and json.loads(out)["verdict"]["statistics"]["evaluated"] == 2
     code, out, err = run_cli(["run", f"alice={alice}", "--db", db, "--gate", pack, "--baseline", "7"], capsys)
     assert code == 2 and "no run '7'" in err
+
+
+def _manifest(folder, name, exports: dict):
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ([f'name = "{name}"'] if name else []) + [
+        f'[[exports]]\nannotator = "{a}"\npath = "{p}"\n' for a, p in exports.items()]
+    path = folder / "batch.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_baseline_latest_is_the_latest_run_of_the_same_batch(tmp_path, capsys):
+    """Issue 19, defect 6: in a store shared by several batches `--baseline latest` took any batch's run (3
+    readers against a 4-reader baseline: regression checks failed as "not computed")."""
+    db = tmp_path / "qa.duckdb"
+    pack = _pack(tmp_path, "[gate]\nviolations = { error = 5 }\n[gate.regression]\nmax_rise = 0\n")
+    for sub in ("clean", "worse", "three"):
+        (tmp_path / sub).mkdir()
+    clean = two_exports(tmp_path / "clean")
+    worse = two_exports(tmp_path / "worse", bob_unknown=2)
+    week = _manifest(tmp_path / "week", "week-12", {"alice": clean[0], "bob": clean[1]})
+    other = _manifest(tmp_path / "other", "other-project", {"alice": worse[0], "bob": worse[1]})
+
+    def run(*argv):
+        code, out, err = run_cli(["run", *argv, "--db", db, "--gate", pack, "--format", "json"], capsys)
+        assert code in (0, 1), err
+        return json.loads(out)
+
+    first = run("--manifest", week, "--baseline", "latest")
+    assert first["verdict"]["meta"]["skipped"] == [
+        f"regression: no baseline run (latest) of batch 'week-12' in {db} yet"]
+    run("--manifest", other)  # another batch stored since, with 2 errors
+    again = run("--manifest", week, "--baseline", "latest")
+    assert again["verdict"]["meta"]["baseline_run_id"] == first["run_id"]  # not the other batch's run
+    assert again["verdict"]["success"] is True
+    latest_any = run("--manifest", week, "--baseline", "latest:any")
+    assert latest_any["verdict"]["meta"]["baseline_run_id"] == again["run_id"]
+    # unnamed batches: the same set of annotators is the same batch
+    three = two_exports(tmp_path / "three")
+    solo = run(f"alice={three[0]}", f"bob={three[1]}", f"carol={three[1]}", "--baseline", "latest")
+    assert solo["verdict"]["meta"]["skipped"] == [
+        f"regression: no baseline run (latest) of the annotators alice, bob, carol in {db} yet"]
+    pair = run(f"alice={clean[0]}", f"bob={clean[1]}", "--baseline", "latest")
+    assert pair["verdict"]["meta"]["skipped"][0].startswith("regression: no baseline run (latest) of the annotators "
+                                                            "alice, bob")  # named batches are other batches
+    pair2 = run(f"alice={worse[0]}", f"bob={worse[1]}", "--baseline", "latest")
+    assert pair2["verdict"]["meta"]["baseline_run_id"] == pair["run_id"] and pair2["verdict"]["success"] is False
+    # qa gate: latest within the gated run's batch; an explicit id is taken whatever its batch
+    for ref, expected in (("latest~1", again), ("latest~2", first)):  # week-12 runs: first, again, latest_any
+        code, out, err = run_cli(["gate", latest_any["run_id"], "--pack", pack, "--db", db, "--baseline", ref,
+                                  "--format", "json"], capsys)
+        assert code == 0 and json.loads(out)["meta"]["baseline_run_id"] == expected["run_id"]
+    code, out, err = run_cli(["gate", solo["run_id"], "--pack", pack, "--db", db, "--baseline", "latest~1"], capsys)
+    assert code == 2 and "no stored run of the annotators alice, bob, carol" in err and "latest:any" in err
+    code, out, err = run_cli(["gate", again["run_id"], "--pack", pack, "--db", db, "--baseline", "2",
+                              "--format", "json"], capsys)
+    assert json.loads(out)["meta"]["baseline_run_id"] != first["run_id"]

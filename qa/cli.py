@@ -21,6 +21,12 @@ EPILOG = """exit codes:
   2  the run could not finish (bad input, bad configuration or an internal error)
 """
 
+EPILOG_NO_GATE = """exit codes:
+  0  done
+  2  it could not finish (bad input, bad configuration or an internal error)
+"""
+"""The exit codes of a command that has no gate (qa consensus, qa report, qa synth)."""
+
 
 class UsageError(QAError):
     """The command line itself is wrong."""
@@ -866,7 +872,7 @@ def _add_report(sub) -> None:
                        description="Write a stored run's self-contained HTML report: verdict, agreement "
                                    "matrix, categories, boundaries, rule violations, the worst images as "
                                    "overlay pictures, per-image detail, settings and inputs.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EPILOG_NO_GATE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", nargs="?", default="latest", metavar="RUN",
                    help="a run id, prefix, seq number or latest (default: latest)")
     p.add_argument("-o", "--output", type=Path, default=Path("report.html"), metavar="PATH",
@@ -904,7 +910,7 @@ def _add_synth(sub) -> None:
                     "truth, batch manifests and planted.json (every planted fault and the rule it targets).",
         epilog=f"faults: {faults}, rule_faults (all rule faults)\n"
                "example: qa synth out --images 100 --faults 'bob:dilate=2' 'carol:miss_small=1024,p=0.9'\n\n"
-               + EPILOG,
+               + EPILOG_NO_GATE,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="output folder (created; must be empty)")
     p.add_argument("--images", type=int, default=10, metavar="N", help="number of images (default 10)")
@@ -979,7 +985,7 @@ def _add_consensus(sub) -> None:
         description="Build the consensus of three or more annotators (clusters of matched objects, a quorum, "
                     "a pixel vote or STAPLE), score each annotator against it, and optionally write it as "
                     "COCO instances.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG_NO_GATE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("exports", nargs="*", metavar="NAME=PATH", help="an annotator's export, as name=path")
     p.add_argument("-m", "--manifest", type=Path, help="a batch manifest (TOML)")
     p.add_argument("--method", choices=("vote", "staple"), default="vote",

@@ -218,7 +218,7 @@ _METRICS: tuple[Metric, ...] = (
            tables=("image_pair_scores.ignored",), source=_ENGINE),
     Metric("label_disagreements", "label disagreements", "Matched pairs whose two objects carry different "
            "categories.", "count", "object pairs", "lower", short="label disagr.", scopes=AGGREGATE + CONSENSUS,
-           tables=("image_pair_scores.label_disagreements",), source=_ENGINE),
+           tables=("image_pair_scores.label_disagreements", "object_matches.label_disagreement"), source=_ENGINE),
     Metric("consensus_objects", "consensus objects", "Objects of the consensus on the images the annotator "
            "labelled.", "count", "objects", "none", short="consensus", scopes=CONSENSUS, source=_CONS),
     Metric("objects_a", "objects a", "Non-crowd objects of the pair's first annotator on the image.", "count",
@@ -283,6 +283,11 @@ _METRICS: tuple[Metric, ...] = (
            "pair's median signed boundary offset.", "mean", "px", "zero", _OFFSET, scopes=C_PAIR,
            tables=("object_matches.signed_offset_median_px", "image_pair_scores.metrics",
                    "boundary_disagreement.metrics"), source=_ENGINE, object_column="signed_offset_median"),
+    Metric("crowd_share", "crowd share", "Share of an unmatched object inside the other annotator's crowd "
+           "region of its category (above one half, the object is ignored).", "share", "", "none",
+           tables=("object_matches.crowd_share",), source=_ENGINE),
+    Metric("iou_mean", "members' IoU", "Mean IoU of a consensus object's members with it (Consensus.objects, "
+           "and the COCO export's attributes).", "mean", "", "higher", _HEAT, source=_CONS),
     Metric("sensitivity_mean", "sensitivity", "Mean share of each consensus object's pixels the annotator's "
            "matched object covers.", "mean", "", "higher", _HEAT, scopes=CONSENSUS, source=_CONS),
     Metric("specificity_mean", "specificity", "Mean share of each matched object's pixels inside the consensus "
@@ -534,6 +539,20 @@ def scopes(name: str) -> tuple[str, ...]:
     return found.metric.scopes if found is not None else ()
 
 
+def columns() -> set[str]:
+    """Every name the registry gives a stored column or a per object pair figure: the column part of each
+    record's ``tables`` (``object_matches.boundary_f_{t}`` -> ``boundary_f_{t}``) and each
+    ``object_column``, patterns as declared."""
+    out = set()
+    for metric in _METRICS:
+        out.update(t.split(".", 1)[1] for t in metric.tables if "." in t)
+        if metric.object_column:
+            out.add(metric.object_column)
+    out.discard("metrics")
+    out.discard("metric")
+    return out
+
+
 def score_for_column(column: str) -> str | None:
     """The scores-table name of the mean over matched pairs of an ``object_pairs`` column, or None.
 
@@ -589,6 +608,11 @@ END = "<!-- END metric reference -->"
 def reference_markdown() -> str:
     """The metric reference section of ``docs/metrics.md``, from the records (the text between
     :data:`BEGIN` and :data:`END`)."""
+    import textwrap
+
+    def wrap(text: str) -> str:
+        return textwrap.fill(text, width=108, break_on_hyphens=False)
+
     lines = ["## Metric reference", "",
              "Every figure a run computes, as declared in `qa/metric_registry.py`: the name in the scores table "
              "(`scores.metric`; the gate's `[gate]` keys), what reports call it, its kind, unit and which way "
@@ -612,7 +636,7 @@ def reference_markdown() -> str:
     lines += ["", "Scopes of the scores table (`scores.scope`; a gate's `per = ...`):", "",
               "| scope | key | one row is |", "|---|---|---|"]
     lines += [f"| `{s.name}` | `{s.key}` | {s.description} |" for s in SCOPES.values()]
-    return "\n".join(lines) + "\n"
+    return "\n".join(line if line.startswith("|") else wrap(line) for line in lines) + "\n"
 
 
 def replace_reference(text: str) -> str:

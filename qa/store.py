@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from qa import __version__
+from qa import __version__, metric_registry
 from qa.errors import StoreError
 from qa.gate import run_findings, run_scores
 
@@ -762,8 +762,7 @@ _ALIASES = {
     "object_matches": {"signed_offset": "signed_offset_px", "assd": "assd_px", "hd95": "hd95_px",
                        "signed_offset_median": "signed_offset_median_px"},
     "image_pair_scores": {},
-    "boundary_disagreement": {"signed_offset_mean": "signed_offset_px_mean", "assd_mean": "assd_px_mean",
-                              "hd95_mean": "hd95_px_mean"},
+    "boundary_disagreement": {},  # its columns are named as the metric registry names each mean
 }
 _LEFT_OUT = {
     "object_matches": {"file_a", "source_index_a", "source_id_a", "file_b", "source_index_b", "source_id_b"},
@@ -844,7 +843,8 @@ def boundary_summary(object_pairs):
     Notes
     -----
     Counts behind a figure (``boundary_a_n``, ``biou_union``, ...) and the pair's areas are not
-    averaged. ``iou`` is averaged as ``mask_iou_mean``.
+    averaged. Each mean is named as the metric registry names the mean of that column (``iou`` as
+    ``mask_iou_mean``, ``signed_offset`` as ``signed_offset_px_mean``).
     """
     import pandas as pd
 
@@ -861,7 +861,7 @@ def boundary_summary(object_pairs):
         frame[key] = frame[key].astype(str)
     grouped = frame.groupby(keys, sort=True)
     out = grouped[figures].mean()
-    out.columns = ["mask_iou_mean" if c == "iou" else f"{c}_mean" for c in figures]
+    out.columns = [metric_registry.score_for_column(c) or f"{c}_mean" for c in figures]
     out.insert(0, "n_pairs", grouped.size())
     return out.reset_index()
 

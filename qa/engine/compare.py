@@ -148,6 +148,7 @@ class _Entry:
     categories: np.ndarray   # category codes
     crowd: np.ndarray        # iscrowd
     geometry: list           # ("polygon", parts) / ("rle", dict) / ("segment", id)
+    void: np.ndarray | None = None  # void regions of label maps (no category's pixels); None: none
 
 
 @dataclass(slots=True)
@@ -224,6 +225,8 @@ def _tasks(batch: Batch, codes: dict[str, int]) -> Iterator[_Task]:
                 categories=np.asarray([codes[o.category] for o in objs], dtype=np.int64),
                 crowd=np.asarray([bool(o.iscrowd) for o in objs], dtype=bool),
                 geometry=geometry,
+                void=(np.asarray([bool(o.attributes.get("void")) for o in objs], dtype=bool)
+                      if any(o.attributes.get("void") for o in objs) else None),
             ))
         if len(entries) >= 2:
             yield _Task(position, key, image.height, image.width, entries)
@@ -293,10 +296,14 @@ class _Decoded:
         return self._outlines
 
     def category_runs(self):
-        """Each category's pixels (the union of its objects, crowd regions included) as row runs, made
-        once: ``(codes, ptr, y, x0, x1)`` (:func:`category_union_runs` of the outlines' runs)."""
+        """Each category's pixels (the union of its objects, crowd regions included, void regions of label
+        maps left out) as row runs, made once: ``(codes, ptr, y, x0, x1)`` (:func:`category_union_runs` of
+        the outlines' runs)."""
         if self._category_runs is None:
-            self._category_runs = category_union_runs(self.outlines().runs, self.entry.categories)
+            categories = self.entry.categories
+            if self.entry.void is not None:
+                categories = np.where(self.entry.void, -1, categories)
+            self._category_runs = category_union_runs(self.outlines().runs, categories)
         return self._category_runs
 
 
@@ -309,12 +316,12 @@ def category_union_runs(runs, categories):
         Row runs ``[x0, x1)`` of each object (:attr:`qa.engine.boundary.Outlines.runs`): object ``k``'s
         runs are ``[ptr[k], ptr[k + 1])``, sorted by row then column; objects may overlap.
     categories : (n,) int64
-        Each object's category code.
+        Each object's category code; objects with a negative code are left out.
 
     Returns
     -------
     codes : (m,) int64
-        The categories present, sorted.
+        The categories present (non-negative codes), sorted.
     ptr : (m + 1,) int64
     y, x0, x1 : (runs,) int32
         Category ``codes[i]``'s runs ``[ptr[i], ptr[i + 1])``: overlapping or touching runs of its objects
@@ -336,10 +343,12 @@ def category_union_runs(runs, categories):
     """
     ptr, y, x0, x1 = runs
     categories = np.asarray(categories, dtype=np.int64)
-    codes = np.unique(categories)
+    codes = np.unique(categories[categories >= 0])
     counts = np.diff(np.asarray(ptr, dtype=np.int64))
-    cat = np.searchsorted(codes, np.repeat(categories, counts))
-    y, x0, x1 = (np.asarray(v, dtype=np.int64) for v in (y, x0, x1))
+    per_run = np.repeat(categories, counts)
+    kept = per_run >= 0
+    cat = np.searchsorted(codes, per_run[kept])
+    y, x0, x1 = (np.asarray(v, dtype=np.int64)[kept] for v in (y, x0, x1))
     if len(y) == 0:
         empty = np.zeros(0, np.int32)
         return codes, np.zeros(len(codes) + 1, np.int64), empty, empty.copy(), empty.copy()

@@ -395,10 +395,10 @@ def test_category_union_runs_are_the_union_of_the_objects(seed):
     rng = np.random.default_rng(seed)
     h, w = int(rng.integers(5, 40)), int(rng.integers(5, 40))
     masks = [random_mask(rng, (h, w)) for _ in range(int(rng.integers(1, 7)))]
-    categories = rng.integers(0, 3, len(masks))
+    categories = rng.integers(-1, 3, len(masks))  # -1: a void region, left out
     runs = object_outlines(rle_crops([mask_to_rle(m) for m in masks], h, w)).runs
     codes, ptr, y, x0, x1 = category_union_runs(runs, categories)
-    assert codes.tolist() == sorted(set(categories.tolist()))
+    assert codes.tolist() == sorted(set(categories.tolist()) - {-1}) and ptr[-1] == len(y)
     for k, code in enumerate(codes):
         painted = np.zeros((h, w), np.int64)
         for r in range(ptr[k], ptr[k + 1]):

@@ -164,7 +164,7 @@ CREATE TABLE IF NOT EXISTS image_pair_scores (
 
 CREATE TABLE IF NOT EXISTS scores (
     run_id  VARCHAR NOT NULL,
-    scope   VARCHAR NOT NULL,  -- batch, annotator_pair, annotator, category, image, image_pair, category_pair
+    scope   VARCHAR NOT NULL,  -- batch, annotator_pair, annotator, category, image, ... (qa/metric_registry.py SCOPES)
     key     VARCHAR NOT NULL,  -- '' for batch; 'alice|bob' for pairs; the annotator, category or image
     metric  VARCHAR NOT NULL,  -- snake_case with its unit: mask_iou_mean, boundary_f_2px_mean, pq, ...
     value   DOUBLE,            -- NULL where the figure is undefined (NaN in the run)

@@ -342,7 +342,7 @@ def _print_boundaries(summary: dict) -> None:
     if classes:
         from qa import metric_registry
 
-        # the class table's columns are the pooled class figures: iou -> class_iou, boundary_f_<t> -> class_boundary_f_<t>
+        # the class table's columns are pooled class figures: class_iou, class_boundary_f_<t>
         figures = {c: f"class_{c}" for c in classes[0] if c == "iou" or c.startswith("boundary_f_")}
         print()
         print(render_table(["class", "image pairs", *[metric_registry.short(m) for m in figures.values()]],

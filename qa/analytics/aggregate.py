@@ -154,7 +154,8 @@ def _rows(batch, comparison):
     boundary = {}  # the boundary figures the registry computes per category (boundary F, boundary IoU)
     for column in op.columns:
         name = metric_registry.score_for_column(str(column))
-        if name is not None and str(column) not in ("iou", "signed_offset") and "category" in metric_registry.scopes(name):
+        own = str(column) in ("iou", "signed_offset")  # mask_iou_mean and the offset have columns of their own
+        if name is not None and not own and "category" in metric_registry.scopes(name):
             boundary[name] = column
     for metric, column in boundary.items():
         frame[metric] = op[column].to_numpy(dtype=np.float64)

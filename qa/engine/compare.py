@@ -439,7 +439,8 @@ def _image_iou(a: _Decoded, b: _Decoded, inter, area_a, area_b) -> tuple[np.ndar
     area[np.searchsorted(codes, codes_b)] += cat_b
     common = np.intersect1d(codes_a, codes_b)
     shared = np.zeros(len(codes), np.float64)
-    shared[np.searchsorted(codes, common)] = cat_inter[np.searchsorted(codes_a, common), np.searchsorted(codes_b, common)]
+    shared[np.searchsorted(codes, common)] = cat_inter[np.searchsorted(codes_a, common),
+                                                       np.searchsorted(codes_b, common)]
     union = area - shared
     keep = union > 0
     return codes[keep], shared[keep] / union[keep]

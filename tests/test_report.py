@@ -454,3 +454,9 @@ def test_bu_bil_shows_matched_object_and_image_level_iou(shared_data, tmp_path, 
     scores = run.scores.set_index(["scope", "key", "metric"])["value"]
     assert scores[("annotator", "p5", "image_iou_mean")] < scores[("annotator", "p5", "mask_iou_mean")]
     assert scores[("category", "foreground", "image_iou_mean")] == pytest.approx(scores[("batch", "", "image_iou_mean")])
+    # both can be gated: p2|p5 reads 0.734 over its matched cells, 0.725 over all 35 images
+    from qa.gate import evaluate, parse_gate
+
+    verdict = evaluate(run.scores, parse_gate({"mask_iou_mean": {"min": 0.73, "per": "annotator_pair"},
+                                               "image_iou_mean": {"min": 0.73, "per": "annotator_pair"}}))
+    assert [r.name for r in verdict.failed] == ["image_iou_mean[annotator_pair=p2|p5] >= 0.73"]

@@ -64,7 +64,7 @@ def _entries(batch):
 
 
 def time_image_pairs(n_scenes: int, repeat: int) -> dict:
-    from qa.engine.compare import _compare_pair, _Decoded
+    from qa.engine.compare import _compare_pair, _Decoded, _image_iou
     from qa.formats.coco_panoptic import read_id_map
     from qa.model import Limits
 
@@ -88,6 +88,7 @@ def time_image_pairs(n_scenes: int, repeat: int) -> dict:
                         d._boxes = None
                         d._crops = None
                         d._outlines = None
+                        d._category_runs = None
                     return _compare_pair(a, b, cfg, boundary)
 
                 def decode(png_a=png_a, png_b=png_b):
@@ -98,8 +99,18 @@ def time_image_pairs(n_scenes: int, repeat: int) -> dict:
                     return _compare_pair(_Decoded(ea, h, w, cfg.max_pixels), _Decoded(eb, h, w, cfg.max_pixels),
                                          cfg, boundary)
 
+                def image_iou(ea=inst_entries[image][names[i]], eb=inst_entries[image][names[j]]):
+                    from qa.engine._kernels_iou import _run_intersections
+
+                    da, db = _Decoded(ea, h, w, cfg.max_pixels), _Decoded(eb, h, w, cfg.max_pixels)
+                    inter, area_a, area_b = _run_intersections(*da.outlines().runs, *db.outlines().runs)
+                    start = time.perf_counter()
+                    _image_iou(da, db, inter, area_a, area_b)
+                    return time.perf_counter() - start
+
                 compare()
                 compare_instance()
+                rows.setdefault("image_iou", []).append(float(np.median([image_iou() for _ in range(repeat)])))
                 t_decode = timed(decode, repeat=repeat)
                 rows["panoptic"].append((timed(compare, repeat=repeat), t_decode, len(a.entry.geometry)))
                 rows["instance"].append((timed(compare_instance, repeat=repeat), t_decode,
@@ -288,6 +299,7 @@ def main(argv=None) -> None:
         print("All metrics for one image pair vs decoding its two PNG inputs (qa synth, 1024x2048, three annotators)")
     if rows and boundary is None:
         print("  (qa.engine.boundary is not installed: boundary metrics are NOT included in the engine times)")
+    image_iou = rows.pop("image_iou", None)
     for kind, values in rows.items():
         ours = np.median([v[0] for v in values])
         decode = np.median([v[1] for v in values])
@@ -295,6 +307,10 @@ def main(argv=None) -> None:
         print(f"  {kind:8s} ({objects:.0f} objects per annotator, {len(values)} image pairs): "
               f"engine {ours * 1e3:7.2f} ms, decode two PNGs {decode * 1e3:7.2f} ms, "
               f"engine / decode = {ours / decode:.2f}")
+    if image_iou:
+        share = np.median(image_iou) / np.median([v[0] for v in rows["instance"]])
+        print(f"  of which image-level IoU (instance pair: each category's objects merged, then intersected): "
+              f"{np.median(image_iou) * 1e3:.2f} ms, {share:.1%} of the instance engine time")
     if not args.skip_memory:
         sizes = [int(s) for s in args.sizes.split(",")]
         workers_list = [int(w) for w in args.memory_workers.split(",")]

@@ -21,6 +21,12 @@ EPILOG = """exit codes:
   2  the run could not finish (bad input, bad configuration or an internal error)
 """
 
+EPILOG_NO_GATE = """exit codes:
+  0  done
+  2  it could not finish (bad input, bad configuration or an internal error)
+"""
+"""The exit codes of a command that has no gate (qa consensus, qa report, qa synth)."""
+
 
 class UsageError(QAError):
     """The command line itself is wrong."""
@@ -301,16 +307,28 @@ def _cmd_run(args) -> int:
     return _finish_gate(result.verdict, args, text=False)
 
 
-def _print_pairs(pairs: list[dict]) -> None:
-    """The per annotator pair table: PQ, mean IoU, boundary F at 2 px and the object counts."""
-    def fmt(value, digits=3):
-        return "-" if value is None else f"{value:.{digits}f}"
+def _metric_table(first: list[str], rows: list[dict], metrics, *, key) -> str:
+    """A text table: the ``first`` columns from ``key(row)``, then one column per metric, headed by the
+    metric registry's short label and formatted as it says (counts as integers, "-" when absent)."""
+    from qa import metric_registry
 
-    print(render_table(
-        ["pair", "images", "PQ", "mask IoU", "BF@2px", "matched", "missing", "extra", "label disagr."],
-        [[p["pair"], p["images"], fmt(p.get("pq")), fmt(p.get("mask_iou_mean")), fmt(p.get("boundary_f_2px_mean")),
-          p["matched"], p["missing"], p["extra"], p["label_disagreements"]] for p in pairs],
-    ))
+    return render_table(
+        [*first, *[metric_registry.short(m) for m in metrics]],
+        [[*key(r), *[metric_registry.format_value(m, r.get(m)) for m in metrics]] for r in rows],
+        left=len(first))
+
+
+_PAIR_COLUMNS = ("images", "pq", "mask_iou_mean", "image_iou_mean", "boundary_f_2px_mean", "matched", "missing",
+                 "extra", "label_disagreements")
+_ANNOTATOR_COLUMNS = ("matched", "missing", "missing_share", "extra", "mask_iou_mean", "image_iou_mean",
+                      "boundary_f_2px_mean", "signed_offset_px_mean", "label_disagreements")
+_CONSENSUS_COLUMNS = ("consensus_objects", "matched", "missing", "extra", "mask_iou_mean", "boundary_f_2px_mean",
+                      "sensitivity_mean", "specificity_mean")
+
+
+def _print_pairs(pairs: list[dict]) -> None:
+    """The per annotator pair table: PQ, matched-object and image-level IoU, boundary F at 2 px, counts."""
+    print(_metric_table(["pair"], pairs, _PAIR_COLUMNS, key=lambda p: [p["pair"]]))
 
 
 # --- qa run: analytics ---------------------------------------------------------------------------------
@@ -326,12 +344,7 @@ def _print_analytics(analytics: dict | None, *, top: int = 10) -> None:
     rows = analytics.get("annotators") or []
     if rows:
         print()
-        print(render_table(
-            ["annotator", "matched", "missing", "miss. share", "extra", "mask IoU", "BF@2px", "offset px",
-             "label disagr."],
-            [[r["annotator"], r["matched"], r["missing"], fmt(r.get("missing_share")), r["extra"],
-              fmt(r.get("mask_iou_mean")), fmt(r.get("boundary_f_2px_mean")),
-              fmt(r.get("signed_offset_px_mean"), 2), r["label_disagreements"]] for r in rows]))
+        print(_metric_table(["annotator"], rows, _ANNOTATOR_COLUMNS, key=lambda r: [r["annotator"]]))
     alpha = analytics.get("alpha")
     if alpha:
         print()
@@ -344,12 +357,7 @@ def _print_analytics(analytics: dict | None, *, top: int = 10) -> None:
     if consensus:
         print()
         print("against the consensus (majority pixel vote; 'qa consensus' for options and a COCO export):")
-        print(render_table(
-            ["annotator", "consensus", "matched", "missing", "extra", "IoU", "BF@2px", "sensitivity",
-             "specificity"],
-            [[r["annotator"], r["consensus_objects"], r["matched"], r["missing"], r["extra"],
-              fmt(r.get("mask_iou_mean")), fmt(r.get("boundary_f_2px_mean")), fmt(r.get("sensitivity_mean")),
-              fmt(r.get("specificity_mean"))] for r in consensus]))
+        print(_metric_table(["annotator"], consensus, _CONSENSUS_COLUMNS, key=lambda r: [r["annotator"]]))
     queue = (analytics.get("review_queue") or [])[:top]
     if queue:
         print()
@@ -368,15 +376,14 @@ def _print_boundaries(summary: dict) -> None:
     """Per-class agreement of label maps and panoptic exports, then the top boundary findings."""
     classes = summary.get("classes")
     if classes:
-        tolerances = [k[len("boundary_f_"):] for k in classes[0] if k.startswith("boundary_f_")]
+        from qa import metric_registry
 
-        def fmt(value):
-            return "-" if value is None else f"{value:.3f}"
-
+        # the class table's columns are pooled class figures: class_iou, class_boundary_f_<t>
+        figures = {c: f"class_{c}" for c in classes[0] if c == "iou" or c.startswith("boundary_f_")}
         print()
-        print(render_table(["class", "image pairs", "IoU", *[f"BF@{t}" for t in tolerances]],
-                           [[c["category"], c["images"], fmt(c["iou"]),
-                             *[fmt(c[f"boundary_f_{t}"]) for t in tolerances]] for c in classes]))
+        print(render_table(["class", "image pairs", *[metric_registry.short(m) for m in figures.values()]],
+                           [[c["category"], c["images"],
+                             *[metric_registry.format_value(m, c[k]) for k, m in figures.items()]] for c in classes]))
     findings = summary.get("boundary_findings")
     if findings:
         print()
@@ -394,8 +401,10 @@ def _add_store_options(p) -> None:
 
 
 def _add_gate_options(p) -> None:
-    p.add_argument("--baseline", metavar="RUN", help="a stored run to check regressions against "
-                                                     "(id, prefix, seq number, latest or latest~N)")
+    p.add_argument("--baseline", metavar="RUN", help="a stored run to check regressions against: an id, prefix "
+                                                     "or seq number; latest or latest~N, the latest run of the "
+                                                     "same batch (its manifest name, else the same annotators); "
+                                                     "latest:any for the latest of any batch")
     p.add_argument("--max-drop", type=float, metavar="DELTA",
                    help="fail when a gated figure drops more than this below the baseline's")
     p.add_argument("--junit", type=Path, metavar="PATH", help="also write the verdict as JUnit XML")
@@ -440,10 +449,33 @@ def _write(path: Path, text: str) -> None:
     _err(f"written {path}")
 
 
-def _cell(value) -> str:
-    """A table cell: floats to 4 significant digits, missing values empty."""
+def readable_number(value: float) -> str:
+    """A float for a text table, without exponent: whole numbers as integers, others to 4 significant
+    digits (every digit left of the point kept); an exponent only below 1e-6 or from 1e15 on.
+
+    Examples
+    --------
+    >>> readable_number(30410.0), readable_number(30410.37), readable_number(0.76923), readable_number(1.5e-7)
+    ('30410', '30410', '0.7692', '1.5e-07')
+    >>> readable_number(201.25), readable_number(-2.5), readable_number(float("inf"))
+    ('201.2', '-2.5', 'inf')
+    """
     import math
 
+    if not math.isfinite(value):
+        return str(value)
+    size = abs(value)
+    if size != 0 and (size < 1e-6 or size >= 1e15):
+        return f"{value:.4g}"
+    if value == int(value):
+        return str(int(value))
+    places = max(0, 3 - math.floor(math.log10(size)))
+    text = f"{value:.{places}f}"
+    return text.rstrip("0").rstrip(".") if places else text
+
+
+def _cell(value) -> str:
+    """A table cell: floats as :func:`readable_number` says, missing values empty."""
     if value is None:
         return ""
     try:
@@ -454,7 +486,7 @@ def _cell(value) -> str:
     except (TypeError, ValueError):
         pass
     if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
+        return readable_number(value)
     if hasattr(value, "strftime"):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
@@ -676,7 +708,13 @@ def _cmd_gate(args) -> int:
         annotators = list(store.table("annotators", run_id)["annotator"])
         baseline_id = baseline = baseline_findings = None
         if args.baseline is not None:
-            baseline_id = store.resolve(args.baseline)
+            from qa.store import describe_batch
+
+            identity = store.batch_of(run_id)
+            baseline_id = store.resolve_baseline(args.baseline, batch=identity)  # `latest`: of the run's batch
+            if baseline_id is None:
+                raise UsageError(f"--baseline {args.baseline}: no stored run of {describe_batch(identity)} "
+                                 f"(give a run id, or latest:any for the latest run of any batch)")
             baseline, baseline_findings = store.scores(baseline_id), store.findings(baseline_id)
     meta = {"run_id": run_id, "fingerprints": {i["annotator"]: i["sha256"] for i in info["inputs"] or []},
             "tool_version": version, "pack": config.pack, "baseline_run_id": baseline_id,
@@ -872,7 +910,7 @@ def _add_report(sub) -> None:
                        description="Write a stored run's self-contained HTML report: verdict, agreement "
                                    "matrix, categories, boundaries, rule violations, the worst images as "
                                    "overlay pictures, per-image detail, settings and inputs.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EPILOG_NO_GATE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", nargs="?", default="latest", metavar="RUN",
                    help="a run id, prefix, seq number or latest (default: latest)")
     p.add_argument("-o", "--output", type=Path, default=Path("report.html"), metavar="PATH",
@@ -910,7 +948,7 @@ def _add_synth(sub) -> None:
                     "truth, batch manifests and planted.json (every planted fault and the rule it targets).",
         epilog=f"faults: {faults}, rule_faults (all rule faults)\n"
                "example: qa synth out --images 100 --faults 'bob:dilate=2' 'carol:miss_small=1024,p=0.9'\n\n"
-               + EPILOG,
+               + EPILOG_NO_GATE,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="output folder (created; must be empty)")
     p.add_argument("--images", type=int, default=10, metavar="N", help="number of images (default 10)")
@@ -985,7 +1023,7 @@ def _add_consensus(sub) -> None:
         description="Build the consensus of three or more annotators (clusters of matched objects, a quorum, "
                     "a pixel vote or STAPLE), score each annotator against it, and optionally write it as "
                     "COCO instances.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG_NO_GATE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("exports", nargs="*", metavar="NAME=PATH", help="an annotator's export, as name=path")
     p.add_argument("-m", "--manifest", type=Path, help="a batch manifest (TOML)")
     p.add_argument("--alias", action="append", default=[], metavar="CANONICAL=PATTERN",
@@ -1046,19 +1084,14 @@ def _cmd_consensus(args) -> int:
         return EXIT_OK
     from qa.engine.boundary import tolerance_label
 
+    from qa import metric_registry
+
     tolerances = result.settings["tolerances"]
     shown = 2.0 if 2.0 in tolerances else tolerances[0]
-    label, column = f"BF@{shown:g}px", f"boundary_f_{tolerance_label(shown)}_mean"
-
-    def fmt(value):
-        return "-" if value != value else f"{value:.3f}"
-
-    print(render_table(
-        ["annotator", "images", "consensus", "matched", "missing", "extra", "label disagr.", "IoU", label,
-         "sensitivity", "specificity", "offset px"],
-        [[r.annotator, r.images, r.consensus_objects, r.matched, r.missing, r.extra, r.label_disagreements,
-          fmt(r.mask_iou_mean), fmt(getattr(r, column)), fmt(r.sensitivity_mean), fmt(r.specificity_mean),
-          fmt(r.signed_offset_px_mean)] for r in result.annotators.itertuples(index=False)]))
+    columns = ("images", "consensus_objects", "matched", "missing", "extra", "label_disagreements", "mask_iou_mean",
+               metric_registry.name("boundary_f_{t}_mean", t=tolerance_label(shown)), "sensitivity_mean",
+               "specificity_mean", "signed_offset_px_mean")
+    print(_metric_table(["annotator"], result.annotators.to_dict("records"), columns, key=lambda r: [r["annotator"]]))
     s = result.summary
     method = "pixel vote" if args.method == "vote" else "STAPLE"
     print()

@@ -32,13 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from qa import metric_registry
 from qa.errors import ConfigError
 
 VERDICT_SCHEMA = 1
 """Version of the verdict document (``"schema"`` in the JSON)."""
 
-SCOPES = ("batch", "annotator_pair", "annotator", "category", "image", "image_pair", "category_pair")
-"""The scopes of the scores table; ``per = ...`` names one of them."""
+SCOPES = tuple(metric_registry.SCOPES)
+"""The scopes of the scores table (:data:`qa.metric_registry.SCOPES`); ``per = ...`` names one of them."""
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -86,6 +87,25 @@ class GateConfig:
     max_drop: float | None = None
     max_rise: float | None = None
     pack: str = ""
+    allow_empty: bool = False
+    """Whether a gate that evaluates no check passes (``allow_empty = true`` in ``[gate]``); by default it fails."""
+
+
+def _metric(metric: str, scope: str, where: str) -> None:
+    """Raise a ConfigError unless the metric registry knows ``metric`` and it is computed at ``scope``."""
+    found = metric_registry.find(metric)
+    if found is None:
+        close = metric_registry.suggest(metric, scope=scope) or metric_registry.suggest(metric)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ConfigError(f"{where}: unknown metric {metric!r}{hint} (every metric: docs/metrics.md)")
+    scopes = found.metric.scopes
+    if scope not in scopes:
+        if not scopes:
+            stored = ", ".join(t.split(".")[0] for t in found.metric.tables) or "another table"
+            raise ConfigError(f"{where}: {metric} is not a figure of the scores table (it is a column of "
+                              f"{stored}); the gate checks scores-table figures (docs/metrics.md)")
+        raise ConfigError(f"{where}: {metric} is not computed per {scope}; it is computed per "
+                          f"{', '.join(scopes)}")
 
 
 def _scope(value, where: str) -> str:
@@ -140,6 +160,7 @@ def _threshold(metric: str, spec: dict, where: str, *, scope=None, key=None) -> 
         if scope == "batch":
             raise ConfigError(f"{where}: key = {key!r} needs per = <scope>")
         key = _norm_key(scope, key)
+    _metric(metric, scope, where)
     lo = _number(spec["min"], where, "min") if "min" in spec else None
     hi = _number(spec["max"], where, "max") if "max" in spec else None
     if lo is not None and hi is not None and lo > hi:
@@ -181,6 +202,7 @@ def _regressions(table: dict, where: str) -> tuple[list[Regression], float | Non
             if "max_drop" not in spec and "max_rise" not in spec:
                 raise ConfigError(f"{here}: give max_drop, max_rise or both")
             scope = _scope(spec.get("per", "batch"), here)
+            _metric(metric, scope, here)
             key = spec.get("key")
             out.append(Regression(
                 metric, scope, None if key is None else _norm_key(scope, key),
@@ -224,7 +246,11 @@ def parse_gate(table: dict, *, source: str = "") -> GateConfig:
     cfg = GateConfig(pack=source)
     for name, value in table.items():
         where = f"{prefix} {name}"
-        if name == "regression":
+        if name == "allow_empty":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            cfg.allow_empty = value
+        elif name == "regression":
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: expected a table")
             cfg.regressions, cfg.max_drop, cfg.max_rise = _regressions(value, f"{prefix} regression")
@@ -322,10 +348,18 @@ class Verdict:
     results: list[CheckResult]
     meta: dict = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    allow_empty: bool = False
+    """Whether the verdict passes when no check was evaluated (the pack's ``allow_empty``)."""
+
+    @property
+    def empty(self) -> bool:
+        """True when no check was evaluated and the pack does not allow that: the gate fails."""
+        return not self.results and not self.allow_empty
 
     @property
     def success(self) -> bool:
-        return all(r.passed for r in self.results)
+        """Every check passed, and at least one was evaluated (unless the pack allows none)."""
+        return not self.empty and all(r.passed for r in self.results)
 
     @property
     def statistics(self) -> dict:
@@ -339,8 +373,12 @@ class Verdict:
         return [r for r in self.results if not r.passed]
 
     def summary_line(self) -> str:
-        """``gate FAILED (2 of 9 checks)`` or ``gate passed (9 checks)``."""
+        """``gate FAILED (2 of 9 checks)``, ``gate passed (9 checks)``, or ``gate FAILED (no check
+        evaluated ...)`` when nothing was checked and the pack does not allow that."""
         stats = self.statistics
+        if self.empty:
+            return ("gate FAILED (no check evaluated; a gate that checks nothing fails unless its pack sets "
+                    "allow_empty = true in [gate])")
         if self.success:
             return f"gate passed ({stats['evaluated']} check{'s' * (stats['evaluated'] != 1)})"
         return f"gate FAILED ({stats['failed']} of {stats['evaluated']} checks)"
@@ -349,6 +387,8 @@ class Verdict:
         meta = dict(self.meta)
         if self.skipped:
             meta["skipped"] = list(self.skipped)
+        if self.allow_empty:
+            meta["allow_empty"] = True
         return {"schema": VERDICT_SCHEMA, "success": self.success, "statistics": self.statistics,
                 "results": [r.to_dict() for r in self.results], "meta": meta}
 
@@ -361,7 +401,8 @@ class Verdict:
                    for r in data.get("results", [])]
         meta = dict(data.get("meta", {}))
         skipped = meta.pop("skipped", [])
-        return cls(results=results, meta=meta, skipped=skipped)
+        allow_empty = bool(meta.pop("allow_empty", False))
+        return cls(results=results, meta=meta, skipped=skipped, allow_empty=allow_empty)
 
 
 def _clean(value):
@@ -560,7 +601,7 @@ def evaluate(scores, config: GateConfig, *, findings=None, annotators: Iterable[
     >>> v.success, v.results[0].message
     (False, '0.8 < 0.85')
     """
-    verdict = Verdict(results=[], meta=dict(meta or {}))
+    verdict = Verdict(results=[], meta=dict(meta or {}), allow_empty=config.allow_empty)
     verdict.meta.setdefault("pack", config.pack)
     index = _index(scores)
     for k, v in violation_counts(findings, annotators).items():
@@ -633,7 +674,7 @@ def to_json(verdict: Verdict, *, indent: int | None = 2) -> str:
     --------
     >>> v = evaluate([], parse_gate({"pq": {"min": 0.5, "missing": "skip"}}))
     >>> print(to_json(v, indent=None))
-    {"schema": 1, "success": true, "statistics": {"evaluated": 0, "passed": 0, "failed": 0, "percent": null}, "results": [], "meta": {"pack": "", "skipped": ["pq: not computed or undefined"]}}
+    {"schema": 1, "success": false, "statistics": {"evaluated": 0, "passed": 0, "failed": 0, "percent": null}, "results": [], "meta": {"pack": "", "skipped": ["pq: not computed or undefined"]}}
     """
     return json.dumps(verdict.to_dict(), indent=indent, allow_nan=False, default=str)
 
@@ -660,12 +701,13 @@ def to_junit(verdict: Verdict, *, name: str = "qa gate") -> str:
     import xml.etree.ElementTree as ET
 
     stats = verdict.statistics
+    empty = int(verdict.empty)  # a gate that checked nothing is one failed testcase
     suite_name = f"{name}: {Path(verdict.meta['pack']).name}" if verdict.meta.get("pack") else name
-    suites = ET.Element("testsuites", name=name, tests=str(stats["evaluated"] + len(verdict.skipped)),
-                        failures=str(stats["failed"]), errors="0")
+    suites = ET.Element("testsuites", name=name, tests=str(stats["evaluated"] + len(verdict.skipped) + empty),
+                        failures=str(stats["failed"] + empty), errors="0")
     suite = ET.SubElement(suites, "testsuite", name=suite_name,
-                          tests=str(stats["evaluated"] + len(verdict.skipped)),
-                          failures=str(stats["failed"]), errors="0", skipped=str(len(verdict.skipped)))
+                          tests=str(stats["evaluated"] + len(verdict.skipped) + empty),
+                          failures=str(stats["failed"] + empty), errors="0", skipped=str(len(verdict.skipped)))
     props = ET.SubElement(suite, "properties")
     for key in ("run_id", "tool_version", "pack", "baseline_run_id"):
         if verdict.meta.get(key) is not None:
@@ -680,6 +722,9 @@ def to_junit(verdict: Verdict, *, name: str = "qa gate") -> str:
                             f"observed={_fmt(result.observed)} bound={result.bound:g}"
                             + (f" baseline={_fmt(result.baseline)}" if result.baseline is not None else "")
                             + (f" n={result.n}" if result.n is not None else ""))
+    if empty:
+        case = ET.SubElement(suite, "testcase", classname="qa.gate.batch", name="at least one check", time="0")
+        ET.SubElement(case, "failure", type="empty", message=verdict.summary_line())
     for text in verdict.skipped:
         case = ET.SubElement(suite, "testcase", classname="qa.gate.skipped", name=text.split(":")[0], time="0")
         ET.SubElement(case, "skipped", message=text)

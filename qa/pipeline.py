@@ -224,31 +224,38 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def gate_stage(result: Run, pack, *, baseline=None, max_drop=None, db=None, lock_timeout=None):
-    """The gate stage: the pack's thresholds (and a stored baseline run) against this run's figures."""
+def gate_stage(result: Run, pack, *, baseline=None, max_drop=None, db=None, lock_timeout=None, config=None):
+    """The gate stage: the pack's thresholds (and a stored baseline run) against this run's figures.
+
+    ``config`` is the pack's gate configuration when already read (:func:`run` reads it before the
+    exports, so a bad ``[gate]`` table stops the run at once).
+    """
     from qa import store
     from qa.gate import load_gate, verdict_for
 
-    config = load_gate(pack)
+    config = load_gate(pack) if config is None else config
     if max_drop is not None:
         config.max_drop = float(max_drop)
     baseline_scores = baseline_findings = baseline_id = None
-    first = False  # `--baseline latest` on a store with no runs yet: the first run has nothing to regress from
+    first = False  # `--baseline latest` with no earlier run of this batch: nothing to regress from yet
+    identity = store.batch_identity(result.batch)
     if baseline is not None:
         if db is None:
             raise ConfigError("a baseline run is read from the store; pass --db with the baseline's store")
-        first = str(baseline).startswith("latest") and not Path(db).exists()
+        latest = str(baseline).strip().startswith("latest")
+        first = latest and not Path(db).exists()
         if not first:
             with store.open(db, lock_timeout=store.DEFAULT_LOCK_TIMEOUT if lock_timeout is None
                             else lock_timeout) as s:
-                first = str(baseline).startswith("latest") and len(s.runs()) == 0
+                baseline_id = s.resolve_baseline(baseline, batch=identity)  # `latest`: of the same batch
+                first = baseline_id is None
                 if not first:
-                    baseline_id = s.resolve(baseline)
                     baseline_scores, baseline_findings = s.scores(baseline_id), s.findings(baseline_id)
     verdict = verdict_for(result, config, baseline=baseline_scores, baseline_findings=baseline_findings,
                           baseline_run_id=baseline_id)
     if first:
-        verdict.skipped.append(f"regression: no baseline run ({baseline}) in {db} yet")
+        of = "" if ":any" in str(baseline) else f" of {store.describe_batch(identity)}"
+        verdict.skipped.append(f"regression: no baseline run ({baseline}){of} in {db} yet")
     return verdict
 
 
@@ -317,6 +324,11 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     from qa.store import input_fingerprints
 
     started = _utcnow()
+    gate_config = None
+    if gate is not None:  # a bad [gate] table (an unknown metric, ...) stops the run before any work
+        from qa.gate import load_gate
+
+        gate_config = load_gate(gate)
     batch, alias_counts = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
                                 max_pixels=max_pixels, progress=progress, format_options=format_options)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
@@ -387,7 +399,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     result.summary.update(errors=severities.get("error", 0), warnings=severities.get("warning", 0))
     if gate is not None:
         result.verdict = gate_stage(result, gate, baseline=baseline, max_drop=max_drop, db=db,
-                                    lock_timeout=lock_timeout)
+                                    lock_timeout=lock_timeout, config=gate_config)
         result.summary["verdict"] = result.verdict.to_dict()
     result.finished_at = _utcnow()
     result.summary["run_id"] = result.run_id

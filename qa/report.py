@@ -37,41 +37,33 @@ PROBLEMS_PER_PICTURE = 8
 REVIEW_ROWS = 200
 """Rows of the review queue the report lists (the count covers all of them)."""
 
-_COUNTS = frozenset({"images", "matched", "missing", "extra", "ignored", "label_disagreements", "objects",
-                     "objects_a", "objects_b", "n_pairs", "violations", "violations_error",
-                     "violations_warning", "violations_info"})
-_LABELS = {
-    "pq": "PQ", "sq": "SQ", "rq": "RQ", "pq_things": "PQ things", "pq_stuff": "PQ stuff",
-    "mask_iou_mean": "mask IoU", "boundary_iou_mean": "boundary IoU", "missing_share": "missing share",
-    "label_disagreements": "label disagreements", "signed_offset_px_mean": "signed offset px",
-    "assd_px_mean": "ASSD px", "hd95_px_mean": "HD95 px", "alpha": "Krippendorff's α",
-    "agreement": "agreement", "class_iou": "class IoU", "object_alpha": "object α", "occluded_kappa": "occluded κ",
-}
-_MATRIX_METRICS = ("mask_iou_mean", "boundary_f_2px_mean", "boundary_iou_mean", "pq", "alpha")
-_FIGURES = ("pq", "mask_iou_mean", "boundary_f_2px_mean", "boundary_iou_mean", "alpha", "missing_share",
-            "label_disagreements")
+_MATRIX_METRICS = ("mask_iou_mean", "image_iou_mean", "boundary_f_2px_mean", "boundary_iou_mean", "pq", "alpha")
+_FIGURES = ("pq", "mask_iou_mean", "image_iou_mean", "boundary_f_2px_mean", "boundary_iou_mean", "alpha",
+            "missing_share", "label_disagreements")
 
 
 def label(metric: str) -> str:
-    """A column heading for a metric name.
+    """A column heading for a metric name, from the metric registry (:mod:`qa.metric_registry`).
 
     Examples
     --------
     >>> label("mask_iou_mean"), label("boundary_f_2px_mean"), label("nsd_4px_mean")
-    ('mask IoU', 'boundary F 2px', 'NSD 4px')
+    ('matched-object IoU', 'boundary F 2px', 'NSD 4px')
     """
-    if metric in _LABELS:
-        return _LABELS[metric]
-    text = (metric[:-5] if metric.endswith("_mean") else metric).replace("_", " ")
-    for short, shown in (("boundary f ", "boundary F "), ("nsd ", "NSD "), ("assd ", "ASSD "), ("hd95 ", "HD95 ")):
-        if text.startswith(short):
-            text = shown + text[len(short):]
+    from qa import metric_registry
+
+    text = metric_registry.label(metric)
+    found = metric_registry.find(metric)
+    if found is not None and found.metric.unit == "px":
+        text += " px"
     return text
 
 
 def is_count(metric: str) -> bool:
-    """Whether a metric is a count (shown without decimals)."""
-    return metric in _COUNTS or metric.startswith("violations")
+    """Whether a metric is a count (shown without decimals), as the metric registry declares it."""
+    from qa import metric_registry
+
+    return metric_registry.is_count(metric)
 
 
 @dataclass
@@ -326,8 +318,8 @@ def _pair_lines(image_pairs, images: set) -> dict[str, list[str]]:
     part = image_pairs[image_pairs["image"].astype(str).isin(images)]
     out: dict[str, list[str]] = {}
     for r in part.to_dict("records"):
-        iou = r.get("mask_iou_mean")
-        text = (f"{r['annotator_a']} vs {r['annotator_b']}: IoU {_fmt(iou)}, {_int(r.get('matched'))} matched, "
+        figures = ", ".join(f"{label(m)} {_fmt(r.get(m))}" for m in ("mask_iou_mean", "image_iou_mean") if m in r)
+        text = (f"{r['annotator_a']} vs {r['annotator_b']}: {figures}, {_int(r.get('matched'))} matched, "
                 f"{_int(r.get('missing'))} missing, {_int(r.get('extra'))} extra")
         if _int(r.get("label_disagreements")):
             text += f", {_int(r.get('label_disagreements'))} relabelled"
@@ -516,7 +508,7 @@ def from_store(store, ref, *, pictures: int = DEFAULT_PICTURES, max_side: int = 
     image_table = store.table("images", run_id)
     problems = store.sql("""
         SELECT m.image, m.annotator_a, m.annotator_b, m.status, m.category_a, m.category_b, m.iou, m.best_iou,
-               m.label_disagreement, TRY_CAST(m.metrics->>'boundary_f_2px' AS DOUBLE) AS boundary_f_2px,
+               m.label_disagreement, m.boundary_f_2px,
                oa.file AS file_a, oa.source_section AS section_a, oa.source_index AS source_index_a,
                oa.source_id AS source_id_a,
                ob.file AS file_b, ob.source_section AS section_b, ob.source_index AS source_index_b,
@@ -728,9 +720,15 @@ def _cell(value, digits: int = 3, *, style: str | None = None, cls: str | None =
 
 
 def _metric_cell(metric: str, value, **kw) -> dict:
-    """A figure's cell: counts and lengths in pixels without decimals, other pixel figures with 2, the rest 3."""
-    digits = 0 if is_count(metric) or metric.endswith("_px") else (2 if "_px" in metric and "share" not in metric
-                                                                    else 3)
+    """A figure's cell, with the decimals the metric registry gives it (counts as integers, pixel figures
+    with 2, the rest with 3); a column no metric names (a setting such as ``tolerance_px``) keeps 3, or
+    none for a length in pixels."""
+    from qa import metric_registry
+
+    if metric_registry.known(metric):
+        digits = metric_registry.digits(metric)
+    else:
+        digits = 0 if metric.endswith("_px") else 3
     return _cell(value, digits, **kw)
 
 
@@ -748,18 +746,40 @@ def _table(id_, columns, rows, *, empty="Nothing to show.", filter=None) -> dict
             "filter": (len(rows) > 8) if filter is None else filter, "tall": len(rows) > 25}
 
 
-SCALES = {"boundary_iou_mean": (0.0, 1.0), "alpha": (0.0, 1.0)}
-"""Colour ranges ``(red at or below, green at)`` of the agreement figures; (0.5, 1) for the others."""
-
-
 def scale(metric: str) -> tuple[float, float]:
-    """The colour range of an agreement figure (see :data:`SCALES`)."""
-    return SCALES.get(metric, (0.5, 1.0))
+    """The colour range ``(red at or below, green at)`` of an agreement figure, from the metric registry
+    ((0.5, 1) for a figure without a heat scale)."""
+    from qa import metric_registry
+
+    found = metric_registry.scale(metric)
+    return (found[1], found[2]) if found and found[0] == "heat" else (0.5, 1.0)
 
 
 def heat_for(metric: str, value) -> str:
     """:func:`heat` on the metric's own colour range."""
     lo, hi = scale(metric)
+    return heat(value, lo, hi)
+
+
+def style_for(metric: str, value) -> str | None:
+    """A cell's background from the metric registry's colour scale: heat (mirrored where lower is better),
+    diverging for signed offsets, None for a figure without a scale.
+
+    Examples
+    --------
+    >>> style_for("mask_iou_mean", 1.0), style_for("missing", 3), style_for("disagree_2px_share", 0.0)
+    ('background:rgb(46,160,67)', None, 'background:rgb(46,160,67)')
+    """
+    from qa import metric_registry
+
+    found = metric_registry.scale(metric)
+    if not found:
+        return None
+    if found[0] == "diverging":
+        return diverging(value, found[1])
+    lo, hi = found[1], found[2]
+    if metric_registry.direction(metric) == "lower" and not _isnan(value):
+        value = lo + hi - float(value)
     return heat(value, lo, hi)
 
 
@@ -810,7 +830,7 @@ def _pivot(scores, scope: str) -> dict[str, dict[str, tuple[float, int]]]:
     return out
 
 
-def _ordered_metrics(metrics, preferred=("pq", "sq", "rq", "mask_iou_mean", "boundary_f_2px_mean",
+def _ordered_metrics(metrics, preferred=("pq", "sq", "rq", "mask_iou_mean", "image_iou_mean", "boundary_f_2px_mean",
                                           "boundary_iou_mean", "signed_offset_px_mean", "alpha")) -> list[str]:
     metrics = set(metrics)
     first = [m for m in preferred if m in metrics]
@@ -825,7 +845,7 @@ def _key_order(key: str) -> list[str]:
     return [_KEY_ORDER.get(part, part) for part in key.split("|")]
 
 
-def _scope_table(id_, scores, scope, key_columns, *, empty, style=None):
+def _scope_table(id_, scores, scope, key_columns, *, empty, style=style_for):
     """One scope of the scores table as rows ``key parts..., metric...`` (keys split on ``|``)."""
     pivot = _pivot(scores, scope)
     metrics = _ordered_metrics({m for v in pivot.values() for m in v})
@@ -906,10 +926,11 @@ def build_context(data: ReportInput) -> dict:
         available = {m for v in pairs.values() for m in v}
         boundary_f = sorted(m for m in available if m.startswith("boundary_f_") and m.endswith("px_mean"))
         wanted = [m for m in _MATRIX_METRICS if m in available and not (m == "boundary_f_2px_mean")]
+        after = sum(m in wanted for m in ("mask_iou_mean", "image_iou_mean"))  # boundary F after the IoUs
         if "boundary_f_2px_mean" in available:
-            wanted.insert(1, "boundary_f_2px_mean")
+            wanted.insert(after, "boundary_f_2px_mean")
         elif boundary_f:
-            wanted.insert(1, boundary_f[0])
+            wanted.insert(after, boundary_f[0])
         for metric in wanted:
             matrix_rows = []
             has_consensus = any(metric in consensus.get(a, {}) for a in data.annotators)
@@ -938,7 +959,7 @@ def build_context(data: ReportInput) -> dict:
         "pair-table", ["annotator a", "annotator b"] + [label(m) for m in pair_metrics],
         [{"cells": [_cell(k.split("|")[0]), _cell(k.split("|")[-1])]
           + [_metric_cell(m, v.get(m, (float("nan"), 0))[0], title=f"{m}, n = {v.get(m, (0, 0))[1]}",
-                          style=heat_for(m, v[m][0]) if m in _MATRIX_METRICS and m in v else None)
+                          style=style_for(m, v[m][0]) if m in v else None)
              for m in pair_metrics]} for k, v in sorted(pairs.items())], empty="No annotator pairs were compared (the run has one annotator).")
     annotator_rows = []
     extra_metrics = _pick({m for v in per_annotator.values() for m in v}, _ANNOTATOR_COLUMNS)
@@ -968,8 +989,7 @@ def build_context(data: ReportInput) -> dict:
     # categories
     category_scores = _pivot(scores, "category")
     if category_scores:
-        category_table = _scope_table("category-table", scores, "category", ["category"], empty="",
-                                      style=lambda m, v: heat_for(m, v) if m in _MATRIX_METRICS else None)
+        category_table = _scope_table("category-table", scores, "category", ["category"], empty="")
         counts = {}
         if data.category_table is not None and len(data.category_table):
             counts = dict(zip(data.category_table["category"].astype(str), data.category_table["n_objects"]))
@@ -996,20 +1016,20 @@ def build_context(data: ReportInput) -> dict:
             cells = [_cell(a, style=f"border-left: 6px solid {hex_colour(annotator_colour(i))}")]
             for c in cats:
                 value, n = offsets.get(f"{a}|{c}", {}).get(metric, (float("nan"), 0))
-                cells.append(_cell(value, 2, style=diverging(value) if "offset" in metric else heat_for(metric, value),
+                cells.append(_cell(value, 2, style=style_for(metric, value),
                                    title=f"{a}, {c}: {metric} = {_fmt(value, 3)} over {n}"))
             rows.append({"cells": cells})
         offset_matrix = _table("offset-table", ["annotator"] + cats, rows, filter=False)
         offset_matrix["metric"] = metric
     offset_long = _scope_table("offset-long-table", scores, "annotator_category", ["annotator", "category"],
-                               empty="", style=lambda m, v: diverging(v) if "offset" in m else None)
+                               empty="")
     category_pairs = _category_pair_table(scores)
     objects_rows, interface_rows = _split_boundary(data.boundary)
     boundary_table = _boundary_table(objects_rows)
     interface_table = _interface_table(interface_rows)
     annotator_pairs_of_categories = _scope_table(
         "annotator-category-pair-table", scores, "annotator_category_pair", ["annotator", "category a", "category b"],
-        empty="", style=lambda m, v: diverging(v) if "displacement" in m or "offset" in m else None)
+        empty="")
 
     # violations
     rule_rows, groups = [], []
@@ -1061,8 +1081,7 @@ def build_context(data: ReportInput) -> dict:
         for scope in sorted(set(scores["scope"].astype(str)) - shown):
             parts = scope.split("_")
             other.append({"scope": scope, "table": _scope_table(
-                f"scope-{scope}", scores, scope, parts, empty="",
-                style=lambda m, v: heat_for(m, v) if m in _MATRIX_METRICS else None)})
+                f"scope-{scope}", scores, scope, parts, empty="")})
 
     # settings and inputs
     input_table = _table("input-table", ["annotator", "format", "path", "sha256", "bytes"],
@@ -1142,8 +1161,7 @@ def _category_pair_table(scores) -> dict:
         cells = [_cell(a), _cell(b), _cell(disputed, 0)]
         for m in order:
             value = figures.get(m, (float("nan"), 0))[0]
-            style = heat(1 - value, 0.0, 1.0) if m.startswith("disagree_") and not _isnan(value) else (
-                heat_for(m, value) if m.startswith("boundary_f_") else None)
+            style = style_for(m, value)
             cells.append(_metric_cell(m, value, style=style, title=f"{m}, n = {figures.get(m, (0, 0))[1]}"))
         rows.append((-disputed if not _isnan(disputed) else math.inf, key, {"cells": cells}))
     rows.sort(key=lambda r: (r[0], r[1]))
@@ -1174,8 +1192,7 @@ def _interface_table(rows) -> dict:
     for r in rows.to_dict("records"):
         cells = [_cell(r["annotator_a"]), _cell(r["annotator_b"]), _cell(r["category_a"]), _cell(r["category_b"])]
         for c in wanted:
-            style = diverging(r.get(c)) if "offset" in c else (
-                heat_for(c, r.get(c)) if c.startswith("boundary_f") else None)
+            style = style_for(c, r.get(c))
             cells.append(_metric_cell(c, r.get(c), style=style))
         if "gains" in rows.columns:
             cells.append(_cell(r.get("gains") if _present(r.get("gains")) else ""))
@@ -1247,7 +1264,8 @@ def _category_fallback(data: ReportInput) -> dict:
             cells.append(_cell(bf, style=heat(bf)))
         cells += [_cell(s["unmatched"], 0), _cell(s["relabelled"], 0)]
         rows.append({"cells": cells})
-    columns = ["category", "objects", "matched pairs", "mask IoU"] + (["boundary F 2px"] if has_bf else []) \
+    columns = ["category", "objects", "matched pairs", label("mask_iou_mean")] + (
+        [label("boundary_f_2px_mean")] if has_bf else []) \
         + ["unmatched objects", "relabelled objects"]
     return _table("category-table", columns, rows, empty="No categories in this run.")
 
@@ -1266,8 +1284,7 @@ def _boundary_table(boundary) -> dict:
                  _cell(r.get("n_pairs"), 0)]
         for c in wanted:
             value = r.get(c)
-            style = diverging(value) if c == "signed_offset_px_mean" else (
-                heat_for(c, value) if c in ("boundary_iou_mean", "boundary_f_2px_mean", "mask_iou_mean") else None)
+            style = style_for(c, value)
             cells.append(_metric_cell(c, value, style=style))
         rows.append({"cells": cells})
     return _table("boundary-table", ["annotator a", "annotator b", "category a", "category b", "pairs"]
@@ -1301,7 +1318,7 @@ def _image_rows(data: ReportInput) -> dict:
                  _cell(n_findings.get(image, 0), 0)]
         cells += [_metric_cell(m, image_scores.get(image, {}).get(m, (float("nan"), 0))[0]) for m in extra_metrics]
         rows.append({"cells": cells})
-    columns = ["image", "worst pair", "agreement", "worst pair agreement", "mask IoU", "matched", "missing",
+    columns = ["image", "worst pair", "agreement", "worst pair agreement", label("mask_iou_mean"), "matched", "missing",
                "extra", "relabelled", "annotators", "objects", "findings"] + [label(m) for m in extra_metrics]
     return {"columns": columns, "rows": rows}
 

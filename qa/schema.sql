@@ -1,5 +1,6 @@
--- The annotation-qa run store, schema version 3 (2 added review_queue; 3 the boundary_disagreement
--- columns for category-pair boundaries and offset distributions).
+-- The annotation-qa run store, schema version 4 (2 added review_queue; 3 the boundary_disagreement
+-- columns for category-pair boundaries and offset distributions; 4 runs.gate_pack, object_matches.pair and
+-- its boundary F / NSD columns, image_pair_scores.image_iou_mean).
 --
 -- One DuckDB file keeps every run. Each table below carries `run_id` (the run it belongs to); a run's
 -- rows are written in one transaction, so a run is there whole or not at all. Columns are stable:
@@ -31,7 +32,7 @@ CREATE TABLE IF NOT EXISTS runs (
     settings          JSON        NOT NULL,     -- every option the run was given
     inputs            JSON        NOT NULL,     -- [{annotator, path, format, kind, sha256, bytes, files}]
     inputs_sha256     VARCHAR     NOT NULL,     -- one fingerprint over all inputs (same inputs, same value)
-    pack              VARCHAR,                  -- the gate's pack, NULL when the run was not gated
+    pack              VARCHAR,                  -- the rule pack that checked the run's rules (file or built-in name)
     baseline_run_id   VARCHAR,                  -- the run the gate compared against, if any
     verdict           VARCHAR,                  -- 'passed', 'failed', or NULL when not gated
     checks_evaluated  INTEGER,
@@ -42,7 +43,9 @@ CREATE TABLE IF NOT EXISTS runs (
     n_objects         INTEGER     NOT NULL,
     n_findings        INTEGER     NOT NULL,
     errors            INTEGER     NOT NULL,     -- findings of severity 'error'
-    warnings          INTEGER     NOT NULL      -- findings of severity 'warning'
+    warnings          INTEGER     NOT NULL,     -- findings of severity 'warning'
+    -- schema 4
+    gate_pack         VARCHAR                   -- the pack whose [gate] table gated the run, NULL when not gated
 );
 
 CREATE TABLE IF NOT EXISTS annotators (
@@ -124,7 +127,16 @@ CREATE TABLE IF NOT EXISTS object_matches (
     signed_offset_px    DOUBLE,            -- mean signed distance of a's boundary from b's, + outside
     assd_px             DOUBLE,
     hd95_px             DOUBLE,
-    metrics             JSON               -- every other per-pair figure (boundary_f_2px, nsd_1px, ...)
+    metrics             JSON,              -- every other per-pair figure (boundary counts, other tolerances, ...)
+    -- schema 4
+    pair                VARCHAR,           -- 'annotator_a|annotator_b', as in scores.key
+    boundary_f_1px      DOUBLE,            -- boundary F at 1, 2 and 4 px (the default tolerances)
+    boundary_f_2px      DOUBLE,
+    boundary_f_4px      DOUBLE,
+    nsd_1px             DOUBLE,            -- normalised surface distance at 1, 2 and 4 px
+    nsd_2px             DOUBLE,
+    nsd_4px             DOUBLE,
+    signed_offset_median_px DOUBLE         -- median signed distance of a's boundary from b's
 );
 
 CREATE TABLE IF NOT EXISTS image_pair_scores (
@@ -145,12 +157,14 @@ CREATE TABLE IF NOT EXISTS image_pair_scores (
     sq                   DOUBLE,
     rq                   DOUBLE,
     metrics              JSON,         -- every other per-image-pair figure
+    -- schema 4
+    image_iou_mean       DOUBLE,       -- image-level IoU: each category's pixels of a vs b, mean over categories
     PRIMARY KEY (run_id, image, annotator_a, annotator_b)
 );
 
 CREATE TABLE IF NOT EXISTS scores (
     run_id  VARCHAR NOT NULL,
-    scope   VARCHAR NOT NULL,  -- batch, annotator_pair, annotator, category, image, image_pair, category_pair
+    scope   VARCHAR NOT NULL,  -- batch, annotator_pair, annotator, category, image, ... (qa/metric_registry.py SCOPES)
     key     VARCHAR NOT NULL,  -- '' for batch; 'alice|bob' for pairs; the annotator, category or image
     metric  VARCHAR NOT NULL,  -- snake_case with its unit: mask_iou_mean, boundary_f_2px_mean, pq, ...
     value   DOUBLE,            -- NULL where the figure is undefined (NaN in the run)

@@ -31,11 +31,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from qa import __version__
+from qa import __version__, metric_registry
 from qa.errors import StoreError
 from qa.gate import run_findings, run_scores
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The version of ``qa/schema.sql``; a store records the versions applied to it in ``qa_schema``."""
 
 APPLICATION = "annotation-qa"
@@ -79,7 +79,33 @@ def _migrate_to_3(con) -> None:
         con.execute(f"ALTER TABLE boundary_disagreement ADD COLUMN {column} {sql_type}")
 
 
-MIGRATIONS: dict = {2: _migrate_to_2, 3: _migrate_to_3}
+SCHEMA_4_COLUMNS = {
+    "runs": (("gate_pack", "VARCHAR"),),
+    "object_matches": (("pair", "VARCHAR"), ("boundary_f_1px", "DOUBLE"), ("boundary_f_2px", "DOUBLE"),
+                       ("boundary_f_4px", "DOUBLE"), ("nsd_1px", "DOUBLE"), ("nsd_2px", "DOUBLE"),
+                       ("nsd_4px", "DOUBLE"), ("signed_offset_median_px", "DOUBLE")),
+    "image_pair_scores": (("image_iou_mean", "DOUBLE"),),
+}
+"""The columns schema 4 appends, per table, in ``schema.sql`` order."""
+
+
+def _migrate_to_4(con) -> None:
+    """Schema 3 to 4: ``runs.gate_pack`` (``pack`` becomes the pack that checked the rules, gated or not);
+    ``object_matches`` gains ``pair`` and real columns for boundary F and NSD at the default tolerances and
+    the median offset (filled from each stored row's ``metrics`` JSON); ``image_pair_scores`` gains
+    ``image_iou_mean`` (NULL for runs stored before: not computed then)."""
+    for table, columns in SCHEMA_4_COLUMNS.items():
+        for column, sql_type in columns:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+    con.execute("UPDATE runs SET gate_pack = CASE WHEN verdict IS NOT NULL THEN pack END, "
+                "pack = coalesce(settings->>'pack', CASE WHEN verdict IS NOT NULL THEN pack END)")
+    moved = [c for c, _ in SCHEMA_4_COLUMNS["object_matches"] if c != "pair"]
+    sources = {"signed_offset_median_px": "signed_offset_median"}
+    assignments = ", ".join(f"{c} = TRY_CAST(metrics->>'{sources.get(c, c)}' AS DOUBLE)" for c in moved)
+    con.execute(f"UPDATE object_matches SET pair = annotator_a || '|' || annotator_b, {assignments}")
+
+
+MIGRATIONS: dict = {2: _migrate_to_2, 3: _migrate_to_3, 4: _migrate_to_4}
 """``{version: function(connection)}`` upgrading a store from ``version - 1`` (inside one transaction).
 Each version's changes live in one function."""
 
@@ -186,6 +212,24 @@ def input_fingerprints(batch) -> list[dict]:
             cache[key] = fingerprint(export.path, extra)
         out.append({"annotator": name, "path": str(export.path), "format": export.format, **cache[key]})
     return out
+
+
+def batch_identity(batch) -> dict:
+    """What makes two runs runs of the same batch: its name (a manifest's ``name``), else its annotators.
+
+    Returns
+    -------
+    dict
+        ``name`` (None without one) and ``annotators`` (sorted), as :meth:`Store.resolve_baseline` reads them.
+    """
+    return {"name": getattr(batch, "name", None) or None, "annotators": sorted(batch.annotators)}
+
+
+def describe_batch(identity: dict) -> str:
+    """``batch 'week-12'`` or ``the annotators alice, bob`` (for messages)."""
+    if identity.get("name"):
+        return f"batch {identity['name']!r}"
+    return "the annotators " + ", ".join(identity.get("annotators") or [])
 
 
 def combined_fingerprint(inputs: list[dict]) -> str:
@@ -415,6 +459,56 @@ class Store:
             raise StoreError(f"run {text!r} is ambiguous: {', '.join(r[0] for r in rows[:4])}"
                              f"{', ...' if len(rows) > 4 else ''}; give more of the id", path=self.path)
         raise StoreError(f"no run {text!r}; 'qa runs' lists them", path=self.path)
+
+    def resolve_baseline(self, ref, *, batch: dict) -> str | None:
+        """The run a gate's ``--baseline`` names, resolved within the same batch.
+
+        Parameters
+        ----------
+        ref : str
+            ``latest`` or ``latest~N``: the newest run (N runs back) *of the same batch*; ``latest:any``
+            or ``latest:any~N``: of any batch; anything else as :meth:`resolve` reads it (an id, a prefix,
+            a sequence number: the run named, whatever its batch).
+        batch : dict
+            The batch's identity (:func:`batch_identity`): ``name`` (the manifest's), and ``annotators``.
+
+        Returns
+        -------
+        str or None
+            The run id; None when ``latest`` finds no run of the batch (or ``latest:any`` none at all).
+
+        Notes
+        -----
+        Two runs are of the same batch when they carry the same batch name; runs without a name are of
+        the same batch when they have the same set of annotators. A store shared by several batches
+        then never compares a batch with another one.
+        """
+        text = str(ref).strip()
+        m = re.fullmatch(r"latest(:any)?(?:~(\d+))?", text)
+        if not m:
+            return self.resolve(text)
+        back = int(m.group(2) or 0)
+        if m.group(1):
+            row = _one(self._con, "SELECT run_id FROM runs ORDER BY seq DESC LIMIT 1 OFFSET ?", [back])
+            return None if row is None else row[0]
+        if batch.get("name"):
+            row = _one(self._con, "SELECT run_id FROM runs WHERE name = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                       [batch["name"], back])
+        else:
+            row = _one(self._con, """
+                SELECT r.run_id FROM runs r
+                WHERE r.name IS NULL AND (SELECT list_sort(list(a.annotator)) FROM annotators a
+                                          WHERE a.run_id = r.run_id) = ?::VARCHAR[]
+                ORDER BY r.seq DESC LIMIT 1 OFFSET ?""", [sorted(batch.get("annotators") or []), back])
+        return None if row is None else row[0]
+
+    def batch_of(self, run) -> dict:
+        """The batch identity (:func:`batch_identity`) of a stored run."""
+        run_id = self.resolve(run)
+        name = _one(self._con, "SELECT name FROM runs WHERE run_id = ?", [run_id])[0]
+        annotators = [r[0] for r in self._con.execute(
+            "SELECT annotator FROM annotators WHERE run_id = ? ORDER BY annotator", [run_id]).fetchall()]
+        return {"name": name, "annotators": annotators}
 
     def runs(self, *, limit: int | None = None):
         """The run history, newest first, one row per run (the ``runs`` table without its JSON)."""
@@ -665,14 +759,13 @@ def _finite(value):
 # Incoming column names (from the engine's DataFrames) that map onto a stored column, and columns left out
 # because another table has them (an object's source is in `objects`; `pair` is annotator_a|annotator_b).
 _ALIASES = {
-    "object_matches": {"signed_offset": "signed_offset_px", "assd": "assd_px", "hd95": "hd95_px"},
+    "object_matches": {"signed_offset": "signed_offset_px", "assd": "assd_px", "hd95": "hd95_px",
+                       "signed_offset_median": "signed_offset_median_px"},
     "image_pair_scores": {},
-    "boundary_disagreement": {"signed_offset_mean": "signed_offset_px_mean", "assd_mean": "assd_px_mean",
-                              "hd95_mean": "hd95_px_mean"},
+    "boundary_disagreement": {},  # its columns are named as the metric registry names each mean
 }
 _LEFT_OUT = {
-    "object_matches": {"pair", "file_a", "source_index_a", "source_id_a", "file_b", "source_index_b",
-                       "source_id_b"},
+    "object_matches": {"file_a", "source_index_a", "source_id_a", "file_b", "source_index_b", "source_id_b"},
     "image_pair_scores": {"pair"},
     "boundary_disagreement": {"pair"},
 }
@@ -750,7 +843,8 @@ def boundary_summary(object_pairs):
     Notes
     -----
     Counts behind a figure (``boundary_a_n``, ``biou_union``, ...) and the pair's areas are not
-    averaged. ``iou`` is averaged as ``mask_iou_mean``.
+    averaged. Each mean is named as the metric registry names the mean of that column (``iou`` as
+    ``mask_iou_mean``, ``signed_offset`` as ``signed_offset_px_mean``).
     """
     import pandas as pd
 
@@ -767,7 +861,7 @@ def boundary_summary(object_pairs):
         frame[key] = frame[key].astype(str)
     grouped = frame.groupby(keys, sort=True)
     out = grouped[figures].mean()
-    out.columns = ["mask_iou_mean" if c == "iou" else f"{c}_mean" for c in figures]
+    out.columns = [metric_registry.score_for_column(c) or f"{c}_mean" for c in figures]
     out.insert(0, "n_pairs", grouped.size())
     return out.reset_index()
 
@@ -816,7 +910,8 @@ def run_frames(run) -> dict:
         "settings": _json(run.settings or {}) or "{}",
         "inputs": json.dumps(inputs, default=str, sort_keys=True),
         "inputs_sha256": combined_fingerprint(inputs),
-        "pack": (verdict_doc or {}).get("meta", {}).get("pack") or None,
+        "pack": (run.settings or {}).get("pack") or (verdict_doc or {}).get("meta", {}).get("pack") or None,
+        "gate_pack": (verdict_doc or {}).get("meta", {}).get("pack") or None,
         "baseline_run_id": (verdict_doc or {}).get("meta", {}).get("baseline_run_id"),
         "verdict": None if verdict is None else ("passed" if verdict.success else "failed"),
         "checks_evaluated": None if verdict is None else verdict.statistics["evaluated"],

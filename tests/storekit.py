@@ -67,3 +67,15 @@ def with_comparison(run, *, scores=None, object_pairs=None, image_pairs=None, bo
     # the run's boundary analysis came from the replaced comparison: drop it with the comparison
     fields.update(comparison=comparison, scores=comparison.scores, boundary_disagreement=None)
     return types.SimpleNamespace(**fields)
+
+
+def drop_schema_4(con) -> None:
+    """Make a store (a raw duckdb connection) look as schema 3 left it: without the columns schema 4 added."""
+    from qa.store import SCHEMA_4_COLUMNS
+
+    for table, columns in SCHEMA_4_COLUMNS.items():
+        for column, _ in columns:
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    if con.execute("SELECT count(*) FROM qa_schema WHERE schema_version = 4").fetchone()[0]:
+        con.execute("DELETE FROM qa_schema WHERE schema_version = 4")
+        con.execute("INSERT INTO qa_schema VALUES ('annotation-qa', 3, '0.1.0', now()::TIMESTAMP)")

@@ -8,6 +8,17 @@ def test_help_lists_exit_codes(capsys):
     assert err == ""
 
 
+def test_commands_without_a_gate_list_their_own_exit_codes(capsys):
+    """qa consensus --help listed the gate's exit codes (0 passed, 1 failed), though it has no gate."""
+    for command in ("consensus", "report", "synth"):
+        code, out, err = run_cli([command, "--help"], capsys)
+        assert code == 0 and "exit codes:" in out
+        assert "gate" not in out.split("exit codes:")[1] and "\n  1  " not in out, command
+    for command in ("run", "gate"):
+        code, out, err = run_cli([command, "--help"], capsys)
+        assert "1  the gate failed" in out
+
+
 def test_missing_file_is_one_line_exit_2(tmp_path, capsys):
     missing = tmp_path / "nope.json"
     code, out, err = run_cli(["run", f"alice={missing}"], capsys)
@@ -37,7 +48,7 @@ def test_run_prints_pair_table_and_writes_tables(shared_data, tmp_path, capsys):
     assert code == 0, err
     lines = stdout.splitlines()
     header = next(k for k, line in enumerate(lines) if line.startswith("pair "))
-    assert lines[header].split()[:4] == ["pair", "images", "PQ", "mask"]
+    assert lines[header].split()[:7] == ["pair", "images", "PQ", "matched", "IoU", "image", "IoU"]
     assert [line.split()[0] for line in lines[header + 1:header + 4]] == ["r1|r2", "r1|r3", "r2|r3"]
     assert lines[-2].startswith("3 annotators, 257 images")
     assert lines[-1].endswith(" in 3 exports")  # the closing summary line stays last

@@ -82,6 +82,16 @@ def test_sql_formats(db, capsys):
                                {"annotator": "bob", "objects": 6, "area": 616.0}]
 
 
+def test_sql_prints_large_and_small_numbers_without_exponents(db, capsys):
+    """`qa sql` printed sums such as 3.041e+04; a table for people shows the digits."""
+    query = ("SELECT sum(area) * 49.375 AS big, 30410.37::DOUBLE AS fraction, 0.000123456::DOUBLE AS small, "
+             "avg(area) AS mean FROM objects")
+    code, out, err = run_cli(["sql", query, "--db", db], capsys)
+    assert code == 0, err
+    assert out.splitlines()[1].split() == ["60830", "30410", "0.0001235", "102.7"]
+    assert "e+" not in out
+
+
 def test_sql_is_read_only(db, capsys):
     before = hashlib.sha256(db.read_bytes()).hexdigest()
     for statement in ("DELETE FROM runs", "DROP TABLE objects", "CREATE TABLE x (a INTEGER)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -133,15 +134,57 @@ def test_bounds_are_inclusive():
 
 
 def test_a_missing_or_undefined_figure_fails_unless_skipped():
-    cfg = parse_gate({"alpha": {"min": 0.667}, "pq": {"min": 0.5}, "hd95_px_mean": {"max": 3, "per": "category"}})
+    cfg = parse_gate({"alpha": {"min": 0.667}, "pq": {"min": 0.5},
+                      "boundary_iou_mean": {"min": 0.3, "per": "category"}})
     v = evaluate(score_rows(pq=float("nan")), cfg)
     got = {r.name: (r.passed, r.message) for r in v.results}
     assert got == {"alpha >= 0.667": (False, "not computed in this run"),
                    "pq >= 0.5": (False, "undefined (NaN) in this run"),
-                   "hd95_px_mean[category=*] <= 3": (False, "no category figures for hd95_px_mean in this run")}
-    skip = parse_gate({"alpha": {"min": 0.667, "missing": "skip"}, "pq": {"min": 0.5, "missing": "skip"}})
+                   "boundary_iou_mean[category=*] >= 0.3": (False,
+                                                            "no category figures for boundary_iou_mean in this run")}
+    skip = parse_gate({"alpha": {"min": 0.667, "missing": "skip"}, "pq": {"min": 0.5, "missing": "skip"},
+                       "allow_empty": True})
     v = evaluate(score_rows(pq=float("nan")), skip)
     assert v.success and v.results == [] and len(v.skipped) == 2
+
+
+def test_an_unknown_metric_is_a_configuration_error_with_the_nearest_names():
+    """A typo (boundary_f2px_mean for boundary_f_2px_mean) used to check nothing and pass."""
+    with pytest.raises(ConfigError) as err:
+        parse_gate({"boundary_f2px_mean": {"min": 0.99, "per": "category", "missing": "skip"}}, source="typo.toml")
+    assert str(err.value) == ("typo.toml: [gate] boundary_f2px_mean: unknown metric 'boundary_f2px_mean'; did you "
+                              "mean 'boundary_f_2px_mean' or 'boundary_f_4px_mean' or 'boundary_f_1px_mean'? "
+                              "(every metric: docs/metrics.md)")
+    for table, where in (({"category": {"person": {"mask_iou_maen": {"min": 0.5}}}},
+                          "[gate] category.person.mask_iou_maen"),
+                         ({"regression": {"pqq": {"max_drop": 0.1}}}, "[gate] regression.pqq")):
+        with pytest.raises(ConfigError, match=re.escape(f"p.toml: {where}: unknown metric")):
+            parse_gate(table, source="p.toml")
+    with pytest.raises(ConfigError, match="hd95_px_mean is not computed per category; it is computed per "
+                                          "annotator_pair, batch"):
+        parse_gate({"hd95_px_mean": {"max": 3, "per": "category"}})
+    with pytest.raises(ConfigError, match="beyond_tolerance_share is not a figure of the scores table"):
+        parse_gate({"beyond_tolerance_share": {"max": 0.1}})
+    # every tolerance, percentile and severity the patterns cover is a name
+    parse_gate({"boundary_f_1p5px_mean": {"min": 0.5}, "violations_error": {"max": 0},
+                "signed_offset_px_p90": {"max": 2, "per": "annotator_category"}})
+
+
+def test_a_gate_that_checks_nothing_fails_unless_the_pack_allows_it():
+    empty = parse_gate({"pq": {"min": 0.5, "missing": "skip"}})
+    v = evaluate(score_rows(mask_iou_mean=0.9), empty)
+    assert not v.success and v.statistics["evaluated"] == 0
+    assert v.summary_line().startswith("gate FAILED (no check evaluated")
+    assert to_json(v).count('"success": false') == 1
+    junit = to_junit(v)
+    assert 'failures="1"' in junit and 'name="at least one check"' in junit
+    assert Verdict.from_dict(v.to_dict()).success is False
+    allowed = evaluate(score_rows(mask_iou_mean=0.9), parse_gate({"pq": {"min": 0.5, "missing": "skip"},
+                                                                   "allow_empty": True}))
+    assert allowed.success and allowed.summary_line() == "gate passed (0 checks)"
+    assert Verdict.from_dict(allowed.to_dict()).success is True
+    with pytest.raises(ConfigError, match=r"\[gate\] allow_empty: expected true or false"):
+        parse_gate({"allow_empty": "yes"})
 
 
 def test_violations_are_counted_from_findings_per_severity_and_annotator():
@@ -267,8 +310,8 @@ def stored(tmp_path):
     return db
 
 
-def _pack(tmp_path, text):
-    pack = tmp_path / "pack.toml"
+def _pack(tmp_path, text, *, name="pack.toml"):
+    pack = tmp_path / name
     pack.write_text(text, encoding="utf-8")
     return pack
 
@@ -369,6 +412,30 @@ def test_qa_run_with_a_broken_pack_stores_nothing(tmp_path, capsys):
     assert not db.exists()
 
 
+def test_qa_run_stops_on_an_unknown_gate_metric_and_fails_an_empty_gate(tmp_path, capsys):
+    """Issue 19, defect 1: a typo in a [gate] key printed "gate passed (0 checks)" and exited 0."""
+    alice, bob = two_exports(tmp_path)
+    db = tmp_path / "qa.duckdb"
+    typo = _pack(tmp_path, '[gate]\nboundary_f2px_mean = { min = 0.99, per = "category", missing = "skip" }\n',
+                 name="typo.toml")
+    code, out, err = run_cli(["run", f"r1={alice}", f"r2={bob}", "--db", db, "--gate", typo], capsys)
+    assert code == 2 and out == ""
+    assert err == (f"qa: error: {typo}: [gate] boundary_f2px_mean: unknown metric 'boundary_f2px_mean'; did you "
+                   f"mean 'boundary_f_2px_mean' or 'boundary_f_4px_mean' or 'boundary_f_1px_mean'? (every metric: "
+                   f"docs/metrics.md)\n")
+    assert not db.exists()
+    # the right name, on a figure this run does not have, skipped: nothing is checked, so the gate fails
+    skipped = _pack(tmp_path, '[gate]\npq = { min = 0.99, per = "category", missing = "skip" }\n', name="skip.toml")
+    code, out, err = run_cli(["run", f"r1={alice}", f"r2={bob}", "--db", db, "--gate", skipped], capsys)
+    assert code == 1, err
+    assert out.splitlines()[-1].endswith("gate FAILED (no check evaluated; a gate that checks nothing fails unless "
+                                         "its pack sets allow_empty = true in [gate])")
+    allowed = _pack(tmp_path, '[gate]\nallow_empty = true\npq = { min = 0.99, per = "category", missing = "skip" }\n',
+                    name="allowed.toml")
+    code, out, err = run_cli(["run", f"r1={alice}", f"r2={bob}", "--db", db, "--gate", allowed], capsys)
+    assert code == 0 and out.splitlines()[-1].endswith("gate passed (0 checks)")
+
+
 def test_verdict_json_never_holds_nan():
     v = evaluate(score_rows(pq=float("nan")), parse_gate({"pq": {"min": 0.5}}))
     doc = json.loads(to_json(v))
@@ -401,9 +468,66 @@ def test_the_first_run_with_baseline_latest_skips_regression(tmp_path, capsys):
     assert code == 0, err
     verdict = json.loads(out)["verdict"]
     assert verdict["statistics"]["evaluated"] == 1
-    assert verdict["meta"]["skipped"] == [f"regression: no baseline run (latest) in {db} yet"]
+    assert verdict["meta"]["skipped"] == [f"regression: no baseline run (latest) of the annotators alice, bob in {db} yet"]
     code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--db", db, "--gate", pack,
                               "--baseline", "latest", "--format", "json"], capsys)
     assert code == 0 and json.loads(out)["verdict"]["statistics"]["evaluated"] == 2
     code, out, err = run_cli(["run", f"alice={alice}", "--db", db, "--gate", pack, "--baseline", "7"], capsys)
     assert code == 2 and "no run '7'" in err
+
+
+def _manifest(folder, name, exports: dict):
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ([f'name = "{name}"'] if name else []) + [
+        f'[[exports]]\nannotator = "{a}"\npath = "{p}"\n' for a, p in exports.items()]
+    path = folder / "batch.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_baseline_latest_is_the_latest_run_of_the_same_batch(tmp_path, capsys):
+    """Issue 19, defect 6: in a store shared by several batches `--baseline latest` took any batch's run (3
+    readers against a 4-reader baseline: regression checks failed as "not computed")."""
+    db = tmp_path / "qa.duckdb"
+    pack = _pack(tmp_path, "[gate]\nviolations = { error = 5 }\n[gate.regression]\nmax_rise = 0\n")
+    for sub in ("clean", "worse", "three"):
+        (tmp_path / sub).mkdir()
+    clean = two_exports(tmp_path / "clean")
+    worse = two_exports(tmp_path / "worse", bob_unknown=2)
+    week = _manifest(tmp_path / "week", "week-12", {"alice": clean[0], "bob": clean[1]})
+    other = _manifest(tmp_path / "other", "other-project", {"alice": worse[0], "bob": worse[1]})
+
+    def run(*argv):
+        code, out, err = run_cli(["run", *argv, "--db", db, "--gate", pack, "--format", "json"], capsys)
+        assert code in (0, 1), err
+        return json.loads(out)
+
+    first = run("--manifest", week, "--baseline", "latest")
+    assert first["verdict"]["meta"]["skipped"] == [
+        f"regression: no baseline run (latest) of batch 'week-12' in {db} yet"]
+    run("--manifest", other)  # another batch stored since, with 2 errors
+    again = run("--manifest", week, "--baseline", "latest")
+    assert again["verdict"]["meta"]["baseline_run_id"] == first["run_id"]  # not the other batch's run
+    assert again["verdict"]["success"] is True
+    latest_any = run("--manifest", week, "--baseline", "latest:any")
+    assert latest_any["verdict"]["meta"]["baseline_run_id"] == again["run_id"]
+    # unnamed batches: the same set of annotators is the same batch
+    three = two_exports(tmp_path / "three")
+    solo = run(f"alice={three[0]}", f"bob={three[1]}", f"carol={three[1]}", "--baseline", "latest")
+    assert solo["verdict"]["meta"]["skipped"] == [
+        f"regression: no baseline run (latest) of the annotators alice, bob, carol in {db} yet"]
+    pair = run(f"alice={clean[0]}", f"bob={clean[1]}", "--baseline", "latest")
+    assert pair["verdict"]["meta"]["skipped"][0].startswith("regression: no baseline run (latest) of the annotators "
+                                                            "alice, bob")  # named batches are other batches
+    pair2 = run(f"alice={worse[0]}", f"bob={worse[1]}", "--baseline", "latest")
+    assert pair2["verdict"]["meta"]["baseline_run_id"] == pair["run_id"] and pair2["verdict"]["success"] is False
+    # qa gate: latest within the gated run's batch; an explicit id is taken whatever its batch
+    for ref, expected in (("latest~1", again), ("latest~2", first)):  # week-12 runs: first, again, latest_any
+        code, out, err = run_cli(["gate", latest_any["run_id"], "--pack", pack, "--db", db, "--baseline", ref,
+                                  "--format", "json"], capsys)
+        assert code == 0 and json.loads(out)["meta"]["baseline_run_id"] == expected["run_id"]
+    code, out, err = run_cli(["gate", solo["run_id"], "--pack", pack, "--db", db, "--baseline", "latest~1"], capsys)
+    assert code == 2 and "no stored run of the annotators alice, bob, carol" in err and "latest:any" in err
+    code, out, err = run_cli(["gate", again["run_id"], "--pack", pack, "--db", db, "--baseline", "2",
+                              "--format", "json"], capsys)
+    assert json.loads(out)["meta"]["baseline_run_id"] != first["run_id"]

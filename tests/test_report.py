@@ -318,6 +318,29 @@ def test_sections_fill_from_score_scopes_when_present_and_say_so_when_absent():
     assert 'id="no-matrix"' in page and 'id="no-offsets"' in page
 
 
+def test_counts_print_as_integers_and_headings_come_from_the_metric_registry():
+    """Counts (unmatched, review items, consensus objects) were printed as floats ("527.000")."""
+    from qa import metric_registry
+
+    rows = [("category", "road", "unmatched", 527.0, 527), ("category", "road", "mask_iou_mean", 0.91234, 9),
+            ("batch", "", "review_items", 512.0, 512), ("batch", "", "review_low_iou", 146.0, 512),
+            ("annotator_consensus", "alice", "consensus_objects", 198.0, 3),
+            ("annotator_consensus", "alice", "mask_iou_mean", 0.8, 3)]
+    scores = pd.DataFrame(rows, columns=["scope", "key", "metric", "value", "n"])
+    context = rp.build_context(rp.ReportInput(title="t", annotators=["alice", "bob"], scores=scores))
+    category = context["category_table"]
+    cells = dict(zip(category["columns"], [c["text"] for c in category["rows"][0]["cells"]]))
+    assert cells[metric_registry.label("unmatched")] == "527"
+    assert cells["matched-object IoU"] == "0.912"
+    batch = dict(zip(context["batch_table"]["columns"], [c["text"] for c in context["batch_table"]["rows"][0]["cells"]]))
+    assert batch["review items"] == "512" and batch["review: low iou"] == "146"
+    consensus = context["annotator_all"][0]
+    texts = {col: cell["text"] for col, cell in zip(consensus["columns"], consensus["rows"][0]["cells"])}
+    assert texts["consensus objects"] == "198"
+    page = rp.render_html(rp.ReportInput(title="t", annotators=["alice", "bob"], scores=scores))
+    assert "527.000" not in page and "512.000" not in page and "198.000" not in page
+
+
 # --- the command line ---------------------------------------------------------------------------------
 
 def test_qa_run_writes_the_report_beside_the_store_or_in_out(tmp_path, capsys):
@@ -403,3 +426,37 @@ def test_the_photograph_beside_a_coco_export_is_drawn(shared_data, tmp_path):
     run = qa.run(f"a={export}", f"b={export}", workers=1)
     gallery = rp.from_run(run).gallery
     assert len(gallery) == 1 and gallery[0]["background"] is True and gallery[0]["width"] == 640
+
+
+@pytest.mark.shared_data
+def test_bu_bil_shows_matched_object_and_image_level_iou(shared_data, tmp_path, capsys):
+    """Issue 19, defect 5: the worst BU-BIL image read "IoU –" (its cells did not match at 0.5) and the pair
+    tables showed one "mask IoU" that left it out. Both figures now show, each named for what it averages."""
+    root = shared_data / "bu_bil_dataset1" / "ExpertsAnnotations"
+    experts = [f"p{k}={root / name}" for k, name in ((1, "Person1_Amira"), (2, "Person2_ImageJ"),
+                                                      (5, "Person5_Amira"))]
+    code, out, err = run_cli(["run", *experts, "--no-store", "--no-report", "--workers", "1"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    header = lines[next(k for k, line in enumerate(lines) if line.startswith("pair "))]
+    assert "matched IoU" in header and "image IoU" in header
+    row = lines[next(k for k, line in enumerate(lines) if line.startswith("p1|p5 "))].split()
+    assert row[3:5] == ["0.761", "0.751"]  # matched objects only; every image
+    annotator_header = lines[next(k for k, line in enumerate(lines) if line.startswith("annotator  matched"))]
+    assert "image IoU" in annotator_header
+    run = qa.run(*experts, workers=1)
+    data = rp.from_run(run, pictures=1)
+    assert data.gallery[0]["image"] == "seg_b09"
+    assert "p1 vs p5: matched-object IoU –, image-level IoU 0.439, 0 matched, 1 missing, 1 extra" in data.gallery[0]["pairs"]
+    ctx = rp.build_context(data)
+    assert "image-level IoU" in ctx["pair_table"]["columns"] and "matched-object IoU" in ctx["pair_table"]["columns"]
+    assert [m["label"] for m in ctx["matrices"]][:2] == ["matched-object IoU", "image-level IoU"]
+    scores = run.scores.set_index(["scope", "key", "metric"])["value"]
+    assert scores[("annotator", "p5", "image_iou_mean")] < scores[("annotator", "p5", "mask_iou_mean")]
+    assert scores[("category", "foreground", "image_iou_mean")] == pytest.approx(scores[("batch", "", "image_iou_mean")])
+    # both can be gated: p2|p5 reads 0.734 over its matched cells, 0.725 over all 35 images
+    from qa.gate import evaluate, parse_gate
+
+    verdict = evaluate(run.scores, parse_gate({"mask_iou_mean": {"min": 0.73, "per": "annotator_pair"},
+                                               "image_iou_mean": {"min": 0.73, "per": "annotator_pair"}}))
+    assert [r.name for r in verdict.failed] == ["image_iou_mean[annotator_pair=p2|p5] >= 0.73"]

@@ -21,7 +21,7 @@ import qa
 from qa import store as qstore
 from qa.pipeline import run as qa_run
 from qa.errors import StoreError
-from storekit import score_rows, two_exports, with_comparison
+from storekit import drop_schema_4, score_rows, two_exports, with_comparison
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -155,9 +155,11 @@ def test_engine_tables_are_stored_from_the_comparison(tmp_path, exports):
         assert list(m["label_disagreement"]) == [False, True, False, False]
         assert list(m["signed_offset_px"][:3]) == [1.0, -0.5, 0.0] and list(m["hd95_px"][:3]) == [2.0, 3.0, 1.0]
         assert m["object_index_b"].isna().tolist() == [False, False, False, True]
-        assert json.loads(m["metrics"][0]) == {"boundary_f_2px": 0.75, "boundary_a_n": 40.0}
-        assert json.loads(m["metrics"][3]) == {"boundary_f_2px": None, "boundary_a_n": None}
-        assert "pair" not in m.columns and "file_a" not in m.columns  # the source is in `objects`
+        # boundary F has a column of its own (schema 4); only the counts behind it stay in the JSON
+        assert list(m["boundary_f_2px"][:3]) == [0.75, 0.5, 0.85] and math.isnan(m["boundary_f_2px"][3])
+        assert json.loads(m["metrics"][0]) == {"boundary_a_n": 40.0}
+        assert json.loads(m["metrics"][3]) == {"boundary_a_n": None}
+        assert set(m["pair"]) == {"alice|bob"} and "file_a" not in m.columns  # the source is in `objects`
 
         ip = s.sql("SELECT * FROM image_pair_scores").iloc[0]
         assert (ip["objects_a"], ip["matched"], ip["label_disagreements"]) == (2, 2, 1)
@@ -172,6 +174,54 @@ def test_engine_tables_are_stored_from_the_comparison(tmp_path, exports):
                                                "boundary_f_2px_mean": pytest.approx(0.8)}
 
 
+def test_an_ungated_run_stores_the_pack_that_checked_its_rules(tmp_path, exports):
+    """runs.pack was NULL unless the run was gated, though a pack had checked the rules."""
+    db = tmp_path / "qa.duckdb"
+    run = _run(exports, db)
+    custom = tmp_path / "mine.toml"
+    custom.write_text('[rules]\nselect = ["VTX"]\n', encoding="utf-8")
+    other = _run(exports, db, pack=custom)
+    with qstore.open(db) as s:
+        runs = s.sql("SELECT run_id, pack, gate_pack FROM runs").set_index("run_id")
+    assert runs.loc[run.run_id, "pack"].endswith("default.toml") and runs.isna().loc[run.run_id, "gate_pack"]
+    assert runs.loc[other.run_id, "pack"] == str(custom.resolve())
+
+
+def test_a_schema_3_store_is_upgraded_to_real_columns_and_both_packs(tmp_path, exports):
+    """Schema 4: object_matches gains pair and boundary F / NSD columns (filled from the JSON of runs stored
+    before), runs gains gate_pack and pack names the rules' pack of every run."""
+    import duckdb
+
+    db = tmp_path / "qa.duckdb"
+    gate = tmp_path / "gate.toml"
+    gate.write_text("[gate]\nviolations = { error = 9 }\n", encoding="utf-8")
+    gated = _run(exports, db, gate=gate, tolerances=(1, 2, 4))
+    ungated = _run(exports, db)
+    with qstore.open(db) as s:
+        before = s.sql("SELECT * FROM object_matches ORDER BY run_id, image, status, object_index_a")
+    assert before["boundary_f_2px"].notna().any() and before["nsd_4px"].notna().any()
+    figures = [c for c, _ in qstore.SCHEMA_4_COLUMNS["object_matches"] if c != "pair"]
+    con = duckdb.connect(str(db))  # back to what schema 3 wrote: the figures in the JSON, pack the gate's
+    pairs = ", ".join(f"'{'signed_offset_median' if c == 'signed_offset_median_px' else c}', {c}" for c in figures)
+    con.execute(f"UPDATE object_matches SET metrics = json_merge_patch(coalesce(metrics, '{{}}'), json_object({pairs}))")
+    con.execute("UPDATE runs SET pack = gate_pack")
+    drop_schema_4(con)
+    con.close()
+    with qstore.open(db, read_only=False) as s:  # a writer upgrades the store
+        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"][0] == qstore.SCHEMA_VERSION == 4
+        for table in qstore.SCHEMA_4_COLUMNS:
+            assert list(s.sql(f"SELECT * FROM {table} LIMIT 0").columns) == qstore._table_columns(table)
+        after = s.sql("SELECT * FROM object_matches ORDER BY run_id, image, status, object_index_a")
+        runs = s.sql("SELECT run_id, pack, gate_pack FROM runs").set_index("run_id")
+    assert list(after["pair"]) == list(before["pair"]) == [f"{a}|{b}" for a, b in zip(after["annotator_a"],
+                                                                                        after["annotator_b"])]
+    for column in figures:
+        assert after[column].equals(before[column]), column
+    assert runs.loc[gated.run_id, "gate_pack"] == str(gate) and runs.isna().loc[ungated.run_id, "gate_pack"]
+    assert runs.loc[gated.run_id, "pack"].endswith("default.toml")
+    assert runs.loc[ungated.run_id, "pack"].endswith("default.toml")
+
+
 def test_verdict_and_gate_results_are_stored_with_the_run(tmp_path, exports):
     db = tmp_path / "qa.duckdb"
     pack = tmp_path / "pack.toml"
@@ -181,7 +231,8 @@ def test_verdict_and_gate_results_are_stored_with_the_run(tmp_path, exports):
     with qstore.open(db) as s:
         info = s.run(run.run_id)
         assert (info["verdict"], info["checks_evaluated"], info["checks_failed"]) == ("failed", 2, 1)
-        assert info["pack"] == str(pack) and info["verdict_json"] == run.verdict.to_dict()
+        assert info["gate_pack"] == str(pack) and info["verdict_json"] == run.verdict.to_dict()
+        assert info["pack"] == run.settings["pack"] and info["pack"].endswith("default.toml")  # the rules' pack
         gate = s.table("gate_results", run.run_id).sort_values("check_index")
         assert list(gate["metric"]) == ["violations_error", "violations_warning"]
         assert list(gate["passed"]) == [False, True] and list(gate["observed"]) == [1.0, 2.0]

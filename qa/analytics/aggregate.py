@@ -18,9 +18,9 @@ The symmetric scopes (category, image, size, occluded) do not depend on name ord
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
+
+from qa import metric_registry
 
 SIZES = ("small", "medium", "large")
 """COCO's object size classes: area < 32**2, 32**2 <= area < 96**2, area >= 96**2 (square pixels)."""
@@ -34,10 +34,7 @@ SCOPES = ("annotator_pair", "annotator", "category", "image", "size", "annotator
 _KEYS = {"annotator_pair": ["pair"], "annotator": ["annotator"], "category": ["category"], "image": ["image"],
          "size": ["size"], "annotator_size": ["annotator", "size"], "occluded": ["occluded"], "batch": []}
 
-COUNTS = ("matched", "missing", "extra", "unmatched", "label_disagreements")
-"""Figures that are counts (integer columns in the wide tables)."""
 
-_BOUNDARY_F = re.compile(r"^boundary_f_(.+)px$")
 
 
 def size_class(area) -> np.ndarray:
@@ -154,13 +151,12 @@ def _rows(batch, comparison):
         "offset": op["signed_offset"].to_numpy(dtype=np.float64) if "signed_offset" in op else np.nan,
         "panoptic": op["pair"].astype(str).isin(pan_pairs).to_numpy(),
     })
-    boundary = {}
+    boundary = {}  # the boundary figures the registry computes per category (boundary F, boundary IoU)
     for column in op.columns:
-        m = _BOUNDARY_F.match(str(column))
-        if m:
-            boundary[f"boundary_f_{m.group(1)}px_mean"] = column
-    if "boundary_iou" in op:
-        boundary["boundary_iou_mean"] = "boundary_iou"
+        name = metric_registry.score_for_column(str(column))
+        own = str(column) in ("iou", "signed_offset")  # mask_iou_mean and the offset have columns of their own
+        if name is not None and not own and "category" in metric_registry.scopes(name):
+            boundary[name] = column
     for metric, column in boundary.items():
         frame[metric] = op[column].to_numpy(dtype=np.float64)
     return frame, list(boundary)
@@ -242,7 +238,8 @@ def _figures(frame, keys, boundary: list[str], *, roles: bool) -> _Figures:
     mean = g[means].mean()
     count = g[means].count()
     for column in means:
-        name = {"iou": "mask_iou_mean", "offset": "signed_offset_px_mean"}.get(column, column)
+        name = {"iou": metric_registry.score_for_column("iou"),
+                "offset": metric_registry.score_for_column("signed_offset")}.get(column, column)
         fig.add(name, mean[column].to_numpy(), count[column].to_numpy())
     _occlusion(frame, keys, fig)
     return fig
@@ -354,6 +351,10 @@ def aggregate(batch, comparison) -> Aggregates:
       share of all objects in the group without a counterpart.
     - ``mask_iou_mean``, ``boundary_f_<t>px_mean``, ``boundary_iou_mean``, ``signed_offset_px_mean``:
       means over the matched pairs (NaN values, such as an empty boundary, left out; ``n`` counts the rest).
+    - ``image_iou_mean`` (annotator, image and category scopes): the mean of the engine's image-level IoU
+      over the image pairs the annotator (or the image) is in, or of a category's IoU over the image pairs
+      where either annotator drew it; unlike ``mask_iou_mean`` it counts images whose objects did not
+      match.
     - ``occluded_agreement_share``, ``occluded_kappa``: agreement of the occlusion flag over matched
       pairs where both objects carry it, raw and as Cohen's kappa (:func:`cohen_kappa`); only where an
       export has the flag.
@@ -374,6 +375,7 @@ def aggregate(batch, comparison) -> Aggregates:
     import pandas as pd
 
     frame, boundary = _rows(batch, comparison)
+    image_level = _image_level(comparison)
     oriented = _oriented(frame)
     by_category = _by_category(frame)
     events = _pq_events(frame)
@@ -388,13 +390,17 @@ def aggregate(batch, comparison) -> Aggregates:
         if not len(data) or (keys and not data[keys].notna().all(axis=1).any()):
             continue
         fig = _figures(data, keys, boundary, roles=is_oriented or scope in ("annotator_pair", "batch"))
+        if scope in image_level:
+            mean, count = image_level[scope]
+            fig.add("image_iou_mean", mean.reindex(fig.values.index).to_numpy(dtype=np.float64),
+                    count.reindex(fig.values.index, fill_value=0).to_numpy(dtype=np.int64))
         if scope == "category":
             _pq(events, [], fig, per_class=True)
         else:
             _pq(_oriented_events(events) if is_oriented else events, keys, fig)
         table = fig.values.reset_index()
-        for column in COUNTS:
-            if column in table:
+        for column in table.columns:  # counts, as the metric registry declares them, are integer columns
+            if metric_registry.is_count(column):
                 table[column] = table[column].astype(np.int64)
         if not keys:
             table = table.drop(columns=table.columns[0])
@@ -403,6 +409,31 @@ def aggregate(batch, comparison) -> Aggregates:
     long = pd.concat(records, ignore_index=True) if records else pd.DataFrame(
         columns=["scope", "key", "metric", "value", "n"])
     return Aggregates(tables, long)
+
+
+def _image_level(comparison) -> dict:
+    """``{scope: (mean, count)}`` of the image pairs' ``image_iou_mean`` per annotator (every pair it is
+    in) and per image (every pair that compared it), and the engine's per category one, as Series keyed
+    like those scopes' tables."""
+    pairs = comparison.image_pairs
+    if pairs is None or not len(pairs) or "image_iou_mean" not in pairs:
+        return {}
+    import pandas as pd
+
+    values = pairs["image_iou_mean"].to_numpy(dtype=np.float64)
+    sides = pd.DataFrame({"key": np.concatenate([pairs["annotator_a"].astype(str).to_numpy(),
+                                                 pairs["annotator_b"].astype(str).to_numpy()]),
+                          "value": np.concatenate([values, values])})
+    images = pd.DataFrame({"key": pairs["image"].astype(str).to_numpy(), "value": values})
+    out = {}
+    for scope, frame in (("annotator", sides), ("image", images)):
+        grouped = frame.groupby("key", sort=True)["value"]
+        out[scope] = (grouped.mean(), grouped.count())
+    categories = getattr(comparison, "category_image_iou", None)
+    if categories is not None and len(categories):
+        keyed = categories.set_index(categories["category"].astype(str))
+        out["category"] = (keyed["value"], keyed["n"])
+    return out
 
 
 def _oriented_events(events):

@@ -26,6 +26,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from qa import metric_registry
 from qa.engine import _pool
 from qa.model import Batch, Limits
 
@@ -48,6 +49,10 @@ class Comparison:
         rows.
     settings : dict
         The tolerances, IoU threshold, whether boundary metrics were computed and the spill folder.
+    category_image_iou : pandas.DataFrame or None
+        Per category, over every image pair where either annotator drew it: ``category``, ``value`` (the
+        mean of the category's image-level IoU) and ``n`` (image pairs); the analytics' ``category``
+        figure ``image_iou_mean``.
     spill_dir : pathlib.Path or None
         Where the tables' Parquet parts are (``object_pairs/part-*.parquet``, ``image_pairs/...``), when
         :func:`compare_batch` was given ``spill_dir``.
@@ -55,14 +60,16 @@ class Comparison:
     See ``docs/engine.md`` for every column.
     """
 
-    __slots__ = ("_object_pairs", "_image_pairs", "scores", "settings", "_spill")
+    __slots__ = ("_object_pairs", "_image_pairs", "scores", "settings", "_spill", "category_image_iou")
 
-    def __init__(self, object_pairs=None, image_pairs=None, scores=None, settings=None, *, spill=None):
+    def __init__(self, object_pairs=None, image_pairs=None, scores=None, settings=None, *, spill=None,
+                 category_image_iou=None):
         self._object_pairs = object_pairs
         self._image_pairs = image_pairs
         self.scores = scores
         self.settings = dict(settings or {})
         self._spill = spill
+        self.category_image_iou = category_image_iou
 
     @property
     def object_pairs(self):
@@ -96,7 +103,8 @@ class Comparison:
         for key, group in rows.groupby("key", sort=True):
             entry = {"pair": key}
             for metric, value in zip(group["metric"], group["value"]):
-                entry[metric] = None if value != value else (int(value) if _is_count(metric) else float(value))
+                entry[metric] = None if value != value else (
+                    int(value) if metric_registry.is_count(metric) else float(value))
             out.append(entry)
         return out
 
@@ -113,13 +121,6 @@ class Comparison:
             getattr(self, name).to_parquet(path, engine="pyarrow", index=False)
             paths.append(path)
         return paths
-
-
-_COUNTS = ("images", "matched", "missing", "extra", "ignored", "label_disagreements")
-
-
-def _is_count(metric: str) -> bool:
-    return metric in _COUNTS
 
 
 def category_list(batch: Batch) -> list[str]:
@@ -147,6 +148,7 @@ class _Entry:
     categories: np.ndarray   # category codes
     crowd: np.ndarray        # iscrowd
     geometry: list           # ("polygon", parts) / ("rle", dict) / ("segment", id)
+    void: np.ndarray | None = None  # void regions of label maps (no category's pixels); None: none
 
 
 @dataclass(slots=True)
@@ -223,6 +225,8 @@ def _tasks(batch: Batch, codes: dict[str, int]) -> Iterator[_Task]:
                 categories=np.asarray([codes[o.category] for o in objs], dtype=np.int64),
                 crowd=np.asarray([bool(o.iscrowd) for o in objs], dtype=bool),
                 geometry=geometry,
+                void=(np.asarray([bool(o.attributes.get("void")) for o in objs], dtype=bool)
+                      if any(o.attributes.get("void") for o in objs) else None),
             ))
         if len(entries) >= 2:
             yield _Task(position, key, image.height, image.width, entries)
@@ -244,6 +248,7 @@ class _Decoded:
         self._crops = None
         self._boxes = None
         self._outlines = None
+        self._category_runs = None
         if entry.png is not None:
             from pathlib import Path
 
@@ -290,19 +295,86 @@ class _Decoded:
                 self._outlines = object_outlines(self._crops)
         return self._outlines
 
+    def category_runs(self):
+        """Each category's pixels (the union of its objects, crowd regions included, void regions of label
+        maps left out) as row runs, made once: ``(codes, ptr, y, x0, x1)`` (:func:`category_union_runs` of
+        the outlines' runs)."""
+        if self._category_runs is None:
+            categories = self.entry.categories
+            if self.entry.void is not None:
+                categories = np.where(self.entry.void, -1, categories)
+            self._category_runs = category_union_runs(self.outlines().runs, categories)
+        return self._category_runs
 
-_BOUNDARY_SCORES = ("boundary_f_", "boundary_iou", "nsd_", "assd", "hd95", "signed_offset")
-"""Prefixes of the boundary metrics that get a mean per image pair and per annotator pair; the counts
-``boundary_pair`` also returns (``*_n``, matched boundary pixels, band areas, surface lengths) stay in
-``object_pairs`` only."""
-_IN_PIXELS = ("assd", "hd95", "signed_offset", "signed_offset_median")
+
+def category_union_runs(runs, categories):
+    """The union of each category's objects as row runs.
+
+    Parameters
+    ----------
+    runs : (ptr, y, x0, x1)
+        Row runs ``[x0, x1)`` of each object (:attr:`qa.engine.boundary.Outlines.runs`): object ``k``'s
+        runs are ``[ptr[k], ptr[k + 1])``, sorted by row then column; objects may overlap.
+    categories : (n,) int64
+        Each object's category code; objects with a negative code are left out.
+
+    Returns
+    -------
+    codes : (m,) int64
+        The categories present (non-negative codes), sorted.
+    ptr : (m + 1,) int64
+    y, x0, x1 : (runs,) int32
+        Category ``codes[i]``'s runs ``[ptr[i], ptr[i + 1])``: overlapping or touching runs of its objects
+        merged, sorted by row then column (so their lengths add up to its pixel count).
+
+    Notes
+    -----
+    Vectorised over the runs (one sort, one running maximum): the runs of each (category, row) group are
+    shifted by ``group x (width + 1)`` so that a single running maximum of the run ends merges within
+    groups and never across them.
+
+    Examples
+    --------
+    >>> ptr = np.array([0, 2, 3, 4]); y = np.array([0, 1, 1, 0], np.int32)
+    >>> x0 = np.array([0, 0, 2, 5], np.int32); x1 = np.array([3, 2, 4, 6], np.int32)
+    >>> codes, p, yy, a, b = category_union_runs((ptr, y, x0, x1), np.array([7, 7, 3]))
+    >>> codes.tolist(), p.tolist(), yy.tolist(), a.tolist(), b.tolist()
+    ([3, 7], [0, 1, 3], [0, 0, 1], [5, 0, 0], [6, 3, 4])
+    """
+    ptr, y, x0, x1 = runs
+    categories = np.asarray(categories, dtype=np.int64)
+    codes = np.unique(categories[categories >= 0])
+    counts = np.diff(np.asarray(ptr, dtype=np.int64))
+    per_run = np.repeat(categories, counts)
+    kept = per_run >= 0
+    cat = np.searchsorted(codes, per_run[kept])
+    y, x0, x1 = (np.asarray(v, dtype=np.int64)[kept] for v in (y, x0, x1))
+    if len(y) == 0:
+        empty = np.zeros(0, np.int32)
+        return codes, np.zeros(len(codes) + 1, np.int64), empty, empty.copy(), empty.copy()
+    order = np.lexsort((x0, y, cat))
+    cat, y, x0, x1 = cat[order], y[order], x0[order], x1[order]
+    new_group = np.ones(len(y), bool)
+    new_group[1:] = (cat[1:] != cat[:-1]) | (y[1:] != y[:-1])
+    shift = (np.cumsum(new_group) - 1) * (int(x1.max()) + 1)
+    ends = np.maximum.accumulate(x1 + shift)
+    start = np.ones(len(y), bool)
+    start[1:] = x0[1:] + shift[1:] > ends[:-1]
+    first = np.flatnonzero(start)
+    last = np.append(first[1:], len(y)) - 1
+    merged_cat = cat[first]
+    ptr_out = np.zeros(len(codes) + 1, np.int64)
+    np.add.at(ptr_out, merged_cat + 1, 1)
+    return (codes, np.cumsum(ptr_out), y[first].astype(np.int32), x0[first].astype(np.int32),
+            (ends[last] - shift[last]).astype(np.int32))
 
 
 def _score_name(name: str) -> str | None:
-    """The scores-table name of a boundary metric's mean (units in the name), or None for a count."""
-    if not name.startswith(_BOUNDARY_SCORES) or name.endswith("_n"):
-        return None
-    return f"{name}_px_mean" if name in _IN_PIXELS else f"{name}_mean"
+    """The scores-table name of the mean of a boundary metric of ``object_pairs`` (units in the name, as the
+    metric registry declares it: ``signed_offset`` -> ``signed_offset_px_mean``), or None for a column
+    that is not averaged (the counts ``boundary_pair`` also returns: ``*_n``, matched boundary pixels,
+    band areas, surface lengths) and for ``iou`` (``mask_iou_mean``, the engine's own figure)."""
+    return None if name == "iou" else metric_registry.score_for_column(name)
 
 
 def _boundary_function():
@@ -338,6 +410,42 @@ def _panoptic_pair(a: _Decoded, b: _Decoded):
     return inter, area_a, area_b, counts
 
 
+def _image_iou(a: _Decoded, b: _Decoded, inter, area_a, area_b) -> tuple[np.ndarray, np.ndarray]:
+    """Per category on one image: the IoU of the two annotators' pixels of the category (each side's
+    objects of the category merged, crowd regions included), for every category either side has pixels
+    of. Returns ``(category codes, IoU)``.
+
+    Two panoptic id maps never overlap within a map, so the segments' intersections add up per category;
+    otherwise each side's objects are merged into one run list per category first
+    (:func:`category_union_runs`), as instance objects of one category may overlap.
+    """
+    if a.panoptic and b.panoptic:
+        codes_a, ia = np.unique(a.entry.categories, return_inverse=True)
+        codes_b, ib = np.unique(b.entry.categories, return_inverse=True)
+        cat_inter = np.zeros((len(codes_a), len(codes_b)), np.int64)
+        if inter.size:
+            np.add.at(cat_inter, (np.repeat(ia, len(ib)), np.tile(ib, len(ia))), inter.reshape(-1))
+        cat_a = np.bincount(ia, weights=area_a, minlength=len(codes_a)).astype(np.int64)
+        cat_b = np.bincount(ib, weights=area_b, minlength=len(codes_b)).astype(np.int64)
+    else:
+        from qa.engine._kernels_iou import _run_intersections
+
+        codes_a, *runs_a = a.category_runs()
+        codes_b, *runs_b = b.category_runs()
+        cat_inter, cat_a, cat_b = _run_intersections(*runs_a, *runs_b)
+    codes = np.union1d(codes_a, codes_b)
+    area = np.zeros(len(codes), np.float64)
+    area[np.searchsorted(codes, codes_a)] += cat_a
+    area[np.searchsorted(codes, codes_b)] += cat_b
+    common = np.intersect1d(codes_a, codes_b)
+    shared = np.zeros(len(codes), np.float64)
+    shared[np.searchsorted(codes, common)] = cat_inter[np.searchsorted(codes_a, common),
+                                                       np.searchsorted(codes_b, common)]
+    union = area - shared
+    keep = union > 0
+    return codes[keep], shared[keep] / union[keep]
+
+
 def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, outline_pairs) -> dict:
     from qa.engine._kernels_iou import _intersection_counts
     from qa.engine.match import EXTRA, IGNORED, MATCHED, MISSING, match_objects
@@ -368,11 +476,14 @@ def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, outline_pairs) -> dict
                     metrics[name] = np.full(rows, np.nan)
                 metrics[name][r] = value
     matched_iou = m.iou[matched_rows]
+    image_codes, image_ious = (_image_iou(a, b, inter, area_a, area_b) if (a.panoptic and b.panoptic)
+                               or outline_pairs is not None else (np.zeros(0, np.int64), np.zeros(0)))
     image_row = {
         "objects_a": int((~a.entry.crowd).sum()), "objects_b": int((~b.entry.crowd).sum()),
         "matched": len(matched_rows), "missing": m.count(MISSING), "extra": m.count(EXTRA),
         "ignored": m.count(IGNORED), "label_disagreements": int(m.label_disagreement.sum()),
         "mask_iou_mean": float(matched_iou.mean()) if len(matched_iou) else math.nan,
+        "image_iou_mean": float(image_ious.mean()) if len(image_ious) else math.nan,
         "pq": math.nan, "sq": math.nan, "rq": math.nan,
     }
     for name, column in metrics.items():
@@ -400,6 +511,7 @@ def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, outline_pairs) -> dict
         "metrics": metrics,
         "image": image_row,
         "pq": None if counts is None else (counts.categories, counts.tp, counts.fp, counts.fn, counts.iou_sum),
+        "image_iou": (image_codes, image_ious),
     }
 
 
@@ -417,6 +529,7 @@ def _compare_chunk(tasks: list[_Task], cfg: _Config) -> dict:
     obj: dict[str, list] = {}
     image_rows: list[dict] = []
     pq: dict[int, dict] = {}
+    image_iou: dict[int, dict] = {}  # pair code -> {category code: [sum of per-image IoU, images]}
     metric_names: dict[str, None] = {}  # insertion-ordered: the same columns in every process
     results = []
     for task in tasks:
@@ -441,12 +554,18 @@ def _compare_chunk(tasks: list[_Task], cfg: _Config) -> dict:
                 row[1] += int(fp[k])
                 row[2] += int(fn[k])
                 row[3] += float(iou[k])
+        per_category = image_iou.setdefault(code, {})
+        for c, value in zip(*(v.tolist() for v in res["image_iou"])):
+            row = per_category.setdefault(c, [0.0, 0])
+            row[0] += value
+            row[1] += 1
     return {
         "images": len(tasks),
         "obj": {k: np.concatenate(v) if v else np.zeros(0) for k, v in obj.items()},
         "img": {k: np.asarray([r.get(k, math.nan) for r in image_rows])
                 for k in dict.fromkeys(k for r in image_rows for k in r)},
         "pq": pq,
+        "image_iou": image_iou,
     }
 
 
@@ -654,6 +773,8 @@ class _Tables:
         self.img = _Table()
         self.buffered = 0
         self.pq: dict[int, dict] = {}
+        self.image_iou: dict[int, dict] = {}  # pair code -> {category code: [sum, n]}
+        self.image_iou_pairs = np.zeros((len(pair_list), 2), np.float64)  # per pair: sum, images with a value
         self.images_per_pair = np.zeros(len(pair_list), np.int64)
 
     # -- per chunk --
@@ -666,8 +787,20 @@ class _Tables:
         if n:
             self.obj.append(self._compact_objects(obj, n), self.count_type)
         if img:
+            values = img.get("image_iou_mean")
+            if values is not None:
+                valid = ~np.isnan(values)
+                pair_codes = img["pair"].astype(np.int64)[valid]
+                np.add.at(self.image_iou_pairs[:, 0], pair_codes, values[valid])
+                np.add.at(self.image_iou_pairs[:, 1], pair_codes, 1)
             self.img.append(self._compact_images(img), self.count_type)
             np.add.at(self.images_per_pair, img["pair"].astype(np.int64), 1)
+        for code, per_cat in part.get("image_iou", {}).items():
+            total = self.image_iou.setdefault(code, {})
+            for c, (value, n) in per_cat.items():
+                t = total.setdefault(c, [0.0, 0])
+                t[0] += value
+                t[1] += n
         for code, per_cat in part["pq"].items():
             total = self.pq.setdefault(code, {})
             for c, row in per_cat.items():
@@ -732,10 +865,10 @@ class _Tables:
                "annotator_b": self.code_b[pair].astype(_code_dtype(len(self.names)))}
         for name in _IMAGE_COUNTS:
             out[name] = img[name].astype(np.int32)
-        for name in ("mask_iou_mean", "pq", "sq", "rq"):
+        for name in ("mask_iou_mean", "image_iou_mean", "pq", "sq", "rq"):
             out[name] = img[name].astype(np.float64)
         for name in img:
-            if name.endswith("_mean") and name != "mask_iou_mean":
+            if name.endswith("_mean") and name not in ("mask_iou_mean", "image_iou_mean"):
                 out[name] = img[name].astype(np.float64)
         for name in self.boundary_names:  # the same columns in every chunk (NaN without matched pairs)
             score = _score_name(name)
@@ -808,7 +941,7 @@ class _Tables:
     def image_template(self) -> dict:
         out = {name: np.zeros(0, np.int8) for name in ("image", "pair", "annotator_a", "annotator_b")}
         out.update({name: np.zeros(0, np.int32) for name in _IMAGE_COUNTS})
-        out.update({name: np.zeros(0, np.float64) for name in ("mask_iou_mean", "pq", "sq", "rq")})
+        out.update({name: np.zeros(0, np.float64) for name in ("mask_iou_mean", "image_iou_mean", "pq", "sq", "rq")})
         return out
 
     def finish(self) -> Comparison:
@@ -827,7 +960,22 @@ class _Tables:
         if self.spill is not None:
             settings["spill_dir"] = str(self.spill.folder)
         return Comparison(object_pairs=object_pairs, image_pairs=image_pairs, scores=scores, settings=settings,
-                          spill=self.spill)
+                          spill=self.spill, category_image_iou=self._category_image_iou())
+
+    def _category_image_iou(self):
+        """Per category, the mean image-level IoU over every image pair of every annotator pair."""
+        import pandas as pd
+
+        per_category: dict[int, list] = {}
+        for per_cat in self.image_iou.values():
+            for c, (value, n) in per_cat.items():
+                t = per_category.setdefault(c, [0.0, 0])
+                t[0] += value
+                t[1] += n
+        codes = sorted(per_category)
+        return pd.DataFrame({"category": [self.categories[c] for c in codes],
+                             "value": [per_category[c][0] / per_category[c][1] for c in codes],
+                             "n": np.asarray([per_category[c][1] for c in codes], dtype=np.int64)})
 
     def _score_columns(self) -> dict[str, str]:
         out = {"iou": "mask_iou_mean"}
@@ -916,6 +1064,10 @@ class _Tables:
             for metric, (value, count) in values_by_metric.items():
                 records.append(("annotator_pair", key, metric, value, count))
                 means.setdefault(metric, []).append(value)
+            total, n = self.image_iou_pairs[code]
+            value = total / n if n else math.nan
+            records.append(("annotator_pair", key, "image_iou_mean", value, int(n)))
+            means.setdefault("image_iou_mean", []).append(value)
             if code in self.pq:
                 summary = pq_summary(self.pq[code], isthing=isthing)
                 for metric in ("pq", "sq", "rq"):

@@ -16,6 +16,7 @@ from qa.analytics.boundaries import (agreement_bins, analyse_boundaries, offset_
 from qa.cli import main
 from qa.errors import ConfigError
 from qa.synth import synthesize
+from storekit import drop_schema_4
 
 SIZE = (128, 256)
 
@@ -113,7 +114,8 @@ def test_qa_run_prints_per_class_agreement_and_the_findings(shifted, capsys):
     assert code == 0
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("class "))
-    assert lines[header].split() == ["class", "image", "pairs", "IoU", "BF@1px", "BF@2px", "BF@4px"]
+    assert lines[header].split() == ["class", "image", "pairs", "class", "IoU", "class", "BF@1px", "class", "BF@2px",
+                                     "class", "BF@4px"]
     assert {lines[header + 1].split()[0], lines[header + 2].split()[0]} == {"road", "sidewalk"}  # worst first
     start = lines.index("boundaries:")
     category = [line for line in lines[start:] if " | " in line]
@@ -148,6 +150,7 @@ def test_schema_2_store_is_upgraded_in_place(shifted, tmp_path):
     new_columns = ["kind", "tolerance_px", "beyond_tolerance_share", "signed_offset_px_median", "boundary_px",
                    "gains"]
     con = duckdb.connect(str(db))  # make it a schema 2 store holding one old row
+    drop_schema_4(con)
     for column in new_columns:
         con.execute(f"ALTER TABLE boundary_disagreement DROP COLUMN {column}")
     con.execute("DELETE FROM qa_schema WHERE schema_version = 3")
@@ -155,11 +158,11 @@ def test_schema_2_store_is_upgraded_in_place(shifted, tmp_path):
     con.execute("INSERT INTO boundary_disagreement (run_id, annotator_a, annotator_b, category_a, category_b, "
                 "n_pairs) VALUES ('old', 'a', 'b', 'car', 'car', 3)")
     con.close()
-    with pytest.raises(qa.StoreError, match="older than 3"):
+    with pytest.raises(qa.StoreError, match=f"older than {qstore.SCHEMA_VERSION}"):
         qstore.open(db)  # read-only: asks for a run to upgrade it
     qa.run(manifest=shifted / "batch_labelmap.toml", pack=None, db=db, workers=1)
     with qstore.open(db) as s:
-        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"][0] == 3
+        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"][0] == qstore.SCHEMA_VERSION
         columns = list(s.sql("SELECT * FROM boundary_disagreement LIMIT 0").columns)
         assert columns == qstore._table_columns("boundary_disagreement")
         old = s.sql("SELECT kind, gains FROM boundary_disagreement WHERE run_id = 'old'").iloc[0]

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from common import make_batch, make_object, run_cli, square
+from storekit import drop_schema_4
 
 from qa import store as qstore
 from qa.errors import StoreError
@@ -112,6 +113,7 @@ def test_review_queue_is_stored_and_a_version_1_store_is_upgraded(tmp_path, miss
     sql = qstore._schema_sql()
     start = sql.index("CREATE TABLE IF NOT EXISTS review_queue")
     con.execute(sql[:start] + sql[sql.index(");", start) + 2:])
+    drop_schema_4(con)
     for column in ("kind", "tolerance_px", "beyond_tolerance_share", "signed_offset_px_median", "boundary_px",
                    "gains"):  # and without the columns version 3 added
         con.execute(f"ALTER TABLE boundary_disagreement DROP COLUMN {column}")
@@ -121,7 +123,7 @@ def test_review_queue_is_stored_and_a_version_1_store_is_upgraded(tmp_path, miss
         qstore.open(db)  # read-only: too old, asks for a run to upgrade it
     qstore.store_run(run, db)
     with qstore.open(db) as s:
-        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"].iloc[0] == qstore.SCHEMA_VERSION == 3
+        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"].iloc[0] == qstore.SCHEMA_VERSION
         stored = s.table("review_queue", run.run_id)
         fresh = tmp_path / "new.duckdb"
         with qstore.open(fresh, read_only=False) as f:

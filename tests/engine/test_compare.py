@@ -380,3 +380,99 @@ def test_block_columns_join_what_was_appended():
     assert out["a"].dtype == np.int32 and out["a"].tolist() == [0, 1, 2, 0, 1]
     assert out["boundary_a_n"].dtype == np.float32 and out["hd95"].dtype == np.float64
     assert np.isnan(out["hd95"][:3]).all() and out["hd95"][3:].tolist() == [1.0, 1.0]
+
+
+# --- image-level IoU: every image of the pair, not only the matched objects (issue 19, defect 5) -------
+
+@pytest.mark.parametrize("seed", range(8))
+def test_category_union_runs_are_the_union_of_the_objects(seed):
+    from common import random_mask
+
+    from qa.engine.boundary import object_outlines
+    from qa.engine._masks import rle_crops
+    from qa.engine.compare import category_union_runs
+
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(5, 40)), int(rng.integers(5, 40))
+    masks = [random_mask(rng, (h, w)) for _ in range(int(rng.integers(1, 7)))]
+    categories = rng.integers(-1, 3, len(masks))  # -1: a void region, left out
+    runs = object_outlines(rle_crops([mask_to_rle(m) for m in masks], h, w)).runs
+    codes, ptr, y, x0, x1 = category_union_runs(runs, categories)
+    assert codes.tolist() == sorted(set(categories.tolist()) - {-1}) and ptr[-1] == len(y)
+    for k, code in enumerate(codes):
+        painted = np.zeros((h, w), np.int64)
+        for r in range(ptr[k], ptr[k + 1]):
+            painted[y[r], x0[r]:x1[r]] += 1
+        union = np.any([m for m, c in zip(masks, categories) if c == code], axis=0)
+        assert painted.max(initial=0) <= 1  # merged: no pixel twice
+        np.testing.assert_array_equal(painted.astype(bool), union)
+        rows = list(zip(y[ptr[k]:ptr[k + 1]].tolist(), x0[ptr[k]:ptr[k + 1]].tolist()))
+        assert rows == sorted(rows)
+
+
+def test_image_iou_counts_the_images_whose_objects_do_not_match(tmp_path):
+    """Two people overlapping in alice's labels (one mask for bob), a car matched, a dog alice draws far
+    from bob's: the dog's IoU under the matching threshold leaves mask_iou_mean and stays in image_iou_mean."""
+    p1, p2 = _rect(2, 10, 2, 12), _rect(6, 14, 8, 16)
+    people_b = _rect(2, 14, 2, 16)
+    car = _rect(12, 18, 18, 28)
+    dog_a, dog_b = _rect(0, 6, 20, 26), _rect(2, 8, 23, 29)  # 3 x 4 = 12 shared of 36 + 36 - 12: IoU 0.2
+    alice = write_coco(tmp_path / "alice.json", ["one.png", "two.png"], [
+        (0, "person", p1, False), (0, "person", p2, False), (0, "car", car, False), (1, "dog", dog_a, False)])
+    bob = write_coco(tmp_path / "bob.json", ["one.png", "two.png"], [
+        (0, "person", people_b, False), (0, "car", car, False), (1, "dog", dog_b, False)])
+    c = compare_batch(qa.load(f"alice={alice}", f"bob={bob}"), workers=1)
+
+    def iou(x, y):
+        return (x & y).sum() / (x | y).sum()
+
+    people_a = (p1 | p2).astype(bool)
+    expected_one = (iou(people_a, people_b.astype(bool)) + 1.0) / 2  # person, car
+    expected_two = iou(dog_a.astype(bool), dog_b.astype(bool))
+    ip = c.image_pairs.set_index(c.image_pairs["image"].astype(str))
+    assert ip.loc["one.png", "image_iou_mean"] == pytest.approx(expected_one, rel=1e-12)
+    assert ip.loc["two.png", "image_iou_mean"] == pytest.approx(expected_two, rel=1e-12) == 0.2
+    assert np.isnan(ip.loc["two.png", "mask_iou_mean"])  # nothing matched on image two
+    pair = _pair_scores(c, "alice|bob")
+    assert pair["image_iou_mean"] == pytest.approx((expected_one + expected_two) / 2, rel=1e-12)
+    assert pair["mask_iou_mean"] > pair["image_iou_mean"]
+    categories = c.category_image_iou.set_index("category")
+    assert categories.loc["dog", "value"] == pytest.approx(0.2) and categories.loc["car", "value"] == 1.0
+    assert categories["n"].to_dict() == {"person": 1, "car": 1, "dog": 1}
+
+
+def test_image_iou_of_panoptic_pairs_adds_the_segments_up(shared_data):
+    folder = shared_data / "panopticapi_sample" / "sample_data"
+    pan = folder / "panoptic_examples.json"
+    det = folder / "panoptic_coco_detection_format.json"
+    c = compare_batch(qa.load(f"a={pan}", f"b={pan}", f"det={det}"), workers=1)
+    # identical panoptic labels, and the same segments as detection RLEs: every category agrees exactly
+    assert _pair_scores(c, "a|b")["image_iou_mean"] == 1.0
+    assert _pair_scores(c, "a|det")["image_iou_mean"] == pytest.approx(1.0, abs=1e-12)
+    assert (c.image_pairs["image_iou_mean"] == 1.0).all()
+
+
+def test_bu_bil_image_iou_is_the_mean_over_every_image(shared_data):
+    """One cell per image: an image whose IoU is under 0.5 is '1 missing, 1 extra' and leaves the matched mean;
+    the image-level IoU keeps it. Both equal pycocotools on the masks as the dataset defines them."""
+    from PIL import Image as PILImage
+
+    root = shared_data / "bu_bil_dataset1" / "ExpertsAnnotations"
+    people = ["Person1_Amira", "Person2_ImageJ", "Person5_Amira"]
+    batch = qa.load(*[f"{p}={root / p}" for p in people])
+    c = compare_batch(batch, workers=1)
+
+    def mask(person, image):
+        files = {p.stem.casefold(): p for p in (root / person).glob("*.png")}
+        grey = np.asarray(PILImage.open(files[image]).convert("L"))
+        return mask_utils.encode(np.asfortranarray((grey < 128).astype(np.uint8)))  # foreground is black
+
+    for a, b in combinations(people, 2):
+        ious = [mask_utils.iou([mask(a, k)], [mask(b, k)], [0])[0, 0] for k in sorted(batch.images)]
+        scores = _pair_scores(c, f"{a}|{b}")
+        assert scores["image_iou_mean"] == pytest.approx(np.mean(ious), rel=1e-12)
+        matched = [v for v in ious if v >= 0.5]
+        assert scores["mask_iou_mean"] == pytest.approx(np.mean(matched), rel=1e-12)
+    # seg_b09: Person5 draws the cell apart from the others (IoU 0.44 and 0.42): no match, still counted
+    low = _pair_scores(c, "Person1_Amira|Person5_Amira")
+    assert low["matched"] == 34 and low["mask_iou_mean"] - low["image_iou_mean"] == pytest.approx(0.0092, abs=1e-4)

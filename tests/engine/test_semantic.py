@@ -329,3 +329,17 @@ def test_classes_present_are_read_from_the_boundaries(seed):
         m[:] = seed % 4 - 1  # one class (or void) everywhere: no boundary at all
     expected = [bool((m == c).any()) for c in range(n)]
     assert _present(m, _edge_lists(m, n)[0], n).tolist() == expected
+
+
+def test_image_level_iou_leaves_void_regions_out():
+    """Label maps load void classes as crowd objects; the engine's image-level IoU is over the classes only."""
+    from qa.engine.compare import compare_batch
+
+    a, b = street(20), street(23)
+    a[:5] = 3  # a void strip both annotators share, and one only bob marks
+    b[:5] = 3
+    b[5:8, :4] = 3
+    batch = maps_batch({"alice": a, "bob": b}, void=3)
+    image = compare_batch(batch, workers=1).image_pairs.iloc[0]
+    ious = [((a == k) & (b == k)).sum() / ((a == k) | (b == k)).sum() for k in range(3)]
+    assert image["image_iou_mean"] == pytest.approx(np.mean(ious), rel=1e-12)

@@ -24,6 +24,7 @@ import math
 import os
 import re
 import secrets
+import stat
 import sys
 import time
 import warnings
@@ -106,8 +107,10 @@ def new_run_id(started: datetime | None = None) -> str:
 # --- fingerprints -------------------------------------------------------------------------------------
 
 def _sha256_file(path: Path) -> str:
+    from qa.formats._safe import open_regular
+
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open_regular(path) as fh:  # a named pipe is refused, never waited on
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -131,9 +134,10 @@ def fingerprint(path, extra_files: Iterable = ()) -> dict:
     Notes
     -----
     A file's fingerprint is the sha256 of its bytes. A folder's is the sha256 of its listing: one
-    line ``relative/path<TAB>size<TAB>sha256`` per file, sorted by path, so renaming, adding or
-    changing any file changes it and copying the folder elsewhere does not. Extra files are listed
-    the same way (by name) after the main entry.
+    line ``relative/path<TAB>size<TAB>sha256`` per regular file, sorted by path, so renaming, adding or
+    changing any file changes it and copying the folder elsewhere does not; named pipes, sockets,
+    devices and broken links are left out (no loader reads them, and reading a pipe would wait
+    forever). Extra files are listed the same way (by name) after the main entry.
 
     Examples
     --------
@@ -152,7 +156,13 @@ def fingerprint(path, extra_files: Iterable = ()) -> dict:
             dirs.sort()
             for name in sorted(files):
                 file = Path(root) / name
-                size = file.stat().st_size
+                try:
+                    info = file.stat()
+                except OSError:
+                    continue
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                size = info.st_size
                 total += size
                 lines.append(f"{file.relative_to(path).as_posix()}\t{size}\t{_sha256_file(file)}")
         digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from qa import __version__
+from qa._text import visible
 from qa.errors import EXIT_ERROR, EXIT_OK, QAError
 
 EPILOG = """exit codes:
@@ -57,18 +58,20 @@ def _progress_printer():
 
 
 def format_finding(f: dict) -> str:
-    """One finding per line, ``file:where: [annotator] CODE message`` (ruff's concise format)."""
+    """One finding per line, ``file:where: [annotator] CODE message`` (ruff's concise format); names
+    with control characters are escaped (:func:`qa._text.visible`), so a line is always one line."""
     if f.get("file"):
         place = f"{f['file']}:{f['where']}" if f.get("where") else f["file"]
     else:
         place = f.get("image") or "batch"
     who = f" [{f['annotator']}]" if f.get("annotator") else ""
-    return f"{place}:{who} {f['code']} {f['message']}"
+    return visible(f"{place}:{who} {f['code']} {f['message']}")
 
 
 def render_table(header: list[str], rows: list[list[str]], *, left: int = 1) -> str:
-    """A plain aligned text table; the first ``left`` columns are left-aligned, the rest right-aligned."""
-    table = [header] + rows
+    """A plain aligned text table; the first ``left`` columns are left-aligned, the rest right-aligned.
+    Cells are :func:`qa._text.visible` (a name's control characters escaped)."""
+    table = [[visible(c) for c in row] for row in [header] + rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     lines = []
     for row in table:
@@ -106,7 +109,7 @@ def _print_summary(summary: dict) -> None:
     rows = summary["annotators"]
     batch = summary.get("batch") or {}
     if batch.get("name") or batch.get("description"):
-        print(": ".join(t for t in (batch.get("name"), batch.get("description")) if t))
+        print(visible(": ".join(t for t in (batch.get("name"), batch.get("description")) if t)))
         print()
     categories = sorted({c for r in rows for c in r["objects_per_category"]})
     shown = categories[:8]
@@ -126,7 +129,7 @@ def _print_summary(summary: dict) -> None:
         print(alias_report_text(report))
     elif summary["aliases"]:
         print()
-        print("aliases: " + ", ".join(f"{k} -> {v}" for k, v in summary["aliases"].items()))
+        print(visible("aliases: " + ", ".join(f"{k} -> {v}" for k, v in summary["aliases"].items())))
     if summary["findings"]:
         print()
         for f in summary["findings"]:
@@ -346,7 +349,7 @@ def _print_boundaries(summary: dict) -> None:
         print()
         print("boundaries:")
         for f in findings:
-            print(f"  {f['text']}")
+            print(f"  {visible(f['text'])}")
 
 
 # --- the run store and the gate: qa runs, qa sql, qa export, qa diff, qa gate ----------------------------
@@ -405,7 +408,11 @@ def _write(path: Path, text: str) -> None:
 
 
 def _cell(value) -> str:
-    """A table cell: floats to 4 significant digits, missing values empty."""
+    """A table cell: floats to 4 significant digits, missing values empty, control characters escaped."""
+    return visible(_plain_cell(value))
+
+
+def _plain_cell(value) -> str:
     import math
 
     if value is None:
@@ -438,14 +445,14 @@ def _print_frame(df, fmt: str = "table", *, left: int | None = None) -> None:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(list(df.columns))
         for row in df.itertuples(index=False):
-            writer.writerow([_cell(v) if not isinstance(v, float) else ("" if v != v else repr(v)) for v in row])
+            writer.writerow([_plain_cell(v) if not isinstance(v, float) else ("" if v != v else repr(v)) for v in row])
         return
     rows = [[_cell(v) for v in row] for row in df.itertuples(index=False)]
     if left is None:  # left-align text columns, right-align numbers
         import pandas.api.types as ptypes
 
         numeric = [ptypes.is_numeric_dtype(df[c]) and not ptypes.is_bool_dtype(df[c]) for c in df.columns]
-        header = list(map(str, df.columns))
+        header = [visible(c) for c in df.columns]
         widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
         for row in [header] + rows:
             print("  ".join(c.rjust(w) if num else c.ljust(w)
@@ -1061,7 +1068,7 @@ def main(argv: list[str] | None = None) -> int:
     except QAError as exc:
         if debug:
             raise
-        _err(f"qa: error: {exc}")
+        _err(f"qa: error: {visible(exc)}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         _err("qa: error: interrupted")
@@ -1071,5 +1078,5 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the promise is "never a traceback" unless --debug
         if debug:
             raise
-        _err(f"qa: error: internal error: {type(exc).__name__}: {exc}; rerun with --debug and report it")
+        _err(f"qa: error: internal error: {type(exc).__name__}: {visible(exc)}; rerun with --debug and report it")
         return EXIT_ERROR

@@ -246,6 +246,24 @@ def test_junit_has_one_testcase_per_check_and_a_failure_per_failed_one():
     assert sum(c.find("skipped") is not None for c in cases) == 1
 
 
+def test_junit_and_text_escape_control_characters_in_names():
+    """A category named with ESC and NUL (from an export) gives well-formed XML and one line per check."""
+    name = "car\x1b[31m\x00\nqa: error: FAKE"
+    cfg = parse_gate({"pq": {"min": 0.9, "per": "category"}}, source="pack.toml")
+    verdict = evaluate([{"scope": "category", "key": name, "metric": "pq", "value": 0.5, "n": 3}], cfg,
+                       meta={"run_id": "r", "fingerprints": {"al\x1bice": "aa"}})
+    xml = to_junit(verdict)
+    assert "\x1b" not in xml and "\x00" not in xml
+    root = ET.fromstring(xml.encode())  # raw ESC or NUL would make this raise
+    [case] = root.iter("testcase")
+    assert case.get("name") == "pq[category=car\\x1b[31m\\x00\\nqa: error: FAKE] >= 0.9"
+    props = {p.get("name") for p in root.iter("property")}
+    assert "sha256:al\\x1bice" in props
+    text = to_text(verdict)
+    assert "\x1b" not in text and len(text.splitlines()) == 2
+    assert not any(line.startswith("qa: error") for line in text.splitlines())
+
+
 def test_text_ends_with_the_summary_line():
     text = to_text(_verdict())
     assert text.splitlines()[-1] == "gate FAILED (2 of 4 checks)"

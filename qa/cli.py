@@ -634,11 +634,11 @@ def _add_gate(sub) -> None:
 
 def _cmd_gate(args) -> int:
     from qa import __version__ as version
-    from qa.gate import evaluate, load_gate, to_json, to_junit
+    from qa.gate import evaluate, finite_bound, load_gate, to_json, to_junit
 
     config = load_gate(args.pack)
     if args.max_drop is not None:
-        config.max_drop = args.max_drop
+        config.max_drop = finite_bound(args.max_drop, "--max-drop")
     with _open_store(args) as store:
         info = store.run(args.run)
         run_id = info["run_id"]

@@ -98,9 +98,17 @@ def _scope(value, where: str) -> str:
 
 
 def _number(value, where: str, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    """A bound from a pack: a finite number (``-inf``, ``inf`` and ``nan`` are TOML floats, never bounds)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where}: {name} = {value!r} is not a number")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: {name} = {value!r} is not a finite number")
     return float(value)
+
+
+def finite_bound(value, option: str) -> float:
+    """A bound given on the command line (``--max-drop``): a finite number, else a ConfigError."""
+    return _number(value, option, option.lstrip("-").replace("-", "_"))
 
 
 def _norm_key(scope: str, key) -> str:

@@ -216,11 +216,11 @@ def _utcnow() -> datetime:
 def gate_stage(result: Run, pack, *, baseline=None, max_drop=None, db=None, lock_timeout=None):
     """The gate stage: the pack's thresholds (and a stored baseline run) against this run's figures."""
     from qa import store
-    from qa.gate import load_gate, verdict_for
+    from qa.gate import finite_bound, load_gate, verdict_for
 
     config = load_gate(pack)
     if max_drop is not None:
-        config.max_drop = float(max_drop)
+        config.max_drop = finite_bound(max_drop, "--max-drop")
     baseline_scores = baseline_findings = baseline_id = None
     first = False  # `--baseline latest` on a store with no runs yet: the first run has nothing to regress from
     if baseline is not None:
@@ -304,6 +304,12 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     """
     from qa.store import input_fingerprints
 
+    if gate is not None:  # a bad [gate] table or --max-drop fails now, not after the comparison
+        from qa.gate import finite_bound, load_gate
+
+        load_gate(gate)
+        if max_drop is not None:
+            finite_bound(max_drop, "--max-drop")
     started = _utcnow()
     batch, alias_counts = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
                                 max_pixels=max_pixels, progress=progress)

@@ -72,6 +72,11 @@ def test_parse_every_form():
     ({"violations": {"fatal": 0}}, "pack.toml: [gate] violations: unknown severity 'fatal'"),
     ({"pq": {"min": 0.5, "key": "cat"}}, "pack.toml: [gate] pq: key = 'cat' needs per = <scope>"),
     ({"regression": {"pq": {"max_fall": 0.1}}}, "pack.toml: [gate] regression.pq: unknown option 'max_fall'"),
+    ({"pq": {"min": float("-inf")}}, "pack.toml: [gate] pq: min = -inf is not a finite number"),
+    ({"pq": {"max": float("inf")}}, "pack.toml: [gate] pq: max = inf is not a finite number"),
+    ({"pq": {"min": float("nan")}}, "pack.toml: [gate] pq: min = nan is not a finite number"),
+    ({"violations": {"error": float("inf")}}, "pack.toml: [gate] violations: error = inf is not a finite number"),
+    ({"regression": {"max_drop": float("nan")}}, "pack.toml: [gate] regression: max_drop = nan is not a finite"),
 ])
 def test_bad_gate_tables_name_the_pack_and_key(table, message):
     with pytest.raises(ConfigError) as err:
@@ -385,6 +390,26 @@ def test_qa_run_with_a_broken_pack_stores_nothing(tmp_path, capsys):
     code, out, err = run_cli(["run", f"alice={alice}", "--db", db, "--gate", pack], capsys)
     assert code == 2 and "min = 'x' is not a number" in err
     assert not db.exists()
+
+
+@pytest.mark.parametrize("bound", ["-inf", "inf", "nan"])
+def test_a_non_finite_bound_is_a_configuration_error_in_qa_run_and_qa_gate(tmp_path, stored, capsys, bound):
+    alice, bob = two_exports(tmp_path)
+    pack = _pack(tmp_path, f"[gate]\npq = {{ min = {bound} }}\n")
+    message = f"qa: error: {pack}: [gate] pq: min = {float(bound)!r} is not a finite number\n"
+    db = tmp_path / "new.duckdb"
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--db", db, "--gate", pack], capsys)
+    assert (code, out, err) == (2, "", message)
+    assert not db.exists() and not (tmp_path / "report.html").exists()
+    code, out, err = run_cli(["gate", "latest", "--pack", pack, "--db", stored], capsys)
+    assert (code, out, err) == (2, "", message)
+    ok = _pack(tmp_path, "[gate]\npq = { min = 0.5 }\n")
+    code, out, err = run_cli(["gate", "2", "--pack", ok, "--db", stored, "--baseline", "1", f"--max-drop={bound}"],
+                             capsys)
+    assert (code, out) == (2, "") and err == f"qa: error: --max-drop: max_drop = {float(bound)!r} is not a finite number\n"
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--db", db, "--gate", ok, "--baseline",
+                              "latest", f"--max-drop={bound}"], capsys)
+    assert code == 2 and "is not a finite number" in err and not db.exists()
 
 
 def test_verdict_json_never_holds_nan():

@@ -374,12 +374,12 @@ def _db(args) -> Path:
     return args.db if args.db is not None else default_db()
 
 
-def _open_store(args, *, read_only: bool = True):
+def _open_store(args, *, read_only: bool = True, sandbox: bool = False):
     from qa import store
 
     if args.lock_timeout < 0:
         raise UsageError("--lock-timeout must not be negative")
-    return store.open(_db(args), read_only=read_only, lock_timeout=args.lock_timeout)
+    return store.open(_db(args), read_only=read_only, lock_timeout=args.lock_timeout, sandbox=sandbox)
 
 
 def _finish_gate(verdict, args, *, text: bool) -> int:
@@ -539,7 +539,9 @@ def _cmd_runs(args) -> int:
 
 def _add_sql(sub) -> None:
     p = sub.add_parser("sql", help="Run a read-only SQL query on the run store.",
-                       description="Run a read-only SQL query on the run store (tables: docs/schema.md).")
+                       description="Run a read-only SQL query on the run store (tables: docs/schema.md). "
+                                   "The query reads the store's tables only: no other file or URL, no "
+                                   "ATTACH, COPY TO, EXPORT, INSTALL or LOAD.")
     p.add_argument("query", help='for example "SELECT run_id, verdict FROM runs"')
     p.add_argument("--format", dest="output_format", choices=("table", "csv", "json"), default="table")
     _add_store_options(p)
@@ -547,7 +549,7 @@ def _add_sql(sub) -> None:
 
 
 def _cmd_sql(args) -> int:
-    with _open_store(args) as store:
+    with _open_store(args, sandbox=True) as store:  # reads the store's tables; no other file, URL or extension
         df = store.sql(args.query)
     _print_frame(df, args.output_format)
     return EXIT_OK

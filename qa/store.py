@@ -216,15 +216,28 @@ def _schema_sql() -> str:
     return (resources.files("qa") / "schema.sql").read_text(encoding="utf-8")
 
 
-def _connect(path: Path, *, read_only: bool, lock_timeout: float):
+SANDBOX = {
+    "enable_external_access": False,  # no file but the store, no URL, no ATTACH, COPY TO, EXPORT, INSTALL
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "lock_configuration": True,  # and no SET or RESET to undo any of it
+}
+"""DuckDB settings of a :func:`open` with ``sandbox=True``: the connection that runs SQL a user typed
+(``qa sql``) reads the store's tables and nothing else (DuckDB docs, "Securing DuckDB")."""
+
+
+def _connect(path: Path, *, read_only: bool, lock_timeout: float, sandbox: bool = False):
     """Open ``path``, retrying with backoff while another process holds its lock."""
     import duckdb
 
     deadline = time.monotonic() + max(lock_timeout, 0.0)
     delay = 0.02
+    config = dict(SANDBOX) if sandbox else {}
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only, config=config)
             break
         except duckdb.IOException as exc:
             text = " ".join(str(exc).split())
@@ -259,9 +272,13 @@ class Store:
         Whether this connection may write.
     """
 
-    def __init__(self, path, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+    def __init__(self, path, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                 sandbox: bool = False):
+        if sandbox and not read_only:
+            raise StoreError("a sandboxed store is read-only", path=path)
         self.path = Path(path)
         self.read_only = read_only
+        self.sandbox = sandbox
         self.lock_timeout = lock_timeout
         if read_only and not self.path.exists():
             raise StoreError("no such run store; 'qa run --db PATH ...' creates one", path=self.path)
@@ -272,7 +289,7 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create the store's folder: {exc.strerror or exc}", path=self.path) from None
-        self._con = _connect(self.path, read_only=read_only, lock_timeout=lock_timeout)
+        self._con = _connect(self.path, read_only=read_only, lock_timeout=lock_timeout, sandbox=sandbox)
         try:
             self._check_schema()
         except BaseException:
@@ -375,7 +392,8 @@ class Store:
         Parameters
         ----------
         query : str
-            Any DuckDB SQL; on a read-only store, statements that write fail.
+            Any DuckDB SQL; on a read-only store, statements that write fail; on a sandboxed one (see
+            :func:`open`), so does anything reaching outside the store.
         params : list, optional
             Values for the query's ``?`` placeholders.
 
@@ -605,7 +623,8 @@ def _plain(value):
     return value
 
 
-def open(path=None, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Store:
+def open(path=None, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+         sandbox: bool = False) -> Store:
     """Open a run store.
 
     Parameters
@@ -617,6 +636,11 @@ def open(path=None, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOC
         and its tables when they do not exist.
     lock_timeout : float, seconds, default 30
         How long to wait while another process holds the file's lock.
+    sandbox : bool, default False
+        Open read-only with :data:`SANDBOX`'s settings, for SQL from a user: the store's tables can be
+        read, but no other file or URL, no ATTACH, COPY TO, EXPORT, INSTALL or LOAD, and no SET to
+        undo that (each fails as a one-line StoreError). :meth:`Store.export_parquet` needs a store
+        opened without it.
 
     Returns
     -------
@@ -636,7 +660,8 @@ def open(path=None, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOC
     ...     len(store.runs())
     0
     """
-    return Store(default_db() if path is None else path, read_only=read_only, lock_timeout=lock_timeout)
+    return Store(default_db() if path is None else path, read_only=read_only, lock_timeout=lock_timeout,
+                 sandbox=sandbox)
 
 
 def store_run(run, path=None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:

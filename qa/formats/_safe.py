@@ -165,6 +165,27 @@ def png_size(path: Path) -> tuple[int, int]:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
+def open_image_unguarded(path, formats=None):
+    """``PIL.Image.open`` with Pillow's decompression-bomb guard off: the caller bounds the size itself,
+    from the header (``image.size``), before anything is decoded.
+
+    Pillow warns above 89 megapixels and raises above 179, whatever limit the run was given; ours
+    (``Limits.max_pixels``, ``--max-pixels``) is the one that applies.
+    """
+    import warnings
+
+    from PIL import Image as PILImage
+
+    saved = PILImage.MAX_IMAGE_PIXELS
+    try:
+        PILImage.MAX_IMAGE_PIXELS = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            return PILImage.open(path, formats=formats)
+    finally:
+        PILImage.MAX_IMAGE_PIXELS = saved
+
+
 def open_png_checked(path: Path, limits: Limits):
     """Open a PNG with Pillow after checking its header size against ``limits``.
 
@@ -173,10 +194,6 @@ def open_png_checked(path: Path, limits: Limits):
     Pillow's own decompression-bomb guard is replaced by ``limits`` (checked from the header before
     Pillow sees the file).
     """
-    import warnings
-
-    from PIL import Image as PILImage
-
     width, height = png_size(path)
     if width * height > limits.max_pixels:
         raise InputError(
@@ -184,16 +201,10 @@ def open_png_checked(path: Path, limits: Limits):
             "pixels; raise it with --max-pixels or max_pixels in the manifest",
             path=path,
         )
-    saved = PILImage.MAX_IMAGE_PIXELS
     try:
-        PILImage.MAX_IMAGE_PIXELS = None  # the bound above applies instead
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            image = PILImage.open(path, formats=["PNG"])
+        image = open_image_unguarded(path, formats=["PNG"])  # the bound above applies instead
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"cannot read image: {exc}", path=path) from None
-    finally:
-        PILImage.MAX_IMAGE_PIXELS = saved
     if image.size != (width, height):
         image.close()
         raise InputError(f"PNG header says {width}x{height} but Pillow reads {image.size[0]}x{image.size[1]}",

@@ -8,6 +8,8 @@ stdout carries results only; progress, warnings and errors go to stderr, so
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import sys
 from pathlib import Path
@@ -235,37 +237,90 @@ def _cmd_run(args) -> int:
         if args.input_format not in FORMATS:
             raise UsageError(f"--input-format {args.input_format!r} is not one of: {', '.join(FORMATS)}")
         exports = [replace(parse_spec(e), format=args.input_format) for e in exports]
+    from qa.errors import EXIT_GATE_FAILED
+
+    printed = io.StringIO()
+    written: list = []
+    stage: dict = {}
+
+    def outputs(result, staged) -> None:
+        """Every file and the whole of stdout made before the run is committed (qa._commit)."""
+        stage["files"] = staged
+        if args.json_path is not None:
+            written.append(staged.write(args.json_path, json.dumps(result.summary, indent=2, default=str) + "\n"))
+        if args.out is not None and result.comparison is not None:
+            written.extend(result.comparison.write_parquet(args.out, staged=staged))
+        if args.junit is not None and result.verdict is not None:
+            from qa.gate import to_junit
+
+            staged.write(args.junit, to_junit(result.verdict))
+        with contextlib.redirect_stdout(printed):
+            if args.output_format == "json":
+                print(json.dumps(result.summary, indent=2, default=str))
+            else:
+                _print_summary(result.summary)
+                _print_closing(result.summary, result.verdict)
+
+    def hold_after_commit(signum, frame):
+        """SIGINT stops the run until its files are published; after that the run is stored and done."""
+        if stage.get("files") is not None and stage["files"].published:
+            stage["interrupted"] = True
+            return
+        raise KeyboardInterrupt
+
+    import signal
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, hold_after_commit) if main_thread else None
     bar, progress = _progress_printer()
     if bar is not None:
         bar.start()
     try:
-        result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
-                     max_pixels=args.max_pixels, pack=_run_pack(args), select=_selectors(args.select),
-                     ignore=_selectors(args.ignore), gate=args.gate, baseline=args.baseline,
-                     max_drop=args.max_drop, db=_db(args), store=not args.no_store,
-                     lock_timeout=args.lock_timeout, progress=progress,
-                     tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
-                     workers=args.workers, instances=args.instances, report=_report_path(args))
-    finally:
-        if bar is not None:
-            bar.stop()
-    if args.json_path is not None:
-        args.json_path.parent.mkdir(parents=True, exist_ok=True)
-        args.json_path.write_text(json.dumps(result.summary, indent=2, default=str) + "\n", encoding="utf-8")
-        _err(f"results written to {args.json_path}")
-    if args.out is not None and result.comparison is not None:
-        for path in result.comparison.write_parquet(args.out):
+        try:
+            result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
+                         max_pixels=args.max_pixels, pack=_run_pack(args), select=_selectors(args.select),
+                         ignore=_selectors(args.ignore), gate=args.gate, baseline=args.baseline,
+                         max_drop=args.max_drop, db=_db(args), store=not args.no_store,
+                         lock_timeout=args.lock_timeout, progress=progress,
+                         tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
+                         workers=args.workers, instances=args.instances, report=_report_path(args),
+                         outputs=outputs)
+        finally:
+            if bar is not None:
+                bar.stop()
+        # the run is stored and its files in place: what is left only reports it, and its exit code is the
+        # verdict's whatever happens now
+        code = EXIT_OK if result.verdict is None or result.verdict.success else EXIT_GATE_FAILED
+        for path in written:
             _err(f"results written to {path}")
-    if result.report is not None:
-        _err(f"report written to {result.report}")
-    if args.output_format == "json":
-        print(json.dumps(result.summary, indent=2, default=str))
-    else:
-        _print_summary(result.summary)
-        _print_closing(result.summary, result.verdict)
-    if result.stored is not None and sys.stderr.isatty():
-        _err(f"stored run {result.run_id} in {result.stored}")
-    return _finish_gate(result.verdict, args, text=False)
+        if args.junit is not None and result.verdict is not None:
+            _err(f"written {args.junit}")
+        if result.report is not None:
+            _err(f"report written to {result.report}")
+        try:
+            sys.stdout.write(printed.getvalue())
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_stdout()
+        if result.stored is not None and sys.stderr.isatty():
+            _err(f"stored run {result.run_id} in {result.stored}")
+        if stage.get("interrupted"):
+            _err("qa: interrupted after the run was stored; it is complete")
+        return code
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: send what is left of stdout nowhere (no second error at exit)."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _print_pairs(pairs: list[dict]) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from qa import __version__
+from qa._commit import interrupts_held
 from qa.errors import StoreError
 from qa.gate import run_findings, run_scores
 
@@ -55,7 +56,9 @@ RUN_TABLES = ("runs", "annotators", "images", "categories", "objects", "object_m
 TABLES = ("qa_schema",) + RUN_TABLES
 
 PAUSE_ENV = "QA_TEST_PAUSE_IN_WRITE"
-"""Seconds to sleep inside the write transaction (fault tests kill the process there)."""
+"""Seconds to sleep inside the write transaction (fault tests kill or interrupt the process there):
+``"5"`` pauses after the objects are inserted, ``"5@commit"`` just before ``COMMIT`` (interrupts already
+held back) and ``"5@committed"`` just after it, before the run's output files are moved into place."""
 
 def _migrate_to_2(con) -> None:
     """Schema 1 to 2: the ``review_queue`` table (the same as in ``qa/schema.sql``; a test keeps them in step)."""
@@ -509,7 +512,7 @@ class Store:
         return written
 
     # writing
-    def write_run(self, run, *, frames: dict | None = None) -> int:
+    def write_run(self, run, *, frames: dict | None = None, on_commit=None) -> int:
         """Store a run (and its verdict) in one transaction; return its sequence number.
 
         Parameters
@@ -518,6 +521,9 @@ class Store:
             A finished run. Tables whose source the run does not have (no comparison yet) get no rows.
         frames : dict, optional
             :func:`run_frames` of ``run``, when already built (so the lock is held only to insert).
+        on_commit : callable, optional
+            Called right after ``COMMIT``, before the lock is released, with interrupts still held back:
+            it moves the run's staged output files into place (:meth:`qa._commit.StagedFiles.publish`).
 
         Returns
         -------
@@ -533,7 +539,10 @@ class Store:
         -----
         Every row of the run is inserted between ``BEGIN`` and ``COMMIT``; on any error the
         transaction is rolled back, and if the process dies DuckDB discards the uncommitted rows, so
-        other readers see the whole run or nothing of it.
+        other readers see the whole run or nothing of it. SIGINT is held back from just before
+        ``COMMIT`` to the end of ``on_commit`` (:func:`qa._commit.interrupts_held`): one that arrives
+        before ``COMMIT`` rolls the run back (KeyboardInterrupt), one that arrives after it cannot undo a
+        stored run, so the run's outputs and exit code always agree with the store.
         """
         import duckdb
 
@@ -541,6 +550,7 @@ class Store:
             raise StoreError("opened read-only; cannot store a run", path=self.path)
         frames = run_frames(run) if frames is None else frames
         con = self._con
+        committed = False
         con.execute("BEGIN TRANSACTION")
         try:
             if _one(con, "SELECT 1 FROM runs WHERE run_id = ?", [run.run_id]):
@@ -559,12 +569,26 @@ class Store:
                 con.unregister(view)
                 if name == "objects":
                     _pause_for_tests()
-            con.execute("COMMIT")
+            with interrupts_held() as held:
+                _pause_for_tests("commit")
+                held.raise_pending()  # the last point where an interrupt leaves the store as it was
+                con.execute("COMMIT")
+                committed = True
+                _pause_for_tests("committed")
+                if on_commit is not None:
+                    on_commit()
+            if held.pending:
+                print("qa: interrupt received while the run was committed; the run is stored whole",
+                      file=sys.stderr, flush=True)
         except duckdb.Error as exc:
+            if committed:
+                raise StoreError(f"run {run.run_id} was stored, then: {' '.join(str(exc).split())}",
+                                 path=self.path) from None
             self._rollback()
             raise StoreError(f"cannot store run {run.run_id}: {' '.join(str(exc).split())}", path=self.path) from None
         except BaseException:
-            self._rollback()
+            if not committed:
+                self._rollback()
             raise
         return int(seq)
 
@@ -589,13 +613,18 @@ def _one(con, query: str, params: list | None = None):
     return rows[0] if rows else None
 
 
-def _pause_for_tests() -> None:
-    """Sleep inside the write transaction when ``QA_TEST_PAUSE_IN_WRITE`` is set (fault tests only)."""
-    seconds = os.environ.get(PAUSE_ENV)
-    if seconds:
-        print(f"qa: store: pausing {seconds} s inside the write transaction ({PAUSE_ENV})",
-              file=sys.stderr, flush=True)
-        time.sleep(float(seconds))
+def _pause_for_tests(point: str = "") -> None:
+    """Sleep at ``point`` of the write when ``QA_TEST_PAUSE_IN_WRITE`` names it (fault tests only)."""
+    value = os.environ.get(PAUSE_ENV)
+    if not value:
+        return
+    seconds, _, at = value.partition("@")
+    if at != point:
+        return
+    where = {"": "inside the write transaction", "commit": "just before COMMIT",
+             "committed": "just after COMMIT"}[point]
+    print(f"qa: store: pausing {seconds} s {where} ({PAUSE_ENV})", file=sys.stderr, flush=True)
+    time.sleep(float(seconds))
 
 
 def _plain(value):
@@ -664,11 +693,13 @@ def open(path=None, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOC
                  sandbox=sandbox)
 
 
-def store_run(run, path=None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:
-    """Open the store for writing, write ``run`` in one transaction, close it; return the run's seq."""
+def store_run(run, path=None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, on_commit=None) -> int:
+    """Open the store for writing, write ``run`` in one transaction, close it; return the run's seq.
+
+    ``on_commit`` is called right after the commit (see :meth:`Store.write_run`)."""
     frames = run_frames(run)  # built before the file is locked
     with open(path, read_only=False, lock_timeout=lock_timeout) as store:
-        return store.write_run(run, frames=frames)
+        return store.write_run(run, frames=frames, on_commit=on_commit)
 
 
 # --- a run as table rows ------------------------------------------------------------------------------

@@ -560,6 +560,18 @@ CASES = [
     Case("label-studio-completed-by-list", _label_studio(completed_by=[1, 2]), 0, code="FMT011",
          where=("task[0].annotations", 1, 6), objects=1, annotator="a/user_1",
          message="completed_by [1, 2] is not a user id or a user object; annotation left out"),
+    # integers longer than Python converts, in each JSON format and in XML
+    Case("labelme-coordinate-5000-digits", _raw(json.dumps(labelme_doc({
+        "label": "car", "points": [[1, 1], [7, 1], [1, 7]], "shape_type": "polygon"})).replace(
+        "[7, 1]", "[" + "7" * 5000 + ", 1]")), 0, code="FMT001", where=("shapes", 1, None), objects=1,
+         message="polygon 'points' must be a list of [x, y] numbers"),
+    Case("label-studio-coordinate-5000-digits", _raw(json.dumps(label_studio_doc({
+        "type": "polygonlabels", "value": {"points": [[1, 1], [7, 1], [1, 7]], "polygonlabels": ["car"]}})).replace(
+        "[7, 1]", "[" + "7" * 5000 + ", 1]")), 0, code="FMT001", where=("task[0].annotations[0].result", 1, "r2"),
+         objects=1, annotator="a/user_1", message="polygon 'points' must be a list of [x, y] percentages"),
+    Case("cvat-z-order-5000-digits", _cvat(f'<polygon label="car" points="1,1;9,1;9,9" z_order="{"9" * 5000}"/>'),
+         0, code="FMT011", severity="warning", where=("polygon", 1, None), objects=2,
+         message="is not an integer; ignored"),
     # label maps
     Case("labelmap-named-pipe", _labelmap_named_pipe, 0, code="FMT009", severity="warning", where=None,
          file="export/b.png", objects=3,

@@ -120,16 +120,26 @@ _OUTSIDE = [
 ]
 
 
+@pytest.fixture(scope="module")
+def sandbox_folder(tmp_path_factory):
+    """A folder with a store of one run, another (empty) store and a hard link of the first."""
+    folder = tmp_path_factory.mktemp("sandbox")
+    alice, bob = two_exports(folder)
+    db = folder / "qa.duckdb"
+    qstore.store_run(qa_run(f"alice={alice}", f"bob={bob}", workers=1), db)
+    with qstore.open(folder / "other.duckdb", read_only=False):
+        pass
+    os.link(db, folder / "link.duckdb")
+    return folder
+
+
 @pytest.mark.parametrize("statement", [s for _, s in _OUTSIDE], ids=[i for i, _ in _OUTSIDE])
-def test_sql_reads_the_store_and_nothing_else(db, tmp_path, capsys, statement):
+def test_sql_reads_the_store_and_nothing_else(sandbox_folder, capsys, statement):
     """ATTACH (of another store, or of this one through a hard link), COPY TO, EXPORT, INSTALL/LOAD,
     reads of other files or URLs and SET to undo the lock are each refused in one line, exit 2, and no
     file changes (the store, the other store, the folder)."""
-    other = tmp_path / "other.duckdb"
-    with qstore.open(other, read_only=False):
-        pass
-    link = tmp_path / "link.duckdb"
-    os.link(db, link)
+    tmp_path = sandbox_folder
+    db, other, link = tmp_path / "qa.duckdb", tmp_path / "other.duckdb", tmp_path / "link.duckdb"
     before = _tree(tmp_path)
     query = statement.format(other=other, link=link, dir=tmp_path)
     code, out, err = run_cli(["sql", query, "--db", db], capsys)
@@ -140,7 +150,7 @@ def test_sql_reads_the_store_and_nothing_else(db, tmp_path, capsys, statement):
         assert len(s.runs()) == 0
     # reading the store's own tables still works
     code, out, err = run_cli(["sql", "SELECT count(*) AS n FROM runs", "--db", db, "--format", "json"], capsys)
-    assert code == 0 and json.loads(out) == [{"n": 2}]
+    assert code == 0 and json.loads(out) == [{"n": 1}]
 
 
 def test_store_errors_are_one_line_exit_2(tmp_path, capsys):

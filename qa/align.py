@@ -29,6 +29,7 @@ import re
 from collections import Counter, defaultdict
 from pathlib import PurePosixPath
 
+from qa._text import visible
 from qa.errors import ConfigError
 from qa.model import Batch, Category, Export, Finding
 
@@ -146,6 +147,7 @@ def alias_report_text(report: dict) -> str:
             for m in mapped]
     rows += [(c["name"], "", "canonical", _who(c["annotators"])) for c in canonical]
     rows += [(u["name"], "", "not mapped", _who(u["annotators"])) for u in unmapped]
+    rows = [tuple(visible(cell) for cell in row) for row in rows]  # names from exports: one line each
     lines = ["aliases: " + ", ".join(head)]
     if rows:
         w0 = max(len(r[0]) for r in rows)
@@ -155,7 +157,7 @@ def alias_report_text(report: dict) -> str:
             lines.append(f"  {name.ljust(w0)} {target.ljust(w1)}  {how.ljust(w2)}  ({who})".rstrip())
     if report["unused_patterns"]:
         unused = ", ".join(f"{u['category']} <- {u['pattern']!r}" for u in report["unused_patterns"])
-        lines.append(f"  patterns that matched no name: {unused}")
+        lines.append(visible(f"  patterns that matched no name: {unused}"))
     return "\n".join(lines)
 
 

@@ -8,11 +8,14 @@ stdout carries results only; progress, warnings and errors go to stderr, so
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import sys
 from pathlib import Path
 
 from qa import __version__
+from qa._text import visible
 from qa.errors import EXIT_ERROR, EXIT_OK, QAError
 
 EPILOG = """exit codes:
@@ -63,18 +66,20 @@ def _progress_printer():
 
 
 def format_finding(f: dict) -> str:
-    """One finding per line, ``file:where: [annotator] CODE message`` (ruff's concise format)."""
+    """One finding per line, ``file:where: [annotator] CODE message`` (ruff's concise format); names
+    with control characters are escaped (:func:`qa._text.visible`), so a line is always one line."""
     if f.get("file"):
         place = f"{f['file']}:{f['where']}" if f.get("where") else f["file"]
     else:
         place = f.get("image") or "batch"
     who = f" [{f['annotator']}]" if f.get("annotator") else ""
-    return f"{place}:{who} {f['code']} {f['message']}"
+    return visible(f"{place}:{who} {f['code']} {f['message']}")
 
 
 def render_table(header: list[str], rows: list[list[str]], *, left: int = 1) -> str:
-    """A plain aligned text table; the first ``left`` columns are left-aligned, the rest right-aligned."""
-    table = [header] + rows
+    """A plain aligned text table; the first ``left`` columns are left-aligned, the rest right-aligned.
+    Cells are :func:`qa._text.visible` (a name's control characters escaped)."""
+    table = [[visible(c) for c in row] for row in [header] + rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     lines = []
     for row in table:
@@ -112,7 +117,7 @@ def _print_summary(summary: dict) -> None:
     rows = summary["annotators"]
     batch = summary.get("batch") or {}
     if batch.get("name") or batch.get("description"):
-        print(": ".join(t for t in (batch.get("name"), batch.get("description")) if t))
+        print(visible(": ".join(t for t in (batch.get("name"), batch.get("description")) if t)))
         print()
     categories = sorted({c for r in rows for c in r["objects_per_category"]})
     shown = categories[:8]
@@ -132,7 +137,7 @@ def _print_summary(summary: dict) -> None:
         print(alias_report_text(report))
     elif summary["aliases"]:
         print()
-        print("aliases: " + ", ".join(f"{k} -> {v}" for k, v in summary["aliases"].items()))
+        print(visible("aliases: " + ", ".join(f"{k} -> {v}" for k, v in summary["aliases"].items())))
     if summary["findings"]:
         print()
         for f in summary["findings"]:
@@ -273,38 +278,90 @@ def _cmd_run(args) -> int:
         raise UsageError("--baseline and --junit need --gate PACK")
     exports = _input_exports(args)
     format_options = _format_options(args)
+    from qa.errors import EXIT_GATE_FAILED
+
+    printed = io.StringIO()
+    written: list = []
+    stage: dict = {}
+
+    def outputs(result, staged) -> None:
+        """Every file and the whole of stdout made before the run is committed (qa._commit)."""
+        stage["files"] = staged
+        if args.json_path is not None:
+            written.append(staged.write(args.json_path, json.dumps(result.summary, indent=2, default=str) + "\n"))
+        if args.out is not None and result.comparison is not None:
+            written.extend(result.comparison.write_parquet(args.out, staged=staged))
+        if args.junit is not None and result.verdict is not None:
+            from qa.gate import to_junit
+
+            staged.write(args.junit, to_junit(result.verdict))
+        with contextlib.redirect_stdout(printed):
+            if args.output_format == "json":
+                print(json.dumps(result.summary, indent=2, default=str))
+            else:
+                _print_summary(result.summary)
+                _print_closing(result.summary, result.verdict)
+
+    def hold_after_commit(signum, frame):
+        """SIGINT stops the run until its files are published; after that the run is stored and done."""
+        if stage.get("files") is not None and stage["files"].published:
+            stage["interrupted"] = True
+            return
+        raise KeyboardInterrupt
+
+    import signal
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, hold_after_commit) if main_thread else None
     bar, progress = _progress_printer()
     if bar is not None:
         bar.start()
     try:
-        result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
-                     max_pixels=args.max_pixels, pack=_run_pack(args), select=_selectors(args.select),
-                     ignore=_selectors(args.ignore), gate=args.gate, baseline=args.baseline,
-                     max_drop=args.max_drop, db=_db(args), store=not args.no_store,
-                     lock_timeout=args.lock_timeout, progress=progress,
-                     tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
-                     workers=args.workers, instances=args.instances, report=_report_path(args),
-                     format_options=format_options)
-    finally:
-        if bar is not None:
-            bar.stop()
-    if args.json_path is not None:
-        args.json_path.parent.mkdir(parents=True, exist_ok=True)
-        args.json_path.write_text(json.dumps(result.summary, indent=2, default=str) + "\n", encoding="utf-8")
-        _err(f"results written to {args.json_path}")
-    if args.out is not None and result.comparison is not None:
-        for path in result.comparison.write_parquet(args.out):
+        try:
+            result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
+                         max_pixels=args.max_pixels, pack=_run_pack(args), select=_selectors(args.select),
+                         ignore=_selectors(args.ignore), gate=args.gate, baseline=args.baseline,
+                         max_drop=args.max_drop, db=_db(args), store=not args.no_store,
+                         lock_timeout=args.lock_timeout, progress=progress,
+                         tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
+                         workers=args.workers, instances=args.instances, report=_report_path(args),
+                         format_options=format_options, outputs=outputs)
+        finally:
+            if bar is not None:
+                bar.stop()
+        # the run is stored and its files in place: what is left only reports it, and its exit code is the
+        # verdict's whatever happens now
+        code = EXIT_OK if result.verdict is None or result.verdict.success else EXIT_GATE_FAILED
+        for path in written:
             _err(f"results written to {path}")
-    if result.report is not None:
-        _err(f"report written to {result.report}")
-    if args.output_format == "json":
-        print(json.dumps(result.summary, indent=2, default=str))
-    else:
-        _print_summary(result.summary)
-        _print_closing(result.summary, result.verdict)
-    if result.stored is not None and sys.stderr.isatty():
-        _err(f"stored run {result.run_id} in {result.stored}")
-    return _finish_gate(result.verdict, args, text=False)
+        if args.junit is not None and result.verdict is not None:
+            _err(f"written {args.junit}")
+        if result.report is not None:
+            _err(f"report written to {result.report}")
+        try:
+            sys.stdout.write(printed.getvalue())
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_stdout()
+        if result.stored is not None and sys.stderr.isatty():
+            _err(f"stored run {result.run_id} in {result.stored}")
+        if stage.get("interrupted"):
+            _err("qa: interrupted after the run was stored; it is complete")
+        return code
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: send what is left of stdout nowhere (no second error at exit)."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _metric_table(first: list[str], rows: list[dict], metrics, *, key) -> str:
@@ -389,7 +446,7 @@ def _print_boundaries(summary: dict) -> None:
         print()
         print("boundaries:")
         for f in findings:
-            print(f"  {f['text']}")
+            print(f"  {visible(f['text'])}")
 
 
 # --- the run store and the gate: qa runs, qa sql, qa export, qa diff, qa gate ----------------------------
@@ -416,12 +473,12 @@ def _db(args) -> Path:
     return args.db if args.db is not None else default_db()
 
 
-def _open_store(args, *, read_only: bool = True):
+def _open_store(args, *, read_only: bool = True, sandbox: bool = False):
     from qa import store
 
     if args.lock_timeout < 0:
         raise UsageError("--lock-timeout must not be negative")
-    return store.open(_db(args), read_only=read_only, lock_timeout=args.lock_timeout)
+    return store.open(_db(args), read_only=read_only, lock_timeout=args.lock_timeout, sandbox=sandbox)
 
 
 def _finish_gate(verdict, args, *, text: bool) -> int:
@@ -475,7 +532,13 @@ def readable_number(value: float) -> str:
 
 
 def _cell(value) -> str:
-    """A table cell: floats as :func:`readable_number` says, missing values empty."""
+    """A table cell: floats as :func:`readable_number` says, missing values empty, control characters
+    escaped."""
+    return visible(_plain_cell(value))
+
+
+def _plain_cell(value) -> str:
+    """A table cell's exact text (for CSV: control characters kept)."""
     if value is None:
         return ""
     try:
@@ -506,14 +569,14 @@ def _print_frame(df, fmt: str = "table", *, left: int | None = None) -> None:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(list(df.columns))
         for row in df.itertuples(index=False):
-            writer.writerow([_cell(v) if not isinstance(v, float) else ("" if v != v else repr(v)) for v in row])
+            writer.writerow([_plain_cell(v) if not isinstance(v, float) else ("" if v != v else repr(v)) for v in row])
         return
     rows = [[_cell(v) for v in row] for row in df.itertuples(index=False)]
     if left is None:  # left-align text columns, right-align numbers
         import pandas.api.types as ptypes
 
         numeric = [ptypes.is_numeric_dtype(df[c]) and not ptypes.is_bool_dtype(df[c]) for c in df.columns]
-        header = list(map(str, df.columns))
+        header = [visible(c) for c in df.columns]
         widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
         for row in [header] + rows:
             print("  ".join(c.rjust(w) if num else c.ljust(w)
@@ -600,7 +663,9 @@ def _cmd_runs(args) -> int:
 
 def _add_sql(sub) -> None:
     p = sub.add_parser("sql", help="Run a read-only SQL query on the run store.",
-                       description="Run a read-only SQL query on the run store (tables: docs/schema.md).")
+                       description="Run a read-only SQL query on the run store (tables: docs/schema.md). "
+                                   "The query reads the store's tables only: no other file or URL, no "
+                                   "ATTACH, COPY TO, EXPORT, INSTALL or LOAD.")
     p.add_argument("query", help='for example "SELECT run_id, verdict FROM runs"')
     p.add_argument("--format", dest="output_format", choices=("table", "csv", "json"), default="table")
     _add_store_options(p)
@@ -608,7 +673,7 @@ def _add_sql(sub) -> None:
 
 
 def _cmd_sql(args) -> int:
-    with _open_store(args) as store:
+    with _open_store(args, sandbox=True) as store:  # reads the store's tables; no other file, URL or extension
         df = store.sql(args.query)
     _print_frame(df, args.output_format)
     return EXIT_OK
@@ -695,11 +760,11 @@ def _add_gate(sub) -> None:
 
 def _cmd_gate(args) -> int:
     from qa import __version__ as version
-    from qa.gate import evaluate, load_gate, to_json, to_junit
+    from qa.gate import evaluate, finite_bound, load_gate, to_json, to_junit
 
     config = load_gate(args.pack)
     if args.max_drop is not None:
-        config.max_drop = args.max_drop
+        config.max_drop = finite_bound(args.max_drop, "--max-drop")
     with _open_store(args) as store:
         info = store.run(args.run)
         run_id = info["run_id"]
@@ -1136,7 +1201,7 @@ def main(argv: list[str] | None = None) -> int:
     except QAError as exc:
         if debug:
             raise
-        _err(f"qa: error: {exc}")
+        _err(f"qa: error: {visible(exc)}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         _err("qa: error: interrupted")
@@ -1146,5 +1211,5 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the promise is "never a traceback" unless --debug
         if debug:
             raise
-        _err(f"qa: error: internal error: {type(exc).__name__}: {exc}; rerun with --debug and report it")
+        _err(f"qa: error: internal error: {type(exc).__name__}: {visible(exc)}; rerun with --debug and report it")
         return EXIT_ERROR

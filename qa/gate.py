@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from qa import metric_registry
+from qa._text import visible
 from qa.errors import ConfigError
 
 VERDICT_SCHEMA = 1
@@ -117,9 +118,17 @@ def _scope(value, where: str) -> str:
 
 
 def _number(value, where: str, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    """A bound from a pack: a finite number (``-inf``, ``inf`` and ``nan`` are TOML floats, never bounds)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where}: {name} = {value!r} is not a number")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: {name} = {value!r} is not a finite number")
     return float(value)
+
+
+def finite_bound(value, option: str) -> float:
+    """A bound given on the command line (``--max-drop``): a finite number, else a ConfigError."""
+    return _number(value, option, option.lstrip("-").replace("-", "_"))
 
 
 def _norm_key(scope: str, key) -> str:
@@ -697,50 +706,55 @@ def to_junit(verdict: Verdict, *, name: str = "qa gate") -> str:
     -----
     The testcase ``classname`` is ``qa.gate.<scope>`` so CI systems group checks by scope; its
     ``name`` is the check's readable name. Skipped checks appear as testcases with ``<skipped>``.
+    Every text is :func:`qa._text.visible`: XML 1.0 cannot hold the control characters (ESC, NUL) a
+    category or annotator name may carry, so they are written as escapes (``\\x1b``).
     """
     import xml.etree.ElementTree as ET
+
+    def sub(parent, tag, **attrs):
+        return ET.SubElement(parent, tag, {k: visible(v) for k, v in attrs.items()})
 
     stats = verdict.statistics
     empty = int(verdict.empty)  # a gate that checked nothing is one failed testcase
     suite_name = f"{name}: {Path(verdict.meta['pack']).name}" if verdict.meta.get("pack") else name
-    suites = ET.Element("testsuites", name=name, tests=str(stats["evaluated"] + len(verdict.skipped) + empty),
+    suites = ET.Element("testsuites", name=visible(name), tests=str(stats["evaluated"] + len(verdict.skipped) + empty),
                         failures=str(stats["failed"] + empty), errors="0")
-    suite = ET.SubElement(suites, "testsuite", name=suite_name,
-                          tests=str(stats["evaluated"] + len(verdict.skipped) + empty),
-                          failures=str(stats["failed"] + empty), errors="0", skipped=str(len(verdict.skipped)))
-    props = ET.SubElement(suite, "properties")
+    suite = sub(suites, "testsuite", name=suite_name, tests=str(stats["evaluated"] + len(verdict.skipped) + empty),
+                failures=str(stats["failed"] + empty), errors="0", skipped=str(len(verdict.skipped)))
+    props = sub(suite, "properties")
     for key in ("run_id", "tool_version", "pack", "baseline_run_id"):
         if verdict.meta.get(key) is not None:
-            ET.SubElement(props, "property", name=key, value=str(verdict.meta[key]))
+            sub(props, "property", name=key, value=str(verdict.meta[key]))
     for annotator, digest in sorted((verdict.meta.get("fingerprints") or {}).items()):
-        ET.SubElement(props, "property", name=f"sha256:{annotator}", value=str(digest))
+        sub(props, "property", name=f"sha256:{annotator}", value=str(digest))
     for result in verdict.results:
-        case = ET.SubElement(suite, "testcase", classname=f"qa.gate.{result.scope}", name=result.name, time="0")
+        case = sub(suite, "testcase", classname=f"qa.gate.{result.scope}", name=result.name, time="0")
         if not result.passed:
-            failure = ET.SubElement(case, "failure", type=result.op, message=result.message)
-            failure.text = (f"metric={result.metric} scope={result.scope} key={result.key} "
-                            f"observed={_fmt(result.observed)} bound={result.bound:g}"
-                            + (f" baseline={_fmt(result.baseline)}" if result.baseline is not None else "")
-                            + (f" n={result.n}" if result.n is not None else ""))
+            failure = sub(case, "failure", type=result.op, message=result.message)
+            failure.text = visible(f"metric={result.metric} scope={result.scope} key={result.key} "
+                                   f"observed={_fmt(result.observed)} bound={result.bound:g}"
+                                   + (f" baseline={_fmt(result.baseline)}" if result.baseline is not None else "")
+                                   + (f" n={result.n}" if result.n is not None else ""))
     if empty:
-        case = ET.SubElement(suite, "testcase", classname="qa.gate.batch", name="at least one check", time="0")
-        ET.SubElement(case, "failure", type="empty", message=verdict.summary_line())
+        case = sub(suite, "testcase", classname="qa.gate.batch", name="at least one check", time="0")
+        sub(case, "failure", type="empty", message=verdict.summary_line())
     for text in verdict.skipped:
-        case = ET.SubElement(suite, "testcase", classname="qa.gate.skipped", name=text.split(":")[0], time="0")
-        ET.SubElement(case, "skipped", message=text)
+        case = sub(suite, "testcase", classname="qa.gate.skipped", name=text.split(":")[0], time="0")
+        sub(case, "skipped", message=text)
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
 def to_text(verdict: Verdict, *, failed_only: bool = False) -> str:
-    """One line per check (``FAIL``/``pass``, name, message), then the summary line."""
+    """One line per check (``FAIL``/``pass``, name, message; control characters in names escaped), then
+    the summary line."""
     lines = []
     for r in verdict.results:
         if failed_only and r.passed:
             continue
         n = f" (n={r.n})" if r.n is not None else ""
-        lines.append(f"{'pass' if r.passed else 'FAIL'}  {r.name}: {r.message}{n}")
+        lines.append(visible(f"{'pass' if r.passed else 'FAIL'}  {r.name}: {r.message}{n}"))
     for text in verdict.skipped:
-        lines.append(f"skip  {text}")
+        lines.append(visible(f"skip  {text}"))
     lines.append(verdict.summary_line())
     return "\n".join(lines)

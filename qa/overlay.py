@@ -263,9 +263,11 @@ def load_background(path, height: int, width: int, *, max_side: int = DEFAULT_MA
                     max_pixels: int | None = None, window=None) -> tuple[np.ndarray | None, str | None]:
     """The image file at the picture's size (:func:`picture_shape`), or None and why not.
 
-    The file must exist, be a picture Pillow reads, have the size the export declares, and stay within
-    ``max_pixels``; its header is checked before anything is decoded. A whole JPEG is decoded at a
-    reduced scale (Pillow's ``draft``), so a large photo costs little.
+    The file must exist, be a regular file Pillow reads, have the size the export declares, and stay
+    within ``max_pixels``; its header is checked before anything is decoded (Pillow's own
+    decompression-bomb guard, which raises above 179 megapixels whatever the limit, is replaced by this
+    check, so a bomb beside an export is a picture left out, not a failed run). A whole JPEG is decoded
+    at a reduced scale (Pillow's ``draft``), so a large photo costs little.
 
     Returns
     -------
@@ -276,15 +278,19 @@ def load_background(path, height: int, width: int, *, max_side: int = DEFAULT_MA
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
+    from qa.formats._safe import is_regular, open_image_unguarded
     from qa.model import DEFAULT_MAX_PIXELS
 
     rows, cols, _, box = picture_shape(height, width, max_side, window)
+    if Path(path).exists() and not is_regular(path):
+        return None, "the image path is not a regular file"
     try:
-        with PILImage.open(Path(path)) as img:
+        with open_image_unguarded(Path(path)) as img:
+            if img.size[0] * img.size[1] > (max_pixels or DEFAULT_MAX_PIXELS):
+                return None, (f"the image file is {img.size[0]}x{img.size[1]}, larger than the pixel limit "
+                              f"({max_pixels or DEFAULT_MAX_PIXELS} pixels)")
             if img.size != (width, height):
                 return None, f"the image file is {img.size[0]}x{img.size[1]}, the export says {width}x{height}"
-            if img.size[0] * img.size[1] > (max_pixels or DEFAULT_MAX_PIXELS):
-                return None, "the image file is larger than the pixel limit"
             if window is None:
                 img.draft("RGB", (cols, rows))
                 rgb = img.convert("RGB").resize((cols, rows), PILImage.BILINEAR)
@@ -293,7 +299,7 @@ def load_background(path, height: int, width: int, *, max_side: int = DEFAULT_MA
             return np.asarray(rgb, np.uint8), None
     except FileNotFoundError:
         return None, "no image file"
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, PILImage.DecompressionBombError) as exc:
         return None, f"the image file cannot be read ({type(exc).__name__})"
 
 

@@ -231,11 +231,11 @@ def gate_stage(result: Run, pack, *, baseline=None, max_drop=None, db=None, lock
     exports, so a bad ``[gate]`` table stops the run at once).
     """
     from qa import store
-    from qa.gate import load_gate, verdict_for
+    from qa.gate import finite_bound, load_gate, verdict_for
 
     config = load_gate(pack) if config is None else config
     if max_drop is not None:
-        config.max_drop = float(max_drop)
+        config.max_drop = finite_bound(max_drop, "--max-drop")
     baseline_scores = baseline_findings = baseline_id = None
     first = False  # `--baseline latest` with no earlier run of this batch: nothing to regress from yet
     identity = store.batch_identity(result.batch)
@@ -259,22 +259,28 @@ def gate_stage(result: Run, pack, *, baseline=None, max_drop=None, db=None, lock
     return verdict
 
 
-def store_stage(result: Run, db, *, lock_timeout=None) -> int:
-    """The store stage: write the run, with its verdict, in one transaction; return its sequence number."""
+def store_stage(result: Run, db, *, lock_timeout=None, on_commit=None) -> int:
+    """The store stage: write the run, with its verdict, in one transaction; return its sequence number.
+
+    ``on_commit`` runs right after the commit (:meth:`qa.store.Store.write_run`)."""
     from qa import store
 
     seq = store.store_run(result, db, lock_timeout=store.DEFAULT_LOCK_TIMEOUT if lock_timeout is None
-                          else lock_timeout)
+                          else lock_timeout, on_commit=on_commit)
     result.stored = str(db)
     return seq
 
 
-def report_stage(result: Run, path, *, pictures: int | None = None) -> str:
-    """The report stage: the run's self-contained HTML report (:mod:`qa.report`) written to ``path``."""
-    from qa.report import DEFAULT_PICTURES, from_run, write_report
+def report_stage(result: Run, path, *, pictures: int | None = None, staged=None) -> str:
+    """The report stage: the run's self-contained HTML report (:mod:`qa.report`) written to ``path``, or
+    staged there (:class:`qa._commit.StagedFiles`) to be moved into place once the run is stored."""
+    from qa.report import DEFAULT_PICTURES, from_run, render_html, write_report
 
     data = from_run(result, pictures=DEFAULT_PICTURES if pictures is None else pictures)
-    result.report = str(write_report(data, path))
+    if staged is None:
+        result.report = str(write_report(data, path))
+    else:
+        result.report = str(staged.write(path, render_html(data)))
     return result.report
 
 
@@ -283,7 +289,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
         iou_threshold: float = 0.5, workers: int | None = None, analytics: bool = True,
         instances: str = "classes", report=None, report_pictures: int | None = None,
-        format_options: dict | None = None) -> Run:
+        format_options: dict | None = None, outputs=None) -> Run:
     """Run every stage on a batch and return what it produced.
 
     Takes the same arguments as :func:`load` (``format_options`` too), plus ``pack`` (a built-in pack name, a pack file or
@@ -317,18 +323,30 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         How label maps enter instance matching: one object per class, or one per connected component
         of each thing class (:func:`qa.engine.semantic.components_as_instances`).
     report : str or os.PathLike, optional
-        Write the run's HTML report there (after the store step); None writes none.
+        Write the run's HTML report there; None writes none.
     report_pictures : int, optional
         How many of the worst images the report draws (default :data:`qa.report.DEFAULT_PICTURES`).
+    outputs : callable, optional
+        ``outputs(run, staged)`` writes further files of the run through ``staged.write(path, content)``
+        (:class:`qa._commit.StagedFiles`), as the report is written.
+
+    Notes
+    -----
+    A run that fails leaves nothing behind: the report and ``outputs``' files are written under
+    temporary names beside their targets before the store is touched, and moved into place right
+    after the run is committed (with interrupts held back from just before the commit); when anything
+    fails first, the store is left as it was and the temporary files are removed.
     """
     from qa.store import input_fingerprints
 
     started = _utcnow()
     gate_config = None
-    if gate is not None:  # a bad [gate] table (an unknown metric, ...) stops the run before any work
-        from qa.gate import load_gate
+    if gate is not None:  # a bad [gate] table (an unknown metric, a non-finite bound) or --max-drop stops
+        from qa.gate import finite_bound, load_gate  # the run before any work
 
         gate_config = load_gate(gate)
+        if max_drop is not None:
+            finite_bound(max_drop, "--max-drop")
     batch, alias_counts = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
                                 max_pixels=max_pixels, progress=progress, format_options=format_options)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
@@ -403,8 +421,17 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         result.summary["verdict"] = result.verdict.to_dict()
     result.finished_at = _utcnow()
     result.summary["run_id"] = result.run_id
-    if db is not None and store:
-        store_stage(result, db, lock_timeout=lock_timeout)
-    if report is not None:
-        report_stage(result, report, pictures=report_pictures)
+    from qa._commit import StagedFiles
+
+    with StagedFiles() as staged:  # every output written (and so known writable) before the commit
+        if db is not None and store:
+            result.stored = str(db)  # the report names the store the run goes to
+        if report is not None:
+            report_stage(result, report, pictures=report_pictures, staged=staged)
+        if outputs is not None:
+            outputs(result, staged)
+        if db is not None and store:
+            store_stage(result, db, lock_timeout=lock_timeout, on_commit=staged.publish)
+        else:
+            staged.publish()
     return result

@@ -24,6 +24,7 @@ import math
 import os
 import re
 import secrets
+import stat
 import sys
 import time
 import warnings
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from qa import __version__, metric_registry
+from qa._commit import interrupts_held
 from qa.errors import StoreError
 from qa.gate import run_findings, run_scores
 
@@ -54,7 +56,9 @@ RUN_TABLES = ("runs", "annotators", "images", "categories", "objects", "object_m
 TABLES = ("qa_schema",) + RUN_TABLES
 
 PAUSE_ENV = "QA_TEST_PAUSE_IN_WRITE"
-"""Seconds to sleep inside the write transaction (fault tests kill the process there)."""
+"""Seconds to sleep inside the write transaction (fault tests kill or interrupt the process there):
+``"5"`` pauses after the objects are inserted, ``"5@commit"`` just before ``COMMIT`` (interrupts already
+held back) and ``"5@committed"`` just after it, before the run's output files are moved into place."""
 
 def _migrate_to_2(con) -> None:
     """Schema 1 to 2: the ``review_queue`` table (the same as in ``qa/schema.sql``; a test keeps them in step)."""
@@ -132,8 +136,10 @@ def new_run_id(started: datetime | None = None) -> str:
 # --- fingerprints -------------------------------------------------------------------------------------
 
 def _sha256_file(path: Path) -> str:
+    from qa.formats._safe import open_regular
+
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open_regular(path) as fh:  # a named pipe is refused, never waited on
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -157,9 +163,10 @@ def fingerprint(path, extra_files: Iterable = ()) -> dict:
     Notes
     -----
     A file's fingerprint is the sha256 of its bytes. A folder's is the sha256 of its listing: one
-    line ``relative/path<TAB>size<TAB>sha256`` per file, sorted by path, so renaming, adding or
-    changing any file changes it and copying the folder elsewhere does not. Extra files are listed
-    the same way (by name) after the main entry.
+    line ``relative/path<TAB>size<TAB>sha256`` per regular file, sorted by path, so renaming, adding or
+    changing any file changes it and copying the folder elsewhere does not; named pipes, sockets,
+    devices and broken links are left out (no loader reads them, and reading a pipe would wait
+    forever). Extra files are listed the same way (by name) after the main entry.
 
     Examples
     --------
@@ -178,7 +185,13 @@ def fingerprint(path, extra_files: Iterable = ()) -> dict:
             dirs.sort()
             for name in sorted(files):
                 file = Path(root) / name
-                size = file.stat().st_size
+                try:
+                    info = file.stat()
+                except OSError:
+                    continue
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                size = info.st_size
                 total += size
                 lines.append(f"{file.relative_to(path).as_posix()}\t{size}\t{_sha256_file(file)}")
         digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
@@ -250,15 +263,28 @@ def _schema_sql() -> str:
     return (resources.files("qa") / "schema.sql").read_text(encoding="utf-8")
 
 
-def _connect(path: Path, *, read_only: bool, lock_timeout: float):
+SANDBOX = {
+    "enable_external_access": False,  # no file but the store, no URL, no ATTACH, COPY TO, EXPORT, INSTALL
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "lock_configuration": True,  # and no SET or RESET to undo any of it
+}
+"""DuckDB settings of a :func:`open` with ``sandbox=True``: the connection that runs SQL a user typed
+(``qa sql``) reads the store's tables and nothing else (DuckDB docs, "Securing DuckDB")."""
+
+
+def _connect(path: Path, *, read_only: bool, lock_timeout: float, sandbox: bool = False):
     """Open ``path``, retrying with backoff while another process holds its lock."""
     import duckdb
 
     deadline = time.monotonic() + max(lock_timeout, 0.0)
     delay = 0.02
+    config = dict(SANDBOX) if sandbox else {}
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only, config=config)
             break
         except duckdb.IOException as exc:
             text = " ".join(str(exc).split())
@@ -293,9 +319,13 @@ class Store:
         Whether this connection may write.
     """
 
-    def __init__(self, path, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+    def __init__(self, path, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                 sandbox: bool = False):
+        if sandbox and not read_only:
+            raise StoreError("a sandboxed store is read-only", path=path)
         self.path = Path(path)
         self.read_only = read_only
+        self.sandbox = sandbox
         self.lock_timeout = lock_timeout
         if read_only and not self.path.exists():
             raise StoreError("no such run store; 'qa run --db PATH ...' creates one", path=self.path)
@@ -306,7 +336,7 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create the store's folder: {exc.strerror or exc}", path=self.path) from None
-        self._con = _connect(self.path, read_only=read_only, lock_timeout=lock_timeout)
+        self._con = _connect(self.path, read_only=read_only, lock_timeout=lock_timeout, sandbox=sandbox)
         try:
             self._check_schema()
         except BaseException:
@@ -409,7 +439,8 @@ class Store:
         Parameters
         ----------
         query : str
-            Any DuckDB SQL; on a read-only store, statements that write fail.
+            Any DuckDB SQL; on a read-only store, statements that write fail; on a sandboxed one (see
+            :func:`open`), so does anything reaching outside the store.
         params : list, optional
             Values for the query's ``?`` placeholders.
 
@@ -575,7 +606,7 @@ class Store:
         return written
 
     # writing
-    def write_run(self, run, *, frames: dict | None = None) -> int:
+    def write_run(self, run, *, frames: dict | None = None, on_commit=None) -> int:
         """Store a run (and its verdict) in one transaction; return its sequence number.
 
         Parameters
@@ -584,6 +615,9 @@ class Store:
             A finished run. Tables whose source the run does not have (no comparison yet) get no rows.
         frames : dict, optional
             :func:`run_frames` of ``run``, when already built (so the lock is held only to insert).
+        on_commit : callable, optional
+            Called right after ``COMMIT``, before the lock is released, with interrupts still held back:
+            it moves the run's staged output files into place (:meth:`qa._commit.StagedFiles.publish`).
 
         Returns
         -------
@@ -599,7 +633,10 @@ class Store:
         -----
         Every row of the run is inserted between ``BEGIN`` and ``COMMIT``; on any error the
         transaction is rolled back, and if the process dies DuckDB discards the uncommitted rows, so
-        other readers see the whole run or nothing of it.
+        other readers see the whole run or nothing of it. SIGINT is held back from just before
+        ``COMMIT`` to the end of ``on_commit`` (:func:`qa._commit.interrupts_held`): one that arrives
+        before ``COMMIT`` rolls the run back (KeyboardInterrupt), one that arrives after it cannot undo a
+        stored run, so the run's outputs and exit code always agree with the store.
         """
         import duckdb
 
@@ -607,6 +644,7 @@ class Store:
             raise StoreError("opened read-only; cannot store a run", path=self.path)
         frames = run_frames(run) if frames is None else frames
         con = self._con
+        committed = False
         con.execute("BEGIN TRANSACTION")
         try:
             if _one(con, "SELECT 1 FROM runs WHERE run_id = ?", [run.run_id]):
@@ -625,12 +663,26 @@ class Store:
                 con.unregister(view)
                 if name == "objects":
                     _pause_for_tests()
-            con.execute("COMMIT")
+            with interrupts_held() as held:
+                _pause_for_tests("commit")
+                held.raise_pending()  # the last point where an interrupt leaves the store as it was
+                con.execute("COMMIT")
+                committed = True
+                _pause_for_tests("committed")
+                if on_commit is not None:
+                    on_commit()
+            if held.pending:
+                print("qa: interrupt received while the run was committed; the run is stored whole",
+                      file=sys.stderr, flush=True)
         except duckdb.Error as exc:
+            if committed:
+                raise StoreError(f"run {run.run_id} was stored, then: {' '.join(str(exc).split())}",
+                                 path=self.path) from None
             self._rollback()
             raise StoreError(f"cannot store run {run.run_id}: {' '.join(str(exc).split())}", path=self.path) from None
         except BaseException:
-            self._rollback()
+            if not committed:
+                self._rollback()
             raise
         return int(seq)
 
@@ -655,13 +707,18 @@ def _one(con, query: str, params: list | None = None):
     return rows[0] if rows else None
 
 
-def _pause_for_tests() -> None:
-    """Sleep inside the write transaction when ``QA_TEST_PAUSE_IN_WRITE`` is set (fault tests only)."""
-    seconds = os.environ.get(PAUSE_ENV)
-    if seconds:
-        print(f"qa: store: pausing {seconds} s inside the write transaction ({PAUSE_ENV})",
-              file=sys.stderr, flush=True)
-        time.sleep(float(seconds))
+def _pause_for_tests(point: str = "") -> None:
+    """Sleep at ``point`` of the write when ``QA_TEST_PAUSE_IN_WRITE`` names it (fault tests only)."""
+    value = os.environ.get(PAUSE_ENV)
+    if not value:
+        return
+    seconds, _, at = value.partition("@")
+    if at != point:
+        return
+    where = {"": "inside the write transaction", "commit": "just before COMMIT",
+             "committed": "just after COMMIT"}[point]
+    print(f"qa: store: pausing {seconds} s {where} ({PAUSE_ENV})", file=sys.stderr, flush=True)
+    time.sleep(float(seconds))
 
 
 def _plain(value):
@@ -689,7 +746,8 @@ def _plain(value):
     return value
 
 
-def open(path=None, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Store:
+def open(path=None, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+         sandbox: bool = False) -> Store:
     """Open a run store.
 
     Parameters
@@ -701,6 +759,11 @@ def open(path=None, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOC
         and its tables when they do not exist.
     lock_timeout : float, seconds, default 30
         How long to wait while another process holds the file's lock.
+    sandbox : bool, default False
+        Open read-only with :data:`SANDBOX`'s settings, for SQL from a user: the store's tables can be
+        read, but no other file or URL, no ATTACH, COPY TO, EXPORT, INSTALL or LOAD, and no SET to
+        undo that (each fails as a one-line StoreError). :meth:`Store.export_parquet` needs a store
+        opened without it.
 
     Returns
     -------
@@ -720,14 +783,17 @@ def open(path=None, *, read_only: bool = True, lock_timeout: float = DEFAULT_LOC
     ...     len(store.runs())
     0
     """
-    return Store(default_db() if path is None else path, read_only=read_only, lock_timeout=lock_timeout)
+    return Store(default_db() if path is None else path, read_only=read_only, lock_timeout=lock_timeout,
+                 sandbox=sandbox)
 
 
-def store_run(run, path=None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> int:
-    """Open the store for writing, write ``run`` in one transaction, close it; return the run's seq."""
+def store_run(run, path=None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, on_commit=None) -> int:
+    """Open the store for writing, write ``run`` in one transaction, close it; return the run's seq.
+
+    ``on_commit`` is called right after the commit (see :meth:`Store.write_run`)."""
     frames = run_frames(run)  # built before the file is locked
     with open(path, read_only=False, lock_timeout=lock_timeout) as store:
-        return store.write_run(run, frames=frames)
+        return store.write_run(run, frames=frames, on_commit=on_commit)
 
 
 # --- a run as table rows ------------------------------------------------------------------------------

@@ -84,3 +84,66 @@ def test_check_exits_1_on_errors_only_when_asked(tmp_path, capsys):
         assert code == 1, err
     code, out, err = run_cli(["check", f"alice={alice}", "--exit-non-zero-on-error"], capsys)
     assert code == 0 and out.splitlines()[-1] == "0 errors, 1 warning, 0 info in 1 export (pack default)"
+
+
+# --- names from exports never forge terminal output ------------------------------------------------------
+
+FORGED = "car\nqa: error: FAKE\x1b[31m"
+
+
+def _hostile_exports(tmp_path):
+    """Two COCO exports whose category, image file name, annotator and batch names hold a newline, ESC
+    and NUL; the image only alice has gives an ALN001 line naming it."""
+    import json
+
+    def doc(extra_image):
+        images = [{"id": 1, "file_name": "a.png", "width": 16, "height": 16}]
+        if extra_image:
+            images.append({"id": 2, "file_name": "b\x1b[2J.png", "width": 16, "height": 16})
+        return {"images": images, "categories": [{"id": 1, "name": FORGED}],
+                "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                                 "segmentation": [[1, 1, 9, 1, 9, 9, 1, 9]]},
+                                {"id": 2, "image_id": 1, "category_id": 7, "iscrowd": 0,
+                                 "segmentation": [[1, 1, 9, 1, 9, 9]]}]}
+
+    alice, bob = tmp_path / "alice.json", tmp_path / "bob.json"
+    alice.write_text(json.dumps(doc(True)))
+    bob.write_text(json.dumps(doc(False)))
+    manifest = tmp_path / "batch.toml"
+    manifest.write_text('name = "batch\\u001b]0;title\\u0007\\u0000"\n'
+                        f'[[exports]]\nannotator = "al\\u001bice\\nqa: error: FAKE"\npath = "{alice}"\n'
+                        f'[[exports]]\nannotator = "bob"\npath = "{bob}"\n')
+    return manifest
+
+
+def _assert_no_forgery(text):
+    assert "\x1b" not in text and "\x00" not in text and "\x07" not in text
+    assert not any(line.startswith("qa: error: FAKE") for line in text.splitlines())
+
+
+def test_names_with_control_characters_are_escaped_in_every_table_and_line(tmp_path, capsys):
+    manifest = _hostile_exports(tmp_path)
+    db = tmp_path / "qa.duckdb"
+    code, out, err = run_cli(["run", "--manifest", manifest, "--db", db], capsys)
+    assert code == 0, err
+    _assert_no_forgery(out + err)
+    assert "car\\nqa: error: FAKE\\x1b[31m" in out  # the annotator table's category column
+    assert any(line.startswith("b\\x1b[2J.png: ALN001 ") for line in out.splitlines())
+    assert "[al\\x1bice\\nqa: error: FAKE] FMT004" in out
+    for argv in (["runs"], ["runs", "show", "latest"], ["sql", "SELECT annotator, image FROM findings"],
+                 ["check", "--manifest", manifest]):
+        code, out, err = run_cli([*argv, *(["--db", db] if argv[0] != "check" else [])], capsys)
+        assert code == 0, err
+        _assert_no_forgery(out + err)
+    # machine formats carry the exact names: JSON escapes them itself, CSV quotes them
+    code, out, err = run_cli(["sql", "SELECT annotator FROM annotators ORDER BY annotator", "--db", db,
+                              "--format", "csv"], capsys)
+    assert out == 'annotator\n"al\x1bice\nqa: error: FAKE"\nbob\n'
+
+
+def test_an_error_naming_a_hostile_name_is_one_line(tmp_path, capsys):
+    manifest = tmp_path / "batch.toml"
+    manifest.write_text('[[exports]]\nannotator = "x\\u001b[2J\\nqa: error: FAKE"\npath = "nope\\n.json"\n')
+    code, out, err = run_cli(["run", "--manifest", manifest], capsys)
+    assert code == 2 and len(err.splitlines()) == 1
+    _assert_no_forgery(err)

@@ -105,6 +105,64 @@ def test_sql_is_read_only(db, capsys):
     assert code == 2 and "Parser Error" in err
 
 
+def _tree(folder):
+    """Every file under ``folder`` with its sha256 (a new, changed or removed file shows)."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+_OUTSIDE = [
+    ("attach-other-store", "ATTACH '{other}' AS other (READ_WRITE); DELETE FROM other.runs"),
+    ("attach-other-read-only", "ATTACH '{other}' AS other (READ_ONLY)"),
+    ("attach-hard-link-of-the-store", "ATTACH '{link}' AS same (READ_WRITE); DELETE FROM same.runs"),
+    ("copy-to-file", "COPY (SELECT * FROM runs) TO '{dir}/runs.csv'"),
+    ("copy-to-parquet", "COPY runs TO '{dir}/runs.parquet' (FORMAT parquet)"),
+    ("export-database", "EXPORT DATABASE '{dir}/exported'"),
+    ("install-extension", "INSTALL httpfs"),
+    ("load-extension", "LOAD httpfs"),
+    ("remote-read", "SELECT * FROM read_csv('https://example.com/data.csv')"),
+    ("local-read", "SELECT * FROM read_text('/etc/hostname')"),
+    ("glob-files", "SELECT * FROM glob('{dir}/*')"),
+    ("set-external-access", "SET enable_external_access = true"),
+    ("reset-external-access", "RESET enable_external_access"),
+    ("unlock-configuration", "SET lock_configuration = false"),
+    ("create-secret", "CREATE SECRET s (TYPE s3, KEY_ID 'k', SECRET 'v')"),
+]
+
+
+@pytest.fixture(scope="module")
+def sandbox_folder(tmp_path_factory):
+    """A folder with a store of one run, another (empty) store and a hard link of the first."""
+    folder = tmp_path_factory.mktemp("sandbox")
+    alice, bob = two_exports(folder)
+    db = folder / "qa.duckdb"
+    qstore.store_run(qa_run(f"alice={alice}", f"bob={bob}", workers=1), db)
+    with qstore.open(folder / "other.duckdb", read_only=False):
+        pass
+    os.link(db, folder / "link.duckdb")
+    return folder
+
+
+@pytest.mark.parametrize("statement", [s for _, s in _OUTSIDE], ids=[i for i, _ in _OUTSIDE])
+def test_sql_reads_the_store_and_nothing_else(sandbox_folder, capsys, statement):
+    """ATTACH (of another store, or of this one through a hard link), COPY TO, EXPORT, INSTALL/LOAD,
+    reads of other files or URLs and SET to undo the lock are each refused in one line, exit 2, and no
+    file changes (the store, the other store, the folder)."""
+    tmp_path = sandbox_folder
+    db, other, link = tmp_path / "qa.duckdb", tmp_path / "other.duckdb", tmp_path / "link.duckdb"
+    before = _tree(tmp_path)
+    query = statement.format(other=other, link=link, dir=tmp_path)
+    code, out, err = run_cli(["sql", query, "--db", db], capsys)
+    assert (code, out) == (2, ""), err
+    assert err.startswith(f"qa: error: {db}: query failed: ") and len(err.splitlines()) == 1, err
+    assert _tree(tmp_path) == before
+    with qstore.open(other) as s:  # still a store, with its runs table
+        assert len(s.runs()) == 0
+    # reading the store's own tables still works
+    code, out, err = run_cli(["sql", "SELECT count(*) AS n FROM runs", "--db", db, "--format", "json"], capsys)
+    assert code == 0 and json.loads(out) == [{"n": 1}]
+
+
 def test_store_errors_are_one_line_exit_2(tmp_path, capsys):
     junk = tmp_path / "junk.duckdb"
     junk.write_bytes(os.urandom(4096))

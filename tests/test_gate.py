@@ -73,6 +73,11 @@ def test_parse_every_form():
     ({"violations": {"fatal": 0}}, "pack.toml: [gate] violations: unknown severity 'fatal'"),
     ({"pq": {"min": 0.5, "key": "cat"}}, "pack.toml: [gate] pq: key = 'cat' needs per = <scope>"),
     ({"regression": {"pq": {"max_fall": 0.1}}}, "pack.toml: [gate] regression.pq: unknown option 'max_fall'"),
+    ({"pq": {"min": float("-inf")}}, "pack.toml: [gate] pq: min = -inf is not a finite number"),
+    ({"pq": {"max": float("inf")}}, "pack.toml: [gate] pq: max = inf is not a finite number"),
+    ({"pq": {"min": float("nan")}}, "pack.toml: [gate] pq: min = nan is not a finite number"),
+    ({"violations": {"error": float("inf")}}, "pack.toml: [gate] violations: error = inf is not a finite number"),
+    ({"regression": {"max_drop": float("nan")}}, "pack.toml: [gate] regression: max_drop = nan is not a finite"),
 ])
 def test_bad_gate_tables_name_the_pack_and_key(table, message):
     with pytest.raises(ConfigError) as err:
@@ -289,6 +294,24 @@ def test_junit_has_one_testcase_per_check_and_a_failure_per_failed_one():
     assert sum(c.find("skipped") is not None for c in cases) == 1
 
 
+def test_junit_and_text_escape_control_characters_in_names():
+    """A category named with ESC and NUL (from an export) gives well-formed XML and one line per check."""
+    name = "car\x1b[31m\x00\nqa: error: FAKE"
+    cfg = parse_gate({"pq": {"min": 0.9, "per": "category"}}, source="pack.toml")
+    verdict = evaluate([{"scope": "category", "key": name, "metric": "pq", "value": 0.5, "n": 3}], cfg,
+                       meta={"run_id": "r", "fingerprints": {"al\x1bice": "aa"}})
+    xml = to_junit(verdict)
+    assert "\x1b" not in xml and "\x00" not in xml
+    root = ET.fromstring(xml.encode())  # raw ESC or NUL would make this raise
+    [case] = root.iter("testcase")
+    assert case.get("name") == "pq[category=car\\x1b[31m\\x00\\nqa: error: FAKE] >= 0.9"
+    props = {p.get("name") for p in root.iter("property")}
+    assert "sha256:al\\x1bice" in props
+    text = to_text(verdict)
+    assert "\x1b" not in text and len(text.splitlines()) == 2
+    assert not any(line.startswith("qa: error") for line in text.splitlines())
+
+
 def test_text_ends_with_the_summary_line():
     text = to_text(_verdict())
     assert text.splitlines()[-1] == "gate FAILED (2 of 4 checks)"
@@ -434,6 +457,26 @@ def test_qa_run_stops_on_an_unknown_gate_metric_and_fails_an_empty_gate(tmp_path
                     name="allowed.toml")
     code, out, err = run_cli(["run", f"r1={alice}", f"r2={bob}", "--db", db, "--gate", allowed], capsys)
     assert code == 0 and out.splitlines()[-1].endswith("gate passed (0 checks)")
+
+
+@pytest.mark.parametrize("bound", ["-inf", "inf", "nan"])
+def test_a_non_finite_bound_is_a_configuration_error_in_qa_run_and_qa_gate(tmp_path, stored, capsys, bound):
+    alice, bob = two_exports(tmp_path)
+    pack = _pack(tmp_path, f"[gate]\npq = {{ min = {bound} }}\n")
+    message = f"qa: error: {pack}: [gate] pq: min = {float(bound)!r} is not a finite number\n"
+    db = tmp_path / "new.duckdb"
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--db", db, "--gate", pack], capsys)
+    assert (code, out, err) == (2, "", message)
+    assert not db.exists() and not (tmp_path / "report.html").exists()
+    code, out, err = run_cli(["gate", "latest", "--pack", pack, "--db", stored], capsys)
+    assert (code, out, err) == (2, "", message)
+    ok = _pack(tmp_path, "[gate]\npq = { min = 0.5 }\n")
+    code, out, err = run_cli(["gate", "2", "--pack", ok, "--db", stored, "--baseline", "1", f"--max-drop={bound}"],
+                             capsys)
+    assert (code, out) == (2, "") and err == f"qa: error: --max-drop: max_drop = {float(bound)!r} is not a finite number\n"
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--db", db, "--gate", ok, "--baseline",
+                              "latest", f"--max-drop={bound}"], capsys)
+    assert code == 2 and "is not a finite number" in err and not db.exists()
 
 
 def test_verdict_json_never_holds_nan():

@@ -152,6 +152,44 @@ def test_load_background_checks_the_file_before_using_it(tmp_path):
     assert load_background(tmp_path / "bad.png", 48, 64)[1].startswith("the image file cannot be read")
 
 
+def _png_header_only(path, width, height):
+    """A PNG whose header announces ``width`` x ``height`` pixels, with one row of data behind it."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * (width + 1))) + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_decompression_bomb_beside_an_export_is_a_picture_left_out(tmp_path, capsys):
+    """Pillow refuses a 400-megapixel header with DecompressionBombError; the report says why the
+    picture is missing and the run is stored with exit 0 (it stopped with an internal error, stored)."""
+    import json
+
+    from common import run_cli
+
+    bomb = _png_header_only(tmp_path / "bomb.png", 20000, 20000)
+    assert load_background(bomb, 16, 16) == (None, "the image file is 20000x20000, larger than the pixel "
+                                                   "limit (100000000 pixels)")
+    doc = {"images": [{"id": 1, "file_name": "bomb.png", "width": 16, "height": 16}],
+           "categories": [{"id": 1, "name": "car"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[1, 1, 9, 1, 9, 9]]}]}
+    (tmp_path / "alice.json").write_text(json.dumps(doc))
+    doc["annotations"][0]["segmentation"] = [[1, 1, 10, 1, 10, 9]]
+    (tmp_path / "bob.json").write_text(json.dumps(doc))
+    db = tmp_path / "qa.duckdb"
+    code, out, err = run_cli(["run", f"alice={tmp_path / 'alice.json'}", f"bob={tmp_path / 'bob.json'}", "--db", db,
+                              "--workers", "1", "--report", tmp_path / "report.html"], capsys)
+    assert code == 0, err
+    assert "larger than the pixel limit" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    with qa.open(db) as store:
+        assert len(store.runs()) == 1
+
+
 # --- a real run, from memory and from the store ----------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -336,6 +336,129 @@ def test_sigkill_inside_the_write_transaction_leaves_the_store_as_it_was(tmp_pat
         assert s.sql("SELECT count(*) AS n FROM objects WHERE run_id = ?", [s.resolve("latest")])["n"][0] == 6
 
 
+# --- a run that exits 2 is never stored; a stored run's exit code is its verdict's --------------------
+
+def _outputs(folder: Path) -> dict:
+    """The output files of a run (report, JSON, JUnit, Parquet) and any temporary file left behind."""
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.endswith(".duckdb") and p.suffix != ".wal"}
+
+
+def _blocked(tmp_path) -> Path:
+    """A path whose folder cannot be made: its parent is a regular file."""
+    plain = tmp_path / "plain-file"
+    plain.write_text("x")
+    return plain / "sub"
+
+
+@pytest.mark.parametrize("cause", ["report-unwritable", "report-is-a-folder", "json-unwritable",
+                                   "junit-unwritable", "out-unwritable", "report-fails-to-render",
+                                   "bad-gate-bound"])
+def test_a_run_that_exits_2_leaves_the_store_and_outputs_as_they_were(tmp_path, exports, capsys, monkeypatch,
+                                                                      cause):
+    from common import run_cli
+
+    alice, bob = exports
+    db = tmp_path / "store" / "qa.duckdb"
+    _run(exports, db)
+    before = _snapshot(db)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    pack = tmp_path / "gate.toml"
+    pack.write_text("[gate]\nviolations = { error = 0 }\n")
+    args = ["--report", out_dir / "report.html", "--json", out_dir / "run.json", "--gate", pack,
+            "--junit", out_dir / "gate.xml", "--out", out_dir / "tables"]
+    if cause == "report-unwritable":
+        args[1] = _blocked(tmp_path) / "report.html"
+    elif cause == "report-is-a-folder":
+        args[1] = out_dir
+    elif cause == "json-unwritable":
+        args[3] = _blocked(tmp_path) / "run.json"
+    elif cause == "junit-unwritable":
+        args[7] = _blocked(tmp_path) / "gate.xml"
+    elif cause == "out-unwritable":
+        args[9] = _blocked(tmp_path)
+    elif cause == "report-fails-to-render":
+        import qa.report
+
+        def broken(data):
+            raise RuntimeError("template exploded")
+
+        monkeypatch.setattr(qa.report, "render_html", broken)
+    elif cause == "bad-gate-bound":
+        pack.write_text("[gate]\npq = { min = -inf }\n")
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--db", db, "--workers", "1", *args], capsys)
+    assert code == 2 and out == "", err
+    assert len(err.splitlines()) == 1 and err.startswith("qa: error: "), err
+    assert _snapshot(db) == before
+    assert _outputs(out_dir) == {} and not (tmp_path / "plain-file" / "sub").exists()
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_outputs_are_moved_into_place_with_the_stored_run(tmp_path, exports, capsys):
+    from common import run_cli
+
+    alice, bob = exports
+    db = tmp_path / "qa.duckdb"
+    pack = tmp_path / "gate.toml"
+    pack.write_text("[gate]\nviolations = { error = 0 }\n")
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(["run", f"alice={alice}", f"bob={bob}", "--db", db, "--workers", "1", "--gate", pack,
+                              "--report", out_dir / "report.html", "--json", out_dir / "run.json",
+                              "--junit", out_dir / "gate.xml", "--out", out_dir / "tables"], capsys)
+    assert code == 1, err  # bob's unknown category is an error: the gate fails, and says so in the store
+    with qstore.open(db) as s:
+        latest = s.run("latest")
+    assert latest["verdict"] == "failed"
+    assert set(_outputs(out_dir)) == {"report.html", "run.json", "gate.xml", "tables/object_pairs.parquet",
+                                      "tables/image_pairs.parquet", "tables/scores.parquet"}
+    assert json.loads((out_dir / "run.json").read_text())["run_id"] == latest["run_id"]
+    assert f"report written to {out_dir / 'report.html'}" in err
+
+
+def _qa_run_outputs(exports, db, out_dir, pack, pause):
+    return _qa_run_process(exports, db, pause=pause, extra=[
+        "--gate", str(pack), "--report", str(out_dir / "report.html"), "--json", str(out_dir / "run.json"),
+        "--junit", str(out_dir / "gate.xml")])
+
+
+@pytest.mark.parametrize("point, stored", [("", False), ("@commit", False), ("@committed", True)],
+                         ids=["inside-the-transaction", "just-before-commit", "just-after-commit"])
+def test_sigint_at_commit_gives_an_exit_code_that_matches_the_store(tmp_path, exports, point, stored):
+    """SIGINT before COMMIT: exit 2, the store and the output files as they were. SIGINT after it: the
+    run is stored whole, its files are written, and the exit code is its verdict's (1, failed)."""
+    db = tmp_path / "qa.duckdb"
+    _run(exports, db)
+    before = _snapshot(db)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    pack = tmp_path / "gate.toml"
+    pack.write_text("[gate]\nviolations = { error = 0 }\n")
+    proc = _qa_run_outputs(exports, db, out_dir, pack, f"2{point}")
+    try:
+        _wait_for_pause(proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    if not stored:
+        assert proc.returncode == 2, err
+        assert err.strip().splitlines()[-1] == "qa: error: interrupted"
+        assert _snapshot(db) == before
+        assert _outputs(out_dir) == {}
+        return
+    assert proc.returncode == 1, err
+    with qstore.open(db) as s:
+        assert list(s.runs()["seq"]) == [2, 1]
+        latest = s.run("latest")
+        assert latest["verdict"] == "failed"
+    assert set(_outputs(out_dir)) == {"report.html", "run.json", "gate.xml"}
+    assert json.loads((out_dir / "run.json").read_text())["run_id"] == latest["run_id"]
+    assert "the run is stored whole" in err
+
+
 def test_a_second_writer_waits_for_the_first(tmp_path, exports):
     db = tmp_path / "qa.duckdb"
     first = _qa_run_process(exports, db, pause=1)

@@ -1,5 +1,5 @@
-"""Numba kernels: all-pairs intersection counts between two annotators' objects of one image, and crowd
-cover.
+"""Numba kernels: all-pairs intersection counts between two annotators' objects of one image, the
+overlapping pairs of one annotator's objects (sparse: only pairs whose boxes meet), and crowd cover.
 
 Objects arrive as tight bbox crops in one flat buffer per annotator (:class:`qa.engine._masks.ObjectCrops`).
 Objects of one annotator may overlap each other: each pair is counted on its own, never through a label
@@ -47,17 +47,82 @@ def _intersection_counts(buf_a, starts_a, boxes_a, buf_b, starts_b, boxes_b):
 
 
 @njit(cache=True, nogil=True)
-def _pairwise_intersections(buf, starts, boxes):
-    """Pixel intersections of the objects of one side with each other, each pair counted once.
+def _box_pairs(boxes):
+    """The pairs of boxes that share a pixel, each pair once, by sort and sweep.
 
-    Same layout as :func:`_intersection_counts` (objects of one annotator, which may overlap);
-    ``out[i, j]`` for ``i < j``, zero on and below the diagonal.
+    Parameters
+    ----------
+    boxes : (n, 4) int64
+        Tight bboxes ``x0, y0, x1, y1`` (end-exclusive); an empty box (``x0 == x1`` or ``y0 == y1``)
+        meets nothing.
+
+    Returns
+    -------
+    i, j : (p,) int64
+        ``i < j``; every pair of boxes that overlap, in no particular order.
+
+    Notes
+    -----
+    The boxes are sorted along the axis where they are short relative to the spread of the image
+    they cover (so a batch of wide strips is swept down the image, not across it). Each box is then
+    compared with the boxes that start before it ends along that axis only, and kept when the
+    other axis overlaps too. Two passes, one to count the pairs and one to write them, so the memory
+    is that of the pairs, never n x n.
     """
     n = boxes.shape[0]
-    out = np.zeros((n, n), np.int64)
-    for i in range(n):
-        for j in range(i + 1, n):
-            out[i, j] = _pair_count(buf, starts, boxes, i, buf, starts, boxes, j)
+    ext = np.zeros(2, np.float64)
+    lo = np.full(2, np.iinfo(np.int64).max)
+    hi = np.full(2, np.iinfo(np.int64).min)
+    for k in range(n):
+        for a in range(2):
+            if boxes[k, a + 2] > boxes[k, a]:
+                ext[a] += boxes[k, a + 2] - boxes[k, a]
+                lo[a] = min(lo[a], boxes[k, a])
+                hi[a] = max(hi[a], boxes[k, a + 2])
+    # sweep along x unless the boxes are relatively longer in x than in y
+    axis = 0
+    if hi[0] > lo[0] and hi[1] > lo[1] and ext[0] / (hi[0] - lo[0]) > ext[1] / (hi[1] - lo[1]):
+        axis = 1
+    other = 1 - axis
+    order = np.argsort(boxes[:, axis], kind="mergesort")
+    out_i = np.zeros(0, np.int64)
+    out_j = np.zeros(0, np.int64)
+    count = 0
+    for write in range(2):
+        if write == 1:
+            out_i = np.empty(count, np.int64)
+            out_j = np.empty(count, np.int64)
+        m = 0
+        for a in range(n):
+            i = order[a]
+            if boxes[i, 2] <= boxes[i, 0] or boxes[i, 3] <= boxes[i, 1]:
+                continue
+            end = boxes[i, axis + 2]
+            for b in range(a + 1, n):
+                j = order[b]
+                if boxes[j, axis] >= end:
+                    break
+                if boxes[j, 2] <= boxes[j, 0] or boxes[j, 3] <= boxes[j, 1]:
+                    continue
+                if boxes[j, other] < boxes[i, other + 2] and boxes[i, other] < boxes[j, other + 2]:
+                    if write == 1:
+                        out_i[m] = min(i, j)
+                        out_j[m] = max(i, j)
+                    m += 1
+        count = m
+    return out_i, out_j
+
+
+@njit(cache=True, nogil=True)
+def _pair_intersections(buf, starts, boxes, pair_i, pair_j):
+    """Pixel intersections of the given pairs of one side's objects.
+
+    Same layout as :func:`_intersection_counts` (objects of one annotator, which may overlap);
+    ``pair_i``, ``pair_j`` (p,) int64 index the pairs (from :func:`_box_pairs`). Returns (p,) int64.
+    """
+    out = np.zeros(pair_i.shape[0], np.int64)
+    for k in range(pair_i.shape[0]):
+        out[k] = _pair_count(buf, starts, boxes, pair_i[k], buf, starts, boxes, pair_j[k])
     return out
 
 

@@ -14,7 +14,7 @@ def warm_up() -> None:
 
     import qa.engine.compare  # noqa: F401
     import qa.formats.coco_panoptic  # noqa: F401
-    from qa.engine._kernels_iou import _crowd_cover, _intersection_counts, _pairwise_intersections
+    from qa.engine._kernels_iou import _box_pairs, _crowd_cover, _intersection_counts, _pair_intersections
     from qa.engine._masks import mask_to_rle, polygons_to_rle, rle_crops, segment_crops
     from qa.engine.match import match_objects
     from qa.engine.panoptic import Segments, panoptic_counts
@@ -26,7 +26,8 @@ def warm_up() -> None:
     ids = m.astype(np.int32)
     segs = segment_crops(ids, [1])
     inter = _intersection_counts(crops.buf, crops.starts, crops.boxes, segs.buf, segs.starts, segs.boxes)
-    _pairwise_intersections(crops.buf, crops.starts, crops.boxes)  # the rules' overlaps
+    pair_i, pair_j = _box_pairs(crops.boxes)  # the rules' overlaps
+    _pair_intersections(crops.buf, crops.starts, crops.boxes, pair_i, pair_j)
     _crowd_cover(inter, crops.areas, np.zeros(2, np.int64), np.zeros(1, bool), np.zeros(1, np.int64))
     match_objects(inter, crops.areas, segs.areas, categories_a=np.zeros(2, np.int64),
                   categories_b=np.zeros(1, np.int64))

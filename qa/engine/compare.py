@@ -108,17 +108,22 @@ class Comparison:
             out.append(entry)
         return out
 
-    def write_parquet(self, folder) -> list:
+    def write_parquet(self, folder, *, staged=None) -> list:
         """Write ``object_pairs.parquet``, ``image_pairs.parquet`` and ``scores.parquet`` into ``folder``
-        (created when missing); return their paths."""
+        (created when missing), or stage them there (:class:`qa._commit.StagedFiles`); return their paths."""
         from pathlib import Path
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        if staged is None:
+            folder.mkdir(parents=True, exist_ok=True)
         paths = []
         for name in ("object_pairs", "image_pairs", "scores"):
             path = folder / f"{name}.parquet"
-            getattr(self, name).to_parquet(path, engine="pyarrow", index=False)
+            frame = getattr(self, name)
+            if staged is None:
+                frame.to_parquet(path, engine="pyarrow", index=False)
+            else:
+                staged.write(path, lambda tmp, frame=frame: frame.to_parquet(tmp, engine="pyarrow", index=False))
             paths.append(path)
         return paths
 

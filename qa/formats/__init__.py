@@ -9,7 +9,9 @@ it into one :class:`~qa.model.Export` per annotator found. Each format is one mo
   the file (``annotator`` left empty when the file does not name one).
 
 A file that cannot be read raises :class:`~qa.errors.InputError`; a bad object inside a readable file
-becomes a :class:`~qa.model.Finding` on its export and loading goes on.
+becomes a :class:`~qa.model.Finding` on its export and loading goes on. Whatever the format, every
+object then meets the same bounds (:func:`qa.formats._bounds.check_export`: vertices near the image,
+RLE of the image's size, attributes of their type) before :func:`load` returns it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import InputError
+from qa.formats._bounds import check_export
 from qa.model import Export, Limits
 
 # Detection order matters: the more specific formats come first (panoptic JSON is also COCO-shaped).
@@ -118,6 +121,8 @@ def load(path, annotator: str | None = None, *, format: str | None = None,
     exports = module.read(path, limits=limits or Limits(), options=options)
     if not exports:
         exports = [Export(annotator="", path=path, format=name)]
+    for e in exports:
+        check_export(e)
     default = annotator or path.stem
     named_inside = [e for e in exports if e.annotator]
     if not named_inside:

@@ -31,6 +31,8 @@ LOAD_CODES: dict[str, tuple[str, str]] = {
     "FMT014": ("field-fallback", "a field is missing or malformed and a documented fallback is used instead"),
     "FMT015": ("unread-item", "an area shape or a file the reader does not read (a mask shape, an unknown shape "
                               "type, a file of another format) is left out"),
+    "FMT016": ("ignored-field", "an optional field (bbox, area, attributes, occluded, z_order, group) is "
+                                "malformed and ignored; the object is kept"),
     "FMT020": ("png-encoding-mismatch", "label-map or mask PNG of another bit depth or colour type than its export expects"),
     "FMT021": ("mask-polarity", "which colour of a binary mask is foreground, as sniffed from the masks' border"),
     "FMT022": ("mask-polarity-doubtful", "the foreground colour of binary masks is undecided or looks inverted"),
@@ -40,6 +42,7 @@ LOAD_CODES: dict[str, tuple[str, str]] = {
 
 LOAD_SEVERITY: dict[str, str] = {
     "FMT010": "warning", "FMT012": "info", "FMT013": "info", "FMT014": "warning", "FMT015": "warning",
+    "FMT016": "warning",
     "FMT021": "info", "FMT022": "warning", "FMT023": "info",
 }
 """The severity of each load-time code that is not ``error``."""

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from qa.errors import InputError
+from qa.formats._safe import is_regular, open_regular
 
 _last: tuple[tuple, object] | None = None  # ((path, size, mtime), document): detect then load reads once
 
@@ -23,7 +24,7 @@ def read_json(path: Path):
     if _last is not None and _last[0] == key:
         return _last[1]
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             raw = fh.read()
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", path=path) from None
@@ -37,15 +38,39 @@ def read_json(path: Path):
         raise InputError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path=path) from None
     except RecursionError:
         raise InputError("invalid JSON: nested too deeply", path=path) from None
+    except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits, 4300 digits)
+        document = _loads_long_integers(text, path)
     _last = (key, document)
     return document
+
+
+def _long_integer(text: str):
+    """An integer of the JSON text as ``int``, or as a float (``inf``) when it is too long for ``int``."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _loads_long_integers(text: str, path: Path):
+    """Parse again with integers too long for Python read as infinite floats, so the object holding one
+    becomes a finding (not a number, not finite) rather than the whole file an error.
+
+    Only used after the fast parse failed: a Python ``parse_int`` hook halves the parser's speed.
+    """
+    try:
+        return json.loads(text, parse_int=_long_integer)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path=path) from None
+    except (RecursionError, ValueError) as exc:
+        raise InputError(f"invalid JSON: {exc}", path=path) from None
 
 
 def sniff_json(path: Path):
     """The parsed document of a ``.json`` file, for a loader's ``sniff``; None when ``path`` is not a
     ``.json`` file or cannot be read or parsed (the loader's ``read`` then reports why)."""
     path = Path(path)
-    if not path.is_file() or path.suffix.lower() != ".json":
+    if path.suffix.lower() != ".json" or not is_regular(path):
         return None
     try:
         return read_json(path)

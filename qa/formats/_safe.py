@@ -6,6 +6,8 @@ anything on disk is opened, through :func:`resolve_inside`.
 
 from __future__ import annotations
 
+import os
+import stat
 import unicodedata
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -97,6 +99,51 @@ def size_problem(width, height, limits: Limits) -> str | None:
     return None
 
 
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def open_regular(path):
+    """Open a regular file for reading bytes; anything else (a named pipe, a device, a socket, a folder)
+    is refused without blocking.
+
+    The file is opened non-blocking, so a named pipe with no writer does not hang the run, and its type
+    is checked on the open descriptor, so the check and the read see the same file.
+
+    Raises
+    ------
+    InputError
+        ``file not found``, ``cannot open: ...``, or ``not a regular file (a named pipe); only regular
+        files are read``.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise InputError("file not found", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror or exc}", path=path) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+            raise InputError(f"not a regular file ({kind}); only regular files are read", path=path)
+        if flags & getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def is_regular(path) -> bool:
+    """Whether ``path`` is a regular file (following symbolic links), without opening it."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -109,15 +156,34 @@ def png_size(path: Path) -> tuple[int, int]:
         When the file cannot be opened or does not start with a PNG signature and IHDR chunk.
     """
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(24)
-    except FileNotFoundError:
-        raise InputError("file not found", path=path) from None
     except OSError as exc:
-        raise InputError(f"cannot open: {exc.strerror}", path=path) from None
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from None
     if len(head) < 24 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
         raise InputError("not a PNG file: no PNG signature and IHDR header", path=path)
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def open_image_unguarded(path, formats=None):
+    """``PIL.Image.open`` with Pillow's decompression-bomb guard off: the caller bounds the size itself,
+    from the header (``image.size``), before anything is decoded.
+
+    Pillow warns above 89 megapixels and raises above 179, whatever limit the run was given; ours
+    (``Limits.max_pixels``, ``--max-pixels``) is the one that applies.
+    """
+    import warnings
+
+    from PIL import Image as PILImage
+
+    saved = PILImage.MAX_IMAGE_PIXELS
+    try:
+        PILImage.MAX_IMAGE_PIXELS = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            return PILImage.open(path, formats=formats)
+    finally:
+        PILImage.MAX_IMAGE_PIXELS = saved
 
 
 def open_png_checked(path: Path, limits: Limits):
@@ -128,10 +194,6 @@ def open_png_checked(path: Path, limits: Limits):
     Pillow's own decompression-bomb guard is replaced by ``limits`` (checked from the header before
     Pillow sees the file).
     """
-    import warnings
-
-    from PIL import Image as PILImage
-
     width, height = png_size(path)
     if width * height > limits.max_pixels:
         raise InputError(
@@ -139,16 +201,10 @@ def open_png_checked(path: Path, limits: Limits):
             "pixels; raise it with --max-pixels or max_pixels in the manifest",
             path=path,
         )
-    saved = PILImage.MAX_IMAGE_PIXELS
     try:
-        PILImage.MAX_IMAGE_PIXELS = None  # the bound above applies instead
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            image = PILImage.open(path, formats=["PNG"])
+        image = open_image_unguarded(path, formats=["PNG"])  # the bound above applies instead
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"cannot read image: {exc}", path=path) from None
-    finally:
-        PILImage.MAX_IMAGE_PIXELS = saved
     if image.size != (width, height):
         image.close()
         raise InputError(f"PNG header says {width}x{height} but Pillow reads {image.size[0]}x{image.size[1]}",

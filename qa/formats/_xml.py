@@ -1,9 +1,11 @@
 """Read XML exports safely and as a stream.
 
-:func:`iterparse` refuses documents with a ``<!DOCTYPE`` or ``<!ENTITY`` declaration (no entity
-expansion, no external resources: a DTD can only sit in the prolog, before the root element, so the
-prolog is checked before parsing starts) and turns syntax errors into :class:`~qa.errors.InputError`
-naming the file, line and column. :func:`sniff_root` looks at the first few kilobytes only.
+:func:`iterparse` parses with defusedxml, whose expat handlers refuse a document type declaration
+(``<!DOCTYPE``), entity declarations and external references wherever they appear, so no entity is
+ever expanded and nothing outside the file is read. Syntax errors, refused declarations and unknown
+encodings become :class:`~qa.errors.InputError` naming the file (and the line and column where expat
+gives them). :func:`sniff_root` looks at the first few kilobytes only, to tell formats apart; it never
+parses and never expands anything.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from qa.errors import InputError
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import iterparse as _defused_iterparse
 
-_PROLOG_LIMIT = 1 << 20
-"""How far the prolog (XML declaration, comments, processing instructions) may run before the root."""
+from qa.errors import InputError
+from qa.formats._safe import open_regular
 
 _ROOT_START = re.compile(rb"<([A-Za-z_][\w.\-:]*)")
 
@@ -23,7 +26,15 @@ _ROOT_START = re.compile(rb"<([A-Za-z_][\w.\-:]*)")
 def _prolog(head: bytes) -> tuple[bytes, str | None]:
     """The bytes before the root element and the root's tag (None when not found in ``head``).
 
-    Declarations (``<!DOCTYPE ... [ ... ]>``) are part of the prolog and are skipped over.
+    Declarations (``<!DOCTYPE ... [ ... ]>``) are part of the prolog and are skipped over. Used to
+    sniff the format only: whether a document is safe to read is decided by the parser.
+
+    Examples
+    --------
+    >>> _prolog(b'<?xml version="1.0"?><!-- c --><annotations>')[1]
+    'annotations'
+    >>> _prolog(b"<!--> <annotations> --><other>")[1]  # "<!-->" does not end the comment
+    'other'
     """
     pos = 0
     while True:
@@ -31,9 +42,9 @@ def _prolog(head: bytes) -> tuple[bytes, str | None]:
         if lt < 0:
             return head, None
         if head.startswith(b"<?", lt):
-            end, skip = head.find(b"?>", lt), 2
+            end, skip = head.find(b"?>", lt + 2), 2
         elif head.startswith(b"<!--", lt):
-            end, skip = head.find(b"-->", lt), 3
+            end, skip = head.find(b"-->", lt + 4), 3
         elif head.startswith(b"<!", lt):  # a declaration, with or without an internal subset [...]
             bracket, close = head.find(b"[", lt), head.find(b">", lt)
             if 0 <= bracket < close:
@@ -55,20 +66,12 @@ def _as_utf8(head: bytes) -> bytes:
     return head
 
 
-def _declaration(head: bytes) -> str | None:
-    prolog, _ = _prolog(_as_utf8(head))
-    for word in (b"<!DOCTYPE", b"<!ENTITY"):
-        if word in prolog.upper():
-            return word.decode()
-    return None
-
-
 def read_head(path: Path, size: int = 4096) -> bytes:
     """The first ``size`` bytes of a file, or b"" when it cannot be read (for sniffing)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             return fh.read(size)
-    except OSError:
+    except (OSError, InputError):
         return b""
 
 
@@ -87,27 +90,29 @@ def iterparse(path: Path, events=("start", "end")):
     Raises
     ------
     InputError
-        When the file cannot be opened, declares a DTD or entities, or is not well-formed XML.
+        When the file cannot be opened or read, declares a DTD or entities, names an encoding Python
+        does not know (or a multi-byte one expat cannot read), or is not well-formed XML.
     """
     path = Path(path)
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise InputError(f"cannot open: {exc.strerror}", path=path) from None
+    fh = open_regular(path)
     with fh:
-        head = fh.read(_PROLOG_LIMIT)
-        word = _declaration(head)
-        if word is not None:
-            raise InputError(f"XML with a {word} declaration is refused (entities and DTDs are not "
-                             "expanded); remove the declaration", path=path)
-        fh.seek(0)
         try:
-            for event, elem in ET.iterparse(fh, events=events):
+            for event, elem in _defused_iterparse(fh, events=events, forbid_dtd=True, forbid_entities=True,
+                                                  forbid_external=True):
                 yield event, elem
+        except DefusedXmlException as exc:
+            word = "DOCTYPE" if type(exc).__name__ == "DTDForbidden" else "ENTITY"
+            raise InputError(f"XML with a {word} declaration is refused (entities and DTDs are not "
+                             "expanded); remove the declaration", path=path) from None
         except ET.ParseError as exc:
             line, column = getattr(exc, "position", (None, None))
             reason = str(exc).split(":")[0]
             raise InputError(f"invalid XML at line {line} column {column}: {reason}", path=path) from None
+        except LookupError as exc:  # expat asks Python for an encoding named in the XML declaration
+            raise InputError(f"the XML declaration names an unknown encoding ({exc}); save the file as UTF-8",
+                             path=path) from None
+        except ValueError as exc:  # "multi-byte encodings are not supported" (expat)
+            raise InputError(f"cannot read the XML: {exc}; save the file as UTF-8", path=path) from None
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror}", path=path) from None
 

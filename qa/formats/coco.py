@@ -8,7 +8,6 @@ The helpers :func:`read_categories` and :func:`read_images` are shared with the 
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from qa.errors import InputError
 from qa.formats._findings import finding
+from qa.formats._geometry import finite_number
 from qa.formats._json import read_json, sniff_json
 from qa.formats._safe import normalise_name, size_problem, unsafe_reason
 from qa.formats._tally import SkipTally
@@ -106,6 +106,7 @@ def normalise_attributes(raw: dict) -> dict:
 def read_categories(doc: dict, path: Path, findings: list) -> dict[int, Category]:
     """Categories by their id in this file. Bad entries become findings and are left out."""
     out: dict[int, Category] = {}
+    by_name: dict[str, tuple] = {}
     for index, raw in enumerate(_require_list(doc, "categories", path)):
         src = Source(str(path), index, raw.get("id") if isinstance(raw, dict) else None, "categories")
         if not isinstance(raw, dict) or not _is_id(raw.get("id")) or not isinstance(raw.get("name"), str):
@@ -115,11 +116,20 @@ def read_categories(doc: dict, path: Path, findings: list) -> dict[int, Category
         if raw["id"] in out:
             findings.append(finding("FMT005", f"category id {raw['id']} appears twice; the first is kept", src))
             continue
-        out[raw["id"]] = Category(
-            name=raw["name"].strip(),
-            isthing=as_flag(raw.get("isthing", 1)) is not False,
-            supercategory=str(raw.get("supercategory", "") or ""),
-        )
+        name = raw["name"].strip()
+        if name in by_name:
+            first_id, category = by_name[name]
+            findings.append(finding("FMT014", f"category name {name!r} is also category id {first_id!r}'s; "
+                                              f"objects of both ids are read as {name!r}", src))
+            out[raw["id"]] = category
+            continue
+        isthing = as_flag(raw.get("isthing", 1))
+        if isthing is None:
+            findings.append(finding("FMT014", f"isthing {_show(raw.get('isthing'))} is not 0 or 1; read as 1 "
+                                              "(a thing)", src))
+        out[raw["id"]] = Category(name=name, isthing=isthing is not False,
+                                  supercategory=str(raw.get("supercategory", "") or ""))
+        by_name[name] = (raw["id"], out[raw["id"]])
     return out
 
 
@@ -162,12 +172,11 @@ def read_images(doc: dict, path: Path, limits: Limits, findings: list) -> dict[i
     return out
 
 
-def _polygons(segmentation: list, width: int, height: int):
+def _polygons(segmentation: list):
     """(N, 2) arrays from COCO's flat lists, or an error message.
 
-    Coordinates may lie outside the image (they are clipped when rasterised) but not by more than the
-    image's own width or height: pycocotools' rasteriser walks every edge pixel by pixel, and a vertex at
-    1e9 would exhaust memory or crash it.
+    Whether the vertices lie near enough to the image to be rasterised is checked for every format in
+    one place (:mod:`qa.formats._bounds`).
     """
     parts = []
     for k, flat in enumerate(segmentation):
@@ -179,15 +188,9 @@ def _polygons(segmentation: list, width: int, height: int):
             return None, f"polygon part {k} has {len(flat) // 2} points, at least 3 are needed"
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
             return None, f"polygon part {k} holds a value that is not a number"
-        arr = np.asarray(flat, dtype=np.float64).reshape(-1, 2)
-        if not np.isfinite(arr).all():
+        if not all(finite_number(v) for v in flat):
             return None, f"polygon part {k} holds a NaN or infinite coordinate"
-        far = ((arr[:, 0] < -width) | (arr[:, 0] > 2 * width) | (arr[:, 1] < -height) | (arr[:, 1] > 2 * height))
-        if far.any():
-            x, y = arr[int(np.argmax(far))]
-            return None, (f"polygon part {k} has the vertex ({x:g}, {y:g}), farther outside the {width}x{height} "
-                          "image than its own size")
-        parts.append(arr)
+        parts.append(np.asarray(flat, dtype=np.float64).reshape(-1, 2))
     if not parts:
         return None, "segmentation is an empty list"
     return tuple(parts), None
@@ -226,11 +229,34 @@ def rle_problem(rle: dict, height: int, width: int):
     return None, ("FMT011", "RLE 'counts' must be a string or a list of integers")
 
 
-def _bbox(value):
-    if isinstance(value, list) and len(value) == 4 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
-        return tuple(float(v) for v in value)
-    return None
+def _is_box(value) -> bool:
+    """Whether ``value`` is 4 finite numbers (a COCO ``bbox``)."""
+    return isinstance(value, list) and len(value) == 4 and all(finite_number(v) for v in value)
+
+
+def declared_box(raw: dict, src: Source, image: str, findings: list):
+    """The ``bbox`` ([x, y, w, h]) and ``area`` an annotation or segment declares, as floats or None.
+
+    Both are optional; one that is present but not finite numbers (``["a", NaN]``, a string) is ignored
+    with an ``FMT016`` warning, so the rules that compare them with the mask do not see it.
+    """
+    bbox = raw.get("bbox")
+    if bbox is not None:
+        if _is_box(bbox):
+            bbox = tuple(float(v) for v in bbox)
+        else:
+            findings.append(finding("FMT016", f"bbox {_show(bbox)} is not 4 finite numbers [x, y, width, "
+                                              "height]; ignored", src, image=image))
+            bbox = None
+    area = raw.get("area")
+    if area is not None:
+        if finite_number(area):
+            area = float(area)
+        else:
+            findings.append(finding("FMT016", f"area {_show(area)} is not a finite number; ignored", src,
+                                    image=image))
+            area = None
+    return bbox, area
 
 
 def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
@@ -305,7 +331,7 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
             continue
         segmentation = raw.get("segmentation")
         if segmentation is None or (isinstance(segmentation, list) and not segmentation):
-            kind = "keypoint-only" if "keypoints" in raw else "box-only" if _bbox(raw.get("bbox")) else None
+            kind = "keypoint-only" if "keypoints" in raw else "box-only" if _is_box(raw.get("bbox")) else None
             if kind is not None:  # not an area: counted once per export, as CVAT points are
                 skipped.setdefault(export.annotator, (export, SkipTally()))[1].add("FMT012", kind, src, image.key)
             elif segmentation is None:
@@ -315,16 +341,20 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
                                             image=image.key))
             continue
         attributes = raw.get("attributes", {})
-        attributes = normalise_attributes(attributes) if isinstance(attributes, dict) else {}
+        if not isinstance(attributes, dict):
+            if attributes is not None:
+                obj_findings.append(finding("FMT016", f"attributes is a {type(attributes).__name__}, expected an "
+                                                      "object; ignored", src, image=image.key))
+            attributes = {}
+        attributes = normalise_attributes(attributes)
         for key in ("annotator", "track_id", "num_keypoints"):
             if key in raw and key not in attributes:
                 attributes[key] = raw[key]
+        bbox, area = declared_box(raw, src, image.key, obj_findings)
         common = dict(annotator=annotator, image=image.key, category=category.name, source=src,
-                      iscrowd=iscrowd, bbox=_bbox(raw.get("bbox")),
-                      area=float(raw["area"]) if isinstance(raw.get("area"), (int, float)) else None,
-                      attributes=attributes)
+                      iscrowd=iscrowd, bbox=bbox, area=area, attributes=attributes)
         if isinstance(segmentation, list):
-            polygons, problem = _polygons(segmentation, image.width, image.height)
+            polygons, problem = _polygons(segmentation)
             if problem:
                 obj_findings.append(finding("FMT001", f"{problem}; object left out", src, image=image.key))
                 continue

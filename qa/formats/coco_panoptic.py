@@ -42,7 +42,8 @@ from qa.errors import ConfigError, InputError
 from qa.formats._findings import finding
 from qa.formats._json import read_json, sniff_json
 from qa.formats._safe import normalise_name, open_png_checked, png_size, resolve_inside, unsafe_reason
-from qa.formats.coco import _bbox, _is_id, _is_int, _require_list, _show, as_flag, read_categories, read_images
+from qa.formats.coco import (_is_id, _is_int, _require_list, _show, as_flag, declared_box, read_categories,
+                             read_images)
 from qa.model import Export, Image, Limits, Object, Source
 
 NAME = "coco_panoptic"
@@ -322,11 +323,10 @@ def _read_image_segments(export, image, raw, index, path, png_dir, categories, l
             continue
         attributes = {k: v for k, v in seg.items()
                       if k not in ("id", "category_id", "area", "bbox", "iscrowd")}
+        bbox, area = declared_box(seg, seg_src, image.key, export.findings)
         export.objects.append(Object(
             annotator="", image=image.key, category=category.name, kind="segment", source=seg_src,
-            segment_id=seg_id, iscrowd=iscrowd, bbox=_bbox(seg.get("bbox")),
-            area=float(seg["area"]) if isinstance(seg.get("area"), (int, float)) else None,
-            attributes=attributes,
+            segment_id=seg_id, iscrowd=iscrowd, bbox=bbox, area=area, attributes=attributes,
         ))
     for seg_id in sorted(present - declared):
         export.findings.append(finding("FMT010", f"segment id {seg_id} is in {png_name} but not in "

@@ -48,7 +48,7 @@ import numpy as np
 
 from qa.errors import InputError
 from qa.formats._findings import finding
-from qa.formats._geometry import box_polygon, ellipse_polygon, polygon_problem
+from qa.formats._geometry import bounds_problem, box_polygon, ellipse_polygon, polygon_problem
 from qa.formats._safe import normalise_name, resolve_inside, size_problem, unsafe_reason
 from qa.formats._tally import SkipTally
 from qa.formats._xml import iterparse, sniff_root
@@ -91,7 +91,7 @@ def _int(raw):
         return None
     try:
         return int(raw)
-    except ValueError:
+    except ValueError:  # also a string of more than 4300 digits
         try:
             value = float(raw)
         except ValueError:
@@ -301,8 +301,8 @@ class _Reader:
                 points = ellipse_polygon(*coords, rotation=attributes.get("rotation", 0.0))
                 problem = None
         if problem is None:
-            problem = polygon_problem(points)
-        if problem:
+            problem = polygon_problem(points) or bounds_problem((points,), image.width, image.height, what=tag)
+        if problem:  # checked before a group joins the shapes, so the finding names this shape
             self._bad("FMT001", problem, src, image)
             return
         self.export.objects.append(Object(kind="polygon", polygons=(points,), **common))
@@ -314,12 +314,14 @@ class _Reader:
     def _attributes(self, shape, label: str, tag: str, src: Source, image: Image) -> dict:
         attributes: dict = {"shape": tag}
         occluded = shape.get("occluded")
-        if occluded is not None:
-            attributes["occluded"] = occluded.strip().lower() in ("1", "true", "yes")
+        if occluded is not None:  # a value that is not 0/1 (true/false) stays text: FMT016 (qa.formats._bounds)
+            attributes["occluded"] = {"1": True, "true": True, "yes": True, "0": False, "false": False,
+                                      "no": False}.get(occluded.strip().lower(), occluded)
         for key, out in (("z_order", "z_order"), ("group_id", "group")):
-            value = _int(shape.get(key))
-            if value is not None:
-                attributes[out] = value
+            raw = shape.get(key)
+            if raw is not None:
+                value = _int(raw)
+                attributes[out] = value if value is not None else raw
         if shape.get("source") is not None:
             attributes["source"] = shape.get("source")
         rotation = _float(shape, "rotation")

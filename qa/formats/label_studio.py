@@ -39,7 +39,6 @@ Reference code: HumanSignal/label-studio-converter ``label_studio_converter/conv
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -48,11 +47,11 @@ import numpy as np
 
 from qa.errors import InputError
 from qa.formats._findings import finding
-from qa.formats._geometry import box_polygon, ellipse_polygon, polygon_problem
+from qa.formats._geometry import box_polygon, ellipse_polygon, finite_number, polygon_problem
 from qa.formats._json import read_json, sniff_json
 from qa.formats._safe import normalise_name, size_problem, unsafe_reason
 from qa.formats._tally import SkipTally
-from qa.formats.coco import normalise_attributes
+from qa.formats.coco import _show, normalise_attributes
 from qa.model import Category, Export, Image, Limits, Object, Source
 
 NAME = "label_studio"
@@ -112,9 +111,14 @@ def image_key(ref: str) -> str:
     return normalise_name(path).lstrip("/")
 
 
-def _annotator(raw, names: dict) -> str:
+def _annotator(raw, names: dict) -> str | None:
+    """The annotator named by ``completed_by``: a user id, a user object, or nothing ("");
+    None when it is none of these (a list, a number that is not an integer, an object whose ``id`` is)."""
     if isinstance(raw, dict):
         user_id = raw.get("id")
+        if not (user_id is None or isinstance(user_id, str) or (isinstance(user_id, int)
+                                                                 and not isinstance(user_id, bool))):
+            return None
         if str(user_id) in names:
             return str(names[str(user_id)])
         if raw.get("email"):
@@ -125,13 +129,14 @@ def _annotator(raw, names: dict) -> str:
         return f"user_{user_id}" if user_id is not None else ""
     if raw is None or isinstance(raw, bool):
         return ""
+    if not isinstance(raw, (int, str)):
+        return None
     if str(raw) in names:
         return str(names[str(raw)])
     return f"user_{raw}"
 
 
-def _number(value):
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+_number = finite_number
 
 
 def _image_ref(data: dict, field: str | None):
@@ -220,6 +225,11 @@ class _Reader:
                 self.file_findings.append(finding("FMT011", "annotation is not an object", src, image=key))
                 continue
             name = _annotator(annotation.get("completed_by"), self.names)
+            if name is None:
+                self.file_findings.append(finding(
+                    "FMT011", f"completed_by {_show(annotation.get('completed_by'))} is not a user id or a user "
+                    "object; annotation left out", src, image=key))
+                continue
             if annotation.get("was_cancelled"):
                 self.cancelled.add("FMT013", "cancelled", src, key)
                 self.cancelled_by[name or "unnamed"] = self.cancelled_by.get(name or "unnamed", 0) + 1
@@ -356,6 +366,11 @@ def _classification(value: dict, kind: str):
 
 
 def _polygon(kind: str, value: dict, width: int, height: int):
+    with np.errstate(over="ignore", invalid="ignore"):  # 1e306 percent: huge or infinite, reported as FMT001
+        return _scaled_polygon(kind, value, width, height)
+
+
+def _scaled_polygon(kind: str, value: dict, width: int, height: int):
     sx, sy = width / 100.0, height / 100.0
     if kind == "polygon":
         points = value.get("points")

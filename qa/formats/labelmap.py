@@ -58,7 +58,7 @@ import numpy as np
 
 from qa.errors import ConfigError, InputError
 from qa.formats._findings import finding
-from qa.formats._safe import open_png_checked, resolve_inside
+from qa.formats._safe import is_regular, open_png_checked, open_regular, resolve_inside
 from qa.model import Category, Export, Image, Limits, Object, Source
 
 NAME = "labelmap"
@@ -226,7 +226,7 @@ def png_header(path: Path) -> tuple[int, int, int, str]:
     Raises :class:`~qa.errors.InputError` when the file cannot be read or is not a PNG.
     """
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(33)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", path=path) from None
@@ -281,11 +281,19 @@ def _has_pngs(folder: Path, glob: str | None) -> bool:
         return False
 
 
-def list_pngs(folder: Path, glob: str | None) -> list[tuple[str, Path]]:
+def list_pngs(folder: Path, glob: str | None, *, special: list | None = None) -> list[tuple[str, Path]]:
     """``(relative name, path)`` of each PNG in ``folder`` (non-recursive unless ``glob`` says so),
-    sorted by relative name."""
+    sorted by relative name. Only regular files (or links to them) are listed: a named pipe, socket or
+    device with a PNG's name would block or never end when read; those go to ``special`` when given."""
     candidates = folder.glob(glob) if glob else folder.iterdir()
-    out = [(p.relative_to(folder).as_posix(), p) for p in candidates if p.is_file() and _is_png_name(p)]
+    out = []
+    for p in candidates:
+        if not _is_png_name(p) or p.is_dir():
+            continue
+        if is_regular(p):
+            out.append((p.relative_to(folder).as_posix(), p))
+        elif special is not None and (p.exists() or p.is_symlink()):
+            special.append((p.relative_to(folder).as_posix(), p))
     return sorted(out)
 
 
@@ -294,11 +302,17 @@ def pair_files(folder: Path, glob: str | None, findings: list, key_of=None) -> d
 
     ``key_of(stem)`` returns a hashable key, or None to skip the file. Files whose path resolves outside
     the folder are reported (``FMT007``); two files with one key are reported (``FMT005``) and the first
-    in sorted order is kept. Returns ``{key: (relative name, path)}`` in sorted order.
+    in sorted order is kept; a PNG name that is not a regular file (a named pipe) is reported (``FMT009``
+    warning) and never opened. Returns ``{key: (relative name, path)}`` in sorted order.
     """
     key_of = key_of or (lambda stem: stem.casefold())
     chosen: dict = {}
-    for rel, p in list_pngs(folder, glob):
+    special: list = []
+    files = list_pngs(folder, glob, special=special)
+    for rel, p in sorted(special):
+        what = "a broken link" if not p.exists() else "not a regular file (a named pipe, socket or device)"
+        findings.append(finding("FMT015", f"{rel} is {what}; left out", Source(str(p))))
+    for rel, p in files:
         if resolve_inside(folder, rel) is None:
             findings.append(finding("FMT007", f"{rel} resolves outside the export's folder; left out",
                                     Source(str(p))))

@@ -31,14 +31,13 @@ image annotation", IJCV 77 (2008), doi:10.1007/s11263-007-0090-8; LabelMe toolbo
 
 from __future__ import annotations
 
-import math
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from qa.errors import InputError
 from qa.formats._findings import finding
-from qa.formats._geometry import box_polygon, ellipse_polygon, polygon_problem
+from qa.formats._geometry import box_polygon, ellipse_polygon, finite_number, polygon_problem
 from qa.formats._json import read_json
 from qa.formats._safe import normalise_name, resolve_inside, size_problem, unsafe_reason
 from qa.formats._tally import SkipTally
@@ -103,10 +102,6 @@ def sniff(path: Path) -> bool:
     if _folder_has_labelme(path):
         return True
     return any(_folder_has_labelme(sub) for sub in _subfolders(path)[:_SNIFF_FILES])
-
-
-def _finite_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _as_int(raw):
@@ -199,7 +194,7 @@ class _Collector:
             return
         points = shape.get("points")
         if not isinstance(points, list) or not all(
-                isinstance(p, list) and len(p) == 2 and all(_finite_number(v) for v in p) for p in points):
+                isinstance(p, list) and len(p) == 2 and all(finite_number(v) for v in p) for p in points):
             self.findings.append(finding("FMT001", f"{kind} 'points' must be a list of [x, y] numbers", src,
                                          image=image.key))
             return
@@ -215,7 +210,8 @@ class _Collector:
             if len(arr) != 2:
                 problem = f"circle needs 2 points (centre and a point on the circle), has {len(arr)}"
             else:
-                r = float(np.hypot(*(arr[1] - arr[0])))
+                with np.errstate(over="ignore"):  # points 1e308 apart: an infinite radius, reported below
+                    r = float(np.hypot(*(arr[1] - arr[0])))
                 if r <= 0:
                     problem = "circle has radius 0"
                 else:
@@ -340,9 +336,15 @@ def _is_xml(path: Path) -> bool:
     return read_head(path, 256).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
 
 
-def _read_files(files: list[Path], root: Path, limits: Limits) -> _Collector:
+def _read_files(files: list[Path], root: Path, limits: Limits, *, inside: bool = True) -> _Collector:
+    """Read ``files``; with ``inside``, a file whose path resolves outside ``root`` (a symbolic link out of
+    the export's folder) is left out with an ``FMT007`` error instead."""
     collector = _Collector(root, limits)
     for file in files:
+        if inside and resolve_inside(root, file.name) is None:
+            collector.findings.append(finding("FMT007", f"{file.name} resolves outside the export's folder; "
+                                              "left out", Source(str(file))))
+            continue
         if _is_xml(file):
             if sniff_root(file)[0] != "annotation":
                 collector.findings.append(finding("FMT015", "not a LabelMe XML file (root is not "
@@ -390,8 +392,8 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
     if mode not in ("folder", "username"):
         raise InputError(f"option annotators={mode!r} is not 'folder' or 'username'", path=path)
     split = mode == "username"
-    if path.is_file():
-        return _read_files([path], path.parent, limits).exports(path, split_by_username=split)
+    if path.is_file():  # a file given on the command line is read wherever it lives
+        return _read_files([path], path.parent, limits, inside=False).exports(path, split_by_username=split)
     files = _candidates(path)
     subfolders = []
     if not any(_is_labelme_file(p) for p in files):
@@ -400,11 +402,18 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
         return _read_files(files, path, limits).exports(path, split_by_username=split)
     if not subfolders:
         raise InputError("holds no LabelMe .json or .xml files, directly or one folder down", path=path)
+    outside = [sub for sub in subfolders if resolve_inside(path, sub.name) is None]
+    subfolders = [sub for sub in subfolders if sub not in outside]
+    if not subfolders:
+        raise InputError(f"its LabelMe folders ({', '.join(sub.name for sub in outside)}) resolve outside it "
+                         "through symbolic links; pass them as exports of their own", path=path)
     exports = []
     for sub in subfolders:
         collector = _read_files(_candidates(sub), sub, limits)
         name = "" if split else (_single_username(collector) or sub.name)
         exports.extend(collector.exports(sub, split_by_username=split, name=name))
+    exports[0].findings[:0] = [finding("FMT007", f"folder {sub.name} resolves outside the export's folder; left "
+                                          "out", Source(str(sub))) for sub in outside]
     names = [e.annotator for e in exports]
     if not split and len(set(names)) < len(names):
         for export in exports:  # two subfolders by one user: fall back to the folder names

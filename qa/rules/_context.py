@@ -260,10 +260,10 @@ class ExportContext:
         does not depend on how many crops the cache can keep.
 
         Areas and bboxes are the crops' (the same as pycocotools' ``area`` and ``toBbox`` on each RLE,
-        tested); pairs are counted by the comparison's intersection kernel, all pairs of an image in one
-        call; a pair of panoptic segments never overlaps unless both are listed under one id."""
-        from qa.engine._kernels_iou import _pairwise_intersections
-
+        tested). Pairs are sparse: the pairs of an image whose bboxes meet are found by a sort and sweep
+        (:func:`qa.engine._kernels_iou._box_pairs`), and only their pixels are counted, so memory grows
+        with the pairs that overlap, not with the square of the objects on an image. A pair of panoptic
+        segments never overlaps unless both are listed under one id."""
         area = np.zeros(self.n, dtype=np.float64)
         box = np.zeros((self.n, 4), dtype=np.int64)
         share = np.full(self.n, np.nan)
@@ -274,15 +274,13 @@ class ExportContext:
             area[idx] = crops.areas
             box[idx] = crops.boxes
             if (self.kind[idx] == "segment").all():
-                # segments of one id map share no pixel unless listed under one id: no pixel to read
                 ids = np.array([self.objects[k].segment_id for k in idx], dtype=np.int64)
-                inter = np.where(ids[:, None] == ids[None, :], crops.areas[:, None], 0)
+                a, b, inter = _same_id_pairs(ids, crops.areas)
             else:
-                inter = _pairwise_intersections(crops.buf, crops.starts, crops.boxes)
-            a, b = np.nonzero(np.triu(inter, k=1))
+                a, b, inter = _overlapping_pairs(crops)
             pair_i.append(idx[a])
             pair_j.append(idx[b])
-            pair_inter.append(inter[a, b])
+            pair_inter.append(inter)
             share[idx], by_things[idx] = self._cover(idx, crops, idx[a], idx[b])
         cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64))
         pairs = Pairs(cat(pair_i), cat(pair_j), cat(pair_inter))
@@ -399,6 +397,59 @@ class ExportContext:
         zi, zj = self.z[i], self.z[j]
         by_z = ~np.isnan(zi) & ~np.isnan(zj) & (zi != zj)
         return np.where(by_z, zj > zi, j > i)
+
+
+def _overlapping_pairs(crops) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(a, b, inter)``: the pairs of crops (``a < b``, sorted by ``a`` then ``b``) sharing ``inter > 0``
+    pixels, from the pairs whose bboxes meet.
+
+    Examples
+    --------
+    >>> from qa.engine._masks import mask_to_rle, rle_crops
+    >>> m = [np.zeros((6, 6), np.uint8) for _ in range(3)]
+    >>> m[0][0:3, 0:3] = 1; m[1][2:5, 2:5] = 1; m[2][3:6, 0:2] = 1  # 0 and 1 share a pixel; 2 meets 0's box only
+    >>> [v.tolist() for v in _overlapping_pairs(rle_crops([mask_to_rle(x) for x in m], 6, 6))]
+    [[0], [1], [1]]
+    """
+    from qa.engine._kernels_iou import _box_pairs, _pair_intersections
+
+    a, b = _box_pairs(crops.boxes)
+    inter = _pair_intersections(crops.buf, crops.starts, crops.boxes, a, b)
+    keep = inter > 0
+    a, b, inter = a[keep], b[keep], inter[keep]
+    order = np.lexsort((b, a))
+    return a[order], b[order], inter[order]
+
+
+def _same_id_pairs(ids: np.ndarray, areas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(a, b, inter)`` for panoptic segments of one id map: two segments share pixels only when they
+    are listed under one id (then all of them, ``areas[a]``); no pixel is read.
+
+    Examples
+    --------
+    >>> [v.tolist() for v in _same_id_pairs(np.array([5, 7, 5, 5]), np.array([4, 9, 4, 4]))]
+    [[0, 0, 2], [2, 3, 3], [4, 4, 4]]
+    """
+    order = np.argsort(ids, kind="stable")
+    ranked = ids[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    ends = np.r_[starts[1:], len(ranked)]
+    a, b = [], []
+    for s, e in zip(starts, ends):
+        if e - s > 1:
+            members = np.sort(order[s:e])
+            first, second = np.triu_indices(len(members), k=1)
+            a.append(members[first])
+            b.append(members[second])
+    if not a:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    a, b = np.concatenate(a), np.concatenate(b)
+    inter = areas[a].astype(np.int64)
+    keep = inter > 0
+    a, b, inter = a[keep], b[keep], inter[keep]
+    order = np.lexsort((b, a))
+    return a[order], b[order], inter[order]
 
 
 def _or_crop(crops, k: int, out: np.ndarray, window: tuple[int, int, int, int]) -> None:

@@ -574,6 +574,27 @@ _LOAD_DOCS = {
         ## Parameters
         None.
     """,
+    "FMT016": """
+        ## What it checks
+        An optional field of an object that is present but malformed: a `bbox` or `area` that is
+        not finite numbers, `attributes` that is not an object, an `occluded` flag that is not
+        yes/no, a `z_order` or `group` that is not an integer of 32 bits. The field is ignored and
+        the object is kept.
+
+        ## Why it matters
+        The rules that read these fields (bbox and area against the mask, occlusion flags, layer
+        order) would otherwise check a value nobody wrote; ignored, they check nothing for this
+        object, which this finding makes visible.
+
+        ## Example
+        `"bbox": ["a", NaN, 1, 1]`, or CVAT `z_order="top"`.
+
+        ## How to fix
+        Correct the field in the tool or the export script.
+
+        ## Parameters
+        None.
+    """,
     "FMT022": """
         ## What it checks
         Binary masks whose foreground colour is in doubt: with `foreground = "auto"` the masks'

@@ -3,8 +3,8 @@
 An object is drawn above another when its z_order is higher, or, when z_order ties or is missing, when
 it comes later in the export (how CVAT and LabelMe paint). Exports with neither (COCO without
 z_order) state no layer order, and LAY002 and LAY003 do not check them. Overlapping pairs come from
-:attr:`qa.rules._context.ExportContext.overlaps` (bbox test for all pairs of an image at once, then
-crop intersection for the pairs whose bboxes meet). Crowd regions take no part.
+:attr:`qa.rules._context.ExportContext.overlaps` (the pairs of an image whose bboxes meet, from a sort
+and sweep, then crop intersection for those pairs only). Crowd regions take no part.
 """
 
 from __future__ import annotations

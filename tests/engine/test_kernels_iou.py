@@ -7,7 +7,7 @@ import pytest
 from pycocotools import mask as mask_utils
 from reference import ref_intersection_counts
 
-from qa.engine._kernels_iou import _crowd_cover, _intersection_counts, _pairwise_intersections
+from qa.engine._kernels_iou import _box_pairs, _crowd_cover, _intersection_counts, _pair_intersections
 from qa.engine._masks import mask_to_rle, rle_crops, segment_crops
 
 
@@ -46,16 +46,52 @@ def test_intersections_match_full_masks(seed):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_pairwise_intersections_of_one_side_count_each_pair_once(seed):
-    """The rules' overlaps: one annotator's objects against each other, the upper triangle of the
-    all-pairs counts (zeros on and below the diagonal)."""
+def test_pair_intersections_of_one_side_count_each_overlapping_pair_once(seed):
+    """The rules' overlaps: one annotator's objects against each other, the pairs whose boxes meet
+    (each once, i < j), counted; every pair with a pixel in common is among them, with its count."""
     rng = np.random.default_rng(100 + seed)
     h, w = rng.integers(1, 48, size=2)
     masks = _random_masks(rng, rng.integers(0, 12), h, w)
     crops = rle_crops([mask_to_rle(m) for m in masks], h, w)
-    got = _pairwise_intersections(crops.buf, crops.starts, crops.boxes)
+    pi, pj = _box_pairs(crops.boxes)
+    got = np.zeros((len(masks), len(masks)), np.int64)
+    got[pi, pj] = _pair_intersections(crops.buf, crops.starts, crops.boxes, pi, pj)
+    assert (pi < pj).all() and len(set(zip(pi.tolist(), pj.tolist()))) == len(pi)
     expected = np.triu(ref_intersection_counts(masks, masks).reshape(len(masks), len(masks)), k=1)
     np.testing.assert_array_equal(got, expected)
+
+
+def _brute_box_pairs(boxes):
+    n = len(boxes)
+    return {(i, j) for i in range(n) for j in range(i + 1, n)
+            if max(boxes[i, 0], boxes[j, 0]) < min(boxes[i, 2], boxes[j, 2])
+            and max(boxes[i, 1], boxes[j, 1]) < min(boxes[i, 3], boxes[j, 3])}
+
+
+@pytest.mark.parametrize("shape", ["squares", "wide-strips", "tall-strips", "with-empty", "one-spot"])
+def test_box_pairs_are_exactly_the_boxes_that_meet(shape):
+    """Sort and sweep against every pair, along x or y (strips make the sweep change axis), with empty
+    boxes (which meet nothing), touching edges (which do not share a pixel) and many boxes on one spot."""
+    rng = np.random.default_rng(len(shape))
+    n = 300
+    x0, y0 = rng.integers(0, 200, n), rng.integers(0, 200, n)
+    if shape == "wide-strips":
+        w, h = rng.integers(100, 400, n), rng.integers(1, 4, n)
+    elif shape == "tall-strips":
+        w, h = rng.integers(1, 4, n), rng.integers(100, 400, n)
+    elif shape == "one-spot":
+        x0, y0, w, h = np.full(n, 5), np.full(n, 5), np.full(n, 3), np.full(n, 3)
+    else:
+        w, h = rng.integers(1, 20, n), rng.integers(1, 20, n)
+    boxes = np.stack([x0, y0, x0 + w, y0 + h], axis=1).astype(np.int64)
+    if shape == "with-empty":
+        boxes[::7] = 0
+        boxes[3::7, 2] = boxes[3::7, 0]  # zero width
+    pi, pj = _box_pairs(boxes)
+    got = set(zip(pi.tolist(), pj.tolist()))
+    assert len(got) == len(pi)
+    assert got == _brute_box_pairs(boxes)
+    assert _box_pairs(np.zeros((0, 4), np.int64))[0].shape == (0,)
 
 
 def test_intersections_agree_with_pycocotools_iou():

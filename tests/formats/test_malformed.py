@@ -107,6 +107,8 @@ class Case:
     args: list = field(default_factory=list)
     manifest: str | None = None  # run through a manifest: its top-level lines
     export_keys: str = ""  # and extra keys of its [[exports]] table
+    file: str | None = None  # the file the finding names, relative to the case's folder (default: the export)
+    annotator: str = "a"  # the finding's annotator (Label Studio names its own: a/user_1)
 
 
 def _set(path, value):
@@ -194,6 +196,132 @@ def _deeply_nested(root):
     path = root / "export.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
     return path
+
+
+# --- CVAT, LabelMe, Label Studio, label maps: one good object, then the one under test ------------------
+
+GOOD_POLYGON = '<polygon label="car" occluded="0" points="10,10;30,10;30,30;10,30" z_order="0"/>'
+
+
+def cvat_text(shape: str, *, prolog: str = '<?xml version="1.0" encoding="utf-8"?>') -> str:
+    """A CVAT for images 1.1 file: one 64x48 image with a good polygon, then ``shape``."""
+    return (f'{prolog}\n<annotations><version>1.1</version>\n'
+            f'<image id="0" name="a.png" width="64" height="48">\n{GOOD_POLYGON}\n{shape}\n</image>\n'
+            '</annotations>\n')
+
+
+def _cvat(shape: str, **kw):
+    return _raw(cvat_text(shape, **kw), "export.xml")
+
+
+def _cvat_doctype_after_long_comment(root):
+    """A DTD after a comment longer than any prolog a text scanner would read (1 MB)."""
+    prolog = ('<?xml version="1.0" encoding="utf-8"?>\n<!--' + "x" * (1 << 20) + '-->\n'
+              '<!DOCTYPE annotations [<!ENTITY e "car">]>')
+    return _cvat(GOOD_POLYGON.replace('"car"', '"&e;"'), prolog=prolog)(root)
+
+
+def labelme_doc(shape: dict) -> dict:
+    """A labelme JSON: one 64x48 image with a good polygon, then ``shape``."""
+    good = {"label": "car", "points": [[10, 10], [30, 10], [30, 30], [10, 30]], "group_id": None,
+            "shape_type": "polygon", "flags": {}}
+    return {"version": "5.2.1", "flags": {}, "shapes": [good, shape], "imagePath": "a.png", "imageData": None,
+            "imageHeight": 48, "imageWidth": 64}
+
+
+def _labelme(shape: dict):
+    return lambda root: write_json(root / "export.json", labelme_doc(shape))
+
+
+def _labelme_polygon(points, **extra):
+    return _labelme({"label": "car", "points": points, "group_id": None, "shape_type": "polygon", "flags": {},
+                     **extra})
+
+
+def _labelme_symlink_outside(root):
+    """A LabelMe folder whose b.json is a symbolic link to a file outside it."""
+    folder = root / "export"
+    write_json(folder / "a.json", labelme_doc({"label": "car", "points": [[1, 1], [5, 1], [5, 5]],
+                                                "shape_type": "polygon"}))
+    outside = write_json(root / "outside" / "b.json", dict(labelme_doc({"label": "bus", "points": [
+        [1, 1], [9, 1], [9, 9]], "shape_type": "polygon"}), imagePath="b.png"))
+    os.symlink(outside, folder / "b.json")
+    return folder
+
+
+def labelme_xml_text(obj: str, *, prolog: str = "") -> str:
+    """A LabelMe XML file: one 64x48 image with a good polygon object, then ``obj``."""
+    pts = "".join(f"<pt><x>{x}</x><y>{y}</y></pt>" for x, y in ((10, 10), (30, 10), (30, 30)))
+    return (f"{prolog}<annotation><filename>a.png</filename><imagesize><nrows>48</nrows><ncols>64</ncols>"
+            f"</imagesize><object><name>car</name><deleted>0</deleted><polygon>{pts}</polygon></object>"
+            f"{obj}</annotation>\n")
+
+
+def _labelme_xml(obj: str, **kw):
+    return _raw(labelme_xml_text(obj, **kw), "export.xml")
+
+
+def _xml_points(*points) -> str:
+    pts = "".join(f"<pt><x>{x}</x><y>{y}</y></pt>" for x, y in points)
+    return f"<object><name>car</name><deleted>0</deleted><polygon>{pts}</polygon></object>"
+
+
+def label_studio_doc(region: dict | None = None, **annotation) -> list:
+    """A Label Studio export: one task (a 64x48 image) annotated by user 1 with a good polygon region,
+    then ``region``; ``annotation`` adds a second annotation of the task with these fields."""
+    def polygon(rid, points):
+        return {"id": rid, "type": "polygonlabels", "from_name": "label", "to_name": "image",
+                "original_width": 64, "original_height": 48, "image_rotation": 0,
+                "value": {"points": points, "polygonlabels": ["car"]}}
+
+    result = [polygon("r1", [[10, 10], [40, 10], [40, 40]])]
+    if region is not None:
+        result.append(dict({"id": "r2", "from_name": "label", "to_name": "image", "original_width": 64,
+                            "original_height": 48}, **region))
+    annotations = [{"id": 5, "completed_by": 1, "was_cancelled": False, "result": result}]
+    if annotation:
+        annotations.append(dict({"id": 6, "was_cancelled": False, "result": [polygon("r9", [[1, 1], [9, 1], [9, 9]])]},
+                                **annotation))
+    return [{"id": 1, "data": {"image": "/data/upload/1/8a1b2c3d-a.png"}, "annotations": annotations}]
+
+
+def _label_studio(region=None, **annotation):
+    return lambda root: write_json(root / "export.json", label_studio_doc(region, **annotation))
+
+
+def _fifo(root: Path, name: str) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def _labelmap_named_pipe(root):
+    """A folder of label maps holding a named pipe called b.png (nothing ever writes to it)."""
+    folder = root / "export"
+    folder.mkdir()
+    PILImage.fromarray(np.array([[0, 1, 1, 0], [0, 2, 2, 0]], np.uint8), "L").save(folder / "a.png")
+    _fifo(folder, "b.png")
+    return folder
+
+
+def _png_named_pipe(root):
+    path = write_panoptic(root)
+    (root / "export" / "p.png").unlink()
+    _fifo(root / "export", "p.png")
+    return path
+
+
+def _long_integer(where: str, digits: int):
+    """The COCO base export with ``where`` (a JSON snippet of the second annotation) holding an integer
+    of ``digits`` digits."""
+    text = json.dumps(coco_doc())
+    marker = '"id": 11'
+    assert marker in text
+    big = "9" * digits
+    if where == "id":
+        return _raw(text.replace(marker, f'"id": {big}'))
+    return _raw(text.replace("[1.0, 1.0, 5.0, 1.0, 5.0, 4.0, 1.0, 4.0]]}]", f"[1.0, 1.0, {big}, 1.0, 5.0, 4.0]]}}]"))
 
 
 ANN1 = ("annotations", 1, 11)
@@ -340,6 +468,120 @@ CASES = [
          code="FMT007", where=PAN, objects=0, message="is an absolute path"),
     Case("png-symlink-outside", _png_symlink_outside, 0, code="FMT007", where=PAN, objects=0,
          message="PNG path leaves the PNG folder"),
+    Case("png-named-pipe", _png_named_pipe, 0, code="FMT009", where=PAN, objects=0,
+         message="p.png: not a regular file (a named pipe); only regular files are read"),
+    # COCO: values that used to be accepted without a word, or stop the run
+    Case("bbox-not-numbers", _raw(json.dumps(coco_doc()).replace('"segmentation": [[1.0, 1.0, 5.0, 1.0, 5.0, 4.0, '
+                                                                 '1.0, 4.0]]}]', '"segmentation": [[1.0, 1.0, '
+                                                                 '5.0, 1.0, 5.0, 4.0, 1.0, 4.0]], "bbox": ["a", '
+                                                                 'NaN, 1, 1]}]')),
+         0, code="FMT016", severity="warning", where=ANN1, objects=2,
+         message="bbox ['a', nan, 1, 1] is not 4 finite numbers [x, y, width, height]; ignored"),
+    Case("area-not-a-number", _ann("area", "12"), 0, code="FMT016", severity="warning", where=ANN1, objects=2,
+         message="area '12' is not a finite number; ignored"),
+    Case("attributes-a-list", _ann("attributes", ["occluded"]), 0, code="FMT016", severity="warning", where=ANN1,
+         objects=2, message="attributes is a list, expected an object; ignored"),
+    Case("attribute-z-order-text", _ann("attributes", {"z_order": "top"}), 0, code="FMT016", severity="warning",
+         where=ANN1, objects=2, message="z_order 'top' is not an integer; ignored"),
+    Case("attribute-z-order-out-of-range", _ann("attributes", {"z_order": 2 ** 40}), 0, code="FMT016",
+         severity="warning", where=ANN1, objects=2,
+         message="z_order 1099511627776 is outside the 32-bit integer range; ignored"),
+    Case("attribute-occluded-maybe", _ann("attributes", {"occluded": "maybe"}), 0, code="FMT016",
+         severity="warning", where=ANN1, objects=2, message="occluded 'maybe' is not a yes/no flag; ignored"),
+    Case("category-name-twice", _coco(lambda d: d["categories"].append({"id": 2, "name": "car"})), 0,
+         code="FMT014", severity="warning", where=("categories", 1, 2), objects=2,
+         message="category name 'car' is also category id 1's; objects of both ids are read as 'car'"),
+    Case("isthing-not-a-flag", _coco(_set(["categories", 0, "isthing"], "yes")), 0, code="FMT014",
+         severity="warning", where=("categories", 0, 1), objects=2,
+         message="isthing 'yes' is not 0 or 1; read as 1 (a thing)"),
+    Case("integer-5000-digits", _long_integer("id", 5000), 0, code="FMT011", where=("annotations", 1, None),
+         objects=1, message="annotation id inf is not an integer; object left out"),
+    Case("coordinate-400-digits", _long_integer("coordinate", 400), 0, code="FMT001", where=ANN1, objects=1,
+         message="polygon part 0 holds a NaN or infinite coordinate; object left out"),
+    Case("coordinate-5000-digits", _long_integer("coordinate", 5000), 0, code="FMT001", where=ANN1, objects=1,
+         message="polygon part 0 holds a NaN or infinite coordinate; object left out"),
+    # CVAT
+    Case("cvat-polygon-far-outside", _cvat('<polygon label="car" points="10,10;1e308,10;30,30;10,30"/>'), 0,
+         code="FMT001", where=("polygon", 1, None), objects=1,
+         message="polygon part 0 has the vertex (1e+308, 10), farther outside the 64x48 image than its own size"),
+    Case("cvat-polygon-vertex-at-1e7", _cvat('<polygon label="car" points="10,10;1e7,10;30,30;10,30"/>'), 0,
+         code="FMT001", where=("polygon", 1, None), objects=1,
+         message="polygon part 0 has the vertex (1e+07, 10), farther outside the 64x48 image than its own size"),
+    Case("cvat-box-far-outside", _cvat('<box label="car" xtl="1" ytl="1" xbr="1e308" ybr="9"/>'), 0, code="FMT001",
+         where=("box", 0, None), objects=1, message="box has the vertex (1e+308, 1), farther outside the 64x48 image"),
+    Case("cvat-ellipse-huge-radius", _cvat('<ellipse label="car" cx="10" cy="10" rx="1e308" ry="4"/>'), 0,
+         code="FMT001", where=("ellipse", 0, None), objects=1,
+         message="ellipse has the vertex (1e+308, 10), farther outside the 64x48 image than its own size"),
+    Case("cvat-z-order-text", _cvat('<polygon label="car" points="1,1;9,1;9,9" z_order="top"/>'), 0, code="FMT016",
+         severity="warning", where=("polygon", 1, None), objects=2, message="z_order 'top' is not an integer; ignored"),
+    Case("cvat-occluded-maybe", _cvat('<polygon label="car" points="1,1;9,1;9,9" occluded="maybe"/>'), 0,
+         code="FMT016", severity="warning", where=("polygon", 1, None), objects=2,
+         message="occluded 'maybe' is not a yes/no flag; ignored"),
+    Case("cvat-doctype-behind-comment", _raw(cvat_text(GOOD_POLYGON.replace('"car"', '"&e;"'), prolog=(
+        '<!--> <annotations> --><!DOCTYPE annotations [<!ENTITY e "car">]>')), "export.xml"), 2,
+         "XML with a DOCTYPE declaration is refused"),
+    Case("cvat-doctype-after-long-comment", _cvat_doctype_after_long_comment, 2,
+         "XML with a DOCTYPE declaration is refused", manifest="", export_keys='format = "cvat"'),
+    Case("cvat-unknown-encoding", _cvat("", prolog='<?xml version="1.0" encoding="x-no-such-codec"?>'), 2,
+         "the XML declaration names an unknown encoding"),
+    # LabelMe
+    Case("labelme-point-far-outside", _labelme_polygon([[10, 10], [1e308, 10], [30, 30]]), 0, code="FMT001",
+         where=("shapes", 1, None), objects=1,
+         message="polygon part 0 has the vertex (1e+308, 10), farther outside the 64x48 image than its own size"),
+    Case("labelme-circle-huge-radius", _labelme({"label": "car", "points": [[10, 10], [1e300, 10]],
+                                                 "shape_type": "circle"}), 0, code="FMT001",
+         where=("shapes", 1, None), objects=1, message="circle has the vertex (1e+300, 10), farther outside"),
+    Case("labelme-circle-infinite-radius", _labelme({"label": "car", "points": [[-1e308, 10], [1e308, 10]],
+                                                     "shape_type": "circle"}), 0, code="FMT001",
+         where=("shapes", 1, None), objects=1, message="holds a NaN or infinite coordinate"),
+    Case("labelme-occluded-flag-text", _labelme_polygon([[1, 1], [9, 1], [9, 9]], flags={"occluded": "maybe"}), 0,
+         code="FMT016", severity="warning", where=("shapes", 1, None), objects=2,
+         message="occluded 'maybe' is not a yes/no flag; ignored"),
+    Case("labelme-symlink-outside", _labelme_symlink_outside, 0, code="FMT007", where=None, file="export/b.json",
+         objects=2, message="b.json resolves outside the export's folder; left out"),
+    Case("labelme-xml-point-far-outside", _labelme_xml(_xml_points((10, 10), ("1e308", 10), (30, 30))), 0,
+         code="FMT001", where=("object", 1, None), objects=1,
+         message="polygon part 0 has the vertex (1e+308, 10), farther outside the 64x48 image than its own size"),
+    Case("labelme-xml-doctype", _labelme_xml(_xml_points((1, 1), (9, 1), (9, 9)), prolog=(
+        '<!DOCTYPE annotation [<!ENTITY e "car">]>')), 2, "XML with a DOCTYPE declaration is refused"),
+    Case("labelme-xml-unknown-encoding", _labelme_xml("", prolog='<?xml version="1.0" encoding="x-no-such-codec"?>'),
+         2, "the XML declaration names an unknown encoding"),
+    # Label Studio
+    Case("label-studio-point-far-outside", _label_studio({"type": "polygonlabels", "value": {
+        "points": [[10, 10], [1e306, 10], [30, 30]], "polygonlabels": ["car"]}}), 0, code="FMT001",
+         where=("task[0].annotations[0].result", 1, "r2"), objects=1, annotator="a/user_1",
+         message="polygon part 0 has the vertex (6.4e+305, 4.8), farther outside the 64x48 image"),
+    Case("label-studio-rectangle-far-outside", _label_studio({"type": "rectanglelabels", "value": {
+        "x": 10, "y": 10, "width": 1e306, "height": 5, "rectanglelabels": ["car"]}}), 0, code="FMT001",
+         where=("task[0].annotations[0].result", 1, "r2"), objects=1, annotator="a/user_1",
+         message="rectangle has the vertex"),
+    Case("label-studio-ellipse-huge-radius", _label_studio({"type": "ellipselabels", "value": {
+        "x": 10, "y": 10, "radiusX": 1e306, "radiusY": 5, "ellipselabels": ["car"]}}), 0, code="FMT001",
+         where=("task[0].annotations[0].result", 1, "r2"), objects=1, annotator="a/user_1",
+         message="ellipse has the vertex"),
+    Case("label-studio-brush-size-mismatch", _label_studio({"type": "brushlabels", "value": {
+        "format": "rle", "rle": [0, 0, 0, 8, 56, 1, 0], "brushlabels": ["car"]}}), 0, code="FMT003",
+         where=("task[0].annotations[0].result", 1, "r2"), objects=1, annotator="a/user_1",
+         message="brush RLE holds 8 values, expected height x width x 4 = 48x64x4 = 12288"),
+    Case("label-studio-completed-by-list", _label_studio(completed_by=[1, 2]), 0, code="FMT011",
+         where=("task[0].annotations", 1, 6), objects=1, annotator="a/user_1",
+         message="completed_by [1, 2] is not a user id or a user object; annotation left out"),
+    # integers longer than Python converts, in each JSON format and in XML
+    Case("labelme-coordinate-5000-digits", _raw(json.dumps(labelme_doc({
+        "label": "car", "points": [[1, 1], [7, 1], [1, 7]], "shape_type": "polygon"})).replace(
+        "[7, 1]", "[" + "7" * 5000 + ", 1]")), 0, code="FMT001", where=("shapes", 1, None), objects=1,
+         message="polygon 'points' must be a list of [x, y] numbers"),
+    Case("label-studio-coordinate-5000-digits", _raw(json.dumps(label_studio_doc({
+        "type": "polygonlabels", "value": {"points": [[1, 1], [7, 1], [1, 7]], "polygonlabels": ["car"]}})).replace(
+        "[7, 1]", "[" + "7" * 5000 + ", 1]")), 0, code="FMT001", where=("task[0].annotations[0].result", 1, "r2"),
+         objects=1, annotator="a/user_1", message="polygon 'points' must be a list of [x, y] percentages"),
+    Case("cvat-z-order-5000-digits", _cvat(f'<polygon label="car" points="1,1;9,1;9,9" z_order="{"9" * 5000}"/>'),
+         0, code="FMT016", severity="warning", where=("polygon", 1, None), objects=2,
+         message="is not an integer; ignored"),
+    # label maps
+    Case("labelmap-named-pipe", _labelmap_named_pipe, 0, code="FMT015", severity="warning", where=None,
+         file="export/b.png", objects=3,
+         message="b.png is not a regular file (a named pipe, socket or device); left out"),
 ]
 
 
@@ -348,25 +590,137 @@ def _hashes(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
-def _run_case(case: Case, tmp_path: Path, capsys):
-    root = tmp_path / "in"
-    root.mkdir()
-    path = case.build(root)
-    before = _hashes(root)
+def _argv(case: Case, root: Path, path: Path) -> list[str]:
     if case.manifest is not None:
-        manifest = tmp_path / "batch.toml"
+        manifest = root.parent / "batch.toml"
         manifest.write_text(f'{case.manifest}\n[[exports]]\nannotator = "a"\npath = "{path}"\n{case.export_keys}\n')
-        argv = ["run", "--manifest", manifest, "--format", "json", *case.args]
-    else:
-        argv = ["run", f"a={path}", "--format", "json", *case.args]
-    code, out, err = run_cli(argv, capsys)
-    assert _hashes(root) == before, "an input file was modified"
-    return path, code, out, err
+        return ["run", "--manifest", str(manifest), "--format", "json", *map(str, case.args)]
+    return ["run", f"a={path}", "--format", "json", *map(str, case.args)]
+
+
+# The corpus runs in one child process under an address-space limit and a time limit: a case that made
+# the process grow without bound (a vertex at 1e308 once took 23 GB), crash or hang fails here, with the
+# case named, instead of taking the machine with it.
+MEMORY_LIMIT = 4 * 2 ** 30
+"""Bytes of address space the process running the corpus may map: numba's compiler, duckdb and the
+libraries map about 2.5 GB (of which about 0.3 GB is resident) once the first run has compiled."""
+TIME_LIMIT = 300
+"""Seconds the whole corpus may take (about 30 on two cores)."""
+CASE_TIME_LIMIT = 60
+"""Seconds one case may take (a hang, such as a read from a named pipe, ends the corpus run there)."""
+
+_CHILD = r"""
+import contextlib, io, json, os, resource, signal, sys, time, warnings
+limit, case_seconds = int(sys.argv[2]), int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+warnings.simplefilter("error")  # as pytest's filterwarnings = error
+
+
+class CaseTimeout(BaseException):
+    pass
+
+
+def _timeout(signum, frame):
+    raise CaseTimeout
+
+
+signal.signal(signal.SIGALRM, _timeout)
+from qa.cli import main
+with open(sys.argv[1], encoding="utf-8") as fh:
+    jobs = [json.loads(line) for line in fh]
+for job in jobs:
+    os.environ["QA_DB"] = job["db"]
+    print(json.dumps({"id": job["id"], "started": True}), flush=True)
+    out, err = io.StringIO(), io.StringIO()
+    start = time.perf_counter()
+    signal.alarm(case_seconds)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(job["argv"])
+    except CaseTimeout:
+        print(f"case {job['id']} still running after {case_seconds} s", file=sys.stderr, flush=True)
+        sys.exit(3)
+    finally:
+        signal.alarm(0)
+    print(json.dumps({"id": job["id"], "code": code, "out": out.getvalue(), "err": err.getvalue(),
+                      "seconds": time.perf_counter() - start}), flush=True)
+"""
+
+
+@dataclass
+class CorpusRun:
+    """What the child process did: per case its exit code, stdout, stderr and whether inputs changed."""
+
+    results: dict
+    returncode: int | None
+    stderr: str
+    seconds: float
+    last_started: str | None
+
+    def result(self, case: Case) -> dict:
+        if case.id not in self.results:
+            pytest.fail(f"the corpus process ended (exit {self.returncode}) before case {case.id} finished; "
+                        f"last case started: {self.last_started}; stderr: {self.stderr[-2000:]}")
+        return self.results[case.id]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> CorpusRun:
+    """Build every case, run them all in one child process under the limits above, collect the outcomes."""
+    import resource  # noqa: F401 - POSIX only: the child sets its limit with it
+    import subprocess
+    import sys
+    import time
+
+    base = tmp_path_factory.mktemp("corpus")
+    jobs, cases = [], {}
+    for case in CASES:
+        root = base / case.id / "in"
+        root.mkdir(parents=True)
+        path = case.build(root)
+        cases[case.id] = (root, path, _hashes(root))
+        jobs.append({"id": case.id, "argv": _argv(case, root, path), "db": str(root.parent / "qa.duckdb")})
+    plan = base / "jobs.jsonl"
+    plan.write_text("".join(json.dumps(j) + "\n" for j in jobs), encoding="utf-8")
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CHILD, str(plan), str(MEMORY_LIMIT), str(CASE_TIME_LIMIT)],
+                              capture_output=True, text=True, timeout=TIME_LIMIT, cwd=base)
+        returncode, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        returncode = None
+        stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        stderr = f"timed out after {TIME_LIMIT} s; " + (exc.stderr.decode() if isinstance(exc.stderr, bytes)
+                                                         else (exc.stderr or ""))
+    seconds = time.perf_counter() - start
+    results, last = {}, None
+    for line in stdout.splitlines():
+        record = json.loads(line)
+        if record.get("started"):
+            last = record["id"]
+            continue
+        root, path, before = cases[record["id"]]
+        record.update(path=str(path), root=str(root), unchanged=_hashes(root) == before)
+        results[record["id"]] = record
+    return CorpusRun(results, returncode, stderr, seconds, last)
+
+
+def test_the_corpus_runs_under_memory_and_time_limits(corpus):
+    """Every case finishes in one process limited to 4 GB of address space, 60 s per case and 300 s in
+    all: no crash, no hang, no traceback, no internal error."""
+    assert corpus.returncode == 0, (corpus.returncode, corpus.last_started, corpus.stderr[-2000:])
+    assert set(corpus.results) == {c.id for c in CASES}
+    for case_id, result in corpus.results.items():
+        assert "Traceback" not in result["err"], (case_id, result["err"])
+        assert "internal error" not in result["err"], (case_id, result["err"])
+    assert corpus.seconds < TIME_LIMIT
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_malformed_export(case, tmp_path, capsys):
-    path, code, out, err = _run_case(case, tmp_path, capsys)
+def test_malformed_export(case, corpus):
+    result = corpus.result(case)
+    path, code, out, err = Path(result["path"]), result["code"], result["out"], result["err"]
+    assert result["unchanged"], "an input file was modified"
     assert "Traceback" not in err
     assert code == case.exit, err
     if case.exit == 2:
@@ -382,12 +736,15 @@ def test_malformed_export(case, tmp_path, capsys):
     matches = [f for f in summary["findings"] if f["code"] == case.code]
     assert len(matches) == 1, summary["findings"]
     [found] = matches
-    section, index, obj_id = case.where
-    assert found["file"] == str(path)
-    assert found["where"].startswith(f"{section}[{index}]")
-    assert (found["index"], found["id"]) == (index, obj_id)
+    assert found["file"] == str(Path(result["root"]) / case.file if case.file else path)
+    if case.where is None:  # a finding about a whole file
+        assert (found["where"], found["index"], found["id"]) == ("", None, None)
+    else:
+        section, index, obj_id = case.where
+        assert found["where"].startswith(f"{section}[{index}]")
+        assert (found["index"], found["id"]) == (index, obj_id)
     assert found["severity"] == case.severity
-    assert found["annotator"] == "a"
+    assert found["annotator"] == case.annotator
     assert case.message in found["message"], found["message"]
 
 

@@ -153,3 +153,64 @@ def test_panoptic_geometry_from_the_id_map_equals_pycocotools_on_rles(tmp_path):
     assert got == {(0, 2): 40}
     crops = ctx.object_crops(np.array([0, 1, 3]), 20, 30)
     assert crops.areas.tolist() == [40, 300, 1]
+
+
+# --- many objects on one image: memory grows with the pairs that overlap -----------------------------------
+
+_CROWDED = r"""
+import resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+import numpy as np
+from pathlib import Path
+from qa.engine._kernels_iou import _intersection_counts
+from qa.model import Export, Image, Object, Source
+from qa.rules._context import ExportContext
+
+n, side = int(sys.argv[2]), 4096
+rng = np.random.default_rng(11)
+export = Export(annotator="a", path=Path("crowded.json"), format="coco")
+export.images["a.png"] = Image(key="a.png", file_name="a.png", width=side, height=side)
+xs, ys, ds = rng.uniform(0, side - 12, n), rng.uniform(0, side - 12, n), rng.uniform(3, 12, n)
+for k in range(n):
+    x, y, d = xs[k], ys[k], ds[k]
+    export.objects.append(Object(annotator="a", image="a.png", category="car", kind="polygon",
+                                 source=Source("crowded.json", k, k),
+                                 polygons=(np.array([[x, y], [x + d, y], [x + d, y + d], [x, y + d]]),)))
+ctx = ExportContext(export)
+pairs = ctx.overlaps
+got = set(zip(pairs.i.tolist(), pairs.j.tolist(), pairs.inter.tolist()))
+# the same pairs, counted block by block with the all-pairs kernel (2,000 x 2,000 at a time)
+crops = ctx.image_crops("a.png")
+expected = set()
+block = 2000
+for a0 in range(0, n, block):
+    for b0 in range(a0, n, block):
+        sa, sb = np.arange(a0, min(a0 + block, n)), np.arange(b0, min(b0 + block, n))
+        inter = _intersection_counts(crops.buf, crops.starts[sa], crops.boxes[sa], crops.buf, crops.starts[sb],
+                                     crops.boxes[sb])
+        for r, c in zip(*np.nonzero(inter)):
+            i, j = int(sa[r]), int(sb[c])
+            if i < j:
+                expected.add((i, j, int(inter[r, c])))
+assert got == expected, (len(got), len(expected))
+assert list(zip(pairs.i.tolist(), pairs.j.tolist())) == sorted(zip(pairs.i.tolist(), pairs.j.tolist()))
+print(len(got), n, np.isfinite(ctx.covered).sum())
+"""
+
+
+@pytest.mark.slow
+def test_overlaps_of_25000_objects_on_one_image_fit_in_a_memory_limit():
+    """A dense 25,000 x 25,000 overlap matrix alone takes 5 GB: under a 4 GB address-space limit the
+    overlaps of one image (found by a sweep over the bboxes, counted pair by pair) fit, and are exactly
+    the pairs the all-pairs kernel finds block by block."""
+    import subprocess
+    import sys
+
+    limit, n = 4 * 2 ** 30, 25_000
+    assert n * n * 8 > limit
+    proc = subprocess.run([sys.executable, "-c", _CROWDED, str(limit), str(n)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pairs, objects, covered = map(int, proc.stdout.split())
+    assert objects == n and 100 < pairs < 10_000 and covered == n

@@ -226,22 +226,20 @@ class LocalPool(Executor):
         return self._pool
 
     def _send(self, work, chunk, cfg):
-        # the pool starts a worker inside submit() when none is idle
-        with _without_main():
-            future = self._pool.submit(work, chunk, cfg)
-        self._processes = list(getattr(self._pool, "_processes", {}).values()) or self._processes
-        return future
-
-    def _submit(self, work, chunk, cfg):
+        from concurrent.futures import Future
         from concurrent.futures.process import BrokenProcessPool
 
         if self._pool is None:
             self._start()
         try:
-            return self._send(work, chunk, cfg)
-        except BrokenProcessPool:  # a worker died while the pool was idle: no chunk was lost
-            self._restart()
-            return self._send(work, chunk, cfg)
+            # the pool starts a worker inside submit() when none is idle
+            with _without_main():
+                future = self._pool.submit(work, chunk, cfg)
+        except BrokenProcessPool as exc:  # broken before the chunk was sent: handled as a lost chunk
+            future = Future()
+            future.set_exception(exc)
+        self._processes = list(getattr(self._pool, "_processes", {}).values()) or self._processes
+        return future
 
     def _dead(self) -> str:
         import signal
@@ -283,7 +281,7 @@ class LocalPool(Executor):
             item[1] = self._send(work, item[0], cfg)
 
     def map_chunks(self, work, chunks, cfg):
-        return _map_futures(self._submit, work, chunks, cfg, 2 * self.workers, on_lost=self._lost)
+        return _map_futures(self._send, work, chunks, cfg, 2 * self.workers, on_lost=self._lost)
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -315,12 +313,6 @@ class Wrapped(Executor):
 
     def map_chunks(self, work, chunks, cfg):
         return _map_futures(self.executor.submit, work, chunks, cfg, 2 * self.workers, on_lost=self._lost)
-
-
-def _allowed_failures() -> int:
-    import dask
-
-    return int(dask.config.get("distributed.scheduler.allowed-failures"))
 
 
 class Dask(Wrapped):
@@ -372,8 +364,9 @@ class Dask(Wrapped):
         from distributed.scheduler import KilledWorker
 
         if isinstance(exc, KilledWorker):
-            raise WorkerError(f"Dask workers died {_allowed_failures() + 1} time(s) running one chunk of "
-                              f"{_label(work)} (distributed.scheduler.allowed-failures = {_allowed_failures()}); "
+            last = getattr(getattr(exc, "last_worker", None), "address", "?")
+            raise WorkerError(f"{exc.allowed_failures + 1} Dask worker(s) died running one chunk of {_label(work)}, "
+                              f"the last {last} (distributed.scheduler.allowed-failures = {exc.allowed_failures}); "
                               "the run was not stored", where=self.address) from None
         if type(exc).__name__ in ("CancelledError", "CommClosedError", "FutureCancelledError"):
             raise WorkerError(f"lost the Dask scheduler while running {_label(work)}: "

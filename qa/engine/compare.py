@@ -416,7 +416,7 @@ def _compare_chunk(tasks: list[_Task], cfg: _Config) -> dict:
     outline_pairs = _boundary_function() if cfg.boundary else None
     obj: dict[str, list] = {}
     image_rows: list[dict] = []
-    pq: dict[int, dict] = {}
+    pq: list[tuple] = []  # per image and pair, summed by the parent in image order (not per chunk)
     metric_names: dict[str, None] = {}  # insertion-ordered: the same columns in every process
     results = []
     for task in tasks:
@@ -433,14 +433,7 @@ def _compare_chunk(tasks: list[_Task], cfg: _Config) -> dict:
             obj.setdefault(name, []).append(res["metrics"].get(name, np.full(n, np.nan)))
         image_rows.append(dict(res["image"], position=position, pair=code))
         if res["pq"] is not None:
-            cats, tp, fp, fn, iou = res["pq"]
-            total = pq.setdefault(code, {})
-            for k, c in enumerate(cats.tolist()):
-                row = total.setdefault(c, [0, 0, 0, 0.0])
-                row[0] += int(tp[k])
-                row[1] += int(fp[k])
-                row[2] += int(fn[k])
-                row[3] += float(iou[k])
+            pq.append((code, *res["pq"]))
     return {
         "images": len(tasks),
         "obj": {k: np.concatenate(v) if v else np.zeros(0) for k, v in obj.items()},
@@ -676,12 +669,15 @@ class _Tables:
         if img:
             self.img.append(self._compact_images(img), self.count_type)
             np.add.at(self.images_per_pair, img["pair"].astype(np.int64), 1)
-        for code, per_cat in part["pq"].items():
+        # summed image by image in batch order, so the float sums do not depend on the chunks
+        for code, cats, tp, fp, fn, iou in part["pq"]:
             total = self.pq.setdefault(code, {})
-            for c, row in per_cat.items():
+            for k, c in enumerate(cats.tolist()):
                 t = total.setdefault(c, [0, 0, 0, 0.0])
-                for k in range(4):
-                    t[k] += row[k]
+                t[0] += int(tp[k])
+                t[1] += int(fp[k])
+                t[2] += int(fn[k])
+                t[3] += float(iou[k])
         self.buffered += n
         if self.spill is not None and self.buffered >= _SPILL_ROWS:
             self._write_part()

@@ -94,9 +94,9 @@ class InProcess(Executor):
 
 def _map_futures(submit, work, chunks, cfg, limit: int, *, on_lost=None) -> Iterator:
     """The ordered, bounded loop shared by every pool: ``submit(work, chunk, cfg)`` returns a
-    ``concurrent.futures.Future``; ``on_lost(exc, pending)`` may resubmit the pending chunks (returning
-    the new deque) or raise."""
-    pending: deque = deque()  # (chunk, future, attempt)
+    ``concurrent.futures.Future``; when the oldest chunk fails, ``on_lost(exc, pending, work, cfg)``
+    either sends the pending chunks again (replacing their futures in place) or raises."""
+    pending: deque = deque()  # [chunk, future, times sent again]
     try:
         for chunk in chunks:
             pending.append([chunk, submit(work, chunk, cfg), 0])
@@ -113,7 +113,7 @@ def _first(pending: deque, on_lost, work, cfg):
     while True:
         try:
             result = pending[0][1].result()
-        except BaseException as exc:  # noqa: BLE001 - handed to on_lost, which decides
+        except Exception as exc:  # noqa: BLE001 - handed to on_lost, which decides
             if on_lost is None:
                 raise
             on_lost(exc, pending, work, cfg)
@@ -347,7 +347,7 @@ class Dask(Wrapped):
         else:
             target = address
         try:
-            self.client = Client(target, timeout="20s")
+            self.client = Client(target)  # waits distributed.comm.timeouts.connect (30 s by default)
         except (OSError, TimeoutError) as exc:
             self.close()
             raise WorkerError(f"cannot reach the Dask scheduler: {' '.join(str(exc).split())}; start one with "

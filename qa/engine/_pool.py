@@ -3,9 +3,9 @@
 The instance engine (:mod:`qa.engine.compare`), the label-map engine (:mod:`qa.engine.semantic`), the
 rules (:mod:`qa.rules.check`), pixel alpha and the consensus (:mod:`qa.analytics`) cut their images into
 chunks, send each chunk to a worker and read the results back in order with a bounded number of chunks
-in flight, so the memory of the work never depends on the size of the batch, on the run's executor
-(:mod:`qa.engine._executors`: this process, the local pool or a Dask cluster). A chunk is either a list
-of compact per-image tasks or the batch narrowed to the chunk's images (:func:`batch_chunks`).
+in flight, so the memory of the work never depends on the size of the batch. The chunks go to the run's
+executor (:mod:`qa.engine._executors`: this process, the local pool or a Dask cluster). A chunk is either
+a list of compact per-image tasks or the batch narrowed to the chunk's images (:func:`batch_chunks`).
 """
 
 from __future__ import annotations

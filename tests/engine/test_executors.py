@@ -83,8 +83,10 @@ def test_run_rejects_workers_with_dask(capsys):
 
 
 def test_an_unreachable_scheduler_is_one_line(capsys, synth_batch):
-    code = main(["run", "--manifest", str(synth_batch / "batch.toml"), "--dask", "tcp://127.0.0.1:9",
-                 "--no-store"])
+    dask = pytest.importorskip("dask")
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code = main(["run", "--manifest", str(synth_batch / "batch.toml"), "--dask", "tcp://127.0.0.1:9",
+                     "--no-store"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert err[0].startswith("qa: error: tcp://127.0.0.1:9: cannot reach the Dask scheduler")

@@ -294,8 +294,9 @@ class LocalPool(Executor):
 class Wrapped(Executor):
     """A ``concurrent.futures.Executor`` the caller owns; :meth:`close` leaves it running.
 
-    ``workers`` defaults to the executor's ``_max_workers`` when it has one (the standard pools do),
-    else to the CPUs of this machine.
+    ``workers`` defaults to the worker threads of the Dask cluster behind ``Client.get_executor()``, to
+    the executor's ``_max_workers`` when it has one (the standard pools do), else to the CPUs of this
+    machine.
     """
 
     inline_small = False
@@ -303,6 +304,9 @@ class Wrapped(Executor):
     def __init__(self, executor, workers: int | None = None):
         self.executor = executor
         self.explicit = True
+        client = getattr(executor, "_client", None)  # distributed's ClientExecutor
+        if workers is None and callable(getattr(client, "nthreads", None)):
+            workers = sum(client.nthreads().values())
         self.workers = max(1, int(workers or getattr(executor, "_max_workers", 0) or default_workers()))
 
     def describe(self) -> str:

@@ -204,6 +204,7 @@ def test_a_callers_own_executor_is_used_and_left_open(synth_batch, cluster, tmp_
 
     with Client(cluster) as client:
         executor = client.get_executor()
+        assert _executors.open_executor(executor).workers == 2  # the cluster's threads
         a = qa.run(manifest=synth_batch / "batch.toml", db=tmp_path / "a.duckdb", executor=executor)
         assert client.status == "running"
         assert sum(client.run(lambda: 1).values()) == 2

@@ -2,6 +2,7 @@
 one pool per run (instead of one per stage) saves on a small batch.
 
 ``.venv/bin/python -m benchmarks.bench_executors [--images 200] [--size 512x1024] [--small 24]``
+(``--images 0``: the pool comparison only)
 
 Setup (not timed): ``qa synth`` writes the batches (three annotators, COCO instance polygons) into
 ``--folder``, reused when they are already there. Each Dask cluster is started, and every worker warmed up
@@ -14,7 +15,8 @@ Timed (``qa.run(manifest, store=False)``, the default pack and analytics, best o
    1 and 2 worker processes (``--dask local:N``); the scores, object and image tables and the rule
    violations are asserted equal to the in-process run's;
 2. the small batch with one local pool for the run (``workers=2``) and with a pool started for each
-   stage (compare, rules, alpha, consensus), as every stage did before the run had one executor.
+   stage (compare, rules, alpha, consensus), as every stage did before the run had one executor:
+   medians of ``--alternations`` runs of each, alternated.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import operator
 import os
+import statistics
 import threading
 import time
 from pathlib import Path
@@ -118,17 +121,28 @@ def main(argv=None) -> None:
     parser.add_argument("--size", default="512x1024")
     parser.add_argument("--small", type=int, default=24, help="images of the pool-per-run batch")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--alternations", type=int, default=6, help="runs of each pool setting on --small")
     parser.add_argument("--folder", type=Path, default=Path(".cache/bench_executors"))
     args = parser.parse_args(argv)
     h, w = (int(v) for v in args.size.split("x"))
-    big = synth_batch(args.folder / f"{args.images}_{args.size}", args.images, (h, w), seed=0)
+    big = synth_batch(args.folder / f"{args.images}_{args.size}", args.images, (h, w), seed=0) if args.images \
+        else None
     small = synth_batch(args.folder / f"{args.small}_{args.size}", args.small, (h, w), seed=0)
-    from qa.engine import _executors
 
     print(f"# {machine()}; {versions()}")
+    _run(small, workers=1)  # numba's cache loaded in this process
+    if args.images:
+        _scaling(big, small, args)
+    print(f"# one pool per run vs one per stage: {args.small} images at {args.size}, 2 workers; "
+          f"medians of {args.alternations} runs each, alternated")
+    _pools(small, args)
+
+
+def _scaling(big: Path, small: Path, args) -> None:
+    from qa.engine import _executors
+
     print(f"# strong scaling: {args.images} images at {args.size}, 3 annotators; best of {args.repeat}")
     load = f"{os.getloadavg()[0]:.2f}"
-    _run(small, workers=1)  # numba's cache loaded in this process
     here, ref = _best(big, args.repeat, workers=1)
     rows = [("this process", here)]
     pool, result = _best(big, args.repeat, workers=2)
@@ -153,15 +167,18 @@ def main(argv=None) -> None:
               f"{cpu / here[1]:6.2f}")
     print("results equal to the in-process run's (scores, object_pairs, image_pairs, violations)")
     print()
-    print(f"# one pool per run vs one per stage: {args.small} images at {args.size}, 2 workers; "
-          f"best of {max(3, args.repeat)}")
-    per_run = per_stage = (float("inf"), float("inf"))
-    for _ in range(max(3, args.repeat)):  # alternated, so that both see the same load
+
+
+def _pools(small: Path, args) -> None:
+    runs: dict = {"per run": [], "per stage": []}
+    for _ in range(args.alternations):  # alternated, so that both see the same load
         seconds, a = _run(small, workers=2)
-        per_run = (min(per_run[0], seconds[0]), min(per_run[1], seconds[1]))
+        runs["per run"].append(seconds)
         seconds, b = _run(small, executor=_PoolPerStage(2))
-        per_stage = (min(per_stage[0], seconds[0]), min(per_stage[1], seconds[1]))
+        runs["per stage"].append(seconds)
         _assert_equal(a, b, "pool per stage")
+    per_run, per_stage = ((statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+                          for v in runs.values())
     starts = []
     for _ in range(5):
         t = time.perf_counter()

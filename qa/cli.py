@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -188,6 +189,10 @@ def _add_run(sub) -> None:
     p.add_argument("--iou-threshold", type=float, default=0.5, metavar="T",
                    help="smallest mask IoU of a matched object pair (default 0.5)")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per CPU; 1: none)")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="run the per-image work on a Dask cluster: a scheduler address (tcp://host:8786) or "
+                        "local:N for a local cluster of N processes (default: $DASK_SCHEDULER_ADDRESS when set "
+                        "and --workers is not given; see docs/scale.md)")
     p.add_argument("--instances", choices=("classes", "components"), default="classes",
                    help="label maps: match one object per class (default) or per connected component of "
                         "each thing class")
@@ -274,6 +279,11 @@ def _cmd_run(args) -> int:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa run --help')")
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if args.workers is not None and args.dask is not None:
+        raise UsageError("--workers sizes the local pool and --dask names a cluster; give one of them")
+    dask = args.dask
+    if dask is None and args.workers is None:
+        dask = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     if args.gate is None and (args.baseline is not None or args.junit is not None):
         raise UsageError("--baseline and --junit need --gate PACK")
     exports = _input_exports(args)
@@ -326,7 +336,7 @@ def _cmd_run(args) -> int:
                          lock_timeout=args.lock_timeout, progress=progress,
                          tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
                          workers=args.workers, instances=args.instances, report=_report_path(args),
-                         format_options=format_options, outputs=outputs)
+                         format_options=format_options, outputs=outputs, executor=dask)
         finally:
             if bar is not None:
                 bar.stop()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -1311,7 +1312,9 @@ def _review_table(data: ReportInput, links: Links = NO_LINKS) -> dict:
             _cell(r.get("rank"), 0), _cell(r.get("kind")), _cell(r.get("reason")),
             _cell(r.get("score"), 2, style=heat(1 - float(r["score"]), 0.0, 1.0) if _present(r.get("score")) else None),
             _cell(image, href=f"#pic-{pic}" if pic else (links.image(image) if image else None)),
-            _annotator_cell(links, r.get("annotator") if _present(r.get("annotator")) else ""),
+            # an image's row names its worst pair ('a|b'), an object's row its annotator
+            (_cell if r.get("kind") == "image" else partial(_annotator_cell, links))(
+                r.get("annotator") if _present(r.get("annotator")) else ""),
             _category_cell(links, r.get("category") if _present(r.get("category")) else ""),
             _cell(r.get("detail") or ""),
             _cell(_where(r.get("file"), None, r.get("source_index"), r.get("source_id")))]})

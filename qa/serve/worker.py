@@ -22,10 +22,10 @@ from pathlib import Path
 
 def _watch_parent() -> None:
     """Kill this process group when stdin reaches its end (the server is gone)."""
-    try:
-        while sys.stdin.buffer.read(65536):
+    try:  # os.read, not sys.stdin: a buffered reader's lock would stall the interpreter's exit
+        while os.read(0, 65536):
             pass
-    except (OSError, ValueError):
+    except OSError:
         pass
     try:
         os.killpg(os.getpgid(0), signal.SIGKILL)

@@ -638,7 +638,7 @@ class Store:
                          "WHERE p IS NOT NULL ORDER BY p")["p"]
         return {"batches": [str(b) for b in batches], "packs": [str(p) for p in packs]}
 
-    def annotator_history(self, annotator: str, *, batch=None,
+    def annotator_history(self, annotator: str, *, batch=None, last: int | None = None,
                           figures=("mask_iou_mean", "image_iou_mean", "boundary_f_2px_mean", "missing_share",
                                    "extra_share", "signed_offset_px_mean")):
         """One annotator across the stored runs, oldest first: its figures and rule violations per run.
@@ -649,7 +649,8 @@ class Store:
             ``seq, run_id, name, started_at, verdict``, one column per figure (the run's ``annotator``
             score of this annotator; NaN when the run has none), ``violations``, ``violations_error``,
             ``violations_warning`` (the findings attributed to the annotator: all, errors, warnings) and
-            ``n_objects`` (its objects), one row per run the annotator is in.
+            ``n_objects`` (its objects), one row per run the annotator is in (the ``last`` of them
+            when given).
         """
         where, params = self._run_filter(batch=batch)
         where = where.replace(" WHERE ", " AND ", 1)
@@ -665,8 +666,9 @@ class Store:
                               count(*) FILTER (WHERE severity = 'error') AS violations_error,
                               count(*) FILTER (WHERE severity = 'warning') AS violations_warning
                        FROM findings WHERE annotator = ? GROUP BY run_id) f ON f.run_id = r.run_id
-            WHERE TRUE{where} ORDER BY r.seq""",
-            [annotator] + list(figures) + [annotator, annotator] + params)
+            WHERE TRUE{where} AND r.seq >= ? ORDER BY r.seq""",
+            [annotator] + list(figures) + [annotator, annotator] + params
+            + [self._first_seq("annotators", "annotator", annotator, where, params, last)])
 
     def annotators_seen(self):
         """Every annotator name in the store: ``annotator, runs, last_seq``, by name."""
@@ -683,7 +685,7 @@ class Store:
         return self._df("SELECT * EXCLUDE (run_id) FROM review_queue WHERE run_id = ? AND annotator = ? "
                         "ORDER BY rank LIMIT ?", [self.resolve(run), annotator, int(limit)])
 
-    def category_history(self, category: str, *, batch=None,
+    def category_history(self, category: str, *, batch=None, last: int | None = None,
                          figures=("mask_iou_mean", "boundary_f_2px_mean", "boundary_iou_mean",
                                   "signed_offset_px_mean")):
         """One category across the stored runs, oldest first: its ``category`` scores per run.
@@ -692,7 +694,7 @@ class Store:
         -------
         DataFrame
             ``seq, run_id, name, started_at``, one column per figure and ``n_objects``, one row per run
-            that has the category.
+            that has the category (the ``last`` of them when given).
         """
         where, params = self._run_filter(batch=batch)
         where = where.replace(" WHERE ", " AND ", 1)
@@ -702,16 +704,18 @@ class Store:
             FROM runs r JOIN categories c ON c.run_id = r.run_id AND c.category = ?
             LEFT JOIN (SELECT run_id, {pivot} FROM scores WHERE scope = 'category' AND key = ? GROUP BY run_id) s
                    ON s.run_id = r.run_id
-            WHERE TRUE{where} ORDER BY r.seq""", [category] + list(figures) + [category] + params)
+            WHERE TRUE{where} AND r.seq >= ? ORDER BY r.seq""", [category] + list(figures) + [category] + params
+            + [self._first_seq("categories", "category", category, where, params, last)])
 
-    def category_pair_history(self, category: str, *, batch=None):
+    def category_pair_history(self, category: str, *, batch=None, since_seq: int = 0):
         """The category-pair boundaries of one category across runs, oldest first (long form).
 
         Returns
         -------
         DataFrame
             ``seq, run_id, started_at, pair, other, metric, value, n``: every ``category_pair`` score
-            whose key names the category (``road|sidewalk``), ``other`` being the other category.
+            whose key names the category (``road|sidewalk``), ``other`` being the other category; runs
+            from ``since_seq`` on.
         """
         where, params = self._run_filter(batch=batch)
         where = where.replace(" WHERE ", " AND ", 1)
@@ -721,8 +725,103 @@ class Store:
                         ELSE split_part(s.key, '|', 1) END AS other, s.metric, s.value, s.n
             FROM scores s JOIN runs r USING (run_id)
             WHERE s.scope = 'category_pair' AND (split_part(s.key, '|', 1) = ? OR split_part(s.key, '|', 2) = ?)
-                  {where}
-            ORDER BY r.seq, s.key, s.metric""", [category, category, category] + params)
+                  {where} AND r.seq >= ?
+            ORDER BY r.seq, s.key, s.metric""", [category, category, category] + params + [int(since_seq)])
+
+    def run_rows(self, table: str, run, *, where: dict | None = None, order: str | None = None,
+                 limit: int | None = None, offset: int = 0):
+        """Rows of one run in one table, filtered by equal columns, paginated: ``(DataFrame, total)``.
+
+        Parameters
+        ----------
+        table : str
+            One of :data:`RUN_TABLES`.
+        run : str
+            The run (see :meth:`resolve`).
+        where : dict, optional
+            ``{column: value}``: only rows where each column equals its value (columns of ``table`` only).
+        order : str, optional
+            A column of ``table`` to sort by (default: the table's order of insertion).
+        limit, offset : int
+            The page (``limit`` None: every row).
+
+        Raises
+        ------
+        StoreError
+            No such run, table or column.
+        """
+        if table not in RUN_TABLES:
+            raise StoreError(f"no table {table!r}; tables: {', '.join(RUN_TABLES)}", path=self.path)
+        columns = set(self._df(f"SELECT * FROM {table} LIMIT 0").columns)
+        where = dict(where or {})
+        unknown = sorted(set(where) - columns) + ([order] if order and order not in columns else [])
+        if unknown:
+            raise StoreError(f"table {table} has no column {unknown[0]!r}", path=self.path)
+        clauses = ["run_id = ?"] + [f'"{c}" = ?' for c in where]
+        params = [self.resolve(run)] + list(where.values())
+        sql_where = " AND ".join(clauses)
+        total = int(self._df(f"SELECT count(*) AS n FROM {table} WHERE {sql_where}", params)["n"].iloc[0])
+        query = f"SELECT * EXCLUDE (run_id) FROM {table} WHERE {sql_where}"
+        if order:
+            query += f' ORDER BY "{order}"'
+        if limit is not None:
+            query += " LIMIT ? OFFSET ?"
+            params += [max(int(limit), 0), max(int(offset), 0)]
+        return self._df(query, params), total
+
+    def batches_of(self, annotator: str) -> list[str]:
+        """The batch names of the runs an annotator is in, sorted."""
+        return self._df("SELECT DISTINCT r.name FROM runs r JOIN annotators a USING (run_id) "
+                        "WHERE a.annotator = ? AND r.name IS NOT NULL ORDER BY 1", [annotator])["name"].tolist()
+
+    def seq_of(self, run_id: str) -> int | None:
+        """The seq of a stored run id, or None when the store does not hold it (no prefix matching)."""
+        df = self._df("SELECT seq FROM runs WHERE run_id = ?", [str(run_id)])
+        return int(df["seq"].iloc[0]) if len(df) else None
+
+    def neighbours(self, run) -> tuple[str | None, str | None]:
+        """The run ids stored just before and just after ``run`` (None at either end)."""
+        seq = self.run(run)["seq"]
+        row = self._df("SELECT (SELECT run_id FROM runs WHERE seq < ? ORDER BY seq DESC LIMIT 1) AS prev, "
+                       "(SELECT run_id FROM runs WHERE seq > ? ORDER BY seq LIMIT 1) AS next", [seq, seq]).iloc[0]
+        return (row["prev"] if isinstance(row["prev"], str) else None,
+                row["next"] if isinstance(row["next"], str) else None)
+
+    def image_detail(self, run, image: str) -> dict | None:
+        """One image of a run: ``pairs`` (its image_pair_scores rows), ``problems`` (object matches not
+        matched, or matched with different labels), ``findings`` and ``review_queue`` rows; None when the
+        run has no such image."""
+        run_id = self.resolve(run)
+        if not len(self._df("SELECT 1 FROM images WHERE run_id = ? AND image = ?", [run_id, image])):
+            return None
+        return {
+            "pairs": self._df("SELECT * EXCLUDE (run_id) FROM image_pair_scores WHERE run_id = ? AND image = ? "
+                              "ORDER BY annotator_a, annotator_b", [run_id, image]),
+            "problems": self._df("SELECT annotator_a, annotator_b, status, category_a, category_b, iou, best_iou "
+                                 "FROM object_matches WHERE run_id = ? AND image = ? AND (status <> 'matched' OR "
+                                 "label_disagreement) ORDER BY status, category_a, category_b", [run_id, image]),
+            "findings": self._df("SELECT * EXCLUDE (run_id) FROM findings WHERE run_id = ? AND image = ? "
+                                 "ORDER BY finding_index", [run_id, image]),
+            "review_queue": self._df("SELECT * EXCLUDE (run_id) FROM review_queue WHERE run_id = ? AND image = ? "
+                                     "ORDER BY rank", [run_id, image])}
+
+    def history_size(self, table: str, column: str, name: str, *, batch=None) -> int:
+        """How many runs have ``name`` in ``table`` (``annotators`` or ``categories``), of ``batch`` when given."""
+        if (table, column) not in (("annotators", "annotator"), ("categories", "category")):
+            raise StoreError(f"no history of {table}.{column}", path=self.path)
+        where, params = self._run_filter(batch=batch)
+        where = where.replace(" WHERE ", " AND ", 1)
+        return int(self._df(f"SELECT count(*) AS n FROM runs r JOIN {table} x ON x.run_id = r.run_id "
+                            f"AND x.{column} = ? WHERE TRUE{where}", [name] + params)["n"].iloc[0])
+
+    def _first_seq(self, table: str, column: str, name: str, where: str, params: list, last: int | None) -> int:
+        """The seq of the ``last``-th newest run whose ``table`` has ``name`` (0: every run)."""
+        if not last:
+            return 0
+        seq = self._df(f"""SELECT min(seq) AS seq FROM (
+            SELECT r.seq FROM runs r JOIN {table} x ON x.run_id = r.run_id AND x.{column} = ?
+            WHERE TRUE{where} ORDER BY r.seq DESC LIMIT ?)""", [name] + params + [int(last)])["seq"].iloc[0]
+        return 0 if _plain(seq) is None else int(seq)
 
     def export_parquet(self, run, folder) -> list[Path]:
         """Write one Parquet file per table (``<table>.parquet``) with ``run``'s rows into ``folder``.

@@ -44,6 +44,11 @@ def _limit(params, default: int = 100, most: int = 10_000) -> tuple[int, int]:
     return number("limit", default, 0, most), number("offset", 0, 0, 10**12)
 
 
+def _equal(params, columns) -> dict:
+    """The query parameters that filter by a column's value."""
+    return {c: params[c] for c in columns if params.get(c) is not None}
+
+
 def _run_or_404(request, handler):
     """Call ``handler(store, run_id)``; a run the store does not know is a 404."""
     ref = request.path_params["ref"]
@@ -77,11 +82,11 @@ def list_runs(request):
 def run_summary(request):
     def handler(s, run_id):
         info = s.run(run_id)
-        batch = s.sql("SELECT metric, value, n FROM scores WHERE run_id = ? AND scope = 'batch' ORDER BY metric",
-                      [run_id])
-        annotators = s.sql("SELECT * EXCLUDE (run_id) FROM annotators WHERE run_id = ? ORDER BY annotator", [run_id])
-        codes = s.sql("SELECT code, severity, count(*) AS n FROM findings WHERE run_id = ? GROUP BY ALL "
-                      "ORDER BY severity, code", [run_id])
+        batch, _ = s.run_rows("scores", run_id, where={"scope": "batch"}, order="metric")
+        annotators, _ = s.run_rows("annotators", run_id, order="annotator")
+        findings, _ = s.run_rows("findings", run_id)
+        codes = findings.groupby(["code", "severity"]).size().reset_index(name="n") if len(findings) else \
+            findings.reindex(columns=["code", "severity"]).assign(n=0)
         doc = json.loads(json.dumps({k: v for k, v in info.items() if k != "verdict_json"}, default=str))
         doc.update(verdict_document=info.get("verdict_json"),
                    figures={r["metric"]: r["value"] for r in _records(batch)},
@@ -97,13 +102,8 @@ def run_scores(request):
     params = request.query_params
 
     def handler(s, run_id):
-        clauses, values = ["run_id = ?"], [run_id]
-        for column in ("scope", "key", "metric"):
-            if params.get(column) is not None:
-                clauses.append(f"{column} = ?")
-                values.append(params[column])
-        df = s.sql(f"SELECT scope, key, metric, value, n FROM scores WHERE {' AND '.join(clauses)} "
-                   "ORDER BY scope, key, metric", values)
+        df, _ = s.run_rows("scores", run_id, where=_equal(params, ("scope", "key", "metric")))
+        df = df.sort_values(["scope", "key", "metric"], kind="stable")
         return _json({"run_id": run_id, "count": len(df), "scores": _records(df)})
     return _run_or_404(request, handler)
 
@@ -113,15 +113,8 @@ def run_violations(request):
     limit, offset = _limit(params, 1000, 100_000)
 
     def handler(s, run_id):
-        clauses, values = ["run_id = ?"], [run_id]
-        for column in ("code", "severity", "annotator", "image"):
-            if params.get(column) is not None:
-                clauses.append(f"{column} = ?")
-                values.append(params[column])
-        where = " AND ".join(clauses)
-        total = int(s.sql(f"SELECT count(*) AS n FROM findings WHERE {where}", values)["n"].iloc[0])
-        df = s.sql(f"SELECT * EXCLUDE (run_id) FROM findings WHERE {where} ORDER BY finding_index LIMIT ? OFFSET ?",
-                   values + [limit, offset])
+        df, total = s.run_rows("findings", run_id, where=_equal(params, ("code", "severity", "annotator", "image")),
+                               order="finding_index", limit=limit, offset=offset)
         return _json({"run_id": run_id, "total": total, "limit": limit, "offset": offset, "violations": _records(df)})
     return _run_or_404(request, handler)
 
@@ -131,15 +124,9 @@ def run_review_queue(request):
     limit, offset = _limit(params, 200, 100_000)
 
     def handler(s, run_id):
-        clauses, values = ["run_id = ?"], [run_id]
-        for column in ("kind", "reason", "annotator", "image", "category"):
-            if params.get(column) is not None:
-                clauses.append(f"{column} = ?")
-                values.append(params[column])
-        where = " AND ".join(clauses)
-        total = int(s.sql(f"SELECT count(*) AS n FROM review_queue WHERE {where}", values)["n"].iloc[0])
-        df = s.sql(f"SELECT * EXCLUDE (run_id) FROM review_queue WHERE {where} ORDER BY rank LIMIT ? OFFSET ?",
-                   values + [limit, offset])
+        df, total = s.run_rows("review_queue", run_id,
+                               where=_equal(params, ("kind", "reason", "annotator", "image", "category")),
+                               order="rank", limit=limit, offset=offset)
         return _json({"run_id": run_id, "total": total, "limit": limit, "offset": offset, "review_queue": _records(df)})
     return _run_or_404(request, handler)
 

@@ -183,8 +183,7 @@ class Service:
     def stored(self, run_id: str) -> int | None:
         """The seq of a stored run, or None."""
         with self.reader.open() as s:
-            df = s.sql("SELECT seq FROM runs WHERE run_id = ?", [run_id])
-        return int(df["seq"].iloc[0]) if len(df) else None
+            return s.seq_of(run_id)
 
     def start(self) -> None:
         self.reader.start()

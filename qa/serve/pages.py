@@ -29,6 +29,9 @@ RUN_FIGURES = ("pq", "mask_iou_mean", "boundary_f_2px_mean", "missing_share")
 
 VERDICTS = ("passed", "failed", "none")
 
+LAST_RUNS = 100
+"""Runs an annotator's or a category's page shows by default (``?last=N``; ``last=0`` for all)."""
+
 
 def q(text) -> str:
     """A path segment (every character but unreserved ones escaped, ``/`` too)."""
@@ -186,9 +189,7 @@ def run(request):
         with _store(request) as s:
             data = rp.from_store(s, ref, pictures=0)
             info = s.run(ref)
-            neighbours = s.sql("SELECT (SELECT run_id FROM runs WHERE seq < ? ORDER BY seq DESC LIMIT 1) AS prev, "
-                               "(SELECT run_id FROM runs WHERE seq > ? ORDER BY seq LIMIT 1) AS next",
-                               [info["seq"], info["seq"]]).to_dict("records")[0]
+            previous, following = s.neighbours(info["run_id"])
     except StoreError as exc:
         if _missing(exc):
             return error_page(request, 404, f"No run {ref!r} in this store.")
@@ -196,10 +197,9 @@ def run(request):
     data.pictures_note = ""
     run_id = info["run_id"]
     context = rp.section_context(data, RUN_SECTIONS, links=links_for(run_id))
-    previous = neighbours["prev"] if isinstance(neighbours["prev"], str) else None
     return render(request, "run.html.j2", title=data.title, run=info, meta={**data.meta},
                   annotators=data.annotators, pack=_pack_name(info.get("gate_pack") or info.get("pack")),
-                  previous=previous, next=neighbours["next"] if isinstance(neighbours["next"], str) else None,
+                  previous=previous, next=following,
                   compare_url=f"/compare?{urlencode({'a': previous, 'b': run_id})}" if previous else None,
                   **context)
 
@@ -211,22 +211,15 @@ def image(request):
         with _store(request) as s:
             run_id = s.resolve(ref)
             info = s.run(run_id)
-            pairs = rp._expand_metrics(s.sql("SELECT * FROM image_pair_scores WHERE run_id = ? AND image = ? "
-                                             "ORDER BY annotator_a, annotator_b", [run_id, key]))
-            problems = s.sql("SELECT annotator_a, annotator_b, status, category_a, category_b, iou, best_iou "
-                             "FROM object_matches WHERE run_id = ? AND image = ? AND (status <> 'matched' OR "
-                             "label_disagreement) ORDER BY status, category_a, category_b", [run_id, key])
-            findings = s.sql("SELECT * EXCLUDE (run_id) FROM findings WHERE run_id = ? AND image = ? "
-                             "ORDER BY finding_index", [run_id, key])
-            queue = s.sql("SELECT * EXCLUDE (run_id) FROM review_queue WHERE run_id = ? AND image = ? "
-                          "ORDER BY rank", [run_id, key])
-            known = len(s.sql("SELECT 1 FROM images WHERE run_id = ? AND image = ?", [run_id, key]))
+            detail = s.image_detail(run_id, key)
     except StoreError as exc:
         if _missing(exc):
             return error_page(request, 404, f"No run {ref!r} in this store.")
         raise
-    if not known:
+    if detail is None:
         return error_page(request, 404, f"Run {run_id} has no image {key!r}.")
+    pairs, problems = rp._expand_metrics(detail["pairs"]), detail["problems"]
+    findings, queue = detail["findings"], detail["review_queue"]
     links = links_for(run_id)
     data = rp.ReportInput(title="", annotators=[], image_pairs=pairs if len(pairs) else None,
                           findings=findings if len(findings) else None, review_queue=queue if len(queue) else None)
@@ -281,11 +274,12 @@ def annotator(request):
 
     name = request.path_params["name"]
     batch = request.query_params.get("batch") or None
+    last = _int(request.query_params.get("last"), LAST_RUNS, 0)
     with _store(request) as s:
-        history = s.annotator_history(name, batch=batch)
+        history = s.annotator_history(name, batch=batch, last=last)
+        total = s.history_size("annotators", "annotator", name, batch=batch)
         worst = s.worst_objects(history["run_id"].iloc[-1], name) if len(history) else None
-        batches = s.sql("SELECT DISTINCT r.name FROM runs r JOIN annotators a USING (run_id) "
-                        "WHERE a.annotator = ? AND r.name IS NOT NULL ORDER BY 1", [name])["name"].tolist()
+        batches = s.batches_of(name)
     if not len(history):
         return error_page(request, 404, f"No annotator {name!r} in {'batch ' + repr(batch) if batch else 'this store'}.")
     charts = [trend(m, [{"name": name, "points": _trend_points(history, m)}], chart_id=f"trend-{m}")
@@ -304,7 +298,7 @@ def annotator(request):
     review["empty"] = f"Nothing of {name}'s to review in run {int(latest['seq'])}."
     return render(request, "annotator.html.j2", title=f"Annotator {name}", name=name, batch=batch, batches=batches,
                   charts=charts, main_table=table, review=review, latest_seq=int(latest["seq"]),
-                  latest_url=run_url(latest["run_id"]), runs=len(history))
+                  latest_url=run_url(latest["run_id"]), runs=total, shown=len(history), all_url=_all_url(request))
 
 
 def category(request):
@@ -313,9 +307,12 @@ def category(request):
 
     name = request.path_params["name"]
     batch = request.query_params.get("batch") or None
+    last = _int(request.query_params.get("last"), LAST_RUNS, 0)
     with _store(request) as s:
-        history = s.category_history(name, batch=batch)
-        pairs = s.category_pair_history(name, batch=batch)
+        history = s.category_history(name, batch=batch, last=last)
+        total = s.history_size("categories", "category", name, batch=batch)
+        pairs = s.category_pair_history(name, batch=batch,
+                                        since_seq=int(history["seq"].min()) if len(history) else 0)
     if not len(history):
         return error_page(request, 404, f"No category {name!r} in {'batch ' + repr(batch) if batch else 'this store'}.")
     charts = [trend(m, [{"name": name, "points": _trend_points(history, m)}], chart_id=f"trend-{m}")
@@ -347,8 +344,14 @@ def category(request):
     table = rp._table("category-runs", ["#", "batch", "started (UTC)", "objects"]
                       + [rp.label(m) for m in CATEGORY_TRENDS], rows)
     return render(request, "category.html.j2", title=f"Category {name}", name=name, batch=batch, charts=charts,
-                  pair_charts=pair_charts, pair_table=pair_table, main_table=table,
+                  pair_charts=pair_charts, pair_table=pair_table, main_table=table, runs=total,
+                  shown=len(history), all_url=_all_url(request),
                   latest_pairs_seq=int(pairs["seq"].max()) if len(pairs) else None)
+
+
+def _all_url(request) -> str:
+    """This page with every run (``last=0``)."""
+    return request.url.path + "?" + urlencode({**dict(request.query_params), "last": 0})
 
 
 def _palette():

@@ -1028,6 +1028,9 @@ def _add_serve(sub) -> None:
                    help="the job queue and uploads (default: <store>.jobs beside the store)")
     p.add_argument("--max-upload", type=int, default=512, metavar="MB", help="largest zip upload (default 512 MB)")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes per run (default: one per CPU)")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="send each run's per-image work to a Dask cluster: tcp://host:8786, or local:N "
+                        "(default: $DASK_SCHEDULER_ADDRESS, else the local pool; docs/scale.md)")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's log level (default warning)")
     _add_store_options(p)
@@ -1041,6 +1044,11 @@ def _cmd_serve(args) -> int:
         raise UsageError("--max-upload must be a positive number of MB")
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if args.workers is not None and args.dask is not None:
+        raise UsageError("--workers sizes the local pool and --dask names a cluster; give one of them")
+    dask = args.dask
+    if dask is None and args.workers is None:
+        dask = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
@@ -1054,7 +1062,7 @@ def _cmd_serve(args) -> int:
     from qa.serve.uploads import Limits
 
     config = Config(db=_db(args), host=args.host, port=args.port, token=load_token(args.token_file),
-                    roots=list(args.root), jobs_dir=args.jobs_dir, workers=args.workers,
+                    roots=list(args.root), jobs_dir=args.jobs_dir, workers=args.workers, dask=dask,
                     limits=Limits(upload_bytes=args.max_upload * 2**20), lock_timeout=args.lock_timeout)
     _err(f"qa serve: {config.db} on http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/ "
          f"({'writes need the token' if config.token else 'read-only: no token'}"

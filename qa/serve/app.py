@@ -52,6 +52,9 @@ class Config:
         Bounds on uploads.
     workers : int or None
         Processes per run (``qa run --workers``).
+    dask : str or None
+        A Dask scheduler address (``tcp://host:8786``) or ``local:N`` for the runs (``qa run --dask``);
+        None runs each on the local pool.
     lock_timeout : float
         Seconds to wait for the store's lock.
     page_size : int
@@ -66,6 +69,7 @@ class Config:
     jobs_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
     workers: int | None = None
+    dask: str | None = None
     lock_timeout: float = 30.0
     page_size: int = 50
     idle_release: float = 1.0
@@ -174,7 +178,7 @@ class Service:
         with store.open(config.db, read_only=False, lock_timeout=config.lock_timeout):
             pass  # create the store (or upgrade its schema) before anything reads it
         self.reader = Reader(config.db, lock_timeout=config.lock_timeout, idle=config.idle_release)
-        self.jobs = JobQueue(config.jobs_dir, config.db, stored=self.stored, workers=config.workers,
+        self.jobs = JobQueue(config.jobs_dir, config.db, stored=self.stored, workers=config.workers, dask=config.dask,
                              lock_timeout=config.lock_timeout, on_start=self.reader.pause,
                              on_finish=self.reader.resume)
         self.templates_dir = templates_dir()

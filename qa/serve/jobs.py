@@ -78,6 +78,8 @@ class JobQueue:
         ``stored(run_id) -> int or None``: the run's seq when the store holds it.
     workers : int, optional
         Processes each run may use (``qa run --workers``).
+    dask : str, optional
+        The Dask cluster each run sends its per-image work to (``qa run --dask``).
     lock_timeout : float
         Seconds a worker waits for the store's lock.
     on_start, on_finish : callable, optional
@@ -86,11 +88,11 @@ class JobQueue:
     """
 
     def __init__(self, folder, db, *, stored: Callable[[str], int | None], workers: int | None = None,
-                 lock_timeout: float = 30.0, on_start=None, on_finish=None, poll: float = 0.1):
+                 dask: str | None = None, lock_timeout: float = 30.0, on_start=None, on_finish=None, poll: float = 0.1):
         self.folder = Path(folder).resolve()
         self.folder.mkdir(parents=True, exist_ok=True)
         self.db = Path(db).resolve()
-        self.stored, self.workers, self.lock_timeout = stored, workers, lock_timeout
+        self.stored, self.workers, self.dask, self.lock_timeout = stored, workers, dask, lock_timeout
         self.on_start, self.on_finish, self.poll = on_start, on_finish, poll
         self.path = self.folder / "jobs.sqlite"
         self._lock = threading.Lock()
@@ -243,7 +245,7 @@ class JobQueue:
     def _run(self, job: dict) -> None:
         folder = self.job_folder(job["id"])
         spec = dict(job["spec"], db=str(self.db), run_id=job["run_id"], workers=self.workers,
-                    lock_timeout=self.lock_timeout)
+                    dask=self.dask, lock_timeout=self.lock_timeout)
         spec_path, result_path = folder / "spec.json", folder / "result.json"
         spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
         result_path.unlink(missing_ok=True)

@@ -48,7 +48,8 @@ def run_spec(spec: dict):
     pack = spec.get("pack") or (gate if gate else "default")
     return run(*exports, manifest=spec.get("manifest"), pack=pack, gate=gate, baseline=spec.get("baseline"),
                max_drop=spec.get("max_drop"), db=spec["db"], lock_timeout=spec.get("lock_timeout"),
-               workers=spec.get("workers"), run_id=spec["run_id"])
+               workers=None if spec.get("dask") else spec.get("workers"), executor=spec.get("dask"),
+               run_id=spec["run_id"])
 
 
 def main(argv=None) -> int:

@@ -143,3 +143,28 @@ def test_the_reader_shares_one_connection_and_lets_it_go(tmp_path):
         assert reader._keeper is None and len(own.runs()) == 0
     reader.resume()
     reader.stop()
+
+
+def test_a_job_spec_with_a_dask_cluster_runs_there_and_stores_what_the_local_pool_stores(tmp_path):
+    """``qa serve --dask`` reaches each job's ``qa.run`` as its executor (a real LocalCluster here)."""
+    pytest.importorskip("distributed")
+    import qa
+    from qa.serve.worker import run_spec
+    from storekit import two_exports
+
+    alice, bob = two_exports(tmp_path, bob_shift=1)
+    exports = [f"alice={alice}", f"bob={bob}"]
+    on_dask = run_spec({"exports": exports, "db": str(tmp_path / "dask.duckdb"), "run_id": "r-dask",
+                        "dask": "local:1", "workers": 4})
+    local = run_spec({"exports": exports, "db": str(tmp_path / "local.duckdb"), "run_id": "r-local", "workers": 1})
+    assert on_dask.stored and on_dask.run_id == "r-dask"
+    with qa.open(tmp_path / "dask.duckdb") as a, qa.open(tmp_path / "local.duckdb") as b:
+        assert a.scores("r-dask").equals(b.scores("r-local")) and len(a.scores("r-dask")) > 0
+
+
+def test_serve_takes_a_pool_or_a_cluster_not_both(tmp_path, capsys):
+    from common import run_cli
+
+    code, _, err = run_cli(["serve", "--db", str(tmp_path / "qa.duckdb"), "--workers", "2", "--dask", "local:1"],
+                           capsys)
+    assert code == 2 and "give one of them" in err

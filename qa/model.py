@@ -191,6 +191,11 @@ class Batch:
     alias_report: dict = field(default_factory=dict)
     name: str | None = None
     description: str | None = None
+    reference: str | None = None
+    """The reference export every other is scored against (``--reference``, ``role = "reference"``), if any."""
+    attribute_levels: dict = field(default_factory=dict)
+    """Declared levels of measurement of object attributes, ``{name: "nominal" | "ordinal"}`` (the manifest's
+    ``[attributes]``, ``--attribute NAME=LEVEL``)."""
 
     def objects(self, annotator: str | None = None, image: str | None = None) -> list[Object]:
         """Objects of one annotator and/or one image, in export order."""

@@ -763,9 +763,10 @@ def stage_tolerance(tolerances) -> float:
     return 2.0 if 2.0 in values else values[len(values) // 2]
 
 
-def boundary_stage(batch, comparison, *, tolerances=(1, 2, 4), workers=None, progress=None, max_pixels=None):
+def boundary_stage(batch, comparison, *, tolerances=(1, 2, 4), workers=None, progress=None, max_pixels=None,
+                   reference: str | None = None):
     """The run's boundary stage: the semantic comparison (label maps, binary masks, panoptic) when the
-    batch has one, then :func:`analyse_boundaries`.
+    batch has one, then :func:`analyse_boundaries` (offsets against ``reference`` when given).
 
     Returns
     -------
@@ -782,7 +783,8 @@ def boundary_stage(batch, comparison, *, tolerances=(1, 2, 4), workers=None, pro
                                     max_pixels=max_pixels)
     if progress:
         progress("boundaries", 0, 1)
-    analysis = analyse_boundaries(batch, comparison, semantic, tolerance=stage_tolerance(tolerances))
+    analysis = analyse_boundaries(batch, comparison, semantic, tolerance=stage_tolerance(tolerances),
+                                  reference=reference)
     if progress:
         progress("boundaries", 1, 1)
     parts = [comparison.scores, semantic.scores if semantic is not None else None, analysis.scores]

@@ -4,8 +4,8 @@ CVAT attributes, occluded and truncated flags, Label Studio per-region choices, 
 characteristics per reading: each is agreed on like a label, on the matched object pairs of the
 comparison (the two objects one annotator and another drew of the same thing).
 
-Which attributes. The manifest's ``[attributes]`` table (or ``--attribute NAME=LEVEL``) names them with
-their level of measurement; without it they are inferred from the values the objects carry, and the
+Which attributes. The manifest's ``[attributes]`` table (or ``--attribute NAME=LEVEL``) declares an
+attribute's level of measurement; the others' are inferred from the values the objects carry, and the
 inference is shown (``AttributeAgreement.attributes``): booleans and text of at most
 :data:`MAX_CATEGORIES` distinct values are nominal, integers of at most :data:`MAX_CATEGORIES` distinct
 values within a range of at most :data:`MAX_CATEGORIES` are ordinal (``1-5 -> ordinal``); anything else
@@ -248,9 +248,7 @@ def _candidates(batch, declared: dict):
     for name, export in batch.exports.items():
         for k, obj in enumerate(export.objects):
             for key, raw in obj.attributes.items():
-                if declared and key not in declared:
-                    continue
-                if not declared and (key in BOOKKEEPING or key.endswith(("_id", "_key")) or
+                if key not in declared and (key in BOOKKEEPING or key.endswith(("_id", "_key")) or
                                      key.startswith("attribute:")):
                     continue
                 value = _scalar(raw)
@@ -295,7 +293,7 @@ def attribute_agreement(batch, comparison, *, levels: dict | None = None, refere
     batch : Batch
     comparison : qa.engine.compare.Comparison
     levels : dict, optional
-        ``{attribute: "nominal" | "ordinal"}``; when given, only these attributes are analysed.
+        ``{attribute: "nominal" | "ordinal"}``: declared levels (the other attributes' are inferred).
     reference : str, optional
         The reference annotator: accuracy of every other annotator's values against its.
     reference_of : dict, optional

@@ -266,7 +266,9 @@ def reference_stage(batch: Batch, comparison, *, consensus: str | None = None, t
                                                  max_pixels=max_pixels, progress=progress)
     against = compare_batch(extended, tolerances=tolerances, iou_threshold=iou_threshold, workers=workers,
                             max_pixels=max_pixels, plan=PairPlan(reference_of, pairs="reference"))
-    return score_against_reference(against, reference_of, reference=f"consensus of the others ({consensus})")
+    result = score_against_reference(against, reference_of, reference=f"consensus of the others ({consensus})")
+    result.exports = {name: extended.exports[name] for name in reference_of.values()}
+    return result
 
 
 def _with_reference(scores, rows, reference: str | None):

@@ -77,6 +77,8 @@ class ReferenceScores:
         The long rows (``scope, key, metric, value, n``).
     settings : dict
         ``reference`` (the name, or how the consensus was built), ``bootstrap``, ``confidence``, ``seed``.
+    exports : dict
+        Reference exports that are not in the batch (each annotator's consensus of the others), for pictures.
     """
 
     annotators: object
@@ -85,6 +87,8 @@ class ReferenceScores:
     objects: object
     scores: object
     settings: dict = field(default_factory=dict)
+    exports: dict = field(default_factory=dict)
+    """References that are not exports of the batch (each annotator's consensus of the others), by name."""
 
     def summary(self) -> dict:
         """Plain data for the JSON summary and the text table."""

@@ -214,3 +214,37 @@ def test_unknown_reference_is_a_config_error(tmp_path, capsys):
                               _masks(tmp_path, "b", {"x": _disk(9, 9, 4, 4, 2)}), "--no-store", "--no-report"],
                              capsys)
     assert code == 2 and "the reference 'gold' is not an annotator of the batch (annotators: a, b)" in err
+
+
+def test_dashed_layers_draw_every_other_run_of_outline():
+    from qa.overlay import render_overlay
+
+    square = np.ones((20, 20), np.uint8)
+    solid = render_overlay(40, 40, [[(square, (5, 5), 1)], [(square, (10, 10), 1)]])
+    dashed = render_overlay(40, 40, [[(square, (5, 5), 1)], [(square, (10, 10), 1)]], dashed=(1,))
+    colour = solid[29, 20]  # the second layer's bottom edge, away from the first one's
+    on_solid = (solid == colour).all(axis=-1).sum()
+    on_dashed = (dashed == colour).all(axis=-1).sum()
+    assert 0 < on_dashed < on_solid and (dashed[5:25, 5] == solid[5:25, 5]).all()  # layer 0 untouched
+
+
+def test_the_report_has_a_section_against_the_reference_from_the_run_and_the_store(tmp_path, capsys):
+    gold = {f"im{k}": _disk(48, 48, 24, 24, 10) for k in range(3)}
+    off = {k: np.roll(v, 3, axis=0) for k, v in gold.items()}
+    db, first, second = tmp_path / "qa.duckdb", tmp_path / "run.html", tmp_path / "stored.html"
+    code, _, err = run_cli(["run", "--reference", "gold", _masks(tmp_path, "gold", gold), _masks(tmp_path, "bob", off),
+                            "--db", str(db), "--report", str(first), "--workers", "1"], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["report", "--db", str(db), "-o", str(second)], capsys)
+    assert code == 0, err
+    for page in (first, second):
+        html = page.read_text(encoding="utf-8")
+        assert "<h2>Against the reference</h2>" in html and 'id="reference-table"' in html
+        assert html.count('alt="bob against gold on im') == 3  # the worst objects, reference dashed
+    from qa import store
+
+    with store.open(db) as s:
+        rows = s.sql("SELECT scope, key, metric, value, n FROM scores WHERE metric IN ('f1', 'images') "
+                     "AND scope = 'annotator'")
+        settings = s.run("latest")["settings"]
+    assert rows.set_index("metric").loc["images", "value"] == 3 and settings["reference"] == "gold"

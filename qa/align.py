@@ -328,8 +328,10 @@ def same_aspect(size, frame) -> bool:
 
     Examples
     --------
-    >>> same_aspect((512, 384), (1024, 768)), same_aspect((512, 256), (4096, 2304)), same_aspect((901, 600), (1802, 1201))
-    (True, False, True)
+    >>> same_aspect((512, 384), (1024, 768)), same_aspect((512, 256), (4096, 2304))
+    (True, False)
+    >>> same_aspect((901, 600), (1802, 1201))
+    True
     """
     (w, h), (fw, fh) = size, frame
     return abs(w * fh / h - fw) <= 1.0 and abs(h * fw / w - fh) <= 1.0

@@ -494,8 +494,9 @@ def _print_attributes(attributes: dict | None) -> None:
     print("attributes (matched objects):")
     if used:
         print(render_table(["attribute", "level", "how", "pairs", "agreement", "accuracy", "kappa", "alpha"],
-                           [[r["attribute"], r["level"], r["how"], r.get("pairs") or 0, fmt(r.get("agreement_share")),
-                             fmt(r.get("accuracy")), fmt(r.get("kappa")), fmt(r.get("alpha"))] for r in used], left=3))
+                           [[r["attribute"], r["level"], r["how"], r.get("pairs") or 0,
+                             fmt(r.get("attribute_agreement_share")), fmt(r.get("accuracy")), fmt(r.get("kappa")),
+                             fmt(r.get("alpha"))] for r in used], left=3))
     left = [r for r in rows if not r.get("used")]
     if left:
         print("left out: " + "; ".join(f"{r['attribute']} ({r['reason']})" for r in left))

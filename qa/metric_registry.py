@@ -210,8 +210,9 @@ _SEM = "qa.engine.semantic"
 _METRICS: tuple[Metric, ...] = (
     # --- counts of the object matching ---------------------------------------------------------------
     Metric("images", "images", "Images compared: labelled by both annotators of the pair (or by the annotator "
-           "and the consensus).", "count", "images", "none", scopes=("annotator_pair", "annotator_consensus"),
-           source=_ENGINE),
+           "and the consensus); against a reference, the images the annotator was scored on (honeypots: the ones "
+           "the reference labels).", "count", "images", "none",
+           scopes=("annotator_pair", "annotator_consensus", "annotator", "category", "batch"), source=_ENGINE),
     Metric("matched", "matched", "Object pairs matched one to one (IoU at or above the matching threshold, "
            "label-agnostic).", "count", "object pairs", "none", scopes=AGGREGATE + CONSENSUS,
            tables=("image_pair_scores.matched",), source=_ENGINE),
@@ -270,7 +271,7 @@ _METRICS: tuple[Metric, ...] = (
            tables=("object_matches.boundary_f_{t}", "image_pair_scores.metrics", "boundary_disagreement.metrics"),
            source=_ENGINE, object_column="boundary_f_{t}"),
     Metric("nsd_{t}_mean", "NSD {t}", "Mean normalised surface distance (surface Dice) at tolerance {t} over "
-           "the matched object pairs.", "mean", "", "higher", _HEAT, scopes=C_PAIR + REFERENCE[:3],
+           "the matched object pairs.", "mean", "", "higher", _HEAT, scopes=AGGREGATE,
            tables=("object_matches.nsd_{t}", "image_pair_scores.metrics", "boundary_disagreement.metrics"),
            source=_ENGINE, object_column="nsd_{t}"),
     Metric("boundary_iou_mean", "boundary IoU", "Mean boundary IoU (Cheng et al. 2021) over the matched object "

@@ -70,7 +70,7 @@ class AttributeAgreement:
     attributes : pandas.DataFrame
         One row per attribute considered: ``attribute``, ``level``, ``how`` (declared or the inference,
         ``integers 1-5 -> ordinal``), ``values``, ``used`` (False with ``reason`` when left out), and the
-        figures: ``pairs``, ``agreement_share``, ``accuracy``, ``kappa``, ``kappa_kind``, ``alpha``,
+        figures: ``pairs``, ``attribute_agreement_share``, ``accuracy``, ``kappa``, ``kappa_kind``, ``alpha``,
         ``units``.
     annotators : pandas.DataFrame
         With a reference: ``annotator``, ``attribute``, ``pairs``, ``accuracy``.
@@ -344,7 +344,7 @@ def attribute_agreement(batch, comparison, *, levels: dict | None = None, refere
         agree = both & (va == vb)
         entry = {"attribute": key, "level": level, "how": how, "values": len(order), "used": True, "reason": "",
                  "pairs": int(both.sum()),
-                 "agreement_share": float(agree.sum() / both.sum()) if both.any() else math.nan}
+                 "attribute_agreement_share": float(agree.sum() / both.sum()) if both.any() else math.nan}
         k_vals = len(order)
         # with a reference: accuracy per annotator, confusion reference x annotator
         ref_rows = both & (side != "")
@@ -396,7 +396,7 @@ def attribute_agreement(batch, comparison, *, levels: dict | None = None, refere
             entry["kappa_kind"] = f"Fleiss (nominal, {len(full)} objects all {len(raters)} drew)"
             kappa_n = int(len(full))
         records += [("attribute", key, "attribute_pairs", float(entry["pairs"]), entry["pairs"]),
-                    ("attribute", key, "attribute_agreement_share", entry["agreement_share"], entry["pairs"]),
+                    ("attribute", key, "attribute_agreement_share", entry["attribute_agreement_share"], entry["pairs"]),
                     ("attribute", key, "attribute_kappa", entry["kappa"], kappa_n),
                     ("attribute", key, "attribute_alpha", entry["alpha"], entry["units"])]
         rows.append(entry)
@@ -406,7 +406,7 @@ def attribute_agreement(batch, comparison, *, levels: dict | None = None, refere
             review.append(_review_rows(batch, key, level, order, matched, differ, side, va, vb, an_a, an_b,
                                        ix_a, ix_b, img))
     attributes = pd.DataFrame(rows + left)
-    for column in ("pairs", "agreement_share", "accuracy", "kappa", "kappa_kind", "alpha", "units"):
+    for column in ("pairs", "attribute_agreement_share", "accuracy", "kappa", "kappa_kind", "alpha", "units"):
         if column not in attributes:
             attributes[column] = np.nan
     scores = pd.DataFrame.from_records(records, columns=["scope", "key", "metric", "value", "n"])
@@ -478,6 +478,7 @@ def _review_rows(batch, key, level, order, matched, differ, side, va, vb, an_a, 
                      "reasons": 1, "annotator": annotator[k], "object_index": int(index[k]),
                      "category": obj.category, "other_annotator": other[k], "other_object_index": int(other_index[k]),
                      "area": float(obj.area) if obj.area is not None else math.nan, "file": obj.source.file,
-                     "source_index": obj.source.index, "source_id": None if obj.source.id is None else str(obj.source.id),
+                     "source_index": obj.source.index,
+                     "source_id": None if obj.source.id is None else str(obj.source.id),
                      "detail": f"{key}: {annotator[k]} says {order[mine_v[k]]}, {other[k]} says {order[other_v[k]]}"})
     return pd.DataFrame(rows)

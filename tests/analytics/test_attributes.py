@@ -102,7 +102,8 @@ def test_attribute_agreement_against_a_reference(tmp_path):
     assert scores[("annotator_attribute", "ann|truncated", "attribute_accuracy")] == pytest.approx(2 / 3)
     queue = run.analytics.review_queue
     mismatch = queue[queue["reason"] == "attribute_mismatch"]
-    assert sorted(mismatch["detail"]) == ["quality: ann says 2, gold says 1", "truncated: ann says False, gold says True"]
+    assert sorted(mismatch["detail"]) == ["quality: ann says 2, gold says 1",
+                                          "truncated: ann says False, gold says True"]
     assert (mismatch["annotator"] == "ann").all()
 
 

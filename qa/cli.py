@@ -497,6 +497,10 @@ def _print_attributes(attributes: dict | None) -> None:
                            [[r["attribute"], r["level"], r["how"], r.get("pairs") or 0,
                              fmt(r.get("attribute_agreement_share")), fmt(r.get("accuracy")), fmt(r.get("kappa")),
                              fmt(r.get("alpha"))] for r in used], left=3))
+    kinds = sorted({r.get("kappa_kind") for r in used if r.get("kappa_kind")})
+    if kinds:
+        print(visible(f"kappa: {'; '.join(kinds)}; alpha: Krippendorff's, at the attribute's level, over the "
+                      "clusters of matched objects"))
     left = [r for r in rows if not r.get("used")]
     if left:
         print("left out: " + "; ".join(f"{r['attribute']} ({r['reason']})" for r in left))

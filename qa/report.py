@@ -1185,6 +1185,7 @@ def reference_pictures(batch, rows, *, exports: dict | None = None, pictures: in
         ``uri``, ``width``, ``height``, ``image``, ``annotator``, ``reference``, ``status``, ``caption``.
     """
     import numpy as np
+    import pandas as pd
 
     from qa.overlay import (annotator_colour, annotator_crops, data_uri, encode_image, focus_window,
                             hex_colour, load_background, render_overlay)
@@ -1196,8 +1197,8 @@ def reference_pictures(batch, rows, *, exports: dict | None = None, pictures: in
     iou = rows["iou"].to_numpy(dtype=np.float64)
     area = np.fmax(rows["area"].to_numpy(dtype=np.float64, na_value=np.nan),
                    rows["reference_area"].to_numpy(dtype=np.float64, na_value=np.nan))
-    badness = np.where(status == "matched", 1.0 - np.nan_to_num(iou), 1.0)
-    order = np.lexsort((-np.nan_to_num(area), -badness))
+    # the matched pairs of lowest IoU first (both outlines to compare), then the unmatched objects, largest first
+    order = np.lexsort((-np.nan_to_num(area), np.where(status == "matched", np.nan_to_num(iou), 2.0)))
     out = []
     for k in order[:pictures]:
         row = rows.iloc[int(k)]
@@ -1208,7 +1209,7 @@ def reference_pictures(batch, rows, *, exports: dict | None = None, pictures: in
         layers = []
         for name, index in ((row["annotator"], row["object_index"]), (row["reference"], row["reference_index"])):
             export = exports.get(str(name))
-            if export is None or index is None or index != index:
+            if export is None or index is None or bool(pd.isna(index)):
                 layers.append([])
                 continue
             obj = export.objects[int(index)]

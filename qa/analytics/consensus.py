@@ -696,7 +696,7 @@ def consensus_of_others(batch: Batch, comparison, *, method: str = "vote", quoru
         The batch with one export ``consensus~<annotator>`` per annotator (format ``consensus``, RLE
         objects; ``coverage`` lists it on the images where two or more others labelled).
     reference_of : dict
-        ``{annotator: "consensus~<annotator>"}``.
+        ``{annotator: "consensus~<annotator>"}`` (with two annotators, each is the other's reference).
 
     Notes
     -----
@@ -705,7 +705,8 @@ def consensus_of_others(batch: Batch, comparison, *, method: str = "vote", quoru
     strict majority (3 of 4) then needs only two others to agree with it, so each annotator scores
     higher against it than it should, the more so the fewer the annotators (with three, its vote and
     one other's make a majority). The consensus of the others is as independent of the annotator as a
-    gold set would be; its price is one consensus per annotator.
+    gold set would be; its price is one consensus per annotator. An image has a consensus of the others
+    where two or more of them labelled it; an annotator is scored there only.
     """
     from qa.engine.compare import Comparison
     from qa.model import Export, Image, Object, Source
@@ -717,6 +718,9 @@ def consensus_of_others(batch: Batch, comparison, *, method: str = "vote", quoru
     for name in sorted(batch.annotators):
         sub = _without(batch, name)
         if len(sub.annotators) < 1:
+            continue
+        if len(sub.annotators) == 1:  # the consensus of one other is that annotator
+            reference_of[name] = sub.annotators[0]
             continue
         keep = (pairs["annotator_a"].astype(str) != name) & (pairs["annotator_b"].astype(str) != name)
         filtered = Comparison(object_pairs=pairs[keep.to_numpy()], image_pairs=None, scores=None,
@@ -743,7 +747,8 @@ def consensus_of_others(batch: Batch, comparison, *, method: str = "vote", quoru
             if name in coverage.get(key, ()):
                 coverage[key].append(label)
         reference_of[name] = label
-    extended = Batch(annotators=list(batch.annotators) + [reference_of[a] for a in sorted(reference_of)],
+    built = sorted(set(reference_of.values()) - set(batch.annotators))
+    extended = Batch(annotators=list(batch.annotators) + built,
                      exports=exports, images=batch.images, categories=batch.categories,
                      coverage={k: tuple(v) for k, v in coverage.items()}, name=batch.name)
     return extended, reference_of

@@ -248,3 +248,12 @@ def test_the_report_has_a_section_against_the_reference_from_the_run_and_the_sto
                      "AND scope = 'annotator'")
         settings = s.run("latest")["settings"]
     assert rows.set_index("metric").loc["images", "value"] == 3 and settings["reference"] == "gold"
+
+
+def test_with_two_annotators_each_is_the_others_reference(tmp_path):
+    base = {"im0": _disk(40, 40, 20, 20, 9)}
+    run = qa.run(_masks(tmp_path, "a", base), _masks(tmp_path, "b", {"im0": np.roll(base["im0"], 2, axis=1)}),
+                 reference="consensus", store=False, pack=None, workers=1)
+    table = run.reference.annotators.set_index("annotator")
+    assert table.loc["a", "reference"] == "b" and table.loc["b", "reference"] == "a"
+    assert table.loc["a", "matched"] == 1 and 0.5 < table.loc["a", "mask_iou_mean"] < 1.0

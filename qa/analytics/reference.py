@@ -120,35 +120,47 @@ def oriented_rows(comparison, reference_of: dict):
     op = comparison.object_pairs
     a = op["annotator_a"].astype(str).to_numpy()
     b = op["annotator_b"].astype(str).to_numpy()
-    ref_is_b = np.array([reference_of.get(x) == y for x, y in zip(a, b)], dtype=bool)
-    ref_is_a = np.array([reference_of.get(y) == x for x, y in zip(a, b)], dtype=bool)
     status = op["status"].astype(str).to_numpy()
-    keep = (ref_is_a | ref_is_b) & (status != "ignored")
-    op, a, b, ref_is_b, status = op[keep], a[keep], b[keep], ref_is_b[keep], status[keep]
-    # the annotator's unmatched objects are extra, the reference's missed
-    mine = np.where(ref_is_b, "missing", "extra")
-    theirs = np.where(ref_is_b, "extra", "missing")
+    frames = []
+    # each orientation in turn: a pair whose two sides are each other's reference (two annotators, each
+    # against the consensus of the other) gives both
+    for ref_b in (True, False):
+        keep = np.array([reference_of.get(x) == y if ref_b else reference_of.get(y) == x for x, y in zip(a, b)],
+                        dtype=bool) & (status != "ignored")
+        if keep.any():
+            frames.append(_oriented(op[keep], a[keep], b[keep], status[keep], ref_b))
+    if not frames:
+        return _oriented(op.iloc[:0], a[:0], b[:0], status[:0], True)
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)
+
+
+def _oriented(op, a, b, status, ref_is_b: bool):
+    """Rows of one orientation (the reference is side ``b`` when ``ref_is_b``) turned to the annotator."""
+    import pandas as pd
+
+    mine, theirs = ("missing", "extra") if ref_is_b else ("extra", "missing")
     out_status = np.where(status == "matched", "matched", np.where(status == mine, "extra",
                                                                     np.where(status == theirs, "missed", status)))
+    me, ref = ("a", "b") if ref_is_b else ("b", "a")
 
-    def side(name, ref):
-        va, vb = op[f"{name}_a"], op[f"{name}_b"]
-        va = va.astype(object).to_numpy() if hasattr(va, "cat") else va.to_numpy(dtype=object)
-        vb = vb.astype(object).to_numpy() if hasattr(vb, "cat") else vb.to_numpy(dtype=object)
-        return np.where(ref_is_b, vb, va) if ref else np.where(ref_is_b, va, vb)
+    def side(name, who):
+        values = op[f"{name}_{who}"]
+        return values.astype(object).to_numpy() if hasattr(values, "cat") else values.to_numpy(dtype=object)
 
     frame = pd.DataFrame({
         "image": op["image"].astype(str).to_numpy(),
-        "annotator": np.where(ref_is_b, a, b), "reference": np.where(ref_is_b, b, a),
+        "annotator": a if ref_is_b else b, "reference": b if ref_is_b else a,
         "status": out_status,
-        "object_index": side("object_index", False), "reference_index": side("object_index", True),
-        "category": side("category", False), "reference_category": side("category", True),
+        "object_index": side("object_index", me), "reference_index": side("object_index", ref),
+        "category": side("category", me), "reference_category": side("category", ref),
         "iou": op["iou"].to_numpy(dtype=np.float64),
-        "area": side("area", False), "reference_area": side("area", True),
+        "area": side("area", me), "reference_area": side("area", ref),
     })
     for column in _boundary_columns(op):
         values = op[column].to_numpy(dtype=np.float64)
-        frame[column] = np.where(ref_is_b, values, -values) if column.startswith("signed_offset") else values
+        frame[column] = values if (ref_is_b or not column.startswith("signed_offset")) else -values
     return frame.reset_index(drop=True)
 
 
@@ -309,12 +321,13 @@ def _image_iou(comparison, reference_of):
         return pd.Series(dtype=np.float64)
     a = ip["annotator_a"].astype(str).to_numpy()
     b = ip["annotator_b"].astype(str).to_numpy()
+    image = ip["image"].astype(str).to_numpy()
+    values = ip["image_iou_mean"].to_numpy(dtype=np.float64)
     ref_is_b = np.array([reference_of.get(x) == y for x, y in zip(a, b)], dtype=bool)
     ref_is_a = np.array([reference_of.get(y) == x for x, y in zip(a, b)], dtype=bool)
-    keep = ref_is_a | ref_is_b
-    annotator = np.where(ref_is_b, a, b)[keep]
-    values = ip["image_iou_mean"].to_numpy(dtype=np.float64)[keep]
-    s = pd.Series(values, index=pd.MultiIndex.from_arrays([annotator, ip["image"].astype(str).to_numpy()[keep]]))
+    annotator = np.concatenate([a[ref_is_b], b[ref_is_a]])
+    s = pd.Series(np.concatenate([values[ref_is_b], values[ref_is_a]]),
+                  index=pd.MultiIndex.from_arrays([annotator, np.concatenate([image[ref_is_b], image[ref_is_a]])]))
     return s.dropna()
 
 
@@ -327,7 +340,7 @@ def _scored_images(comparison, reference_of) -> dict:
     for img, x, y in zip(ip["image"].astype(str), ip["annotator_a"].astype(str), ip["annotator_b"].astype(str)):
         if reference_of.get(x) == y:
             out.setdefault(x, set()).add(img)
-        elif reference_of.get(y) == x:
+        if reference_of.get(y) == x:
             out.setdefault(y, set()).add(img)
     return {k: sorted(v) for k, v in out.items()}
 

@@ -330,7 +330,7 @@ def same_aspect(size, frame) -> bool:
     --------
     >>> same_aspect((512, 384), (1024, 768)), same_aspect((512, 256), (4096, 2304))
     (True, False)
-    >>> same_aspect((901, 600), (1802, 1201))
+    >>> same_aspect((333, 250), (1000, 751))  # rounded to whole pixels
     True
     """
     (w, h), (fw, fh) = size, frame

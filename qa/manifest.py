@@ -111,7 +111,7 @@ def parse_spec(text: str) -> ExportSpec:
     Examples
     --------
     >>> parse_spec("alice=exports/a.json")
-    ExportSpec(annotator='alice', path=PosixPath('exports/a.json'), format=None, options={})
+    ExportSpec(annotator='alice', path=PosixPath('exports/a.json'), format=None, options={}, role=None, rescale=False)
     """
     name, sep, path = str(text).partition("=")
     if sep and name and "/" not in name and "\\" not in name:

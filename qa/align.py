@@ -14,7 +14,9 @@ Mismatches are findings, never exceptions:
 - ``ALN007`` an export declared at another resolution (``rescale``) was scaled into the frame of the
   others: one info finding per export with the factors;
 - ``ALN008`` an export labels some images at another size with the same aspect ratio: it is scaled
-  into the frame of the others, one warning per export with the factors.
+  into the frame of the others, one warning per export with the factors;
+- ``ALN009`` with a reference: an annotator shares no compared image with it, so it gets no figure
+  against it (and no gate check per annotator).
 
 **Frames.** Each image's frame is the reference export's size when a reference labels it, else the
 size most exports declare. An export at another size is scaled into that frame (polygons exactly, masks
@@ -61,11 +63,13 @@ ALIGN_CODES: dict[str, tuple[str, str]] = {
     "ALN007": ("export-rescaled", "an export declared at another resolution was scaled into the others' frame"),
     "ALN008": ("export-scale-detected", "an export labels images at another size with the same aspect ratio and "
                                         "was scaled into the others' frame"),
+    "ALN009": ("not-scored-against-reference", "an annotator labels none of the images the reference labels, so it "
+                                               "is not scored against it"),
 }
 
 ALIGN_SEVERITY: dict[str, str] = {"ALN001": "warning", "ALN002": "error", "ALN003": "warning",
                                   "ALN004": "warning", "ALN005": "info", "ALN006": "error", "ALN007": "info",
-                                  "ALN008": "warning"}
+                                  "ALN008": "warning", "ALN009": "warning"}
 """The one severity of each alignment code (what ``qa rules list`` shows)."""
 
 
@@ -518,6 +522,16 @@ def align(exports: list[Export], *, aliases: dict | None = None,
         images[key] = (first or next(e for e in exports if key in e.images)).images[key]
         coverage[key] = tuple(e.annotator for e in holders)
     findings.extend(_isolated(exports))
+    if reference is not None and reference in names:
+        scored = {a for holders in coverage.values() if reference in holders for a in holders}
+        reference_images = sum(reference in holders for holders in coverage.values())
+        for e in exports:
+            if e.annotator != reference and e.images and e.annotator not in scored:
+                findings.append(_finding(
+                    "ALN009", f"{e.annotator} labels none of the {reference_images} "
+                              f"image{'s' * (reference_images != 1)} the reference "
+                              f"{reference} labels, so it is not scored against it (no figure, no gate check "
+                              "per annotator)", annotator=e.annotator))
     return Batch(
         annotators=names,
         exports={e.annotator: e for e in exports},

@@ -146,6 +146,25 @@ _DOCS = {
         ## Parameters
         None.
     """),
+    "ALN009": ("warning", """
+        ## What it checks
+        With a reference (`--reference NAME`, `role = "reference"`): an annotator that labels none of
+        the images the reference labels (after frames are fitted), so it has no figure against the
+        reference.
+
+        ## Why it matters
+        A gate per annotator (`f1 = { min = 0.9, per = "annotator" }`) checks the annotators that have
+        the figure: one the reference never saw would pass unchecked.
+
+        ## Example
+        Honeypots on 20 images; carol's share of the batch has none of them.
+
+        ## How to fix
+        Put reference images into every annotator's share, or gate the pairwise figures for them.
+
+        ## Parameters
+        None.
+    """),
     "ALN008": ("warning", """
         ## What it checks
         An export whose images are at other sizes than the frame with the same aspect ratio (within

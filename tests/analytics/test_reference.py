@@ -257,3 +257,13 @@ def test_with_two_annotators_each_is_the_others_reference(tmp_path):
     table = run.reference.annotators.set_index("annotator")
     assert table.loc["a", "reference"] == "b" and table.loc["b", "reference"] == "a"
     assert table.loc["a", "matched"] == 1 and 0.5 < table.loc["a", "mask_iou_mean"] < 1.0
+
+
+def test_an_annotator_the_reference_never_saw_is_a_finding(tmp_path):
+    disk = _disk(40, 40, 20, 20, 9)
+    run = qa.run(_masks(tmp_path, "gold", {"im0": disk}), _masks(tmp_path, "alice", {"im0": disk, "im1": disk}),
+                 _masks(tmp_path, "carol", {"im1": disk}), reference="gold", store=False, pack=None, workers=1)
+    (finding,) = [f for f in run.batch.findings if f.code == "ALN009"]
+    assert finding.annotator == "carol" and finding.severity == "warning"
+    assert "carol labels none of the 1 image the reference gold labels" in finding.message
+    assert list(run.reference.annotators["annotator"]) == ["alice"]

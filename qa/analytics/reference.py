@@ -453,6 +453,10 @@ def score_against_reference(comparison, reference_of: dict, *, reference: str, p
         figs["images"] = (float(len(all_images)), len(all_images))
         add("batch", "", {k: v for k, v in figs.items() if k in ("f1", "precision", "recall", "label_accuracy",
                                                                    "images")})
+    for table in tables.values():  # counts, as the metric registry declares them, are integer columns
+        for column in table.columns:
+            if metric_registry.is_count(column) and table[column].notna().all():
+                table[column] = table[column].astype(np.int64)
     scores = pd.DataFrame.from_records(records, columns=["scope", "key", "metric", "value", "n"])
     scores["value"] = scores["value"].astype(np.float64)
     scores["n"] = scores["n"].astype(np.int64)

@@ -62,6 +62,7 @@ bench: venv
 	$(PY) -m benchmarks.bench_check --images 100
 	$(PY) -m benchmarks.bench_check --images 1000
 	$(PY) -m benchmarks.bench_report
+	$(PY) -m benchmarks.bench_executors --images 200
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info $(DEMO_DIR)

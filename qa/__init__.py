@@ -10,9 +10,9 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "load", "run", "analyse", "decode", "open", "metrics", "QAError", "InputError",
-           "ConfigError", "StoreError"]
+           "ConfigError", "StoreError", "WorkerError"]
 
-from qa.errors import ConfigError, InputError, QAError, StoreError
+from qa.errors import ConfigError, InputError, QAError, StoreError, WorkerError
 
 
 def load(*exports, **kwargs):

@@ -68,3 +68,8 @@ class ConfigError(QAError):
 
 class StoreError(QAError):
     """The run store is locked, unreadable or not a store of this tool."""
+
+
+class WorkerError(QAError):
+    """Work sent to worker processes or a cluster was lost (a worker died, the scheduler went away) and
+    could not be retried; the run stops and nothing is stored."""

@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 
 from qa import __version__
 from qa.align import align
+from qa.engine import _executors
 from qa.errors import ConfigError
 from qa.manifest import ExportSpec, Manifest, parse_spec, read_manifest
 from qa.model import Batch, Limits
@@ -230,14 +231,14 @@ def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
 
 
 def check_rules(batch: Batch, pack="default", *, select=None, ignore=None, progress: Progress | None = None,
-                workers: int | None = None):
+                workers: int | None = None, executor=None):
     """The check stage: the pack's rules over the batch, chunk by chunk of images in ``workers``
-    processes; returns (pack, violations)."""
+    processes (or on ``executor``); returns (pack, violations)."""
     from qa.rules.check import check
     from qa.rules.packs import Pack, override, read
 
     resolved = override(pack if isinstance(pack, Pack) else read(pack), select=select, ignore=ignore)
-    return resolved, check(batch, resolved, progress=progress, workers=workers)
+    return resolved, check(batch, resolved, progress=progress, workers=workers, executor=executor)
 
 
 def analytics_stage(batch: Batch, comparison, *, violations=None, **options):
@@ -248,7 +249,7 @@ def analytics_stage(batch: Batch, comparison, *, violations=None, **options):
 
 
 def reference_stage(batch: Batch, comparison, *, consensus: str | None = None, tolerances=(1, 2, 4),
-                    iou_threshold: float = 0.5, workers=None, max_pixels=None, progress=None):
+                    iou_threshold: float = 0.5, workers=None, max_pixels=None, progress=None, executor=None):
     """The reference stage: each annotator against the batch's reference (its comparison's reference pairs),
     or with ``consensus`` (``"vote"`` or ``"staple"``) against the consensus of the others, built here
     (:func:`qa.analytics.consensus.consensus_of_others`) and compared with each annotator."""
@@ -263,8 +264,10 @@ def reference_stage(batch: Batch, comparison, *, consensus: str | None = None, t
     from qa.engine.compare import PairPlan, compare_batch
 
     extended, reference_of = consensus_of_others(batch, comparison, method=consensus, workers=workers,
+                                                 executor=executor,
                                                  max_pixels=max_pixels, progress=progress)
     against = compare_batch(extended, tolerances=tolerances, iou_threshold=iou_threshold, workers=workers,
+                            executor=executor,
                             max_pixels=max_pixels, plan=PairPlan(reference_of, pairs="reference"))
     result = score_against_reference(against, reference_of, reference=f"consensus of the others ({consensus})")
     result.exports = {name: extended.exports[name] for name in reference_of.values()}
@@ -361,13 +364,20 @@ def report_stage(result: Run, path, *, pictures: int | None = None, staged=None)
     return result.report
 
 
+def _announce(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
+
+
 def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None, pack="default",
         select=None, ignore=None, gate=None, baseline=None, max_drop=None, db=None, store: bool = True,
         lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
         iou_threshold: float = 0.5, workers: int | None = None, analytics: bool = True,
         instances: str = "classes", report=None, report_pictures: int | None = None,
-        format_options: dict | None = None, outputs=None, reference: str | None = None, pairs: str | None = None,
-        rescale=(), attributes: dict | None = None, consensus_method: str = "vote") -> Run:
+        format_options: dict | None = None, outputs=None, executor=None, run_id: str | None = None,
+        reference: str | None = None, pairs: str | None = None, rescale=(), attributes: dict | None = None,
+        consensus_method: str = "vote") -> Run:
     """Run every stage on a batch and return what it produced.
 
     Takes the same arguments as :func:`load` (``format_options`` too), plus ``pack`` (a built-in pack name, a pack file or
@@ -380,8 +390,14 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     iou_threshold : float, default 0.5
         Matching threshold of the comparison.
     workers : int, optional
-        Processes for the comparison, the boundary stage and the consensus (default: all cores; 1 runs
-        serially).
+        Processes for the comparison, the boundary stage, the rules and the analytics (default: all
+        cores; 1 runs serially). One pool serves the whole run.
+    executor : str or concurrent.futures.Executor, optional
+        Where the per-image work runs instead of the local pool: a Dask scheduler address
+        (``"tcp://host:8786"``) or ``"local:N"`` (a Dask ``LocalCluster`` of N processes), opened for the
+        run and closed after it (the dashboard address is printed to stderr); or a
+        ``concurrent.futures.Executor`` you own, such as ``distributed.Client(...).get_executor()``. The
+        results are the same on every executor. See ``docs/scale.md``.
     gate : str or os.PathLike, optional
         A pack (file or built-in name) whose ``[gate]`` table the run is checked against.
     baseline : str, optional
@@ -407,6 +423,9 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     outputs : callable, optional
         ``outputs(run, staged)`` writes further files of the run through ``staged.write(path, content)``
         (:class:`qa._commit.StagedFiles`), as the report is written.
+    run_id : str, optional
+        The run's id (default: made from the start time, :func:`qa.store.new_run_id`). ``qa serve`` gives
+        each job's run its id before it starts, so a job whose server stopped can be told stored or not.
     reference : str, optional
         The annotator every other is scored against (a gold set; the manifest's ``role = "reference"``), or
         ``"consensus"``: each annotator against the consensus of the others, built in the run. The
@@ -476,69 +495,71 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     if categories is not None:
         settings["categories"] = list(categories)
     summary = summarise(batch, alias_report=alias_counts)
-    comparison = None
-    if len(batch.annotators) >= 2:
-        from qa.engine.compare import compare_batch
+    # one executor (the local pool, or a Dask cluster) for every per-image stage of the run
+    with _executors.using(executor, workers=workers, announce=_announce) as pool:
+        comparison = None
+        if len(batch.annotators) >= 2:
+            from qa.engine.compare import compare_batch
 
-        comparison = compare_batch(batch, tolerances=tolerances, iou_threshold=iou_threshold, workers=workers,
-                                   progress=progress, max_pixels=max_pixels, plan=plan)
-        settings["compare"] = comparison.settings
-        summary["pairs"] = comparison.pair_table()
-    semantic = boundaries = None
-    scores = comparison.scores if comparison is not None else None
-    if comparison is not None:
-        from qa.analytics.boundaries import boundary_stage, stage_summary
+            comparison = compare_batch(batch, tolerances=tolerances, iou_threshold=iou_threshold, executor=pool,
+                                       progress=progress, max_pixels=max_pixels, plan=plan)
+            settings["compare"] = comparison.settings
+            summary["pairs"] = comparison.pair_table()
+        semantic = boundaries = None
+        scores = comparison.scores if comparison is not None else None
+        if comparison is not None:
+            from qa.analytics.boundaries import boundary_stage, stage_summary
 
-        semantic, boundaries, scores = boundary_stage(batch, comparison, tolerances=tolerances, workers=workers,
-                                                      progress=progress, max_pixels=max_pixels,
-                                                      reference=batch.reference)
-        summary.update(stage_summary(semantic, boundaries))
-    resolved, violations = (None, [])
-    if pack is not None:
-        from qa.rules.check import violation_summary
+            semantic, boundaries, scores = boundary_stage(batch, comparison, tolerances=tolerances, executor=pool,
+                                                          progress=progress, max_pixels=max_pixels,
+                                                          reference=batch.reference)
+            summary.update(stage_summary(semantic, boundaries))
+        resolved, violations = (None, [])
+        if pack is not None:
+            from qa.rules.check import violation_summary
 
-        resolved, violations = check_rules(batch, pack, select=select, ignore=ignore, progress=progress,
-                                           workers=workers)
-        settings["pack"] = str(resolved.path or resolved.name)
-        summary.update(violation_summary(violations, batch.annotators, resolved))
-    analysed = None
-    if comparison is not None and analytics:
-        analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels,
-                                   workers=workers, progress=progress, pack=resolved,
-                                   consensus=batch.reference is None and not of_consensus)
-        settings["analytics"] = analysed.settings
-        summary["analytics"] = analysed.summary(top=50)
-        if analysed.findings:
-            from qa.rules.check import finding_dict
+            resolved, violations = check_rules(batch, pack, select=select, ignore=ignore, progress=progress,
+                                               executor=pool)
+            settings["pack"] = str(resolved.path or resolved.name)
+            summary.update(violation_summary(violations, batch.annotators, resolved))
+        analysed = None
+        if comparison is not None and analytics:
+            analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels,
+                                       executor=pool, progress=progress, pack=resolved,
+                                       consensus=batch.reference is None and not of_consensus)
+            settings["analytics"] = analysed.settings
+            summary["analytics"] = analysed.summary(top=50)
+            if analysed.findings:
+                from qa.rules.check import finding_dict
 
-            summary["findings"] = summary["findings"] + [finding_dict(f) for f in analysed.findings]
-        import pandas as pd
-
-        scores = pd.concat([scores, analysed.scores], ignore_index=True) \
-            .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
-    against = attributes_result = None
-    if comparison is not None and (batch.reference is not None or of_consensus):
-        against = reference_stage(batch, comparison, consensus=consensus_method if of_consensus else None,
-                                  tolerances=tolerances, iou_threshold=iou_threshold, workers=workers,
-                                  max_pixels=max_pixels, progress=progress)
-        summary["reference"] = against.summary()
-        settings["reference_scores"] = against.settings
-        scores = _with_reference(scores, against.scores, batch.reference)
-    if comparison is not None:
-        from qa.analytics.attributes import attribute_agreement
-
-        attributes_result = attribute_agreement(batch, comparison, levels=batch.attribute_levels,
-                                                reference=batch.reference)
-        if attributes_result is not None:
+                summary["findings"] = summary["findings"] + [finding_dict(f) for f in analysed.findings]
             import pandas as pd
 
-            summary["attributes"] = attributes_result.summary()
-            settings["attributes"] = attributes_result.settings
-            scores = pd.concat([scores, attributes_result.scores], ignore_index=True) \
+            scores = pd.concat([scores, analysed.scores], ignore_index=True) \
                 .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
-            if analysed is not None and len(attributes_result.review):
-                analysed.review_queue = _requeue(analysed.review_queue, attributes_result.review)
-                summary["analytics"]["review_queue_total"] = int(len(analysed.review_queue))
+        against = attributes_result = None
+        if comparison is not None and (batch.reference is not None or of_consensus):
+            against = reference_stage(batch, comparison, consensus=consensus_method if of_consensus else None,
+                                      tolerances=tolerances, iou_threshold=iou_threshold, executor=pool,
+                                      max_pixels=max_pixels, progress=progress)
+            summary["reference"] = against.summary()
+            settings["reference_scores"] = against.settings
+            scores = _with_reference(scores, against.scores, batch.reference)
+        if comparison is not None:
+            from qa.analytics.attributes import attribute_agreement
+
+            attributes_result = attribute_agreement(batch, comparison, levels=batch.attribute_levels,
+                                                    reference=batch.reference)
+            if attributes_result is not None:
+                import pandas as pd
+
+                summary["attributes"] = attributes_result.summary()
+                settings["attributes"] = attributes_result.settings
+                scores = pd.concat([scores, attributes_result.scores], ignore_index=True) \
+                    .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
+                if analysed is not None and len(attributes_result.review):
+                    analysed.review_queue = _requeue(analysed.review_queue, attributes_result.review)
+                    summary["analytics"]["review_queue_total"] = int(len(analysed.review_queue))
     if gate is not None:
         settings.update(gate=str(gate), baseline=baseline, max_drop=max_drop)
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
@@ -546,7 +567,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
                  comparison=comparison, scores=scores, analytics=analysed, semantic=semantic,
                  boundaries=boundaries,
                  boundary_disagreement=boundaries.table if boundaries is not None else None,
-                 run_id=new_run_id(started), started_at=started, inputs=input_fingerprints(batch),
+                 run_id=run_id or new_run_id(started), started_at=started, inputs=input_fingerprints(batch),
                  reference=against, attributes=attributes_result)
     # every finding of the run (load, alignment, rules), counted as the store counts them
     from qa.gate import run_findings

@@ -25,3 +25,4 @@ def _store_in_tmp(tmp_path, monkeypatch):
     """`qa run` stores every run in $QA_DB (default ./qa.duckdb): keep tests' runs in their tmp folder."""
     monkeypatch.setenv("QA_DB", str(tmp_path / "qa.duckdb"))
     monkeypatch.delenv("QA_TEST_PAUSE_IN_WRITE", raising=False)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)  # `qa run` would send its work there

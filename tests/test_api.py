@@ -98,8 +98,15 @@ def test_decode_crop_and_full_agree(tmp_path):
 
 
 def test_import_qa_is_light():
-    code = ("import sys, qa; heavy = [m for m in ('numpy', 'numba', 'duckdb', 'pandas', 'pycocotools', 'PIL') "
-            "if m in sys.modules]; print(heavy)")
+    code = ("import sys, qa; heavy = [m for m in ('numpy', 'numba', 'duckdb', 'pandas', 'pycocotools', 'PIL', "
+            "'dask', 'distributed') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_qa_help_does_not_import_dask():
+    code = ("import sys, contextlib, io\nfrom qa.cli import main\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+            "    main(['--help']); main(['run', '--help'])\nprint([m for m in ('dask', 'distributed') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -134,7 +134,7 @@ def _records(df) -> list[dict]:
 def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = True, bootstrap: int = 1000,
             confidence: float = 0.95, seed: int = 0, min_score: float = 0.25,
             max_pixels: int | None = None, consensus: bool = True, workers: int | None = None,
-            progress=None, pack="default") -> Analytics:
+            progress=None, pack="default", executor=None) -> Analytics:
     """Agreement analytics of a compared batch.
 
     Parameters
@@ -163,6 +163,8 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
     workers : int, optional
         Processes for the per-image analyses; default one per CPU (a batch of a few images stays in
         this process).
+    executor : optional
+        The run's executor (:func:`qa.engine._executors.open_executor`); when given, ``workers`` is not used.
     progress : callable, optional
         ``progress(stage, images_done, images_total)`` for the per-image analyses (``"alpha"``,
         ``"consensus"``).
@@ -203,11 +205,12 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
     _aggregates(result, batch, comparison)
     if alpha:
         _alpha(result, batch, comparison, bootstrap=bootstrap, confidence=confidence, seed=seed,
-               max_pixels=max_pixels, workers=workers, progress=progress)
+               max_pixels=max_pixels, workers=workers, progress=progress, executor=executor)
     _review(result, batch, comparison, violations=violations, min_score=min_score)
     _copies(result, comparison, pack)
     if consensus and len(batch.annotators) >= 3:
-        _consensus(result, batch, comparison, max_pixels=max_pixels, workers=workers, progress=progress)
+        _consensus(result, batch, comparison, max_pixels=max_pixels, workers=workers, progress=progress,
+                   executor=executor)
     result.scores = _scores(result, comparison)
     return result
 
@@ -247,13 +250,13 @@ def _with_engine_figures(table, engine, scope: str):
 
 
 def _alpha(result: Analytics, batch, comparison, *, bootstrap, confidence, seed, max_pixels, workers,
-           progress) -> None:
+           progress, executor=None) -> None:
     import pandas as pd
 
     from qa.analytics.alpha import object_alpha, pixel_alpha
 
     pa = pixel_alpha(batch, bootstrap=bootstrap, confidence=confidence, seed=seed, max_pixels=max_pixels,
-                     workers=workers, progress=progress)
+                     workers=workers, progress=progress, executor=executor)
     oa = object_alpha(comparison)
     result.alpha = pa.batch
     if result.pairs is not None:
@@ -299,11 +302,11 @@ def _copies(result: Analytics, comparison, pack) -> None:
         result.findings = identical_labels(comparison, severity=pack.severity_of(CODE), **pack.params_for(CODE))
 
 
-def _consensus(result: Analytics, batch, comparison, *, max_pixels, workers, progress) -> None:
+def _consensus(result: Analytics, batch, comparison, *, max_pixels, workers, progress, executor=None) -> None:
     from qa.analytics.consensus import build_consensus
 
     result.consensus = build_consensus(batch, comparison, max_pixels=max_pixels, workers=workers,
-                                       progress=progress)
+                                       progress=progress, executor=executor)
     result._score_parts.append(result.consensus.scores)
 
 

@@ -309,7 +309,8 @@ class PixelAlpha:
 
 
 def pixel_alpha(batch: Batch, *, bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0,
-                max_pixels: int | None = None, progress=None, workers: int | None = None) -> PixelAlpha:
+                max_pixels: int | None = None, progress=None, workers: int | None = None,
+                executor=None) -> PixelAlpha:
     """Krippendorff's alpha (nominal) over pixel labels, with a bootstrap interval over images.
 
     Parameters
@@ -329,6 +330,8 @@ def pixel_alpha(batch: Batch, *, bootstrap: int = 1000, confidence: float = 0.95
     workers : int, optional
         Processes labelling and counting the images, a chunk of images each (default: one per CPU;
         small batches run in this process). The result does not depend on it.
+    executor : optional
+        The run's executor (:func:`qa.engine._executors.open_executor`); when given, ``workers`` is not used.
 
     Returns
     -------
@@ -375,14 +378,14 @@ def pixel_alpha(batch: Batch, *, bootstrap: int = 1000, confidence: float = 0.95
     image_rows, stats = [], []
     pair_totals: dict = {}
     keys = [key for key in batch.images if len(batch.coverage.get(key, ())) >= 2]
-    size, workers = _pool.plan(len(keys), workers)
+    size, workers = _pool.plan(len(keys), workers, executor)
     done = 0
     if progress:
         progress("alpha", 0, len(keys))
     chunked = _pool.batch_chunks(batch, _pool.chunks(keys, size))
     # per-image statistics come back in image order and are summed here, so the sums (floating point)
     # do not depend on the chunks or the workers
-    for counted in _pool.run_chunks(_alpha_chunk, chunked, (codes, k, max_pixels), workers):
+    for counted in _pool.run_chunks(_alpha_chunk, chunked, (codes, k, max_pixels), workers, executor):
         for key, names, s in counted:
             stats.append(s)
             image_rows.append({"image": key, "alpha": alpha_from_counts(s.n, s.diagonal, s.marginals),

@@ -764,7 +764,7 @@ def stage_tolerance(tolerances) -> float:
 
 
 def boundary_stage(batch, comparison, *, tolerances=(1, 2, 4), workers=None, progress=None, max_pixels=None,
-                   reference: str | None = None):
+                   reference: str | None = None, executor=None):
     """The run's boundary stage: the semantic comparison (label maps, binary masks, panoptic) when the
     batch has one, then :func:`analyse_boundaries` (offsets against ``reference`` when given).
 
@@ -780,7 +780,7 @@ def boundary_stage(batch, comparison, *, tolerances=(1, 2, 4), workers=None, pro
     semantic = None
     if is_semantic(batch):
         semantic = compare_semantic(batch, tolerances=tolerances, workers=workers, progress=progress,
-                                    max_pixels=max_pixels)
+                                    max_pixels=max_pixels, executor=executor)
     if progress:
         progress("boundaries", 0, 1)
     analysis = analyse_boundaries(batch, comparison, semantic, tolerance=stage_tolerance(tolerances),

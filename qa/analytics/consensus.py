@@ -441,7 +441,8 @@ def _edges(comparison) -> dict:
 
 def build_consensus(batch: Batch, comparison=None, *, method: str = "vote", quorum=None,
                     ties: str = "background", tolerances=None, iou_threshold: float = 0.5,
-                    workers: int | None = None, max_pixels: int | None = None, progress=None) -> Consensus:
+                    workers: int | None = None, max_pixels: int | None = None, progress=None,
+                    executor=None) -> Consensus:
     """The consensus of the annotators of a batch, and each annotator scored against it.
 
     Parameters
@@ -465,6 +466,8 @@ def build_consensus(batch: Batch, comparison=None, *, method: str = "vote", quor
     workers : int, optional
         Processes for the images (and for the comparison when it is computed here); default one per
         CPU (batches of a few images run in this process).
+    executor : optional
+        The run's executor (:func:`qa.engine._executors.open_executor`); when given, ``workers`` is not used.
     max_pixels : int, optional
         Largest panoptic PNG decoded.
     progress : callable, optional
@@ -529,7 +532,7 @@ def build_consensus(batch: Batch, comparison=None, *, method: str = "vote", quor
         from qa.engine.compare import compare_batch
 
         comparison = compare_batch(batch, tolerances=tolerances or (1, 2, 4), iou_threshold=iou_threshold,
-                                   workers=workers, max_pixels=max_pixels)
+                                   workers=workers, max_pixels=max_pixels, executor=executor)
     if tolerances is None:
         tolerances = comparison.settings.get("tolerances") or (1, 2, 4)
     tolerances = tuple(float(t) for t in tolerances)
@@ -546,12 +549,13 @@ def build_consensus(batch: Batch, comparison=None, *, method: str = "vote", quor
     codes = {c: k for k, c in enumerate(categories)}
     items = ((task, edges.pop(task.image, [])) for task in _tasks(batch, codes))
     total = sum(1 for key in batch.images if len(batch.coverage.get(key, ())) >= 2)
-    size, workers = _pool.plan(total, workers)
+    size, workers = _pool.plan(total, workers, executor)
     clusters, rows, masks, images = [], [], {}, []
     voters_of: dict[str, list[str]] = {}
     if progress:
         progress("consensus", 0, total)
-    for part in _pool.run_chunks(_consensus_chunk, _pool.chunks(items, size), settings, workers):
+    for part in _pool.run_chunks(_consensus_chunk, _pool.chunks(items, size), settings, workers,
+                                 executor):
         for result in part:
             first = len(clusters)
             for record in result["clusters"]:
@@ -677,7 +681,7 @@ def _without(batch: Batch, name: str) -> Batch:
 
 
 def consensus_of_others(batch: Batch, comparison, *, method: str = "vote", quorum=None, workers=None,
-                        max_pixels=None, progress=None):
+                        max_pixels=None, progress=None, executor=None):
     """For each annotator, the consensus of the other annotators, as one more export of the batch.
 
     Parameters
@@ -726,7 +730,7 @@ def consensus_of_others(batch: Batch, comparison, *, method: str = "vote", quoru
         filtered = Comparison(object_pairs=pairs[keep.to_numpy()], image_pairs=None, scores=None,
                               settings=comparison.settings)
         result = build_consensus(sub, filtered, method=method, quorum=quorum, workers=workers,
-                                 max_pixels=max_pixels, progress=progress)
+                                 max_pixels=max_pixels, progress=progress, executor=executor)
         label = f"{CONSENSUS_PREFIX}{name}"
         export = Export(annotator=label, path=Path(label), format="consensus",
                         categories=dict(batch.categories))

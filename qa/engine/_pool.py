@@ -3,20 +3,20 @@
 The instance engine (:mod:`qa.engine.compare`), the label-map engine (:mod:`qa.engine.semantic`), the
 rules (:mod:`qa.rules.check`), pixel alpha and the consensus (:mod:`qa.analytics`) cut their images into
 chunks, send each chunk to a worker and read the results back in order with a bounded number of chunks
-in flight, so the memory of the work never depends on the size of the batch. A chunk is either a list
-of compact per-image tasks or the batch narrowed to the chunk's images (:func:`batch_chunks`).
+in flight, so the memory of the work never depends on the size of the batch. The chunks go to the run's
+executor (:mod:`qa.engine._executors`: this process, the local pool or a Dask cluster). A chunk is either
+a list of compact per-image tasks or the batch narrowed to the chunk's images (:func:`batch_chunks`).
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections import deque
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 
 from qa.errors import ConfigError
 
 if TYPE_CHECKING:
+    from qa.engine._executors import Executor
     from qa.model import Batch
 
 T = TypeVar("T")
@@ -33,25 +33,32 @@ more than comparing a handful of images."""
 
 def default_workers() -> int:
     """The CPUs this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    from qa.engine._executors import default_workers as cpus
+
+    return cpus()
 
 
-def plan(total: int, workers: int | None) -> tuple[int, int]:
+def plan(total: int, workers: int | None, executor: "Executor | None" = None) -> tuple[int, int]:
     """``(chunk size, workers)`` for ``total`` images.
 
     ``workers=None`` means one per CPU, except for batches under :data:`SERIAL_BELOW` images; a batch that
-    fits in one chunk never starts a pool. Raises :class:`qa.errors.ConfigError` when ``workers < 1``.
+    fits in one chunk never starts a pool. With an ``executor`` (:mod:`qa.engine._executors`) its own
+    number of workers is used and ``workers`` is ignored; a cluster gets even a one-chunk batch.
+    Raises :class:`qa.errors.ConfigError` when ``workers < 1``.
     """
-    chosen = default_workers() if workers is None else int(workers)
+    if executor is not None:
+        workers = executor.workers if executor.explicit else None
+        inline = executor.inline_small
+        chosen = executor.workers
+    else:
+        inline = True
+        chosen = default_workers() if workers is None else int(workers)
     if chosen < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
-    if workers is None and total < SERIAL_BELOW:
+    if workers is None and total < SERIAL_BELOW and inline:
         chosen = 1
     size = max(1, min(CHUNK_MAX, math.ceil(total / max(1, chosen * 4))))
-    if total <= size:
+    if total <= size and inline:
         chosen = 1  # one chunk: a pool would only add start-up time
     return size, chosen
 
@@ -68,34 +75,26 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def pool_context():
-    """A fork server that preloads the package and its kernels once (spawn where there is none)."""
-    import multiprocessing as mp
+def run_chunks(work: Callable[..., R], chunked: Iterable[list], cfg, workers: int,
+               executor: "Executor | None" = None) -> Iterator[R]:
+    """``work(chunk, cfg)`` for each chunk, in order (``work`` must be a module-level function).
 
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["qa.engine._preload"])
-        return ctx
-    return mp.get_context("spawn")
-
-
-def run_chunks(work: Callable[..., R], chunked: Iterable[list], cfg, workers: int) -> Iterator[R]:
-    """``work(chunk, cfg)`` for each chunk, in order; with ``workers > 1`` in a process pool with at most
-    ``2 * workers`` chunks in flight (``work`` must be a module-level function)."""
+    With an ``executor`` (the run's, :func:`qa.engine._executors.open_executor`) the chunks go to it, except
+    that a local one given ``workers <= 1`` by :func:`plan` keeps them in this process. Without one,
+    ``workers > 1`` starts a local pool for this call only; either way at most ``2 * workers`` chunks are
+    in flight.
+    """
+    if executor is not None and not (executor.inline_small and workers <= 1):
+        yield from executor.map_chunks(work, chunked, cfg)
+        return
     if workers <= 1:
         for chunk in chunked:
             yield work(chunk, cfg)
         return
-    from concurrent.futures import ProcessPoolExecutor
+    from qa.engine._executors import LocalPool
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
-        pending: deque = deque()
-        for chunk in chunked:
-            pending.append(pool.submit(work, chunk, cfg))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    with LocalPool(workers) as pool:
+        yield from pool.map_chunks(work, chunked, cfg)
 
 
 def batch_chunks(batch: "Batch", chunks: Iterable[list[str]]) -> Iterator["Batch"]:

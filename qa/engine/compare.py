@@ -597,8 +597,8 @@ def _compare_chunk(tasks: list[_Task], cfg: _Config) -> dict:
     outline_pairs = _boundary_function() if cfg.boundary else None
     obj: dict[str, list] = {}
     image_rows: list[dict] = []
-    pq: dict[int, dict] = {}
-    image_iou: dict[int, dict] = {}  # pair code -> {category code: [sum of per-image IoU, images]}
+    pq: list[tuple] = []  # per image and pair, summed by the parent in image order (not per chunk)
+    image_iou: list[tuple] = []  # (pair code, category codes, IoUs) per image, summed by the parent in order
     metric_names: dict[str, None] = {}  # insertion-ordered: the same columns in every process
     results = []
     for task in tasks:
@@ -615,19 +615,9 @@ def _compare_chunk(tasks: list[_Task], cfg: _Config) -> dict:
             obj.setdefault(name, []).append(res["metrics"].get(name, np.full(n, np.nan)))
         image_rows.append(dict(res["image"], position=position, pair=code))
         if res["pq"] is not None:
-            cats, tp, fp, fn, iou = res["pq"]
-            total = pq.setdefault(code, {})
-            for k, c in enumerate(cats.tolist()):
-                row = total.setdefault(c, [0, 0, 0, 0.0])
-                row[0] += int(tp[k])
-                row[1] += int(fp[k])
-                row[2] += int(fn[k])
-                row[3] += float(iou[k])
-        per_category = image_iou.setdefault(code, {})
-        for c, value in zip(*(v.tolist() for v in res["image_iou"])):
-            row = per_category.setdefault(c, [0.0, 0])
-            row[0] += value
-            row[1] += 1
+            pq.append((code, *res["pq"]))
+        cats, values = res["image_iou"]
+        image_iou.append((code, cats, values))
     return {
         "images": len(tasks),
         "obj": {k: np.concatenate(v) if v else np.zeros(0) for k, v in obj.items()},
@@ -642,7 +632,7 @@ def _compare_chunk(tasks: list[_Task], cfg: _Config) -> dict:
 
 def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5, workers: int | None = None,
                   progress: Progress | None = None, max_pixels: int | None = None, spill_dir=None,
-                  plan: PairPlan | None = None) -> Comparison:
+                  plan: PairPlan | None = None, executor=None) -> Comparison:
     """Compare every pair of annotators on every image they both cover.
 
     Parameters
@@ -656,6 +646,8 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
     workers : int, optional
         Worker processes; default one per available CPU (batches under 8 images: none). ``1`` runs
         in this process.
+    executor : optional
+        The run's executor (:func:`qa.engine._executors.open_executor`); when given, ``workers`` is not used.
     progress : callable, optional
         ``progress("compare", images_done, images_total)``.
     max_pixels : int, optional
@@ -719,12 +711,13 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
                   iou_threshold=float(iou_threshold), max_pixels=max_pixels or Limits().max_pixels,
                   boundary=boundary, plan=plan)
     total = sum(1 for key in batch.images if len(batch.coverage.get(key, ())) >= 2)
-    size, workers = _pool.plan(total, workers)
+    size, workers = _pool.plan(total, workers, executor)
     done = 0
     if progress:
         progress("compare", 0, total)
     tables = _Tables(batch, pair_list, categories, cfg, spill_dir=spill_dir)
-    for part in _pool.run_chunks(_compare_chunk, _pool.chunks(_tasks(batch, codes), size), cfg, workers):
+    for part in _pool.run_chunks(_compare_chunk, _pool.chunks(_tasks(batch, codes), size), cfg, workers,
+                                 executor):
         done += part["images"]
         tables.add(part)  # compacted (or written out) at once; the chunk's arrays are dropped
         if progress:
@@ -809,13 +802,17 @@ class _Meta:
             self._tables[annotator] = (cat, file_code, src_index)
         return self._tables[annotator]
 
-    def source_id_codes(self, annotator: str, index: np.ndarray) -> np.ndarray:
-        """Codes in :attr:`source_ids` of the source ids (as text; -1 for none) of the annotator's
-        objects ``index``."""
+    def source_id_values(self, annotator: str, index: np.ndarray) -> list:
+        """The source ids of the annotator's objects ``index`` (None where an object has none)."""
         objects = self.batch.exports[annotator].objects
+        return [objects[k].source.id for k in index.tolist()]
+
+    def source_id_codes(self, values) -> np.ndarray:
+        """Codes in :attr:`source_ids` of source ids (as text; -1 for None), new ids numbered in the
+        order given."""
         ids = self.source_ids
-        return np.fromiter((-1 if (sid := objects[k].source.id) is None else ids.setdefault(str(sid), len(ids))
-                            for k in index.tolist()), dtype=np.int32, count=len(index))
+        return np.fromiter((-1 if sid is None else ids.setdefault(str(sid), len(ids)) for sid in values),
+                           dtype=np.int32, count=len(values))
 
     def forget_source_ids(self) -> None:
         """Start a new table of source ids (the rows coded so far are written out)."""
@@ -883,18 +880,21 @@ class _Tables:
                 np.add.at(self.image_iou_pairs[:, 1], pair_codes, 1)
             self.img.append(self._compact_images(img), self.count_type)
             np.add.at(self.images_per_pair, img["pair"].astype(np.int64), 1)
-        for code, per_cat in part.get("image_iou", {}).items():
+        # summed image by image in batch order, so the float sums do not depend on the chunks
+        for code, cats, values in part.get("image_iou", ()):
             total = self.image_iou.setdefault(code, {})
-            for c, (value, n) in per_cat.items():
+            for c, value in zip(cats.tolist(), values.tolist()):
                 t = total.setdefault(c, [0.0, 0])
                 t[0] += value
-                t[1] += n
-        for code, per_cat in part["pq"].items():
+                t[1] += 1
+        for code, cats, tp, fp, fn, iou in part["pq"]:
             total = self.pq.setdefault(code, {})
-            for c, row in per_cat.items():
+            for k, c in enumerate(cats.tolist()):
                 t = total.setdefault(c, [0, 0, 0, 0.0])
-                for k in range(4):
-                    t[k] += row[k]
+                t[0] += int(tp[k])
+                t[1] += int(fp[k])
+                t[2] += int(fn[k])
+                t[3] += float(iou[k])
         self.buffered += n
         if self.spill is not None and self.buffered >= _SPILL_ROWS:
             self._write_part()
@@ -910,6 +910,12 @@ class _Tables:
         index_b = obj.pop("index_b").astype(np.int64, copy=False)
         side_a = self._side(pair, index_a, 0)
         side_b = self._side(pair, index_b, 1)
+        # source ids coded row by row, a then b, so that their table's order is the same whatever the
+        # chunks (and so the executor) were
+        both = np.empty(2 * n, object)
+        both[0::2], both[1::2] = side_a.pop("source_id"), side_b.pop("source_id")
+        codes = self.meta.source_id_codes(both)
+        side_a["source_id"], side_b["source_id"] = codes[0::2], codes[1::2]
         out["object_index_a"] = index_a.astype(self.index_type)
         out["object_index_b"] = index_b.astype(self.index_type)
         out["category_a"], out["category_b"] = side_a["category"], side_b["category"]
@@ -932,17 +938,17 @@ class _Tables:
         cat = np.full(n, -1, _code_dtype(len(self.categories)))
         file_code = np.full(n, -1, np.int32)
         src_index = np.full(n, -1, np.int64)
-        src_id = np.full(n, -1, np.int32)
+        src_id = np.full(n, None, object)
         for code, names in enumerate(self.pair_list):
+            c, f, si = self.meta.table(names[which])  # every table made in pair order: file codes fixed
             rows = np.flatnonzero((pair == code) & (index >= 0))
             if not len(rows):
                 continue
-            c, f, si = self.meta.table(names[which])
             k = index[rows]
             cat[rows] = c[k]
             file_code[rows] = f[k]
             src_index[rows] = si[k]
-            src_id[rows] = self.meta.source_id_codes(names[which], k)
+            src_id[rows] = self.meta.source_id_values(names[which], k)
         return {"category": cat, "file": file_code, "source_index": src_index, "source_id": src_id}
 
     def _compact_images(self, img: dict) -> dict:

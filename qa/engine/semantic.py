@@ -342,7 +342,7 @@ def _compare_chunk(tasks: list[_Task], cfg: _Config) -> tuple[int, list, list]:
 # --- entry point --------------------------------------------------------------------------------------
 
 def compare_semantic(batch: Batch, *, tolerances=(1, 2, 4), workers: int | None = None, progress=None,
-                     max_pixels: int | None = None) -> SemanticComparison:
+                     max_pixels: int | None = None, executor=None) -> SemanticComparison:
     """Compare every pair of annotators' class maps on every image they both label.
 
     Parameters
@@ -355,6 +355,8 @@ def compare_semantic(batch: Batch, *, tolerances=(1, 2, 4), workers: int | None 
     workers : int, optional
         Worker processes; default one per available CPU (batches under 8 images: none). ``1`` runs
         in this process.
+    executor : optional
+        The run's executor (:func:`qa.engine._executors.open_executor`); when given, ``workers`` is not used.
     progress : callable, optional
         ``progress("semantic", images_done, images_total)``.
     max_pixels : int, optional
@@ -406,11 +408,12 @@ def compare_semantic(batch: Batch, *, tolerances=(1, 2, 4), workers: int | None 
                   max_pixels=max_pixels or Limits().max_pixels)
     tasks = list(_tasks(batch, codes))
     total = len(tasks)
-    size, workers = _pool.plan(total, workers)
+    size, workers = _pool.plan(total, workers, executor)
     if progress:
         progress("semantic", 0, total)
     class_rows, interface_rows, done = [], [], 0
-    for count, c, i in _pool.run_chunks(_compare_chunk, _pool.chunks(tasks, size), cfg, workers):
+    for count, c, i in _pool.run_chunks(_compare_chunk, _pool.chunks(tasks, size), cfg, workers,
+                                            executor):
         class_rows.extend(c)
         interface_rows.extend(i)
         done += count

@@ -46,7 +46,7 @@ def _finding(rule_id: str, severity: str, hit: Hit, obj=None, annotator=None) ->
 
 def check(batch: Batch, pack: Pack | str | None = "default", *, select=None, extend_select=None,
           ignore=None, progress: Callable[[str, int, int], None] | None = None,
-          workers: int | None = None) -> list[Finding]:
+          workers: int | None = None, executor=None) -> list[Finding]:
     """Run the selected rules of a pack over a batch.
 
     Every rule looks at one image at a time (an object against the objects of its image, of one
@@ -66,6 +66,8 @@ def check(batch: Batch, pack: Pack | str | None = "default", *, select=None, ext
         ``progress("check", images done, images)`` after each chunk of images.
     workers : int, optional
         Worker processes (default: one per CPU; small batches are checked in this process).
+    executor : optional
+        The run's executor (:func:`qa.engine._executors.open_executor`); when given, ``workers`` is not used.
 
     Returns
     -------
@@ -84,14 +86,14 @@ def check(batch: Batch, pack: Pack | str | None = "default", *, select=None, ext
         pack = read(pack or "default")
     pack = override(pack, select=select, extend_select=extend_select, ignore=ignore)
     keys = list(batch.images)
-    size, workers = _pool.plan(len(keys), workers)
+    size, workers = _pool.plan(len(keys), workers, executor)
     size = min(size, _images_per_chunk(batch))
     findings: list[Finding] = []
     done = 0
     if progress:
         progress("check", 0, len(keys))
     chunked = _pool.batch_chunks(batch, _pool.chunks(keys, size))
-    for found, images in _pool.run_chunks(_check_chunk, chunked, pack, workers):
+    for found, images in _pool.run_chunks(_check_chunk, chunked, pack, workers, executor):
         findings.extend(found)
         done += images
         if progress:

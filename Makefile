@@ -17,8 +17,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The browser test drives Debian's chromium (tests/test_report_browser.py); install it when it is missing.
+# One test worker per core, each taking whole test files (module fixtures such as synth batches are built once).
 test: venv chromium
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 chromium:
 	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \

@@ -110,16 +110,16 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
         raise InputError(f"top level is a JSON {type(doc).__name__}, expected an object", path=path)
     export = Export(annotator="", path=path, format=NAME)
     categories = read_categories(doc, path, export.findings)
-    images = read_images(doc, path, limits, export.findings)
+    declared_image_ids: set = set()
+    images = read_images(doc, path, limits, export.findings, declared_image_ids)
     export.categories = {c.name: c for c in categories.values()}
     png_dir = Path(options["png_dir"]) if options.get("png_dir") else path.with_suffix("")
     if not png_dir.is_absolute() and options.get("png_dir"):
         png_dir = path.parent / png_dir
     annotations = _require_list(doc, "annotations", path)
 
-    declared_image_ids = {im.get("id") for im in doc["images"] if isinstance(im, dict) and _is_id(im.get("id"))}
     by_image_id = {}
-    for index, raw in enumerate(annotations):
+    for index, _span, raw in annotations:
         image_id = raw.get("image_id") if isinstance(raw, dict) else None
         src = Source(str(path), index, image_id if _is_id(image_id) else None)
         if not isinstance(raw, dict) or not _is_id(image_id) or not isinstance(raw.get("segments_info"), list) \

@@ -123,9 +123,15 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
 
 
 def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
-          progress: Progress | None = None, format_options=None) -> tuple[Batch, dict]:
-    """:func:`load`, plus the alias report the alignment recorded (``Batch.alias_report``)."""
+          progress: Progress | None = None, format_options=None, streamed: bool = False) -> tuple[Batch, dict]:
+    """:func:`load`, plus the alias report the alignment recorded (``Batch.alias_report``).
+
+    ``streamed`` indexes the exports instead of loading them (:mod:`qa.formats._index`): the batch's
+    exports hold no objects, ``batch.index`` says where they are, and each chunk of images reads its own
+    (:func:`qa.engine.chunks.chunks_of`).
+    """
     from qa.formats import load as load_export
+    from qa.formats._index import index_export
 
     specs: list[ExportSpec] = []
     man: Manifest | None = read_manifest(manifest) if manifest is not None else None
@@ -140,9 +146,16 @@ def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=Non
     limit = max_pixels or (man.max_pixels if man else None)
     limits = Limits(max_pixels=limit) if limit else Limits()
     loaded = []
+    sources = []
     for done, spec in enumerate(specs):
         if progress:
             progress("load", done, len(specs))
+        if streamed:
+            indexed = index_export(spec.path, spec.annotator, format=spec.format, limits=limits,
+                                   options=spec.options, format_options=format_options)
+            sources.extend(indexed)
+            loaded.extend(e for source in indexed for e in source.exports)
+            continue
         loaded.extend(load_export(spec.path, spec.annotator, format=spec.format, limits=limits,
                                   options=spec.options, format_options=format_options))
     if progress:
@@ -152,8 +165,14 @@ def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=Non
         found = ", ".join(sorted({e.format for e in loaded}))
         raise ConfigError(f"options for {unused[0]} exports were given (--foreground, --threshold), but no "
                           f"export was read as {unused[0]} (formats: {found})")
+    if streamed:
+        from qa.engine.chunks import BatchIndex
+
+        index = BatchIndex.before_alignment(sources)
     batch = align(loaded, aliases=merged_aliases,
                   categories=categories if categories is not None else (man.categories if man else None))
+    if streamed:
+        batch.index = index.after_alignment(batch)
     if man is not None:
         batch.name, batch.description = man.name, man.description
     return batch, batch.alias_report
@@ -171,15 +190,15 @@ def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
     per_annotator = []
     for name in batch.annotators:
         export = batch.exports[name]
-        counts = Counter(o.category for o in export.objects)
+        census = export.count()  # counted from the objects, or the streamed index's counts
         per_annotator.append({
             "annotator": name,
             "path": str(export.path),
             "format": export.format,
             "images": len(export.images),
-            "objects": len(export.objects),
-            "crowd": sum(o.iscrowd for o in export.objects),
-            "objects_per_category": dict(sorted(counts.items())),
+            "objects": census.objects,
+            "crowd": census.crowd,
+            "objects_per_category": dict(sorted(census.per_category.items())),
         })
     from qa.rules.check import finding_dict
 
@@ -361,7 +380,13 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         if max_drop is not None:
             finite_bound(max_drop, "--max-drop")
     batch, alias_counts = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
-                                max_pixels=max_pixels, progress=progress, format_options=format_options)
+                                max_pixels=max_pixels, progress=progress, format_options=format_options,
+                                streamed=True)
+    # from the index, no object held: the images, categories, counts and load findings of the batch
+    summary = summarise(batch, alias_report=alias_counts) if instances == "classes" else None
+    from qa.engine.chunks import materialise
+
+    batch = materialise(batch)  # the stages still read whole exports; a per-chunk task reads chunks_of(batch)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
     if format_options:
         settings["format_options"] = format_options
@@ -370,13 +395,13 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
 
         batch = with_instances(batch, instances)
         settings["instances"] = instances
+        summary = summarise(batch, alias_report=alias_counts)  # counts of the components
     if manifest is not None:
         settings["manifest"] = str(manifest)
     if aliases:
         settings["aliases"] = aliases
     if categories is not None:
         settings["categories"] = list(categories)
-    summary = summarise(batch, alias_report=alias_counts)
     # one executor (the local pool, or a Dask cluster) for every per-image stage of the run
     with _executors.using(executor, workers=workers, announce=_announce) as pool:
         comparison = None

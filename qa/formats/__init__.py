@@ -123,7 +123,13 @@ def load(path, annotator: str | None = None, *, format: str | None = None,
         exports = [Export(annotator="", path=path, format=name)]
     for e in exports:
         check_export(e)
-    default = annotator or path.stem
+    return name_exports(exports, annotator, path)
+
+
+def name_exports(exports: list[Export], annotator: str | None, path: Path) -> list[Export]:
+    """Name each export as :func:`load` says (``annotator``, ``"<annotator>/<name in file>"`` or the
+    file's stem), and its objects and findings after it."""
+    default = annotator or Path(path).stem
     named_inside = [e for e in exports if e.annotator]
     if not named_inside:
         for e in exports:

@@ -18,14 +18,14 @@ reader code then serves three purposes, so each format's objects are parsed by o
 
 from __future__ import annotations
 
-from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from qa.errors import InputError
 from qa.formats._bounds import check_objects
+from qa.model import Census
 
 # columns of a Runs table
 R_START, R_STOP, R_UNIT, R_UNITS, R_EXPORT, R_IMAGE, R_KEPT, R_ORDINAL = range(8)
@@ -93,20 +93,14 @@ class Keep:
     def adopt(self, export, ident) -> None:
         pass
 
+    def remember(self, name: str, value) -> None:
+        """Keep reader state a chunk's reader needs (the index keeps it; a whole load has no use for it)."""
+
     def finish(self) -> None:
         pass
 
 
 KEEP = Keep()
-
-
-@dataclass
-class Census:
-    """What an export's kept objects add up to (its summary without the objects)."""
-
-    objects: int = 0
-    crowd: int = 0
-    per_category: Counter = field(default_factory=Counter)
 
 
 class Recorder(Keep):
@@ -126,6 +120,10 @@ class Recorder(Keep):
         self._ordinals: list[int] = []
         self.census: list[Census] = []
         self.bounds_findings: list[list] = []
+        self.context: dict = {}
+
+    def remember(self, name: str, value) -> None:
+        self.context[name] = value
 
     def adopt(self, export, ident) -> None:
         if id(export) in self._code:
@@ -163,7 +161,7 @@ class Recorder(Keep):
                 touched[(code, obj.image)] = touched.get((code, obj.image), 0) + 1
                 census.objects += 1
                 census.crowd += bool(obj.iscrowd)
-                census.per_category[obj.category] += 1
+                census.per_category[obj.category] = census.per_category.get(obj.category, 0) + 1
         for (code, key), kept in touched.items():
             image = self._keys.setdefault(key, len(self._keys))
             last = self._last.get((code, image))

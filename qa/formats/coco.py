@@ -284,6 +284,7 @@ def _read(document, path: Path, limits: Limits, units) -> list[Export]:
         raise InputError(f"top level is a JSON {document.kind}, expected an object", path=path)
     file_findings: list = []
     categories = read_categories(document, path, file_findings)
+    units.remember("categories", categories)
     declared_image_ids: set = set()
     images = read_images(document, path, limits, file_findings, declared_image_ids)
     annotations = _require_list(document, "annotations", path)

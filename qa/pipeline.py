@@ -66,7 +66,9 @@ class Run:
 def _specs(exports) -> list[ExportSpec]:
     specs = []
     if isinstance(exports, dict):
-        exports = [ExportSpec(annotator=k, path=Path(v)) for k, v in exports.items()]
+        from qa.formats._location import location
+
+        exports = [ExportSpec(annotator=k, path=location(v)) for k, v in exports.items()]
     for item in exports:
         if isinstance(item, ExportSpec):
             specs.append(item)

@@ -142,8 +142,15 @@ class SourcePart:
         return exports
 
 
-def _stamp(path: Path) -> tuple | None:
+def _stamp(path) -> tuple | None:
+    """What tells whether a file changed: size and modification time (and the object's version tag
+    behind a URL)."""
+    from qa.formats._location import Url
+
     try:
+        if isinstance(path, Url):
+            st = path.stat()
+            return st.st_size, st.version
         st = os.stat(path)
     except OSError:
         return None
@@ -159,7 +166,9 @@ def index_export(path, annotator: str | None = None, *, format: str | None = Non
     from qa.formats import _module, detect, name_exports
     from qa.formats._bounds import check_export
 
-    path = Path(path)
+    from qa.formats._location import location
+
+    path = location(path)
     if not path.exists():
         raise InputError("no such file or folder", path=path)
     name = format or detect(path)

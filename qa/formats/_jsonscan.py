@@ -48,16 +48,18 @@ def loads(raw: bytes):
         raise Broken(str(exc)) from None
 
 
-def children(fh, start: int = 0, end: int | None = None, *, block: int = BLOCK
-             ) -> Iterator[tuple[int, int, bytes | None, bytes]]:
+def children(fh, start: int = 0, end: int | None = None, *, block: int = BLOCK, values: bool = True
+             ) -> Iterator[tuple[int, int, bytes | None, bytes | None]]:
     """The children of the JSON value at ``[start, end)`` of the binary file ``fh``, in order.
 
     Yields ``(start, end, key, value)``: the child's byte span (absolute, end exclusive), the raw bytes of
-    its key (a member of an object; None for a list element) and of its value. Raises :class:`Broken` when
-    the value is not an object or a list, its structure is broken, or it ends before ``end`` (or the file).
+    its key (a member of an object; None for a list element) and of its value (None unless ``values``:
+    then only keys are kept, so memory stays one block however long a child is). Raises :class:`Broken`
+    when the value is not an object or a list, its structure is broken, or it ends before ``end`` (or
+    the file).
     """
-    from qa.formats._kernels_jsonscan import S_ERROR, S_EXPECT, S_KEY_START, S_NEXT, S_PHASE, S_ROOT, \
-        S_SCALAR, S_START, S_STRING, _scan, new_state
+    from qa.formats._kernels_jsonscan import S_ERROR, S_EXPECT, S_KEY_END, S_KEY_START, S_NEXT, S_PHASE, \
+        S_ROOT, S_SCALAR, S_START, S_STRING, _scan, new_state
 
     if start == 0:
         fh.seek(0)
@@ -67,6 +69,7 @@ def children(fh, start: int = 0, end: int | None = None, *, block: int = BLOCK
     out = np.empty((_ROWS, 4), np.int64)
     kept = bytearray()          # the bytes from `kept_from` on: children not yet whole
     kept_from = start
+    early_keys: dict[int, bytes] = {}  # keys whose bytes were dropped before their child ended
     pos = start
     fh.seek(start)
     while end is None or pos < end:
@@ -81,18 +84,28 @@ def children(fh, start: int = 0, end: int | None = None, *, block: int = BLOCK
             if state[S_ERROR] >= 0:
                 raise Broken(f"unexpected byte at offset {int(state[S_ERROR])}")
             for s, e, ks, ke in out[:n].tolist():
-                key = bytes(kept[ks - kept_from:ke - kept_from]) if ks >= 0 else None
-                yield s, e, key, bytes(kept[s - kept_from:e - kept_from])
+                if ks < 0:
+                    key = None
+                elif ks >= kept_from:
+                    key = bytes(kept[ks - kept_from:ke - kept_from])
+                else:
+                    key = early_keys.pop(ks)
+                yield s, e, key, bytes(kept[s - kept_from:e - kept_from]) if values else None
             done += int(state[S_NEXT])
         pos += len(data)
         # keep only what a child still to come needs: its start, and the key before it
         need = pos
         inside = state[S_STRING] in (2, 3) or state[S_SCALAR] == 1 or state[S_PHASE] == 2
-        if inside:
+        key_pending = state[S_ROOT] == 1 and state[S_KEY_START] >= 0 and (
+            inside or state[S_STRING] == 1 or state[S_EXPECT] in (2, 3))
+        if inside and values:
             need = min(need, int(state[S_START]))
-        if state[S_ROOT] == 1 and state[S_KEY_START] >= 0 and (inside or state[S_STRING] == 1
-                                                              or state[S_EXPECT] in (2, 3)):
-            need = min(need, int(state[S_KEY_START]))
+        if key_pending:
+            ks, ke = int(state[S_KEY_START]), int(state[S_KEY_END])
+            if values or state[S_STRING] == 1 or ke < ks:
+                need = min(need, ks)  # a key still being read stays whole
+            elif ks >= kept_from and ks not in early_keys:
+                early_keys[ks] = bytes(kept[ks - kept_from:ke - kept_from])
         if need > kept_from:
             del kept[:need - kept_from]
             kept_from = need
@@ -138,7 +151,7 @@ class Outline:
 def outline(fh) -> Outline:
     """The :class:`Outline` of a file whose top level is an object; :class:`Broken` otherwise."""
     result = Outline()
-    for start, end, key, _value in children(fh):
+    for start, end, key, _value in children(fh, values=False):
         name = loads(key)
         result.members.pop(name, None)
         result.members[name] = (start, end)

@@ -46,137 +46,150 @@ def new_state() -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _is_space(c):
-    return c == 32 or c == 9 or c == 10 or c == 13
-
-
-@njit(cache=True, nogil=True)
 def _scan(buf, base, state, out):
     """Scan ``buf`` (uint8, the bytes at offsets ``base`` ...) and write each child that ends in it.
 
     ``state`` (int64, :data:`SLOTS`) carries the scan from one block to the next; ``out`` (int64,
     ``(m, 4)``) receives ``(start, end, key start, key end)`` per child (key -1 for array elements),
     offsets absolute and ``end`` exclusive. Returns the number of rows written; stops early (and sets
-    ``state[S_ERROR]``) at the first byte that breaks the structure. A child shorter than one block is
-    never split across two calls' rows: a row is written when its child ends. When ``out`` fills up,
-    ``state[S_NEXT]`` says how many bytes were consumed (call again with the rest); otherwise it is
-    ``len(buf)``.
+    ``state[S_ERROR]``) at the first byte that breaks the structure. A row is written when its child
+    ends. When ``out`` fills up, ``state[S_NEXT]`` says how many bytes were consumed (call again with the
+    rest); otherwise it is ``len(buf)``.
     """
     n = 0
     m = out.shape[0]
-    i = -1
-    while True:
-        i += 1
-        if i >= buf.shape[0] or n >= m:
-            break
+    size = buf.shape[0]
+    phase = state[S_PHASE]
+    root = state[S_ROOT]
+    expect = state[S_EXPECT]
+    depth = state[S_DEPTH]
+    string = state[S_STRING]
+    escape = state[S_ESCAPE]
+    start = state[S_START]
+    key_start = state[S_KEY_START]
+    key_end = state[S_KEY_END]
+    scalar = state[S_SCALAR]
+    error = -1
+    i = 0
+    while i < size and n < m:
         c = buf[i]
-        pos = base + i
-        phase = state[S_PHASE]
-        if state[S_STRING] != 0:
-            if state[S_ESCAPE] == 1:
-                state[S_ESCAPE] = 0
+        if string != 0:
+            if escape == 1:
+                escape = 0
             elif c == 92:  # backslash
-                state[S_ESCAPE] = 1
+                escape = 1
             elif c == 34:  # closing quote
-                kind = state[S_STRING]
-                state[S_STRING] = 0
-                if kind == 1:
-                    state[S_KEY_END] = pos + 1
-                    state[S_EXPECT] = E_COLON
-                elif kind == 2:
-                    out[n, 0] = state[S_START]
-                    out[n, 1] = pos + 1
-                    out[n, 2] = state[S_KEY_START]
-                    out[n, 3] = state[S_KEY_END]
+                if string == 1:
+                    key_end = base + i + 1
+                    expect = E_COLON
+                elif string == 2:
+                    out[n, 0] = start
+                    out[n, 1] = base + i + 1
+                    out[n, 2] = key_start
+                    out[n, 3] = key_end
                     n += 1
-                    state[S_EXPECT] = E_COMMA_OR_CLOSE
+                    expect = E_COMMA_OR_CLOSE
+                string = 0
+            i += 1
             continue
-        if phase == 2:  # inside a child container
+        if phase == 2:  # inside a child container: only strings and brackets matter
             if c == 34:
-                state[S_STRING] = 3
+                string = 3
             elif c == 123 or c == 91:
-                state[S_DEPTH] += 1
+                depth += 1
             elif c == 125 or c == 93:
-                state[S_DEPTH] -= 1
-                if state[S_DEPTH] == 0:
-                    out[n, 0] = state[S_START]
-                    out[n, 1] = pos + 1
-                    out[n, 2] = state[S_KEY_START]
-                    out[n, 3] = state[S_KEY_END]
+                depth -= 1
+                if depth == 0:
+                    out[n, 0] = start
+                    out[n, 1] = base + i + 1
+                    out[n, 2] = key_start
+                    out[n, 3] = key_end
                     n += 1
-                    state[S_PHASE] = 1
-                    state[S_EXPECT] = E_COMMA_OR_CLOSE
+                    phase = 1
+                    expect = E_COMMA_OR_CLOSE
+            i += 1
             continue
-        if phase == 1 and state[S_SCALAR] == 1:
-            if not (_is_space(c) or c == 44 or c == 93 or c == 125):
+        if scalar == 1:
+            if not (c == 32 or c == 9 or c == 10 or c == 13 or c == 44 or c == 93 or c == 125):
+                i += 1
                 continue
-            out[n, 0] = state[S_START]
-            out[n, 1] = pos
-            out[n, 2] = state[S_KEY_START]
-            out[n, 3] = state[S_KEY_END]
+            out[n, 0] = start
+            out[n, 1] = base + i
+            out[n, 2] = key_start
+            out[n, 3] = key_end
             n += 1
-            state[S_SCALAR] = 0
-            state[S_EXPECT] = E_COMMA_OR_CLOSE
+            scalar = 0
+            expect = E_COMMA_OR_CLOSE
             # the delimiter is handled below
-        if _is_space(c):
+        if c == 32 or c == 9 or c == 10 or c == 13:
+            i += 1
             continue
         if phase == 0:
             if c == 123:
-                state[S_ROOT] = 1
-                state[S_EXPECT] = E_KEY_OR_CLOSE
+                root = 1
+                expect = E_KEY_OR_CLOSE
             elif c == 91:
-                state[S_ROOT] = 2
-                state[S_EXPECT] = E_VALUE_OR_CLOSE
+                root = 2
+                expect = E_VALUE_OR_CLOSE
             else:
-                state[S_ERROR] = pos
-                return n
-            state[S_PHASE] = 1
-            continue
-        if phase == 3:
-            state[S_ERROR] = pos
-            return n
-        expect = state[S_EXPECT]
-        root = state[S_ROOT]
-        if expect == E_KEY_OR_CLOSE or expect == E_KEY:
+                error = base + i
+                break
+            phase = 1
+        elif phase == 3:
+            error = base + i
+            break
+        elif expect == E_KEY_OR_CLOSE or expect == E_KEY:
             if c == 34:
-                state[S_STRING] = 1
-                state[S_KEY_START] = pos
+                string = 1
+                key_start = base + i
             elif c == 125 and expect == E_KEY_OR_CLOSE:
-                state[S_PHASE] = 3
+                phase = 3
             else:
-                state[S_ERROR] = pos
-                return n
+                error = base + i
+                break
         elif expect == E_COLON:
             if c == 58:
-                state[S_EXPECT] = E_VALUE
+                expect = E_VALUE
             else:
-                state[S_ERROR] = pos
-                return n
+                error = base + i
+                break
         elif expect == E_VALUE or expect == E_VALUE_OR_CLOSE:
             if c == 93 and expect == E_VALUE_OR_CLOSE:
-                state[S_PHASE] = 3
-                continue
-            if c == 44 or c == 93 or c == 125 or c == 58:
-                state[S_ERROR] = pos
-                return n
-            if root == 2:
-                state[S_KEY_START] = -1
-                state[S_KEY_END] = -1
-            state[S_START] = pos
-            if c == 123 or c == 91:
-                state[S_PHASE] = 2
-                state[S_DEPTH] = 1
-            elif c == 34:
-                state[S_STRING] = 2
+                phase = 3
+            elif c == 44 or c == 93 or c == 125 or c == 58:
+                error = base + i
+                break
             else:
-                state[S_SCALAR] = 1
+                if root == 2:
+                    key_start = -1
+                    key_end = -1
+                start = base + i
+                if c == 123 or c == 91:
+                    phase = 2
+                    depth = 1
+                elif c == 34:
+                    string = 2
+                else:
+                    scalar = 1
         else:  # E_COMMA_OR_CLOSE
             if c == 44:
-                state[S_EXPECT] = E_KEY if root == 1 else E_VALUE
+                expect = E_KEY if root == 1 else E_VALUE
             elif (c == 125 and root == 1) or (c == 93 and root == 2):
-                state[S_PHASE] = 3
+                phase = 3
             else:
-                state[S_ERROR] = pos
-                return n
+                error = base + i
+                break
+        i += 1
+    state[S_PHASE] = phase
+    state[S_ROOT] = root
+    state[S_EXPECT] = expect
+    state[S_DEPTH] = depth
+    state[S_STRING] = string
+    state[S_ESCAPE] = escape
+    state[S_START] = start
+    state[S_KEY_START] = key_start
+    state[S_KEY_END] = key_end
+    state[S_SCALAR] = scalar
+    state[S_ERROR] = error
     state[S_NEXT] = i
     return n

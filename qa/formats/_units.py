@@ -104,9 +104,14 @@ KEEP = Keep()
 
 
 class Recorder(Keep):
-    """The index pass: records each unit's objects as runs and drops them (see the module docstring)."""
+    """The index pass: records each unit's objects as runs and drops them (see the module docstring).
+
+    Objects wait in a short queue and are held to the bounds a few thousand at a time (each object is
+    judged on its own, so the kept objects and the findings are those of one check of the whole export).
+    """
 
     recording = True
+    QUEUE = 4096
 
     def __init__(self, extra_width: int = 0):
         self.exports: list = []           # in the order the reader made them
@@ -121,6 +126,9 @@ class Recorder(Keep):
         self.census: list[Census] = []
         self.bounds_findings: list[list] = []
         self.context: dict = {}
+        self._units: list = []            # (index, span, extra, {(export, key): 0}) of the units queued
+        self._queued: list[list] = []     # per export: (unit number in _units, object)
+        self._count = 0
 
     def remember(self, name: str, value) -> None:
         self.context[name] = value
@@ -134,6 +142,7 @@ class Recorder(Keep):
         self._ordinals.append(0)
         self.census.append(Census())
         self.bounds_findings.append([])
+        self._queued.append([])
 
     def touch(self, export, key: str) -> None:
         self._touched.append((export, key))
@@ -142,26 +151,44 @@ class Recorder(Keep):
     def unit(self, index: int, span: tuple[int, int] | None = None, extra=()):
         self._touched = []
         yield
-        self._close(index, span, extra)
-
-    def _close(self, index, span, extra) -> None:
-        start, stop = span if span is not None else (-1, -1)
         touched: dict[tuple[int, str], int] = {}
         for export, key in self._touched:
             touched.setdefault((self._code[id(export)], key), 0)
-        for export in self.exports:
-            if not export.objects:
+        number = len(self._units)
+        self._units.append((index, span, extra, touched))
+        for code, export in enumerate(self.exports):
+            if export.objects:
+                self._queued[code].extend((number, obj) for obj in export.objects)
+                self._count += len(export.objects)
+                export.objects = []
+        if self._count >= self.QUEUE:
+            self._flush()
+
+    def _flush(self) -> None:
+        for code, export in enumerate(self.exports):
+            queued = self._queued[code]
+            if not queued:
                 continue
-            code = self._code[id(export)]
-            kept, findings = check_objects(export.objects, export.images)
-            export.objects = []
+            kept, findings = check_objects([obj for _n, obj in queued], export.images)
             self.bounds_findings[code].extend(findings)
+            kept_ids = {id(obj) for obj in kept}
             census = self.census[code]
-            for obj in kept:
+            for number, obj in queued:
+                if id(obj) not in kept_ids:
+                    continue
+                touched = self._units[number][3]
                 touched[(code, obj.image)] = touched.get((code, obj.image), 0) + 1
                 census.objects += 1
                 census.crowd += bool(obj.iscrowd)
                 census.per_category[obj.category] = census.per_category.get(obj.category, 0) + 1
+            self._queued[code] = []
+        for index, span, extra, touched in self._units:
+            self._record(index, span, extra, touched)
+        self._units = []
+        self._count = 0
+
+    def _record(self, index, span, extra, touched) -> None:
+        start, stop = span if span is not None else (-1, -1)
         for (code, key), kept in touched.items():
             image = self._keys.setdefault(key, len(self._keys))
             last = self._last.get((code, image))
@@ -177,7 +204,9 @@ class Recorder(Keep):
             self._ordinals[code] += kept
 
     def finish(self) -> None:
-        """Append each export's bounds findings after its own (where a whole load's check puts them)."""
+        """Check what is queued; append each export's bounds findings after its own (where a whole load's
+        check puts them)."""
+        self._flush()
         for export, findings in zip(self.exports, self.bounds_findings):
             export.findings.extend(findings)
             export.objects = []
@@ -192,8 +221,9 @@ class Recorder(Keep):
 class Collector(Keep):
     """A chunk's load: keeps the objects of the recorded runs, with the ordinals the index gave them.
 
-    ``runs`` are the chunk's rows of the source's :class:`Runs` (``table`` rows, ``keys`` as there);
-    ``ident_codes`` maps an export's identity (what the reader passes to :meth:`adopt`) to its code.
+    ``table`` holds the chunk's rows of the source's :class:`Runs` (their ``image`` column pointing into
+    ``keys``); ``ident_codes`` maps an export's identity (what the reader passes to :meth:`adopt`) to
+    its position, the ``export`` column's code.
     """
 
     def __init__(self, table: np.ndarray, keys: list[str], ident_codes: dict, where: str):
@@ -203,9 +233,9 @@ class Collector(Keep):
         self.where = where
         self._code: dict[int, int] = {}
         self.exports: dict[int, object] = {}
-        self.kept: dict[int, list] = {}       # export code -> [(ordinal, object)]
-        self._used = np.zeros(len(table), np.int64)
+        self._queued: dict[int, list] = {}    # export code -> [(unit index, object)]
         self._rows: dict[tuple[int, str], list[int]] = {}
+        self._done: dict[int, tuple[list, list]] | None = None
         for row, r in enumerate(table.tolist()):
             self._rows.setdefault((r[R_EXPORT], keys[r[R_IMAGE]]), []).append(row)
 
@@ -215,29 +245,15 @@ class Collector(Keep):
             return  # an export the index has no runs of in this chunk
         self._code[id(export)] = code
         self.exports[code] = export
-        self.kept.setdefault(code, [])
+        self._queued.setdefault(code, [])
 
     @contextmanager
     def unit(self, index: int, span: tuple[int, int] | None = None, extra=()):
         yield
-        self._close(index)
-
-    def _close(self, index) -> None:
-        for export_id, code in self._code.items():
-            export = self.exports[code]
-            if not export.objects:
-                continue
-            kept, _findings = check_objects(export.objects, export.images)
-            export.objects = []
-            for obj in kept:
-                row = self._row(code, obj.image, index)
-                if row is None:
-                    continue  # an image of another chunk (a unit can name several images)
-                r = self.table[row]
-                if self._used[row] >= r[R_KEPT]:
-                    self._changed()
-                self.kept[code].append((int(r[R_ORDINAL] + self._used[row]), obj))
-                self._used[row] += 1
+        for code, export in self.exports.items():
+            if export.objects:
+                self._queued[code].extend((index, obj) for obj in export.objects)
+                export.objects = []
 
     def _row(self, code: int, key: str, index: int):
         for row in self._rows.get((code, key), ()):
@@ -250,11 +266,36 @@ class Collector(Keep):
         raise InputError("changed since it was indexed (its objects differ from the index pass's); "
                          "run again", path=self.where)
 
+    def _finish(self) -> None:
+        self._done = {}
+        used = np.zeros(len(self.table), np.int64)
+        for code, queued in self._queued.items():
+            kept, _findings = check_objects([obj for _i, obj in queued], self.exports[code].images)
+            kept_ids = {id(obj) for obj in kept}
+            out = []
+            for index, obj in queued:
+                if id(obj) not in kept_ids:
+                    continue
+                row = self._row(code, obj.image, index)
+                if row is None:
+                    continue  # an image of another chunk (a unit can name several images)
+                r = self.table[row]
+                if used[row] >= r[R_KEPT]:
+                    self._changed()
+                out.append((int(r[R_ORDINAL] + used[row]), obj))
+                used[row] += 1
+            out.sort(key=lambda item: item[0])
+            self._done[code] = ([obj for _o, obj in out], [o for o, _obj in out])
+        if not np.array_equal(used, self.table[:, R_KEPT]):
+            self._changed()
+
     def objects(self, code: int) -> list:
         """The kept objects of export ``code``, in export order; checks every run gave its count."""
-        if not np.array_equal(self._used, self.table[:, R_KEPT]):
-            self._changed()
-        return [obj for _ordinal, obj in sorted(self.kept.get(code, ()), key=lambda item: item[0])]
+        if self._done is None:
+            self._finish()
+        return self._done.get(code, ([], []))[0]
 
     def ordinals(self, code: int) -> np.ndarray:
-        return np.asarray(sorted(o for o, _ in self.kept.get(code, ())), np.int64)
+        if self._done is None:
+            self._finish()
+        return np.asarray(self._done.get(code, ([], []))[1], np.int64)

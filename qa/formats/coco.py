@@ -182,6 +182,9 @@ def read_images(doc, path: Path, limits: Limits, findings: list,
     return out
 
 
+_NUMBER_TYPES = frozenset((int, float))
+
+
 def _polygons(segmentation: list):
     """(N, 2) arrays from COCO's flat lists, or an error message.
 
@@ -196,11 +199,16 @@ def _polygons(segmentation: list):
             return None, f"polygon part {k} has an odd number of coordinates ({len(flat)})"
         if len(flat) < 6:
             return None, f"polygon part {k} has {len(flat) // 2} points, at least 3 are needed"
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
+        if not set(map(type, flat)) <= _NUMBER_TYPES and not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
             return None, f"polygon part {k} holds a value that is not a number"
-        if not all(finite_number(v) for v in flat):
+        try:
+            arr = np.asarray(flat, dtype=np.float64)
+        except OverflowError:  # an integer beyond the float range
+            arr = None
+        if arr is None or not np.isfinite(arr).all():
             return None, f"polygon part {k} holds a NaN or infinite coordinate"
-        parts.append(np.asarray(flat, dtype=np.float64).reshape(-1, 2))
+        parts.append(arr.reshape(-1, 2))
     if not parts:
         return None, "segmentation is an empty list"
     return tuple(parts), None

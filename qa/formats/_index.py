@@ -271,8 +271,9 @@ def _read_coco(part: SourcePart, collector: Collector) -> None:
     with _open(part) as fh:
         for start, stop, unit, units in _spans(part.table):
             for j, raw in enumerate(_elements(fh, start, stop, units, part.path)):
-                with collector.unit(unit + j):
-                    reader.annotation(unit + j, raw, collector)
+                collector.begin(unit + j)
+                reader.annotation(unit + j, raw, collector)
+                collector.end()
 
 
 _READERS = {"coco": _read_coco}

@@ -85,7 +85,16 @@ class Keep:
 
     @contextmanager
     def unit(self, index: int, span: tuple[int, int] | None = None, extra=()):
+        """The work of one unit (:meth:`begin` and :meth:`end` around it)."""
+        self.begin(index, span, extra)
         yield
+        self.end()
+
+    def begin(self, index: int, span: tuple[int, int] | None = None, extra=()) -> None:
+        """A unit starts: element ``index`` of its list (or file number), at byte ``span`` of the file."""
+
+    def end(self) -> None:
+        """The unit's objects are all in their exports."""
 
     def touch(self, export, key: str) -> None:
         pass
@@ -147,10 +156,12 @@ class Recorder(Keep):
     def touch(self, export, key: str) -> None:
         self._touched.append((export, key))
 
-    @contextmanager
-    def unit(self, index: int, span: tuple[int, int] | None = None, extra=()):
+    def begin(self, index: int, span: tuple[int, int] | None = None, extra=()) -> None:
         self._touched = []
-        yield
+        self._current = (index, span, extra)
+
+    def end(self) -> None:
+        index, span, extra = self._current
         touched: dict[tuple[int, str], int] = {}
         for export, key in self._touched:
             touched.setdefault((self._code[id(export)], key), 0)
@@ -247,9 +258,11 @@ class Collector(Keep):
         self.exports[code] = export
         self._queued.setdefault(code, [])
 
-    @contextmanager
-    def unit(self, index: int, span: tuple[int, int] | None = None, extra=()):
-        yield
+    def begin(self, index: int, span: tuple[int, int] | None = None, extra=()) -> None:
+        self._index = index
+
+    def end(self) -> None:
+        index = self._index
         for code, export in self.exports.items():
             if export.objects:
                 self._queued[code].extend((index, obj) for obj in export.objects)

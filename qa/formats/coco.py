@@ -316,8 +316,9 @@ def _read(document, path: Path, limits: Limits, units) -> list[Export]:
 
     reader = AnnotationReader(path, categories, images, exports, first, declared_image_ids)
     for index, span, raw in annotations:
-        with units.unit(index, span):
-            reader.annotation(index, raw, units)
+        units.begin(index, span)
+        reader.annotation(index, raw, units)
+        units.end()
     check_members(document, ("images", "annotations", "categories"))
     reader.finish()
     units.finish()

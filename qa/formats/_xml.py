@@ -93,7 +93,9 @@ def iterparse(path: Path, events=("start", "end")):
         When the file cannot be opened or read, declares a DTD or entities, names an encoding Python
         does not know (or a multi-byte one expat cannot read), or is not well-formed XML.
     """
-    path = Path(path)
+    from qa.formats._location import location
+
+    path = location(path)
     fh = open_regular(path)
     with fh:
         try:

@@ -28,7 +28,7 @@ from qa.formats._units import R_IMAGE, R_KEPT, R_ORDINAL, R_START, R_STOP, R_UNI
     Recorder, Runs
 from qa.model import Census, Export, Limits
 
-STREAMED = {"coco"}
+STREAMED = {"coco", "label_studio"}
 """Formats read by a streaming pass; the others are loaded whole and held."""
 
 
@@ -228,9 +228,16 @@ def _renumber(runs: Runs, codes: list) -> None:
 
 # --- the chunk readers, one per streamed format ---------------------------------------------------------
 
-def _spans(table: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """The distinct ``(start, stop, first unit, units)`` of a chunk's runs, in file order."""
-    return sorted({(r[R_START], r[R_STOP], r[R_UNIT], r[R_UNITS]) for r in table.tolist()})
+def _json_units(part: "SourcePart", fh):
+    """``(unit, element)`` of each unit of a chunk's runs, once each, in file order (the runs of several
+    exports may share units)."""
+    seen: set[int] = set()
+    spans = sorted({(r[R_START], r[R_STOP], r[R_UNIT], r[R_UNITS]) for r in part.table.tolist()})
+    for start, stop, unit, units in spans:
+        for j, raw in enumerate(_elements(fh, start, stop, units, part.path)):
+            if unit + j not in seen:
+                seen.add(unit + j)
+                yield unit + j, raw
 
 
 def _elements(fh, start: int, stop: int, count: int, where) -> list:
@@ -269,13 +276,23 @@ def _read_coco(part: SourcePart, collector: Collector) -> None:
     first = next(iter(shells.values()), Export(annotator="", path=part.path, format=part.format))
     reader = AnnotationReader(part.path, part.context["categories"], images, shells, first, set())
     with _open(part) as fh:
-        for start, stop, unit, units in _spans(part.table):
-            for j, raw in enumerate(_elements(fh, start, stop, units, part.path)):
-                collector.begin(unit + j)
-                reader.annotation(unit + j, raw, collector)
-                collector.end()
+        for unit, raw in _json_units(part, fh):
+            collector.begin(unit)
+            reader.annotation(unit, raw, collector)
+            collector.end()
 
 
-_READERS = {"coco": _read_coco}
+def _read_label_studio(part: SourcePart, collector: Collector) -> None:
+    from qa.formats.label_studio import _Reader
+
+    reader = _Reader(part.path, part.limits, part.options, collector)
+    with _open(part) as fh:
+        for unit, task in _json_units(part, fh):
+            collector.begin(unit)
+            reader.task(unit, task)
+            collector.end()
+
+
+_READERS = {"coco": _read_coco, "label_studio": _read_label_studio}
 
 __all__ = ["SourceIndex", "SourcePart", "index_export", "R_KEPT", "R_ORDINAL", "R_IMAGE"]

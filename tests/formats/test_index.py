@@ -36,7 +36,11 @@ def _both(*exports, **options):
 
 
 def _assert_equal(*exports, **options):
+    from qa.formats._index import STREAMED
+
     whole, streamed = _both(*exports, **options)
+    for source in streamed.index.sources:  # a streamed format did stream
+        assert (source.runs is not None) == (source.format in STREAMED), source.format
     for name, export in streamed.exports.items():  # the index's counts are the whole load's
         assert export.census == whole.exports[name].count()
     assert_same_batch(whole, materialise(streamed))

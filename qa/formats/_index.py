@@ -28,7 +28,7 @@ from qa.formats._units import R_IMAGE, R_KEPT, R_ORDINAL, R_START, R_STOP, R_UNI
     Recorder, Runs
 from qa.model import Census, Export, Limits
 
-STREAMED = {"coco", "label_studio"}
+STREAMED = {"coco", "label_studio", "cvat"}
 """Formats read by a streaming pass; the others are loaded whole and held."""
 
 
@@ -178,6 +178,7 @@ def index_export(path, annotator: str | None = None, *, format: str | None = Non
     if name in STREAMED:
         from qa.formats._json import read_json
         from qa.formats._jsonscan import Broken
+        from qa.formats.cvat import NotStreamable
 
         recorder = Recorder()
         stamp = _stamp(path)
@@ -186,6 +187,8 @@ def index_export(path, annotator: str | None = None, *, format: str | None = Non
         except Broken:
             read_json(path)  # raises the whole-file parser's error, with its line and column
             exports = None   # the scanner and the parser disagree: read it whole instead
+        except NotStreamable:
+            exports = None
         if exports is not None:
             if not exports:
                 exports = [Export(annotator="", path=path, format=name)]
@@ -293,6 +296,29 @@ def _read_label_studio(part: SourcePart, collector: Collector) -> None:
             collector.end()
 
 
-_READERS = {"coco": _read_coco, "label_studio": _read_label_studio}
+def _read_cvat(part: SourcePart, collector: Collector) -> None:
+    from qa.formats._xml import fragment
+    from qa.formats.cvat import _Reader
+
+    reader = _Reader(part.path, part.limits, collector)
+    reader.metas = part.context["metas"]
+    prolog = part.context["prolog"]
+    order = np.argsort(part.table[:, R_START], kind="stable")
+    with _open(part) as fh:
+        for row in order.tolist():
+            start, stop = int(part.table[row, R_START]), int(part.table[row, R_STOP])
+            fh.seek(start)
+            try:
+                elem = fragment(prolog, fh.read(stop - start))
+            except Exception:  # noqa: BLE001 - any parse error means the file is not what was indexed
+                raise InputError("changed since it was indexed (an indexed <image> no longer parses); run "
+                                 "again", path=part.path) from None
+            reader.restore(part.extra[row])
+            collector.begin(int(part.table[row, R_UNIT]))
+            reader.image(elem)
+            collector.end()
+
+
+_READERS = {"coco": _read_coco, "label_studio": _read_label_studio, "cvat": _read_cvat}
 
 __all__ = ["SourceIndex", "SourcePart", "index_export", "R_KEPT", "R_ORDINAL", "R_IMAGE"]

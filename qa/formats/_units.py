@@ -128,7 +128,7 @@ class Recorder(Keep):
         self._code: dict[int, int] = {}   # id(export) -> its position
         self._touched: list = []
         self._runs = _Growing(COLUMNS)
-        self._extra = _Growing(max(1, extra_width))
+        self._extra = None                # made on the first run: as wide as the reader's extra state
         self._last: dict[tuple[int, int], int] = {}   # (export, image) -> its last run's row
         self._keys: dict[str, int] = {}
         self._ordinals: list[int] = []
@@ -211,7 +211,10 @@ class Recorder(Keep):
             else:
                 self._last[(code, image)] = self._runs.append(
                     (start, stop, index, 1, code, image, kept, self._ordinals[code]))
-                self._extra.append(tuple(extra) or (0,))
+                row = tuple(extra) or (0,)
+                if self._extra is None:
+                    self._extra = _Growing(len(row))
+                self._extra.append(row)
             self._ordinals[code] += kept
 
     def finish(self) -> None:
@@ -226,7 +229,8 @@ class Recorder(Keep):
         keys = [None] * len(self._keys)
         for key, code in self._keys.items():
             keys[code] = key
-        return Runs(self._runs.array(), self._extra.array(), keys)
+        extra = self._extra.array() if self._extra is not None else np.zeros((0, 1), np.int64)
+        return Runs(self._runs.array(), extra, keys)
 
 
 class Collector(Keep):

@@ -722,16 +722,12 @@ def _add_diff(sub) -> None:
 
 
 def _cmd_diff(args) -> int:
-    from qa.store import DIFF_SCOPES, diff
+    from qa.store import DIFF_SCOPES, diff, diff_changes
 
     with _open_store(args) as store:
         d = diff(store, args.run_a, args.run_b, scopes=args.scope or DIFF_SCOPES)
-    counts, scores, inputs = d["counts"], d["scores"], d["inputs"]
-    if not args.all:
-        counts = counts[counts["delta"] != 0]
-        changed = scores["delta"].isna() & ~(scores["a"].isna() & scores["b"].isna())
-        scores = scores[changed | (scores["delta"].abs() > 1e-12)]
-        inputs = inputs[inputs["status"] != "same"]
+    shown = d if args.all else diff_changes(d)
+    counts, scores, inputs = shown["counts"], shown["scores"], shown["inputs"]
     if args.output_format == "json":
         print(json.dumps({"a": d["a"], "b": d["b"],
                           **{k: json.loads(v.to_json(orient="records", date_format="iso"))
@@ -1011,6 +1007,70 @@ def _cmd_report(args) -> int:
     return EXIT_OK
 
 
+# --- qa serve -----------------------------------------------------------------------------------------
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="Serve the run store as pages and a JSON API (a job queue for batches).",
+                       description="Serve the run store over HTTP: pages for runs, annotators and categories "
+                                   "across runs, and a JSON API to submit a batch and poll its verdict "
+                                   "(docs/serve.md). Listens on 127.0.0.1:8000 unless told otherwise; writes "
+                                   "need the token (QA_TOKEN or --token-file), and so does every request when "
+                                   "it listens beyond the loopback. Needs the serve extra: "
+                                   "pip install 'annotation-qa[serve]'.",
+                       epilog=EPILOG_NO_GATE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="the port (default 8000)")
+    p.add_argument("--token-file", type=Path, metavar="PATH",
+                   help="a file whose first line is the token (default: $QA_TOKEN; none: read-only)")
+    p.add_argument("--root", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder submitted manifests (and their exports) may lie in; repeatable")
+    p.add_argument("--jobs-dir", type=Path, metavar="DIR",
+                   help="the job queue and uploads (default: <store>.jobs beside the store)")
+    p.add_argument("--max-upload", type=int, default=512, metavar="MB", help="largest zip upload (default 512 MB)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes per run (default: one per CPU)")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="send each run's per-image work to a Dask cluster: tcp://host:8786, or local:N "
+                        "(default: $DASK_SCHEDULER_ADDRESS, else the local pool; docs/scale.md)")
+    p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
+                   help="uvicorn's log level (default warning)")
+    _add_store_options(p)
+    p.set_defaults(handler=_cmd_serve)
+
+
+def _cmd_serve(args) -> int:
+    if not 0 < args.port < 65536:
+        raise UsageError("--port must lie between 1 and 65535")
+    if args.max_upload <= 0:
+        raise UsageError("--max-upload must be a positive number of MB")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.workers is not None and args.dask is not None:
+        raise UsageError("--workers sizes the local pool and --dask names a cluster; give one of them")
+    dask = args.dask
+    if dask is None and args.workers is None:
+        dask = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise UsageError("qa serve needs the serve extra: pip install 'annotation-qa[serve]'") from None
+    for root in args.root:
+        if not root.is_dir():
+            raise UsageError(f"--root {root}: not a folder")
+    from qa.serve.app import Config, serve
+    from qa.serve.auth import load_token
+    from qa.serve.uploads import Limits
+
+    config = Config(db=_db(args), host=args.host, port=args.port, token=load_token(args.token_file),
+                    roots=list(args.root), jobs_dir=args.jobs_dir, workers=args.workers, dask=dask,
+                    limits=Limits(upload_bytes=args.max_upload * 2**20), lock_timeout=args.lock_timeout)
+    _err(f"qa serve: {config.db} on http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/ "
+         f"({'writes need the token' if config.token else 'read-only: no token'}"
+         f"{', roots ' + ', '.join(map(str, config.roots)) if config.roots else ''})")
+    serve(config, log_level=args.log_level)
+    return EXIT_OK
+
+
 # --- qa synth -----------------------------------------------------------------------------------------
 
 def _add_synth(sub) -> None:
@@ -1192,6 +1252,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_consensus(sub)
     _add_report(sub)
+    _add_serve(sub)
     return parser
 
 

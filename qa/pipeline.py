@@ -317,7 +317,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
         iou_threshold: float = 0.5, workers: int | None = None, analytics: bool = True,
         instances: str = "classes", report=None, report_pictures: int | None = None,
-        format_options: dict | None = None, outputs=None, executor=None) -> Run:
+        format_options: dict | None = None, outputs=None, executor=None, run_id: str | None = None) -> Run:
     """Run every stage on a batch and return what it produced.
 
     Takes the same arguments as :func:`load` (``format_options`` too), plus ``pack`` (a built-in pack name, a pack file or
@@ -363,6 +363,9 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     outputs : callable, optional
         ``outputs(run, staged)`` writes further files of the run through ``staged.write(path, content)``
         (:class:`qa._commit.StagedFiles`), as the report is written.
+    run_id : str, optional
+        The run's id (default: made from the start time, :func:`qa.store.new_run_id`). ``qa serve`` gives
+        each job's run its id before it starts, so a job whose server stopped can be told stored or not.
 
     Notes
     -----
@@ -451,7 +454,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
                  comparison=comparison, scores=scores, analytics=analysed, semantic=semantic,
                  boundaries=boundaries,
                  boundary_disagreement=boundaries.table if boundaries is not None else None,
-                 run_id=new_run_id(started), started_at=started, inputs=input_fingerprints(batch))
+                 run_id=run_id or new_run_id(started), started_at=started, inputs=input_fingerprints(batch))
     # every finding of the run (load, alignment, rules), counted as the store counts them
     from qa.gate import run_findings
 

@@ -98,22 +98,47 @@ def _digest(chunk, _cfg):
     return sorted((n, e.ordinals.tolist(), [str(o.source) for o in e.objects]) for n, e in batch.exports.items())
 
 
-@pytest.mark.parametrize("executor", [None, "local:2"], ids=["pool", "dask"])
-def test_workers_read_their_chunks_byte_ranges_from_the_bucket(batch, executor):
-    from qa.engine import _executors, _pool
+_CHUNKS = """
+import json, sys
+from qa.engine import _executors, _pool
+from qa.engine.chunks import chunks_of
+from qa.pipeline import _load
+from test_s3 import _digest
+
+executor = sys.argv[1] if sys.argv[1] != "pool" else None
+streamed, _ = _load("alice=s3://exports/batch/coco/alice.json", "bob=s3://exports/batch/coco/bob.json",
+                    streamed=True)
+parts = list(_pool.chunks(list(streamed.images), 3))
+with _executors.using(executor, workers=None if executor else 2) as pool:
+    print(json.dumps(list(pool.map_chunks(_digest, chunks_of(streamed, parts), None))))
+"""
+
+
+@pytest.mark.parametrize("executor", ["pool", "local:2"], ids=["pool", "dask"])
+def test_workers_read_their_chunks_byte_ranges_from_the_bucket(batch, executor, s3):
+    """In a process started with the credentials in its environment, as a run is (a pool's workers and a
+    cluster's inherit the environment they start in)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from qa.engine import _pool
     from qa.engine.chunks import chunks_of
     from qa.pipeline import _load
 
-    streamed, _ = _load("alice=s3://exports/batch/coco/alice.json", "bob=s3://exports/batch/coco/bob.json",
-                        streamed=True)
-    assert isinstance(streamed.exports["alice"].path, Url)
-    parts = list(_pool.chunks(list(streamed.images), 3))
-    with _executors.using(executor, workers=None if executor else 2) as pool:
-        got = list(pool.map_chunks(_digest, chunks_of(streamed, parts), None))
+    here = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), str(here.parent)])}
+    done = subprocess.run([sys.executable, "-c", _CHUNKS, executor], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
     on_disk, _ = _load(f"alice={batch / 'coco/alice.json'}", f"bob={batch / 'coco/bob.json'}", streamed=True)
-    expected = [_digest(c, None) for c in chunks_of(on_disk, parts)]
-    strip = lambda parts: [[(n, o, [s.split(".json: ")[1] for s in srcs]) for n, o, srcs in p] for p in parts]
+    expected = [_digest(c, None) for c in chunks_of(on_disk, list(_pool.chunks(list(on_disk.images), 3)))]
+    strip = lambda parts: [[(n, list(o), [s.split(".json: ")[1] for s in srcs]) for n, o, srcs in p] for p in parts]
     assert strip(got) == strip(expected) and sum(len(s) for p in got for _n, _o, s in p) > 50
+    assert all(s.startswith("s3://exports/batch/coco/") for p in got for _n, _o, srcs in p for s in srcs)
 
 
 @pytest.mark.parametrize("name", ["../other/p.png", "/p.png", "..\\p.png", "a/../../p.png"])

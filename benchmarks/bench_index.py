@@ -7,7 +7,7 @@ annotators, COCO polygons, 512x1024, about 90 objects per image over the three);
 that batch repeated (images and annotations copied under new ids and file names ``r<k>/<name>``), so
 every size has the same objects per image.
 
-Each size runs in a fresh process, which reports its own peak RSS (``ru_maxrss``) after each step:
+Each size runs in a fresh process, which reports its own peak RSS (``VmHWM``) after each step:
 
 1. ``index``: :func:`qa.pipeline._load` with ``streamed=True`` (one streaming pass per export, the
    alignment and the summary's counts);
@@ -35,6 +35,12 @@ CACHE = Path(".cache/bench_index")
 
 
 def _peak_mb() -> float:
+    """This process's peak RSS (``VmHWM``: unlike ``ru_maxrss``, not inherited from the process that
+    started it, which may have written a large batch)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -93,7 +93,7 @@ def measure(manifest: str, workers: int, timing: bool) -> dict:
     if timing:  # warm the kernels and the imports on a small part first
         import qa  # noqa: F401
     t = time.perf_counter()
-    batch, report = _load(manifest=manifest, streamed=True)
+    batch, report, _ = _load(manifest=manifest, streamed=True)
     summary = summarise(batch, alias_report=report)
     out["index_s"] = time.perf_counter() - t
     out["index_mb"] = _peak_mb()

@@ -147,6 +147,8 @@ def _print_summary(summary: dict) -> None:
         print()
         _print_pairs(summary["pairs"])
     _print_analytics(summary.get("analytics"))
+    _print_reference(summary.get("reference"))
+    _print_attributes(summary.get("attributes"))
     _print_boundaries(summary)
     _print_violation_table(summary)
 
@@ -196,6 +198,20 @@ def _add_run(sub) -> None:
     p.add_argument("--instances", choices=("classes", "components"), default="classes",
                    help="label maps: match one object per class (default) or per connected component of "
                         "each thing class")
+    p.add_argument("--reference", metavar="NAME",
+                   help="score every annotator against this one (a gold set; it may label only some images), "
+                        "or 'consensus': each against the consensus of the others, built in the run")
+    p.add_argument("--pairs", choices=("reference", "all"),
+                   help="with --reference: compare each annotator with the reference only (default) or every "
+                        "pair too")
+    p.add_argument("--consensus-method", choices=("vote", "staple"), default="vote",
+                   help="--reference consensus: pixel vote (default) or STAPLE")
+    p.add_argument("--rescale", action="append", default=[], metavar="NAME",
+                   help="NAME's export labels the images at another resolution: scale it into the reference's "
+                        "frame whatever its aspect ratio; repeatable")
+    p.add_argument("--attribute", action="append", default=[], metavar="NAME=LEVEL",
+                   help="agree on object attribute NAME at level nominal or ordinal (default: inferred from "
+                        "the values); repeatable")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="write object_pairs, image_pairs and scores as Parquet files into DIR")
     _add_store_options(p)
@@ -261,6 +277,16 @@ def _parse_aliases(items: list[str]) -> dict[str, list[str]]:
             raise UsageError(f"--alias {item!r} is not CANONICAL=PATTERN")
         aliases.setdefault(canonical, []).append(pattern)
     return aliases
+
+
+def _parse_attributes(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, level = item.partition("=")
+        if not sep or not name or level not in ("nominal", "ordinal"):
+            raise UsageError(f"--attribute {item!r} is not NAME=nominal or NAME=ordinal")
+        out[name] = level
+    return out
 
 
 def _run_pack(args):
@@ -336,7 +362,9 @@ def _cmd_run(args) -> int:
                          lock_timeout=args.lock_timeout, progress=progress,
                          tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
                          workers=args.workers, instances=args.instances, report=_report_path(args),
-                         format_options=format_options, outputs=outputs, executor=dask)
+                         format_options=format_options, outputs=outputs, executor=dask,
+                         reference=args.reference, pairs=args.pairs, rescale=args.rescale,
+                         attributes=_parse_attributes(args.attribute), consensus_method=args.consensus_method)
         finally:
             if bar is not None:
                 bar.stop()
@@ -435,6 +463,57 @@ def _print_analytics(analytics: dict | None, *, top: int = 10) -> None:
             [[q["rank"], fmt(q["score"], 2), q["image"] or "",
               "" if q.get("object_index") is None else f"{q['annotator']}#{q['object_index']}", q["reason"],
               q["detail"]] for q in queue], left=0))
+
+
+# --- qa run: against the reference, attributes -----------------------------------------------------------
+
+_REFERENCE_COLUMNS = ("images", "f1", "precision", "recall", "label_accuracy", "mask_iou_mean", "image_iou_mean",
+                      "boundary_f_2px_mean", "boundary_iou_mean", "signed_offset_px_mean", "pq")
+
+
+def _print_reference(reference: dict | None) -> None:
+    """Each annotator against the reference: counts, F1 with its interval, IoU, boundary F, PQ."""
+    if not reference or not reference.get("annotators"):
+        return
+    from qa import metric_registry
+    from qa.analytics.reference import interval_text
+
+    rows = reference["annotators"]
+    columns = [c for c in _REFERENCE_COLUMNS if any(r.get(c) is not None for r in rows)]
+    print()
+    print(visible(f"against the reference ({reference['reference']}); F1 with its 95% bootstrap interval over "
+                  "images:"))
+    print(render_table(
+        ["annotator", *[metric_registry.short(c) for c in columns], "F1 interval"],
+        [[r["annotator"], *[metric_registry.format_value(c, r.get(c)) for c in columns],
+          interval_text(r.get("f1"), r.get("f1_ci_low"), r.get("f1_ci_high")).partition(" ")[2] or "-"]
+         for r in rows], left=1))
+
+
+def _print_attributes(attributes: dict | None) -> None:
+    """Agreement per attribute: level (declared or inferred), pairs, agreement, accuracy, kappa, alpha."""
+    if not attributes or not attributes.get("attributes"):
+        return
+    rows = attributes["attributes"]
+
+    def fmt(value):
+        return "-" if value is None else f"{value:.3f}"
+
+    used = [r for r in rows if r.get("used")]
+    print()
+    print("attributes (matched objects):")
+    if used:
+        print(render_table(["attribute", "level", "how", "pairs", "agreement", "accuracy", "kappa", "alpha"],
+                           [[r["attribute"], r["level"], r["how"], r.get("pairs") or 0,
+                             fmt(r.get("attribute_agreement_share")), fmt(r.get("accuracy")), fmt(r.get("kappa")),
+                             fmt(r.get("alpha"))] for r in used], left=3))
+    kinds = sorted({r.get("kappa_kind") for r in used if r.get("kappa_kind")})
+    if kinds:
+        print(visible(f"kappa: {'; '.join(kinds)}; alpha: Krippendorff's, at the attribute's level, over the "
+                      "clusters of matched objects"))
+    left = [r for r in rows if not r.get("used")]
+    if left:
+        print("left out: " + "; ".join(f"{r['attribute']} ({r['reason']})" for r in left))
 
 
 # --- qa run: per-class agreement and boundary findings ------------------------------------------------

@@ -67,6 +67,8 @@ class Image:
 
     ``key`` is the normalised file name used to pair images across annotators; ``path`` is the image
     file on disk when the export's folder holds it (only then can a report show pixels).
+    ``scaled_from`` is the ``(width, height)`` the export declared when alignment scaled its labels into
+    another export's frame of the same image (``width`` and ``height`` are then the new frame's).
     """
 
     key: str
@@ -75,6 +77,7 @@ class Image:
     height: int
     path: Path | None = None
     source: Source | None = None
+    scaled_from: tuple[int, int] | None = None
 
 
 @dataclass(slots=True)
@@ -215,6 +218,11 @@ class Batch:
     alias_report: dict = field(default_factory=dict)
     name: str | None = None
     description: str | None = None
+    reference: str | None = None
+    """The reference export every other is scored against (``--reference``, ``role = "reference"``), if any."""
+    attribute_levels: dict = field(default_factory=dict)
+    """Declared levels of measurement of object attributes, ``{name: "nominal" | "ordinal"}`` (the manifest's
+    ``[attributes]``, ``--attribute NAME=LEVEL``)."""
     index: object = None
     """The streamed index (:class:`qa.engine.chunks.BatchIndex`) when the exports' objects are not held:
     each chunk of images reads its own (:func:`qa.engine.chunks.chunks_of`)."""

@@ -61,6 +61,10 @@ class Run:
     """Rows of the store's ``boundary_disagreement`` table (pandas DataFrame), from the boundary analysis."""
     report: str | None = None
     """The HTML report written for the run, if any."""
+    reference: object = None
+    """Each annotator against the reference (:class:`qa.analytics.reference.ReferenceScores`), if there is one."""
+    attributes: object = None
+    """Attribute agreement (:class:`qa.analytics.attributes.AttributeAgreement`), when objects carry attributes."""
 
 
 def _specs(exports) -> list[ExportSpec]:
@@ -124,13 +128,19 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
                  max_pixels=max_pixels, progress=progress, format_options=format_options)[0]
 
 
+CONSENSUS = "consensus"
+"""``--reference consensus``: each annotator against the consensus of the others, built in the run."""
+
+
 def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
-          progress: Progress | None = None, format_options=None, streamed: bool = False) -> tuple[Batch, dict]:
-    """:func:`load`, plus the alias report the alignment recorded (``Batch.alias_report``).
+          progress: Progress | None = None, format_options=None, reference=None, rescale=(),
+          attributes=None, streamed: bool = False) -> tuple[Batch, dict, Manifest | None]:
+    """:func:`load`, plus the alias report the alignment recorded (``Batch.alias_report``) and the manifest.
 
     ``streamed`` indexes the exports instead of loading them (:mod:`qa.formats._index`): the batch's
     exports hold no objects, ``batch.index`` says where they are, and each chunk of images reads its own
-    (:func:`qa.engine.chunks.chunks_of`).
+    (:func:`qa.engine.chunks.chunks_of`). A batch whose alignment scales an export into another's frame
+    (ALN007, ALN008) is loaded whole instead: scaling needs the objects (:func:`qa.align.align`).
     """
     from qa.formats import load as load_export
     from qa.formats._index import index_export
@@ -167,17 +177,41 @@ def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=Non
         found = ", ".join(sorted({e.format for e in loaded}))
         raise ConfigError(f"options for {unused[0]} exports were given (--foreground, --threshold), but no "
                           f"export was read as {unused[0]} (formats: {found})")
+    if reference is None and man is not None:
+        reference = man.reference
+    names = [e.annotator for e in loaded]
+    # 'consensus' names the consensus of the others, unless an export is called that
+    gold = None if reference is None or (reference == CONSENSUS and CONSENSUS not in names) else reference
+    if gold is not None and gold not in names:
+        raise ConfigError(f"the reference {gold!r} is not an annotator of the batch (annotators: "
+                          f"{', '.join(names)}); name one, or 'consensus' for the consensus of the others")
+    declared = set(rescale or ())
+    declared |= {s.annotator for s in specs if s.rescale and s.annotator}
+    unknown = sorted(declared - set(names))
+    if unknown:
+        raise ConfigError(f"--rescale {unknown[0]!r} is not an annotator of the batch (annotators: {', '.join(names)})")
     if streamed:
         from qa.engine.chunks import BatchIndex
 
         index = BatchIndex.before_alignment(sources)
     batch = align(loaded, aliases=merged_aliases,
-                  categories=categories if categories is not None else (man.categories if man else None))
+                  categories=categories if categories is not None else (man.categories if man else None),
+                  reference=gold, rescale=declared)
     if streamed:
+        if any(image.scaled_from is not None for e in batch.exports.values() for image in e.images.values()):
+            # scaled into another export's frame: a whole load scales the objects (and leaves out an image
+            # with one it cannot scale), so read the exports whole
+            return _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
+                         max_pixels=max_pixels, progress=progress, format_options=format_options,
+                         reference=reference, rescale=rescale, attributes=attributes)
         batch.index = index.after_alignment(batch)
+    batch.reference = gold
+    levels = dict(man.attributes) if man is not None else {}
+    levels.update(attributes or {})
+    batch.attribute_levels = levels
     if man is not None:
         batch.name, batch.description = man.name, man.description
-    return batch, batch.alias_report
+    return batch, batch.alias_report, man
 
 
 def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
@@ -240,6 +274,58 @@ def analytics_stage(batch: Batch, comparison, *, violations=None, **options):
     from qa.analytics import analyse
 
     return analyse(batch, comparison, violations=violations, **options)
+
+
+def reference_stage(batch: Batch, comparison, *, consensus: str | None = None, tolerances=(1, 2, 4),
+                    iou_threshold: float = 0.5, workers=None, max_pixels=None, progress=None, executor=None):
+    """The reference stage: each annotator against the batch's reference (its comparison's reference pairs),
+    or with ``consensus`` (``"vote"`` or ``"staple"``) against the consensus of the others, built here
+    (:func:`qa.analytics.consensus.consensus_of_others`) and compared with each annotator."""
+    from qa.analytics.reference import panoptic_pair_pq, score_against_reference
+
+    if consensus is None:
+        reference_of = {a: batch.reference for a in batch.annotators if a != batch.reference}
+        formats = {n: e.format for n, e in batch.exports.items()}
+        return score_against_reference(comparison, reference_of, reference=batch.reference,
+                                       panoptic_pq=panoptic_pair_pq(comparison, reference_of, formats))
+    from qa.analytics.consensus import consensus_of_others
+    from qa.engine.compare import PairPlan, compare_batch
+
+    extended, reference_of = consensus_of_others(batch, comparison, method=consensus, workers=workers,
+                                                 executor=executor,
+                                                 max_pixels=max_pixels, progress=progress)
+    against = compare_batch(extended, tolerances=tolerances, iou_threshold=iou_threshold, workers=workers,
+                            executor=executor,
+                            max_pixels=max_pixels, plan=PairPlan(reference_of, pairs="reference"))
+    result = score_against_reference(against, reference_of, reference=f"consensus of the others ({consensus})")
+    result.exports = {name: extended.exports[name] for name in reference_of.values()}
+    return result
+
+
+def _with_reference(scores, rows, reference: str | None):
+    """The run's scores with the figures against the reference in front (they replace the pairwise
+    figures of the same scope, key and name), and without the reference's own annotator row."""
+    import pandas as pd
+
+    if reference is not None:
+        scores = scores[~((scores["scope"] == "annotator") & (scores["key"] == reference))]
+    return pd.concat([rows, scores], ignore_index=True) \
+        .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
+
+
+def _requeue(queue, extra):
+    """The review queue with the attribute rows (:mod:`qa.analytics.attributes`), ranked again by score (worst
+    first); an object stays once, under its worst reason."""
+    import pandas as pd
+
+    rows = pd.concat([queue.drop(columns=["rank"]), extra[[c for c in queue.columns if c != "rank"]]],
+                     ignore_index=True)
+    rows = rows.sort_values("score", ascending=False, kind="stable")
+    objects = rows["kind"] == "object"
+    dupes = objects & rows.duplicated(["kind", "image", "annotator", "object_index"], keep="first")
+    rows = rows[~dupes].reset_index(drop=True)
+    rows.insert(0, "rank", range(1, len(rows) + 1))
+    return rows[queue.columns]
 
 
 def _utcnow() -> datetime:
@@ -317,7 +403,9 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
         iou_threshold: float = 0.5, workers: int | None = None, analytics: bool = True,
         instances: str = "classes", report=None, report_pictures: int | None = None,
-        format_options: dict | None = None, outputs=None, executor=None, run_id: str | None = None) -> Run:
+        format_options: dict | None = None, outputs=None, executor=None, run_id: str | None = None,
+        reference: str | None = None, pairs: str | None = None, rescale=(), attributes: dict | None = None,
+        consensus_method: str = "vote") -> Run:
     """Run every stage on a batch and return what it produced.
 
     Takes the same arguments as :func:`load` (``format_options`` too), plus ``pack`` (a built-in pack name, a pack file or
@@ -366,6 +454,22 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     run_id : str, optional
         The run's id (default: made from the start time, :func:`qa.store.new_run_id`). ``qa serve`` gives
         each job's run its id before it starts, so a job whose server stopped can be told stored or not.
+    reference : str, optional
+        The annotator every other is scored against (a gold set; the manifest's ``role = "reference"``), or
+        ``"consensus"``: each annotator against the consensus of the others, built in the run. The
+        figures go into the scores table's ``annotator``, ``category`` and ``image`` scopes
+        (:mod:`qa.analytics.reference`); the reference may label a subset of the images (honeypots).
+    pairs : {"reference", "all"}, optional
+        With a reference: compare only each annotator with it where it labels the image (default), or
+        every pair too.
+    rescale : collection of str, optional
+        Annotators whose exports are at another resolution of the same images: scaled into the reference's
+        frame (:func:`qa.align.align`).
+    attributes : dict, optional
+        ``{attribute: "nominal" | "ordinal"}``: levels of measurement for attribute agreement
+        (:mod:`qa.analytics.attributes`), over the manifest's.
+    consensus_method : {"vote", "staple"}, default "vote"
+        How ``reference="consensus"`` builds the consensus of the others.
 
     Notes
     -----
@@ -384,15 +488,32 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         gate_config = load_gate(gate)
         if max_drop is not None:
             finite_bound(max_drop, "--max-drop")
-    batch, alias_counts = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
-                                max_pixels=max_pixels, progress=progress, format_options=format_options,
-                                streamed=True)
+    batch, alias_counts, man = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
+                                     max_pixels=max_pixels, progress=progress, format_options=format_options,
+                                     reference=reference, rescale=rescale, attributes=attributes, streamed=True)
     # from the index, no object held: the images, categories, counts and load findings of the batch
     summary = summarise(batch, alias_report=alias_counts) if instances == "classes" else None
     from qa.engine.chunks import materialise
 
     batch = materialise(batch)  # the stages still read whole exports; a per-chunk task reads chunks_of(batch)
     settings = {"max_pixels": max_pixels or Limits().max_pixels}
+    pairs = pairs or (man.pairs if man is not None else None) or "reference"
+    if pairs not in ("reference", "all"):
+        raise ConfigError(f"pairs must be 'reference' or 'all', got {pairs!r}")
+    of_consensus = reference == CONSENSUS and batch.reference is None
+    plan = None
+    if batch.reference is not None:
+        from qa.engine.compare import PairPlan
+
+        plan = PairPlan({a: batch.reference for a in batch.annotators if a != batch.reference}, pairs=pairs)
+        settings.update(reference=batch.reference, pairs=pairs)
+    elif of_consensus:
+        settings.update(reference=f"consensus of the others ({consensus_method})")
+    rescaled = sorted({f.annotator for f in batch.findings if f.code in ("ALN007", "ALN008")})
+    if rescaled:
+        settings["rescaled"] = rescaled
+    if batch.attribute_levels:
+        settings["attribute_levels"] = dict(batch.attribute_levels)
     if format_options:
         settings["format_options"] = format_options
     if instances != "classes":
@@ -414,7 +535,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
             from qa.engine.compare import compare_batch
 
             comparison = compare_batch(batch, tolerances=tolerances, iou_threshold=iou_threshold, executor=pool,
-                                       progress=progress, max_pixels=max_pixels)
+                                       progress=progress, max_pixels=max_pixels, plan=plan)
             settings["compare"] = comparison.settings
             summary["pairs"] = comparison.pair_table()
         semantic = boundaries = None
@@ -423,7 +544,8 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
             from qa.analytics.boundaries import boundary_stage, stage_summary
 
             semantic, boundaries, scores = boundary_stage(batch, comparison, tolerances=tolerances, executor=pool,
-                                                          progress=progress, max_pixels=max_pixels)
+                                                          progress=progress, max_pixels=max_pixels,
+                                                          reference=batch.reference)
             summary.update(stage_summary(semantic, boundaries))
         resolved, violations = (None, [])
         if pack is not None:
@@ -436,7 +558,8 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         analysed = None
         if comparison is not None and analytics:
             analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels,
-                                       executor=pool, progress=progress, pack=resolved)
+                                       executor=pool, progress=progress, pack=resolved,
+                                       consensus=batch.reference is None and not of_consensus)
             settings["analytics"] = analysed.settings
             summary["analytics"] = analysed.summary(top=50)
             if analysed.findings:
@@ -447,6 +570,29 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
 
             scores = pd.concat([scores, analysed.scores], ignore_index=True) \
                 .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
+        against = attributes_result = None
+        if comparison is not None and (batch.reference is not None or of_consensus):
+            against = reference_stage(batch, comparison, consensus=consensus_method if of_consensus else None,
+                                      tolerances=tolerances, iou_threshold=iou_threshold, executor=pool,
+                                      max_pixels=max_pixels, progress=progress)
+            summary["reference"] = against.summary()
+            settings["reference_scores"] = against.settings
+            scores = _with_reference(scores, against.scores, batch.reference)
+        if comparison is not None:
+            from qa.analytics.attributes import attribute_agreement
+
+            attributes_result = attribute_agreement(batch, comparison, levels=batch.attribute_levels,
+                                                    reference=batch.reference)
+            if attributes_result is not None:
+                import pandas as pd
+
+                summary["attributes"] = attributes_result.summary()
+                settings["attributes"] = attributes_result.settings
+                scores = pd.concat([scores, attributes_result.scores], ignore_index=True) \
+                    .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
+                if analysed is not None and len(attributes_result.review):
+                    analysed.review_queue = _requeue(analysed.review_queue, attributes_result.review)
+                    summary["analytics"]["review_queue_total"] = int(len(analysed.review_queue))
     if gate is not None:
         settings.update(gate=str(gate), baseline=baseline, max_drop=max_drop)
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
@@ -454,7 +600,8 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
                  comparison=comparison, scores=scores, analytics=analysed, semantic=semantic,
                  boundaries=boundaries,
                  boundary_disagreement=boundaries.table if boundaries is not None else None,
-                 run_id=run_id or new_run_id(started), started_at=started, inputs=input_fingerprints(batch))
+                 run_id=run_id or new_run_id(started), started_at=started, inputs=input_fingerprints(batch),
+                 reference=against, attributes=attributes_result)
     # every finding of the run (load, alignment, rules), counted as the store counts them
     from qa.gate import run_findings
 

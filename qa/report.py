@@ -126,6 +126,10 @@ class ReportInput:
     gallery: list[dict] = field(default_factory=list)
     pictures_note: str = ""
     report_settings: dict = field(default_factory=dict)
+    reference_pictures: list[dict] = field(default_factory=list)
+    """The worst objects against the reference, drawn with its outline dashed (:func:`reference_pictures`)."""
+    reference_note: str = ""
+    """Why the reference pictures are missing, when they are."""
 
 
 # --- ranking ------------------------------------------------------------------------------------------
@@ -450,6 +454,11 @@ def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> R
                            max_pixels=(run.settings or {}).get("max_pixels"), image_pairs=image_pairs,
                            problems=data.object_pairs)
     data.pictures_note = _pictures_note(data.gallery, ranked, pictures)
+    against = getattr(run, "reference", None)
+    if against is not None:
+        data.reference_pictures = reference_pictures(batch, against.objects, exports=against.exports,
+                                                     pictures=min(pictures, REFERENCE_PICTURES),
+                                                     max_pixels=(run.settings or {}).get("max_pixels"))
     return data
 
 
@@ -545,6 +554,23 @@ def from_store(store, ref, *, pictures: int = DEFAULT_PICTURES, max_side: int = 
         data.pictures_note = _pictures_note(data.gallery, ranked, pictures)
     else:
         data.pictures_note = why
+    reference = settings.get("reference")
+    if reference and pictures > 0:
+        if reference not in annotators:
+            data.reference_note = ("The consensus of the others is built in the run and not stored: its pictures "
+                                   "are in the run's own report.")
+        elif batch is None:
+            data.reference_note = why
+        else:
+            import types
+
+            from qa.analytics.reference import oriented_rows
+
+            stored = store.table("object_matches", run_id)
+            rows = oriented_rows(types.SimpleNamespace(object_pairs=stored),
+                                 {a: reference for a in batch.annotators if a != reference})
+            data.reference_pictures = reference_pictures(batch, rows, pictures=min(pictures, REFERENCE_PICTURES),
+                                                         max_pixels=settings.get("max_pixels"))
     return data
 
 
@@ -638,7 +664,10 @@ def reload_batch(info: dict, *, base=None):
             for obj in chosen.objects:
                 obj.annotator = name
             exports.append(chosen)
-        batch = align(exports, aliases=aliases, categories=categories)
+        names = [e.annotator for e in exports]
+        reference = settings.get("reference") if settings.get("reference") in names else None
+        batch = align(exports, aliases=aliases, categories=categories, reference=reference,
+                      rescale=[n for n in settings.get("rescaled") or () if n in names])
     except QAError as exc:
         return None, f"Pictures unavailable: the inputs cannot be read again ({exc})."
     stored = {i["annotator"]: i.get("sha256") for i in inputs}
@@ -1177,7 +1206,116 @@ def settings_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
     return {"input_table": input_table, "settings_table": settings_table}
 
 
-SECTIONS = (("overview", "Overview", overview_section), ("agreement", "Agreement", agreement_section),
+REFERENCE_PICTURES = 12
+"""Worst objects against the reference the report draws (at most)."""
+
+_REFERENCE_COLUMNS = ("images", "f1", "precision", "recall", "label_accuracy", "mask_iou_mean", "image_iou_mean",
+                      "boundary_f_2px_mean", "boundary_iou_mean", "nsd_2px_mean", "signed_offset_px_mean", "pq")
+
+
+def reference_pictures(batch, rows, *, exports: dict | None = None, pictures: int = REFERENCE_PICTURES,
+                       max_side: int = 320, max_pixels: int | None = None) -> list[dict]:
+    """The worst objects against the reference, one picture each: the annotator's outline solid, the
+    reference's dashed, zoomed in on the two.
+
+    Parameters
+    ----------
+    batch : Batch
+    rows : pandas.DataFrame
+        :attr:`qa.analytics.reference.ReferenceScores.objects` (``status``, ``iou``, ``annotator``,
+        ``object_index``, ``reference``, ``reference_index``, areas).
+    exports : dict, optional
+        Exports not in the batch that a reference names (each annotator's consensus of the others).
+
+    Returns
+    -------
+    list of dict
+        ``uri``, ``width``, ``height``, ``image``, ``annotator``, ``reference``, ``status``, ``caption``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from qa.overlay import (annotator_colour, annotator_crops, data_uri, encode_image, focus_window,
+                            hex_colour, load_background, render_overlay)
+
+    if rows is None or not len(rows) or pictures <= 0:
+        return []
+    exports = {**batch.exports, **(exports or {})}
+    status = rows["status"].astype(str).to_numpy()
+    iou = rows["iou"].to_numpy(dtype=np.float64)
+    area = np.fmax(rows["area"].to_numpy(dtype=np.float64, na_value=np.nan),
+                   rows["reference_area"].to_numpy(dtype=np.float64, na_value=np.nan))
+    # the matched pairs of lowest IoU first (both outlines to compare), then the unmatched objects, largest first
+    order = np.lexsort((-np.nan_to_num(area), np.where(status == "matched", np.nan_to_num(iou), 2.0)))
+    out = []
+    for k in order[:pictures]:
+        row = rows.iloc[int(k)]
+        image = batch.images.get(str(row["image"]))
+        if image is None:
+            continue
+        h, w = int(image.height), int(image.width)
+        layers = []
+        for name, index in ((row["annotator"], row["object_index"]), (row["reference"], row["reference_index"])):
+            export = exports.get(str(name))
+            if export is None or index is None or bool(pd.isna(index)):
+                layers.append([])
+                continue
+            obj = export.objects[int(index)]
+            if obj.kind == "segment":
+                layers.append([])
+                continue
+            layers.append([(c, o, 1) for c, o, _ in annotator_crops([obj], h, w)])
+        if not any(layers):
+            continue
+        window = focus_window([(x0, y0, x0 + c.shape[1], y0 + c.shape[0]) for layer in layers
+                               for c, (x0, y0), _ in layer], h, w, max_share=1.0)
+        background = None
+        path = _image_file(batch, str(row["image"]))
+        if path is not None:
+            background, _ = load_background(path, h, w, max_side=max_side, max_pixels=max_pixels, window=window)
+        rgb = render_overlay(h, w, layers, background=background, max_side=max_side, window=window, dashed=(1,))
+        what = {"matched": f"matched, IoU {iou[k]:.2f}", "missed": "missed: only the reference drew it",
+                "extra": "extra: the reference has no such object"}.get(status[k], status[k])
+        out.append({"uri": data_uri(encode_image(rgb, lossless=background is None)), "width": int(rgb.shape[1]),
+                    "height": int(rgb.shape[0]), "image": str(row["image"]), "annotator": str(row["annotator"]),
+                    "reference": str(row["reference"]), "status": status[k], "caption": what,
+                    "colours": [hex_colour(annotator_colour(0)), hex_colour(annotator_colour(1))]})
+    return out
+
+
+def reference_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
+    """The "Against the reference" section: one row per annotator (F1, IoU, boundary F, PQ, their
+    intervals, images scored) from the scores table, and the worst objects' pictures; ``reference`` is None
+    when the run had no reference (the section is left out)."""
+    reference = (data.settings or {}).get("reference")
+    if not reference:
+        return {"reference": None}
+    per = _pivot(data.scores, "annotator")
+    scored = {k: v for k, v in per.items() if "f1" in v}
+    available = {m for v in scored.values() for m in v}
+    metrics = [m for m in _REFERENCE_COLUMNS if m in available]
+    rows = []
+    for name in sorted(scored):
+        figures = scored[name]
+        cells = [_cell(name)]
+        for metric in metrics:
+            value = figures[metric][0]
+            cell = _metric_cell(metric, value)
+            low, high = figures.get(f"{metric}_ci_low"), figures.get(f"{metric}_ci_high")
+            if low is not None and high is not None and not (_isnan(low[0]) or _isnan(high[0])):
+                cell["title"] = f"95% bootstrap interval over images: {low[0]:.3f} to {high[0]:.3f}"
+            cells.append(cell)
+        low, high = figures.get("f1_ci_low"), figures.get("f1_ci_high")
+        cells.append(_cell("-" if low is None or high is None or _isnan(low[0]) else f"{low[0]:.3f} – {high[0]:.3f}"))
+        rows.append({"cells": cells})
+    table = _table("reference-table", ["annotator", *[label(m) for m in metrics], "F1 interval (95%)"], rows,
+                   empty="No annotator was scored against the reference (no image in common with it).")
+    return {"reference": {"reference": reference, "table": table, "pictures": data.reference_pictures,
+                          "note": data.reference_note}}
+
+
+SECTIONS = (("overview", "Overview", overview_section), ("reference", "Against the reference", reference_section),
+            ("agreement", "Agreement", agreement_section),
             ("categories", "Categories", categories_section), ("boundaries", "Boundaries", boundaries_section),
             ("other", "Other figures", other_section), ("violations", "Violations", violations_section),
             ("review", "Review queue", review_section), ("worst", "Worst images", worst_section),
@@ -1190,13 +1328,14 @@ the report and the service's run page render the same builders through the same 
 def section_context(data: ReportInput, ids=None, *, links: Links = NO_LINKS) -> dict:
     """The context of some sections (``ids``, default all) merged into one dict, with ``sections``:
     the navigation, one entry per section that has something to show ("Other figures" only when the
-    run has other scopes)."""
+    run has other scopes, "Against the reference" only when it had a reference)."""
     wanted = [s for s in SECTIONS if ids is None or s[0] in ids]
     context: dict = {}
     for _, _, builder in wanted:
         context.update(builder(data, links))
     context["sections"] = [{"id": i, "title": t} for i, t, _ in wanted
-                           if i != "other" or context.get("other_scopes")]
+                           if (i != "other" or context.get("other_scopes")) and (i != "reference"
+                                                                                 or context.get("reference"))]
     return context
 
 

@@ -37,7 +37,7 @@ from qa._commit import interrupts_held
 from qa.errors import StoreError
 from qa.gate import run_findings, run_scores
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The version of ``qa/schema.sql``; a store records the versions applied to it in ``qa_schema``."""
 
 APPLICATION = "annotation-qa"
@@ -50,7 +50,8 @@ DEFAULT_LOCK_TIMEOUT = 30.0
 """Seconds a writer or reader waits for another process's lock before giving up."""
 
 RUN_TABLES = ("runs", "annotators", "images", "categories", "objects", "object_matches",
-              "image_pair_scores", "scores", "boundary_disagreement", "findings", "gate_results", "review_queue")
+              "image_pair_scores", "scores", "boundary_disagreement", "findings", "gate_results", "review_queue",
+              "attribute_confusion")
 """Tables holding run rows, each with a ``run_id`` column, in the order a run is written."""
 
 TABLES = ("qa_schema",) + RUN_TABLES
@@ -109,7 +110,15 @@ def _migrate_to_4(con) -> None:
     con.execute(f"UPDATE object_matches SET pair = annotator_a || '|' || annotator_b, {assignments}")
 
 
-MIGRATIONS: dict = {2: _migrate_to_2, 3: _migrate_to_3, 4: _migrate_to_4}
+def _migrate_to_5(con) -> None:
+    """Schema 4 to 5: the ``attribute_confusion`` table (created from ``schema.sql``; runs stored before have
+    no rows in it)."""
+    sql = _schema_sql()
+    start = sql.index("CREATE TABLE IF NOT EXISTS attribute_confusion")
+    con.execute(sql[start:sql.index("\n);", start) + 3])
+
+
+MIGRATIONS: dict = {2: _migrate_to_2, 3: _migrate_to_3, 4: _migrate_to_4, 5: _migrate_to_5}
 """``{version: function(connection)}`` upgrading a store from ``version - 1`` (inside one transaction).
 Each version's changes live in one function."""
 
@@ -1369,6 +1378,12 @@ def run_frames(run) -> dict:
         frames["review_queue"] = _typed(_frame_from("review_queue", queue, run_id),
                                         {"object_index": "Int64", "other_object_index": "Int64",
                                          "source_index": "Int64", "reasons": "int64", "area": float, "value": float})
+
+    attributes = getattr(run, "attributes", None)
+    confusion = getattr(attributes, "confusion", None) if attributes is not None else None
+    if confusion is not None and len(confusion):
+        frames["attribute_confusion"] = confusion.assign(run_id=run_id)[
+            ["run_id", "attribute", "annotator_a", "annotator_b", "value_a", "value_b", "n"]].astype({"n": "int64"})
 
     if verdict is not None and verdict.results:
         frames["gate_results"] = pd.DataFrame([{

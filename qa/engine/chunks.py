@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
 
 if TYPE_CHECKING:
@@ -53,7 +52,8 @@ class IndexedChunk:
 
     ``shell`` is the batch narrowed to the chunk's images with no objects; ``parts`` each export file's
     share of the chunk; ``aliases`` the category names the alignment rewrote; ``rekeyed`` per annotator
-    ``{key as the reader named it: key in the batch}`` where the alignment paired images by base name.
+    ``{key as the reader named it: key in the batch}`` where the alignment paired images by base name or
+    file stem.
     """
 
     keys: tuple[str, ...]
@@ -91,16 +91,17 @@ class BatchIndex:
         """Note each export's image keys before :func:`qa.align.align` may re-key them; call
         :meth:`after_alignment` once it has."""
         index = cls(sources=sources, owner={}, rekeyed={}, aliases={})
-        index._raw = {id(e): list(e.images) for s in sources for e in s.exports}
+        index._raw = {id(e): list(e.images.items()) for s in sources for e in s.exports}
         return index
 
     def after_alignment(self, batch: "Batch") -> "BatchIndex":
         for number, source in enumerate(self.sources):
             for export in source.exports:
                 self.owner[export.annotator] = number
-                raw = self._raw[id(export)]
-                if set(raw) != set(export.images):  # paired by base name
-                    self.rekeyed[export.annotator] = {r: PurePosixPath(r).name for r in raw}
+                # the alignment re-keys an image in place (its Image keeps its identity, its key changes)
+                renamed = {raw: image.key for raw, image in self._raw[id(export)]}
+                if any(raw != key for raw, key in renamed.items()):  # paired by base name or file stem
+                    self.rekeyed[export.annotator] = renamed
         del self._raw
         self.aliases = dict(batch.aliases)
         return self

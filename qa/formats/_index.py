@@ -67,7 +67,7 @@ class SourceIndex:
     def part(self, keys_by_export: dict[str, list[tuple[str, str]]]) -> "SourcePart":
         """What a chunk needs of this export: ``keys_by_export`` gives each export's images of the chunk
         as ``(key as the reader named it, key in the export now)`` (the two differ when the alignment
-        paired images by base name)."""
+        paired images by base name or file stem)."""
         shells = []
         for export in self.exports:
             images, id_maps = {}, {}

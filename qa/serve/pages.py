@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 from qa import report as rp
 from qa.errors import StoreError
 
-RUN_SECTIONS = ("overview", "agreement", "categories", "boundaries", "other", "violations", "review", "images",
+RUN_SECTIONS = ("overview", "reference", "agreement", "categories", "boundaries", "other", "violations", "review", "images",
                 "settings")
 """The report's sections a run page shows (all but the overlay pictures, which need the exports)."""
 

@@ -27,8 +27,8 @@ FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures
 
 def _both(*exports, **options):
     """The batch loaded whole and the same batch read from its index, with their alias reports."""
-    whole, report = _load(*exports, **options)
-    streamed, streamed_report = _load(*exports, streamed=True, **options)
+    whole, report, _ = _load(*exports, **options)
+    streamed, streamed_report, _ = _load(*exports, streamed=True, **options)
     assert streamed.index is not None
     assert all(not e.objects for e in streamed.exports.values())  # the index holds no object
     assert_same_batch(report, streamed_report, "alias report")
@@ -159,6 +159,54 @@ def test_images_paired_by_base_name_read_from_the_index_equal_a_whole_load(tmp_p
     assert "1.jpg" in whole.images  # re-keyed by base name
 
 
+def _polygons(path, size, names, *, scale=1.0):
+    """A COCO export of two polygons on each of ``names`` in a ``size`` frame (coordinates times ``scale``)."""
+    w, h = size
+    polygons = [[10, 10, 70, 12, 66, 50, 14, 44], [100, 60, 150, 60, 125, 110]]
+    images = [{"id": k + 1, "file_name": name, "width": w, "height": h} for k, name in enumerate(names)]
+    annotations = [{"id": len(names) * j + k + 1, "image_id": k + 1, "category_id": 1, "iscrowd": 0,
+                    "segmentation": [[v * scale for v in poly]], "area": 1.0, "bbox": [0, 0, 1, 1]}
+                   for k in range(len(names)) for j, poly in enumerate(polygons)]
+    return write_json(path, {"images": images, "annotations": annotations,
+                             "categories": [{"id": 1, "name": "box"}]})
+
+
+def test_images_paired_by_file_stem_read_from_the_index_equal_a_whole_load(tmp_path):
+    a = _polygons(tmp_path / "a.json", (160, 120), ["Seg_B01.jpg", "seg_b02.jpg"])
+    b = _polygons(tmp_path / "b.json", (160, 120), ["masks/seg_b01.png", "masks/SEG_B02.png"])
+    whole, streamed = _assert_equal(f"a={a}", f"b={b}")
+    assert list(whole.images) == ["seg_b01", "seg_b02"]  # re-keyed by case-folded stem
+    assert streamed.index.rekeyed["b"] == {"masks/seg_b01.png": "seg_b01", "masks/SEG_B02.png": "seg_b02"}
+
+
+def test_a_reference_batch_read_from_the_index_equals_a_whole_load(tmp_path):
+    gold = _polygons(tmp_path / "gold.json", (160, 120), ["a.jpg", "b.jpg"])
+    other = _polygons(tmp_path / "other.json", (160, 120), ["a.jpg"])  # a honeypot subset
+    manifest = tmp_path / "batch.toml"
+    manifest.write_text('[attributes]\nkind = "nominal"\n\n[[exports]]\nannotator = "gold"\npath = "gold.json"\n'
+                        'role = "reference"\n\n[[exports]]\nannotator = "other"\npath = "other.json"\n',
+                        encoding="utf-8")
+    whole, streamed = _assert_equal(manifest=manifest)
+    assert streamed.reference == "gold" and streamed.attribute_levels == {"kind": "nominal"}
+    assert chunks_of(streamed, [["a.jpg"]]).__next__().load().reference == "gold"
+
+
+@pytest.mark.parametrize("rescale", [(), ("half",)])
+def test_an_export_scaled_into_the_frame_is_loaded_whole(tmp_path, rescale):
+    """Scaling needs the objects (an image with one that cannot be scaled is left out): the batch is the
+    whole load's, not an index."""
+    full = _polygons(tmp_path / "full.json", (160, 120), ["a.jpg", "b.jpg"])
+    half = _polygons(tmp_path / "half.json", (80, 60), ["a.jpg", "b.jpg"], scale=0.5)
+    whole, _report, _ = _load(f"gold={full}", f"half={half}", reference="gold", rescale=rescale)
+    streamed, _report, _ = _load(f"gold={full}", f"half={half}", reference="gold", rescale=rescale, streamed=True)
+    assert streamed.index is None
+    assert [f.code for f in streamed.findings if f.code.startswith("ALN")] == ["ALN007" if rescale else "ALN008"]
+    assert streamed.exports["half"].images["a.jpg"].scaled_from == (80, 60)
+    assert_same_batch(whole, streamed)
+    np.testing.assert_array_equal(streamed.exports["half"].objects[0].polygons[0],
+                                  whole.exports["gold"].objects[0].polygons[0])
+
+
 @pytest.mark.parametrize("exports", [
     [f"cvat={FIXTURES / 'cvat' / 'shapes.xml'}"],
     [str(FIXTURES / "label_studio" / "tasks.json")],
@@ -238,7 +286,7 @@ def test_workers_read_their_chunks_from_the_exports(synth, where, tmp_path):
 
 def test_a_file_changed_after_indexing_is_refused_in_one_line(tmp_path):
     path = _coco_awkward(tmp_path)
-    streamed, _ = _load(f"x={path}", streamed=True)
+    streamed, _, _ = _load(f"x={path}", streamed=True)
     doc = json.loads(path.read_text())
     doc["annotations"].insert(0, {"id": 500})
     write_json(path, doc)

@@ -106,7 +106,7 @@ from qa.pipeline import _load
 from test_s3 import _digest
 
 executor = sys.argv[1] if sys.argv[1] != "pool" else None
-streamed, _ = _load("alice=s3://exports/batch/coco/alice.json", "bob=s3://exports/batch/coco/bob.json",
+streamed, _, _ = _load("alice=s3://exports/batch/coco/alice.json", "bob=s3://exports/batch/coco/bob.json",
                     streamed=True)
 parts = list(_pool.chunks(list(streamed.images), 3))
 with _executors.using(executor, workers=None if executor else 2) as pool:
@@ -134,7 +134,7 @@ def test_workers_read_their_chunks_byte_ranges_from_the_bucket(batch, executor, 
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
-    on_disk, _ = _load(f"alice={batch / 'coco/alice.json'}", f"bob={batch / 'coco/bob.json'}", streamed=True)
+    on_disk, _, _ = _load(f"alice={batch / 'coco/alice.json'}", f"bob={batch / 'coco/bob.json'}", streamed=True)
     expected = [_digest(c, None) for c in chunks_of(on_disk, list(_pool.chunks(list(on_disk.images), 3)))]
     strip = lambda parts: [[(n, list(o), [s.split(".json: ")[1] for s in srcs]) for n, o, srcs in p] for p in parts]
     assert strip(got) == strip(expected) and sum(len(s) for p in got for _n, _o, s in p) > 50

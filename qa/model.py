@@ -154,7 +154,9 @@ class Finding:
 class Export:
     """One annotator's labels as read from one export.
 
-    ``id_maps`` maps an image key to its panoptic PNG (COCO panoptic exports only).
+    ``id_maps`` maps an image key to its panoptic PNG (COCO panoptic exports only). ``ordinals``, on an
+    export narrowed to a chunk of images, holds each object's position in the whole export (the position a
+    whole load gives it).
     """
 
     annotator: str
@@ -165,6 +167,13 @@ class Export:
     objects: list[Object] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     id_maps: dict[str, Path] = field(default_factory=dict)
+    ordinals: np.ndarray | None = None
+
+    def positions(self) -> np.ndarray:
+        """Each object's position in the whole export (``ordinals``, or ``0 .. n - 1`` when whole)."""
+        if self.ordinals is not None:
+            return self.ordinals
+        return np.arange(len(self.objects), dtype=np.int64)
 
 
 @dataclass(slots=True)

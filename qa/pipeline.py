@@ -377,46 +377,48 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     if categories is not None:
         settings["categories"] = list(categories)
     summary = summarise(batch, alias_report=alias_counts)
-    # one executor (the local pool, or a Dask cluster) for every per-image stage of the run
+    resolved = None
+    if pack is not None:
+        from qa.rules.packs import Pack, override, read
+
+        resolved = override(pack if isinstance(pack, Pack) else read(pack), select=select, ignore=ignore)
+    from qa.task import map_reduce, task_options
+
+    options = task_options(batch, tolerances=tolerances, iou_threshold=iou_threshold, max_pixels=max_pixels,
+                           pack=resolved, analytics=analytics)
+    # one pass over the images, one task per chunk, on one executor (the local pool or a Dask cluster)
     with _executors.using(executor, workers=workers, announce=_announce) as pool:
-        comparison = None
-        if len(batch.annotators) >= 2:
-            from qa.engine.compare import compare_batch
+        reduced = map_reduce(batch, options, executor=pool, progress=progress)
+    comparison, violations = reduced.comparison, reduced.violations
+    semantic = boundaries = analysed = None
+    scores = None
+    if comparison is not None:
+        from qa.analytics.boundaries import boundary_stage, stage_summary
 
-            comparison = compare_batch(batch, tolerances=tolerances, iou_threshold=iou_threshold, executor=pool,
-                                       progress=progress, max_pixels=max_pixels)
-            settings["compare"] = comparison.settings
-            summary["pairs"] = comparison.pair_table()
-        semantic = boundaries = None
-        scores = comparison.scores if comparison is not None else None
-        if comparison is not None:
-            from qa.analytics.boundaries import boundary_stage, stage_summary
+        settings["compare"] = comparison.settings
+        summary["pairs"] = comparison.pair_table()
+        semantic, boundaries, scores = boundary_stage(batch, comparison, tolerances=tolerances,
+                                                      semantic=reduced.semantic)
+        summary.update(stage_summary(semantic, boundaries))
+    if resolved is not None:
+        from qa.rules.check import violation_summary
 
-            semantic, boundaries, scores = boundary_stage(batch, comparison, tolerances=tolerances, executor=pool,
-                                                          progress=progress, max_pixels=max_pixels)
-            summary.update(stage_summary(semantic, boundaries))
-        resolved, violations = (None, [])
-        if pack is not None:
-            from qa.rules.check import violation_summary
+        settings["pack"] = str(resolved.path or resolved.name)
+        summary.update(violation_summary(violations, batch.annotators, resolved))
+    if comparison is not None and analytics:
+        analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels,
+                                   pack=resolved, alpha_counts=reduced.alpha_counts,
+                                   consensus_result=reduced.consensus)
+        settings["analytics"] = analysed.settings
+        summary["analytics"] = analysed.summary(top=50)
+        if analysed.findings:
+            from qa.rules.check import finding_dict
 
-            resolved, violations = check_rules(batch, pack, select=select, ignore=ignore, progress=progress,
-                                               executor=pool)
-            settings["pack"] = str(resolved.path or resolved.name)
-            summary.update(violation_summary(violations, batch.annotators, resolved))
-        analysed = None
-        if comparison is not None and analytics:
-            analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels,
-                                       executor=pool, progress=progress, pack=resolved)
-            settings["analytics"] = analysed.settings
-            summary["analytics"] = analysed.summary(top=50)
-            if analysed.findings:
-                from qa.rules.check import finding_dict
+            summary["findings"] = summary["findings"] + [finding_dict(f) for f in analysed.findings]
+        import pandas as pd
 
-                summary["findings"] = summary["findings"] + [finding_dict(f) for f in analysed.findings]
-            import pandas as pd
-
-            scores = pd.concat([scores, analysed.scores], ignore_index=True) \
-                .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
+        scores = pd.concat([scores, analysed.scores], ignore_index=True) \
+            .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
     if gate is not None:
         settings.update(gate=str(gate), baseline=baseline, max_drop=max_drop)
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,

@@ -764,9 +764,10 @@ def stage_tolerance(tolerances) -> float:
 
 
 def boundary_stage(batch, comparison, *, tolerances=(1, 2, 4), workers=None, progress=None, max_pixels=None,
-                   executor=None):
+                   executor=None, semantic=None):
     """The run's boundary stage: the semantic comparison (label maps, binary masks, panoptic) when the
-    batch has one, then :func:`analyse_boundaries`.
+    batch has one (``semantic``, when the run's one pass over the images has made it), then
+    :func:`analyse_boundaries`.
 
     Returns
     -------
@@ -777,8 +778,7 @@ def boundary_stage(batch, comparison, *, tolerances=(1, 2, 4), workers=None, pro
 
     from qa.engine.semantic import compare_semantic, is_semantic
 
-    semantic = None
-    if is_semantic(batch):
+    if semantic is None and is_semantic(batch):
         semantic = compare_semantic(batch, tolerances=tolerances, workers=workers, progress=progress,
                                     max_pixels=max_pixels, executor=executor)
     if progress:

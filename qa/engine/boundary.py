@@ -251,6 +251,30 @@ class Outlines:
     def arrays(self) -> tuple:
         return (*self.runs, *self.b4, *self.band, *self.surfels)
 
+    def take(self, indices) -> "Outlines":
+        """The outlines of objects ``indices`` (in that order), as their own :class:`Outlines`.
+
+        Examples
+        --------
+        >>> crop = np.ones((2, 3), np.uint8)
+        >>> both = Outlines.concatenate([crop_outlines(crop), crop_outlines(crop[:1])], 2)
+        >>> both.take([1]).runs[0].tolist(), both.take([1]).runs[1].tolist()
+        ([0, 1], [0])
+        """
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        arrays = []
+        for group in (self.runs, self.b4, self.band, self.surfels):
+            ptr = group[0]
+            start, stop = ptr[indices], ptr[indices + 1]
+            lengths = stop - start
+            out_ptr = np.zeros(len(indices) + 1, np.int64)
+            np.cumsum(lengths, out=out_ptr[1:])
+            # positions of every entry to keep: each object's range, one after the other
+            rows = np.repeat(start - out_ptr[:-1], lengths) + np.arange(int(out_ptr[-1]), dtype=np.int64)
+            arrays.append(out_ptr)
+            arrays.extend(values[rows] for values in group[1:])
+        return Outlines(arrays, self.band_width)
+
     @classmethod
     def concatenate(cls, parts: list, band_width: int) -> "Outlines":
         """One :class:`Outlines` of the objects of ``parts``, in order."""

@@ -234,6 +234,30 @@ class ExportContext:
         id_map = self.id_map(obj.image) if obj.kind == "segment" else None
         return object_rle(obj, int(self.height[i]), int(self.width[i]), id_map)
 
+    def seed(self, image: str, decoded) -> None:
+        """Take an image's crops and id map from the run's one decode of it (the
+        :class:`qa.engine._decoded.Decoded` labels of this annotator), where they are what
+        :meth:`image_crops` and :meth:`id_map` would make: the same objects, image size and kind of crops
+        (RLE crops for instance objects; segments cut from the id map when every object is a segment of
+        its own id). Only what is already decoded is taken."""
+        idx = self.by_image.get(image)
+        if idx is None or len(idx) != len(decoded.objects):
+            return
+        if any(self.objects[k] is not o for k, o in zip(idx.tolist(), decoded.objects)):
+            return
+        im = self.export.images[image]
+        if (int(im.height), int(im.width)) != tuple(decoded.shape):
+            return
+        segments = [o.kind == "segment" for o in decoded.objects]
+        if decoded.png is not None and decoded._id_map is not None:
+            self._id_maps.get(image, lambda: decoded._id_map)
+        if decoded._crops is None:
+            return
+        if decoded.png is None and not any(segments):
+            self._crops.get(image, lambda: decoded._crops)
+        elif decoded.png is not None and all(segments) and len(set(decoded.seg_ids.tolist())) == len(segments):
+            self._crops.get(image, lambda: decoded._crops)
+
     # the image walk -----------------------------------------------------------------------------------
     def image_crops(self, image: str):
         """Tight crops of every object of ``image`` (in :attr:`by_image` order) as one

@@ -339,10 +339,9 @@ def test_spilled_tables_equal_the_tables_in_memory(small_batch, tmp_path):
 
 
 def test_spilled_parts_are_written_as_the_rows_arrive(small_batch, tmp_path, monkeypatch):
-    import qa.engine.compare as compare
-    from qa.engine import _pool
+    from qa.engine import _pool, tables
 
-    monkeypatch.setattr(compare, "_SPILL_ROWS", 1)  # a part per chunk
+    monkeypatch.setattr(tables, "_SPILL_ROWS", 1)  # a part per chunk
     monkeypatch.setattr(_pool, "CHUNK_MAX", 1)
     c = compare_batch(small_batch, workers=1, spill_dir=tmp_path)
     parts = sorted(p.name for p in (tmp_path / "object_pairs").iterdir())
@@ -362,17 +361,17 @@ def test_compact_column_types(small_batch):
 
 
 def test_block_columns_join_what_was_appended():
-    from qa.engine.compare import _Column, _Table
+    from qa.engine.tables import Column, Table
 
     rng = np.random.default_rng(0)
     pieces = [rng.random(int(n)) for n in rng.integers(0, 30_000, 12)]  # crosses several blocks
-    column = _Column(np.float64)
+    column = Column(np.float64)
     for piece in pieces:
         column.append(piece)
     joined = column.join()
     np.testing.assert_array_equal(joined, np.concatenate(pieces))
     assert column.blocks == [] and column.length == 0
-    table = _Table()
+    table = Table()
     table.append({"a": np.arange(3, dtype=np.int32)}, np.float32)
     table.append({"a": np.arange(2, dtype=np.int32), "boundary_a_n": np.ones(2, np.float32),
                   "hd95": np.ones(2)}, np.float32)

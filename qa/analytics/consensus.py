@@ -246,17 +246,15 @@ def take_crops(parts: list):
     from qa.engine._masks import ObjectCrops
 
     shape = parts[0][0].shape if parts else (0, 0)
-    boxes = [c.boxes[k] for c, k in parts]
-    areas = [c.areas[k] for c, k in parts]
-    bufs, sizes = [], []
+    boxes, areas, bufs, sizes = [], [], [], []
     for c, k in parts:
-        start, stop = c.starts[k], c.starts[k + 1]
-        lengths = stop - start
-        offsets = np.zeros(len(k) + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        rows = np.repeat(start - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
-        bufs.append(c.buf[rows])
-        sizes.append(lengths)
+        boxes.append(c.boxes[k])
+        areas.append(c.areas[k])
+        sizes.append(c.starts[k + 1] - c.starts[k])
+        if len(k) == len(c):  # every crop: the buffer as it is
+            bufs.append(c.buf)
+        else:
+            bufs.extend(c.buf[c.starts[i]:c.starts[i + 1]] for i in k.tolist())
     boxes = np.concatenate(boxes) if boxes else np.zeros((0, 4), np.int64)
     starts = np.zeros(len(boxes) + 1, np.int64)
     if sizes:
@@ -350,7 +348,13 @@ def _category_vote(categories: list[str], order: dict[str, int]) -> tuple[str, f
 
 
 class _Image:
-    """The consensus of one image: its clusters, masks and per-annotator rows."""
+    """The consensus of one image: its clusters, masks and per-annotator rows.
+
+    Three steps: each cluster's record (members, category vote, quorum, window); the masks of the
+    clusters that reached the quorum (for the pixel vote, all of the image's in one kernel call,
+    :func:`qa.engine._kernels_consensus._vote_clusters`); then, cluster by cluster in order, the rows, and
+    the boundary figures of every matched member against its consensus outline in one call.
+    """
 
     def __init__(self, key, voters, crops, owners, categories, edges, settings: _Settings, outlines=None):
         from qa.engine.match import cluster_objects
@@ -369,39 +373,20 @@ class _Image:
         labels = cluster_objects([code[a] for a, _ in owners], np.asarray(pairs, np.int64).reshape(-1, 2),
                                  np.asarray(ious, np.float64))
         n_clusters = int(labels.max()) + 1 if len(labels) else 0
+        # members of every cluster, in cluster order (a stable sort keeps each cluster's in position order)
+        order = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[order], np.arange(n_clusters + 1))
+        plans = [self._plan(voters, crops, owners, categories, order[bounds[c]:bounds[c + 1]], c, settings)
+                 for c in range(n_clusters)]
+        voted = self._vote(crops, [p for p in plans if p["vote"]], len(voters), settings)
         self._scored: list[tuple[dict, int, int]] = []  # (row, member position, consensus position)
-        self._outlines: list = []                        # each consensus mask's outline
-        for c in range(n_clusters):
-            members = np.flatnonzero(labels == c)
-            self._cluster(voters, crops, owners, categories, members, c, settings)
-        self._score_boundaries(crops, settings.tolerances, outlines)
+        consensus: list = []                             # (tight box, tight mask) of each consensus object
+        for plan in plans:
+            self._finish(plan, voted.get(plan["cid"]), voters, owners, crops.shape, consensus)
+        self._score_boundaries(crops, settings.tolerances, outlines, consensus)
 
-    def _score_boundaries(self, crops, tolerances, members=None) -> None:
-        """Every boundary figure of the matched rows, from each object's outline (one pass over its tight
-        crop) and each consensus outline, in one call for the image."""
-        from qa.engine.boundary import Outlines, object_outlines, outline_pairs
-
-        if not self._scored:
-            return
-        if members is None:
-            members = object_outlines(crops)
-        consensus = Outlines.concatenate(self._outlines, members.band_width)
-        index_a = np.array([m for _, m, _ in self._scored], dtype=np.int64)
-        index_b = np.array([c for _, _, c in self._scored], dtype=np.int64)
-        labels = [f"boundary_f_{_label(t)}" for t in tolerances]
-        for (row, _, _), values in zip(self._scored, outline_pairs(members, consensus, index_a, index_b,
-                                                                    tolerances=tolerances)):
-            for label in labels:
-                row[label] = values[label]
-            row["boundary_iou"] = values["boundary_iou"]
-            row["signed_offset_px"] = values["signed_offset"]
-
-    def _cluster(self, voters, crops, owners, categories, members, cid, settings: _Settings) -> None:
-        from qa.engine.boundary import crop_outlines
-        from qa.engine.consensus import majority_vote, staple, window_stack
-        from qa.formats._crop_rle import crop_to_coco_rle
-
-        height, width = crops.shape
+    def _plan(self, voters, crops, owners, categories, members, cid, settings: _Settings) -> dict:
+        """A cluster's record, and whether its mask is voted (the quorum reached, a window not empty)."""
         n_voters = len(voters)
         names = [owners[m][0] for m in members]
         drawn = {owners[m][0]: categories[m] for m in members}
@@ -413,30 +398,67 @@ class _Image:
                   "category": category, "category_agreement": cat_share, "area": 0, "x": 0, "y": 0, "w": 0,
                   "h": 0, "iou_mean": math.nan}
         self.clusters.append(record)
-        mask = None
+        vote = False
         if len(members) >= needed:
             record["status"] = "empty"
-            if box[2] > box[0] and box[3] > box[1]:
-                stack = window_stack(crops, members, box)
-                if settings.method == "vote":
-                    mask = majority_vote(stack, voters=n_voters, ties=settings.ties)
-                else:
-                    mask = staple(stack).mask
-                if not mask.any():
-                    mask = None
-        if mask is None:
+            vote = box[2] > box[0] and box[3] > box[1]
+        return {"cid": cid, "members": members, "names": names, "drawn": drawn, "category": category,
+                "record": record, "box": box, "vote": vote}
+
+    @staticmethod
+    def _vote(crops, plans: list, n_voters: int, settings: _Settings) -> dict:
+        """``{cluster: (tight box, area, tight mask, confusion counts of each member)}`` of the clusters
+        to vote on; a cluster whose vote left no pixel has area 0."""
+        if not plans:
+            return {}
+        if settings.method == "vote":
+            from qa.engine._kernels_consensus import _vote_clusters
+
+            ptr = np.zeros(len(plans) + 1, np.int64)
+            np.cumsum([len(p["members"]) for p in plans], out=ptr[1:])
+            members = np.concatenate([p["members"] for p in plans]).astype(np.int64)
+            windows = np.asarray([p["box"] for p in plans], dtype=np.int64).reshape(-1, 4)
+            tight, area, buf, starts, counts = _vote_clusters(crops.buf, crops.starts, crops.boxes, ptr, members,
+                                                              windows, int(n_voters), settings.ties == "foreground")
+            out = {}
+            for k, p in enumerate(plans):
+                x0, y0, x1, y1 = (int(v) for v in tight[k])
+                mask = buf[starts[k]:starts[k + 1]].reshape(y1 - y0, x1 - x0)
+                out[p["cid"]] = ((x0, y0, x1, y1), int(area[k]), mask, counts[ptr[k]:ptr[k + 1]])
+            return out
+        from qa.engine.consensus import confusion_counts, staple, window_stack
+
+        out = {}
+        for p in plans:
+            stack = window_stack(crops, p["members"], p["box"])
+            mask = staple(stack).mask
+            counts = np.asarray([confusion_counts(layer, mask) for layer in stack], dtype=np.int64)
+            x0, y0 = p["box"][:2]
+            if not mask.any():
+                out[p["cid"]] = ((0, 0, 0, 0), 0, None, counts)
+                continue
+            rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+            tx0, ty0, tx1, ty1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+            out[p["cid"]] = ((x0 + tx0, y0 + ty0, x0 + tx1, y0 + ty1), int(np.count_nonzero(mask)),
+                             np.ascontiguousarray(mask[ty0:ty1, tx0:tx1]), counts)
+        return out
+
+    def _finish(self, plan: dict, voted, voters, owners, shape, consensus: list) -> None:
+        """The cluster's rows: its members as extra, or every voter against its consensus object."""
+        from qa.formats._crop_rle import crop_to_coco_rle
+
+        cid, members, names, drawn = plan["cid"], plan["members"], plan["names"], plan["drawn"]
+        category, record = plan["category"], plan["record"]
+        if voted is None or voted[1] == 0:
             for m, name in zip(members, names):
                 self.rows.append(self._row(cid, name, "extra", owners[m][1], drawn[name], category, record))
             return
+        (x0, y0, x1, y1), area, tight, counts = voted
+        height, width = shape
         record["status"] = "consensus"
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        tx0, ty0, tx1, ty1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-        record.update(area=int(np.count_nonzero(mask)), x=box[0] + tx0, y=box[1] + ty0, w=tx1 - tx0,
-                      h=ty1 - ty0)
-        tight = np.ascontiguousarray(mask[ty0:ty1, tx0:tx1])
-        self.masks[cid] = crop_to_coco_rle(tight, box[0] + tx0, box[1] + ty0, height, width)
-        self._outlines.append(crop_outlines(tight, offset=(box[0] + tx0, box[1] + ty0),
-                                            image_shape=(height, width)))
+        record.update(area=area, x=x0, y=y0, w=x1 - x0, h=y1 - y0)
+        self.masks[cid] = crop_to_coco_rle(tight, x0, y0, height, width)
+        consensus.append(((x0, y0, x1, y1), tight))
         by_name = {name: k for k, name in enumerate(names)}
         ious = []
         for name in voters:
@@ -445,26 +467,51 @@ class _Image:
                 continue
             k = by_name[name]
             row = self._row(cid, name, "matched", owners[members[k]][1], drawn[name], category, record)
-            row.update(_pixel_scores(stack[k], mask))
-            self._scored.append((row, int(members[k]), len(self._outlines) - 1))
+            row.update(_pixel_scores(*(int(v) for v in counts[k])))
+            self._scored.append((row, int(members[k]), len(consensus) - 1))
             ious.append(row["iou"])
             self.rows.append(row)
         record["iou_mean"] = float(np.mean(ious))
 
+    def _score_boundaries(self, crops, tolerances, members, consensus: list) -> None:
+        """Every boundary figure of the matched rows, from each object's outline and each consensus
+        outline (one pass over each consensus mask's tight crop), in one call for the image."""
+        from qa.engine._masks import ObjectCrops
+        from qa.engine.boundary import object_outlines, outline_columns
+
+        if not self._scored:
+            return
+        if members is None:
+            members = object_outlines(crops)
+        boxes = np.asarray([b for b, _ in consensus], dtype=np.int64).reshape(-1, 4)
+        sizes = np.asarray([m.size for _, m in consensus], dtype=np.int64)
+        starts = np.zeros(len(consensus) + 1, np.int64)
+        np.cumsum(sizes, out=starts[1:])
+        buf = np.concatenate([m.reshape(-1) for _, m in consensus]).astype(np.uint8, copy=False)
+        outlines = object_outlines(ObjectCrops(boxes, sizes, buf, starts, crops.shape),
+                                   band_width=members.band_width)
+        index_a = np.array([m for _, m, _ in self._scored], dtype=np.int64)
+        index_b = np.array([c for _, _, c in self._scored], dtype=np.int64)
+        columns = outline_columns(members, outlines, index_a, index_b, tolerances=tolerances)
+        labels = [f"boundary_f_{_label(t)}" for t in tolerances]
+        named = [(label, columns[label].tolist()) for label in labels]
+        named += [("boundary_iou", columns["boundary_iou"].tolist()),
+                  ("signed_offset_px", columns["signed_offset"].tolist())]
+        for r, (row, _, _) in enumerate(self._scored):
+            for name, values in named:
+                row[name] = values[r]
+
     def _row(self, cid, name, status, index, drawn, category, record) -> dict:
-        """An annotator's row for a cluster (its object's source is filled in by the parent)."""
+        """An annotator's row for a cluster."""
         return {"image": self.key, "cluster": cid, "annotator": name, "status": status, "object_index": index,
                 "category": drawn, "consensus_category": category,
                 "label_disagreement": drawn is not None and status == "matched" and drawn != category,
                 "cluster_size": record["size"], "voters": record["voters"]}
 
 
-def _pixel_scores(layer, mask) -> dict:
-    """One annotator's object against the consensus mask, both in the members' union bbox (which holds
-    every pixel of either, so ``tn`` is the bbox's)."""
-    from qa.engine.consensus import confusion_counts
-
-    tp, fp, fn, tn = confusion_counts(layer, mask)
+def _pixel_scores(tp: int, fp: int, fn: int, tn: int) -> dict:
+    """One annotator's object against the consensus mask, from their confusion counts in the members'
+    union bbox (which holds every pixel of either, so ``tn`` is the bbox's)."""
     return {"tp": tp, "fp": fp, "fn": fn, "tn": tn,
             "iou": tp / (tp + fp + fn),
             "sensitivity": tp / (tp + fn),

@@ -223,3 +223,87 @@ def _confusion_counts(other, reference):
             else:
                 out[3] += 1
     return out
+
+
+@njit(cache=True, nogil=True)
+def _vote_clusters(buf, starts, boxes, member_ptr, members, windows, voters, include_ties):
+    """The pixel vote of several clusters of one image, each in its own window, in one call.
+
+    Parameters
+    ----------
+    buf, starts, boxes :
+        The image's objects' tight crops (:class:`qa.engine._masks.ObjectCrops`).
+    member_ptr : (c + 1,) int64
+        Cluster ``i``'s members are ``members[member_ptr[i]:member_ptr[i + 1]]``.
+    members : (m,) int64
+        Positions in ``boxes``.
+    windows : (c, 4) int64
+        Each cluster's window ``x0, y0, x1, y1`` (not empty).
+    voters : int
+        Annotators voting on the image (:func:`_majority_vote`).
+    include_ties : bool
+
+    Returns
+    -------
+    tight : (c, 4) int64
+        Each voted mask's tight box in the image (zeros when the vote left no pixel).
+    area : (c,) int64
+    mask_buf : (size,) uint8
+        The voted masks in their tight boxes, row-major, one after the other.
+    mask_starts : (c + 1,) int64
+    counts : (m, 4) int64
+        Each member's ``tp, fp, fn, tn`` against its cluster's mask, in the window
+        (:func:`_confusion_counts`).
+    """
+    nc = member_ptr.shape[0] - 1
+    tight = np.zeros((nc, 4), np.int64)
+    area = np.zeros(nc, np.int64)
+    counts = np.zeros((members.shape[0], 4), np.int64)
+    mask_starts = np.zeros(nc + 1, np.int64)
+    mask_buf = np.zeros(1024, np.uint8)
+    used = 0
+    for c in range(nc):
+        x0 = windows[c, 0]
+        y0 = windows[c, 1]
+        h = windows[c, 3] - y0
+        w = windows[c, 2] - x0
+        first = member_ptr[c]
+        stack = _member_stack(buf, starts, boxes, members[first:member_ptr[c + 1]], x0, y0, h, w)
+        mask, _votes = _majority_vote(stack, voters, include_ties)
+        for m in range(stack.shape[0]):
+            counts[first + m] = _confusion_counts(stack[m], mask)
+        ty0 = h
+        ty1 = -1
+        tx0 = w
+        tx1 = -1
+        n = 0
+        for i in range(h):
+            for j in range(w):
+                if mask[i, j] != 0:
+                    n += 1
+                    if i < ty0:
+                        ty0 = i
+                    ty1 = i
+                    if j < tx0:
+                        tx0 = j
+                    if j > tx1:
+                        tx1 = j
+        area[c] = n
+        if n > 0:
+            tight[c, 0] = x0 + tx0
+            tight[c, 1] = y0 + ty0
+            tight[c, 2] = x0 + tx1 + 1
+            tight[c, 3] = y0 + ty1 + 1
+            size = (ty1 + 1 - ty0) * (tx1 + 1 - tx0)
+            if used + size > mask_buf.shape[0]:
+                grown = np.zeros(max(2 * mask_buf.shape[0], used + size), np.uint8)
+                grown[:used] = mask_buf[:used]
+                mask_buf = grown
+            k = used
+            for i in range(ty0, ty1 + 1):
+                for j in range(tx0, tx1 + 1):
+                    mask_buf[k] = mask[i, j]
+                    k += 1
+            used += size
+        mask_starts[c + 1] = used
+    return tight, area, mask_buf[:used].copy(), mask_starts, counts

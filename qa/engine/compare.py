@@ -243,14 +243,14 @@ def category_union_runs(runs, categories):
 
 
 def _boundary_function():
-    """``outline_pairs(outlines_a, outlines_b, index_a, index_b, *, tolerances) -> list of dict`` (every
-    boundary metric of each pair of objects, :func:`qa.engine.boundary.outline_pairs`), or None when
-    that module is absent."""
+    """``outline_columns(outlines_a, outlines_b, index_a, index_b, *, tolerances) -> {name: column}``
+    (every boundary metric of each pair of objects, :func:`qa.engine.boundary.outline_columns`), or None
+    when that module is absent."""
     try:
-        from qa.engine.boundary import outline_pairs
+        from qa.engine.boundary import outline_columns
     except ImportError:
         return None
-    return outline_pairs
+    return outline_columns
 
 
 def _panoptic_pair(a: Decoded, b: Decoded):
@@ -333,13 +333,11 @@ def _compare_pair(a: Decoded, b: Decoded, cfg: _Config, outline_pairs) -> dict:
     metrics: dict[str, np.ndarray] = {}
     matched_rows = np.flatnonzero(m.status == MATCHED)
     if outline_pairs is not None and len(matched_rows):
-        pairs = outline_pairs(a.outlines(), b.outlines(), m.index_a[matched_rows], m.index_b[matched_rows],
-                              tolerances=cfg.tolerances)
-        for r, values in zip(matched_rows, pairs):
-            for name, value in values.items():
-                if name not in metrics:
-                    metrics[name] = np.full(rows, np.nan)
-                metrics[name][r] = value
+        columns = outline_pairs(a.outlines(), b.outlines(), m.index_a[matched_rows], m.index_b[matched_rows],
+                                tolerances=cfg.tolerances)
+        for name, values in columns.items():
+            metrics[name] = np.full(rows, np.nan)
+            metrics[name][matched_rows] = values
     matched_iou = m.iou[matched_rows]
     image_codes, image_ious = (_image_iou(a, b, inter, area_a, area_b) if (a.panoptic and b.panoptic)
                                or outline_pairs is not None else (np.zeros(0, np.int64), np.zeros(0)))

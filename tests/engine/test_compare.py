@@ -235,7 +235,7 @@ def test_panopticapi_sample_against_itself_scores_pq_one(shared_data):
 
 
 def test_boundary_metrics_are_wired_per_matched_pair(small_batch, monkeypatch):
-    """With a stand-in for qa.engine.boundary.outline_pairs: the objects it gets and where its numbers go."""
+    """With a stand-in for qa.engine.boundary.outline_columns: the objects it gets and where its numbers go."""
     import qa.engine.compare as compare
 
     calls = []
@@ -245,8 +245,9 @@ def test_boundary_metrics_are_wired_per_matched_pair(small_batch, monkeypatch):
             area = [int((o.runs[3] - o.runs[2])[o.runs[0][k]:o.runs[0][k + 1]].sum())
                     for o, k in ((outlines_a, i), (outlines_b, j))]
             calls.append((area[0], area[1], tuple(tolerances)))
-        return [{"boundary_f_2px": float(len(calls) - len(index_a) + r + 1), "boundary_a_n": 7.0,
-                 "signed_offset": -1.0} for r in range(len(index_a))]
+        n = len(index_a)
+        return {"boundary_f_2px": np.arange(len(calls) - n + 1, len(calls) + 1, dtype=float),
+                "boundary_a_n": np.full(n, 7.0), "signed_offset": np.full(n, -1.0)}
 
     monkeypatch.setattr(compare, "_boundary_function", lambda: fake_outline_pairs)
     c = compare_batch(small_batch, workers=1, tolerances=(2,))
@@ -276,7 +277,7 @@ def test_engine_boundary_metrics_equal_dense_distance_transforms(seed):
     import reference as ref
 
     from qa.engine._masks import rle_crops
-    from qa.engine.boundary import id_map_outlines, object_outlines, outline_pairs
+    from qa.engine.boundary import id_map_outlines, object_outlines, outline_columns, outline_pairs
 
     rng = np.random.default_rng(seed)
     h, w = 60, 80
@@ -301,6 +302,12 @@ def test_engine_boundary_metrics_equal_dense_distance_transforms(seed):
         expected = ref.dense_boundary_pair(maps[0] == i, maps[1] == j, tolerances=tolerances)
         _same(got_map, expected)
         _same(got_crop, expected)
+    # the engine reads them as columns: the same names in the same order, the same values to the bit
+    columns = outline_columns(object_outlines(crops[0]), object_outlines(crops[1]), pairs_a, pairs_b,
+                              tolerances=tolerances)
+    assert list(columns) == list(from_crops[0])
+    for r, values in enumerate(from_crops):
+        assert repr([float(columns[name][r]) for name in values]) == repr([float(v) for v in values.values()])
 
 
 def test_real_boundary_metrics_on_identical_and_shifted_objects(small_batch):

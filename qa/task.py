@@ -96,6 +96,7 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
         from qa.analytics.consensus import consensus_image, edges_of
     compared, semantic, counted, consensus = [], ([], [], []), [], []
     decoded: dict = {}  # image -> {annotator: Decoded}, handed to the rules
+    intersections: dict = {}  # (image, a, b) -> the comparison's pixel counts, handed to the rules
     for position, key in enumerate(chunk.keys):
         if len(batch.coverage.get(key, ())) < 2:
             continue  # the rules alone look at an image of one annotator
@@ -106,6 +107,8 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
         if len(both) >= 2:
             results = compare_image(both, cfg, outline_pairs)
             compared.extend((position, code, res) for code, res in results)
+            for code, res in results:
+                intersections[(key, *pair_names[code])] = res.pop("intersections")
         if options.semantic is not None:
             classes = semantic_labels(labels, options.semantic)
             if len(classes) >= 2:
@@ -123,7 +126,7 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
     if options.pack is not None:
         from qa.rules.check import _check_chunk
 
-        findings, _ = _check_chunk(batch, options.pack, decoded=decoded)
+        findings, _ = _check_chunk(batch, options.pack, decoded=decoded, intersections=intersections)
     part = {"keys": tuple(chunk.keys), "compare": None, "semantic": None, "alpha": None, "consensus": None,
             "findings": findings}
     if cfg is not None:

@@ -125,27 +125,21 @@ def _instance_labels(objs: list, codes: dict, height: int, width: int, window, o
     ``crops`` holds the objects' tight crops in ``objs`` order (:class:`qa.engine._masks.ObjectCrops`,
     the run's one decode of the image); made here from the objects when not given.
     """
+    from qa.analytics._kernels_alpha import _paint_codes
     from qa.engine._masks import polygons_to_rle, rle_crops
 
     if not objs:
         return
     order = _painting_order(objs)
-    if crops is None:
+    slots = order
+    if crops is None:  # painted here, in painting order
         rles = [polygons_to_rle(objs[k].polygons, height, width) if objs[k].kind == "polygon" else objs[k].rle
                 for k in order]
         crops = rle_crops(rles, height, width)
-        slot = list(range(len(order)))
-    else:
-        slot = order
-    wx0, wy0, wx1, wy1 = window
-    for pos, k in zip(slot, order):
-        x0, y0, x1, y1 = (int(v) for v in crops.boxes[pos])
-        ix0, iy0, ix1, iy1 = max(x0, wx0), max(y0, wy0), min(x1, wx1), min(y1, wy1)
-        if ix1 <= ix0 or iy1 <= iy0:
-            continue
-        crop, _ = crops.crop(pos)
-        inside = crop[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0].view(bool)
-        out[iy0 - wy0:iy1 - wy0, ix0 - wx0:ix1 - wx0][inside] = codes[objs[k].category]
+        slots = range(len(order))
+    _paint_codes(crops.buf, crops.starts, crops.boxes, np.asarray(list(slots), dtype=np.int64),
+                 np.asarray([codes[objs[k].category] for k in order], dtype=np.int32), int(window[0]),
+                 int(window[1]), out)
 
 
 def _panoptic_labels(objs: list, codes: dict, id_map: np.ndarray) -> np.ndarray:

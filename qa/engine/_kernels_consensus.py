@@ -267,11 +267,18 @@ def _vote_clusters(buf, starts, boxes, member_ptr, members, windows, voters, inc
         y0 = windows[c, 1]
         h = windows[c, 3] - y0
         w = windows[c, 2] - x0
-        first = member_ptr[c]
-        stack = _member_stack(buf, starts, boxes, members[first:member_ptr[c + 1]], x0, y0, h, w)
-        mask, _votes = _majority_vote(stack, voters, include_ties)
-        for m in range(stack.shape[0]):
-            counts[first + m] = _confusion_counts(stack[m], mask)
+        # votes: each member adds one where it marks a pixel (no (k, h, w) stack)
+        votes = np.zeros((h, w), np.int32)
+        for m in range(member_ptr[c], member_ptr[c + 1]):
+            o = members[m]
+            bx0 = boxes[o, 0]
+            by0 = boxes[o, 1]
+            cw = boxes[o, 2] - bx0
+            for y in range(max(by0, y0), min(boxes[o, 3], y0 + h)):
+                row = starts[o] + (y - by0) * cw - bx0
+                for x in range(max(bx0, x0), min(boxes[o, 2], x0 + w)):
+                    votes[y - y0, x - x0] += buf[row + x] != 0
+        mask = np.zeros((h, w), np.uint8)
         ty0 = h
         ty1 = -1
         tx0 = w
@@ -279,7 +286,9 @@ def _vote_clusters(buf, starts, boxes, member_ptr, members, windows, voters, inc
         n = 0
         for i in range(h):
             for j in range(w):
-                if mask[i, j] != 0:
+                v = votes[i, j]
+                if 2 * v > voters or (include_ties and 2 * v == voters and v > 0):
+                    mask[i, j] = 1
                     n += 1
                     if i < ty0:
                         ty0 = i
@@ -288,6 +297,26 @@ def _vote_clusters(buf, starts, boxes, member_ptr, members, windows, voters, inc
                         tx0 = j
                     if j > tx1:
                         tx1 = j
+        # each member against the mask: tp and fp over its own pixels, the rest from the totals
+        for m in range(member_ptr[c], member_ptr[c + 1]):
+            o = members[m]
+            bx0 = boxes[o, 0]
+            by0 = boxes[o, 1]
+            cw = boxes[o, 2] - bx0
+            tp = 0
+            fp = 0
+            for y in range(max(by0, y0), min(boxes[o, 3], y0 + h)):
+                row = starts[o] + (y - by0) * cw - bx0
+                for x in range(max(bx0, x0), min(boxes[o, 2], x0 + w)):
+                    if buf[row + x] != 0:
+                        if mask[y - y0, x - x0] != 0:
+                            tp += 1
+                        else:
+                            fp += 1
+            counts[m, 0] = tp
+            counts[m, 1] = fp
+            counts[m, 2] = n - tp
+            counts[m, 3] = h * w - tp - fp - (n - tp)
         area[c] = n
         if n > 0:
             tight[c, 0] = x0 + tx0

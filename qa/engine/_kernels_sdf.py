@@ -329,10 +329,21 @@ def _nearest_d2_below(qy, qx, ty, tx, bound):
             out[i] = np.inf
         return out
     y0, ptr = _row_pointers(ty)
-    y1 = y0 + ptr.shape[0] - 2
+    rows = ptr.shape[0] - 1
+    y1 = y0 + rows - 1
+    # for the rows near the current query row: the position of the first target at or after the last
+    # query's column (queries of one row come in increasing column order, so it only moves forward)
+    near = 8
+    cursor = np.empty(2 * near + 1, dtype=np.int64)
+    cur_row = np.int64(-(1 << 60))
     for i in range(n):
         y = np.int64(qy[i])
         x = np.int64(qx[i])
+        if y != cur_row or (i > 0 and x < np.int64(qx[i - 1])):
+            cur_row = y
+            for c in range(2 * near + 1):
+                r = y - near + c
+                cursor[c] = ptr[r - y0] if y0 <= r <= y1 else 0
         best = np.int64(bound)
         dy = np.int64(0)
         if y < y0:
@@ -354,14 +365,21 @@ def _nearest_d2_below(qy, qx, ty, tx, bound):
                 hi = ptr[r - y0 + 1]
                 if lo == hi:
                     continue
-                a = lo
-                b = hi
-                while a < b:
-                    mid = (a + b) >> 1
-                    if tx[mid] < x:
-                        a = mid + 1
-                    else:
-                        b = mid
+                if dy <= near:
+                    c = r - y + near
+                    a = cursor[c]
+                    while a < hi and tx[a] < x:
+                        a += 1
+                    cursor[c] = a
+                else:
+                    a = lo
+                    b = hi
+                    while a < b:
+                        mid = (a + b) >> 1
+                        if tx[mid] < x:
+                            a = mid + 1
+                        else:
+                            b = mid
                 if a < hi:
                     dx = np.int64(tx[a]) - x
                     d = dy * dy + dx * dx
@@ -378,6 +396,28 @@ def _nearest_d2_below(qy, qx, ty, tx, bound):
 
 
 @njit(cache=True, nogil=True)
+def _stable_order(keys, top):
+    """``np.argsort(keys, kind="mergesort")`` of keys that are whole numbers in ``[0, top]`` or ``inf``
+    (a counting sort: equal keys keep their order, ``inf`` last)."""
+    n = keys.shape[0]
+    m = int(top) + 2  # one bucket per whole number, then inf
+    starts = np.zeros(m + 1, dtype=np.int64)
+    bucket = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        b = int(keys[k]) if keys[k] < np.inf else m - 1
+        bucket[k] = b
+        starts[b + 1] += 1
+    for b in range(m):
+        starts[b + 1] += starts[b]
+    order = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        b = bucket[k]
+        order[starts[b]] = k
+        starts[b] += 1
+    return order
+
+
+@njit(cache=True, nogil=True)
 def _surface_statistics(codes, d2, lengths, length_rank, tolerances, percent):
     """The statistics of :func:`_directed_surface` from a list of surface elements: their codes and
     squared distances to the other surface (the grid version lists its elements and calls this)."""
@@ -390,13 +430,16 @@ def _surface_statistics(codes, d2, lengths, length_rank, tolerances, percent):
     keys = np.empty(n, dtype=np.float64)
     dist = np.empty(n, dtype=np.float64)
     lens = np.empty(n, dtype=np.float64)
+    top = 0.0
     for k in range(n):
         c = codes[k]
         dist[k] = np.sqrt(d2[k])
         lens[k] = lengths[c]
         # sort key: distance first, then length (squared distances are integers < 2^50)
         keys[k] = d2[k] * 4.0 + length_rank[c] if d2[k] < _FAR else np.inf
-    order = np.argsort(keys, kind="mergesort")
+        if keys[k] > top and keys[k] < np.inf:
+            top = keys[k]
+    order = _stable_order(keys, top) if top < 4 * n + 4096 else np.argsort(keys, kind="mergesort")
     sorted_lens = np.empty(n, dtype=np.float64)
     sorted_dist = np.empty(n, dtype=np.float64)
     for k in range(n):

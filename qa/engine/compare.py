@@ -376,6 +376,7 @@ def _compare_pair(a: Decoded, b: Decoded, cfg: _Config, outline_pairs) -> dict:
         "image": image_row,
         "pq": None if counts is None else (counts.categories, counts.tp, counts.fp, counts.fn, counts.iou_sum),
         "image_iou": (image_codes, image_ious),
+        "intersections": (inter, area_a, area_b),  # for the rules' matching of the same objects (qa.task)
     }
 
 

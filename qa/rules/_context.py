@@ -239,24 +239,26 @@ class ExportContext:
         :class:`qa.engine._decoded.Decoded` labels of this annotator), where they are what
         :meth:`image_crops` and :meth:`id_map` would make: the same objects, image size and kind of crops
         (RLE crops for instance objects; segments cut from the id map when every object is a segment of
-        its own id). Only what is already decoded is taken."""
+        its own id). Only what is already decoded is taken. Returns whether ``decoded`` holds this
+        context's objects of the image, in its order."""
         idx = self.by_image.get(image)
         if idx is None or len(idx) != len(decoded.objects):
-            return
+            return False
         if any(self.objects[k] is not o for k, o in zip(idx.tolist(), decoded.objects)):
-            return
+            return False
         im = self.export.images[image]
         if (int(im.height), int(im.width)) != tuple(decoded.shape):
-            return
+            return False
         segments = [o.kind == "segment" for o in decoded.objects]
         if decoded.png is not None and decoded._id_map is not None:
             self._id_maps.get(image, lambda: decoded._id_map)
         if decoded._crops is None:
-            return
+            return True
         if decoded.png is None and not any(segments):
             self._crops.get(image, lambda: decoded._crops)
         elif decoded.png is not None and all(segments) and len(set(decoded.seg_ids.tolist())) == len(segments):
             self._crops.get(image, lambda: decoded._crops)
+        return True
 
     # the image walk -----------------------------------------------------------------------------------
     def image_crops(self, image: str):
@@ -496,9 +498,13 @@ class BatchContext:
     ``local[g]`` give the export context and the index inside it of global object ``g``.
     """
 
-    def __init__(self, batch: Batch, contexts: dict[str, ExportContext]):
+    def __init__(self, batch: Batch, contexts: dict[str, ExportContext], *, intersections: dict | None = None):
         self.batch = batch
         self.contexts = contexts
+        self.intersections = intersections or {}
+        """``{(image, a, b): (intersections, areas_a, areas_b)}`` of all objects of two annotators on an
+        image (in their contexts' order), already counted; :meth:`matches` reads them instead of the
+        crops."""
         self.objects: list[Object] = []
         owner, local = [], []
         self.offset: dict[str, int] = {}
@@ -551,18 +557,26 @@ class BatchContext:
             present = [n for n in names if n in holders and len(local[n])]
             # each annotator's crops of the image (the export context's, shared with its other rules),
             # narrowed to the objects to match: the kernel reads a crop from its start and bbox only
-            crops = {}
-            for name in present:
-                ctx = self.contexts[name]
-                image_crops, slot = ctx.image_crops(image), ctx._slot[local[name]]
-                crops[name] = (image_crops.buf, image_crops.starts[slot], image_crops.boxes[slot],
-                               image_crops.areas[slot])
+            crops: dict = {}
+
+            def narrowed(name, image=image, local=local, crops=crops):
+                if name not in crops:
+                    ctx = self.contexts[name]
+                    image_crops, slot = ctx.image_crops(image), ctx._slot[local[name]]
+                    crops[name] = (image_crops.buf, image_crops.starts[slot], image_crops.boxes[slot],
+                                   image_crops.areas[slot])
+                return crops[name]
+
             for a, b in combinations(present, 2):
                 ca, cb = self.contexts[a], self.contexts[b]
                 ia, ib = local[a], local[b]
-                buf_a, starts_a, boxes_a, areas_a = crops[a]
-                buf_b, starts_b, boxes_b, areas_b = crops[b]
-                inter = _intersection_counts(buf_a, starts_a, boxes_a, buf_b, starts_b, boxes_b)
+                counted = self._counted(image, a, b, ca._slot[ia], cb._slot[ib])
+                if counted is not None:
+                    inter, areas_a, areas_b = counted
+                else:
+                    buf_a, starts_a, boxes_a, areas_a = narrowed(a)
+                    buf_b, starts_b, boxes_b, areas_b = narrowed(b)
+                    inter = _intersection_counts(buf_a, starts_a, boxes_a, buf_b, starts_b, boxes_b)
                 # categories only tell label disagreements and crowd cover apart; matching ignores them
                 m = match_objects(inter, areas_a, areas_b, categories_a=np.zeros(len(ia), np.int64),
                                   categories_b=np.zeros(len(ib), np.int64), crowd_a=ca.iscrowd[ia],
@@ -572,6 +586,18 @@ class BatchContext:
         if not rows:
             return np.zeros((0, 3))
         return np.asarray(rows, dtype=np.float64)
+
+    def _counted(self, image, a, b, slot_a, slot_b):
+        """The already counted intersections and areas of objects ``slot_a`` of ``a`` and ``slot_b`` of
+        ``b`` on ``image`` (their positions among the image's objects), or None."""
+        if (image, a, b) in self.intersections:
+            inter, area_a, area_b = self.intersections[(image, a, b)]
+        elif (image, b, a) in self.intersections:
+            inter, area_b, area_a = self.intersections[(image, b, a)]
+            inter = inter.T
+        else:
+            return None
+        return inter[np.ix_(slot_a, slot_b)], area_a[slot_a], area_b[slot_b]
 
     def global_index(self, annotator: str, local: int) -> int:
         return self.offset[annotator] + local

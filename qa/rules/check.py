@@ -118,17 +118,23 @@ def _check_task(chunk, pack: Pack) -> tuple[list[Finding], int]:
     return _check_chunk(chunk.load(), pack)
 
 
-def _check_chunk(batch: Batch, pack: Pack, decoded: dict | None = None) -> tuple[list[Finding], int]:
+def _check_chunk(batch: Batch, pack: Pack, decoded: dict | None = None,
+                 intersections: dict | None = None) -> tuple[list[Finding], int]:
     """The pack's rules over a (narrowed) batch, rule by rule: ``(findings, images)``.
 
     ``decoded`` (``{image: {annotator: Decoded}}``, :mod:`qa.engine._decoded`) hands the rules the crops
-    and id maps the run has already decoded, so no image is painted twice.
+    and id maps the run has already decoded, so no image is painted twice; ``intersections``
+    (``{(image, a, b): (intersections, areas_a, areas_b)}`` of those objects, from the comparison) the
+    pixel counts of every pair of two annotators' objects, so the rules match objects without counting
+    them again.
     """
     contexts = {name: ExportContext(batch.exports[name], batch) for name in batch.annotators}
+    seeded: dict = {}
     for image, labels in (decoded or {}).items():
         for name, d in labels.items():
-            if name in contexts:
-                contexts[name].seed(image, d)
+            if name in contexts and contexts[name].seed(image, d):
+                seeded[(image, name)] = True
+    known = {k: v for k, v in (intersections or {}).items() if (k[0], k[1]) in seeded and (k[0], k[2]) in seeded}
     batch_ctx: BatchContext | None = None
     findings: list[Finding] = []
     for rule in pack.rules():
@@ -138,7 +144,7 @@ def _check_chunk(batch: Batch, pack: Pack, decoded: dict | None = None) -> tuple
             if len(batch.annotators) < 2:
                 continue
             if batch_ctx is None:
-                batch_ctx = BatchContext(batch, contexts)
+                batch_ctx = BatchContext(batch, contexts, intersections=known)
             runs = [(batch_ctx, _param_arrays(pack, rule, batch_ctx.category))]
         elif rule.level == "image":
             runs = [(ctx, pack.params_for(rule.id)) for ctx in contexts.values()]

@@ -398,7 +398,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         settings["compare"] = comparison.settings
         summary["pairs"] = comparison.pair_table()
         semantic, boundaries, scores = boundary_stage(batch, comparison, tolerances=tolerances,
-                                                      semantic=reduced.semantic)
+                                                      semantic=reduced.semantic, facts=reduced.facts)
         summary.update(stage_summary(semantic, boundaries))
     if resolved is not None:
         from qa.rules.check import violation_summary
@@ -408,7 +408,7 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
     if comparison is not None and analytics:
         analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels,
                                    pack=resolved, alpha_counts=reduced.alpha_counts,
-                                   consensus_result=reduced.consensus)
+                                   consensus_result=reduced.consensus, facts=reduced.facts)
         settings["analytics"] = analysed.settings
         summary["analytics"] = analysed.summary(top=50)
         if analysed.findings:

@@ -128,7 +128,12 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
 
         findings, _ = _check_chunk(batch, options.pack, decoded=decoded, intersections=intersections)
     part = {"keys": tuple(chunk.keys), "compare": None, "semantic": None, "alpha": None, "consensus": None,
-            "findings": findings}
+            "findings": findings, "facts": None}
+    if cfg is not None:  # each object's occluded flag and vertex density, for the batch-level analyses
+        from qa.analytics.boundaries import object_facts
+
+        part["facts"] = {name: (export.positions(), *object_facts(export.objects))
+                         for name, export in batch.exports.items()}
     if cfg is not None:
         from qa.engine.compare import chunk_columns
 
@@ -156,6 +161,9 @@ class Reduced:
     """:class:`qa.analytics.alpha.AlphaCounts` (alpha and its bootstrap are made from them)."""
     consensus: object = None
     """:class:`qa.analytics.consensus.Consensus`, None with fewer than three annotators."""
+    facts: dict | None = None
+    """Each object's occluded flag and vertex density by annotator, by position in its export
+    (:func:`qa.analytics.boundaries.batch_facts`), None with one annotator."""
 
 
 class Reduce:
@@ -166,7 +174,8 @@ class Reduce:
     :class:`qa.engine.semantic.SemanticRows`; alpha's per-image statistics into
     :class:`qa.analytics.alpha.AlphaCounts` (three numbers and the label marginals per image); the
     consensus's clusters, rows and masks into :class:`qa.analytics.consensus.ConsensusRows`; findings into
-    a list. Nothing per pixel.
+    a list; each object's occluded flag and vertex density into one array each per annotator
+    (:class:`qa.analytics.boundaries.FactTable`). Nothing per pixel.
     """
 
     def __init__(self, batch, options: TaskOptions, *, spill_dir=None):
@@ -190,6 +199,11 @@ class Reduce:
 
             self.consensus = ConsensusRows()
         self.findings: list = []
+        self.facts = None
+        if options.compare is not None:
+            from qa.analytics.boundaries import FactTable
+
+            self.facts = FactTable()
         self.images = 0
 
     def add(self, part: dict) -> None:
@@ -204,9 +218,11 @@ class Reduce:
             self.consensus.add(part["consensus"])
         if part["findings"] is not None:
             self.findings.extend(part["findings"])
+        if self.facts is not None:
+            self.facts.add(part["facts"])
 
     def finish(self) -> Reduced:
-        out = Reduced(alpha_counts=self.alpha)
+        out = Reduced(alpha_counts=self.alpha, facts=None if self.facts is None else self.facts.finish())
         if self.tables is not None:
             out.comparison = self.tables.finish()
         if self.semantic is not None:

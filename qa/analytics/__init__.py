@@ -134,7 +134,8 @@ def _records(df) -> list[dict]:
 def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = True, bootstrap: int = 1000,
             confidence: float = 0.95, seed: int = 0, min_score: float = 0.25,
             max_pixels: int | None = None, consensus: bool = True, workers: int | None = None,
-            progress=None, pack="default", executor=None, alpha_counts=None, consensus_result=None) -> Analytics:
+            progress=None, pack="default", executor=None, alpha_counts=None, consensus_result=None,
+            facts=None) -> Analytics:
     """Agreement analytics of a compared batch.
 
     Parameters
@@ -176,6 +177,9 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
         :mod:`qa.task`); the images are not decoded again.
     consensus_result : qa.analytics.consensus.Consensus, optional
         The consensus, already built (by the run's one pass over the images).
+    facts : dict, optional
+        Each object's occluded flag and vertex density (:func:`qa.analytics.boundaries.batch_facts`), when
+        already known.
 
     Returns
     -------
@@ -207,7 +211,7 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
         raise ConfigError(f"bootstrap must not be negative, got {bootstrap}")
     result = Analytics(settings={"alpha": bool(alpha), "bootstrap": int(bootstrap), "confidence": float(confidence),
                                  "seed": int(seed), "min_score": float(min_score)})
-    _aggregates(result, batch, comparison)
+    _aggregates(result, batch, comparison, facts)
     if alpha:
         _alpha(result, batch, comparison, bootstrap=bootstrap, confidence=confidence, seed=seed,
                max_pixels=max_pixels, workers=workers, progress=progress, executor=executor, counts=alpha_counts)
@@ -226,10 +230,10 @@ _TABLES = {"annotator_pair": "pairs", "annotator": "annotators", "category": "ca
            "size": "sizes", "annotator_size": "annotator_sizes", "occluded": "occluded", "batch": "batch"}
 
 
-def _aggregates(result: Analytics, batch, comparison) -> None:
+def _aggregates(result: Analytics, batch, comparison, facts=None) -> None:
     from qa.analytics.aggregate import aggregate
 
-    agg = aggregate(batch, comparison)
+    agg = aggregate(batch, comparison, facts=facts)
     engine = comparison.scores
     for scope, attr in _TABLES.items():
         table = agg.tables.get(scope)

@@ -624,3 +624,29 @@ def _outline_pairs(a_run_ptr, a_run_y, a_run_x0, a_run_x1, a_b4_ptr, a_b4y, a_b4
                                b_sx[sb0:sb1], b_sc[sb0:sb1],
                                tolerances, lengths, length_rank, percent)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _outline_lengths(edges, part_start, part_length, part_object, n_objects):
+    """The length of each object's polygon outline, summed as numpy and Python would: each part's edge
+    lengths by numpy's pairwise sum, then the parts one after the other.
+
+    Parameters
+    ----------
+    edges : (v,) float64
+        The length of every edge of every part, part after part.
+    part_start, part_length : (p,) int64
+        Part ``i``'s edges are ``edges[part_start[i]:part_start[i] + part_length[i]]`` (no empty part).
+    part_object : (p,) int64
+        The object of each part, in order (an object's parts are consecutive).
+    n_objects : int
+
+    Returns
+    -------
+    (n_objects,) float64
+        ``sum(float(part.sum()) for part in parts)``, 0 for an object without parts.
+    """
+    out = np.zeros(n_objects, dtype=np.float64)
+    for i in range(part_start.shape[0]):
+        out[part_object[i]] += _pairwise_sum(edges, part_start[i], part_length[i])
+    return out

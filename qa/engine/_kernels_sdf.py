@@ -650,3 +650,69 @@ def _outline_lengths(edges, part_start, part_length, part_object, n_objects):
     for i in range(part_start.shape[0]):
         out[part_object[i]] += _pairwise_sum(edges, part_start[i], part_length[i])
     return out
+
+
+@njit(cache=True, nogil=True)
+def _edge_pixels(mask):
+    """Pixels of a 0/1 window with a 4-neighbour outside the mask (or beyond the window), raster order."""
+    h, w = mask.shape
+    n = 0
+    ys = np.empty(h * w, dtype=np.int32)
+    xs = np.empty(h * w, dtype=np.int32)
+    for y in range(h):
+        for x in range(w):
+            if mask[y, x] == 0:
+                continue
+            if (y == 0 or mask[y - 1, x] == 0 or y == h - 1 or mask[y + 1, x] == 0 or x == 0
+                    or mask[y, x - 1] == 0 or x == w - 1 or mask[y, x + 1] == 0):
+                ys[n] = y
+                xs[n] = x
+                n += 1
+    return ys[:n].copy(), xs[:n].copy()
+
+
+@njit(cache=True, nogil=True)
+def _gap_d2(buf, starts, boxes, mine, others, x0, y0, x1, y1):
+    """The squared distance from the pixels of objects ``others`` to those of object ``mine`` within a
+    window of the image (one image's tight crops, :class:`qa.engine._masks.ObjectCrops`).
+
+    Returns ``(state, d2)``: state 0 when no pixel of ``others`` lies in the window, 1 when they overlap
+    ``mine``, 2 with ``d2`` the smallest squared distance between the two (exactly the square of the
+    Euclidean distance transform of the window outside ``mine``, at its nearest pixel of ``others``).
+
+    Notes
+    -----
+    The closest pair of two disjoint pixel sets lies on their edges: a pixel whose 4-neighbour towards
+    the other set belongs to its own set is farther than that neighbour. So only edge pixels are
+    compared, with the exact nearest-point search.
+    """
+    h = y1 - y0
+    w = x1 - x0
+    a = np.zeros((h, w), np.uint8)
+    b = np.zeros((h, w), np.uint8)
+    for which in range(2):
+        out = a if which == 0 else b
+        count = 1 if which == 0 else others.shape[0]
+        for q in range(count):
+            o = mine if which == 0 else others[q]
+            bx0 = boxes[o, 0]
+            by0 = boxes[o, 1]
+            cw = boxes[o, 2] - bx0
+            for y in range(max(by0, y0), min(boxes[o, 3], y1)):
+                row = starts[o] + (y - by0) * cw - bx0
+                for x in range(max(bx0, x0), min(boxes[o, 2], x1)):
+                    if buf[row + x] != 0:
+                        out[y - y0, x - x0] = 1
+    seen = False
+    for y in range(h):
+        for x in range(w):
+            if b[y, x] != 0:
+                seen = True
+                if a[y, x] != 0:
+                    return 1, 0.0
+    if not seen:
+        return 0, 0.0
+    ay, ax = _edge_pixels(a)
+    by, bx = _edge_pixels(b)
+    d2 = _nearest_d2(by, bx, ay, ax)
+    return 2, d2.min()

@@ -325,26 +325,23 @@ class ExportContext:
             lower, upper = lower[keep], upper[keep]
         if not len(lower):
             return share, by_things
+        from qa.engine._kernels_iou import _cover_counts
+
         order = np.argsort(lower, kind="stable")
         lower, upper = lower[order], upper[order]
         starts = np.flatnonzero(np.r_[True, lower[1:] != lower[:-1]])
-        ends = np.r_[starts[1:], len(lower)]
-        for s, e in zip(starts, ends):
-            obj = int(slot[lower[s]])
-            tops = upper[s:e]
-            mine, _ = crops.crop(obj)
-            win = tuple(int(v) for v in crops.boxes[obj])
-            is_thing = self.isthing[tops]
-            union = np.zeros_like(mine)
-            for t in tops[is_thing]:
-                _or_crop(crops, int(slot[t]), union, win)
-            by_things[obj] = np.count_nonzero(union & mine) / crops.areas[obj]
-            if is_thing.all():
+        ptr = np.r_[starts, len(lower)].astype(np.int64)
+        objs = slot[lower[starts]].astype(np.int64)
+        is_thing = self.isthing[upper]
+        # the union of the crops above each object, things first, counted in one kernel call
+        counts = _cover_counts(crops.buf, crops.starts, crops.boxes, objs, ptr, slot[upper].astype(np.int64),
+                               is_thing)
+        for k, obj in enumerate(objs.tolist()):
+            by_things[obj] = counts[k, 0] / crops.areas[obj]
+            if is_thing[ptr[k]:ptr[k + 1]].all():
                 share[obj] = by_things[obj]
-                continue
-            for t in tops[~is_thing]:  # stuff above adds to the cover, not to the cover by things
-                _or_crop(crops, int(slot[t]), union, win)
-            share[obj] = np.count_nonzero(union & mine) / crops.areas[obj]
+            else:  # stuff above adds to the cover, not to the cover by things
+                share[obj] = counts[k, 1] / crops.areas[obj]
         return share, by_things
 
     @property

@@ -287,6 +287,19 @@ def _run_pack(args):
     return args.gate if args.gate is not None else "default"
 
 
+def _run_options(args, *, format_options, executor, progress, outputs):
+    """``qa run``'s options as the run's :class:`qa.model.RunOptions`."""
+    from qa.model import RunOptions
+
+    return RunOptions(manifest=args.manifest, aliases=_parse_aliases(args.alias), max_pixels=args.max_pixels,
+                      pack=_run_pack(args), select=_selectors(args.select), ignore=_selectors(args.ignore),
+                      gate=args.gate, baseline=args.baseline, max_drop=args.max_drop, db=_db(args),
+                      store=not args.no_store, lock_timeout=args.lock_timeout, progress=progress,
+                      tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
+                      workers=args.workers, instances=args.instances, report=_report_path(args),
+                      format_options=format_options, outputs=outputs, executor=executor)
+
+
 def _cmd_run(args) -> int:
     from qa.pipeline import run
 
@@ -346,14 +359,8 @@ def _cmd_run(args) -> int:
         bar.start()
     try:
         try:
-            result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
-                         max_pixels=args.max_pixels, pack=_run_pack(args), select=_selectors(args.select),
-                         ignore=_selectors(args.ignore), gate=args.gate, baseline=args.baseline,
-                         max_drop=args.max_drop, db=_db(args), store=not args.no_store,
-                         lock_timeout=args.lock_timeout, progress=progress,
-                         tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
-                         workers=args.workers, instances=args.instances, report=_report_path(args),
-                         format_options=format_options, outputs=outputs, executor=dask)
+            result = run(*exports, options=_run_options(args, format_options=format_options, executor=dask,
+                                                        progress=progress, outputs=outputs))
         finally:
             if bar is not None:
                 bar.stop()

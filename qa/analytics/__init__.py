@@ -1,6 +1,6 @@
 """Agreement analytics: the engine's per-pair numbers turned into answers, as pandas DataFrames.
 
-:func:`analyse` is the entry point; it takes a :class:`~qa.pipeline.Run` (or a batch and its
+:func:`analyse` is the entry point; it takes a :class:`~qa.model.Run` (or a batch and its
 comparison) and returns :class:`Analytics`, a dataclass of DataFrames. Each sub-analysis is one module
 and one call in :func:`analyse`:
 
@@ -140,7 +140,7 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
 
     Parameters
     ----------
-    run_or_batch : qa.pipeline.Run or Batch
+    run_or_batch : qa.model.Run or Batch
         A run (its batch, comparison and rule violations are used), or a batch with ``comparison``.
     comparison : qa.engine.compare.Comparison, optional
         Needed when ``run_or_batch`` is a batch.

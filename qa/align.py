@@ -3,12 +3,30 @@
 Mismatches are findings, never exceptions:
 
 - ``ALN001`` an image is missing for some annotators;
-- ``ALN002`` annotators declare different sizes for one image (the minority is left out of comparison);
+- ``ALN002`` an export declares other sizes than the rest for some images, with another aspect ratio
+  (crops): one finding per export naming the sizes; the export is left out of comparison on them;
 - ``ALN003`` a category with objects is unknown to some annotator (neither declared nor used), or not
   in the declared category list;
 - ``ALN004`` a file name could not be paired unambiguously;
 - ``ALN005`` an export declares categories that no export has objects of and that other exports (or
-  the declared list) do not declare: one info finding per export, however many.
+  the declared list) do not declare: one info finding per export, however many;
+- ``ALN006`` an export shares no image with any other export (nothing of it is compared);
+- ``ALN007`` an export declared at another resolution (``rescale``) was scaled into the frame of the
+  others: one info finding per export with the factors;
+- ``ALN008`` an export labels some images at another size with the same aspect ratio: it is scaled
+  into the frame of the others, one warning per export with the factors;
+- ``ALN009`` with a reference: an annotator shares no compared image with it, so it gets no figure
+  against it (and no gate check per annotator).
+
+**Frames.** Each image's frame is the reference export's size when a reference labels it, else the
+size most exports declare. An export at another size is scaled into that frame (polygons exactly, masks
+by nearest-neighbour resampling: :mod:`qa.formats._scale`) when it is declared as rescaled or when its
+aspect ratio matches within a pixel; otherwise it is left out of comparison on those images, reported
+once per export with the sizes.
+
+**Keys.** Images pair by normalised file name; by base name when folders differ between tools; and by
+case-folded file stem when that pairs more images (raster exports, binary masks and label maps, are keyed
+by their PNG's stem: ``seg_b01`` pairs with a COCO file's ``seg_B01.png``).
 
 Only categories with objects count for ``ALN003``: a category an export lists but never uses cannot
 make objects fail to match, so a COCO export of 2 categories against a COCO panoptic export declaring
@@ -41,10 +59,17 @@ ALIGN_CODES: dict[str, tuple[str, str]] = {
     "ALN004": ("ambiguous-file-name", "a file name pairs with more than one image"),
     "ALN005": ("declared-only-categories", "an export declares categories no export has objects of and others "
                                            "do not declare"),
+    "ALN006": ("no-shared-images", "an export shares no image with any other export, so nothing of it is compared"),
+    "ALN007": ("export-rescaled", "an export declared at another resolution was scaled into the others' frame"),
+    "ALN008": ("export-scale-detected", "an export labels images at another size with the same aspect ratio and "
+                                        "was scaled into the others' frame"),
+    "ALN009": ("not-scored-against-reference", "an annotator labels none of the images the reference labels, so it "
+                                               "is not scored against it"),
 }
 
 ALIGN_SEVERITY: dict[str, str] = {"ALN001": "warning", "ALN002": "error", "ALN003": "warning",
-                                  "ALN004": "warning", "ALN005": "info"}
+                                  "ALN004": "warning", "ALN005": "info", "ALN006": "error", "ALN007": "info",
+                                  "ALN008": "warning", "ALN009": "warning"}
 """The one severity of each alignment code (what ``qa rules list`` shows)."""
 
 
@@ -190,6 +215,49 @@ def _rekey_by_basename(exports: list[Export]) -> tuple[bool, list[Finding]]:
     return not findings, findings
 
 
+RASTER_FORMATS = ("binary_masks", "labelmap")
+"""Formats whose image keys are their PNGs' case-folded stems (:func:`qa.formats.labelmap.pair_files`)."""
+
+
+def _stem(key: str, fmt: str) -> str:
+    """The case-folded file stem of an image key (a raster export's key is one already)."""
+    if fmt in RASTER_FORMATS:
+        return key.casefold()
+    return PurePosixPath(key).stem.casefold()
+
+
+def _rekey_by_stem(exports: list[Export]) -> bool:
+    """Whether images should pair by case-folded file stem: keys differ across exports, pairing by stem
+    pairs more images, and every stem is unique within each export."""
+    key_sets = [set(e.images) for e in exports]
+    if len(exports) < 2 or all(ks == key_sets[0] for ks in key_sets):
+        return False
+    stems = []
+    for e, keys in zip(exports, key_sets):
+        mine = {_stem(k, e.format) for k in keys}
+        if len(mine) != len(keys):
+            return False
+        stems.append(mine)
+
+    def paired(sets):
+        counts = Counter(k for ks in sets for k in ks)
+        return sum(1 for n in counts.values() if n > 1)
+
+    return paired(stems) > paired(key_sets)
+
+
+def _rekey(e: Export, key_of) -> None:
+    """Rewrite an export's image keys (images, objects, id maps) with ``key_of(old key)``."""
+    renamed = {key_of(k): k for k in e.images}
+    e.images = {new: e.images[old] for new, old in renamed.items()}
+    for new, image in e.images.items():
+        image.key = new
+    back = {old: new for new, old in renamed.items()}
+    for obj in e.objects:
+        obj.image = back.get(obj.image, obj.image)
+    e.id_maps = {back.get(k, k): v for k, v in e.id_maps.items()}
+
+
 def _names(names, shown: int = 5) -> str:
     """``'a', 'b' and 3 more``: the first few of a sorted list of names."""
     head = ", ".join(map(repr, names[:shown]))
@@ -243,8 +311,104 @@ def _category_findings(exports, names, known_by, mapping, canonical, declared) -
     return findings
 
 
+def _sizes(items, shown: int = 4) -> str:
+    """``seg_b01 900x321 (frame 1024x811), ... and 3 more``."""
+    parts = [f"{key} {w}x{h} (frame {fw}x{fh})" for key, (w, h), (fw, fh) in items[:shown]]
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(parts) + more
+
+
+def _factors(items) -> str:
+    """The distinct scalings of a list of ``(key, size, frame)``: ``512x256 -> 4096x2304 (x8, y9)``."""
+    seen = Counter((size, frame) for _, size, frame in items)
+    parts = []
+    for ((w, h), (fw, fh)), n in seen.most_common():
+        parts.append(f"{w}x{h} -> {fw}x{fh} (x{fw / w:.4g}, y{fh / h:.4g}; {n} image{'s' * (n != 1)})")
+    return "; ".join(parts)
+
+
+def same_aspect(size, frame) -> bool:
+    """Whether scaling ``size`` by one factor gives ``frame`` within a pixel on both axes.
+
+    Examples
+    --------
+    >>> same_aspect((512, 384), (1024, 768)), same_aspect((512, 256), (4096, 2304))
+    (True, False)
+    >>> same_aspect((333, 250), (1000, 751))  # rounded to whole pixels
+    True
+    """
+    (w, h), (fw, fh) = size, frame
+    return abs(w * fh / h - fw) <= 1.0 and abs(h * fw / w - fh) <= 1.0
+
+
+def _fit_frames(export: Export, items, *, declared: bool, total: int, findings: list) -> set:
+    """Scale an export's images at another size into their frames where it may be; return the keys left
+    out, with one finding per export for each outcome (ALN007, ALN008, ALN002)."""
+    from qa.formats._scale import scale_object
+
+    if declared:
+        scaled, crops = items, []
+    else:
+        scaled = [item for item in items if same_aspect(item[1], item[2])]
+        crops = [item for item in items if not same_aspect(item[1], item[2])]
+    failed: set = set()
+    if scaled:
+        keys = {key: (size, frame) for key, size, frame in scaled}
+        for obj in export.objects:
+            hit = keys.get(obj.image)
+            if hit is not None:
+                (w, h), (fw, fh) = hit
+                if not scale_object(obj, fw / w, fh / h, fh, fw):
+                    failed.add(obj.image)
+        if failed:  # panoptic segments are not scaled: those images stay out
+            crops += [item for item in scaled if item[0] in failed]
+            scaled = [item for item in scaled if item[0] not in failed]
+        for key, (w, h), (fw, fh) in scaled:
+            image = export.images[key]
+            image.scaled_from = (w, h)
+            image.width, image.height = fw, fh
+        if scaled:
+            n = len(scaled)
+            how = ("declared at another resolution (rescale)" if declared else
+                   "at another size with the same aspect ratio")
+            findings.append(_finding(
+                "ALN007" if declared else "ALN008",
+                f"{export.annotator} labels {n} of {total} image{'s' * (total != 1)} {how}: scaled into the frame "
+                f"of the others, {_factors(scaled)}; polygons scale exactly, masks by nearest neighbour (their "
+                f"outlines move by up to half a source pixel)", annotator=export.annotator, image=scaled[0][0]))
+    if crops:
+        n = len(crops)
+        why = ("panoptic PNGs are not resampled" if failed and len(failed) == n else
+               "another aspect ratio (a crop or another frame cannot be scaled)")
+        if not declared:
+            why += "; declare rescale for a resized export"
+        findings.append(_finding(
+            "ALN002", f"image sizes disagree: {export.annotator} declares other sizes on {n} of {total} "
+                      f"image{'s' * (total != 1)}, {why}: {_sizes(crops)}; {export.annotator} is left out of "
+                      f"comparison on them", annotator=export.annotator, image=crops[0][0]))
+    return {key for key, _, _ in crops}
+
+
+def _isolated(exports: list[Export]) -> list[Finding]:
+    """ALN006 for each export none of whose image keys another export has (images left out for their
+    size are ALN002's)."""
+    if len(exports) < 2:
+        return []
+    shared = Counter(k for e in exports for k in e.images)
+    out = []
+    for e in exports:
+        if e.images and not any(shared[k] > 1 for k in e.images):
+            others = [o for o in exports if o is not e and o.images]
+            example = next(iter(e.images))
+            hint = (f"; its image keys look like {example!r}, the others' like {next(iter(others[0].images))!r}"
+                    if others else "")
+            out.append(_finding("ALN006", f"{e.annotator} shares no image with any other export, so nothing of it "
+                                          f"is compared{hint}", annotator=e.annotator))
+    return out
+
+
 def align(exports: list[Export], *, aliases: dict | None = None,
-          categories: list[str] | None = None) -> Batch:
+          categories: list[str] | None = None, reference: str | None = None, rescale=()) -> Batch:
     """Pair the images and categories of several exports.
 
     Parameters
@@ -256,6 +420,11 @@ def align(exports: list[Export], *, aliases: dict | None = None,
     categories : list of str, optional
         The declared category list. Objects whose canonical category is not in it are reported
         (``ALN003``) and kept.
+    reference : str, optional
+        The reference export: its size is the frame of every image it labels.
+    rescale : collection of str, optional
+        Annotators whose exports are declared at another resolution: their images at another size are
+        scaled into the frame whatever the aspect ratio (see the module's notes on frames).
 
     Returns
     -------
@@ -315,35 +484,54 @@ def align(exports: list[Export], *, aliases: dict | None = None,
     findings.extend(ambiguous)
     if rekey:
         for e in exports:
-            renamed = {PurePosixPath(k).name: k for k in e.images}
-            e.images = {base: e.images[full] for base, full in renamed.items()}
-            for base, image in e.images.items():
-                image.key = base
-            back = {full: base for base, full in renamed.items()}
-            for obj in e.objects:
-                obj.image = back.get(obj.image, obj.image)
-            e.id_maps = {back.get(k, k): v for k, v in e.id_maps.items()}
+            _rekey(e, lambda k: PurePosixPath(k).name)
+    if _rekey_by_stem(exports):
+        for e in exports:
+            _rekey(e, lambda k, fmt=e.format: _stem(k, fmt))
 
     images = {}
     coverage = {}
+    other_size: dict[str, list] = defaultdict(list)  # annotator -> [(key, (w, h), frame)]
+    frame_of: dict[str, tuple[int, int]] = {}
     all_keys = sorted({k for e in exports for k in e.images})
     for key in all_keys:
         holders = [e for e in exports if key in e.images]
         sizes = Counter((e.images[key].width, e.images[key].height) for e in holders)
-        majority, _ = sizes.most_common(1)[0]
-        agreeing = [e for e in holders if (e.images[key].width, e.images[key].height) == majority]
-        if len(sizes) > 1:
-            detail = ", ".join(f"{e.annotator} {e.images[key].width}x{e.images[key].height}" for e in holders)
-            out = sorted(e.annotator for e in holders if e not in agreeing)
-            findings.append(_finding("ALN002",
-                                     f"image sizes disagree ({detail}); {', '.join(out)} left out of comparison "
-                                    "for this image", image=key))
+        frame, _ = sizes.most_common(1)[0]
+        ref = next((e for e in holders if e.annotator == reference), None)
+        if ref is not None:
+            frame = (ref.images[key].width, ref.images[key].height)
+        frame_of[key] = frame
+        for e in holders:
+            size = (e.images[key].width, e.images[key].height)
+            if size != frame:
+                other_size[e.annotator].append((key, size, frame))
         if len(holders) < len(exports):
             missing = sorted(set(names) - {e.annotator for e in holders})
             findings.append(_finding("ALN001",
                                      f"image is not labelled by {', '.join(missing)}", image=key))
-        images[key] = agreeing[0].images[key]
-        coverage[key] = tuple(e.annotator for e in agreeing)
+    left_out: dict[str, set] = {}
+    by_name = {e.annotator: e for e in exports}
+    for name, items in other_size.items():
+        left_out[name] = _fit_frames(by_name[name], items, declared=name in set(rescale or ()),
+                                     total=len(by_name[name].images), findings=findings)
+    for key in all_keys:
+        holders = [e for e in exports if key in e.images and key not in left_out.get(e.annotator, ())]
+        first = next((e for e in holders if (e.images[key].width, e.images[key].height) == frame_of[key]),
+                     holders[0] if holders else None)
+        images[key] = (first or next(e for e in exports if key in e.images)).images[key]
+        coverage[key] = tuple(e.annotator for e in holders)
+    findings.extend(_isolated(exports))
+    if reference is not None and reference in names:
+        scored = {a for holders in coverage.values() if reference in holders for a in holders}
+        reference_images = sum(reference in holders for holders in coverage.values())
+        for e in exports:
+            if e.annotator != reference and e.images and e.annotator not in scored:
+                findings.append(_finding(
+                    "ALN009", f"{e.annotator} labels none of the {reference_images} "
+                              f"image{'s' * (reference_images != 1)} the reference "
+                              f"{reference} labels, so it is not scored against it (no figure, no gate check "
+                              "per annotator)", annotator=e.annotator))
     return Batch(
         annotators=names,
         exports={e.annotator: e for e in exports},

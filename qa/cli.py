@@ -164,6 +164,8 @@ def _print_summary(summary: dict) -> None:
         print()
         _print_pairs(summary["pairs"])
     _print_analytics(summary.get("analytics"))
+    _print_reference(summary.get("reference"))
+    _print_attributes(summary.get("attributes"))
     _print_boundaries(summary)
     _print_violation_table(summary)
 
@@ -213,6 +215,20 @@ def _add_run(sub) -> None:
     p.add_argument("--instances", choices=("classes", "components"), default="classes",
                    help="label maps: match one object per class (default) or per connected component of "
                         "each thing class")
+    p.add_argument("--reference", metavar="NAME",
+                   help="score every annotator against this one (a gold set; it may label only some images), "
+                        "or 'consensus': each against the consensus of the others, built in the run")
+    p.add_argument("--pairs", choices=("reference", "all"),
+                   help="with --reference: compare each annotator with the reference only (default) or every "
+                        "pair too")
+    p.add_argument("--consensus-method", choices=("vote", "staple"), default="vote",
+                   help="--reference consensus: pixel vote (default) or STAPLE")
+    p.add_argument("--rescale", action="append", default=[], metavar="NAME",
+                   help="NAME's export labels the images at another resolution: scale it into the reference's "
+                        "frame whatever its aspect ratio; repeatable")
+    p.add_argument("--attribute", action="append", default=[], metavar="NAME=LEVEL",
+                   help="agree on object attribute NAME at level nominal or ordinal (default: inferred from "
+                        "the values); repeatable")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="write object_pairs, image_pairs and scores as Parquet files into DIR")
     _add_store_options(p)
@@ -280,6 +296,16 @@ def _parse_aliases(items: list[str]) -> dict[str, list[str]]:
     return aliases
 
 
+def _parse_attributes(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, level = item.partition("=")
+        if not sep or not name or level not in ("nominal", "ordinal"):
+            raise UsageError(f"--attribute {item!r} is not NAME=nominal or NAME=ordinal")
+        out[name] = level
+    return out
+
+
 def _run_pack(args):
     """The rule pack of ``qa run``: ``--pack``, else the ``--gate`` pack, else the built-in default."""
     if args.pack is not None:
@@ -297,7 +323,9 @@ def _run_options(args, *, format_options, executor, progress, outputs):
                       store=not args.no_store, lock_timeout=args.lock_timeout, progress=progress,
                       tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
                       workers=args.workers, instances=args.instances, report=_report_path(args),
-                      format_options=format_options, outputs=outputs, executor=executor)
+                      format_options=format_options, outputs=outputs, executor=executor,
+                      reference=args.reference, pairs=args.pairs, rescale=tuple(args.rescale or ()),
+                      attributes=_parse_attributes(args.attribute), consensus_method=args.consensus_method)
 
 
 def _cmd_run(args) -> int:
@@ -459,6 +487,57 @@ def _print_analytics(analytics: dict | None, *, top: int = 10) -> None:
             [[q["rank"], fmt(q["score"], 2), q["image"] or "",
               "" if q.get("object_index") is None else f"{q['annotator']}#{q['object_index']}", q["reason"],
               q["detail"]] for q in queue], left=0))
+
+
+# --- qa run: against the reference, attributes -----------------------------------------------------------
+
+_REFERENCE_COLUMNS = ("images", "f1", "precision", "recall", "label_accuracy", "mask_iou_mean", "image_iou_mean",
+                      "boundary_f_2px_mean", "boundary_iou_mean", "signed_offset_px_mean", "pq")
+
+
+def _print_reference(reference: dict | None) -> None:
+    """Each annotator against the reference: counts, F1 with its interval, IoU, boundary F, PQ."""
+    if not reference or not reference.get("annotators"):
+        return
+    from qa import metric_registry
+    from qa.analytics.reference import interval_text
+
+    rows = reference["annotators"]
+    columns = [c for c in _REFERENCE_COLUMNS if any(r.get(c) is not None for r in rows)]
+    print()
+    print(visible(f"against the reference ({reference['reference']}); F1 with its 95% bootstrap interval over "
+                  "images:"))
+    print(render_table(
+        ["annotator", *[metric_registry.short(c) for c in columns], "F1 interval"],
+        [[r["annotator"], *[metric_registry.format_value(c, r.get(c)) for c in columns],
+          interval_text(r.get("f1"), r.get("f1_ci_low"), r.get("f1_ci_high")).partition(" ")[2] or "-"]
+         for r in rows], left=1))
+
+
+def _print_attributes(attributes: dict | None) -> None:
+    """Agreement per attribute: level (declared or inferred), pairs, agreement, accuracy, kappa, alpha."""
+    if not attributes or not attributes.get("attributes"):
+        return
+    rows = attributes["attributes"]
+
+    def fmt(value):
+        return "-" if value is None else f"{value:.3f}"
+
+    used = [r for r in rows if r.get("used")]
+    print()
+    print("attributes (matched objects):")
+    if used:
+        print(render_table(["attribute", "level", "how", "pairs", "agreement", "accuracy", "kappa", "alpha"],
+                           [[r["attribute"], r["level"], r["how"], r.get("pairs") or 0,
+                             fmt(r.get("attribute_agreement_share")), fmt(r.get("accuracy")), fmt(r.get("kappa")),
+                             fmt(r.get("alpha"))] for r in used], left=3))
+    kinds = sorted({r.get("kappa_kind") for r in used if r.get("kappa_kind")})
+    if kinds:
+        print(visible(f"kappa: {'; '.join(kinds)}; alpha: Krippendorff's, at the attribute's level, over the "
+                      "clusters of matched objects"))
+    left = [r for r in rows if not r.get("used")]
+    if left:
+        print("left out: " + "; ".join(f"{r['attribute']} ({r['reason']})" for r in left))
 
 
 # --- qa run: per-class agreement and boundary findings ------------------------------------------------
@@ -746,16 +825,12 @@ def _add_diff(sub) -> None:
 
 
 def _cmd_diff(args) -> int:
-    from qa.store import DIFF_SCOPES, diff
+    from qa.store import DIFF_SCOPES, diff, diff_changes
 
     with _open_store(args) as store:
         d = diff(store, args.run_a, args.run_b, scopes=args.scope or DIFF_SCOPES)
-    counts, scores, inputs = d["counts"], d["scores"], d["inputs"]
-    if not args.all:
-        counts = counts[counts["delta"] != 0]
-        changed = scores["delta"].isna() & ~(scores["a"].isna() & scores["b"].isna())
-        scores = scores[changed | (scores["delta"].abs() > 1e-12)]
-        inputs = inputs[inputs["status"] != "same"]
+    shown = d if args.all else diff_changes(d)
+    counts, scores, inputs = shown["counts"], shown["scores"], shown["inputs"]
     if args.output_format == "json":
         print(json.dumps({"a": d["a"], "b": d["b"],
                           **{k: json.loads(v.to_json(orient="records", date_format="iso"))
@@ -1035,6 +1110,70 @@ def _cmd_report(args) -> int:
     return EXIT_OK
 
 
+# --- qa serve -----------------------------------------------------------------------------------------
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="Serve the run store as pages and a JSON API (a job queue for batches).",
+                       description="Serve the run store over HTTP: pages for runs, annotators and categories "
+                                   "across runs, and a JSON API to submit a batch and poll its verdict "
+                                   "(docs/serve.md). Listens on 127.0.0.1:8000 unless told otherwise; writes "
+                                   "need the token (QA_TOKEN or --token-file), and so does every request when "
+                                   "it listens beyond the loopback. Needs the serve extra: "
+                                   "pip install 'annotation-qa[serve]'.",
+                       epilog=EPILOG_NO_GATE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="the port (default 8000)")
+    p.add_argument("--token-file", type=Path, metavar="PATH",
+                   help="a file whose first line is the token (default: $QA_TOKEN; none: read-only)")
+    p.add_argument("--root", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder submitted manifests (and their exports) may lie in; repeatable")
+    p.add_argument("--jobs-dir", type=Path, metavar="DIR",
+                   help="the job queue and uploads (default: <store>.jobs beside the store)")
+    p.add_argument("--max-upload", type=int, default=512, metavar="MB", help="largest zip upload (default 512 MB)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes per run (default: one per CPU)")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="send each run's per-image work to a Dask cluster: tcp://host:8786, or local:N "
+                        "(default: $DASK_SCHEDULER_ADDRESS, else the local pool; docs/scale.md)")
+    p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
+                   help="uvicorn's log level (default warning)")
+    _add_store_options(p)
+    p.set_defaults(handler=_cmd_serve)
+
+
+def _cmd_serve(args) -> int:
+    if not 0 < args.port < 65536:
+        raise UsageError("--port must lie between 1 and 65535")
+    if args.max_upload <= 0:
+        raise UsageError("--max-upload must be a positive number of MB")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.workers is not None and args.dask is not None:
+        raise UsageError("--workers sizes the local pool and --dask names a cluster; give one of them")
+    dask = args.dask
+    if dask is None and args.workers is None:
+        dask = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise UsageError("qa serve needs the serve extra: pip install 'annotation-qa[serve]'") from None
+    for root in args.root:
+        if not root.is_dir():
+            raise UsageError(f"--root {root}: not a folder")
+    from qa.serve.app import Config, serve
+    from qa.serve.auth import load_token
+    from qa.serve.uploads import Limits
+
+    config = Config(db=_db(args), host=args.host, port=args.port, token=load_token(args.token_file),
+                    roots=list(args.root), jobs_dir=args.jobs_dir, workers=args.workers, dask=dask,
+                    limits=Limits(upload_bytes=args.max_upload * 2**20), lock_timeout=args.lock_timeout)
+    _err(f"qa serve: {config.db} on http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/ "
+         f"({'writes need the token' if config.token else 'read-only: no token'}"
+         f"{', roots ' + ', '.join(map(str, config.roots)) if config.roots else ''})")
+    serve(config, log_level=args.log_level)
+    return EXIT_OK
+
+
 # --- qa synth -----------------------------------------------------------------------------------------
 
 def _add_synth(sub) -> None:
@@ -1216,6 +1355,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_consensus(sub)
     _add_report(sub)
+    _add_serve(sub)
     return parser
 
 

@@ -20,6 +20,29 @@
 
     [aliases]                         # canonical name = [exact names, globs, "re:" regexes]
     car = ["car_*", "re:^a?car_\\\\d+$", "auto"]
+
+A reference (a gold set, a senior annotator) is an export with ``role = "reference"``; every other export
+is scored against it (``pairs = "all"`` at the top also compares the annotators with each other). An
+export at another resolution of the same images has ``rescale = true``. Object attributes are agreed on
+at a declared level of measurement:
+
+.. code-block:: toml
+
+    pairs = "reference"               # or "all"
+
+    [[exports]]
+    annotator = "gold"
+    path = "GoldStandard"
+    role = "reference"
+
+    [[exports]]
+    annotator = "crowd1"
+    path = "crowd/1.json"
+    rescale = true                    # labelled on a resized copy: scaled into the reference's frame
+
+    [attributes]                      # name = "nominal" or "ordinal" (default: inferred)
+    calcification = "nominal"
+    malignancy = "ordinal"
 """
 
 from __future__ import annotations
@@ -44,6 +67,10 @@ class ExportSpec:
     path: Path
     format: str | None = None
     options: dict = field(default_factory=dict)
+    role: str | None = None
+    """``"reference"`` for the export every other is scored against; None for an annotator."""
+    rescale: bool = False
+    """Whether the export labels the images at another resolution (scaled into the reference's frame)."""
 
 
 @dataclass(slots=True)
@@ -57,6 +84,13 @@ class Manifest:
     categories: list[str] | None = None
     max_pixels: int | None = None
     path: Path | None = None
+    pairs: str | None = None
+    attributes: dict = field(default_factory=dict)
+
+    @property
+    def reference(self) -> str | None:
+        """The annotator of the export whose role is ``"reference"``, if any."""
+        return next((e.annotator for e in self.exports if e.role == "reference"), None)
 
 
 def _read_classes(doc: dict, path: Path) -> list[dict] | None:
@@ -77,7 +111,7 @@ def parse_spec(text: str) -> ExportSpec:
     Examples
     --------
     >>> parse_spec("alice=exports/a.json")
-    ExportSpec(annotator='alice', path=PosixPath('exports/a.json'), format=None, options={})
+    ExportSpec(annotator='alice', path=PosixPath('exports/a.json'), format=None, options={}, role=None, rescale=False)
     """
     name, sep, path = str(text).partition("=")
     if sep and name and "/" not in name and "\\" not in name:
@@ -85,8 +119,11 @@ def parse_spec(text: str) -> ExportSpec:
     return ExportSpec(annotator=None, path=Path(text))
 
 
-_TOP_KEYS = {"name", "description", "categories", "max_pixels", "exports", "aliases"}
-_EXPORT_KEYS = {"annotator", "path", "format", "options"}
+_TOP_KEYS = {"name", "description", "categories", "max_pixels", "exports", "aliases", "pairs", "attributes"}
+_EXPORT_KEYS = {"annotator", "path", "format", "options", "role", "rescale"}
+ROLES = ("reference", "annotator")
+LEVELS = ("nominal", "ordinal")
+"""Levels of measurement an attribute may be declared at."""
 
 
 def read_manifest(path) -> Manifest:
@@ -143,8 +180,27 @@ def read_manifest(path) -> Manifest:
         if classes is not None and (raw.get("format") == "labelmap" or (
                 raw.get("format") is None and (path.parent / raw["path"]).is_dir())):
             options.setdefault("classes", classes)  # folders of PNGs given a class table are label maps
+        role = raw.get("role")
+        if role is not None and role not in ROLES:
+            raise ConfigError(f"role must be one of {', '.join(map(repr, ROLES))}, got {role!r}", path=path,
+                              where=where)
+        if role == "reference" and not isinstance(raw.get("annotator"), str):
+            raise ConfigError("the reference export needs an 'annotator' name", path=path, where=where)
+        if "rescale" in raw and not isinstance(raw["rescale"], bool):
+            raise ConfigError("'rescale' must be true or false", path=path, where=where)
         exports.append(ExportSpec(annotator=raw.get("annotator"), path=path.parent / raw["path"],
-                                  format=raw.get("format"), options=options))
+                                  format=raw.get("format"), options=options,
+                                  role=None if role == "annotator" else role, rescale=bool(raw.get("rescale"))))
+    references = [e.annotator for e in exports if e.role == "reference"]
+    if len(references) > 1:
+        raise ConfigError(f"{len(references)} exports have role = 'reference' ({', '.join(references)}); give "
+                          "one", path=path)
+    pairs = doc.get("pairs")
+    if pairs is not None and pairs not in ("reference", "all"):
+        raise ConfigError(f"'pairs' must be 'reference' or 'all', got {pairs!r}", path=path)
+    attributes = doc.get("attributes", {})
+    if not isinstance(attributes, dict) or not all(v in LEVELS for v in attributes.values()):
+        raise ConfigError("'attributes' must be a table of name = \"nominal\" or \"ordinal\"", path=path)
     aliases = doc.get("aliases", {})
     if not isinstance(aliases, dict):
         raise ConfigError("'aliases' must be a table of name = [patterns]", path=path)
@@ -165,4 +221,5 @@ def read_manifest(path) -> Manifest:
         if key in doc and not isinstance(doc[key], str):
             raise ConfigError(f"{key!r} must be a string", path=path)
     return Manifest(exports=exports, name=doc.get("name"), description=doc.get("description"), aliases=aliases,
-                    categories=categories, max_pixels=max_pixels, path=path)
+                    categories=categories, max_pixels=max_pixels, path=path, pairs=pairs,
+                    attributes=dict(attributes))

@@ -72,14 +72,19 @@ SCOPES: Mapping = MappingProxyType({s.name: s for s in (
     Scope("category_pair", "road|sidewalk", "the boundary where two categories meet (names sorted), over every pair"),
     Scope("annotator_category_pair", "alice|road|sidewalk", "one annotator's side of a category-pair boundary"),
     Scope("annotator_pair_category", "alice|bob|road", "one category in one pair of annotators (class maps)"),
+    Scope("attribute", "malignancy", "one object attribute, over the matched objects of every annotator"),
+    Scope("annotator_attribute", "alice|malignancy", "one annotator's values of one attribute against the "
+          "reference's"),
 )})
 """Every scope of the scores table, in the order the docs list them."""
 
 PARAMETERS: Mapping = MappingProxyType({
     "t": r"\d+(?:p\d+)?px",
     "q": r"\d{1,2}",
-    "reason": r"low_agreement|unmatched|label_disagreement|low_iou|boundary_offset|rule_error",
+    "reason": r"low_agreement|unmatched|label_disagreement|attribute_mismatch|low_iou|boundary_offset|rule_error",
     "severity": r"error|warning|info",
+    "figure": r"f1|precision|recall|label_accuracy|mask_iou_mean|image_iou_mean|boundary_f_\d+(?:p\d+)?px_mean"
+              r"|boundary_iou_mean|nsd_\d+(?:p\d+)?px_mean|signed_offset_px_mean|pq",
 })
 """What each placeholder of a name pattern stands for: ``{t}`` a boundary tolerance label (``2px``,
 ``1p5px`` for 1.5 px), ``{q}`` a percentile, ``{reason}`` a review-queue reason, ``{severity}`` a
@@ -87,7 +92,10 @@ finding severity."""
 
 EXAMPLES: Mapping = MappingProxyType({"t": ("1px", "2px", "4px"), "q": ("10", "25", "75", "90"),
                                       "reason": PARAMETERS["reason"].split("|"),
-                                      "severity": PARAMETERS["severity"].split("|")})
+                                      "severity": PARAMETERS["severity"].split("|"),
+                                      "figure": ("f1", "precision", "recall", "label_accuracy", "mask_iou_mean",
+                                                 "image_iou_mean", "boundary_f_2px_mean", "boundary_iou_mean",
+                                                 "nsd_2px_mean", "signed_offset_px_mean", "pq")})
 """Values each placeholder takes in a default run (the default tolerances are 1, 2 and 4 px)."""
 
 
@@ -185,6 +193,8 @@ ROLES = ("annotator_pair", "annotator", "annotator_size", "batch")
 SYMMETRIC = ("category", "image", "size", "occluded")
 """The aggregate scopes that pool both sides (unmatched instead of missing and extra)."""
 CONSENSUS = ("annotator_consensus",)
+REFERENCE = ("annotator", "category", "image", "batch")
+"""The scopes :mod:`qa.analytics.reference` fills against a reference (``runs.settings.reference``)."""
 
 _HEAT = ("heat", 0.5, 1.0)
 _HEAT01 = ("heat", 0.0, 1.0)
@@ -200,16 +210,19 @@ _SEM = "qa.engine.semantic"
 _METRICS: tuple[Metric, ...] = (
     # --- counts of the object matching ---------------------------------------------------------------
     Metric("images", "images", "Images compared: labelled by both annotators of the pair (or by the annotator "
-           "and the consensus).", "count", "images", "none", scopes=("annotator_pair", "annotator_consensus"),
-           source=_ENGINE),
+           "and the consensus); against a reference, the images the annotator was scored on (honeypots: the ones "
+           "the reference labels).", "count", "images", "none",
+           scopes=("annotator_pair", "annotator_consensus", "annotator", "category", "batch"), source=_ENGINE),
     Metric("matched", "matched", "Object pairs matched one to one (IoU at or above the matching threshold, "
            "label-agnostic).", "count", "object pairs", "none", scopes=AGGREGATE + CONSENSUS,
            tables=("image_pair_scores.matched",), source=_ENGINE),
     Metric("missing", "missing", "Objects of the first annotator of the pair (or the others', seen from an "
-           "annotator) with no match on the other side.", "count", "objects", "lower", scopes=ROLES + CONSENSUS,
+           "annotator) with no match on the other side; against a reference, the reference's objects the annotator did "
+           "not draw.", "count", "objects", "lower", scopes=ROLES + CONSENSUS + ("category", "image"),
            tables=("image_pair_scores.missing",), source=_ENGINE),
     Metric("extra", "extra", "Objects of the second annotator of the pair (or the annotator's own) with no "
-           "match on the other side.", "count", "objects", "lower", scopes=ROLES + CONSENSUS,
+           "match on the other side; against a reference, the annotator's objects the reference does not have.",
+           "count", "objects", "lower", scopes=ROLES + CONSENSUS + ("category", "image"),
            tables=("image_pair_scores.extra",), source=_ENGINE),
     Metric("unmatched", "unmatched", "Objects without a counterpart, both sides together (missing plus extra).",
            "count", "objects", "lower", scopes=SYMMETRIC, source=_AGG),
@@ -258,7 +271,7 @@ _METRICS: tuple[Metric, ...] = (
            tables=("object_matches.boundary_f_{t}", "image_pair_scores.metrics", "boundary_disagreement.metrics"),
            source=_ENGINE, object_column="boundary_f_{t}"),
     Metric("nsd_{t}_mean", "NSD {t}", "Mean normalised surface distance (surface Dice) at tolerance {t} over "
-           "the matched object pairs.", "mean", "", "higher", _HEAT, scopes=C_PAIR,
+           "the matched object pairs.", "mean", "", "higher", _HEAT, scopes=AGGREGATE,
            tables=("object_matches.nsd_{t}", "image_pair_scores.metrics", "boundary_disagreement.metrics"),
            source=_ENGINE, object_column="nsd_{t}"),
     Metric("boundary_iou_mean", "boundary IoU", "Mean boundary IoU (Cheng et al. 2021) over the matched object "
@@ -361,6 +374,42 @@ _METRICS: tuple[Metric, ...] = (
            "size bin (BoundaryAnalysis.bins).", "mean", "px", "lower", source=_BOUND),
     Metric("matched_share", "matched share", "2 matched / all objects of an object size bin "
            "(BoundaryAnalysis.bins).", "share", "", "higher", _HEAT, source=_BOUND),
+    # --- against a reference ----------------------------------------------------------------------------
+    Metric("precision", "precision", "Against a reference: matched / (matched + extra), the share of the "
+           "annotator's objects the reference has.", "share", "", "higher", _HEAT, scopes=REFERENCE,
+           source="qa.analytics.reference"),
+    Metric("recall", "recall", "Against a reference: matched / (matched + missing), the share of the "
+           "reference's objects the annotator drew.", "share", "", "higher", _HEAT, scopes=REFERENCE,
+           source="qa.analytics.reference"),
+    Metric("f1", "F1", "Against a reference: 2 matched / (2 matched + missing + extra), the harmonic mean of "
+           "object precision and recall (matching is label-agnostic).", "share", "", "higher", _HEAT,
+           scopes=REFERENCE, source="qa.analytics.reference"),
+    Metric("label_accuracy", "label accuracy", "Against a reference: the share of matched pairs whose "
+           "categories agree.", "share", "", "higher", _HEAT, short="label acc.", scopes=REFERENCE,
+           source="qa.analytics.reference"),
+    Metric("{figure}_ci_low", "{figure} interval low", "Lower end of the percentile bootstrap interval over "
+           "images of a figure against the reference.", "statistic", "", "none", scopes=REFERENCE[:2],
+           source="qa.analytics.reference"),
+    Metric("{figure}_ci_high", "{figure} interval high", "Upper end of the percentile bootstrap interval over "
+           "images of a figure against the reference.", "statistic", "", "none", scopes=REFERENCE[:2],
+           source="qa.analytics.reference"),
+    # --- attributes -------------------------------------------------------------------------------------
+    Metric("attribute_pairs", "attribute pairs", "Matched object pairs where both objects carry the "
+           "attribute.", "count", "object pairs", "none", scopes=("attribute", "annotator_attribute"),
+           source="qa.analytics.attributes"),
+    Metric("attribute_agreement_share", "attribute agreement", "Share of the matched pairs (both objects "
+           "carrying the attribute) whose values agree.", "share", "", "higher", _HEAT,
+           scopes=("attribute",), source="qa.analytics.attributes"),
+    Metric("attribute_accuracy", "attribute accuracy", "Against a reference: share of the annotator's matched "
+           "objects whose attribute value equals the reference object's.", "share", "", "higher", _HEAT,
+           scopes=("annotator_attribute", "attribute"), source="qa.analytics.attributes"),
+    Metric("attribute_kappa", "attribute κ", "Cohen's kappa of two annotators' attribute values over their "
+           "matched pairs (quadratic weights for an ordinal attribute); with more annotators, Fleiss' kappa "
+           "(nominal) over the objects every annotator drew.", "statistic", "", "higher", _HEAT01,
+           scopes=("attribute",), source="qa.analytics.attributes"),
+    Metric("attribute_alpha", "attribute α", "Krippendorff's alpha of the attribute's values over the "
+           "clusters of matched objects, at the attribute's level of measurement (nominal or ordinal).",
+           "statistic", "", "higher", _HEAT01, scopes=("attribute",), source="qa.analytics.attributes"),
     # --- review queue and findings --------------------------------------------------------------------
     Metric("review_items", "review items", "Images and objects in the review queue.", "count", "items", "lower",
            scopes=("batch",), source="qa.analytics.review"),
@@ -410,6 +459,7 @@ def _fill(text: str, params) -> str:
     for key, value in params.items():
         shown = value[:-2].replace("p", ".") + "px" if key == "t" else value
         shown = shown.replace("_", " ") if key == "reason" else shown
+        shown = label(value) if key == "figure" else shown
         text = text.replace("{" + key + "}", shown)
     return text
 

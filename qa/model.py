@@ -23,7 +23,9 @@ if TYPE_CHECKING:  # the stages' result types, named in Run's fields only (this 
     import pandas as pd
 
     from qa.analytics import Analytics
+    from qa.analytics.attributes import AttributeAgreement
     from qa.analytics.boundaries import BoundaryAnalysis
+    from qa.analytics.reference import ReferenceScores
     from qa.engine.compare import Comparison
     from qa.engine.semantic import SemanticComparison
     from qa.gate import Verdict
@@ -81,6 +83,8 @@ class Image:
 
     ``key`` is the normalised file name used to pair images across annotators; ``path`` is the image
     file on disk when the export's folder holds it (only then can a report show pixels).
+    ``scaled_from`` is the ``(width, height)`` the export declared when alignment scaled its labels into
+    another export's frame of the same image (``width`` and ``height`` are then the new frame's).
     """
 
     key: str
@@ -89,6 +93,7 @@ class Image:
     height: int
     path: Path | None = None
     source: Source | None = None
+    scaled_from: tuple[int, int] | None = None
 
 
 @dataclass(slots=True)
@@ -211,6 +216,11 @@ class Batch:
     alias_report: dict = field(default_factory=dict)
     name: str | None = None
     description: str | None = None
+    reference: str | None = None
+    """The reference export every other is scored against (``--reference``, ``role = "reference"``), if any."""
+    attribute_levels: dict = field(default_factory=dict)
+    """Declared levels of measurement of object attributes, ``{name: "nominal" | "ordinal"}`` (the manifest's
+    ``[attributes]``, ``--attribute NAME=LEVEL``)."""
 
     def objects(self, annotator: str | None = None, image: str | None = None) -> list[Object]:
         """Objects of one annotator and/or one image, in export order."""
@@ -308,6 +318,24 @@ class RunOptions:
         ``progress(stage, done, total)`` (:data:`Progress`).
     outputs : callable, optional
         ``outputs(run, staged)`` writes further files of the run through ``staged.write(path, content)``.
+    run_id : str, optional
+        The run's id (default: made from the start time, :func:`new_run_id`). ``qa serve`` gives each
+        job's run its id before it starts, so a job whose server stopped can be told stored or not.
+    reference : str, optional
+        The annotator every other is scored against (a gold set; the manifest's ``role = "reference"``),
+        or ``"consensus"``: each annotator against the consensus of the others, built in the run
+        (:mod:`qa.analytics.reference`); the reference may label a subset of the images (honeypots).
+    pairs : {"reference", "all"}, optional
+        With a reference: compare only each annotator with it where it labels the image (default), or
+        every pair too.
+    rescale : tuple of str, default ()
+        Annotators whose exports are at another resolution of the same images: scaled into the
+        reference's frame (:func:`qa.align.align`).
+    attributes : dict, optional
+        ``{attribute: "nominal" | "ordinal"}``: levels of measurement for attribute agreement
+        (:mod:`qa.analytics.attributes`), over the manifest's.
+    consensus_method : {"vote", "staple"}, default "vote"
+        How ``reference="consensus"`` builds the consensus of the others.
     """
 
     manifest: str | os.PathLike | None = None
@@ -335,6 +363,12 @@ class RunOptions:
     report_pictures: int | None = None
     progress: Progress | None = field(default=None, compare=False)
     outputs: Callable[..., None] | None = field(default=None, compare=False)
+    run_id: str | None = None
+    reference: str | None = None
+    pairs: str | None = None
+    rescale: tuple[str, ...] = ()
+    attributes: dict[str, str] | None = None
+    consensus_method: str = "vote"
 
     @classmethod
     def from_keywords(cls, options: "RunOptions | None" = None, /, caller: str = "qa.run()",
@@ -432,3 +466,7 @@ class Run:
     """The HTML report written for the run, if any."""
     options: RunOptions | None = None
     """The options the run was made with."""
+    reference: ReferenceScores | None = None
+    """Each annotator against the reference, if there is one."""
+    attributes: AttributeAgreement | None = None
+    """Attribute agreement, when objects carry attributes."""

@@ -190,8 +190,8 @@ def picture_shape(height: int, width: int, max_side: int, window=None, max_zoom:
 
 
 def render_overlay(height: int, width: int, layers: Sequence[Layer], *, background: np.ndarray | None = None,
-                   max_side: int = DEFAULT_MAX_SIDE, window: tuple[int, int, int, int] | None = None
-                   ) -> np.ndarray:
+                   max_side: int = DEFAULT_MAX_SIDE, window: tuple[int, int, int, int] | None = None,
+                   dashed: Sequence[int] = ()) -> np.ndarray:
     """Draw one image's overlay.
 
     Parameters
@@ -209,6 +209,9 @@ def render_overlay(height: int, width: int, layers: Sequence[Layer], *, backgrou
         The longest side of the result.
     window : (x0, y0, x1, y1), optional
         Draw only this part of the image, enlarged up to 6 times (see :func:`focus_window`).
+    dashed : sequence of int, optional
+        Layers whose outlines are drawn dashed (4 picture pixels on, 4 off along the diagonals): a
+        reference's outline under an annotator's solid one.
 
     Returns
     -------
@@ -244,8 +247,15 @@ def render_overlay(height: int, width: int, layers: Sequence[Layer], *, backgrou
     disagree = (cats != cats[0]).any(axis=0)
     code = np.where(cats[0] > 0, 1 + cats[0] % 6, 0).astype(np.uint8)
     code[disagree] = 7
+    dash = None
+    if dashed:
+        rr, cc = np.indices((rows, cols))
+        dash = ((rr + cc) // 4) % 2 == 0
     for a in range(n):
-        code[_edges(ids[a])] = 8 + a % len(ANNOTATOR_COLOURS)
+        edges = _edges(ids[a])
+        if dash is not None and a in dashed:
+            edges &= dash
+        code[edges] = 8 + a % len(ANNOTATOR_COLOURS)
     palette = np.zeros((8 + len(ANNOTATOR_COLOURS), 3), np.uint8)
     palette[0] = 40
     palette[1:7] = (62 + 14 * np.arange(6))[:, None]

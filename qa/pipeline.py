@@ -78,8 +78,13 @@ def load(*exports, manifest=None, aliases: dict | None = None, categories: list[
                  max_pixels=max_pixels, progress=progress, format_options=format_options)[0]
 
 
+CONSENSUS = "consensus"
+"""``--reference consensus``: each annotator against the consensus of the others, built in the run."""
+
+
 def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
-          progress: Progress | None = None, format_options=None) -> tuple[Batch, dict]:
+          progress: Progress | None = None, format_options=None, reference=None, rescale=(),
+          attributes=None) -> tuple[Batch, dict]:
     """:func:`load`, plus the alias report the alignment recorded (``Batch.alias_report``)."""
     from qa.formats import load as load_export
 
@@ -108,11 +113,29 @@ def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=Non
         found = ", ".join(sorted({e.format for e in loaded}))
         raise ConfigError(f"options for {unused[0]} exports were given (--foreground, --threshold), but no "
                           f"export was read as {unused[0]} (formats: {found})")
+    if reference is None and man is not None:
+        reference = man.reference
+    names = [e.annotator for e in loaded]
+    # 'consensus' names the consensus of the others, unless an export is called that
+    gold = None if reference is None or (reference == CONSENSUS and CONSENSUS not in names) else reference
+    if gold is not None and gold not in names:
+        raise ConfigError(f"the reference {gold!r} is not an annotator of the batch (annotators: "
+                          f"{', '.join(names)}); name one, or 'consensus' for the consensus of the others")
+    declared = set(rescale or ())
+    declared |= {s.annotator for s in specs if s.rescale and s.annotator}
+    unknown = sorted(declared - set(names))
+    if unknown:
+        raise ConfigError(f"--rescale {unknown[0]!r} is not an annotator of the batch (annotators: {', '.join(names)})")
     batch = align(loaded, aliases=merged_aliases,
-                  categories=categories if categories is not None else (man.categories if man else None))
+                  categories=categories if categories is not None else (man.categories if man else None),
+                  reference=gold, rescale=declared)
+    batch.reference = gold
+    levels = dict(man.attributes) if man is not None else {}
+    levels.update(attributes or {})
+    batch.attribute_levels = levels
     if man is not None:
         batch.name, batch.description = man.name, man.description
-    return batch, batch.alias_report
+    return batch, batch.alias_report, man
 
 
 def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
@@ -175,6 +198,58 @@ def analytics_stage(batch: Batch, comparison, *, violations=None, **options):
     from qa.analytics import analyse
 
     return analyse(batch, comparison, violations=violations, **options)
+
+
+def reference_stage(batch: Batch, comparison, *, consensus: str | None = None, tolerances=(1, 2, 4),
+                    iou_threshold: float = 0.5, workers=None, max_pixels=None, progress=None, executor=None):
+    """The reference stage: each annotator against the batch's reference (its comparison's reference pairs),
+    or with ``consensus`` (``"vote"`` or ``"staple"``) against the consensus of the others, built here
+    (:func:`qa.analytics.consensus.consensus_of_others`) and compared with each annotator."""
+    from qa.analytics.reference import panoptic_pair_pq, score_against_reference
+
+    if consensus is None:
+        reference_of = {a: batch.reference for a in batch.annotators if a != batch.reference}
+        formats = {n: e.format for n, e in batch.exports.items()}
+        return score_against_reference(comparison, reference_of, reference=batch.reference,
+                                       panoptic_pq=panoptic_pair_pq(comparison, reference_of, formats))
+    from qa.analytics.consensus import consensus_of_others
+    from qa.engine.compare import PairPlan, compare_batch
+
+    extended, reference_of = consensus_of_others(batch, comparison, method=consensus, workers=workers,
+                                                 executor=executor,
+                                                 max_pixels=max_pixels, progress=progress)
+    against = compare_batch(extended, tolerances=tolerances, iou_threshold=iou_threshold, workers=workers,
+                            executor=executor,
+                            max_pixels=max_pixels, plan=PairPlan(reference_of, pairs="reference"))
+    result = score_against_reference(against, reference_of, reference=f"consensus of the others ({consensus})")
+    result.exports = {name: extended.exports[name] for name in reference_of.values()}
+    return result
+
+
+def _with_reference(scores, rows, reference: str | None):
+    """The run's scores with the figures against the reference in front (they replace the pairwise
+    figures of the same scope, key and name), and without the reference's own annotator row."""
+    import pandas as pd
+
+    if reference is not None:
+        scores = scores[~((scores["scope"] == "annotator") & (scores["key"] == reference))]
+    return pd.concat([rows, scores], ignore_index=True) \
+        .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
+
+
+def _requeue(queue, extra):
+    """The review queue with the attribute rows (:mod:`qa.analytics.attributes`), ranked again by score (worst
+    first); an object stays once, under its worst reason."""
+    import pandas as pd
+
+    rows = pd.concat([queue.drop(columns=["rank"]), extra[[c for c in queue.columns if c != "rank"]]],
+                     ignore_index=True)
+    rows = rows.sort_values("score", ascending=False, kind="stable")
+    objects = rows["kind"] == "object"
+    dupes = objects & rows.duplicated(["kind", "image", "annotator", "object_index"], keep="first")
+    rows = rows[~dupes].reset_index(drop=True)
+    rows.insert(0, "rank", range(1, len(rows) + 1))
+    return rows[queue.columns]
 
 
 def _utcnow() -> datetime:
@@ -305,13 +380,33 @@ def _run(exports, opts: RunOptions) -> Run:
         gate_config = load_gate(opts.gate)
         if opts.max_drop is not None:
             finite_bound(opts.max_drop, "--max-drop")
-    batch, alias_counts = _load(*exports, manifest=opts.manifest, aliases=opts.aliases, categories=opts.categories,
-                                max_pixels=opts.max_pixels, progress=progress, format_options=opts.format_options)
+    batch, alias_counts, man = _load(*exports, manifest=opts.manifest, aliases=opts.aliases,
+                                     categories=opts.categories, max_pixels=opts.max_pixels, progress=progress,
+                                     format_options=opts.format_options, reference=opts.reference,
+                                     rescale=opts.rescale, attributes=opts.attributes)
+    settings = {"max_pixels": opts.max_pixels or Limits().max_pixels}
+    pairs = opts.pairs or (man.pairs if man is not None else None) or "reference"
+    if pairs not in ("reference", "all"):
+        raise ConfigError(f"pairs must be 'reference' or 'all', got {pairs!r}")
+    of_consensus = opts.reference == CONSENSUS and batch.reference is None
+    plan = None
+    if batch.reference is not None:
+        from qa.engine.compare import PairPlan
+
+        plan = PairPlan({a: batch.reference for a in batch.annotators if a != batch.reference}, pairs=pairs)
+        settings.update(reference=batch.reference, pairs=pairs)
+    elif of_consensus:
+        settings.update(reference=f"consensus of the others ({opts.consensus_method})")
+    rescaled = sorted({f.annotator for f in batch.findings if f.code in ("ALN007", "ALN008")})
+    if rescaled:
+        settings["rescaled"] = rescaled
+    if batch.attribute_levels:
+        settings["attribute_levels"] = dict(batch.attribute_levels)
     if opts.instances != "classes":
         from qa.engine.semantic import with_instances
 
         batch = with_instances(batch, opts.instances)
-    settings = opts.settings()
+    settings.update(opts.settings())
     summary = summarise(batch, alias_report=alias_counts)
     resolved = None
     if opts.pack is not None:
@@ -321,48 +416,77 @@ def _run(exports, opts: RunOptions) -> Run:
                             ignore=opts.ignore)
     from qa.task import map_reduce, task_options
 
+    # the consensus of everyone only without a reference (with one, each annotator is scored against it)
+    consensus = batch.reference is None and not of_consensus
     options = task_options(batch, tolerances=opts.tolerances, iou_threshold=opts.iou_threshold,
-                           max_pixels=opts.max_pixels, pack=resolved, analytics=opts.analytics)
-    # one pass over the images, one task per chunk, on one executor (the local pool or a Dask cluster)
+                           max_pixels=opts.max_pixels, pack=resolved, analytics=opts.analytics, plan=plan,
+                           consensus=consensus)
+    # one pass over the images, one task per chunk, on one executor (the local pool or a Dask cluster);
+    # the consensus of the others (--reference consensus) runs on the same executor
     with _executors.using(opts.executor, workers=opts.workers, announce=_announce) as pool:
         reduced = map_reduce(batch, options, executor=pool, progress=progress, spill_dir=opts.spill_dir)
-    comparison, violations = reduced.comparison, reduced.violations
-    semantic = boundaries = analysed = None
-    scores = None
+        comparison, violations = reduced.comparison, reduced.violations
+        semantic = boundaries = analysed = None
+        scores = None
+        if comparison is not None:
+            from qa.analytics.boundaries import boundary_stage, stage_summary
+
+            settings["compare"] = comparison.settings
+            summary["pairs"] = comparison.pair_table()
+            semantic, boundaries, scores = boundary_stage(batch, comparison, tolerances=opts.tolerances,
+                                                          semantic=reduced.semantic, facts=reduced.facts,
+                                                          reference=batch.reference)
+            summary.update(stage_summary(semantic, boundaries))
+        if resolved is not None:
+            from qa.rules.check import violation_summary
+
+            settings["pack"] = str(resolved.path or resolved.name)
+            summary.update(violation_summary(violations, batch.annotators, resolved))
+        if comparison is not None and opts.analytics:
+            analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=opts.max_pixels,
+                                       pack=resolved, alpha_counts=reduced.alpha_counts, consensus=consensus,
+                                       consensus_result=reduced.consensus, facts=reduced.facts)
+            settings["analytics"] = analysed.settings
+            summary["analytics"] = analysed.summary(top=50)
+            if analysed.findings:
+                from qa.rules.check import finding_dict
+
+                summary["findings"] = summary["findings"] + [finding_dict(f) for f in analysed.findings]
+            import pandas as pd
+
+            scores = pd.concat([scores, analysed.scores], ignore_index=True) \
+                .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
+        against = attributes_result = None
+        if comparison is not None and (batch.reference is not None or of_consensus):
+            against = reference_stage(batch, comparison, consensus=opts.consensus_method if of_consensus else None,
+                                      tolerances=opts.tolerances, iou_threshold=opts.iou_threshold, executor=pool,
+                                      max_pixels=opts.max_pixels, progress=progress)
+            summary["reference"] = against.summary()
+            settings["reference_scores"] = against.settings
+            scores = _with_reference(scores, against.scores, batch.reference)
     if comparison is not None:
-        from qa.analytics.boundaries import boundary_stage, stage_summary
+        from qa.analytics.attributes import attribute_agreement
 
-        settings["compare"] = comparison.settings
-        summary["pairs"] = comparison.pair_table()
-        semantic, boundaries, scores = boundary_stage(batch, comparison, tolerances=opts.tolerances,
-                                                      semantic=reduced.semantic, facts=reduced.facts)
-        summary.update(stage_summary(semantic, boundaries))
-    if resolved is not None:
-        from qa.rules.check import violation_summary
+        attributes_result = attribute_agreement(batch, comparison, levels=batch.attribute_levels,
+                                                reference=batch.reference)
+        if attributes_result is not None:
+            import pandas as pd
 
-        settings["pack"] = str(resolved.path or resolved.name)
-        summary.update(violation_summary(violations, batch.annotators, resolved))
-    if comparison is not None and opts.analytics:
-        analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=opts.max_pixels,
-                                   pack=resolved, alpha_counts=reduced.alpha_counts,
-                                   consensus_result=reduced.consensus, facts=reduced.facts)
-        settings["analytics"] = analysed.settings
-        summary["analytics"] = analysed.summary(top=50)
-        if analysed.findings:
-            from qa.rules.check import finding_dict
-
-            summary["findings"] = summary["findings"] + [finding_dict(f) for f in analysed.findings]
-        import pandas as pd
-
-        scores = pd.concat([scores, analysed.scores], ignore_index=True) \
-            .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
+            summary["attributes"] = attributes_result.summary()
+            settings["attributes"] = attributes_result.settings
+            scores = pd.concat([scores, attributes_result.scores], ignore_index=True) \
+                .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
+            if analysed is not None and len(attributes_result.review):
+                analysed.review_queue = _requeue(analysed.review_queue, attributes_result.review)
+                summary["analytics"]["review_queue_total"] = int(len(analysed.review_queue))
     settings.update(opts.gate_settings())
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
                  findings=list(analysed.findings) if analysed is not None else [],
                  comparison=comparison, scores=scores, analytics=analysed, semantic=semantic,
                  boundaries=boundaries,
                  boundary_disagreement=boundaries.table if boundaries is not None else None,
-                 run_id=new_run_id(started), started_at=started, inputs=input_fingerprints(batch), options=opts)
+                 run_id=opts.run_id or new_run_id(started), started_at=started, inputs=input_fingerprints(batch),
+                 options=opts, reference=against, attributes=attributes_result)
     # every finding of the run (load, alignment, rules), counted as the store counts them
     from qa.gate import run_findings
 

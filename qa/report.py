@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from qa._resources import templates_dir
 
@@ -125,6 +126,10 @@ class ReportInput:
     gallery: list[dict] = field(default_factory=list)
     pictures_note: str = ""
     report_settings: dict = field(default_factory=dict)
+    reference_pictures: list[dict] = field(default_factory=list)
+    """The worst objects against the reference, drawn with its outline dashed (:func:`reference_pictures`)."""
+    reference_note: str = ""
+    """Why the reference pictures are missing, when they are."""
 
 
 # --- ranking ------------------------------------------------------------------------------------------
@@ -449,6 +454,11 @@ def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> R
                            max_pixels=(run.settings or {}).get("max_pixels"), image_pairs=image_pairs,
                            problems=data.object_pairs)
     data.pictures_note = _pictures_note(data.gallery, ranked, pictures)
+    against = getattr(run, "reference", None)
+    if against is not None:
+        data.reference_pictures = reference_pictures(batch, against.objects, exports=against.exports,
+                                                     pictures=min(pictures, REFERENCE_PICTURES),
+                                                     max_pixels=(run.settings or {}).get("max_pixels"))
     return data
 
 
@@ -544,6 +554,23 @@ def from_store(store, ref, *, pictures: int = DEFAULT_PICTURES, max_side: int = 
         data.pictures_note = _pictures_note(data.gallery, ranked, pictures)
     else:
         data.pictures_note = why
+    reference = settings.get("reference")
+    if reference and pictures > 0:
+        if reference not in annotators:
+            data.reference_note = ("The consensus of the others is built in the run and not stored: its pictures "
+                                   "are in the run's own report.")
+        elif batch is None:
+            data.reference_note = why
+        else:
+            import types
+
+            from qa.analytics.reference import oriented_rows
+
+            stored = store.table("object_matches", run_id)
+            rows = oriented_rows(types.SimpleNamespace(object_pairs=stored),
+                                 {a: reference for a in batch.annotators if a != reference})
+            data.reference_pictures = reference_pictures(batch, rows, pictures=min(pictures, REFERENCE_PICTURES),
+                                                         max_pixels=settings.get("max_pixels"))
     return data
 
 
@@ -637,7 +664,10 @@ def reload_batch(info: dict, *, base=None):
             for obj in chosen.objects:
                 obj.annotator = name
             exports.append(chosen)
-        batch = align(exports, aliases=aliases, categories=categories)
+        names = [e.annotator for e in exports]
+        reference = settings.get("reference") if settings.get("reference") in names else None
+        batch = align(exports, aliases=aliases, categories=categories, reference=reference,
+                      rescale=[n for n in settings.get("rescaled") or () if n in names])
     except QAError as exc:
         return None, f"Pictures unavailable: the inputs cannot be read again ({exc})."
     stored = {i["annotator"]: i.get("sha256") for i in inputs}
@@ -874,15 +904,37 @@ def _rule_text(code: str) -> dict:
     return {"title": found.title, "why": found.why, "name": found.name}
 
 
-def build_context(data: ReportInput) -> dict:
-    """The template's context: every table as rows of display cells, every text still unescaped."""
-    from qa.overlay import DISAGREEMENT_COLOUR, annotator_colour, hex_colour
+@dataclass(frozen=True)
+class Links:
+    """Where the names in a section link to. The report links only inside itself (the default: no
+    links but its own anchors); the service (:mod:`qa.serve.pages`) passes its pages' addresses.
 
+    Each attribute is a function of a name returning an address, or None for no link.
+    """
+
+    annotator: Callable[[str], str | None] = lambda name: None
+    category: Callable[[str], str | None] = lambda name: None
+    image: Callable[[str], str | None] = lambda key: None
+    rule: Callable[[str], str | None] = lambda code: f"#rule-{code}"
+
+
+NO_LINKS = Links()
+"""The report's links: none but its own anchors."""
+
+
+def _annotator_cell(links: Links, name, **kw) -> dict:
+    return _cell(name, href=links.annotator(str(name)) if _present(name) and name != "" else None, **kw)
+
+
+def _category_cell(links: Links, name, **kw) -> dict:
+    return _cell(name, href=links.category(str(name)) if _present(name) and name != "" else None, **kw)
+
+
+def overview_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
+    """The overview: headline figures, the verdict and its checks, every batch figure."""
     scores = data.scores
     batch = _pivot(scores, "batch").get("", {})
     findings = data.findings if data.findings is not None and len(data.findings) else None
-
-    # overview
     figures = [{"label": "annotators", "value": str(len(data.annotators))},
                {"label": "images", "value": _fmt(data.meta.get("images"), 0)},
                {"label": "objects", "value": _fmt(data.meta.get("objects"), 0)}]
@@ -916,8 +968,14 @@ def build_context(data: ReportInput) -> dict:
     batch_table = _scope_table("batch-table", scores, "batch", ["scope"], empty="No batch figures.")
     for row in batch_table["rows"]:
         row["cells"][0] = _cell("batch")
+    return {"verdict": verdict, "figures": figures, "gate_table": gate_table, "batch_table": batch_table}
 
-    # agreement
+
+def agreement_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
+    """Annotator agreement: the matrices, the per-pair and per-annotator tables."""
+    from qa.overlay import annotator_colour, hex_colour
+
+    scores = data.scores
     pairs = _pivot(scores, "annotator_pair")
     consensus = _pivot(scores, "annotator_consensus")
     per_annotator = _pivot(scores, "annotator")
@@ -948,7 +1006,7 @@ def build_context(data: ReportInput) -> dict:
                     cells.append({"text": _fmt(value), "style": heat_for(metric, value), "cls": "consensus",
                                   "title": f"{a} vs the consensus: {metric} = {_fmt(value, 4)} over {n}"})
                 matrix_rows.append({"name": a, "colour": hex_colour(annotator_colour(data.annotators.index(a))),
-                                    "cells": cells})
+                                    "href": links.annotator(a), "cells": cells})
             lo, hi = scale(metric)
             matrices.append({"id": f"matrix-{metric}", "metric": metric, "label": label(metric),
                              "scale": f"red ≤ {lo:g}, green {hi:g}",
@@ -957,10 +1015,11 @@ def build_context(data: ReportInput) -> dict:
     pair_metrics = _ordered_metrics({m for v in pairs.values() for m in v})
     pair_table = _table(
         "pair-table", ["annotator a", "annotator b"] + [label(m) for m in pair_metrics],
-        [{"cells": [_cell(k.split("|")[0]), _cell(k.split("|")[-1])]
+        [{"cells": [_annotator_cell(links, k.split("|")[0]), _annotator_cell(links, k.split("|")[-1])]
           + [_metric_cell(m, v.get(m, (float("nan"), 0))[0], title=f"{m}, n = {v.get(m, (0, 0))[1]}",
                           style=style_for(m, v[m][0]) if m in v else None)
-             for m in pair_metrics]} for k, v in sorted(pairs.items())], empty="No annotator pairs were compared (the run has one annotator).")
+             for m in pair_metrics]} for k, v in sorted(pairs.items())],
+        empty="No annotator pairs were compared (the run has one annotator).")
     annotator_rows = []
     extra_metrics = _pick({m for v in per_annotator.values() for m in v}, _ANNOTATOR_COLUMNS)
     consensus_metrics = _pick({m for v in consensus.values() for m in v}, _CONSENSUS_COLUMNS)
@@ -968,7 +1027,7 @@ def build_context(data: ReportInput) -> dict:
     base = {r["annotator"]: r for r in at.to_dict("records")} if at is not None and len(at) else {}
     for i, a in enumerate(data.annotators):
         r = base.get(a, {})
-        cells = [_cell(a, style=f"border-left: 6px solid {hex_colour(annotator_colour(i))}"),
+        cells = [_annotator_cell(links, a, style=f"border-left: 6px solid {hex_colour(annotator_colour(i))}"),
                  _cell(r.get("format", "")), _cell(r.get("n_images"), 0), _cell(r.get("n_objects"), 0),
                  _cell(r.get("n_findings"), 0)]
         cells += [_metric_cell(m, per_annotator.get(a, {}).get(m, (float("nan"), 0))[0]) for m in extra_metrics]
@@ -985,8 +1044,13 @@ def build_context(data: ReportInput) -> dict:
         _scope_table("annotator-all", scores, "annotator", ["annotator"], empty=""),
         _scope_table("consensus-all", scores, "annotator_consensus", ["annotator vs consensus"], empty=""))
         if t["rows"]]
+    return {"matrices": matrices, "pair_table": pair_table, "annotator_table": annotator_table,
+            "annotator_note": annotator_note, "annotator_all": annotator_all}
 
-    # categories
+
+def categories_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
+    """Per category: the ``category`` scores, or counts from the object matches when there are none."""
+    scores = data.scores
     category_scores = _pivot(scores, "category")
     if category_scores:
         category_table = _scope_table("category-table", scores, "category", ["category"], empty="")
@@ -1003,8 +1067,18 @@ def build_context(data: ReportInput) -> dict:
         category_note = ("This run has no per-category scores (scope category). The table below is counted "
                          "from the object matches: matched pairs with the same label, their mean IoU, and "
                          "objects left unmatched or labelled differently.")
+    for row in category_table["rows"]:
+        first = row["cells"][0]
+        first["href"] = links.category(first["text"])
+    return {"category_table": category_table, "category_note": category_note}
 
-    # boundaries
+
+def boundaries_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
+    """Boundary disagreement: offsets per annotator and category, category-pair boundaries, the
+    boundary_disagreement table."""
+    from qa.overlay import annotator_colour, hex_colour
+
+    scores = data.scores
     offsets = _pivot(scores, "annotator_category")
     offset_matrix = None
     if offsets:
@@ -1013,7 +1087,7 @@ def build_context(data: ReportInput) -> dict:
             _ordered_metrics({m for v in offsets.values() for m in v})[0]
         rows = []
         for i, a in enumerate(data.annotators):
-            cells = [_cell(a, style=f"border-left: 6px solid {hex_colour(annotator_colour(i))}")]
+            cells = [_annotator_cell(links, a, style=f"border-left: 6px solid {hex_colour(annotator_colour(i))}")]
             for c in cats:
                 value, n = offsets.get(f"{a}|{c}", {}).get(metric, (float("nan"), 0))
                 cells.append(_cell(value, 2, style=style_for(metric, value),
@@ -1023,15 +1097,36 @@ def build_context(data: ReportInput) -> dict:
         offset_matrix["metric"] = metric
     offset_long = _scope_table("offset-long-table", scores, "annotator_category", ["annotator", "category"],
                                empty="")
-    category_pairs = _category_pair_table(scores)
+    category_pairs = _category_pair_table(scores, links)
     objects_rows, interface_rows = _split_boundary(data.boundary)
-    boundary_table = _boundary_table(objects_rows)
-    interface_table = _interface_table(interface_rows)
-    annotator_pairs_of_categories = _scope_table(
-        "annotator-category-pair-table", scores, "annotator_category_pair", ["annotator", "category a", "category b"],
-        empty="")
+    return {"offset_matrix": offset_matrix, "offset_long": offset_long, "category_pair_table": category_pairs,
+            "boundary_table": _boundary_table(objects_rows, links),
+            "interface_table": _interface_table(interface_rows, links),
+            "annotator_category_pairs": _scope_table(
+                "annotator-category-pair-table", scores, "annotator_category_pair",
+                ["annotator", "category a", "category b"], empty="")}
 
-    # violations
+
+_SHOWN_SCOPES = {"batch", "annotator_pair", "annotator", "annotator_consensus", "category", "annotator_category",
+                 "category_pair", "annotator_category_pair", "image", "image_pair"}
+"""Scopes the sections above show; the others go to "Other figures"."""
+
+
+def other_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
+    """Every scope of the scores table no other section shows (by object size, occlusion, ...)."""
+    scores = data.scores
+    other = []
+    if scores is not None and len(scores):
+        for scope in sorted(set(scores["scope"].astype(str)) - _SHOWN_SCOPES):
+            parts = scope.split("_")
+            other.append({"scope": scope, "table": _scope_table(
+                f"scope-{scope}", scores, scope, parts, empty="")})
+    return {"other_scopes": other}
+
+
+def violations_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
+    """Rule violations: one row per rule, and examples under each with the rule's explanation."""
+    findings = data.findings if data.findings is not None and len(data.findings) else None
     rule_rows, groups = [], []
     if findings is not None:
         for code, part in findings.groupby("code", sort=True):
@@ -1039,13 +1134,14 @@ def build_context(data: ReportInput) -> dict:
             severity = str(part["severity"].iloc[0])
             per = part["annotator"].fillna("(batch)").value_counts()
             rule_rows.append({"cells": [
-                _cell(code, href=f"#rule-{code}"), _cell(text["title"]),
+                _cell(code, href=links.rule(code)), _cell(text["title"]),
                 _cell(severity, cls=f"sev-{severity}"), _cell(len(part), 0),
                 _cell(", ".join(f"{a}: {n}" for a, n in per.items()))]})
             examples = []
             for f in part.head(EXAMPLES_PER_RULE).to_dict("records"):
                 examples.append({"cells": [
-                    _cell(f.get("annotator") or ""), _cell(f.get("image") or ""),
+                    _annotator_cell(links, f.get("annotator") or ""),
+                    _cell(f.get("image") or "", href=links.image(f["image"]) if f.get("image") else None),
                     _cell(_where(f.get("file"), f.get("source_section"), f.get("source_index"), f.get("source_id"))),
                     _cell(f.get("message") or ""), _cell(f.get("value")), _cell(f.get("limit_value"))]})
             groups.append({"code": code, "title": text["title"], "name": text["name"], "why": text["why"],
@@ -1055,10 +1151,29 @@ def build_context(data: ReportInput) -> dict:
                                            examples)})
     order = {"error": 0, "warning": 1, "info": 2}
     groups.sort(key=lambda g: (order.get(g["severity"], 3), -g["count"], g["code"]))
-    rule_table = _table("rule-table", ["rule", "title", "severity", "count", "by annotator"], rule_rows, empty="No rule violations or format findings in this run.")
+    rule_table = _table("rule-table", ["rule", "title", "severity", "count", "by annotator"], rule_rows,
+                        empty="No rule violations or format findings in this run.")
+    return {"rule_table": rule_table, "violation_groups": groups}
 
-    # images
-    image_rows = _image_rows(data)
+
+def review_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
+    """The review queue: images and objects to look at first, worst first."""
+    return {"review_table": _review_table(data, links),
+            "review_total": 0 if data.review_queue is None else len(data.review_queue)}
+
+
+def worst_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
+    """The worst images: the overlay pictures (:func:`gallery`) and their legend."""
+    from qa.overlay import DISAGREEMENT_COLOUR, annotator_colour, hex_colour
+
+    legend = [{"name": a, "colour": hex_colour(annotator_colour(i))} for i, a in enumerate(data.annotators)]
+    return {"legend": legend, "disagreement_colour": hex_colour(DISAGREEMENT_COLOUR), "gallery": data.gallery,
+            "pictures_note": data.pictures_note}
+
+
+def images_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
+    """Per image: every image worst first, and every image pair."""
+    image_rows = _image_rows(data, links)
     image_table = _table("image-table", image_rows["columns"], image_rows["rows"],
                          empty="No images.")
     ip = data.image_pairs
@@ -1067,58 +1182,175 @@ def build_context(data: ReportInput) -> dict:
         ip_columns = [c for c in ("mask_iou_mean", "boundary_f_2px_mean", "boundary_iou_mean", "pq", "matched",
                                   "missing", "extra", "label_disagreements") if c in ip.columns]
         for r in ip[["image", "annotator_a", "annotator_b"] + ip_columns].itertuples(index=False):
-            pair_rows.append({"cells": [_cell(r[0]), _cell(r[1]), _cell(r[2])]
+            pair_rows.append({"cells": [_cell(r[0], href=links.image(str(r[0]))), _annotator_cell(links, r[1]),
+                                        _annotator_cell(links, r[2])]
                               + [_metric_cell(c, v) for c, v in zip(ip_columns, r[3:])]})
     image_pair_table = _table("image-pair-table", ["image", "annotator a", "annotator b"]
                               + [label(c) for c in ip_columns], pair_rows,
                               empty="No image pairs were compared.")
+    return {"image_table": image_table, "image_pair_table": image_pair_table}
 
-    # other scopes
-    shown = {"batch", "annotator_pair", "annotator", "annotator_consensus", "category", "annotator_category",
-             "category_pair", "annotator_category_pair", "image", "image_pair"}
-    other = []
-    if scores is not None and len(scores):
-        for scope in sorted(set(scores["scope"].astype(str)) - shown):
-            parts = scope.split("_")
-            other.append({"scope": scope, "table": _scope_table(
-                f"scope-{scope}", scores, scope, parts, empty="")})
 
-    # settings and inputs
+def settings_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
+    """The inputs (fingerprints) and every setting of the run."""
     input_table = _table("input-table", ["annotator", "format", "path", "sha256", "bytes"],
-                         [{"cells": [_cell(i.get("annotator")), _cell(i.get("format")), _cell(i.get("path")),
+                         [{"cells": [_annotator_cell(links, i.get("annotator")), _cell(i.get("format")),
+                                     _cell(i.get("path")),
                                      _cell((i.get("sha256") or "")[:16], title=i.get("sha256")),
-                                     _cell(i.get("bytes"), 0)]} for i in data.inputs], filter=False, empty="No inputs recorded.")
+                                     _cell(i.get("bytes"), 0)]} for i in data.inputs], filter=False,
+                         empty="No inputs recorded.")
     settings_rows = [{"cells": [_cell(k), _cell(v if isinstance(v, str) else json.dumps(v, default=str))]}
                      for k, v in sorted(data.settings.items()) if v is not None]
     settings_rows += [{"cells": [_cell(f"report.{k}"), _cell(str(v))]} for k, v in data.report_settings.items()]
     settings_table = _table("settings-table", ["setting", "value"], settings_rows, filter=False)
+    return {"input_table": input_table, "settings_table": settings_table}
 
-    legend = [{"name": a, "colour": hex_colour(annotator_colour(i))} for i, a in enumerate(data.annotators)]
-    sections = [("overview", "Overview"), ("agreement", "Agreement"), ("categories", "Categories"),
-                ("boundaries", "Boundaries"), ("violations", "Violations"), ("worst", "Worst images"),
-                ("images", "Per image"), ("settings", "Settings and inputs")]
-    if other:
-        sections.insert(4, ("other", "Other figures"))
-    sections.insert(sections.index(("worst", "Worst images")), ("review", "Review queue"))
+
+REFERENCE_PICTURES = 12
+"""Worst objects against the reference the report draws (at most)."""
+
+_REFERENCE_COLUMNS = ("images", "f1", "precision", "recall", "label_accuracy", "mask_iou_mean", "image_iou_mean",
+                      "boundary_f_2px_mean", "boundary_iou_mean", "nsd_2px_mean", "signed_offset_px_mean", "pq")
+
+
+def reference_pictures(batch, rows, *, exports: dict | None = None, pictures: int = REFERENCE_PICTURES,
+                       max_side: int = 320, max_pixels: int | None = None) -> list[dict]:
+    """The worst objects against the reference, one picture each: the annotator's outline solid, the
+    reference's dashed, zoomed in on the two.
+
+    Parameters
+    ----------
+    batch : Batch
+    rows : pandas.DataFrame
+        :attr:`qa.analytics.reference.ReferenceScores.objects` (``status``, ``iou``, ``annotator``,
+        ``object_index``, ``reference``, ``reference_index``, areas).
+    exports : dict, optional
+        Exports not in the batch that a reference names (each annotator's consensus of the others).
+
+    Returns
+    -------
+    list of dict
+        ``uri``, ``width``, ``height``, ``image``, ``annotator``, ``reference``, ``status``, ``caption``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from qa.overlay import (annotator_colour, annotator_crops, data_uri, encode_image, focus_window,
+                            hex_colour, load_background, render_overlay)
+
+    if rows is None or not len(rows) or pictures <= 0:
+        return []
+    exports = {**batch.exports, **(exports or {})}
+    status = rows["status"].astype(str).to_numpy()
+    iou = rows["iou"].to_numpy(dtype=np.float64)
+    area = np.fmax(rows["area"].to_numpy(dtype=np.float64, na_value=np.nan),
+                   rows["reference_area"].to_numpy(dtype=np.float64, na_value=np.nan))
+    # the matched pairs of lowest IoU first (both outlines to compare), then the unmatched objects, largest first
+    order = np.lexsort((-np.nan_to_num(area), np.where(status == "matched", np.nan_to_num(iou), 2.0)))
+    out = []
+    for k in order[:pictures]:
+        row = rows.iloc[int(k)]
+        image = batch.images.get(str(row["image"]))
+        if image is None:
+            continue
+        h, w = int(image.height), int(image.width)
+        layers = []
+        for name, index in ((row["annotator"], row["object_index"]), (row["reference"], row["reference_index"])):
+            export = exports.get(str(name))
+            if export is None or index is None or bool(pd.isna(index)):
+                layers.append([])
+                continue
+            obj = export.objects[int(index)]
+            if obj.kind == "segment":
+                layers.append([])
+                continue
+            layers.append([(c, o, 1) for c, o, _ in annotator_crops([obj], h, w)])
+        if not any(layers):
+            continue
+        window = focus_window([(x0, y0, x0 + c.shape[1], y0 + c.shape[0]) for layer in layers
+                               for c, (x0, y0), _ in layer], h, w, max_share=1.0)
+        background = None
+        path = _image_file(batch, str(row["image"]))
+        if path is not None:
+            background, _ = load_background(path, h, w, max_side=max_side, max_pixels=max_pixels, window=window)
+        rgb = render_overlay(h, w, layers, background=background, max_side=max_side, window=window, dashed=(1,))
+        what = {"matched": f"matched, IoU {iou[k]:.2f}", "missed": "missed: only the reference drew it",
+                "extra": "extra: the reference has no such object"}.get(status[k], status[k])
+        out.append({"uri": data_uri(encode_image(rgb, lossless=background is None)), "width": int(rgb.shape[1]),
+                    "height": int(rgb.shape[0]), "image": str(row["image"]), "annotator": str(row["annotator"]),
+                    "reference": str(row["reference"]), "status": status[k], "caption": what,
+                    "colours": [hex_colour(annotator_colour(0)), hex_colour(annotator_colour(1))]})
+    return out
+
+
+def reference_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
+    """The "Against the reference" section: one row per annotator (F1, IoU, boundary F, PQ, their
+    intervals, images scored) from the scores table, and the worst objects' pictures; ``reference`` is None
+    when the run had no reference (the section is left out)."""
+    reference = (data.settings or {}).get("reference")
+    if not reference:
+        return {"reference": None}
+    per = _pivot(data.scores, "annotator")
+    scored = {k: v for k, v in per.items() if "f1" in v}
+    available = {m for v in scored.values() for m in v}
+    metrics = [m for m in _REFERENCE_COLUMNS if m in available]
+    rows = []
+    for name in sorted(scored):
+        figures = scored[name]
+        cells = [_cell(name)]
+        for metric in metrics:
+            value = figures[metric][0]
+            cell = _metric_cell(metric, value)
+            low, high = figures.get(f"{metric}_ci_low"), figures.get(f"{metric}_ci_high")
+            if low is not None and high is not None and not (_isnan(low[0]) or _isnan(high[0])):
+                cell["title"] = f"95% bootstrap interval over images: {low[0]:.3f} to {high[0]:.3f}"
+            cells.append(cell)
+        low, high = figures.get("f1_ci_low"), figures.get("f1_ci_high")
+        cells.append(_cell("-" if low is None or high is None or _isnan(low[0]) else f"{low[0]:.3f} – {high[0]:.3f}"))
+        rows.append({"cells": cells})
+    table = _table("reference-table", ["annotator", *[label(m) for m in metrics], "F1 interval (95%)"], rows,
+                   empty="No annotator was scored against the reference (no image in common with it).")
+    return {"reference": {"reference": reference, "table": table, "pictures": data.reference_pictures,
+                          "note": data.reference_note}}
+
+
+SECTIONS = (("overview", "Overview", overview_section), ("reference", "Against the reference", reference_section),
+            ("agreement", "Agreement", agreement_section),
+            ("categories", "Categories", categories_section), ("boundaries", "Boundaries", boundaries_section),
+            ("other", "Other figures", other_section), ("violations", "Violations", violations_section),
+            ("review", "Review queue", review_section), ("worst", "Worst images", worst_section),
+            ("images", "Per image", images_section), ("settings", "Settings and inputs", settings_section))
+"""Every section of the report in page order: its anchor, its title in the navigation, and its builder
+(a pure function of the run's tables). Its markup is ``reports/templates/sections/<anchor>.html.j2``;
+the report and the service's run page render the same builders through the same markup."""
+
+
+def section_context(data: ReportInput, ids=None, *, links: Links = NO_LINKS) -> dict:
+    """The context of some sections (``ids``, default all) merged into one dict, with ``sections``:
+    the navigation, one entry per section that has something to show ("Other figures" only when the
+    run has other scopes, "Against the reference" only when it had a reference)."""
+    wanted = [s for s in SECTIONS if ids is None or s[0] in ids]
+    context: dict = {}
+    for _, _, builder in wanted:
+        context.update(builder(data, links))
+    context["sections"] = [{"id": i, "title": t} for i, t, _ in wanted
+                           if (i != "other" or context.get("other_scopes")) and (i != "reference"
+                                                                                 or context.get("reference"))]
+    return context
+
+
+def build_context(data: ReportInput, *, links: Links = NO_LINKS) -> dict:
+    """The template's context: every table as rows of display cells, every text still unescaped.
+
+    It is :func:`section_context` of every section (one builder per section), with the report's
+    title, annotators and run details.
+    """
+    context = section_context(data, links=links)
     return {
-        "title": data.title, "annotators": data.annotators, "verdict": verdict,
+        "title": data.title, "annotators": data.annotators,
         "meta": {"run_id": "", "seq": None, "name": None, "description": None, "started": "", "tool_version": "",
                  "stored": None, **data.meta},
-        "figures": figures, "gate_table": gate_table, "batch_table": batch_table,
-        "matrices": matrices, "pair_table": pair_table, "annotator_table": annotator_table,
-        "annotator_note": annotator_note,
-        "category_table": category_table, "category_note": category_note,
-        "offset_matrix": offset_matrix, "offset_long": offset_long, "category_pair_table": category_pairs,
-        "boundary_table": boundary_table, "interface_table": interface_table,
-        "annotator_category_pairs": annotator_pairs_of_categories, "annotator_all": annotator_all,
-        "review_table": _review_table(data), "review_total": 0 if data.review_queue is None
-        else len(data.review_queue),
-        "rule_table": rule_table, "violation_groups": groups,
-        "legend": legend, "disagreement_colour": hex_colour(DISAGREEMENT_COLOUR),
-        "gallery": data.gallery, "pictures_note": data.pictures_note,
-        "image_table": image_table, "image_pair_table": image_pair_table, "other_scopes": other,
-        "input_table": input_table, "settings_table": settings_table,
-        "sections": [{"id": i, "title": t} for i, t in sections],
+        **context,
     }
 
 
@@ -1134,7 +1366,7 @@ def _pick(available: set, preferred) -> list[str]:
     return chosen if chosen or not available else _ordered_metrics(available)
 
 
-def _category_pair_table(scores) -> dict:
+def _category_pair_table(scores, links: Links = NO_LINKS) -> dict:
     """The ``category_pair`` scores, the most disputed boundary first.
 
     "disputed px" is the boundary's length times the share of it farther apart than the tolerance (the
@@ -1158,7 +1390,7 @@ def _category_pair_table(scores) -> dict:
         a, _, b = key.partition("|")
         length = figures.get("boundary_px", (float("nan"), 0))[0]
         disputed = length * figures[share][0] if share in figures else float("nan")
-        cells = [_cell(a), _cell(b), _cell(disputed, 0)]
+        cells = [_category_cell(links, a), _category_cell(links, b), _cell(disputed, 0)]
         for m in order:
             value = figures.get(m, (float("nan"), 0))[0]
             style = style_for(m, value)
@@ -1181,7 +1413,7 @@ def _split_boundary(boundary):
     return (objects if len(objects) else None), (interface if len(interface) else None)
 
 
-def _interface_table(rows) -> dict:
+def _interface_table(rows, links: Links = NO_LINKS) -> dict:
     """Category-pair boundaries per annotator pair (boundary_disagreement rows of kind 'interface')."""
     if rows is None or not len(rows):
         return _table("interface-table", [], [], empty="")
@@ -1190,7 +1422,8 @@ def _interface_table(rows) -> dict:
               if c in rows.columns and rows[c].notna().any()]
     out = []
     for r in rows.to_dict("records"):
-        cells = [_cell(r["annotator_a"]), _cell(r["annotator_b"]), _cell(r["category_a"]), _cell(r["category_b"])]
+        cells = [_annotator_cell(links, r["annotator_a"]), _annotator_cell(links, r["annotator_b"]),
+                 _category_cell(links, r["category_a"]), _category_cell(links, r["category_b"])]
         for c in wanted:
             style = style_for(c, r.get(c))
             cells.append(_metric_cell(c, r.get(c), style=style))
@@ -1202,7 +1435,7 @@ def _interface_table(rows) -> dict:
     return _table("interface-table", columns, out)
 
 
-def _review_table(data: ReportInput) -> dict:
+def _review_table(data: ReportInput, links: Links = NO_LINKS) -> dict:
     """The first :data:`REVIEW_ROWS` rows of the review queue, with where each object is."""
     queue = data.review_queue
     if queue is None or not len(queue):
@@ -1217,9 +1450,11 @@ def _review_table(data: ReportInput) -> dict:
         rows.append({"cells": [
             _cell(r.get("rank"), 0), _cell(r.get("kind")), _cell(r.get("reason")),
             _cell(r.get("score"), 2, style=heat(1 - float(r["score"]), 0.0, 1.0) if _present(r.get("score")) else None),
-            _cell(image, href=f"#pic-{pic}" if pic else None),
-            _cell(r.get("annotator") if _present(r.get("annotator")) else ""),
-            _cell(r.get("category") if _present(r.get("category")) else ""),
+            _cell(image, href=f"#pic-{pic}" if pic else (links.image(image) if image else None)),
+            # an image's row names its worst pair ('a|b'), an object's row its annotator
+            (_cell if r.get("kind") == "image" else partial(_annotator_cell, links))(
+                r.get("annotator") if _present(r.get("annotator")) else ""),
+            _category_cell(links, r.get("category") if _present(r.get("category")) else ""),
             _cell(r.get("detail") or ""),
             _cell(_where(r.get("file"), None, r.get("source_index"), r.get("source_id")))]})
     return _table("review-table", ["rank", "kind", "reason", "score", "image", "annotator", "category", "detail",
@@ -1270,7 +1505,7 @@ def _category_fallback(data: ReportInput) -> dict:
     return _table("category-table", columns, rows, empty="No categories in this run.")
 
 
-def _boundary_table(boundary) -> dict:
+def _boundary_table(boundary, links: Links = NO_LINKS) -> dict:
     """The boundary_disagreement table: one row per annotator pair and category pair."""
     if boundary is None or not len(boundary):
         return _table("boundary-table", [], [], empty="No boundary figures in this run (the boundary metrics "
@@ -1280,7 +1515,8 @@ def _boundary_table(boundary) -> dict:
                           "mask_iou_mean") if c in boundary.columns]
     rows = []
     for r in boundary.to_dict("records"):
-        cells = [_cell(r["annotator_a"]), _cell(r["annotator_b"]), _cell(r["category_a"]), _cell(r["category_b"]),
+        cells = [_annotator_cell(links, r["annotator_a"]), _annotator_cell(links, r["annotator_b"]),
+                 _category_cell(links, r["category_a"]), _category_cell(links, r["category_b"]),
                  _cell(r.get("n_pairs"), 0)]
         for c in wanted:
             value = r.get(c)
@@ -1291,7 +1527,7 @@ def _boundary_table(boundary) -> dict:
                   + [label(c) for c in wanted], rows)
 
 
-def _image_rows(data: ReportInput) -> dict:
+def _image_rows(data: ReportInput, links: Links = NO_LINKS) -> dict:
     """One row per image: agreement, worst pair, counts, findings, a link to its picture."""
     ranked = rank_images(data.image_pairs, [] if data.image_table is None else data.image_table["image"])
     image_scores = _pivot(data.scores, "image")
@@ -1308,7 +1544,7 @@ def _image_rows(data: ReportInput) -> dict:
         image = r["image"]
         i = info.get(image, {})
         pic = pictured.get(image)
-        cells = [_cell(image, href=f"#pic-{pic}" if pic else None),
+        cells = [_cell(image, href=f"#pic-{pic}" if pic else links.image(image)),
                  _cell(r.get("worst_pair") or ""),
                  _cell(r.get("agreement"), style=heat(r.get("agreement"))),
                  _cell(r.get("worst_agreement"), style=heat(r.get("worst_agreement"))),

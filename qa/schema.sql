@@ -1,6 +1,6 @@
--- The annotation-qa run store, schema version 4 (2 added review_queue; 3 the boundary_disagreement
+-- The annotation-qa run store, schema version 5 (2 added review_queue; 3 the boundary_disagreement
 -- columns for category-pair boundaries and offset distributions; 4 runs.gate_pack, object_matches.pair and
--- its boundary F / NSD columns, image_pair_scores.image_iou_mean).
+-- its boundary F / NSD columns, image_pair_scores.image_iou_mean; 5 attribute_confusion).
 --
 -- One DuckDB file keeps every run. Each table below carries `run_id` (the run it belongs to); a run's
 -- rows are written in one transaction, so a run is there whole or not at all. Columns are stable:
@@ -249,4 +249,16 @@ CREATE TABLE IF NOT EXISTS gate_results (
     passed          BOOLEAN NOT NULL,
     message         VARCHAR NOT NULL,
     PRIMARY KEY (run_id, check_index)
+);
+
+-- schema 5: attribute agreement's confusion tables (qa.analytics.attributes)
+CREATE TABLE IF NOT EXISTS attribute_confusion (
+    run_id       VARCHAR NOT NULL,
+    attribute    VARCHAR NOT NULL,  -- the object attribute (occluded, malignancy, a CVAT attribute, ...)
+    annotator_a  VARCHAR NOT NULL,  -- the reference, when the run has one; else the pair's first annotator
+    annotator_b  VARCHAR NOT NULL,  -- the annotator scored against it; else the pair's second annotator
+    value_a      VARCHAR NOT NULL,  -- a's value on a matched pair, as text
+    value_b      VARCHAR NOT NULL,  -- b's value on the same pair
+    n            BIGINT  NOT NULL,  -- matched pairs with these two values
+    PRIMARY KEY (run_id, attribute, annotator_a, annotator_b, value_a, value_b)
 );

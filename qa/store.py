@@ -37,7 +37,7 @@ from qa.errors import StoreError
 from qa.gate import run_findings, run_scores
 from qa.model import new_run_id  # noqa: F401  (re-exported: a run's id, made before it is stored)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The version of ``qa/schema.sql``; a store records the versions applied to it in ``qa_schema``."""
 
 APPLICATION = "annotation-qa"
@@ -50,7 +50,8 @@ DEFAULT_LOCK_TIMEOUT = 30.0
 """Seconds a writer or reader waits for another process's lock before giving up."""
 
 RUN_TABLES = ("runs", "annotators", "images", "categories", "objects", "object_matches",
-              "image_pair_scores", "scores", "boundary_disagreement", "findings", "gate_results", "review_queue")
+              "image_pair_scores", "scores", "boundary_disagreement", "findings", "gate_results", "review_queue",
+              "attribute_confusion")
 """Tables holding run rows, each with a ``run_id`` column, in the order a run is written."""
 
 TABLES = ("qa_schema",) + RUN_TABLES
@@ -109,7 +110,15 @@ def _migrate_to_4(con) -> None:
     con.execute(f"UPDATE object_matches SET pair = annotator_a || '|' || annotator_b, {assignments}")
 
 
-MIGRATIONS: dict = {2: _migrate_to_2, 3: _migrate_to_3, 4: _migrate_to_4}
+def _migrate_to_5(con) -> None:
+    """Schema 4 to 5: the ``attribute_confusion`` table (created from ``schema.sql``; runs stored before have
+    no rows in it)."""
+    sql = _schema_sql()
+    start = sql.index("CREATE TABLE IF NOT EXISTS attribute_confusion")
+    con.execute(sql[start:sql.index("\n);", start) + 3])
+
+
+MIGRATIONS: dict = {2: _migrate_to_2, 3: _migrate_to_3, 4: _migrate_to_4, 5: _migrate_to_5}
 """``{version: function(connection)}`` upgrading a store from ``version - 1`` (inside one transaction).
 Each version's changes live in one function."""
 
@@ -568,6 +577,281 @@ class Store:
         """The findings of one run, in run order."""
         return self._df("SELECT * EXCLUDE (run_id) FROM findings WHERE run_id = ? ORDER BY finding_index",
                         [self.resolve(run)])
+
+    def cursor(self) -> "Store":
+        """Another connection to this open store's database, for another thread (DuckDB connections are
+        not shared between threads); closing it leaves this one open."""
+        other = object.__new__(Store)
+        other.path, other.read_only, other.lock_timeout = self.path, self.read_only, self.lock_timeout
+        other.schema_version = getattr(self, "schema_version", SCHEMA_VERSION)
+        other._con = self._con.cursor()
+        return other
+
+    # reading for pages and the JSON API (qa serve): one query each, DataFrames out
+    def _run_filter(self, *, batch=None, pack=None, verdict=None, since=None, until=None,
+                    alias: str = "r") -> tuple[str, list]:
+        """A WHERE clause (and its parameters) over the ``runs`` table, for :meth:`runs_page`."""
+        clauses, params = [], []
+        if batch:
+            clauses.append(f"{alias}.name = ?")
+            params.append(str(batch))
+        if pack:
+            # the pack as stored (a file or a built-in name), its file name or its name without .toml
+            names = [f"regexp_replace({alias}.{c}, '^.*/|[.]toml$', '', 'g')" for c in ("pack", "gate_pack")]
+            clauses.append(f"(? IN ({alias}.pack, {alias}.gate_pack, {names[0]}, {names[1]}))")
+            params.append(str(pack).removesuffix(".toml") if "/" not in str(pack) else str(pack))
+        if verdict:
+            if verdict == "none":
+                clauses.append(f"{alias}.verdict IS NULL")
+            else:
+                clauses.append(f"{alias}.verdict = ?")
+                params.append(str(verdict))
+        if since:
+            clauses.append(f"{alias}.started_at >= ?::TIMESTAMP")
+            params.append(str(since))
+        if until:  # a date: the whole day
+            clauses.append(f"{alias}.started_at < ?::TIMESTAMP + INTERVAL 1 DAY")
+            params.append(str(until))
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def runs_page(self, *, batch=None, pack=None, verdict=None, since=None, until=None, limit: int = 50,
+                  offset: int = 0, figures=("pq", "mask_iou_mean", "boundary_f_2px_mean", "missing_share")):
+        """One page of the run history, newest first, with headline batch figures.
+
+        Parameters
+        ----------
+        batch : str, optional
+            Only runs of this batch (the manifest's ``name``).
+        pack : str, optional
+            Only runs whose rule pack or gate pack is this (a built-in name, a file, or its file name).
+        verdict : {"passed", "failed", "none"}, optional
+            Only runs with this verdict (``none``: not gated).
+        since, until : str, optional
+            Only runs started on or after ``since`` and on or before ``until`` (ISO dates, UTC).
+        limit, offset : int
+            The page.
+        figures : sequence of str
+            Batch scores shown as columns (metric names; NaN where a run has none).
+
+        Returns
+        -------
+        (DataFrame, int)
+            The page (``seq, run_id, name, started_at, n_annotators, n_images, n_objects, errors, warnings,
+            pack, gate_pack, verdict, checks_evaluated, checks_failed`` and one column per figure) and the
+            number of runs that match the filters.
+
+        Raises
+        ------
+        StoreError
+            A date is not a date (the query fails).
+        """
+        where, params = self._run_filter(batch=batch, pack=pack, verdict=verdict, since=since, until=until)
+        total = int(self._df(f"SELECT count(*) AS n FROM runs r{where}", params)["n"].iloc[0])
+        pivot = ", ".join(f"max(value) FILTER (WHERE metric = ?) AS \"{m}\"" for m in figures) or "NULL AS none"
+        page = self._df(f"""
+            WITH page AS (
+                SELECT r.seq, r.run_id, r.name, r.started_at, r.n_annotators, r.n_images, r.n_objects, r.errors,
+                       r.warnings, r.pack, r.gate_pack, r.verdict, r.checks_evaluated, r.checks_failed
+                FROM runs r{where} ORDER BY r.seq DESC LIMIT ? OFFSET ?),
+            figures AS (
+                SELECT run_id, {pivot} FROM scores
+                WHERE scope = 'batch' AND key = '' AND run_id IN (SELECT run_id FROM page) GROUP BY run_id)
+            SELECT page.*{''.join(f', figures."{m}"' for m in figures)}
+            FROM page LEFT JOIN figures USING (run_id) ORDER BY page.seq DESC""",
+            params + [max(int(limit), 0), max(int(offset), 0)] + list(figures))
+        return page, total
+
+    def run_filters(self) -> dict:
+        """The values the runs page filters by: ``batches`` (names), ``packs`` (rule and gate packs)."""
+        batches = self._df("SELECT DISTINCT name FROM runs WHERE name IS NOT NULL ORDER BY name")["name"]
+        packs = self._df("SELECT DISTINCT p FROM (SELECT pack AS p FROM runs UNION SELECT gate_pack FROM runs) "
+                         "WHERE p IS NOT NULL ORDER BY p")["p"]
+        return {"batches": [str(b) for b in batches], "packs": [str(p) for p in packs]}
+
+    def annotator_history(self, annotator: str, *, batch=None, last: int | None = None,
+                          figures=("mask_iou_mean", "image_iou_mean", "boundary_f_2px_mean", "missing_share",
+                                   "extra_share", "signed_offset_px_mean")):
+        """One annotator across the stored runs, oldest first: its figures and rule violations per run.
+
+        Returns
+        -------
+        DataFrame
+            ``seq, run_id, name, started_at, verdict``, one column per figure (the run's ``annotator``
+            score of this annotator; NaN when the run has none), ``violations``, ``violations_error``,
+            ``violations_warning`` (the findings attributed to the annotator: all, errors, warnings) and
+            ``n_objects`` (its objects), one row per run the annotator is in (the ``last`` of them
+            when given).
+        """
+        where, params = self._run_filter(batch=batch)
+        where = where.replace(" WHERE ", " AND ", 1)
+        pivot = ", ".join(f"max(value) FILTER (WHERE metric = ?) AS \"{m}\"" for m in figures)
+        return self._df(f"""
+            SELECT r.seq, r.run_id, r.name, r.started_at, r.verdict{''.join(f', s."{m}"' for m in figures)},
+                   coalesce(f.violations, 0) AS violations, coalesce(f.violations_error, 0) AS violations_error,
+                   coalesce(f.violations_warning, 0) AS violations_warning, a.n_objects
+            FROM runs r JOIN annotators a ON a.run_id = r.run_id AND a.annotator = ?
+            LEFT JOIN (SELECT run_id, {pivot} FROM scores WHERE scope = 'annotator' AND key = ? GROUP BY run_id) s
+                   ON s.run_id = r.run_id
+            LEFT JOIN (SELECT run_id, count(*) AS violations,
+                              count(*) FILTER (WHERE severity = 'error') AS violations_error,
+                              count(*) FILTER (WHERE severity = 'warning') AS violations_warning
+                       FROM findings WHERE annotator = ? GROUP BY run_id) f ON f.run_id = r.run_id
+            WHERE TRUE{where} AND r.seq >= ? ORDER BY r.seq""",
+            [annotator] + list(figures) + [annotator, annotator] + params
+            + [self._first_seq("annotators", "annotator", annotator, where, params, last)])
+
+    def annotators_seen(self):
+        """Every annotator name in the store: ``annotator, runs, last_seq``, by name."""
+        return self._df("SELECT annotator, count(*) AS runs, max(r.seq) AS last_seq FROM annotators a "
+                        "JOIN runs r USING (run_id) GROUP BY annotator ORDER BY annotator")
+
+    def categories_seen(self):
+        """Every category name in the store: ``category, runs, last_seq``, by name."""
+        return self._df("SELECT category, count(*) AS runs, max(r.seq) AS last_seq FROM categories c "
+                        "JOIN runs r USING (run_id) GROUP BY category ORDER BY category")
+
+    def worst_objects(self, run, annotator: str, *, limit: int = 25):
+        """An annotator's review-queue rows of one run (its objects to look at first), worst first."""
+        return self._df("SELECT * EXCLUDE (run_id) FROM review_queue WHERE run_id = ? AND annotator = ? "
+                        "ORDER BY rank LIMIT ?", [self.resolve(run), annotator, int(limit)])
+
+    def category_history(self, category: str, *, batch=None, last: int | None = None,
+                         figures=("mask_iou_mean", "boundary_f_2px_mean", "boundary_iou_mean",
+                                  "signed_offset_px_mean")):
+        """One category across the stored runs, oldest first: its ``category`` scores per run.
+
+        Returns
+        -------
+        DataFrame
+            ``seq, run_id, name, started_at``, one column per figure and ``n_objects``, one row per run
+            that has the category (the ``last`` of them when given).
+        """
+        where, params = self._run_filter(batch=batch)
+        where = where.replace(" WHERE ", " AND ", 1)
+        pivot = ", ".join(f"max(value) FILTER (WHERE metric = ?) AS \"{m}\"" for m in figures)
+        return self._df(f"""
+            SELECT r.seq, r.run_id, r.name, r.started_at{''.join(f', s."{m}"' for m in figures)}, c.n_objects
+            FROM runs r JOIN categories c ON c.run_id = r.run_id AND c.category = ?
+            LEFT JOIN (SELECT run_id, {pivot} FROM scores WHERE scope = 'category' AND key = ? GROUP BY run_id) s
+                   ON s.run_id = r.run_id
+            WHERE TRUE{where} AND r.seq >= ? ORDER BY r.seq""", [category] + list(figures) + [category] + params
+            + [self._first_seq("categories", "category", category, where, params, last)])
+
+    def category_pair_history(self, category: str, *, batch=None, since_seq: int = 0):
+        """The category-pair boundaries of one category across runs, oldest first (long form).
+
+        Returns
+        -------
+        DataFrame
+            ``seq, run_id, started_at, pair, other, metric, value, n``: every ``category_pair`` score
+            whose key names the category (``road|sidewalk``), ``other`` being the other category; runs
+            from ``since_seq`` on.
+        """
+        where, params = self._run_filter(batch=batch)
+        where = where.replace(" WHERE ", " AND ", 1)
+        return self._df(f"""
+            SELECT r.seq, r.run_id, r.started_at, s.key AS pair,
+                   CASE WHEN split_part(s.key, '|', 1) = ? THEN split_part(s.key, '|', 2)
+                        ELSE split_part(s.key, '|', 1) END AS other, s.metric, s.value, s.n
+            FROM scores s JOIN runs r USING (run_id)
+            WHERE s.scope = 'category_pair' AND (split_part(s.key, '|', 1) = ? OR split_part(s.key, '|', 2) = ?)
+                  {where} AND r.seq >= ?
+            ORDER BY r.seq, s.key, s.metric""", [category, category, category] + params + [int(since_seq)])
+
+    def run_rows(self, table: str, run, *, where: dict | None = None, order: str | None = None,
+                 limit: int | None = None, offset: int = 0):
+        """Rows of one run in one table, filtered by equal columns, paginated: ``(DataFrame, total)``.
+
+        Parameters
+        ----------
+        table : str
+            One of :data:`RUN_TABLES`.
+        run : str
+            The run (see :meth:`resolve`).
+        where : dict, optional
+            ``{column: value}``: only rows where each column equals its value (columns of ``table`` only).
+        order : str, optional
+            A column of ``table`` to sort by (default: the table's order of insertion).
+        limit, offset : int
+            The page (``limit`` None: every row).
+
+        Raises
+        ------
+        StoreError
+            No such run, table or column.
+        """
+        if table not in RUN_TABLES:
+            raise StoreError(f"no table {table!r}; tables: {', '.join(RUN_TABLES)}", path=self.path)
+        columns = set(self._df(f"SELECT * FROM {table} LIMIT 0").columns)
+        where = dict(where or {})
+        unknown = sorted(set(where) - columns) + ([order] if order and order not in columns else [])
+        if unknown:
+            raise StoreError(f"table {table} has no column {unknown[0]!r}", path=self.path)
+        clauses = ["run_id = ?"] + [f'"{c}" = ?' for c in where]
+        params = [self.resolve(run)] + list(where.values())
+        sql_where = " AND ".join(clauses)
+        total = int(self._df(f"SELECT count(*) AS n FROM {table} WHERE {sql_where}", params)["n"].iloc[0])
+        query = f"SELECT * EXCLUDE (run_id) FROM {table} WHERE {sql_where}"
+        if order:
+            query += f' ORDER BY "{order}"'
+        if limit is not None:
+            query += " LIMIT ? OFFSET ?"
+            params += [max(int(limit), 0), max(int(offset), 0)]
+        return self._df(query, params), total
+
+    def batches_of(self, annotator: str) -> list[str]:
+        """The batch names of the runs an annotator is in, sorted."""
+        return self._df("SELECT DISTINCT r.name FROM runs r JOIN annotators a USING (run_id) "
+                        "WHERE a.annotator = ? AND r.name IS NOT NULL ORDER BY 1", [annotator])["name"].tolist()
+
+    def seq_of(self, run_id: str) -> int | None:
+        """The seq of a stored run id, or None when the store does not hold it (no prefix matching)."""
+        df = self._df("SELECT seq FROM runs WHERE run_id = ?", [str(run_id)])
+        return int(df["seq"].iloc[0]) if len(df) else None
+
+    def neighbours(self, run) -> tuple[str | None, str | None]:
+        """The run ids stored just before and just after ``run`` (None at either end)."""
+        seq = self.run(run)["seq"]
+        row = self._df("SELECT (SELECT run_id FROM runs WHERE seq < ? ORDER BY seq DESC LIMIT 1) AS prev, "
+                       "(SELECT run_id FROM runs WHERE seq > ? ORDER BY seq LIMIT 1) AS next", [seq, seq]).iloc[0]
+        return (row["prev"] if isinstance(row["prev"], str) else None,
+                row["next"] if isinstance(row["next"], str) else None)
+
+    def image_detail(self, run, image: str) -> dict | None:
+        """One image of a run: ``pairs`` (its image_pair_scores rows), ``problems`` (object matches not
+        matched, or matched with different labels), ``findings`` and ``review_queue`` rows; None when the
+        run has no such image."""
+        run_id = self.resolve(run)
+        if not len(self._df("SELECT 1 FROM images WHERE run_id = ? AND image = ?", [run_id, image])):
+            return None
+        return {
+            "pairs": self._df("SELECT * EXCLUDE (run_id) FROM image_pair_scores WHERE run_id = ? AND image = ? "
+                              "ORDER BY annotator_a, annotator_b", [run_id, image]),
+            "problems": self._df("SELECT annotator_a, annotator_b, status, category_a, category_b, iou, best_iou "
+                                 "FROM object_matches WHERE run_id = ? AND image = ? AND (status <> 'matched' OR "
+                                 "label_disagreement) ORDER BY status, category_a, category_b", [run_id, image]),
+            "findings": self._df("SELECT * EXCLUDE (run_id) FROM findings WHERE run_id = ? AND image = ? "
+                                 "ORDER BY finding_index", [run_id, image]),
+            "review_queue": self._df("SELECT * EXCLUDE (run_id) FROM review_queue WHERE run_id = ? AND image = ? "
+                                     "ORDER BY rank", [run_id, image])}
+
+    def history_size(self, table: str, column: str, name: str, *, batch=None) -> int:
+        """How many runs have ``name`` in ``table`` (``annotators`` or ``categories``), of ``batch`` when given."""
+        if (table, column) not in (("annotators", "annotator"), ("categories", "category")):
+            raise StoreError(f"no history of {table}.{column}", path=self.path)
+        where, params = self._run_filter(batch=batch)
+        where = where.replace(" WHERE ", " AND ", 1)
+        return int(self._df(f"SELECT count(*) AS n FROM runs r JOIN {table} x ON x.run_id = r.run_id "
+                            f"AND x.{column} = ? WHERE TRUE{where}", [name] + params)["n"].iloc[0])
+
+    def _first_seq(self, table: str, column: str, name: str, where: str, params: list, last: int | None) -> int:
+        """The seq of the ``last``-th newest run whose ``table`` has ``name`` (0: every run)."""
+        if not last:
+            return 0
+        seq = self._df(f"""SELECT min(seq) AS seq FROM (
+            SELECT r.seq FROM runs r JOIN {table} x ON x.run_id = r.run_id AND x.{column} = ?
+            WHERE TRUE{where} ORDER BY r.seq DESC LIMIT ?)""", [name] + params + [int(last)])["seq"].iloc[0]
+        return 0 if _plain(seq) is None else int(seq)
 
     def export_parquet(self, run, folder) -> list[Path]:
         """Write one Parquet file per table (``<table>.parquet``) with ``run``'s rows into ``folder``.
@@ -1056,6 +1340,12 @@ def run_frames(run) -> dict:
                                         {"object_index": "Int64", "other_object_index": "Int64",
                                          "source_index": "Int64", "reasons": "int64", "area": float, "value": float})
 
+    attributes = getattr(run, "attributes", None)
+    confusion = getattr(attributes, "confusion", None) if attributes is not None else None
+    if confusion is not None and len(confusion):
+        frames["attribute_confusion"] = confusion.assign(run_id=run_id)[
+            ["run_id", "attribute", "annotator_a", "annotator_b", "value_a", "value_b", "n"]].astype({"n": "int64"})
+
     if verdict is not None and verdict.results:
         frames["gate_results"] = pd.DataFrame([{
             "run_id": run_id, "check_index": i, "name": r.name, "metric": r.metric, "scope": r.scope,
@@ -1146,3 +1436,12 @@ def diff(store: Store, a, b, *, scopes: Iterable[str] = DIFF_SCOPES) -> dict:
         ORDER BY scope, metric, abs(delta) DESC NULLS FIRST, key""",
         [run_a, *scope_list, run_b, *scope_list])
     return {"a": run_a, "b": run_b, "runs": runs, "inputs": inputs, "counts": counts, "scores": scores}
+
+
+def diff_changes(d: dict) -> dict:
+    """:func:`diff` keeping only what changed: counts with a delta, figures that moved (or are in one run
+    only), inputs not the same. ``qa diff`` prints this unless ``--all``; the service shows it."""
+    counts, scores, inputs = d["counts"], d["scores"], d["inputs"]
+    changed = scores["delta"].isna() & ~(scores["a"].isna() & scores["b"].isna())
+    return {**d, "counts": counts[counts["delta"] != 0], "scores": scores[changed | (scores["delta"].abs() > 1e-12)],
+            "inputs": inputs[inputs["status"] != "same"]}

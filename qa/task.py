@@ -238,8 +238,10 @@ class Reduce:
 
 
 def task_options(batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5, max_pixels: int | None = None,
-                 pack=None, analytics: bool = True) -> TaskOptions:
-    """The options of a run's per-image pass over ``batch`` (settings checked before any work)."""
+                 pack=None, analytics: bool = True, plan=None, consensus: bool = True) -> TaskOptions:
+    """The options of a run's per-image pass over ``batch`` (settings checked before any work): ``plan``
+    (:class:`qa.engine.compare.PairPlan`) says which pairs are compared on each image and which side is the
+    reference; ``consensus`` False leaves the consensus of everyone out (a run with a reference)."""
     from qa.engine.compare import category_list, compare_config
     from qa.model import Limits
 
@@ -247,7 +249,7 @@ def task_options(batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5, max
     if len(batch.annotators) < 2:
         return options
     options.compare = compare_config(batch, tolerances=tolerances, iou_threshold=iou_threshold,
-                                     max_pixels=max_pixels)
+                                     max_pixels=max_pixels, plan=plan)
     from qa.engine.semantic import is_semantic, semantic_config
 
     if is_semantic(batch):
@@ -256,7 +258,7 @@ def task_options(batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5, max
         from qa.analytics.alpha import alpha_settings
 
         options.alpha = alpha_settings(batch, max_pixels=max_pixels)
-        if len(batch.annotators) >= 3:
+        if consensus and len(batch.annotators) >= 3:
             from qa.analytics.consensus import consensus_settings
 
             options.consensus = consensus_settings(batch, tolerances=options.compare.tolerances,

@@ -69,10 +69,19 @@ def with_comparison(run, *, scores=None, object_pairs=None, image_pairs=None, bo
     return types.SimpleNamespace(**fields)
 
 
+def drop_schema_5(con) -> None:
+    """Make a store (a raw duckdb connection) look as schema 4 left it: without ``attribute_confusion``."""
+    con.execute("DROP TABLE IF EXISTS attribute_confusion")
+    if con.execute("SELECT count(*) FROM qa_schema WHERE schema_version = 5").fetchone()[0]:
+        con.execute("DELETE FROM qa_schema WHERE schema_version = 5")
+        con.execute("INSERT INTO qa_schema VALUES ('annotation-qa', 4, '0.1.0', now()::TIMESTAMP)")
+
+
 def drop_schema_4(con) -> None:
     """Make a store (a raw duckdb connection) look as schema 3 left it: without the columns schema 4 added."""
     from qa.store import SCHEMA_4_COLUMNS
 
+    drop_schema_5(con)
     for table, columns in SCHEMA_4_COLUMNS.items():
         for column, _ in columns:
             con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")

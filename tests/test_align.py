@@ -101,8 +101,10 @@ def test_size_disagreement_leaves_the_minority_out():
     batch = align([a, b, c])
     [finding] = batch.findings
     assert finding.code == "ALN002" and finding.severity == "error" and finding.image == "x.jpg"
-    assert finding.message == ("image sizes disagree (alice 8x6, bob 8x6, carol 6x8); carol left out of "
-                               "comparison for this image")
+    assert finding.annotator == "carol"
+    assert finding.message == ("image sizes disagree: carol declares other sizes on 1 of 1 image, another aspect "
+                               "ratio (a crop or another frame cannot be scaled); declare rescale for a resized "
+                               "export: x.jpg 6x8 (frame 8x6); carol is left out of comparison on them")
     assert batch.coverage["x.jpg"] == ("alice", "bob")
     assert (batch.images["x.jpg"].width, batch.images["x.jpg"].height) == (8, 6)
 

@@ -156,3 +156,54 @@ def test_cli_alias_option(tmp_path, capsys):
     code, _, err = run_cli(["run", f"a={a}", "--alias", "car=re:(("], capsys)
     assert code == 2 and err.startswith("qa: error: alias 're:((' for 'car' is not a valid regular expression")
     assert len(err.splitlines()) == 1
+
+
+def test_the_reference_role_rescale_pairs_and_attribute_levels(tmp_path):
+    small_coco(tmp_path / "g.json")
+    small_coco(tmp_path / "a.json")
+    path = tmp_path / "batch.toml"
+    path.write_text('pairs = "all"\n[[exports]]\nannotator = "gold"\npath = "g.json"\nrole = "reference"\n\n'
+                    '[[exports]]\nannotator = "al"\npath = "a.json"\nrescale = true\n\n'
+                    '[attributes]\nmalignancy = "ordinal"\n', encoding="utf-8")
+    man = read_manifest(path)
+    assert man.reference == "gold" and man.pairs == "all" and man.attributes == {"malignancy": "ordinal"}
+    assert [e.rescale for e in man.exports] == [False, True]
+    run = qa.run(manifest=path, store=False, pack=None, workers=1)
+    assert run.settings["reference"] == "gold" and run.settings["pairs"] == "all"
+    assert run.batch.attribute_levels == {"malignancy": "ordinal"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[[exports]]\nannotator = "a"\npath = "g.json"\nrole = "gold"\n', "role must be one of 'reference', 'annotator'"),
+    ('[[exports]]\npath = "g.json"\nrole = "reference"\n', "the reference export needs an 'annotator' name"),
+    ('[[exports]]\nannotator = "a"\npath = "g.json"\nrole = "reference"\n[[exports]]\nannotator = "b"\n'
+     'path = "g.json"\nrole = "reference"\n', "2 exports have role = 'reference' (a, b); give one"),
+    ('[[exports]]\nannotator = "a"\npath = "g.json"\nrescale = "yes"\n', "'rescale' must be true or false"),
+    ('pairs = "some"\n[[exports]]\npath = "g.json"\n', "'pairs' must be 'reference' or 'all'"),
+    ('[[exports]]\npath = "g.json"\n[attributes]\nx = "interval"\n', "'attributes' must be a table of name"),
+])
+def test_bad_reference_keys_are_config_errors(tmp_path, text, message):
+    small_coco(tmp_path / "g.json")
+    path = tmp_path / "batch.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_manifest(path)
+
+
+def test_attribute_confusion_is_stored(tmp_path):
+    doc = {"images": [{"id": 1, "file_name": "x.jpg", "width": 20, "height": 20}],
+           "categories": [{"id": 1, "name": "car"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[2, 2, 12, 2, 12, 12, 2, 12]],
+                            "attributes": {"truncated": True}}]}
+    write_json(tmp_path / "a.json", doc)
+    doc["annotations"][0]["attributes"] = {"truncated": False}
+    write_json(tmp_path / "b.json", doc)
+    db = tmp_path / "qa.duckdb"
+    qa.run(f"a={tmp_path / 'a.json'}", f"b={tmp_path / 'b.json'}", db=db, pack=None, workers=1)
+    from qa import store
+
+    with store.open(db) as s:
+        rows = s.sql("SELECT attribute, annotator_a, annotator_b, value_a, value_b, n FROM attribute_confusion")
+        queue = s.sql("SELECT reason, detail FROM review_queue WHERE reason = 'attribute_mismatch'")
+    assert rows.values.tolist() == [["truncated", "a", "b", "True", "False", 1]]
+    assert queue["detail"].tolist() == ["truncated: a says True, b says False"]

@@ -161,6 +161,10 @@ def stored_scores(tmp_path_factory):
         run = qa.run(manifest=folder / manifest, workers=1, store=False)
         rows |= set(zip(run.scores["scope"], run.scores["metric"]))
         rows |= {(scope, metric) for metric, scope, _ in violation_counts(run_findings(run), run.batch.annotators)}
+    for manifest in ("batch.toml", "batch_panoptic.toml"):  # against a reference: the first annotator
+        first = qa.load(manifest=folder / manifest).annotators[0]
+        run = qa.run(manifest=folder / manifest, workers=1, store=False, reference=first, analytics=False)
+        rows |= set(zip(run.scores["scope"], run.scores["metric"]))
     return rows
 
 

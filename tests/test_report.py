@@ -426,7 +426,8 @@ def test_templates_are_found_when_installed_as_a_wheel(tmp_path):
                     "-w", str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
     wheel = next((tmp_path / "dist").glob("annotation_qa-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for name in ("report.html.j2", "report.css", "report.js"):
+    for name in ("report.html.j2", "report.css", "report.js", "_macros.html.j2", "sections/overview.html.j2",
+                 "sections/settings.html.j2"):
         assert f"qa/_data/templates/{name}" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

@@ -208,7 +208,7 @@ def test_a_schema_3_store_is_upgraded_to_real_columns_and_both_packs(tmp_path, e
     drop_schema_4(con)
     con.close()
     with qstore.open(db, read_only=False) as s:  # a writer upgrades the store
-        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"][0] == qstore.SCHEMA_VERSION == 4
+        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"][0] == qstore.SCHEMA_VERSION == 5
         for table in qstore.SCHEMA_4_COLUMNS:
             assert list(s.sql(f"SELECT * FROM {table} LIMIT 0").columns) == qstore._table_columns(table)
         after = s.sql("SELECT * FROM object_matches ORDER BY run_id, image, status, object_index_a")

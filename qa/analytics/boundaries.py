@@ -833,10 +833,10 @@ def stage_tolerance(tolerances) -> float:
 
 
 def boundary_stage(batch, comparison, *, tolerances=(1, 2, 4), workers=None, progress=None, max_pixels=None,
-                   executor=None, semantic=None, facts=None):
+                   reference: str | None = None, executor=None, semantic=None, facts=None):
     """The run's boundary stage: the semantic comparison (label maps, binary masks, panoptic) when the
     batch has one (``semantic``, when the run's one pass over the images has made it), then
-    :func:`analyse_boundaries`.
+    :func:`analyse_boundaries` (offsets against ``reference`` when given).
 
     Returns
     -------
@@ -852,7 +852,8 @@ def boundary_stage(batch, comparison, *, tolerances=(1, 2, 4), workers=None, pro
                                     max_pixels=max_pixels, executor=executor)
     if progress:
         progress("boundaries", 0, 1)
-    analysis = analyse_boundaries(batch, comparison, semantic, tolerance=stage_tolerance(tolerances), facts=facts)
+    analysis = analyse_boundaries(batch, comparison, semantic, tolerance=stage_tolerance(tolerances),
+                                  reference=reference, facts=facts)
     if progress:
         progress("boundaries", 1, 1)
     parts = [comparison.scores, semantic.scores if semantic is not None else None, analysis.scores]

@@ -779,3 +779,95 @@ def _per_annotator(batch: Batch, objects, voters_of: dict, labels: list[str]):
     scores["value"] = scores["value"].astype(np.float64)
     scores["n"] = scores["n"].astype(np.int64)
     return annotators, scores
+
+
+# --- each annotator's consensus of the others ---------------------------------------------------------
+
+CONSENSUS_PREFIX = "consensus~"
+"""The export name of an annotator's consensus of the others: ``consensus~alice``."""
+
+
+def _without(batch: Batch, name: str) -> Batch:
+    """The batch without one annotator (its exports and coverage; objects are shared, not copied)."""
+    others = [a for a in batch.annotators if a != name]
+    return Batch(annotators=others, exports={a: batch.exports[a] for a in others}, images=batch.images,
+                 categories=batch.categories,
+                 coverage={k: tuple(a for a in v if a != name) for k, v in batch.coverage.items()})
+
+
+def consensus_of_others(batch: Batch, comparison, *, method: str = "vote", quorum=None, workers=None,
+                        max_pixels=None, progress=None, executor=None):
+    """For each annotator, the consensus of the other annotators, as one more export of the batch.
+
+    Parameters
+    ----------
+    batch : Batch
+        Aligned exports of two or more annotators.
+    comparison : qa.engine.compare.Comparison
+        The batch's comparison of every pair; the matched pairs not involving the annotator make the
+        clusters of its consensus (:func:`build_consensus`).
+    method : {"vote", "staple"}, default "vote"
+    quorum : see :func:`build_consensus`
+
+    Returns
+    -------
+    extended : Batch
+        The batch with one export ``consensus~<annotator>`` per annotator (format ``consensus``, RLE
+        objects; ``coverage`` lists it on the images where two or more others labelled).
+    reference_of : dict
+        ``{annotator: "consensus~<annotator>"}`` (with two annotators, each is the other's reference).
+
+    Notes
+    -----
+    Each annotator is scored against a consensus it took no part in (leave one out). A consensus of
+    everyone includes the annotator's own vote: with four readers it is a quarter of every vote, and a
+    strict majority (3 of 4) then needs only two others to agree with it, so each annotator scores
+    higher against it than it should, the more so the fewer the annotators (with three, its vote and
+    one other's make a majority). The consensus of the others is as independent of the annotator as a
+    gold set would be; its price is one consensus per annotator. An image has a consensus of the others
+    where two or more of them labelled it; an annotator is scored there only.
+    """
+    from qa.engine.compare import Comparison
+    from qa.model import Export, Image, Object, Source
+
+    exports = dict(batch.exports)
+    coverage = {k: list(v) for k, v in batch.coverage.items()}
+    reference_of = {}
+    pairs = comparison.object_pairs
+    for name in sorted(batch.annotators):
+        sub = _without(batch, name)
+        if len(sub.annotators) < 1:
+            continue
+        if len(sub.annotators) == 1:  # the consensus of one other is that annotator
+            reference_of[name] = sub.annotators[0]
+            continue
+        keep = (pairs["annotator_a"].astype(str) != name) & (pairs["annotator_b"].astype(str) != name)
+        filtered = Comparison(object_pairs=pairs[keep.to_numpy()], image_pairs=None, scores=None,
+                              settings=comparison.settings)
+        result = build_consensus(sub, filtered, method=method, quorum=quorum, workers=workers,
+                                 max_pixels=max_pixels, progress=progress, executor=executor)
+        label = f"{CONSENSUS_PREFIX}{name}"
+        export = Export(annotator=label, path=Path(label), format="consensus",
+                        categories=dict(batch.categories))
+        for img in result.images:
+            export.images[img["key"]] = Image(key=img["key"], file_name=img["file_name"], width=img["width"],
+                                              height=img["height"])
+        for row in result.clusters.itertuples(index=False):
+            if row.status != "consensus":
+                continue
+            rle = result.masks[int(row.cluster)]
+            export.objects.append(Object(
+                annotator=label, image=row.image, category=row.category, kind="rle", rle=rle,
+                source=Source(f"consensus of the others of {name}", len(export.objects), int(row.cluster)),
+                bbox=(float(row.x), float(row.y), float(row.w), float(row.h)), area=float(row.area),
+                attributes={"cluster_size": int(row.size), "voters": int(row.voters)}))
+        exports[label] = export
+        for key in export.images:
+            if name in coverage.get(key, ()):
+                coverage[key].append(label)
+        reference_of[name] = label
+    built = sorted(set(reference_of.values()) - set(batch.annotators))
+    extended = Batch(annotators=list(batch.annotators) + built,
+                     exports=exports, images=batch.images, categories=batch.categories,
+                     coverage={k: tuple(v) for k, v in coverage.items()}, name=batch.name)
+    return extended, reference_of

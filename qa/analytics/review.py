@@ -8,6 +8,7 @@ reason                        candidate                                  score
 ``low_agreement`` (image)     an image's annotator pairs                 ``1 - mean agreement``
 ``unmatched`` (object)        an object other annotators did not match   ``1 - best_iou``
 ``label_disagreement``        a matched pair with two categories         ``1``
+``attribute_mismatch``        a matched pair with two attribute values   ``0.5``, ordinal ``|diff| / range``
 ``low_iou``                   a matched pair with one category           ``1 - iou``
 ``boundary_offset``           a matched pair whose outlines are apart    ``|offset| / (|offset| + t)``
 ``rule_error``                an object with an error-severity violation ``1``
@@ -36,7 +37,8 @@ COLUMNS = ["rank", "kind", "image", "reason", "metric", "value", "score", "reaso
            "detail"]
 """The queue's columns (also the stored ``review_queue`` table's, with ``run_id``)."""
 
-REASONS = ("low_agreement", "unmatched", "label_disagreement", "low_iou", "boundary_offset", "rule_error")
+REASONS = ("low_agreement", "unmatched", "label_disagreement", "attribute_mismatch", "low_iou", "boundary_offset",
+           "rule_error")
 
 
 def _fmt(values, digits=2):

@@ -446,7 +446,20 @@ _MANIFEST = """\
 name = "lidc-idri-{n}-scans"
 description = "LIDC-IDRI lung nodule outlines, {n} CT scans, {nodules} nodules; reader1..reader{readers} are anonymous reader slots (the k-th reading session of each scan), the same radiologist within a scan only (README.md)"
 categories = ["nodule"]
-{exports}"""
+{exports}
+# The nine LIDC characteristics of each reading, agreed on at their level of measurement (LIDC's rating
+# scales): calcification and internal structure are kinds, the others ordered ratings.
+[attributes]
+subtlety = "ordinal"
+internalStructure = "nominal"
+calcification = "nominal"
+sphericity = "ordinal"
+margin = "ordinal"
+lobulation = "ordinal"
+spiculation = "ordinal"
+texture = "ordinal"
+malignancy = "ordinal"
+"""
 
 _README = """\
 # LIDC-IDRI lung nodule outlines, {readers} reader slots

@@ -152,12 +152,63 @@ class _Config:
     max_pixels: int
     boundary: bool
     categories: list         # category names by code (:func:`category_list`)
+    plan: object = None      # PairPlan or None: every pair of the image's annotators
+
+
+@dataclass(frozen=True, slots=True)
+class PairPlan:
+    """Which annotator pairs are compared on an image, and which side of each is the reference.
+
+    Attributes
+    ----------
+    reference_of : dict
+        ``{annotator: its reference}``: the export each annotator is scored against (one gold export for
+        everyone, or each annotator's own consensus of the others).
+    pairs : {"reference", "all"}
+        ``"reference"``: on an image a reference covers, only the pairs of an annotator and its reference;
+        on an image no reference covers, every pair of its annotators (honeypots: the reference labels some
+        images only). ``"all"``: every pair on every image, the reference pairs marked as such.
+
+    Examples
+    --------
+    >>> plan = PairPlan({"alice": "gold", "bob": "gold"})
+    >>> plan.image_pairs(["alice", "bob", "gold"]), plan.image_pairs(["alice", "bob"])
+    ([('alice', 'gold'), ('bob', 'gold')], [('alice', 'bob')])
+    >>> plan.reference_side("alice", "gold"), plan.reference_side("alice", "bob")
+    ('b', None)
+    """
+
+    reference_of: dict
+    pairs: str = "reference"
+
+    @property
+    def references(self) -> frozenset:
+        return frozenset(self.reference_of.values())
+
+    def reference_side(self, a: str, b: str) -> str | None:
+        """``"a"`` or ``"b"`` when that side of the pair is the other's reference, else None."""
+        if self.reference_of.get(b) == a:
+            return "a"
+        if self.reference_of.get(a) == b:
+            return "b"
+        return None
+
+    def image_pairs(self, names) -> list[tuple[str, str]]:
+        """The pairs compared on an image its annotators ``names`` cover (sorted, ``a < b``)."""
+        every = list(itertools.combinations(sorted(names), 2))
+        if self.pairs == "all":
+            return every
+        scored = [p for p in every if self.reference_side(*p) is not None]
+        if scored or not (set(names) & self.references):
+            return scored or [p for p in every if not (set(p) & self.references)]
+        return []
 
 
 def compare_config(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5,
-                   max_pixels: int | None = None) -> _Config:
-    """The comparison's settings for a batch (checked): annotator pairs, tolerances, IoU threshold,
-    category codes. Raises :class:`qa.errors.ConfigError` on a bad tolerance or threshold."""
+                   max_pixels: int | None = None, plan: PairPlan | None = None) -> _Config:
+    """The comparison's settings for a batch (checked): annotator pairs (with ``plan``, only the pairs it
+    compares on some image), tolerances, IoU threshold, category codes. Raises
+    :class:`qa.errors.ConfigError` on a bad tolerance or threshold."""
     from qa.errors import ConfigError
 
     tolerances = tuple(float(t) if not float(t).is_integer() else int(t) for t in tolerances)
@@ -166,9 +217,23 @@ def compare_config(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float =
     if not 0 < iou_threshold <= 1:
         raise ConfigError(f"iou_threshold must lie in (0, 1], got {iou_threshold}")
     pair_list = list(itertools.combinations(sorted(batch.annotators), 2))
+    if plan is not None:  # only the pairs the plan compares somewhere
+        planned = {p for key in batch.images for p in plan.image_pairs(batch.coverage.get(key, ()))}
+        pair_list = [p for p in pair_list if p in planned]
     return _Config(pairs={p: k for k, p in enumerate(pair_list)}, tolerances=tolerances,
                    iou_threshold=float(iou_threshold), max_pixels=max_pixels or Limits().max_pixels,
-                   boundary=_boundary_function() is not None, categories=category_list(batch))
+                   boundary=_boundary_function() is not None, categories=category_list(batch), plan=plan)
+
+
+def plan_settings(cfg: _Config) -> dict:
+    """What a comparison with a plan adds to its settings: ``pairs``, ``reference_pairs`` (each pair with a
+    reference mapped to its reference side) and ``pq_form``; empty without a plan."""
+    plan = cfg.plan
+    if plan is None:
+        return {}
+    sides = {f"{a}|{b}": side for a, b in cfg.pairs if (side := plan.reference_side(a, b)) is not None}
+    form = "reference" if len(sides) == len(cfg.pairs) and sides else "mixed" if sides else "symmetric"
+    return {"pairs": plan.pairs, "reference_pairs": sides, "pq_form": form}
 
 
 def comparison_tables(batch: Batch, cfg: _Config, *, spill_dir=None):
@@ -253,8 +318,11 @@ def _boundary_function():
     return outline_columns
 
 
-def _panoptic_pair(a: Decoded, b: Decoded):
-    """Intersections, areas and PQ counts of two panoptic annotators from one pass over their id maps."""
+def _panoptic_pair(a: Decoded, b: Decoded, reference: str | None = None):
+    """Intersections, areas and PQ counts of two panoptic annotators from one pass over their id maps.
+
+    With ``reference`` (``"a"`` or ``"b"``) the PQ counts are panopticapi's, that side as the ground truth
+    (``form="reference"``); otherwise the symmetric form."""
     from qa.engine.panoptic import Segments, _positions, pair_area_counts, panoptic_counts
 
     pairs = pair_area_counts(a.id_map, b.id_map)
@@ -269,9 +337,17 @@ def _panoptic_pair(a: Decoded, b: Decoded):
     inter = np.zeros((na, nb), np.int64)
     both = (pa >= 0) & (pb >= 0)
     inter[pa[both], pb[both]] = cnt[both]
-    counts = panoptic_counts(None, None, Segments(a.seg_ids, a.categories, a.crowd),
-                             Segments(b.seg_ids, b.categories, b.crowd), form="symmetric",
-                             pairs=pairs)
+    seg_a = Segments(a.seg_ids, a.categories, a.crowd)
+    seg_b = Segments(b.seg_ids, b.categories, b.crowd)
+    if reference is None:
+        counts = panoptic_counts(None, None, seg_a, seg_b, form="symmetric", pairs=pairs)
+    else:
+        # the reference first (panopticapi's ground truth); ids the other side does not list are void there, as
+        # its loader's finding says (panopticapi would stop on them)
+        ids_r, ids_o, seg_r, seg_o, pos_o = ((ids_a, ids_b, seg_a, seg_b, pb) if reference == "a"
+                                             else (ids_b, ids_a, seg_b, seg_a, pa))
+        counts = panoptic_counts(None, None, seg_r, seg_o, form="reference",
+                                 pairs=(ids_r, np.where(pos_o >= 0, ids_o, 0), cnt))
     return inter, area_a, area_b, counts
 
 
@@ -311,14 +387,14 @@ def _image_iou(a: Decoded, b: Decoded, inter, area_a, area_b) -> tuple[np.ndarra
     return codes[keep], shared[keep] / union[keep]
 
 
-def _compare_pair(a: Decoded, b: Decoded, cfg: _Config, outline_pairs) -> dict:
+def _compare_pair(a: Decoded, b: Decoded, cfg: _Config, outline_pairs, reference: str | None = None) -> dict:
     from qa.engine._kernels_iou import _intersection_counts
     from qa.engine.match import EXTRA, IGNORED, MATCHED, MISSING, match_objects
     from qa.engine.panoptic import add_counts, pq_summary
 
     counts = None
     if a.panoptic and b.panoptic:
-        inter, area_a, area_b, counts = _panoptic_pair(a, b)
+        inter, area_a, area_b, counts = _panoptic_pair(a, b, reference)
     elif outline_pairs is not None:  # the outlines are needed anyway: intersect their row runs
         from qa.engine._kernels_iou import _run_intersections
 
@@ -403,10 +479,14 @@ def _side(d: Decoded, index: np.ndarray, side: str) -> dict:
 def compare_image(decoded: dict[str, Decoded], cfg: _Config, outline_pairs) -> list[tuple[int, dict]]:
     """Every annotator pair of one image: ``[(pair code, result)]`` for the pairs of ``decoded`` (the
     comparable :class:`qa.engine._decoded.Decoded` labels of the image's annotators, two or more), each
-    result holding the pair's object rows, its image row, PQ counts and image-level IoU per category."""
+    result holding the pair's object rows, its image row, PQ counts and image-level IoU per category.
+    With a plan (``cfg.plan``), only its pairs of the image, PQ with the reference as the ground truth."""
     out = []
-    for a, b in itertools.combinations(sorted(decoded), 2):
-        out.append((cfg.pairs[(a, b)], _compare_pair(decoded[a], decoded[b], cfg, outline_pairs)))
+    plan = cfg.plan
+    pairs = itertools.combinations(sorted(decoded), 2) if plan is None else plan.image_pairs(decoded)
+    for a, b in pairs:
+        side = None if plan is None else plan.reference_side(a, b)
+        out.append((cfg.pairs[(a, b)], _compare_pair(decoded[a], decoded[b], cfg, outline_pairs, side)))
     return out
 
 
@@ -468,7 +548,7 @@ def _compare_chunk(chunk, cfg: _Config) -> dict:
 
 def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5, workers: int | None = None,
                   progress: Progress | None = None, max_pixels: int | None = None, spill_dir=None,
-                  executor=None) -> Comparison:
+                  plan: PairPlan | None = None, executor=None) -> Comparison:
     """Compare every pair of annotators on every image they both cover.
 
     Parameters
@@ -493,6 +573,9 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
         compared (``object_pairs/part-00000.parquet``, ...; parts left there by an earlier run are
         deleted) instead of holding them in memory; ``Comparison.object_pairs`` and ``image_pairs``
         then read the parts back when accessed. For batches whose object table does not fit in memory.
+    plan : PairPlan, optional
+        Which pairs are compared on each image and which side of a pair is the reference (a gold export or
+        a consensus): see :class:`PairPlan`. Default: every pair on every image, no reference.
 
     Returns
     -------
@@ -511,7 +594,11 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
     -----
     Annotator pairs are named ``"a|b"`` with the names sorted; ``missing`` objects are ``a``'s with no
     match in ``b``, ``extra`` objects ``b``'s with no match in ``a``. Panoptic quality uses the symmetric
-    form of :mod:`qa.engine.panoptic` and needs both annotators of the pair to export COCO panoptic.
+    form of :mod:`qa.engine.panoptic` and needs both annotators of the pair to export COCO panoptic; in a
+    pair with a reference (``plan``) it is panopticapi's ``pq_compute`` with the reference as the ground
+    truth (``form="reference"``, equal to ``qa.metrics.panoptic_quality(..., compat="panopticapi")``).
+    With a plan, only the pairs it compares on some image are listed (``settings["reference_pairs"]``
+    maps each pair with a reference to its reference side).
     Boundary metrics come from :func:`qa.engine.boundary.outline_pairs` (the numbers of
     :func:`qa.engine.boundary.boundary_pair`) when that module is installed;
     otherwise their columns are absent.
@@ -523,7 +610,8 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
     """
     from qa.engine.chunks import chunks_of
 
-    cfg = compare_config(batch, tolerances=tolerances, iou_threshold=iou_threshold, max_pixels=max_pixels)
+    cfg = compare_config(batch, tolerances=tolerances, iou_threshold=iou_threshold, max_pixels=max_pixels,
+                         plan=plan)
     keys = [key for key in batch.images if len(batch.coverage.get(key, ())) >= 2]
     total = len(keys)
     size, workers = _pool.plan(total, workers, executor)

@@ -313,6 +313,9 @@ class Tables:
                     "boundary_metrics": bool(self.boundary_names), "pq_form": "symmetric"}
         if self.spill is not None:
             settings["spill_dir"] = str(self.spill.folder)
+        from qa.engine.compare import plan_settings
+
+        settings.update(plan_settings(self.cfg))
         return Comparison(object_pairs=object_pairs, image_pairs=image_pairs, scores=scores, settings=settings,
                           spill=self.spill, category_image_iou=self._category_image_iou())
 

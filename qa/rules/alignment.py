@@ -30,17 +30,22 @@ _DOCS = {
     """),
     "ALN002": ("error", """
         ## What it checks
-        Annotators declaring different sizes for the same image. The minority is left out of the
-        comparison for that image.
+        An export declaring other sizes than the image's frame (the reference's size, else the size
+        most exports declare) with another aspect ratio, so it cannot be scaled: a crop, or another
+        frame. One finding per export, naming the images and sizes; the export is left out of the
+        comparison on those images. (An export at another size with the same aspect ratio is scaled,
+        ALN008; one declared as rescaled is scaled whatever its aspect ratio, ALN007.)
 
         ## Why it matters
-        Masks at different sizes cannot be compared pixel for pixel; one export was resized.
+        Masks of different frames cannot be compared pixel for pixel: where the crop lies in the
+        image is not known.
 
         ## Example
-        alice 1024x768, bob 512x384 for `room_7.jpg`.
+        BU-BIL's crowd workers: `seg_b01 900x321 (frame 1024x811)` on 33 of 35 images.
 
         ## How to fix
-        Export every annotator's labels at the original size.
+        Export every annotator's labels in the original frame; declare `rescale` for an export that
+        was resized unevenly (x/8, y/9).
 
         ## Parameters
         None.
@@ -98,6 +103,84 @@ _DOCS = {
 
         ## How to fix
         Nothing; trim the category lists to the guideline's if the line is in the way.
+
+        ## Parameters
+        None.
+    """),
+    "ALN006": ("error", """
+        ## What it checks
+        An export none of whose images another export has, so nothing of it is compared. The
+        message shows one image key of the export and one of another, which usually shows why.
+
+        ## Why it matters
+        A run that compares nothing would otherwise look like a clean run: no disagreement
+        because no comparison.
+
+        ## Example
+        `qa run gold=GoldStandard/ staple=consensus.json` where the JSON names `B01.jpg` and the
+        masks are `seg_B01.png`.
+
+        ## How to fix
+        Make the file names agree (images pair by file name, base name, or case-folded stem).
+
+        ## Parameters
+        None.
+    """),
+    "ALN007": ("info", """
+        ## What it checks
+        An export declared at another resolution (`rescale = true` in the manifest, `--rescale NAME`)
+        whose images are at other sizes than the frame: its labels were scaled into the frame, each
+        axis by its own factor. One finding per export, with the factors.
+
+        ## Why it matters
+        Polygons scale exactly; masks are resampled by nearest neighbour, so their outlines move by
+        up to half a source pixel (`factor / 2` pixels of the frame when upscaling): boundary
+        figures at smaller tolerances measure the resampling too.
+
+        ## Example
+        airo's COCO export of a CVAT task: `512x256 -> 4096x2304 (x8, y9)`.
+
+        ## How to fix
+        Nothing; export at the original size for exact masks.
+
+        ## Parameters
+        None.
+    """),
+    "ALN009": ("warning", """
+        ## What it checks
+        With a reference (`--reference NAME`, `role = "reference"`): an annotator that labels none of
+        the images the reference labels (after frames are fitted), so it has no figure against the
+        reference.
+
+        ## Why it matters
+        A gate per annotator (`f1 = { min = 0.9, per = "annotator" }`) checks the annotators that have
+        the figure: one the reference never saw would pass unchecked.
+
+        ## Example
+        Honeypots on 20 images; carol's share of the batch has none of them.
+
+        ## How to fix
+        Put reference images into every annotator's share, or gate the pairwise figures for them.
+
+        ## Parameters
+        None.
+    """),
+    "ALN008": ("warning", """
+        ## What it checks
+        An export whose images are at other sizes than the frame with the same aspect ratio (within
+        a pixel): it was taken for a resized export and scaled into the frame. One finding per
+        export, with the factors.
+
+        ## Why it matters
+        A uniform resize is the likely cause, but a same-shaped crop would be scaled wrongly;
+        the finding says it happened so it can be checked.
+
+        ## Example
+        bob's masks at 512x384 where the others' are 1024x768 (x2, y2).
+
+        ## How to fix
+        Declare the export as rescaled (`rescale = true`) to confirm it, or export at the original
+        size.
 
         ## Parameters
         None.

@@ -122,3 +122,39 @@ def test_the_task_reads_only_its_chunk(synth):
     assert list(map(repr, a["findings"])) == list(map(repr, b["findings"]))
     assert [r for _k, _n, s in a["alpha"] for r in (s.n, s.diagonal)] == \
         [r for _k, _n, s in b["alpha"] for r in (s.n, s.diagonal)]
+
+
+@pytest.mark.parametrize("pairs", ["reference", "all"])
+def test_one_pass_with_a_reference_equals_the_stages(pairs, synth, monkeypatch):
+    """With a reference, the pass compares the pairs of the reference plan (PQ with the reference as the
+    ground truth) and builds no consensus of everyone; the comparison and the figures against the
+    reference equal the comparison stage with the plan and the reference stage on its own."""
+    from qa.engine.compare import PairPlan
+    from qa.pipeline import reference_stage
+
+    batch = qa.load(manifest=synth / "batch_panoptic.toml")
+    gold = batch.annotators[0]
+    batch.reference = gold
+    plan = PairPlan({a: gold for a in batch.annotators if a != gold}, pairs=pairs)
+    comparison = compare_batch(batch, workers=1, plan=plan)
+    against = reference_stage(batch, comparison)
+    assert comparison.settings["pq_form"] in ("reference", "mixed")
+    for chunk_max, workers in ((16, 1), (3, 2)):
+        monkeypatch.setattr(_pool, "CHUNK_MAX", chunk_max)
+        run = qa.run(manifest=synth / "batch_panoptic.toml", workers=workers, store=False, reference=gold, pairs=pairs)
+        for name in ("object_pairs", "image_pairs", "scores", "category_image_iou"):
+            _frames_equal(getattr(run.comparison, name), getattr(comparison, name), name)
+        assert run.comparison.settings == comparison.settings
+        _frames_equal(run.reference.scores, against.scores, "reference scores")
+        _frames_equal(run.reference.objects, against.objects, "reference objects")
+        assert run.analytics.consensus is None
+
+
+def test_the_consensus_of_the_others_is_the_same_on_every_pool(synth, monkeypatch):
+    runs = []
+    for chunk_max, workers in ((16, 1), (3, 2)):
+        monkeypatch.setattr(_pool, "CHUNK_MAX", chunk_max)
+        runs.append(qa.run(manifest=synth / "batch.toml", workers=workers, store=False, reference="consensus"))
+    assert len(runs[0].reference.scores) > 20
+    _frames_equal(runs[0].reference.scores, runs[1].reference.scores, "reference scores")
+    _frames_equal(runs[0].scores, runs[1].scores, "scores")

@@ -269,6 +269,9 @@ def _category_findings(exports, names, known_by, mapping, canonical, declared) -
     lacks); one ALN005 per export for the categories it declares that no export has objects of."""
     used_by: dict[str, Counter] = defaultdict(Counter)
     for e in exports:
+        if e.census is not None:  # a streamed export: its counts, canonical already
+            for category, n in e.census.per_category.items():
+                used_by[category][e.annotator] += n
         for obj in e.objects:  # categories are canonical already
             used_by[obj.category][e.annotator] += 1
     findings = []
@@ -429,7 +432,8 @@ def align(exports: list[Export], *, aliases: dict | None = None,
     Returns
     -------
     Batch
-        Objects' ``image`` and ``category`` fields are rewritten to the canonical keys. ``aliases`` maps
+        Objects' ``image`` and ``category`` fields are rewritten (a streamed export's census counts by
+        canonical category) to the canonical keys. ``aliases`` maps
         each rewritten raw name to its category; ``alias_report`` says, for every raw name, which
         pattern (and kind: exact, glob, regex) mapped it and how many objects each annotator gave it,
         which raw names stayed as they are, and which patterns matched no name.
@@ -459,7 +463,10 @@ def align(exports: list[Export], *, aliases: dict | None = None,
         for obj in e.objects:
             who = obj.annotator or e.annotator
             uses[obj.category][who] = uses[obj.category].get(who, 0) + 1
-        used = {o.category for o in e.objects} | set(e.categories)
+        counted = e.census.per_category if e.census is not None else {}
+        for category, n in counted.items():  # a streamed export holds counts, not objects
+            uses[category][e.annotator] = uses[category].get(e.annotator, 0) + n
+        used = {o.category for o in e.objects} | set(counted) | set(e.categories)
         for raw in sorted(used):
             if raw not in resolved:
                 resolved[raw] = _resolve(raw, compiled)
@@ -475,6 +482,11 @@ def align(exports: list[Export], *, aliases: dict | None = None,
                 )
         for obj in e.objects:
             obj.category = mapping[obj.category]
+        if e.census is not None:
+            per_category: dict[str, int] = {}
+            for category, n in e.census.per_category.items():
+                per_category[mapping[category]] = per_category.get(mapping[category], 0) + n
+            e.census.per_category = per_category
         e.categories = {mapping[k]: canonical_categories[mapping[k]] for k in e.categories}
     findings.extend(_category_findings(exports, names, known_by, mapping, sorted(canonical_categories),
                                        set(categories or [])))

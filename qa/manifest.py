@@ -113,10 +113,23 @@ def parse_spec(text: str) -> ExportSpec:
     >>> parse_spec("alice=exports/a.json")
     ExportSpec(annotator='alice', path=PosixPath('exports/a.json'), format=None, options={}, role=None, rescale=False)
     """
+    from qa.formats._location import location
+
     name, sep, path = str(text).partition("=")
     if sep and name and "/" not in name and "\\" not in name:
-        return ExportSpec(annotator=name.strip(), path=Path(path))
-    return ExportSpec(annotator=None, path=Path(text))
+        return ExportSpec(annotator=name.strip(), path=location(path))
+    return ExportSpec(annotator=None, path=location(text))
+
+
+def _beside(manifest, value: str) -> str:
+    """An option's path as an absolute path or URL (relative ones are relative to the manifest's folder)."""
+    from qa.formats._location import Url, is_url
+
+    if is_url(value):
+        return value
+    if isinstance(manifest, Url):
+        return str(manifest.parent / value)
+    return os.path.abspath(manifest.parent / value)
 
 
 _TOP_KEYS = {"name", "description", "categories", "max_pixels", "exports", "aliases", "pairs", "attributes"}
@@ -136,11 +149,13 @@ def read_manifest(path) -> Manifest:
     ConfigError
         When a key is unknown or a value has the wrong type; the message names the key.
     """
-    path = Path(path)
+    from qa.formats._location import is_url, location
+
+    path = location(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"cannot read manifest: {exc.strerror}", path=path) from None
+        raise InputError(f"cannot read manifest: {exc.strerror or exc}", path=path) from None
     except UnicodeDecodeError:
         raise InputError("manifest is not UTF-8 text", path=path) from None
     try:
@@ -175,10 +190,11 @@ def read_manifest(path) -> Manifest:
         if not isinstance(options, dict):
             raise ConfigError("'options' must be a table", path=path, where=where)
         # absolute, so a loader that resolves a relative folder against its export file does not do it twice
-        options = {k: (os.path.abspath(path.parent / v) if k.endswith(("_dir", "_file")) and isinstance(v, str)
+        options = {k: (_beside(path, v) if k.endswith(("_dir", "_file")) and isinstance(v, str)
                        else v) for k, v in options.items()}
+        export_path = location(raw["path"]) if is_url(raw["path"]) else path.parent / raw["path"]
         if classes is not None and (raw.get("format") == "labelmap" or (
-                raw.get("format") is None and (path.parent / raw["path"]).is_dir())):
+                raw.get("format") is None and export_path.is_dir())):
             options.setdefault("classes", classes)  # folders of PNGs given a class table are label maps
         role = raw.get("role")
         if role is not None and role not in ROLES:
@@ -188,7 +204,7 @@ def read_manifest(path) -> Manifest:
             raise ConfigError("the reference export needs an 'annotator' name", path=path, where=where)
         if "rescale" in raw and not isinstance(raw["rescale"], bool):
             raise ConfigError("'rescale' must be true or false", path=path, where=where)
-        exports.append(ExportSpec(annotator=raw.get("annotator"), path=path.parent / raw["path"],
+        exports.append(ExportSpec(annotator=raw.get("annotator"), path=export_path,
                                   format=raw.get("format"), options=options,
                                   role=None if role == "annotator" else role, rescale=bool(raw.get("rescale"))))
     references = [e.annotator for e in exports if e.role == "reference"]

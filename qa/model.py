@@ -170,12 +170,25 @@ class Finding:
 
 
 @dataclass(slots=True)
+class Census:
+    """What an export's objects add up to, kept when the objects themselves are not (a streamed export).
+
+    ``per_category`` counts objects by category name; ``crowd`` counts those with ``iscrowd``.
+    """
+
+    objects: int = 0
+    crowd: int = 0
+    per_category: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class Export:
     """One annotator's labels as read from one export.
 
-    ``id_maps`` maps an image key to its panoptic PNG (COCO panoptic exports only). ``ordinals``, on an
-    export narrowed to a chunk of images, holds each object's position in the whole export (the position a
-    whole load gives it).
+    ``id_maps`` maps an image key to its panoptic PNG (COCO panoptic exports only). ``census`` is set
+    on an export of a streamed index (:mod:`qa.formats._index`), whose ``objects`` stay empty: each chunk
+    of images reads its own objects. ``ordinals``, on an export narrowed to a chunk of images, holds each
+    object's position in the whole export (the position a whole load gives it).
     """
 
     annotator: str
@@ -186,6 +199,7 @@ class Export:
     objects: list[Object] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     id_maps: dict[str, Path] = field(default_factory=dict)
+    census: Census | None = None
     ordinals: np.ndarray | None = None
 
     def positions(self) -> np.ndarray:
@@ -193,6 +207,16 @@ class Export:
         if self.ordinals is not None:
             return self.ordinals
         return np.arange(len(self.objects), dtype=np.int64)
+
+    def count(self) -> Census:
+        """The export's :class:`Census`: its own when streamed, else counted from its objects."""
+        if self.census is not None:
+            return self.census
+        per_category: dict[str, int] = {}
+        for obj in self.objects:
+            per_category[obj.category] = per_category.get(obj.category, 0) + 1
+        return Census(objects=len(self.objects), crowd=sum(bool(o.iscrowd) for o in self.objects),
+                      per_category=per_category)
 
 
 @dataclass(slots=True)
@@ -221,6 +245,9 @@ class Batch:
     attribute_levels: dict = field(default_factory=dict)
     """Declared levels of measurement of object attributes, ``{name: "nominal" | "ordinal"}`` (the manifest's
     ``[attributes]``, ``--attribute NAME=LEVEL``)."""
+    index: object = None
+    """The streamed index (:class:`qa.engine.chunks.BatchIndex`) when the exports' objects are not held:
+    each chunk of images reads its own (:func:`qa.engine.chunks.chunks_of`)."""
 
     def objects(self, annotator: str | None = None, image: str | None = None) -> list[Object]:
         """Objects of one annotator and/or one image, in export order."""

@@ -22,7 +22,9 @@ __all__ = ["Run", "RunOptions", "load", "run", "summarise"]
 def _specs(exports) -> list[ExportSpec]:
     specs = []
     if isinstance(exports, dict):
-        exports = [ExportSpec(annotator=k, path=Path(v)) for k, v in exports.items()]
+        from qa.formats._location import location
+
+        exports = [ExportSpec(annotator=k, path=location(v)) for k, v in exports.items()]
     for item in exports:
         if isinstance(item, ExportSpec):
             specs.append(item)
@@ -84,9 +86,16 @@ CONSENSUS = "consensus"
 
 def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
           progress: Progress | None = None, format_options=None, reference=None, rescale=(),
-          attributes=None) -> tuple[Batch, dict]:
-    """:func:`load`, plus the alias report the alignment recorded (``Batch.alias_report``)."""
+          attributes=None, streamed: bool = False) -> tuple[Batch, dict, Manifest | None]:
+    """:func:`load`, plus the alias report the alignment recorded (``Batch.alias_report``) and the manifest.
+
+    ``streamed`` indexes the exports instead of loading them (:mod:`qa.formats._index`): the batch's
+    exports hold no objects, ``batch.index`` says where they are, and each chunk of images reads its own
+    (:func:`qa.engine.chunks.chunks_of`). A batch whose alignment scales an export into another's frame
+    (ALN007, ALN008) is loaded whole instead: scaling needs the objects (:func:`qa.align.align`).
+    """
     from qa.formats import load as load_export
+    from qa.formats._index import index_export
 
     specs: list[ExportSpec] = []
     man: Manifest | None = read_manifest(manifest) if manifest is not None else None
@@ -101,9 +110,16 @@ def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=Non
     limit = max_pixels or (man.max_pixels if man else None)
     limits = Limits(max_pixels=limit) if limit else Limits()
     loaded = []
+    sources = []
     for done, spec in enumerate(specs):
         if progress:
             progress("load", done, len(specs))
+        if streamed:
+            indexed = index_export(spec.path, spec.annotator, format=spec.format, limits=limits,
+                                   options=spec.options, format_options=format_options)
+            sources.extend(indexed)
+            loaded.extend(e for source in indexed for e in source.exports)
+            continue
         loaded.extend(load_export(spec.path, spec.annotator, format=spec.format, limits=limits,
                                   options=spec.options, format_options=format_options))
     if progress:
@@ -126,9 +142,21 @@ def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=Non
     unknown = sorted(declared - set(names))
     if unknown:
         raise ConfigError(f"--rescale {unknown[0]!r} is not an annotator of the batch (annotators: {', '.join(names)})")
+    if streamed:
+        from qa.engine.chunks import BatchIndex
+
+        index = BatchIndex.before_alignment(sources)
     batch = align(loaded, aliases=merged_aliases,
                   categories=categories if categories is not None else (man.categories if man else None),
                   reference=gold, rescale=declared)
+    if streamed:
+        if any(image.scaled_from is not None for e in batch.exports.values() for image in e.images.values()):
+            # scaled into another export's frame: a whole load scales the objects (and leaves out an image
+            # with one it cannot scale), so read the exports whole
+            return _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
+                         max_pixels=max_pixels, progress=progress, format_options=format_options,
+                         reference=reference, rescale=rescale, attributes=attributes)
+        batch.index = index.after_alignment(batch)
     batch.reference = gold
     levels = dict(man.attributes) if man is not None else {}
     levels.update(attributes or {})
@@ -150,15 +178,15 @@ def summarise(batch: Batch, *, alias_report: dict | None = None) -> dict:
     per_annotator = []
     for name in batch.annotators:
         export = batch.exports[name]
-        counts = Counter(o.category for o in export.objects)
+        census = export.count()  # counted from the objects, or the streamed index's counts
         per_annotator.append({
             "annotator": name,
             "path": str(export.path),
             "format": export.format,
             "images": len(export.images),
-            "objects": len(export.objects),
-            "crowd": sum(o.iscrowd for o in export.objects),
-            "objects_per_category": dict(sorted(counts.items())),
+            "objects": census.objects,
+            "crowd": census.crowd,
+            "objects_per_category": dict(sorted(census.per_category.items())),
         })
     from qa.rules.check import finding_dict
 
@@ -383,7 +411,12 @@ def _run(exports, opts: RunOptions) -> Run:
     batch, alias_counts, man = _load(*exports, manifest=opts.manifest, aliases=opts.aliases,
                                      categories=opts.categories, max_pixels=opts.max_pixels, progress=progress,
                                      format_options=opts.format_options, reference=opts.reference,
-                                     rescale=opts.rescale, attributes=opts.attributes)
+                                     rescale=opts.rescale, attributes=opts.attributes, streamed=True)
+    # from the index, no object held: the images, categories, counts and load findings of the batch
+    summary = summarise(batch, alias_report=alias_counts) if opts.instances == "classes" else None
+    from qa.engine.chunks import materialise
+
+    batch = materialise(batch)  # the stages still read whole exports; a per-chunk task reads chunks_of(batch)
     settings = {"max_pixels": opts.max_pixels or Limits().max_pixels}
     pairs = opts.pairs or (man.pairs if man is not None else None) or "reference"
     if pairs not in ("reference", "all"):
@@ -406,8 +439,8 @@ def _run(exports, opts: RunOptions) -> Run:
         from qa.engine.semantic import with_instances
 
         batch = with_instances(batch, opts.instances)
+        summary = summarise(batch, alias_report=alias_counts)  # counts of the components
     settings.update(opts.settings())
-    summary = summarise(batch, alias_report=alias_counts)
     resolved = None
     if opts.pack is not None:
         from qa.rules.packs import Pack, override, read

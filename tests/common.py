@@ -205,3 +205,32 @@ def hostile_exports(folder, *, image=True):
     alice = write_json(folder / "alice.json", doc(0, True))
     bob = write_json(folder / "bob.json", doc(6, False))
     return alice, bob
+
+
+def assert_same_batch(a, b, where: str = "batch") -> None:
+    """Two batches (or any of their parts) equal to the bit: every field of every record, arrays by
+    dtype, shape and value, dict keys in the same order. The streamed index's own fields (``index``,
+    ``census``, ``ordinals``) are not compared."""
+    import numpy as np
+
+    if type(a) is not type(b):
+        raise AssertionError(f"{where}: {type(a).__name__} vs {type(b).__name__}")
+    if isinstance(a, np.ndarray):
+        if a.dtype != b.dtype or a.shape != b.shape or not np.array_equal(a, b, equal_nan=a.dtype.kind == "f"):
+            raise AssertionError(f"{where}: arrays differ")
+    elif isinstance(a, dict):
+        if list(a) != list(b):
+            raise AssertionError(f"{where}: keys {list(a)[:5]} vs {list(b)[:5]}")
+        for k in a:
+            assert_same_batch(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        if len(a) != len(b):
+            raise AssertionError(f"{where}: {len(a)} items vs {len(b)}")
+        for k, (x, y) in enumerate(zip(a, b)):
+            assert_same_batch(x, y, f"{where}[{k}]")
+    elif hasattr(a, "__dataclass_fields__"):
+        for name in a.__dataclass_fields__:
+            if name not in ("index", "census", "ordinals"):
+                assert_same_batch(getattr(a, name), getattr(b, name), f"{where}.{name}")
+    elif not (isinstance(a, float) and a != a and b != b) and a != b:
+        raise AssertionError(f"{where}: {a!r} vs {b!r}")

@@ -235,9 +235,9 @@ class LocalPool(Executor):
             # the pool starts a worker inside submit() when none is idle
             with _without_main():
                 future = self._pool.submit(work, chunk, cfg)
-        except BrokenProcessPool as exc:  # broken before the chunk was sent: handled as a lost chunk
-            future = Future()
-            future.set_exception(exc)
+        except (BrokenProcessPool, OSError) as exc:  # broken before the chunk was sent: a lost chunk (a
+            future = Future()  # pool broken by a dying worker can also fail on its closed wake-up pipe)
+            future.set_exception(exc if isinstance(exc, BrokenProcessPool) else BrokenProcessPool(str(exc)))
         self._processes = list(getattr(self._pool, "_processes", {}).values()) or self._processes
         return future
 
@@ -257,14 +257,19 @@ class LocalPool(Executor):
     def _restart(self) -> None:
         old, self._pool = self._pool, None
         if old is not None:
-            old.shutdown(wait=True, cancel_futures=True)
+            try:
+                old.shutdown(wait=True, cancel_futures=True)
+            except OSError:  # its pipes went with the dead worker; nothing left to stop
+                pass
         self.restarts += 1
         self._start()
 
     def _lost(self, exc, pending: deque, work, cfg) -> None:
         from concurrent.futures.process import BrokenProcessPool
 
-        if not isinstance(exc, BrokenProcessPool):
+        broken = isinstance(exc, BrokenProcessPool) or (
+            isinstance(exc, OSError) and getattr(self._pool, "_broken", False))
+        if not broken:
             raise exc
         what = self._dead()
         if any(item[2] >= self.retries for item in pending):
@@ -286,7 +291,10 @@ class LocalPool(Executor):
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            try:
+                pool.shutdown(wait=True, cancel_futures=True)
+            except OSError:  # a pool broken by a dead worker may have closed its pipes already
+                pass
 
 
 # --- any concurrent.futures executor, and Dask ----------------------------------------------------------

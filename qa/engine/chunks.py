@@ -4,20 +4,27 @@ A per-image task is given a :class:`Chunk` and calls ``chunk.load()`` first, in 
 narrowed to the chunk's images (every annotator; each export holding only these images, their objects
 in export order, their id maps, and in ``Export.ordinals`` each object's position in the whole export;
 no batch-level findings). The task never touches anything else of the batch, and never relies on its
-objects being the main process's own (a streamed chunk reads them again in the worker).
+objects being the main process's own (a streamed chunk reads them again in the worker). Two kinds:
 
 - :class:`InMemoryChunk`: the narrowed batch itself, pickled to the worker with its objects (a batch
   loaded whole, :func:`qa.load`).
+- :class:`IndexedChunk`: where the chunk's objects are in the exports (byte spans, files) and the
+  alignment the main process decided; its ``load()`` reads those objects, through the readers' own code,
+  from the export files (:mod:`qa.formats._index`), so the main process never holds them. The objects are
+  equal to a whole load's, with the same :class:`~qa.model.Source`, in the same order, and each
+  narrowed export's ``ordinals`` gives every object's position in the whole export.
 
-:func:`chunks_of` yields one per list of image keys.
+:func:`chunks_of` yields the one or the other, whichever the batch is (:attr:`qa.model.Batch.index`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
 
 if TYPE_CHECKING:
+    from qa.formats._index import SourceIndex, SourcePart
     from qa.model import Batch
 
 
@@ -41,11 +48,131 @@ class InMemoryChunk:
         return self.batch
 
 
-def chunks_of(batch: "Batch", chunks: Iterable[list[str]]) -> Iterator[Chunk]:
-    """A :class:`Chunk` for each list of image keys in ``chunks``
-    (:func:`qa.engine._pool.batch_chunks`)."""
-    from qa.engine._pool import batch_chunks
+@dataclass(frozen=True)
+class IndexedChunk:
+    """A chunk of a streamed batch: its images' places in the exports (see the module docstring).
 
-    chunks = [list(keys) for keys in chunks]
-    for keys, narrowed in zip(chunks, batch_chunks(batch, chunks)):
-        yield InMemoryChunk(tuple(keys), narrowed)
+    ``shell`` is the batch narrowed to the chunk's images with no objects; ``parts`` each export file's
+    share of the chunk; ``aliases`` the category names the alignment rewrote; ``rekeyed`` per annotator
+    ``{key as the reader named it: key in the batch}`` where the alignment paired images by base name or
+    file stem.
+    """
+
+    keys: tuple[str, ...]
+    shell: "Batch"
+    parts: tuple["SourcePart", ...]
+    aliases: dict = field(default_factory=dict)
+    rekeyed: dict = field(default_factory=dict)
+
+    def load(self) -> "Batch":
+        exports = {name: copy.copy(e) for name, e in self.shell.exports.items()}
+        for part in self.parts:
+            for read in part.load():
+                target = exports[read.annotator]
+                rekey = self.rekeyed.get(read.annotator, {})
+                for obj in read.objects:
+                    obj.category = self.aliases.get(obj.category, obj.category)
+                    obj.image = rekey.get(obj.image, obj.image)
+                target.objects = read.objects
+                target.ordinals = read.ordinals
+        return replace(self.shell, exports=exports)
+
+
+@dataclass
+class BatchIndex:
+    """A streamed batch's index: each export file's :class:`~qa.formats._index.SourceIndex`, and how the
+    alignment renamed categories and images (see :class:`IndexedChunk`)."""
+
+    sources: list["SourceIndex"]
+    owner: dict[str, int]
+    rekeyed: dict[str, dict[str, str]]
+    aliases: dict[str, str]
+
+    @classmethod
+    def before_alignment(cls, sources: list["SourceIndex"]) -> "BatchIndex":
+        """Note each export's image keys before :func:`qa.align.align` may re-key them; call
+        :meth:`after_alignment` once it has."""
+        index = cls(sources=sources, owner={}, rekeyed={}, aliases={})
+        index._raw = {id(e): list(e.images.items()) for s in sources for e in s.exports}
+        return index
+
+    def after_alignment(self, batch: "Batch") -> "BatchIndex":
+        for number, source in enumerate(self.sources):
+            for export in source.exports:
+                self.owner[export.annotator] = number
+                # the alignment re-keys an image in place (its Image keeps its identity, its key changes)
+                renamed = {raw: image.key for raw, image in self._raw[id(export)]}
+                if any(raw != key for raw, key in renamed.items()):  # paired by base name or file stem
+                    self.rekeyed[export.annotator] = renamed
+        del self._raw
+        self.aliases = dict(batch.aliases)
+        return self
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the run tables (the part of the index that grows with the objects)."""
+        return sum(s.nbytes for s in self.sources)
+
+    def chunk(self, batch: "Batch", keys: Iterable[str]) -> IndexedChunk:
+        """The :class:`IndexedChunk` of ``keys`` (image keys of ``batch``)."""
+        keys = tuple(keys)
+        shell_exports = {}
+        for name, export in batch.exports.items():
+            shell_exports[name] = replace(export, findings=[], objects=[], census=None,
+                                          images={k: export.images[k] for k in keys if k in export.images},
+                                          id_maps={k: export.id_maps[k] for k in keys if k in export.id_maps})
+        shell = replace(batch, exports=shell_exports, findings=[], index=None,
+                        images={k: batch.images[k] for k in keys},
+                        coverage={k: batch.coverage[k] for k in keys if k in batch.coverage})
+        parts = []
+        rekeyed = {}
+        for number, source in enumerate(self.sources):
+            wanted = {}
+            for export in source.exports:
+                back = self.rekeyed.get(export.annotator)
+                if back is None:
+                    wanted[export.annotator] = [(k, k) for k in keys if k in export.images]
+                else:
+                    forward = {key: raw for raw, key in back.items()}
+                    wanted[export.annotator] = [(forward[k], k) for k in keys if k in export.images]
+                    rekeyed[export.annotator] = {raw: k for raw, k in wanted[export.annotator]}
+            parts.append(source.part(wanted))
+        return IndexedChunk(keys=keys, shell=shell, parts=tuple(parts), aliases=self.aliases, rekeyed=rekeyed)
+
+
+def chunks_of(batch: "Batch", chunks: Iterable[list[str]]) -> Iterator[Chunk]:
+    """A :class:`Chunk` for each list of image keys in ``chunks``: indexed when the batch is streamed
+    (``batch.index``), in memory otherwise (:func:`qa.engine._pool.batch_chunks`)."""
+    if batch.index is None:
+        from qa.engine._pool import batch_chunks
+
+        chunks = [list(keys) for keys in chunks]
+        for keys, narrowed in zip(chunks, batch_chunks(batch, chunks)):
+            yield InMemoryChunk(tuple(keys), narrowed)
+        return
+    for keys in chunks:
+        yield batch.index.chunk(batch, keys)
+
+
+MATERIALISE_CHUNK = 256
+"""Images per chunk read when a streamed batch is loaded whole (:func:`materialise`)."""
+
+
+def materialise(batch: "Batch") -> "Batch":
+    """A streamed batch loaded whole: every export's objects read from its index, in export order, so the
+    batch equals the one a whole load (:func:`qa.load`) gives. A batch held in memory is returned as it is.
+    """
+    if batch.index is None:
+        return batch
+    from qa.engine._pool import chunks as cut
+
+    gathered: dict[str, list] = {name: [] for name in batch.exports}
+    for chunk in chunks_of(batch, cut(list(batch.images), MATERIALISE_CHUNK)):
+        narrowed = chunk.load()
+        for name, export in narrowed.exports.items():
+            gathered[name].extend(zip(export.ordinals.tolist(), export.objects))
+    exports = {}
+    for name, export in batch.exports.items():
+        objects = [obj for _ordinal, obj in sorted(gathered[name], key=lambda item: item[0])]
+        exports[name] = replace(export, objects=objects, census=None, ordinals=None)
+    return replace(batch, exports=exports, index=None)

@@ -22,6 +22,7 @@ from typing import Any
 
 from qa.errors import InputError
 from qa.formats._bounds import check_export
+from qa.formats._location import location
 from qa.model import Export, Limits
 
 # Detection order matters: the more specific formats come first (panoptic JSON is also COCO-shaped).
@@ -52,7 +53,7 @@ def detect(path) -> str:
     Parameters
     ----------
     path : str or os.PathLike
-        A file or a folder.
+        A file or a folder, or an fsspec URL of one (``s3://bucket/alice.json``).
 
     Returns
     -------
@@ -64,7 +65,7 @@ def detect(path) -> str:
     InputError
         When the path does not exist or matches no known format.
     """
-    path = Path(path)
+    path = location(path)
     if not path.exists():
         raise InputError("no such file or folder", path=path)
     for name in _MODULES:
@@ -112,7 +113,7 @@ def load(path, annotator: str | None = None, *, format: str | None = None,
     InputError
         When the file cannot be read or parsed; its message names the file.
     """
-    path = Path(path)
+    path = location(path)
     if not path.exists():
         raise InputError("no such file or folder", path=path)
     name = format or detect(path)
@@ -123,7 +124,13 @@ def load(path, annotator: str | None = None, *, format: str | None = None,
         exports = [Export(annotator="", path=path, format=name)]
     for e in exports:
         check_export(e)
-    default = annotator or path.stem
+    return name_exports(exports, annotator, path)
+
+
+def name_exports(exports: list[Export], annotator: str | None, path: Path) -> list[Export]:
+    """Name each export as :func:`load` says (``annotator``, ``"<annotator>/<name in file>"`` or the
+    file's stem), and its objects and findings after it."""
+    default = annotator or location(path).stem
     named_inside = [e for e in exports if e.annotator]
     if not named_inside:
         for e in exports:

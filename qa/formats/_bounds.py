@@ -103,15 +103,15 @@ def attribute_problems(attributes: dict) -> list[str]:
     return problems
 
 
-def _suspect_polygons(export: Export) -> set[int]:
+def _suspect_polygons(objects: list[Object], images: dict[str, Image]) -> set[int]:
     """Indices of the polygon objects that may break a bound, from one pass over every vertex of the
-    export (the others are within bounds; :func:`geometry_problem` says what is wrong with a suspect)."""
+    objects (the others are within bounds; :func:`geometry_problem` says what is wrong with a suspect)."""
     suspects: set[int] = set()
     parts, owner, widths, heights = [], [], [], []
-    for k, obj in enumerate(export.objects):
+    for k, obj in enumerate(objects):
         if obj.kind != "polygon":
             continue
-        image = export.images.get(obj.image)
+        image = images.get(obj.image)
         if image is None:
             continue
         polygons = obj.polygons or ()
@@ -137,28 +137,36 @@ def _suspect_polygons(export: Export) -> set[int]:
     return suspects
 
 
-def check_export(export: Export) -> None:
-    """Hold every object of ``export`` to the bounds of the module docstring, in place.
+def check_objects(objects: list[Object], images: dict[str, Image]) -> tuple[list[Object], list]:
+    """The objects that meet the bounds of the module docstring, and the findings on the others.
 
     Objects whose geometry is out of bounds are left out and reported (file, index and id from their
-    source); attributes of the wrong type are dropped and reported. Objects of an image the export
-    does not declare are left as they are (no later stage reads them). The vertices of all polygons are
-    checked in one numpy pass; only an object that fails it is looked at on its own.
+    source); attributes of the wrong type are dropped (in place) and reported. Objects of an image not in
+    ``images`` are kept as they are (no later stage reads them). The vertices of all polygons are checked
+    in one numpy pass; only an object that fails it is looked at on its own. Each object is judged on its
+    own, so checking a list in parts gives the same objects and findings as checking it whole.
     """
-    suspects = _suspect_polygons(export)
-    kept = []
-    for k, obj in enumerate(export.objects):
-        image = export.images.get(obj.image)
+    suspects = _suspect_polygons(objects, images)
+    kept, findings = [], []
+    for k, obj in enumerate(objects):
+        image = images.get(obj.image)
         if image is None:
             kept.append(obj)
             continue
         problem = geometry_problem(obj, image) if (k in suspects or obj.kind == "rle") else None
         if problem is not None:
             code, message = problem
-            export.findings.append(finding(code, f"{message}; object left out", obj.source, image=obj.image))
+            findings.append(finding(code, f"{message}; object left out", obj.source, image=obj.image))
             continue
         if obj.attributes:
             for message in attribute_problems(obj.attributes):
-                export.findings.append(finding("FMT016", message, obj.source, image=obj.image))
+                findings.append(finding("FMT016", message, obj.source, image=obj.image))
         kept.append(obj)
-    export.objects = kept
+    return kept, findings
+
+
+def check_export(export: Export) -> None:
+    """Hold every object of ``export`` to the bounds of the module docstring, in place
+    (:func:`check_objects`; the findings go after the export's own)."""
+    export.objects, findings = check_objects(export.objects, export.images)
+    export.findings.extend(findings)

@@ -15,11 +15,13 @@ _last: tuple[tuple, object] | None = None  # ((path, size, mtime), document): de
 def read_json(path: Path):
     """Parse a JSON file, raising :class:`InputError` with the line and column of a syntax error."""
     global _last
-    path = Path(path)
+    from qa.formats._location import Url, location
+
+    path = location(path)
     try:
-        stat = os.stat(path)
+        stat = path.stat() if isinstance(path, Url) else os.stat(path)
     except OSError as exc:
-        raise InputError(f"cannot open: {exc.strerror}", path=path) from None
+        raise InputError(f"cannot open: {exc.strerror or exc}", path=path) from None
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if _last is not None and _last[0] == key:
         return _last[1]
@@ -67,12 +69,18 @@ def _loads_long_integers(text: str, path: Path):
 
 
 def sniff_json(path: Path):
-    """The parsed document of a ``.json`` file, for a loader's ``sniff``; None when ``path`` is not a
-    ``.json`` file or cannot be read or parsed (the loader's ``read`` then reports why)."""
-    path = Path(path)
+    """The document of a ``.json`` file with each list cut to its first five elements, for a loader's
+    ``sniff`` (:func:`qa.formats._jsonscan.preview`: a large export is not parsed whole to tell its
+    format); None when ``path`` is not a ``.json`` file or that part cannot be read or parsed (the
+    loader's ``read`` then reports why)."""
+    from qa.formats._jsonscan import Broken, preview
+    from qa.formats._location import location
+
+    path = location(path)
     if path.suffix.lower() != ".json" or not is_regular(path):
         return None
     try:
-        return read_json(path)
-    except InputError:
+        with open_regular(path) as fh:
+            return preview(fh)
+    except (InputError, Broken, OSError):
         return None

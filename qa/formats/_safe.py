@@ -62,10 +62,17 @@ def unsafe_reason(name: str) -> str | None:
 def resolve_inside(root: Path, name: str) -> Path | None:
     """The path of ``name`` under ``root``, or None when it would leave ``root``.
 
-    Symbolic links are resolved before the check, so a link pointing outside is refused too.
+    Symbolic links are resolved before the check, so a link pointing outside is refused too. Under a
+    URL (:class:`qa.formats._location.Url`) the name is joined to it, and only when it is safe.
     """
     if unsafe_reason(name) is not None:
         return None
+    from qa.formats._location import Url
+
+    if isinstance(root, Url):
+        candidate = root / normalise_name(name)
+        prefix = root.url.rstrip("/") + "/"
+        return candidate if candidate.url.startswith(prefix) else None
     base = Path(root).resolve()
     candidate = (base / normalise_name(name)).resolve()
     if candidate != base and base not in candidate.parents:
@@ -116,6 +123,17 @@ def open_regular(path):
         ``file not found``, ``cannot open: ...``, or ``not a regular file (a named pipe); only regular
         files are read``.
     """
+    from qa.formats._location import Url
+
+    if isinstance(path, Url):  # an object behind an fsspec URL: a seekable file fsspec reads in ranges
+        try:
+            if not path.is_file():
+                raise InputError("file not found" if not path.exists() else "not a file", path=path)
+            return path.open()
+        except InputError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot open: {exc}", path=path) from None
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
@@ -138,6 +156,10 @@ def open_regular(path):
 
 def is_regular(path) -> bool:
     """Whether ``path`` is a regular file (following symbolic links), without opening it."""
+    from qa.formats._location import Url
+
+    if isinstance(path, Url):
+        return path.is_file()
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
     except (OSError, ValueError):
@@ -176,12 +198,14 @@ def open_image_unguarded(path, formats=None):
 
     from PIL import Image as PILImage
 
+    from qa.formats._location import Url
+
     saved = PILImage.MAX_IMAGE_PIXELS
     try:
         PILImage.MAX_IMAGE_PIXELS = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            return PILImage.open(path, formats=formats)
+            return PILImage.open(open_regular(path) if isinstance(path, Url) else path, formats=formats)
     finally:
         PILImage.MAX_IMAGE_PIXELS = saved
 

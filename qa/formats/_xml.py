@@ -93,7 +93,9 @@ def iterparse(path: Path, events=("start", "end")):
         When the file cannot be opened or read, declares a DTD or entities, names an encoding Python
         does not know (or a multi-byte one expat cannot read), or is not well-formed XML.
     """
-    path = Path(path)
+    from qa.formats._location import location
+
+    path = location(path)
     fh = open_regular(path)
     with fh:
         try:
@@ -115,6 +117,128 @@ def iterparse(path: Path, events=("start", "end")):
             raise InputError(f"cannot read the XML: {exc}; save the file as UTF-8", path=path) from None
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror}", path=path) from None
+
+
+class _Target(ET.TreeBuilder):
+    """Builds the tree and notes each event with the byte where expat saw it."""
+
+    def __init__(self):
+        super().__init__()
+        self.expat = None
+        self.events: list = []
+
+    def start(self, tag, attrs):
+        elem = super().start(tag, attrs)
+        self.events.append(("start", elem, self.expat.CurrentByteIndex))
+        return elem
+
+    def end(self, tag):
+        elem = super().end(tag)
+        self.events.append(("end", elem, self.expat.CurrentByteIndex))
+        return elem
+
+
+def _tag_end(data: bytes, at: int) -> int:
+    """The offset just past the ``>`` closing the tag that starts at ``data[at]`` (quotes respected)."""
+    quote = None
+    for k in range(at, len(data)):
+        c = data[k]
+        if quote is not None:
+            if c == quote:
+                quote = None
+        elif c in (34, 39):
+            quote = c
+        elif c == 62:
+            return k + 1
+    return -1
+
+
+def iterparse_spans(path: Path, *, block: int = 1 << 20):
+    """:func:`iterparse`'s ``(event, element)`` pairs with, for the end of a child of the root, the byte
+    span ``(start, end)`` of that child in the file (None for other events): ``(event, element, span)``.
+
+    Parsed by defusedxml's expat parser (a DOCTYPE or entity declaration is refused, as by
+    :func:`iterparse`, with the same errors), fed a block at a time; only the current child of the root
+    is kept in memory (the caller clears the root as it goes).
+    """
+    from defusedxml.ElementTree import DefusedXMLParser
+
+    from qa.formats._location import location
+
+    path = location(path)
+    target = _Target()
+    parser = DefusedXMLParser(target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    target.expat = parser.parser
+    fh = open_regular(path)
+    kept = bytearray()
+    kept_from = 0
+    pos = 0
+    depth = 0
+    child_start = 0
+    with fh:
+        try:
+            while True:
+                data = fh.read(block)
+                kept += data
+                if data:
+                    parser.feed(data)
+                else:
+                    parser.close()
+                pos += len(data)
+                for event, elem, at in target.events:
+                    span = None
+                    if event == "start":
+                        depth += 1
+                        if depth == 2:
+                            child_start = at
+                    else:
+                        depth -= 1
+                        if depth == 1:
+                            end = _tag_end(kept, at - kept_from)
+                            span = (child_start, end + kept_from)
+                    yield event, elem, span
+                target.events = []
+                need = child_start if depth >= 2 else pos
+                if need > kept_from:
+                    del kept[:need - kept_from]
+                    kept_from = need
+                if not data:
+                    break
+        except DefusedXmlException as exc:
+            word = "DOCTYPE" if type(exc).__name__ == "DTDForbidden" else "ENTITY"
+            raise InputError(f"XML with a {word} declaration is refused (entities and DTDs are not "
+                             "expanded); remove the declaration", path=path) from None
+        except ET.ParseError as exc:
+            line, column = getattr(exc, "position", (None, None))
+            reason = str(exc).split(":")[0]
+            raise InputError(f"invalid XML at line {line} column {column}: {reason}", path=path) from None
+        except LookupError as exc:
+            raise InputError(f"the XML declaration names an unknown encoding ({exc}); save the file as UTF-8",
+                             path=path) from None
+        except ValueError as exc:
+            raise InputError(f"cannot read the XML: {exc}; save the file as UTF-8", path=path) from None
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", path=path) from None
+
+
+def fragment(prolog: bytes, data: bytes) -> ET.Element:
+    """One element from its bytes (``data``, a span :func:`iterparse_spans` gave), read as the file read
+    it: after the file's XML declaration (``prolog``), by defusedxml."""
+    from defusedxml.ElementTree import fromstring
+
+    return fromstring(prolog + data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+
+
+def declaration(head: bytes) -> bytes | None:
+    """The XML declaration (``<?xml ...?>``) at the start of ``head``, b"" when there is none, or None
+    when the bytes are not ASCII-compatible (UTF-16: a span cannot be read on its own)."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) > 1 and head[1:2] == b"\x00"):
+        return None
+    start = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    if not head.startswith(b"<?xml", start):
+        return b""
+    end = head.find(b"?>", start)
+    return head[start:end + 2] if end >= 0 else None
 
 
 def parse(path: Path) -> ET.Element:

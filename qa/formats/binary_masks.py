@@ -89,7 +89,9 @@ def looks_binary(files: list[Path]) -> bool:
 
 def sniff(path: Path) -> bool:
     """A folder (or folder of folders) of black-and-white PNG masks."""
-    return looks_binary(sample_files(Path(path)))
+    from qa.formats._location import location
+
+    return looks_binary(sample_files(location(path)))
 
 
 def _grey(png: Path, kind: str, depth: int, limits: Limits):
@@ -144,7 +146,9 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
     Takes the arguments of :func:`qa.formats.labelmap.read` and raises the same errors; the options
     are listed in the module docstring.
     """
-    path = Path(path)
+    from qa.formats._location import location
+
+    path = location(path)
     if "classes" in options:  # a folder given a class table is a label map, black-and-white or not
         from qa.formats import labelmap
 

@@ -8,17 +8,20 @@ The helpers :func:`read_categories` and :func:`read_images` are shared with the 
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from qa.errors import InputError
+from qa.formats._document import Whole, check_members, close_document, open_document
 from qa.formats._findings import finding
 from qa.formats._geometry import finite_number
-from qa.formats._json import read_json, sniff_json
+from qa.formats._json import sniff_json
 from qa.formats._safe import normalise_name, size_problem, unsafe_reason
 from qa.formats._tally import SkipTally
+from qa.formats._units import KEEP
 from qa.model import Category, Export, Image, Limits, Object, Source
 
 NAME = "coco"
@@ -36,13 +39,16 @@ def sniff(path: Path) -> bool:
     return isinstance(doc, dict) and sum(key in doc for key in _TOP_LEVEL) >= 2
 
 
-def _require_list(doc: dict, key: str, path: Path) -> list:
-    if key not in doc:
-        raise InputError(f"missing top-level key {key!r}; is this a COCO export?", path=path)
-    value = doc[key]
-    if not isinstance(value, list):
-        raise InputError(f"top-level {key!r} is {type(value).__name__}, expected a list", path=path)
-    return value
+def _document(doc, path: Path) -> Whole:
+    return doc if isinstance(doc, Whole) else Whole(doc, path)
+
+
+def _require_list(doc, key: str, path: Path):
+    """``(index, span, element)`` of the top-level list ``key`` (see :mod:`qa.formats._document`); an
+    InputError when it is missing or not a list."""
+    document = _document(doc, path)
+    document.require_list(key)
+    return document.items(key)
 
 
 def _is_int(value) -> bool:
@@ -103,11 +109,12 @@ def normalise_attributes(raw: dict) -> dict:
     return attributes
 
 
-def read_categories(doc: dict, path: Path, findings: list) -> dict[int, Category]:
-    """Categories by their id in this file. Bad entries become findings and are left out."""
+def read_categories(doc, path: Path, findings: list) -> dict[int, Category]:
+    """Categories by their id in this file (``doc``: a parsed document or a :mod:`qa.formats._document`).
+    Bad entries become findings and are left out."""
     out: dict[int, Category] = {}
     by_name: dict[str, tuple] = {}
-    for index, raw in enumerate(_require_list(doc, "categories", path)):
+    for index, _span, raw in _require_list(doc, "categories", path):
         src = Source(str(path), index, raw.get("id") if isinstance(raw, dict) else None, "categories")
         if not isinstance(raw, dict) or not _is_id(raw.get("id")) or not isinstance(raw.get("name"), str):
             findings.append(finding("FMT011", "category needs an integer 'id' and a string 'name'; left out",
@@ -133,15 +140,19 @@ def read_categories(doc: dict, path: Path, findings: list) -> dict[int, Category
     return out
 
 
-def read_images(doc: dict, path: Path, limits: Limits, findings: list) -> dict[int, tuple[Image, str]]:
+def read_images(doc, path: Path, limits: Limits, findings: list,
+                declared: set | None = None) -> dict[int, tuple[Image, str]]:
     """Images by their id in this file, with the annotator each image copy names ("" when none).
 
     Rejected images (bad fields, unsafe names, sizes above the limit, duplicate ids) become findings
-    and are left out, together with their annotations.
+    and are left out, together with their annotations. ``declared`` receives every id an image of the
+    list declares, kept or not.
     """
     out: dict[int, tuple[Image, str]] = {}
-    for index, raw in enumerate(_require_list(doc, "images", path)):
+    for index, _span, raw in _require_list(doc, "images", path):
         image_id = raw.get("id") if isinstance(raw, dict) else None
+        if declared is not None and _is_id(image_id):
+            declared.add(image_id)
         src = Source(str(path), index, image_id if _is_id(image_id) else None, "images")
         if not isinstance(raw, dict) or not _is_id(image_id):
             findings.append(finding("FMT011", "image needs an integer 'id'; image and its annotations left out",
@@ -165,11 +176,14 @@ def read_images(doc: dict, path: Path, limits: Limits, findings: list) -> dict[i
             findings.append(finding("FMT005", f"image id {image_id} appears twice; the first is kept", src))
             continue
         annotator = raw.get("annotator", "")
-        key = normalise_name(name)
+        key = sys.intern(normalise_name(name))  # one string per key, however many exports name it
         image = Image(key=key, file_name=name, width=int(raw["width"]), height=int(raw["height"]),
                       path=None, source=src)
         out[image_id] = (image, str(annotator) if annotator is not None else "")
     return out
+
+
+_NUMBER_TYPES = frozenset((int, float))
 
 
 def _polygons(segmentation: list):
@@ -186,11 +200,16 @@ def _polygons(segmentation: list):
             return None, f"polygon part {k} has an odd number of coordinates ({len(flat)})"
         if len(flat) < 6:
             return None, f"polygon part {k} has {len(flat) // 2} points, at least 3 are needed"
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
+        if not set(map(type, flat)) <= _NUMBER_TYPES and not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
             return None, f"polygon part {k} holds a value that is not a number"
-        if not all(finite_number(v) for v in flat):
+        try:
+            arr = np.asarray(flat, dtype=np.float64)
+        except OverflowError:  # an integer beyond the float range
+            arr = None
+        if arr is None or not np.isfinite(arr).all():
             return None, f"polygon part {k} holds a NaN or infinite coordinate"
-        parts.append(np.asarray(flat, dtype=np.float64).reshape(-1, 2))
+        parts.append(arr.reshape(-1, 2))
     if not parts:
         return None, "segmentation is an empty list"
     return tuple(parts), None
@@ -259,17 +278,30 @@ def declared_box(raw: dict, src: Source, image: str, findings: list):
     return bbox, area
 
 
-def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
-    doc = read_json(path)
-    if not isinstance(doc, dict):
-        raise InputError(f"top level is a JSON {type(doc).__name__}, expected an object", path=path)
+def read(path: Path, *, limits: Limits, options: dict, units=KEEP) -> list[Export]:
+    """Read a COCO instances export; ``units`` (:mod:`qa.formats._units`) says whether the objects are
+    kept, or recorded for an index (the file is then streamed: each annotation is one unit)."""
+    document = open_document(path, streamed=units.recording)
+    try:
+        return _read(document, path, limits, units)
+    finally:
+        close_document(document)
+
+
+def _read(document, path: Path, limits: Limits, units) -> list[Export]:
+    if document.kind != "dict":
+        raise InputError(f"top level is a JSON {document.kind}, expected an object", path=path)
     file_findings: list = []
-    categories = read_categories(doc, path, file_findings)
-    images = read_images(doc, path, limits, file_findings)
-    annotations = _require_list(doc, "annotations", path)
+    categories = read_categories(document, path, file_findings)
+    units.remember("categories", categories)
+    declared_image_ids: set = set()
+    images = read_images(document, path, limits, file_findings, declared_image_ids)
+    annotations = _require_list(document, "annotations", path)
 
     names = sorted({annotator for _, annotator in images.values()})
     exports = {a: Export(annotator=a, path=path, format=NAME) for a in names or [""]}
+    for name, export in exports.items():
+        units.adopt(export, name)
     first = exports[names[0] if names else ""]
     first.findings.extend(file_findings)
     for export in exports.values():
@@ -283,63 +315,126 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
             continue
         export.images[image.key] = image
 
-    seen_ids: set = set()
-    skipped: dict[str, tuple] = {}
-    declared_image_ids = {im.get("id") for im in doc["images"] if isinstance(im, dict) and _is_id(im.get("id"))}
-    for index, raw in enumerate(annotations):
+    reader = AnnotationReader(path, categories, images, exports, first, declared_image_ids)
+    for index, span, raw in annotations:
+        units.begin(index, span)
+        reader.annotation(index, raw, units)
+        units.end()
+    check_members(document, ("images", "annotations", "categories"))
+    reader.finish()
+    units.finish()
+    return list(exports.values())
+
+
+class SeenIds:
+    """The annotation ids met so far, a bit per id for the small non-negative integers COCO uses (a
+    million ids in 125 KB, where a Python set takes about 60 MB), a set for any other id.
+
+    Examples
+    --------
+    >>> seen = SeenIds()
+    >>> [seen.add(i) for i in (3, 5, 3, "a", "a", -1, 10 ** 12, 10 ** 12)]
+    [True, True, False, True, False, True, True, False]
+    """
+
+    BITS = 1 << 31
+
+    def __init__(self):
+        self.bits = np.zeros(1 << 13, np.uint8)
+        self.others: set = set()
+
+    def add(self, value) -> bool:
+        """Note ``value``; whether it was new."""
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < self.BITS:
+            byte, bit = value >> 3, 1 << (value & 7)
+            if byte >= len(self.bits):
+                grown = np.zeros(max(2 * len(self.bits), byte + 1), np.uint8)
+                grown[:len(self.bits)] = self.bits
+                self.bits = grown
+            if self.bits[byte] & bit:
+                return False
+            self.bits[byte] |= bit
+            return True
+        if value in self.others:
+            return False
+        self.others.add(value)
+        return True
+
+
+class AnnotationReader:
+    """Reads COCO annotations one at a time into their exports: the loop body of :func:`read`, also run
+    on the annotations of a chunk of images (:mod:`qa.formats._index`).
+
+    ``images`` maps an image id to its image and the annotator of that copy; ``declared`` holds every
+    image id the ``images`` list declares (kept or not); file-level findings go to ``first``'s export.
+    """
+
+    def __init__(self, path: Path, categories: dict, images: dict, exports: dict, first: Export,
+                 declared: set):
+        self.path = path
+        self.categories = categories
+        self.images = images
+        self.exports = exports
+        self.first = first
+        self.declared = declared
+        self.seen_ids = SeenIds()
+        self.skipped: dict[str, tuple] = {}
+
+    def annotation(self, index: int, raw, units=KEEP) -> None:
+        path, first, categories = self.path, self.first, self.categories
         ann_id = raw.get("id") if isinstance(raw, dict) else None
         src = Source(str(path), index, ann_id if _is_id(ann_id) else None)
         if not isinstance(raw, dict):
             first.findings.append(finding("FMT011", f"annotation is a {type(raw).__name__}, expected an object; "
                                                     "left out", src))
-            continue
+            return
         if not _is_id(ann_id) and ann_id is not None:
             first.findings.append(finding("FMT011", f"annotation id {_show(ann_id)} is not an integer; "
                                                     "object left out", src))
-            continue
+            return
         image_id = raw.get("image_id")
         if not _is_id(image_id):
             first.findings.append(finding("FMT011", f"image_id {_show(image_id)} is not an integer; object left out",
                                           src))
-            continue
-        entry = images.get(image_id)
+            return
+        entry = self.images.get(image_id)
         if entry is None:
-            if image_id not in declared_image_ids:
+            if image_id not in self.declared:
                 first.findings.append(finding("FMT006", f"image_id {image_id!r} is not in 'images'; object left out",
                                               src))
-            continue  # the image itself was rejected and reported
+            return  # the image itself was rejected and reported
         image, annotator = entry
-        export = exports[annotator]
+        export = self.exports[annotator]
         if export.images.get(image.key) is not image:
-            continue  # a duplicate image copy that was left out
+            return  # a duplicate image copy that was left out
+        units.touch(export, image.key)
         obj_findings = export.findings
-        if ann_id is not None:
-            if ann_id in seen_ids:
-                obj_findings.append(finding("FMT005", f"annotation id {ann_id!r} appears twice; both are kept",
-                                            src, image=image.key))
-            seen_ids.add(ann_id)
+        if ann_id is not None and not self.seen_ids.add(ann_id):
+            obj_findings.append(finding("FMT005", f"annotation id {ann_id!r} appears twice; both are kept",
+                                        src, image=image.key))
         category_id = raw.get("category_id")
         category = categories.get(category_id) if _is_id(category_id) else None
         if category is None:
             obj_findings.append(finding("FMT004", f"category_id {_show(category_id)} is not in 'categories'; "
                                                   "object left out", src, image=image.key))
-            continue
+            return
         iscrowd = as_flag(raw.get("iscrowd", 0))
         if iscrowd is None:
             obj_findings.append(finding("FMT011", f"iscrowd {_show(raw.get('iscrowd'))} is not 0 or 1; object left out",
                                         src, image=image.key))
-            continue
+            return
         segmentation = raw.get("segmentation")
         if segmentation is None or (isinstance(segmentation, list) and not segmentation):
             kind = "keypoint-only" if "keypoints" in raw else "box-only" if _is_box(raw.get("bbox")) else None
             if kind is not None:  # not an area: counted once per export, as CVAT points are
-                skipped.setdefault(export.annotator, (export, SkipTally()))[1].add("FMT012", kind, src, image.key)
+                self.skipped.setdefault(export.annotator, (export, SkipTally()))[1].add("FMT012", kind, src,
+                                                                                         image.key)
             elif segmentation is None:
                 obj_findings.append(finding("FMT011", "no 'segmentation'; object left out", src, image=image.key))
             else:
                 obj_findings.append(finding("FMT001", "segmentation is empty; object left out", src,
                                             image=image.key))
-            continue
+            return
         attributes = raw.get("attributes", {})
         if not isinstance(attributes, dict):
             if attributes is not None:
@@ -357,21 +452,23 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
             polygons, problem = _polygons(segmentation)
             if problem:
                 obj_findings.append(finding("FMT001", f"{problem}; object left out", src, image=image.key))
-                continue
+                return
             export.objects.append(Object(kind="polygon", polygons=polygons, **common))
         elif isinstance(segmentation, dict):
             rle, problem = rle_problem(segmentation, image.height, image.width)
             if problem:
                 obj_findings.append(finding(problem[0], f"{problem[1]}; object left out", src, image=image.key))
-                continue
+                return
             export.objects.append(Object(kind="rle", rle=rle, **common))
         else:
             obj_findings.append(finding("FMT011", f"segmentation is a {type(segmentation).__name__}, expected a "
                                                   "list of polygons or an RLE object; object left out",
                                         src, image=image.key))
-    for export, tally in skipped.values():
-        export.findings.extend(tally.findings(_NOT_AREAS, noun="annotation"))
-    return list(exports.values())
+
+    def finish(self) -> None:
+        """The skipped-annotation findings (FMT012), one per kind and export, after the others."""
+        for export, tally in self.skipped.values():
+            export.findings.extend(tally.findings(_NOT_AREAS, noun="annotation"))
 
 
 _NOT_AREAS = {"keypoint-only": "keypoints without a segmentation are not an area",

@@ -41,6 +41,7 @@ import numpy as np
 from qa.errors import ConfigError, InputError
 from qa.formats._findings import finding
 from qa.formats._json import read_json, sniff_json
+from qa.formats._location import location
 from qa.formats._safe import normalise_name, open_png_checked, png_size, resolve_inside, unsafe_reason
 from qa.formats.coco import (_is_id, _is_int, _require_list, _show, as_flag, declared_box, read_categories,
                              read_images)
@@ -54,7 +55,9 @@ SEGMENTS_SUFFIX = "_segments_info.json"
 
 def _segments_files(path: Path) -> list[tuple[Path, Path]]:
     """``(segments_info file, its PNG)`` pairs: the file itself, or a folder's files, sorted by name."""
-    path = Path(path)
+    from qa.formats._location import location
+
+    path = location(path)
     if path.is_file():
         files = [path] if path.name.endswith(SEGMENTS_SUFFIX) else []
     elif path.is_dir():
@@ -102,24 +105,24 @@ def read_id_map(png: Path, limits: Limits) -> np.ndarray:
 
 def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
     if _segments_files(path):
-        return [_read_segments_files(Path(path), limits, options)]
-    if Path(path).is_dir():
+        return [_read_segments_files(location(path), limits, options)]
+    if location(path).is_dir():
         raise InputError(f"no COCO panoptic JSON and no '*{SEGMENTS_SUFFIX}' file beside a PNG here", path=path)
     doc = read_json(path)
     if not isinstance(doc, dict):
         raise InputError(f"top level is a JSON {type(doc).__name__}, expected an object", path=path)
     export = Export(annotator="", path=path, format=NAME)
     categories = read_categories(doc, path, export.findings)
-    images = read_images(doc, path, limits, export.findings)
+    declared_image_ids: set = set()
+    images = read_images(doc, path, limits, export.findings, declared_image_ids)
     export.categories = {c.name: c for c in categories.values()}
-    png_dir = Path(options["png_dir"]) if options.get("png_dir") else path.with_suffix("")
+    png_dir = location(options["png_dir"]) if options.get("png_dir") else path.with_suffix("")
     if not png_dir.is_absolute() and options.get("png_dir"):
         png_dir = path.parent / png_dir
     annotations = _require_list(doc, "annotations", path)
 
-    declared_image_ids = {im.get("id") for im in doc["images"] if isinstance(im, dict) and _is_id(im.get("id"))}
     by_image_id = {}
-    for index, raw in enumerate(annotations):
+    for index, _span, raw in annotations:
         image_id = raw.get("image_id") if isinstance(raw, dict) else None
         src = Source(str(path), index, image_id if _is_id(image_id) else None)
         if not isinstance(raw, dict) or not _is_id(image_id) or not isinstance(raw.get("segments_info"), list) \

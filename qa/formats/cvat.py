@@ -51,7 +51,8 @@ from qa.formats._findings import finding
 from qa.formats._geometry import bounds_problem, box_polygon, ellipse_polygon, polygon_problem
 from qa.formats._safe import normalise_name, resolve_inside, size_problem, unsafe_reason
 from qa.formats._tally import SkipTally
-from qa.formats._xml import iterparse, sniff_root
+from qa.formats._units import KEEP
+from qa.formats._xml import declaration, iterparse_spans, read_head, sniff_root
 from qa.model import Category, Export, Image, Limits, Object, Source
 
 NAME = "cvat"
@@ -191,18 +192,35 @@ def _mask_rle(shape, image: Image):
     return crop_to_coco_rle(crop, left, top, image.height, image.width), None
 
 
-class _Reader:
-    """State of one file being read: declared labels, counters, findings."""
+_COUNTED = ("polygon", "box", "ellipse", "mask")
+"""The shapes whose running counts (their ``Source.index``) a chunk's reader starts from."""
 
-    def __init__(self, path: Path, limits: Limits):
+
+class _Reader:
+    """State of one file being read: declared labels, counters, findings. Also reads a chunk's
+    ``<image>`` elements again (:mod:`qa.formats._index`), from the state the index noted for each."""
+
+    def __init__(self, path: Path, limits: Limits, units=KEEP):
         self.path = path
         self.file = str(path)
         self.limits = limits
+        self.units = units
         self.export = Export(annotator="", path=path, format=NAME)
+        units.adopt(self.export, "")
         self.labels: dict[str, dict[str, str]] | None = None
+        self.metas: list = [None]   # the labels after each <meta> (the first: none yet)
         self.tag_counts: dict[str, int] = {}
         self.image_index = 0
         self.tally = SkipTally()
+
+    def state(self) -> tuple:
+        """What :meth:`image` reads of the file so far: image index, shape counts, which <meta>."""
+        return (self.image_index, *(self.tag_counts.get(t, 0) for t in _COUNTED), len(self.metas) - 1)
+
+    def restore(self, state) -> None:
+        self.image_index = int(state[0])
+        self.tag_counts = {t: int(n) for t, n in zip(_COUNTED, state[1:1 + len(_COUNTED)])}
+        self.labels = self.metas[int(state[-1])]
 
     def add(self, f) -> None:
         self.export.findings.append(f)
@@ -210,6 +228,7 @@ class _Reader:
     def meta(self, elem) -> None:
         labels = _read_meta(elem)
         self.labels = labels or None
+        self.metas.append(self.labels)
         for name in labels:
             self.export.categories.setdefault(name, Category(name=name))
 
@@ -244,6 +263,7 @@ class _Reader:
         image = Image(key=key, file_name=name, width=width, height=height,
                       path=_image_path(self.path.parent, name, subset), source=src)
         self.export.images[key] = image
+        self.units.touch(self.export, key)
         first = len(self.export.objects)
         for shape in elem:
             self.shape(shape, image)
@@ -373,7 +393,7 @@ def merge_groups(objects: list[Object]) -> list[Object]:
     return out
 
 
-def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
+def read(path: Path, *, limits: Limits, options: dict, units=KEEP) -> list[Export]:
     """Read one CVAT for images XML file; see the module docstring.
 
     Parameters
@@ -384,6 +404,9 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
         Size bounds for declared images.
     options : dict
         Unused.
+    units : optional
+        Whether objects are kept or recorded for an index (:mod:`qa.formats._units`; each ``<image>``
+        is one unit).
 
     Returns
     -------
@@ -396,10 +419,15 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
         When the file is not well-formed XML (with line and column), declares a DTD, has another root
         element, or is a CVAT for video export.
     """
-    reader = _Reader(path, limits)
+    if units.recording:
+        prolog = declaration(read_head(path, 4096))
+        if prolog is None:
+            raise NotStreamable("an XML file that is not UTF-8 (or ASCII-compatible) is read whole")
+        units.remember("prolog", prolog)
+    reader = _Reader(path, limits, units)
     root = None
     depth = 0
-    for event, elem in iterparse(path):
+    for event, elem, span in iterparse_spans(path):
         if event == "start":
             depth += 1
             if root is None:
@@ -419,10 +447,18 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
         elif elem.tag == "meta":
             reader.meta(elem)
         elif elem.tag == "image":
+            units.begin(reader.image_index, span, reader.state())
             reader.image(elem)
+            units.end()
         elif elem.tag == "track":
             raise InputError("holds <track> elements: this is a 'CVAT for video' export; export the task "
                              "as 'CVAT for images 1.1'", path=path)
         root.clear()
     reader.export.findings.extend(reader.tally.findings(_NOT_AREAS))
+    units.remember("metas", reader.metas)
+    units.finish()
     return [reader.export]
+
+
+class NotStreamable(Exception):
+    """The export cannot be read a unit at a time (it is loaded whole instead)."""

@@ -46,11 +46,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 
 from qa.errors import InputError
+from qa.formats._document import close_document, open_document
 from qa.formats._findings import finding
 from qa.formats._geometry import box_polygon, ellipse_polygon, finite_number, polygon_problem
-from qa.formats._json import read_json, sniff_json
+from qa.formats._json import sniff_json
 from qa.formats._safe import normalise_name, size_problem, unsafe_reason
 from qa.formats._tally import SkipTally
+from qa.formats._units import KEEP
 from qa.formats.coco import _show, normalise_attributes
 from qa.model import Category, Export, Image, Limits, Object, Source
 
@@ -161,7 +163,11 @@ def _task_size(annotations) -> tuple | None:
 
 
 class _Reader:
-    def __init__(self, path: Path, limits: Limits, options: dict):
+    """Reads tasks one at a time into one export per annotator (also run on a chunk's tasks,
+    :mod:`qa.formats._index`); ``units`` as in :mod:`qa.formats._units`."""
+
+    def __init__(self, path: Path, limits: Limits, options: dict, units=KEEP):
+        self.units = units
         self.path = path
         self.file = str(path)
         self.limits = limits
@@ -176,6 +182,7 @@ class _Reader:
     def export(self, annotator: str) -> Export:
         if annotator not in self.exports:
             self.exports[annotator] = Export(annotator=annotator, path=self.path, format=NAME)
+            self.units.adopt(self.exports[annotator], annotator)
         return self.exports[annotator]
 
     def task(self, ti: int, task) -> None:
@@ -243,6 +250,7 @@ class _Reader:
             seen.add(name)
             export.images[key] = Image(key=key, file_name=ref, width=width, height=height, path=None,
                                        source=task_src)
+            self.units.touch(export, key)
             self.result(export, annotation.get("result"), ti, ai, key, width, height, src)
 
     def result(self, export: Export, result, ti, ai, key, width, height, annotation_src) -> None:
@@ -413,8 +421,9 @@ def _brush(value: dict, height: int, width: int):
     return to_coco_rle(mask), None
 
 
-def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
-    """Read a Label Studio JSON export; see the module docstring.
+def read(path: Path, *, limits: Limits, options: dict, units=KEEP) -> list[Export]:
+    """Read a Label Studio JSON export; see the module docstring. ``units``: whether objects are kept or
+    recorded for an index (:mod:`qa.formats._units`; the file is then streamed, a task at a time).
 
     Parameters
     ----------
@@ -436,11 +445,18 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
     InputError
         When the file is not JSON (with line and column) or its top level is not a list.
     """
-    doc = read_json(path)
-    if not isinstance(doc, list):
-        raise InputError(f"top level is a JSON {type(doc).__name__}, expected a list of tasks "
-                         "(Label Studio JSON export)", path=path)
-    reader = _Reader(path, limits, options)
-    for ti, task in enumerate(doc):
-        reader.task(ti, task)
-    return reader.exports_list()
+    document = open_document(path, streamed=units.recording)
+    try:
+        if document.kind != "list":
+            raise InputError(f"top level is a JSON {document.kind}, expected a list of tasks "
+                             "(Label Studio JSON export)", path=path)
+        reader = _Reader(path, limits, options, units)
+        for ti, span, task in document.items():
+            units.begin(ti, span)
+            reader.task(ti, task)
+            units.end()
+        exports = reader.exports_list()
+        units.finish()
+        return exports
+    finally:
+        close_document(document)

@@ -260,9 +260,11 @@ def decode_png(path: Path, limits: Limits, mode: str | None = None) -> np.ndarra
 def annotator_folders(path: Path, glob: str | None = None) -> list[tuple[str, Path]]:
     """The annotators in a folder: ``[("", path)]`` when it holds PNGs itself, else one per sub-folder
     holding PNGs (named after the sub-folder), else an empty list."""
-    path = Path(path)
-    if not path.is_dir():
-        return []
+    from qa.formats._location import Url, location
+
+    path = location(path)
+    if isinstance(path, Url) or not path.is_dir():
+        return []  # folders of PNGs are read from a filesystem path
     if _has_pngs(path, glob):
         return [("", path)]
     subs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -435,7 +437,9 @@ def read(path: Path, *, limits: Limits, options: dict) -> list[Export]:
     ConfigError
         On an unknown option or a bad class table.
     """
-    path = Path(path)
+    from qa.formats._location import location
+
+    path = location(path)
     check_options(options, OPTIONS, NAME, path)
     table = None
     if options.get("classes") is not None:

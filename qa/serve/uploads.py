@@ -58,7 +58,13 @@ def inside(path, roots) -> bool:
     --------
     >>> inside("/data/b7/../b7/x.json", ["/data"]), inside("/data/../etc/passwd", ["/data"])
     (True, False)
+    >>> inside("s3://bucket/x.json", ["/data"])  # a URL (qa run reads fsspec URLs) is under no root
+    False
     """
+    from qa.formats._location import is_url
+
+    if is_url(path):
+        return False
     try:
         real = Path(os.path.realpath(path))
     except (OSError, ValueError):

@@ -97,3 +97,10 @@ def test_manifests_and_their_paths_must_lie_under_the_roots(tmp_path):
         check_manifest(str(options / "batch.toml"), [root])
     with pytest.raises(UploadError, match="no such manifest"):
         check_manifest(str(root / "missing.toml"), [root])
+    remote = root / "remote"  # a manifest under the roots naming exports behind URLs: refused, not fetched
+    remote.mkdir()
+    for url in ("s3://bucket/a.json", "file:///etc/passwd", "http://127.0.0.1:1/a.json"):
+        (remote / "batch.toml").write_text(f'[[exports]]\nannotator = "a"\npath = "{url}"\n')
+        with pytest.raises(UploadError, match=r"exports\[0\].path") as err:
+            check_manifest(str(remote / "batch.toml"), [root])
+        assert err.value.status == 403

@@ -463,6 +463,7 @@ class Run:
     """
 
     batch: Batch
+    """The batch; from :func:`qa.run`, its objects without their geometry (see its notes)."""
     summary: dict[str, Any]
     settings: dict[str, Any] = field(default_factory=dict)
     run_id: str = field(default_factory=new_run_id)

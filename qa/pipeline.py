@@ -381,6 +381,12 @@ def run(*exports, options: RunOptions | None = None, **keywords) -> Run:
     images, one task per chunk (:mod:`qa.task`), on the local process pool, in this process
     (``workers=1``) or on a Dask cluster (``executor``); the results do not depend on which.
 
+    The exports are indexed, not loaded (:mod:`qa.formats._index`): each task reads its images' objects
+    from the exports, and the objects come back without their geometry, so the returned
+    ``Run.batch`` holds objects whose ``polygons`` and ``rle`` are None (their category, image, box,
+    area, attributes and source are set); :func:`load` reads a batch whole. ``instances="components"``
+    and ``reference="consensus"`` read the batch whole before the pass.
+
     A run that fails leaves nothing behind: the report and ``outputs``' files are written under
     temporary names beside their targets before the store is touched, and moved into place right
     after the run is committed (with interrupts held back from just before the commit); when anything
@@ -414,9 +420,12 @@ def _run(exports, opts: RunOptions) -> Run:
                                      rescale=opts.rescale, attributes=opts.attributes, streamed=True)
     # from the index, no object held: the images, categories, counts and load findings of the batch
     summary = summarise(batch, alias_report=alias_counts) if opts.instances == "classes" else None
-    from qa.engine.chunks import materialise
+    if opts.instances != "classes" or opts.reference == CONSENSUS:
+        from qa.engine.chunks import materialise
 
-    batch = materialise(batch)  # the stages still read whole exports; a per-chunk task reads chunks_of(batch)
+        # components are made from whole label maps, and the consensus of the others becomes exports of
+        # the batch: both read the batch whole
+        batch = materialise(batch)
     settings = {"max_pixels": opts.max_pixels or Limits().max_pixels}
     pairs = opts.pairs or (man.pairs if man is not None else None) or "reference"
     if pairs not in ("reference", "all"):
@@ -458,6 +467,9 @@ def _run(exports, opts: RunOptions) -> Run:
     # the consensus of the others (--reference consensus) runs on the same executor
     with _executors.using(opts.executor, workers=opts.workers, announce=_announce) as pool:
         reduced = map_reduce(batch, options, executor=pool, progress=progress, spill_dir=opts.spill_dir)
+        if reduced.objects is not None:  # a streamed batch: its objects, without their geometry, from the pass
+            for name, objects in reduced.objects.items():
+                batch.exports[name].objects = objects
         comparison, violations = reduced.comparison, reduced.violations
         semantic = boundaries = analysed = None
         scores = None

@@ -56,6 +56,9 @@ class TaskOptions:
     """:func:`qa.analytics.alpha.alpha_settings` (None without pixel alpha)."""
     consensus: object = None
     """:func:`qa.analytics.consensus.consensus_settings` (None with fewer than three annotators)."""
+    objects: bool = False
+    """Return each object without its geometry (:func:`bare_objects`): a streamed batch's main process
+    holds no objects until the pass brings these back."""
 
 
 def run_chunk(chunk, options: TaskOptions) -> dict:
@@ -128,7 +131,10 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
 
         findings, _ = _check_chunk(batch, options.pack, decoded=decoded, intersections=intersections)
     part = {"keys": tuple(chunk.keys), "compare": None, "semantic": None, "alpha": None, "consensus": None,
-            "findings": findings, "facts": None}
+            "findings": findings, "facts": None, "objects": None}
+    if options.objects:
+        part["objects"] = {name: (export.positions(), bare_objects(export.objects))
+                           for name, export in batch.exports.items()}
     if cfg is not None:  # each object's occluded flag and vertex density, for the batch-level analyses
         from qa.analytics.boundaries import object_facts
 
@@ -145,6 +151,15 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
     if options.consensus is not None:
         part["consensus"] = consensus
     return part
+
+
+def bare_objects(objects) -> list:
+    """The objects without their geometry (polygons and RLE dropped; a segment keeps its id): what the
+    batch-level work reads of them (category, image, bbox, area, crowd flag, attributes, source)."""
+    from dataclasses import replace
+
+    return [replace(o, polygons=None, rle=None) if o.polygons is not None or o.rle is not None else o
+            for o in objects]
 
 
 @dataclass(slots=True)
@@ -164,6 +179,8 @@ class Reduced:
     facts: dict | None = None
     """Each object's occluded flag and vertex density by annotator, by position in its export
     (:func:`qa.analytics.boundaries.batch_facts`), None with one annotator."""
+    objects: dict | None = None
+    """With ``TaskOptions.objects``: each export's objects without their geometry, in export order."""
 
 
 class Reduce:
@@ -199,6 +216,7 @@ class Reduce:
 
             self.consensus = ConsensusRows()
         self.findings: list = []
+        self.objects: dict | None = {name: [] for name in batch.exports} if options.objects else None
         self.facts = None
         if options.compare is not None:
             from qa.analytics.boundaries import FactTable
@@ -220,9 +238,15 @@ class Reduce:
             self.findings.extend(part["findings"])
         if self.facts is not None:
             self.facts.add(part["facts"])
+        if self.objects is not None:
+            for name, (positions, objects) in part["objects"].items():
+                self.objects[name].append((positions, objects))
 
     def finish(self) -> Reduced:
         out = Reduced(alpha_counts=self.alpha, facts=None if self.facts is None else self.facts.finish())
+        if self.objects is not None:
+            out.objects = {name: _in_export_order(parts) for name, parts in self.objects.items()}
+            self.objects = None
         if self.tables is not None:
             out.comparison = self.tables.finish()
         if self.semantic is not None:
@@ -237,6 +261,17 @@ class Reduce:
         return out
 
 
+def _in_export_order(parts: list) -> list:
+    """Objects of chunks ``[(positions in the export, objects)]`` in export order."""
+    import numpy as np
+
+    if not parts:
+        return []
+    positions = np.concatenate([np.asarray(p, dtype=np.int64) for p, _ in parts])
+    objects = [o for _, chunk in parts for o in chunk]
+    return [objects[k] for k in np.argsort(positions, kind="stable").tolist()]
+
+
 def task_options(batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5, max_pixels: int | None = None,
                  pack=None, analytics: bool = True, plan=None, consensus: bool = True) -> TaskOptions:
     """The options of a run's per-image pass over ``batch`` (settings checked before any work): ``plan``
@@ -245,7 +280,8 @@ def task_options(batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5, max
     from qa.engine.compare import category_list, compare_config
     from qa.model import Limits
 
-    options = TaskOptions(categories=category_list(batch), max_pixels=max_pixels or Limits().max_pixels, pack=pack)
+    options = TaskOptions(categories=category_list(batch), max_pixels=max_pixels or Limits().max_pixels, pack=pack,
+                          objects=getattr(batch, "index", None) is not None)
     if len(batch.annotators) < 2:
         return options
     options.compare = compare_config(batch, tolerances=tolerances, iou_threshold=iou_threshold,

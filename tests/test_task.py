@@ -158,3 +158,64 @@ def test_the_consensus_of_the_others_is_the_same_on_every_pool(synth, monkeypatc
     assert len(runs[0].reference.scores) > 20
     _frames_equal(runs[0].reference.scores, runs[1].reference.scores, "reference scores")
     _frames_equal(runs[0].scores, runs[1].scores, "scores")
+
+
+def _stored_tables(db) -> dict:
+    from qa.store import RUN_TABLES
+
+    with qa.open(db) as s:
+        run_id = s.runs()["run_id"].iloc[0]
+        return {name: s.sql(f"SELECT * EXCLUDE (run_id) FROM {name} WHERE run_id = ? ORDER BY ALL", [run_id])
+                for name in RUN_TABLES if name != "runs"}
+
+
+def _whole_load(monkeypatch):
+    """qa.run reading the batch whole instead of indexing it (the run before streamed exports)."""
+    from qa import pipeline
+
+    load = pipeline._load
+    monkeypatch.setattr(pipeline, "_load", lambda *a, **k: load(*a, **{**k, "streamed": False}))
+
+
+@pytest.mark.parametrize("manifest,executor", [
+    ("batch.toml", {"workers": 2}), ("batch_cvat.toml", {"workers": 2}), ("batch_panoptic.toml", {"workers": 1}),
+    ("batch.toml", {"executor": "local:2"})], ids=["coco-pool", "cvat-pool", "panoptic", "coco-dask"])
+def test_an_indexed_run_stores_what_a_whole_load_stores(manifest, executor, synth, tmp_path, monkeypatch):
+    """qa run sends each task the places of its images' objects (IndexedChunk) and the main process holds
+    no polygon or RLE of the batch: the objects come back from the pass without their geometry; only the
+    report's pictures read their images' objects again. Every stored table and the report's pictures
+    equal those of a run on the batch loaded whole."""
+    from qa.engine import chunks
+
+    sent = []
+    of = chunks.chunks_of
+
+    def spy(batch, keys):
+        for chunk in of(batch, keys):
+            sent.append(type(chunk).__name__)
+            yield chunk
+
+    def refuse(batch):
+        raise AssertionError("the batch was read whole")
+
+    with monkeypatch.context() as m:
+        m.setattr(chunks, "chunks_of", spy)
+        m.setattr(chunks, "materialise", refuse)
+        indexed = qa.run(manifest=synth / manifest, db=tmp_path / "indexed.duckdb", report=tmp_path / "i.html",
+                         **executor)
+    assert sent and set(sent) == {"IndexedChunk"}
+    assert all(o.polygons is None and o.rle is None for e in indexed.batch.exports.values() for o in e.objects)
+    with monkeypatch.context() as m:
+        _whole_load(m)
+        whole = qa.run(manifest=synth / manifest, db=tmp_path / "whole.duckdb", report=tmp_path / "w.html",
+                       workers=1)
+    assert whole.batch.index is None
+    _frames_equal(indexed.scores, whole.scores, "scores")
+    here, there = _stored_tables(tmp_path / "indexed.duckdb"), _stored_tables(tmp_path / "whole.duckdb")
+    for name in here:
+        _frames_equal(here[name], there[name], name)
+    assert len(here["objects"]) > 100 and len(here["object_matches"]) > 100
+    from qa.report import from_run
+
+    a, b = from_run(indexed), from_run(whole)
+    assert [g["uri"] for g in a.gallery] == [g["uri"] for g in b.gallery] and len(a.gallery) > 0

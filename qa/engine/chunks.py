@@ -176,3 +176,24 @@ def materialise(batch: "Batch") -> "Batch":
         objects = [obj for _ordinal, obj in sorted(gathered[name], key=lambda item: item[0])]
         exports[name] = replace(export, objects=objects, census=None, ordinals=None)
     return replace(batch, exports=exports, index=None)
+
+
+def with_geometry(batch: "Batch", keys: Iterable[str]) -> "Batch":
+    """The batch with the objects of the images ``keys`` read again with their geometry, the others as
+    they are: for a streamed batch whose objects came back from the run's pass without it
+    (:func:`qa.task.bare_objects`), before a few of its images are drawn. A batch held whole is returned
+    as it is."""
+    if batch.index is None:
+        return batch
+    keys = [k for k in dict.fromkeys(keys) if k in batch.images]
+    if not keys:
+        return batch
+    narrowed = next(chunks_of(batch, [keys])).load()
+    exports = {}
+    for name, export in batch.exports.items():
+        part = narrowed.exports[name]
+        objects = list(export.objects)
+        for position, obj in zip(part.positions().tolist(), part.objects):
+            objects[position] = obj
+        exports[name] = replace(export, objects=objects)
+    return replace(batch, exports=exports)

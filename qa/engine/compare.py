@@ -135,10 +135,12 @@ def category_list(batch: Batch) -> list[str]:
     categories = list(batch.categories)
     seen = set(categories)
     for export in batch.exports.values():
-        for obj in export.objects:
-            if obj.category not in seen:
-                seen.add(obj.category)
-                categories.append(obj.category)
+        # a streamed export's census counts its categories in the order its objects were read
+        named = (o.category for o in export.objects) if export.census is None else iter(export.census.per_category)
+        for category in named:
+            if category not in seen:
+                seen.add(category)
+                categories.append(category)
     return categories
 
 

@@ -112,7 +112,7 @@ class Tables:
         pixels = max((i.height * i.width for i in batch.images.values()), default=0)
         self.int_type = np.int32 if pixels < 2 ** 31 else np.int64
         self.count_type = np.float32 if pixels < 2 ** 24 else np.float64
-        self.max_objects = max((len(e.objects) for e in batch.exports.values()), default=0)
+        self.max_objects = max((e.count().objects for e in batch.exports.values()), default=0)
         self.index_type = np.int32 if self.max_objects < 2 ** 31 else np.int64
         self.spill = None if spill_dir is None else Spill(spill_dir)
         self.boundary_names: dict[str, None] = {}

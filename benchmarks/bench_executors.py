@@ -25,10 +25,10 @@ import argparse
 import operator
 import os
 import statistics
-import threading
 import time
 from pathlib import Path
 
+from benchmarks._common import CpuMeter as _CpuMeter
 from benchmarks._common import machine, synth_batch, versions
 from qa.engine._executors import Executor, LocalPool
 
@@ -42,48 +42,6 @@ class _PoolPerStage(Executor):
     def map_chunks(self, work, chunks, cfg):
         with LocalPool(self.workers) as pool:
             yield from pool.map_chunks(work, chunks, cfg)
-
-
-class _CpuMeter:
-    """CPU seconds (user + system) of this process and of every process under it (pool workers, Dask
-    workers), sampled every 0.1 s while the meter runs: the work each executor does, which a machine
-    shared with other jobs distorts less than wall time."""
-
-    def __init__(self):
-        import psutil
-
-        self.me = psutil.Process()
-        self.first: dict[int, float] = {}
-        self.last: dict[int, float] = {}
-        self._stop = threading.Event()
-
-    def _sample(self, into: dict) -> None:
-        import psutil
-
-        for p in self.me.children(recursive=True):
-            try:
-                t = p.cpu_times()
-                into[p.pid] = t.user + t.system
-            except psutil.Error:
-                pass
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.1):
-            self._sample(self.last)
-
-    def __enter__(self):
-        self._sample(self.first)
-        self.own = time.process_time()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._sample(self.last)
-        self._stop.set()
-        self._thread.join()
-        self.seconds = time.process_time() - self.own + sum(
-            t - self.first.get(pid, 0.0) for pid, t in self.last.items())
 
 
 def _run(manifest: Path, **options):

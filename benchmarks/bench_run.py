@@ -13,16 +13,22 @@ Timed, in this process, on the same batch:
 2. the baseline: rasterising every object of ``--baseline-images`` images to a full-image mask with
    pycocotools (``frPyObjects`` and ``decode``), which is where a straightforward tool would start. Each
    stage is given as a multiple of that, per image.
+
+Wall time on a machine shared with other jobs measures the load as much as the run; so the CPU seconds of
+the run (this process and every worker, :class:`benchmarks._common.CpuMeter`) are given too, against the
+baseline's CPU seconds: ``CPU x baseline`` is the run's CPU per image over the baseline's, divided by
+``--workers`` (the run's wall time on that many idle cores, if its work divided evenly).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 from pathlib import Path
 
-from benchmarks._common import machine, synth_batch, versions
+from benchmarks._common import CpuMeter, machine, synth_batch, versions
 
 
 def _rss_mb() -> float:
@@ -51,8 +57,9 @@ class _Clock:
             entry[2], entry[3] = _rss_mb(), _peak_mb()
 
 
-def _baseline(manifest: Path, images: int) -> float:
-    """Seconds per image to rasterise every object of the first ``images`` images with pycocotools."""
+def _baseline(manifest: Path, images: int) -> tuple[float, float]:
+    """Seconds per image to rasterise every object of the first ``images`` images with pycocotools: wall
+    and CPU."""
     import warnings
 
     import qa
@@ -61,7 +68,7 @@ def _baseline(manifest: Path, images: int) -> float:
     batch = qa.load(manifest=manifest)
     keys = list(batch.images)[:images]
     grouped = batch.by_image()
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
         for key in keys:
@@ -70,7 +77,7 @@ def _baseline(manifest: Path, images: int) -> float:
                 for o in objs:
                     polygons = [p.ravel().tolist() for p in o.polygons]
                     mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, image.height, image.width)))
-    return (time.perf_counter() - t) / len(keys)
+    return (time.perf_counter() - t) / len(keys), (time.process_time() - cpu) / len(keys)
 
 
 def main(argv=None) -> None:
@@ -88,11 +95,12 @@ def main(argv=None) -> None:
     import qa
 
     clock = _Clock()
-    t0 = time.perf_counter()
-    run = qa.run(manifest=manifest, store=False, workers=args.workers, progress=clock)
-    total = time.perf_counter() - t0
+    with CpuMeter() as cpu:
+        t0 = time.perf_counter()
+        run = qa.run(manifest=manifest, store=False, workers=args.workers, progress=clock)
+        total = time.perf_counter() - t0
     objects = sum(len(e.objects) for e in run.batch.exports.values())
-    per_image = _baseline(manifest, min(args.baseline_images, args.images))
+    per_image, cpu_per_image = _baseline(manifest, min(args.baseline_images, args.images))
 
     print(f"# {machine()}")
     print(f"# {versions()}")
@@ -112,6 +120,10 @@ def main(argv=None) -> None:
     print(f"{'(rest)':<12} {rest:7.1f} {1000 * rest / args.images:9.1f} {rest / args.images / per_image:11.2f} "
           f"{_rss_mb():7.0f} {_peak_mb():8.0f}")
     print(f"{'qa run':<12} {total:7.1f} {1000 * total / args.images:9.1f} {total / args.images / per_image:11.2f}")
+    ratio = cpu.seconds / args.images / cpu_per_image / args.workers
+    print(f"# CPU: qa run {cpu.seconds:.1f} s ({1000 * cpu.seconds / args.images:.1f} ms per image, every process), "
+          f"baseline {1000 * cpu_per_image:.1f} ms per image; CPU x baseline / {args.workers} workers: {ratio:.2f}")
+    print(f"# load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load", "run", "analyse", "decode", "open", "metrics", "QAError", "InputError",
-           "ConfigError", "StoreError", "WorkerError"]
+__all__ = ["__version__", "load", "run", "analyse", "decode", "open", "metrics", "Run", "RunOptions", "QAError",
+           "InputError", "ConfigError", "StoreError", "WorkerError"]
 
 from qa.errors import ConfigError, InputError, QAError, StoreError, WorkerError
 
@@ -22,11 +22,12 @@ def load(*exports, **kwargs):
     return _load(*exports, **kwargs)
 
 
-def run(*exports, **kwargs):
-    """Run every stage on a batch; see :func:`qa.pipeline.run`."""
+def run(*exports, options=None, **kwargs):
+    """Run every stage on a batch; see :func:`qa.pipeline.run`. ``options`` is a :class:`RunOptions`, and
+    every keyword one of its fields."""
     from qa.pipeline import run as _run
 
-    return _run(*exports, **kwargs)
+    return _run(*exports, options=options, **kwargs)
 
 
 def analyse(run_or_batch, comparison=None, **kwargs):
@@ -81,4 +82,8 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module("qa.metrics")
+    if name in ("Run", "RunOptions"):  # the records of qa.model, which imports numpy
+        from qa import model
+
+        return getattr(model, name)
     raise AttributeError(f"module 'qa' has no attribute {name!r}")

@@ -48,20 +48,37 @@ def _err(text: str) -> None:
 
 
 def _progress_printer():
-    """A rich progress bar on stderr and its callback, or (None, None) when stderr is not a terminal."""
+    """One rich progress bar on stderr and its callback, or (None, None) when stderr is not a terminal.
+
+    The callback takes ``progress(stage, done, total)``; the bar follows the stage being reported (the
+    exports read, then the images: done / total, images per second, time left).
+    """
     if not sys.stderr.isatty():
         return None, None
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.text import Text
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), transient=True)
-    tasks: dict[str, int] = {}
+    class Rate(ProgressColumn):
+        """Items per second, in the stage's unit."""
+
+        def render(self, task):
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:.1f} {task.fields['unit']}/s" if speed else "", style="progress.data.speed")
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
+                   TimeRemainingColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    current: dict = {}
 
     def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
-        bar.update(tasks[stage], completed=done, total=total)
+        unit = "exports" if stage == "load" else "images"
+        if "task" not in current:
+            current["task"] = bar.add_task(stage, total=total, unit=unit)
+        elif current.get("stage") != stage:  # the one bar follows the next stage
+            bar.reset(current["task"], total=total, completed=0, description=stage, unit=unit)
+        current["stage"] = stage
+        bar.update(current["task"], completed=done, total=total)
 
     return bar, update
 
@@ -296,6 +313,21 @@ def _run_pack(args):
     return args.gate if args.gate is not None else "default"
 
 
+def _run_options(args, *, format_options, executor, progress, outputs):
+    """``qa run``'s options as the run's :class:`qa.model.RunOptions`."""
+    from qa.model import RunOptions
+
+    return RunOptions(manifest=args.manifest, aliases=_parse_aliases(args.alias), max_pixels=args.max_pixels,
+                      pack=_run_pack(args), select=_selectors(args.select), ignore=_selectors(args.ignore),
+                      gate=args.gate, baseline=args.baseline, max_drop=args.max_drop, db=_db(args),
+                      store=not args.no_store, lock_timeout=args.lock_timeout, progress=progress,
+                      tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
+                      workers=args.workers, instances=args.instances, report=_report_path(args),
+                      format_options=format_options, outputs=outputs, executor=executor,
+                      reference=args.reference, pairs=args.pairs, rescale=tuple(args.rescale or ()),
+                      attributes=_parse_attributes(args.attribute), consensus_method=args.consensus_method)
+
+
 def _cmd_run(args) -> int:
     from qa.pipeline import run
 
@@ -355,16 +387,8 @@ def _cmd_run(args) -> int:
         bar.start()
     try:
         try:
-            result = run(*exports, manifest=args.manifest, aliases=_parse_aliases(args.alias),
-                         max_pixels=args.max_pixels, pack=_run_pack(args), select=_selectors(args.select),
-                         ignore=_selectors(args.ignore), gate=args.gate, baseline=args.baseline,
-                         max_drop=args.max_drop, db=_db(args), store=not args.no_store,
-                         lock_timeout=args.lock_timeout, progress=progress,
-                         tolerances=tuple(args.tolerances or (1, 2, 4)), iou_threshold=args.iou_threshold,
-                         workers=args.workers, instances=args.instances, report=_report_path(args),
-                         format_options=format_options, outputs=outputs, executor=dask,
-                         reference=args.reference, pairs=args.pairs, rescale=args.rescale,
-                         attributes=_parse_attributes(args.attribute), consensus_method=args.consensus_method)
+            result = run(*exports, options=_run_options(args, format_options=format_options, executor=dask,
+                                                        progress=progress, outputs=outputs))
         finally:
             if bar is not None:
                 bar.stop()

@@ -9,11 +9,27 @@ This module imports nothing from ``qa``.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import secrets
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:  # the stages' result types, named in Run's fields only (this module imports nothing of qa)
+    import pandas as pd
+
+    from qa.analytics import Analytics
+    from qa.analytics.attributes import AttributeAgreement
+    from qa.analytics.boundaries import BoundaryAnalysis
+    from qa.analytics.reference import ReferenceScores
+    from qa.engine.compare import Comparison
+    from qa.engine.semantic import SemanticComparison
+    from qa.gate import Verdict
+    from qa.rules.packs import Pack
 
 Severity = Literal["error", "warning", "info"]
 GeometryKind = Literal["polygon", "rle", "segment"]
@@ -186,6 +202,12 @@ class Export:
     census: Census | None = None
     ordinals: np.ndarray | None = None
 
+    def positions(self) -> np.ndarray:
+        """Each object's position in the whole export (``ordinals``, or ``0 .. n - 1`` when whole)."""
+        if self.ordinals is not None:
+            return self.ordinals
+        return np.arange(len(self.objects), dtype=np.int64)
+
     def count(self) -> Census:
         """The export's :class:`Census`: its own when streamed, else counted from its objects."""
         if self.census is not None:
@@ -241,3 +263,238 @@ class Batch:
             for obj in export.objects:
                 grouped.setdefault(obj.image, {}).setdefault(obj.annotator, []).append(obj)
         return grouped
+
+
+# --- a run ---------------------------------------------------------------------------------------------
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_run_id(started: datetime | None = None) -> str:
+    """A new run id: the UTC start time and six random hex digits, ``20260115T103012Z-3fa9c1``.
+
+    Ids sort by start time, and are unique without asking the store, so a run has its id (and a
+    verdict can name it) before it is stored.
+    """
+    started = started or _utcnow()
+    return f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called as work advances (the CLI draws a bar when on a terminal)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything that shapes a run besides its exports: what :func:`qa.run` takes as keywords, what
+    ``qa run`` parses its options into, and what the store keeps of them (:meth:`settings`).
+
+    Attributes
+    ----------
+    manifest : str or os.PathLike, optional
+        A batch manifest (:mod:`qa.manifest`); its exports come before the ones given.
+    aliases : dict, optional
+        ``{canonical: [patterns]}``, added to the manifest's.
+    categories : list of str, optional
+        The declared category list.
+    max_pixels : int, optional
+        Largest image accepted (default :data:`DEFAULT_MAX_PIXELS`).
+    format_options : dict, optional
+        ``{format: {option: value}}`` for every export read in that format (``--foreground``,
+        ``--threshold`` of binary masks).
+    instances : {"classes", "components"}, default "classes"
+        How label maps enter instance matching: one object per class, or one per connected component of
+        each thing class (:func:`qa.engine.semantic.components_as_instances`).
+    pack : str, os.PathLike, Pack or None, default "default"
+        The rule pack (a built-in name, a pack file or a resolved pack); None skips the rules.
+    select, ignore : list of str, optional
+        Rule ids or prefixes applied after the pack.
+    tolerances : tuple of float, pixels, default (1, 2, 4)
+        Boundary tolerances of the comparison.
+    iou_threshold : float, default 0.5
+        Matching threshold of the comparison.
+    analytics : bool, default True
+        Run the analytics (aggregates, pixel alpha, review queue, consensus).
+    gate : str or os.PathLike, optional
+        A pack whose ``[gate]`` table the run is checked against.
+    baseline : str, optional
+        A stored run (id, prefix, seq or ``latest``) for the gate's regression checks; needs ``db``.
+    max_drop : float, optional
+        Overrides the pack's ``[gate.regression] max_drop``.
+    db : str or os.PathLike, optional
+        The run store: the baseline is read from it and the run written to it.
+    store : bool, default True
+        Write the run to ``db``; False only reads the baseline from it.
+    lock_timeout : float, seconds, optional
+        How long to wait for another process's lock on the store (default 30).
+    workers : int, optional
+        Processes of the local pool (default: all cores; 1 runs in this process).
+    executor : str or concurrent.futures.Executor, optional
+        Where the per-image work runs instead: a Dask scheduler address, ``"local:N"``, or an executor
+        the caller owns (see ``docs/scale.md``).
+    spill_dir : str or os.PathLike, optional
+        Write the comparison's per-object and per-image tables to this folder as Parquet parts while
+        the images are compared, instead of holding them in memory
+        (:func:`qa.engine.compare.compare_batch`).
+    report : str or os.PathLike, optional
+        Write the run's HTML report there.
+    report_pictures : int, optional
+        How many of the worst images the report draws.
+    progress : callable, optional
+        ``progress(stage, done, total)`` (:data:`Progress`).
+    outputs : callable, optional
+        ``outputs(run, staged)`` writes further files of the run through ``staged.write(path, content)``.
+    run_id : str, optional
+        The run's id (default: made from the start time, :func:`new_run_id`). ``qa serve`` gives each
+        job's run its id before it starts, so a job whose server stopped can be told stored or not.
+    reference : str, optional
+        The annotator every other is scored against (a gold set; the manifest's ``role = "reference"``),
+        or ``"consensus"``: each annotator against the consensus of the others, built in the run
+        (:mod:`qa.analytics.reference`); the reference may label a subset of the images (honeypots).
+    pairs : {"reference", "all"}, optional
+        With a reference: compare only each annotator with it where it labels the image (default), or
+        every pair too.
+    rescale : tuple of str, default ()
+        Annotators whose exports are at another resolution of the same images: scaled into the
+        reference's frame (:func:`qa.align.align`).
+    attributes : dict, optional
+        ``{attribute: "nominal" | "ordinal"}``: levels of measurement for attribute agreement
+        (:mod:`qa.analytics.attributes`), over the manifest's.
+    consensus_method : {"vote", "staple"}, default "vote"
+        How ``reference="consensus"`` builds the consensus of the others.
+    """
+
+    manifest: str | os.PathLike | None = None
+    aliases: dict[str, list[str]] | None = None
+    categories: list[str] | None = None
+    max_pixels: int | None = None
+    format_options: dict[str, dict[str, Any]] | None = None
+    instances: str = "classes"
+    pack: Any = "default"
+    select: list[str] | None = None
+    ignore: list[str] | None = None
+    tolerances: tuple[float, ...] = (1, 2, 4)
+    iou_threshold: float = 0.5
+    analytics: bool = True
+    gate: str | os.PathLike | None = None
+    baseline: str | None = None
+    max_drop: float | None = None
+    db: str | os.PathLike | None = None
+    store: bool = True
+    lock_timeout: float | None = None
+    workers: int | None = None
+    executor: Any = None
+    spill_dir: str | os.PathLike | None = None
+    report: str | os.PathLike | None = None
+    report_pictures: int | None = None
+    progress: Progress | None = field(default=None, compare=False)
+    outputs: Callable[..., None] | None = field(default=None, compare=False)
+    run_id: str | None = None
+    reference: str | None = None
+    pairs: str | None = None
+    rescale: tuple[str, ...] = ()
+    attributes: dict[str, str] | None = None
+    consensus_method: str = "vote"
+
+    @classmethod
+    def from_keywords(cls, options: "RunOptions | None" = None, /, caller: str = "qa.run()",
+                      **keywords) -> "RunOptions":
+        """``options`` (default: all defaults) with ``keywords`` replacing its fields.
+
+        Raises
+        ------
+        TypeError
+            On a keyword that is no field, naming it and the fields.
+
+        Examples
+        --------
+        >>> RunOptions.from_keywords(workers=2).workers
+        2
+        >>> RunOptions.from_keywords(worker=2)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        TypeError: qa.run() got an unexpected keyword argument 'worker'; did you mean 'workers'? ...
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in keywords:
+            if key not in names:
+                import difflib
+
+                near = difflib.get_close_matches(key, names, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise TypeError(f"{caller} got an unexpected keyword argument {key!r}{hint} "
+                                f"(the options of a run are the fields of qa.RunOptions: {', '.join(names)})")
+        if options is not None and not isinstance(options, RunOptions):
+            raise TypeError(f"{caller}: options must be a qa.RunOptions, got {type(options).__name__}")
+        return dataclasses.replace(options or cls(), **keywords)
+
+    def settings(self) -> dict[str, Any]:
+        """The options a stored run keeps (the store's ``runs.settings``), before the stages add theirs:
+        the largest image, and the format options, instance mode, manifest, aliases and categories when
+        given."""
+        out: dict[str, Any] = {"max_pixels": self.max_pixels or DEFAULT_MAX_PIXELS}
+        if self.format_options:
+            out["format_options"] = self.format_options
+        if self.instances != "classes":
+            out["instances"] = self.instances
+        if self.manifest is not None:
+            out["manifest"] = str(self.manifest)
+        if self.aliases:
+            out["aliases"] = self.aliases
+        if self.categories is not None:
+            out["categories"] = list(self.categories)
+        return out
+
+    def gate_settings(self) -> dict[str, Any]:
+        """The gate's options a stored run keeps (empty without a gate)."""
+        if self.gate is None:
+            return {}
+        return {"gate": str(self.gate), "baseline": self.baseline, "max_drop": self.max_drop}
+
+
+@dataclass(slots=True)
+class Run:
+    """Everything one run produced (:func:`qa.run`).
+
+    ``run_id`` names the run in the store and in its verdict; ``inputs`` holds each export's
+    fingerprint (:func:`qa.store.input_fingerprints`); ``verdict`` is the gate's, when gated;
+    ``stored`` is the store the run was written to, if any; ``options`` how it was made.
+    """
+
+    batch: Batch
+    """The batch; from :func:`qa.run`, its objects without their geometry (see its notes)."""
+    summary: dict[str, Any]
+    settings: dict[str, Any] = field(default_factory=dict)
+    run_id: str = field(default_factory=new_run_id)
+    started_at: datetime = field(default_factory=_utcnow)
+    finished_at: datetime | None = None
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    verdict: Verdict | None = None
+    stored: str | None = None
+    comparison: Comparison | None = None
+    """The comparison of every annotator pair (None with one annotator)."""
+    scores: pd.DataFrame | None = None
+    """The long scores table (``scope, key, metric, value, n``), None with one annotator."""
+    violations: list[Finding] = field(default_factory=list)
+    """Rule violations of the run's pack."""
+    findings: list[Finding] = field(default_factory=list)
+    """Findings raised from the comparison of the whole batch (agreement codes such as ``AGR001``)."""
+    pack: Pack | None = None
+    """The resolved rule pack, or None when rules were not run."""
+    analytics: Analytics | None = None
+    """The agreement analytics, None with one annotator."""
+    semantic: SemanticComparison | None = None
+    """The semantic comparison of label-map and panoptic exports, if any."""
+    boundaries: BoundaryAnalysis | None = None
+    """The boundary analysis (offsets, category-pair boundaries)."""
+    boundary_disagreement: pd.DataFrame | None = None
+    """Rows of the store's ``boundary_disagreement`` table, from the boundary analysis."""
+    report: str | None = None
+    """The HTML report written for the run, if any."""
+    options: RunOptions | None = None
+    """The options the run was made with."""
+    reference: ReferenceScores | None = None
+    """Each annotator against the reference, if there is one."""
+    attributes: AttributeAgreement | None = None
+    """Attribute agreement, when objects carry attributes."""

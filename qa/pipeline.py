@@ -6,65 +6,17 @@ Each stage is a function of the stage before; this module chains them and nothin
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
 
 from qa import __version__
 from qa.align import align
 from qa.engine import _executors
 from qa.errors import ConfigError
 from qa.manifest import ExportSpec, Manifest, parse_spec, read_manifest
-from qa.model import Batch, Limits
-from qa.store import new_run_id
+from qa.model import Batch, Limits, Progress, Run, RunOptions, new_run_id
 
-Progress = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``: called as work advances (the CLI draws a bar when on a terminal)."""
-
-
-@dataclass(slots=True)
-class Run:
-    """Everything one run produced. Later stages add their results as fields.
-
-    ``run_id`` names the run in the store and in its verdict; ``inputs`` holds each export's
-    fingerprint (:func:`qa.store.input_fingerprints`); ``verdict`` is the gate's, when gated;
-    ``stored`` is the store the run was written to, if any.
-    """
-
-    batch: Batch
-    summary: dict
-    settings: dict = field(default_factory=dict)
-    run_id: str = field(default_factory=new_run_id)
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
-    finished_at: datetime | None = None
-    inputs: list = field(default_factory=list)
-    verdict: object = None
-    stored: str | None = None
-    comparison: object = None
-    """The :class:`qa.engine.compare.Comparison` of every annotator pair (None with one annotator)."""
-    scores: object = None
-    """The long scores table (pandas DataFrame; see the comparison), None with one annotator."""
-    violations: list = field(default_factory=list)
-    """Rule violations (:class:`~qa.model.Finding`) of the run's pack."""
-    findings: list = field(default_factory=list)
-    """Findings raised from the comparison of the whole batch (agreement codes such as ``AGR001``)."""
-    pack: object = None
-    """The resolved rule pack (:class:`qa.rules.packs.Pack`), or None when rules were not run."""
-    analytics: object = None
-    """The agreement analytics (:class:`qa.analytics.Analytics`), None with one annotator."""
-    semantic: object = None
-    """The :class:`qa.engine.semantic.SemanticComparison` of label-map and panoptic exports, if any."""
-    boundaries: object = None
-    """The :class:`qa.analytics.boundaries.BoundaryAnalysis` (offsets, category-pair boundaries)."""
-    boundary_disagreement: object = None
-    """Rows of the store's ``boundary_disagreement`` table (pandas DataFrame), from the boundary analysis."""
-    report: str | None = None
-    """The HTML report written for the run, if any."""
-    reference: object = None
-    """Each annotator against the reference (:class:`qa.analytics.reference.ReferenceScores`), if there is one."""
-    attributes: object = None
-    """Attribute agreement (:class:`qa.analytics.attributes.AttributeAgreement`), when objects carry attributes."""
+__all__ = ["Run", "RunOptions", "load", "run", "summarise"]
 
 
 def _specs(exports) -> list[ExportSpec]:
@@ -398,109 +350,87 @@ def _announce(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None, pack="default",
-        select=None, ignore=None, gate=None, baseline=None, max_drop=None, db=None, store: bool = True,
-        lock_timeout=None, progress: Progress | None = None, tolerances=(1, 2, 4),
-        iou_threshold: float = 0.5, workers: int | None = None, analytics: bool = True,
-        instances: str = "classes", report=None, report_pictures: int | None = None,
-        format_options: dict | None = None, outputs=None, executor=None, run_id: str | None = None,
-        reference: str | None = None, pairs: str | None = None, rescale=(), attributes: dict | None = None,
-        consensus_method: str = "vote") -> Run:
+def run(*exports, options: RunOptions | None = None, **keywords) -> Run:
     """Run every stage on a batch and return what it produced.
-
-    Takes the same arguments as :func:`load` (``format_options`` too), plus ``pack`` (a built-in pack name, a pack file or
-    None to skip the rules) and ``select``/``ignore`` (rule ids or prefixes applied after the pack), and:
 
     Parameters
     ----------
-    tolerances : sequence of float, pixels, default (1, 2, 4)
-        Boundary tolerances of the comparison (see :func:`qa.engine.compare.compare_batch`).
-    iou_threshold : float, default 0.5
-        Matching threshold of the comparison.
-    workers : int, optional
-        Processes for the comparison, the boundary stage, the rules and the analytics (default: all
-        cores; 1 runs serially). One pool serves the whole run.
-    executor : str or concurrent.futures.Executor, optional
-        Where the per-image work runs instead of the local pool: a Dask scheduler address
-        (``"tcp://host:8786"``) or ``"local:N"`` (a Dask ``LocalCluster`` of N processes), opened for the
-        run and closed after it (the dashboard address is printed to stderr); or a
-        ``concurrent.futures.Executor`` you own, such as ``distributed.Client(...).get_executor()``. The
-        results are the same on every executor. See ``docs/scale.md``.
-    gate : str or os.PathLike, optional
-        A pack (file or built-in name) whose ``[gate]`` table the run is checked against.
-    baseline : str, optional
-        A stored run (id, prefix, seq or ``latest``) for the gate's regression checks; needs ``db``.
-    max_drop : float, optional
-        Overrides the pack's ``[gate.regression] max_drop``.
-    db : str or os.PathLike, optional
-        The run store: the baseline is read from it, and the run is written to it (with its verdict).
-    store : bool, default True
-        Write the run to ``db``; False only reads the baseline from it.
-    lock_timeout : float, seconds, optional
-        How long to wait for another process's lock on the store (default 30).
-    analytics : bool, default True
-        Run the analytics stage (:func:`qa.analytics.analyse`) after the comparison and the rules; its
-        rows join ``Run.scores`` before the gate.
-    instances : {"classes", "components"}, default "classes"
-        How label maps enter instance matching: one object per class, or one per connected component
-        of each thing class (:func:`qa.engine.semantic.components_as_instances`).
-    report : str or os.PathLike, optional
-        Write the run's HTML report there; None writes none.
-    report_pictures : int, optional
-        How many of the worst images the report draws (default :data:`qa.report.DEFAULT_PICTURES`).
-    outputs : callable, optional
-        ``outputs(run, staged)`` writes further files of the run through ``staged.write(path, content)``
-        (:class:`qa._commit.StagedFiles`), as the report is written.
-    run_id : str, optional
-        The run's id (default: made from the start time, :func:`qa.store.new_run_id`). ``qa serve`` gives
-        each job's run its id before it starts, so a job whose server stopped can be told stored or not.
-    reference : str, optional
-        The annotator every other is scored against (a gold set; the manifest's ``role = "reference"``), or
-        ``"consensus"``: each annotator against the consensus of the others, built in the run. The
-        figures go into the scores table's ``annotator``, ``category`` and ``image`` scopes
-        (:mod:`qa.analytics.reference`); the reference may label a subset of the images (honeypots).
-    pairs : {"reference", "all"}, optional
-        With a reference: compare only each annotator with it where it labels the image (default), or
-        every pair too.
-    rescale : collection of str, optional
-        Annotators whose exports are at another resolution of the same images: scaled into the reference's
-        frame (:func:`qa.align.align`).
-    attributes : dict, optional
-        ``{attribute: "nominal" | "ordinal"}``: levels of measurement for attribute agreement
-        (:mod:`qa.analytics.attributes`), over the manifest's.
-    consensus_method : {"vote", "staple"}, default "vote"
-        How ``reference="consensus"`` builds the consensus of the others.
+    *exports : str, os.PathLike, ExportSpec or dict
+        The exports, as :func:`load` takes them.
+    options : RunOptions, optional
+        How the run is made (every field is described there); default all defaults.
+    **keywords
+        Any field of :class:`~qa.model.RunOptions` (``workers=2``, ``db="qa.duckdb"``, ``pack=None``,
+        ...), over ``options``.
+
+    Returns
+    -------
+    Run
+        Its ``options`` are the options it was made with.
+
+    Raises
+    ------
+    TypeError
+        On a keyword that is no option (the message names the options).
+    InputError, ConfigError, StoreError, WorkerError
+        When an export, an option, the store or the executor fails; nothing is stored then.
 
     Notes
     -----
+    The per-image work (comparison, class maps, rules, pixel alpha, consensus) is one pass over the
+    images, one task per chunk (:mod:`qa.task`), on the local process pool, in this process
+    (``workers=1``) or on a Dask cluster (``executor``); the results do not depend on which.
+
+    The exports are indexed, not loaded (:mod:`qa.formats._index`): each task reads its images' objects
+    from the exports, and the objects come back without their geometry, so the returned
+    ``Run.batch`` holds objects whose ``polygons`` and ``rle`` are None (their category, image, box,
+    area, attributes and source are set); :func:`load` reads a batch whole. ``instances="components"``
+    and ``reference="consensus"`` read the batch whole before the pass.
+
     A run that fails leaves nothing behind: the report and ``outputs``' files are written under
     temporary names beside their targets before the store is touched, and moved into place right
     after the run is committed (with interrupts held back from just before the commit); when anything
     fails first, the store is left as it was and the temporary files are removed.
+
+    Examples
+    --------
+    >>> run = qa.run("alice=a.json", "bob=b.json", workers=2, store=False)  # doctest: +SKIP
+    >>> run.options.workers  # doctest: +SKIP
+    2
     """
+    opts = RunOptions.from_keywords(options, **keywords)
+    return _run(exports, opts)
+
+
+def _run(exports, opts: RunOptions) -> Run:
     from qa.store import input_fingerprints
 
+    progress = opts.progress
     started = _utcnow()
     gate_config = None
-    if gate is not None:  # a bad [gate] table (an unknown metric, a non-finite bound) or --max-drop stops
+    if opts.gate is not None:  # a bad [gate] table (an unknown metric, a non-finite bound) or --max-drop stops
         from qa.gate import finite_bound, load_gate  # the run before any work
 
-        gate_config = load_gate(gate)
-        if max_drop is not None:
-            finite_bound(max_drop, "--max-drop")
-    batch, alias_counts, man = _load(*exports, manifest=manifest, aliases=aliases, categories=categories,
-                                     max_pixels=max_pixels, progress=progress, format_options=format_options,
-                                     reference=reference, rescale=rescale, attributes=attributes, streamed=True)
+        gate_config = load_gate(opts.gate)
+        if opts.max_drop is not None:
+            finite_bound(opts.max_drop, "--max-drop")
+    batch, alias_counts, man = _load(*exports, manifest=opts.manifest, aliases=opts.aliases,
+                                     categories=opts.categories, max_pixels=opts.max_pixels, progress=progress,
+                                     format_options=opts.format_options, reference=opts.reference,
+                                     rescale=opts.rescale, attributes=opts.attributes, streamed=True)
     # from the index, no object held: the images, categories, counts and load findings of the batch
-    summary = summarise(batch, alias_report=alias_counts) if instances == "classes" else None
-    from qa.engine.chunks import materialise
+    summary = summarise(batch, alias_report=alias_counts) if opts.instances == "classes" else None
+    if opts.instances != "classes" or opts.reference == CONSENSUS:
+        from qa.engine.chunks import materialise
 
-    batch = materialise(batch)  # the stages still read whole exports; a per-chunk task reads chunks_of(batch)
-    settings = {"max_pixels": max_pixels or Limits().max_pixels}
-    pairs = pairs or (man.pairs if man is not None else None) or "reference"
+        # components are made from whole label maps, and the consensus of the others becomes exports of
+        # the batch: both read the batch whole
+        batch = materialise(batch)
+    settings = {"max_pixels": opts.max_pixels or Limits().max_pixels}
+    pairs = opts.pairs or (man.pairs if man is not None else None) or "reference"
     if pairs not in ("reference", "all"):
         raise ConfigError(f"pairs must be 'reference' or 'all', got {pairs!r}")
-    of_consensus = reference == CONSENSUS and batch.reference is None
+    of_consensus = opts.reference == CONSENSUS and batch.reference is None
     plan = None
     if batch.reference is not None:
         from qa.engine.compare import PairPlan
@@ -508,58 +438,59 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
         plan = PairPlan({a: batch.reference for a in batch.annotators if a != batch.reference}, pairs=pairs)
         settings.update(reference=batch.reference, pairs=pairs)
     elif of_consensus:
-        settings.update(reference=f"consensus of the others ({consensus_method})")
+        settings.update(reference=f"consensus of the others ({opts.consensus_method})")
     rescaled = sorted({f.annotator for f in batch.findings if f.code in ("ALN007", "ALN008")})
     if rescaled:
         settings["rescaled"] = rescaled
     if batch.attribute_levels:
         settings["attribute_levels"] = dict(batch.attribute_levels)
-    if format_options:
-        settings["format_options"] = format_options
-    if instances != "classes":
+    if opts.instances != "classes":
         from qa.engine.semantic import with_instances
 
-        batch = with_instances(batch, instances)
-        settings["instances"] = instances
+        batch = with_instances(batch, opts.instances)
         summary = summarise(batch, alias_report=alias_counts)  # counts of the components
-    if manifest is not None:
-        settings["manifest"] = str(manifest)
-    if aliases:
-        settings["aliases"] = aliases
-    if categories is not None:
-        settings["categories"] = list(categories)
-    # one executor (the local pool, or a Dask cluster) for every per-image stage of the run
-    with _executors.using(executor, workers=workers, announce=_announce) as pool:
-        comparison = None
-        if len(batch.annotators) >= 2:
-            from qa.engine.compare import compare_batch
+    settings.update(opts.settings())
+    resolved = None
+    if opts.pack is not None:
+        from qa.rules.packs import Pack, override, read
 
-            comparison = compare_batch(batch, tolerances=tolerances, iou_threshold=iou_threshold, executor=pool,
-                                       progress=progress, max_pixels=max_pixels, plan=plan)
-            settings["compare"] = comparison.settings
-            summary["pairs"] = comparison.pair_table()
-        semantic = boundaries = None
-        scores = comparison.scores if comparison is not None else None
+        resolved = override(opts.pack if isinstance(opts.pack, Pack) else read(opts.pack), select=opts.select,
+                            ignore=opts.ignore)
+    from qa.task import map_reduce, task_options
+
+    # the consensus of everyone only without a reference (with one, each annotator is scored against it)
+    consensus = batch.reference is None and not of_consensus
+    options = task_options(batch, tolerances=opts.tolerances, iou_threshold=opts.iou_threshold,
+                           max_pixels=opts.max_pixels, pack=resolved, analytics=opts.analytics, plan=plan,
+                           consensus=consensus)
+    # one pass over the images, one task per chunk, on one executor (the local pool or a Dask cluster);
+    # the consensus of the others (--reference consensus) runs on the same executor
+    with _executors.using(opts.executor, workers=opts.workers, announce=_announce) as pool:
+        reduced = map_reduce(batch, options, executor=pool, progress=progress, spill_dir=opts.spill_dir)
+        if reduced.objects is not None:  # a streamed batch: its objects, without their geometry, from the pass
+            for name, objects in reduced.objects.items():
+                batch.exports[name].objects = objects
+        comparison, violations = reduced.comparison, reduced.violations
+        semantic = boundaries = analysed = None
+        scores = None
         if comparison is not None:
             from qa.analytics.boundaries import boundary_stage, stage_summary
 
-            semantic, boundaries, scores = boundary_stage(batch, comparison, tolerances=tolerances, executor=pool,
-                                                          progress=progress, max_pixels=max_pixels,
+            settings["compare"] = comparison.settings
+            summary["pairs"] = comparison.pair_table()
+            semantic, boundaries, scores = boundary_stage(batch, comparison, tolerances=opts.tolerances,
+                                                          semantic=reduced.semantic, facts=reduced.facts,
                                                           reference=batch.reference)
             summary.update(stage_summary(semantic, boundaries))
-        resolved, violations = (None, [])
-        if pack is not None:
+        if resolved is not None:
             from qa.rules.check import violation_summary
 
-            resolved, violations = check_rules(batch, pack, select=select, ignore=ignore, progress=progress,
-                                               executor=pool)
             settings["pack"] = str(resolved.path or resolved.name)
             summary.update(violation_summary(violations, batch.annotators, resolved))
-        analysed = None
-        if comparison is not None and analytics:
-            analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=max_pixels,
-                                       executor=pool, progress=progress, pack=resolved,
-                                       consensus=batch.reference is None and not of_consensus)
+        if comparison is not None and opts.analytics:
+            analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=opts.max_pixels,
+                                       pack=resolved, alpha_counts=reduced.alpha_counts, consensus=consensus,
+                                       consensus_result=reduced.consensus, facts=reduced.facts)
             settings["analytics"] = analysed.settings
             summary["analytics"] = analysed.summary(top=50)
             if analysed.findings:
@@ -572,58 +503,58 @@ def run(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
                 .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
         against = attributes_result = None
         if comparison is not None and (batch.reference is not None or of_consensus):
-            against = reference_stage(batch, comparison, consensus=consensus_method if of_consensus else None,
-                                      tolerances=tolerances, iou_threshold=iou_threshold, executor=pool,
-                                      max_pixels=max_pixels, progress=progress)
+            against = reference_stage(batch, comparison, consensus=opts.consensus_method if of_consensus else None,
+                                      tolerances=opts.tolerances, iou_threshold=opts.iou_threshold, executor=pool,
+                                      max_pixels=opts.max_pixels, progress=progress)
             summary["reference"] = against.summary()
             settings["reference_scores"] = against.settings
             scores = _with_reference(scores, against.scores, batch.reference)
-        if comparison is not None:
-            from qa.analytics.attributes import attribute_agreement
+    if comparison is not None:
+        from qa.analytics.attributes import attribute_agreement
 
-            attributes_result = attribute_agreement(batch, comparison, levels=batch.attribute_levels,
-                                                    reference=batch.reference)
-            if attributes_result is not None:
-                import pandas as pd
+        attributes_result = attribute_agreement(batch, comparison, levels=batch.attribute_levels,
+                                                reference=batch.reference)
+        if attributes_result is not None:
+            import pandas as pd
 
-                summary["attributes"] = attributes_result.summary()
-                settings["attributes"] = attributes_result.settings
-                scores = pd.concat([scores, attributes_result.scores], ignore_index=True) \
-                    .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
-                if analysed is not None and len(attributes_result.review):
-                    analysed.review_queue = _requeue(analysed.review_queue, attributes_result.review)
-                    summary["analytics"]["review_queue_total"] = int(len(analysed.review_queue))
-    if gate is not None:
-        settings.update(gate=str(gate), baseline=baseline, max_drop=max_drop)
+            summary["attributes"] = attributes_result.summary()
+            settings["attributes"] = attributes_result.settings
+            scores = pd.concat([scores, attributes_result.scores], ignore_index=True) \
+                .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
+            if analysed is not None and len(attributes_result.review):
+                analysed.review_queue = _requeue(analysed.review_queue, attributes_result.review)
+                summary["analytics"]["review_queue_total"] = int(len(analysed.review_queue))
+    settings.update(opts.gate_settings())
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
                  findings=list(analysed.findings) if analysed is not None else [],
                  comparison=comparison, scores=scores, analytics=analysed, semantic=semantic,
                  boundaries=boundaries,
                  boundary_disagreement=boundaries.table if boundaries is not None else None,
-                 run_id=run_id or new_run_id(started), started_at=started, inputs=input_fingerprints(batch),
-                 reference=against, attributes=attributes_result)
+                 run_id=opts.run_id or new_run_id(started), started_at=started, inputs=input_fingerprints(batch),
+                 options=opts, reference=against, attributes=attributes_result)
     # every finding of the run (load, alignment, rules), counted as the store counts them
     from qa.gate import run_findings
 
     severities = Counter(f.severity for f in run_findings(result))
     result.summary.update(errors=severities.get("error", 0), warnings=severities.get("warning", 0))
-    if gate is not None:
-        result.verdict = gate_stage(result, gate, baseline=baseline, max_drop=max_drop, db=db,
-                                    lock_timeout=lock_timeout, config=gate_config)
+    if opts.gate is not None:
+        result.verdict = gate_stage(result, opts.gate, baseline=opts.baseline, max_drop=opts.max_drop, db=opts.db,
+                                    lock_timeout=opts.lock_timeout, config=gate_config)
         result.summary["verdict"] = result.verdict.to_dict()
     result.finished_at = _utcnow()
     result.summary["run_id"] = result.run_id
     from qa._commit import StagedFiles
 
+    db = opts.db
     with StagedFiles() as staged:  # every output written (and so known writable) before the commit
-        if db is not None and store:
+        if db is not None and opts.store:
             result.stored = str(db)  # the report names the store the run goes to
-        if report is not None:
-            report_stage(result, report, pictures=report_pictures, staged=staged)
-        if outputs is not None:
-            outputs(result, staged)
-        if db is not None and store:
-            store_stage(result, db, lock_timeout=lock_timeout, on_commit=staged.publish)
+        if opts.report is not None:
+            report_stage(result, opts.report, pictures=opts.report_pictures, staged=staged)
+        if opts.outputs is not None:
+            opts.outputs(result, staged)
+        if db is not None and opts.store:
+            store_stage(result, db, lock_timeout=opts.lock_timeout, on_commit=staged.publish)
         else:
             staged.publish()
     return result

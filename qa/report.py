@@ -450,11 +450,19 @@ def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> R
         inputs=list(run.inputs or []), settings=dict(run.settings or {}),
         report_settings={"pictures": pictures, "max_side": max_side, "source": "the run in memory"})
     ranked = rank_images(image_pairs, batch.images)
+    against = getattr(run, "reference", None)
+    if getattr(batch, "index", None) is not None:  # streamed: the pictured images' objects read again whole
+        from qa.engine.chunks import with_geometry
+
+        keys = list(ranked[ranked["agreement"].notna()].head(max(int(pictures), 0))["image"].astype(str))
+        if against is not None and against.objects is not None and len(against.objects):
+            order = _reference_order(against.objects)[:min(pictures, REFERENCE_PICTURES)]
+            keys += [str(against.objects["image"].iloc[int(k)]) for k in order]
+        batch = with_geometry(batch, keys)
     data.gallery = gallery(batch, ranked, pictures=pictures, max_side=max_side,
                            max_pixels=(run.settings or {}).get("max_pixels"), image_pairs=image_pairs,
                            problems=data.object_pairs)
     data.pictures_note = _pictures_note(data.gallery, ranked, pictures)
-    against = getattr(run, "reference", None)
     if against is not None:
         data.reference_pictures = reference_pictures(batch, against.objects, exports=against.exports,
                                                      pictures=min(pictures, REFERENCE_PICTURES),
@@ -1213,6 +1221,18 @@ _REFERENCE_COLUMNS = ("images", "f1", "precision", "recall", "label_accuracy", "
                       "boundary_f_2px_mean", "boundary_iou_mean", "nsd_2px_mean", "signed_offset_px_mean", "pq")
 
 
+def _reference_order(rows):
+    """Rows of :attr:`qa.analytics.reference.ReferenceScores.objects` in picture order: the matched pairs of
+    lowest IoU first (both outlines to compare), then the unmatched objects, largest first."""
+    import numpy as np
+
+    status = rows["status"].astype(str).to_numpy()
+    iou = rows["iou"].to_numpy(dtype=np.float64)
+    area = np.fmax(rows["area"].to_numpy(dtype=np.float64, na_value=np.nan),
+                   rows["reference_area"].to_numpy(dtype=np.float64, na_value=np.nan))
+    return np.lexsort((-np.nan_to_num(area), np.where(status == "matched", np.nan_to_num(iou), 2.0)))
+
+
 def reference_pictures(batch, rows, *, exports: dict | None = None, pictures: int = REFERENCE_PICTURES,
                        max_side: int = 320, max_pixels: int | None = None) -> list[dict]:
     """The worst objects against the reference, one picture each: the annotator's outline solid, the
@@ -1243,10 +1263,7 @@ def reference_pictures(batch, rows, *, exports: dict | None = None, pictures: in
     exports = {**batch.exports, **(exports or {})}
     status = rows["status"].astype(str).to_numpy()
     iou = rows["iou"].to_numpy(dtype=np.float64)
-    area = np.fmax(rows["area"].to_numpy(dtype=np.float64, na_value=np.nan),
-                   rows["reference_area"].to_numpy(dtype=np.float64, na_value=np.nan))
-    # the matched pairs of lowest IoU first (both outlines to compare), then the unmatched objects, largest first
-    order = np.lexsort((-np.nan_to_num(area), np.where(status == "matched", np.nan_to_num(iou), 2.0)))
+    order = _reference_order(rows)
     out = []
     for k in order[:pictures]:
         row = rows.iloc[int(k)]

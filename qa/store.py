@@ -23,7 +23,6 @@ import json
 import math
 import os
 import re
-import secrets
 import stat
 import sys
 import time
@@ -36,6 +35,7 @@ from qa import __version__, metric_registry
 from qa._commit import interrupts_held
 from qa.errors import StoreError
 from qa.gate import run_findings, run_scores
+from qa.model import new_run_id  # noqa: F401  (re-exported: a run's id, made before it is stored)
 
 SCHEMA_VERSION = 5
 """The version of ``qa/schema.sql``; a store records the versions applied to it in ``qa_schema``."""
@@ -130,16 +130,6 @@ def default_db() -> Path:
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def new_run_id(started: datetime | None = None) -> str:
-    """A new run id: the UTC start time and six random hex digits, ``20260115T103012Z-3fa9c1``.
-
-    Ids sort by start time, and are unique without asking the store, so a run has its id (and a
-    verdict can name it) before it is stored.
-    """
-    started = started or _utcnow()
-    return f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 # --- fingerprints -------------------------------------------------------------------------------------

@@ -124,3 +124,50 @@ def test_qa_run_stays_callable_after_use(tmp_path):
     for _ in range(2):
         result = qa.run(f"alice={path}", f"bob={path}", store=False)
         assert result.summary["pairs"][0]["mask_iou_mean"] == 1.0
+
+
+# --- one typed shape for a run ---------------------------------------------------------------------------
+
+def _pair(tmp_path):
+    doc = {"images": [{"id": 1, "file_name": "x.jpg", "width": 8, "height": 6}],
+           "categories": [{"id": 1, "name": "car"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 4, 0, 4, 4]]}]}
+    return f"a={write_json(tmp_path / 'a.json', doc)}", f"b={write_json(tmp_path / 'b.json', doc)}"
+
+
+def test_run_options_from_keywords_or_a_record(tmp_path):
+    exports = _pair(tmp_path)
+    by_keywords = qa.run(*exports, workers=1, store=False, tolerances=(2,), pack=None)
+    options = qa.RunOptions(workers=1, store=False, tolerances=(2,), pack=None)
+    by_record = qa.run(*exports, options=options)
+    assert by_keywords.options == by_record.options == options
+    assert by_keywords.settings == by_record.settings
+    assert by_keywords.settings["compare"]["tolerances"] == [2]
+    # keywords replace the record's fields
+    assert qa.run(*exports, options=options, iou_threshold=0.7).settings["compare"]["iou_threshold"] == 0.7
+
+
+def test_an_unknown_run_option_is_a_type_error_naming_it(tmp_path):
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'worker'; did you mean 'workers'\?"):
+        qa.run(*_pair(tmp_path), worker=2)
+    with pytest.raises(TypeError, match="qa.RunOptions"):
+        qa.run(*_pair(tmp_path), options={"workers": 2})
+
+
+def test_stored_settings_come_from_the_options():
+    options = qa.RunOptions(max_pixels=1000, manifest="m.toml", instances="components", gate="default",
+                            baseline="latest")
+    assert options.settings() == {"max_pixels": 1000, "instances": "components", "manifest": "m.toml"}
+    assert options.gate_settings() == {"gate": "default", "baseline": "latest", "max_drop": None}
+    assert qa.RunOptions().settings() == {"max_pixels": 100_000_000} and qa.RunOptions().gate_settings() == {}
+
+
+def test_run_fields_are_typed():
+    import dataclasses
+
+    from qa.model import Run
+
+    types = {f.name: f.type for f in dataclasses.fields(Run)}
+    assert types["comparison"] == "Comparison | None" and types["violations"] == "list[Finding]"
+    assert all(t not in ("object", "Any") for t in types.values())
+    assert qa.pipeline.Run is Run  # still importable from the pipeline

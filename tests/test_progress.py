@@ -41,19 +41,37 @@ def test_bar_when_stderr_is_a_terminal(tmp_path, monkeypatch):
         progress("load", 2, 2)
         bar.refresh()
         assert "load" in fake.getvalue() and "2/2" in fake.getvalue()
+        progress("images", 0, 40)
+        progress("images", 10, 40)
+        bar.refresh()
+        assert len(bar.tasks) == 1  # one bar per run, whatever the stage
+        task = bar.tasks[0]
+        assert task.description == "images" and task.completed == 10 and task.total == 40
+        assert "10/40" in fake.getvalue()
 
 
-def test_run_calls_progress_per_export(tmp_path):
+def test_run_reports_its_exports_then_its_images(tmp_path):
     from qa.pipeline import run
 
     calls = []
     run(f"a={_export(tmp_path, 'a')}", f"b={_export(tmp_path, 'b')}",
         progress=lambda stage, done, total: calls.append((stage, done, total)))
     assert [c for c in calls if c[0] == "load"] == [("load", 0, 2), ("load", 1, 2), ("load", 2, 2)]
-    stages = [c[0] for c in calls]
-    assert [c for c in calls if c[0] == "compare"] == [("compare", 0, 1), ("compare", 1, 1)]
-    assert stages.index("compare") < stages.index("check")  # compare, then the rules
-    checks = [c for c in calls if c[0] == "check"]
-    assert checks and checks[-1][1] == checks[-1][2]  # the rules stage reports too
-    assert stages.index("check") < stages.index("alpha")  # then the analytics, image by image
-    assert [c for c in calls if c[0] == "alpha"] == [("alpha", 0, 1), ("alpha", 1, 1)]
+    # every per-image figure (comparison, rules, alpha, consensus) in one pass: one stage, image by image
+    assert [c for c in calls if c[0] != "load"] == [("images", 0, 1), ("images", 1, 1)]
+    assert calls.index(("load", 2, 2)) < calls.index(("images", 0, 1))
+
+
+def test_progress_counts_every_image_in_chunks(tmp_path, monkeypatch):
+    from qa.engine import _pool
+    from qa.pipeline import run
+
+    doc = {"images": [{"id": k + 1, "file_name": f"x{k}.jpg", "width": 8, "height": 6} for k in range(5)],
+           "categories": [{"id": 1, "name": "car"}],
+           "annotations": [{"id": k + 1, "image_id": k + 1, "category_id": 1,
+                            "segmentation": [[0, 0, 4, 0, 4, 4]]} for k in range(5)]}
+    a, b = write_json(tmp_path / "a.json", doc), write_json(tmp_path / "b.json", doc)
+    monkeypatch.setattr(_pool, "CHUNK_MAX", 2)
+    calls = []
+    run(f"a={a}", f"b={b}", workers=1, progress=lambda stage, done, total: calls.append((stage, done, total)))
+    assert [c for c in calls if c[0] == "images"] == [("images", n, 5) for n in (0, 2, 4, 5)]

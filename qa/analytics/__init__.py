@@ -1,6 +1,6 @@
 """Agreement analytics: the engine's per-pair numbers turned into answers, as pandas DataFrames.
 
-:func:`analyse` is the entry point; it takes a :class:`~qa.pipeline.Run` (or a batch and its
+:func:`analyse` is the entry point; it takes a :class:`~qa.model.Run` (or a batch and its
 comparison) and returns :class:`Analytics`, a dataclass of DataFrames. Each sub-analysis is one module
 and one call in :func:`analyse`:
 
@@ -134,12 +134,13 @@ def _records(df) -> list[dict]:
 def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = True, bootstrap: int = 1000,
             confidence: float = 0.95, seed: int = 0, min_score: float = 0.25,
             max_pixels: int | None = None, consensus: bool = True, workers: int | None = None,
-            progress=None, pack="default", executor=None) -> Analytics:
+            progress=None, pack="default", executor=None, alpha_counts=None, consensus_result=None,
+            facts=None) -> Analytics:
     """Agreement analytics of a compared batch.
 
     Parameters
     ----------
-    run_or_batch : qa.pipeline.Run or Batch
+    run_or_batch : qa.model.Run or Batch
         A run (its batch, comparison and rule violations are used), or a batch with ``comparison``.
     comparison : qa.engine.compare.Comparison, optional
         Needed when ``run_or_batch`` is a batch.
@@ -171,6 +172,14 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
     pack : Pack, str or None, default "default"
         The rule pack whose selection, parameters and severities the agreement codes (``AGR001``)
         follow: a resolved :class:`~qa.rules.packs.Pack`, a pack name or file; None raises none.
+    alpha_counts : qa.analytics.alpha.AlphaCounts, optional
+        Pixel alpha's per-image statistics, already counted (by the run's one pass over the images,
+        :mod:`qa.task`); the images are not decoded again.
+    consensus_result : qa.analytics.consensus.Consensus, optional
+        The consensus, already built (by the run's one pass over the images).
+    facts : dict, optional
+        Each object's occluded flag and vertex density (:func:`qa.analytics.boundaries.batch_facts`), when
+        already known.
 
     Returns
     -------
@@ -202,15 +211,15 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
         raise ConfigError(f"bootstrap must not be negative, got {bootstrap}")
     result = Analytics(settings={"alpha": bool(alpha), "bootstrap": int(bootstrap), "confidence": float(confidence),
                                  "seed": int(seed), "min_score": float(min_score)})
-    _aggregates(result, batch, comparison)
+    _aggregates(result, batch, comparison, facts)
     if alpha:
         _alpha(result, batch, comparison, bootstrap=bootstrap, confidence=confidence, seed=seed,
-               max_pixels=max_pixels, workers=workers, progress=progress, executor=executor)
+               max_pixels=max_pixels, workers=workers, progress=progress, executor=executor, counts=alpha_counts)
     _review(result, batch, comparison, violations=violations, min_score=min_score)
     _copies(result, comparison, pack)
     if consensus and len(batch.annotators) >= 3:
         _consensus(result, batch, comparison, max_pixels=max_pixels, workers=workers, progress=progress,
-                   executor=executor)
+                   executor=executor, built=consensus_result)
     result.scores = _scores(result, comparison)
     return result
 
@@ -221,10 +230,10 @@ _TABLES = {"annotator_pair": "pairs", "annotator": "annotators", "category": "ca
            "size": "sizes", "annotator_size": "annotator_sizes", "occluded": "occluded", "batch": "batch"}
 
 
-def _aggregates(result: Analytics, batch, comparison) -> None:
+def _aggregates(result: Analytics, batch, comparison, facts=None) -> None:
     from qa.analytics.aggregate import aggregate
 
-    agg = aggregate(batch, comparison)
+    agg = aggregate(batch, comparison, facts=facts)
     engine = comparison.scores
     for scope, attr in _TABLES.items():
         table = agg.tables.get(scope)
@@ -250,13 +259,16 @@ def _with_engine_figures(table, engine, scope: str):
 
 
 def _alpha(result: Analytics, batch, comparison, *, bootstrap, confidence, seed, max_pixels, workers,
-           progress, executor=None) -> None:
+           progress, executor=None, counts=None) -> None:
     import pandas as pd
 
     from qa.analytics.alpha import object_alpha, pixel_alpha
 
-    pa = pixel_alpha(batch, bootstrap=bootstrap, confidence=confidence, seed=seed, max_pixels=max_pixels,
-                     workers=workers, progress=progress, executor=executor)
+    if counts is not None:
+        pa = counts.finish(bootstrap=bootstrap, confidence=confidence, seed=seed)
+    else:
+        pa = pixel_alpha(batch, bootstrap=bootstrap, confidence=confidence, seed=seed, max_pixels=max_pixels,
+                         workers=workers, progress=progress, executor=executor)
     oa = object_alpha(comparison)
     result.alpha = pa.batch
     if result.pairs is not None:
@@ -302,11 +314,12 @@ def _copies(result: Analytics, comparison, pack) -> None:
         result.findings = identical_labels(comparison, severity=pack.severity_of(CODE), **pack.params_for(CODE))
 
 
-def _consensus(result: Analytics, batch, comparison, *, max_pixels, workers, progress, executor=None) -> None:
+def _consensus(result: Analytics, batch, comparison, *, max_pixels, workers, progress, executor=None,
+               built=None) -> None:
     from qa.analytics.consensus import build_consensus
 
-    result.consensus = build_consensus(batch, comparison, max_pixels=max_pixels, workers=workers,
-                                       progress=progress, executor=executor)
+    result.consensus = built if built is not None else build_consensus(
+        batch, comparison, max_pixels=max_pixels, workers=workers, progress=progress, executor=executor)
     result._score_parts.append(result.consensus.scores)
 
 

@@ -104,3 +104,34 @@ def _segment_codes(id_map, ids, codes, missing, out):
                 if j < ids.shape[0] and ids[j] == v:
                     code = codes[j]
         out[p] = code
+
+
+@njit(cache=True, nogil=True)
+def _paint_codes(buf, starts, boxes, order, codes, x0, y0, out):
+    """Paint objects' tight crops into a label window, one after the other (later ones on top).
+
+    Parameters
+    ----------
+    buf, starts, boxes :
+        Tight crops (:class:`qa.engine._masks.ObjectCrops`).
+    order : (k,) int64
+        The crops to paint, in painting order.
+    codes : (k,) int32
+        The label code of each, in ``order``.
+    x0, y0 : int
+        The window's top-left corner in the image.
+    out : (h, w) int32
+        The window's labels, painted in place where a crop marks a pixel.
+    """
+    h, w = out.shape
+    for i in range(order.shape[0]):
+        o = order[i]
+        bx0 = boxes[o, 0]
+        by0 = boxes[o, 1]
+        cw = boxes[o, 2] - bx0
+        code = codes[i]
+        for y in range(max(by0, y0), min(boxes[o, 3], y0 + h)):
+            row = starts[o] + (y - by0) * cw - bx0
+            for x in range(max(bx0, x0), min(boxes[o, 2], x0 + w)):
+                if buf[row + x] != 0:
+                    out[y - y0, x - x0] = code

@@ -91,13 +91,18 @@ def cohen_kappa(n, agree, x_true, y_true):
 
 # --- the per-row frame ---------------------------------------------------------------------------------
 
-def _flags(batch, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Every object's occlusion flag (1, 0, NaN when absent), flattened in ``names`` order, and offsets."""
+def _flags(batch, names: list[str], facts: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every object's occlusion flag (1, 0, NaN when absent), flattened in ``names`` order, and offsets;
+    from ``facts`` (:func:`qa.analytics.boundaries.batch_facts`) when given."""
     flags, offsets = [], [0]
     for name in names:
-        export = batch.exports.get(name)
-        objs = export.objects if export is not None else []
-        values = np.array([np.nan if o.occluded is None else float(o.occluded) for o in objs], dtype=np.float64)
+        if facts is not None:
+            occluded = facts[name][0] if name in facts else np.zeros(0, np.int64)
+            values = np.where(occluded < 0, np.nan, occluded.astype(np.float64))
+        else:
+            export = batch.exports.get(name)
+            objs = export.objects if export is not None else []
+            values = np.array([np.nan if o.occluded is None else float(o.occluded) for o in objs], dtype=np.float64)
         flags.append(values)
         offsets.append(offsets[-1] + len(values))
     return (np.concatenate(flags) if flags else np.zeros(0)), np.asarray(offsets[:-1], dtype=np.int64)
@@ -113,7 +118,7 @@ def _side_flag(flat, offsets, annotator, index) -> np.ndarray:
     return out
 
 
-def _rows(batch, comparison):
+def _rows(batch, comparison, facts=None):
     """The object pair table as plain columns, ignored rows dropped, with size and occlusion per row."""
     import pandas as pd
 
@@ -127,7 +132,7 @@ def _rows(batch, comparison):
     area_b = op["area_b"].to_numpy(dtype=np.float64)
     area = np.where(matched, (area_a + area_b) / 2, np.where(missing, area_a, area_b))
     names = [str(c) for c in op["annotator_a"].cat.categories]
-    flat, offsets = _flags(batch, names)
+    flat, offsets = _flags(batch, names, facts)
     occ_a = _side_flag(flat, offsets, op["annotator_a"], op["object_index_a"])
     occ_b = _side_flag(flat, offsets, op["annotator_b"].cat.set_categories(names), op["object_index_b"])
     # a matched pair is occluded when either object is flagged; unmatched rows take their object's flag
@@ -322,7 +327,7 @@ class Aggregates:
         self.scores = scores
 
 
-def aggregate(batch, comparison) -> Aggregates:
+def aggregate(batch, comparison, *, facts: dict | None = None) -> Aggregates:
     """Agreement figures per annotator pair, annotator, category, image, size and occlusion flag.
 
     Parameters
@@ -374,7 +379,7 @@ def aggregate(batch, comparison) -> Aggregates:
     """
     import pandas as pd
 
-    frame, boundary = _rows(batch, comparison)
+    frame, boundary = _rows(batch, comparison, facts)
     image_level = _image_level(comparison)
     oriented = _oriented(frame)
     by_category = _by_category(frame)

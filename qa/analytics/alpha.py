@@ -118,25 +118,28 @@ def _painting_order(objs: list) -> list[int]:
     return sorted(range(len(objs)), key=lambda k: (objs[k].z_order or 0, k))
 
 
-def _instance_labels(objs: list, codes: dict, height: int, width: int, window, out: np.ndarray) -> None:
-    """Paint ``objs`` (category codes) into ``out``, the label array of ``window``; later objects on top."""
+def _instance_labels(objs: list, codes: dict, height: int, width: int, window, out: np.ndarray,
+                     crops=None) -> None:
+    """Paint ``objs`` (category codes) into ``out``, the label array of ``window``; later objects on top.
+
+    ``crops`` holds the objects' tight crops in ``objs`` order (:class:`qa.engine._masks.ObjectCrops`,
+    the run's one decode of the image); made here from the objects when not given.
+    """
+    from qa.analytics._kernels_alpha import _paint_codes
     from qa.engine._masks import polygons_to_rle, rle_crops
 
     if not objs:
         return
     order = _painting_order(objs)
-    rles = [polygons_to_rle(objs[k].polygons, height, width) if objs[k].kind == "polygon" else objs[k].rle
-            for k in order]
-    crops = rle_crops(rles, height, width)
-    wx0, wy0, wx1, wy1 = window
-    for pos, k in enumerate(order):
-        x0, y0, x1, y1 = (int(v) for v in crops.boxes[pos])
-        ix0, iy0, ix1, iy1 = max(x0, wx0), max(y0, wy0), min(x1, wx1), min(y1, wy1)
-        if ix1 <= ix0 or iy1 <= iy0:
-            continue
-        crop, _ = crops.crop(pos)
-        inside = crop[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0].view(bool)
-        out[iy0 - wy0:iy1 - wy0, ix0 - wx0:ix1 - wx0][inside] = codes[objs[k].category]
+    slots = order
+    if crops is None:  # painted here, in painting order
+        rles = [polygons_to_rle(objs[k].polygons, height, width) if objs[k].kind == "polygon" else objs[k].rle
+                for k in order]
+        crops = rle_crops(rles, height, width)
+        slots = range(len(order))
+    _paint_codes(crops.buf, crops.starts, crops.boxes, np.asarray(list(slots), dtype=np.int64),
+                 np.asarray([codes[objs[k].category] for k in order], dtype=np.int32), int(window[0]),
+                 int(window[1]), out)
 
 
 def _panoptic_labels(objs: list, codes: dict, id_map: np.ndarray) -> np.ndarray:
@@ -188,7 +191,7 @@ def image_labels(batch: Batch, image: str, *, codes: dict | None = None, max_pix
     the rule CVAT and the COCO-to-panoptic converters use. Crowd regions are painted like any object.
     A panoptic pixel whose id is 0 or not listed in ``segments_info`` is void: no value (MISSING).
     """
-    from qa.formats.coco_panoptic import read_id_map
+    from qa.engine._decoded import Decoded, is_panoptic
 
     img = batch.images[image]
     h, w = int(img.height), int(img.width)
@@ -197,13 +200,30 @@ def image_labels(batch: Batch, image: str, *, codes: dict | None = None, max_pix
     names = sorted(batch.coverage.get(image, ()))
     if objects is None:
         objects = {name: [o for o in batch.exports[name].objects if o.image == image] for name in names}
-    per = {name: objects.get(name, []) for name in names}
-    panoptic = {name for name in names
-                if batch.exports[name].format == "coco_panoptic" or any(o.kind == "segment" for o in per[name])}
+    limit = max_pixels or Limits().max_pixels
+    decoded = {}
+    for name in names:
+        objs = objects.get(name, [])
+        export = batch.exports[name]
+        decoded[name] = Decoded(name, objs, np.arange(len(objs), dtype=np.int64),
+                                np.asarray([codes[o.category] for o in objs], dtype=np.int64),
+                                export.id_maps.get(image), is_panoptic(export, objs), h, w, limit)
+    return decoded_labels(decoded, codes)
+
+
+def decoded_labels(decoded: dict, codes: dict):
+    """:func:`image_labels` of one image from every covering annotator's decoded labels
+    (:class:`qa.engine._decoded.Decoded`, names sorted): ``(names, labels, window, outside)``."""
+    names = list(decoded)
+    if not names:
+        return names, np.zeros((0, 0, 0), np.int32), (0, 0, 0, 0), 0
+    h, w = next(iter(decoded.values())).shape
+    panoptic = {name for name, d in decoded.items() if d.png is not None or not d.comparable
+                or any(o.kind == "segment" for o in d.objects)}
     if panoptic:
         window = (0, 0, w, h)
     else:
-        boxes = [_object_box(o, h, w) for name in names for o in per[name]]
+        boxes = [_object_box(o, h, w) for name in names for o in decoded[name].objects]
         boxes = [b for b in boxes if b is not None]
         if not boxes:
             window = (0, 0, 0, 0)
@@ -213,17 +233,17 @@ def image_labels(batch: Batch, image: str, *, codes: dict | None = None, max_pix
     x0, y0, x1, y1 = window
     labels = np.full((len(names), y1 - y0, x1 - x0), BACKGROUND, dtype=np.int32)
     for k, name in enumerate(names):
+        d = decoded[name]
         if name in panoptic:
-            png = batch.exports[name].id_maps.get(image)
-            if png is None:
+            if d.png is None:
                 labels[k] = MISSING
                 continue
-            id_map = read_id_map(png, Limits(max_pixels=max_pixels or Limits().max_pixels))
-            labels[k] = _panoptic_labels([o for o in per[name] if o.kind == "segment"], codes, id_map)
+            segments = [o for o in d.objects if o.kind == "segment"]
+            labels[k] = _panoptic_labels(segments, codes, d.id_map)
             # instance objects an export mixes in are painted over its segments
-            _instance_labels([o for o in per[name] if o.kind != "segment"], codes, h, w, window, labels[k])
+            _instance_labels([o for o in d.objects if o.kind != "segment"], codes, h, w, window, labels[k])
         else:
-            _instance_labels(per[name], codes, h, w, window, labels[k])
+            _instance_labels(d.objects, codes, h, w, window, labels[k], crops=d.crops())
     return names, labels, window, h * w - (x1 - x0) * (y1 - y0)
 
 
@@ -370,59 +390,105 @@ def pixel_alpha(batch: Batch, *, bootstrap: int = 1000, confidence: float = 0.95
     """
     import pandas as pd
 
-    codes = {c: k + 1 for k, c in enumerate(batch.categories)}
-    for export in batch.exports.values():
-        for obj in export.objects:
-            codes.setdefault(obj.category, len(codes) + 1)
-    k = len(codes) + 1
-    image_rows, stats = [], []
-    pair_totals: dict = {}
+    from qa.engine.chunks import chunks_of
+
+    settings = alpha_settings(batch, max_pixels=max_pixels)
+    counts = AlphaCounts(settings)
     keys = [key for key in batch.images if len(batch.coverage.get(key, ())) >= 2]
     size, workers = _pool.plan(len(keys), workers, executor)
     done = 0
     if progress:
         progress("alpha", 0, len(keys))
-    chunked = _pool.batch_chunks(batch, _pool.chunks(keys, size))
-    # per-image statistics come back in image order and are summed here, so the sums (floating point)
-    # do not depend on the chunks or the workers
-    for counted in _pool.run_chunks(_alpha_chunk, chunked, (codes, k, max_pixels), workers, executor):
-        for key, names, s in counted:
-            stats.append(s)
-            image_rows.append({"image": key, "alpha": alpha_from_counts(s.n, s.diagonal, s.marginals),
-                               "pixels": int(round(s.n / len(names))) if names else 0, "annotators": len(names)})
-            for pair, (n, d, marg) in s.pairs.items():
-                t = pair_totals.setdefault(pair, [0.0, 0.0, np.zeros(k)])
-                t[0] += n
-                t[1] += d
-                t[2] += marg
+    for counted in _pool.run_chunks(_alpha_chunk, chunks_of(batch, _pool.chunks(keys, size)), settings, workers,
+                                    executor):
+        counts.add(counted)
         done += len(counted)
         if progress:
             progress("alpha", done, len(keys))
-    n = np.array([s.n for s in stats])
-    d = np.array([s.diagonal for s in stats])
-    marg = np.stack([s.marginals for s in stats]) if stats else np.zeros((0, k))
-    value = alpha_from_counts(n.sum(), d.sum(), marg.sum(axis=0)) if stats else float("nan")
-    low, high = bootstrap_interval(n, d, marg, replicates=bootstrap, confidence=confidence, seed=seed)
-    batch_row = pd.DataFrame([{"alpha": value, "ci_low": low, "ci_high": high, "confidence": confidence,
-                               "images": len(stats), "pixels": int(sum(r["pixels"] for r in image_rows)),
-                               "bootstrap": int(bootstrap), "seed": int(seed)}])
-    pairs = pd.DataFrame([{"pair": f"{a}|{b}", "alpha": alpha_from_counts(t[0], t[1], t[2]), "pixels": int(t[0] // 2)}
-                          for (a, b), t in sorted(pair_totals.items())], columns=["pair", "alpha", "pixels"])
-    images = pd.DataFrame(image_rows, columns=["image", "alpha", "pixels", "annotators"])
-    return PixelAlpha(batch=batch_row, pairs=pairs, images=images)
+    return counts.finish(bootstrap=bootstrap, confidence=confidence, seed=seed)
 
 
-def _alpha_chunk(batch: Batch, settings) -> list[tuple[str, list[str], _ImageStats]]:
-    """``(image, annotators, statistics)`` of each image of a narrowed batch
-    (:func:`qa.engine._pool.batch_chunks`), in order."""
-    codes, k, max_pixels = settings
-    grouped = batch.by_image()
-    out = []
-    for key in batch.images:
-        names, labels, _, outside = image_labels(batch, key, codes=codes, max_pixels=max_pixels,
-                                                 objects=grouped.get(key, {}))
-        out.append((key, names, image_stats(names, labels, outside, k)))
-    return out
+@dataclass(slots=True)
+class AlphaSettings:
+    """What each worker needs: every category's label code (from 1), their number plus background, and
+    the largest panoptic PNG decoded."""
+
+    codes: dict
+    k: int
+    max_pixels: int
+
+
+def alpha_settings(batch: Batch, *, max_pixels: int | None = None) -> AlphaSettings:
+    """Label codes of a batch: its categories in order, then any other category an object carries (the
+    comparison's :func:`qa.engine.compare.category_list`), numbered from 1 (0 is background)."""
+    from qa.engine.compare import category_list
+
+    codes = {c: k + 1 for k, c in enumerate(category_list(batch))}
+    return AlphaSettings(codes=codes, k=len(codes) + 1, max_pixels=max_pixels or Limits().max_pixels)
+
+
+def alpha_image(key: str, decoded: dict, settings: AlphaSettings) -> tuple[str, list[str], _ImageStats]:
+    """``(image, annotators, statistics)`` of one image from every covering annotator's decoded labels
+    (:class:`qa.engine._decoded.Decoded`, names sorted)."""
+    names, labels, _, outside = decoded_labels(decoded, settings.codes)
+    return key, names, image_stats(names, labels, outside, settings.k)
+
+
+def _alpha_chunk(chunk, settings: AlphaSettings) -> list[tuple[str, list[str], _ImageStats]]:
+    """:func:`alpha_image` of each image of a chunk (:class:`qa.engine.chunks.Chunk`), in order."""
+    from qa.engine._decoded import grouped_objects, image_labels as decode
+
+    batch = chunk.load()
+    grouped = grouped_objects(batch)
+    return [alpha_image(key, decode(batch, key, settings.codes, settings.max_pixels, grouped), settings)
+            for key in chunk.keys]
+
+
+class AlphaCounts:
+    """Pixel alpha's reduce: each image's statistics, taken in image order and summed here, so the sums
+    (floating point) do not depend on the chunks or the workers. Per image it keeps ``n``, the trace and
+    the marginals (for the bootstrap) and one row of the image table."""
+
+    def __init__(self, settings: AlphaSettings):
+        self.k = settings.k
+        self.image_rows: list[dict] = []
+        self.n: list[float] = []
+        self.diagonal: list[float] = []
+        self.marginals: list[np.ndarray] = []
+        self.pair_totals: dict = {}
+
+    def add(self, counted: list) -> None:
+        k = self.k
+        for key, names, s in counted:
+            self.n.append(s.n)
+            self.diagonal.append(s.diagonal)
+            self.marginals.append(s.marginals)
+            self.image_rows.append({"image": key, "alpha": alpha_from_counts(s.n, s.diagonal, s.marginals),
+                                    "pixels": int(round(s.n / len(names))) if names else 0,
+                                    "annotators": len(names)})
+            for pair, (n, d, marg) in s.pairs.items():
+                t = self.pair_totals.setdefault(pair, [0.0, 0.0, np.zeros(k)])
+                t[0] += n
+                t[1] += d
+                t[2] += marg
+
+    def finish(self, *, bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0) -> "PixelAlpha":
+        import pandas as pd
+
+        k = self.k
+        n = np.array(self.n)
+        d = np.array(self.diagonal)
+        marg = np.stack(self.marginals) if self.marginals else np.zeros((0, k))
+        value = alpha_from_counts(n.sum(), d.sum(), marg.sum(axis=0)) if len(n) else float("nan")
+        low, high = bootstrap_interval(n, d, marg, replicates=bootstrap, confidence=confidence, seed=seed)
+        batch_row = pd.DataFrame([{"alpha": value, "ci_low": low, "ci_high": high, "confidence": confidence,
+                                   "images": len(n), "pixels": int(sum(r["pixels"] for r in self.image_rows)),
+                                   "bootstrap": int(bootstrap), "seed": int(seed)}])
+        pairs = pd.DataFrame([{"pair": f"{a}|{b}", "alpha": alpha_from_counts(t[0], t[1], t[2]),
+                               "pixels": int(t[0] // 2)} for (a, b), t in sorted(self.pair_totals.items())],
+                             columns=["pair", "alpha", "pixels"])
+        images = pd.DataFrame(self.image_rows, columns=["image", "alpha", "pixels", "annotators"])
+        return PixelAlpha(batch=batch_row, pairs=pairs, images=images)
 
 
 def bootstrap_interval(n, diagonal, marginals, *, replicates: int = 1000, confidence: float = 0.95,

@@ -462,14 +462,78 @@ def _vertex_density(obj) -> float:
     return 100.0 * vertices / length if length > 0 else math.nan
 
 
-def _object_facts(batch):
-    """Per annotator: arrays of each object's occluded flag (1, 0, -1 unknown) and vertex density."""
-    facts = {}
-    for name, export in batch.exports.items():
-        occluded = np.array([-1 if o.occluded is None else int(o.occluded) for o in export.objects], np.int64)
-        density = np.array([_vertex_density(o) for o in export.objects], np.float64)
-        facts[name] = (occluded, density)
-    return facts
+def vertex_densities(objects) -> np.ndarray:
+    """:func:`_vertex_density` of every object, vectorised: the edges of all polygon parts at once, each
+    part's length by numpy's pairwise sum (:func:`qa.engine._kernels_sdf._outline_lengths`), so every value
+    is the one :func:`_vertex_density` gives, to the bit."""
+    from qa.engine._kernels_sdf import _outline_lengths
+
+    parts, owner = [], []
+    vertices = np.zeros(len(objects), dtype=np.int64)
+    polygon = np.zeros(len(objects), dtype=bool)
+    for k, obj in enumerate(objects):
+        if obj.kind != "polygon" or not obj.polygons:
+            continue
+        polygon[k] = True
+        for part in obj.polygons:
+            p = np.asarray(part, dtype=np.float64).reshape(-1, 2)
+            if len(p):
+                parts.append(p)
+                owner.append(k)
+                vertices[k] += len(p)
+    density = np.full(len(objects), math.nan)
+    if not parts:
+        return density
+    lengths = np.asarray([len(p) for p in parts], dtype=np.int64)
+    start = np.zeros(len(parts), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=start[1:])
+    xy = np.concatenate(parts)
+    nxt = np.arange(1, len(xy) + 1, dtype=np.int64)
+    nxt[start + lengths - 1] = start  # each part closes on its first vertex (np.roll)
+    d = xy[nxt] - xy
+    edges = np.ascontiguousarray(np.hypot(d[:, 0], d[:, 1]))
+    length = _outline_lengths(edges, start, lengths, np.asarray(owner, dtype=np.int64), len(objects))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = polygon & (length > 0)
+        density[ok] = 100.0 * vertices[ok] / length[ok]
+    return density
+
+
+def object_facts(objects) -> tuple[np.ndarray, np.ndarray]:
+    """Each object's occluded flag (1, 0, -1 unknown) and vertex density (:func:`vertex_densities`)."""
+    occluded = np.array([-1 if o.occluded is None else int(o.occluded) for o in objects], np.int64)
+    return occluded, vertex_densities(objects)
+
+
+def batch_facts(batch) -> dict:
+    """Per annotator: arrays of each object's occluded flag (1, 0, -1 unknown) and vertex density, by the
+    object's position in its export (:func:`object_facts`)."""
+    return {name: object_facts(export.objects) for name, export in batch.exports.items()}
+
+
+class FactTable:
+    """The reduce of :func:`object_facts`: each chunk's ``{annotator: (positions, occluded, density)}``
+    put in place, so the whole batch's facts (1 + 8 bytes per object) are built without its objects."""
+
+    def __init__(self):
+        self.parts: dict[str, list] = {}
+
+    def add(self, part: dict) -> None:
+        for name, columns in part.items():
+            self.parts.setdefault(name, []).append(columns)
+
+    def finish(self) -> dict:
+        out = {}
+        for name, parts in self.parts.items():
+            positions = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+            n = int(positions.max()) + 1 if len(positions) else 0
+            occluded = np.full(n, -1, np.int64)
+            density = np.full(n, math.nan)
+            for pos, occ, dens in parts:
+                occluded[pos] = occ
+                density[pos] = dens
+            out[name] = (occluded, density)
+        return out
 
 
 def _side_fact(pairs, facts, side: str, which: int, missing):
@@ -483,7 +547,7 @@ def _side_fact(pairs, facts, side: str, which: int, missing):
     return out
 
 
-def agreement_bins(object_pairs, batch, *, tolerance: float = 2.0):
+def agreement_bins(object_pairs, batch, *, tolerance: float = 2.0, facts: dict | None = None):
     """Agreement of matched pairs, and the share of objects matched, per size, occlusion and vertex density.
 
     Parameters
@@ -494,6 +558,9 @@ def agreement_bins(object_pairs, batch, *, tolerance: float = 2.0):
         The batch the pairs come from (for each object's occluded flag and polygon).
     tolerance : float, pixels, default 2.0
         Which boundary F column to summarise.
+    facts : dict, optional
+        Each object's occluded flag and vertex density by annotator (:func:`batch_facts`), when already
+        known; made from ``batch`` otherwise.
 
     Returns
     -------
@@ -520,7 +587,7 @@ def agreement_bins(object_pairs, batch, *, tolerance: float = 2.0):
     area_a = pairs["area_a"].to_numpy(np.float64)
     area_b = pairs["area_b"].to_numpy(np.float64)
     area = np.where(matched, (area_a + area_b) / 2.0, np.where(status == "missing", area_a, area_b))
-    facts = _object_facts(batch)
+    facts = batch_facts(batch) if facts is None else facts
     occ_a = _side_fact(pairs, facts, "a", 0, -1)
     occ_b = _side_fact(pairs, facts, "b", 0, -1)
     occluded = np.where((occ_a == 1) | (occ_b == 1), "true",
@@ -677,7 +744,7 @@ def boundary_scores(offsets, category_pairs, category_pair_annotators, *, tolera
 
 def analyse_boundaries(batch, comparison, semantic=None, *, tolerance: float = 2.0, reference: str | None = None,
                        min_pairs: int = 5, min_offset_px: float = MIN_OFFSET_PX, bootstrap: int = 1000,
-                       confidence: float = 0.95, seed: int = 0) -> BoundaryAnalysis:
+                       confidence: float = 0.95, seed: int = 0, facts: dict | None = None) -> BoundaryAnalysis:
     """Find systematic boundary disagreement in a compared batch.
 
     Parameters
@@ -703,6 +770,8 @@ def analyse_boundaries(batch, comparison, semantic=None, *, tolerance: float = 2
         Coverage of the interval.
     seed : int, default 0
         Seed of the resampling.
+    facts : dict, optional
+        Each object's occluded flag and vertex density (:func:`batch_facts`), when already known.
 
     Returns
     -------
@@ -743,7 +812,7 @@ def analyse_boundaries(batch, comparison, semantic=None, *, tolerance: float = 2
                                   confidence=confidence, seed=seed)
     pairs, annotators = category_pair_tables(interfaces, tolerances=tolerances, tolerance=tolerance,
                                              reference=reference)
-    by_size, by_occlusion, by_density = agreement_bins(object_pairs, batch, tolerance=tolerance)
+    by_size, by_occlusion, by_density = agreement_bins(object_pairs, batch, tolerance=tolerance, facts=facts)
     table = disagreement_table(object_pairs, interfaces, tolerances=tolerances, tolerance=tolerance)
     scores = boundary_scores(offsets, pairs, annotators, tolerances=tolerances, tolerance=tolerance)
     return BoundaryAnalysis(offsets=offsets, offset_values=values, category_pairs=pairs,
@@ -764,9 +833,10 @@ def stage_tolerance(tolerances) -> float:
 
 
 def boundary_stage(batch, comparison, *, tolerances=(1, 2, 4), workers=None, progress=None, max_pixels=None,
-                   reference: str | None = None, executor=None):
+                   reference: str | None = None, executor=None, semantic=None, facts=None):
     """The run's boundary stage: the semantic comparison (label maps, binary masks, panoptic) when the
-    batch has one, then :func:`analyse_boundaries` (offsets against ``reference`` when given).
+    batch has one (``semantic``, when the run's one pass over the images has made it), then
+    :func:`analyse_boundaries` (offsets against ``reference`` when given).
 
     Returns
     -------
@@ -777,14 +847,13 @@ def boundary_stage(batch, comparison, *, tolerances=(1, 2, 4), workers=None, pro
 
     from qa.engine.semantic import compare_semantic, is_semantic
 
-    semantic = None
-    if is_semantic(batch):
+    if semantic is None and is_semantic(batch):
         semantic = compare_semantic(batch, tolerances=tolerances, workers=workers, progress=progress,
                                     max_pixels=max_pixels, executor=executor)
     if progress:
         progress("boundaries", 0, 1)
     analysis = analyse_boundaries(batch, comparison, semantic, tolerance=stage_tolerance(tolerances),
-                                  reference=reference)
+                                  reference=reference, facts=facts)
     if progress:
         progress("boundaries", 1, 1)
     parts = [comparison.scores, semantic.scores if semantic is not None else None, analysis.scores]

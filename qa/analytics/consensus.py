@@ -240,48 +240,94 @@ class _Settings:
     category_order: dict    # name -> position in the batch, for the category vote's ties
 
 
-def _decode(task, max_pixels: int):
-    """Tight crops of the non-crowd objects of every voter of one image (a
-    :func:`qa.engine.compare._tasks` task) in one ObjectCrops, with ``(annotator, position)`` and the
-    category code of each."""
-    from qa.engine._masks import ObjectCrops, polygons_to_rle, rle_crops, segment_crops
+def take_crops(parts: list):
+    """One :class:`qa.engine._masks.ObjectCrops` of several ``(crops, indices)`` parts: the crops
+    ``indices`` of each part, one part after the other."""
+    from qa.engine._masks import ObjectCrops
 
-    h, w = task.height, task.width
-    parts, owners, codes = [], [], []
-    for entry in task.entries:
-        keep = np.flatnonzero(~entry.crowd)
-        geometry = [entry.geometry[k] for k in keep]
-        if entry.png is not None:
-            from qa.formats.coco_panoptic import read_id_map
-
-            id_map = read_id_map(Path(entry.png), Limits(max_pixels=max_pixels))
-            crops = segment_crops(id_map, [int(g[1]) for g in geometry])
+    shape = parts[0][0].shape if parts else (0, 0)
+    boxes, areas, bufs, sizes = [], [], [], []
+    for c, k in parts:
+        boxes.append(c.boxes[k])
+        areas.append(c.areas[k])
+        sizes.append(c.starts[k + 1] - c.starts[k])
+        if len(k) == len(c):  # every crop: the buffer as it is
+            bufs.append(c.buf)
         else:
-            crops = rle_crops([polygons_to_rle(g[1], h, w) if g[0] == "polygon" else g[1] for g in geometry],
-                              h, w)
-        parts.append(crops)
-        owners.extend((entry.annotator, int(entry.indices[k])) for k in keep)
-        codes.extend(int(entry.categories[k]) for k in keep)
-    boxes = np.concatenate([c.boxes for c in parts]) if parts else np.zeros((0, 4), np.int64)
-    areas = np.concatenate([c.areas for c in parts]) if parts else np.zeros(0, np.int64)
-    buf = np.concatenate([c.buf for c in parts]) if parts else np.zeros(0, np.uint8)
-    sizes = np.concatenate([np.diff(c.starts) for c in parts]) if parts else np.zeros(0, np.int64)
+            bufs.extend(c.buf[c.starts[i]:c.starts[i + 1]] for i in k.tolist())
+    boxes = np.concatenate(boxes) if boxes else np.zeros((0, 4), np.int64)
     starts = np.zeros(len(boxes) + 1, np.int64)
-    np.cumsum(sizes, out=starts[1:])
-    return ObjectCrops(boxes, areas, buf, starts, (h, w)), owners, codes
+    if sizes:
+        np.cumsum(np.concatenate(sizes), out=starts[1:])
+    return ObjectCrops(boxes, np.concatenate(areas) if areas else np.zeros(0, np.int64),
+                       np.concatenate(bufs) if bufs else np.zeros(0, np.uint8), starts, shape)
 
 
-def _consensus_chunk(items: list, settings: _Settings) -> list[dict]:
-    """The consensus of each ``(task, edges)`` of a chunk: ``{image, voters, clusters, rows, masks}``
-    with cluster ids counted from 0 in each image."""
+def _members(decoded: dict):
+    """The non-crowd objects of every voter of one image (their :class:`qa.engine._decoded.Decoded`
+    labels, names sorted): tight crops in one ObjectCrops, their outlines, ``(annotator, position in the
+    export)`` and category code of each, and their sources."""
+    from qa.engine.boundary import Outlines
+
+    parts, outlines, owners, codes, sources = [], [], [], [], {}
+    for name, d in decoded.items():
+        keep = np.flatnonzero(~d.crowd)
+        parts.append((d.crops(), keep))
+        outlines.append(d.outlines().take(keep))
+        owners.extend((name, int(d.indices[k])) for k in keep.tolist())
+        codes.extend(int(d.categories[k]) for k in keep.tolist())
+        for k in keep.tolist():
+            sources[(name, int(d.indices[k]))] = d.objects[k].source
+    band = outlines[0].band_width if outlines else 2
+    return take_crops(parts), Outlines.concatenate(outlines, band), owners, codes, sources
+
+
+def edges_of(results: list, pair_names: list) -> list:
+    """An image's matched pairs from the comparison's results of the image
+    (:func:`qa.engine.compare.compare_image`): ``[(annotator_a, index_a, annotator_b, index_b, iou)]`` in
+    the order of the comparison's rows."""
+    from qa.engine.match import MATCHED
+
     out = []
-    for task, edges in items:
-        crops, owners, codes = _decode(task, settings.max_pixels)
-        voters = [entry.annotator for entry in task.entries]
-        image = _Image(task.image, voters, crops, owners, [settings.categories[c] for c in codes], edges,
-                       settings)
-        out.append({"image": task.image, "voters": voters, "clusters": image.clusters, "rows": image.rows,
-                    "masks": image.masks})
+    for code, res in results:
+        a, b = pair_names[code]
+        rows = res["rows"]
+        for r in np.flatnonzero(rows["status"] == MATCHED).tolist():
+            out.append((a, int(rows["index_a"][r]), b, int(rows["index_b"][r]), float(rows["iou"][r])))
+    return out
+
+
+def consensus_image(key: str, decoded: dict, edges: list, settings: _Settings) -> dict:
+    """The consensus of one image from its voters' decoded labels (the comparable
+    :class:`qa.engine._decoded.Decoded` of two or more annotators, names sorted) and the comparison's
+    matched pairs of the image: ``{image, voters, clusters, rows, masks}`` with cluster ids counted from 0."""
+    crops, outlines, owners, codes, sources = _members(decoded)
+    voters = list(decoded)
+    image = _Image(key, voters, crops, owners, [settings.categories[c] for c in codes], edges, settings,
+                   outlines=outlines)
+    for row in image.rows:
+        index = row["object_index"]
+        source = None if index is None else sources[(row["annotator"], index)]
+        row["file"] = None if source is None else source.file
+        row["source_index"] = None if source is None else source.index
+        row["source_id"] = None if source is None or source.id is None else str(source.id)
+    return {"image": key, "voters": voters, "clusters": image.clusters, "rows": image.rows, "masks": image.masks}
+
+
+def _consensus_chunk(item, settings: _Settings) -> list[dict]:
+    """The consensus of each image of a chunk: ``item`` is ``(chunk, {image: matched pairs})``."""
+    from qa.engine._decoded import grouped_objects, image_labels
+    from qa.engine.compare import comparable
+
+    chunk, edges = item
+    batch = chunk.load()
+    codes = {c: k for k, c in enumerate(settings.categories)}
+    grouped = grouped_objects(batch)
+    out = []
+    for key in chunk.keys:
+        decoded = comparable(image_labels(batch, key, codes, settings.max_pixels, grouped))
+        if len(decoded) >= 2:
+            out.append(consensus_image(key, decoded, edges.get(key, []), settings))
     return out
 
 
@@ -302,9 +348,15 @@ def _category_vote(categories: list[str], order: dict[str, int]) -> tuple[str, f
 
 
 class _Image:
-    """The consensus of one image: its clusters, masks and per-annotator rows."""
+    """The consensus of one image: its clusters, masks and per-annotator rows.
 
-    def __init__(self, key, voters, crops, owners, categories, edges, settings: _Settings):
+    Three steps: each cluster's record (members, category vote, quorum, window); the masks of the
+    clusters that reached the quorum (for the pixel vote, all of the image's in one kernel call,
+    :func:`qa.engine._kernels_consensus._vote_clusters`); then, cluster by cluster in order, the rows, and
+    the boundary figures of every matched member against its consensus outline in one call.
+    """
+
+    def __init__(self, key, voters, crops, owners, categories, edges, settings: _Settings, outlines=None):
         from qa.engine.match import cluster_objects
 
         self.key = key
@@ -321,38 +373,20 @@ class _Image:
         labels = cluster_objects([code[a] for a, _ in owners], np.asarray(pairs, np.int64).reshape(-1, 2),
                                  np.asarray(ious, np.float64))
         n_clusters = int(labels.max()) + 1 if len(labels) else 0
+        # members of every cluster, in cluster order (a stable sort keeps each cluster's in position order)
+        order = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[order], np.arange(n_clusters + 1))
+        plans = [self._plan(voters, crops, owners, categories, order[bounds[c]:bounds[c + 1]], c, settings)
+                 for c in range(n_clusters)]
+        voted = self._vote(crops, [p for p in plans if p["vote"]], len(voters), settings)
         self._scored: list[tuple[dict, int, int]] = []  # (row, member position, consensus position)
-        self._outlines: list = []                        # each consensus mask's outline
-        for c in range(n_clusters):
-            members = np.flatnonzero(labels == c)
-            self._cluster(voters, crops, owners, categories, members, c, settings)
-        self._score_boundaries(crops, settings.tolerances)
+        consensus: list = []                             # (tight box, tight mask) of each consensus object
+        for plan in plans:
+            self._finish(plan, voted.get(plan["cid"]), voters, owners, crops.shape, consensus)
+        self._score_boundaries(crops, settings.tolerances, outlines, consensus)
 
-    def _score_boundaries(self, crops, tolerances) -> None:
-        """Every boundary figure of the matched rows, from each object's outline (one pass over its tight
-        crop) and each consensus outline, in one call for the image."""
-        from qa.engine.boundary import Outlines, object_outlines, outline_pairs
-
-        if not self._scored:
-            return
-        members = object_outlines(crops)
-        consensus = Outlines.concatenate(self._outlines, members.band_width)
-        index_a = np.array([m for _, m, _ in self._scored], dtype=np.int64)
-        index_b = np.array([c for _, _, c in self._scored], dtype=np.int64)
-        labels = [f"boundary_f_{_label(t)}" for t in tolerances]
-        for (row, _, _), values in zip(self._scored, outline_pairs(members, consensus, index_a, index_b,
-                                                                    tolerances=tolerances)):
-            for label in labels:
-                row[label] = values[label]
-            row["boundary_iou"] = values["boundary_iou"]
-            row["signed_offset_px"] = values["signed_offset"]
-
-    def _cluster(self, voters, crops, owners, categories, members, cid, settings: _Settings) -> None:
-        from qa.engine.boundary import crop_outlines
-        from qa.engine.consensus import majority_vote, staple, window_stack
-        from qa.formats._crop_rle import crop_to_coco_rle
-
-        height, width = crops.shape
+    def _plan(self, voters, crops, owners, categories, members, cid, settings: _Settings) -> dict:
+        """A cluster's record, and whether its mask is voted (the quorum reached, a window not empty)."""
         n_voters = len(voters)
         names = [owners[m][0] for m in members]
         drawn = {owners[m][0]: categories[m] for m in members}
@@ -364,30 +398,67 @@ class _Image:
                   "category": category, "category_agreement": cat_share, "area": 0, "x": 0, "y": 0, "w": 0,
                   "h": 0, "iou_mean": math.nan}
         self.clusters.append(record)
-        mask = None
+        vote = False
         if len(members) >= needed:
             record["status"] = "empty"
-            if box[2] > box[0] and box[3] > box[1]:
-                stack = window_stack(crops, members, box)
-                if settings.method == "vote":
-                    mask = majority_vote(stack, voters=n_voters, ties=settings.ties)
-                else:
-                    mask = staple(stack).mask
-                if not mask.any():
-                    mask = None
-        if mask is None:
+            vote = box[2] > box[0] and box[3] > box[1]
+        return {"cid": cid, "members": members, "names": names, "drawn": drawn, "category": category,
+                "record": record, "box": box, "vote": vote}
+
+    @staticmethod
+    def _vote(crops, plans: list, n_voters: int, settings: _Settings) -> dict:
+        """``{cluster: (tight box, area, tight mask, confusion counts of each member)}`` of the clusters
+        to vote on; a cluster whose vote left no pixel has area 0."""
+        if not plans:
+            return {}
+        if settings.method == "vote":
+            from qa.engine._kernels_consensus import _vote_clusters
+
+            ptr = np.zeros(len(plans) + 1, np.int64)
+            np.cumsum([len(p["members"]) for p in plans], out=ptr[1:])
+            members = np.concatenate([p["members"] for p in plans]).astype(np.int64)
+            windows = np.asarray([p["box"] for p in plans], dtype=np.int64).reshape(-1, 4)
+            tight, area, buf, starts, counts = _vote_clusters(crops.buf, crops.starts, crops.boxes, ptr, members,
+                                                              windows, int(n_voters), settings.ties == "foreground")
+            out = {}
+            for k, p in enumerate(plans):
+                x0, y0, x1, y1 = (int(v) for v in tight[k])
+                mask = buf[starts[k]:starts[k + 1]].reshape(y1 - y0, x1 - x0)
+                out[p["cid"]] = ((x0, y0, x1, y1), int(area[k]), mask, counts[ptr[k]:ptr[k + 1]])
+            return out
+        from qa.engine.consensus import confusion_counts, staple, window_stack
+
+        out = {}
+        for p in plans:
+            stack = window_stack(crops, p["members"], p["box"])
+            mask = staple(stack).mask
+            counts = np.asarray([confusion_counts(layer, mask) for layer in stack], dtype=np.int64)
+            x0, y0 = p["box"][:2]
+            if not mask.any():
+                out[p["cid"]] = ((0, 0, 0, 0), 0, None, counts)
+                continue
+            rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+            tx0, ty0, tx1, ty1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+            out[p["cid"]] = ((x0 + tx0, y0 + ty0, x0 + tx1, y0 + ty1), int(np.count_nonzero(mask)),
+                             np.ascontiguousarray(mask[ty0:ty1, tx0:tx1]), counts)
+        return out
+
+    def _finish(self, plan: dict, voted, voters, owners, shape, consensus: list) -> None:
+        """The cluster's rows: its members as extra, or every voter against its consensus object."""
+        from qa.formats._crop_rle import crop_to_coco_rle
+
+        cid, members, names, drawn = plan["cid"], plan["members"], plan["names"], plan["drawn"]
+        category, record = plan["category"], plan["record"]
+        if voted is None or voted[1] == 0:
             for m, name in zip(members, names):
                 self.rows.append(self._row(cid, name, "extra", owners[m][1], drawn[name], category, record))
             return
+        (x0, y0, x1, y1), area, tight, counts = voted
+        height, width = shape
         record["status"] = "consensus"
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        tx0, ty0, tx1, ty1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-        record.update(area=int(np.count_nonzero(mask)), x=box[0] + tx0, y=box[1] + ty0, w=tx1 - tx0,
-                      h=ty1 - ty0)
-        tight = np.ascontiguousarray(mask[ty0:ty1, tx0:tx1])
-        self.masks[cid] = crop_to_coco_rle(tight, box[0] + tx0, box[1] + ty0, height, width)
-        self._outlines.append(crop_outlines(tight, offset=(box[0] + tx0, box[1] + ty0),
-                                            image_shape=(height, width)))
+        record.update(area=area, x=x0, y=y0, w=x1 - x0, h=y1 - y0)
+        self.masks[cid] = crop_to_coco_rle(tight, x0, y0, height, width)
+        consensus.append(((x0, y0, x1, y1), tight))
         by_name = {name: k for k, name in enumerate(names)}
         ious = []
         for name in voters:
@@ -396,26 +467,51 @@ class _Image:
                 continue
             k = by_name[name]
             row = self._row(cid, name, "matched", owners[members[k]][1], drawn[name], category, record)
-            row.update(_pixel_scores(stack[k], mask))
-            self._scored.append((row, int(members[k]), len(self._outlines) - 1))
+            row.update(_pixel_scores(*(int(v) for v in counts[k])))
+            self._scored.append((row, int(members[k]), len(consensus) - 1))
             ious.append(row["iou"])
             self.rows.append(row)
         record["iou_mean"] = float(np.mean(ious))
 
+    def _score_boundaries(self, crops, tolerances, members, consensus: list) -> None:
+        """Every boundary figure of the matched rows, from each object's outline and each consensus
+        outline (one pass over each consensus mask's tight crop), in one call for the image."""
+        from qa.engine._masks import ObjectCrops
+        from qa.engine.boundary import object_outlines, outline_columns
+
+        if not self._scored:
+            return
+        if members is None:
+            members = object_outlines(crops)
+        boxes = np.asarray([b for b, _ in consensus], dtype=np.int64).reshape(-1, 4)
+        sizes = np.asarray([m.size for _, m in consensus], dtype=np.int64)
+        starts = np.zeros(len(consensus) + 1, np.int64)
+        np.cumsum(sizes, out=starts[1:])
+        buf = np.concatenate([m.reshape(-1) for _, m in consensus]).astype(np.uint8, copy=False)
+        outlines = object_outlines(ObjectCrops(boxes, sizes, buf, starts, crops.shape),
+                                   band_width=members.band_width)
+        index_a = np.array([m for _, m, _ in self._scored], dtype=np.int64)
+        index_b = np.array([c for _, _, c in self._scored], dtype=np.int64)
+        columns = outline_columns(members, outlines, index_a, index_b, tolerances=tolerances)
+        labels = [f"boundary_f_{_label(t)}" for t in tolerances]
+        named = [(label, columns[label].tolist()) for label in labels]
+        named += [("boundary_iou", columns["boundary_iou"].tolist()),
+                  ("signed_offset_px", columns["signed_offset"].tolist())]
+        for r, (row, _, _) in enumerate(self._scored):
+            for name, values in named:
+                row[name] = values[r]
+
     def _row(self, cid, name, status, index, drawn, category, record) -> dict:
-        """An annotator's row for a cluster (its object's source is filled in by the parent)."""
+        """An annotator's row for a cluster."""
         return {"image": self.key, "cluster": cid, "annotator": name, "status": status, "object_index": index,
                 "category": drawn, "consensus_category": category,
                 "label_disagreement": drawn is not None and status == "matched" and drawn != category,
                 "cluster_size": record["size"], "voters": record["voters"]}
 
 
-def _pixel_scores(layer, mask) -> dict:
-    """One annotator's object against the consensus mask, both in the members' union bbox (which holds
-    every pixel of either, so ``tn`` is the bbox's)."""
-    from qa.engine.consensus import confusion_counts
-
-    tp, fp, fn, tn = confusion_counts(layer, mask)
+def _pixel_scores(tp: int, fp: int, fn: int, tn: int) -> dict:
+    """One annotator's object against the consensus mask, from their confusion counts in the members'
+    union bbox (which holds every pixel of either, so ``tn`` is the bbox's)."""
     return {"tp": tp, "fp": fp, "fn": fn, "tn": tn,
             "iou": tp / (tp + fp + fn),
             "sensitivity": tp / (tp + fn),
@@ -519,15 +615,7 @@ def build_consensus(batch: Batch, comparison=None, *, method: str = "vote", quor
     >>> result = build_consensus(qa.load("r1=a.json", "r2=b.json", "r3=c.json"))  # doctest: +SKIP
     >>> result.annotators[["annotator", "mask_iou_mean", "missing", "extra"]]  # doctest: +SKIP
     """
-    import pandas as pd
-
-    if method not in METHODS:
-        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    from qa.engine.consensus import TIES
-
-    if ties not in TIES:
-        raise ConfigError(f"ties must be one of {', '.join(TIES)}, got {ties!r}")
-    quorum_count(quorum, 3)  # validates
+    consensus_settings(batch, method=method, quorum=quorum, ties=ties)  # checked before any work
     if comparison is None:
         from qa.engine.compare import compare_batch
 
@@ -535,83 +623,110 @@ def build_consensus(batch: Batch, comparison=None, *, method: str = "vote", quor
                                    workers=workers, max_pixels=max_pixels, executor=executor)
     if tolerances is None:
         tolerances = comparison.settings.get("tolerances") or (1, 2, 4)
+    from qa.engine import _pool
+    from qa.engine.chunks import chunks_of
+
+    settings = consensus_settings(batch, method=method, quorum=quorum, ties=ties, tolerances=tolerances,
+                                  max_pixels=max_pixels)
+    edges = _edges(comparison)
+    keys = [key for key in batch.images if len(batch.coverage.get(key, ())) >= 2]
+    total = len(keys)
+    size, workers = _pool.plan(total, workers, executor)
+    reduced = ConsensusRows()
+    if progress:
+        progress("consensus", 0, total)
+    items = ((chunk, {k: edges.pop(k) for k in chunk.keys if k in edges})
+             for chunk in chunks_of(batch, _pool.chunks(keys, size)))
+    done = 0
+    for part in _pool.run_chunks(_consensus_chunk, items, settings, workers, executor):
+        reduced.add(part)
+        done += len(part)
+        if progress:
+            progress("consensus", done, total)
+    if progress and done != total:
+        progress("consensus", total, total)  # images whose labels could not be decoded were left out
+    return reduced.finish(batch, settings, iou_threshold=comparison.settings.get("iou_threshold", iou_threshold))
+
+
+def consensus_settings(batch: Batch, *, method: str = "vote", quorum=None, ties: str = "background",
+                       tolerances=(1, 2, 4), max_pixels: int | None = None) -> _Settings:
+    """What each worker needs for the consensus of a batch (the settings checked)."""
+    from qa.engine.compare import category_list
+    from qa.engine.consensus import TIES
+
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if ties not in TIES:
+        raise ConfigError(f"ties must be one of {', '.join(TIES)}, got {ties!r}")
+    quorum_count(quorum, 3)  # validates
     tolerances = tuple(float(t) for t in tolerances)
     if not tolerances or any(not t > 0 for t in tolerances):
         raise ConfigError(f"tolerances must be positive pixel distances, got {tolerances}")
-    from qa.engine import _pool
-    from qa.engine.compare import _tasks, category_list
+    return _Settings(method=method, quorum=quorum, ties=ties, tolerances=tolerances,
+                     max_pixels=max_pixels or Limits().max_pixels, categories=category_list(batch),
+                     category_order={c: k for k, c in enumerate(batch.categories)})
 
-    categories = category_list(batch)
-    settings = _Settings(method=method, quorum=quorum, ties=ties, tolerances=tolerances,
-                         max_pixels=max_pixels or Limits().max_pixels, categories=categories,
-                         category_order={c: k for k, c in enumerate(batch.categories)})
-    edges = _edges(comparison)
-    codes = {c: k for k, c in enumerate(categories)}
-    items = ((task, edges.pop(task.image, [])) for task in _tasks(batch, codes))
-    total = sum(1 for key in batch.images if len(batch.coverage.get(key, ())) >= 2)
-    size, workers = _pool.plan(total, workers, executor)
-    clusters, rows, masks, images = [], [], {}, []
-    voters_of: dict[str, list[str]] = {}
-    if progress:
-        progress("consensus", 0, total)
-    for part in _pool.run_chunks(_consensus_chunk, _pool.chunks(items, size), settings, workers,
-                                 executor):
-        for result in part:
-            first = len(clusters)
+
+class ConsensusRows:
+    """The consensus's reduce: each image's clusters, rows and masks, taken in image order, cluster ids
+    made unique in the batch."""
+
+    def __init__(self):
+        self.clusters: list[dict] = []
+        self.rows: list[dict] = []
+        self.masks: dict[int, dict] = {}
+        self.images: list[str] = []
+        self.voters_of: dict[str, list[str]] = {}
+
+    def add(self, results: list[dict]) -> None:
+        for result in results:
+            first = len(self.clusters)
             for record in result["clusters"]:
                 record["cluster"] += first
-                clusters.append(record)
+                self.clusters.append(record)
             for row in result["rows"]:
                 row["cluster"] += first
-                _add_source(row, batch)
-                rows.append(row)
-            masks.update((first + cid, rle) for cid, rle in result["masks"].items())
+                self.rows.append(row)
+            self.masks.update((first + cid, rle) for cid, rle in result["masks"].items())
             key = result["image"]
-            voters_of[key] = result["voters"]
-            image = batch.images[key]
-            images.append({"key": key, "file_name": image.file_name, "width": image.width,
-                           "height": image.height})
-        if progress:
-            progress("consensus", len(images), total)
-    if progress and len(images) != total:
-        progress("consensus", total, total)  # images whose labels could not be decoded were left out
+            self.voters_of[key] = result["voters"]
+            self.images.append(key)
 
-    labels = [f"boundary_f_{_label(t)}" for t in tolerances]
-    cluster_df = pd.DataFrame.from_records(clusters, columns=[
-        "image", "cluster", "status", "size", "voters", "quorum", "members", "category", "category_agreement",
-        "area", "x", "y", "w", "h", "iou_mean"])
-    metric_cols = ["tp", "fp", "fn", "tn", "iou", "sensitivity", "specificity", *labels, "boundary_iou",
-                   "signed_offset_px"]
-    columns = ["image", "cluster", "annotator", "status", "object_index", "category", "consensus_category",
-               "label_disagreement", "cluster_size", "voters", *metric_cols, "file", "source_index", "source_id"]
-    objects = pd.DataFrame.from_records(rows, columns=columns)
-    for name in ("tp", "fp", "fn", "tn", "object_index", "source_index"):
-        objects[name] = objects[name].astype("Int64")
-    for name in ("iou", "sensitivity", "specificity", *labels, "boundary_iou", "signed_offset_px"):
-        objects[name] = objects[name].astype(np.float64)
-    objects["label_disagreement"] = objects["label_disagreement"].astype(bool)
-    objects["source_id"] = objects["source_id"].astype("string")
-    annotators, scores = _per_annotator(batch, objects, voters_of, labels)
-    settings = {"method": method, "quorum": "majority" if quorum is None else quorum, "ties": ties,
-                "tolerances": list(tolerances), "iou_threshold": comparison.settings.get("iou_threshold",
-                                                                                         iou_threshold)}
-    status = cluster_df["status"]
-    summary = {"annotators": sorted(batch.annotators), "images": len(images), "clusters": len(cluster_df),
-               "consensus_objects": int((status == "consensus").sum()),
-               "below_quorum": int((status == "below_quorum").sum()), "empty": int((status == "empty").sum())}
-    categories = [{"name": c.name, "supercategory": c.supercategory, "isthing": c.isthing}
-                  for c in batch.categories.values()]
-    return Consensus(clusters=cluster_df, objects=objects, annotators=annotators, scores=scores, masks=masks,
-                     settings=settings, summary=summary, images=images, categories=categories)
+    def finish(self, batch: Batch, settings: _Settings, *, iou_threshold: float) -> Consensus:
+        import pandas as pd
 
-
-def _add_source(row: dict, batch: Batch) -> None:
-    """The file, index and id in the export of a row's object (None for a missing object)."""
-    index = row["object_index"]
-    source = None if index is None else batch.exports[row["annotator"]].objects[index].source
-    row["file"] = None if source is None else source.file
-    row["source_index"] = None if source is None else source.index
-    row["source_id"] = None if source is None or source.id is None else str(source.id)
+        tolerances = settings.tolerances
+        labels = [f"boundary_f_{_label(t)}" for t in tolerances]
+        cluster_df = pd.DataFrame.from_records(self.clusters, columns=[
+            "image", "cluster", "status", "size", "voters", "quorum", "members", "category", "category_agreement",
+            "area", "x", "y", "w", "h", "iou_mean"])
+        metric_cols = ["tp", "fp", "fn", "tn", "iou", "sensitivity", "specificity", *labels, "boundary_iou",
+                       "signed_offset_px"]
+        columns = ["image", "cluster", "annotator", "status", "object_index", "category", "consensus_category",
+                   "label_disagreement", "cluster_size", "voters", *metric_cols, "file", "source_index",
+                   "source_id"]
+        objects = pd.DataFrame.from_records(self.rows, columns=columns)
+        for name in ("tp", "fp", "fn", "tn", "object_index", "source_index"):
+            objects[name] = objects[name].astype("Int64")
+        for name in ("iou", "sensitivity", "specificity", *labels, "boundary_iou", "signed_offset_px"):
+            objects[name] = objects[name].astype(np.float64)
+        objects["label_disagreement"] = objects["label_disagreement"].astype(bool)
+        objects["source_id"] = objects["source_id"].astype("string")
+        annotators, scores = _per_annotator(batch, objects, self.voters_of, labels)
+        quorum = settings.quorum
+        result_settings = {"method": settings.method, "quorum": "majority" if quorum is None else quorum,
+                           "ties": settings.ties, "tolerances": list(tolerances), "iou_threshold": iou_threshold}
+        status = cluster_df["status"]
+        summary = {"annotators": sorted(batch.annotators), "images": len(self.images), "clusters": len(cluster_df),
+                   "consensus_objects": int((status == "consensus").sum()),
+                   "below_quorum": int((status == "below_quorum").sum()), "empty": int((status == "empty").sum())}
+        categories = [{"name": c.name, "supercategory": c.supercategory, "isthing": c.isthing}
+                      for c in batch.categories.values()]
+        images = [{"key": key, "file_name": batch.images[key].file_name, "width": batch.images[key].width,
+                   "height": batch.images[key].height} for key in self.images]
+        return Consensus(clusters=cluster_df, objects=objects, annotators=annotators, scores=scores,
+                         masks=self.masks, settings=result_settings, summary=summary, images=images,
+                         categories=categories)
 
 
 def _label(t: float) -> str:

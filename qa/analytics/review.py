@@ -180,6 +180,23 @@ def _rule_rows(batch, violations):
     return pd.DataFrame(rows)
 
 
+def _joined(keys, names):
+    """``names`` joined with ", " per key (a Series by key, keys in order of first appearance, names in
+    row order): ``frame.groupby(keys, sort=False)[names].agg(", ".join)`` in one pass over the rows.
+
+    Examples
+    --------
+    >>> _joined(["b", "a", "b"], ["x", "y", "z"]).to_dict()
+    {'b': 'x, z', 'a': 'y'}
+    """
+    import pandas as pd
+
+    out: dict = {}
+    for key, name in zip(list(keys), list(names)):
+        out[key] = out[key] + ", " + name if key in out else name
+    return pd.Series(out, dtype=object)
+
+
 def _unmatched_details(unmatched, threshold: float):
     """The words of each unmatched object (a Series by ``key``): who drew something there below the
     matching threshold (with the best IoU and whose it is), who drew it but had that outline matched to
@@ -204,7 +221,7 @@ def _unmatched_details(unmatched, threshold: float):
     value = rows["value"].to_numpy()
     below = rows[(value > 0) & (value < threshold)]
     if len(below):
-        names = below.groupby("key", sort=False)["other_annotator"].agg(", ".join)
+        names = _joined(below["key"], below["other_annotator"])
         best = below.sort_values(["key", "value"], kind="stable").drop_duplicates("key", keep="last") \
             .set_index("key")
         part = (names + f" drew it below the matching IoU {threshold:g} (best "
@@ -212,14 +229,14 @@ def _unmatched_details(unmatched, threshold: float):
         text.loc[part.index] = text.loc[part.index] + "; " + part
     taken = rows[value >= threshold]
     if len(taken):
-        names = taken.groupby("key", sort=False)["other_annotator"].agg(", ".join)
+        names = _joined(taken["key"], taken["other_annotator"])
         top = taken.groupby("key", sort=False)["value"].max()
         part = names + " drew it (IoU up to " + pd.Series(_fmt(top, 3), index=top.index) + \
             ") but matched that outline to another object"
         text.loc[part.index] = text.loc[part.index] + "; " + part
     absent = rows[value <= 0]
     if len(absent):
-        part = "not drawn by " + absent.groupby("key", sort=False)["other_annotator"].agg(", ".join)
+        part = "not drawn by " + _joined(absent["key"], absent["other_annotator"])
         text.loc[part.index] = text.loc[part.index] + "; " + part
     return text
 
@@ -283,8 +300,8 @@ def review_queue(batch, comparison, *, violations=None, min_score: float = 0.25)
         rows.loc[is_unmatched, "score"] = 1.0 - best
         rows.loc[is_unmatched, "detail"] = _unmatched_details(unmatched, threshold).reindex(
             unmatched["key"]).to_numpy()
-        names = unmatched.sort_values("other_annotator", kind="stable").groupby("key", sort=False)[
-            "other_annotator"].agg(", ".join)
+        ordered = unmatched.sort_values("other_annotator", kind="stable")
+        names = _joined(ordered["key"], ordered["other_annotator"])
         rows.loc[is_unmatched, "other_annotator"] = names.reindex(unmatched["key"]).to_numpy()
     rows = rows[rows["score"] >= min_score]
     if "reasons" not in rows or rows["reasons"].isna().any():

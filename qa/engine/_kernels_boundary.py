@@ -295,33 +295,50 @@ def _emit_corner(labels, ids, order, cy, cx, y_off, x_off, s_obj, s_y, s_x, s_co
     """Append the surface elements at corner ``(cy, cx)`` (top-left of pixel ``(cy, cx)``), one per
     wanted label among its four pixels that does not cover all four; return the new count."""
     h, w = labels.shape
-    if 0 < cy < h and 0 < cx < w:  # four pixels of one label: no surface element
-        v = labels[cy, cx]
-        if labels[cy - 1, cx - 1] == v and labels[cy - 1, cx] == v and labels[cy, cx - 1] == v:
-            return count
+    top = cy > 0
+    bottom = cy < h
+    left = cx > 0
+    right = cx < w
+    # the four pixels: q = 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right (bit 8 >> q)
+    ok0 = top and left
+    ok1 = top and right
+    ok2 = bottom and left
+    ok3 = bottom and right
+    v0 = labels[cy - 1, cx - 1] if ok0 else labels.dtype.type(0)
+    v1 = labels[cy - 1, cx] if ok1 else labels.dtype.type(0)
+    v2 = labels[cy, cx - 1] if ok2 else labels.dtype.type(0)
+    v3 = labels[cy, cx] if ok3 else labels.dtype.type(0)
+    if ok0 and ok1 and ok2 and ok3 and v0 == v1 and v0 == v2 and v0 == v3:
+        return count  # four pixels of one label: no surface element
     for q in range(4):
-        yy = cy - 1 + (q >> 1)
-        xx = cx - 1 + (q & 1)
-        if yy < 0 or yy >= h or xx < 0 or xx >= w:
-            continue
-        v = labels[yy, xx]
-        seen = False
-        for p in range(q):
-            py = cy - 1 + (p >> 1)
-            px = cx - 1 + (p & 1)
-            if 0 <= py < h and 0 <= px < w and labels[py, px] == v:
-                seen = True
-        if seen:
-            continue
+        if q == 0:
+            if not ok0:
+                continue
+            v = v0
+        elif q == 1:
+            if not ok1 or (ok0 and v0 == v1):
+                continue
+            v = v1
+        elif q == 2:
+            if not ok2 or (ok0 and v0 == v2) or (ok1 and v1 == v2):
+                continue
+            v = v2
+        else:
+            if not ok3 or (ok0 and v0 == v3) or (ok1 and v1 == v3) or (ok2 and v2 == v3):
+                continue
+            v = v3
         j = _find_sorted(ids, v)
         if j < 0:
             continue
         code = 0
-        for p in range(4):
-            py = cy - 1 + (p >> 1)
-            px = cx - 1 + (p & 1)
-            if 0 <= py < h and 0 <= px < w and labels[py, px] == v:
-                code |= 8 >> p
+        if ok0 and v0 == v:
+            code |= 8
+        if ok1 and v1 == v:
+            code |= 4
+        if ok2 and v2 == v:
+            code |= 2
+        if ok3 and v3 == v:
+            code |= 1
         if code != 15:
             s_obj[count] = order[j]
             s_y[count] = cy + y_off

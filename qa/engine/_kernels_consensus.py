@@ -223,3 +223,116 @@ def _confusion_counts(other, reference):
             else:
                 out[3] += 1
     return out
+
+
+@njit(cache=True, nogil=True)
+def _vote_clusters(buf, starts, boxes, member_ptr, members, windows, voters, include_ties):
+    """The pixel vote of several clusters of one image, each in its own window, in one call.
+
+    Parameters
+    ----------
+    buf, starts, boxes :
+        The image's objects' tight crops (:class:`qa.engine._masks.ObjectCrops`).
+    member_ptr : (c + 1,) int64
+        Cluster ``i``'s members are ``members[member_ptr[i]:member_ptr[i + 1]]``.
+    members : (m,) int64
+        Positions in ``boxes``.
+    windows : (c, 4) int64
+        Each cluster's window ``x0, y0, x1, y1`` (not empty).
+    voters : int
+        Annotators voting on the image (:func:`_majority_vote`).
+    include_ties : bool
+
+    Returns
+    -------
+    tight : (c, 4) int64
+        Each voted mask's tight box in the image (zeros when the vote left no pixel).
+    area : (c,) int64
+    mask_buf : (size,) uint8
+        The voted masks in their tight boxes, row-major, one after the other.
+    mask_starts : (c + 1,) int64
+    counts : (m, 4) int64
+        Each member's ``tp, fp, fn, tn`` against its cluster's mask, in the window
+        (:func:`_confusion_counts`).
+    """
+    nc = member_ptr.shape[0] - 1
+    tight = np.zeros((nc, 4), np.int64)
+    area = np.zeros(nc, np.int64)
+    counts = np.zeros((members.shape[0], 4), np.int64)
+    mask_starts = np.zeros(nc + 1, np.int64)
+    mask_buf = np.zeros(1024, np.uint8)
+    used = 0
+    for c in range(nc):
+        x0 = windows[c, 0]
+        y0 = windows[c, 1]
+        h = windows[c, 3] - y0
+        w = windows[c, 2] - x0
+        # votes: each member adds one where it marks a pixel (no (k, h, w) stack)
+        votes = np.zeros((h, w), np.int32)
+        for m in range(member_ptr[c], member_ptr[c + 1]):
+            o = members[m]
+            bx0 = boxes[o, 0]
+            by0 = boxes[o, 1]
+            cw = boxes[o, 2] - bx0
+            for y in range(max(by0, y0), min(boxes[o, 3], y0 + h)):
+                row = starts[o] + (y - by0) * cw - bx0
+                for x in range(max(bx0, x0), min(boxes[o, 2], x0 + w)):
+                    votes[y - y0, x - x0] += buf[row + x] != 0
+        mask = np.zeros((h, w), np.uint8)
+        ty0 = h
+        ty1 = -1
+        tx0 = w
+        tx1 = -1
+        n = 0
+        for i in range(h):
+            for j in range(w):
+                v = votes[i, j]
+                if 2 * v > voters or (include_ties and 2 * v == voters and v > 0):
+                    mask[i, j] = 1
+                    n += 1
+                    if i < ty0:
+                        ty0 = i
+                    ty1 = i
+                    if j < tx0:
+                        tx0 = j
+                    if j > tx1:
+                        tx1 = j
+        # each member against the mask: tp and fp over its own pixels, the rest from the totals
+        for m in range(member_ptr[c], member_ptr[c + 1]):
+            o = members[m]
+            bx0 = boxes[o, 0]
+            by0 = boxes[o, 1]
+            cw = boxes[o, 2] - bx0
+            tp = 0
+            fp = 0
+            for y in range(max(by0, y0), min(boxes[o, 3], y0 + h)):
+                row = starts[o] + (y - by0) * cw - bx0
+                for x in range(max(bx0, x0), min(boxes[o, 2], x0 + w)):
+                    if buf[row + x] != 0:
+                        if mask[y - y0, x - x0] != 0:
+                            tp += 1
+                        else:
+                            fp += 1
+            counts[m, 0] = tp
+            counts[m, 1] = fp
+            counts[m, 2] = n - tp
+            counts[m, 3] = h * w - tp - fp - (n - tp)
+        area[c] = n
+        if n > 0:
+            tight[c, 0] = x0 + tx0
+            tight[c, 1] = y0 + ty0
+            tight[c, 2] = x0 + tx1 + 1
+            tight[c, 3] = y0 + ty1 + 1
+            size = (ty1 + 1 - ty0) * (tx1 + 1 - tx0)
+            if used + size > mask_buf.shape[0]:
+                grown = np.zeros(max(2 * mask_buf.shape[0], used + size), np.uint8)
+                grown[:used] = mask_buf[:used]
+                mask_buf = grown
+            k = used
+            for i in range(ty0, ty1 + 1):
+                for j in range(tx0, tx1 + 1):
+                    mask_buf[k] = mask[i, j]
+                    k += 1
+            used += size
+        mask_starts[c + 1] = used
+    return tight, area, mask_buf[:used].copy(), mask_starts, counts

@@ -501,3 +501,55 @@ def _rle_intersections(chars, char_starts, raw, raw_starts, compressed, n_a, hei
                             break
             inter[i, jb] = count
     return inter, areas[:n_a].copy(), areas[n_a:].copy(), ok
+
+
+@njit(cache=True, nogil=True)
+def _cover_counts(buf, starts, boxes, lower, top_ptr, tops, top_thing):
+    """Pixels of each object under the union of the objects above it: things first, then every one.
+
+    Parameters
+    ----------
+    buf, starts, boxes :
+        Tight crops of one image's objects (:class:`qa.engine._masks.ObjectCrops`).
+    lower : (g,) int64
+        The covered objects (positions in ``boxes``).
+    top_ptr : (g + 1,) int64
+        Object ``lower[k]``'s objects above are ``tops[top_ptr[k]:top_ptr[k + 1]]``.
+    tops : (t,) int64
+    top_thing : (t,) bool
+        Whether each object above is a thing.
+
+    Returns
+    -------
+    (g, 2) int64
+        Pixels of each covered object under its things above, then under all objects above.
+    """
+    out = np.zeros((lower.shape[0], 2), np.int64)
+    for k in range(lower.shape[0]):
+        o = lower[k]
+        x0 = boxes[o, 0]
+        y0 = boxes[o, 1]
+        h = boxes[o, 3] - y0
+        w = boxes[o, 2] - x0
+        union = np.zeros((h, w), np.uint8)
+        for stage in range(2):  # things, then the stuff above adds to the cover
+            for q in range(top_ptr[k], top_ptr[k + 1]):
+                if top_thing[q] != (stage == 0):
+                    continue
+                t = tops[q]
+                tx0 = boxes[t, 0]
+                ty0 = boxes[t, 1]
+                cw = boxes[t, 2] - tx0
+                for y in range(max(ty0, y0), min(boxes[t, 3], y0 + h)):
+                    row = starts[t] + (y - ty0) * cw - tx0
+                    for x in range(max(tx0, x0), min(boxes[t, 2], x0 + w)):
+                        if buf[row + x] != 0:
+                            union[y - y0, x - x0] = 1
+            n = 0
+            for y in range(h):
+                row = starts[o] + y * w
+                for x in range(w):
+                    if union[y, x] != 0 and buf[row + x] != 0:
+                        n += 1
+            out[k, stage] = n
+    return out

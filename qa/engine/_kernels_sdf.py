@@ -329,10 +329,21 @@ def _nearest_d2_below(qy, qx, ty, tx, bound):
             out[i] = np.inf
         return out
     y0, ptr = _row_pointers(ty)
-    y1 = y0 + ptr.shape[0] - 2
+    rows = ptr.shape[0] - 1
+    y1 = y0 + rows - 1
+    # for the rows near the current query row: the position of the first target at or after the last
+    # query's column (queries of one row come in increasing column order, so it only moves forward)
+    near = 8
+    cursor = np.empty(2 * near + 1, dtype=np.int64)
+    cur_row = np.int64(-(1 << 60))
     for i in range(n):
         y = np.int64(qy[i])
         x = np.int64(qx[i])
+        if y != cur_row or (i > 0 and x < np.int64(qx[i - 1])):
+            cur_row = y
+            for c in range(2 * near + 1):
+                r = y - near + c
+                cursor[c] = ptr[r - y0] if y0 <= r <= y1 else 0
         best = np.int64(bound)
         dy = np.int64(0)
         if y < y0:
@@ -354,14 +365,21 @@ def _nearest_d2_below(qy, qx, ty, tx, bound):
                 hi = ptr[r - y0 + 1]
                 if lo == hi:
                     continue
-                a = lo
-                b = hi
-                while a < b:
-                    mid = (a + b) >> 1
-                    if tx[mid] < x:
-                        a = mid + 1
-                    else:
-                        b = mid
+                if dy <= near:
+                    c = r - y + near
+                    a = cursor[c]
+                    while a < hi and tx[a] < x:
+                        a += 1
+                    cursor[c] = a
+                else:
+                    a = lo
+                    b = hi
+                    while a < b:
+                        mid = (a + b) >> 1
+                        if tx[mid] < x:
+                            a = mid + 1
+                        else:
+                            b = mid
                 if a < hi:
                     dx = np.int64(tx[a]) - x
                     d = dy * dy + dx * dx
@@ -378,6 +396,28 @@ def _nearest_d2_below(qy, qx, ty, tx, bound):
 
 
 @njit(cache=True, nogil=True)
+def _stable_order(keys, top):
+    """``np.argsort(keys, kind="mergesort")`` of keys that are whole numbers in ``[0, top]`` or ``inf``
+    (a counting sort: equal keys keep their order, ``inf`` last)."""
+    n = keys.shape[0]
+    m = int(top) + 2  # one bucket per whole number, then inf
+    starts = np.zeros(m + 1, dtype=np.int64)
+    bucket = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        b = int(keys[k]) if keys[k] < np.inf else m - 1
+        bucket[k] = b
+        starts[b + 1] += 1
+    for b in range(m):
+        starts[b + 1] += starts[b]
+    order = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        b = bucket[k]
+        order[starts[b]] = k
+        starts[b] += 1
+    return order
+
+
+@njit(cache=True, nogil=True)
 def _surface_statistics(codes, d2, lengths, length_rank, tolerances, percent):
     """The statistics of :func:`_directed_surface` from a list of surface elements: their codes and
     squared distances to the other surface (the grid version lists its elements and calls this)."""
@@ -390,13 +430,16 @@ def _surface_statistics(codes, d2, lengths, length_rank, tolerances, percent):
     keys = np.empty(n, dtype=np.float64)
     dist = np.empty(n, dtype=np.float64)
     lens = np.empty(n, dtype=np.float64)
+    top = 0.0
     for k in range(n):
         c = codes[k]
         dist[k] = np.sqrt(d2[k])
         lens[k] = lengths[c]
         # sort key: distance first, then length (squared distances are integers < 2^50)
         keys[k] = d2[k] * 4.0 + length_rank[c] if d2[k] < _FAR else np.inf
-    order = np.argsort(keys, kind="mergesort")
+        if keys[k] > top and keys[k] < np.inf:
+            top = keys[k]
+    order = _stable_order(keys, top) if top < 4 * n + 4096 else np.argsort(keys, kind="mergesort")
     sorted_lens = np.empty(n, dtype=np.float64)
     sorted_dist = np.empty(n, dtype=np.float64)
     for k in range(n):
@@ -581,3 +624,95 @@ def _outline_pairs(a_run_ptr, a_run_y, a_run_x0, a_run_x1, a_b4_ptr, a_b4y, a_b4
                                b_sx[sb0:sb1], b_sc[sb0:sb1],
                                tolerances, lengths, length_rank, percent)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _outline_lengths(edges, part_start, part_length, part_object, n_objects):
+    """The length of each object's polygon outline, summed as numpy and Python would: each part's edge
+    lengths by numpy's pairwise sum, then the parts one after the other.
+
+    Parameters
+    ----------
+    edges : (v,) float64
+        The length of every edge of every part, part after part.
+    part_start, part_length : (p,) int64
+        Part ``i``'s edges are ``edges[part_start[i]:part_start[i] + part_length[i]]`` (no empty part).
+    part_object : (p,) int64
+        The object of each part, in order (an object's parts are consecutive).
+    n_objects : int
+
+    Returns
+    -------
+    (n_objects,) float64
+        ``sum(float(part.sum()) for part in parts)``, 0 for an object without parts.
+    """
+    out = np.zeros(n_objects, dtype=np.float64)
+    for i in range(part_start.shape[0]):
+        out[part_object[i]] += _pairwise_sum(edges, part_start[i], part_length[i])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _edge_pixels(mask):
+    """Pixels of a 0/1 window with a 4-neighbour outside the mask (or beyond the window), raster order."""
+    h, w = mask.shape
+    n = 0
+    ys = np.empty(h * w, dtype=np.int32)
+    xs = np.empty(h * w, dtype=np.int32)
+    for y in range(h):
+        for x in range(w):
+            if mask[y, x] == 0:
+                continue
+            if (y == 0 or mask[y - 1, x] == 0 or y == h - 1 or mask[y + 1, x] == 0 or x == 0
+                    or mask[y, x - 1] == 0 or x == w - 1 or mask[y, x + 1] == 0):
+                ys[n] = y
+                xs[n] = x
+                n += 1
+    return ys[:n].copy(), xs[:n].copy()
+
+
+@njit(cache=True, nogil=True)
+def _gap_d2(buf, starts, boxes, mine, others, x0, y0, x1, y1):
+    """The squared distance from the pixels of objects ``others`` to those of object ``mine`` within a
+    window of the image (one image's tight crops, :class:`qa.engine._masks.ObjectCrops`).
+
+    Returns ``(state, d2)``: state 0 when no pixel of ``others`` lies in the window, 1 when they overlap
+    ``mine``, 2 with ``d2`` the smallest squared distance between the two (exactly the square of the
+    Euclidean distance transform of the window outside ``mine``, at its nearest pixel of ``others``).
+
+    Notes
+    -----
+    The closest pair of two disjoint pixel sets lies on their edges: a pixel whose 4-neighbour towards
+    the other set belongs to its own set is farther than that neighbour. So only edge pixels are
+    compared, with the exact nearest-point search.
+    """
+    h = y1 - y0
+    w = x1 - x0
+    a = np.zeros((h, w), np.uint8)
+    b = np.zeros((h, w), np.uint8)
+    for which in range(2):
+        out = a if which == 0 else b
+        count = 1 if which == 0 else others.shape[0]
+        for q in range(count):
+            o = mine if which == 0 else others[q]
+            bx0 = boxes[o, 0]
+            by0 = boxes[o, 1]
+            cw = boxes[o, 2] - bx0
+            for y in range(max(by0, y0), min(boxes[o, 3], y1)):
+                row = starts[o] + (y - by0) * cw - bx0
+                for x in range(max(bx0, x0), min(boxes[o, 2], x1)):
+                    if buf[row + x] != 0:
+                        out[y - y0, x - x0] = 1
+    seen = False
+    for y in range(h):
+        for x in range(w):
+            if b[y, x] != 0:
+                seen = True
+                if a[y, x] != 0:
+                    return 1, 0.0
+    if not seen:
+        return 0, 0.0
+    ay, ax = _edge_pixels(a)
+    by, bx = _edge_pixels(b)
+    d2 = _nearest_d2(by, bx, ay, ax)
+    return 2, d2.min()

@@ -100,24 +100,30 @@ def run_chunks(work: Callable[..., R], chunked: Iterable[list], cfg, workers: in
 def batch_chunks(batch: "Batch", chunks: Iterable[list[str]]) -> Iterator["Batch"]:
     """For each list of image keys in ``chunks``, the batch narrowed to those images: every annotator
     kept, each export holding the objects, images and id maps of the chunk only (objects in export
-    order within an image, which is their drawing order), no findings. The objects are shared, not
-    copied; a narrowed batch pickles to a worker with the chunk's objects only."""
+    order within an image, which is their drawing order), no findings, and each object's position in the
+    whole export (``Export.ordinals``). The objects are shared, not copied; a narrowed batch pickles to a
+    worker with the chunk's objects only."""
     from dataclasses import replace
+
+    import numpy as np
 
     grouped = {}
     for name, export in batch.exports.items():
         per_image: dict[str, list] = {}
-        for obj in export.objects:
-            per_image.setdefault(obj.image, []).append(obj)
+        positions = export.positions().tolist()
+        for obj, position in zip(export.objects, positions):
+            per_image.setdefault(obj.image, []).append((obj, position))
         grouped[name] = per_image
     for keys in chunks:
         exports = {}
         for name, export in batch.exports.items():
             per_image = grouped[name]
+            pairs = [p for k in keys for p in per_image.get(k, ())]
             exports[name] = replace(
                 export, findings=[],
                 images={k: export.images[k] for k in keys if k in export.images},
-                objects=[o for k in keys for o in per_image.get(k, ())],
-                id_maps={k: export.id_maps[k] for k in keys if k in export.id_maps})
+                objects=[o for o, _ in pairs],
+                id_maps={k: export.id_maps[k] for k in keys if k in export.id_maps},
+                ordinals=np.fromiter((p for _, p in pairs), dtype=np.int64, count=len(pairs)))
         yield replace(batch, exports=exports, findings=[], images={k: batch.images[k] for k in keys},
                       coverage={k: batch.coverage[k] for k in keys if k in batch.coverage})

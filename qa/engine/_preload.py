@@ -34,7 +34,35 @@ def warm_up() -> None:
     panoptic_counts(ids, ids, Segments.of([1], [1]), Segments.of([1], [1]))
 
 
+def warm_up_task() -> None:
+    """Run the per-image task (:func:`qa.task.run_chunk`) once on a tiny batch of three annotators, so
+    every kernel it calls (outlines, boundary figures, the vote, alpha's counts, the rules') is loaded."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from qa.engine.chunks import InMemoryChunk
+    from qa.model import Batch, Category, Export, Image, Object, Source
+    from qa.rules.packs import read
+    from qa.task import run_chunk, task_options
+
+    image = Image("im", "im.png", 12, 10)
+    square = np.array([[1.0, 1.0], [8.0, 1.0], [8.0, 7.0], [1.0, 7.0]])
+    exports = {}
+    for k, name in enumerate(("a", "b", "c")):
+        objects = [Object(name, "im", "car", "polygon", Source(f"{name}.json", 0, 1), polygons=(square + k * 0.5,),
+                          attributes={"occluded": k == 1}),
+                   Object(name, "im", "road", "polygon", Source(f"{name}.json", 1, 2),
+                          polygons=(np.array([[0.0, 6.0], [11.0, 6.0], [11.0, 9.0], [0.0, 9.0]]),))]
+        exports[name] = Export(name, Path(f"{name}.json"), "coco", {"im": image}, {}, objects)
+    categories = {"car": Category("car"), "road": Category("road", isthing=False)}
+    batch = Batch(["a", "b", "c"], exports, {"im": image}, categories, {"im": ("a", "b", "c")})
+    options = task_options(batch, pack=read("default"))
+    run_chunk(InMemoryChunk(("im",), batch), options)
+
+
 try:
     warm_up()
+    warm_up_task()
 except Exception:  # a worker then loads what it needs itself
     pass

@@ -251,6 +251,30 @@ class Outlines:
     def arrays(self) -> tuple:
         return (*self.runs, *self.b4, *self.band, *self.surfels)
 
+    def take(self, indices) -> "Outlines":
+        """The outlines of objects ``indices`` (in that order), as their own :class:`Outlines`.
+
+        Examples
+        --------
+        >>> crop = np.ones((2, 3), np.uint8)
+        >>> both = Outlines.concatenate([crop_outlines(crop), crop_outlines(crop[:1])], 2)
+        >>> both.take([1]).runs[0].tolist(), both.take([1]).runs[1].tolist()
+        ([0, 1], [0])
+        """
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        arrays = []
+        for group in (self.runs, self.b4, self.band, self.surfels):
+            ptr = group[0]
+            start, stop = ptr[indices], ptr[indices + 1]
+            lengths = stop - start
+            out_ptr = np.zeros(len(indices) + 1, np.int64)
+            np.cumsum(lengths, out=out_ptr[1:])
+            # positions of every entry to keep: each object's range, one after the other
+            rows = np.repeat(start - out_ptr[:-1], lengths) + np.arange(int(out_ptr[-1]), dtype=np.int64)
+            arrays.append(out_ptr)
+            arrays.extend(values[rows] for values in group[1:])
+        return Outlines(arrays, self.band_width)
+
     @classmethod
     def concatenate(cls, parts: list, band_width: int) -> "Outlines":
         """One :class:`Outlines` of the objects of ``parts``, in order."""
@@ -331,6 +355,63 @@ def outline_pairs(outlines_a: Outlines, outlines_b: Outlines, index_a, index_b, 
     raw = ks._outline_pairs(*outlines_a.arrays(), *outlines_b.arrays(), index_a, index_b, tol, _LENGTHS,
                             _LENGTH_RANK, 95.0)
     return [_pair_values(row, tol) for row in raw]
+
+
+def outline_columns(outlines_a: Outlines, outlines_b: Outlines, index_a, index_b, *,
+                    tolerances=(1.0, 2.0, 4.0)) -> dict[str, np.ndarray]:
+    """:func:`outline_pairs` as columns: ``{name: (len(index_a),) float64}``, the names (and their order)
+    of :func:`boundary_pair`'s dict; each value equal to the dict's, to the bit."""
+    from qa.engine import _kernels_sdf as ks
+
+    if outlines_a.band_width != outlines_b.band_width:
+        raise ValueError(f"band widths differ: {outlines_a.band_width} and {outlines_b.band_width}")
+    tol = np.ascontiguousarray(tolerances, dtype=np.float64).reshape(-1)
+    index_a = np.ascontiguousarray(index_a, dtype=np.int64).reshape(-1)
+    index_b = np.ascontiguousarray(index_b, dtype=np.int64).reshape(-1)
+    raw = ks._outline_pairs(*outlines_a.arrays(), *outlines_b.arrays(), index_a, index_b, tol, _LENGTHS,
+                            _LENGTH_RANK, 95.0)
+    nt = tol.shape[0]
+    p = 2 * (nt + 1)
+    return value_columns(tol, raw[:, 0:nt + 1], raw[:, nt + 1:p], raw[:, p + 5:p + 9 + nt],
+                         raw[:, p + 9 + nt:p + 13 + 2 * nt], inter=raw[:, p + 3], union=raw[:, p + 4],
+                         offset_mean=raw[:, p], offset_median=raw[:, p + 1], offset_n=raw[:, p + 2])
+
+
+def value_columns(tol, counts_a, counts_b, stats_a, stats_b, *, inter, union, offset_mean, offset_median,
+                  offset_n) -> dict[str, np.ndarray]:
+    """:func:`pair_values_dict` for many pairs at once (one row of each argument per pair), as columns
+    holding the same values: the same operations, in the same order, on each row."""
+    nt = tol.shape[0]
+    n_a, n_b = counts_a[:, nt], counts_b[:, nt]
+    out = {"boundary_a_n": n_a.astype(np.float64), "boundary_b_n": n_b.astype(np.float64)}
+    len_a, len_b = stats_a[:, 0], stats_b[:, 0]
+    none_a, none_b = stats_a[:, 3] == 0, stats_b[:, 3] == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for t in range(nt):
+            label = tolerance_label(tol[t])
+            precision = counts_a[:, t] / n_a
+            recall = counts_b[:, t] / n_b
+            f = np.where(precision + recall == 0, 0.0, 2 * precision * recall / (precision + recall))
+            f = np.where((n_a == 0) | (n_b == 0), 0.0, f)
+            out[f"boundary_f_{label}"] = np.where((n_a == 0) & (n_b == 0), 1.0, f)
+            out[f"boundary_a_matched_{label}"] = counts_a[:, t].astype(np.float64)
+            out[f"boundary_b_matched_{label}"] = counts_b[:, t].astype(np.float64)
+            nsd = (stats_a[:, 4 + t] + stats_b[:, 4 + t]) / (len_a + len_b)
+            out[f"nsd_{label}"] = np.where(none_a & none_b, 1.0, nsd)
+        out["boundary_iou"] = np.where(union == 0, 1.0, inter / union)
+        assd = (stats_a[:, 1] + stats_b[:, 1]) / (len_a + len_b)
+    hd95 = np.maximum(stats_a[:, 2], stats_b[:, 2])
+    one_side = none_a ^ none_b
+    out["biou_intersection"] = inter.astype(np.float64)
+    out["biou_union"] = union.astype(np.float64)
+    out["assd"] = np.where(none_a & none_b, 0.0, np.where(one_side, math.inf, assd))
+    out["hd95"] = np.where(none_a & none_b, 0.0, np.where(one_side, math.inf, hd95))
+    out["surface_a_length"] = len_a.astype(np.float64)
+    out["surface_b_length"] = len_b.astype(np.float64)
+    out["signed_offset"] = offset_mean.astype(np.float64)
+    out["signed_offset_median"] = offset_median.astype(np.float64)
+    out["signed_offset_n"] = offset_n.astype(np.float64)
+    return {name: np.ascontiguousarray(values, dtype=np.float64) for name, values in out.items()}
 
 
 def _pair_values(row: np.ndarray, tol: np.ndarray) -> dict:

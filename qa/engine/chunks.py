@@ -2,7 +2,9 @@
 
 A per-image task is given a :class:`Chunk` and calls ``chunk.load()`` first, in the worker: the batch
 narrowed to the chunk's images (every annotator; each export holding only these images, their objects
-in export order, their id maps; no batch-level findings). Two kinds:
+in export order, their id maps, and in ``Export.ordinals`` each object's position in the whole export;
+no batch-level findings). The task never touches anything else of the batch, and never relies on its
+objects being the main process's own (a streamed chunk reads them again in the worker). Two kinds:
 
 - :class:`InMemoryChunk`: the narrowed batch itself, pickled to the worker with its objects (a batch
   loaded whole, :func:`qa.load`).
@@ -174,3 +176,24 @@ def materialise(batch: "Batch") -> "Batch":
         objects = [obj for _ordinal, obj in sorted(gathered[name], key=lambda item: item[0])]
         exports[name] = replace(export, objects=objects, census=None, ordinals=None)
     return replace(batch, exports=exports, index=None)
+
+
+def with_geometry(batch: "Batch", keys: Iterable[str]) -> "Batch":
+    """The batch with the objects of the images ``keys`` read again with their geometry, the others as
+    they are: for a streamed batch whose objects came back from the run's pass without it
+    (:func:`qa.task.bare_objects`), before a few of its images are drawn. A batch held whole is returned
+    as it is."""
+    if batch.index is None:
+        return batch
+    keys = [k for k in dict.fromkeys(keys) if k in batch.images]
+    if not keys:
+        return batch
+    narrowed = next(chunks_of(batch, [keys])).load()
+    exports = {}
+    for name, export in batch.exports.items():
+        part = narrowed.exports[name]
+        objects = list(export.objects)
+        for position, obj in zip(part.positions().tolist(), part.objects):
+            objects[position] = obj
+        exports[name] = replace(export, objects=objects)
+    return replace(batch, exports=exports)

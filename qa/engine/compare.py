@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
 from qa import metric_registry
 from qa.engine import _pool
+from qa.engine._decoded import Decoded
+from qa.engine.tables import _score_name
 from qa.model import Batch, Limits
 
 Progress = Callable[[str, int, int], None]
@@ -134,36 +135,16 @@ def category_list(batch: Batch) -> list[str]:
     categories = list(batch.categories)
     seen = set(categories)
     for export in batch.exports.values():
-        for obj in export.objects:
-            if obj.category not in seen:
-                seen.add(obj.category)
-                categories.append(obj.category)
+        # a streamed export's census counts its categories in the order its objects were read
+        named = (o.category for o in export.objects) if export.census is None else iter(export.census.per_category)
+        for category in named:
+            if category not in seen:
+                seen.add(category)
+                categories.append(category)
     return categories
 
 
-# --- tasks (parent side) ------------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class _Entry:
-    """One annotator's labels on one image, as sent to a worker (plain data only)."""
-
-    annotator: str
-    png: str | None          # panoptic id map, or None for instance exports
-    indices: np.ndarray      # object positions in the export's object list
-    categories: np.ndarray   # category codes
-    crowd: np.ndarray        # iscrowd
-    geometry: list           # ("polygon", parts) / ("rle", dict) / ("segment", id)
-    void: np.ndarray | None = None  # void regions of label maps (no category's pixels); None: none
-
-
-@dataclass(slots=True)
-class _Task:
-    position: int
-    image: str
-    height: int
-    width: int
-    entries: list[_Entry]
-
+# --- settings ----------------------------------------------------------------------------------------
 
 @dataclass(slots=True)
 class _Config:
@@ -172,6 +153,7 @@ class _Config:
     iou_threshold: float
     max_pixels: int
     boundary: bool
+    categories: list         # category names by code (:func:`category_list`)
     plan: object = None      # PairPlan or None: every pair of the image's annotators
 
 
@@ -224,143 +206,46 @@ class PairPlan:
         return []
 
 
-class _Positions:
-    """Where each image's objects are in one export: ``positions.get(image)`` is an int64 array of
-    object positions in export order (empty when the image has none).
+def compare_config(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5,
+                   max_pixels: int | None = None, plan: PairPlan | None = None) -> _Config:
+    """The comparison's settings for a batch (checked): annotator pairs (with ``plan``, only the pairs it
+    compares on some image), tolerances, IoU threshold, category codes. Raises
+    :class:`qa.errors.ConfigError` on a bad tolerance or threshold."""
+    from qa.errors import ConfigError
 
-    One sorted array of positions and an offset pair per image: 8 bytes per object, where lists of
-    Python ints would take about 36.
-    """
-
-    __slots__ = ("order", "spans")
-
-    def __init__(self, objects):
-        keys: dict[str, int] = {}
-        image_of = np.fromiter((keys.setdefault(o.image, len(keys)) for o in objects), dtype=np.int64,
-                               count=len(objects))
-        self.order = np.argsort(image_of, kind="stable")
-        bounds = np.searchsorted(image_of[self.order], np.arange(len(keys) + 1))
-        self.spans = {key: (int(bounds[code]), int(bounds[code + 1])) for key, code in keys.items()}
-
-    def get(self, image: str) -> np.ndarray:
-        start, stop = self.spans.get(image, (0, 0))
-        return self.order[start:stop]
+    tolerances = tuple(float(t) if not float(t).is_integer() else int(t) for t in tolerances)
+    if not tolerances or any(not t > 0 for t in tolerances):
+        raise ConfigError(f"tolerances must be positive pixel distances, got {tolerances}")
+    if not 0 < iou_threshold <= 1:
+        raise ConfigError(f"iou_threshold must lie in (0, 1], got {iou_threshold}")
+    pair_list = list(itertools.combinations(sorted(batch.annotators), 2))
+    if plan is not None:  # only the pairs the plan compares somewhere
+        planned = {p for key in batch.images for p in plan.image_pairs(batch.coverage.get(key, ()))}
+        pair_list = [p for p in pair_list if p in planned]
+    return _Config(pairs={p: k for k, p in enumerate(pair_list)}, tolerances=tolerances,
+                   iou_threshold=float(iou_threshold), max_pixels=max_pixels or Limits().max_pixels,
+                   boundary=_boundary_function() is not None, categories=category_list(batch), plan=plan)
 
 
-def _object_positions(batch: Batch) -> dict[str, _Positions]:
-    """``{annotator: positions}`` of each export's objects by image (:class:`_Positions`)."""
-    return {name: _Positions(export.objects) for name, export in batch.exports.items()}
+def plan_settings(cfg: _Config) -> dict:
+    """What a comparison with a plan adds to its settings: ``pairs``, ``reference_pairs`` (each pair with a
+    reference mapped to its reference side) and ``pq_form``; empty without a plan."""
+    plan = cfg.plan
+    if plan is None:
+        return {}
+    sides = {f"{a}|{b}": side for a, b in cfg.pairs if (side := plan.reference_side(a, b)) is not None}
+    form = "reference" if len(sides) == len(cfg.pairs) and sides else "mixed" if sides else "symmetric"
+    return {"pairs": plan.pairs, "reference_pairs": sides, "pq_form": form}
 
 
-def _tasks(batch: Batch, codes: dict[str, int]) -> Iterator[_Task]:
-    positions = _object_positions(batch)
-    position = 0
-    for key, image in batch.images.items():
-        covering = sorted(batch.coverage.get(key, ()))
-        entries = []
-        for name in covering:
-            export = batch.exports[name]
-            idx = positions[name].get(key)
-            objs = [export.objects[k] for k in idx.tolist()]
-            panoptic = export.format == "coco_panoptic" or any(o.kind == "segment" for o in objs)
-            png = export.id_maps.get(key)
-            if panoptic and png is None:
-                continue  # the id map could not be read at load (a finding says why): not comparable
-            geometry = []
-            for o in objs:
-                if o.kind == "polygon":
-                    geometry.append(("polygon", o.polygons))
-                elif o.kind == "rle":
-                    geometry.append(("rle", o.rle))
-                else:
-                    geometry.append(("segment", int(o.segment_id)))
-            entries.append(_Entry(
-                annotator=name, png=str(png) if panoptic else None,
-                indices=idx,
-                categories=np.asarray([codes[o.category] for o in objs], dtype=np.int64),
-                crowd=np.asarray([bool(o.iscrowd) for o in objs], dtype=bool),
-                geometry=geometry,
-                void=(np.asarray([bool(o.attributes.get("void")) for o in objs], dtype=bool)
-                      if any(o.attributes.get("void") for o in objs) else None),
-            ))
-        if len(entries) >= 2:
-            yield _Task(position, key, image.height, image.width, entries)
-        position += 1
+def comparison_tables(batch: Batch, cfg: _Config, *, spill_dir=None):
+    """The :class:`qa.engine.tables.Tables` the chunks' rows reduce into."""
+    from qa.engine.tables import Tables
+
+    return Tables(batch, list(cfg.pairs), cfg.categories, cfg, spill_dir=spill_dir)
 
 
 # --- work on one image (worker side) ------------------------------------------------------------------
-
-class _Decoded:
-    """One annotator's labels on one image, decoded once."""
-
-    def __init__(self, entry: _Entry, height: int, width: int, max_pixels: int):
-        from qa.engine._masks import polygons_to_rle, rle_crops
-
-        self.entry = entry
-        self.shape = (height, width)
-        self.id_map = None
-        self.seg_ids = None
-        self._crops = None
-        self._boxes = None
-        self._outlines = None
-        self._category_runs = None
-        if entry.png is not None:
-            from pathlib import Path
-
-            from qa.formats.coco_panoptic import read_id_map
-
-            self.id_map = read_id_map(Path(entry.png), Limits(max_pixels=max_pixels))
-            self.seg_ids = np.asarray([g[1] for g in entry.geometry], dtype=np.int64)
-        else:
-            rles = [polygons_to_rle(g[1], height, width) if g[0] == "polygon" else g[1] for g in entry.geometry]
-            self._crops = rle_crops(rles, height, width)
-
-    @property
-    def panoptic(self) -> bool:
-        return self.id_map is not None
-
-    def crops(self):
-        if self._crops is None:
-            from qa.engine._masks import segment_crops
-
-            self._crops = segment_crops(self.id_map, self.seg_ids)
-        return self._crops
-
-    def boxes(self) -> np.ndarray:
-        if self._crops is not None:
-            return self._crops.boxes
-        if self._boxes is None:
-            from qa.engine._masks import _segment_boxes
-
-            order = np.argsort(self.seg_ids, kind="stable")
-            boxes_sorted, _ = _segment_boxes(self.id_map, self.seg_ids[order])
-            self._boxes = np.empty_like(boxes_sorted)
-            self._boxes[order] = boxes_sorted
-        return self._boxes
-
-    def outlines(self):
-        """Every object's outline as point lists (:class:`qa.engine.boundary.Outlines`), made once: from
-        one pass over the id map, or over each object's crop."""
-        if self._outlines is None:
-            from qa.engine.boundary import id_map_outlines, object_outlines
-
-            if self.id_map is not None:
-                self._outlines = id_map_outlines(self.id_map, self.seg_ids)
-            else:
-                self._outlines = object_outlines(self._crops)
-        return self._outlines
-
-    def category_runs(self):
-        """Each category's pixels (the union of its objects, crowd regions included, void regions of label
-        maps left out) as row runs, made once: ``(codes, ptr, y, x0, x1)`` (:func:`category_union_runs` of
-        the outlines' runs)."""
-        if self._category_runs is None:
-            categories = self.entry.categories
-            if self.entry.void is not None:
-                categories = np.where(self.entry.void, -1, categories)
-            self._category_runs = category_union_runs(self.outlines().runs, categories)
-        return self._category_runs
-
 
 def category_union_runs(runs, categories):
     """The union of each category's objects as row runs.
@@ -424,26 +309,18 @@ def category_union_runs(runs, categories):
             (ends[last] - shift[last]).astype(np.int32))
 
 
-def _score_name(name: str) -> str | None:
-    """The scores-table name of the mean of a boundary metric of ``object_pairs`` (units in the name, as the
-    metric registry declares it: ``signed_offset`` -> ``signed_offset_px_mean``), or None for a column
-    that is not averaged (the counts ``boundary_pair`` also returns: ``*_n``, matched boundary pixels,
-    band areas, surface lengths) and for ``iou`` (``mask_iou_mean``, the engine's own figure)."""
-    return None if name == "iou" else metric_registry.score_for_column(name)
-
-
 def _boundary_function():
-    """``outline_pairs(outlines_a, outlines_b, index_a, index_b, *, tolerances) -> list of dict`` (every
-    boundary metric of each pair of objects, :func:`qa.engine.boundary.outline_pairs`), or None when
-    that module is absent."""
+    """``outline_columns(outlines_a, outlines_b, index_a, index_b, *, tolerances) -> {name: column}``
+    (every boundary metric of each pair of objects, :func:`qa.engine.boundary.outline_columns`), or None
+    when that module is absent."""
     try:
-        from qa.engine.boundary import outline_pairs
+        from qa.engine.boundary import outline_columns
     except ImportError:
         return None
-    return outline_pairs
+    return outline_columns
 
 
-def _panoptic_pair(a: _Decoded, b: _Decoded, reference: str | None = None):
+def _panoptic_pair(a: Decoded, b: Decoded, reference: str | None = None):
     """Intersections, areas and PQ counts of two panoptic annotators from one pass over their id maps.
 
     With ``reference`` (``"a"`` or ``"b"``) the PQ counts are panopticapi's, that side as the ground truth
@@ -462,8 +339,8 @@ def _panoptic_pair(a: _Decoded, b: _Decoded, reference: str | None = None):
     inter = np.zeros((na, nb), np.int64)
     both = (pa >= 0) & (pb >= 0)
     inter[pa[both], pb[both]] = cnt[both]
-    seg_a = Segments(a.seg_ids, a.entry.categories, a.entry.crowd)
-    seg_b = Segments(b.seg_ids, b.entry.categories, b.entry.crowd)
+    seg_a = Segments(a.seg_ids, a.categories, a.crowd)
+    seg_b = Segments(b.seg_ids, b.categories, b.crowd)
     if reference is None:
         counts = panoptic_counts(None, None, seg_a, seg_b, form="symmetric", pairs=pairs)
     else:
@@ -476,7 +353,7 @@ def _panoptic_pair(a: _Decoded, b: _Decoded, reference: str | None = None):
     return inter, area_a, area_b, counts
 
 
-def _image_iou(a: _Decoded, b: _Decoded, inter, area_a, area_b) -> tuple[np.ndarray, np.ndarray]:
+def _image_iou(a: Decoded, b: Decoded, inter, area_a, area_b) -> tuple[np.ndarray, np.ndarray]:
     """Per category on one image: the IoU of the two annotators' pixels of the category (each side's
     objects of the category merged, crowd regions included), for every category either side has pixels
     of. Returns ``(category codes, IoU)``.
@@ -486,8 +363,8 @@ def _image_iou(a: _Decoded, b: _Decoded, inter, area_a, area_b) -> tuple[np.ndar
     (:func:`category_union_runs`), as instance objects of one category may overlap.
     """
     if a.panoptic and b.panoptic:
-        codes_a, ia = np.unique(a.entry.categories, return_inverse=True)
-        codes_b, ib = np.unique(b.entry.categories, return_inverse=True)
+        codes_a, ia = np.unique(a.categories, return_inverse=True)
+        codes_b, ib = np.unique(b.categories, return_inverse=True)
         cat_inter = np.zeros((len(codes_a), len(codes_b)), np.int64)
         if inter.size:
             np.add.at(cat_inter, (np.repeat(ia, len(ib)), np.tile(ib, len(ia))), inter.reshape(-1))
@@ -512,7 +389,7 @@ def _image_iou(a: _Decoded, b: _Decoded, inter, area_a, area_b) -> tuple[np.ndar
     return codes[keep], shared[keep] / union[keep]
 
 
-def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, outline_pairs, reference: str | None = None) -> dict:
+def _compare_pair(a: Decoded, b: Decoded, cfg: _Config, outline_pairs, reference: str | None = None) -> dict:
     from qa.engine._kernels_iou import _intersection_counts
     from qa.engine.match import EXTRA, IGNORED, MATCHED, MISSING, match_objects
     from qa.engine.panoptic import add_counts, pq_summary
@@ -528,24 +405,22 @@ def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, outline_pairs, referen
         ca, cb = a.crops(), b.crops()
         inter = _intersection_counts(ca.buf, ca.starts, ca.boxes, cb.buf, cb.starts, cb.boxes)
         area_a, area_b = ca.areas, cb.areas
-    m = match_objects(inter, area_a, area_b, categories_a=a.entry.categories, categories_b=b.entry.categories,
-                      crowd_a=a.entry.crowd, crowd_b=b.entry.crowd, iou_threshold=cfg.iou_threshold)
+    m = match_objects(inter, area_a, area_b, categories_a=a.categories, categories_b=b.categories,
+                      crowd_a=a.crowd, crowd_b=b.crowd, iou_threshold=cfg.iou_threshold)
     rows = len(m)
     metrics: dict[str, np.ndarray] = {}
     matched_rows = np.flatnonzero(m.status == MATCHED)
     if outline_pairs is not None and len(matched_rows):
-        pairs = outline_pairs(a.outlines(), b.outlines(), m.index_a[matched_rows], m.index_b[matched_rows],
-                              tolerances=cfg.tolerances)
-        for r, values in zip(matched_rows, pairs):
-            for name, value in values.items():
-                if name not in metrics:
-                    metrics[name] = np.full(rows, np.nan)
-                metrics[name][r] = value
+        columns = outline_pairs(a.outlines(), b.outlines(), m.index_a[matched_rows], m.index_b[matched_rows],
+                                tolerances=cfg.tolerances)
+        for name, values in columns.items():
+            metrics[name] = np.full(rows, np.nan)
+            metrics[name][matched_rows] = values
     matched_iou = m.iou[matched_rows]
     image_codes, image_ious = (_image_iou(a, b, inter, area_a, area_b) if (a.panoptic and b.panoptic)
                                or outline_pairs is not None else (np.zeros(0, np.int64), np.zeros(0)))
     image_row = {
-        "objects_a": int((~a.entry.crowd).sum()), "objects_b": int((~b.entry.crowd).sum()),
+        "objects_a": int((~a.crowd).sum()), "objects_b": int((~b.crowd).sum()),
         "matched": len(matched_rows), "missing": m.count(MISSING), "extra": m.count(EXTRA),
         "ignored": m.count(IGNORED), "label_disagreements": int(m.label_disagreement.sum()),
         "mask_iou_mean": float(matched_iou.mean()) if len(matched_iou) else math.nan,
@@ -563,26 +438,51 @@ def _compare_pair(a: _Decoded, b: _Decoded, cfg: _Config, outline_pairs, referen
         image_row.update(pq=summary["pq"], sq=summary["sq"], rq=summary["rq"])
     return {
         "rows": {
-            "index_a": np.where(m.index_a >= 0, a.entry.indices[np.maximum(m.index_a, 0)], -1) if len(
-                a.entry.indices) else m.index_a,
-            "index_b": np.where(m.index_b >= 0, b.entry.indices[np.maximum(m.index_b, 0)], -1) if len(
-                b.entry.indices) else m.index_b,
+            "index_a": np.where(m.index_a >= 0, a.indices[np.maximum(m.index_a, 0)], -1) if len(
+                a.indices) else m.index_a,
+            "index_b": np.where(m.index_b >= 0, b.indices[np.maximum(m.index_b, 0)], -1) if len(
+                b.indices) else m.index_b,
             "status": m.status, "iou": m.iou, "best_iou": m.best_iou, "intersection": m.intersection,
             "area_a": np.where(m.index_a >= 0, area_a[np.maximum(m.index_a, 0)], 0) if len(area_a) else
             np.zeros(rows, np.int64),
             "area_b": np.where(m.index_b >= 0, area_b[np.maximum(m.index_b, 0)], 0) if len(area_b) else
             np.zeros(rows, np.int64),
             "label_disagreement": m.label_disagreement, "crowd_share": m.crowd_share,
+            **_side(a, m.index_a, "a"), **_side(b, m.index_b, "b"),
         },
         "metrics": metrics,
         "image": image_row,
         "pq": None if counts is None else (counts.categories, counts.tp, counts.fp, counts.fn, counts.iou_sum),
         "image_iou": (image_codes, image_ious),
+        "intersections": (inter, area_a, area_b),  # for the rules' matching of the same objects (qa.task)
     }
 
 
-def _compare_image(task: _Task, cfg: _Config, outline_pairs) -> list[tuple[int, dict]]:
-    decoded = {e.annotator: _Decoded(e, task.height, task.width, cfg.max_pixels) for e in task.entries}
+def _side(d: Decoded, index: np.ndarray, side: str) -> dict:
+    """What one side of each row points at: the object's category code, file, source index and source id
+    (-1 or None where the row has no object on that side)."""
+    n = len(index)
+    has = index >= 0
+    k = np.maximum(index, 0)
+    category = np.where(has, d.categories[k], -1) if len(d.categories) else np.full(n, -1, np.int64)
+    files = np.full(n, None, object)
+    source_index = np.full(n, -1, np.int64)
+    source_id = np.full(n, None, object)
+    for r in np.flatnonzero(has).tolist():
+        src = d.objects[int(index[r])].source
+        files[r] = src.file
+        if src.index is not None:
+            source_index[r] = src.index
+        source_id[r] = src.id
+    return {f"category_{side}": category, f"file_{side}": files, f"source_index_{side}": source_index,
+            f"source_id_{side}": source_id}
+
+
+def compare_image(decoded: dict[str, Decoded], cfg: _Config, outline_pairs) -> list[tuple[int, dict]]:
+    """Every annotator pair of one image: ``[(pair code, result)]`` for the pairs of ``decoded`` (the
+    comparable :class:`qa.engine._decoded.Decoded` labels of the image's annotators, two or more), each
+    result holding the pair's object rows, its image row, PQ counts and image-level IoU per category.
+    With a plan (``cfg.plan``), only its pairs of the image, PQ with the reference as the ground truth."""
     out = []
     plan = cfg.plan
     pairs = itertools.combinations(sorted(decoded), 2) if plan is None else plan.image_pairs(decoded)
@@ -592,19 +492,21 @@ def _compare_image(task: _Task, cfg: _Config, outline_pairs) -> list[tuple[int, 
     return out
 
 
-def _compare_chunk(tasks: list[_Task], cfg: _Config) -> dict:
-    """Compare a chunk of images; return its results as column arrays (cheap to pickle and keep)."""
-    outline_pairs = _boundary_function() if cfg.boundary else None
+def comparable(labels: dict[str, Decoded]) -> dict[str, Decoded]:
+    """The labels of an image the comparison can read (panoptic exports whose id map was read)."""
+    return {name: d for name, d in labels.items() if d.comparable}
+
+
+def chunk_columns(keys, results: list[tuple[int, int, dict]]) -> dict:
+    """One chunk's comparison as column arrays (cheap to pickle and keep): ``results`` are ``(position of
+    the image in keys, pair code, result)`` in image order; see :meth:`qa.engine.tables.Tables.add`."""
     obj: dict[str, list] = {}
     image_rows: list[dict] = []
     pq: list[tuple] = []  # per image and pair, summed by the parent in image order (not per chunk)
     image_iou: list[tuple] = []  # (pair code, category codes, IoUs) per image, summed by the parent in order
     metric_names: dict[str, None] = {}  # insertion-ordered: the same columns in every process
-    results = []
-    for task in tasks:
-        for code, res in _compare_image(task, cfg, outline_pairs):
-            results.append((task.position, code, res))
-            metric_names.update(dict.fromkeys(res["metrics"]))
+    for _position, _code, res in results:
+        metric_names.update(dict.fromkeys(res["metrics"]))
     for position, code, res in results:
         n = len(res["rows"]["status"])
         obj.setdefault("position", []).append(np.full(n, position, np.int64))
@@ -619,13 +521,29 @@ def _compare_chunk(tasks: list[_Task], cfg: _Config) -> dict:
         cats, values = res["image_iou"]
         image_iou.append((code, cats, values))
     return {
-        "images": len(tasks),
+        "keys": tuple(keys),
         "obj": {k: np.concatenate(v) if v else np.zeros(0) for k, v in obj.items()},
         "img": {k: np.asarray([r.get(k, math.nan) for r in image_rows])
                 for k in dict.fromkeys(k for r in image_rows for k in r)},
         "pq": pq,
         "image_iou": image_iou,
     }
+
+
+def _compare_chunk(chunk, cfg: _Config) -> dict:
+    """Compare a chunk of images (:class:`qa.engine.chunks.Chunk`); its results as column arrays."""
+    from qa.engine._decoded import grouped_objects, image_labels
+
+    batch = chunk.load()
+    outline_pairs = _boundary_function() if cfg.boundary else None
+    codes = {c: k for k, c in enumerate(cfg.categories)}
+    grouped = grouped_objects(batch)
+    results = []
+    for position, key in enumerate(chunk.keys):
+        decoded = comparable(image_labels(batch, key, codes, cfg.max_pixels, grouped))
+        if len(decoded) >= 2:
+            results.extend((position, code, res) for code, res in compare_image(decoded, cfg, outline_pairs))
+    return chunk_columns(chunk.keys, results)
 
 
 # --- driving the work ---------------------------------------------------------------------------------
@@ -692,622 +610,21 @@ def compare_batch(batch: Batch, *, tolerances=(1, 2, 4), iou_threshold: float = 
     >>> comparison = compare_batch(qa.load("a=a.json", "b=b.json"), workers=1)  # doctest: +SKIP
     >>> comparison.scores.query("scope == 'annotator_pair'")  # doctest: +SKIP
     """
-    from qa.errors import ConfigError
+    from qa.engine.chunks import chunks_of
 
-    tolerances = tuple(float(t) if not float(t).is_integer() else int(t) for t in tolerances)
-    if not tolerances or any(not t > 0 for t in tolerances):
-        raise ConfigError(f"tolerances must be positive pixel distances, got {tolerances}")
-    if not 0 < iou_threshold <= 1:
-        raise ConfigError(f"iou_threshold must lie in (0, 1], got {iou_threshold}")
-    names = sorted(batch.annotators)
-    pair_list = list(itertools.combinations(names, 2))
-    if plan is not None:  # only the pairs the plan compares somewhere
-        planned = {p for key in batch.images for p in plan.image_pairs(batch.coverage.get(key, ()))}
-        pair_list = [p for p in pair_list if p in planned]
-    categories = category_list(batch)
-    codes = {c: k for k, c in enumerate(categories)}
-    boundary = _boundary_function() is not None
-    cfg = _Config(pairs={p: k for k, p in enumerate(pair_list)}, tolerances=tolerances,
-                  iou_threshold=float(iou_threshold), max_pixels=max_pixels or Limits().max_pixels,
-                  boundary=boundary, plan=plan)
-    total = sum(1 for key in batch.images if len(batch.coverage.get(key, ())) >= 2)
+    cfg = compare_config(batch, tolerances=tolerances, iou_threshold=iou_threshold, max_pixels=max_pixels,
+                         plan=plan)
+    keys = [key for key in batch.images if len(batch.coverage.get(key, ())) >= 2]
+    total = len(keys)
     size, workers = _pool.plan(total, workers, executor)
     done = 0
     if progress:
         progress("compare", 0, total)
-    tables = _Tables(batch, pair_list, categories, cfg, spill_dir=spill_dir)
-    for part in _pool.run_chunks(_compare_chunk, _pool.chunks(_tasks(batch, codes), size), cfg, workers,
+    tables = comparison_tables(batch, cfg, spill_dir=spill_dir)
+    for part in _pool.run_chunks(_compare_chunk, chunks_of(batch, _pool.chunks(keys, size)), cfg, workers,
                                  executor):
-        done += part["images"]
+        done += len(part["keys"])
         tables.add(part)  # compacted (or written out) at once; the chunk's arrays are dropped
         if progress:
             progress("compare", done, total)
-    comparison = tables.finish()
-    if plan is not None:
-        comparison.settings["pairs"] = plan.pairs
-        comparison.settings["reference_pairs"] = {f"{a}|{b}": side for a, b in pair_list
-                                                  if (side := plan.reference_side(a, b)) is not None}
-        sided = len(comparison.settings["reference_pairs"])
-        comparison.settings["pq_form"] = ("reference" if sided == len(pair_list) and sided else
-                                          "mixed" if sided else "symmetric")
-    return comparison
-
-
-# --- tables (parent side) -----------------------------------------------------------------------------
-
-_OBJECT_COLUMNS = ("position", "pair", "index_a", "index_b", "status", "iou", "best_iou", "intersection",
-                   "area_a", "area_b", "label_disagreement", "crowd_share")
-_IMAGE_COUNTS = ("objects_a", "objects_b", "matched", "missing", "extra", "ignored", "label_disagreements")
-_SPILL_ROWS = 50_000
-"""Object rows gathered before a spilled part is written."""
-_COUNT_COLUMN = re.compile(r"(_n|^biou_intersection|^biou_union|_matched_.*)$")
-"""Boundary columns that hold pixel counts (stored as float32 when every image has fewer than 2^24
-pixels, which holds them exactly; NaN where the row is not a matched pair)."""
-
-
-def _code_dtype(n: int):
-    """The smallest signed integer type for category codes ``-1 .. n - 1`` (pandas' own choice)."""
-    for dtype in (np.int8, np.int16, np.int32):
-        if n < np.iinfo(dtype).max:
-            return dtype
-    return np.int64
-
-
-def _categorical(codes: np.ndarray, labels: list):
-    import pandas as pd
-
-    return pd.Categorical.from_codes(codes, categories=pd.Index(labels, dtype=object), validate=False)
-
-
-def _nullable_int(values: np.ndarray, valid: np.ndarray):
-    """A nullable integer array from values (any content where not valid) and the valid flags."""
-    import pandas as pd
-
-    values = np.where(valid, values, 0).astype(values.dtype, copy=False)
-    cls = pd.arrays.IntegerArray
-    return cls(values, ~np.asarray(valid, dtype=bool))
-
-
-class _Meta:
-    """Per annotator, what each object row points at: category, file and source codes (one lookup table
-    per annotator, shared by both sides of every pair).
-
-    Source ids are coded row by row instead (:meth:`source_id_codes`), in a table of the ids seen since
-    :meth:`forget_source_ids`: they are usually distinct for every object, so a batch-wide table of them
-    would grow with the batch even when the result tables are spilled to disk part by part.
-    """
-
-    def __init__(self, batch: Batch, categories: list[str]):
-        self.batch = batch
-        self.category_codes = {c: k for k, c in enumerate(categories)}
-        self.files: dict[str, int] = {}
-        self._tables: dict[str, tuple] = {}
-        self.source_ids: dict[str, int] = {}
-
-    def table(self, annotator: str) -> tuple:
-        """``(category codes, file codes, source indices)`` of the annotator's objects."""
-        if annotator not in self._tables:
-            objects = self.batch.exports[annotator].objects
-            n = len(objects)
-            # 16 bytes per object of the batch: with spilled tables, the only memory of the engine that grows
-            # (an export file holds fewer than 2^31 objects)
-            cat = np.empty(n, np.int32)
-            file_code = np.empty(n, np.int32)
-            src_index = np.full(n, -1, np.int32)
-            for k, o in enumerate(objects):
-                cat[k] = self.category_codes[o.category]
-                file_code[k] = self.files.setdefault(o.source.file, len(self.files))
-                if o.source.index is not None:
-                    src_index[k] = o.source.index
-            self._tables[annotator] = (cat, file_code, src_index)
-        return self._tables[annotator]
-
-    def source_id_values(self, annotator: str, index: np.ndarray) -> list:
-        """The source ids of the annotator's objects ``index`` (None where an object has none)."""
-        objects = self.batch.exports[annotator].objects
-        return [objects[k].source.id for k in index.tolist()]
-
-    def source_id_codes(self, values) -> np.ndarray:
-        """Codes in :attr:`source_ids` of source ids (as text; -1 for None), new ids numbered in the
-        order given."""
-        ids = self.source_ids
-        return np.fromiter((-1 if sid is None else ids.setdefault(str(sid), len(ids)) for sid in values),
-                           dtype=np.int32, count=len(values))
-
-    def forget_source_ids(self) -> None:
-        """Start a new table of source ids (the rows coded so far are written out)."""
-        self.source_ids = {}
-
-
-class _Tables:
-    """Builds ``object_pairs`` and ``image_pairs`` from the chunks' column arrays as they arrive.
-
-    Each chunk is turned at once into compact columns (category codes, int32 where exact, float32 pixel
-    counts where exact), appended to the tables' block-backed columns (:class:`_Column`) and dropped.
-    In memory, every column is joined once at the end, its blocks released as they are copied, so the
-    tables exist in one copy (plus one column). With ``spill_dir``, parts of about ``_SPILL_ROWS`` rows
-    are written to Parquet and released.
-    """
-
-    def __init__(self, batch: Batch, pair_list, categories: list[str], cfg: _Config, spill_dir=None):
-        from qa.engine.match import STATUS
-
-        self.batch = batch
-        self.pair_list = pair_list
-        self.categories = categories
-        self.cfg = cfg
-        self.images = list(batch.images)
-        self.names = sorted({x for p in pair_list for x in p})
-        self.pair_keys = [f"{a}|{b}" for a, b in pair_list]
-        self.code_a = np.array([self.names.index(a) for a, _ in pair_list] or [0], dtype=np.int64)
-        self.code_b = np.array([self.names.index(b) for _, b in pair_list] or [0], dtype=np.int64)
-        self.status = list(STATUS)
-        self.meta = _Meta(batch, categories)
-        for name in sorted(batch.exports):  # every code table made up front: categories stable over parts
-            self.meta.table(name)
-        pixels = max((i.height * i.width for i in batch.images.values()), default=0)
-        self.int_type = np.int32 if pixels < 2 ** 31 else np.int64
-        self.count_type = np.float32 if pixels < 2 ** 24 else np.float64
-        self.max_objects = max((len(e.objects) for e in batch.exports.values()), default=0)
-        self.index_type = np.int32 if self.max_objects < 2 ** 31 else np.int64
-        self.spill = None if spill_dir is None else _Spill(spill_dir)
-        self.boundary_names: dict[str, None] = {}
-        if self.spill is not None and cfg.boundary:  # fixed columns: every part has the same schema
-            self.boundary_names.update(dict.fromkeys(_boundary_names(cfg.tolerances)))
-        self.obj = _Table()
-        self.img = _Table()
-        self.buffered = 0
-        self.pq: dict[int, dict] = {}
-        self.image_iou: dict[int, dict] = {}  # pair code -> {category code: [sum, n]}
-        self.image_iou_pairs = np.zeros((len(pair_list), 2), np.float64)  # per pair: sum, images with a value
-        self.images_per_pair = np.zeros(len(pair_list), np.int64)
-
-    # -- per chunk --
-
-    def add(self, part: dict) -> None:
-        obj, img = part.pop("obj"), part.pop("img")
-        if self.spill is None:
-            self.boundary_names.update(dict.fromkeys(k for k in obj if k not in _OBJECT_COLUMNS))
-        n = len(obj["pair"]) if "pair" in obj else 0
-        if n:
-            self.obj.append(self._compact_objects(obj, n), self.count_type)
-        if img:
-            values = img.get("image_iou_mean")
-            if values is not None:
-                valid = ~np.isnan(values)
-                pair_codes = img["pair"].astype(np.int64)[valid]
-                np.add.at(self.image_iou_pairs[:, 0], pair_codes, values[valid])
-                np.add.at(self.image_iou_pairs[:, 1], pair_codes, 1)
-            self.img.append(self._compact_images(img), self.count_type)
-            np.add.at(self.images_per_pair, img["pair"].astype(np.int64), 1)
-        # summed image by image in batch order, so the float sums do not depend on the chunks
-        for code, cats, values in part.get("image_iou", ()):
-            total = self.image_iou.setdefault(code, {})
-            for c, value in zip(cats.tolist(), values.tolist()):
-                t = total.setdefault(c, [0.0, 0])
-                t[0] += value
-                t[1] += 1
-        for code, cats, tp, fp, fn, iou in part["pq"]:
-            total = self.pq.setdefault(code, {})
-            for k, c in enumerate(cats.tolist()):
-                t = total.setdefault(c, [0, 0, 0, 0.0])
-                t[0] += int(tp[k])
-                t[1] += int(fp[k])
-                t[2] += int(fn[k])
-                t[3] += float(iou[k])
-        self.buffered += n
-        if self.spill is not None and self.buffered >= _SPILL_ROWS:
-            self._write_part()
-
-    def _compact_objects(self, obj: dict, n: int) -> dict:
-        pair = obj.pop("pair").astype(np.int64, copy=False)
-        out = {"image": obj.pop("position").astype(_code_dtype(len(self.images))),
-               "pair": pair.astype(_code_dtype(len(self.pair_keys))),
-               "annotator_a": self.code_a[pair].astype(_code_dtype(len(self.names))),
-               "annotator_b": self.code_b[pair].astype(_code_dtype(len(self.names))),
-               "status": obj.pop("status").astype(np.int8)}
-        index_a = obj.pop("index_a").astype(np.int64, copy=False)
-        index_b = obj.pop("index_b").astype(np.int64, copy=False)
-        side_a = self._side(pair, index_a, 0)
-        side_b = self._side(pair, index_b, 1)
-        # source ids coded row by row, a then b, so that their table's order is the same whatever the
-        # chunks (and so the executor) were
-        both = np.empty(2 * n, object)
-        both[0::2], both[1::2] = side_a.pop("source_id"), side_b.pop("source_id")
-        codes = self.meta.source_id_codes(both)
-        side_a["source_id"], side_b["source_id"] = codes[0::2], codes[1::2]
-        out["object_index_a"] = index_a.astype(self.index_type)
-        out["object_index_b"] = index_b.astype(self.index_type)
-        out["category_a"], out["category_b"] = side_a["category"], side_b["category"]
-        for name, dtype in (("iou", np.float64), ("best_iou", np.float64), ("intersection", self.int_type),
-                            ("area_a", self.int_type), ("area_b", self.int_type), ("label_disagreement", bool),
-                            ("crowd_share", np.float64)):
-            out[name] = obj.pop(name).astype(dtype, copy=False)
-        for name in self.boundary_names:
-            values = obj.pop(name, None)
-            dtype = self.count_type if _COUNT_COLUMN.search(name) else np.float64
-            out[name] = np.full(n, np.nan, dtype) if values is None else values.astype(dtype, copy=False)
-        for side, columns in (("a", side_a), ("b", side_b)):
-            for key in ("file", "source_index", "source_id"):
-                out[f"{key}_{side}"] = columns[key]
-        return out
-
-    def _side(self, pair, index, which: int) -> dict:
-        """Category, file and source codes of one side of each row (-1 where the side has no object)."""
-        n = len(pair)
-        cat = np.full(n, -1, _code_dtype(len(self.categories)))
-        file_code = np.full(n, -1, np.int32)
-        src_index = np.full(n, -1, np.int64)
-        src_id = np.full(n, None, object)
-        for code, names in enumerate(self.pair_list):
-            c, f, si = self.meta.table(names[which])  # every table made in pair order: file codes fixed
-            rows = np.flatnonzero((pair == code) & (index >= 0))
-            if not len(rows):
-                continue
-            k = index[rows]
-            cat[rows] = c[k]
-            file_code[rows] = f[k]
-            src_index[rows] = si[k]
-            src_id[rows] = self.meta.source_id_values(names[which], k)
-        return {"category": cat, "file": file_code, "source_index": src_index, "source_id": src_id}
-
-    def _compact_images(self, img: dict) -> dict:
-        pair = img["pair"].astype(np.int64)
-        out = {"image": img["position"].astype(_code_dtype(len(self.images))),
-               "pair": pair.astype(_code_dtype(len(self.pair_keys))),
-               "annotator_a": self.code_a[pair].astype(_code_dtype(len(self.names))),
-               "annotator_b": self.code_b[pair].astype(_code_dtype(len(self.names)))}
-        for name in _IMAGE_COUNTS:
-            out[name] = img[name].astype(np.int32)
-        for name in ("mask_iou_mean", "image_iou_mean", "pq", "sq", "rq"):
-            out[name] = img[name].astype(np.float64)
-        for name in img:
-            if name.endswith("_mean") and name not in ("mask_iou_mean", "image_iou_mean"):
-                out[name] = img[name].astype(np.float64)
-        for name in self.boundary_names:  # the same columns in every chunk (NaN without matched pairs)
-            score = _score_name(name)
-            if score is not None and score not in out:
-                out[score] = np.full(len(pair), np.nan)
-        return out
-
-    # -- pandas wrapping (no copies of the column data) --
-
-    def object_frame(self, columns: dict):
-        import pandas as pd
-
-        files = list(self.meta.files)
-        source_ids = list(self.meta.source_ids)
-        out = {"image": _categorical(columns.pop("image"), self.images),
-               "pair": _categorical(columns.pop("pair"), self.pair_keys),
-               "annotator_a": _categorical(columns.pop("annotator_a"), self.names),
-               "annotator_b": _categorical(columns.pop("annotator_b"), self.names),
-               "status": _categorical(columns.pop("status"), self.status)}
-        for side in ("a", "b"):
-            index = columns.pop(f"object_index_{side}")
-            out[f"object_index_{side}"] = _nullable_int(index, index >= 0)
-        for side in ("a", "b"):
-            out[f"category_{side}"] = _categorical(columns.pop(f"category_{side}"), self.categories)
-        for name in list(columns):
-            if name.startswith(("file_", "source_index_", "source_id_")):
-                continue
-            out[name] = columns.pop(name)
-        for side in ("a", "b"):
-            out[f"file_{side}"] = _categorical(columns.pop(f"file_{side}"), files)
-            src_index = columns.pop(f"source_index_{side}")
-            out[f"source_index_{side}"] = _nullable_int(src_index, src_index >= 0)
-            out[f"source_id_{side}"] = _categorical(columns.pop(f"source_id_{side}"), source_ids)
-        return pd.DataFrame(out, copy=False)
-
-    def image_frame(self, columns: dict):
-        import pandas as pd
-
-        out = {"image": _categorical(columns.pop("image"), self.images),
-               "pair": _categorical(columns.pop("pair"), self.pair_keys),
-               "annotator_a": _categorical(columns.pop("annotator_a"), self.names),
-               "annotator_b": _categorical(columns.pop("annotator_b"), self.names)}
-        out.update(columns)
-        return pd.DataFrame(out, copy=False)
-
-    # -- the end --
-
-    def _write_part(self) -> None:
-        self.spill.write({"object_pairs": self.object_frame(self.obj.join(self.object_template())),
-                          "image_pairs": self.image_frame(self.img.join(self.image_template()))})
-        self.meta.forget_source_ids()
-        self.buffered = 0
-
-    def object_template(self) -> dict:
-        """Empty columns of the object table, in order (for batches without rows)."""
-        out = {name: np.zeros(0, dtype) for name, dtype in (
-            ("image", np.int8), ("pair", np.int8), ("annotator_a", np.int8), ("annotator_b", np.int8),
-            ("status", np.int8), ("object_index_a", self.index_type), ("object_index_b", self.index_type),
-            ("category_a", np.int8), ("category_b", np.int8), ("iou", np.float64), ("best_iou", np.float64),
-            ("intersection", self.int_type), ("area_a", self.int_type), ("area_b", self.int_type),
-            ("label_disagreement", bool), ("crowd_share", np.float64))}
-        for name in self.boundary_names:
-            out[name] = np.zeros(0, self.count_type if _COUNT_COLUMN.search(name) else np.float64)
-        for side in ("a", "b"):
-            out[f"file_{side}"] = np.zeros(0, np.int32)
-            out[f"source_index_{side}"] = np.zeros(0, np.int64)
-            out[f"source_id_{side}"] = np.zeros(0, np.int32)
-        return out
-
-    def image_template(self) -> dict:
-        out = {name: np.zeros(0, np.int8) for name in ("image", "pair", "annotator_a", "annotator_b")}
-        out.update({name: np.zeros(0, np.int32) for name in _IMAGE_COUNTS})
-        out.update({name: np.zeros(0, np.float64) for name in ("mask_iou_mean", "image_iou_mean", "pq", "sq", "rq")})
-        return out
-
-    def finish(self) -> Comparison:
-        if self.spill is not None:
-            if self.obj.rows or self.img.rows or not self.spill.parts:
-                self._write_part()
-            object_pairs = image_pairs = None
-            figures = self._spilled_figures()
-        else:
-            object_pairs = self.object_frame(self.obj.join(self.object_template()))
-            image_pairs = self.image_frame(self.img.join(self.image_template()))
-            figures = self._figures(object_pairs)
-        scores = self._scores(figures)
-        settings = {"tolerances": list(self.cfg.tolerances), "iou_threshold": self.cfg.iou_threshold,
-                    "boundary_metrics": bool(self.boundary_names), "pq_form": "symmetric"}
-        if self.spill is not None:
-            settings["spill_dir"] = str(self.spill.folder)
-        return Comparison(object_pairs=object_pairs, image_pairs=image_pairs, scores=scores, settings=settings,
-                          spill=self.spill, category_image_iou=self._category_image_iou())
-
-    def _category_image_iou(self):
-        """Per category, the mean image-level IoU over every image pair of every annotator pair."""
-        import pandas as pd
-
-        per_category: dict[int, list] = {}
-        for per_cat in self.image_iou.values():
-            for c, (value, n) in per_cat.items():
-                t = per_category.setdefault(c, [0.0, 0])
-                t[0] += value
-                t[1] += n
-        codes = sorted(per_category)
-        return pd.DataFrame({"category": [self.categories[c] for c in codes],
-                             "value": [per_category[c][0] / per_category[c][1] for c in codes],
-                             "n": np.asarray([per_category[c][1] for c in codes], dtype=np.int64)})
-
-    def _score_columns(self) -> dict[str, str]:
-        out = {"iou": "mask_iou_mean"}
-        for name in self.boundary_names:
-            if _score_name(name) is not None:
-                out[name] = _score_name(name)
-        return out
-
-    def _figures(self, object_pairs) -> dict:
-        """Per annotator pair: status counts, label disagreements and each figure's mean over the matched
-        pairs (with the number of values)."""
-        from qa.engine.match import EXTRA, IGNORED, MATCHED, MISSING
-
-        pair = object_pairs["pair"].cat.codes.to_numpy()
-        status = object_pairs["status"].cat.codes.to_numpy()
-        label = object_pairs["label_disagreement"].to_numpy()
-        out = {}
-        for code in range(len(self.pair_keys)):
-            in_pair = pair == code
-            matched = in_pair & (status == MATCHED)
-            counts = {"matched": int(matched.sum()), "missing": int((in_pair & (status == MISSING)).sum()),
-                      "extra": int((in_pair & (status == EXTRA)).sum()),
-                      "ignored": int((in_pair & (status == IGNORED)).sum()),
-                      "label_disagreements": int((in_pair & label).sum())}
-            values = {metric: _mean(object_pairs[name].to_numpy()[matched])
-                      for name, metric in self._score_columns().items()}
-            out[code] = (counts, values)
-        return out
-
-    def _spilled_figures(self) -> dict:
-        """:meth:`_figures` read back from the Parquet parts, part by part and one column at a time, so
-        that only one figure's matched values are in memory at once (the same values in the same order
-        as in memory, hence the same means to the bit)."""
-        import pyarrow.parquet as pq
-
-        from qa.engine.match import STATUS
-
-        parts = sorted((self.spill.folder / "object_pairs").glob("part-*.parquet"))
-        n = len(self.pair_keys)
-        counts = [dict.fromkeys(("matched", "missing", "extra", "ignored", "label_disagreements"), 0)
-                  for _ in range(n)]
-        values: list[dict] = [{} for _ in range(n)]
-        names = list(self._score_columns().items())
-        for step in range(len(names) + 1):
-            pieces: list[list] = [[] for _ in range(n)]
-            for path in parts:
-                columns = ["pair", "status"] + (["label_disagreement"] if step == 0 else [names[step - 1][0]])
-                table = pq.read_table(path, columns=columns)
-                pair = table.column("pair").to_pandas().astype(object).to_numpy()
-                status = table.column("status").to_pandas().astype(object).to_numpy()
-                for code, key in enumerate(self.pair_keys):
-                    in_pair = pair == key
-                    matched = in_pair & (status == STATUS[0])
-                    if step == 0:
-                        for label, name in zip(STATUS, ("matched", "missing", "extra", "ignored")):
-                            counts[code][name] += int((in_pair & (status == label)).sum())
-                        label = table.column("label_disagreement").to_numpy()
-                        counts[code]["label_disagreements"] += int((in_pair & label).sum())
-                    else:
-                        column = table.column(names[step - 1][0]).to_numpy()
-                        pieces[code].append(column[matched].astype(np.float64, copy=False))
-                del table
-            if step:
-                metric = names[step - 1][1]
-                for code in range(n):
-                    values[code][metric] = _mean(np.concatenate(pieces[code]) if pieces[code]
-                                                 else np.zeros(0, np.float64))
-            del pieces
-        return {code: (counts[code], values[code]) for code in range(n)}
-
-    def _scores(self, figures: dict):
-        import pandas as pd
-
-        from qa.engine.panoptic import pq_summary
-
-        isthing = {k: self.batch.categories[c].isthing if c in self.batch.categories else True
-                   for k, c in enumerate(self.categories)}
-        records: list[tuple] = []
-        means: dict[str, list[float]] = {}
-        for code, key in enumerate(self.pair_keys):
-            counts, values_by_metric = figures[code]
-            n_images = int(self.images_per_pair[code])
-            records.append(("annotator_pair", key, "images", n_images, n_images))
-            for metric in ("matched", "missing", "extra", "ignored", "label_disagreements"):
-                records.append(("annotator_pair", key, metric, counts[metric], n_images))
-            for metric, (value, count) in values_by_metric.items():
-                records.append(("annotator_pair", key, metric, value, count))
-                means.setdefault(metric, []).append(value)
-            total, n = self.image_iou_pairs[code]
-            value = total / n if n else math.nan
-            records.append(("annotator_pair", key, "image_iou_mean", value, int(n)))
-            means.setdefault("image_iou_mean", []).append(value)
-            if code in self.pq:
-                summary = pq_summary(self.pq[code], isthing=isthing)
-                for metric in ("pq", "sq", "rq"):
-                    records.append(("annotator_pair", key, metric, summary["all"][metric], summary["all"]["n"]))
-                    means.setdefault(metric, []).append(summary["all"][metric])
-                records.append(("annotator_pair", key, "pq_things", summary["things"]["pq"],
-                                summary["things"]["n"]))
-                records.append(("annotator_pair", key, "pq_stuff", summary["stuff"]["pq"], summary["stuff"]["n"]))
-        for metric in ("matched", "missing", "extra", "ignored", "label_disagreements"):
-            records.append(("batch", "", metric,
-                            sum(r[3] for r in records if r[0] == "annotator_pair" and r[2] == metric),
-                            len(self.pair_keys)))
-        for metric, values in means.items():
-            values = [v for v in values if v == v]
-            records.append(("batch", "", metric, float(np.mean(values)) if values else math.nan, len(values)))
-        scores = pd.DataFrame.from_records(records, columns=["scope", "key", "metric", "value", "n"])
-        scores["value"] = scores["value"].astype(np.float64)
-        scores["n"] = scores["n"].astype(np.int64)
-        return scores
-
-
-class _Column:
-    """One column of a result table, filled chunk by chunk, joined once.
-
-    The values go into blocks of anonymous memory (``mmap``) that grow from 64 KiB to 4 MiB. Joining
-    copies the blocks into one array and unmaps each block as soon as it is copied, so its memory goes
-    back to the system at once: the column never exists twice, and the many small chunk arrays that
-    came before leave no fragmented heap behind.
-    """
-
-    __slots__ = ("dtype", "blocks", "used", "length")
-
-    def __init__(self, dtype):
-        self.dtype = np.dtype(dtype)
-        self.blocks: list = []  # (mmap, array view)
-        self.used = 0  # values in the last block
-        self.length = 0
-
-    def append(self, values: np.ndarray) -> None:
-        import mmap
-
-        values = np.asarray(values, dtype=self.dtype)
-        k = 0
-        while k < len(values):
-            if not self.blocks or self.used == len(self.blocks[-1][1]):
-                size = min(4 << 20, (64 << 10) << min(len(self.blocks), 6))
-                block = mmap.mmap(-1, size)
-                self.blocks.append((block, np.frombuffer(block, dtype=self.dtype)))
-                self.used = 0
-            view = self.blocks[-1][1]
-            take = min(len(values) - k, len(view) - self.used)
-            view[self.used:self.used + take] = values[k:k + take]
-            self.used += take
-            k += take
-        self.length += len(values)
-
-    def pad(self, n: int) -> None:
-        """Append ``n`` missing values (NaN; the column is a float one)."""
-        self.append(np.full(n, np.nan, self.dtype))
-
-    def join(self) -> np.ndarray:
-        out = np.empty(self.length, self.dtype)
-        pos = 0
-        while self.blocks:
-            block, view = self.blocks.pop(0)
-            take = min(len(view), self.length - pos)
-            out[pos:pos + take] = view[:take]
-            pos += take
-            del view
-            block.close()
-        self.length = 0
-        return out
-
-
-class _Table:
-    """Columns of one result table filled chunk by chunk (see :class:`_Column`)."""
-
-    def __init__(self):
-        self.columns: dict[str, _Column] = {}
-        self.rows = 0
-
-    def append(self, chunk: dict, count_type) -> None:
-        n = len(next(iter(chunk.values())))
-        for name, values in chunk.items():
-            if name not in self.columns:  # a boundary figure first seen now: NaN on the rows before
-                dtype = values.dtype if self.rows == 0 else (
-                    count_type if _COUNT_COLUMN.search(name) else np.float64)
-                self.columns[name] = _Column(dtype)
-                if self.rows:
-                    self.columns[name].pad(self.rows)
-            self.columns[name].append(values)
-        for name, column in self.columns.items():
-            if name not in chunk:
-                column.pad(n)
-        self.rows += n
-
-    def join(self, template: dict) -> dict:
-        """One array per column (``template``'s empty columns when no row came)."""
-        if not self.columns:
-            return template
-        out = {name: column.join() for name, column in self.columns.items()}
-        self.columns = {}
-        self.rows = 0
-        return out
-
-
-def _mean(values: np.ndarray) -> tuple[float, int]:
-    """Mean of the values that are not NaN (NaN when none) and their number."""
-    values = values[~np.isnan(values)]
-    return (float(values.mean()) if len(values) else math.nan), len(values)
-
-
-def _boundary_names(tolerances) -> list[str]:
-    """The columns :func:`qa.engine.boundary.boundary_pair` returns at these tolerances, in order."""
-    from qa.engine.boundary import boundary_pair
-
-    one = np.ones((1, 1), np.uint8)
-    return list(boundary_pair(one, one, tolerances=tolerances))
-
-
-class _Spill:
-    """Parquet parts of the result tables in a folder: ``object_pairs/part-00000.parquet``, ...,
-    ``image_pairs/part-00000.parquet``, ..."""
-
-    def __init__(self, folder):
-        from pathlib import Path
-
-        self.folder = Path(folder)
-        self.parts = 0
-        for name in ("object_pairs", "image_pairs"):
-            sub = self.folder / name
-            sub.mkdir(parents=True, exist_ok=True)
-            for old in sub.glob("part-*.parquet"):  # a folder reused for a new run: no stale parts
-                old.unlink()
-
-    def write(self, frames: dict) -> None:
-        """Write one part of each table (large categories cut to the values present in the part)."""
-        for table, frame in frames.items():
-            for name in ("image", "file_a", "file_b", "source_id_a", "source_id_b"):
-                if name in frame:
-                    frame[name] = frame[name].cat.remove_unused_categories()
-            frame.to_parquet(self.folder / table / f"part-{self.parts:05d}.parquet", engine="pyarrow", index=False)
-        self.parts += 1
-
-    def read(self, table: str):
-        """The whole table (its parts in order)."""
-        import pandas as pd
-
-        return pd.read_parquet(self.folder / table, engine="pyarrow")
+    return tables.finish()

@@ -119,101 +119,71 @@ def category_codes(batch: Batch) -> list[str]:
 
 
 @dataclass(slots=True)
-class _Entry:
-    annotator: str
-    png: str | None        # panoptic PNG, or None for label maps
-    ids: np.ndarray        # panoptic segment ids
-    classes: np.ndarray    # class index per object (or segment); -1 for void
-    rles: list             # label maps: one RLE per object
-    unlabelled: int = -1   # class of pixels no object covers (-1, or the background of binary masks)
-
-
-@dataclass(slots=True)
-class _Task:
-    image: str
-    height: int
-    width: int
-    entries: list
-
-
-@dataclass(slots=True)
 class _Config:
     n: int
     names: list
     tolerances: tuple
     max_pixels: int
+    unlabelled: dict       # annotator (of a semantic export) -> class of pixels no object covers (-1 or background)
 
 
-def _tasks(batch: Batch, codes: dict[str, int]):
-    from qa.engine._masks import object_rle
+def semantic_config(batch: Batch, *, tolerances=(1, 2, 4), max_pixels: int | None = None) -> _Config:
+    """The semantic comparison's settings for a batch (checked): class codes, tolerances, and the
+    annotators whose exports label pixels with classes. Raises :class:`qa.errors.ConfigError` on a
+    tolerance that is not positive."""
+    from qa.errors import ConfigError
 
-    per: dict[str, dict[str, list[int]]] = {}
-    for name, export in batch.exports.items():
-        if export.format not in SEMANTIC_FORMATS:
-            continue
-        grouped: dict[str, list[int]] = {}
-        for k, obj in enumerate(export.objects):
-            grouped.setdefault(obj.image, []).append(k)
-        per[name] = grouped
-    for key, image in batch.images.items():
-        entries = []
-        for name in sorted(batch.coverage.get(key, ())):
-            if name not in per:
-                continue
-            export = batch.exports[name]
-            objs = [export.objects[k] for k in per[name].get(key, [])]
-            void = [bool(o.attributes.get("void")) for o in objs]
-            classes = np.asarray([-1 if v else codes[o.category] for o, v in zip(objs, void)], dtype=np.int32)
-            if export.format == "coco_panoptic":
-                png = export.id_maps.get(key)
-                if png is None:
-                    continue  # the id map could not be read at load (a finding says why)
-                entries.append(_Entry(name, str(png), np.asarray([o.segment_id for o in objs], np.int64),
-                                      classes, []))
-            else:
-                rles = [object_rle(o, image.height, image.width) for o in objs]
-                unlabelled = codes[BACKGROUND] if export.format == "binary_masks" else -1
-                entries.append(_Entry(name, None, np.zeros(0, np.int64), classes, rles, unlabelled))
-        if len(entries) >= 2:
-            yield _Task(key, image.height, image.width, entries)
+    tolerances = tuple(float(t) for t in tolerances)
+    if not tolerances or any(not t > 0 for t in tolerances):
+        raise ConfigError(f"tolerances must be positive pixel distances, got {tolerances}")
+    names = category_codes(batch)
+    background = names.index(BACKGROUND) if BACKGROUND in names else -1
+    unlabelled = {name: (background if e.format == "binary_masks" else -1) for name, e in batch.exports.items()
+                  if e.format in SEMANTIC_FORMATS}
+    return _Config(n=len(names), names=names, tolerances=tolerances, max_pixels=max_pixels or Limits().max_pixels,
+                   unlabelled=unlabelled)
 
 
-def class_map(entry: _Entry, height: int, width: int, max_pixels: int) -> np.ndarray:
+def class_map(labels, unlabelled: int = -1) -> np.ndarray:
     """One annotator's class map of one image: int32 ``(height, width)`` class indices, -1 unlabelled.
+
+    ``labels`` is the annotator's :class:`qa.engine._decoded.Decoded` labels of the image (category codes
+    of :func:`category_codes`); ``unlabelled`` the class of pixels no object covers (:data:`BACKGROUND`'s
+    code for binary masks, -1 for label maps).
 
     Label-map objects are painted in export order (one image's classes are disjoint, so the order
     only matters for overlapping binary instance masks: the later one wins); void objects are painted
-    last, as -1. Pixels no object covers are -1 in label maps and :data:`BACKGROUND` in binary masks.
-    Panoptic segments take their category's index; pixels of id 0 or of an id without a segment are -1.
+    last, as -1. Panoptic segments take their category's index; pixels of id 0 or of an id without a
+    segment are -1.
     """
-    if entry.png is not None:
+    height, width = labels.shape
+    classes = labels.categories.astype(np.int32)
+    if labels.void is not None:
+        classes = np.where(labels.void, -1, classes).astype(np.int32)
+    if labels.panoptic:
         from qa.errors import InputError
-        from qa.formats.coco_panoptic import read_id_map
 
-        id_map = read_id_map(Path(entry.png), Limits(max_pixels=max_pixels))
+        id_map = labels.id_map
         if id_map.shape != (height, width):
             raise InputError(f"panoptic PNG is {id_map.shape[0]}x{id_map.shape[1]}, the image "
-                             f"{height}x{width}", path=entry.png)
+                             f"{height}x{width}", path=labels.png)
         out = np.full((height, width), -1, dtype=np.int32)
-        if len(entry.ids):
-            order = np.argsort(entry.ids, kind="stable")
-            ids = entry.ids[order]
+        if len(labels.seg_ids):
+            order = np.argsort(labels.seg_ids, kind="stable")
+            ids = labels.seg_ids[order]
             pos = np.minimum(np.searchsorted(ids, id_map), len(ids) - 1)
             known = (ids[pos] == id_map) & (id_map != 0)
-            out[known] = entry.classes[order][pos[known]]
+            out[known] = classes[order][pos[known]]
         return out
-    from qa.engine._masks import rle_crops
-
-    out = np.full((height, width), entry.unlabelled, dtype=np.int32)
-    if not entry.rles:
+    out = np.full((height, width), unlabelled, dtype=np.int32)
+    if not len(labels.objects):
         return out
-    crops = rle_crops(entry.rles, height, width)
-    order = [k for k in range(len(crops)) if entry.classes[k] >= 0] + \
-            [k for k in range(len(crops)) if entry.classes[k] < 0]
+    crops = labels.crops()
+    order = [k for k in range(len(crops)) if classes[k] >= 0] + [k for k in range(len(crops)) if classes[k] < 0]
     for k in order:
         crop, (x0, y0) = crops.crop(k)
         if crop.size:
-            out[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]][crop != 0] = entry.classes[k]
+            out[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]][crop != 0] = classes[k]
     return out
 
 
@@ -320,23 +290,69 @@ def _interface_rows(maps: dict, interfaces: dict, cfg: _Config) -> list:
     return rows
 
 
-def _compare_image(task: _Task, cfg: _Config) -> tuple[list, list]:
-    maps = {e.annotator: class_map(e, task.height, task.width, cfg.max_pixels) for e in task.entries}
+def semantic_labels(labels: dict, cfg: _Config) -> dict:
+    """The labels of an image the semantic comparison reads: annotators whose export labels pixels with
+    classes (:data:`SEMANTIC_FORMATS`), panoptic id maps that could be read."""
+    return {name: d for name, d in labels.items() if name in cfg.unlabelled and d.comparable}
+
+
+def semantic_image(key: str, labels: dict, cfg: _Config) -> tuple[list, list]:
+    """The class rows and interface rows of one image, from two or more annotators' labels
+    (:func:`semantic_labels`)."""
+    maps = {name: class_map(d, cfg.unlabelled[name]) for name, d in labels.items()}
     edges = {name: _edge_lists(m, cfg.n) for name, m in maps.items()}
     present = {name: _present(maps[name], edges[name][0], cfg.n) for name in maps}
-    class_rows = [(task.image,) + row for row in _class_rows(maps, present, {a: e[0] for a, e in edges.items()}, cfg)]
-    interface_rows = [(task.image,) + row
+    class_rows = [(key,) + row for row in _class_rows(maps, present, {a: e[0] for a, e in edges.items()}, cfg)]
+    interface_rows = [(key,) + row
                       for row in _interface_rows(maps, {a: e[1] for a, e in edges.items()}, cfg)]
     return class_rows, interface_rows
 
 
-def _compare_chunk(tasks: list[_Task], cfg: _Config) -> tuple[int, list, list]:
-    classes, interfaces = [], []
-    for task in tasks:
-        c, i = _compare_image(task, cfg)
-        classes.extend(c)
-        interfaces.extend(i)
-    return len(tasks), classes, interfaces
+def _compare_chunk(chunk, cfg: _Config) -> tuple[list, list, list]:
+    from qa.engine._decoded import grouped_objects, image_labels
+
+    batch = chunk.load()
+    codes = {c: k for k, c in enumerate(cfg.names)}
+    grouped = grouped_objects(batch)
+    classes, interfaces, compared = [], [], []
+    for key in chunk.keys:
+        labels = semantic_labels(image_labels(batch, key, codes, cfg.max_pixels, grouped), cfg)
+        if len(labels) >= 2:
+            c, i = semantic_image(key, labels, cfg)
+            classes.extend(c)
+            interfaces.extend(i)
+            compared.append(sorted(labels))
+    return compared, classes, interfaces
+
+
+class SemanticRows:
+    """The semantic comparison's reduce: every chunk's class and interface rows, in image order."""
+
+    def __init__(self, cfg: _Config):
+        self.cfg = cfg
+        self.class_rows: list = []
+        self.interface_rows: list = []
+        self.annotators: set = set()
+        self.images = 0
+
+    def add(self, compared: list, classes: list, interfaces: list) -> None:
+        self.class_rows.extend(classes)
+        self.interface_rows.extend(interfaces)
+        for names in compared:
+            self.annotators.update(names)
+        self.images += len(compared)
+
+    def finish(self) -> "SemanticComparison":
+        from qa.engine.boundary import tolerance_label
+
+        tolerances = self.cfg.tolerances
+        labels = [tolerance_label(t) for t in tolerances]
+        classes = _class_frame(self.class_rows, self.cfg.names, labels)
+        interfaces = _interface_frame(self.interface_rows, self.cfg.names, labels)
+        settings = {"tolerances": list(tolerances), "tolerance_labels": labels, "annotators": sorted(self.annotators),
+                    "images": self.images}
+        return SemanticComparison(classes=classes, interfaces=interfaces, scores=_scores(classes, tolerances),
+                                  settings=settings)
 
 
 # --- entry point --------------------------------------------------------------------------------------
@@ -395,38 +411,23 @@ def compare_semantic(batch: Batch, *, tolerances=(1, 2, 4), workers: int | None 
     >>> result = compare_semantic(qa.load(manifest="batch_labelmap.toml"), workers=1)  # doctest: +SKIP
     >>> result.class_table()  # doctest: +SKIP
     """
-    from qa.engine.boundary import tolerance_label
     from qa.engine import _pool
-    from qa.errors import ConfigError
+    from qa.engine.chunks import chunks_of
 
-    tolerances = tuple(float(t) for t in tolerances)
-    if not tolerances or any(not t > 0 for t in tolerances):
-        raise ConfigError(f"tolerances must be positive pixel distances, got {tolerances}")
-    names = category_codes(batch)
-    codes = {c: k for k, c in enumerate(names)}
-    cfg = _Config(n=len(names), names=names, tolerances=tolerances,
-                  max_pixels=max_pixels or Limits().max_pixels)
-    tasks = list(_tasks(batch, codes))
-    total = len(tasks)
+    cfg = semantic_config(batch, tolerances=tolerances, max_pixels=max_pixels)
+    keys = [key for key in batch.images
+            if sum(1 for name in batch.coverage.get(key, ()) if name in cfg.unlabelled) >= 2]
+    total = len(keys)
     size, workers = _pool.plan(total, workers, executor)
     if progress:
         progress("semantic", 0, total)
-    class_rows, interface_rows, done = [], [], 0
-    for count, c, i in _pool.run_chunks(_compare_chunk, _pool.chunks(tasks, size), cfg, workers,
-                                            executor):
-        class_rows.extend(c)
-        interface_rows.extend(i)
-        done += count
+    rows, done = SemanticRows(cfg), 0
+    for part in _pool.run_chunks(_compare_chunk, chunks_of(batch, _pool.chunks(keys, size)), cfg, workers, executor):
+        rows.add(*part)
+        done += len(part[0])
         if progress:
             progress("semantic", done, total)
-    labels = [tolerance_label(t) for t in tolerances]
-    classes = _class_frame(class_rows, names, labels)
-    interfaces = _interface_frame(interface_rows, names, labels)
-    annotators = sorted({e.annotator for t in tasks for e in t.entries})
-    settings = {"tolerances": list(tolerances), "tolerance_labels": labels, "annotators": annotators,
-                "images": total}
-    return SemanticComparison(classes=classes, interfaces=interfaces,
-                              scores=_scores(classes, tolerances), settings=settings)
+    return rows.finish()
 
 
 # --- tables -------------------------------------------------------------------------------------------

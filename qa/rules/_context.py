@@ -234,6 +234,32 @@ class ExportContext:
         id_map = self.id_map(obj.image) if obj.kind == "segment" else None
         return object_rle(obj, int(self.height[i]), int(self.width[i]), id_map)
 
+    def seed(self, image: str, decoded) -> None:
+        """Take an image's crops and id map from the run's one decode of it (the
+        :class:`qa.engine._decoded.Decoded` labels of this annotator), where they are what
+        :meth:`image_crops` and :meth:`id_map` would make: the same objects, image size and kind of crops
+        (RLE crops for instance objects; segments cut from the id map when every object is a segment of
+        its own id). Only what is already decoded is taken. Returns whether ``decoded`` holds this
+        context's objects of the image, in its order."""
+        idx = self.by_image.get(image)
+        if idx is None or len(idx) != len(decoded.objects):
+            return False
+        if any(self.objects[k] is not o for k, o in zip(idx.tolist(), decoded.objects)):
+            return False
+        im = self.export.images[image]
+        if (int(im.height), int(im.width)) != tuple(decoded.shape):
+            return False
+        segments = [o.kind == "segment" for o in decoded.objects]
+        if decoded.png is not None and decoded._id_map is not None:
+            self._id_maps.get(image, lambda: decoded._id_map)
+        if decoded._crops is None:
+            return True
+        if decoded.png is None and not any(segments):
+            self._crops.get(image, lambda: decoded._crops)
+        elif decoded.png is not None and all(segments) and len(set(decoded.seg_ids.tolist())) == len(segments):
+            self._crops.get(image, lambda: decoded._crops)
+        return True
+
     # the image walk -----------------------------------------------------------------------------------
     def image_crops(self, image: str):
         """Tight crops of every object of ``image`` (in :attr:`by_image` order) as one
@@ -299,26 +325,23 @@ class ExportContext:
             lower, upper = lower[keep], upper[keep]
         if not len(lower):
             return share, by_things
+        from qa.engine._kernels_iou import _cover_counts
+
         order = np.argsort(lower, kind="stable")
         lower, upper = lower[order], upper[order]
         starts = np.flatnonzero(np.r_[True, lower[1:] != lower[:-1]])
-        ends = np.r_[starts[1:], len(lower)]
-        for s, e in zip(starts, ends):
-            obj = int(slot[lower[s]])
-            tops = upper[s:e]
-            mine, _ = crops.crop(obj)
-            win = tuple(int(v) for v in crops.boxes[obj])
-            is_thing = self.isthing[tops]
-            union = np.zeros_like(mine)
-            for t in tops[is_thing]:
-                _or_crop(crops, int(slot[t]), union, win)
-            by_things[obj] = np.count_nonzero(union & mine) / crops.areas[obj]
-            if is_thing.all():
+        ptr = np.r_[starts, len(lower)].astype(np.int64)
+        objs = slot[lower[starts]].astype(np.int64)
+        is_thing = self.isthing[upper]
+        # the union of the crops above each object, things first, counted in one kernel call
+        counts = _cover_counts(crops.buf, crops.starts, crops.boxes, objs, ptr, slot[upper].astype(np.int64),
+                               is_thing)
+        for k, obj in enumerate(objs.tolist()):
+            by_things[obj] = counts[k, 0] / crops.areas[obj]
+            if is_thing[ptr[k]:ptr[k + 1]].all():
                 share[obj] = by_things[obj]
-                continue
-            for t in tops[~is_thing]:  # stuff above adds to the cover, not to the cover by things
-                _or_crop(crops, int(slot[t]), union, win)
-            share[obj] = np.count_nonzero(union & mine) / crops.areas[obj]
+            else:  # stuff above adds to the cover, not to the cover by things
+                share[obj] = counts[k, 1] / crops.areas[obj]
         return share, by_things
 
     @property
@@ -472,9 +495,13 @@ class BatchContext:
     ``local[g]`` give the export context and the index inside it of global object ``g``.
     """
 
-    def __init__(self, batch: Batch, contexts: dict[str, ExportContext]):
+    def __init__(self, batch: Batch, contexts: dict[str, ExportContext], *, intersections: dict | None = None):
         self.batch = batch
         self.contexts = contexts
+        self.intersections = intersections or {}
+        """``{(image, a, b): (intersections, areas_a, areas_b)}`` of all objects of two annotators on an
+        image (in their contexts' order), already counted; :meth:`matches` reads them instead of the
+        crops."""
         self.objects: list[Object] = []
         owner, local = [], []
         self.offset: dict[str, int] = {}
@@ -527,18 +554,26 @@ class BatchContext:
             present = [n for n in names if n in holders and len(local[n])]
             # each annotator's crops of the image (the export context's, shared with its other rules),
             # narrowed to the objects to match: the kernel reads a crop from its start and bbox only
-            crops = {}
-            for name in present:
-                ctx = self.contexts[name]
-                image_crops, slot = ctx.image_crops(image), ctx._slot[local[name]]
-                crops[name] = (image_crops.buf, image_crops.starts[slot], image_crops.boxes[slot],
-                               image_crops.areas[slot])
+            crops: dict = {}
+
+            def narrowed(name, image=image, local=local, crops=crops):
+                if name not in crops:
+                    ctx = self.contexts[name]
+                    image_crops, slot = ctx.image_crops(image), ctx._slot[local[name]]
+                    crops[name] = (image_crops.buf, image_crops.starts[slot], image_crops.boxes[slot],
+                                   image_crops.areas[slot])
+                return crops[name]
+
             for a, b in combinations(present, 2):
                 ca, cb = self.contexts[a], self.contexts[b]
                 ia, ib = local[a], local[b]
-                buf_a, starts_a, boxes_a, areas_a = crops[a]
-                buf_b, starts_b, boxes_b, areas_b = crops[b]
-                inter = _intersection_counts(buf_a, starts_a, boxes_a, buf_b, starts_b, boxes_b)
+                counted = self._counted(image, a, b, ca._slot[ia], cb._slot[ib])
+                if counted is not None:
+                    inter, areas_a, areas_b = counted
+                else:
+                    buf_a, starts_a, boxes_a, areas_a = narrowed(a)
+                    buf_b, starts_b, boxes_b, areas_b = narrowed(b)
+                    inter = _intersection_counts(buf_a, starts_a, boxes_a, buf_b, starts_b, boxes_b)
                 # categories only tell label disagreements and crowd cover apart; matching ignores them
                 m = match_objects(inter, areas_a, areas_b, categories_a=np.zeros(len(ia), np.int64),
                                   categories_b=np.zeros(len(ib), np.int64), crowd_a=ca.iscrowd[ia],
@@ -548,6 +583,18 @@ class BatchContext:
         if not rows:
             return np.zeros((0, 3))
         return np.asarray(rows, dtype=np.float64)
+
+    def _counted(self, image, a, b, slot_a, slot_b):
+        """The already counted intersections and areas of objects ``slot_a`` of ``a`` and ``slot_b`` of
+        ``b`` on ``image`` (their positions among the image's objects), or None."""
+        if (image, a, b) in self.intersections:
+            inter, area_a, area_b = self.intersections[(image, a, b)]
+        elif (image, b, a) in self.intersections:
+            inter, area_b, area_a = self.intersections[(image, b, a)]
+            inter = inter.T
+        else:
+            return None
+        return inter[np.ix_(slot_a, slot_b)], area_a[slot_a], area_b[slot_b]
 
     def global_index(self, annotator: str, local: int) -> int:
         return self.offset[annotator] + local

@@ -81,19 +81,20 @@ def check(batch: Batch, pack: Pack | str | None = "default", *, select=None, ext
         When the pack, a selector or ``workers`` is invalid.
     """
     from qa.engine import _pool
+    from qa.engine.chunks import chunks_of
 
     if not isinstance(pack, Pack):
         pack = read(pack or "default")
     pack = override(pack, select=select, extend_select=extend_select, ignore=ignore)
     keys = list(batch.images)
     size, workers = _pool.plan(len(keys), workers, executor)
-    size = min(size, _images_per_chunk(batch))
+    size = min(size, images_per_chunk(batch))
     findings: list[Finding] = []
     done = 0
     if progress:
         progress("check", 0, len(keys))
-    chunked = _pool.batch_chunks(batch, _pool.chunks(keys, size))
-    for found, images in _pool.run_chunks(_check_chunk, chunked, pack, workers, executor):
+    chunked = chunks_of(batch, _pool.chunks(keys, size))
+    for found, images in _pool.run_chunks(_check_task, chunked, pack, workers, executor):
         findings.extend(found)
         done += images
         if progress:
@@ -106,14 +107,34 @@ CHUNK_PIXELS = 8 * 2 ** 20
 contexts' caches (:data:`qa.rules._context.CROP_CACHE_BYTES`) while every rule reads them."""
 
 
-def _images_per_chunk(batch: Batch) -> int:
+def images_per_chunk(batch: Batch) -> int:
+    """Images checked together at most, so a chunk holds at most :data:`CHUNK_PIXELS` pixels."""
     largest = max((im.width * im.height for im in batch.images.values()), default=1)
     return max(1, CHUNK_PIXELS // max(largest, 1))
 
 
-def _check_chunk(batch: Batch, pack: Pack) -> tuple[list[Finding], int]:
-    """The pack's rules over a (narrowed) batch, rule by rule: ``(findings, images)``."""
+def _check_task(chunk, pack: Pack) -> tuple[list[Finding], int]:
+    """:func:`_check_chunk` of a chunk of images (:class:`qa.engine.chunks.Chunk`)."""
+    return _check_chunk(chunk.load(), pack)
+
+
+def _check_chunk(batch: Batch, pack: Pack, decoded: dict | None = None,
+                 intersections: dict | None = None) -> tuple[list[Finding], int]:
+    """The pack's rules over a (narrowed) batch, rule by rule: ``(findings, images)``.
+
+    ``decoded`` (``{image: {annotator: Decoded}}``, :mod:`qa.engine._decoded`) hands the rules the crops
+    and id maps the run has already decoded, so no image is painted twice; ``intersections``
+    (``{(image, a, b): (intersections, areas_a, areas_b)}`` of those objects, from the comparison) the
+    pixel counts of every pair of two annotators' objects, so the rules match objects without counting
+    them again.
+    """
     contexts = {name: ExportContext(batch.exports[name], batch) for name in batch.annotators}
+    seeded: dict = {}
+    for image, labels in (decoded or {}).items():
+        for name, d in labels.items():
+            if name in contexts and contexts[name].seed(image, d):
+                seeded[(image, name)] = True
+    known = {k: v for k, v in (intersections or {}).items() if (k[0], k[1]) in seeded and (k[0], k[2]) in seeded}
     batch_ctx: BatchContext | None = None
     findings: list[Finding] = []
     for rule in pack.rules():
@@ -123,7 +144,7 @@ def _check_chunk(batch: Batch, pack: Pack) -> tuple[list[Finding], int]:
             if len(batch.annotators) < 2:
                 continue
             if batch_ctx is None:
-                batch_ctx = BatchContext(batch, contexts)
+                batch_ctx = BatchContext(batch, contexts, intersections=known)
             runs = [(batch_ctx, _param_arrays(pack, rule, batch_ctx.category))]
         elif rule.level == "image":
             runs = [(ctx, pack.params_for(rule.id)) for ctx in contexts.values()]

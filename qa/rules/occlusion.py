@@ -28,7 +28,7 @@ def _per_object(value, n: int) -> np.ndarray:
 def _gap_to_nearest(ctx: ExportContext, i: int, others: np.ndarray, reach: int) -> float:
     """Pixels of background between object ``i`` and the nearest of ``others`` (0 when they touch or
     overlap), exact up to ``reach``; beyond it, a lower bound from the bboxes."""
-    from scipy import ndimage
+    from qa.engine._kernels_sdf import _gap_d2
 
     box = ctx.mask_bbox
     bi = box[i]
@@ -41,17 +41,15 @@ def _gap_to_nearest(ctx: ExportContext, i: int, others: np.ndarray, reach: int) 
     h, w = int(ctx.height[i]), int(ctx.width[i])
     win = (max(int(bi[0]) - reach - 1, 0), max(int(bi[1]) - reach - 1, 0),
            min(int(bi[2]) + reach + 1, w), min(int(bi[3]) + reach + 1, h))
-    mine = ctx.window(i, win).astype(bool)
-    union = np.zeros(mine.shape, np.uint8)
-    for j in close:
-        ctx.or_into(int(j), union, win)
-    theirs = union.view(bool)
-    if not theirs.any():
+    crops = ctx.image_crops(ctx.image[i])
+    slot = ctx._slot
+    state, d2 = _gap_d2(crops.buf, crops.starts, crops.boxes, int(slot[i]), slot[close].astype(np.int64), *win)
+    if state == 0:  # no pixel of theirs in the window
         return float(max(reach + 1, bound.min()))
-    if (mine & theirs).any():
+    if state == 1:  # they overlap
         return 0.0
-    dist = ndimage.distance_transform_edt(~mine)
-    return float(max(dist[theirs].min() - 1.0, 0.0))
+    # the distance transform of the window outside object i, at its nearest pixel of the others
+    return float(max(np.sqrt(d2) - 1.0, 0.0))
 
 
 @rule("OCC001", "occluded-without-occluder", "object flagged occluded but nothing overlaps or touches it",

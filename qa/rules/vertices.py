@@ -40,17 +40,27 @@ def _density(ctx: ExportContext):
 
 
 def _shared(ctx: ExportContext, v) -> np.ndarray:
-    """Whether each vertex sits exactly on a vertex of another object in the same image."""
+    """Whether each vertex sits exactly on a vertex of another object in the same image.
+
+    The vertices are sorted by image, position and object (one ``lexsort``); a place is a run of one
+    image and position, and a vertex is shared when its place holds more than one object.
+    """
     if not len(v.xy):
         return np.zeros(0, bool)
     obj = v.vertex_object
     _, image = np.unique(ctx.image, return_inverse=True) if ctx.n else (None, np.zeros(0, np.int64))
-    rows = np.column_stack([image[obj].astype(np.float64), v.xy])
-    _, place = np.unique(rows, axis=0, return_inverse=True)
-    place = place.reshape(-1)
-    pairs = np.unique(np.column_stack([place, obj]), axis=0)
-    owners = np.bincount(pairs[:, 0], minlength=place.max() + 1)
-    return owners[place] > 1
+    img, x, y = image.reshape(-1)[obj], v.xy[:, 0], v.xy[:, 1]
+    order = np.lexsort((obj, y, x, img))
+    si, sx, sy, so = img[order], x[order], y[order], obj[order]
+    new_place = np.ones(len(order), bool)
+    new_place[1:] = (si[1:] != si[:-1]) | (sx[1:] != sx[:-1]) | (sy[1:] != sy[:-1])
+    place = np.cumsum(new_place) - 1
+    new_owner = new_place.copy()
+    new_owner[1:] |= so[1:] != so[:-1]
+    owners = np.bincount(place[new_owner], minlength=int(place[-1]) + 1)
+    out = np.empty(len(order), bool)
+    out[order] = owners[place] > 1
+    return out
 
 
 @rule("VTX001", "sparse-polygon", "polygon has too few vertices for the length of its outline",

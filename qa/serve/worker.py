@@ -40,16 +40,18 @@ def _write(path: Path, doc: dict) -> None:
 
 
 def run_spec(spec: dict):
-    """Call :func:`qa.run` as the spec says; return the Run."""
+    """Call :func:`qa.run` with the options the spec says (:class:`qa.model.RunOptions`); return the Run."""
+    from qa.model import RunOptions
     from qa.pipeline import run
 
     exports = list(spec.get("exports") or [])
     gate = spec.get("gate")
-    pack = spec.get("pack") or (gate if gate else "default")
-    return run(*exports, manifest=spec.get("manifest"), pack=pack, gate=gate, baseline=spec.get("baseline"),
-               max_drop=spec.get("max_drop"), db=spec["db"], lock_timeout=spec.get("lock_timeout"),
-               workers=None if spec.get("dask") else spec.get("workers"), executor=spec.get("dask"),
-               run_id=spec["run_id"])
+    options = RunOptions(manifest=spec.get("manifest"), pack=spec.get("pack") or (gate if gate else "default"),
+                         gate=gate, baseline=spec.get("baseline"), max_drop=spec.get("max_drop"), db=spec["db"],
+                         lock_timeout=spec.get("lock_timeout"),
+                         workers=None if spec.get("dask") else spec.get("workers"), executor=spec.get("dask"),
+                         run_id=spec["run_id"])
+    return run(*exports, options=options)
 
 
 def main(argv=None) -> int:

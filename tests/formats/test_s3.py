@@ -80,12 +80,36 @@ def _stored(db, local_prefix: str) -> dict:
     return tables
 
 
+_RUN = """
+import json, sys
+import qa
+
+executor = json.loads(sys.argv[2])
+run = qa.run(manifest="s3://exports/batch/batch.toml", db=sys.argv[1], **executor)
+print(json.dumps(run.summary["annotators"][0]["path"]))
+"""
+
+
 @pytest.mark.parametrize("executor", [{"workers": 2}, {"executor": "local:2"}], ids=["pool", "dask"])
 def test_an_s3_batch_stores_what_the_same_batch_on_disk_stores(batch, executor, tmp_path):
+    """The s3 run in a process started with the credentials in its environment, as a run is: its workers
+    read their chunks from the bucket (a pool's fork server keeps the environment it started in)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
     local = qa.run(manifest=batch / "batch.toml", db=tmp_path / "local.duckdb", workers=1)
-    remote = qa.run(manifest="s3://exports/batch/batch.toml", db=tmp_path / "s3.duckdb", **executor)
-    assert remote.summary["annotators"][0]["path"] == "s3://exports/batch/coco/alice.json"
-    pd.testing.assert_frame_equal(local.scores, remote.scores, check_exact=True)
+    done = subprocess.run([sys.executable, "-c", _RUN, str(tmp_path / "s3.duckdb"), json.dumps(executor)],
+                          capture_output=True, text=True, env=dict(os.environ), timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == "s3://exports/batch/coco/alice.json"
+    with qa.open(tmp_path / "s3.duckdb") as s:
+        remote = s.scores(s.runs()["run_id"].iloc[0])
+    with qa.open(tmp_path / "local.duckdb") as s:
+        stored = s.scores(s.runs()["run_id"].iloc[0])
+    pd.testing.assert_frame_equal(stored, remote, check_exact=True)
+    assert len(local.scores) and len(stored) == len(local.scores)
     here = _stored(tmp_path / "local.duckdb", str(batch) + "/")
     there = _stored(tmp_path / "s3.duckdb", str(batch) + "/")
     for name in here:

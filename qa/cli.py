@@ -328,6 +328,18 @@ def _run_options(args, *, format_options, executor, progress, outputs):
                       attributes=_parse_attributes(args.attribute), consensus_method=args.consensus_method)
 
 
+def _dask_address(args) -> str | None:
+    """The Dask cluster that ``--dask`` or ``DASK_SCHEDULER_ADDRESS`` names (the variable only when neither
+    ``--workers`` nor ``--dask`` was given), or None for the local pool; checks the two options."""
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.workers is not None and args.dask is not None:
+        raise UsageError("--workers sizes the local pool and --dask names a cluster; give one of them")
+    if args.dask is None and args.workers is None:
+        return os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    return args.dask
+
+
 def _cmd_run(args) -> int:
     from qa.pipeline import run
 
@@ -335,13 +347,7 @@ def _cmd_run(args) -> int:
         raise UsageError("--max-pixels must be a positive integer")
     if not args.exports and args.manifest is None:
         raise UsageError("give exports as NAME=PATH or a --manifest (see 'qa run --help')")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if args.workers is not None and args.dask is not None:
-        raise UsageError("--workers sizes the local pool and --dask names a cluster; give one of them")
-    dask = args.dask
-    if dask is None and args.workers is None:
-        dask = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    dask = _dask_address(args)
     if args.gate is None and (args.baseline is not None or args.junit is not None):
         raise UsageError("--baseline and --junit need --gate PACK")
     exports = _input_exports(args)
@@ -1145,13 +1151,7 @@ def _cmd_serve(args) -> int:
         raise UsageError("--port must lie between 1 and 65535")
     if args.max_upload <= 0:
         raise UsageError("--max-upload must be a positive number of MB")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if args.workers is not None and args.dask is not None:
-        raise UsageError("--workers sizes the local pool and --dask names a cluster; give one of them")
-    dask = args.dask
-    if dask is None and args.workers is None:
-        dask = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    dask = _dask_address(args)
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401

@@ -130,3 +130,35 @@ class CpuMeter:
         self._thread.join()
         self.seconds = time.process_time() - self.own + sum(
             t - self.first.get(pid, 0.0) for pid, t in self.last.items())
+
+
+def repeated_batch(base: Path, images: int, folder: Path) -> Path:
+    """The manifest of a batch of ``images`` images in ``folder``: the COCO batch of the manifest ``base``
+    repeated, images and annotations copied under new ids and file names ``r<k>/...`` (kept in ``folder``
+    and reused when it holds the same batch)."""
+    import json
+
+    manifest = folder / "batch.toml"
+    stamp = folder / "bench_batch.json"
+    wanted = {"images": images, "from": str(base)}
+    if manifest.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == wanted:
+        return manifest
+    (folder / "coco").mkdir(parents=True, exist_ok=True)
+    for source in sorted((base.parent / "coco").glob("*.json")):
+        doc = json.loads(source.read_text())
+        n = len(doc["images"])
+        image_step = max(im["id"] for im in doc["images"]) + 1
+        ann_step = max(a["id"] for a in doc["annotations"]) + 1
+        out_images, out_annotations = [], []
+        for k in range(-(-images // n)):
+            take = doc["images"][:images - len(out_images)]
+            out_images.extend({**im, "id": im["id"] + k * image_step, "file_name": f"r{k}/{im['file_name']}"}
+                              for im in take)
+            kept = {im["id"] for im in take}
+            out_annotations.extend({**a, "id": a["id"] + k * ann_step, "image_id": a["image_id"] + k * image_step}
+                                   for a in doc["annotations"] if a["image_id"] in kept)
+        doc["images"], doc["annotations"] = out_images, out_annotations
+        (folder / "coco" / source.name).write_text(json.dumps(doc))
+    manifest.write_text(base.read_text())
+    stamp.write_text(json.dumps(wanted))
+    return manifest

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import machine, synth_batch, versions
+from benchmarks._common import machine, repeated_batch, synth_batch, versions
 
 CACHE = Path(".cache/bench_index")
 
@@ -42,38 +42,6 @@ def _peak_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def repeated(base: Path, images: int) -> Path:
-    """A manifest of ``images`` images: the 1,000-image batch at ``base`` repeated (cached)."""
-    folder = CACHE / str(images)
-    manifest = folder / "batch.toml"
-    stamp = folder / "bench_batch.json"
-    wanted = {"images": images, "from": str(base)}
-    if manifest.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == wanted:
-        return manifest
-    (folder / "coco").mkdir(parents=True, exist_ok=True)
-    for source in sorted((base.parent / "coco").glob("*.json")):
-        doc = json.loads(source.read_text())
-        n = len(doc["images"])
-        copies = -(-images // n)
-        image_step = max(im["id"] for im in doc["images"]) + 1
-        ann_step = max(a["id"] for a in doc["annotations"]) + 1
-        out_images, out_annotations = [], []
-        for k in range(copies):
-            for im in doc["images"]:
-                if len(out_images) >= images:
-                    break
-                out_images.append({**im, "id": im["id"] + k * image_step, "file_name": f"r{k}/{im['file_name']}"})
-            kept = {im["id"] for im in out_images[-n:]}
-            for a in doc["annotations"]:
-                if a["image_id"] + k * image_step in kept:
-                    out_annotations.append({**a, "id": a["id"] + k * ann_step, "image_id": a["image_id"] + k * image_step})
-        doc["images"], doc["annotations"] = out_images, out_annotations
-        (folder / "coco" / source.name).write_text(json.dumps(doc))
-    manifest.write_text(base.read_text())
-    stamp.write_text(json.dumps(wanted))
-    return manifest
 
 
 def count_chunk(chunk, _cfg):
@@ -141,7 +109,7 @@ def main(argv=None) -> None:
           f"{'index s':>8} {'chunks s':>9}")
     rows = []
     for size in args.sizes:
-        manifest = base if size == 1000 else repeated(base, size)
+        manifest = base if size == 1000 else repeated_batch(base, size, CACHE / str(size))
         cmd = [sys.executable, "-m", "benchmarks.bench_index", "--measure", str(manifest),
                "--workers", str(args.workers)] + (["--timing"] if size == args.sizes[0] else [])
         result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import machine, synth_batch, versions
+from benchmarks._common import machine, repeated_batch, synth_batch, versions
 
 CACHE = Path(".cache/bench_scale")
 
@@ -36,35 +36,6 @@ def _peak_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def repeated(base: Path, images: int) -> Path:
-    """A manifest of ``images`` images: the batch at ``base`` repeated (cached)."""
-    folder = CACHE / f"{base.parent.name}-x{images}"
-    manifest = folder / "batch.toml"
-    stamp = folder / "bench_batch.json"
-    wanted = {"images": images, "from": str(base)}
-    if manifest.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == wanted:
-        return manifest
-    (folder / "coco").mkdir(parents=True, exist_ok=True)
-    for source in sorted((base.parent / "coco").glob("*.json")):
-        doc = json.loads(source.read_text())
-        n = len(doc["images"])
-        image_step = max(im["id"] for im in doc["images"]) + 1
-        ann_step = max(a["id"] for a in doc["annotations"]) + 1
-        out_images, out_annotations = [], []
-        for k in range(-(-images // n)):
-            take = doc["images"][:images - len(out_images)]
-            out_images.extend({**im, "id": im["id"] + k * image_step, "file_name": f"r{k}/{im['file_name']}"}
-                              for im in take)
-            kept = {im["id"] for im in take}
-            out_annotations.extend({**a, "id": a["id"] + k * ann_step, "image_id": a["image_id"] + k * image_step}
-                                   for a in doc["annotations"] if a["image_id"] in kept)
-        doc["images"], doc["annotations"] = out_images, out_annotations
-        (folder / "coco" / source.name).write_text(json.dumps(doc))
-    manifest.write_text(base.read_text())
-    stamp.write_text(json.dumps(wanted))
-    return manifest
 
 
 def measure(manifest: str, workers: int) -> dict:
@@ -106,7 +77,7 @@ def main(argv=None) -> None:
           f"{'peak MB':>8} {'x first':>8}")
     first = None
     for images in args.sizes:
-        manifest = base if images == 1000 else repeated(base, images)
+        manifest = base if images == 1000 else repeated_batch(base, images, CACHE / f"{base.parent.name}-x{images}")
         out = subprocess.run([sys.executable, "-m", "benchmarks.bench_scale", "--measure", str(manifest),
                               "--workers", str(args.workers)], check=True, capture_output=True, text=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])

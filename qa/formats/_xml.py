@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from contextlib import contextmanager
 from pathlib import Path
 
 from defusedxml import DefusedXmlException
@@ -84,6 +85,28 @@ def sniff_root(path: Path) -> tuple[str | None, bytes]:
     return root, head
 
 
+@contextmanager
+def _xml_errors(path):
+    """Turn what reading and parsing a hostile or broken XML file raise into one-line errors naming it."""
+    try:
+        yield
+    except DefusedXmlException as exc:
+        word = "DOCTYPE" if type(exc).__name__ == "DTDForbidden" else "ENTITY"
+        raise InputError(f"XML with a {word} declaration is refused (entities and DTDs are not "
+                         "expanded); remove the declaration", path=path) from None
+    except ET.ParseError as exc:
+        line, column = getattr(exc, "position", (None, None))
+        reason = str(exc).split(":")[0]
+        raise InputError(f"invalid XML at line {line} column {column}: {reason}", path=path) from None
+    except LookupError as exc:  # expat asks Python for an encoding named in the XML declaration
+        raise InputError(f"the XML declaration names an unknown encoding ({exc}); save the file as UTF-8",
+                         path=path) from None
+    except ValueError as exc:  # "multi-byte encodings are not supported" (expat)
+        raise InputError(f"cannot read the XML: {exc}; save the file as UTF-8", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path=path) from None
+
+
 def iterparse(path: Path, events=("start", "end")):
     """Stream ``(event, element)`` pairs from an XML file; see the module docstring.
 
@@ -98,25 +121,10 @@ def iterparse(path: Path, events=("start", "end")):
     path = location(path)
     fh = open_regular(path)
     with fh:
-        try:
+        with _xml_errors(path):
             for event, elem in _defused_iterparse(fh, events=events, forbid_dtd=True, forbid_entities=True,
                                                   forbid_external=True):
                 yield event, elem
-        except DefusedXmlException as exc:
-            word = "DOCTYPE" if type(exc).__name__ == "DTDForbidden" else "ENTITY"
-            raise InputError(f"XML with a {word} declaration is refused (entities and DTDs are not "
-                             "expanded); remove the declaration", path=path) from None
-        except ET.ParseError as exc:
-            line, column = getattr(exc, "position", (None, None))
-            reason = str(exc).split(":")[0]
-            raise InputError(f"invalid XML at line {line} column {column}: {reason}", path=path) from None
-        except LookupError as exc:  # expat asks Python for an encoding named in the XML declaration
-            raise InputError(f"the XML declaration names an unknown encoding ({exc}); save the file as UTF-8",
-                             path=path) from None
-        except ValueError as exc:  # "multi-byte encodings are not supported" (expat)
-            raise InputError(f"cannot read the XML: {exc}; save the file as UTF-8", path=path) from None
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror}", path=path) from None
 
 
 class _Target(ET.TreeBuilder):
@@ -176,7 +184,7 @@ def iterparse_spans(path: Path, *, block: int = 1 << 20):
     depth = 0
     child_start = 0
     with fh:
-        try:
+        with _xml_errors(path):
             while True:
                 data = fh.read(block)
                 kept += data
@@ -204,21 +212,6 @@ def iterparse_spans(path: Path, *, block: int = 1 << 20):
                     kept_from = need
                 if not data:
                     break
-        except DefusedXmlException as exc:
-            word = "DOCTYPE" if type(exc).__name__ == "DTDForbidden" else "ENTITY"
-            raise InputError(f"XML with a {word} declaration is refused (entities and DTDs are not "
-                             "expanded); remove the declaration", path=path) from None
-        except ET.ParseError as exc:
-            line, column = getattr(exc, "position", (None, None))
-            reason = str(exc).split(":")[0]
-            raise InputError(f"invalid XML at line {line} column {column}: {reason}", path=path) from None
-        except LookupError as exc:
-            raise InputError(f"the XML declaration names an unknown encoding ({exc}); save the file as UTF-8",
-                             path=path) from None
-        except ValueError as exc:
-            raise InputError(f"cannot read the XML: {exc}; save the file as UTF-8", path=path) from None
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror}", path=path) from None
 
 
 def fragment(prolog: bytes, data: bytes) -> ET.Element:

@@ -1003,6 +1003,33 @@ CHECK_EPILOG = """exit codes:
 """
 
 
+def _add_metrics(sub) -> None:
+    from qa.metric_registry import SCOPES  # plain records: nothing heavy to import
+
+    p = sub.add_parser("metrics", help="List every figure a run computes: the names a gate takes.",
+                       description="List every figure a run computes (the metric registry): its name in the "
+                                   "scores table and a gate's [gate] keys, label, kind, unit, which way is "
+                                   "better and the scopes that carry it. docs/metrics.md has the same records.")
+    p.add_argument("--scope", choices=sorted(SCOPES), help="only the figures this scope carries")
+    p.add_argument("--format", dest="output_format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=_cmd_metrics)
+
+
+def _cmd_metrics(args) -> int:
+    from qa import metric_registry
+
+    rows = [{"name": m.name, "label": m.label, "kind": m.kind, "unit": m.unit, "better": m.direction,
+             "scopes": list(m.scopes), "description": m.description}
+            for m in metric_registry.all_metrics() if args.scope is None or args.scope in m.scopes]
+    if args.output_format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(render_table(["name", "label", "kind", "unit", "better", "scopes"],
+                           [[r["name"], r["label"], r["kind"], r["unit"] or "-", r["better"],
+                             ",".join(r["scopes"]) or "-"] for r in rows], left=6))
+    return EXIT_OK
+
+
 def _add_check(sub) -> None:
     p = sub.add_parser("check", help="Check the annotators' exports against a rule pack.",
                        description="Check the annotators' exports against a rule pack: one violation per "
@@ -1351,6 +1378,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_store_commands(sub)
     _add_rules(sub)
+    _add_metrics(sub)
     _add_check(sub)
     _add_synth(sub)
     _add_consensus(sub)

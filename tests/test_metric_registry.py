@@ -216,3 +216,26 @@ def test_metrics_page_lists_every_metric_from_the_registry():
     section = text[text.index(registry.BEGIN):text.index(registry.END)]
     for metric in registry.all_metrics():
         assert f"| `{metric.name}` |" in section
+
+
+def test_qa_metrics_lists_every_registered_figure_and_filters_by_scope(capsys):
+    import json
+
+    from common import run_cli
+
+    code, out, err = run_cli(["metrics", "--format", "json"], capsys)
+    assert code == 0 and err == ""
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == [m.name for m in registry.all_metrics()]
+    assert {"mask_iou_mean", "boundary_f_{t}_mean", "f1"} <= {r["name"] for r in rows}
+
+    code, out, _ = run_cli(["metrics", "--scope", "annotator", "--format", "json"], capsys)
+    annotator = json.loads(out)
+    assert annotator and all("annotator" in r["scopes"] for r in annotator)
+    assert len(annotator) == sum("annotator" in m.scopes for m in registry.all_metrics()) < len(rows)
+
+    code, out, _ = run_cli(["metrics"], capsys)
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "label", "kind", "unit", "better", "scopes"]
+    assert len(lines) == len(rows) + 1
+    assert any(line.startswith("mask_iou_mean ") and "higher" in line for line in lines)

@@ -246,26 +246,29 @@ def _trend_points(history, metric, *, batch=None):
     return [(f"#{r['seq']}", r.get(metric), run_url(r["run_id"])) for r in history.to_dict("records")]
 
 
+def _names_page(request, what: str, df, url) -> object:
+    """The page listing every annotator or category of the store (``what``), each with its run count."""
+    rows = [{"cells": [rp._cell(r[what], href=url(r[what])), rp._cell(r["runs"], 0),
+                       rp._cell(r["last_seq"], 0, href=f"/runs/{int(r['last_seq'])}")]} for r in df.to_dict("records")]
+    plural = "categories" if what == "category" else f"{what}s"
+    table = rp._table(f"{plural}-table", [what, "runs", "latest run"], rows, empty=f"No {plural} yet.")
+    return render(request, "list.html.j2", title=plural.capitalize(), main_table=table,
+                  why=f"Every {what} of the stored runs; each links to its "
+                      + ("boundary figures" if what == "category" else "figures") + " across runs.")
+
+
 def annotators(request):
     """Every annotator in the store, with how many runs it is in."""
     with _store(request) as s:
         df = s.annotators_seen()
-    rows = [{"cells": [rp._cell(r["annotator"], href=annotator_url(r["annotator"])), rp._cell(r["runs"], 0),
-                       rp._cell(r["last_seq"], 0, href=f"/runs/{int(r['last_seq'])}")]} for r in df.to_dict("records")]
-    table = rp._table("annotators-table", ["annotator", "runs", "latest run"], rows, empty="No annotators yet.")
-    return render(request, "list.html.j2", title="Annotators", main_table=table,
-                  why="Every annotator of the stored runs; each links to its figures across runs.")
+    return _names_page(request, "annotator", df, annotator_url)
 
 
 def categories(request):
     """Every category in the store, with how many runs it is in."""
     with _store(request) as s:
         df = s.categories_seen()
-    rows = [{"cells": [rp._cell(r["category"], href=category_url(r["category"])), rp._cell(r["runs"], 0),
-                       rp._cell(r["last_seq"], 0, href=f"/runs/{int(r['last_seq'])}")]} for r in df.to_dict("records")]
-    table = rp._table("categories-table", ["category", "runs", "latest run"], rows, empty="No categories yet.")
-    return render(request, "list.html.j2", title="Categories", main_table=table,
-                  why="Every category of the stored runs; each links to its boundary figures across runs.")
+    return _names_page(request, "category", df, category_url)
 
 
 def annotator(request):

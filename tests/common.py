@@ -234,3 +234,13 @@ def assert_same_batch(a, b, where: str = "batch") -> None:
                 assert_same_batch(getattr(a, name), getattr(b, name), f"{where}.{name}")
     elif not (isinstance(a, float) and a != a and b != b) and a != b:
         raise AssertionError(f"{where}: {a!r} vs {b!r}")
+
+
+# three real batches by name: exports as `qa run` arguments, given the shared data folder
+REAL_BATCHES = {
+    "lidc": lambda d: [f"r{k}={d / 'lidc_idri_pylidc' / f'coco_reader{k}.json'}" for k in range(1, 5)],
+    "bu_bil": lambda d: [f"amira={d / 'bu_bil_dataset1/ExpertsAnnotations/Person1_Amira'}",
+                         f"imagej={d / 'bu_bil_dataset1/ExpertsAnnotations/Person2_ImageJ'}",
+                         f"crowd={d / 'bu_bil_dataset1/CrowdsourcedAnnotations/mturk_annotation1-1'}"],
+    "shuffler": lambda d: [str(d / "shuffler_labelme_4annotators")],
+}

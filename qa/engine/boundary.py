@@ -341,10 +341,8 @@ def id_map_outlines(id_map: np.ndarray, ids, *, band_width: int = 2) -> Outlines
                     band_width)
 
 
-def outline_pairs(outlines_a: Outlines, outlines_b: Outlines, index_a, index_b, *,
-                  tolerances=(1.0, 2.0, 4.0)) -> list[dict]:
-    """:func:`boundary_pair`'s dict for each pair ``(index_a[r], index_b[r])`` of objects of two
-    :class:`Outlines` of one image (boundary IoU with their ``band_width``)."""
+def _outline_raw(outlines_a: Outlines, outlines_b: Outlines, index_a, index_b, tolerances):
+    """The tolerances as an array and the kernel's raw row of figures for each pair of outlines."""
     from qa.engine import _kernels_sdf as ks
 
     if outlines_a.band_width != outlines_b.band_width:
@@ -352,8 +350,15 @@ def outline_pairs(outlines_a: Outlines, outlines_b: Outlines, index_a, index_b, 
     tol = np.ascontiguousarray(tolerances, dtype=np.float64).reshape(-1)
     index_a = np.ascontiguousarray(index_a, dtype=np.int64).reshape(-1)
     index_b = np.ascontiguousarray(index_b, dtype=np.int64).reshape(-1)
-    raw = ks._outline_pairs(*outlines_a.arrays(), *outlines_b.arrays(), index_a, index_b, tol, _LENGTHS,
-                            _LENGTH_RANK, 95.0)
+    return tol, ks._outline_pairs(*outlines_a.arrays(), *outlines_b.arrays(), index_a, index_b, tol, _LENGTHS,
+                                  _LENGTH_RANK, 95.0)
+
+
+def outline_pairs(outlines_a: Outlines, outlines_b: Outlines, index_a, index_b, *,
+                  tolerances=(1.0, 2.0, 4.0)) -> list[dict]:
+    """:func:`boundary_pair`'s dict for each pair ``(index_a[r], index_b[r])`` of objects of two
+    :class:`Outlines` of one image (boundary IoU with their ``band_width``)."""
+    tol, raw = _outline_raw(outlines_a, outlines_b, index_a, index_b, tolerances)
     return [_pair_values(row, tol) for row in raw]
 
 
@@ -361,15 +366,7 @@ def outline_columns(outlines_a: Outlines, outlines_b: Outlines, index_a, index_b
                     tolerances=(1.0, 2.0, 4.0)) -> dict[str, np.ndarray]:
     """:func:`outline_pairs` as columns: ``{name: (len(index_a),) float64}``, the names (and their order)
     of :func:`boundary_pair`'s dict; each value equal to the dict's, to the bit."""
-    from qa.engine import _kernels_sdf as ks
-
-    if outlines_a.band_width != outlines_b.band_width:
-        raise ValueError(f"band widths differ: {outlines_a.band_width} and {outlines_b.band_width}")
-    tol = np.ascontiguousarray(tolerances, dtype=np.float64).reshape(-1)
-    index_a = np.ascontiguousarray(index_a, dtype=np.int64).reshape(-1)
-    index_b = np.ascontiguousarray(index_b, dtype=np.int64).reshape(-1)
-    raw = ks._outline_pairs(*outlines_a.arrays(), *outlines_b.arrays(), index_a, index_b, tol, _LENGTHS,
-                            _LENGTH_RANK, 95.0)
+    tol, raw = _outline_raw(outlines_a, outlines_b, index_a, index_b, tolerances)
     nt = tol.shape[0]
     p = 2 * (nt + 1)
     return value_columns(tol, raw[:, 0:nt + 1], raw[:, nt + 1:p], raw[:, p + 5:p + 9 + nt],

@@ -9,7 +9,8 @@ has the same objects per image.
 
 Each size runs in a fresh process: ``qa.run(manifest, workers=N, db=...)`` with the default pack and
 analytics, stored into a new store, as ``qa run`` does. The process reports its peak RSS (``VmHWM``)
-after the load and at the end, the run's wall time and its CPU seconds (this process and every worker).
+after the load and at the end, the run's wall time and its CPU seconds (this process and every worker);
+with ``--stages``, each stage's own peak RSS (the peak is reset as it starts) and the RSS after it.
 The peak's growth from the smallest size is the figure to read: the issue's target is a main-process
 peak at 20,000 images within 1.3 times the one at 1,000.
 """
@@ -38,12 +39,53 @@ def _peak_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def measure(manifest: str, workers: int) -> dict:
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def _reset_peak() -> None:
+    """Start a new peak RSS (``VmHWM`` back to the current RSS; Linux ``clear_refs`` 5)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+_STAGES = (("pass", "qa.task", "map_reduce"), ("boundaries", "qa.analytics.boundaries", "boundary_stage"),
+           ("analytics", "qa.pipeline", "analytics_stage"), ("report", "qa.pipeline", "report_stage"),
+           ("store", "qa.pipeline", "store_stage"))
+
+
+def _staged(stages: dict) -> None:
+    """Wrap the run's stages so each records its own peak RSS and the RSS after it (MB)."""
+    import functools
+    import importlib
+
+    for name, module, attr in _STAGES:
+        mod = importlib.import_module(module)
+        fn = getattr(mod, attr)
+
+        @functools.wraps(fn)
+        def wrapped(*args, _fn=fn, _name=name, **kwargs):
+            _reset_peak()
+            try:
+                return _fn(*args, **kwargs)
+            finally:
+                stages[_name] = (_peak_mb(), _rss_mb())
+        setattr(mod, attr, wrapped)
+
+
+def measure(manifest: str, workers: int, stages: bool = False) -> dict:
     """One whole run in this process (call in a fresh one)."""
     import qa
     from benchmarks._common import CpuMeter
 
     marks = {}
+    per_stage: dict = {}
+    if stages:
+        _staged(per_stage)
 
     def progress(stage, done, total):
         if stage == "images" and done == 0 and "loaded" not in marks:
@@ -53,8 +95,10 @@ def measure(manifest: str, workers: int) -> dict:
         t = time.perf_counter()
         run = qa.run(manifest=manifest, workers=workers, db=Path(tmp) / "qa.duckdb", progress=progress)
         wall = time.perf_counter() - t
+    peak = max([_peak_mb(), marks.get("loaded") or 0] + [p for p, _ in per_stage.values()])
     return {"images": len(run.batch.images), "objects": sum(len(e.objects) for e in run.batch.exports.values()),
-            "wall": wall, "cpu": cpu.seconds, "loaded_mb": marks.get("loaded"), "peak_mb": _peak_mb()}
+            "wall": wall, "cpu": cpu.seconds, "loaded_mb": marks.get("loaded"), "peak_mb": peak,
+            "stages": per_stage}
 
 
 def main(argv=None) -> None:
@@ -62,10 +106,12 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 20000])
     parser.add_argument("--size", default="128x256", help="HxW of the scenes")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--stages", action="store_true",
+                        help="also each stage's own peak RSS and the RSS after it (MB)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
-        print(json.dumps(measure(args.measure, args.workers)))
+        print(json.dumps(measure(args.measure, args.workers, args.stages)))
         return
     h, w = (int(v) for v in args.size.lower().split("x"))
     base = synth_batch(CACHE / f"1000-{h}x{w}-0", 1000, (h, w), 0)
@@ -79,12 +125,15 @@ def main(argv=None) -> None:
     for images in args.sizes:
         manifest = base if images == 1000 else repeated_batch(base, images, CACHE / f"{base.parent.name}-x{images}")
         out = subprocess.run([sys.executable, "-m", "benchmarks.bench_scale", "--measure", str(manifest),
-                              "--workers", str(args.workers)], check=True, capture_output=True, text=True)
+                              "--workers", str(args.workers)] + (["--stages"] if args.stages else []), check=True, capture_output=True, text=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         first = first or row["peak_mb"]
         print(f"{row['images']:7d} {row['objects']:9d} {row['wall']:7.1f} {1000 * row['wall'] / row['images']:9.1f} "
               f"{row['cpu']:7.1f} {row['loaded_mb'] or float('nan'):10.0f} {row['peak_mb']:8.0f} "
               f"{row['peak_mb'] / first:8.2f}", flush=True)
+        if row["stages"]:
+            print("        stage peak / after (MB): " + ", ".join(
+                f"{name} {peak:.0f} / {after:.0f}" for name, (peak, after) in row["stages"].items()), flush=True)
     import os
 
     print(f"# load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

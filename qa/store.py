@@ -959,11 +959,17 @@ class Store:
                 frame = frames.get(name)
                 if frame is None or len(frame) == 0:
                     continue
-                view = f"_qa_insert_{name}"
-                con.register(view, frame)
-                columns = ", ".join(f'"{c}"' for c in frame.columns)
-                con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {view}")
-                con.unregister(view)
+                if isinstance(frame, Parts):
+                    columns = ", ".join(f'"{c}"' for c in frame.columns())
+                    for path in frame.paths:
+                        con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM read_parquet(?)",
+                                    [str(path)])
+                else:
+                    view = f"_qa_insert_{name}"
+                    con.register(view, frame)
+                    columns = ", ".join(f'"{c}"' for c in frame.columns)
+                    con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {view}")
+                    con.unregister(view)
                 if name == "objects":
                     _pause_for_tests()
             with interrupts_held() as held:
@@ -1094,9 +1100,14 @@ def store_run(run, path=None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, on_
     """Open the store for writing, write ``run`` in one transaction, close it; return the run's seq.
 
     ``on_commit`` is called right after the commit (see :meth:`Store.write_run`)."""
-    frames = run_frames(run)  # built before the file is locked
-    with open(path, read_only=False, lock_timeout=lock_timeout) as store:
-        return store.write_run(run, frames=frames, on_commit=on_commit)
+    import tempfile
+
+    # built before the file is locked; the object-level tables as Parquet parts in a folder of this call's
+    # own, removed when the run is stored or fails
+    with tempfile.TemporaryDirectory(prefix="qa-store-") as parts_dir:
+        frames = run_frames(run, parts_dir=parts_dir)
+        with open(path, read_only=False, lock_timeout=lock_timeout) as store:
+            return store.write_run(run, frames=frames, on_commit=on_commit)
 
 
 # --- a run as table rows ------------------------------------------------------------------------------
@@ -1251,8 +1262,90 @@ def _scores_frame(scores, run_id: str):
     return df
 
 
-def run_frames(run) -> dict:
-    """The rows a run adds to each table, as DataFrames keyed by table name."""
+PART_ROWS = 50_000
+"""Rows of an object-level table made (and written to Parquet) at a time by :func:`run_frames` with
+``parts_dir``."""
+
+
+class Parts:
+    """The rows of one table as Parquet files (``part-00000.parquet``, ...), inserted one file at a time
+    by :meth:`Store.write_run`: the rows of a large table are never all in memory as Python values."""
+
+    def __init__(self, paths: list, rows: int):
+        self.paths = paths
+        self.rows = rows
+
+    @classmethod
+    def of(cls, frames, folder) -> "Parts":
+        """Write each DataFrame of ``frames`` (an iterable, consumed one at a time) to a file in ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths, rows = [], 0
+        for frame in frames:
+            if not len(frame):
+                continue
+            path = folder / f"part-{len(paths):05d}.parquet"
+            frame.to_parquet(path, engine="pyarrow", index=False)
+            paths.append(path)
+            rows += len(frame)
+            del frame
+        return cls(paths, rows)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def columns(self) -> list[str]:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(self.paths[0]).names)
+
+
+def _object_frames(batch, run_id: str, *, rows: int | None):
+    """The ``objects`` table's rows, ``rows`` objects at a time (all at once when None), as DataFrames:
+    one list per column, so no dict per object is made."""
+    import pandas as pd
+
+    names = ("run_id", "annotator", "object_index", "image", "category", "kind", "iscrowd", "area", "bbox_x",
+             "bbox_y", "bbox_w", "bbox_h", "occluded", "z_order", "group_id", "file", "source_section",
+             "source_index", "source_id", "attributes")
+    dtypes = {"area": float, "bbox_x": float, "bbox_y": float, "bbox_w": float, "bbox_h": float,
+              "occluded": "boolean", "z_order": "Int64", "group_id": "Int64", "source_index": "Int64"}
+    none4 = (None, None, None, None)
+
+    def frame(columns: dict):
+        return _typed(pd.DataFrame(columns) if columns["run_id"] else pd.DataFrame(), dtypes)
+
+    columns: dict = {c: [] for c in names}
+    count = 0
+    for name in batch.annotators:
+        for index, o in enumerate(batch.exports[name].objects):
+            bbox = tuple(o.bbox) if o.bbox is not None else none4
+            attributes = o.attributes
+            attrs = {k: v for k, v in (attributes or {}).items() if k not in ("occluded", "z_order", "group")}
+            group = attributes.get("group") if attributes else None
+            source = o.source
+            for column, value in zip(names, (
+                    run_id, name, index, o.image, o.category, o.kind, bool(o.iscrowd), _finite(o.area),
+                    _finite(bbox[0]), _finite(bbox[1]), _finite(bbox[2]), _finite(bbox[3]), o.occluded,
+                    o.z_order, None if group is None else int(group), source.file, source.section, source.index,
+                    None if source.id is None else str(source.id),
+                    _json({k: _json_value(v) for k, v in attrs.items()}))):
+                columns[column].append(value)
+            count += 1
+            if rows is not None and count == rows:
+                yield frame(columns)
+                columns, count = {c: [] for c in names}, 0
+    if rows is None or count:
+        yield frame(columns)
+
+
+def run_frames(run, *, parts_dir=None) -> dict:
+    """The rows a run adds to each table, as DataFrames keyed by table name.
+
+    With ``parts_dir`` (a folder that exists), the object-level tables (``objects``, ``object_matches``)
+    are made :data:`PART_ROWS` rows at a time and written there as :class:`Parts`, so the run's rows
+    are never all in memory as Python values; what is stored is the same.
+    """
     import pandas as pd
 
     batch = run.batch
@@ -1303,28 +1396,13 @@ def run_frames(run) -> dict:
 
     per_image: dict[str, int] = {}
     per_category: dict[str, int] = {}
-    objects = []
     for name in batch.annotators:
-        for index, o in enumerate(batch.exports[name].objects):
+        for o in batch.exports[name].objects:
             per_image[o.image] = per_image.get(o.image, 0) + 1
             per_category[o.category] = per_category.get(o.category, 0) + 1
-            bbox = tuple(o.bbox) if o.bbox is not None else (None, None, None, None)
-            attrs = {k: v for k, v in (o.attributes or {}).items() if k not in ("occluded", "z_order", "group")}
-            group = o.attributes.get("group") if o.attributes else None
-            objects.append({
-                "run_id": run_id, "annotator": name, "object_index": index, "image": o.image,
-                "category": o.category, "kind": o.kind, "iscrowd": bool(o.iscrowd), "area": _finite(o.area),
-                "bbox_x": _finite(bbox[0]), "bbox_y": _finite(bbox[1]), "bbox_w": _finite(bbox[2]),
-                "bbox_h": _finite(bbox[3]), "occluded": o.occluded, "z_order": o.z_order,
-                "group_id": None if group is None else int(group),
-                "file": o.source.file, "source_section": o.source.section, "source_index": o.source.index,
-                "source_id": None if o.source.id is None else str(o.source.id),
-                "attributes": _json({k: _json_value(v) for k, v in attrs.items()}),
-            })
-    frames["objects"] = _typed(pd.DataFrame(objects), {"area": float, "bbox_x": float, "bbox_y": float,
-                                                       "bbox_w": float, "bbox_h": float, "occluded": "boolean",
-                                                       "z_order": "Int64", "group_id": "Int64",
-                                                       "source_index": "Int64"})
+    object_frames = _object_frames(batch, run_id, rows=None if parts_dir is None else PART_ROWS)
+    frames["objects"] = next(object_frames) if parts_dir is None else Parts.of(
+        object_frames, Path(parts_dir) / "objects")
 
     frames["images"] = pd.DataFrame([{
         "run_id": run_id, "image": key, "file_name": img.file_name, "width": int(img.width),
@@ -1353,7 +1431,12 @@ def run_frames(run) -> dict:
     for table, attr in (("object_matches", "object_pairs"), ("image_pair_scores", "image_pairs")):
         df = getattr(comparison, attr, None) if comparison is not None else None
         if df is not None and len(df):
-            frames[table] = _frame_from(table, df, run_id)
+            if parts_dir is None or table != "object_matches":
+                frames[table] = _frame_from(table, df, run_id)
+            else:  # part by part: the JSON of each row's other figures is made for one part at a time
+                frames[table] = Parts.of((_frame_from(table, df.iloc[k:k + PART_ROWS], run_id)
+                                          for k in range(0, len(df), PART_ROWS)), Path(parts_dir) / table)
+            del df
     boundary = getattr(run, "boundary_disagreement", None)
     if boundary is None and comparison is not None:
         boundary = getattr(comparison, "boundary_disagreement", None)

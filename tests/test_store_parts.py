@@ -1,0 +1,74 @@
+"""A run stored from Parquet parts (the object-level tables made a part at a time) stores exactly what the
+same run stores from whole in-memory frames."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import qa
+from qa import store as qstore
+from common import REAL_BATCHES
+
+
+def _tables(db) -> dict:
+    """Every run table's rows, in a fixed order, as DataFrames (the store time left out)."""
+    out = {}
+    with qstore.open(db) as s:
+        for table in qstore.RUN_TABLES:
+            frame = s.sql(f"SELECT * EXCLUDE (stored_at) FROM {table}" if table == "runs"
+                          else f"SELECT * FROM {table}")
+            out[table] = frame.sort_values(list(frame.columns), key=lambda c: c.astype(str),
+                                           ignore_index=True) if len(frame) else frame
+    return out
+
+
+def _stored_both_ways(run, tmp_path, monkeypatch, part_rows: int) -> tuple[dict, dict]:
+    whole, parted = tmp_path / "whole.duckdb", tmp_path / "parts.duckdb"
+    with qstore.open(whole, read_only=False) as s:
+        frames = qstore.run_frames(run)
+        assert not any(isinstance(f, qstore.Parts) for f in frames.values())
+        s.write_run(run, frames=frames)
+    monkeypatch.setattr(qstore, "PART_ROWS", part_rows)
+    qstore.store_run(run, parted)
+    return _tables(whole), _tables(parted)
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for table in a:
+        pd.testing.assert_frame_equal(a[table], b[table], check_exact=True, obj=table)
+
+
+def test_store_from_parts_equals_store_from_frames_synth(tmp_path, monkeypatch):
+    from qa.synth import synthesize
+
+    synthesize(tmp_path / "batch", images=4, size=(160, 320), annotators=3, seed=5, workers=1)
+    run = qa.run(manifest=tmp_path / "batch" / "batch.toml", workers=1, store=False)
+    n_objects = sum(len(e.objects) for e in run.batch.exports.values())
+    whole, parted = _stored_both_ways(run, tmp_path, monkeypatch, part_rows=7)
+    assert len(parted["objects"]) == n_objects > 7  # several parts, one of them short
+    assert len(parted["object_matches"]) > 7
+    _assert_same(whole, parted)
+
+
+def test_parts_are_written_a_part_at_a_time(tmp_path, monkeypatch):
+    from qa.synth import synthesize
+
+    synthesize(tmp_path / "batch", images=2, size=(160, 320), annotators=2, seed=3, workers=1)
+    run = qa.run(manifest=tmp_path / "batch" / "batch.toml", workers=1, store=False)
+    monkeypatch.setattr(qstore, "PART_ROWS", 5)
+    frames = qstore.run_frames(run, parts_dir=tmp_path / "parts")
+    n_objects = sum(len(e.objects) for e in run.batch.exports.values())
+    objects = frames["objects"]
+    assert isinstance(objects, qstore.Parts) and len(objects) == n_objects
+    assert len(objects.paths) == -(-n_objects // 5)
+    assert isinstance(frames["object_matches"], qstore.Parts)
+
+
+def test_store_from_parts_equals_store_from_frames_real(shared_data, tmp_path, monkeypatch):
+    exports = REAL_BATCHES["lidc"](shared_data)
+    run = qa.run(*exports, workers=1, store=False)
+    whole, parted = _stored_both_ways(run, tmp_path, monkeypatch, part_rows=50)
+    assert len(parted["objects"]) > 50
+    _assert_same(whole, parted)

@@ -214,7 +214,7 @@ class Reduce:
         if options.consensus is not None:
             from qa.analytics.consensus import ConsensusRows
 
-            self.consensus = ConsensusRows()
+            self.consensus = ConsensusRows(options.consensus.tolerances)
         self.findings: list = []
         self.objects: dict | None = {name: [] for name in batch.exports} if options.objects else None
         self.facts = None

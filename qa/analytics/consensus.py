@@ -632,7 +632,7 @@ def build_consensus(batch: Batch, comparison=None, *, method: str = "vote", quor
     keys = [key for key in batch.images if len(batch.coverage.get(key, ())) >= 2]
     total = len(keys)
     size, workers = _pool.plan(total, workers, executor)
-    reduced = ConsensusRows()
+    reduced = ConsensusRows(settings.tolerances)
     if progress:
         progress("consensus", 0, total)
     items = ((chunk, {k: edges.pop(k) for k in chunk.keys if k in edges})
@@ -667,50 +667,116 @@ def consensus_settings(batch: Batch, *, method: str = "vote", quorum=None, ties:
                      category_order={c: k for k, c in enumerate(batch.categories)})
 
 
+_CLUSTER_COLUMNS = ("image", "cluster", "status", "size", "voters", "quorum", "members", "category",
+                    "category_agreement", "area", "x", "y", "w", "h", "iou_mean")
+_INT_COLUMNS = ("tp", "fp", "fn", "tn", "object_index", "source_index")
+"""Columns of the consensus's object rows stored as ``Int64``."""
+
+
+def _row_columns(labels: list[str]) -> list[str]:
+    metric_cols = ["tp", "fp", "fn", "tn", "iou", "sensitivity", "specificity", *labels, "boundary_iou",
+                   "signed_offset_px"]
+    return ["image", "cluster", "annotator", "status", "object_index", "category", "consensus_category",
+            "label_disagreement", "cluster_size", "voters", *metric_cols, "file", "source_index", "source_id"]
+
+
+class _Records:
+    """Records (dicts) of one table taken chunk by chunk into one array per column, so no dict per row
+    stays in memory: the columns whose final type is fixed (``floats``, ``ints`` as ``Int64``, ``bools``)
+    as typed arrays, the rest as object arrays whose type is inferred once at the end as
+    ``DataFrame.from_records`` infers it (a key a record lacks is NaN, as there)."""
+
+    def __init__(self, columns, *, floats=(), ints=(), bools=()):
+        self.columns = list(columns)
+        self.floats, self.ints, self.bools = set(floats), set(ints), set(bools)
+        self.parts: dict[str, list] = {c: [] for c in self.columns}
+        self.rows = 0
+
+    def add(self, records: list[dict]) -> None:
+        if not records:
+            return
+        nan = math.nan
+        for c in self.columns:
+            values = [r.get(c, nan) for r in records]
+            if c in self.floats:
+                column = np.array([nan if v is None else v for v in values], dtype=np.float64)
+            elif c in self.ints:
+                valid = np.array([v is not None and v == v for v in values], dtype=bool)
+                column = (np.array([v if ok else 0 for v, ok in zip(values, valid.tolist())], dtype=np.int64), valid)
+            elif c in self.bools:
+                column = np.array(values, dtype=bool)
+            else:
+                column = np.empty(len(values), object)
+                column[:] = values
+            self.parts[c].append(column)
+        self.rows += len(records)
+
+    def frame(self):
+        """The table, equal to ``DataFrame.from_records(records, columns=columns)`` with the typed columns
+        cast as :meth:`ConsensusRows.finish` casts them."""
+        import pandas as pd
+
+        inferred = [c for c in self.columns if c not in self.floats | self.ints | self.bools]
+        joined = {c: np.concatenate(self.parts[c]) if self.parts[c] else np.empty(0, object) for c in inferred}
+        plain = pd.DataFrame.from_records(list(zip(*(joined[c] for c in inferred))), columns=inferred)
+        del joined
+        out = {}
+        for c in self.columns:
+            parts = self.parts.pop(c)
+            if c in self.floats:
+                out[c] = np.concatenate(parts) if parts else np.empty(0, np.float64)
+            elif c in self.ints:
+                values = np.concatenate([v for v, _ in parts]) if parts else np.empty(0, np.int64)
+                valid = np.concatenate([m for _, m in parts]) if parts else np.empty(0, bool)
+                out[c] = pd.arrays.IntegerArray(values, ~valid)
+            elif c in self.bools:
+                out[c] = np.concatenate(parts) if parts else np.empty(0, bool)
+            else:
+                out[c] = plain[c]
+        return pd.DataFrame(out, index=plain.index)
+
+
 class ConsensusRows:
     """The consensus's reduce: each image's clusters, rows and masks, taken in image order, cluster ids
-    made unique in the batch."""
+    made unique in the batch; the rows and clusters kept as columns (:class:`_Records`), not dicts."""
 
-    def __init__(self):
-        self.clusters: list[dict] = []
-        self.rows: list[dict] = []
+    def __init__(self, tolerances):
+        labels = [f"boundary_f_{_label(t)}" for t in tolerances]
+        self.clusters = _Records(_CLUSTER_COLUMNS)
+        self.rows = _Records(_row_columns(labels), ints=_INT_COLUMNS, bools=("label_disagreement",), floats=(
+            "iou", "sensitivity", "specificity", *labels, "boundary_iou", "signed_offset_px"))
+        self.n_clusters = 0
         self.masks: dict[int, dict] = {}
         self.images: list[str] = []
         self.voters_of: dict[str, list[str]] = {}
 
     def add(self, results: list[dict]) -> None:
+        clusters, rows = [], []
         for result in results:
-            first = len(self.clusters)
+            first = self.n_clusters + len(clusters)
             for record in result["clusters"]:
                 record["cluster"] += first
-                self.clusters.append(record)
+                clusters.append(record)
             for row in result["rows"]:
                 row["cluster"] += first
-                self.rows.append(row)
+                rows.append(row)
             self.masks.update((first + cid, rle) for cid, rle in result["masks"].items())
             key = result["image"]
             self.voters_of[key] = result["voters"]
             self.images.append(key)
+        self.clusters.add(clusters)
+        self.n_clusters += len(clusters)
+        self.rows.add(rows)
 
     def finish(self, batch: Batch, settings: _Settings, *, iou_threshold: float) -> Consensus:
         import pandas as pd
 
         tolerances = settings.tolerances
         labels = [f"boundary_f_{_label(t)}" for t in tolerances]
-        cluster_df = pd.DataFrame.from_records(self.clusters, columns=[
-            "image", "cluster", "status", "size", "voters", "quorum", "members", "category", "category_agreement",
-            "area", "x", "y", "w", "h", "iou_mean"])
-        metric_cols = ["tp", "fp", "fn", "tn", "iou", "sensitivity", "specificity", *labels, "boundary_iou",
-                       "signed_offset_px"]
-        columns = ["image", "cluster", "annotator", "status", "object_index", "category", "consensus_category",
-                   "label_disagreement", "cluster_size", "voters", *metric_cols, "file", "source_index",
-                   "source_id"]
-        objects = pd.DataFrame.from_records(self.rows, columns=columns)
-        for name in ("tp", "fp", "fn", "tn", "object_index", "source_index"):
-            objects[name] = objects[name].astype("Int64")
-        for name in ("iou", "sensitivity", "specificity", *labels, "boundary_iou", "signed_offset_px"):
-            objects[name] = objects[name].astype(np.float64)
-        objects["label_disagreement"] = objects["label_disagreement"].astype(bool)
+        if self.rows.columns != _row_columns(labels):
+            raise ValueError(f"consensus rows of tolerances {tolerances}, reduced for {self.rows.columns}")
+        cluster_df = self.clusters.frame()
+        objects = self.rows.frame()
         objects["source_id"] = objects["source_id"].astype("string")
         annotators, scores = _per_annotator(batch, objects, self.voters_of, labels)
         quorum = settings.quorum

@@ -216,7 +216,7 @@ class Reduce:
 
             self.consensus = ConsensusRows(options.consensus.tolerances)
         self.findings: list = []
-        self.objects: dict | None = {name: [] for name in batch.exports} if options.objects else None
+        self.objects: dict | None = {name: _ObjectParts() for name in batch.exports} if options.objects else None
         self.facts = None
         if options.compare is not None:
             from qa.analytics.boundaries import FactTable
@@ -240,12 +240,12 @@ class Reduce:
             self.facts.add(part["facts"])
         if self.objects is not None:
             for name, (positions, objects) in part["objects"].items():
-                self.objects[name].append((positions, objects))
+                self.objects[name].add(positions, objects)
 
     def finish(self) -> Reduced:
         out = Reduced(alpha_counts=self.alpha, facts=None if self.facts is None else self.facts.finish())
         if self.objects is not None:
-            out.objects = {name: _in_export_order(parts) for name, parts in self.objects.items()}
+            out.objects = {name: parts.finish() for name, parts in self.objects.items()}
             self.objects = None
         if self.tables is not None:
             out.comparison = self.tables.finish()
@@ -259,6 +259,96 @@ class Reduce:
             out.consensus = self.consensus.finish(self.batch, self.options.consensus,
                                                   iou_threshold=self.options.compare.iou_threshold)
         return out
+
+
+class _ObjectParts:
+    """One export's objects as the chunks bring them: each chunk's pickled at once (a few bytes per object
+    where a Python ``Object`` takes hundreds), while every chunk's positions follow the last one's, which
+    is the rule when an export lists its objects image by image; the first chunk that does not follow
+    turns the parts back into objects, to be put in export order at the end (:func:`_in_export_order`)."""
+
+    __slots__ = ("parts", "packed", "last")
+
+    def __init__(self):
+        self.parts: list = []  # (positions, pickled objects) while packed, else (positions, objects)
+        self.packed = True
+        self.last = -1
+
+    def add(self, positions, objects) -> None:
+        import pickle
+
+        import numpy as np
+
+        positions = np.asarray(positions, dtype=np.int64)
+        if self.packed and len(positions) and (positions[0] <= self.last or np.any(np.diff(positions) <= 0)):
+            self.packed = False
+            self.parts = [(p, pickle.loads(b)) for p, b in self.parts]
+        if self.packed:
+            if len(positions):
+                self.last = int(positions[-1])
+                self.parts.append((positions, pickle.dumps(list(objects), protocol=pickle.HIGHEST_PROTOCOL)))
+        else:
+            self.parts.append((positions, objects))
+
+    def finish(self):
+        """The objects in export order: a :class:`PackedObjects` while packed, else a list."""
+        parts, self.parts = self.parts, []
+        if self.packed:
+            return PackedObjects([b for _, b in parts], [len(p) for p, _ in parts])
+        return _in_export_order(parts)
+
+
+class PackedObjects:
+    """A read-only sequence of objects kept as pickled blocks, unpickled when read: ``len``, iteration,
+    ``[k]`` and slices give equal objects (the same values; a new ``Object`` at each read, so changes to
+    one are not kept). A streamed run's exports hold their objects so (:func:`map_reduce`), which keeps the
+    main process's memory small where a list of ``Object`` s would take hundreds of bytes per object.
+    """
+
+    __slots__ = ("_blocks", "_starts", "_cached")
+
+    def __init__(self, blocks: list, counts: list):
+        import numpy as np
+
+        self._blocks = blocks
+        self._starts = np.zeros(len(counts) + 1, np.int64)
+        np.cumsum(counts, out=self._starts[1:])
+        self._cached = (-1, None)
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _block(self, b: int) -> list:
+        import pickle
+
+        if self._cached[0] != b:
+            self._cached = (b, pickle.loads(self._blocks[b]))
+        return self._cached[1]
+
+    def __getitem__(self, k):
+        import numpy as np
+
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        k = int(k)  # numpy integers too
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError("object index out of range")
+        b = int(np.searchsorted(self._starts, k, side="right")) - 1
+        return self._block(b)[k - int(self._starts[b])]
+
+    def __iter__(self):
+        import pickle
+
+        for block in self._blocks:
+            yield from pickle.loads(block)
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __repr__(self) -> str:
+        return f"PackedObjects({len(self)} objects in {len(self._blocks)} blocks)"
 
 
 def _in_export_order(parts: list) -> list:

@@ -214,3 +214,66 @@ def test_an_indexed_run_stores_what_a_whole_load_stores(manifest, executor, synt
 
     a, b = from_run(indexed), from_run(whole)
     assert [g["uri"] for g in a.gallery] == [g["uri"] for g in b.gallery] and len(a.gallery) > 0
+
+
+# --- the objects a streamed run keeps, packed -------------------------------------------------------------
+
+def _objects(n, image="i"):
+    from qa.model import Object, Source
+
+    return [Object(annotator="a", image=f"{image}{k}", category=f"c{k % 3}", kind="polygon",
+                   source=Source("a.json", k, 1000 + k), bbox=(k, k + 0.5, 2, 3), area=float(k),
+                   attributes={"occluded": k % 2 == 0}) for k in range(n)]
+
+
+def _fields(o):
+    return (o.annotator, o.image, o.category, o.kind, o.source, o.polygons, o.rle, o.segment_id, o.iscrowd,
+            o.bbox, o.area, o.attributes)
+
+
+def test_objects_of_chunks_in_export_order_are_packed():
+    from qa.task import PackedObjects, _ObjectParts
+
+    objects = _objects(10)
+    parts = _ObjectParts()
+    for lo, hi in ((0, 4), (4, 4), (4, 9), (9, 10)):  # an empty chunk too
+        parts.add(list(range(lo, hi)), objects[lo:hi])
+    packed = parts.finish()
+    assert isinstance(packed, PackedObjects) and len(packed) == 10
+    assert [_fields(o) for o in packed] == [_fields(o) for o in objects]
+    assert [_fields(packed[k]) for k in (0, 3, 4, 9, -1, -10)] == [_fields(objects[k]) for k in (0, 3, 4, 9, -1, -10)]
+    assert [_fields(o) for o in packed[2:7:2]] == [_fields(o) for o in objects[2:7:2]]
+    assert _fields(packed[__import__("numpy").int64(5)]) == _fields(objects[5])
+    with pytest.raises(IndexError):
+        packed[10]
+    assert not PackedObjects([], []) and len(PackedObjects([], [])) == 0
+
+
+def test_objects_of_chunks_out_of_export_order_are_a_list_in_export_order():
+    from qa.task import _ObjectParts
+
+    objects = _objects(8)
+    parts = _ObjectParts()
+    parts.add([0, 1, 2], objects[0:3])
+    parts.add([6, 7], objects[6:8])
+    parts.add([3, 4, 5], objects[3:6])  # an export that lists one image's objects later
+    out = parts.finish()
+    assert isinstance(out, list)
+    assert [_fields(o) for o in out] == [_fields(o) for o in objects]
+
+
+def test_a_streamed_run_keeps_its_objects_packed_and_equal_to_the_loaded_ones(tmp_path):
+    import qa
+    from qa.synth import synthesize
+    from qa.task import PackedObjects
+
+    synthesize(tmp_path / "batch", images=3, size=(160, 320), annotators=3, seed=2, workers=1)
+    run = qa.run(manifest=tmp_path / "batch" / "batch.toml", workers=1, store=False)
+    loaded = qa.load(manifest=tmp_path / "batch" / "batch.toml")
+    for name, export in run.batch.exports.items():
+        assert isinstance(export.objects, PackedObjects)
+        whole = loaded.exports[name].objects
+        assert len(export.objects) == len(whole) > 0
+        for a, b in zip(export.objects, whole):
+            assert _fields(a)[:5] == _fields(b)[:5] and _fields(a)[7:] == _fields(b)[7:]
+            assert a.polygons is None and a.rle is None

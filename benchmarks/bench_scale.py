@@ -69,6 +69,7 @@ def _staged(stages: dict) -> None:
 
         @functools.wraps(fn)
         def wrapped(*args, _fn=fn, _name=name, **kwargs):
+            stages["between"] = max(stages.get("between", 0.0), _peak_mb())  # the work since the last stage
             _reset_peak()
             try:
                 return _fn(*args, **kwargs)
@@ -95,7 +96,8 @@ def measure(manifest: str, workers: int, stages: bool = False) -> dict:
         t = time.perf_counter()
         run = qa.run(manifest=manifest, workers=workers, db=Path(tmp) / "qa.duckdb", progress=progress)
         wall = time.perf_counter() - t
-    peak = max([_peak_mb(), marks.get("loaded") or 0] + [p for p, _ in per_stage.values()])
+    between = per_stage.pop("between", 0.0)
+    peak = max([_peak_mb(), between, marks.get("loaded") or 0] + [p for p, _ in per_stage.values()])
     return {"images": len(run.batch.images), "objects": sum(len(e.objects) for e in run.batch.exports.values()),
             "wall": wall, "cpu": cpu.seconds, "loaded_mb": marks.get("loaded"), "peak_mb": peak,
             "stages": per_stage}

@@ -96,8 +96,13 @@ def _image_rows(comparison, min_score: float):
     })
 
 
-def _object_rows(comparison, tolerance: float):
-    """Candidate rows for objects: unmatched, label disagreements, low IoU, boundary offsets."""
+def _object_rows(comparison, tolerance: float, min_score: float = 0.0):
+    """Candidate rows for objects: unmatched, label disagreements, low IoU, boundary offsets.
+
+    The rows of a reason whose score is final here (every reason but ``unmatched``, whose score is the
+    best over the object's pairs) are kept only at ``min_score`` or above, as :func:`review_queue` would
+    keep them, so their words are written for the rows kept only. A reason with candidates keeps a
+    frame, empty when none reaches ``min_score``."""
     import pandas as pd
 
     op = comparison.object_pairs
@@ -129,26 +134,30 @@ def _object_rows(comparison, tolerance: float):
     image = op["image"].astype(str).to_numpy()
     parts = []
 
-    def part(mask, reason, metric, value, score, detail):
+    def part(mask, reason, metric, value, score, detail, final=True):
         if not mask.any():
             return
+        if final:
+            mask = mask & (score >= min_score)
         frame = pd.DataFrame({"kind": "object", "image": image[mask], "reason": reason, "metric": metric,
                               "value": value[mask], "score": score[mask],
-                              **{k: v[mask] for k, v in side.items()}, "detail": detail[mask]})
+                              **{k: v[mask] for k, v in side.items()}, "detail": detail(mask)})
         parts.append(frame)
 
     unmatched = ~matched
     who, other = side["annotator"], side["other_annotator"]
-    part(unmatched, "unmatched", "best_iou", best, 1.0 - np.nan_to_num(best), "drawn by " + who + ", not by " + other)
+    part(unmatched, "unmatched", "best_iou", best, 1.0 - np.nan_to_num(best),
+         lambda m: "drawn by " + who[m] + ", not by " + other[m], final=False)
     part(label, "label_disagreement", "mask_iou", iou, np.ones(len(op)),
-         a + " says " + _str(ca) + ", " + b + " says " + _str(cb) + " (IoU " + _fmt(iou) + ")")
-    part(matched & ~label, "low_iou", "mask_iou", iou, 1.0 - iou, "IoU " + _fmt(iou) + " between " + a + " and " + b)
+         lambda m: a[m] + " says " + _str(ca[m]) + ", " + b[m] + " says " + _str(cb[m]) + " (IoU " + _fmt(iou[m]) + ")")
+    part(matched & ~label, "low_iou", "mask_iou", iou, 1.0 - iou,
+         lambda m: "IoU " + _fmt(iou[m]) + " between " + a[m] + " and " + b[m])
     with np.errstate(invalid="ignore"):
         big = matched & np.isfinite(offset)
         score = np.abs(offset) / (np.abs(offset) + float(tolerance))
     direction = np.where(offset >= 0, " px outside ", " px inside ")
     part(big, "boundary_offset", "signed_offset_px", offset, np.nan_to_num(score),
-         a + "'s outline " + _fmt(np.abs(offset), 1) + direction + b + "'s")
+         lambda m: a[m] + "'s outline " + _fmt(np.abs(offset[m]), 1) + direction[m] + b[m] + "'s")
     return parts
 
 
@@ -275,11 +284,12 @@ def review_queue(batch, comparison, *, violations=None, min_score: float = 0.25)
     images = _image_rows(comparison, min_score)
     if images is not None:
         parts.append(images)
-    parts.extend(_object_rows(comparison, tolerance))
+    objects = _object_rows(comparison, tolerance, min_score)
+    parts.extend(objects)
     rules = _rule_rows(batch, violations)
     if rules is not None:
         parts.append(rules)
-    parts = [p for p in parts if len(p)]
+    parts = [p for p in parts if len(p)] or objects[:1]  # candidates, none kept: an empty queue of the columns' types
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
     rows = pd.concat(parts, ignore_index=True)

@@ -173,3 +173,49 @@ def test_an_object_all_others_drew_below_the_threshold_says_so_with_the_best_iou
     assert row["detail"] == (f"drawn by experts/Person5_Amira; {', '.join(others)} drew it below the matching "
                              f"IoU 0.5 (best {row['value']:.3f}, experts/Person3_ImageJ)")
     assert "not drawn" not in row["detail"]
+
+
+# --- the rows below min_score are dropped as they are made ------------------------------------------------
+
+def _queue_both_ways(run, monkeypatch, min_score):
+    import pandas as pd
+
+    from qa.analytics import review
+
+    early = review.review_queue(run.batch, run.comparison, violations=run.violations, min_score=min_score)
+    made = review._object_rows
+
+    def late(comparison, tolerance, min_score=0.0):  # every candidate, filtered only at the end
+        return made(comparison, tolerance, 0.0)
+
+    monkeypatch.setattr(review, "_object_rows", late)
+    whole = review.review_queue(run.batch, run.comparison, violations=run.violations, min_score=min_score)
+    return early, whole
+
+
+@pytest.mark.parametrize("min_score", [0.0, 0.25, 0.6, 0.999, 2.0])
+def test_queue_of_candidates_dropped_early_equals_the_queue_filtered_at_the_end(tmp_path, monkeypatch, min_score):
+    import qa
+    from qa.synth import synthesize
+
+    synthesize(tmp_path / "batch", images=4, size=(160, 320), annotators=3, seed=7, workers=1)
+    run = qa.run(manifest=tmp_path / "batch" / "batch.toml", workers=1, store=False, analytics=False)
+    early, whole = _queue_both_ways(run, monkeypatch, min_score)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(early, whole, check_exact=True)
+    if min_score < 1:
+        assert len(early)
+
+
+def test_queue_of_candidates_dropped_early_equals_the_queue_filtered_at_the_end_real(shared_data, monkeypatch):
+    import qa
+    from common import REAL_BATCHES
+
+    import pandas as pd
+
+    run = qa.run(*REAL_BATCHES["shuffler"](shared_data), workers=1, store=False, analytics=False)
+    for min_score in (0.25, 0.5):
+        early, whole = _queue_both_ways(run, monkeypatch, min_score)
+        pd.testing.assert_frame_equal(early, whole, check_exact=True)
+        monkeypatch.undo()

@@ -556,3 +556,85 @@ def _group(obj, n, n_objects):
         perm[fill[k]] = i
         fill[k] += 1
     return ptr, perm
+
+
+@njit(cache=True, nogil=True)
+def _append(values, n, part):
+    """``values`` (grown when needed) with ``part`` written at ``[n, n + len(part))``."""
+    values = _grow(values, n + part.shape[0])
+    values[n:n + part.shape[0]] = part
+    return values
+
+
+@njit(cache=True, nogil=True)
+def _crops_outlines(buf, starts, boxes, height, width, band_width):
+    """``_outlines`` of every tight crop of one image, object after object, in one call.
+
+    Parameters
+    ----------
+    buf : (size,) uint8
+        The crops, one after the other, each row-major (0/1): crop ``k`` is
+        ``buf[starts[k]:starts[k + 1]]`` reshaped to its box.
+    starts : (n + 1,) int64
+    boxes : (n, 4) int64
+        Each crop's ``x0, y0, x1, y1`` in the image (end-exclusive).
+    height, width : int
+        The image's size (a crop side on the image border is the image border).
+    band_width : int
+        As ``_outlines``.
+
+    Returns
+    -------
+    tuple of arrays
+        The 14 arrays of ``_outlines`` for objects ``0 .. n - 1``: each object's entries are those of
+        ``_outlines`` of its crop alone, in the same order.
+    """
+    n = boxes.shape[0]
+    one = np.ones(1, dtype=np.int64)
+    first = np.zeros(1, dtype=np.int64)
+    run_ptr = np.zeros(n + 1, dtype=np.int64)
+    b4_ptr = np.zeros(n + 1, dtype=np.int64)
+    band_ptr = np.zeros(n + 1, dtype=np.int64)
+    s_ptr = np.zeros(n + 1, dtype=np.int64)
+    run_y = np.empty(0, dtype=np.int32)
+    run_x0 = np.empty(0, dtype=np.int32)
+    run_x1 = np.empty(0, dtype=np.int32)
+    b4_y = np.empty(0, dtype=np.int32)
+    b4_x = np.empty(0, dtype=np.int32)
+    band_y = np.empty(0, dtype=np.int32)
+    band_x = np.empty(0, dtype=np.int32)
+    s_y = np.empty(0, dtype=np.int32)
+    s_x = np.empty(0, dtype=np.int32)
+    s_code = np.empty(0, dtype=np.uint8)
+    for k in range(n):
+        x0 = boxes[k, 0]
+        y0 = boxes[k, 1]
+        x1 = boxes[k, 2]
+        y1 = boxes[k, 3]
+        h = max(y1 - y0, 0)
+        w = max(x1 - x0, 0)
+        crop = buf[starts[k]:starts[k] + h * w].reshape((h, w))
+        part = _outlines(crop, one, first, 1, y0, x0, int(y0 == 0), int(y1 == height), int(x0 == 0),
+                         int(x1 == width), band_width)
+        m = run_ptr[k]
+        run_y = _append(run_y, m, part[1])
+        run_x0 = _append(run_x0, m, part[2])
+        run_x1 = _append(run_x1, m, part[3])
+        run_ptr[k + 1] = m + part[1].shape[0]
+        m = b4_ptr[k]
+        b4_y = _append(b4_y, m, part[5])
+        b4_x = _append(b4_x, m, part[6])
+        b4_ptr[k + 1] = m + part[5].shape[0]
+        m = band_ptr[k]
+        band_y = _append(band_y, m, part[8])
+        band_x = _append(band_x, m, part[9])
+        band_ptr[k + 1] = m + part[8].shape[0]
+        m = s_ptr[k]
+        s_y = _append(s_y, m, part[11])
+        s_x = _append(s_x, m, part[12])
+        s_code = _append(s_code, m, part[13])
+        s_ptr[k + 1] = m + part[11].shape[0]
+    return (run_ptr, run_y[:run_ptr[n]].copy(), run_x0[:run_ptr[n]].copy(), run_x1[:run_ptr[n]].copy(),
+            b4_ptr, b4_y[:b4_ptr[n]].copy(), b4_x[:b4_ptr[n]].copy(),
+            band_ptr, band_y[:band_ptr[n]].copy(), band_x[:band_ptr[n]].copy(),
+            s_ptr, s_y[:s_ptr[n]].copy(), s_x[:s_ptr[n]].copy(), s_code[:s_ptr[n]].copy())

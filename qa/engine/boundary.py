@@ -313,20 +313,15 @@ def crop_outlines(crop: np.ndarray, *, offset=(0, 0), image_shape=None, band_wid
 
 
 def object_outlines(crops, *, band_width: int = 2) -> Outlines:
-    """:class:`Outlines` of every object of a :class:`qa.engine._masks.ObjectCrops` (tight 0/1 crops)."""
+    """:class:`Outlines` of every object of a :class:`qa.engine._masks.ObjectCrops` (tight 0/1 crops), from
+    one kernel call over all of them (each object's lists are those of :func:`crop_outlines` of its crop)."""
     from qa.engine import _kernels_boundary as kb
 
     height, width = crops.shape
-    parts = []
-    for k in range(len(crops)):
-        x0, y0, x1, y1 = (int(v) for v in crops.boxes[k])
-        crop = crops.buf[crops.starts[k]:crops.starts[k + 1]].reshape(max(y1 - y0, 0), max(x1 - x0, 0))
-        edges = (int(y0 == 0), int(y1 == height), int(x0 == 0), int(x1 == width))
-        parts.append(Outlines(kb._outlines(crop, _ONE, _FIRST, 1, y0, x0, *edges, int(band_width)), band_width))
-    if not parts:
-        empty = kb._outlines(np.zeros((0, 0), np.uint8), _ONE, _FIRST, 0, 0, 0, 1, 1, 1, 1, int(band_width))
-        return Outlines(empty, band_width)
-    return Outlines.concatenate(parts, band_width)
+    boxes = np.ascontiguousarray(crops.boxes, dtype=np.int64).reshape(-1, 4)
+    return Outlines(kb._crops_outlines(np.ascontiguousarray(crops.buf, dtype=np.uint8),
+                                       np.ascontiguousarray(crops.starts, dtype=np.int64), boxes, int(height),
+                                       int(width), int(band_width)), band_width)
 
 
 def id_map_outlines(id_map: np.ndarray, ids, *, band_width: int = 2) -> Outlines:

@@ -540,16 +540,20 @@ def _cover_counts(buf, starts, boxes, lower, top_ptr, tops, top_thing):
                 tx0 = boxes[t, 0]
                 ty0 = boxes[t, 1]
                 cw = boxes[t, 2] - tx0
+                xa = max(tx0, x0)
+                xb = min(boxes[t, 2], x0 + w)
                 for y in range(max(ty0, y0), min(boxes[t, 3], y0 + h)):
                     row = starts[t] + (y - ty0) * cw - tx0
-                    for x in range(max(tx0, x0), min(boxes[t, 2], x0 + w)):
-                        if buf[row + x] != 0:
-                            union[y - y0, x - x0] = 1
-            n = 0
+                    src = buf[row + xa:row + xb]
+                    dst = union[y - y0, xa - x0:xb - x0]
+                    for x in range(xb - xa):  # branch-free, so the row vectorises
+                        dst[x] |= np.uint8(src[x] != 0)
+            n = np.int64(0)
             for y in range(h):
                 row = starts[o] + y * w
+                mine = buf[row:row + w]
+                under = union[y]
                 for x in range(w):
-                    if union[y, x] != 0 and buf[row + x] != 0:
-                        n += 1
+                    n += np.int64(under[x] & np.uint8(mine[x] != 0))
             out[k, stage] = n
     return out

@@ -292,7 +292,6 @@ class Outlines:
         return cls(arrays, band_width)
 
 
-_ONE = np.ones(1, dtype=np.int64)
 _FIRST = np.zeros(1, dtype=np.int64)
 
 
@@ -308,8 +307,7 @@ def crop_outlines(crop: np.ndarray, *, offset=(0, 0), image_shape=None, band_wid
     x0, y0 = (int(v) for v in offset)
     if crop.max(initial=0) > 1:
         crop = (crop != 0).view(np.uint8)
-    return Outlines(kb._outlines(crop, _ONE, _FIRST, 1, y0, x0, top, bottom, left, right, int(band_width)),
-                    band_width)
+    return Outlines(kb._mask_outlines(crop, y0, x0, top, bottom, left, right, int(band_width)), band_width)
 
 
 def object_outlines(crops, *, band_width: int = 2) -> Outlines:

@@ -225,6 +225,29 @@ def test_outlines_of_a_crop_inside_the_image():
     assert len(_outline_of(m, edges=ALL)[11]) == 2 * (3 + 4)  # DeepMind: outside the image is background
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_mask_outlines_equal_the_labelled_outlines(seed):
+    """The 0/1 mask kernel lists exactly what the labelled one lists for label 1: every array, in order,
+    for windows on and off each side of the image border, thin and empty windows, every band width."""
+    rng = np.random.default_rng(300 + seed)
+    shapes = [(1, 1), (1, 7), (7, 1), (2, 2), (0, 5), (5, 0)] + [
+        tuple(int(v) for v in rng.integers(2, 40, 2)) for _ in range(12)]
+    ones, first = np.ones(1, np.int64), np.zeros(1, np.int64)
+    for shape in shapes:
+        for fill in (0.0, 0.3, 0.7, 1.0):
+            m = (rng.random(shape) < fill).astype(np.uint8)
+            if m.size and fill not in (0.0, 1.0):
+                m = np.ascontiguousarray(m | random_mask(rng, shape).astype(np.uint8))
+            edges = tuple(int(v) for v in rng.integers(0, 2, 4))
+            offset = (int(rng.integers(0, 9)), int(rng.integers(0, 9)))
+            for band_width in (1, 2, 3):
+                got = kb._mask_outlines(m, offset[1], offset[0], *edges, band_width)
+                expected = kb._outlines(m, ones, first, 1, offset[1], offset[0], *edges, band_width)
+                for g, e in zip(got, expected):
+                    assert g.dtype == e.dtype
+                    np.testing.assert_array_equal(g, e)
+
+
 def _crop_by_crop(crops, band_width):
     """The outlines of an ObjectCrops as they were listed before one call did them all: each crop on its
     own (crop_outlines), then the lists put one after the other."""

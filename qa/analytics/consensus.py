@@ -494,7 +494,8 @@ class _Image:
                                    band_width=members.band_width)
         index_a = np.array([m for _, m, _ in self._scored], dtype=np.int64)
         index_b = np.array([c for _, _, c in self._scored], dtype=np.int64)
-        columns = outline_columns(members, outlines, index_a, index_b, tolerances=tolerances)
+        # the rows read boundary F, boundary IoU and the signed offset: no surface statistics
+        columns = outline_columns(members, outlines, index_a, index_b, tolerances=tolerances, surfaces=False)
         labels = [f"boundary_f_{_label(t)}" for t in tolerances]
         named = [(label, columns[label].tolist()) for label in labels]
         named += [("boundary_iou", columns["boundary_iou"].tolist()),

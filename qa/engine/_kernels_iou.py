@@ -557,3 +557,93 @@ def _cover_counts(buf, starts, boxes, lower, top_ptr, tops, top_thing):
                     n += np.int64(under[x] & np.uint8(mine[x] != 0))
             out[k, stage] = n
     return out
+
+
+@njit(cache=True, nogil=True)
+def _union_runs(ptr, y, x0, x1, categories, codes):
+    """The union of each category's objects as row runs (see :func:`qa.engine.compare.category_union_runs`).
+
+    Parameters
+    ----------
+    ptr : (n + 1,) int64
+        Object ``k``'s runs are ``[ptr[k], ptr[k + 1])`` of ``y, x0, x1``.
+    y, x0, x1 : (r,) int32
+        Row runs ``[x0, x1)``, each object's sorted by row then column; objects may overlap.
+    categories : (n,) int64
+        Each object's category code; negative codes are left out.
+    codes : (m,) int64
+        The non-negative codes present, sorted.
+
+    Returns
+    -------
+    out_ptr : (m + 1,) int64
+    out_y, out_x0, out_x1 : (q,) int32
+        Category ``codes[i]``'s runs ``[out_ptr[i], out_ptr[i + 1])``: overlapping or touching runs merged
+        (a run starting at or before the end of the one before it in its row extends it), sorted by row
+        then column.
+    """
+    n = ptr.shape[0] - 1
+    m = codes.shape[0]
+    kept = 0
+    for k in range(n):
+        if categories[k] >= 0:
+            kept += ptr[k + 1] - ptr[k]
+    out_ptr = np.zeros(m + 1, np.int64)
+    if kept == 0:
+        empty = np.zeros(0, np.int32)
+        return out_ptr, empty, empty.copy(), empty.copy()
+    ymin = np.int64(1) << 40
+    ymax = -(np.int64(1) << 40)
+    xmin = np.int64(1) << 40
+    xmax = -(np.int64(1) << 40)
+    for k in range(n):
+        if categories[k] < 0:
+            continue
+        for r in range(ptr[k], ptr[k + 1]):
+            ymin = min(ymin, np.int64(y[r]))
+            ymax = max(ymax, np.int64(y[r]))
+            xmin = min(xmin, np.int64(x0[r]))
+            xmax = max(xmax, np.int64(x0[r]))
+    rows = ymax - ymin + 1
+    cols = xmax - xmin + 1
+    # one key per run: (category, row, start), so that a sort puts each category's rows in order
+    keys = np.empty(kept, np.int64)
+    src = np.empty(kept, np.int64)
+    cat = np.empty(kept, np.int64)
+    q = 0
+    for k in range(n):
+        if categories[k] < 0:
+            continue
+        c = np.searchsorted(codes, categories[k])
+        for r in range(ptr[k], ptr[k + 1]):
+            keys[q] = (c * rows + (np.int64(y[r]) - ymin)) * cols + (np.int64(x0[r]) - xmin)
+            src[q] = r
+            cat[q] = c
+            q += 1
+    order = np.argsort(keys, kind="mergesort")
+    out_y = np.empty(kept, np.int32)
+    out_x0 = np.empty(kept, np.int32)
+    out_x1 = np.empty(kept, np.int32)
+    count = 0
+    last_cat = -1
+    last_row = -1
+    end = 0
+    for i in range(kept):
+        r = src[order[i]]
+        c = cat[order[i]]
+        if c == last_cat and np.int64(y[r]) == last_row and x0[r] <= end:
+            if x1[r] > end:
+                end = x1[r]
+                out_x1[count - 1] = end
+            continue
+        out_y[count] = y[r]
+        out_x0[count] = x0[r]
+        out_x1[count] = x1[r]
+        end = x1[r]
+        count += 1
+        out_ptr[c + 1] += 1
+        last_cat = c
+        last_row = np.int64(y[r])
+    for c in range(m):
+        out_ptr[c + 1] += out_ptr[c]
+    return out_ptr, out_y[:count].copy(), out_x0[:count].copy(), out_x1[:count].copy()

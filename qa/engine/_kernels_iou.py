@@ -146,12 +146,18 @@ def _pair_count(buf_a, starts_a, boxes_a, i, buf_b, starts_b, boxes_b, j):
         return 0
     wa = ax1 - ax0
     wb = bx1 - bx0
+    n = ox1 - ox0
     count = np.int64(0)
     for y in range(oy0, oy1):
-        ra = starts_a[i] + (y - ay0) * wa - ax0
-        rb = starts_b[j] + (y - by0) * wb - bx0
-        for x in range(ox0, ox1):
-            count += buf_a[ra + x] & buf_b[rb + x]
+        ra = starts_a[i] + (y - ay0) * wa - ax0 + ox0
+        rb = starts_b[j] + (y - by0) * wb - bx0 + ox0
+        row_a = buf_a[ra:ra + n]
+        row_b = buf_b[rb:rb + n]
+        # a row's count in 32 bits (a row holds fewer than 2^32 pixels), so the loop vectorises
+        s = np.uint32(0)
+        for x in range(n):
+            s += np.uint32(row_a[x] & row_b[x])
+        count += s
     return count
 
 

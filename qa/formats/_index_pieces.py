@@ -1,0 +1,545 @@
+"""The index pass spread over a run's executor: a cheap scan here, the parsing in the workers.
+
+:func:`index_exports` indexes a batch's exports as :func:`qa.formats._index.index_export` indexes each
+one, with the same result to the bit (the exports' images and categories, every load-time finding in
+the order a whole load gives it, each export's :class:`~qa.model.Census` and :class:`~qa.formats._units.Runs`
+table), but the work that grows with the objects runs as tasks on an executor
+(:mod:`qa.engine._executors`: this process, the local pool or a Dask cluster):
+
+- **COCO**: this process reads the file's outline, its categories and images (small), and scans the
+  bytes of the ``annotations`` list for its element boundaries without parsing them (the numba scanner of
+  :mod:`qa.formats._jsonscan`); the list is cut into pieces of about :data:`PIECE_BYTES`, and each piece is
+  a task (:func:`_coco_piece`) that reads its own bytes from the file (a path or an fsspec URL), parses its
+  annotations through the reader's own code (:class:`qa.formats.coco.AnnotationReader`) into a
+  :class:`~qa.formats._units.Recorder` and returns its findings, counts and runs, each tagged so they
+  merge back in file order. What spans pieces is settled here, on what the pieces return: the duplicate
+  annotation ids (a piece logs each id with where its finding would go; the duplicates of the whole file
+  are found here and their findings put in place), the skipped-annotation tallies (``FMT012``), the run
+  table (ordinals and image codes renumbered, a run cut by a piece boundary joined again).
+- **Label Studio, CVAT**: their readers carry state from one unit to the next, so each export is one task
+  (:func:`_whole`) running :func:`~qa.formats._index.index_export` in a worker; exports are indexed at the
+  same time.
+- Other formats, and any export when the executor would only run the tasks in this process one after the
+  other, are indexed here as before.
+
+A piece that meets bytes the scanner and the parser disagree on, or broken JSON, makes the export be
+indexed here again by :func:`~qa.formats._index.index_export`, whose error (the whole-file parser's, with
+its line and column) or fallback is the serial pass's.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qa.errors import InputError, QAError
+from qa.model import Census, Limits
+
+PIECE_BYTES = 16 << 20
+"""Largest piece of a COCO ``annotations`` list one task parses (it is cut smaller to give every worker
+several pieces)."""
+
+PIECE_MIN = 1 << 20
+"""Smallest piece worth a task of its own."""
+
+INLINE_BELOW = 8 << 20
+"""Exports smaller than this in all (bytes) are indexed in this process when the executor is the local
+pool: starting its workers would cost more than the parse."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One export as the batch names it (:func:`qa.formats._index.index_export`'s arguments)."""
+
+    path: object
+    annotator: str | None = None
+    format: str | None = None
+    options: dict | None = None
+    format_options: dict | None = None
+
+
+@dataclass(frozen=True)
+class _Whole:
+    """A task: index one export in the worker."""
+
+    job: Job
+    limits: Limits
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A task: parse elements ``first`` .. ``first + count - 1`` of a COCO ``annotations`` list, at bytes
+    ``start`` .. ``stop`` of the file (from an element's first byte to the last one's end)."""
+
+    path: object
+    limits: Limits
+    stamp: tuple | None
+    members: dict
+    first: int
+    count: int
+    start: int
+    stop: int
+
+
+@dataclass
+class _Parsed:
+    """What a piece returns, per export code (the reader's adoption order)."""
+
+    findings: list              # per export: the reader's findings, in order
+    tallies: list               # per export: its SkipTally or None
+    bounds: list                # per export: the bounds findings, in order
+    census: list                # per export: Census
+    runs: object                # Runs of the piece (ordinals from 0, image codes into runs.keys)
+    ids: np.ndarray             # int64: each id the duplicate check saw, in order (ints only)
+    others: list                # (row, id) of the ids that are no int64
+    where: np.ndarray           # int64 (n, 4): index, export code, finding position, key code
+    keys: list                  # the log's image keys
+
+
+def index_exports(jobs: list[Job], *, limits: Limits, executor=None, piece_bytes: int | None = None,
+                  progress=None) -> list:
+    """:func:`qa.formats._index.index_export` of each job, in order (a flat list of its sources), with the
+    parsing on ``executor`` (see the module docstring). ``piece_bytes`` overrides the piece size.
+
+    Raises what the serial pass raises, with the same message, for the first export (in order) that
+    fails.
+    """
+    if progress:
+        progress("load", 0, len(jobs))
+    if not _spread(jobs, executor, piece_bytes):
+        out = []
+        for done, job in enumerate(jobs):
+            if progress and done:
+                progress("load", done, len(jobs))
+            out.extend(_serial(job, limits))
+        if progress:
+            progress("load", len(jobs), len(jobs))
+        return out
+    plans: list = [None] * len(jobs)    # per job: _HERE, _Failed, a _CocoPlan or the list of its sources
+    order: list[tuple[int, int]] = []   # (job, piece number) of each task sent, in order
+    left = [0] * len(jobs)              # tasks of each job not back yet
+
+    def tasks():
+        for k, job in enumerate(jobs):
+            try:
+                plan = _plan(job, limits, executor, piece_bytes)
+            except QAError as exc:
+                plans[k] = _Failed(exc)
+                continue
+            plans[k] = plan
+            if isinstance(plan, _CocoPlan):
+                for number, piece in enumerate(plan.pieces):
+                    order.append((k, number))
+                    left[k] += 1
+                    yield piece
+            elif plan is _WHOLE:
+                order.append((k, 0))
+                left[k] += 1
+                yield _Whole(job, limits)
+
+    done = 0
+    for sent, result in enumerate(executor.map_chunks(_work, tasks(), None)):
+        k, number = order[sent]
+        if isinstance(result, _Failed):
+            plans[k] = result
+        elif isinstance(plans[k], _CocoPlan):
+            plans[k].add(number, result)
+        elif plans[k] is _WHOLE:
+            plans[k] = result
+        left[k] -= 1
+        while progress and done < len(jobs) and plans[done] is not None and not left[done]:
+            done += 1
+            progress("load", done, len(jobs))
+    out = []
+    for k, job in enumerate(jobs):
+        plan = plans[k]
+        if isinstance(plan, _Failed):
+            if plan.again:  # broken bytes: indexed here, where the serial pass says why (or reads it whole)
+                out.extend(_serial(job, limits))
+                continue
+            raise plan.error
+        if plan is _HERE:
+            out.extend(_serial(job, limits))
+        elif isinstance(plan, _CocoPlan):
+            out.extend(plan.finish(job))
+        else:
+            out.extend(plan)
+    if progress:
+        progress("load", len(jobs), len(jobs))
+    return out
+
+
+_HERE = "here"
+_WHOLE = "whole"
+
+
+class _Failed:
+    """A job that failed: its error (raised in job order), or ``again`` when its bytes are to be read
+    by the serial pass (which says why they are broken, or reads the export whole)."""
+
+    def __init__(self, error: Exception | None = None, *, again: bool = False):
+        self.error = error
+        self.again = again
+
+
+def _plan(job: Job, limits: Limits, executor, piece_bytes: int | None):
+    """How a job is indexed: :data:`_HERE`, :data:`_WHOLE` (one task), a :class:`_CocoPlan` (pieces) or
+    a :class:`_Failed` (the scan met broken bytes)."""
+    from qa.formats import detect
+    from qa.formats._index import STREAMED
+    from qa.formats._location import location
+
+    path = location(job.path)
+    if not path.exists():
+        raise InputError("no such file or folder", path=path)
+    name = job.format or detect(path)
+    if name not in STREAMED:
+        return _HERE
+    if name != "coco":
+        return _WHOLE
+    plan = _plan_coco(job, path, limits, executor, piece_bytes)
+    return _Failed(again=True) if plan is None else plan
+
+
+def _serial(job: Job, limits: Limits) -> list:
+    from qa.formats._index import index_export
+
+    return index_export(job.path, job.annotator, format=job.format, limits=limits, options=job.options,
+                        format_options=job.format_options)
+
+
+def _spread(jobs: list[Job], executor, piece_bytes: int | None) -> bool:
+    """Whether the index is worth sending to ``executor``: it has several workers (or is a cluster, which
+    was asked for, or pieces were asked for), and on the local pool, the exports are big enough to pay
+    for starting it."""
+    if executor is None:
+        return False
+    if not executor.inline_small or piece_bytes is not None:
+        return True
+    if executor.workers <= 1:
+        return False
+    from qa.formats._location import location
+
+    total = 0
+    for job in jobs:
+        try:
+            path = location(job.path)
+            if path.is_file():
+                total += path.stat().st_size
+        except OSError:
+            continue
+    return total >= INLINE_BELOW
+
+
+def _work(task, _cfg):
+    """The task function sent to the executor: a job's sources or a piece's :class:`_Parsed`, or
+    :class:`_Failed` (the serial pass's errors are raised in job order by :func:`index_exports`)."""
+    try:
+        if isinstance(task, _Whole):
+            return _serial(task.job, task.limits)
+        return _coco_piece(task)
+    except _BrokenPiece:
+        return _Failed(again=True)
+    except QAError as exc:
+        return _Failed(exc)
+
+
+# --- COCO: the plan here, the pieces in the workers -----------------------------------------------------
+
+@dataclass
+class _CocoPlan:
+    """One COCO export: what this process read of it, its pieces, and what came back of them."""
+
+    path: object
+    limits: Limits
+    options: dict
+    stamp: tuple | None
+    exports: dict
+    recorder: object
+    categories: dict
+    pieces: list = field(default_factory=list)
+    parsed: dict = field(default_factory=dict)
+
+    def add(self, number: int, parsed: _Parsed) -> None:
+        self.parsed[number] = parsed
+
+    def finish(self, job: Job) -> list:
+        from qa.formats import name_exports
+        from qa.formats._index import SourceIndex
+        from qa.formats.coco import _NOT_AREAS
+        from qa.formats._tally import SkipTally
+
+        recorder = self.recorder
+        parsed = [self.parsed[n] for n in range(len(self.pieces))]
+        n_exports = len(recorder.exports)
+        duplicates = _duplicates(parsed, str(self.path))
+        tallies: list = [None] * n_exports
+        census = [Census() for _ in range(n_exports)]
+        for p, piece in enumerate(parsed):
+            for code, export in enumerate(recorder.exports):
+                export.findings.extend(_with_inserted(piece.findings[code], duplicates.get((p, code), ())))
+                if piece.tallies[code] is not None:
+                    if tallies[code] is None:
+                        tallies[code] = SkipTally()
+                    tallies[code].merge(piece.tallies[code])
+                _add_census(census[code], piece.census[code])
+        for code, export in enumerate(recorder.exports):
+            if tallies[code] is not None:
+                export.findings.extend(tallies[code].findings(_NOT_AREAS, noun="annotation"))
+            for piece in parsed:
+                export.findings.extend(piece.bounds[code])
+            export.census = census[code]
+        runs = _merge_runs([piece.runs for piece in parsed], [piece_.first for piece_ in self.pieces],
+                           n_exports)
+        exports = list(self.exports.values())
+        name_exports(exports, job.annotator, self.path)
+        return [SourceIndex(path=self.path, format="coco", limits=self.limits, options=self.options,
+                            exports=exports, idents=list(recorder.idents), runs=runs,
+                            context={"categories": self.categories}, stamp=self.stamp)]
+
+
+def _plan_coco(job: Job, path, limits: Limits, executor, piece_bytes: int | None):
+    """Read a COCO file's outline, categories and images here, scan its annotations' boundaries and cut
+    them into pieces; None when the bytes are broken (the export is then indexed here)."""
+    from qa.formats import coco
+    from qa.formats._document import check_members, close_document, open_document
+    from qa.formats._index import _stamp
+    from qa.formats._jsonscan import Broken, children
+    from qa.formats._units import Recorder
+
+    options = {**(job.options or {}), **(job.format_options or {}).get("coco", {})}
+    stamp = _stamp(path)
+    try:
+        document = open_document(path, streamed=True)
+    except Broken:
+        return None
+    try:
+        header = coco.read_header(document, path, limits)
+        recorder = Recorder()
+        exports, _reader = coco.open_exports(path, header, recorder)
+        span = document.outline.members["annotations"]
+        plan = _CocoPlan(path=path, limits=limits, options=options, stamp=stamp, exports=exports,
+                         recorder=recorder, categories=header[0])
+        size = piece_bytes or _piece_size(span[1] - span[0], executor)
+        members = dict(document.outline.members)
+        first = count = 0
+        start = stop = -1
+        for index, (s, e, _key, _value) in enumerate(children(document.fh, span[0], span[1], values=False)):
+            if count and e - start > size:
+                plan.pieces.append(_Piece(path, limits, stamp, members, first, count, start, stop))
+                first, count = index, 0
+            if count == 0:
+                start = s
+            stop = e
+            count += 1
+        if count:
+            plan.pieces.append(_Piece(path, limits, stamp, members, first, count, start, stop))
+        check_members(document, ("images", "annotations", "categories"))
+    except Broken:
+        return None
+    finally:
+        close_document(document)
+    return plan
+
+
+def _piece_size(total: int, executor) -> int:
+    """About four pieces per worker, each between :data:`PIECE_MIN` and :data:`PIECE_BYTES`."""
+    workers = max(1, getattr(executor, "workers", 1))
+    return int(min(PIECE_BYTES, max(PIECE_MIN, total // (4 * workers) + 1)))
+
+
+_HEADERS: dict = {}
+"""A worker's last COCO header (categories, images), by file and stamp: the pieces of one file a
+worker parses read it once."""
+
+
+def _coco_piece(piece: _Piece) -> _Parsed:
+    """Parse one piece in a worker (see the module docstring)."""
+    from qa.formats import coco
+    from qa.formats._document import Streamed
+    from qa.formats._index import _stamp
+    from qa.formats._jsonscan import Broken, Outline, children, loads
+    from qa.formats._safe import open_regular
+    from qa.formats._units import Recorder
+
+    if piece.stamp is not None and _stamp(piece.path) != piece.stamp:
+        raise InputError("changed since it was indexed; run again", path=piece.path)
+    with open_regular(piece.path) as fh:
+        token = (str(piece.path), piece.stamp)
+        header = _HEADERS.get(token)
+        if header is None:
+            _HEADERS.clear()
+            document = Streamed.outlined(fh, piece.path, Outline(members=dict(piece.members)))
+            header = _HEADERS[token] = coco.read_header(document, piece.path, piece.limits)
+        fh.seek(piece.start)
+        data = fh.read(piece.stop - piece.start)
+    recorder = Recorder()
+    exports, reader = coco.open_exports(piece.path, header, recorder)
+    for export in recorder.exports:
+        export.findings.clear()  # the file's own findings are this process's, not the piece's
+    log = _IdLog()
+    reader.duplicate = log.add
+    codes = {id(export): code for code, export in enumerate(recorder.exports)}
+    log.codes = codes
+    count = 0
+    try:
+        for j, (s, e, _key, raw) in enumerate(children(io.BytesIO(b"[" + data + b"]"))):
+            index = piece.first + j
+            recorder.begin(index, (piece.start + s - 1, piece.start + e - 1))
+            reader.annotation(index, loads(raw), recorder)
+            recorder.end()
+            count += 1
+    except Broken:
+        raise _BrokenPiece(str(piece.path)) from None
+    if count != piece.count:
+        raise InputError("changed while it was indexed; run again", path=piece.path)
+    findings = [list(export.findings) for export in recorder.exports]
+    tallies = [None] * len(recorder.exports)
+    for export, tally in reader.skipped.values():
+        tallies[codes[id(export)]] = tally
+    recorder.finish()
+    return _Parsed(findings=findings, tallies=tallies, bounds=recorder.bounds_findings, census=recorder.census,
+                   runs=recorder.runs(), ids=np.asarray(log.ids, np.int64), others=log.others,
+                   where=np.asarray(log.where, np.int64).reshape(-1, 4), keys=list(log.keys))
+
+
+class _BrokenPiece(Exception):
+    """A piece's bytes are not the JSON the scan found (the export is indexed again, serially)."""
+
+
+class _IdLog:
+    """Stands in for the duplicate-id check in a piece: logs each id with where its finding would go,
+    and says "not seen" (the duplicates of the whole file are found by :func:`_duplicates`)."""
+
+    INT64 = (-(1 << 63), 1 << 63)
+
+    def __init__(self):
+        self.ids: list[int] = []
+        self.others: list = []
+        self.where: list = []
+        self.keys: dict[str, int] = {}
+        self.codes: dict = {}
+
+    def add(self, ann_id, export, index: int, key: str) -> bool:
+        row = len(self.where)
+        if isinstance(ann_id, int) and not isinstance(ann_id, bool) and self.INT64[0] <= ann_id < self.INT64[1]:
+            self.ids.append(ann_id)
+        else:
+            self.ids.append(0)
+            self.others.append((row, ann_id))
+        self.where.append((index, self.codes[id(export)], len(export.findings),
+                           self.keys.setdefault(key, len(self.keys))))
+        return False
+
+
+def _duplicates(parsed: list[_Parsed], where: str) -> dict:
+    """The ``FMT005`` findings of annotation ids met before in the file, as ``{(piece, export code):
+    [(position, finding), ...]}``, in file order."""
+    from qa.formats._findings import finding
+    from qa.model import Source
+
+    if not parsed:
+        return {}
+    sizes = [len(p.ids) for p in parsed]
+    ids = np.concatenate([p.ids for p in parsed]) if sum(sizes) else np.zeros(0, np.int64)
+    is_int = np.ones(len(ids), bool)
+    offset = 0
+    others: list = []
+    for p, size in zip(parsed, sizes):
+        for row, value in p.others:
+            is_int[offset + row] = False
+            others.append((offset + row, value))
+        offset += size
+    repeated = np.zeros(len(ids), bool)
+    rows = np.flatnonzero(is_int)
+    if len(rows):
+        _values, first = np.unique(ids[rows], return_index=True)
+        repeated[rows] = True
+        repeated[rows[first]] = False
+    seen: set = set()
+    for row, value in others:
+        if value in seen:
+            repeated[row] = True
+        seen.add(value)
+    out: dict = {}
+    starts = np.cumsum([0] + sizes)
+    for row in np.flatnonzero(repeated).tolist():
+        p = int(np.searchsorted(starts, row, side="right") - 1)
+        piece = parsed[p]
+        local = row - int(starts[p])
+        index, code, position, key = (int(v) for v in piece.where[local])
+        ann_id = dict(piece.others).get(local) if not is_int[row] else int(ids[row])
+        out.setdefault((p, code), []).append((position, finding(
+            "FMT005", f"annotation id {ann_id!r} appears twice; both are kept", Source(where, index, ann_id),
+            image=piece.keys[key])))
+    return out
+
+
+def _with_inserted(findings: list, inserts) -> list:
+    """``findings`` with each ``(position, finding)`` of ``inserts`` put before the finding that was at
+    ``position`` when it was made (in order)."""
+    if not inserts:
+        return findings
+    out = []
+    k = 0
+    for position, item in inserts:
+        out.extend(findings[k:position])
+        k = max(k, position)
+        out.append(item)
+    out.extend(findings[k:])
+    return out
+
+
+def _add_census(total: Census, part: Census) -> None:
+    total.objects += part.objects
+    total.crowd += part.crowd
+    for category, n in part.per_category.items():
+        total.per_category[category] = total.per_category.get(category, 0) + n
+
+
+def _merge_runs(parts: list, firsts: list[int], n_exports: int):
+    """The run table of the whole file from its pieces' (each numbered from the piece's start): image codes
+    into one key list, ordinals after the earlier pieces', and a run that a piece boundary cut in two
+    joined again, as one pass over the file records it (:class:`qa.formats._units.Recorder`)."""
+    from qa.formats._units import R_EXPORT, R_IMAGE, R_KEPT, R_ORDINAL, R_STOP, R_UNIT, R_UNITS, Runs
+
+    keys: dict[str, int] = {}
+    tables, extras = [], []
+    kept = np.zeros(max(1, n_exports), np.int64)
+    last: dict[tuple[int, int], tuple[int, int]] = {}   # (export, image) -> (table number, row) of its last run
+    for part, first in zip(parts, firsts):
+        table = part.table.copy()
+        codes = np.asarray([keys.setdefault(key, len(keys)) for key in part.keys], np.int64)
+        if len(table):
+            table[:, R_IMAGE] = codes[table[:, R_IMAGE]]
+            table[:, R_ORDINAL] += kept[table[:, R_EXPORT]]
+        drop = []
+        for row in range(len(table)):
+            if table[row, R_UNIT] != first:
+                break
+            pair = (int(table[row, R_EXPORT]), int(table[row, R_IMAGE]))
+            prior = last.get(pair)
+            if prior is None or table[row, 0] < 0:
+                continue
+            t, r = prior
+            target = tables[t]
+            if target[r, R_UNIT] + target[r, R_UNITS] == first:
+                target[r, R_STOP] = table[row, R_STOP]
+                target[r, R_UNITS] += table[row, R_UNITS]
+                target[r, R_KEPT] += table[row, R_KEPT]
+                drop.append(row)
+        if len(table):
+            np.add.at(kept, table[:, R_EXPORT], table[:, R_KEPT])
+        keep = np.setdiff1d(np.arange(len(table)), drop)
+        table, extra = table[keep], part.extra[keep]
+        for row in range(len(table)):
+            last[(int(table[row, R_EXPORT]), int(table[row, R_IMAGE]))] = (len(tables), row)
+        tables.append(table)
+        extras.append(extra)
+    if not tables or not sum(len(t) for t in tables):
+        width = max((e.shape[1] for e in extras), default=1)
+        return Runs(np.zeros((0, 8), np.int64), np.zeros((0, width), np.int64), list(keys))
+    return Runs(np.concatenate(tables), np.concatenate(extras), list(keys))

@@ -219,7 +219,7 @@ def _spread(jobs: list[Job], executor, piece_bytes: int | None) -> bool:
         return False
     if not executor.inline_small or piece_bytes is not None:
         return True
-    if executor.workers <= 1:
+    if getattr(executor, "in_process", False):
         return False
     from qa.formats._location import location
 

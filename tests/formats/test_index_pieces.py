@@ -87,6 +87,10 @@ def _coco_awkward(folder, n=120):
     annotations[90]["segmentation"] = []
     annotations[91]["keypoints"] = [1, 2, 2]
     annotations[91]["segmentation"] = []
+    for k in (61, 66, 93, 94):  # after a repeated id: its finding comes first
+        annotations[k]["category_id"] = 77
+    annotations[62]["segmentation"] = {"size": [30, 41], "counts": [100, 1000]}
+    annotations[63]["image_id"] = 99
     annotations[100]["id"] = 10 ** 30  # no int64
     annotations[110]["id"] = 10 ** 30
     annotations[111]["id"] = -4

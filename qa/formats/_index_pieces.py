@@ -30,7 +30,7 @@ its line and column) or fallback is the serial pass's.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -249,55 +249,54 @@ def _work(task, _cfg):
 
 # --- COCO: the plan here, the pieces in the workers -----------------------------------------------------
 
-@dataclass
 class _CocoPlan:
-    """One COCO export: what this process read of it, its pieces, and what came back of them."""
+    """One COCO export: what this process read of it and its pieces; :meth:`add` merges each piece's
+    result as it comes back (in piece order) and drops it, so what is held is what the serial pass holds
+    (the findings, the counts, the run table, the ids met)."""
 
-    path: object
-    limits: Limits
-    options: dict
-    stamp: tuple | None
-    exports: dict
-    recorder: object
-    categories: dict
-    pieces: list = field(default_factory=list)
-    parsed: dict = field(default_factory=dict)
+    def __init__(self, path, limits: Limits, options: dict, stamp, exports: dict, recorder, categories: dict):
+        self.path, self.limits, self.options, self.stamp = path, limits, options, stamp
+        self.exports, self.recorder, self.categories = exports, recorder, categories
+        self.pieces: list[_Piece] = []
+        n = len(recorder.exports)
+        self.seen = _SeenIds()
+        self.tallies: list = [None] * n
+        self.census = [Census() for _ in range(n)]
+        self.bounds: list[list] = [[] for _ in range(n)]
+        self.runs = _RunsMerger(n)
+        self.added = 0
 
     def add(self, number: int, parsed: _Parsed) -> None:
-        self.parsed[number] = parsed
+        from qa.formats._tally import SkipTally
+
+        assert number == self.added, (number, self.added)  # the executor gives results in order
+        self.added += 1
+        duplicates = self.seen.duplicates(parsed, str(self.path))
+        for code, export in enumerate(self.recorder.exports):
+            export.findings.extend(_with_inserted(parsed.findings[code], duplicates.get(code, ())))
+            if parsed.tallies[code] is not None:
+                if self.tallies[code] is None:
+                    self.tallies[code] = SkipTally()
+                self.tallies[code].merge(parsed.tallies[code])
+            _add_census(self.census[code], parsed.census[code])
+            self.bounds[code].extend(parsed.bounds[code])
+        self.runs.add(parsed.runs, self.pieces[number].first)
 
     def finish(self, job: Job) -> list:
         from qa.formats import name_exports
         from qa.formats._index import SourceIndex
         from qa.formats.coco import _NOT_AREAS
-        from qa.formats._tally import SkipTally
 
-        recorder = self.recorder
-        parsed = [self.parsed[n] for n in range(len(self.pieces))]
-        n_exports = len(recorder.exports)
-        duplicates = _duplicates(parsed, str(self.path))
-        tallies: list = [None] * n_exports
-        census = [Census() for _ in range(n_exports)]
-        for p, piece in enumerate(parsed):
-            for code, export in enumerate(recorder.exports):
-                export.findings.extend(_with_inserted(piece.findings[code], duplicates.get((p, code), ())))
-                if piece.tallies[code] is not None:
-                    if tallies[code] is None:
-                        tallies[code] = SkipTally()
-                    tallies[code].merge(piece.tallies[code])
-                _add_census(census[code], piece.census[code])
-        for code, export in enumerate(recorder.exports):
-            if tallies[code] is not None:
-                export.findings.extend(tallies[code].findings(_NOT_AREAS, noun="annotation"))
-            for piece in parsed:
-                export.findings.extend(piece.bounds[code])
-            export.census = census[code]
-        runs = _merge_runs([piece.runs for piece in parsed], [piece_.first for piece_ in self.pieces],
-                           n_exports)
+        assert self.added == len(self.pieces)
+        for code, export in enumerate(self.recorder.exports):
+            if self.tallies[code] is not None:  # after the reader's findings, as the reader's finish() puts them
+                export.findings.extend(self.tallies[code].findings(_NOT_AREAS, noun="annotation"))
+            export.findings.extend(self.bounds[code])  # then the bounds', as the Recorder's finish() puts them
+            export.census = self.census[code]
         exports = list(self.exports.values())
         name_exports(exports, job.annotator, self.path)
         return [SourceIndex(path=self.path, format="coco", limits=self.limits, options=self.options,
-                            exports=exports, idents=list(recorder.idents), runs=runs,
+                            exports=exports, idents=list(self.recorder.idents), runs=self.runs.finish(),
                             context={"categories": self.categories}, stamp=self.stamp)]
 
 
@@ -321,8 +320,7 @@ def _plan_coco(job: Job, path, limits: Limits, executor, piece_bytes: int | None
         recorder = Recorder()
         exports, _reader = coco.open_exports(path, header, recorder)
         span = document.outline.members["annotations"]
-        plan = _CocoPlan(path=path, limits=limits, options=options, stamp=stamp, exports=exports,
-                         recorder=recorder, categories=header[0])
+        plan = _CocoPlan(path, limits, options, stamp, exports, recorder, header[0])
         size = piece_bytes or _piece_size(span[1] - span[0], executor)
         members = dict(document.outline.members)
         first = count = 0
@@ -412,7 +410,7 @@ class _BrokenPiece(Exception):
 
 class _IdLog:
     """Stands in for the duplicate-id check in a piece: logs each id with where its finding would go,
-    and says "not seen" (the duplicates of the whole file are found by :func:`_duplicates`)."""
+    and says "not seen" (the duplicates of the whole file are found by :class:`_SeenIds`)."""
 
     INT64 = (-(1 << 63), 1 << 63)
 
@@ -435,47 +433,59 @@ class _IdLog:
         return False
 
 
-def _duplicates(parsed: list[_Parsed], where: str) -> dict:
-    """The ``FMT005`` findings of annotation ids met before in the file, as ``{(piece, export code):
-    [(position, finding), ...]}``, in file order."""
-    from qa.formats._findings import finding
-    from qa.model import Source
+class _SeenIds:
+    """The annotation ids of a file met so far, piece after piece: the serial pass's
+    :class:`qa.formats.coco.SeenIds` (a bit per small non-negative integer, a set for any other id), fed a
+    piece's ids at a time."""
 
-    if not parsed:
-        return {}
-    sizes = [len(p.ids) for p in parsed]
-    ids = np.concatenate([p.ids for p in parsed]) if sum(sizes) else np.zeros(0, np.int64)
-    is_int = np.ones(len(ids), bool)
-    offset = 0
-    others: list = []
-    for p, size in zip(parsed, sizes):
-        for row, value in p.others:
-            is_int[offset + row] = False
-            others.append((offset + row, value))
-        offset += size
-    repeated = np.zeros(len(ids), bool)
-    rows = np.flatnonzero(is_int)
-    if len(rows):
-        _values, first = np.unique(ids[rows], return_index=True)
-        repeated[rows] = True
-        repeated[rows[first]] = False
-    seen: set = set()
-    for row, value in others:
-        if value in seen:
-            repeated[row] = True
-        seen.add(value)
-    out: dict = {}
-    starts = np.cumsum([0] + sizes)
-    for row in np.flatnonzero(repeated).tolist():
-        p = int(np.searchsorted(starts, row, side="right") - 1)
-        piece = parsed[p]
-        local = row - int(starts[p])
-        index, code, position, key = (int(v) for v in piece.where[local])
-        ann_id = dict(piece.others).get(local) if not is_int[row] else int(ids[row])
-        out.setdefault((p, code), []).append((position, finding(
-            "FMT005", f"annotation id {ann_id!r} appears twice; both are kept", Source(where, index, ann_id),
-            image=piece.keys[key])))
-    return out
+    def __init__(self):
+        from qa.formats.coco import SeenIds
+
+        self.bits = np.zeros(1 << 13, np.uint8)
+        self.limit = SeenIds.BITS
+        self.others: set = set()
+
+    def duplicates(self, parsed: _Parsed, where: str) -> dict:
+        """The ``FMT005`` findings of the piece's ids met before (in the file), as ``{export code:
+        [(position, finding), ...]}`` in file order; the piece's ids are then noted."""
+        from qa.formats._findings import finding
+        from qa.model import Source
+
+        ids = parsed.ids
+        small = np.ones(len(ids), bool)
+        other = dict(parsed.others)
+        if other:
+            small[list(other)] = False
+        small &= (ids >= 0) & (ids < self.limit)
+        repeated = np.zeros(len(ids), bool)
+        rows = np.flatnonzero(small)
+        if len(rows):
+            values = ids[rows]
+            unique, first = np.unique(values, return_index=True)
+            again = np.ones(len(rows), bool)
+            again[first] = False                      # repeated inside the piece
+            byte = values >> 3
+            top = int(byte.max()) + 1
+            if top > len(self.bits):
+                grown = np.zeros(max(2 * len(self.bits), top), np.uint8)
+                grown[:len(self.bits)] = self.bits
+                self.bits = grown
+            again |= ((self.bits[byte] >> (values & 7).astype(np.uint8)) & 1).astype(bool)  # met before
+            repeated[rows] = again
+            np.bitwise_or.at(self.bits, unique >> 3, (1 << (unique & 7)).astype(np.uint8))
+        for row in np.flatnonzero(~small).tolist():  # any other id, one at a time, in order
+            value = other.get(row, int(ids[row]))
+            if value in self.others:
+                repeated[row] = True
+            self.others.add(value)
+        out: dict = {}
+        for row in np.flatnonzero(repeated).tolist():
+            index, code, position, key = (int(v) for v in parsed.where[row])
+            ann_id = other.get(row, int(ids[row]))
+            out.setdefault(code, []).append((position, finding(
+                "FMT005", f"annotation id {ann_id!r} appears twice; both are kept", Source(where, index, ann_id),
+                image=parsed.keys[key])))
+        return out
 
 
 def _with_inserted(findings: list, inserts) -> list:
@@ -500,46 +510,57 @@ def _add_census(total: Census, part: Census) -> None:
         total.per_category[category] = total.per_category.get(category, 0) + n
 
 
-def _merge_runs(parts: list, firsts: list[int], n_exports: int):
-    """The run table of the whole file from its pieces' (each numbered from the piece's start): image codes
-    into one key list, ordinals after the earlier pieces', and a run that a piece boundary cut in two
-    joined again, as one pass over the file records it (:class:`qa.formats._units.Recorder`)."""
-    from qa.formats._units import R_EXPORT, R_IMAGE, R_KEPT, R_ORDINAL, R_STOP, R_UNIT, R_UNITS, Runs
+class _RunsMerger:
+    """The run table of a whole file from its pieces' (each numbered from the piece's start), added in
+    order: image codes into one key list, ordinals after the earlier pieces', and a run that a piece
+    boundary cut in two joined again, as one pass over the file records it
+    (:class:`qa.formats._units.Recorder`)."""
 
-    keys: dict[str, int] = {}
-    tables, extras = [], []
-    kept = np.zeros(max(1, n_exports), np.int64)
-    last: dict[tuple[int, int], tuple[int, int]] = {}   # (export, image) -> (table number, row) of its last run
-    for part, first in zip(parts, firsts):
+    def __init__(self, n_exports: int):
+        self.keys: dict[str, int] = {}
+        self.tables: list = []
+        self.extras: list = []
+        self.kept = np.zeros(max(1, n_exports), np.int64)
+        self.last: dict[tuple[int, int], tuple[int, int]] = {}  # (export, image) -> (table, row) of its last run
+
+    def add(self, part, first: int) -> None:
+        from qa.formats._units import R_EXPORT, R_IMAGE, R_KEPT, R_ORDINAL, R_START, R_STOP, R_UNIT, R_UNITS
+
         table = part.table.copy()
-        codes = np.asarray([keys.setdefault(key, len(keys)) for key in part.keys], np.int64)
+        codes = np.asarray([self.keys.setdefault(key, len(self.keys)) for key in part.keys], np.int64)
         if len(table):
             table[:, R_IMAGE] = codes[table[:, R_IMAGE]]
-            table[:, R_ORDINAL] += kept[table[:, R_EXPORT]]
-        drop = []
+            table[:, R_ORDINAL] += self.kept[table[:, R_EXPORT]]
+            np.add.at(self.kept, table[:, R_EXPORT], table[:, R_KEPT])
+        joined = []
         for row in range(len(table)):
             if table[row, R_UNIT] != first:
-                break
-            pair = (int(table[row, R_EXPORT]), int(table[row, R_IMAGE]))
-            prior = last.get(pair)
-            if prior is None or table[row, 0] < 0:
+                break  # only the runs of the piece's first unit can continue an earlier run
+            prior = self.last.get((int(table[row, R_EXPORT]), int(table[row, R_IMAGE])))
+            if prior is None or table[row, R_START] < 0:
                 continue
-            t, r = prior
-            target = tables[t]
+            target = self.tables[prior[0]]
+            r = prior[1]
             if target[r, R_UNIT] + target[r, R_UNITS] == first:
                 target[r, R_STOP] = table[row, R_STOP]
                 target[r, R_UNITS] += table[row, R_UNITS]
                 target[r, R_KEPT] += table[row, R_KEPT]
-                drop.append(row)
-        if len(table):
-            np.add.at(kept, table[:, R_EXPORT], table[:, R_KEPT])
-        keep = np.setdiff1d(np.arange(len(table)), drop)
-        table, extra = table[keep], part.extra[keep]
-        for row in range(len(table)):
-            last[(int(table[row, R_EXPORT]), int(table[row, R_IMAGE]))] = (len(tables), row)
-        tables.append(table)
-        extras.append(extra)
-    if not tables or not sum(len(t) for t in tables):
-        width = max((e.shape[1] for e in extras), default=1)
-        return Runs(np.zeros((0, 8), np.int64), np.zeros((0, width), np.int64), list(keys))
-    return Runs(np.concatenate(tables), np.concatenate(extras), list(keys))
+                joined.append(row)
+        if joined:
+            keep = np.setdiff1d(np.arange(len(table)), joined)
+            table, extra = table[keep], part.extra[keep]
+        else:
+            extra = part.extra
+        number = len(self.tables)
+        for row, (e, i) in enumerate(table[:, [R_EXPORT, R_IMAGE]].tolist()):
+            self.last[(e, i)] = (number, row)
+        self.tables.append(table)
+        self.extras.append(extra)
+
+    def finish(self):
+        from qa.formats._units import COLUMNS, Runs
+
+        if not sum(len(t) for t in self.tables):
+            width = max((e.shape[1] for e in self.extras), default=1)
+            return Runs(np.zeros((0, COLUMNS), np.int64), np.zeros((0, width), np.int64), list(self.keys))
+        return Runs(np.concatenate(self.tables), np.concatenate(self.extras), list(self.keys))

@@ -382,7 +382,8 @@ def run(*exports, options: RunOptions | None = None, **keywords) -> Run:
     images, one task per chunk (:mod:`qa.task`), on the local process pool, in this process
     (``workers=1``) or on a Dask cluster (``executor``); the results do not depend on which.
 
-    The exports are indexed, not loaded (:mod:`qa.formats._index`): each task reads its images' objects
+    The exports are indexed, not loaded (:mod:`qa.formats._index`), with the parsing of the index pass
+    on the same executor (:mod:`qa.formats._index_pieces`): each task reads its images' objects
     from the exports, and the objects come back without their geometry, so the returned
     ``Run.batch`` holds objects whose ``polygons`` and ``rle`` are None (their category, image, box,
     area, attributes and source are set); :func:`load` reads a batch whole. ``instances="components"``

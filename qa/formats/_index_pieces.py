@@ -118,6 +118,8 @@ def index_exports(jobs: list[Job], *, limits: Limits, executor=None, piece_bytes
         if progress:
             progress("load", len(jobs), len(jobs))
         return out
+    from qa.formats._jsonscan import Broken
+
     plans: list = [None] * len(jobs)    # per job: _HERE, _Failed, a _CocoPlan or the list of its sources
     order: list[tuple[int, int]] = []   # (job, piece number) of each task sent, in order
     left = [0] * len(jobs)              # tasks of each job not back yet
@@ -131,28 +133,35 @@ def index_exports(jobs: list[Job], *, limits: Limits, executor=None, piece_bytes
                 continue
             plans[k] = plan
             if isinstance(plan, _CocoPlan):
-                for number, piece in enumerate(plan.pieces):
-                    order.append((k, number))
-                    left[k] += 1
-                    yield piece
+                try:
+                    for number, piece in enumerate(plan.cut()):
+                        order.append((k, number))
+                        left[k] += 1
+                        yield piece
+                except Broken:  # read again here, where the serial pass says why
+                    plans[k] = _Failed(again=True)
             elif plan is _WHOLE:
                 order.append((k, 0))
                 left[k] += 1
                 yield _Whole(job, limits)
 
     done = 0
-    for sent, result in enumerate(executor.map_chunks(_work, tasks(), None)):
-        k, number = order[sent]
-        if isinstance(result, _Failed):
-            plans[k] = result
-        elif isinstance(plans[k], _CocoPlan):
-            plans[k].add(number, result)
-        elif plans[k] is _WHOLE:
-            plans[k] = result
-        left[k] -= 1
-        while progress and done < len(jobs) and plans[done] is not None and not left[done]:
-            done += 1
-            progress("load", done, len(jobs))
+    try:
+        for sent, result in enumerate(executor.map_chunks(_work, tasks(), None)):
+            k, number = order[sent]
+            if isinstance(result, _Failed):
+                if not isinstance(plans[k], _Failed):  # the first failure of a job is its error
+                    plans[k] = result
+            elif isinstance(plans[k], _CocoPlan):
+                plans[k].add(number, result)
+            elif plans[k] is _WHOLE:
+                plans[k] = result
+            left[k] -= 1
+            while progress and done + 1 < len(jobs) and plans[done] is not None and not left[done]:
+                done += 1
+                progress("load", done, len(jobs))
+    finally:
+        _HEADERS.clear()  # an executor in this process (threads) kept its last file's images there
     out = []
     for k, job in enumerate(jobs):
         plan = plans[k]
@@ -265,6 +274,37 @@ class _CocoPlan:
         self.bounds: list[list] = [[] for _ in range(n)]
         self.runs = _RunsMerger(n)
         self.added = 0
+        self.document = self.span = self.size = None  # set by _plan_coco, for cut()
+
+    def cut(self):
+        """The pieces, yielded as the scan finds them (so the workers start on the first while the rest
+        is scanned), then the other top-level members checked; :class:`~qa.formats._jsonscan.Broken` when
+        the bytes are not JSON. Closes the file."""
+        from qa.formats._document import check_members, close_document
+        from qa.formats._jsonscan import children
+
+        document, span, size = self.document, self.span, self.size
+        members = dict(document.outline.members)
+        path, limits, stamp = self.path, self.limits, self.stamp
+        try:
+            first = count = 0
+            start = stop = -1
+            for index, (s, e, _key, _value) in enumerate(children(document.fh, span[0], span[1], values=False)):
+                if count and e - start > size:
+                    self.pieces.append(_Piece(path, limits, stamp, members, first, count, start, stop))
+                    yield self.pieces[-1]
+                    first, count = index, 0
+                if count == 0:
+                    start = s
+                stop = e
+                count += 1
+            if count:
+                self.pieces.append(_Piece(path, limits, stamp, members, first, count, start, stop))
+                yield self.pieces[-1]
+            check_members(document, ("images", "annotations", "categories"))
+        finally:
+            close_document(document)
+            self.document = None
 
     def add(self, number: int, parsed: _Parsed) -> None:
         from qa.formats._tally import SkipTally
@@ -301,12 +341,13 @@ class _CocoPlan:
 
 
 def _plan_coco(job: Job, path, limits: Limits, executor, piece_bytes: int | None):
-    """Read a COCO file's outline, categories and images here, scan its annotations' boundaries and cut
-    them into pieces; None when the bytes are broken (the export is then indexed here)."""
+    """Read a COCO file's outline, categories and images here: its :class:`_CocoPlan`, whose
+    :meth:`~_CocoPlan.cut` then scans the annotations' boundaries; None when the bytes are broken (the
+    export is then indexed here)."""
     from qa.formats import coco
-    from qa.formats._document import check_members, close_document, open_document
+    from qa.formats._document import close_document, open_document
     from qa.formats._index import _stamp
-    from qa.formats._jsonscan import Broken, children
+    from qa.formats._jsonscan import Broken
     from qa.formats._units import Recorder
 
     options = {**(job.options or {}), **(job.format_options or {}).get("coco", {})}
@@ -319,27 +360,13 @@ def _plan_coco(job: Job, path, limits: Limits, executor, piece_bytes: int | None
         header = coco.read_header(document, path, limits)
         recorder = Recorder()
         exports, _reader = coco.open_exports(path, header, recorder)
-        span = document.outline.members["annotations"]
-        plan = _CocoPlan(path, limits, options, stamp, exports, recorder, header[0])
-        size = piece_bytes or _piece_size(span[1] - span[0], executor)
-        members = dict(document.outline.members)
-        first = count = 0
-        start = stop = -1
-        for index, (s, e, _key, _value) in enumerate(children(document.fh, span[0], span[1], values=False)):
-            if count and e - start > size:
-                plan.pieces.append(_Piece(path, limits, stamp, members, first, count, start, stop))
-                first, count = index, 0
-            if count == 0:
-                start = s
-            stop = e
-            count += 1
-        if count:
-            plan.pieces.append(_Piece(path, limits, stamp, members, first, count, start, stop))
-        check_members(document, ("images", "annotations", "categories"))
-    except Broken:
-        return None
-    finally:
+    except BaseException:
         close_document(document)
+        raise
+    plan = _CocoPlan(path, limits, options, stamp, exports, recorder, header[0])
+    span = document.outline.members["annotations"]
+    plan.document, plan.span = document, span
+    plan.size = piece_bytes or _piece_size(span[1] - span[0], executor)
     return plan
 
 

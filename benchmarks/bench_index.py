@@ -114,11 +114,15 @@ def _load_pieces(manifest: Path, executor) -> None:
         _index_pieces.INLINE_BELOW = inline
 
 
-def _small(manifest: str, folder: Path) -> Path:
-    """A manifest of the batch's first 20 images (its first export's annotations of them), for warming up."""
+def _small(folder: Path) -> Path:
+    """A manifest of the 1,000-image batch's first 20 images, for warming up (read from the small batch,
+    so that no size's process holds a large export whole)."""
     import shutil
 
-    source = Path(manifest).parent
+    manifest = CACHE / "1000" / "batch.toml"
+    source = manifest.parent
+    if (folder / "batch.toml").is_file():
+        return folder / "batch.toml"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "coco").mkdir(exist_ok=True)
     for path in sorted((source / "coco").glob("*.json")):
@@ -140,7 +144,7 @@ def measure(manifest: str, workers: int, timing: bool, ab: bool) -> dict:
     out: dict = {"start_mb": _peak_mb()}
     if timing:  # warm the kernels and the imports on a small part first
         import qa  # noqa: F401
-    warm = _small(manifest, CACHE / "warm")
+    warm = _small(CACHE / "warm")
     _load_pieces(warm, None)  # this process's imports and kernels
     pool = _pool_of(workers, warm)
     batch, summary, out["index_s"], out["index_cpu_s"], out["index_all_s"] = _index(manifest, pool)

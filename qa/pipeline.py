@@ -86,16 +86,18 @@ CONSENSUS = "consensus"
 
 def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=None,
           progress: Progress | None = None, format_options=None, reference=None, rescale=(),
-          attributes=None, streamed: bool = False) -> tuple[Batch, dict, Manifest | None]:
+          attributes=None, streamed: bool = False, executor=None) -> tuple[Batch, dict, Manifest | None]:
     """:func:`load`, plus the alias report the alignment recorded (``Batch.alias_report``) and the manifest.
 
     ``streamed`` indexes the exports instead of loading them (:mod:`qa.formats._index`): the batch's
     exports hold no objects, ``batch.index`` says where they are, and each chunk of images reads its own
     (:func:`qa.engine.chunks.chunks_of`). A batch whose alignment scales an export into another's frame
     (ALN007, ALN008) is loaded whole instead: scaling needs the objects (:func:`qa.align.align`).
+    ``executor`` (:mod:`qa.engine._executors`, the run's) parses the exports for the index
+    (:func:`qa.formats._index_pieces.index_exports`); without one they are indexed in this process.
     """
     from qa.formats import load as load_export
-    from qa.formats._index import index_export
+    from qa.formats._index_pieces import Job, index_exports
 
     specs: list[ExportSpec] = []
     man: Manifest | None = read_manifest(manifest) if manifest is not None else None
@@ -111,19 +113,18 @@ def _load(*exports, manifest=None, aliases=None, categories=None, max_pixels=Non
     limits = Limits(max_pixels=limit) if limit else Limits()
     loaded = []
     sources = []
-    for done, spec in enumerate(specs):
+    if streamed:  # the parsing on the run's executor (qa.formats._index_pieces), the exports in order
+        sources = index_exports([Job(spec.path, spec.annotator, spec.format, spec.options, format_options)
+                                 for spec in specs], limits=limits, executor=executor, progress=progress)
+        loaded.extend(e for source in sources for e in source.exports)
+    else:
+        for done, spec in enumerate(specs):
+            if progress:
+                progress("load", done, len(specs))
+            loaded.extend(load_export(spec.path, spec.annotator, format=spec.format, limits=limits,
+                                      options=spec.options, format_options=format_options))
         if progress:
-            progress("load", done, len(specs))
-        if streamed:
-            indexed = index_export(spec.path, spec.annotator, format=spec.format, limits=limits,
-                                   options=spec.options, format_options=format_options)
-            sources.extend(indexed)
-            loaded.extend(e for source in indexed for e in source.exports)
-            continue
-        loaded.extend(load_export(spec.path, spec.annotator, format=spec.format, limits=limits,
-                                  options=spec.options, format_options=format_options))
-    if progress:
-        progress("load", len(specs), len(specs))
+            progress("load", len(specs), len(specs))
     unused = sorted(set(format_options or {}) - {e.format for e in loaded})
     if unused:
         found = ", ".join(sorted({e.format for e in loaded}))
@@ -381,7 +382,8 @@ def run(*exports, options: RunOptions | None = None, **keywords) -> Run:
     images, one task per chunk (:mod:`qa.task`), on the local process pool, in this process
     (``workers=1``) or on a Dask cluster (``executor``); the results do not depend on which.
 
-    The exports are indexed, not loaded (:mod:`qa.formats._index`): each task reads its images' objects
+    The exports are indexed, not loaded (:mod:`qa.formats._index`), with the parsing of the index pass
+    on the same executor (:mod:`qa.formats._index_pieces`): each task reads its images' objects
     from the exports, and the objects come back without their geometry, so the returned
     ``Run.batch`` holds objects whose ``polygons`` and ``rle`` are None (their category, image, box,
     area, attributes and source are set), each export's ``objects`` a read-only sequence of them
@@ -404,6 +406,16 @@ def run(*exports, options: RunOptions | None = None, **keywords) -> Run:
 
 
 def _run(exports, opts: RunOptions) -> Run:
+    # one executor for the run, opened before the exports are indexed (the index pass parses on it)
+    pool = _executors.open_executor(opts.executor, workers=opts.workers, announce=_announce)
+    try:
+        return _run_on(pool, exports, opts)
+    finally:
+        if pool is not opts.executor:
+            pool.close()
+
+
+def _run_on(pool, exports, opts: RunOptions) -> Run:
     from qa.store import input_fingerprints
 
     progress = opts.progress
@@ -418,7 +430,8 @@ def _run(exports, opts: RunOptions) -> Run:
     batch, alias_counts, man = _load(*exports, manifest=opts.manifest, aliases=opts.aliases,
                                      categories=opts.categories, max_pixels=opts.max_pixels, progress=progress,
                                      format_options=opts.format_options, reference=opts.reference,
-                                     rescale=opts.rescale, attributes=opts.attributes, streamed=True)
+                                     rescale=opts.rescale, attributes=opts.attributes, streamed=True,
+                                     executor=pool)
     # from the index, no object held: the images, categories, counts and load findings of the batch
     summary = summarise(batch, alias_report=alias_counts) if opts.instances == "classes" else None
     if opts.instances != "classes" or opts.reference == CONSENSUS:
@@ -466,7 +479,7 @@ def _run(exports, opts: RunOptions) -> Run:
                            consensus=consensus)
     # one pass over the images, one task per chunk, on one executor (the local pool or a Dask cluster);
     # the consensus of the others (--reference consensus) runs on the same executor
-    with _executors.using(opts.executor, workers=opts.workers, announce=_announce) as pool:
+    with _executors.using(pool, announce=_announce) as pool:  # closed below, or by _run on an error
         reduced = map_reduce(batch, options, executor=pool, progress=progress, spill_dir=opts.spill_dir)
         if reduced.objects is not None:  # a streamed batch: its objects, without their geometry, from the pass
             for name, objects in reduced.objects.items():
@@ -510,6 +523,8 @@ def _run(exports, opts: RunOptions) -> Run:
             summary["reference"] = against.summary()
             settings["reference_scores"] = against.settings
             scores = _with_reference(scores, against.scores, batch.reference)
+    if pool is not opts.executor:
+        pool.close()  # the per-image work is done: release the workers before the store and the report
     if comparison is not None:
         from qa.analytics.attributes import attribute_agreement
 

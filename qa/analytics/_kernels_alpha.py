@@ -130,8 +130,11 @@ def _paint_codes(buf, starts, boxes, order, codes, x0, y0, out):
         by0 = boxes[o, 1]
         cw = boxes[o, 2] - bx0
         code = codes[i]
+        xa = max(bx0, x0)
+        xb = min(boxes[o, 2], x0 + w)
         for y in range(max(by0, y0), min(boxes[o, 3], y0 + h)):
             row = starts[o] + (y - by0) * cw - bx0
-            for x in range(max(bx0, x0), min(boxes[o, 2], x0 + w)):
-                if buf[row + x] != 0:
-                    out[y - y0, x - x0] = code
+            src = buf[row + xa:row + xb]
+            dst = out[y - y0, xa - x0:xb - x0]
+            for x in range(xb - xa):  # a select, not a branch, so the row vectorises
+                dst[x] = code if src[x] != 0 else dst[x]

@@ -223,13 +223,7 @@ def decoded_labels(decoded: dict, codes: dict):
     if panoptic:
         window = (0, 0, w, h)
     else:
-        boxes = [_object_box(o, h, w) for name in names for o in decoded[name].objects]
-        boxes = [b for b in boxes if b is not None]
-        if not boxes:
-            window = (0, 0, 0, 0)
-        else:
-            window = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
-                      max(b[3] for b in boxes))
+        window = _objects_window([o for name in names for o in decoded[name].objects], h, w)
     x0, y0, x1, y1 = window
     labels = np.full((len(names), y1 - y0, x1 - x0), BACKGROUND, dtype=np.int32)
     for k, name in enumerate(names):
@@ -245,6 +239,26 @@ def decoded_labels(decoded: dict, codes: dict):
         else:
             _instance_labels(d.objects, codes, h, w, window, labels[k], crops=d.crops())
     return names, labels, window, h * w - (x1 - x0) * (y1 - y0)
+
+
+def _objects_window(objs: list, h: int, w: int) -> tuple[int, int, int, int]:
+    """The union of :func:`_object_box` of ``objs``, ``(0, 0, 0, 0)`` when none has one.
+
+    Each side of a box is a monotone function of its object's extreme coordinate (floor, ceil, a shift,
+    a clip), so the union's sides come from the extremes of every polygon point at once, and equal the
+    union of the objects' boxes taken one by one.
+    """
+    parts = [p for o in objs if o.kind == "polygon" and o.polygons for p in o.polygons]
+    boxes = [b for b in (_object_box(o, h, w) for o in objs if o.kind == "rle") if b is not None]
+    if parts:
+        pts = np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in parts])
+        if len(pts):
+            x0, y0 = np.floor(pts.min(axis=0)) - 1
+            x1, y1 = np.ceil(pts.max(axis=0)) + 2
+            boxes.append((int(max(x0, 0)), int(max(y0, 0)), int(min(x1, w)), int(min(y1, h))))
+    if not boxes:
+        return (0, 0, 0, 0)
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 def _object_box(obj, h: int, w: int):

@@ -331,11 +331,12 @@ def _consensus_chunk(item, settings: _Settings) -> list[dict]:
     return out
 
 
-def _union_box(boxes: np.ndarray) -> tuple[int, int, int, int]:
-    keep = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
-    if not len(keep):
+def _union_box(boxes) -> tuple[int, int, int, int]:
+    """The union of the non-empty boxes ``(x0, y0, x1, y1)`` (a few, as lists of ints), zeros when none."""
+    keep = [b for b in boxes if b[2] > b[0] and b[3] > b[1]]
+    if not keep:
         return 0, 0, 0, 0
-    return int(keep[:, 0].min()), int(keep[:, 1].min()), int(keep[:, 2].max()), int(keep[:, 3].max())
+    return (min(b[0] for b in keep), min(b[1] for b in keep), max(b[2] for b in keep), max(b[3] for b in keep))
 
 
 def _category_vote(categories: list[str], order: dict[str, int]) -> tuple[str, float]:
@@ -376,7 +377,8 @@ class _Image:
         # members of every cluster, in cluster order (a stable sort keeps each cluster's in position order)
         order = np.argsort(labels, kind="stable")
         bounds = np.searchsorted(labels[order], np.arange(n_clusters + 1))
-        plans = [self._plan(voters, crops, owners, categories, order[bounds[c]:bounds[c + 1]], c, settings)
+        boxes = crops.boxes.tolist()
+        plans = [self._plan(voters, boxes, owners, categories, order[bounds[c]:bounds[c + 1]], c, settings)
                  for c in range(n_clusters)]
         voted = self._vote(crops, [p for p in plans if p["vote"]], len(voters), settings)
         self._scored: list[tuple[dict, int, int]] = []  # (row, member position, consensus position)
@@ -385,14 +387,14 @@ class _Image:
             self._finish(plan, voted.get(plan["cid"]), voters, owners, crops.shape, consensus)
         self._score_boundaries(crops, settings.tolerances, outlines, consensus)
 
-    def _plan(self, voters, crops, owners, categories, members, cid, settings: _Settings) -> dict:
+    def _plan(self, voters, boxes, owners, categories, members, cid, settings: _Settings) -> dict:
         """A cluster's record, and whether its mask is voted (the quorum reached, a window not empty)."""
         n_voters = len(voters)
         names = [owners[m][0] for m in members]
         drawn = {owners[m][0]: categories[m] for m in members}
         category, cat_share = _category_vote([drawn[n] for n in names], settings.category_order)
         needed = quorum_count(settings.quorum, n_voters)
-        box = _union_box(crops.boxes[members])
+        box = _union_box([boxes[m] for m in members.tolist()])
         record = {"image": self.key, "cluster": cid, "status": "below_quorum", "size": len(members),
                   "voters": n_voters, "quorum": needed, "members": "|".join(sorted(names)),
                   "category": category, "category_agreement": cat_share, "area": 0, "x": 0, "y": 0, "w": 0,
@@ -492,7 +494,8 @@ class _Image:
                                    band_width=members.band_width)
         index_a = np.array([m for _, m, _ in self._scored], dtype=np.int64)
         index_b = np.array([c for _, _, c in self._scored], dtype=np.int64)
-        columns = outline_columns(members, outlines, index_a, index_b, tolerances=tolerances)
+        # the rows read boundary F, boundary IoU and the signed offset: no surface statistics
+        columns = outline_columns(members, outlines, index_a, index_b, tolerances=tolerances, surfaces=False)
         labels = [f"boundary_f_{_label(t)}" for t in tolerances]
         named = [(label, columns[label].tolist()) for label in labels]
         named += [("boundary_iou", columns["boundary_iou"].tolist()),

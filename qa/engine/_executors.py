@@ -91,6 +91,8 @@ class Executor:
 class InProcess(Executor):
     """Every chunk in this process, one after the other."""
 
+    in_process = True
+
 
 def _map_futures(submit, work, chunks, cfg, limit: int, *, on_lost=None) -> Iterator:
     """The ordered, bounded loop shared by every pool: ``submit(work, chunk, cfg)`` returns a

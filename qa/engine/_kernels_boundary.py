@@ -542,6 +542,134 @@ def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at
 
 
 @njit(cache=True, nogil=True)
+def _mask_outlines(mask, y_off, x_off, at_top, at_bottom, at_left, at_right, band_width):
+    """``_outlines`` of one 0/1 mask (its pixels equal to 1 are the one object), the same 14 arrays.
+
+    The same passes as ``_outlines`` with one label wanted: the flags of every pixel; the band marked
+    row by row from the flagged mask pixels (no list of them, no division per pixel); then the raster
+    pass, where a corner's one surface element is its code from the four pixels around it (an element
+    when some but not all of those inside the window are in the mask), and every record belongs to
+    object 0, so nothing is regrouped.
+
+    Parameters
+    ----------
+    mask : (h, w) uint8
+        0/1 (a pixel equal to 1 is in the mask, any other value is not).
+    y_off, x_off, at_top, at_bottom, at_left, at_right, band_width :
+        As ``_outlines``.
+    """
+    h, w = mask.shape
+    words = np.zeros((h * w + 7) // 8 + 1, dtype=np.uint64)
+    flat = words.view(np.uint8)
+    flags = flat[:h * w].reshape((h, w))
+    _inner_flags(mask, flags)
+    for y in range(h):
+        step = 1 if y == 0 or y == h - 1 else max(w - 1, 1)
+        for x in range(0, w, step):
+            flags[y, x] = _edge_flags(mask, y, x, at_top, at_bottom, at_left, at_right)
+    # the band: mask pixels within chessboard distance d - 1 of a mask pixel with a differing neighbour
+    r = band_width - 1
+    n_band = 0
+    n8_all = 0
+    for y in range(h):
+        base = y * w
+        p = _next_flag(flat, words, base, base + w)
+        while p < base + w:
+            x = p - base
+            if (flags[y, x] & _B8) != 0:
+                n8_all += 1
+                if mask[y, x] == 1:
+                    for yy in range(max(y - r, 0), min(y + r + 1, h)):
+                        for xx in range(max(x - r, 0), min(x + r + 1, w)):
+                            if mask[yy, xx] == 1 and (flags[yy, xx] & _BAND) == 0:
+                                flags[yy, xx] |= _BAND
+                                n_band += 1
+            p = _next_flag(flat, words, p + 1, base + w)
+    run_y = np.empty(n_band + 2 * h + 1, dtype=np.int32)
+    run_x0 = np.empty(n_band + 2 * h + 1, dtype=np.int32)
+    run_x1 = np.empty(n_band + 2 * h + 1, dtype=np.int32)
+    b4_y = np.empty(n_band, dtype=np.int32)
+    b4_x = np.empty(n_band, dtype=np.int32)
+    band_y = np.empty(n_band, dtype=np.int32)
+    band_x = np.empty(n_band, dtype=np.int32)
+    cap = 4 * (n8_all + 2 * (h + w) + 4)
+    s_y = np.empty(cap, dtype=np.int32)
+    s_x = np.empty(cap, dtype=np.int32)
+    s_code = np.empty(cap, dtype=np.uint8)
+    n_runs = 0
+    n4 = 0
+    nb = 0
+    ns = 0
+    run_start = 0
+    for cy in range(h + 1):
+        edge_row = cy == 0 or cy == h
+        cx = 0
+        while cx <= w:
+            pixel = cy < h and cx < w
+            f = flags[cy, cx] if pixel else np.uint8(0)
+            if f == _BAND and not edge_row and 0 < cx < w - 1:  # band only: no corner, no run end
+                band_y[nb] = cy + y_off
+                band_x[nb] = cx + x_off
+                nb += 1
+                cx += 1
+                if cx < w - 1:
+                    cx = _next_flag(flat, words, cy * w + cx, cy * w + w - 1) - cy * w
+                continue
+            if (f & _B8) != 0 or edge_row or cx == 0 or cx == w:
+                # the corner's code: 8, 4, 2, 1 for its top-left, top-right, bottom-left, bottom-right
+                # pixel in the mask (pixels beyond the window are not)
+                code = 0
+                if cy > 0:
+                    if cx > 0 and mask[cy - 1, cx - 1] == 1:
+                        code |= 8
+                    if cx < w and mask[cy - 1, cx] == 1:
+                        code |= 4
+                if cy < h:
+                    if cx > 0 and mask[cy, cx - 1] == 1:
+                        code |= 2
+                    if cx < w and mask[cy, cx] == 1:
+                        code |= 1
+                if code != 0 and code != 15:
+                    s_y[ns] = cy + y_off
+                    s_x[ns] = cx + x_off
+                    s_code[ns] = code
+                    ns += 1
+            if pixel and (f != 0 or cx == 0 or cx == w - 1) and mask[cy, cx] == 1:
+                if f & _BAND:
+                    band_y[nb] = cy + y_off
+                    band_x[nb] = cx + x_off
+                    nb += 1
+                    if f & _B4:
+                        b4_y[n4] = cy + y_off
+                        b4_x[n4] = cx + x_off
+                        n4 += 1
+                # a run starts where the left neighbour differs and ends where the right one does;
+                # both pixels are flagged (or on the window's first or last column)
+                if cx == 0 or mask[cy, cx - 1] != 1:
+                    run_start = cx
+                if cx == w - 1 or mask[cy, cx + 1] != 1:
+                    run_y[n_runs] = cy + y_off
+                    run_x0[n_runs] = run_start + x_off
+                    run_x1[n_runs] = cx + 1 + x_off
+                    n_runs += 1
+            cx += 1
+            if not edge_row and cx < w - 1:  # skip to the next flagged pixel (or the last column)
+                cx = _next_flag(flat, words, cy * w + cx, cy * w + w - 1) - cy * w
+    run_ptr = np.zeros(2, dtype=np.int64)
+    run_ptr[1] = n_runs
+    b4_ptr = np.zeros(2, dtype=np.int64)
+    b4_ptr[1] = n4
+    band_ptr = np.zeros(2, dtype=np.int64)
+    band_ptr[1] = nb
+    s_ptr = np.zeros(2, dtype=np.int64)
+    s_ptr[1] = ns
+    return (run_ptr, run_y[:n_runs].copy(), run_x0[:n_runs].copy(), run_x1[:n_runs].copy(),
+            b4_ptr, b4_y[:n4].copy(), b4_x[:n4].copy(),
+            band_ptr, band_y[:nb].copy(), band_x[:nb].copy(),
+            s_ptr, s_y[:ns].copy(), s_x[:ns].copy(), s_code[:ns].copy())
+
+
+@njit(cache=True, nogil=True)
 def _group(obj, n, n_objects):
     """Stable counting sort of the first ``n`` records by object: ``(ptr, permutation)``."""
     ptr = np.zeros(n_objects + 1, dtype=np.int64)
@@ -556,3 +684,83 @@ def _group(obj, n, n_objects):
         perm[fill[k]] = i
         fill[k] += 1
     return ptr, perm
+
+
+@njit(cache=True, nogil=True)
+def _append(values, n, part):
+    """``values`` (grown when needed) with ``part`` written at ``[n, n + len(part))``."""
+    values = _grow(values, n + part.shape[0])
+    values[n:n + part.shape[0]] = part
+    return values
+
+
+@njit(cache=True, nogil=True)
+def _crops_outlines(buf, starts, boxes, height, width, band_width):
+    """``_outlines`` of every tight crop of one image, object after object, in one call.
+
+    Parameters
+    ----------
+    buf : (size,) uint8
+        The crops, one after the other, each row-major (0/1): crop ``k`` is
+        ``buf[starts[k]:starts[k + 1]]`` reshaped to its box.
+    starts : (n + 1,) int64
+    boxes : (n, 4) int64
+        Each crop's ``x0, y0, x1, y1`` in the image (end-exclusive).
+    height, width : int
+        The image's size (a crop side on the image border is the image border).
+    band_width : int
+        As ``_outlines``.
+
+    Returns
+    -------
+    tuple of arrays
+        The 14 arrays of ``_outlines`` for objects ``0 .. n - 1``: each object's entries are those of
+        ``_outlines`` of its crop alone (``_mask_outlines``), in the same order.
+    """
+    n = boxes.shape[0]
+    run_ptr = np.zeros(n + 1, dtype=np.int64)
+    b4_ptr = np.zeros(n + 1, dtype=np.int64)
+    band_ptr = np.zeros(n + 1, dtype=np.int64)
+    s_ptr = np.zeros(n + 1, dtype=np.int64)
+    run_y = np.empty(0, dtype=np.int32)
+    run_x0 = np.empty(0, dtype=np.int32)
+    run_x1 = np.empty(0, dtype=np.int32)
+    b4_y = np.empty(0, dtype=np.int32)
+    b4_x = np.empty(0, dtype=np.int32)
+    band_y = np.empty(0, dtype=np.int32)
+    band_x = np.empty(0, dtype=np.int32)
+    s_y = np.empty(0, dtype=np.int32)
+    s_x = np.empty(0, dtype=np.int32)
+    s_code = np.empty(0, dtype=np.uint8)
+    for k in range(n):
+        x0 = boxes[k, 0]
+        y0 = boxes[k, 1]
+        x1 = boxes[k, 2]
+        y1 = boxes[k, 3]
+        h = max(y1 - y0, 0)
+        w = max(x1 - x0, 0)
+        crop = buf[starts[k]:starts[k] + h * w].reshape((h, w))
+        part = _mask_outlines(crop, y0, x0, int(y0 == 0), int(y1 == height), int(x0 == 0), int(x1 == width),
+                              band_width)
+        m = run_ptr[k]
+        run_y = _append(run_y, m, part[1])
+        run_x0 = _append(run_x0, m, part[2])
+        run_x1 = _append(run_x1, m, part[3])
+        run_ptr[k + 1] = m + part[1].shape[0]
+        m = b4_ptr[k]
+        b4_y = _append(b4_y, m, part[5])
+        b4_x = _append(b4_x, m, part[6])
+        b4_ptr[k + 1] = m + part[5].shape[0]
+        m = band_ptr[k]
+        band_y = _append(band_y, m, part[8])
+        band_x = _append(band_x, m, part[9])
+        band_ptr[k + 1] = m + part[8].shape[0]
+        m = s_ptr[k]
+        s_y = _append(s_y, m, part[11])
+        s_x = _append(s_x, m, part[12])
+        s_code = _append(s_code, m, part[13])
+        s_ptr[k + 1] = m + part[11].shape[0]
+    return (run_ptr, run_y[:run_ptr[n]].copy(), run_x0[:run_ptr[n]].copy(), run_x1[:run_ptr[n]].copy(),
+            b4_ptr, b4_y[:b4_ptr[n]].copy(), b4_x[:b4_ptr[n]].copy(),
+            band_ptr, band_y[:band_ptr[n]].copy(), band_x[:band_ptr[n]].copy(),
+            s_ptr, s_y[:s_ptr[n]].copy(), s_x[:s_ptr[n]].copy(), s_code[:s_ptr[n]].copy())

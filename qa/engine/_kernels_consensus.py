@@ -262,57 +262,78 @@ def _vote_clusters(buf, starts, boxes, member_ptr, members, windows, voters, inc
     mask_starts = np.zeros(nc + 1, np.int64)
     mask_buf = np.zeros(1024, np.uint8)
     used = 0
+    # a pixel is in the mask when its votes v satisfy 2 v > voters, or 2 v == voters > 0 with ties:
+    # v >= least (as counts of members, at most the voters)
+    least = voters // 2 + 1
+    if include_ties and voters % 2 == 0 and voters > 0:
+        least = voters // 2
     for c in range(nc):
         x0 = windows[c, 0]
         y0 = windows[c, 1]
         h = windows[c, 3] - y0
         w = windows[c, 2] - x0
-        # votes: each member adds one where it marks a pixel (no (k, h, w) stack)
+        # votes: each member adds one where it marks a pixel (no (k, h, w) stack); rows without
+        # branches, so they vectorise
         votes = np.zeros((h, w), np.int32)
         for m in range(member_ptr[c], member_ptr[c + 1]):
             o = members[m]
             bx0 = boxes[o, 0]
             by0 = boxes[o, 1]
             cw = boxes[o, 2] - bx0
+            xa = max(bx0, x0)
+            xb = min(boxes[o, 2], x0 + w)
             for y in range(max(by0, y0), min(boxes[o, 3], y0 + h)):
-                row = starts[o] + (y - by0) * cw - bx0
-                for x in range(max(bx0, x0), min(boxes[o, 2], x0 + w)):
-                    votes[y - y0, x - x0] += buf[row + x] != 0
-        mask = np.zeros((h, w), np.uint8)
+                src = buf[starts[o] + (y - by0) * cw - bx0 + xa:starts[o] + (y - by0) * cw - bx0 + xb]
+                dst = votes[y - y0, xa - x0:xb - x0]
+                for x in range(xb - xa):
+                    dst[x] += np.int32(src[x] != 0)
+        mask = np.empty((h, w), np.uint8)
         ty0 = h
         ty1 = -1
         tx0 = w
         tx1 = -1
         n = 0
         for i in range(h):
+            row = votes[i]
+            out = mask[i]
+            k = 0
             for j in range(w):
-                v = votes[i, j]
-                if 2 * v > voters or (include_ties and 2 * v == voters and v > 0):
-                    mask[i, j] = 1
-                    n += 1
-                    if i < ty0:
-                        ty0 = i
-                    ty1 = i
-                    if j < tx0:
-                        tx0 = j
-                    if j > tx1:
-                        tx1 = j
+                b = np.uint8(row[j] >= least)
+                out[j] = b
+                k += b
+            if k > 0:
+                n += k
+                if i < ty0:
+                    ty0 = i
+                ty1 = i
+                j = 0
+                while out[j] == 0:
+                    j += 1
+                if j < tx0:
+                    tx0 = j
+                j = w - 1
+                while out[j] == 0:
+                    j -= 1
+                if j > tx1:
+                    tx1 = j
         # each member against the mask: tp and fp over its own pixels, the rest from the totals
         for m in range(member_ptr[c], member_ptr[c + 1]):
             o = members[m]
             bx0 = boxes[o, 0]
             by0 = boxes[o, 1]
             cw = boxes[o, 2] - bx0
+            xa = max(bx0, x0)
+            xb = min(boxes[o, 2], x0 + w)
             tp = 0
-            fp = 0
+            marked = 0
             for y in range(max(by0, y0), min(boxes[o, 3], y0 + h)):
-                row = starts[o] + (y - by0) * cw - bx0
-                for x in range(max(bx0, x0), min(boxes[o, 2], x0 + w)):
-                    if buf[row + x] != 0:
-                        if mask[y - y0, x - x0] != 0:
-                            tp += 1
-                        else:
-                            fp += 1
+                src = buf[starts[o] + (y - by0) * cw - bx0 + xa:starts[o] + (y - by0) * cw - bx0 + xb]
+                voted = mask[y - y0, xa - x0:xb - x0]
+                for x in range(xb - xa):
+                    a = np.int64(src[x] != 0)
+                    marked += a
+                    tp += a & np.int64(voted[x])
+            fp = marked - tp
             counts[m, 0] = tp
             counts[m, 1] = fp
             counts[m, 2] = n - tp
@@ -330,9 +351,8 @@ def _vote_clusters(buf, starts, boxes, member_ptr, members, windows, voters, inc
                 mask_buf = grown
             k = used
             for i in range(ty0, ty1 + 1):
-                for j in range(tx0, tx1 + 1):
-                    mask_buf[k] = mask[i, j]
-                    k += 1
+                mask_buf[k:k + tx1 + 1 - tx0] = mask[i, tx0:tx1 + 1]
+                k += tx1 + 1 - tx0
             used += size
         mask_starts[c + 1] = used
     return tight, area, mask_buf[:used].copy(), mask_starts, counts

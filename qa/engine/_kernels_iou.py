@@ -146,12 +146,18 @@ def _pair_count(buf_a, starts_a, boxes_a, i, buf_b, starts_b, boxes_b, j):
         return 0
     wa = ax1 - ax0
     wb = bx1 - bx0
+    n = ox1 - ox0
     count = np.int64(0)
     for y in range(oy0, oy1):
-        ra = starts_a[i] + (y - ay0) * wa - ax0
-        rb = starts_b[j] + (y - by0) * wb - bx0
-        for x in range(ox0, ox1):
-            count += buf_a[ra + x] & buf_b[rb + x]
+        ra = starts_a[i] + (y - ay0) * wa - ax0 + ox0
+        rb = starts_b[j] + (y - by0) * wb - bx0 + ox0
+        row_a = buf_a[ra:ra + n]
+        row_b = buf_b[rb:rb + n]
+        # a row's count in 32 bits (a row holds fewer than 2^32 pixels), so the loop vectorises
+        s = np.uint32(0)
+        for x in range(n):
+            s += np.uint32(row_a[x] & row_b[x])
+        count += s
     return count
 
 
@@ -540,16 +546,110 @@ def _cover_counts(buf, starts, boxes, lower, top_ptr, tops, top_thing):
                 tx0 = boxes[t, 0]
                 ty0 = boxes[t, 1]
                 cw = boxes[t, 2] - tx0
+                xa = max(tx0, x0)
+                xb = min(boxes[t, 2], x0 + w)
                 for y in range(max(ty0, y0), min(boxes[t, 3], y0 + h)):
                     row = starts[t] + (y - ty0) * cw - tx0
-                    for x in range(max(tx0, x0), min(boxes[t, 2], x0 + w)):
-                        if buf[row + x] != 0:
-                            union[y - y0, x - x0] = 1
-            n = 0
+                    src = buf[row + xa:row + xb]
+                    dst = union[y - y0, xa - x0:xb - x0]
+                    for x in range(xb - xa):  # branch-free, so the row vectorises
+                        dst[x] |= np.uint8(src[x] != 0)
+            n = np.int64(0)
             for y in range(h):
                 row = starts[o] + y * w
+                mine = buf[row:row + w]
+                under = union[y]
                 for x in range(w):
-                    if union[y, x] != 0 and buf[row + x] != 0:
-                        n += 1
+                    n += np.int64(under[x] & np.uint8(mine[x] != 0))
             out[k, stage] = n
     return out
+
+
+@njit(cache=True, nogil=True)
+def _union_runs(ptr, y, x0, x1, categories, codes):
+    """The union of each category's objects as row runs (see :func:`qa.engine.compare.category_union_runs`).
+
+    Parameters
+    ----------
+    ptr : (n + 1,) int64
+        Object ``k``'s runs are ``[ptr[k], ptr[k + 1])`` of ``y, x0, x1``.
+    y, x0, x1 : (r,) int32
+        Row runs ``[x0, x1)``, each object's sorted by row then column; objects may overlap.
+    categories : (n,) int64
+        Each object's category code; negative codes are left out.
+    codes : (m,) int64
+        The non-negative codes present, sorted.
+
+    Returns
+    -------
+    out_ptr : (m + 1,) int64
+    out_y, out_x0, out_x1 : (q,) int32
+        Category ``codes[i]``'s runs ``[out_ptr[i], out_ptr[i + 1])``: overlapping or touching runs merged
+        (a run starting at or before the end of the one before it in its row extends it), sorted by row
+        then column.
+    """
+    n = ptr.shape[0] - 1
+    m = codes.shape[0]
+    kept = 0
+    for k in range(n):
+        if categories[k] >= 0:
+            kept += ptr[k + 1] - ptr[k]
+    out_ptr = np.zeros(m + 1, np.int64)
+    if kept == 0:
+        empty = np.zeros(0, np.int32)
+        return out_ptr, empty, empty.copy(), empty.copy()
+    ymin = np.int64(1) << 40
+    ymax = -(np.int64(1) << 40)
+    xmin = np.int64(1) << 40
+    xmax = -(np.int64(1) << 40)
+    for k in range(n):
+        if categories[k] < 0:
+            continue
+        for r in range(ptr[k], ptr[k + 1]):
+            ymin = min(ymin, np.int64(y[r]))
+            ymax = max(ymax, np.int64(y[r]))
+            xmin = min(xmin, np.int64(x0[r]))
+            xmax = max(xmax, np.int64(x0[r]))
+    rows = ymax - ymin + 1
+    cols = xmax - xmin + 1
+    # one key per run: (category, row, start), so that a sort puts each category's rows in order
+    keys = np.empty(kept, np.int64)
+    src = np.empty(kept, np.int64)
+    cat = np.empty(kept, np.int64)
+    q = 0
+    for k in range(n):
+        if categories[k] < 0:
+            continue
+        c = np.searchsorted(codes, categories[k])
+        for r in range(ptr[k], ptr[k + 1]):
+            keys[q] = (c * rows + (np.int64(y[r]) - ymin)) * cols + (np.int64(x0[r]) - xmin)
+            src[q] = r
+            cat[q] = c
+            q += 1
+    order = np.argsort(keys, kind="mergesort")
+    out_y = np.empty(kept, np.int32)
+    out_x0 = np.empty(kept, np.int32)
+    out_x1 = np.empty(kept, np.int32)
+    count = 0
+    last_cat = -1
+    last_row = -1
+    end = 0
+    for i in range(kept):
+        r = src[order[i]]
+        c = cat[order[i]]
+        if c == last_cat and np.int64(y[r]) == last_row and x0[r] <= end:
+            if x1[r] > end:
+                end = x1[r]
+                out_x1[count - 1] = end
+            continue
+        out_y[count] = y[r]
+        out_x0[count] = x0[r]
+        out_x1[count] = x1[r]
+        end = x1[r]
+        count += 1
+        out_ptr[c + 1] += 1
+        last_cat = c
+        last_row = np.int64(y[r])
+    for c in range(m):
+        out_ptr[c + 1] += out_ptr[c]
+    return out_ptr, out_y[:count].copy(), out_x0[:count].copy(), out_x1[:count].copy()

@@ -520,7 +520,7 @@ def _common_points(ay, ax, by, bx):
 @njit(cache=True, nogil=True)
 def _outline_pair(a_run_y, a_run_x0, a_run_x1, a_b4y, a_b4x, a_band_y, a_band_x, a_sy, a_sx, a_sc,
                   b_run_y, b_run_x0, b_run_x1, b_b4y, b_b4x, b_band_y, b_band_x, b_sy, b_sx, b_sc,
-                  tolerances, lengths, length_rank, percent):
+                  tolerances, lengths, length_rank, percent, surfaces):
     """Every boundary figure of one mask pair from the two masks' outlines (``_outlines``).
 
     Parameters
@@ -540,6 +540,10 @@ def _outline_pair(a_run_y, a_run_x0, a_run_x1, a_b4y, a_b4x, a_band_y, a_band_x,
         DeepMind's contour length per code and its rank (see ``_directed_surface``).
     percent : float
         Percentile of the robust Hausdorff distance.
+    surfaces : bool
+        False to leave the surface statistics out (their entries stay 0): the distances between the
+        surface elements are most of the cost, and a caller that reads only boundary F, boundary IoU
+        and the signed offset does not pay for them.
 
     Returns
     -------
@@ -581,6 +585,8 @@ def _outline_pair(a_run_y, a_run_x0, a_run_x1, a_b4y, a_b4x, a_band_y, a_band_x,
     inter = _common_points(a_band_y, a_band_x, b_band_y, b_band_x)
     out[p + 3] = inter
     out[p + 4] = a_band_y.shape[0] + b_band_y.shape[0] - inter
+    if not surfaces:
+        return out
     q = p + 5
     out[q:q + 4 + nt] = _surface_statistics(a_sc, _nearest_d2(a_sy, a_sx, b_sy, b_sx), lengths, length_rank,
                                             tolerances, percent)
@@ -595,7 +601,7 @@ def _outline_pairs(a_run_ptr, a_run_y, a_run_x0, a_run_x1, a_b4_ptr, a_b4y, a_b4
                    a_band_x, a_s_ptr, a_sy, a_sx, a_sc,
                    b_run_ptr, b_run_y, b_run_x0, b_run_x1, b_b4_ptr, b_b4y, b_b4x, b_band_ptr, b_band_y,
                    b_band_x, b_s_ptr, b_sy, b_sx, b_sc,
-                   index_a, index_b, tolerances, lengths, length_rank, percent):
+                   index_a, index_b, tolerances, lengths, length_rank, percent, surfaces):
     """:func:`_outline_pair` for pairs ``(index_a[r], index_b[r])`` of two annotators' objects.
 
     The outlines are those of ``_outlines`` (pointer arrays per object). Returns a float64
@@ -622,7 +628,7 @@ def _outline_pairs(a_run_ptr, a_run_y, a_run_x0, a_run_x1, a_b4_ptr, a_b4y, a_b4
                                b_run_y[rb0:rb1], b_run_x0[rb0:rb1], b_run_x1[rb0:rb1], b_b4y[bb0:bb1],
                                b_b4x[bb0:bb1], b_band_y[nb0:nb1], b_band_x[nb0:nb1], b_sy[sb0:sb1],
                                b_sx[sb0:sb1], b_sc[sb0:sb1],
-                               tolerances, lengths, length_rank, percent)
+                               tolerances, lengths, length_rank, percent, surfaces)
     return out
 
 

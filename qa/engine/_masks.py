@@ -472,11 +472,40 @@ class ObjectCrops:
         return out
 
 
+@njit(cache=True, nogil=True)
+def _runs_boxes(runs, run_ptr, height):
+    """:func:`_runs_bbox` of several objects' runs (object ``k``'s are ``runs[run_ptr[k]:run_ptr[k + 1]]``):
+    ``(boxes (n, 4) int64, areas (n,) int64)``."""
+    n = run_ptr.shape[0] - 1
+    boxes = np.zeros((n, 4), np.int64)
+    areas = np.zeros(n, np.int64)
+    for k in range(n):
+        x0, y0, x1, y1, area = _runs_bbox(runs[run_ptr[k]:run_ptr[k + 1]], height)
+        boxes[k, 0] = x0
+        boxes[k, 1] = y0
+        boxes[k, 2] = x1
+        boxes[k, 3] = y1
+        areas[k] = area
+    return boxes, areas
+
+
 def _starts(boxes: np.ndarray) -> np.ndarray:
     sizes = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
     starts = np.zeros(len(boxes) + 1, dtype=np.int64)
     np.cumsum(sizes, out=starts[1:])
     return starts
+
+
+def _parsed_counts(rles: list[dict], size: int):
+    """The runs of RLEs with compressed counts: ``(runs, run_starts, ok)`` of
+    :func:`qa.formats._rle_counts._rle_strings_runs` (``ok`` False where :func:`rle_runs` would raise)."""
+    from qa.formats._rle_counts import _rle_strings_runs
+
+    raw = [c.encode("ascii", "replace") if isinstance(c, str) else bytes(c) for c in (r["counts"] for r in rles)]
+    char_ptr = np.zeros(len(raw) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in raw], out=char_ptr[1:])
+    chars = np.frombuffer(b"".join(raw), dtype=np.uint8)
+    return _rle_strings_runs(chars, char_ptr, int(size))
 
 
 def rle_crops(rles: list[dict], height: int, width: int) -> ObjectCrops:
@@ -496,20 +525,23 @@ def rle_crops(rles: list[dict], height: int, width: int) -> ObjectCrops:
     >>> crops.boxes.tolist(), crops.areas.tolist(), crops.crop(0)[0].tolist()
     ([[1, 1, 3, 2]], [2], [[1, 1]])
     """
-    runs_list = []
-    boxes = np.zeros((len(rles), 4), dtype=np.int64)
-    areas = np.zeros(len(rles), dtype=np.int64)
-    for k, rle in enumerate(rles):
-        if [int(v) for v in rle["size"]] != [height, width]:
-            raise ValueError(f"RLE size {rle['size'][0]}x{rle['size'][1]} differs from image {height}x{width}")
-        runs = rle_runs(rle)
-        runs_list.append(runs)
-        x0, y0, x1, y1, area = _runs_bbox(runs, height)
-        boxes[k] = (x0, y0, x1, y1)
-        areas[k] = area
-    run_starts = np.zeros(len(rles) + 1, dtype=np.int64)
-    np.cumsum([len(r) for r in runs_list], out=run_starts[1:])
-    runs = np.concatenate(runs_list) if runs_list else np.zeros(0, dtype=np.int64)
+    parsed = None
+    if all(isinstance(rle["counts"], (str, bytes)) and [int(v) for v in rle["size"]] == [height, width]
+           for rle in rles):
+        # compressed counts (pycocotools' output): every string parsed and checked in one call
+        parsed = _parsed_counts(rles, height * width)
+    if parsed is not None and parsed[2].all():
+        runs, run_starts, _ = parsed
+    else:  # one by one, so the first bad RLE raises its own error
+        runs_list = []
+        for rle in rles:
+            if [int(v) for v in rle["size"]] != [height, width]:
+                raise ValueError(f"RLE size {rle['size'][0]}x{rle['size'][1]} differs from image {height}x{width}")
+            runs_list.append(rle_runs(rle))
+        run_starts = np.zeros(len(rles) + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in runs_list], out=run_starts[1:])
+        runs = np.concatenate(runs_list) if runs_list else np.zeros(0, dtype=np.int64)
+    boxes, areas = _runs_boxes(runs, run_starts, height)
     starts = _starts(boxes)
     buf = np.zeros(int(starts[-1]), dtype=np.uint8)
     _paint_many(runs, run_starts, height, boxes, buf, starts)

@@ -292,7 +292,6 @@ class Outlines:
         return cls(arrays, band_width)
 
 
-_ONE = np.ones(1, dtype=np.int64)
 _FIRST = np.zeros(1, dtype=np.int64)
 
 
@@ -308,25 +307,19 @@ def crop_outlines(crop: np.ndarray, *, offset=(0, 0), image_shape=None, band_wid
     x0, y0 = (int(v) for v in offset)
     if crop.max(initial=0) > 1:
         crop = (crop != 0).view(np.uint8)
-    return Outlines(kb._outlines(crop, _ONE, _FIRST, 1, y0, x0, top, bottom, left, right, int(band_width)),
-                    band_width)
+    return Outlines(kb._mask_outlines(crop, y0, x0, top, bottom, left, right, int(band_width)), band_width)
 
 
 def object_outlines(crops, *, band_width: int = 2) -> Outlines:
-    """:class:`Outlines` of every object of a :class:`qa.engine._masks.ObjectCrops` (tight 0/1 crops)."""
+    """:class:`Outlines` of every object of a :class:`qa.engine._masks.ObjectCrops` (tight 0/1 crops), from
+    one kernel call over all of them (each object's lists are those of :func:`crop_outlines` of its crop)."""
     from qa.engine import _kernels_boundary as kb
 
     height, width = crops.shape
-    parts = []
-    for k in range(len(crops)):
-        x0, y0, x1, y1 = (int(v) for v in crops.boxes[k])
-        crop = crops.buf[crops.starts[k]:crops.starts[k + 1]].reshape(max(y1 - y0, 0), max(x1 - x0, 0))
-        edges = (int(y0 == 0), int(y1 == height), int(x0 == 0), int(x1 == width))
-        parts.append(Outlines(kb._outlines(crop, _ONE, _FIRST, 1, y0, x0, *edges, int(band_width)), band_width))
-    if not parts:
-        empty = kb._outlines(np.zeros((0, 0), np.uint8), _ONE, _FIRST, 0, 0, 0, 1, 1, 1, 1, int(band_width))
-        return Outlines(empty, band_width)
-    return Outlines.concatenate(parts, band_width)
+    boxes = np.ascontiguousarray(crops.boxes, dtype=np.int64).reshape(-1, 4)
+    return Outlines(kb._crops_outlines(np.ascontiguousarray(crops.buf, dtype=np.uint8),
+                                       np.ascontiguousarray(crops.starts, dtype=np.int64), boxes, int(height),
+                                       int(width), int(band_width)), band_width)
 
 
 def id_map_outlines(id_map: np.ndarray, ids, *, band_width: int = 2) -> Outlines:
@@ -341,8 +334,9 @@ def id_map_outlines(id_map: np.ndarray, ids, *, band_width: int = 2) -> Outlines
                     band_width)
 
 
-def _outline_raw(outlines_a: Outlines, outlines_b: Outlines, index_a, index_b, tolerances):
-    """The tolerances as an array and the kernel's raw row of figures for each pair of outlines."""
+def _outline_raw(outlines_a: Outlines, outlines_b: Outlines, index_a, index_b, tolerances, surfaces: bool = True):
+    """The tolerances as an array and the kernel's raw row of figures for each pair of outlines (without
+    the surface statistics when ``surfaces`` is False: their entries are then 0)."""
     from qa.engine import _kernels_sdf as ks
 
     if outlines_a.band_width != outlines_b.band_width:
@@ -351,7 +345,7 @@ def _outline_raw(outlines_a: Outlines, outlines_b: Outlines, index_a, index_b, t
     index_a = np.ascontiguousarray(index_a, dtype=np.int64).reshape(-1)
     index_b = np.ascontiguousarray(index_b, dtype=np.int64).reshape(-1)
     return tol, ks._outline_pairs(*outlines_a.arrays(), *outlines_b.arrays(), index_a, index_b, tol, _LENGTHS,
-                                  _LENGTH_RANK, 95.0)
+                                  _LENGTH_RANK, 95.0, bool(surfaces))
 
 
 def outline_pairs(outlines_a: Outlines, outlines_b: Outlines, index_a, index_b, *,
@@ -362,16 +356,28 @@ def outline_pairs(outlines_a: Outlines, outlines_b: Outlines, index_a, index_b, 
     return [_pair_values(row, tol) for row in raw]
 
 
+SURFACE_COLUMNS = ("nsd_", "assd", "hd95", "surface_a_length", "surface_b_length")
+"""The names (or name prefixes) of :func:`outline_columns` that come from the surface statistics."""
+
+
 def outline_columns(outlines_a: Outlines, outlines_b: Outlines, index_a, index_b, *,
-                    tolerances=(1.0, 2.0, 4.0)) -> dict[str, np.ndarray]:
+                    tolerances=(1.0, 2.0, 4.0), surfaces: bool = True) -> dict[str, np.ndarray]:
     """:func:`outline_pairs` as columns: ``{name: (len(index_a),) float64}``, the names (and their order)
-    of :func:`boundary_pair`'s dict; each value equal to the dict's, to the bit."""
-    tol, raw = _outline_raw(outlines_a, outlines_b, index_a, index_b, tolerances)
+    of :func:`boundary_pair`'s dict; each value equal to the dict's, to the bit.
+
+    ``surfaces`` False leaves out the columns of the surface statistics (:data:`SURFACE_COLUMNS`: NSD,
+    ASSD, HD95 and the surface lengths) and the distances between surface elements they need, most of
+    the cost; the other columns are the same.
+    """
+    tol, raw = _outline_raw(outlines_a, outlines_b, index_a, index_b, tolerances, surfaces)
     nt = tol.shape[0]
     p = 2 * (nt + 1)
-    return value_columns(tol, raw[:, 0:nt + 1], raw[:, nt + 1:p], raw[:, p + 5:p + 9 + nt],
-                         raw[:, p + 9 + nt:p + 13 + 2 * nt], inter=raw[:, p + 3], union=raw[:, p + 4],
-                         offset_mean=raw[:, p], offset_median=raw[:, p + 1], offset_n=raw[:, p + 2])
+    columns = value_columns(tol, raw[:, 0:nt + 1], raw[:, nt + 1:p], raw[:, p + 5:p + 9 + nt],
+                            raw[:, p + 9 + nt:p + 13 + 2 * nt], inter=raw[:, p + 3], union=raw[:, p + 4],
+                            offset_mean=raw[:, p], offset_median=raw[:, p + 1], offset_n=raw[:, p + 2])
+    if surfaces:
+        return columns
+    return {name: values for name, values in columns.items() if not name.startswith(SURFACE_COLUMNS)}
 
 
 def value_columns(tol, counts_a, counts_b, stats_a, stats_b, *, inter, union, offset_mean, offset_median,

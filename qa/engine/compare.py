@@ -269,9 +269,8 @@ def category_union_runs(runs, categories):
 
     Notes
     -----
-    Vectorised over the runs (one sort, one running maximum): the runs of each (category, row) group are
-    shifted by ``group x (width + 1)`` so that a single running maximum of the run ends merges within
-    groups and never across them.
+    One kernel call (:func:`qa.engine._kernels_iou._union_runs`): the runs sorted by category, row and
+    start, then each run that starts at or before the end of the one before it in its row extends it.
 
     Examples
     --------
@@ -281,32 +280,15 @@ def category_union_runs(runs, categories):
     >>> codes.tolist(), p.tolist(), yy.tolist(), a.tolist(), b.tolist()
     ([3, 7], [0, 1, 3], [0, 0, 1], [5, 0, 0], [6, 3, 4])
     """
+    from qa.engine._kernels_iou import _union_runs
+
     ptr, y, x0, x1 = runs
     categories = np.asarray(categories, dtype=np.int64)
     codes = np.unique(categories[categories >= 0])
-    counts = np.diff(np.asarray(ptr, dtype=np.int64))
-    per_run = np.repeat(categories, counts)
-    kept = per_run >= 0
-    cat = np.searchsorted(codes, per_run[kept])
-    y, x0, x1 = (np.asarray(v, dtype=np.int64)[kept] for v in (y, x0, x1))
-    if len(y) == 0:
-        empty = np.zeros(0, np.int32)
-        return codes, np.zeros(len(codes) + 1, np.int64), empty, empty.copy(), empty.copy()
-    order = np.lexsort((x0, y, cat))
-    cat, y, x0, x1 = cat[order], y[order], x0[order], x1[order]
-    new_group = np.ones(len(y), bool)
-    new_group[1:] = (cat[1:] != cat[:-1]) | (y[1:] != y[:-1])
-    shift = (np.cumsum(new_group) - 1) * (int(x1.max()) + 1)
-    ends = np.maximum.accumulate(x1 + shift)
-    start = np.ones(len(y), bool)
-    start[1:] = x0[1:] + shift[1:] > ends[:-1]
-    first = np.flatnonzero(start)
-    last = np.append(first[1:], len(y)) - 1
-    merged_cat = cat[first]
-    ptr_out = np.zeros(len(codes) + 1, np.int64)
-    np.add.at(ptr_out, merged_cat + 1, 1)
-    return (codes, np.cumsum(ptr_out), y[first].astype(np.int32), x0[first].astype(np.int32),
-            (ends[last] - shift[last]).astype(np.int32))
+    out_ptr, out_y, out_x0, out_x1 = _union_runs(np.asarray(ptr, dtype=np.int64), np.asarray(y, dtype=np.int32),
+                                                 np.asarray(x0, dtype=np.int32), np.asarray(x1, dtype=np.int32),
+                                                 categories, codes)
+    return codes, out_ptr, out_y, out_x0, out_x1
 
 
 def _boundary_function():

@@ -12,29 +12,28 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def _crop_counts(crop, left, top, height, width, counts, write):
-    """Column-major run lengths of an image that is zero outside ``crop``.
+def _crop_counts(columns, left, top, height, width):
+    """Column-major run lengths of an image that is zero outside a crop.
 
     Parameters
     ----------
-    crop : (hc, wc) uint8, C-contiguous
-        The mask inside its box; non-zero is foreground.
+    columns : (wc, hc) uint8, C-contiguous
+        The mask inside its box, transposed (row ``cx`` is the box's column ``cx``, so each column is
+        read in memory order); non-zero is foreground.
     left, top : int
         The box's offset in the image; the box lies inside the image.
     height, width : int
         The image size.
-    counts : (n,) int64
-        Output runs, starting with a (possibly empty) run of zeros; only written when ``write``.
-    write : bool
-        False to count the runs only (``counts`` may then be empty).
 
     Returns
     -------
-    int
-        The number of runs.
+    (n,) int64
+        The runs, starting with a (possibly empty) run of zeros.
     """
-    hc, wc = crop.shape
+    wc, hc = columns.shape
     bottom = height - top - hc
+    # at most one run per pixel of the box and two more per column of it, one per column outside it
+    counts = np.empty(wc * (hc + 2) + (width - wc) + 1, dtype=np.int64)
     cur = 0
     run = 0
     n = 0
@@ -43,30 +42,27 @@ def _crop_counts(crop, left, top, height, width, counts, write):
             if cur == 0:
                 run += height
             else:
-                if write:
-                    counts[n] = run
+                counts[n] = run
                 n += 1
                 cur = 0
                 run = height
             continue
-        cx = x - left
+        column = columns[x - left]
         # rows above the box: zeros
         if top > 0:
             if cur == 0:
                 run += top
             else:
-                if write:
-                    counts[n] = run
+                counts[n] = run
                 n += 1
                 cur = 0
                 run = top
         for cy in range(hc):
-            v = 1 if crop[cy, cx] != 0 else 0
+            v = 1 if column[cy] != 0 else 0
             if v == cur:
                 run += 1
             else:
-                if write:
-                    counts[n] = run
+                counts[n] = run
                 n += 1
                 cur = v
                 run = 1
@@ -75,15 +71,13 @@ def _crop_counts(crop, left, top, height, width, counts, write):
             if cur == 0:
                 run += bottom
             else:
-                if write:
-                    counts[n] = run
+                counts[n] = run
                 n += 1
                 cur = 0
                 run = bottom
-    if write:
-        counts[n] = run
+    counts[n] = run
     n += 1
-    return n
+    return counts[:n]
 
 
 def crop_to_coco_rle(crop: np.ndarray, left: int, top: int, height: int, width: int) -> dict:
@@ -124,7 +118,5 @@ def crop_to_coco_rle(crop: np.ndarray, left: int, top: int, height: int, width: 
     hc, wc = crop.shape
     if left < 0 or top < 0 or left + wc > width or top + hc > height:
         raise ValueError(f"box {wc}x{hc} at ({left}, {top}) does not lie inside the {width}x{height} image")
-    n = _crop_counts(crop, left, top, height, width, np.empty(0, np.int64), False)
-    counts = np.empty(n, np.int64)
-    _crop_counts(crop, left, top, height, width, counts, True)
+    counts = _crop_counts(np.ascontiguousarray(crop.T), left, top, height, width)
     return mask_utils.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)

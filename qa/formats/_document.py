@@ -65,6 +65,13 @@ class Streamed(Whole):
             raise _jsonscan.Broken("top level is not an object or a list")
         self.outline = _jsonscan.outline(fh) if self._kind == "object" else None
 
+    @classmethod
+    def outlined(cls, fh, path, outline: "_jsonscan.Outline") -> "Streamed":
+        """An object file whose :class:`~qa.formats._jsonscan.Outline` is known already (not scanned again)."""
+        document = cls.__new__(cls)
+        document.fh, document.path, document._kind, document.outline = fh, path, "object", outline
+        return document
+
     @property
     def kind(self) -> str:
         return "dict" if self._kind == "object" else "list"

@@ -9,6 +9,9 @@ cuts out what a chunk of images needs, a small picklable :class:`SourcePart`; it
 (in a worker) reads those spans again, through the same reader code, and returns the exports narrowed to
 the chunk's images, their objects equal to a whole load's and in its order.
 
+:func:`qa.formats._index_pieces.index_exports` gives the same index with the parsing spread over a run's
+executor (the pieces of a COCO file, or whole exports, parsed by the workers).
+
 A format without a streaming reader is loaded whole and its objects are held here (the index is then
 as large as the batch); so is an export whose streamed read met something the whole-file parser must
 judge.

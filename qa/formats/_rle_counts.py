@@ -73,3 +73,44 @@ def counts_runs(counts: str | bytes) -> np.ndarray | None:
     raw = counts.encode("ascii", "replace") if isinstance(counts, str) else bytes(counts)
     runs, ok = _rle_string_runs(np.frombuffer(raw, dtype=np.uint8))
     return runs if ok else None
+
+
+@njit(cache=True, nogil=True)
+def _rle_strings_runs(chars, char_ptr, size):
+    """:func:`_rle_string_runs` of several counts strings in one call, each checked against a mask size.
+
+    Parameters
+    ----------
+    chars : (n,) uint8
+        The strings' ASCII bytes, one after the other.
+    char_ptr : (k + 1,) int64
+        String ``i`` is ``chars[char_ptr[i]:char_ptr[i + 1]]``.
+    size : int
+        The pixels of the mask each string must describe (height x width).
+
+    Returns
+    -------
+    runs : (m,) int64
+        Every string's runs, one after the other.
+    run_ptr : (k + 1,) int64
+        String ``i``'s runs are ``runs[run_ptr[i]:run_ptr[i + 1]]``.
+    ok : (k,) bool
+        False where a string is malformed, holds a negative run or its runs do not add up to ``size``.
+    """
+    k = char_ptr.shape[0] - 1
+    runs = np.empty(max(chars.shape[0], 1), np.int64)
+    run_ptr = np.zeros(k + 1, np.int64)
+    ok = np.ones(k, np.bool_)
+    m = 0
+    for i in range(k):
+        part, good = _rle_string_runs(chars[char_ptr[i]:char_ptr[i + 1]])
+        total = 0
+        for r in range(part.shape[0]):
+            if part[r] < 0:
+                good = False
+            total += part[r]
+        ok[i] = good and total == size
+        runs[m:m + part.shape[0]] = part  # at most one run per byte of the string
+        m += part.shape[0]
+        run_ptr[i + 1] = m
+    return runs[:m].copy(), run_ptr, ok

@@ -30,6 +30,12 @@ class SkipTally:
         entry = self._items.setdefault((code, kind), [0, source, image])
         entry[0] += 1
 
+    def merge(self, other: "SkipTally") -> None:
+        """Add ``other``'s counts, which came after this tally's (its first items count only for kinds new
+        here)."""
+        for key, (n, source, image) in other._items.items():
+            self._items.setdefault(key, [0, source, image])[0] += n
+
     def __len__(self) -> int:
         return sum(entry[0] for entry in self._items.values())
 

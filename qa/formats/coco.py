@@ -289,15 +289,37 @@ def read(path: Path, *, limits: Limits, options: dict, units=KEEP) -> list[Expor
 
 
 def _read(document, path: Path, limits: Limits, units) -> list[Export]:
+    header = read_header(document, path, limits)
+    units.remember("categories", header[0])
+    exports, reader = open_exports(path, header, units)
+    for index, span, raw in _require_list(document, "annotations", path):
+        units.begin(index, span)
+        reader.annotation(index, raw, units)
+        units.end()
+    check_members(document, ("images", "annotations", "categories"))
+    reader.finish()
+    units.finish()
+    return list(exports.values())
+
+
+def read_header(document, path: Path, limits: Limits) -> tuple:
+    """What a COCO file says before its annotations: ``(categories, images, declared image ids, file
+    findings)`` (see :func:`read_categories`, :func:`read_images`); an InputError when a top-level list
+    is missing or mistyped. Also read by each piece of a streamed index (:mod:`qa.formats._index_pieces`)."""
     if document.kind != "dict":
         raise InputError(f"top level is a JSON {document.kind}, expected an object", path=path)
     file_findings: list = []
     categories = read_categories(document, path, file_findings)
-    units.remember("categories", categories)
     declared_image_ids: set = set()
     images = read_images(document, path, limits, file_findings, declared_image_ids)
-    annotations = _require_list(document, "annotations", path)
+    _document(document, path).require_list("annotations")
+    return categories, images, declared_image_ids, file_findings
 
+
+def open_exports(path: Path, header: tuple, units=KEEP) -> tuple[dict, "AnnotationReader"]:
+    """The exports of a COCO file, one per annotator named in its images (``{name: Export}``, sorted by
+    name), holding their images, categories and the file's findings, and the reader of its annotations."""
+    categories, images, declared_image_ids, file_findings = header
     names = sorted({annotator for _, annotator in images.values()})
     exports = {a: Export(annotator=a, path=path, format=NAME) for a in names or [""]}
     for name, export in exports.items():
@@ -314,16 +336,7 @@ def _read(document, path: Path, limits: Limits, units) -> list[Export]:
                 image.source, image=image.key))
             continue
         export.images[image.key] = image
-
-    reader = AnnotationReader(path, categories, images, exports, first, declared_image_ids)
-    for index, span, raw in annotations:
-        units.begin(index, span)
-        reader.annotation(index, raw, units)
-        units.end()
-    check_members(document, ("images", "annotations", "categories"))
-    reader.finish()
-    units.finish()
-    return list(exports.values())
+    return exports, AnnotationReader(path, categories, images, exports, first, declared_image_ids)
 
 
 class SeenIds:
@@ -409,7 +422,7 @@ class AnnotationReader:
             return  # a duplicate image copy that was left out
         units.touch(export, image.key)
         obj_findings = export.findings
-        if ann_id is not None and not self.seen_ids.add(ann_id):
+        if ann_id is not None and self.duplicate(ann_id, export, index, image.key):
             obj_findings.append(finding("FMT005", f"annotation id {ann_id!r} appears twice; both are kept",
                                         src, image=image.key))
         category_id = raw.get("category_id")
@@ -464,6 +477,11 @@ class AnnotationReader:
             obj_findings.append(finding("FMT011", f"segmentation is a {type(segmentation).__name__}, expected a "
                                                   "list of polygons or an RLE object; object left out",
                                         src, image=image.key))
+
+    def duplicate(self, ann_id, export: Export, index: int, key: str) -> bool:
+        """Whether annotation id ``ann_id`` (of annotation ``index``, on image ``key`` of ``export``) was
+        met before in this file."""
+        return not self.seen_ids.add(ann_id)
 
     def finish(self) -> None:
         """The skipped-annotation findings (FMT012), one per kind and export, after the others."""

@@ -139,6 +139,61 @@ def test_image_stats_count_runs_of_equal_pixels_as_every_pixel(m):
     _assert_stats_give_alpha_of_every_pixel(labels, 3)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_paint_codes_paints_each_crop_over_the_ones_before(seed):
+    """The label painter against numpy on full masks: objects overlapping, empty, cut by the window."""
+    from qa.analytics._kernels_alpha import _paint_codes
+    from qa.engine._masks import mask_to_rle, rle_crops
+
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(5, 40, 2))
+    masks = []
+    for _ in range(int(rng.integers(1, 9))):
+        m = np.zeros((h, w), np.uint8)
+        y, x = (int(v) for v in rng.integers(0, (h, w)))
+        m[y:y + int(rng.integers(0, h)), x:x + int(rng.integers(0, w))] = 1
+        m &= (rng.random((h, w)) < 0.8).astype(np.uint8)
+        masks.append(m)
+    crops = rle_crops([mask_to_rle(m) for m in masks], h, w)
+    order = rng.permutation(len(masks)).astype(np.int64)
+    codes = rng.integers(1, 6, len(masks)).astype(np.int32)
+    x0, y0 = (int(v) for v in rng.integers(0, 4, 2))
+    x1, y1 = int(rng.integers(x0, w + 1)), int(rng.integers(y0, h + 1))
+    got = np.full((y1 - y0, x1 - x0), -1, np.int32)
+    _paint_codes(crops.buf, crops.starts, crops.boxes, order, codes, x0, y0, got)
+    expected = np.full((h, w), -1, np.int32)
+    for k, o in enumerate(order.tolist()):
+        expected[masks[o] != 0] = codes[k]
+    np.testing.assert_array_equal(got, expected[y0:y1, x0:x1])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_objects_window_is_the_union_of_each_objects_box(seed):
+    """The label window from every polygon point at once equals the union of the objects' boxes taken one
+    by one: polygons off every side of the image, empty parts, RLE objects (one empty)."""
+    from qa.analytics.alpha import _object_box, _objects_window
+    from qa.engine._masks import mask_to_rle
+
+    rng = np.random.default_rng(seed)
+    h, w = 30, 40
+    objs = []
+    for _ in range(int(rng.integers(0, 6))):
+        parts = [rng.uniform(-15, 55, (int(rng.integers(3, 7)), 2)) for _ in range(int(rng.integers(1, 3)))]
+        if rng.random() < 0.2:
+            parts.append(np.zeros((0, 2)))
+        objs.append(make_object(parts=parts))
+    for _ in range(int(rng.integers(0, 3))):
+        m = np.zeros((h, w), np.uint8)
+        if rng.random() < 0.7:
+            y, x = (int(v) for v in rng.integers(0, (h, w)))
+            m[y:y + 5, x:x + 7] = 1
+        objs.append(make_object(kind="rle", rle=mask_to_rle(m)))
+    boxes = [b for b in (_object_box(o, h, w) for o in objs) if b is not None]
+    expected = ((min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
+                 max(b[3] for b in boxes)) if boxes else (0, 0, 0, 0))
+    assert _objects_window(objs, h, w) == expected
+
+
 def test_overlapping_instances_paint_in_z_order_then_export_order():
     top_first = make_object(square(0, 0, 10), category="person", z=2)
     under = make_object(square(0, 0, 10), category="car", z=1)

@@ -308,6 +308,16 @@ def test_engine_boundary_metrics_equal_dense_distance_transforms(seed):
     assert list(columns) == list(from_crops[0])
     for r, values in enumerate(from_crops):
         assert repr([float(columns[name][r]) for name in values]) == repr([float(v) for v in values.values()])
+    # without the surface statistics (the consensus reads boundary F, boundary IoU and the offset): the
+    # other columns, the same values to the bit
+    from qa.engine.boundary import SURFACE_COLUMNS
+
+    lean = outline_columns(object_outlines(crops[0]), object_outlines(crops[1]), pairs_a, pairs_b,
+                           tolerances=tolerances, surfaces=False)
+    assert list(lean) == [name for name in columns if not name.startswith(SURFACE_COLUMNS)]
+    assert "boundary_f_1px" in lean and "signed_offset" in lean and "nsd_1px" not in lean
+    for name, values in lean.items():
+        assert repr(values.tolist()) == repr(columns[name].tolist()), name
 
 
 def test_real_boundary_metrics_on_identical_and_shifted_objects(small_batch):

@@ -216,10 +216,11 @@ def test_clusters_never_hold_two_objects_of_one_annotator(n_annotators, per_anno
         assert len(owners) == len(set(owners))
 
 
+@pytest.mark.parametrize("voters", [2, 3, 4, 7])
 @pytest.mark.parametrize("ties", [False, True])
-def test_vote_clusters_equals_the_stack_one_cluster_at_a_time(ties):
+def test_vote_clusters_equals_the_stack_one_cluster_at_a_time(ties, voters):
     """The image's clusters voted in one call give each cluster's stack vote, tight mask and confusion
-    counts."""
+    counts (odd and even numbers of voters, so ties and clusters the vote leaves empty occur)."""
     from qa.engine._kernels_consensus import _confusion_counts, _majority_vote, _member_stack, _vote_clusters
     from qa.engine._masks import mask_to_rle, rle_crops
 
@@ -242,11 +243,11 @@ def test_vote_clusters_equals_the_stack_one_cluster_at_a_time(ties):
         windows.append((b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()))
     windows = np.array(windows, np.int64)
     tight, area, buf, starts, counts = _vote_clusters(crops.buf, crops.starts, crops.boxes, ptr, members, windows,
-                                                      4, ties)
+                                                      voters, ties)
     for k, c in enumerate(clusters):
         x0, y0, x1, y1 = windows[k]
         stack = _member_stack(crops.buf, crops.starts, crops.boxes, np.array(c, np.int64), x0, y0, y1 - y0, x1 - x0)
-        mask, _ = _majority_vote(stack, 4, ties)
+        mask, _ = _majority_vote(stack, voters, ties)
         assert area[k] == mask.sum()
         for m in range(len(c)):
             assert counts[ptr[k] + m].tolist() == _confusion_counts(stack[m], mask).tolist()

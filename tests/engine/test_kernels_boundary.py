@@ -225,6 +225,68 @@ def test_outlines_of_a_crop_inside_the_image():
     assert len(_outline_of(m, edges=ALL)[11]) == 2 * (3 + 4)  # DeepMind: outside the image is background
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_mask_outlines_equal_the_labelled_outlines(seed):
+    """The 0/1 mask kernel lists exactly what the labelled one lists for label 1: every array, in order,
+    for windows on and off each side of the image border, thin and empty windows, every band width."""
+    rng = np.random.default_rng(300 + seed)
+    shapes = [(1, 1), (1, 7), (7, 1), (2, 2), (0, 5), (5, 0)] + [
+        tuple(int(v) for v in rng.integers(2, 40, 2)) for _ in range(12)]
+    ones, first = np.ones(1, np.int64), np.zeros(1, np.int64)
+    for shape in shapes:
+        for fill in (0.0, 0.3, 0.7, 1.0):
+            m = (rng.random(shape) < fill).astype(np.uint8)
+            if m.size and fill not in (0.0, 1.0):
+                m = np.ascontiguousarray(m | random_mask(rng, shape).astype(np.uint8))
+            edges = tuple(int(v) for v in rng.integers(0, 2, 4))
+            offset = (int(rng.integers(0, 9)), int(rng.integers(0, 9)))
+            for band_width in (1, 2, 3):
+                got = kb._mask_outlines(m, offset[1], offset[0], *edges, band_width)
+                expected = kb._outlines(m, ones, first, 1, offset[1], offset[0], *edges, band_width)
+                for g, e in zip(got, expected):
+                    assert g.dtype == e.dtype
+                    np.testing.assert_array_equal(g, e)
+
+
+def _crop_by_crop(crops, band_width):
+    """The outlines of an ObjectCrops as they were listed before one call did them all: each crop on its
+    own (crop_outlines), then the lists put one after the other."""
+    from qa.engine.boundary import Outlines, crop_outlines
+
+    parts = []
+    for k in range(len(crops)):
+        crop, offset = crops.crop(k)
+        parts.append(crop_outlines(crop, offset=offset, image_shape=crops.shape, band_width=band_width))
+    return Outlines.concatenate(parts, band_width)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_object_outlines_of_many_crops_equal_each_crop_alone(seed):
+    """One kernel call over an image's crops lists each object exactly as its own crop does (empty objects
+    and crops on every side of the image border included)."""
+    from qa.engine._masks import mask_to_rle, rle_crops
+    from qa.engine.boundary import object_outlines
+
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(20, 40)), int(rng.integers(20, 40)))
+    masks = [random_mask(rng, shape) for _ in range(6)]
+    masks.append(np.zeros(shape, np.uint8))         # an empty object
+    masks.append(np.ones(shape, np.uint8))          # the whole image
+    corner = np.zeros(shape, np.uint8)
+    corner[-5:, -7:] = 1                              # on the bottom and right border
+    masks.append(corner)
+    crops = rle_crops([mask_to_rle(np.ascontiguousarray(m, dtype=np.uint8)) for m in masks], *shape)
+    for band_width in (1, 2, 3):
+        got = object_outlines(crops, band_width=band_width).arrays()
+        expected = _crop_by_crop(crops, band_width).arrays()
+        assert len(got) == len(expected) == 14
+        for g, e in zip(got, expected):
+            assert g.dtype == e.dtype
+            np.testing.assert_array_equal(g, e)
+    none = object_outlines(rle_crops([], *shape)).arrays()
+    assert [a.tolist() for a in none] == [[0], [], [], [], [0], [], [], [0], [], [], [0], [], [], []]
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_boundary_pair_equals_dense_distance_transforms_to_the_bit(seed):
     """boundary_pair from point lists gives exactly what exact EDTs of the window give."""

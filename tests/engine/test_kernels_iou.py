@@ -68,6 +68,40 @@ def _brute_box_pairs(boxes):
             and max(boxes[i, 1], boxes[j, 1]) < min(boxes[i, 3], boxes[j, 3])}
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_cover_counts_equal_the_union_of_the_masks_above(seed):
+    """The rules' cover: each object's pixels under the union of the things above it, then of all
+    objects above it, against full-image masks (objects overlapping, empty and full-image ones
+    included)."""
+    from qa.engine._kernels_iou import _cover_counts
+
+    rng = np.random.default_rng(200 + seed)
+    h, w = rng.integers(1, 48, size=2)
+    masks = _random_masks(rng, int(rng.integers(2, 10)), h, w)
+    crops = rle_crops([mask_to_rle(m) for m in masks], h, w)
+    n = len(masks)
+    lower = np.flatnonzero(crops.areas > 0).astype(np.int64)
+    tops, ptr, thing = [], [0], []
+    for o in lower.tolist():
+        above = [t for t in range(n) if t != o and rng.random() < 0.6]
+        tops.extend(above)
+        thing.extend(bool(rng.random() < 0.5) for _ in above)
+        ptr.append(len(tops))
+    tops = np.asarray(tops, np.int64)
+    thing = np.asarray(thing, bool)
+    got = _cover_counts(crops.buf, crops.starts, crops.boxes, lower, np.asarray(ptr, np.int64), tops, thing)
+    for k, o in enumerate(lower.tolist()):
+        above = tops[ptr[k]:ptr[k + 1]]
+        things = np.zeros((h, w), bool)
+        for t in above[thing[ptr[k]:ptr[k + 1]]]:
+            things |= masks[t] != 0
+        every = things.copy()
+        for t in above:
+            every |= masks[t] != 0
+        mine = masks[o] != 0
+        assert got[k].tolist() == [int((mine & things).sum()), int((mine & every).sum())]
+
+
 @pytest.mark.parametrize("shape", ["squares", "wide-strips", "tall-strips", "with-empty", "one-spot"])
 def test_box_pairs_are_exactly_the_boxes_that_meet(shape):
     """Sort and sweep against every pair, along x or y (strips make the sweep change axis), with empty

@@ -152,6 +152,54 @@ def test_bad_rle_counts_raise():
         rle_crops([mask_to_rle(np.ones((2, 2)))], 3, 2)
 
 
+def _one_by_one(rles, h, w):
+    """rle_crops' runs, boxes and areas as they were made before the image's strings were parsed in one
+    call: rle_runs and rle_bbox of each RLE."""
+    runs = [rle_runs(r) for r in rles]
+    return runs, [rle_bbox(r) for r in rles]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rle_crops_parse_every_string_of_an_image_as_each_alone(seed):
+    """One call parses and checks an image's compressed counts: the same runs, boxes, areas and crops as
+    rle_runs of each string (empty, full, wrapping, random masks; str and bytes counts)."""
+    from qa.formats._rle_counts import _rle_strings_runs, counts_runs
+
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(1, 30, 2))
+    masks = [np.zeros((h, w), np.uint8), np.ones((h, w), np.uint8)]
+    masks += [(rng.random((h, w)) < p).astype(np.uint8) for p in (0.05, 0.5, 0.95)]
+    rles = [mask_to_rle(m) for m in masks]
+    rles[1] = {"size": rles[1]["size"], "counts": rles[1]["counts"].decode("ascii")}  # str counts too
+    crops = rle_crops(rles, h, w)
+    runs, boxes = _one_by_one(rles, h, w)
+    for k, m in enumerate(masks):
+        assert tuple(int(v) for v in crops.boxes[k]) == boxes[k] and crops.areas[k] == m.sum()
+        if m.any():
+            x0, y0, x1, y1 = boxes[k]
+            np.testing.assert_array_equal(crops.crop(k)[0], m[y0:y1, x0:x1])
+    # the kernel: the runs of each string, and ok exactly where rle_runs would not raise
+    strings = [bytes(r["counts"], "ascii") if isinstance(r["counts"], str) else r["counts"] for r in rles]
+    strings += [b"h", b"8", b"9", b"\x7f", b""]  # ends inside a number, sums to 8, 9, a bad byte, empty
+    ptr = np.cumsum([0] + [len(b) for b in strings]).astype(np.int64)
+    got, run_ptr, ok = _rle_strings_runs(np.frombuffer(b"".join(strings), np.uint8), ptr, h * w)
+    for k, b in enumerate(strings):
+        expected = counts_runs(b)
+        good = expected is not None and (expected >= 0).all() and int(expected.sum()) == h * w
+        assert bool(ok[k]) == good, k
+        if expected is not None:
+            np.testing.assert_array_equal(got[run_ptr[k]:run_ptr[k + 1]], expected)
+
+
+def test_rle_crops_raise_for_the_first_bad_rle():
+    good = mask_to_rle(np.ones((3, 3), np.uint8))
+    with pytest.raises(ValueError, match="do not describe a 3x3 mask"):
+        rle_crops([good, {"size": [3, 3], "counts": b"8"}, mask_to_rle(np.ones((2, 2)))], 3, 3)
+    with pytest.raises(ValueError, match="differs from image"):
+        rle_crops([good, mask_to_rle(np.ones((2, 2))), {"size": [3, 3], "counts": b"8"}], 3, 3)
+    assert len(rle_crops([], 3, 3)) == 0
+
+
 @pytest.mark.parametrize("name", sorted(EDGE_MASKS))
 def test_decode_full_matches_pycocotools_without_a_warning(name):
     m = EDGE_MASKS[name]

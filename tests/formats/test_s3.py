@@ -175,3 +175,56 @@ def test_a_name_inside_an_export_stays_under_its_prefix():
     assert found == Url("s3://exports/batch/pngs/a/b.png")
     assert resolve_inside(Url("s3://exports/batch/pngs"), "s3://elsewhere/x.png").url.startswith(
         "s3://exports/batch/pngs/")
+
+
+def _index_digest(sources) -> list:
+    """What a run reads of an index (qa.formats._index_pieces), as JSON."""
+    return [[source.format, source.idents, source.runs.table.tolist(), source.runs.keys,
+             [[e.annotator, [[f.code, f.message, str(f.source), f.image] for f in e.findings], e.census.objects,
+               list(e.census.per_category.items())] for e in source.exports]] for source in sources]
+
+
+_INDEX = """
+import json, sys
+from qa.engine import _executors
+from qa.formats._index_pieces import Job, index_exports
+from qa.model import Limits
+from test_s3 import _index_digest
+
+executor = sys.argv[1] if sys.argv[1] != "pool" else None
+jobs = [Job(f"s3://exports/batch/coco/{name}.json") for name in ("alice", "bob")]
+with _executors.using(executor, workers=None if executor else 2) as pool:
+    print(json.dumps(_index_digest(index_exports(jobs, limits=Limits(), executor=pool, piece_bytes=3000))))
+"""
+
+
+@pytest.mark.parametrize("executor", ["this", "pool", "local:2"], ids=["this process", "pool", "dask"])
+def test_the_index_pieces_read_their_bytes_from_the_bucket(batch, executor, s3):
+    """The index of exports behind s3 URLs, in pieces parsed by workers that read their own byte ranges,
+    equals the serial pass over the same URLs (the pool and the cluster in a process started with the
+    credentials in its environment, as a run is)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from qa.engine._executors import InProcess
+    from qa.formats._index import index_export
+    from qa.formats._index_pieces import Job, index_exports
+    from qa.model import Limits
+
+    urls = [f"s3://exports/batch/coco/{name}.json" for name in ("alice", "bob")]
+    serial = json.loads(json.dumps(_index_digest([s for u in urls for s in index_export(u, limits=Limits())])))
+    if executor == "this":
+        got = _index_digest(index_exports([Job(u) for u in urls], limits=Limits(), executor=InProcess(),
+                                          piece_bytes=3000))
+    else:
+        here = Path(__file__).parent
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), str(here.parent)])}
+        done = subprocess.run([sys.executable, "-c", _INDEX, executor], capture_output=True, text=True, env=env,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert json.loads(json.dumps(got)) == serial
+    assert sum(len(source[2]) for source in serial) >= 16 and serial[0][4][0][2] > 50

@@ -252,7 +252,10 @@ class Batch:
     def objects(self, annotator: str | None = None, image: str | None = None) -> list[Object]:
         """Objects of one annotator and/or one image, in export order."""
         exports = [self.exports[annotator]] if annotator is not None else self.exports.values()
-        return [o for e in exports for o in e.objects if image is None or o.image == image]
+        if image is not None:  # a streamed run's packed objects find one image's without reading the rest
+            return [o for e in exports for o in (e.objects.of_image(image) if hasattr(e.objects, "of_image")
+                                                 else (o for o in e.objects if o.image == image))]
+        return [o for e in exports for o in e.objects]
 
     def by_image(self) -> dict[str, dict[str, list[Object]]]:
         """Objects grouped as ``{image key: {annotator: [objects]}}`` (every covered annotator present)."""

@@ -267,12 +267,13 @@ class _ObjectParts:
     is the rule when an export lists its objects image by image; the first chunk that does not follow
     turns the parts back into objects, to be put in export order at the end (:func:`_in_export_order`)."""
 
-    __slots__ = ("parts", "packed", "last")
+    __slots__ = ("parts", "packed", "last", "images")
 
     def __init__(self):
         self.parts: list = []  # (positions, pickled objects) while packed, else (positions, objects)
         self.packed = True
         self.last = -1
+        self.images: list = []  # each packed part's image keys
 
     def add(self, positions, objects) -> None:
         import pickle
@@ -283,10 +284,13 @@ class _ObjectParts:
         if self.packed and len(positions) and (positions[0] <= self.last or np.any(np.diff(positions) <= 0)):
             self.packed = False
             self.parts = [(p, pickle.loads(b)) for p, b in self.parts]
+            self.images = []
         if self.packed:
             if len(positions):
                 self.last = int(positions[-1])
-                self.parts.append((positions, pickle.dumps(list(objects), protocol=pickle.HIGHEST_PROTOCOL)))
+                objects = list(objects)
+                self.parts.append((positions, pickle.dumps(objects, protocol=pickle.HIGHEST_PROTOCOL)))
+                self.images.append(frozenset(o.image for o in objects))
         else:
             self.parts.append((positions, objects))
 
@@ -294,7 +298,7 @@ class _ObjectParts:
         """The objects in export order: a :class:`PackedObjects` while packed, else a list."""
         parts, self.parts = self.parts, []
         if self.packed:
-            return PackedObjects([b for _, b in parts], [len(p) for p, _ in parts])
+            return PackedObjects([b for _, b in parts], [len(p) for p, _ in parts], images=self.images)
         return _in_export_order(parts)
 
 
@@ -305,12 +309,13 @@ class PackedObjects:
     main process's memory small where a list of ``Object`` s would take hundreds of bytes per object.
     """
 
-    __slots__ = ("_blocks", "_starts", "_cached")
+    __slots__ = ("_blocks", "_starts", "_cached", "_images")
 
-    def __init__(self, blocks: list, counts: list):
+    def __init__(self, blocks: list, counts: list, images: list | None = None):
         import numpy as np
 
         self._blocks = blocks
+        self._images = images  # each block's image keys, so one image's objects unpickle its blocks only
         self._starts = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(counts, out=self._starts[1:])
         self._cached = (-1, None)
@@ -346,6 +351,12 @@ class PackedObjects:
 
     def __bool__(self) -> bool:
         return len(self) > 0
+
+    def of_image(self, key: str) -> list:
+        """The objects of image ``key``, in order, unpickling only the blocks that hold it."""
+        if self._images is None:
+            return [o for o in self if o.image == key]
+        return [o for b, keys in enumerate(self._images) if key in keys for o in self._block(b) if o.image == key]
 
     def __repr__(self) -> str:
         return f"PackedObjects({len(self)} objects in {len(self._blocks)} blocks)"

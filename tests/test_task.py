@@ -247,6 +247,9 @@ def test_objects_of_chunks_in_export_order_are_packed():
     with pytest.raises(IndexError):
         packed[10]
     assert not PackedObjects([], []) and len(PackedObjects([], [])) == 0
+    for key in {o.image for o in objects}:
+        assert [_fields(o) for o in packed.of_image(key)] == [_fields(o) for o in objects if o.image == key]
+    assert packed.of_image("no such image") == []
 
 
 def test_objects_of_chunks_out_of_export_order_are_a_list_in_export_order():
@@ -277,3 +280,8 @@ def test_a_streamed_run_keeps_its_objects_packed_and_equal_to_the_loaded_ones(tm
         for a, b in zip(export.objects, whole):
             assert _fields(a)[:5] == _fields(b)[:5] and _fields(a)[7:] == _fields(b)[7:]
             assert a.polygons is None and a.rle is None
+    for key in loaded.images:  # one image's objects, read from the blocks that hold it
+        assert [_fields(o)[:5] for o in run.batch.objects(image=key)] == \
+            [_fields(o)[:5] for o in loaded.objects(image=key)]
+        assert [_fields(o)[:5] for o in run.batch.objects(annotator=loaded.annotators[0], image=key)] == \
+            [_fields(o)[:5] for o in loaded.objects(annotator=loaded.annotators[0], image=key)]

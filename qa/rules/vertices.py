@@ -149,9 +149,11 @@ def too_few_vertices(ctx: ExportContext, *, min_vertices=4):
     ## Parameters
     - `min_vertices` (int, default 4, vertices): the fewest vertices a part may have.
     """
+    from qa.engine._kernels_vertices import _min_at
+
     v = ctx.vertices
     fewest = np.full(ctx.n, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(fewest, v.part_object, v.length)
+    _min_at(fewest.reshape(-1, 1), v.part_object.astype(np.int64), v.length.astype(np.int64).reshape(-1, 1))
     limit = _per_object(min_vertices, ctx.n)
     has = np.zeros(ctx.n, bool)
     has[v.part_object] = True
@@ -181,6 +183,8 @@ def duplicate_vertex(ctx: ExportContext, *, tolerance_px=0.0):
     ## Parameters
     - `tolerance_px` (float, default 0.0, pixels): vertices this close or closer count as duplicates.
     """
+    from qa.engine._kernels_vertices import _min_at
+
     v = ctx.vertices
     tol = _per_object(tolerance_px, ctx.n).astype(np.float64)
     dup = _edges(v) <= tol[v.vertex_object]
@@ -189,7 +193,7 @@ def duplicate_vertex(ctx: ExportContext, *, tolerance_px=0.0):
     count = np.bincount(v.vertex_object[dup], minlength=ctx.n)
     first = np.full(ctx.n, len(v.xy), dtype=np.int64)
     where = np.flatnonzero(dup)
-    np.minimum.at(first, v.vertex_object[where], where)
+    _min_at(first.reshape(-1, 1), v.vertex_object[where].astype(np.int64), where.astype(np.int64).reshape(-1, 1))
     bad = np.flatnonzero(count > 0)
     hits = []
     for i in bad:
@@ -371,6 +375,8 @@ def vertex_outside_image(ctx: ExportContext, *, tolerance_px=0.5):
     ## Parameters
     - `tolerance_px` (float, default 0.5, pixels): how far outside a vertex may lie.
     """
+    from qa.engine._kernels_vertices import _max_at
+
     v = ctx.vertices
     if not len(v.xy):
         return []
@@ -380,7 +386,7 @@ def vertex_outside_image(ctx: ExportContext, *, tolerance_px=0.5):
     x, y = v.xy[:, 0], v.xy[:, 1]
     out = np.maximum.reduce([np.zeros_like(x), -x, x - w, -y, y - h])
     worst = np.zeros(ctx.n)
-    np.maximum.at(worst, obj, out)
+    _max_at(worst.reshape(-1, 1), obj.astype(np.int64), out.astype(np.float64).reshape(-1, 1))
     count = np.bincount(obj, weights=(out > 0).astype(np.float64), minlength=ctx.n)
     limit = _per_object(tolerance_px, ctx.n).astype(np.float64)
     bad = np.flatnonzero(worst > limit)

@@ -42,25 +42,22 @@ def _density(ctx: ExportContext):
 def _shared(ctx: ExportContext, v) -> np.ndarray:
     """Whether each vertex sits exactly on a vertex of another object in the same image.
 
-    The vertices are sorted by image, position and object (one ``lexsort``); a place is a run of one
-    image and position, and a vertex is shared when its place holds more than one object.
+    The vertices are sorted by one hash of image and position (``-0.0`` counted as ``0.0``), and the
+    vertices of each run of one hash are compared pairwise (:func:`qa.engine._kernels_vertices._shared_runs`),
+    so two places that share a hash are still told apart.
     """
+    from qa.engine._kernels_vertices import _shared_runs
+
     if not len(v.xy):
         return np.zeros(0, bool)
-    obj = v.vertex_object
+    obj = v.vertex_object.astype(np.int64)
     _, image = np.unique(ctx.image, return_inverse=True) if ctx.n else (None, np.zeros(0, np.int64))
-    img, x, y = image.reshape(-1)[obj], v.xy[:, 0], v.xy[:, 1]
-    order = np.lexsort((obj, y, x, img))
-    si, sx, sy, so = img[order], x[order], y[order], obj[order]
-    new_place = np.ones(len(order), bool)
-    new_place[1:] = (si[1:] != si[:-1]) | (sx[1:] != sx[:-1]) | (sy[1:] != sy[:-1])
-    place = np.cumsum(new_place) - 1
-    new_owner = new_place.copy()
-    new_owner[1:] |= so[1:] != so[:-1]
-    owners = np.bincount(place[new_owner], minlength=int(place[-1]) + 1)
-    out = np.empty(len(order), bool)
-    out[order] = owners[place] > 1
-    return out
+    img = image.reshape(-1)[obj].astype(np.int64)
+    x, y = v.xy[:, 0] + 0.0, v.xy[:, 1] + 0.0  # contiguous, and -0.0 + 0.0 is 0.0
+    key = x.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    key ^= y.view(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F) + (key >> np.uint64(29))
+    key ^= img.view(np.uint64) * np.uint64(0x165667B19E3779F9)
+    return _shared_runs(np.argsort(key), key, img, x, y, obj)
 
 
 @rule("VTX001", "sparse-polygon", "polygon has too few vertices for the length of its outline",

@@ -41,3 +41,51 @@ def test_signed_zero_ties_follow_numpy():
             kernel(got, np.zeros(1, np.int64), np.array([[b]]))
             ufunc.at(want, np.zeros(1, np.int64), np.array([[b]]))
             assert np.signbit(got[0, 0]) == np.signbit(want[0, 0])
+
+
+def _ref_shared(image, x, y, owner):
+    """A vertex is shared when another owner has a vertex of the same image at the same place (==)."""
+    out = np.zeros(len(x), bool)
+    for a in range(len(x)):
+        for b in range(len(x)):
+            if owner[a] != owner[b] and image[a] == image[b] and x[a] == x[b] and y[a] == y[b]:
+                out[a] = True
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_shared_runs_equal_the_pairwise_definition_whatever_the_key(seed):
+    """Equal places on a small grid, -0.0 beside 0.0, NaN (at no place); with a key that only groups
+    equal places, with every vertex under one key, and with keys shared by unequal places."""
+    from qa.engine._kernels_vertices import _shared_runs
+
+    rng = np.random.default_rng(seed)
+    n = 120
+    image = rng.integers(0, 3, n).astype(np.int64)
+    owner = rng.integers(0, 6, n).astype(np.int64)
+    x = rng.integers(0, 4, n).astype(np.float64)
+    y = rng.integers(0, 4, n).astype(np.float64)
+    x[rng.random(n) < 0.1] = -0.0
+    y[rng.random(n) < 0.05] = np.nan
+    want = _ref_shared(image, x, y, owner)
+    xs, ys = x + 0.0, y + 0.0
+    exact = np.unique(np.column_stack([image, xs, ys]), axis=0, return_inverse=True)[1].reshape(-1)
+    for key in (exact.astype(np.uint64), np.zeros(n, np.uint64), (exact % 3).astype(np.uint64)):
+        assert np.array_equal(_shared_runs(np.argsort(key), key, image, x, y, owner), want)
+
+
+def test_vtx005_shared_vertices_equal_the_pairwise_definition():
+    """The rules' hash of image and position finds exactly the vertices another object of the same image
+    also has, on regions that meet."""
+    from common import make_batch, make_object
+    from qa.rules._context import ExportContext
+    from qa.rules.vertices import _shared
+
+    a = np.array([[10, 10], [30, 10], [30, 30], [10, 30]], float)
+    b = np.array([[30, 10], [50, 10], [50, 30], [30, 30]], float)
+    c = np.array([[30.5, 10], [60, 10], [60, 30]], float)
+    batch = make_batch([make_object(a), make_object(b), make_object(c)])
+    ctx = ExportContext(batch.exports["alice"], batch)
+    v = ctx.vertices
+    want = _ref_shared(np.zeros(len(v.xy), np.int64), v.xy[:, 0], v.xy[:, 1], v.vertex_object)
+    assert np.array_equal(_shared(ctx, v), want) and want.sum() == 4

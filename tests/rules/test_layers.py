@@ -76,4 +76,5 @@ def test_lay005_counts_each_other_annotator_in_batch_order():
     assert found[("alice", 1)].value == pytest.approx(2 / 3)
     assert found[("alice", 1)].message.endswith("but 2 of 3 other annotators put it below (bob, carol)")
     assert found[("bob", 0)].message.endswith("but 2 of 3 other annotators put it below (alice, dave)")
-    assert found[("dave", 1)].message.endswith("(z_order 4 over 0) but 2 of 3 other annotators put it below (bob, carol)")
+    assert found[("dave", 1)].message.endswith("(z_order 4 over 0) but 2 of 3 other annotators put it below "
+                                                "(bob, carol)")

@@ -722,3 +722,75 @@ def _gap_d2(buf, starts, boxes, mine, others, x0, y0, x1, y1):
     by, bx = _edge_pixels(b)
     d2 = _nearest_d2(by, bx, ay, ax)
     return 2, d2.min()
+
+
+@njit(cache=True, nogil=True)
+def _gaps(buf, starts, boxes, eligible, mine, reach, height, width):
+    """The gap in pixels of background from each object ``mine[k]`` of one image's tight crops
+    (:class:`qa.engine._masks.ObjectCrops`) to the nearest other ``eligible`` object: exact up to
+    ``reach[k]``, beyond it a lower bound from the bboxes.
+
+    Parameters
+    ----------
+    buf, starts, boxes
+        The image's crops (``boxes`` int64, the tight bboxes of the masks).
+    eligible : (n,) bool
+        The objects ``mine[k]`` is measured against (``mine[k]`` itself never is).
+    mine : (m,) int64
+        The objects measured (positions among the crops).
+    reach : (m,) int64
+    height, width : (m,) int64
+        The image's size (windows are clipped to it).
+
+    Returns
+    -------
+    (m,) float64
+        0 when the two touch or overlap; ``max(sqrt(d2) - 1, 0)`` with ``d2`` the least squared distance
+        between their pixels (:func:`_gap_d2`) when an eligible object's bbox comes within ``reach[k]``;
+        otherwise ``max(reach[k] + 1, bound)`` when none of their pixels is in the window, ``bound``
+        when no bbox comes that close (``bound`` the least bbox gap); NaN when no object is eligible.
+    """
+    n = boxes.shape[0]
+    m = mine.shape[0]
+    out = np.empty(m, dtype=np.float64)
+    close = np.empty(n, dtype=np.int64)
+    for k in range(m):
+        i = mine[k]
+        r = reach[k]
+        bx0 = boxes[i, 0]
+        by0 = boxes[i, 1]
+        bx1 = boxes[i, 2]
+        by1 = boxes[i, 3]
+        seen = False
+        least = np.int64(0)
+        c = 0
+        for j in range(n):
+            if j == i or not eligible[j]:
+                continue
+            gx = max(boxes[j, 0] - bx1, bx0 - boxes[j, 2])
+            gy = max(boxes[j, 1] - by1, by0 - boxes[j, 3])
+            g = max(max(gx, gy), 0)
+            if not seen or g < least:
+                least = g
+            seen = True
+            if g <= r:
+                close[c] = j
+                c += 1
+        if not seen:
+            out[k] = np.nan
+            continue
+        if c == 0:
+            out[k] = np.float64(least)
+            continue
+        x0 = max(bx0 - r - 1, 0)
+        y0 = max(by0 - r - 1, 0)
+        x1 = min(bx1 + r + 1, width[k])
+        y1 = min(by1 + r + 1, height[k])
+        state, d2 = _gap_d2(buf, starts, boxes, i, close[:c], x0, y0, x1, y1)
+        if state == 0:  # no pixel of theirs in the window
+            out[k] = np.float64(max(r + 1, least))
+        elif state == 1:  # they overlap
+            out[k] = 0.0
+        else:
+            out[k] = max(np.sqrt(d2) - 1.0, 0.0)
+    return out

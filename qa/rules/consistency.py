@@ -25,11 +25,14 @@ def _vertex_extents(ctx: ExportContext) -> np.ndarray:
     out = np.full((ctx.n, 4), np.nan)
     if not len(v.xy):
         return out
+    from qa.engine._kernels_vertices import _max_at, _min_at
+
     obj = v.vertex_object
     lo = np.full((ctx.n, 2), np.inf)
     hi = np.full((ctx.n, 2), -np.inf)
-    np.minimum.at(lo, obj, v.xy)
-    np.maximum.at(hi, obj, v.xy)
+    xy = np.ascontiguousarray(v.xy, dtype=np.float64)
+    _min_at(lo, obj.astype(np.int64), xy)
+    _max_at(hi, obj.astype(np.int64), xy)
     has = np.isfinite(lo[:, 0])
     out[has, :2] = lo[has]
     out[has, 2:] = hi[has]

@@ -229,45 +229,59 @@ def z_order_reversed(ctx: BatchContext, *, iou_threshold=0.5, min_area_px=50):
     rows = ctx.matches(iou_threshold=thr, where=has)
     if not len(rows):
         return []
-    partner: dict[tuple[int, str], int] = {}
-    for a, b, _ in rows:
-        a, b = int(a), int(b)
-        partner[(a, str(ctx.owner[b]))] = b
-        partner[(b, str(ctx.owner[a]))] = a
-    overlapping = {}
+    n = ctx.n
+    names = list(ctx.offset)  # annotators in the order of the global indices
+    column = {name: k for k, name in enumerate(names)}
+    owner = np.repeat(np.arange(len(names), dtype=np.int64), [ctx.contexts[name].n for name in names])
+    # each object's match in every other annotator's objects, -1 for none (the last row wins)
+    a, b = rows[:, 0].astype(np.int64), rows[:, 1].astype(np.int64)
+    mine_g, match_g = np.column_stack([a, b]).ravel(), np.column_stack([b, a]).ravel()
+    slots = mine_g * len(names) + owner[match_g]
+    _, last = np.unique(slots[::-1], return_index=True)
+    last = len(slots) - 1 - last
+    partner = np.full(n * len(names), -1, dtype=np.int64)
+    partner[slots[last]] = match_g[last]
+    partner = partner.reshape(n, len(names))
+    overlapping = {}  # each annotator's overlapping pairs (g_i, g_j) as sorted codes g_i * n + g_j
     for name, sub in ctx.contexts.items():
         off = ctx.offset[name]
         p = sub.overlaps
         keep = ~sub.iscrowd[p.i] & ~sub.iscrowd[p.j]
-        overlapping[name] = set(zip((p.i[keep] + off).tolist(), (p.j[keep] + off).tolist()))
+        overlapping[name] = np.unique((p.i[keep] + off).astype(np.int64) * n + (p.j[keep] + off))
     hits = []
     reported = set()
     for name, pairs in overlapping.items():
-        others = [n for n in ctx.batch.annotators if n != name]
-        for gi, gj in sorted(pairs):
-            if not (has[gi] and has[gj]) or z[gi] == z[gj]:
+        others = [o for o in ctx.batch.annotators if o != name]
+        gi, gj = pairs // n, pairs % n
+        keep = has[gi] & has[gj] & (z[gi] != z[gj])
+        gi, gj = gi[keep], gj[keep]
+        mine = np.sign(z[gj] - z[gi])
+        same = np.zeros(len(gi), dtype=np.int64)
+        flipped = np.zeros(len(gi), dtype=np.int64)
+        flips = []
+        for other in others:
+            ci, cj = partner[gi, column[other]], partner[gj, column[other]]
+            valid = (ci >= 0) & (cj >= 0)
+            ci, cj = np.where(valid, ci, 0), np.where(valid, cj, 0)
+            valid &= z[ci] != z[cj]
+            known = overlapping[other]
+            code = np.minimum(ci, cj) * n + np.maximum(ci, cj)
+            at = np.minimum(np.searchsorted(known, code), max(len(known) - 1, 0))
+            valid &= (known[at] == code) if len(known) else False
+            agree = np.sign(z[cj] - z[ci]) == mine
+            same += valid & agree
+            flips.append(valid & ~agree)
+            flipped += flips[-1]
+        for k in np.flatnonzero(flipped > same).tolist():
+            f, s_ = int(flipped[k]), int(same[k])
+            top, bottom = (int(gj[k]), int(gi[k])) if mine[k] > 0 else (int(gi[k]), int(gj[k]))
+            if top in reported:
                 continue
-            mine = np.sign(z[gj] - z[gi])
-            same, flipped, who = 0, 0, []
-            for other in others:
-                ci, cj = partner.get((gi, other)), partner.get((gj, other))
-                if ci is None or cj is None or z[ci] == z[cj]:
-                    continue
-                if (min(ci, cj), max(ci, cj)) not in overlapping[other]:
-                    continue
-                if np.sign(z[cj] - z[ci]) == mine:
-                    same += 1
-                else:
-                    flipped += 1
-                    who.append(other)
-            if flipped > same:
-                top, bottom = (gj, gi) if mine > 0 else (gi, gj)
-                if top in reported:
-                    continue
-                reported.add(top)
-                sub = ctx.contexts[name]
-                where = sub.objects[int(ctx.local[bottom])].source.where
-                hits.append(Hit(int(top), flipped / (flipped + same), 0.5,
-                                f"object is drawn above {where} (z_order {z[top]:g} over {z[bottom]:g}) but "
-                                f"{flipped} of {flipped + same} other annotators put it below ({', '.join(who)})"))
+            reported.add(top)
+            who = [other for other, f_ in zip(others, flips) if f_[k]]
+            sub = ctx.contexts[name]
+            where = sub.objects[int(ctx.local[bottom])].source.where
+            hits.append(Hit(top, f / (f + s_), 0.5,
+                            f"object is drawn above {where} (z_order {z[top]:g} over {z[bottom]:g}) but "
+                            f"{f} of {f + s_} other annotators put it below ({', '.join(who)})"))
     return hits

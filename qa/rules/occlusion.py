@@ -25,31 +25,46 @@ def _per_object(value, n: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(value), (n,))
 
 
+def _gaps_to_nearest(ctx: ExportContext, objects: np.ndarray, eligible: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Pixels of background between each of ``objects`` and the nearest ``eligible`` object of its image
+    other than itself (0 when they touch or overlap), exact up to its ``reach``; beyond it, a lower bound
+    from the bboxes; NaN when its image has no such object. One kernel call per image
+    (:func:`qa.engine._kernels_sdf._gaps`).
+
+    Parameters
+    ----------
+    ctx : ExportContext
+    objects : (m,) int
+        Object indices of ``ctx``.
+    eligible : (ctx.n,) bool
+    reach : (m,) int
+    """
+    from qa.engine._kernels_sdf import _gaps
+
+    objects = np.asarray(objects, dtype=np.int64)
+    reach = np.asarray(reach, dtype=np.int64)
+    out = np.empty(len(objects), dtype=np.float64)
+    groups: dict = {}
+    for k, image in enumerate(ctx.image[objects].tolist()):
+        groups.setdefault(image, []).append(k)
+    box, slot = ctx.mask_bbox, ctx._slot
+    for image, ks in groups.items():
+        ks = np.asarray(ks, dtype=np.int64)
+        idx = ctx.by_image[image]
+        mine = objects[ks]
+        crops = ctx.image_crops(image)
+        out[ks] = _gaps(crops.buf, crops.starts, box[idx], eligible[idx], slot[mine], reach[ks],
+                        ctx.height[mine].astype(np.int64), ctx.width[mine].astype(np.int64))
+    return out
+
+
 def _gap_to_nearest(ctx: ExportContext, i: int, others: np.ndarray, reach: int) -> float:
     """Pixels of background between object ``i`` and the nearest of ``others`` (0 when they touch or
-    overlap), exact up to ``reach``; beyond it, a lower bound from the bboxes."""
-    from qa.engine._kernels_sdf import _gap_d2
-
-    box = ctx.mask_bbox
-    bi = box[i]
-    gap_x = np.maximum(box[others, 0] - bi[2], bi[0] - box[others, 2])
-    gap_y = np.maximum(box[others, 1] - bi[3], bi[1] - box[others, 3])
-    bound = np.maximum(np.maximum(gap_x, gap_y), 0).astype(np.float64)
-    close = others[bound <= reach]
-    if not len(close):
-        return float(bound.min())
-    h, w = int(ctx.height[i]), int(ctx.width[i])
-    win = (max(int(bi[0]) - reach - 1, 0), max(int(bi[1]) - reach - 1, 0),
-           min(int(bi[2]) + reach + 1, w), min(int(bi[3]) + reach + 1, h))
-    crops = ctx.image_crops(ctx.image[i])
-    slot = ctx._slot
-    state, d2 = _gap_d2(crops.buf, crops.starts, crops.boxes, int(slot[i]), slot[close].astype(np.int64), *win)
-    if state == 0:  # no pixel of theirs in the window
-        return float(max(reach + 1, bound.min()))
-    if state == 1:  # they overlap
-        return 0.0
-    # the distance transform of the window outside object i, at its nearest pixel of the others
-    return float(max(np.sqrt(d2) - 1.0, 0.0))
+    overlap), exact up to ``reach``; beyond it, a lower bound from the bboxes (:func:`_gaps_to_nearest`
+    of one object)."""
+    eligible = np.zeros(ctx.n, dtype=bool)
+    eligible[np.asarray(others, dtype=np.int64)] = True
+    return float(_gaps_to_nearest(ctx, np.array([i]), eligible, np.array([reach]))[0])
 
 
 @rule("OCC001", "occluded-without-occluder", "object flagged occluded but nothing overlaps or touches it",
@@ -82,20 +97,17 @@ def occluded_without_occluder(ctx: ExportContext, *, touch_px=2):
     limit = _per_object(touch_px, ctx.n).astype(np.int64)
     hits = []
     nonempty = ctx.mask_area > 0
-    for i in flagged:
-        if not nonempty[i]:
-            continue
-        same = ctx.by_image[ctx.image[i]]
-        others = same[(same != i) & nonempty[same] & ctx.isthing[same]]
-        if not len(others):
+    flagged = flagged[nonempty[flagged]]
+    gaps = _gaps_to_nearest(ctx, flagged, nonempty & ctx.isthing, limit[flagged])
+    report = np.isnan(gaps) | (gaps > limit[flagged])
+    for i, gap in zip(flagged[report].tolist(), gaps[report].tolist()):
+        if np.isnan(gap):
             hits.append(Hit(int(i), float("nan"), float(limit[i]),
                             "object is flagged occluded but no other thing is labelled in the image"))
             continue
-        gap = _gap_to_nearest(ctx, int(i), others, int(limit[i]))
-        if gap > limit[i]:
-            hits.append(Hit(int(i), gap, float(limit[i]),
-                            f"object is flagged occluded but the nearest labelled thing is {gap:.0f} px "
-                            f"away (maximum {limit[i]} px)"))
+        hits.append(Hit(int(i), gap, float(limit[i]),
+                        f"object is flagged occluded but the nearest labelled thing is {gap:.0f} px "
+                        f"away (maximum {limit[i]} px)"))
     return hits
 
 

@@ -42,25 +42,22 @@ def _density(ctx: ExportContext):
 def _shared(ctx: ExportContext, v) -> np.ndarray:
     """Whether each vertex sits exactly on a vertex of another object in the same image.
 
-    The vertices are sorted by image, position and object (one ``lexsort``); a place is a run of one
-    image and position, and a vertex is shared when its place holds more than one object.
+    The vertices are sorted by one hash of image and position (``-0.0`` counted as ``0.0``), and the
+    vertices of each run of one hash are compared pairwise (:func:`qa.engine._kernels_vertices._shared_runs`),
+    so two places that share a hash are still told apart.
     """
+    from qa.engine._kernels_vertices import _shared_runs
+
     if not len(v.xy):
         return np.zeros(0, bool)
-    obj = v.vertex_object
+    obj = v.vertex_object.astype(np.int64)
     _, image = np.unique(ctx.image, return_inverse=True) if ctx.n else (None, np.zeros(0, np.int64))
-    img, x, y = image.reshape(-1)[obj], v.xy[:, 0], v.xy[:, 1]
-    order = np.lexsort((obj, y, x, img))
-    si, sx, sy, so = img[order], x[order], y[order], obj[order]
-    new_place = np.ones(len(order), bool)
-    new_place[1:] = (si[1:] != si[:-1]) | (sx[1:] != sx[:-1]) | (sy[1:] != sy[:-1])
-    place = np.cumsum(new_place) - 1
-    new_owner = new_place.copy()
-    new_owner[1:] |= so[1:] != so[:-1]
-    owners = np.bincount(place[new_owner], minlength=int(place[-1]) + 1)
-    out = np.empty(len(order), bool)
-    out[order] = owners[place] > 1
-    return out
+    img = image.reshape(-1)[obj].astype(np.int64)
+    x, y = v.xy[:, 0] + 0.0, v.xy[:, 1] + 0.0  # contiguous, and -0.0 + 0.0 is 0.0
+    key = x.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    key ^= y.view(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F) + (key >> np.uint64(29))
+    key ^= img.view(np.uint64) * np.uint64(0x165667B19E3779F9)
+    return _shared_runs(np.argsort(key), key, img, x, y, obj)
 
 
 @rule("VTX001", "sparse-polygon", "polygon has too few vertices for the length of its outline",
@@ -149,9 +146,11 @@ def too_few_vertices(ctx: ExportContext, *, min_vertices=4):
     ## Parameters
     - `min_vertices` (int, default 4, vertices): the fewest vertices a part may have.
     """
+    from qa.engine._kernels_vertices import _min_at
+
     v = ctx.vertices
     fewest = np.full(ctx.n, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(fewest, v.part_object, v.length)
+    _min_at(fewest.reshape(-1, 1), v.part_object.astype(np.int64), v.length.astype(np.int64).reshape(-1, 1))
     limit = _per_object(min_vertices, ctx.n)
     has = np.zeros(ctx.n, bool)
     has[v.part_object] = True
@@ -181,6 +180,8 @@ def duplicate_vertex(ctx: ExportContext, *, tolerance_px=0.0):
     ## Parameters
     - `tolerance_px` (float, default 0.0, pixels): vertices this close or closer count as duplicates.
     """
+    from qa.engine._kernels_vertices import _min_at
+
     v = ctx.vertices
     tol = _per_object(tolerance_px, ctx.n).astype(np.float64)
     dup = _edges(v) <= tol[v.vertex_object]
@@ -189,7 +190,7 @@ def duplicate_vertex(ctx: ExportContext, *, tolerance_px=0.0):
     count = np.bincount(v.vertex_object[dup], minlength=ctx.n)
     first = np.full(ctx.n, len(v.xy), dtype=np.int64)
     where = np.flatnonzero(dup)
-    np.minimum.at(first, v.vertex_object[where], where)
+    _min_at(first.reshape(-1, 1), v.vertex_object[where].astype(np.int64), where.astype(np.int64).reshape(-1, 1))
     bad = np.flatnonzero(count > 0)
     hits = []
     for i in bad:
@@ -371,6 +372,8 @@ def vertex_outside_image(ctx: ExportContext, *, tolerance_px=0.5):
     ## Parameters
     - `tolerance_px` (float, default 0.5, pixels): how far outside a vertex may lie.
     """
+    from qa.engine._kernels_vertices import _max_at
+
     v = ctx.vertices
     if not len(v.xy):
         return []
@@ -380,7 +383,7 @@ def vertex_outside_image(ctx: ExportContext, *, tolerance_px=0.5):
     x, y = v.xy[:, 0], v.xy[:, 1]
     out = np.maximum.reduce([np.zeros_like(x), -x, x - w, -y, y - h])
     worst = np.zeros(ctx.n)
-    np.maximum.at(worst, obj, out)
+    _max_at(worst.reshape(-1, 1), obj.astype(np.int64), out.astype(np.float64).reshape(-1, 1))
     count = np.bincount(obj, weights=(out > 0).astype(np.float64), minlength=ctx.n)
     limit = _per_object(tolerance_px, ctx.n).astype(np.float64)
     bad = np.flatnonzero(worst > limit)

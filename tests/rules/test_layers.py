@@ -64,3 +64,17 @@ def test_lay005_majority_decides_with_three_annotators():
     batch = make_batch({"alice": _pair(0, 1), "bob": _pair(1, 0), "carol": _pair(5, 2, dx=-1)})
     (f,) = run_rule("LAY005", batch)
     assert f.annotator == "alice" and f.value == 1.0
+
+
+def test_lay005_counts_each_other_annotator_in_batch_order():
+    """Each other annotator who matched both objects counts once, for or against; the report names
+    those against in batch order."""
+    batch = make_batch({"alice": _pair(0, 1), "bob": _pair(1, 0, dx=1), "carol": _pair(2, 0),
+                        "dave": _pair(0, 4, dx=-1)})
+    found = {(f.annotator, f.source.index): f for f in run_rule("LAY005", batch)}
+    assert sorted(found) == [("alice", 1), ("bob", 0), ("carol", 0), ("dave", 1)]
+    assert found[("alice", 1)].value == pytest.approx(2 / 3)
+    assert found[("alice", 1)].message.endswith("but 2 of 3 other annotators put it below (bob, carol)")
+    assert found[("bob", 0)].message.endswith("but 2 of 3 other annotators put it below (alice, dave)")
+    assert found[("dave", 1)].message.endswith("(z_order 4 over 0) but 2 of 3 other annotators put it below "
+                                                "(bob, carol)")

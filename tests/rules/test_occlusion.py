@@ -164,3 +164,40 @@ def test_gap_to_the_nearest_object_equals_the_distance_transform(seed):
         others = idx[(idx != i) & (ctx.mask_area > 0)]
         for reach in (0, 2, 5):
             assert _gap_to_nearest(ctx, int(i), others, reach) == _gap_with_scipy(ctx, int(i), others, reach)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gaps_of_many_objects_in_one_call_equal_each_gap_on_its_own(seed):
+    """OCC001 measures every flagged object of an image in one kernel call, each with its own reach and
+    against the eligible objects other than itself: each gap equals the distance transform's, and NaN
+    when no other object is eligible."""
+    import numpy as np
+
+    from qa.rules._context import ExportContext
+    from qa.rules.occlusion import _gaps_to_nearest
+
+    rng = np.random.default_rng(100 + seed)
+    objects = []
+    for k in range(16):
+        x, y = rng.uniform(0, 70, 2)
+        n = int(rng.integers(3, 9))
+        t = np.sort(rng.uniform(0, 2 * np.pi, n))
+        r = rng.uniform(2, 12, n)
+        poly = np.column_stack([x + r * np.cos(t), y + r * np.sin(t)]).clip(0, 99)
+        objects.append(make_object(poly, index=k))
+    batch = make_batch(objects)
+    ctx = ExportContext(batch.exports["alice"], batch)
+    idx = np.arange(ctx.n)
+    measured = idx[ctx.mask_area > 0]
+    eligible = (ctx.mask_area > 0) & (rng.random(ctx.n) < 0.6)
+    reach = rng.integers(0, 6, len(measured))
+    gaps = _gaps_to_nearest(ctx, measured, eligible, reach)
+    for k, i in enumerate(measured):
+        others = idx[(idx != i) & eligible]
+        if not len(others):
+            assert np.isnan(gaps[k])
+        else:
+            assert gaps[k] == _gap_with_scipy(ctx, int(i), others, int(reach[k]))
+    lone = np.zeros(ctx.n, dtype=bool)
+    lone[measured[0]] = True
+    assert np.isnan(_gaps_to_nearest(ctx, measured[:1], lone, np.array([3]))[0])

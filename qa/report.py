@@ -470,6 +470,28 @@ def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> R
     return data
 
 
+def _sections(batch, annotators, indices) -> list:
+    """Each object's export section (None where the annotator or index is missing or unknown), each
+    annotator's objects looked up at once (:func:`qa.model.objects_at`)."""
+    import numpy as np
+    import pandas as pd
+
+    from qa.model import objects_at
+
+    names = np.asarray(annotators, dtype=object)
+    numbers = pd.to_numeric(pd.Series(indices), errors="coerce").to_numpy(dtype=np.float64)
+    sections = [None] * len(names)
+    for name in dict.fromkeys(n for n in names if n is not None):
+        export = batch.exports.get(name)
+        if export is None:
+            continue
+        at = np.flatnonzero((names == name) & np.isfinite(numbers))
+        at = at[(numbers[at] >= 0) & (numbers[at] < len(export.objects)) & (numbers[at] == np.floor(numbers[at]))]
+        for k, obj in zip(at, objects_at(export.objects, numbers[at].astype(np.int64))):
+            sections[k] = obj.source.section
+    return sections
+
+
 def _problems_from_memory(object_pairs, batch):
     """The engine's object_pairs with the columns the report reads, and each object's export section."""
     if object_pairs is None or not len(object_pairs):
@@ -485,13 +507,7 @@ def _problems_from_memory(object_pairs, batch):
         column = f"object_index_{side}"
         if column not in object_pairs:
             continue
-        sections = []
-        for name, index in zip(df[f"annotator_{side}"], object_pairs[column]):
-            try:
-                sections.append(batch.exports[name].objects[int(index)].source.section)
-            except (KeyError, TypeError, ValueError, IndexError):
-                sections.append(None)
-        df[f"section_{side}"] = sections
+        df[f"section_{side}"] = _sections(batch, df[f"annotator_{side}"], object_pairs[column])
     return df
 
 

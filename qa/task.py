@@ -352,6 +352,22 @@ class PackedObjects:
     def __bool__(self) -> bool:
         return len(self) > 0
 
+    def take(self, indices) -> list:
+        """The objects at ``indices`` (in that order, any order), each block that holds one unpickled once."""
+        import numpy as np
+
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        indices = np.where(indices < 0, indices + len(self), indices)
+        if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError("object index out of range")
+        blocks = np.searchsorted(self._starts, indices, side="right") - 1
+        out = [None] * len(indices)
+        for b in np.unique(blocks):
+            objects, start = self._block(int(b)), int(self._starts[b])
+            for k in np.flatnonzero(blocks == b):
+                out[k] = objects[int(indices[k]) - start]
+        return out
+
     def of_image(self, key: str) -> list:
         """The objects of image ``key``, in order, unpickling only the blocks that hold it."""
         if self._images is None:

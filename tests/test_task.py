@@ -232,6 +232,7 @@ def _fields(o):
 
 
 def test_objects_of_chunks_in_export_order_are_packed():
+    from qa.model import objects_at
     from qa.task import PackedObjects, _ObjectParts
 
     objects = _objects(10)
@@ -250,6 +251,38 @@ def test_objects_of_chunks_in_export_order_are_packed():
     for key in {o.image for o in objects}:
         assert [_fields(o) for o in packed.of_image(key)] == [_fields(o) for o in objects if o.image == key]
     assert packed.of_image("no such image") == []
+    at = [9, 0, 5, 4, 4, -1, 2]  # any order, repeats and negative indices: as a list would give them
+    assert [_fields(o) for o in packed.take(at)] == [_fields(objects[k]) for k in at]
+    assert [_fields(o) for o in objects_at(packed, at)] == [_fields(o) for o in objects_at(objects, at)]
+    assert packed.take([]) == []
+    with pytest.raises(IndexError):
+        packed.take([3, 10])
+
+
+def test_objects_and_sources_pickle_and_copy_to_equal_values():
+    import copy
+    import pickle
+
+    import numpy as np
+
+    from qa.model import Object, Source
+
+    polygon = Object(annotator="a", image="i", category="car", kind="polygon", source=Source("a.json", 3, "7", "s"),
+                     polygons=(np.array([[0.0, 0.0], [4.0, 0.0], [4.0, 3.0]]),), iscrowd=True, bbox=(0, 0, 4, 3),
+                     area=6.0, attributes={"occluded": True, "z_order": 2})
+    mask = Object(annotator="b", image="j", category="road", kind="rle", source=Source("b.json", 0, None),
+                  rle={"size": [2, 2], "counts": b"04"})
+    for obj in (polygon, mask):
+        for again in (pickle.loads(pickle.dumps(obj, protocol=p)) for p in range(2, pickle.HIGHEST_PROTOCOL + 1)):
+            assert type(again) is Object and type(again.source) is Source
+            assert _fields(again)[:5] == _fields(obj)[:5] and _fields(again)[6:] == _fields(obj)[6:]
+            assert again.source.section == obj.source.section
+            assert (again.polygons is None) == (obj.polygons is None)
+            if obj.polygons is not None:
+                assert all(np.array_equal(x, y) for x, y in zip(again.polygons, obj.polygons))
+        shallow, deep = copy.copy(obj), copy.deepcopy(obj)
+        assert shallow.attributes is obj.attributes and deep.attributes is not obj.attributes
+        assert deep.attributes == obj.attributes and deep.source == obj.source
 
 
 def test_objects_of_chunks_out_of_export_order_are_a_list_in_export_order():

@@ -470,10 +470,18 @@ def _review_rows(batch, key, level, order, matched, differ, side, va, vb, an_a, 
     else:
         values = np.ones(len(mine_v))
         score = np.full(len(mine_v), 0.5)
+    from qa.model import objects_at
+
+    images = img[differ]
+    found = [None] * len(annotator)  # each annotator's objects looked up at once
+    for name in dict.fromkeys(annotator):
+        at = np.flatnonzero(annotator == name)
+        for k, obj in zip(at, objects_at(batch.exports[name].objects, index[at])):
+            found[k] = obj
     rows = []
     for k in range(len(annotator)):
-        obj = batch.exports[annotator[k]].objects[int(index[k])]
-        rows.append({"kind": "object", "image": img[differ][k], "reason": "attribute_mismatch",
+        obj = found[k]
+        rows.append({"kind": "object", "image": images[k], "reason": "attribute_mismatch",
                      "metric": f"attribute:{key}", "value": float(values[k]), "score": float(score[k]),
                      "reasons": 1, "annotator": annotator[k], "object_index": int(index[k]),
                      "category": obj.category, "other_annotator": other[k], "other_object_index": int(other_index[k]),

@@ -123,6 +123,8 @@ def main(argv=None) -> None:
     ratio = cpu.seconds / args.images / cpu_per_image / args.workers
     print(f"# CPU: qa run {cpu.seconds:.1f} s ({1000 * cpu.seconds / args.images:.1f} ms per image, every process), "
           f"baseline {1000 * cpu_per_image:.1f} ms per image; CPU x baseline / {args.workers} workers: {ratio:.2f}")
+    print(f"# CPU of the main process alone (index scan, reduce, batch-level work: the part more workers do not "
+          f"shorten): {cpu.main_seconds:.1f} s ({1000 * cpu.main_seconds / args.images:.1f} ms per image)")
     print(f"# load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

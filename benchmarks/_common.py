@@ -90,6 +90,27 @@ def synth_batch(folder: Path, images: int, size: tuple[int, int], seed: int) -> 
     return manifest
 
 
+def rasterise_baseline(batch, keys) -> tuple[float, float]:
+    """Wall and CPU seconds per image to rasterise every object of the images ``keys`` of a loaded batch to
+    a full-image mask with pycocotools (``frPyObjects``, ``merge``, ``decode``): the baseline of the whole
+    run (bench_run) and of its per-image task (bench_task)."""
+    import warnings
+
+    from pycocotools import mask as mask_utils
+
+    grouped = batch.by_image()
+    t, cpu = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+        for key in keys:
+            image = batch.images[key]
+            for objs in grouped.get(key, {}).values():
+                for o in objs:
+                    polygons = [p.ravel().tolist() for p in o.polygons]
+                    mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, image.height, image.width)))
+    return (time.perf_counter() - t) / len(keys), (time.process_time() - cpu) / len(keys)
+
+
 class CpuMeter:
     """CPU seconds (user + system) of this process and of every process under it (pool workers, Dask
     workers), sampled every 0.1 s while the meter runs: the work each executor does, which a machine

@@ -28,7 +28,7 @@ import resource
 import time
 from pathlib import Path
 
-from benchmarks._common import CpuMeter, machine, synth_batch, versions
+from benchmarks._common import CpuMeter, machine, rasterise_baseline, synth_batch, versions
 
 
 def _rss_mb() -> float:
@@ -60,24 +60,10 @@ class _Clock:
 def _baseline(manifest: Path, images: int) -> tuple[float, float]:
     """Seconds per image to rasterise every object of the first ``images`` images with pycocotools: wall
     and CPU."""
-    import warnings
-
     import qa
-    from pycocotools import mask as mask_utils
 
     batch = qa.load(manifest=manifest)
-    keys = list(batch.images)[:images]
-    grouped = batch.by_image()
-    t, cpu = time.perf_counter(), time.process_time()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
-        for key in keys:
-            image = batch.images[key]
-            for objs in grouped.get(key, {}).values():
-                for o in objs:
-                    polygons = [p.ravel().tolist() for p in o.polygons]
-                    mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, image.height, image.width)))
-    return (time.perf_counter() - t) / len(keys), (time.process_time() - cpu) / len(keys)
+    return rasterise_baseline(batch, list(batch.images)[:images])
 
 
 def main(argv=None) -> None:

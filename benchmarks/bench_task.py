@@ -41,7 +41,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from benchmarks._common import machine, synth_batch, versions
+from benchmarks._common import machine, rasterise_baseline, synth_batch, versions
 
 PARTS = ("read", "rasterise", "outlines", "compare: boundary", "compare: category runs", "compare: rest",
          "semantic", "alpha", "consensus", "consensus: boundary", "rules")
@@ -132,25 +132,6 @@ def _parts(chunks, options, clock: _Clock) -> None:
     clock.seconds["consensus"] -= clock.seconds["consensus: boundary"]
 
 
-def _baseline(batch, keys) -> float:
-    """CPU seconds per image to rasterise every object of ``keys`` with pycocotools (bench_run's baseline)."""
-    import warnings
-
-    from pycocotools import mask as mask_utils
-
-    grouped = batch.by_image()
-    cpu = time.process_time()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
-        for key in keys:
-            image = batch.images[key]
-            for objs in grouped.get(key, {}).values():
-                for o in objs:
-                    polygons = [p.ravel().tolist() for p in o.polygons]
-                    mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, image.height, image.width)))
-    return (time.process_time() - cpu) / len(keys)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100)
@@ -191,7 +172,7 @@ def main(argv=None) -> None:
         for chunk in chunks:
             run_chunk(chunk, options)
         rounds["run_chunk"].append((time.process_time() - t) / len(keys))
-        rounds["baseline"].append(_baseline(whole, keys[:args.baseline_images]))
+        rounds["baseline"].append(rasterise_baseline(whole, keys[:args.baseline_images])[1])
 
     base = statistics.median(rounds["baseline"])
     print(f"# {machine()}")

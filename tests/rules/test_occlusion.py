@@ -139,18 +139,14 @@ def _gap_with_scipy(ctx, i, others, reach):
     return float(max(ndimage.distance_transform_edt(~mine)[theirs].min() - 1.0, 0.0))
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_gap_to_the_nearest_object_equals_the_distance_transform(seed):
-    """The gap OCC001 measures (edge pixels of both sides, exact nearest points) equals the distance
-    transform of the window, for touching, overlapping, near and far objects of any shape."""
+def _blobs_context(rng, count):
+    """The rules' context of ``count`` random star-shaped objects of one annotator on a 100x100 image."""
     import numpy as np
 
     from qa.rules._context import ExportContext
-    from qa.rules.occlusion import _gap_to_nearest
 
-    rng = np.random.default_rng(seed)
     objects = []
-    for k in range(14):
+    for k in range(count):
         x, y = rng.uniform(0, 70, 2)
         n = int(rng.integers(3, 9))
         t = np.sort(rng.uniform(0, 2 * np.pi, n))
@@ -158,7 +154,19 @@ def test_gap_to_the_nearest_object_equals_the_distance_transform(seed):
         poly = np.column_stack([x + r * np.cos(t), y + r * np.sin(t)]).clip(0, 99)
         objects.append(make_object(poly, index=k))
     batch = make_batch(objects)
-    ctx = ExportContext(batch.exports["alice"], batch)
+    return ExportContext(batch.exports["alice"], batch)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gap_to_the_nearest_object_equals_the_distance_transform(seed):
+    """The gap OCC001 measures (edge pixels of both sides, exact nearest points) equals the distance
+    transform of the window, for touching, overlapping, near and far objects of any shape."""
+    import numpy as np
+
+    from qa.rules.occlusion import _gap_to_nearest
+
+    rng = np.random.default_rng(seed)
+    ctx = _blobs_context(rng, 14)
     idx = np.arange(ctx.n)
     for i in idx[ctx.mask_area > 0]:
         others = idx[(idx != i) & (ctx.mask_area > 0)]
@@ -173,20 +181,10 @@ def test_gaps_of_many_objects_in_one_call_equal_each_gap_on_its_own(seed):
     when no other object is eligible."""
     import numpy as np
 
-    from qa.rules._context import ExportContext
     from qa.rules.occlusion import _gaps_to_nearest
 
     rng = np.random.default_rng(100 + seed)
-    objects = []
-    for k in range(16):
-        x, y = rng.uniform(0, 70, 2)
-        n = int(rng.integers(3, 9))
-        t = np.sort(rng.uniform(0, 2 * np.pi, n))
-        r = rng.uniform(2, 12, n)
-        poly = np.column_stack([x + r * np.cos(t), y + r * np.sin(t)]).clip(0, 99)
-        objects.append(make_object(poly, index=k))
-    batch = make_batch(objects)
-    ctx = ExportContext(batch.exports["alice"], batch)
+    ctx = _blobs_context(rng, 16)
     idx = np.arange(ctx.n)
     measured = idx[ctx.mask_area > 0]
     eligible = (ctx.mask_area > 0) & (rng.random(ctx.n) < 0.6)

@@ -36,6 +36,7 @@ from qa._commit import interrupts_held
 from qa.errors import StoreError
 from qa.gate import run_findings, run_scores
 from qa.model import new_run_id  # noqa: F401  (re-exported: a run's id, made before it is stored)
+from qa.parts import Parts  # a table kept as Parquet parts, inserted one file at a time
 
 SCHEMA_VERSION = 5
 """The version of ``qa/schema.sql``; a store records the versions applied to it in ``qa_schema``."""
@@ -960,10 +961,12 @@ class Store:
                 if frame is None or len(frame) == 0:
                     continue
                 if isinstance(frame, Parts):
-                    columns = ", ".join(f'"{c}"' for c in frame.columns())
+                    names = list(frame.constants) + frame.columns()
+                    columns = ", ".join(f'"{c}"' for c in names)
+                    selected = ", ".join(["?"] * len(frame.constants) + [f'"{c}"' for c in frame.columns()])
                     for path in frame.paths:
-                        con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM read_parquet(?)",
-                                    [str(path)])
+                        con.execute(f"INSERT INTO {name} ({columns}) SELECT {selected} FROM read_parquet(?)",
+                                    [*frame.constants.values(), str(path)])
                 else:
                     view = f"_qa_insert_{name}"
                     con.register(view, frame)
@@ -1265,39 +1268,6 @@ def _scores_frame(scores, run_id: str):
 PART_ROWS = 50_000
 """Rows of an object-level table made (and written to Parquet) at a time by :func:`run_frames` with
 ``parts_dir``."""
-
-
-class Parts:
-    """The rows of one table as Parquet files (``part-00000.parquet``, ...), inserted one file at a time
-    by :meth:`Store.write_run`: the rows of a large table are never all in memory as Python values."""
-
-    def __init__(self, paths: list, rows: int):
-        self.paths = paths
-        self.rows = rows
-
-    @classmethod
-    def of(cls, frames, folder) -> "Parts":
-        """Write each DataFrame of ``frames`` (an iterable, consumed one at a time) to a file in ``folder``."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        paths, rows = [], 0
-        for frame in frames:
-            if not len(frame):
-                continue
-            path = folder / f"part-{len(paths):05d}.parquet"
-            frame.to_parquet(path, engine="pyarrow", index=False)
-            paths.append(path)
-            rows += len(frame)
-            del frame
-        return cls(paths, rows)
-
-    def __len__(self) -> int:
-        return self.rows
-
-    def columns(self) -> list[str]:
-        import pyarrow.parquet as pq
-
-        return list(pq.read_schema(self.paths[0]).names)
 
 
 def _object_frames(batch, run_id: str, *, rows: int | None):

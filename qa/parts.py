@@ -1,0 +1,105 @@
+"""Tables kept on disk as Parquet parts, so a run's per-object rows need not all be in memory.
+
+A :class:`Parts` is one table written as ``part-00000.parquet``, ``part-00001.parquet``, ... in a folder:
+the store inserts it one file at a time (:meth:`qa.store.Store.write_run`), and a reader takes its
+first rows (:meth:`Parts.head`), one column (``parts["reason"]``) or the whole table
+(:meth:`Parts.read`) without holding more than it asked for.
+
+:func:`run_folder` makes the temporary folder a run writes such tables to; it is removed when the last
+table that reads from it is garbage (or when the process exits).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+__all__ = ["Parts", "run_folder"]
+
+
+def run_folder(parent=None) -> tempfile.TemporaryDirectory:
+    """A new temporary folder for a run's tables (under ``parent``, or the system's temporary folder:
+    ``TMPDIR``); keep the returned object as long as a table in it is read (:attr:`Parts.owner`)."""
+    return tempfile.TemporaryDirectory(prefix="qa-run-", dir=parent)
+
+
+class Parts:
+    """The rows of one table as Parquet files, in order.
+
+    Parameters
+    ----------
+    paths : list of pathlib.Path
+        The files, in row order.
+    rows : int
+        Their rows in all.
+    owner : object, optional
+        What keeps the files' folder alive (a :func:`run_folder`): held as long as this object is.
+    constants : dict, optional
+        Columns with one value in every row that the files leave out (the store's ``run_id``): given
+        to the store's insert (:meth:`qa.store.Store.write_run`), not to the readers.
+    """
+
+    __slots__ = ("paths", "rows", "owner", "constants")
+
+    def __init__(self, paths: list, rows: int, *, owner=None, constants: dict | None = None):
+        self.paths = list(paths)
+        self.rows = int(rows)
+        self.owner = owner
+        self.constants = dict(constants or {})
+
+    @classmethod
+    def of(cls, frames, folder, *, owner=None) -> "Parts":
+        """Write each DataFrame of ``frames`` (an iterable, consumed one at a time) to a file in ``folder``
+        (made if needed); empty frames are left out."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths, rows = [], 0
+        for frame in frames:
+            if not len(frame):
+                continue
+            path = folder / f"part-{len(paths):05d}.parquet"
+            frame.to_parquet(path, engine="pyarrow", index=False)
+            paths.append(path)
+            rows += len(frame)
+            del frame
+        return cls(paths, rows, owner=owner)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __repr__(self) -> str:
+        return f"Parts({self.rows} rows in {len(self.paths)} files)"
+
+    def columns(self) -> list[str]:
+        """The files' column names (without :attr:`constants`)."""
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(self.paths[0]).names) if self.paths else []
+
+    def read(self, columns=None):
+        """The whole table, or only ``columns``, as one DataFrame (its parts in order)."""
+        import pandas as pd
+
+        if not self.paths:
+            return pd.DataFrame()
+        frames = [pd.read_parquet(p, engine="pyarrow", columns=columns) for p in self.paths]
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def __getitem__(self, column: str):
+        """One column of every row, as a Series."""
+        return self.read([column])[column]
+
+    def head(self, n: int = 5):
+        """The first ``n`` rows, reading as few parts as hold them."""
+        import pandas as pd
+
+        frames, left = [], int(n)
+        for path in self.paths:
+            if left <= 0:
+                break
+            frame = pd.read_parquet(path, engine="pyarrow")
+            frames.append(frame.iloc[:left])
+            left -= len(frames[-1])
+        if not frames:
+            return pd.DataFrame()
+        return frames[0].reset_index(drop=True) if len(frames) == 1 else pd.concat(frames, ignore_index=True)

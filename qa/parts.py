@@ -14,13 +14,35 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-__all__ = ["Parts", "run_folder"]
+__all__ = ["Parts", "RunFolder", "run_folder"]
 
 
-def run_folder(parent=None) -> tempfile.TemporaryDirectory:
+class RunFolder:
+    """A temporary folder (``name``, ``path``) removed when this object is garbage or the process exits,
+    silently (a run's tables outlive the run as long as something reads them)."""
+
+    __slots__ = ("name", "path", "_remove", "__weakref__")
+
+    def __init__(self, parent=None):
+        import shutil
+        import weakref
+
+        self.name = tempfile.mkdtemp(prefix="qa-run-", dir=parent)
+        self.path = Path(self.name)
+        self._remove = weakref.finalize(self, shutil.rmtree, self.name, ignore_errors=True)
+
+    def cleanup(self) -> None:
+        """Remove the folder now."""
+        self._remove()
+
+    def __repr__(self) -> str:
+        return f"RunFolder({self.name!r})"
+
+
+def run_folder(parent=None) -> RunFolder:
     """A new temporary folder for a run's tables (under ``parent``, or the system's temporary folder:
     ``TMPDIR``); keep the returned object as long as a table in it is read (:attr:`Parts.owner`)."""
-    return tempfile.TemporaryDirectory(prefix="qa-run-", dir=parent)
+    return RunFolder(parent)
 
 
 class Parts:
@@ -37,15 +59,19 @@ class Parts:
     constants : dict, optional
         Columns with one value in every row that the files leave out (the store's ``run_id``): given
         to the store's insert (:meth:`qa.store.Store.write_run`), not to the readers.
+    restore : callable, optional
+        ``restore(frame) -> frame``, applied to every frame read: the column types Parquet does not keep
+        (pandas' nullable integers of a file written without pandas' metadata).
     """
 
-    __slots__ = ("paths", "rows", "owner", "constants")
+    __slots__ = ("paths", "rows", "owner", "constants", "restore")
 
-    def __init__(self, paths: list, rows: int, *, owner=None, constants: dict | None = None):
+    def __init__(self, paths: list, rows: int, *, owner=None, constants: dict | None = None, restore=None):
         self.paths = list(paths)
         self.rows = int(rows)
         self.owner = owner
         self.constants = dict(constants or {})
+        self.restore = restore
 
     @classmethod
     def of(cls, frames, folder, *, owner=None) -> "Parts":
@@ -83,23 +109,31 @@ class Parts:
         if not self.paths:
             return pd.DataFrame()
         frames = [pd.read_parquet(p, engine="pyarrow", columns=columns) for p in self.paths]
-        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return self._restored(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True))
+
+    def _restored(self, frame):
+        return frame if self.restore is None else self.restore(frame)
 
     def __getitem__(self, column: str):
         """One column of every row, as a Series."""
         return self.read([column])[column]
 
     def head(self, n: int = 5):
-        """The first ``n`` rows, reading as few parts as hold them."""
+        """The first ``n`` rows, reading as few parts (and row groups of them) as hold them."""
         import pandas as pd
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-        frames, left = [], int(n)
+        batches, left = [], int(n)
         for path in self.paths:
             if left <= 0:
                 break
-            frame = pd.read_parquet(path, engine="pyarrow")
-            frames.append(frame.iloc[:left])
-            left -= len(frames[-1])
-        if not frames:
-            return pd.DataFrame()
-        return frames[0].reset_index(drop=True) if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+            with pq.ParquetFile(path) as f:
+                for batch in f.iter_batches(batch_size=max(left, 1)):
+                    batches.append(batch.slice(0, left))
+                    left -= len(batches[-1])
+                    if left <= 0:
+                        break
+        if not batches:
+            return self.read().iloc[:0] if self.paths else pd.DataFrame()
+        return self._restored(pa.Table.from_batches(batches).to_pandas())

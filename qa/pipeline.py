@@ -15,6 +15,7 @@ from qa.engine import _executors
 from qa.errors import ConfigError
 from qa.manifest import ExportSpec, Manifest, parse_spec, read_manifest
 from qa.model import Batch, Limits, Progress, Run, RunOptions, new_run_id
+from qa.parts import run_folder
 
 __all__ = ["Run", "RunOptions", "load", "run", "summarise"]
 
@@ -266,21 +267,6 @@ def _with_reference(scores, rows, reference: str | None):
         .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
 
 
-def _requeue(queue, extra):
-    """The review queue with the attribute rows (:mod:`qa.analytics.attributes`), ranked again by score (worst
-    first); an object stays once, under its worst reason."""
-    import pandas as pd
-
-    rows = pd.concat([queue.drop(columns=["rank"]), extra[[c for c in queue.columns if c != "rank"]]],
-                     ignore_index=True)
-    rows = rows.sort_values("score", ascending=False, kind="stable")
-    objects = rows["kind"] == "object"
-    dupes = objects & rows.duplicated(["kind", "image", "annotator", "object_index"], keep="first")
-    rows = rows[~dupes].reset_index(drop=True)
-    rows.insert(0, "rank", range(1, len(rows) + 1))
-    return rows[queue.columns]
-
-
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -420,6 +406,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
 
     progress = opts.progress
     started = _utcnow()
+    folder = run_folder()  # the run's tables kept on disk (qa.parts), removed with the last reader
     gate_config = None
     if opts.gate is not None:  # a bad [gate] table (an unknown metric, a non-finite bound) or --max-drop stops
         from qa.gate import finite_bound, load_gate  # the run before any work
@@ -504,7 +491,8 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
         if comparison is not None and opts.analytics:
             analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=opts.max_pixels,
                                        pack=resolved, alpha_counts=reduced.alpha_counts, consensus=consensus,
-                                       consensus_result=reduced.consensus, facts=reduced.facts)
+                                       consensus_result=reduced.consensus, facts=reduced.facts,
+                                       folder=Path(folder.name), owner=folder)
             settings["analytics"] = analysed.settings
             summary["analytics"] = analysed.summary(top=50)
             if analysed.findings:
@@ -538,8 +526,10 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
             scores = pd.concat([scores, attributes_result.scores], ignore_index=True) \
                 .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
             if analysed is not None and len(attributes_result.review):
-                analysed.review_queue = _requeue(analysed.review_queue, attributes_result.review)
-                summary["analytics"]["review_queue_total"] = int(len(analysed.review_queue))
+                from qa.analytics.review import requeue
+
+                analysed.review_table = requeue(analysed.review_table, attributes_result.review)
+                summary["analytics"]["review_queue_total"] = int(len(analysed.review_table))
     settings.update(opts.gate_settings())
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
                  findings=list(analysed.findings) if analysed is not None else [],

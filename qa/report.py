@@ -100,8 +100,9 @@ class ReportInput:
         Each export's ``annotator, path, format, sha256``.
     settings : dict
         The run's settings.
-    review_queue : DataFrame
-        The analytics' review queue (the store's ``review_queue`` columns), worst first.
+    review_queue : DataFrame or qa.parts.Parts
+        The analytics' review queue (the store's ``review_queue`` columns), worst first (its length
+        and first rows are read).
     gallery : list of dict
         Overlay pictures, worst image first (see :func:`gallery`).
     pictures_note : str
@@ -446,7 +447,7 @@ def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> R
         verdict=verdict, scores=run_scores(run), findings=findings, image_pairs=image_pairs,
         object_pairs=_problems_from_memory(object_pairs, batch), boundary=boundary,
         annotator_table=annotator_table, image_table=image_table, category_table=category_table,
-        review_queue=getattr(getattr(run, "analytics", None), "review_queue", None),
+        review_queue=getattr(getattr(run, "analytics", None), "review_table", None),  # len and head only
         inputs=list(run.inputs or []), settings=dict(run.settings or {}),
         report_settings={"pictures": pictures, "max_side": max_side, "source": "the run in memory"})
     ranked = rank_images(image_pairs, batch.images)

@@ -1265,7 +1265,7 @@ def _scores_frame(scores, run_id: str):
     return df
 
 
-PART_ROWS = 50_000
+PART_ROWS = 10_000
 """Rows of an object-level table made (and written to Parquet) at a time by :func:`run_frames` with
 ``parts_dir``."""
 
@@ -1416,8 +1416,10 @@ def run_frames(run, *, parts_dir=None) -> dict:
         frames["boundary_disagreement"] = _frame_from("boundary_disagreement", boundary, run_id)
 
     analytics = getattr(run, "analytics", None)
-    queue = getattr(analytics, "review_queue", None) if analytics is not None else None
-    if queue is not None and len(queue):
+    queue = getattr(analytics, "review_table", None) if analytics is not None else None
+    if isinstance(queue, Parts) and len(queue):  # kept on disk: inserted from its files
+        frames["review_queue"] = Parts(queue.paths, len(queue), owner=queue.owner, constants={"run_id": run_id})
+    elif queue is not None and len(queue):
         frames["review_queue"] = _typed(_frame_from("review_queue", queue, run_id),
                                         {"object_index": "Int64", "other_object_index": "Int64",
                                          "source_index": "Int64", "reasons": "int64", "area": float, "value": float})

@@ -25,10 +25,15 @@ def _tables(db) -> dict:
 
 def _stored_both_ways(run, tmp_path, monkeypatch, part_rows: int) -> tuple[dict, dict]:
     whole, parted = tmp_path / "whole.duckdb", tmp_path / "parts.duckdb"
+    kept = run.analytics.review_table if run.analytics is not None else None
+    if kept is not None:  # the queue a run keeps on disk, stored from one in-memory frame here
+        run.analytics.review_table = run.analytics.review_queue
     with qstore.open(whole, read_only=False) as s:
         frames = qstore.run_frames(run)
         assert not any(isinstance(f, qstore.Parts) for f in frames.values())
         s.write_run(run, frames=frames)
+    if kept is not None:
+        run.analytics.review_table = kept
     monkeypatch.setattr(qstore, "PART_ROWS", part_rows)
     qstore.store_run(run, parted)
     return _tables(whole), _tables(parted)
@@ -46,7 +51,9 @@ def test_store_from_parts_equals_store_from_frames_synth(tmp_path, monkeypatch):
     synthesize(tmp_path / "batch", images=4, size=(160, 320), annotators=3, seed=5, workers=1)
     run = qa.run(manifest=tmp_path / "batch" / "batch.toml", workers=1, store=False)
     n_objects = sum(len(e.objects) for e in run.batch.exports.values())
+    assert isinstance(run.analytics.review_table, qstore.Parts)  # the run keeps its queue on disk
     whole, parted = _stored_both_ways(run, tmp_path, monkeypatch, part_rows=7)
+    assert len(parted["review_queue"]) == len(run.analytics.review_table) > 0
     assert len(parted["objects"]) == n_objects > 7  # several parts, one of them short
     assert len(parted["object_matches"]) > 7
     _assert_same(whole, parted)

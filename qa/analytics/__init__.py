@@ -43,7 +43,11 @@ class Analytics:
         One row: Krippendorff's alpha over pixel labels, its bootstrap interval and how it was made
         (:func:`qa.analytics.alpha.pixel_alpha`).
     review_queue : DataFrame
-        Images and objects to review, worst first (:func:`qa.analytics.review.review_queue`).
+        Images and objects to review, worst first (:func:`qa.analytics.review.review_queue`); read
+        whole from disk at each access when the queue is kept there (``review_table``).
+    review_table : DataFrame or qa.parts.Parts
+        The same queue as it is kept: in memory, or on disk as Parquet (:func:`analyse` with ``folder``),
+        where ``len``, ``head(n)`` and ``["column"]`` read no more than they need.
     consensus : qa.analytics.consensus.Consensus or None
         With three or more annotators: the consensus objects and each annotator scored against them
         (:func:`qa.analytics.consensus.build_consensus`); None with two.
@@ -67,13 +71,19 @@ class Analytics:
     occluded: object = None
     batch: object = None
     alpha: object = None
-    review_queue: object = None
+    review_table: object = None
     consensus: object = None
     scores: object = None
     identical: object = None
     findings: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)
     _score_parts: list = field(default_factory=list, repr=False)
+
+    @property
+    def review_queue(self):
+        """The review queue as one DataFrame (None when not made)."""
+        table = self.review_table
+        return table.read() if hasattr(table, "paths") else table
 
     def matrix(self, metric: str = "mask_iou_mean"):
         """An annotator x annotator matrix of one pair figure (symmetric; the diagonal is NaN).
@@ -105,8 +115,8 @@ class Analytics:
             "categories": _records(self.categories),
             "occluded": _records(self.occluded),
             "alpha": (_records(self.alpha) or [None])[0],
-            "review_queue": _records(self.review_queue.head(top) if self.review_queue is not None else None),
-            "review_queue_total": 0 if self.review_queue is None else int(len(self.review_queue)),
+            "review_queue": _records(self.review_table.head(top) if self.review_table is not None else None),
+            "review_queue_total": 0 if self.review_table is None else int(len(self.review_table)),
             "consensus": _records(self.consensus.annotators if self.consensus is not None else None),
         }
 
@@ -135,7 +145,7 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
             confidence: float = 0.95, seed: int = 0, min_score: float = 0.25,
             max_pixels: int | None = None, consensus: bool = True, workers: int | None = None,
             progress=None, pack="default", executor=None, alpha_counts=None, consensus_result=None,
-            facts=None) -> Analytics:
+            facts=None, folder=None, owner=None) -> Analytics:
     """Agreement analytics of a compared batch.
 
     Parameters
@@ -180,6 +190,9 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
     facts : dict, optional
         Each object's occluded flag and vertex density (:func:`qa.analytics.boundaries.batch_facts`), when
         already known.
+    folder : str or os.PathLike, optional
+        Keep the review queue there, on disk (``Analytics.review_table`` is then a
+        :class:`qa.parts.Parts`); ``owner`` is what keeps the folder alive (:func:`qa.parts.run_folder`).
 
     Returns
     -------
@@ -215,7 +228,7 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
     if alpha:
         _alpha(result, batch, comparison, bootstrap=bootstrap, confidence=confidence, seed=seed,
                max_pixels=max_pixels, workers=workers, progress=progress, executor=executor, counts=alpha_counts)
-    _review(result, batch, comparison, violations=violations, min_score=min_score)
+    _review(result, batch, comparison, violations=violations, min_score=min_score, folder=folder, owner=owner)
     _copies(result, comparison, pack)
     if consensus and len(batch.annotators) >= 3:
         _consensus(result, batch, comparison, max_pixels=max_pixels, workers=workers, progress=progress,
@@ -288,13 +301,13 @@ def _alpha(result: Analytics, batch, comparison, *, bootstrap, confidence, seed,
     result._score_parts.extend(p for p in parts if len(p))
 
 
-def _review(result: Analytics, batch, comparison, *, violations, min_score) -> None:
+def _review(result: Analytics, batch, comparison, *, violations, min_score, folder=None, owner=None) -> None:
     import pandas as pd
 
     from qa.analytics.review import review_queue
 
-    queue = review_queue(batch, comparison, violations=violations, min_score=min_score)
-    result.review_queue = queue
+    queue = review_queue(batch, comparison, violations=violations, min_score=min_score, folder=folder, owner=owner)
+    result.review_table = queue
     counts = queue["reason"].value_counts() if len(queue) else pd.Series(dtype=int)
     result._score_parts.append(pd.DataFrame({
         "scope": "batch", "key": "", "metric": ["review_items", *[f"review_{r}" for r in counts.index]],

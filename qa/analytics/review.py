@@ -49,11 +49,10 @@ def _str(values):
     return np.asarray(values, dtype=object).astype(str)
 
 
-def _image_rows(comparison, min_score: float):
-    """One candidate per image: its worst pair's agreement."""
+def _image_rows(op, min_score: float):
+    """One candidate per image of ``op`` (rows of ``object_pairs``): its worst pair's agreement."""
     import pandas as pd
 
-    op = comparison.object_pairs
     op = op[op["status"] != "ignored"]
     matched = (op["status"] == "matched").to_numpy()
     label = op["label_disagreement"].to_numpy(dtype=bool) & matched
@@ -96,8 +95,9 @@ def _image_rows(comparison, min_score: float):
     })
 
 
-def _object_rows(comparison, tolerance: float, min_score: float = 0.0):
-    """Candidate rows for objects: unmatched, label disagreements, low IoU, boundary offsets.
+def _object_rows(op, tolerance: float, min_score: float = 0.0, first_row: int = 0):
+    """Candidate rows for the objects of ``op`` (rows of ``object_pairs`` from row ``first_row``):
+    unmatched, label disagreements, low IoU, boundary offsets; ``seq`` is each row's in ``object_pairs``.
 
     The rows of a reason whose score is final here (every reason but ``unmatched``, whose score is the
     best over the object's pairs) are kept only at ``min_score`` or above, as :func:`review_queue` would
@@ -105,7 +105,7 @@ def _object_rows(comparison, tolerance: float, min_score: float = 0.0):
     frame, empty when none reaches ``min_score``."""
     import pandas as pd
 
-    op = comparison.object_pairs
+    seq = np.flatnonzero((op["status"] != "ignored").to_numpy()) + first_row
     op = op[op["status"] != "ignored"]
     status = op["status"].astype(str).to_numpy()
     matched = status == "matched"
@@ -130,6 +130,7 @@ def _object_rows(comparison, tolerance: float, min_score: float = 0.0):
                                  op["source_index_a"].to_numpy(dtype=np.float64, na_value=np.nan)),
         "source_id": np.where(extra, op["source_id_b"].astype(object).to_numpy(),
                               op["source_id_a"].astype(object).to_numpy()),
+        "seq": seq,
     }
     image = op["image"].astype(str).to_numpy()
     parts = []
@@ -162,19 +163,25 @@ def _object_rows(comparison, tolerance: float, min_score: float = 0.0):
 
 
 def _rule_rows(batch, violations):
-    """Candidate rows for objects with an error-severity rule violation."""
+    """Candidate rows for objects with an error-severity rule violation (``seq``: the violation's place
+    among them). Only the objects named by a violation are looked up, one export at a time."""
     import pandas as pd
 
     errors = [f for f in violations or () if f.severity == "error" and f.annotator and f.source is not None]
     if not errors:
         return None
+    wanted: dict = {}
+    for f in errors:
+        wanted.setdefault(f.annotator, set()).add((f.source.file, f.source.section, f.source.index))
     where = {}
-    for name in {f.annotator for f in errors}:
+    for name, keys in wanted.items():
         export = batch.exports.get(name)
         for k, o in enumerate(export.objects if export is not None else ()):
-            where[(name, o.source.file, o.source.section, o.source.index)] = (k, o)
+            key = (o.source.file, o.source.section, o.source.index)
+            if key in keys:
+                where[(name, *key)] = (k, o)
     rows = []
-    for f in errors:
+    for seq, f in enumerate(errors):
         found = where.get((f.annotator, f.source.file, f.source.section, f.source.index))
         k, obj = found if found is not None else (None, None)
         rows.append({"kind": "object", "image": f.image or (obj.image if obj is not None else None),
@@ -185,7 +192,7 @@ def _rule_rows(batch, violations):
                      "area": np.nan if obj is None or obj.area is None else float(obj.area),
                      "file": f.source.file, "source_index": np.nan if f.source.index is None else float(f.source.index),
                      "source_id": None if f.source.id is None else str(f.source.id),
-                     "detail": f"{f.code} {f.message}"})
+                     "detail": f"{f.code} {f.message}", "seq": seq})
     return pd.DataFrame(rows)
 
 
@@ -250,60 +257,89 @@ def _unmatched_details(unmatched, threshold: float):
     return text
 
 
-def review_queue(batch, comparison, *, violations=None, min_score: float = 0.25):
-    """Images and objects ranked worst first, each with its reason.
+_RANGE_ROWS = 10_000
+"""Rows of ``object_pairs`` made into candidates at a time, cut between images (every candidate of an
+object comes from its own image's rows, so a range's rows are ranked and deduplicated on their own)."""
 
-    Parameters
-    ----------
-    batch : Batch
-        The compared batch (for rule violations' objects).
-    comparison : qa.engine.compare.Comparison
-        The engine's tables.
-    violations : list of Finding, optional
-        Rule violations; those of severity ``error`` become ``rule_error`` rows.
-    min_score : float, default 0.25
-        Smallest score kept (0 keeps every candidate).
+_SORT = ("score", "reasons", "area", "image", "annotator", "order", "seq")
+_DESCENDING = ("score", "reasons", "area")
+"""The queue's order: worst first, then more reasons, larger objects, image and annotator names; the
+last two keys (the reason's place in :data:`REASONS`, the row's in ``object_pairs`` or the violation's
+among the errors) make it total, so a queue made range by range is ranked as one made at once."""
 
-    Returns
-    -------
-    pandas.DataFrame
-        :data:`COLUMNS`, one row per image or object, ``rank`` 1 first. ``annotator`` is the object's
-        annotator (for an image, the worst pair ``a|b``); ``other_annotator`` and ``other_object_index``
-        the object it was compared with; ``value`` is the figure named by ``metric``; ``detail`` says it
-        in words.
+_INTEGERS = ("object_index", "other_object_index", "source_index")
+_TEXT = ("kind", "image", "reason", "metric", "annotator", "category", "other_annotator", "file", "source_id",
+         "detail")
 
-    Notes
-    -----
-    Scores are defined in the module docstring; every one lies in [0, 1]. Candidates are computed with
-    vectorised column operations on the engine's tables.
-    """
+
+def _ranges(op) -> list[tuple[int, int]]:
+    """Row ranges of ``op`` of about :data:`_RANGE_ROWS` rows each, cut where an image starts; one range when
+    an image's rows are not all together."""
+    n = len(op)
+    if n <= _RANGE_ROWS:
+        return [(0, n)]
+    image = op["image"]
+    codes = image.cat.codes.to_numpy() if hasattr(image, "cat") else image.factorize()[0]
+    starts = np.flatnonzero(codes[1:] != codes[:-1]) + 1  # the rows where the next image starts
+    if len(starts) + 1 != len(np.unique(codes)):
+        return [(0, n)]
+    if not len(starts):
+        return [(0, n)]
+    cuts = starts[np.minimum(np.searchsorted(starts, np.arange(_RANGE_ROWS, n, _RANGE_ROWS)), len(starts) - 1)]
+    bounds = [0, *np.unique(cuts).tolist(), n]
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def _typed(out):
+    """The queue's column types (of the columns ``out`` has): nullable integers, float64 area, int64
+    counts, text as str or None."""
     import pandas as pd
 
-    tolerance = float(max(comparison.settings.get("tolerances") or [2]))
+    for column in _INTEGERS:
+        if column in out:
+            values = out[column].to_numpy(dtype=np.float64, na_value=np.nan)
+            missing = np.isnan(values)
+            out[column] = pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)
+    for column, dtype in (("area", np.float64), ("reasons", np.int64)):
+        if column in out:
+            out[column] = out[column].astype(dtype)
+    for column in _TEXT:
+        if column in out:
+            out[column] = out[column].astype(object).where(out[column].notna(), None)
+    return out
+
+
+def _range_queue(op, first_row: int, rules, *, tolerance: float, threshold: float, min_score: float):
+    """The kept rows of one range of ``object_pairs`` (from row ``first_row``) and of the rule rows of its
+    images: every candidate scored, an object once under its worst reason, typed, with the sort keys
+    ``order`` and ``seq``, not yet ranked. None when the range has no candidate."""
+    import pandas as pd
+
     parts = []
-    images = _image_rows(comparison, min_score)
+    images = _image_rows(op, min_score)
     if images is not None:
         parts.append(images)
-    objects = _object_rows(comparison, tolerance, min_score)
+    objects = _object_rows(op, tolerance, min_score, first_row)
     parts.extend(objects)
-    rules = _rule_rows(batch, violations)
-    if rules is not None:
+    if rules is not None and len(rules):
         parts.append(rules)
     parts = [p for p in parts if len(p)] or objects[:1]  # candidates, none kept: an empty queue of the columns' types
     if not parts:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
-    rows = pd.concat(parts, ignore_index=True)
-    for column in COLUMNS:
+        return None
+    rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    for column in COLUMNS[1:]:
         if column not in rows:
             rows[column] = np.nan if column in ("object_index", "other_object_index", "area", "source_index") else None
-    rows["order"] = rows["reason"].map({r: k for k, r in enumerate(REASONS)})
+    rows["order"] = rows["reason"].map({r: k for k, r in enumerate(REASONS)}).astype(np.int64)
+    rows["seq"] = rows["seq"].fillna(0).astype(np.int64) if "seq" in rows else np.zeros(len(rows), np.int64)
+    known = rows["object_index"].notna().to_numpy()
     key = np.where(rows["kind"] == "image", "image:" + rows["image"].astype(str),
-                   rows["annotator"].astype(str) + ":" + rows["object_index"].astype(str))
-    rows["key"] = key
+                   rows["annotator"].astype(str) + ":" + np.where(
+                       known, rows["object_index"].astype(str), "violation " + rows["seq"].astype(str)))
+    rows["key"] = key  # an object, or a violation whose object was not found (each its own row)
     # an unmatched object: the best IoU over its pairs, and every annotator that did not match it
     is_unmatched = rows["reason"] == "unmatched"
     if is_unmatched.any():
-        threshold = float(comparison.settings.get("iou_threshold", 0.5))
         unmatched = rows[is_unmatched]
         best = unmatched["value"].fillna(0.0).groupby(unmatched["key"]).transform("max")
         rows.loc[is_unmatched, "value"] = best
@@ -319,17 +355,195 @@ def review_queue(batch, comparison, *, violations=None, min_score: float = 0.25)
         rows["reasons"] = rows["reasons"].fillna(counted) if "reasons" in rows else counted
     rows = rows.sort_values(["score", "order"], ascending=[False, True], kind="stable")
     rows = rows.drop_duplicates("key")
-    rows = rows.sort_values(["score", "reasons", "area", "image", "annotator"],
-                            ascending=[False, False, False, True, True], na_position="last", kind="stable")
-    rows["rank"] = np.arange(1, len(rows) + 1, dtype=np.int64)
-    out = rows[COLUMNS].reset_index(drop=True)
-    for column in ("object_index", "other_object_index", "source_index"):
-        values = out[column].to_numpy(dtype=np.float64)
-        missing = np.isnan(values)
-        out[column] = pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)
-    out["area"] = out["area"].astype(np.float64)
-    out["reasons"] = out["reasons"].astype(np.int64)
-    for column in ("kind", "image", "reason", "metric", "annotator", "category", "other_annotator", "file",
-                   "source_id", "detail"):
-        out[column] = out[column].astype(object).where(out[column].notna(), None)
-    return out
+    return _typed(rows[[*COLUMNS[1:], "order", "seq"]].reset_index(drop=True))
+
+
+def _ranged(batch, comparison, violations, min_score: float):
+    """Each range's kept rows (:func:`_range_queue`), in order, one at a time."""
+    tolerance = float(max(comparison.settings.get("tolerances") or [2]))
+    threshold = float(comparison.settings.get("iou_threshold", 0.5))
+    op = comparison.object_pairs
+    ranges = _ranges(op)
+    rules = _rule_rows(batch, violations)
+    of_range = None
+    if rules is not None and len(ranges) > 1:  # each violation with the range of its image (the last for others)
+        where = {}
+        image = op["image"]
+        for k, (a, b) in enumerate(ranges):
+            where.update(dict.fromkeys(image.iloc[a:b].astype(str).unique().tolist(), k))
+        of_range = rules["image"].map(lambda i: where.get(i, len(ranges) - 1) if isinstance(i, str)
+                                      else len(ranges) - 1).to_numpy()
+    for k, (a, b) in enumerate(ranges):
+        mine = rules if of_range is None else rules[of_range == k]
+        yield _range_queue(op.iloc[a:b], a, mine, tolerance=tolerance, threshold=threshold, min_score=min_score)
+
+
+def _ranked(frames: list):
+    """The ranges' kept rows as one queue, ranked."""
+    import pandas as pd
+
+    kept = [f for f in frames if f is not None]
+    full = [f for f in kept if len(f)]
+    if not kept:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+    rows = (pd.concat(full, ignore_index=True) if len(full) > 1 else full[0]) if full else kept[0]
+    rows = rows.sort_values(list(_SORT), ascending=[k not in _DESCENDING for k in _SORT], na_position="last",
+                            kind="stable")
+    rows.insert(0, "rank", np.arange(1, len(rows) + 1, dtype=np.int64))
+    return rows[COLUMNS].reset_index(drop=True)
+
+
+def _arrow_schema(columns=(*COLUMNS[1:], "order", "seq")):
+    import pyarrow as pa
+
+    types = {"rank": pa.int64(), "value": pa.float64(), "score": pa.float64(), "reasons": pa.int64(),
+             "area": pa.float64(), "order": pa.int64(), "seq": pa.int64(),
+             **{c: pa.int64() for c in _INTEGERS}, **{c: pa.string() for c in _TEXT}}
+    return pa.schema([(c, types[c]) for c in columns])
+
+
+def _duckdb(folder):
+    """A DuckDB connection for sorting a queue on disk: a small memory limit, spilling into ``folder``."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '64MB'")
+    con.execute("SET temp_directory = ?", [str(folder / "duckdb.tmp")])
+    return con
+
+
+def _spilled(frames, folder, owner):
+    """The ranges' kept rows written as Parquet parts in ``folder``, then ranked by DuckDB (an external
+    sort within a small memory limit) into ``folder/review_queue``: a :class:`qa.parts.Parts`."""
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from qa.parts import Parts
+
+    folder = Path(folder)
+    candidates = folder / "review_candidates"
+    candidates.mkdir(parents=True, exist_ok=True)
+    schema = _arrow_schema()
+    paths, empty = [], None
+    for frame in frames:
+        if frame is None:
+            continue
+        empty = frame if empty is None else empty
+        if len(frame):
+            path = candidates / f"part-{len(paths):05d}.parquet"
+            pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), path)
+            paths.append(path)
+            del frame
+    out = folder / "review_queue"
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "part-00000.parquet"
+    if not paths:  # no row kept: an empty queue, in memory (typed as without a folder)
+        return _ranked([] if empty is None else [empty])
+    order = ", ".join(
+        {"area": "CASE WHEN isnan(area) THEN NULL ELSE area END DESC NULLS LAST"}.get(
+            k, f'"{k}" {"DESC" if k in _DESCENDING else "ASC"} NULLS LAST') for k in _SORT)
+    con = _duckdb(folder)
+    try:
+        columns = ", ".join(f'"{c}"' for c in COLUMNS[1:])
+        files = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
+        con.execute(f"COPY (SELECT row_number() OVER (ORDER BY {order}) AS rank, {columns} "
+                    f"FROM read_parquet({files}) ORDER BY rank) TO '{target}' (FORMAT parquet, ROW_GROUP_SIZE 10000)")
+        rows = con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()[0]
+    finally:
+        con.close()
+    for path in paths:
+        path.unlink()
+    return Parts([target], rows, owner=owner, restore=_typed)
+
+
+def review_queue(batch, comparison, *, violations=None, min_score: float = 0.25, folder=None, owner=None):
+    """Images and objects ranked worst first, each with its reason.
+
+    Parameters
+    ----------
+    batch : Batch
+        The compared batch (for rule violations' objects).
+    comparison : qa.engine.compare.Comparison
+        The engine's tables.
+    violations : list of Finding, optional
+        Rule violations; those of severity ``error`` become ``rule_error`` rows.
+    min_score : float, default 0.25
+        Smallest score kept (0 keeps every candidate).
+    folder : str or os.PathLike, optional
+        Keep the queue on disk there (``folder/review_queue``, Parquet) instead of in memory, and
+        return a :class:`qa.parts.Parts` of it (``owner`` keeps the folder alive).
+
+    Returns
+    -------
+    pandas.DataFrame or qa.parts.Parts
+        :data:`COLUMNS`, one row per image or object, ``rank`` 1 first. ``annotator`` is the object's
+        annotator (for an image, the worst pair ``a|b``); ``other_annotator`` and ``other_object_index``
+        the object it was compared with; ``value`` is the figure named by ``metric``; ``detail`` says it
+        in words. With ``folder``, the same rows, read on demand (``parts.read()``, ``parts.head(n)``).
+
+    Notes
+    -----
+    Scores are defined in the module docstring; every one lies in [0, 1]. Candidates are computed with
+    vectorised column operations on the engine's tables, about :data:`_RANGE_ROWS` rows of
+    ``object_pairs`` (whole images) at a time; with ``folder`` only one range's rows are in memory, and
+    the ranking is an external sort.
+    """
+    frames = _ranged(batch, comparison, violations, min_score)
+    if folder is None:
+        return _ranked(list(frames))
+    return _spilled(frames, folder, owner)
+
+
+def requeue(queue, extra):
+    """The review queue with more candidate rows (``extra``: :data:`COLUMNS` but ``rank``, such as the
+    attribute rows of :mod:`qa.analytics.attributes`), ranked again by score (worst first; on a tie the
+    queue's rows, in their order, before ``extra``'s); an object stays once, under its worst reason.
+
+    ``queue`` is a DataFrame or a queue kept on disk (:class:`qa.parts.Parts`), and so is the result.
+    """
+    import pandas as pd
+
+    if not hasattr(queue, "paths"):
+        rows = pd.concat([queue.drop(columns=["rank"]), extra[[c for c in queue.columns if c != "rank"]]],
+                         ignore_index=True)
+        rows = rows.sort_values("score", ascending=False, kind="stable")
+        objects = rows["kind"] == "object"
+        dupes = objects & rows.duplicated(["kind", "image", "annotator", "object_index"], keep="first")
+        rows = rows[~dupes].reset_index(drop=True)
+        rows.insert(0, "rank", range(1, len(rows) + 1))
+        return rows[queue.columns]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from qa.parts import Parts
+
+    folder = queue.paths[0].parent
+    added = folder / "review_extra.parquet"
+    frame = _typed(extra[list(COLUMNS[1:])].reset_index(drop=True).copy()).assign(seq=np.arange(len(extra)))
+    pq.write_table(pa.Table.from_pandas(frame, schema=_arrow_schema((*COLUMNS[1:], "seq")), preserve_index=False),
+                   added)
+    target = folder / f"part-{len(list(folder.glob('part-*.parquet'))):05d}.parquet"
+    columns = ", ".join(f'"{c}"' for c in COLUMNS[1:])
+    queued = "[" + ", ".join(f"'{p}'" for p in queue.paths) + "]"
+    con = _duckdb(folder.parent)
+    try:
+        con.execute(f"""COPY (
+            WITH candidates AS (
+                SELECT 0 AS src, rank AS pos, {columns} FROM read_parquet({queued})
+                UNION ALL
+                SELECT 1 AS src, seq AS pos, {columns} FROM read_parquet('{added}')),
+            ordered AS (SELECT *, row_number() OVER (ORDER BY score DESC, src, pos) AS o FROM candidates
+                        QUALIFY kind IS DISTINCT FROM 'object'
+                             OR row_number() OVER (PARTITION BY kind, image, annotator, object_index
+                                                   ORDER BY score DESC, src, pos) = 1)
+            SELECT row_number() OVER (ORDER BY o) AS rank, {columns} FROM ordered ORDER BY rank
+        ) TO '{target}' (FORMAT parquet, ROW_GROUP_SIZE 10000)""")
+        rows = con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()[0]
+    finally:
+        con.close()
+    added.unlink()
+    for path in queue.paths:
+        path.unlink()
+    return Parts([target], rows, owner=queue.owner, restore=_typed)

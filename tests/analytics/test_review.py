@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from common import make_batch, make_object, run_cli, square
 from storekit import drop_schema_4
@@ -185,8 +186,8 @@ def _queue_both_ways(run, monkeypatch, min_score):
     early = review.review_queue(run.batch, run.comparison, violations=run.violations, min_score=min_score)
     made = review._object_rows
 
-    def late(comparison, tolerance, min_score=0.0):  # every candidate, filtered only at the end
-        return made(comparison, tolerance, 0.0)
+    def late(op, tolerance, min_score=0.0, first_row=0):  # every candidate, filtered only at the end
+        return made(op, tolerance, 0.0, first_row)
 
     monkeypatch.setattr(review, "_object_rows", late)
     whole = review.review_queue(run.batch, run.comparison, violations=run.violations, min_score=min_score)
@@ -219,3 +220,109 @@ def test_queue_of_candidates_dropped_early_equals_the_queue_filtered_at_the_end_
         early, whole = _queue_both_ways(run, monkeypatch, min_score)
         pd.testing.assert_frame_equal(early, whole, check_exact=True)
         monkeypatch.undo()
+
+
+# --- made range by range, kept on disk ---------------------------------------------------------------------
+
+def _queue_ways(run, monkeypatch, tmp_path, min_score):
+    """The queue made at once, made a few images at a time, and kept on disk (read back whole)."""
+    from qa.analytics import review
+    from qa.parts import Parts, run_folder
+
+    args = dict(violations=run.violations, min_score=min_score)
+    once = review_queue(run.batch, run.comparison, **args)
+    monkeypatch.setattr(review, "_RANGE_ROWS", 7)
+    assert len(review._ranges(run.comparison.object_pairs)) > 2
+    ranged = review_queue(run.batch, run.comparison, **args)
+    folder = run_folder(tmp_path)
+    kept = review_queue(run.batch, run.comparison, folder=folder.path, owner=folder, **args)
+    monkeypatch.undo()
+    if len(once):
+        assert isinstance(kept, Parts) and len(kept) == len(once) and kept.owner is folder
+        pd.testing.assert_frame_equal(kept.head(5), once.head(5), check_exact=True)
+        pd.testing.assert_series_equal(kept["reason"], once["reason"], check_exact=True)
+        kept = kept.read()
+    return once, ranged, kept
+
+
+@pytest.mark.parametrize("min_score", [0.0, 0.25, 0.999, 2.0])
+def test_queue_made_range_by_range_and_on_disk_equals_the_queue_made_at_once(tmp_path, monkeypatch, min_score):
+    import qa
+    from qa.synth import synthesize
+
+    synthesize(tmp_path / "batch", images=6, size=(160, 320), annotators=3, seed=11, workers=1)
+    run = qa.run(manifest=tmp_path / "batch" / "batch.toml", workers=1, store=False, analytics=False)
+    once, ranged, kept = _queue_ways(run, monkeypatch, tmp_path, min_score)
+    pd.testing.assert_frame_equal(ranged, once, check_exact=True)
+    pd.testing.assert_frame_equal(kept, once, check_exact=True)
+    assert (len(once) > 0) == (min_score < 1)
+
+
+def test_queue_made_range_by_range_and_on_disk_equals_the_queue_made_at_once_real(shared_data, monkeypatch,
+                                                                                  tmp_path):
+    import qa
+    from common import REAL_BATCHES
+
+    for name in ("lidc", "shuffler"):
+        run = qa.run(*REAL_BATCHES[name](shared_data), workers=1, store=False, analytics=False)
+        once, ranged, kept = _queue_ways(run, monkeypatch, tmp_path, 0.25)
+        assert len(once)
+        pd.testing.assert_frame_equal(ranged, once, check_exact=True, obj=name)
+        pd.testing.assert_frame_equal(kept, once, check_exact=True, obj=name)
+
+
+def test_ranges_cut_between_images():
+    from qa.analytics import review
+
+    image = pd.Series(pd.Categorical(list("aaabbbbbcd"), categories=list("abcd")))
+    op = pd.DataFrame({"image": image})
+    old = review._RANGE_ROWS
+    try:
+        review._RANGE_ROWS = 4
+        assert review._ranges(op) == [(0, 8), (8, 10)]  # b's rows stay with the range they start in
+        review._RANGE_ROWS = 2
+        assert review._ranges(op) == [(0, 3), (3, 8), (8, 10)]  # a cut at the first image start from each 2 rows
+        scattered = pd.DataFrame({"image": pd.Series(pd.Categorical(list("abab")))})
+        assert review._ranges(scattered) == [(0, 4)]  # an image's rows apart: one range
+    finally:
+        review._RANGE_ROWS = old
+
+
+def _attribute_exports(tmp_path):
+    """One image, three squares per annotator, one moved (a low IoU) and two with other attribute values."""
+    from common import write_json
+
+    def export(name, shifts, values):
+        anns = [{"id": k + 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 900.0,
+                 "bbox": [10 + 40 * k + dx, 10, 30, 30], "attributes": v,
+                 "segmentation": [[10 + 40 * k + dx, 10, 40 + 40 * k + dx, 10, 40 + 40 * k + dx, 40,
+                                   10 + 40 * k + dx, 40]]} for k, (dx, v) in enumerate(zip(shifts, values))]
+        write_json(tmp_path / f"{name}.json", {"images": [{"id": 1, "file_name": "a.jpg", "width": 140, "height": 60}],
+                                               "categories": [{"id": 1, "name": "box"}], "annotations": anns})
+        return f"{name}={tmp_path / f'{name}.json'}"
+
+    return (export("gold", (0, 0, 0), [{"colour": "red"}, {"colour": "blue"}, {"colour": "red"}]),
+            export("ann", (0, 9, 0), [{"colour": "blue"}, {"colour": "blue"}, {"colour": "green"}]))
+
+
+def test_requeue_on_disk_equals_requeue_in_memory(tmp_path):
+    import qa
+    from qa.analytics.review import requeue
+    from qa.parts import Parts
+
+    gold, ann = _attribute_exports(tmp_path)
+    run = qa.run(gold, ann, reference="gold", attributes={"colour": "nominal"}, store=False, pack=None, workers=1)
+    kept = run.analytics.review_table
+    assert isinstance(kept, Parts)  # a run keeps its queue on disk, the attribute rows ranked in
+    assert "attribute_mismatch" in set(kept["reason"])
+    extra = run.attributes.review
+    base = run.analytics.review_queue
+    base = base[base["reason"] != "attribute_mismatch"].drop(columns=["rank"])
+    base.insert(0, "rank", np.arange(1, len(base) + 1))
+    in_memory = requeue(base.reset_index(drop=True), extra)
+    folder = tmp_path / "q" / "review_queue"
+    folder.mkdir(parents=True)
+    base.to_parquet(folder / "part-00000.parquet", index=False)
+    on_disk = requeue(Parts([folder / "part-00000.parquet"], len(base)), extra)
+    pd.testing.assert_frame_equal(on_disk.read(), in_memory, check_exact=True)
+    pd.testing.assert_frame_equal(in_memory, run.analytics.review_queue, check_exact=True)

@@ -467,7 +467,8 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
     # one pass over the images, one task per chunk, on one executor (the local pool or a Dask cluster);
     # the consensus of the others (--reference consensus) runs on the same executor
     with _executors.using(pool, announce=_announce) as pool:  # closed below, or by _run on an error
-        reduced = map_reduce(batch, options, executor=pool, progress=progress, spill_dir=opts.spill_dir)
+        reduced = map_reduce(batch, options, executor=pool, progress=progress, spill_dir=opts.spill_dir,
+                             folder=folder)
         if reduced.objects is not None:  # a streamed batch: its objects, without their geometry, from the pass
             for name, objects in reduced.objects.items():
                 batch.exports[name].objects = objects

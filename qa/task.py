@@ -195,7 +195,7 @@ class Reduce:
     (:class:`qa.analytics.boundaries.FactTable`). Nothing per pixel.
     """
 
-    def __init__(self, batch, options: TaskOptions, *, spill_dir=None):
+    def __init__(self, batch, options: TaskOptions, *, spill_dir=None, folder=None):
         self.batch = batch
         self.options = options
         self.tables = self.semantic = self.alpha = self.consensus = None
@@ -216,7 +216,11 @@ class Reduce:
 
             self.consensus = ConsensusRows(options.consensus.tolerances)
         self.findings: list = []
-        self.objects: dict | None = {name: _ObjectParts() for name in batch.exports} if options.objects else None
+        self.objects: dict | None = None
+        if options.objects:  # with the run's folder, their pickled blocks go to a file per export there
+            self.objects = {name: _ObjectParts(None if folder is None else _FileBlocks.create(
+                folder.path / "objects" / f"export-{k:03d}.pickles", owner=folder))
+                for k, name in enumerate(batch.exports)}
         self.facts = None
         if options.compare is not None:
             from qa.analytics.boundaries import FactTable
@@ -261,19 +265,67 @@ class Reduce:
         return out
 
 
+class _FileBlocks:
+    """Byte blocks appended to one file, read back by number (``len``, ``[b]``, iteration): where a run keeps
+    its objects' pickled blocks (:class:`PackedObjects`) out of memory. Pickles as the list of its blocks,
+    so a copy sent elsewhere needs no file; ``owner`` keeps the file's folder alive."""
+
+    __slots__ = ("path", "offsets", "lengths", "owner", "_end")
+
+    def __init__(self, path, owner=None):
+        self.path = path
+        self.offsets: list = []
+        self.lengths: list = []
+        self.owner = owner
+        self._end = 0
+
+    @classmethod
+    def create(cls, path, owner=None) -> "_FileBlocks":
+        """An empty file of blocks at ``path`` (its folder made)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        return cls(path, owner)
+
+    def append(self, block: bytes) -> None:
+        with open(self.path, "ab") as f:  # opened per block: a run that fails leaves no file open
+            f.write(block)
+        self.offsets.append(self._end)
+        self.lengths.append(len(block))
+        self._end += len(block)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, b: int) -> bytes:
+        with open(self.path, "rb") as f:
+            f.seek(self.offsets[b])
+            return f.read(self.lengths[b])
+
+    def __iter__(self):
+        with open(self.path, "rb") as f:
+            for offset, length in zip(self.offsets, self.lengths):
+                f.seek(offset)
+                yield f.read(length)
+
+    def __reduce__(self):
+        return list, (list(self),)
+
+
 class _ObjectParts:
     """One export's objects as the chunks bring them: each chunk's pickled at once (a few bytes per object
-    where a Python ``Object`` takes hundreds), while every chunk's positions follow the last one's, which
-    is the rule when an export lists its objects image by image; the first chunk that does not follow
-    turns the parts back into objects, to be put in export order at the end (:func:`_in_export_order`)."""
+    where a Python ``Object`` takes hundreds; in a file of the run's folder when given ``blocks``, a
+    :class:`_FileBlocks`), while every chunk's positions follow the last one's, which is the rule when an
+    export lists its objects image by image; the first chunk that does not follow turns the parts back
+    into objects, to be put in export order at the end (:func:`_in_export_order`)."""
 
-    __slots__ = ("parts", "packed", "last", "images")
+    __slots__ = ("parts", "packed", "last", "images", "blocks")
 
-    def __init__(self):
+    def __init__(self, blocks=None):
         self.parts: list = []  # (positions, pickled objects) while packed, else (positions, objects)
         self.packed = True
         self.last = -1
         self.images: list = []  # each packed part's image keys
+        self.blocks = [] if blocks is None else blocks  # each packed part's pickled objects
 
     def add(self, positions, objects) -> None:
         import pickle
@@ -283,13 +335,15 @@ class _ObjectParts:
         positions = np.asarray(positions, dtype=np.int64)
         if self.packed and len(positions) and (positions[0] <= self.last or np.any(np.diff(positions) <= 0)):
             self.packed = False
-            self.parts = [(p, pickle.loads(b)) for p, b in self.parts]
+            self.parts = [(p, pickle.loads(b)) for (p, _), b in zip(self.parts, self.blocks)]
             self.images = []
+            self.blocks = []
         if self.packed:
             if len(positions):
                 self.last = int(positions[-1])
                 objects = list(objects)
-                self.parts.append((positions, pickle.dumps(objects, protocol=pickle.HIGHEST_PROTOCOL)))
+                self.blocks.append(pickle.dumps(objects, protocol=pickle.HIGHEST_PROTOCOL))
+                self.parts.append((positions, len(objects)))
                 self.images.append(frozenset(o.image for o in objects))
         else:
             self.parts.append((positions, objects))
@@ -298,7 +352,7 @@ class _ObjectParts:
         """The objects in export order: a :class:`PackedObjects` while packed, else a list."""
         parts, self.parts = self.parts, []
         if self.packed:
-            return PackedObjects([b for _, b in parts], [len(p) for p, _ in parts], images=self.images)
+            return PackedObjects(self.blocks, [n for _, n in parts], images=self.images)
         return _in_export_order(parts)
 
 
@@ -306,7 +360,8 @@ class PackedObjects:
     """A read-only sequence of objects kept as pickled blocks, unpickled when read: ``len``, iteration,
     ``[k]`` and slices give equal objects (the same values; a new ``Object`` at each read, so changes to
     one are not kept). A streamed run's exports hold their objects so (:func:`map_reduce`), which keeps the
-    main process's memory small where a list of ``Object`` s would take hundreds of bytes per object.
+    main process's memory small where a list of ``Object`` s would take hundreds of bytes per object;
+    with the run's folder the blocks are in a file there (:class:`_FileBlocks`), read as they are needed.
     """
 
     __slots__ = ("_blocks", "_starts", "_cached", "_images")
@@ -420,9 +475,12 @@ def task_options(batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5, max
 
 
 def map_reduce(batch, options: TaskOptions, *, executor=None, workers: int | None = None,
-               progress: Progress | None = None, spill_dir=None) -> Reduced:
+               progress: Progress | None = None, spill_dir=None, folder=None) -> Reduced:
     """Run :func:`run_chunk` over every image of ``batch``, chunk by chunk, on ``executor`` (the run's,
     :mod:`qa.engine._executors`; or a local pool of ``workers``), and reduce the results.
+
+    ``folder`` (:func:`qa.parts.run_folder`, the run's) keeps a streamed batch's objects there, as pickled
+    blocks in a file per export (:class:`PackedObjects` reads them from it).
 
     ``progress("images", done, total)`` is called as chunks come back.
     """
@@ -434,7 +492,7 @@ def map_reduce(batch, options: TaskOptions, *, executor=None, workers: int | Non
     total = len(keys)
     size, workers = _pool.plan(total, workers, executor)
     size = min(size, images_per_chunk(batch))
-    reduce = Reduce(batch, options, spill_dir=spill_dir)
+    reduce = Reduce(batch, options, spill_dir=spill_dir, folder=folder)
     if progress:
         progress(STAGE, 0, total)
     for part in _pool.run_chunks(run_chunk, chunks_of(batch, _pool.chunks(keys, size)), options, workers,

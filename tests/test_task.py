@@ -318,3 +318,41 @@ def test_a_streamed_run_keeps_its_objects_packed_and_equal_to_the_loaded_ones(tm
             [_fields(o)[:5] for o in loaded.objects(image=key)]
         assert [_fields(o)[:5] for o in run.batch.objects(annotator=loaded.annotators[0], image=key)] == \
             [_fields(o)[:5] for o in loaded.objects(annotator=loaded.annotators[0], image=key)]
+
+
+def test_objects_packed_into_a_file_read_and_pickle_as_the_objects(tmp_path):
+    import pickle
+
+    from qa.parts import run_folder
+    from qa.task import PackedObjects, _FileBlocks, _ObjectParts
+
+    objects = _objects(10)
+    folder = run_folder(tmp_path)
+    blocks = _FileBlocks.create(folder.path / "objects" / "export-000.pickles", owner=folder)
+    parts = _ObjectParts(blocks)
+    for lo, hi in ((0, 4), (4, 4), (4, 9), (9, 10)):
+        parts.add(list(range(lo, hi)), objects[lo:hi])
+    packed = parts.finish()
+    assert isinstance(packed, PackedObjects) and packed._blocks is blocks and len(blocks) == 3
+    assert blocks.path.stat().st_size == sum(blocks.lengths)  # the blocks are in the file, not in memory
+    assert [_fields(o) for o in packed] == [_fields(o) for o in objects]
+    assert [_fields(o) for o in packed.take([9, 0, 5])] == [_fields(objects[k]) for k in (9, 0, 5)]
+    key = objects[6].image
+    assert [_fields(o) for o in packed.of_image(key)] == [_fields(o) for o in objects if o.image == key]
+    again = pickle.loads(pickle.dumps(packed))  # a copy that needs no file
+    assert isinstance(again._blocks, list)
+    folder.cleanup()
+    assert not blocks.path.exists()
+    assert [_fields(o) for o in again] == [_fields(o) for o in objects]
+
+
+def test_a_file_of_blocks_turned_back_into_objects_when_a_chunk_is_out_of_order(tmp_path):
+    from qa.task import _FileBlocks, _ObjectParts
+
+    objects = _objects(8)
+    parts = _ObjectParts(_FileBlocks.create(tmp_path / "blocks"))
+    parts.add([0, 1, 2], objects[0:3])
+    parts.add([6, 7], objects[6:8])
+    parts.add([3, 4, 5], objects[3:6])
+    out = parts.finish()
+    assert isinstance(out, list) and [_fields(o) for o in out] == [_fields(o) for o in objects]

@@ -11,16 +11,43 @@ table that reads from it is garbage (or when the process exits).
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
-__all__ = ["Parts", "run_folder"]
+__all__ = ["Parts", "RunFolder", "run_folder"]
 
 
-def run_folder(parent=None) -> tempfile.TemporaryDirectory:
+def run_folder(parent=None) -> "RunFolder":
     """A new temporary folder for a run's tables (under ``parent``, or the system's temporary folder:
     ``TMPDIR``); keep the returned object as long as a table in it is read (:attr:`Parts.owner`)."""
-    return tempfile.TemporaryDirectory(prefix="qa-run-", dir=parent)
+    return RunFolder(parent)
+
+
+class RunFolder:
+    """A temporary folder (``name``) removed when this object is garbage, at :meth:`cleanup` or when the
+    process exits, whichever comes first; as ``tempfile.TemporaryDirectory``, but its removal by the
+    garbage collector is the intended end, not a leak, so it gives no ``ResourceWarning``."""
+
+    __slots__ = ("name", "_finalizer", "__weakref__")
+
+    def __init__(self, parent=None):
+        self.name = tempfile.mkdtemp(prefix="qa-run-", dir=parent)
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self.name, ignore_errors=True)
+
+    def cleanup(self) -> None:
+        """Remove the folder now."""
+        self._finalizer()
+
+    def __enter__(self) -> str:
+        return self.name
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+    def __repr__(self) -> str:
+        return f"RunFolder({self.name!r})"
 
 
 class Parts:

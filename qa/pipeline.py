@@ -15,6 +15,7 @@ from qa.engine import _executors
 from qa.errors import ConfigError
 from qa.manifest import ExportSpec, Manifest, parse_spec, read_manifest
 from qa.model import Batch, Limits, Progress, Run, RunOptions, new_run_id
+from qa.parts import run_folder
 
 __all__ = ["Run", "RunOptions", "load", "run", "summarise"]
 
@@ -420,6 +421,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
 
     progress = opts.progress
     started = _utcnow()
+    folder = run_folder()  # the run's tables kept on disk (qa.parts), removed with the last reader
     gate_config = None
     if opts.gate is not None:  # a bad [gate] table (an unknown metric, a non-finite bound) or --max-drop stops
         from qa.gate import finite_bound, load_gate  # the run before any work
@@ -480,7 +482,8 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
     # one pass over the images, one task per chunk, on one executor (the local pool or a Dask cluster);
     # the consensus of the others (--reference consensus) runs on the same executor
     with _executors.using(pool, announce=_announce) as pool:  # closed below, or by _run on an error
-        reduced = map_reduce(batch, options, executor=pool, progress=progress, spill_dir=opts.spill_dir)
+        reduced = map_reduce(batch, options, executor=pool, progress=progress, spill_dir=opts.spill_dir,
+                             consensus_dir=Path(folder.name) / "consensus", owner=folder)
         if reduced.objects is not None:  # a streamed batch: its objects, without their geometry, from the pass
             for name, objects in reduced.objects.items():
                 batch.exports[name].objects = objects

@@ -190,12 +190,13 @@ class Reduce:
     or Parquet parts with ``spill_dir``), PQ and image-level IoU sums per pair; the semantic rows into
     :class:`qa.engine.semantic.SemanticRows`; alpha's per-image statistics into
     :class:`qa.analytics.alpha.AlphaCounts` (three numbers and the label marginals per image); the
-    consensus's clusters, rows and masks into :class:`qa.analytics.consensus.ConsensusRows`; findings into
+    consensus's clusters, rows and masks into :class:`qa.analytics.consensus.ConsensusRows` (Parquet parts
+    in ``consensus_dir``, kept alive by ``owner``, when given); findings into
     a list; each object's occluded flag and vertex density into one array each per annotator
     (:class:`qa.analytics.boundaries.FactTable`). Nothing per pixel.
     """
 
-    def __init__(self, batch, options: TaskOptions, *, spill_dir=None):
+    def __init__(self, batch, options: TaskOptions, *, spill_dir=None, consensus_dir=None, owner=None):
         self.batch = batch
         self.options = options
         self.tables = self.semantic = self.alpha = self.consensus = None
@@ -214,7 +215,7 @@ class Reduce:
         if options.consensus is not None:
             from qa.analytics.consensus import ConsensusRows
 
-            self.consensus = ConsensusRows(options.consensus.tolerances)
+            self.consensus = ConsensusRows(options.consensus.tolerances, folder=consensus_dir, owner=owner)
         self.findings: list = []
         self.objects: dict | None = {name: _ObjectParts() for name in batch.exports} if options.objects else None
         self.facts = None
@@ -420,11 +421,13 @@ def task_options(batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5, max
 
 
 def map_reduce(batch, options: TaskOptions, *, executor=None, workers: int | None = None,
-               progress: Progress | None = None, spill_dir=None) -> Reduced:
+               progress: Progress | None = None, spill_dir=None, consensus_dir=None, owner=None) -> Reduced:
     """Run :func:`run_chunk` over every image of ``batch``, chunk by chunk, on ``executor`` (the run's,
     :mod:`qa.engine._executors`; or a local pool of ``workers``), and reduce the results.
 
-    ``progress("images", done, total)`` is called as chunks come back.
+    ``progress("images", done, total)`` is called as chunks come back. With ``consensus_dir``, the
+    consensus's tables are written there as the chunks come (:class:`qa.analytics.consensus.ConsensusRows`),
+    and ``owner`` (:func:`qa.parts.run_folder`) is held as long as the consensus is.
     """
     from qa.engine import _pool
     from qa.engine.chunks import chunks_of
@@ -434,7 +437,7 @@ def map_reduce(batch, options: TaskOptions, *, executor=None, workers: int | Non
     total = len(keys)
     size, workers = _pool.plan(total, workers, executor)
     size = min(size, images_per_chunk(batch))
-    reduce = Reduce(batch, options, spill_dir=spill_dir)
+    reduce = Reduce(batch, options, spill_dir=spill_dir, consensus_dir=consensus_dir, owner=owner)
     if progress:
         progress(STAGE, 0, total)
     for part in _pool.run_chunks(run_chunk, chunks_of(batch, _pool.chunks(keys, size)), options, workers,

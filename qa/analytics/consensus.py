@@ -866,6 +866,8 @@ class ConsensusRows:
             frame.to_parquet(path, engine="pyarrow", index=False)
             paths.append(path)
             self.written_rows[name] += len(frame)
+        del tables, frame
+        _release_arrow_memory()
 
     def _parts(self, name: str):
         from qa.parts import Parts
@@ -892,6 +894,8 @@ class ConsensusRows:
             frames = [objects]
             status = cluster_df["status"]
         annotators, scores = _per_annotator(batch, frames, self.voters_of, labels)
+        if self.written["objects"]:
+            _release_arrow_memory()
         quorum = settings.quorum
         result_settings = {"method": settings.method, "quorum": "majority" if quorum is None else quorum,
                            "ties": settings.ties, "tolerances": list(tolerances), "iou_threshold": iou_threshold}
@@ -917,6 +921,15 @@ def _object_frame(records: _Records):
     objects = records.frame()
     objects["source_id"] = objects["source_id"].astype("string")
     return objects
+
+
+def _release_arrow_memory() -> None:
+    """Give the memory pyarrow's pool keeps after a part is written or read back to the system (its
+    default pool, mimalloc or jemalloc, holds freed memory for its own reuse, which no other allocation
+    of the process can take)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def _on_disk(table) -> bool:

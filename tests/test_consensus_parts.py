@@ -8,6 +8,7 @@ import gc
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -53,8 +54,28 @@ def _both_ways(args: dict, tmp_path, monkeypatch, part_rows: int):
     return whole, parted
 
 
+def _plain_per_annotator(objects, names: list, labels: list) -> pd.DataFrame:
+    """The per-annotator counts and means the plain way, from the whole object table at once."""
+    rows = []
+    for name in names:
+        mine = objects[objects["annotator"] == name]
+        matched = mine[mine["status"] == "matched"]
+        row = {"annotator": name, "matched": len(matched), "missing": int((mine["status"] == "missing").sum()),
+               "extra": int((mine["status"] == "extra").sum()),
+               "label_disagreements": int(matched["label_disagreement"].sum())}
+        for metric, column in qc._mean_columns(labels).items():
+            values = matched[column].to_numpy(dtype=np.float64)
+            values = values[~np.isnan(values)]
+            row[metric] = float(values.mean()) if len(values) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _assert_same(whole, parted, tmp_path) -> None:
     a, b = whole.analytics.consensus, parted.analytics.consensus
+    labels = [f"boundary_f_{qc._label(t)}" for t in b.settings["tolerances"]]
+    plain = _plain_per_annotator(b.objects, list(b.annotators["annotator"]), labels)
+    pd.testing.assert_frame_equal(b.annotators[list(plain.columns)], plain, check_exact=True)
     assert a.parts("objects") is None and a.owner is None
     objects = b.parts("objects")
     assert objects is not None and len(objects.paths) > 1  # several parts, the last one short

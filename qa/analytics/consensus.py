@@ -884,16 +884,22 @@ class ConsensusRows:
         if self.written["objects"]:  # on disk: each table read a part and the columns needed at a time
             cluster_df, objects = self._parts("clusters"), self._parts("objects")
             masks = self._parts("masks") if self.written["masks"] else {}
-            needed = ["annotator", "status", "label_disagreement", *_mean_columns(labels).values()]
-            frames = (_read_part(path, needed) for path in objects.paths)
+            paths = objects.paths
+
+            def read(columns):
+                return (_read_part(path, columns) for path in paths)
+
             status = cluster_df["status"]
         else:
             cluster_df = self.clusters.frame()
             objects = _object_frame(self.rows)
             masks, self.masks = self.masks, {}
-            frames = [objects]
             status = cluster_df["status"]
-        annotators, scores = _per_annotator(batch, frames, self.voters_of, labels)
+
+            def read(columns):
+                return [objects]
+
+        annotators, scores = _per_annotator(batch, read, self.voters_of, labels)
         if self.written["objects"]:
             _release_arrow_memory()
         quorum = settings.quorum
@@ -986,32 +992,48 @@ def _mean_columns(labels: list[str]) -> dict:
     return mean_cols
 
 
-def _per_annotator(batch: Batch, frames, voters_of: dict, labels: list[str]):
-    """The per-annotator table and its long scores rows, from the object rows given as one or more
-    DataFrames in row order (``frames``, an iterable read once: the parts of a table on disk, each with the
-    columns ``annotator``, ``status``, ``label_disagreement`` and those of :func:`_mean_columns` only).
-    Each mean is taken over the values of all the frames at once, so the figures do not depend on how
-    the rows are split."""
+def _per_annotator(batch: Batch, read, voters_of: dict, labels: list[str]):
+    """The per-annotator table and its long scores rows, from the object rows: ``read(columns)`` gives
+    them as DataFrames in row order that hold those columns (the whole table, or each part of it on disk
+    with those columns only). The counts come from one read of ``annotator``, ``status`` and
+    ``label_disagreement``, then each mean from one read of its column, taken over the values of every
+    part at once, so the figures do not depend on how the rows are split and no more than one metric
+    column of the matched rows is held at a time."""
     import pandas as pd
 
     mean_cols = _mean_columns(labels)
     names = sorted(batch.annotators)
     counted = {name: {"matched": 0, "missing": 0, "extra": 0, "label_disagreements": 0} for name in names}
-    taken: dict[str, dict[str, list]] = {name: {c: [] for c in mean_cols.values()} for name in names}
-    for frame in frames:
-        by_name = frame["annotator"]
-        for name in names:
-            mine = frame[by_name == name]
-            status = mine["status"]
-            matched = mine[status == "matched"]
+    owners = []  # per part: the position in ``names`` of each matched row's annotator, -1 for other rows
+    for frame in read(["annotator", "status", "label_disagreement"]):
+        by_name = frame["annotator"].to_numpy()
+        status = frame["status"].to_numpy()
+        is_matched = status == "matched"
+        owner = np.full(len(frame), -1, np.int32)
+        for k, name in enumerate(names):
+            mine = by_name == name
             count = counted[name]
-            count["matched"] += len(matched)
-            count["missing"] += int((status == "missing").sum())
-            count["extra"] += int((status == "extra").sum())
-            count["label_disagreements"] += int(matched["label_disagreement"].sum())
-            for column, values in taken[name].items():
-                values.append(matched[column].to_numpy(dtype=np.float64))
+            matched = mine & is_matched
+            owner[matched] = k
+            count["matched"] += int(matched.sum())
+            count["missing"] += int((mine & (status == "missing")).sum())
+            count["extra"] += int((mine & (status == "extra")).sum())
+            count["label_disagreements"] += int(frame["label_disagreement"].to_numpy()[matched].sum())
+        owners.append(owner)
         del frame
+    means: dict[str, dict[str, tuple]] = {name: {} for name in names}  # name -> metric -> (mean, n)
+    for metric, column in mean_cols.items():
+        taken: list[list] = [[] for _ in names]
+        for owner, frame in zip(owners, read([column]), strict=True):
+            values = frame[column].to_numpy(dtype=np.float64)
+            for k in range(len(names)):
+                taken[k].append(values[owner == k])
+            del frame, values
+        for k, name in enumerate(names):
+            values = np.concatenate(taken[k]) if taken[k] else np.zeros(0, np.float64)
+            values = values[~np.isnan(values)]
+            means[name][metric] = (float(values.mean()) if len(values) else math.nan, len(values))
+        del taken
     table, records = [], []
     for name in names:
         count = counted[name]
@@ -1027,12 +1049,9 @@ def _per_annotator(batch: Batch, frames, voters_of: dict, labels: list[str]):
         counts_n = {"images": images, "consensus_objects": images, "matched": images, "missing": images,
                     "extra": images, "label_disagreements": images, "missing_share": n_consensus,
                     "extra_share": n_own}
-        for metric, column in mean_cols.items():
-            chunks = taken[name].pop(column)
-            values = np.concatenate(chunks) if chunks else np.zeros(0, np.float64)
-            values = values[~np.isnan(values)]
-            entry[metric] = float(values.mean()) if len(values) else math.nan
-            counts_n[metric] = len(values)
+        for metric, (value, n) in means[name].items():
+            entry[metric] = value
+            counts_n[metric] = n
         table.append(entry)
         for metric, value in entry.items():
             if metric != "annotator":

@@ -11,38 +11,44 @@ table that reads from it is garbage (or when the process exits).
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 __all__ = ["Parts", "RunFolder", "run_folder"]
 
 
-class RunFolder:
-    """A temporary folder (``name``, ``path``) removed when this object is garbage or the process exits,
-    silently (a run's tables outlive the run as long as something reads them)."""
-
-    __slots__ = ("name", "path", "_remove", "__weakref__")
-
-    def __init__(self, parent=None):
-        import shutil
-        import weakref
-
-        self.name = tempfile.mkdtemp(prefix="qa-run-", dir=parent)
-        self.path = Path(self.name)
-        self._remove = weakref.finalize(self, shutil.rmtree, self.name, ignore_errors=True)
-
-    def cleanup(self) -> None:
-        """Remove the folder now."""
-        self._remove()
-
-    def __repr__(self) -> str:
-        return f"RunFolder({self.name!r})"
-
-
-def run_folder(parent=None) -> RunFolder:
+def run_folder(parent=None) -> "RunFolder":
     """A new temporary folder for a run's tables (under ``parent``, or the system's temporary folder:
     ``TMPDIR``); keep the returned object as long as a table in it is read (:attr:`Parts.owner`)."""
     return RunFolder(parent)
+
+
+class RunFolder:
+    """A temporary folder (``name``, ``path``) removed when this object is garbage, at :meth:`cleanup` or when the
+    process exits, whichever comes first; as ``tempfile.TemporaryDirectory``, but its removal by the
+    garbage collector is the intended end, not a leak, so it gives no ``ResourceWarning``."""
+
+    __slots__ = ("name", "path", "_finalizer", "__weakref__")
+
+    def __init__(self, parent=None):
+        self.name = tempfile.mkdtemp(prefix="qa-run-", dir=parent)
+        self.path = Path(self.name)
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self.name, ignore_errors=True)
+
+    def cleanup(self) -> None:
+        """Remove the folder now."""
+        self._finalizer()
+
+    def __enter__(self) -> str:
+        return self.name
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+    def __repr__(self) -> str:
+        return f"RunFolder({self.name!r})"
 
 
 class Parts:

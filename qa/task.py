@@ -190,8 +190,10 @@ class Reduce:
     or Parquet parts with ``spill_dir``), PQ and image-level IoU sums per pair; the semantic rows into
     :class:`qa.engine.semantic.SemanticRows`; alpha's per-image statistics into
     :class:`qa.analytics.alpha.AlphaCounts` (three numbers and the label marginals per image); the
-    consensus's clusters, rows and masks into :class:`qa.analytics.consensus.ConsensusRows`; findings into
-    a list; each object's occluded flag and vertex density into one array each per annotator
+    consensus's clusters, rows and masks into :class:`qa.analytics.consensus.ConsensusRows` (Parquet parts
+    in ``folder``'s ``consensus``, when given a :func:`qa.parts.run_folder`); findings into a list; the
+    objects without their geometry into pickled blocks (:class:`PackedObjects`, in ``folder`` when
+    given); each object's occluded flag and vertex density into one array each per annotator
     (:class:`qa.analytics.boundaries.FactTable`). Nothing per pixel.
     """
 
@@ -214,7 +216,8 @@ class Reduce:
         if options.consensus is not None:
             from qa.analytics.consensus import ConsensusRows
 
-            self.consensus = ConsensusRows(options.consensus.tolerances)
+            self.consensus = ConsensusRows(options.consensus.tolerances, owner=folder,
+                                           folder=None if folder is None else folder.path / "consensus")
         self.findings: list = []
         self.objects: dict | None = None
         if options.objects:  # with the run's folder, their pickled blocks go to a file per export there
@@ -479,8 +482,10 @@ def map_reduce(batch, options: TaskOptions, *, executor=None, workers: int | Non
     """Run :func:`run_chunk` over every image of ``batch``, chunk by chunk, on ``executor`` (the run's,
     :mod:`qa.engine._executors`; or a local pool of ``workers``), and reduce the results.
 
-    ``folder`` (:func:`qa.parts.run_folder`, the run's) keeps a streamed batch's objects there, as pickled
-    blocks in a file per export (:class:`PackedObjects` reads them from it).
+    ``folder`` (:func:`qa.parts.run_folder`, the run's) keeps on disk what the main process would hold
+    per object: a streamed batch's objects, as pickled blocks in a file per export (:class:`PackedObjects`
+    reads them from it), and the consensus's tables (:class:`qa.analytics.consensus.ConsensusRows`),
+    written as the chunks come; the tables read from it hold ``folder`` as long as they are.
 
     ``progress("images", done, total)`` is called as chunks come back.
     """

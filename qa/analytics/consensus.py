@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,6 @@ cluster below the quorum (or whose vote was empty)."""
 
 # --- result -------------------------------------------------------------------------------------------
 
-@dataclass(slots=True)
 class Consensus:
     """What :func:`build_consensus` produced.
 
@@ -68,7 +67,7 @@ class Consensus:
         ``label_disagreement``, ``cluster_size``, ``voters``, ``tp``, ``fp``, ``fn`` (pixels, in the
         cluster's window), ``tn`` (in the members' union bbox), ``iou``, ``sensitivity``,
         ``specificity``, ``boundary_f_<t>`` per tolerance, ``boundary_iou``, ``signed_offset_px``,
-        ``file``, ``source_index``, ``source_id``.
+        ``file``, ``source_index``, ``source_id``. Read like ``clusters`` when written to a folder.
     annotators : pandas.DataFrame
         One row per annotator: ``images``, ``consensus_objects``, ``matched``, ``missing``, ``extra``,
         ``label_disagreements``, ``missing_share``, ``extra_share`` and the means over its matched
@@ -77,7 +76,8 @@ class Consensus:
     scores : pandas.DataFrame
         The same figures as long rows ``scope="annotator_consensus", key=<annotator>, metric, value, n``.
     masks : dict of int to dict
-        The consensus mask of each consensus cluster, as compressed COCO RLE.
+        The consensus mask of each consensus cluster, as compressed COCO RLE (a new dict read from the
+        parts at each access when written to a folder).
     settings : dict
         Method, quorum, ties, tolerances, IoU threshold.
     summary : dict
@@ -86,17 +86,61 @@ class Consensus:
         The images the consensus was computed on (``key``, ``file_name``, ``width``, ``height``).
     categories : list of dict
         The batch's categories (``name``, ``supercategory``, ``isthing``), for the COCO export.
+    owner : object or None
+        What keeps the folder of the tables' parts alive (:func:`qa.parts.run_folder`), None when the
+        tables are in memory.
     """
 
-    clusters: "object"
-    objects: "object"
-    annotators: "object"
-    scores: "object"
-    masks: dict = field(default_factory=dict)
-    settings: dict = field(default_factory=dict)
-    summary: dict = field(default_factory=dict)
-    images: list = field(default_factory=list)
-    categories: list = field(default_factory=list)
+    __slots__ = ("_clusters", "_objects", "_masks", "annotators", "scores", "settings", "summary", "images",
+                 "categories", "owner")
+
+    def __init__(self, clusters, objects, annotators, scores, masks=None, settings=None, summary=None,
+                 images=None, categories=None, *, owner=None):
+        self._clusters = clusters    # a DataFrame, or qa.parts.Parts on disk
+        self._objects = objects      # the same
+        self._masks = {} if masks is None else masks  # a dict, or Parts of cluster, height, width, counts
+        self.annotators = annotators
+        self.scores = scores
+        self.settings = {} if settings is None else settings
+        self.summary = {} if summary is None else summary
+        self.images = [] if images is None else images
+        self.categories = [] if categories is None else categories
+        self.owner = owner
+
+    @property
+    def clusters(self):
+        return _read_table(self._clusters) if _on_disk(self._clusters) else self._clusters
+
+    @clusters.setter
+    def clusters(self, value):
+        self._clusters = value
+
+    @property
+    def objects(self):
+        return _read_table(self._objects) if _on_disk(self._objects) else self._objects
+
+    @objects.setter
+    def objects(self, value):
+        self._objects = value
+
+    @property
+    def masks(self) -> dict:
+        return _read_masks(self._masks) if _on_disk(self._masks) else self._masks
+
+    @masks.setter
+    def masks(self, value):
+        self._masks = value
+
+    def parts(self, table: str):
+        """The :class:`qa.parts.Parts` of ``table`` (``"clusters"``, ``"objects"`` or ``"masks"``) when
+        it is on disk, to read a few columns or rows of it; else None."""
+        value = {"clusters": self._clusters, "objects": self._objects, "masks": self._masks}[table]
+        return value if _on_disk(value) else None
+
+    def __repr__(self) -> str:
+        where = "on disk" if _on_disk(self._objects) else "in memory"
+        return (f"Consensus({self.summary.get('clusters', 0)} clusters, "
+                f"{self.summary.get('consensus_objects', 0)} consensus objects, tables {where})")
 
     def to_coco(self) -> dict:
         """The consensus objects as a COCO instances document.
@@ -112,10 +156,11 @@ class Consensus:
         image_ids = {img["key"]: k + 1 for k, img in enumerate(self.images)}
         category_ids = {c["name"]: k + 1 for k, c in enumerate(self.categories)}
         annotations = []
+        masks = self.masks
         for row in self.clusters.itertuples(index=False):
             if row.status != "consensus":
                 continue
-            rle = self.masks[int(row.cluster)]
+            rle = masks[int(row.cluster)]
             counts = rle["counts"]
             annotations.append({
                 "id": len(annotations) + 1,
@@ -716,7 +761,7 @@ class _Records:
 
     def frame(self):
         """The table, equal to ``DataFrame.from_records(records, columns=columns)`` with the typed columns
-        cast as :meth:`ConsensusRows.finish` casts them."""
+        cast as :meth:`ConsensusRows.finish` casts them; the records are empty again afterwards."""
         import pandas as pd
 
         inferred = [c for c in self.columns if c not in self.floats | self.ints | self.bools]
@@ -725,7 +770,7 @@ class _Records:
         del joined
         out = {}
         for c in self.columns:
-            parts = self.parts.pop(c)
+            parts = self.parts[c]
             if c in self.floats:
                 out[c] = np.concatenate(parts) if parts else np.empty(0, np.float64)
             elif c in self.ints:
@@ -736,14 +781,34 @@ class _Records:
                 out[c] = np.concatenate(parts) if parts else np.empty(0, bool)
             else:
                 out[c] = plain[c]
+        self.parts = {c: [] for c in self.columns}  # taken: the records start again empty
+        self.rows = 0
         return pd.DataFrame(out, index=plain.index)
+
+
+PART_ROWS = 50_000
+"""Object rows per Parquet part when :class:`ConsensusRows` writes the consensus to a folder: a part is
+written once this many rows have come (and the rest at the end)."""
 
 
 class ConsensusRows:
     """The consensus's reduce: each image's clusters, rows and masks, taken in image order, cluster ids
-    made unique in the batch; the rows and clusters kept as columns (:class:`_Records`), not dicts."""
+    made unique in the batch; the rows and clusters kept as columns (:class:`_Records`), not dicts.
 
-    def __init__(self, tolerances):
+    Parameters
+    ----------
+    tolerances : sequence of float
+        The boundary F tolerances of the rows.
+    folder : str or pathlib.Path, optional
+        Where to write the tables as they come: every :data:`PART_ROWS` object rows, the clusters, rows
+        and masks taken so far become one Parquet part each of ``clusters/``, ``objects/`` and ``masks/``
+        (:class:`qa.parts.Parts`), so the reduce and the :class:`Consensus` it makes hold none of them
+        (read back on access). Without it, the tables are made in memory at the end.
+    owner : object, optional
+        What keeps ``folder`` alive (:func:`qa.parts.run_folder`), held by the parts and the Consensus.
+    """
+
+    def __init__(self, tolerances, *, folder=None, owner=None):
         labels = [f"boundary_f_{_label(t)}" for t in tolerances]
         self.clusters = _Records(_CLUSTER_COLUMNS)
         self.rows = _Records(_row_columns(labels), ints=_INT_COLUMNS, bools=("label_disagreement",), floats=(
@@ -752,6 +817,10 @@ class ConsensusRows:
         self.masks: dict[int, dict] = {}
         self.images: list[str] = []
         self.voters_of: dict[str, list[str]] = {}
+        self.folder = None if folder is None else Path(folder)
+        self.owner = owner
+        self.written: dict[str, list] = {name: [] for name in _PARTS}  # each table's part files
+        self.written_rows: dict[str, int] = dict.fromkeys(_PARTS, 0)
 
     def add(self, results: list[dict]) -> None:
         clusters, rows = [], []
@@ -770,32 +839,138 @@ class ConsensusRows:
         self.clusters.add(clusters)
         self.n_clusters += len(clusters)
         self.rows.add(rows)
+        if self.folder is not None and self.rows.rows >= PART_ROWS:
+            self._write()
 
-    def finish(self, batch: Batch, settings: _Settings, *, iou_threshold: float) -> Consensus:
+    def _write(self) -> None:
+        """The clusters, rows and masks taken since the last part, written as one part of each table."""
         import pandas as pd
 
+        if not self.rows.rows and not self.clusters.rows and not self.masks:
+            return
+        masks, self.masks = self.masks, {}
+        tables = {"clusters": self.clusters.frame(), "objects": _object_frame(self.rows),
+                  "masks": pd.DataFrame({
+                      "cluster": np.fromiter(masks, np.int64, len(masks)),
+                      "height": np.fromiter((int(m["size"][0]) for m in masks.values()), np.int64, len(masks)),
+                      "width": np.fromiter((int(m["size"][1]) for m in masks.values()), np.int64, len(masks)),
+                      "counts": pd.Series([m["counts"] for m in masks.values()], dtype=object)})}
+        del masks
+        for name, frame in tables.items():
+            if not len(frame):
+                continue
+            paths = self.written[name]
+            folder = self.folder / name
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"part-{len(paths):05d}.parquet"
+            frame.to_parquet(path, engine="pyarrow", index=False)
+            paths.append(path)
+            self.written_rows[name] += len(frame)
+        del tables, frame
+        _release_arrow_memory()
+
+    def _parts(self, name: str):
+        from qa.parts import Parts
+
+        return Parts(self.written[name], self.written_rows[name], owner=self.owner)
+
+    def finish(self, batch: Batch, settings: _Settings, *, iou_threshold: float) -> Consensus:
         tolerances = settings.tolerances
         labels = [f"boundary_f_{_label(t)}" for t in tolerances]
         if self.rows.columns != _row_columns(labels):
             raise ValueError(f"consensus rows of tolerances {tolerances}, reduced for {self.rows.columns}")
-        cluster_df = self.clusters.frame()
-        objects = self.rows.frame()
-        objects["source_id"] = objects["source_id"].astype("string")
-        annotators, scores = _per_annotator(batch, objects, self.voters_of, labels)
+        if self.folder is not None:
+            self._write()
+        if self.written["objects"]:  # on disk: each table read a part and the columns needed at a time
+            cluster_df, objects = self._parts("clusters"), self._parts("objects")
+            masks = self._parts("masks") if self.written["masks"] else {}
+            paths = objects.paths
+
+            def read(columns):
+                return (_read_part(path, columns) for path in paths)
+
+            status = cluster_df["status"]
+        else:
+            cluster_df = self.clusters.frame()
+            objects = _object_frame(self.rows)
+            masks, self.masks = self.masks, {}
+            status = cluster_df["status"]
+
+            def read(columns):
+                return [objects]
+
+        annotators, scores = _per_annotator(batch, read, self.voters_of, labels)
+        if self.written["objects"]:
+            _release_arrow_memory()
         quorum = settings.quorum
         result_settings = {"method": settings.method, "quorum": "majority" if quorum is None else quorum,
                            "ties": settings.ties, "tolerances": list(tolerances), "iou_threshold": iou_threshold}
-        status = cluster_df["status"]
         summary = {"annotators": sorted(batch.annotators), "images": len(self.images), "clusters": len(cluster_df),
                    "consensus_objects": int((status == "consensus").sum()),
                    "below_quorum": int((status == "below_quorum").sum()), "empty": int((status == "empty").sum())}
+        del status
         categories = [{"name": c.name, "supercategory": c.supercategory, "isthing": c.isthing}
                       for c in batch.categories.values()]
         images = [{"key": key, "file_name": batch.images[key].file_name, "width": batch.images[key].width,
                    "height": batch.images[key].height} for key in self.images]
         return Consensus(clusters=cluster_df, objects=objects, annotators=annotators, scores=scores,
-                         masks=self.masks, settings=result_settings, summary=summary, images=images,
-                         categories=categories)
+                         masks=masks, settings=result_settings, summary=summary, images=images,
+                         categories=categories, owner=self.owner if self.written["objects"] else None)
+
+
+_PARTS = ("clusters", "objects", "masks")
+"""The consensus's tables written as parts (:class:`ConsensusRows` with a folder)."""
+
+
+def _object_frame(records: _Records):
+    """The object rows taken so far as a DataFrame (the records left empty)."""
+    objects = records.frame()
+    objects["source_id"] = objects["source_id"].astype("string")
+    return objects
+
+
+def _release_arrow_memory() -> None:
+    """Give the memory pyarrow's pool keeps after a part is written or read back to the system (its
+    default pool, mimalloc or jemalloc, holds freed memory for its own reuse, which no other allocation
+    of the process can take)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
+def _on_disk(table) -> bool:
+    from qa.parts import Parts
+
+    return isinstance(table, Parts)
+
+
+def _read_part(path, columns=None):
+    """One part of a consensus table."""
+    import pandas as pd
+
+    return pd.read_parquet(path, engine="pyarrow", columns=columns)
+
+
+def _read_table(parts):
+    """A consensus table written as parts, whole, as it is made in memory: a column that one part has
+    only nulls of (read back as objects) and another strings takes the type ``from_records`` infers
+    for the whole column."""
+    frame = parts.read()
+    for column, dtype in frame.dtypes.items():
+        if dtype == object:
+            frame[column] = frame[column].infer_objects()
+    return frame
+
+
+def _read_masks(parts) -> dict:
+    """The masks written as parts, as the dict of compressed RLE made in memory."""
+    out: dict[int, dict] = {}
+    for path in parts.paths:
+        frame = _read_part(path)
+        for cluster, height, width, counts in zip(frame["cluster"].tolist(), frame["height"].tolist(),
+                                                  frame["width"].tolist(), frame["counts"].tolist()):
+            out[cluster] = {"size": [height, width], "counts": counts}
+    return out
 
 
 def _label(t: float) -> str:
@@ -807,38 +982,76 @@ def _label(t: float) -> str:
 _MEANS = ("mask_iou_mean", "sensitivity_mean", "specificity_mean")
 
 
-def _per_annotator(batch: Batch, objects, voters_of: dict, labels: list[str]):
-    """The per-annotator table and its long scores rows."""
-    import pandas as pd
-
+def _mean_columns(labels: list[str]) -> dict:
+    """Each per-annotator mean and the object rows' column it is the mean of."""
     mean_cols = {"mask_iou_mean": "iou", "sensitivity_mean": "sensitivity", "specificity_mean": "specificity"}
     for label in labels:
         mean_cols[f"{label}_mean"] = label
     mean_cols["boundary_iou_mean"] = "boundary_iou"
     mean_cols["signed_offset_px_mean"] = "signed_offset_px"
+    return mean_cols
+
+
+def _per_annotator(batch: Batch, read, voters_of: dict, labels: list[str]):
+    """The per-annotator table and its long scores rows, from the object rows: ``read(columns)`` gives
+    them as DataFrames in row order that hold those columns (the whole table, or each part of it on disk
+    with those columns only). The counts come from one read of ``annotator``, ``status`` and
+    ``label_disagreement``, then each mean from one read of its column, taken over the values of every
+    part at once, so the figures do not depend on how the rows are split and no more than one metric
+    column of the matched rows is held at a time."""
+    import pandas as pd
+
+    mean_cols = _mean_columns(labels)
+    names = sorted(batch.annotators)
+    counted = {name: {"matched": 0, "missing": 0, "extra": 0, "label_disagreements": 0} for name in names}
+    owners = []  # per part: the position in ``names`` of each matched row's annotator, -1 for other rows
+    for frame in read(["annotator", "status", "label_disagreement"]):
+        by_name = frame["annotator"].to_numpy()
+        status = frame["status"].to_numpy()
+        is_matched = status == "matched"
+        owner = np.full(len(frame), -1, np.int32)
+        for k, name in enumerate(names):
+            mine = by_name == name
+            count = counted[name]
+            matched = mine & is_matched
+            owner[matched] = k
+            count["matched"] += int(matched.sum())
+            count["missing"] += int((mine & (status == "missing")).sum())
+            count["extra"] += int((mine & (status == "extra")).sum())
+            count["label_disagreements"] += int(frame["label_disagreement"].to_numpy()[matched].sum())
+        owners.append(owner)
+        del frame
+    means: dict[str, dict[str, tuple]] = {name: {} for name in names}  # name -> metric -> (mean, n)
+    for metric, column in mean_cols.items():
+        taken: list[list] = [[] for _ in names]
+        for owner, frame in zip(owners, read([column]), strict=True):
+            values = frame[column].to_numpy(dtype=np.float64)
+            for k in range(len(names)):
+                taken[k].append(values[owner == k])
+            del frame, values
+        for k, name in enumerate(names):
+            values = np.concatenate(taken[k]) if taken[k] else np.zeros(0, np.float64)
+            values = values[~np.isnan(values)]
+            means[name][metric] = (float(values.mean()) if len(values) else math.nan, len(values))
+        del taken
     table, records = [], []
-    for name in sorted(batch.annotators):
-        mine = objects[objects["annotator"] == name]
+    for name in names:
+        count = counted[name]
         images = sum(name in v for v in voters_of.values())
-        matched = mine[mine["status"] == "matched"]
-        n_matched = len(matched)
-        n_missing = int((mine["status"] == "missing").sum())
-        n_extra = int((mine["status"] == "extra").sum())
+        n_matched, n_missing, n_extra = count["matched"], count["missing"], count["extra"]
         n_consensus = n_matched + n_missing
         n_own = n_matched + n_extra
         entry = {"annotator": name, "images": images, "consensus_objects": n_consensus, "matched": n_matched,
                  "missing": n_missing, "extra": n_extra,
-                 "label_disagreements": int(matched["label_disagreement"].sum()),
+                 "label_disagreements": count["label_disagreements"],
                  "missing_share": n_missing / n_consensus if n_consensus else math.nan,
                  "extra_share": n_extra / n_own if n_own else math.nan}
         counts_n = {"images": images, "consensus_objects": images, "matched": images, "missing": images,
                     "extra": images, "label_disagreements": images, "missing_share": n_consensus,
                     "extra_share": n_own}
-        for metric, column in mean_cols.items():
-            values = matched[column].to_numpy(dtype=np.float64)
-            values = values[~np.isnan(values)]
-            entry[metric] = float(values.mean()) if len(values) else math.nan
-            counts_n[metric] = len(values)
+        for metric, (value, n) in means[name].items():
+            entry[metric] = value
+            counts_n[metric] = n
         table.append(entry)
         for metric, value in entry.items():
             if metric != "annotator":

@@ -407,7 +407,7 @@ def _duckdb(folder):
     import duckdb
 
     con = duckdb.connect()
-    con.execute("SET memory_limit = '64MB'")
+    con.execute("SET memory_limit = '128MB'")
     con.execute("SET temp_directory = ?", [str(folder / "duckdb.tmp")])
     return con
 
@@ -444,18 +444,36 @@ def _spilled(frames, folder, owner):
     order = ", ".join(
         {"area": "CASE WHEN isnan(area) THEN NULL ELSE area END DESC NULLS LAST"}.get(
             k, f'"{k}" {"DESC" if k in _DESCENDING else "ASC"} NULLS LAST') for k in _SORT)
+    sorted_rows = folder / "review_sorted.parquet"
     con = _duckdb(folder)
     try:
         columns = ", ".join(f'"{c}"' for c in COLUMNS[1:])
         files = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
-        con.execute(f"COPY (SELECT row_number() OVER (ORDER BY {order}) AS rank, {columns} "
-                    f"FROM read_parquet({files}) ORDER BY rank) TO '{target}' (FORMAT parquet, ROW_GROUP_SIZE 10000)")
-        rows = con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()[0]
+        con.execute(f"COPY (SELECT {columns} FROM read_parquet({files}) ORDER BY {order}) "
+                    f"TO '{sorted_rows}' (FORMAT parquet)")
     finally:
         con.close()
     for path in paths:
         path.unlink()
-    return Parts([target], rows, owner=owner, restore=_typed)
+    return Parts([target], _numbered(sorted_rows, target), owner=owner, restore=_typed)
+
+
+def _numbered(source, target) -> int:
+    """``source``'s rows in their order with ``rank`` 1, 2, ... in front, written to ``target`` 10,000 rows
+    (one row group) at a time; ``source`` is removed. Returns the rows written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 0
+    with pq.ParquetFile(source) as f:
+        schema = pa.schema([pa.field("rank", pa.int64(), nullable=False), *f.schema_arrow])
+        with pq.ParquetWriter(target, schema) as out:
+            for batch in f.iter_batches(batch_size=10_000):
+                rank = pa.array(np.arange(rows + 1, rows + 1 + batch.num_rows, dtype=np.int64))
+                out.write_table(pa.Table.from_batches([batch]).add_column(0, schema.field("rank"), rank))
+                rows += batch.num_rows
+    source.unlink()
+    return rows
 
 
 def review_queue(batch, comparison, *, violations=None, min_score: float = 0.25, folder=None, owner=None):
@@ -524,26 +542,30 @@ def requeue(queue, extra):
     frame = _typed(extra[list(COLUMNS[1:])].reset_index(drop=True).copy()).assign(seq=np.arange(len(extra)))
     pq.write_table(pa.Table.from_pandas(frame, schema=_arrow_schema((*COLUMNS[1:], "seq")), preserve_index=False),
                    added)
-    target = folder / f"part-{len(list(folder.glob('part-*.parquet'))):05d}.parquet"
     columns = ", ".join(f'"{c}"' for c in COLUMNS[1:])
     queued = "[" + ", ".join(f"'{p}'" for p in queue.paths) + "]"
+    sorted_rows = folder / "review_sorted.parquet"
+    same = " AND ".join(f"c.{k} IS NOT DISTINCT FROM e.{k}" for k in ("image", "annotator", "object_index"))
     con = _duckdb(folder.parent)
     try:
-        con.execute(f"""COPY (
-            WITH candidates AS (
-                SELECT 0 AS src, rank AS pos, {columns} FROM read_parquet({queued})
-                UNION ALL
-                SELECT 1 AS src, seq AS pos, {columns} FROM read_parquet('{added}')),
-            ordered AS (SELECT *, row_number() OVER (ORDER BY score DESC, src, pos) AS o FROM candidates
-                        QUALIFY kind IS DISTINCT FROM 'object'
-                             OR row_number() OVER (PARTITION BY kind, image, annotator, object_index
-                                                   ORDER BY score DESC, src, pos) = 1)
-            SELECT row_number() OVER (ORDER BY o) AS rank, {columns} FROM ordered ORDER BY rank
-        ) TO '{target}' (FORMAT parquet, ROW_GROUP_SIZE 10000)""")
-        rows = con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()[0]
+        con.execute(f"""CREATE TEMP VIEW candidates AS
+            SELECT 0 AS src, rank AS pos, {columns} FROM read_parquet({queued})
+            UNION ALL
+            SELECT 1 AS src, seq AS pos, {columns} FROM read_parquet('{added}')""")
+        # an object can be twice only where ``extra`` has it (or its index is unknown): those rows are few,
+        # and the ones after its first (by score, then the queue's before extra's) are left out
+        shared = con.execute(f"""SELECT src, pos, score, image, annotator, object_index FROM candidates c
+            WHERE kind = 'object' AND (object_index IS NULL OR EXISTS (
+                SELECT 1 FROM read_parquet('{added}') e WHERE e.kind = 'object' AND {same}))""").df()
+        shared = shared.sort_values(["score", "src", "pos"], ascending=[False, True, True], kind="stable")
+        dropped = shared[shared.duplicated(["image", "annotator", "object_index"], keep="first")][["src", "pos"]]
+        con.register("dropped", dropped.reset_index(drop=True))
+        con.execute(f"""COPY (SELECT {columns} FROM candidates c ANTI JOIN dropped d ON c.src = d.src AND c.pos = d.pos
+                             ORDER BY score DESC, src, pos) TO '{sorted_rows}' (FORMAT parquet)""")
     finally:
         con.close()
     added.unlink()
     for path in queue.paths:
         path.unlink()
-    return Parts([target], rows, owner=queue.owner, restore=_typed)
+    target = folder / "part-00000.parquet"
+    return Parts([target], _numbered(sorted_rows, target), owner=queue.owner, restore=_typed)

@@ -539,32 +539,58 @@ def requeue(queue, extra):
 
     folder = queue.paths[0].parent
     added = folder / "review_extra.parquet"
-    frame = _typed(extra[list(COLUMNS[1:])].reset_index(drop=True).copy()).assign(seq=np.arange(len(extra)))
-    pq.write_table(pa.Table.from_pandas(frame, schema=_arrow_schema((*COLUMNS[1:], "seq")), preserve_index=False),
+    extra = _typed(extra[list(COLUMNS[1:])].reset_index(drop=True).copy()).assign(seq=np.arange(len(extra)))
+    pq.write_table(pa.Table.from_pandas(extra, schema=_arrow_schema((*COLUMNS[1:], "seq")), preserve_index=False),
                    added)
-    columns = ", ".join(f'"{c}"' for c in COLUMNS[1:])
     queued = "[" + ", ".join(f"'{p}'" for p in queue.paths) + "]"
-    sorted_rows = folder / "review_sorted.parquet"
     same = " AND ".join(f"c.{k} IS NOT DISTINCT FROM e.{k}" for k in ("image", "annotator", "object_index"))
     con = _duckdb(folder.parent)
     try:
-        con.execute(f"""CREATE TEMP VIEW candidates AS
-            SELECT 0 AS src, rank AS pos, {columns} FROM read_parquet({queued})
-            UNION ALL
-            SELECT 1 AS src, seq AS pos, {columns} FROM read_parquet('{added}')""")
         # an object can be twice only where ``extra`` has it (or its index is unknown): those rows are few,
         # and the ones after its first (by score, then the queue's before extra's) are left out
-        shared = con.execute(f"""SELECT src, pos, score, image, annotator, object_index FROM candidates c
+        shared = con.execute(f"""SELECT src, pos, score, image, annotator, object_index FROM (
+                SELECT 0 AS src, rank AS pos, * EXCLUDE (rank) FROM read_parquet({queued})
+                UNION ALL SELECT 1 AS src, seq AS pos, * EXCLUDE (seq) FROM read_parquet('{added}')) c
             WHERE kind = 'object' AND (object_index IS NULL OR EXISTS (
                 SELECT 1 FROM read_parquet('{added}') e WHERE e.kind = 'object' AND {same}))""").df()
-        shared = shared.sort_values(["score", "src", "pos"], ascending=[False, True, True], kind="stable")
-        dropped = shared[shared.duplicated(["image", "annotator", "object_index"], keep="first")][["src", "pos"]]
-        con.register("dropped", dropped.reset_index(drop=True))
-        con.execute(f"""COPY (SELECT {columns} FROM candidates c ANTI JOIN dropped d ON c.src = d.src AND c.pos = d.pos
-                             ORDER BY score DESC, src, pos) TO '{sorted_rows}' (FORMAT parquet)""")
     finally:
         con.close()
     added.unlink()
+    shared = shared.sort_values(["score", "src", "pos"], ascending=[False, True, True], kind="stable")
+    dropped = shared[shared.duplicated(["image", "annotator", "object_index"], keep="first")]
+    gone_queue = set(dropped.loc[dropped["src"] == 0, "pos"].tolist())  # ranks
+    extra = extra[~extra["seq"].isin(dropped.loc[dropped["src"] == 1, "pos"])]
+    # the queue is in score order (worst first): each extra row goes after the queue's rows of its score or
+    # worse, and the extra rows among themselves by score (stable)
+    extra = extra.sort_values("score", ascending=False, kind="stable").drop(columns=["seq"])
+    scores = pd.concat([queue.read(["score"])["score"]], ignore_index=True).to_numpy(dtype=np.float64)
+    after = np.searchsorted(-scores, -extra["score"].to_numpy(dtype=np.float64), side="right")
+    sorted_rows = folder / "review_sorted.parquet"
+    schema = _arrow_schema(COLUMNS[1:])
+    done, taken = 0, 0  # queue rows read, extra rows written
+    with pq.ParquetWriter(sorted_rows, schema) as out:
+        for path in queue.paths:
+            with pq.ParquetFile(path) as f:
+                for batch in f.iter_batches(batch_size=10_000):
+                    rows = _typed(batch.to_pandas())
+                    ranks = rows["rank"].to_numpy()
+                    stop = done + len(rows)
+                    upto = int(np.searchsorted(after, stop, side="right"))
+                    pieces = []
+                    for k in range(taken, upto):  # the extra rows that go within this batch, in order
+                        cut = int(after[k]) - done
+                        pieces.append(rows.iloc[:cut][~np.isin(ranks[:cut], list(gone_queue))])
+                        pieces.append(extra.iloc[k:k + 1])
+                        rows, ranks, done = rows.iloc[cut:], ranks[cut:], done + cut
+                    pieces.append(rows[~np.isin(ranks, list(gone_queue))])
+                    taken, done = upto, stop
+                    chunk = pd.concat([p.drop(columns=["rank"], errors="ignore") for p in pieces if len(p)]
+                                      or [extra.iloc[:0]], ignore_index=True)
+                    out.write_table(pa.Table.from_pandas(chunk[list(COLUMNS[1:])], schema=schema,
+                                                         preserve_index=False))
+        if taken < len(extra):
+            out.write_table(pa.Table.from_pandas(extra.iloc[taken:][list(COLUMNS[1:])], schema=schema,
+                                                 preserve_index=False))
     for path in queue.paths:
         path.unlink()
     target = folder / "part-00000.parquet"

@@ -326,3 +326,37 @@ def test_requeue_on_disk_equals_requeue_in_memory(tmp_path):
     on_disk = requeue(Parts([folder / "part-00000.parquet"], len(base)), extra)
     pd.testing.assert_frame_equal(on_disk.read(), in_memory, check_exact=True)
     pd.testing.assert_frame_equal(in_memory, run.analytics.review_queue, check_exact=True)
+
+
+def test_requeue_on_disk_equals_requeue_in_memory_over_many_row_groups(tmp_path):
+    """25,000 queue rows (three row groups read), 400 extra rows with tied scores, some of them objects
+    already queued (kept under the worse score once) and one image row."""
+    from qa.analytics.review import _typed, requeue
+    from qa.parts import Parts
+
+    rng = np.random.default_rng(5)
+    n = 25_000
+    score = np.sort(rng.choice(np.linspace(0.25, 1.0, 61), n))[::-1]
+    queue = pd.DataFrame({"rank": np.arange(1, n + 1), "kind": "object", "image": [f"i{k % 97}" for k in range(n)],
+                          "reason": "low_iou", "metric": "mask_iou", "value": 1 - score, "score": score, "reasons": 1,
+                          "annotator": "a", "object_index": pd.array(np.arange(n), dtype="Int64"), "category": "car",
+                          "other_annotator": "b", "other_object_index": pd.array([None] * n, dtype="Int64"),
+                          "area": rng.random(n), "file": "a.json", "source_index": pd.array(np.arange(n), dtype="Int64"),
+                          "source_id": None, "detail": "x"})
+    queue = _typed(queue)  # the queue's own column types (text as object)
+    extra = queue.drop(columns=["rank"]).sample(400, random_state=1).reset_index(drop=True)
+    extra["reason"] = "attribute_mismatch"
+    extra["score"] = rng.choice(np.linspace(0.25, 1.0, 61), 400)
+    extra.loc[:199, "object_index"] = pd.array(np.arange(n, n + 200), dtype="Int64")  # new objects
+    extra.loc[0, "kind"] = "image"
+    in_memory = requeue(queue, extra)
+    folder = tmp_path / "review_queue"
+    folder.mkdir()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pandas(queue, preserve_index=False), folder / "part-00000.parquet",
+                   row_group_size=10_000)
+    on_disk = requeue(Parts([folder / "part-00000.parquet"], n), extra)
+    assert len(in_memory) < n + 400  # some objects were in both
+    pd.testing.assert_frame_equal(on_disk.read(), in_memory, check_exact=True)

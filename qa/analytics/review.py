@@ -563,8 +563,9 @@ def requeue(queue, extra):
     # the queue is in score order (worst first): each extra row goes after the queue's rows of its score or
     # worse, and the extra rows among themselves by score (stable)
     extra = extra.sort_values("score", ascending=False, kind="stable").drop(columns=["seq"])
-    scores = pd.concat([queue.read(["score"])["score"]], ignore_index=True).to_numpy(dtype=np.float64)
+    scores = queue["score"].to_numpy(dtype=np.float64)
     after = np.searchsorted(-scores, -extra["score"].to_numpy(dtype=np.float64), side="right")
+    gone = np.fromiter(sorted(gone_queue), dtype=np.int64, count=len(gone_queue))
     sorted_rows = folder / "review_sorted.parquet"
     schema = _arrow_schema(COLUMNS[1:])
     done, taken = 0, 0  # queue rows read, extra rows written
@@ -573,21 +574,19 @@ def requeue(queue, extra):
             with pq.ParquetFile(path) as f:
                 for batch in f.iter_batches(batch_size=10_000):
                     rows = _typed(batch.to_pandas())
-                    ranks = rows["rank"].to_numpy()
                     stop = done + len(rows)
-                    upto = int(np.searchsorted(after, stop, side="right"))
-                    pieces = []
-                    for k in range(taken, upto):  # the extra rows that go within this batch, in order
-                        cut = int(after[k]) - done
-                        pieces.append(rows.iloc[:cut][~np.isin(ranks[:cut], list(gone_queue))])
-                        pieces.append(extra.iloc[k:k + 1])
-                        rows, ranks, done = rows.iloc[cut:], ranks[cut:], done + cut
-                    pieces.append(rows[~np.isin(ranks, list(gone_queue))])
+                    upto = int(np.searchsorted(after, stop, side="right"))  # the extra rows placed up to here
+                    keep = ~np.isin(rows["rank"].to_numpy(), gone)
+                    rows = rows.drop(columns=["rank"])
+                    if upto > taken:  # extra row k goes right before the queue's row after[k]
+                        key = np.concatenate([np.arange(done, stop, dtype=np.float64), after[taken:upto] - 0.5])
+                        order = np.argsort(key, kind="stable")
+                        order = order[np.concatenate([keep, np.ones(upto - taken, bool)])[order]]
+                        rows = pd.concat([rows, extra.iloc[taken:upto]], ignore_index=True).iloc[order]
+                    else:
+                        rows = rows[keep]
+                    out.write_table(pa.Table.from_pandas(rows[list(COLUMNS[1:])], schema=schema, preserve_index=False))
                     taken, done = upto, stop
-                    chunk = pd.concat([p.drop(columns=["rank"], errors="ignore") for p in pieces if len(p)]
-                                      or [extra.iloc[:0]], ignore_index=True)
-                    out.write_table(pa.Table.from_pandas(chunk[list(COLUMNS[1:])], schema=schema,
-                                                         preserve_index=False))
         if taken < len(extra):
             out.write_table(pa.Table.from_pandas(extra.iloc[taken:][list(COLUMNS[1:])], schema=schema,
                                                  preserve_index=False))

@@ -140,6 +140,7 @@ class Parts:
                     left -= len(batches[-1])
                     if left <= 0:
                         break
-        if not batches:
-            return self.read().iloc[:0] if self.paths else pd.DataFrame()
+        if not batches:  # no rows asked for (or none there): the columns only, nothing read
+            return self._restored(pq.read_schema(self.paths[0]).empty_table().to_pandas()) if self.paths \
+                else pd.DataFrame()
         return self._restored(pa.Table.from_batches(batches).to_pandas())

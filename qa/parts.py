@@ -51,6 +51,32 @@ class RunFolder:
         return f"RunFolder({self.name!r})"
 
 
+def _concat(frames, *, ignore_index: bool = True):
+    """Frames read from parts, one after the other; a categorical column whose categories differ from
+    part to part (each part's own values) keeps one categorical with their union, in order of first
+    appearance, where ``pandas.concat`` would make it ``object``."""
+    import pandas as pd
+    from pandas.api.types import union_categoricals
+
+    if len(frames) == 1:
+        return frames[0]
+    columns = frames[0].columns
+    unions = {}
+    for name in columns:
+        dtypes = [f[name].dtype for f in frames]
+        if isinstance(dtypes[0], pd.CategoricalDtype) and any(d != dtypes[0] for d in dtypes[1:]):
+            union = union_categoricals([f[name] for f in frames])
+            unions[name] = pd.Categorical.from_codes(  # the categories' type of the parts (object or str)
+                union.codes, categories=pd.Index(union.categories, dtype=frames[0][name].cat.categories.dtype),
+                validate=False)
+    if not unions:
+        return pd.concat(frames, ignore_index=ignore_index)
+    out = pd.concat([f.drop(columns=list(unions)) for f in frames], ignore_index=ignore_index)
+    for name, values in unions.items():
+        out[name] = pd.Series(values, index=out.index)
+    return out[list(columns)]
+
+
 class Parts:
     """The rows of one table as Parquet files, in order.
 
@@ -114,8 +140,18 @@ class Parts:
 
         if not self.paths:
             return pd.DataFrame()
-        frames = [pd.read_parquet(p, engine="pyarrow", columns=columns) for p in self.paths]
-        return self._restored(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True))
+        return _concat([self._restored(pd.read_parquet(p, engine="pyarrow", columns=columns)) for p in self.paths])
+
+    def pieces(self, columns=None):
+        """Each file's rows (or only ``columns``) in order, as ``(first_row, DataFrame)``: the table read
+        one part at a time; ``first_row`` is the part's first row in the whole table."""
+        import pandas as pd
+
+        first = 0
+        for path in self.paths:
+            frame = self._restored(pd.read_parquet(path, engine="pyarrow", columns=columns))
+            yield first, frame
+            first += len(frame)
 
     def _restored(self, frame):
         return frame if self.restore is None else self.restore(frame)

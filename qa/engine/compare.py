@@ -96,6 +96,54 @@ class Comparison:
     def spill_dir(self):
         return None if self._spill is None else self._spill.folder
 
+    def object_pair_columns(self) -> list[str]:
+        """The names of ``object_pairs``' columns (without reading a row)."""
+        if self._object_pairs is None and self._spill is not None:
+            return self._spill.table("object_pairs").columns()
+        return [] if self._object_pairs is None else [str(c) for c in self._object_pairs.columns]
+
+    def object_columns(self, columns, *, status=None):
+        """``object_pairs`` with only those of ``columns`` it has (in the table's order); spilled, only those
+        columns are read. ``status`` (a status or several, such as ``("matched", "missing")``) keeps only
+        the rows of that status, read part by part. The rows keep their ``object_pairs`` index, so the
+        frame equals ``object_pairs.loc[rows, columns]``. None without the table."""
+        import pandas as pd
+
+        if self._object_pairs is None and self._spill is None:
+            return None
+        wanted = set(columns) | ({"status"} if status is not None else set())
+        keep = [c for c in self.object_pair_columns() if c in wanted]
+        statuses = None if status is None else [status] if isinstance(status, str) else list(status)
+        if self._object_pairs is not None:
+            op = self._object_pairs
+            if statuses is None:
+                return op[keep]
+            return op.loc[op["status"].isin(statuses).to_numpy(), keep]
+        if statuses is None:
+            return self._spill.table("object_pairs").read(keep)
+        from qa.parts import _concat
+
+        pieces = []
+        for first, frame in self._spill.table("object_pairs").pieces(keep):
+            frame.index = pd.RangeIndex(first, first + len(frame))
+            pieces.append(frame[frame["status"].isin(statuses).to_numpy()])
+        return _concat(pieces, ignore_index=False) if pieces else self._spill.table("object_pairs").head(0)
+
+    def object_pieces(self, columns=None):
+        """``object_pairs`` one part at a time, as ``(first_row, DataFrame)`` (its row in the whole
+        table): each spilled part in turn (whole images), or the table in memory as one piece."""
+        if self._object_pairs is None and self._spill is not None:
+            parts = self._spill.table("object_pairs")
+            keep = None if columns is None else [c for c in parts.columns() if c in set(columns)]
+            yield from parts.pieces(keep)
+        elif self._object_pairs is not None:
+            op = self._object_pairs
+            yield 0, op if columns is None else op[[c for c in op.columns if c in set(columns)]]
+
+    def object_parts(self):
+        """The spilled ``object_pairs`` as :class:`qa.parts.Parts`, or None when it is in memory."""
+        return self._spill.table("object_pairs") if self._object_pairs is None and self._spill is not None else None
+
     def pair_table(self) -> list[dict]:
         """One plain dict per annotator pair with its ``annotator_pair`` scores (for text and JSON)."""
         df = self.scores
@@ -238,11 +286,11 @@ def plan_settings(cfg: _Config) -> dict:
     return {"pairs": plan.pairs, "reference_pairs": sides, "pq_form": form}
 
 
-def comparison_tables(batch: Batch, cfg: _Config, *, spill_dir=None):
+def comparison_tables(batch: Batch, cfg: _Config, *, spill_dir=None, owner=None):
     """The :class:`qa.engine.tables.Tables` the chunks' rows reduce into."""
     from qa.engine.tables import Tables
 
-    return Tables(batch, list(cfg.pairs), cfg.categories, cfg, spill_dir=spill_dir)
+    return Tables(batch, list(cfg.pairs), cfg.categories, cfg, spill_dir=spill_dir, owner=owner)
 
 
 # --- work on one image (worker side) ------------------------------------------------------------------

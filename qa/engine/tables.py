@@ -93,7 +93,7 @@ class Tables:
     are written to Parquet and released.
     """
 
-    def __init__(self, batch: Batch, pair_list, categories: list[str], cfg, spill_dir=None):
+    def __init__(self, batch: Batch, pair_list, categories: list[str], cfg, spill_dir=None, owner=None):
         from qa.engine.match import STATUS
 
         self.batch = batch
@@ -114,7 +114,9 @@ class Tables:
         self.count_type = np.float32 if pixels < 2 ** 24 else np.float64
         self.max_objects = max((e.count().objects for e in batch.exports.values()), default=0)
         self.index_type = np.int32 if self.max_objects < 2 ** 31 else np.int64
-        self.spill = None if spill_dir is None else Spill(spill_dir)
+        self.spill = None if spill_dir is None else Spill(spill_dir, coded={
+            "image": self.images, "pair": self.pair_keys, "annotator_a": self.names, "annotator_b": self.names,
+            "status": self.status, "category_a": categories, "category_b": categories}, owner=owner)
         self.boundary_names: dict[str, None] = {}
         if self.spill is not None and cfg.boundary:  # fixed columns: every part has the same schema
             self.boundary_names.update(dict.fromkeys(_boundary_names(cfg.tolerances)))
@@ -311,7 +313,7 @@ class Tables:
         scores = self._scores(figures)
         settings = {"tolerances": list(self.cfg.tolerances), "iou_threshold": self.cfg.iou_threshold,
                     "boundary_metrics": bool(self.boundary_names), "pq_form": "symmetric"}
-        if self.spill is not None:
+        if self.spill is not None and self.spill.owner is None:  # a folder the caller chose (not the run's own)
             settings["spill_dir"] = str(self.spill.folder)
         from qa.engine.compare import plan_settings
 
@@ -368,9 +370,9 @@ class Tables:
         as in memory, hence the same means to the bit)."""
         import pyarrow.parquet as pq
 
-        from qa.engine.match import STATUS
+        from qa.engine.match import EXTRA, IGNORED, MATCHED, MISSING
 
-        parts = sorted((self.spill.folder / "object_pairs").glob("part-*.parquet"))
+        parts = self.spill.table("object_pairs").paths
         n = len(self.pair_keys)
         counts = [dict.fromkeys(("matched", "missing", "extra", "ignored", "label_disagreements"), 0)
                   for _ in range(n)]
@@ -381,13 +383,14 @@ class Tables:
             for path in parts:
                 columns = ["pair", "status"] + (["label_disagreement"] if step == 0 else [names[step - 1][0]])
                 table = pq.read_table(path, columns=columns)
-                pair = table.column("pair").to_pandas().astype(object).to_numpy()
-                status = table.column("status").to_pandas().astype(object).to_numpy()
-                for code, key in enumerate(self.pair_keys):
-                    in_pair = pair == key
-                    matched = in_pair & (status == STATUS[0])
+                pair = table.column("pair").to_numpy()  # codes (:class:`Spill`)
+                status = table.column("status").to_numpy()
+                for code in range(n):
+                    in_pair = pair == code
+                    matched = in_pair & (status == MATCHED)
                     if step == 0:
-                        for label, name in zip(STATUS, ("matched", "missing", "extra", "ignored")):
+                        for label, name in ((MATCHED, "matched"), (MISSING, "missing"), (EXTRA, "extra"),
+                                            (IGNORED, "ignored")):
                             counts[code][name] += int((in_pair & (status == label)).sum())
                         label = table.column("label_disagreement").to_numpy()
                         counts[code]["label_disagreements"] += int((in_pair & label).sum())
@@ -547,13 +550,23 @@ def _boundary_names(tolerances) -> list[str]:
 
 class Spill:
     """Parquet parts of the result tables in a folder: ``object_pairs/part-00000.parquet``, ...,
-    ``image_pairs/part-00000.parquet``, ..."""
+    ``image_pairs/part-00000.parquet``, ...
 
-    def __init__(self, folder):
+    The columns whose categories are the batch's (``image``, ``pair``, the annotators, ``status``, the
+    categories: ``coded``) are written as their integer codes and made categorical again on reading, with
+    the same categories as the table in memory; the file and source-id columns keep the part's own
+    categories (the values first met in it), which :class:`qa.parts.Parts` joins in order. So a table read
+    back equals the one built in memory, dtypes and categories included.
+    """
+
+    def __init__(self, folder, coded: dict | None = None, owner=None):
         from pathlib import Path
 
         self.folder = Path(folder)
+        self.owner = owner  # what keeps the folder alive (a run folder), held by every table read from it
+        self.coded = dict(coded or {})
         self.parts = 0
+        self.rows = {"object_pairs": 0, "image_pairs": 0}
         for name in ("object_pairs", "image_pairs"):
             sub = self.folder / name
             sub.mkdir(parents=True, exist_ok=True)
@@ -561,16 +574,35 @@ class Spill:
                 old.unlink()
 
     def write(self, frames: dict) -> None:
-        """Write one part of each table (large categories cut to the values present in the part)."""
+        """Write one part of each table."""
         for table, frame in frames.items():
-            for name in ("image", "file_a", "file_b", "source_id_a", "source_id_b"):
+            for name in self.coded:
                 if name in frame:
-                    frame[name] = frame[name].cat.remove_unused_categories()
+                    frame[name] = frame[name].cat.codes
             frame.to_parquet(self.folder / table / f"part-{self.parts:05d}.parquet", engine="pyarrow", index=False)
+            self.rows[table] += len(frame)
         self.parts += 1
+
+    def table(self, name: str):
+        """One table as :class:`qa.parts.Parts` (read whole, by column or part by part)."""
+        from qa.parts import Parts
+
+        paths = [self.folder / name / f"part-{k:05d}.parquet" for k in range(self.parts)]
+        return Parts(paths, self.rows[name], owner=self.owner, restore=self._restore)
+
+    def _restore(self, frame):
+        import pandas as pd
+
+        for name in frame.columns:
+            column = frame[name]
+            if name in self.coded:
+                frame[name] = _categorical(column.to_numpy(), self.coded[name])
+            elif isinstance(column.dtype, pd.CategoricalDtype):  # the categories' type as built in memory
+                frame[name] = _categorical(column.cat.codes.to_numpy(), list(column.cat.categories))
+            elif name.startswith(("file_", "source_id_")):  # no value in the part: Parquet keeps no categories
+                frame[name] = _categorical(np.full(len(frame), -1, np.int8), [])
+        return frame
 
     def read(self, table: str):
         """The whole table (its parts in order)."""
-        import pandas as pd
-
-        return pd.read_parquet(self.folder / table, engine="pyarrow")
+        return self.table(table).read()

@@ -342,14 +342,8 @@ def test_spilled_tables_equal_the_tables_in_memory(small_batch, tmp_path):
     assert spilled.spill_dir == tmp_path / "spill" and in_memory.spill_dir is None
     assert sorted(p.name for p in (tmp_path / "spill" / "object_pairs").iterdir()) == ["part-00000.parquet"]
     pd.testing.assert_frame_equal(spilled.scores, in_memory.scores)
-    for name in ("object_pairs", "image_pairs"):
-        got, expected = getattr(spilled, name), getattr(in_memory, name)
-        assert list(got.columns) == list(expected.columns)
-        for column in expected.columns:  # categories of a part hold the values present in it
-            assert got[column].astype(object).tolist() == expected[column].astype(object).tolist() or (
-                got[column].isna().equals(expected[column].isna())
-                and got[column].dropna().astype(object).tolist() == expected[column].dropna().astype(object).tolist()
-            ), (name, column)
+    for name in ("object_pairs", "image_pairs"):  # read back exactly: dtypes and categories included
+        pd.testing.assert_frame_equal(getattr(spilled, name), getattr(in_memory, name))
     # a second run into the same folder replaces the parts
     again = compare_batch(small_batch, workers=1, spill_dir=tmp_path / "spill")
     assert len(again.object_pairs) == len(in_memory.object_pairs)
@@ -365,7 +359,19 @@ def test_spilled_parts_are_written_as_the_rows_arrive(small_batch, tmp_path, mon
     assert len(parts) == 2 and len(list((tmp_path / "image_pairs").iterdir())) == 2
     expected = compare_batch(small_batch, workers=1)
     pd.testing.assert_frame_equal(c.scores, expected.scores)
-    assert c.object_pairs["iou"].tolist() == pytest.approx(expected.object_pairs["iou"].tolist(), nan_ok=True)
+    op = expected.object_pairs
+    # two parts, each with its own file and source-id categories, read back as the one table in memory
+    pd.testing.assert_frame_equal(c.object_pairs, op)
+    pd.testing.assert_frame_equal(c.image_pairs, expected.image_pairs)
+    columns = ["status", "iou", "source_id_b", "image"]
+    pd.testing.assert_frame_equal(c.object_columns(columns), expected.object_columns(columns))
+    assert list(c.object_columns(columns).columns) == ["image", "status", "iou", "source_id_b"]  # table order
+    pieces = list(c.object_pieces(["iou", "image"]))
+    assert [first for first, _ in pieces] == [0, len(pieces[0][1])] and sum(len(p) for _, p in pieces) == len(op)
+    joined = pd.concat([p for _, p in pieces], ignore_index=True)
+    assert joined["iou"].equals(op["iou"]) and joined["image"].astype(str).tolist() == op["image"].astype(str).tolist()
+    assert c.object_pair_columns() == list(op.columns) and len(c.object_parts()) == len(op)
+    assert expected.object_parts() is None and [f for f, _ in expected.object_pieces()] == [0]
 
 
 def test_compact_column_types(small_batch):
@@ -492,3 +498,20 @@ def test_bu_bil_image_iou_is_the_mean_over_every_image(shared_data):
     # seg_b09: Person5 draws the cell apart from the others (IoU 0.44 and 0.42): no match, still counted
     low = _pair_scores(c, "Person1_Amira|Person5_Amira")
     assert low["matched"] == 34 and low["mask_iou_mean"] - low["image_iou_mean"] == pytest.approx(0.0092, abs=1e-4)
+
+
+def test_object_columns_of_a_status_equal_the_rows_in_memory(small_batch, tmp_path, monkeypatch):
+    from qa.engine import _pool, tables
+
+    monkeypatch.setattr(tables, "_SPILL_ROWS", 1)  # a part per chunk
+    monkeypatch.setattr(_pool, "CHUNK_MAX", 1)
+    spilled = compare_batch(small_batch, workers=1, spill_dir=tmp_path)
+    in_memory = compare_batch(small_batch, workers=1)
+    op = in_memory.object_pairs
+    for status in ("matched", ("missing", "extra"), ("matched", "missing", "extra", "ignored")):
+        got = spilled.object_columns(["iou", "image", "source_id_a"], status=status)
+        pd.testing.assert_frame_equal(got, in_memory.object_columns(["iou", "image", "source_id_a"], status=status))
+        rows = op["status"].isin([status] if isinstance(status, str) else status).to_numpy()
+        assert got.index.tolist() == np.flatnonzero(rows).tolist()  # the rows' places in object_pairs
+        assert list(got.columns) == ["image", "status", "iou", "source_id_a"]
+    assert len(spilled.object_columns(["iou"], status="no such status")) == 0

@@ -414,10 +414,13 @@ def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> R
     batch = run.batch
     comparison = run.comparison
     image_pairs = getattr(comparison, "image_pairs", None)
-    object_pairs = getattr(comparison, "object_pairs", None)
     boundary = getattr(run, "boundary_disagreement", None)
-    if boundary is None and object_pairs is not None:
-        boundary = boundary_summary(object_pairs)
+    if boundary is None and getattr(comparison, "object_pairs", None) is not None:
+        boundary = boundary_summary(comparison.object_pairs)
+    if hasattr(comparison, "object_columns"):  # only the columns the report reads (the table may be on disk)
+        object_pairs = comparison.object_columns([*_PROBLEM_COLUMNS, "object_index_a", "object_index_b"])
+    else:
+        object_pairs = getattr(comparison, "object_pairs", None)
     if boundary is not None:  # the stored column names (units in the name), as the store writes them
         boundary = boundary.rename(columns=_STORED_NAMES["boundary_disagreement"])
     findings = _findings_frame(run_findings(run))
@@ -493,13 +496,16 @@ def _sections(batch, annotators, indices) -> list:
     return sections
 
 
+_PROBLEM_COLUMNS = ("image", "annotator_a", "annotator_b", "status", "category_a", "category_b", "iou", "best_iou",
+                    "label_disagreement", "file_a", "source_index_a", "source_id_a", "file_b", "source_index_b",
+                    "source_id_b", "boundary_f_2px")
+
+
 def _problems_from_memory(object_pairs, batch):
     """The engine's object_pairs with the columns the report reads, and each object's export section."""
     if object_pairs is None or not len(object_pairs):
         return None
-    keep = [c for c in ("image", "annotator_a", "annotator_b", "status", "category_a", "category_b", "iou",
-                        "best_iou", "label_disagreement", "file_a", "source_index_a", "source_id_a", "file_b",
-                        "source_index_b", "source_id_b", "boundary_f_2px") if c in object_pairs]
+    keep = [c for c in _PROBLEM_COLUMNS if c in object_pairs]
     df = object_pairs[keep].copy()
     for c in ("image", "annotator_a", "annotator_b", "status", "category_a", "category_b"):
         if c in df:

@@ -1399,13 +1399,16 @@ def run_frames(run, *, parts_dir=None) -> dict:
     if scores is not None and len(scores):
         frames["scores"] = _scores_frame(scores, run_id)
     for table, attr in (("object_matches", "object_pairs"), ("image_pair_scores", "image_pairs")):
+        if parts_dir is not None and table == "object_matches" and hasattr(comparison, "object_pieces"):
+            # part by part (the comparison's own parts when it is on disk): the JSON of each row's other
+            # figures is made for one part at a time
+            frames[table] = Parts.of((_frame_from(table, piece.iloc[k:k + PART_ROWS], run_id)
+                                      for _, piece in comparison.object_pieces()
+                                      for k in range(0, len(piece), PART_ROWS)), Path(parts_dir) / table)
+            continue
         df = getattr(comparison, attr, None) if comparison is not None else None
         if df is not None and len(df):
-            if parts_dir is None or table != "object_matches":
-                frames[table] = _frame_from(table, df, run_id)
-            else:  # part by part: the JSON of each row's other figures is made for one part at a time
-                frames[table] = Parts.of((_frame_from(table, df.iloc[k:k + PART_ROWS], run_id)
-                                          for k in range(0, len(df), PART_ROWS)), Path(parts_dir) / table)
+            frames[table] = _frame_from(table, df, run_id)
             del df
     boundary = getattr(run, "boundary_disagreement", None)
     if boundary is None and comparison is not None:

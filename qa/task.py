@@ -188,7 +188,8 @@ class Reduce:
 
     Where each part goes: the comparison's rows into :class:`qa.engine.tables.Tables` (compact columns,
     or Parquet parts with ``spill_dir``), PQ and image-level IoU sums per pair; the semantic rows into
-    :class:`qa.engine.semantic.SemanticRows`; alpha's per-image statistics into
+    :class:`qa.engine.semantic.SemanticRows` (the comparison's rows as Parquet parts in ``folder``'s
+    ``comparison`` when given a run folder and no ``spill_dir``); alpha's per-image statistics into
     :class:`qa.analytics.alpha.AlphaCounts` (three numbers and the label marginals per image); the
     consensus's clusters, rows and masks into :class:`qa.analytics.consensus.ConsensusRows` (Parquet parts
     in ``folder``'s ``consensus``, when given a :func:`qa.parts.run_folder`); findings into a list; the
@@ -204,7 +205,11 @@ class Reduce:
         if options.compare is not None:
             from qa.engine.compare import comparison_tables
 
-            self.tables = comparison_tables(batch, options.compare, spill_dir=spill_dir)
+            if spill_dir is None and folder is not None:  # the comparison's rows on disk, in the run's folder
+                self.tables = comparison_tables(batch, options.compare, spill_dir=folder.path / "comparison",
+                                                owner=folder)
+            else:
+                self.tables = comparison_tables(batch, options.compare, spill_dir=spill_dir)
         if options.semantic is not None:
             from qa.engine.semantic import SemanticRows
 
@@ -485,7 +490,8 @@ def map_reduce(batch, options: TaskOptions, *, executor=None, workers: int | Non
     ``folder`` (:func:`qa.parts.run_folder`, the run's) keeps on disk what the main process would hold
     per object: a streamed batch's objects, as pickled blocks in a file per export (:class:`PackedObjects`
     reads them from it), and the consensus's tables (:class:`qa.analytics.consensus.ConsensusRows`),
-    written as the chunks come; the tables read from it hold ``folder`` as long as they are.
+    and the comparison's ``object_pairs`` and ``image_pairs`` (:class:`qa.engine.tables.Spill`), written as
+    the chunks come; the tables read from it hold ``folder`` as long as they are.
 
     ``progress("images", done, total)`` is called as chunks come back.
     """

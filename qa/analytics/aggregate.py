@@ -122,8 +122,16 @@ def _rows(batch, comparison, facts=None):
     """The object pair table as plain columns, ignored rows dropped, with size and occlusion per row."""
     import pandas as pd
 
-    op = comparison.object_pairs
-    op = op[op["status"] != "ignored"]
+    boundary = {}  # the boundary figures the registry computes per category (boundary F, boundary IoU)
+    for column in comparison.object_pair_columns():
+        name = metric_registry.score_for_column(str(column))
+        own = str(column) in ("iou", "signed_offset")  # mask_iou_mean and the offset have columns of their own
+        if name is not None and not own and "category" in metric_registry.scopes(name):
+            boundary[name] = column
+    op = comparison.object_columns(  # every row but the ignored ones, only the columns read here
+        ["status", "image", "pair", "annotator_a", "annotator_b", "object_index_a", "object_index_b", "category_a",
+         "category_b", "area_a", "area_b", "label_disagreement", "iou", "signed_offset", *boundary.values()],
+        status=("matched", "missing", "extra"))
     status = op["status"].astype(str).to_numpy()
     matched = status == "matched"
     missing = status == "missing"
@@ -156,12 +164,6 @@ def _rows(batch, comparison, facts=None):
         "offset": op["signed_offset"].to_numpy(dtype=np.float64) if "signed_offset" in op else np.nan,
         "panoptic": op["pair"].astype(str).isin(pan_pairs).to_numpy(),
     })
-    boundary = {}  # the boundary figures the registry computes per category (boundary F, boundary IoU)
-    for column in op.columns:
-        name = metric_registry.score_for_column(str(column))
-        own = str(column) in ("iou", "signed_offset")  # mask_iou_mean and the offset have columns of their own
-        if name is not None and not own and "category" in metric_registry.scopes(name):
-            boundary[name] = column
     for metric, column in boundary.items():
         frame[metric] = op[column].to_numpy(dtype=np.float64)
     return frame, list(boundary)

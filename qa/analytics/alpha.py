@@ -586,8 +586,8 @@ def object_alpha(comparison, *, per_image: bool = False):
     """
     import pandas as pd
 
-    op = comparison.object_pairs
-    op = op[op["status"] != "ignored"]
+    op = comparison.object_columns(["status", "category_a", "category_b", "pair", "image"],
+                                   status=("matched", "missing", "extra"))  # every row but the ignored ones
     cats = list(op["category_a"].cat.categories)
     absent = len(cats)
     k = absent + 1

@@ -321,8 +321,8 @@ def attribute_agreement(batch, comparison, *, levels: dict | None = None, refere
     if reference_of is None and reference is not None:
         reference_of = {a: reference for a in batch.annotators if a != reference}
     reference_of = reference_of or {}
-    op = comparison.object_pairs
-    matched = op[op["status"].astype(str) == "matched"]
+    matched = comparison.object_columns(["status", "image", "annotator_a", "annotator_b", "object_index_a",
+                                         "object_index_b", "iou"], status="matched")
     img = matched["image"].astype(str).to_numpy()
     an_a = matched["annotator_a"].astype(str).to_numpy()
     an_b = matched["annotator_b"].astype(str).to_numpy()

@@ -806,14 +806,24 @@ def analyse_boundaries(batch, comparison, semantic=None, *, tolerance: float = 2
             raise ConfigError(f"tolerance {tolerance:g} px was not computed; the comparison's tolerances are "
                               f"{', '.join(f'{t:g}' for t in tolerances)}")
         interfaces = semantic.interfaces
-    object_pairs = None if comparison is None else comparison.object_pairs
-    values = offset_values(object_pairs, reference=reference)
+    matched = binned = None
+    if comparison is not None:  # only the rows and columns each part reads (the table may be on disk)
+        from qa.engine.compare import _score_name
+
+        sides = ["annotator_a", "annotator_b", "category_a", "category_b", "object_index_a", "object_index_b"]
+        figures = [c for c in comparison.object_pair_columns() if _score_name(c) is not None]
+        matched = comparison.object_columns(["status", *sides, "image", "iou", *figures], status="matched")
+        binned = comparison.object_columns(
+            ["status", *sides, "area_a", "area_b", "iou", "boundary_iou", f"boundary_f_{_label(tolerance)}",
+             "signed_offset"], status=("matched", "missing", "extra"))
+    values = offset_values(matched, reference=reference)
     offsets = offset_distribution(values, tolerance=tolerance, min_pairs=min_pairs, bootstrap=bootstrap,
                                   confidence=confidence, seed=seed)
     pairs, annotators = category_pair_tables(interfaces, tolerances=tolerances, tolerance=tolerance,
                                              reference=reference)
-    by_size, by_occlusion, by_density = agreement_bins(object_pairs, batch, tolerance=tolerance, facts=facts)
-    table = disagreement_table(object_pairs, interfaces, tolerances=tolerances, tolerance=tolerance)
+    by_size, by_occlusion, by_density = agreement_bins(binned, batch, tolerance=tolerance, facts=facts)
+    del binned
+    table = disagreement_table(matched, interfaces, tolerances=tolerances, tolerance=tolerance)
     scores = boundary_scores(offsets, pairs, annotators, tolerances=tolerances, tolerance=tolerance)
     return BoundaryAnalysis(offsets=offsets, offset_values=values, category_pairs=pairs,
                             category_pair_annotators=annotators, by_size=by_size, by_occlusion=by_occlusion,

@@ -37,17 +37,17 @@ def identical_images(comparison):
     >>> op = pd.DataFrame({"pair": ["a|b"] * 3, "annotator_a": ["a"] * 3, "annotator_b": ["b"] * 3,
     ...                    "image": ["1", "2", "2"], "status": ["matched", "matched", "extra"],
     ...                    "label_disagreement": [False] * 3, "iou": [1.0, 1.0, float("nan")]})
-    >>> class C: object_pairs = op
-    >>> identical_images(C())[["pair", "images", "identical", "share"]].values.tolist()
+    >>> from qa.engine.compare import Comparison
+    >>> identical_images(Comparison(object_pairs=op))[["pair", "images", "identical", "share"]].values.tolist()
     [['a|b', 2, 1, 0.5]]
     """
     import pandas as pd
 
-    op = comparison.object_pairs
+    op = comparison.object_columns(["pair", "image", "annotator_a", "annotator_b", "status", "iou",
+                                    "label_disagreement"], status=("matched", "missing", "extra"))
     columns = ["pair", "annotator_a", "annotator_b", "images", "identical", "share"]
     if op is None or not len(op):
         return pd.DataFrame(columns=columns)
-    op = op[op["status"].astype(str) != "ignored"]
     status = op["status"].astype(str).to_numpy()
     iou = op["iou"].to_numpy(dtype=np.float64, na_value=np.nan)
     label = op["label_disagreement"].to_numpy(dtype=bool, na_value=False)

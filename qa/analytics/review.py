@@ -362,20 +362,28 @@ def _ranged(batch, comparison, violations, min_score: float):
     """Each range's kept rows (:func:`_range_queue`), in order, one at a time."""
     tolerance = float(max(comparison.settings.get("tolerances") or [2]))
     threshold = float(comparison.settings.get("iou_threshold", 0.5))
-    op = comparison.object_pairs
-    ranges = _ranges(op)
     rules = _rule_rows(batch, violations)
-    of_range = None
-    if rules is not None and len(ranges) > 1:  # each violation with the range of its image (the last for others)
-        where = {}
-        image = op["image"]
-        for k, (a, b) in enumerate(ranges):
-            where.update(dict.fromkeys(image.iloc[a:b].astype(str).unique().tolist(), k))
-        of_range = rules["image"].map(lambda i: where.get(i, len(ranges) - 1) if isinstance(i, str)
-                                      else len(ranges) - 1).to_numpy()
-    for k, (a, b) in enumerate(ranges):
-        mine = rules if of_range is None else rules[of_range == k]
-        yield _range_queue(op.iloc[a:b], a, mine, tolerance=tolerance, threshold=threshold, min_score=min_score)
+    left = None if rules is None else np.ones(len(rules), dtype=bool)  # violations not yet given to a range
+    images = None if rules is None else rules["image"].map(lambda i: i if isinstance(i, str) else None)
+    pending = None  # a range is made once the next is known: the last one also takes the violations left
+
+    def made(rows, start, of_range):
+        mine = None if rules is None else rules[of_range]
+        return _range_queue(rows, start, mine, tolerance=tolerance, threshold=threshold, min_score=min_score)
+
+    for first, piece in comparison.object_pieces():  # whole images: the parts on disk, or the table
+        for a, b in _ranges(piece):
+            if pending is not None:
+                yield made(*pending)
+            rows = piece.iloc[a:b]
+            of_range = None
+            if rules is not None:  # each violation with the range of its image (the last for the others)
+                of_range = left & images.isin(rows["image"].astype(str).unique()).to_numpy()
+                left &= ~of_range
+            pending = (rows, first + a, of_range)
+    if pending is not None:
+        rows, start, of_range = pending
+        yield made(rows, start, None if rules is None else of_range | left)
 
 
 def _ranked(frames: list):

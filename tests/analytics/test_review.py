@@ -258,6 +258,31 @@ def test_queue_made_range_by_range_and_on_disk_equals_the_queue_made_at_once(tmp
     assert (len(once) > 0) == (min_score < 1)
 
 
+def test_queue_from_the_comparison_in_parts_equals_the_queue_from_the_table_in_memory(tmp_path, monkeypatch):
+    import qa
+    from qa.analytics import review
+    from qa.engine import _pool, tables
+    from qa.engine.compare import Comparison
+    from qa.synth import synthesize
+
+    synthesize(tmp_path / "batch", images=6, size=(160, 320), annotators=3, seed=11, workers=1)
+    monkeypatch.setattr(tables, "_SPILL_ROWS", 1)  # the run's object_pairs: a part per chunk of one image
+    monkeypatch.setattr(_pool, "CHUNK_MAX", 1)
+    run = qa.run(manifest=tmp_path / "batch" / "batch.toml", workers=1, store=False, analytics=False)
+    parts = run.comparison.object_parts()
+    assert parts is not None and len(parts.paths) == 6
+    in_memory = Comparison(object_pairs=run.comparison.object_pairs, settings=run.comparison.settings)
+    assert in_memory.object_parts() is None
+    for min_score in (0.0, 0.25):
+        args = dict(violations=run.violations, min_score=min_score)
+        expected = review_queue(run.batch, in_memory, **args)
+        assert len(expected)
+        pd.testing.assert_frame_equal(review_queue(run.batch, run.comparison, **args), expected, check_exact=True)
+        monkeypatch.setattr(review, "_RANGE_ROWS", 7)  # ranges within the parts, too
+        pd.testing.assert_frame_equal(review_queue(run.batch, run.comparison, **args), expected, check_exact=True)
+        monkeypatch.setattr(review, "_RANGE_ROWS", 10_000)
+
+
 def test_queue_made_range_by_range_and_on_disk_equals_the_queue_made_at_once_real(shared_data, monkeypatch,
                                                                                   tmp_path):
     import qa

@@ -324,7 +324,8 @@ def _copies(result: Analytics, comparison, pack) -> None:
 
     pack = pack if isinstance(pack, Pack) else read(pack)
     if CODE in pack.selected:
-        result.findings = identical_labels(comparison, severity=pack.severity_of(CODE), **pack.params_for(CODE))
+        result.findings = identical_labels(comparison, severity=pack.severity_of(CODE), table=result.identical,
+                                           **pack.params_for(CODE))
 
 
 def _consensus(result: Analytics, batch, comparison, *, max_pixels, workers, progress, executor=None,

@@ -148,11 +148,11 @@ def _rows(batch, comparison, facts=None):
     formats = {name: export.format for name, export in batch.exports.items()}
     pan_pairs = {f"{a}|{b}" for a in formats for b in formats
                  if a < b and formats[a] == formats[b] == "coco_panoptic"}
-    frame = pd.DataFrame({
-        "image": op["image"].astype(str).to_numpy(),
-        "pair": op["pair"].astype(str).to_numpy(),
-        "annotator_a": op["annotator_a"].astype(str).to_numpy(),
-        "annotator_b": op["annotator_b"].astype(str).to_numpy(),
+    frame = pd.DataFrame({  # text columns as pandas' own string arrays: no Python string per row
+        "image": op["image"].astype(str).array,
+        "pair": op["pair"].astype(str).array,
+        "annotator_a": op["annotator_a"].astype(str).array,
+        "annotator_b": op["annotator_b"].astype(str).array,
         "matched": matched, "missing": missing, "extra": extra,
         "label": op["label_disagreement"].to_numpy(dtype=bool) & matched,
         "category_a": op["category_a"].astype(object).to_numpy(),

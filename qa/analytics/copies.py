@@ -52,22 +52,40 @@ def identical_images(comparison):
     iou = op["iou"].to_numpy(dtype=np.float64, na_value=np.nan)
     label = op["label_disagreement"].to_numpy(dtype=bool, na_value=False)
     same = (status == "matched") & ~label & (np.nan_to_num(iou) >= 1.0 - 1e-12)
-    frame = pd.DataFrame({"pair": op["pair"].astype(str).to_numpy(), "image": op["image"].astype(str).to_numpy(),
-                          "annotator_a": op["annotator_a"].astype(str).to_numpy(),
-                          "annotator_b": op["annotator_b"].astype(str).to_numpy(), "same": same})
-    per_image = frame.groupby(["pair", "image"], sort=True).agg(
-        annotator_a=("annotator_a", "first"), annotator_b=("annotator_b", "first"), same=("same", "all"))
-    out = per_image.groupby(level="pair", sort=True).agg(
-        annotator_a=("annotator_a", "first"), annotator_b=("annotator_b", "first"),
-        images=("same", "size"), identical=("same", "sum")).reset_index()
-    out["images"] = out["images"].astype(np.int64)
-    out["identical"] = out["identical"].astype(np.int64)
+    # grouped on codes, not on a string per row (the table has a row per object and pair)
+    pair_codes, pairs = _sorted_codes(op["pair"])
+    image_codes, images = _sorted_codes(op["image"])
+    n_images = max(len(images), 1)
+    keys, per_key = np.unique(pair_codes * n_images + image_codes, return_inverse=True)
+    per_key = per_key.ravel()
+    image_same = np.bincount(per_key, weights=same, minlength=len(keys)) == np.bincount(per_key, minlength=len(keys))
+    pair_of_key = keys // n_images  # an image pair is identical when every row of it is
+    first_row = np.unique(pair_codes, return_index=True)[1]  # each pair's first row: its two annotators
+    out = pd.DataFrame({
+        "pair": pairs,
+        "annotator_a": op["annotator_a"].iloc[first_row].astype(str).to_numpy(),
+        "annotator_b": op["annotator_b"].iloc[first_row].astype(str).to_numpy(),
+        "images": np.bincount(pair_of_key, minlength=len(pairs)).astype(np.int64),
+        "identical": np.bincount(pair_of_key, weights=image_same, minlength=len(pairs)).astype(np.int64)})
     out["share"] = out["identical"] / out["images"]
     return out[columns]
 
 
+def _sorted_codes(values) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's code in the sorted list of the distinct values (as text), and that list; a
+    categorical column is coded from its codes, without a string per row."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values)
+    text = np.asarray([str(u) for u in uniques], dtype=object)
+    order = np.argsort(text, kind="stable")
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], text[order]
+
+
 def identical_labels(comparison, *, min_share: float = 0.5, min_images: int = 3,
-                     severity: str = "warning") -> list[Finding]:
+                     severity: str = "warning", table=None) -> list[Finding]:
     """``AGR001`` findings: one per annotator pair with identical labels on a share of their images.
 
     Parameters
@@ -80,13 +98,15 @@ def identical_labels(comparison, *, min_share: float = 0.5, min_images: int = 3,
         Fewest identical images for a finding.
     severity : str, default "warning"
         The findings' severity (the pack's for ``AGR001``).
+    table : pandas.DataFrame, optional
+        :func:`identical_images` of ``comparison``, when already made.
 
     Returns
     -------
     list of Finding
         Batch-level findings (no annotator, no image); ``value`` is the share, ``limit`` ``min_share``.
     """
-    table = identical_images(comparison)
+    table = identical_images(comparison) if table is None else table
     out = []
     for row in table.itertuples(index=False):
         if row.identical < max(int(min_images), 1) or row.share < min_share:

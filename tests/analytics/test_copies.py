@@ -99,3 +99,48 @@ def test_bubil_person2_amira_and_imagej_are_pixel_identical(bubil_experts):
     assert copies[["images", "identical"]].values.tolist() == [[35, 35]]
     [f] = identical_labels(comparison)
     assert "experts/Person2_Amira and experts/Person2_ImageJ have identical labels on 35 of the 35" in f.message
+
+
+def _identical_by_groupby(comparison):
+    """The definition, grouped on the text of every row (the figures :func:`identical_images` must equal)."""
+    import numpy as np
+    import pandas as pd
+
+    op = comparison.object_pairs
+    op = op[op["status"].astype(str) != "ignored"]
+    same = ((op["status"].astype(str) == "matched") & ~op["label_disagreement"].astype(bool)
+            & (op["iou"].fillna(0) >= 1.0 - 1e-12)).to_numpy()
+    frame = pd.DataFrame({"pair": op["pair"].astype(str).to_numpy(), "image": op["image"].astype(str).to_numpy(),
+                          "annotator_a": op["annotator_a"].astype(str).to_numpy(),
+                          "annotator_b": op["annotator_b"].astype(str).to_numpy(), "same": same})
+    per_image = frame.groupby(["pair", "image"], sort=True).agg(
+        annotator_a=("annotator_a", "first"), annotator_b=("annotator_b", "first"), same=("same", "all"))
+    out = per_image.groupby(level="pair", sort=True).agg(
+        annotator_a=("annotator_a", "first"), annotator_b=("annotator_b", "first"),
+        images=("same", "size"), identical=("same", "sum")).reset_index()
+    out["images"] = out["images"].astype(np.int64)
+    out["identical"] = out["identical"].astype(np.int64)
+    out["share"] = out["identical"] / out["images"]
+    return out
+
+
+def test_identical_images_equal_the_group_by_definition_on_a_synth_batch(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from qa.synth import synthesize
+
+    synthesize(tmp_path / "batch", images=8, size=(120, 200), annotators=3, seed=3, workers=1)
+    coco = tmp_path / "batch" / "coco"
+    copied = json.loads((coco / "alice.json").read_text())
+    for ann in copied["annotations"]:  # alice's work, handed in again with images 1 to 3 moved a pixel
+        if ann["image_id"] in (1, 2, 3) and isinstance(ann["segmentation"], list):
+            ann["segmentation"] = [[v + 1 for v in poly] for poly in ann["segmentation"]]
+    write_json(coco / "copy.json", copied)
+    run = qa.run(*(f"{n}={coco / n}.json" for n in ("alice", "bob", "carol", "copy")), workers=1, store=False,
+                 analytics=False)
+    got = identical_images(run.comparison)
+    row = got.set_index("pair").loc["alice|copy"]
+    assert row["images"] == 8 and 0 < row["identical"] < 8  # the moved images differ, the others are alike
+    pd.testing.assert_frame_equal(got, _identical_by_groupby(run.comparison), check_exact=True)

@@ -118,6 +118,16 @@ def _side_flag(flat, offsets, annotator, index) -> np.ndarray:
     return out
 
 
+def _occluded_text(occ) -> np.ndarray:
+    """``"true"`` where a flag is set, ``"false"`` where flags exist and none is, None without flags (two
+    shared strings, not one per row)."""
+    out = np.full(len(occ), None, dtype=object)
+    known = ~np.isnan(occ)
+    out[known & (occ > 0)] = "true"
+    out[known & ~(occ > 0)] = "false"
+    return out
+
+
 def _rows(batch, comparison, facts=None):
     """The object pair table as plain columns, ignored rows dropped, with size and occlusion per row."""
     import pandas as pd
@@ -132,7 +142,7 @@ def _rows(batch, comparison, facts=None):
         ["status", "image", "pair", "annotator_a", "annotator_b", "object_index_a", "object_index_b", "category_a",
          "category_b", "area_a", "area_b", "label_disagreement", "iou", "signed_offset", *boundary.values()],
         status=("matched", "missing", "extra"))
-    status = op["status"].astype(str).to_numpy()
+    status = op["status"].astype(object).to_numpy()  # the categories' own strings, none made per row
     matched = status == "matched"
     missing = status == "missing"
     extra = status == "extra"
@@ -160,7 +170,7 @@ def _rows(batch, comparison, facts=None):
         "iou": op["iou"].to_numpy(dtype=np.float64),
         "size": pd.Categorical.from_codes(np.clip(size_class(area), 0, 2), categories=list(SIZES)),
         "occ_a": occ_a, "occ_b": occ_b,
-        "occluded": np.where(np.isnan(occ), None, np.where(occ > 0, "true", "false")).astype(object),
+        "occluded": _occluded_text(occ),
         "offset": op["signed_offset"].to_numpy(dtype=np.float64) if "signed_offset" in op else np.nan,
         "panoptic": op["pair"].astype(str).isin(pan_pairs).to_numpy(),
     })

@@ -206,11 +206,11 @@ def offset_values(object_pairs, *, reference: str | None = None):
                            & object_pairs["signed_offset"].notna()]
     sides = []
     for me, other, sign in (("a", "b", 1.0), ("b", "a", -1.0)):
-        sides.append(pd.DataFrame({
-            "annotator": matched[f"annotator_{me}"].astype(str).to_numpy(),
-            "other": matched[f"annotator_{other}"].astype(str).to_numpy(),
-            "category": matched[f"category_{me}"].astype(str).to_numpy(),
-            "image": matched["image"].astype(str).to_numpy(),
+        sides.append(pd.DataFrame({  # text as pandas' string arrays: no Python string per row
+            "annotator": matched[f"annotator_{me}"].astype(str).array,
+            "other": matched[f"annotator_{other}"].astype(str).array,
+            "category": matched[f"category_{me}"].astype(str).array,
+            "image": matched["image"].astype(str).array,
             "object_index": matched[f"object_index_{me}"].to_numpy(dtype=np.int64, na_value=-1),
             "signed_offset_px": sign * matched["signed_offset"].to_numpy(dtype=np.float64),
         }))
@@ -537,13 +537,15 @@ class FactTable:
 
 
 def _side_fact(pairs, facts, side: str, which: int, missing):
+    import pandas as pd
+
     out = np.full(len(pairs), missing, dtype=np.float64)
-    names = pairs[f"annotator_{side}"].astype(str).to_numpy()
+    codes, names = pd.factorize(pairs[f"annotator_{side}"])  # codes, not a string per row
     index = pairs[f"object_index_{side}"].to_numpy(dtype=np.int64, na_value=-1)
-    for name in np.unique(names):
-        rows = np.flatnonzero((names == name) & (index >= 0))
-        if len(rows) and name in facts:
-            out[rows] = facts[name][which][index[rows]]
+    for code, name in enumerate(names):
+        rows = np.flatnonzero((codes == code) & (index >= 0))
+        if len(rows) and str(name) in facts:
+            out[rows] = facts[str(name)][which][index[rows]]
     return out
 
 
@@ -579,7 +581,7 @@ def agreement_bins(object_pairs, batch, *, tolerance: float = 2.0, facts: dict |
     empty = pd.DataFrame(columns=["bin", "matched", "unmatched", "matched_share", *metric_columns])
     if object_pairs is None or len(object_pairs) == 0:
         return empty, empty.copy(), empty.copy()
-    status = object_pairs["status"].astype(str).to_numpy()
+    status = object_pairs["status"].astype(object).to_numpy()  # the categories' own strings, none made per row
     keep = np.isin(status, ("matched", "missing", "extra"))
     pairs = object_pairs[keep]
     status = status[keep]

@@ -118,6 +118,30 @@ def _side_flag(flat, offsets, annotator, index) -> np.ndarray:
     return out
 
 
+_CODED = ("image", "pair", "annotator")
+"""The per-row frame's key columns kept as categoricals (:func:`_sorted_categorical`); the tables give them
+as text."""
+
+
+def _sorted_categorical(values, like=None):
+    """``values`` as a categorical whose categories are its distinct values as text, sorted (with those of
+    ``like``, so that two annotator columns share one list): grouped with ``sort=True`` it gives the
+    groups in the order text keys would, with two bytes per row instead of a string."""
+    import pandas as pd
+
+    texts = {str(v) for v in pd.unique(values.dropna())}
+    if like is not None:
+        texts |= {str(v) for v in pd.unique(like.dropna())}
+    categories = pd.Index(sorted(texts), dtype=object)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        own = np.asarray([categories.get_loc(str(c)) if str(c) in texts else -1 for c in values.cat.categories],
+                         dtype=np.int64)
+        codes = values.cat.codes.to_numpy()
+        return pd.Categorical.from_codes(np.where(codes < 0, -1, own[codes]), categories=categories)
+    return pd.Categorical(values.astype(object).map(lambda v: v if v is None or v != v else str(v)).to_numpy(),
+                          categories=categories)
+
+
 def _occluded_text(occ) -> np.ndarray:
     """``"true"`` where a flag is set, ``"false"`` where flags exist and none is, None without flags (two
     shared strings, not one per row)."""
@@ -158,11 +182,11 @@ def _rows(batch, comparison, facts=None):
     formats = {name: export.format for name, export in batch.exports.items()}
     pan_pairs = {f"{a}|{b}" for a in formats for b in formats
                  if a < b and formats[a] == formats[b] == "coco_panoptic"}
-    frame = pd.DataFrame({  # text columns as pandas' own string arrays: no Python string per row
-        "image": op["image"].astype(str).array,
-        "pair": op["pair"].astype(str).array,
-        "annotator_a": op["annotator_a"].astype(str).array,
-        "annotator_b": op["annotator_b"].astype(str).array,
+    frame = pd.DataFrame({  # the grouping keys as codes (categories in text order), not a string per row
+        "image": _sorted_categorical(op["image"]),
+        "pair": _sorted_categorical(op["pair"]),
+        "annotator_a": _sorted_categorical(op["annotator_a"]),
+        "annotator_b": _sorted_categorical(op["annotator_b"], like=op["annotator_a"]),
         "matched": matched, "missing": missing, "extra": extra,
         "label": op["label_disagreement"].to_numpy(dtype=bool) & matched,
         "category_a": op["category_a"].astype(object).to_numpy(),
@@ -416,6 +440,9 @@ def aggregate(batch, comparison, *, facts: dict | None = None) -> Aggregates:
         else:
             _pq(_oriented_events(events) if is_oriented else events, keys, fig)
         table = fig.values.reset_index()
+        for column in _CODED:
+            if column in table and isinstance(table[column].dtype, pd.CategoricalDtype):
+                table[column] = table[column].astype(str)
         for column in table.columns:  # counts, as the metric registry declares them, are integer columns
             if metric_registry.is_count(column):
                 table[column] = table[column].astype(np.int64)

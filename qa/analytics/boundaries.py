@@ -645,32 +645,28 @@ def disagreement_table(object_pairs, interfaces, *, tolerances, tolerance: float
     annotators' class maps: its length, the share beyond ``tolerance``, the signed displacement (+ when
     ``category_a`` gains in ``annotator_a``'s labels relative to ``annotator_b``'s) and which category
     gains; per-tolerance figures go to ``metrics``.
+
+    ``object_pairs`` is the engine's table, or a :class:`~qa.engine.compare.Comparison`, whose matched rows
+    are then read one figure column at a time (:func:`_matched_figures`).
     """
     import pandas as pd
 
-    from qa.engine.compare import _score_name
     from qa.engine.semantic import _f
 
     frames = []
     keys = ["annotator_a", "annotator_b", "category_a", "category_b"]
-    if object_pairs is not None and len(object_pairs) and "signed_offset" in object_pairs:
+    if hasattr(object_pairs, "object_columns"):  # a comparison: its matched rows read column by column
+        comparison = object_pairs
+        read = lambda names: comparison.object_columns(names, status="matched")  # noqa: E731
+        columns = comparison.object_pair_columns()
+    elif object_pairs is not None and len(object_pairs):
         matched = object_pairs[object_pairs["status"].astype(str) == "matched"]
-        if len(matched):
-            figures = [c for c in matched.columns if _score_name(c) is not None]
-            frame = matched[keys + ["iou"] + figures].copy()
-            for key in keys:
-                frame[key] = frame[key].astype(str)
-            frame["_beyond"] = np.where(frame["signed_offset"].notna(),
-                                        (frame["signed_offset"].abs() > tolerance).astype(np.float64), np.nan)
-            grouped = frame.groupby(keys, sort=True)
-            out = grouped[["iou", *figures]].mean()
-            out.columns = ["mask_iou_mean", *[_score_name(c) for c in figures]]
-            out.insert(0, "n_pairs", grouped.size())
-            out["signed_offset_px_median"] = grouped["signed_offset"].median()
-            out["beyond_tolerance_share"] = grouped["_beyond"].mean()
-            out = out.reset_index()
-            out.insert(0, "kind", "objects")
-            out["tolerance_px"] = float(tolerance)
+        read, columns = (lambda names: matched[names]), list(matched.columns)
+    else:
+        read = None
+    if read is not None:
+        out = _matched_figures(read, keys, tolerance, columns)
+        if out is not None:
             frames.append(out)
     if interfaces is not None and len(interfaces):
         labels = [_label(t) for t in tolerances]
@@ -704,6 +700,43 @@ def disagreement_table(object_pairs, interfaces, *, tolerances, tolerance: float
 def _records(rows, scope: str, key, metrics: dict, n) -> None:
     for metric, value in metrics.items():
         rows.append((scope, key, metric, float(value) if value is not None else math.nan, int(n)))
+
+
+def _matched_figures(read, keys: list[str], tolerance: float, columns=None):
+    """The ``objects`` rows of :func:`disagreement_table` from ``read(names)`` (the matched rows' columns
+    ``names``, in one row order): the groups are made once from the key columns, then each figure is read
+    and averaged on its own (pandas' grouped mean of one column is the mean of it in a frame of many, so
+    the figures are equal to the bit and only one figure's column is held at a time). None without rows
+    or without ``signed_offset``."""
+    import pandas as pd
+
+    from qa.engine.compare import _score_name
+
+    frame = read(keys + ["signed_offset"])
+    if not len(frame) or "signed_offset" not in frame:
+        return None
+    figures = [c for c in columns if _score_name(c) is not None]
+    for key in keys:
+        frame[key] = frame[key].astype(str)
+    grouped = frame.groupby(keys, sort=True)
+    group = grouped.ngroup().to_numpy()  # each row's group, in the sorted order of the keys (-1: a key is NaN)
+    kept = group >= 0
+    group = group[kept]
+    index = grouped.size().index
+    offset = frame["signed_offset"].to_numpy(dtype=np.float64)[kept]
+    by_group = pd.Series(offset).groupby(group, sort=True)
+    out = pd.DataFrame(index=index)
+    for name in ["iou", *figures]:
+        values = offset if name == "signed_offset" else read([name])[name].to_numpy()[kept]
+        out[_score_name(name) or "mask_iou_mean"] = pd.Series(values).groupby(group, sort=True).mean().to_numpy()
+    out.insert(0, "n_pairs", grouped.size())
+    out["signed_offset_px_median"] = by_group.median().to_numpy()
+    beyond = np.where(~np.isnan(offset), (np.abs(offset) > tolerance).astype(np.float64), np.nan)
+    out["beyond_tolerance_share"] = pd.Series(beyond).groupby(group, sort=True).mean().to_numpy()
+    out = out.reset_index()
+    out.insert(0, "kind", "objects")
+    out["tolerance_px"] = float(tolerance)
+    return out
 
 
 def boundary_scores(offsets, category_pairs, category_pair_annotators, *, tolerances, tolerance: float = 2.0):
@@ -810,22 +843,20 @@ def analyse_boundaries(batch, comparison, semantic=None, *, tolerance: float = 2
         interfaces = semantic.interfaces
     matched = binned = None
     if comparison is not None:  # only the rows and columns each part reads (the table may be on disk)
-        from qa.engine.compare import _score_name
-
         sides = ["annotator_a", "annotator_b", "category_a", "category_b", "object_index_a", "object_index_b"]
-        figures = [c for c in comparison.object_pair_columns() if _score_name(c) is not None]
-        matched = comparison.object_columns(["status", *sides, "image", "iou", *figures], status="matched")
+        matched = comparison.object_columns(["status", *sides, "image", "signed_offset"], status="matched")
         binned = comparison.object_columns(
             ["status", *sides, "area_a", "area_b", "iou", "boundary_iou", f"boundary_f_{_label(tolerance)}",
              "signed_offset"], status=("matched", "missing", "extra"))
     values = offset_values(matched, reference=reference)
+    del matched
     offsets = offset_distribution(values, tolerance=tolerance, min_pairs=min_pairs, bootstrap=bootstrap,
                                   confidence=confidence, seed=seed)
     pairs, annotators = category_pair_tables(interfaces, tolerances=tolerances, tolerance=tolerance,
                                              reference=reference)
     by_size, by_occlusion, by_density = agreement_bins(binned, batch, tolerance=tolerance, facts=facts)
     del binned
-    table = disagreement_table(matched, interfaces, tolerances=tolerances, tolerance=tolerance)
+    table = disagreement_table(comparison, interfaces, tolerances=tolerances, tolerance=tolerance)
     scores = boundary_scores(offsets, pairs, annotators, tolerances=tolerances, tolerance=tolerance)
     return BoundaryAnalysis(offsets=offsets, offset_values=values, category_pairs=pairs,
                             category_pair_annotators=annotators, by_size=by_size, by_occlusion=by_occlusion,

@@ -323,3 +323,27 @@ def test_vertex_densities_are_each_objects_to_the_bit():
     want = np.array([_vertex_density(o) for o in objects])
     assert repr(got.tolist()) == repr(want.tolist())
     assert math.isnan(got[-1]) and math.isnan(got[-2])
+
+
+def test_disagreement_rows_read_column_by_column_from_parts_equal_the_table_in_memory(tmp_path, monkeypatch):
+    from qa.analytics.boundaries import disagreement_table
+    from qa.engine import _pool, tables
+
+    synthesize(tmp_path / "batch", images=6, size=(160, 320), annotators=3, seed=11, workers=1)
+    monkeypatch.setattr(tables, "_SPILL_ROWS", 1)  # object_pairs in a part per image
+    monkeypatch.setattr(_pool, "CHUNK_MAX", 1)
+    run = qa.run(manifest=tmp_path / "batch" / "batch.toml", workers=1, store=False, analytics=False)
+    assert len(run.comparison.object_parts().paths) == 6
+    from_parts = disagreement_table(run.comparison, None, tolerances=[1, 2, 4])
+    in_memory = disagreement_table(run.comparison.object_pairs, None, tolerances=[1, 2, 4])
+    assert len(in_memory) > 3 and "boundary_f_2px_mean" in in_memory and in_memory["n_pairs"].sum() > 0
+    pd.testing.assert_frame_equal(from_parts, in_memory, check_exact=True)
+    # the plain definition: every figure's mean over a pair of annotators and categories, all at once
+    op = run.comparison.object_pairs
+    matched = op[op["status"] == "matched"]
+    keys = ["annotator_a", "annotator_b", "category_a", "category_b"]
+    frame = matched.assign(**{k: matched[k].astype(str) for k in keys})
+    expected = frame.groupby(keys, sort=True)[["iou", "boundary_f_2px", "signed_offset"]].mean().reset_index()
+    assert from_parts["mask_iou_mean"].tolist() == expected["iou"].tolist()
+    assert from_parts["boundary_f_2px_mean"].tolist() == expected["boundary_f_2px"].tolist()
+    assert from_parts["signed_offset_px_mean"].tolist() == expected["signed_offset"].tolist()

@@ -118,7 +118,7 @@ def _side_flag(flat, offsets, annotator, index) -> np.ndarray:
     return out
 
 
-_CODED = ("image", "pair", "annotator")
+_CODED = ("image", "pair", "annotator", "category")
 """The per-row frame's key columns kept as categoricals (:func:`_sorted_categorical`); the tables give them
 as text."""
 
@@ -189,8 +189,8 @@ def _rows(batch, comparison, facts=None):
         "annotator_b": _sorted_categorical(op["annotator_b"], like=op["annotator_a"]),
         "matched": matched, "missing": missing, "extra": extra,
         "label": op["label_disagreement"].to_numpy(dtype=bool) & matched,
-        "category_a": op["category_a"].astype(object).to_numpy(),
-        "category_b": op["category_b"].astype(object).to_numpy(),
+        "category_a": _sorted_categorical(op["category_a"], like=op["category_b"]),
+        "category_b": _sorted_categorical(op["category_b"], like=op["category_a"]),
         "iou": op["iou"].to_numpy(dtype=np.float64),
         "size": pd.Categorical.from_codes(np.clip(size_class(area), 0, 2), categories=list(SIZES)),
         "occ_a": occ_a, "occ_b": occ_b,
@@ -219,10 +219,11 @@ def _by_category(frame):
     """Rows by category: a matched pair with two labels counts in both categories."""
     import pandas as pd
 
-    cat = np.where(frame["extra"].to_numpy(), frame["category_b"].to_numpy(), frame["category_a"].to_numpy())
-    main = frame.assign(category=cat)
+    a, b = frame["category_a"].array, frame["category_b"].array  # one list of categories (:func:`_rows`)
+    codes = np.where(frame["extra"].to_numpy(), b.codes, a.codes)
+    main = frame.assign(category=pd.Categorical.from_codes(codes, dtype=a.dtype))
     second = frame[frame["label"].to_numpy()]
-    second = second.assign(category=second["category_b"].to_numpy())
+    second = second.assign(category=second["category_b"].array)
     return pd.concat([main, second], ignore_index=True)
 
 

@@ -127,7 +127,10 @@ def main(argv=None) -> None:
     for images in args.sizes:
         manifest = base if images == 1000 else repeated_batch(base, images, CACHE / f"{base.parent.name}-x{images}")
         out = subprocess.run([sys.executable, "-m", "benchmarks.bench_scale", "--measure", str(manifest),
-                              "--workers", str(args.workers)] + (["--stages"] if args.stages else []), check=True, capture_output=True, text=True)
+                              "--workers", str(args.workers)] + (["--stages"] if args.stages else []),
+                             capture_output=True, text=True)
+        if out.returncode:  # the run's own error, not only the exit status
+            sys.exit(f"{images} images: the run failed (exit status {out.returncode}):\n{out.stderr[-4000:]}")
         row = json.loads(out.stdout.strip().splitlines()[-1])
         first = first or row["peak_mb"]
         print(f"{row['images']:7d} {row['objects']:9d} {row['wall']:7.1f} {1000 * row['wall'] / row['images']:9.1f} "

@@ -72,16 +72,12 @@ def identical_images(comparison):
 
 
 def _sorted_codes(values) -> tuple[np.ndarray, np.ndarray]:
-    """Each value's code in the sorted list of the distinct values (as text), and that list; a
-    categorical column is coded from its codes, without a string per row."""
-    import pandas as pd
+    """Each value's code in the sorted list of the distinct values (as text), and that list (the
+    aggregates' sorted categorical, :func:`qa.analytics.aggregate._sorted_categorical`)."""
+    from qa.analytics.aggregate import _sorted_categorical
 
-    codes, uniques = pd.factorize(values)
-    text = np.asarray([str(u) for u in uniques], dtype=object)
-    order = np.argsort(text, kind="stable")
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(len(order))
-    return rank[codes], text[order]
+    coded = _sorted_categorical(values)
+    return coded.codes.astype(np.int64), np.asarray(coded.categories, dtype=object)
 
 
 def identical_labels(comparison, *, min_share: float = 0.5, min_images: int = 3,

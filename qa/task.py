@@ -320,20 +320,20 @@ class _FileBlocks:
 
 
 class _ObjectParts:
-    """One export's objects as the chunks bring them: each chunk's pickled at once (a few bytes per object
-    where a Python ``Object`` takes hundreds; in a file of the run's folder when given ``blocks``, a
-    :class:`_FileBlocks`), while every chunk's positions follow the last one's, which is the rule when an
-    export lists its objects image by image; the first chunk that does not follow turns the parts back
-    into objects, to be put in export order at the end (:func:`_in_export_order`)."""
+    """One export's objects as the chunks bring them, pickled (a few bytes per object where a Python
+    ``Object`` takes hundreds; in a file of the run's folder when given ``blocks``, a :class:`_FileBlocks`):
+    each chunk's objects in export order, one block per run of consecutive export positions. An export that
+    lists its objects image by image, in whatever order of images, gives a few runs per chunk; at the end
+    the blocks are read in export order (:class:`PackedObjects`). An export that interleaves its images'
+    objects gives runs of a few objects: past :data:`MANY_RUNS` runs of fewer than :data:`MIN_RUN` objects
+    on average, the objects are kept as a list in export order instead (:func:`_in_export_order`)."""
 
-    __slots__ = ("parts", "packed", "last", "images", "blocks")
+    __slots__ = ("blocks", "spans", "images")
 
     def __init__(self, blocks=None):
-        self.parts: list = []  # (positions, pickled objects) while packed, else (positions, objects)
-        self.packed = True
-        self.last = -1
-        self.images: list = []  # each packed part's image keys
-        self.blocks = [] if blocks is None else blocks  # each packed part's pickled objects
+        self.blocks = [] if blocks is None else blocks  # each run's pickled objects
+        self.spans: list = []  # each run's (first position, objects)
+        self.images: list = []  # each run's image keys
 
     def add(self, positions, objects) -> None:
         import pickle
@@ -341,27 +341,65 @@ class _ObjectParts:
         import numpy as np
 
         positions = np.asarray(positions, dtype=np.int64)
-        if self.packed and len(positions) and (positions[0] <= self.last or np.any(np.diff(positions) <= 0)):
-            self.packed = False
-            self.parts = [(p, pickle.loads(b)) for (p, _), b in zip(self.parts, self.blocks)]
-            self.images = []
-            self.blocks = []
-        if self.packed:
-            if len(positions):
-                self.last = int(positions[-1])
-                objects = list(objects)
-                self.blocks.append(pickle.dumps(objects, protocol=pickle.HIGHEST_PROTOCOL))
-                self.parts.append((positions, len(objects)))
-                self.images.append(frozenset(o.image for o in objects))
-        else:
-            self.parts.append((positions, objects))
+        if not len(positions):
+            return
+        objects = list(objects)
+        if np.any(np.diff(positions) <= 0):  # a chunk's objects in export order, whatever the export's order
+            order = np.argsort(positions, kind="stable")
+            positions = positions[order]
+            objects = [objects[k] for k in order.tolist()]
+        cuts = [0, *(np.flatnonzero(np.diff(positions) != 1) + 1).tolist(), len(positions)]
+        for lo, hi in zip(cuts[:-1], cuts[1:]):
+            run = objects[lo:hi]
+            self.blocks.append(pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL))
+            self.spans.append((int(positions[lo]), hi - lo))
+            self.images.append(frozenset(o.image for o in run))
 
     def finish(self):
-        """The objects in export order: a :class:`PackedObjects` while packed, else a list."""
-        parts, self.parts = self.parts, []
-        if self.packed:
-            return PackedObjects(self.blocks, [n for _, n in parts], images=self.images)
-        return _in_export_order(parts)
+        """The objects in export order: a :class:`PackedObjects`, or a list when the runs are short."""
+        import pickle
+
+        import numpy as np
+
+        spans = np.array(self.spans, dtype=np.int64).reshape(-1, 2)
+        order = np.argsort(spans[:, 0], kind="stable")
+        if len(spans) > MANY_RUNS and spans[:, 1].sum() < MIN_RUN * len(spans):
+            return _in_export_order([(np.arange(first, first + n), pickle.loads(block))
+                                     for (first, n), block in zip(self.spans, self.blocks)])
+        blocks = self.blocks
+        if np.any(order != np.arange(len(order))):
+            blocks = _Reordered(blocks, order.tolist())
+        return PackedObjects(blocks, spans[order, 1].tolist(), images=[self.images[k] for k in order.tolist()])
+
+
+MIN_RUN = 8
+MANY_RUNS = 1000
+"""A streamed run keeps an export's objects pickled (:class:`_ObjectParts`) unless they come in more than
+``MANY_RUNS`` runs of consecutive export positions holding fewer than ``MIN_RUN`` objects on average: a
+block per few objects would then cost more than the objects."""
+
+
+class _Reordered:
+    """A sequence of blocks read in another order (``len``, ``[b]``, iteration); pickles as the list of its
+    blocks in that order, as :class:`_FileBlocks` does."""
+
+    __slots__ = ("blocks", "order")
+
+    def __init__(self, blocks, order: list):
+        self.blocks = blocks
+        self.order = order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, b: int) -> bytes:
+        return self.blocks[self.order[b]]
+
+    def __iter__(self):
+        return (self.blocks[b] for b in self.order)
+
+    def __reduce__(self):
+        return list, (list(self),)
 
 
 class PackedObjects:

@@ -285,17 +285,40 @@ def test_objects_and_sources_pickle_and_copy_to_equal_values():
         assert deep.attributes == obj.attributes and deep.source == obj.source
 
 
-def test_objects_of_chunks_out_of_export_order_are_a_list_in_export_order():
-    from qa.task import _ObjectParts
+def test_objects_of_chunks_in_another_image_order_stay_packed_in_export_order():
+    import pickle
+
+    from qa.task import PackedObjects, _ObjectParts
 
     objects = _objects(8)
     parts = _ObjectParts()
     parts.add([0, 1, 2], objects[0:3])
     parts.add([6, 7], objects[6:8])
-    parts.add([3, 4, 5], objects[3:6])  # an export that lists one image's objects later
-    out = parts.finish()
-    assert isinstance(out, list)
+    parts.add([5, 3, 4], [objects[5], objects[3], objects[4]])  # an export that lists one image later, and
+    out = parts.finish()                                       # a chunk's objects in another order
+    assert isinstance(out, PackedObjects) and len(out) == 8
     assert [_fields(o) for o in out] == [_fields(o) for o in objects]
+    assert [_fields(out[k]) for k in range(8)] == [_fields(o) for o in objects]
+    assert [_fields(o) for o in out.take([7, 3, 0])] == [_fields(objects[k]) for k in (7, 3, 0)]
+    for key in {o.image for o in objects}:
+        assert [_fields(o) for o in out.of_image(key)] == [_fields(o) for o in objects if o.image == key]
+    assert [_fields(o) for o in pickle.loads(pickle.dumps(out))] == [_fields(o) for o in objects]
+
+
+def test_objects_of_chunks_that_interleave_in_the_export_are_a_list_in_export_order(monkeypatch):
+    import qa.task
+    from qa.task import PackedObjects, _ObjectParts
+
+    objects = _objects(8)
+    for many, kind in ((1000, PackedObjects), (2, list)):  # a few short runs stay packed, many do not
+        monkeypatch.setattr(qa.task, "MANY_RUNS", many)
+        parts = _ObjectParts()
+        parts.add([0, 2, 4], [objects[0], objects[2], objects[4]])  # an export that does not list its
+        parts.add([7, 1, 3], [objects[7], objects[1], objects[3]])  # objects image by image
+        parts.add([5, 6], objects[5:7])
+        out = parts.finish()
+        assert isinstance(out, kind)
+        assert [_fields(o) for o in out] == [_fields(o) for o in objects]
 
 
 def test_a_streamed_run_keeps_its_objects_packed_and_equal_to_the_loaded_ones(tmp_path):
@@ -318,6 +341,33 @@ def test_a_streamed_run_keeps_its_objects_packed_and_equal_to_the_loaded_ones(tm
             [_fields(o)[:5] for o in loaded.objects(image=key)]
         assert [_fields(o)[:5] for o in run.batch.objects(annotator=loaded.annotators[0], image=key)] == \
             [_fields(o)[:5] for o in loaded.objects(annotator=loaded.annotators[0], image=key)]
+
+
+def test_a_streamed_run_keeps_packed_the_objects_of_an_export_whose_images_are_not_in_name_order(tmp_path):
+    # the run goes through the images in name order; these exports list them (and their objects) in
+    # another, so the chunks' objects come back out of export order
+    import json
+
+    import qa
+    from qa.synth import synthesize
+    from qa.task import PackedObjects
+
+    synthesize(tmp_path / "batch", images=6, size=(96, 160), annotators=3, seed=4, workers=1)
+    for path in sorted((tmp_path / "batch" / "coco").glob("*.json")):
+        doc = json.loads(path.read_text())
+        for k, image in enumerate(doc["images"]):
+            image["file_name"] = f"{(5 * k) % 6}-{image['file_name']}"  # 0, 5, 4, 3, 2, 1
+        path.write_text(json.dumps(doc))
+    manifest = tmp_path / "batch" / "batch.toml"
+    run = qa.run(manifest=manifest, workers=1, store=False)
+    loaded = qa.load(manifest=manifest)
+    assert list(run.batch.images) != [im for e in loaded.exports.values() for im in e.images][:6]
+    for name, export in run.batch.exports.items():
+        assert isinstance(export.objects, PackedObjects)
+        assert [_fields(o)[:5] for o in export.objects] == [_fields(o)[:5] for o in loaded.exports[name].objects]
+    for key in loaded.images:
+        assert [_fields(o)[:5] for o in run.batch.objects(image=key)] == \
+            [_fields(o)[:5] for o in loaded.objects(image=key)]
 
 
 def test_objects_packed_into_a_file_read_and_pickle_as_the_objects(tmp_path):
@@ -346,8 +396,10 @@ def test_objects_packed_into_a_file_read_and_pickle_as_the_objects(tmp_path):
     assert [_fields(o) for o in again] == [_fields(o) for o in objects]
 
 
-def test_a_file_of_blocks_turned_back_into_objects_when_a_chunk_is_out_of_order(tmp_path):
-    from qa.task import _FileBlocks, _ObjectParts
+def test_a_file_of_blocks_read_in_export_order_and_turned_back_into_objects_when_chunks_interleave(
+        tmp_path, monkeypatch):
+    import qa.task
+    from qa.task import PackedObjects, _FileBlocks, _ObjectParts
 
     objects = _objects(8)
     parts = _ObjectParts(_FileBlocks.create(tmp_path / "blocks"))
@@ -355,4 +407,11 @@ def test_a_file_of_blocks_turned_back_into_objects_when_a_chunk_is_out_of_order(
     parts.add([6, 7], objects[6:8])
     parts.add([3, 4, 5], objects[3:6])
     out = parts.finish()
+    assert isinstance(out, PackedObjects) and [_fields(o) for o in out] == [_fields(o) for o in objects]
+    monkeypatch.setattr(qa.task, "MANY_RUNS", 4)
+    parts = _ObjectParts(_FileBlocks.create(tmp_path / "more"))
+    parts.add([0, 2, 4, 6], objects[0:8:2])
+    parts.add([1, 3, 5, 7], objects[1:8:2])
+    out = parts.finish()
     assert isinstance(out, list) and [_fields(o) for o in out] == [_fields(o) for o in objects]
+

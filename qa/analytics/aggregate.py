@@ -2,8 +2,16 @@
 image, object size and occlusion flag.
 
 Everything is computed from the engine's ``object_pairs`` table (one row per matched pair, missing or
-extra object per image and annotator pair) with pandas group-bys; no Python loop runs over its rows.
-:func:`aggregate` returns one wide DataFrame per scope and the long rows for ``Run.scores``.
+extra object per image and annotator pair), read part by part (:meth:`Comparison.object_pieces`, whole
+images per part), so the main process holds per-group sums and never a per-row frame of the batch; no
+Python loop runs over its rows. :func:`aggregate` returns one wide DataFrame per scope and the long rows
+for ``Run.scores``.
+
+Sums. Counts are integer sums. A mean is a compensated (Kahan) sum over the rows in table order, carried
+from one part to the next, divided by the values that are not NaN: the figure pandas' Cython group-by
+gives on the whole table, whatever the parts (:mod:`qa.analytics._kernels_sums`). pandas 3.1 itself sums
+a sorted, NaN-free group pairwise instead (``ufunc.reduceat``), so a plain ``groupby().mean()`` can differ
+from these figures in the last bit.
 
 Orientation. In a pair ``a|b`` (names sorted) ``missing`` objects are ``a``'s with no match in ``b`` and
 ``extra`` objects ``b``'s with no match in ``a``; the signed boundary offset is ``a``'s boundary from
@@ -33,6 +41,11 @@ SCOPES = ("annotator_pair", "annotator", "category", "image", "size", "annotator
 
 _KEYS = {"annotator_pair": ["pair"], "annotator": ["annotator"], "category": ["category"], "image": ["image"],
          "size": ["size"], "annotator_size": ["annotator", "size"], "occluded": ["occluded"], "batch": []}
+
+_SOURCES = {"annotator_pair": "frame", "annotator": "oriented", "category": "by_category", "image": "frame",
+            "size": "frame", "annotator_size": "oriented", "occluded": "frame", "batch": "frame"}
+"""The rows each scope groups (:func:`_segment`): the pairs as they are, seen from each annotator's side,
+or under each of their categories."""
 
 
 
@@ -142,89 +155,272 @@ def _sorted_categorical(values, like=None):
                           categories=categories)
 
 
-def _occluded_text(occ) -> np.ndarray:
-    """``"true"`` where a flag is set, ``"false"`` where flags exist and none is, None without flags (two
-    shared strings, not one per row)."""
-    out = np.full(len(occ), None, dtype=object)
-    known = ~np.isnan(occ)
-    out[known & (occ > 0)] = "true"
-    out[known & ~(occ > 0)] = "false"
-    return out
+def _occluded_codes(occ) -> np.ndarray:
+    """0 (``"false"``) where flags exist and none is set, 1 (``"true"``) where one is, -1 without flags."""
+    return np.where(np.isnan(occ), -1, (occ > 0).astype(np.int64))
 
 
-def _rows(batch, comparison, facts=None):
-    """The object pair table as plain columns, ignored rows dropped, with size and occlusion per row."""
+_OCCLUDED = np.array(["false", "true"], dtype=object)
+"""The occluded scope's keys, by code (text order)."""
+
+
+def _text_codes(values, texts) -> np.ndarray:
+    """Codes of ``values`` (categorical or not) in ``texts`` (a sorted :class:`pandas.Index`); -1 where missing."""
     import pandas as pd
 
-    boundary = {}  # the boundary figures the registry computes per category (boundary F, boundary IoU)
-    for column in comparison.object_pair_columns():
-        name = metric_registry.score_for_column(str(column))
-        own = str(column) in ("iou", "signed_offset")  # mask_iou_mean and the offset have columns of their own
-        if name is not None and not own and "category" in metric_registry.scopes(name):
-            boundary[name] = column
-    op = comparison.object_columns(  # every row but the ignored ones, only the columns read here
-        ["status", "image", "pair", "annotator_a", "annotator_b", "object_index_a", "object_index_b", "category_a",
-         "category_b", "area_a", "area_b", "label_disagreement", "iou", "signed_offset", *boundary.values()],
-        status=("matched", "missing", "extra"))
-    status = op["status"].astype(object).to_numpy()  # the categories' own strings, none made per row
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        own = texts.get_indexer(pd.Index([str(c) for c in values.cat.categories], dtype=object))
+        codes = values.cat.codes.to_numpy().astype(np.int64)
+        return np.where(codes < 0, -1, own[codes] if len(own) else -1)
+    missing = values.isna().to_numpy()
+    codes = texts.get_indexer(pd.Index(values.astype(object).astype(str).to_numpy(), dtype=object))
+    return np.where(missing, -1, codes).astype(np.int64)
+
+
+class _Context:
+    """What the rows of every part need from the whole batch: the columns read, the boundary figures
+    averaged, each key column's values as sorted text, every object's occlusion flag and the panoptic pairs."""
+
+    def __init__(self, batch, comparison, facts=None):
+        import pandas as pd
+
+        self.boundary = {}  # the boundary figures the registry computes per category (boundary F, boundary IoU)
+        for column in comparison.object_pair_columns():
+            name = metric_registry.score_for_column(str(column))
+            own = str(column) in ("iou", "signed_offset")  # mask_iou_mean and the offset have columns of their own
+            if name is not None and not own and "category" in metric_registry.scopes(name):
+                self.boundary[name] = column
+        self.columns = ["status", "image", "pair", "annotator_a", "annotator_b", "object_index_a", "object_index_b",
+                        "category_a", "category_b", "area_a", "area_b", "label_disagreement", "iou", "signed_offset",
+                        *self.boundary.values()]
+        keyed = ("image", "pair", "annotator_a", "annotator_b", "category_a", "category_b")
+        seen: dict = {c: set() for c in keyed}
+        names = None
+        for _, piece in comparison.object_pieces(keyed):
+            for c in keyed:
+                values = piece[c]
+                if isinstance(values.dtype, pd.CategoricalDtype):  # the engine's tables: every value, every part
+                    seen[c].update(str(v) for v in values.cat.categories)
+                else:
+                    seen[c].update(str(v) for v in pd.unique(values.dropna()))
+            if names is None:
+                names = [str(c) for c in piece["annotator_a"].cat.categories]
+            if all(isinstance(piece[c].dtype, pd.CategoricalDtype) for c in keyed):
+                break
+        self.texts = {key: pd.Index(sorted(values), dtype=object) for key, values in (
+            ("image", seen["image"]), ("pair", seen["pair"]), ("annotator", seen["annotator_a"] | seen["annotator_b"]),
+            ("category", seen["category_a"] | seen["category_b"]))}
+        self.names = names or []
+        self.flat, self.offsets = _flags(batch, self.names, facts)
+        formats = {name: export.format for name, export in batch.exports.items()}
+        self.pan_pairs = {f"{a}|{b}" for a in formats for b in formats
+                          if a < b and formats[a] == formats[b] == "coco_panoptic"}
+
+    def radix(self, key: str) -> int:
+        """How many values ``key`` can take."""
+        return {"size": len(SIZES), "occluded": len(_OCCLUDED)}.get(key) or len(self.texts[key])
+
+    def column(self, key: str, codes):
+        """A key column from its codes, typed as the group-bys see it: categorical in text order (sizes in
+        size order), the occluded flag as text."""
+        import pandas as pd
+
+        if key == "occluded":
+            return _OCCLUDED[codes]
+        categories = list(SIZES) if key == "size" else self.texts[key]
+        return pd.Categorical.from_codes(codes, categories=categories)
+
+
+def _part_rows(piece, ctx: _Context) -> dict:
+    """One part of the object pair table as plain arrays, ignored rows dropped: the keys as codes, size
+    and occlusion per row, the figures averaged."""
+    piece = piece[piece["status"].isin(("matched", "missing", "extra")).to_numpy()]
+    status = piece["status"].astype(object).to_numpy()  # the categories' own strings, none made per row
     matched = status == "matched"
     missing = status == "missing"
     extra = status == "extra"
-    area_a = op["area_a"].to_numpy(dtype=np.float64)
-    area_b = op["area_b"].to_numpy(dtype=np.float64)
+    area_a = piece["area_a"].to_numpy(dtype=np.float64)
+    area_b = piece["area_b"].to_numpy(dtype=np.float64)
     area = np.where(matched, (area_a + area_b) / 2, np.where(missing, area_a, area_b))
-    names = [str(c) for c in op["annotator_a"].cat.categories]
-    flat, offsets = _flags(batch, names, facts)
-    occ_a = _side_flag(flat, offsets, op["annotator_a"], op["object_index_a"])
-    occ_b = _side_flag(flat, offsets, op["annotator_b"].cat.set_categories(names), op["object_index_b"])
+    occ_a = _side_flag(ctx.flat, ctx.offsets, piece["annotator_a"], piece["object_index_a"])
+    occ_b = _side_flag(ctx.flat, ctx.offsets, piece["annotator_b"].cat.set_categories(ctx.names),
+                       piece["object_index_b"])
     # a matched pair is occluded when either object is flagged; unmatched rows take their object's flag
     occ = np.where(matched, np.fmax(occ_a, occ_b), np.where(missing, occ_a, occ_b))
-    formats = {name: export.format for name, export in batch.exports.items()}
-    pan_pairs = {f"{a}|{b}" for a in formats for b in formats
-                 if a < b and formats[a] == formats[b] == "coco_panoptic"}
-    frame = pd.DataFrame({  # the grouping keys as codes (categories in text order), not a string per row
-        "image": _sorted_categorical(op["image"]),
-        "pair": _sorted_categorical(op["pair"]),
-        "annotator_a": _sorted_categorical(op["annotator_a"]),
-        "annotator_b": _sorted_categorical(op["annotator_b"], like=op["annotator_a"]),
+    texts = ctx.texts
+    floats = [piece["iou"].to_numpy(dtype=np.float64)]
+    floats += [piece[column].to_numpy(dtype=np.float64) for column in ctx.boundary.values()]
+    floats.append(piece["signed_offset"].to_numpy(dtype=np.float64) if "signed_offset" in piece
+                  else np.full(len(piece), np.nan))
+    return {
+        "image": _text_codes(piece["image"], texts["image"]), "pair": _text_codes(piece["pair"], texts["pair"]),
+        "annotator_a": _text_codes(piece["annotator_a"], texts["annotator"]),
+        "annotator_b": _text_codes(piece["annotator_b"], texts["annotator"]),
+        "category_a": _text_codes(piece["category_a"], texts["category"]),
+        "category_b": _text_codes(piece["category_b"], texts["category"]),
+        "size": np.clip(size_class(area), 0, 2), "occluded": _occluded_codes(occ),
         "matched": matched, "missing": missing, "extra": extra,
-        "label": op["label_disagreement"].to_numpy(dtype=bool) & matched,
-        "category_a": _sorted_categorical(op["category_a"], like=op["category_b"]),
-        "category_b": _sorted_categorical(op["category_b"], like=op["category_a"]),
-        "iou": op["iou"].to_numpy(dtype=np.float64),
-        "size": pd.Categorical.from_codes(np.clip(size_class(area), 0, 2), categories=list(SIZES)),
-        "occ_a": occ_a, "occ_b": occ_b,
-        "occluded": _occluded_text(occ),
-        "offset": op["signed_offset"].to_numpy(dtype=np.float64) if "signed_offset" in op else np.nan,
-        "panoptic": op["pair"].astype(str).isin(pan_pairs).to_numpy(),
-    })
-    for metric, column in boundary.items():
-        frame[metric] = op[column].to_numpy(dtype=np.float64)
-    return frame, list(boundary)
+        "label": piece["label_disagreement"].to_numpy(dtype=bool) & matched,
+        "iou": floats[0], "floats": np.column_stack(floats), "occ_a": occ_a, "occ_b": occ_b,
+        "panoptic": piece["pair"].astype(str).isin(ctx.pan_pairs).to_numpy(),
+    }
 
 
-def _oriented(frame):
-    """Each row twice, once from each annotator's side (``annotator``, ``other``, oriented columns)."""
-    import pandas as pd
+# --- the rows each scope groups, in the order pandas would see them ---------------------------------------
+#
+# Each source is a sequence of segments, each segment taken from every part in turn: the per-annotator
+# scopes see every pair from ``a``'s side, then from ``b``'s; the category scope every row under its own
+# category, then the label disagreements again under ``b``'s. Sums follow that order (see _GroupSums).
 
-    a = frame.assign(annotator=frame["annotator_a"], other=frame["annotator_b"],
-                     missing=frame["extra"], extra=frame["missing"], occ_x=frame["occ_a"], occ_y=frame["occ_b"])
-    b = frame.assign(annotator=frame["annotator_b"], other=frame["annotator_a"],
-                     missing=frame["missing"], extra=frame["extra"], occ_x=frame["occ_b"], occ_y=frame["occ_a"],
-                     offset=-frame["offset"])
-    return pd.concat([a, b], ignore_index=True)
+def _segment(source: str, k: int, r: dict) -> dict | None:
+    """Segment ``k`` of ``source`` from one part's rows ``r`` (None past the last): the rows' keys and
+    figures, turned to the side they are seen from."""
+    if source == "frame":
+        return r if k == 0 else None
+    if source == "oriented":
+        if k == 0:
+            return {**r, "annotator": r["annotator_a"], "missing": r["extra"], "extra": r["missing"],
+                    "occ_x": r["occ_a"], "occ_y": r["occ_b"]}
+        if k == 1:
+            floats = r["floats"].copy()
+            floats[:, -1] = -floats[:, -1]  # the offset of b's boundary from a's outline
+            return {**r, "annotator": r["annotator_b"], "occ_x": r["occ_b"], "occ_y": r["occ_a"], "floats": floats}
+        return None
+    if source == "by_category":  # a matched pair with two labels counts in both categories
+        if k == 0:
+            return {**r, "category": np.where(r["extra"], r["category_b"], r["category_a"])}
+        if k == 1:
+            keep = r["label"]
+            return {**{name: v[keep] for name, v in r.items()}, "category": r["category_b"][keep]}
+        return None
+    raise ValueError(source)
 
 
-def _by_category(frame):
-    """Rows by category: a matched pair with two labels counts in both categories."""
-    import pandas as pd
+def _events(k: int, r: dict, *, oriented: bool) -> dict | None:
+    """Segment ``k`` of the panoptic quality events of one part's panoptic pairs: true positives (same
+    category, IoU > 0.5), then false negatives (``a``'s category), then false positives (``b``'s); each
+    of them from ``a``'s side and then from ``b``'s when ``oriented``."""
+    if k >= (6 if oriented else 3):
+        return None
+    pan = r["panoptic"]
+    matched = r["matched"] & pan
+    tp = matched & ~r["label"] & (r["iou"] > 0.5)
+    kind = k % 3
+    keep = [tp, (matched & ~tp) | (r["missing"] & pan), (matched & ~tp) | (r["extra"] & pan)][kind]
+    out = {name: v[keep] for name, v in r.items()}
+    n = int(keep.sum())
+    out["category"] = (r["category_b"] if kind == 2 else r["category_a"])[keep]
+    counts = np.zeros((n, 3), np.int64)  # tp, fp, fn
+    counts[:, (0, 2, 1)[kind]] = 1
+    out["counts"] = counts
+    out["iou_sum"] = (r["iou"][keep] if kind == 0 else np.zeros(n)).reshape(-1, 1)
+    if oriented:
+        out["annotator"] = (r["annotator_a"] if k < 3 else r["annotator_b"])[keep]
+    return out
 
-    a, b = frame["category_a"].array, frame["category_b"].array  # one list of categories (:func:`_rows`)
-    codes = np.where(frame["extra"].to_numpy(), b.codes, a.codes)
-    main = frame.assign(category=pd.Categorical.from_codes(codes, dtype=a.dtype))
-    second = frame[frame["label"].to_numpy()]
-    second = second.assign(category=second["category_b"].array)
-    return pd.concat([main, second], ignore_index=True)
+
+# --- sums per group, part by part -------------------------------------------------------------------------
+
+class _GroupSums:
+    """Rows, integer sums and compensated float sums per group, fed a part at a time; groups are integer
+    keys (:func:`_combined`). The float sums equal those of a pandas group-by over the rows of every part
+    in the order they came (:func:`qa.analytics._kernels_sums.compensated_add`)."""
+
+    def __init__(self, n_int: int, n_float: int):
+        self.slots: dict[int, int] = {}
+        self.rows = np.zeros(0, np.int64)
+        self.ints = np.zeros((0, n_int), np.int64)
+        self.sums = np.zeros((0, n_float))
+        self.compensation = np.zeros((0, n_float))
+        self.counts = np.zeros((0, n_float), np.int64)
+
+    def _grow(self, n: int) -> None:
+        if n <= len(self.rows):
+            return
+        size = max(n, 2 * len(self.rows), 64)
+        for name in ("rows", "ints", "sums", "compensation", "counts"):
+            old = getattr(self, name)
+            new = np.zeros((size, *old.shape[1:]), old.dtype)
+            new[:len(old)] = old
+            setattr(self, name, new)
+
+    def add(self, keys, ints, floats) -> None:
+        """Rows with group ``keys`` (negative: no group), their integer columns and float columns."""
+        from qa.analytics._kernels_sums import compensated_add
+
+        valid = keys >= 0
+        unique, inverse = np.unique(keys[valid], return_inverse=True)
+        slots = np.fromiter((self.slots.setdefault(k, len(self.slots)) for k in unique.tolist()), np.int64,
+                            count=len(unique))
+        self._grow(len(self.slots))
+        labels = np.full(len(keys), -1, np.int64)
+        labels[valid] = slots[inverse]
+        size = len(self.rows)
+        self.rows += np.bincount(labels[valid], minlength=size)
+        for j in range(ints.shape[1]):
+            self.ints[:, j] += np.bincount(labels[valid], weights=ints[valid, j], minlength=size).astype(np.int64)
+        compensated_add(labels, np.ascontiguousarray(floats, dtype=np.float64), self.sums, self.compensation,
+                        self.counts)
+
+    def groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """The keys met, sorted, and their slots."""
+        keys = np.fromiter(self.slots, np.int64, count=len(self.slots))
+        order = np.argsort(keys, kind="stable")
+        return keys[order], np.fromiter(self.slots.values(), np.int64, count=len(self.slots))[order]
+
+
+def _combined(columns: list, radix: list[int], n: int) -> np.ndarray:
+    """One integer key per row from key codes (the first column most significant, so keys sort as the
+    group-by sorts groups); -1 where a code is missing. No columns: one group, 0."""
+    out = np.zeros(n, np.int64)
+    missing = np.zeros(n, bool)
+    for codes, size in zip(columns, radix):
+        out = out * size + codes
+        missing |= codes < 0
+    return np.where(missing, -1, out)
+
+
+def _split(keys: np.ndarray, radix: list[int]) -> list[np.ndarray]:
+    """The key codes of combined keys (:func:`_combined`)."""
+    out = []
+    for size in reversed(radix):
+        out.append(keys % size)
+        keys = keys // size
+    return out[::-1]
+
+
+class _ScopeSums:
+    """The sums one scope's figures are made of: per group its rows, matched, missing and extra objects,
+    label disagreements, the occlusion flags' counts and the averaged figures; and its panoptic quality
+    events per group and category."""
+
+    def __init__(self, keys: list[str], ctx: _Context, n_float: int, *, pq_keys: list[str] | None = None):
+        self.keys = keys
+        self.radix = [ctx.radix(k) for k in keys]
+        self.pq_keys = keys if pq_keys is None else pq_keys  # the groups the events are averaged over
+        self.sums = _GroupSums(8, n_float)
+        self.pq = _GroupSums(3, 1)
+        self.rows = 0  # every row of the source, keys missing or not
+        self.events = 0
+        self.flagged = False  # whether any matched pair of the source has both flags
+
+    def add(self, seg: dict) -> None:
+        n = len(seg["matched"])
+        self.rows += n
+        x = seg.get("occ_x", seg["occ_a"])
+        y = seg.get("occ_y", seg["occ_b"])
+        both = seg["matched"] & ~np.isnan(x) & ~np.isnan(y)
+        self.flagged |= bool(both.any())
+        ints = np.column_stack([seg["matched"], seg["missing"], seg["extra"], seg["label"], both, both & (x == y),
+                                both & (x > 0), both & (y > 0)]).astype(np.float64)
+        self.sums.add(_combined([seg[k] for k in self.keys], self.radix, n), ints, seg["floats"])
+
+    def add_events(self, seg: dict, ctx: _Context) -> None:
+        n = len(seg["counts"])
+        self.events += n
+        keys = [*self.pq_keys, "category"]
+        self.pq.add(_combined([seg[k] for k in keys], [ctx.radix(k) for k in keys], n),
+                    seg["counts"].astype(np.float64), seg["iou_sum"])
 
 
 # --- figures of one grouping ---------------------------------------------------------------------------
@@ -249,6 +445,18 @@ def _group(frame, keys):
     return frame.groupby(np.zeros(len(frame), dtype=np.int64), sort=True)
 
 
+def _index(keys: list[str], codes: list[np.ndarray], ctx: _Context):
+    """The index a group-by on ``keys`` gives for the groups of these codes (one row each, in its order)."""
+    import pandas as pd
+
+    n = len(codes[0]) if codes else 1
+    frame = pd.DataFrame({key: ctx.column(key, c) for key, c in zip(keys, codes)}, index=range(n))
+    index = _group(frame, keys).size().index
+    if len(index) != n:
+        raise AssertionError("groups and their index differ")
+    return index
+
+
 def _share(num, den):
     num = np.asarray(num, dtype=np.float64)
     den = np.asarray(den, dtype=np.float64)
@@ -256,15 +464,13 @@ def _share(num, den):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def _figures(frame, keys, boundary: list[str], *, roles: bool) -> _Figures:
-    g = _group(frame, keys)
-    sums = g[["matched", "missing", "extra", "label"]].sum()
-    fig = _Figures(sums.index)
-    rows = g.size().to_numpy()
-    matched = sums["matched"].to_numpy()
-    missing = sums["missing"].to_numpy()
-    extra = sums["extra"].to_numpy()
-    label = sums["label"].to_numpy()
+def _figures(scope: _ScopeSums, ctx: _Context, boundary: list[str], *, roles: bool) -> _Figures:
+    """One scope's figures from its sums (averages as ``sum / count`` of the values that are not NaN)."""
+    keys, slots = scope.sums.groups()
+    fig = _Figures(_index(scope.keys, _split(keys, scope.radix), ctx))
+    rows = scope.sums.rows[slots]
+    ints = scope.sums.ints[slots]
+    matched, missing, extra, label = ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3]
     fig.add("matched", matched, rows)
     if roles:
         fig.add("missing", missing, rows)
@@ -276,59 +482,32 @@ def _figures(frame, keys, boundary: list[str], *, roles: bool) -> _Figures:
     fig.add("unmatched_share", _share(missing + extra, 2 * matched + missing + extra), 2 * matched + missing + extra)
     fig.add("label_disagreements", label, rows)
     fig.add("label_disagreement_share", _share(label, matched), matched)
-    means = ["iou", *boundary, "offset"]
-    mean = g[means].mean()
-    count = g[means].count()
-    for column in means:
+    sums, counts = scope.sums.sums[slots], scope.sums.counts[slots]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / np.where(counts > 0, counts, 1), np.nan)
+    for j, column in enumerate(["iou", *boundary, "offset"]):
         name = {"iou": metric_registry.score_for_column("iou"),
                 "offset": metric_registry.score_for_column("signed_offset")}.get(column, column)
-        fig.add(name, mean[column].to_numpy(), count[column].to_numpy())
-    _occlusion(frame, keys, fig)
+        fig.add(name, means[:, j], counts[:, j])
+    if scope.flagged:  # occlusion-flag agreement on matched pairs where both objects carry the flag
+        n, agree, x, y = ints[:, 4], ints[:, 5], ints[:, 6], ints[:, 7]
+        fig.add("occluded_agreement_share", _share(agree, n), n)
+        fig.add("occluded_kappa", cohen_kappa(n, agree, x, y), n)
     return fig
 
 
-def _occlusion(frame, keys, fig: _Figures) -> None:
-    """Occlusion-flag agreement on matched pairs where both objects carry the flag."""
-    oriented = "occ_x" in frame
-    x = frame["occ_x" if oriented else "occ_a"].to_numpy()
-    y = frame["occ_y" if oriented else "occ_b"].to_numpy()
-    both = frame["matched"].to_numpy() & ~np.isnan(x) & ~np.isnan(y)
-    if not both.any():
-        return
-    flags = frame.loc[:, keys].copy() if keys else frame.iloc[:, :0].copy()
-    flags["n"] = both.astype(np.int64)
-    flags["agree"] = (both & (x == y)).astype(np.int64)
-    flags["x"] = (both & (x > 0)).astype(np.int64)
-    flags["y"] = (both & (y > 0)).astype(np.int64)
-    sums = _group(flags, keys)[["n", "agree", "x", "y"]].sum().reindex(fig.values.index, fill_value=0)
-    n = sums["n"].to_numpy()
-    fig.add("occluded_agreement_share", _share(sums["agree"].to_numpy(), n), n)
-    fig.add("occluded_kappa", cohen_kappa(n, sums["agree"].to_numpy(), sums["x"].to_numpy(), sums["y"].to_numpy()), n)
-
-
-def _pq_events(frame):
-    """Panoptic quality events of the panoptic pairs: TP (same category, IoU > 0.5), FP and FN per category."""
+def _pq(scope: _ScopeSums, ctx: _Context, fig: _Figures, *, per_class: bool = False) -> None:
+    """PQ, SQ and RQ per group: per category, then averaged over categories (panopticapi's pq_average)."""
     import pandas as pd
 
-    frame = frame[frame["panoptic"].to_numpy()]
-    matched = frame["matched"].to_numpy()
-    tp = matched & ~frame["label"].to_numpy() & (frame["iou"].to_numpy() > 0.5)
-    parts = [
-        frame[tp].assign(category=frame["category_a"][tp], tp=1, fp=0, fn=0, iou_sum=frame["iou"][tp]),
-        frame[(matched & ~tp) | frame["missing"].to_numpy()].pipe(
-            lambda f: f.assign(category=f["category_a"], tp=0, fp=0, fn=1, iou_sum=0.0)),
-        frame[(matched & ~tp) | frame["extra"].to_numpy()].pipe(
-            lambda f: f.assign(category=f["category_b"], tp=0, fp=1, fn=0, iou_sum=0.0)),
-    ]
-    return pd.concat(parts, ignore_index=True)
-
-
-def _pq(events, keys, fig: _Figures, *, per_class: bool = False) -> None:
-    """PQ, SQ and RQ per group: per category, then averaged over categories (panopticapi's pq_average)."""
-    if not len(events):
+    if not scope.events:
         return
-    g = events.groupby([*keys, "category"], sort=True, observed=True)
-    c = g[["tp", "fp", "fn", "iou_sum"]].sum()
+    keys = scope.pq_keys
+    combined, slots = scope.pq.groups()
+    index = _index([*keys, "category"], _split(combined, [ctx.radix(k) for k in [*keys, "category"]]), ctx)
+    ints = scope.pq.ints[slots]
+    c = pd.DataFrame({"tp": ints[:, 0], "fp": ints[:, 1], "fn": ints[:, 2], "iou_sum": scope.pq.sums[slots, 0]},
+                     index=index)
     tp, fp, fn, iou = (c[k].to_numpy(dtype=np.float64) for k in ("tp", "fp", "fn", "iou_sum"))
     denom = tp + 0.5 * fp + 0.5 * fn
     c = c.assign(pq=_share(iou, denom), sq=np.where(tp > 0, _share(iou, tp), 0.0), rq=_share(tp, denom),
@@ -344,8 +523,6 @@ def _pq(events, keys, fig: _Figures, *, per_class: bool = False) -> None:
         avg = c[["pq", "sq", "rq"]].mean().to_frame().T
         avg.index = fig.values.index[:1]
         n = np.array([len(c)])
-    import pandas as pd
-
     n = pd.Series(n, index=avg.index).reindex(fig.values.index, fill_value=0)
     avg = avg.reindex(fig.values.index)
     for metric in ("pq", "sq", "rq"):
@@ -416,30 +593,42 @@ def aggregate(batch, comparison, *, facts: dict | None = None) -> Aggregates:
     """
     import pandas as pd
 
-    frame, boundary = _rows(batch, comparison, facts)
+    ctx = _Context(batch, comparison, facts)
+    boundary = list(ctx.boundary)
+    scopes = {scope: _ScopeSums(_KEYS[scope], ctx, 2 + len(boundary), pq_keys=[] if scope == "category" else None)
+              for scope in SCOPES}
+    sources = {scope: _SOURCES[scope] for scope in SCOPES}
+    # part by part, segment by segment (a pass over the parts for each): the rows in the order of the
+    # per-row frames they stand for, so every sum equals the group-by's
+    passes = 6 if ctx.pan_pairs else 2
+    for k in range(passes):
+        for _, piece in comparison.object_pieces(ctx.columns):
+            r = _part_rows(piece, ctx)
+            if not len(r["matched"]):
+                continue
+            segments = {source: _segment(source, k, r) for source in set(sources.values())}
+            events = {oriented: _events(k, r, oriented=oriented) for oriented in (False, True)} if ctx.pan_pairs else {}
+            for scope, sums in scopes.items():
+                if segments[sources[scope]] is not None:
+                    sums.add(segments[sources[scope]])
+                event = events.get(sources[scope] == "oriented")
+                if event is not None:
+                    sums.add_events(event, ctx)
     image_level = _image_level(comparison)
-    oriented = _oriented(frame)
-    by_category = _by_category(frame)
-    events = _pq_events(frame)
     tables: dict[str, pd.DataFrame] = {}
     records = []
-    sources = {"annotator_pair": (frame, False), "annotator": (oriented, True), "category": (by_category, False),
-               "image": (frame, False), "size": (frame, False), "annotator_size": (oriented, True),
-               "occluded": (frame, False), "batch": (frame, False)}
     for scope in SCOPES:
         keys = _KEYS[scope]
-        data, is_oriented = sources[scope]
-        if not len(data) or (keys and not data[keys].notna().all(axis=1).any()):
+        sums = scopes[scope]
+        if not sums.rows or (keys and not sums.sums.slots):
             continue
-        fig = _figures(data, keys, boundary, roles=is_oriented or scope in ("annotator_pair", "batch"))
+        is_oriented = sources[scope] == "oriented"
+        fig = _figures(sums, ctx, boundary, roles=is_oriented or scope in ("annotator_pair", "batch"))
         if scope in image_level:
             mean, count = image_level[scope]
             fig.add("image_iou_mean", mean.reindex(fig.values.index).to_numpy(dtype=np.float64),
                     count.reindex(fig.values.index, fill_value=0).to_numpy(dtype=np.int64))
-        if scope == "category":
-            _pq(events, [], fig, per_class=True)
-        else:
-            _pq(_oriented_events(events) if is_oriented else events, keys, fig)
+        _pq(sums, ctx, fig, per_class=scope == "category")
         table = fig.values.reset_index()
         for column in _CODED:
             if column in table and isinstance(table[column].dtype, pd.CategoricalDtype):
@@ -479,15 +668,6 @@ def _image_level(comparison) -> dict:
         keyed = categories.set_index(categories["category"].astype(str))
         out["category"] = (keyed["value"], keyed["n"])
     return out
-
-
-def _oriented_events(events):
-    import pandas as pd
-
-    if not len(events):
-        return events
-    return pd.concat([events.assign(annotator=events["annotator_a"]),
-                      events.assign(annotator=events["annotator_b"])], ignore_index=True)
 
 
 def _long(scope, keys, fig: _Figures):

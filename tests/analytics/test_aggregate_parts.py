@@ -1,0 +1,89 @@
+"""Aggregates made part by part: the compensated sums equal pandas' Cython group-by, and a comparison read
+in many parts gives the same tables, to the bit, as the same table in memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def test_compensated_sums_fed_in_parts_equal_the_cython_group_by():
+    from qa.analytics._kernels_sums import compensated_add
+
+    rng = np.random.default_rng(3)
+    n, groups = 50_000, 23
+    labels = rng.integers(-1, groups, n)  # unsorted, with rows of no group: pandas' Kahan summation
+    values = rng.standard_normal((n, 3)) * np.exp(rng.uniform(-25, 25, (n, 3)))
+    values[rng.random((n, 3)) < 0.05] = np.nan
+    values[rng.random(n) < 0.01, 1] = 0.0
+    values[7, 2] = np.inf
+    sums, compensation = np.zeros((groups, 3)), np.zeros((groups, 3))
+    counts = np.zeros((groups, 3), np.int64)
+    for lo in range(0, n, 7_001):
+        compensated_add(labels[lo:lo + 7_001], values[lo:lo + 7_001], sums, compensation, counts)
+    frame = pd.DataFrame(values, columns=list("xyz")).assign(
+        key=pd.Categorical.from_codes(labels, categories=[f"g{k:02d}" for k in range(groups)]))
+    grouped = frame.groupby("key", observed=True, sort=True)[list("xyz")]
+    np.testing.assert_array_equal(sums, grouped.sum().to_numpy())
+    np.testing.assert_array_equal(counts, grouped.count().to_numpy())
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(np.where(counts > 0, sums / np.maximum(counts, 1), np.nan),
+                                      grouped.mean().to_numpy())
+    plain = np.array([[np.nansum(values[labels == g, j]) for j in range(3)] for g in range(groups)])
+    assert not np.array_equal(plain, sums)  # the order and the compensation matter: the test can fail
+
+
+def _tables(aggregates):
+    return {scope: table.copy() for scope, table in aggregates.tables.items()}, aggregates.scores
+
+
+@pytest.mark.parametrize("manifest", ["batch.toml", "batch_panoptic.toml"])
+def test_aggregates_from_a_comparison_in_parts_equal_those_from_the_table_in_memory(tmp_path, monkeypatch, manifest):
+    import qa
+    from qa.analytics import aggregate as module
+    from qa.engine import _pool, tables
+    from qa.engine.compare import Comparison
+    from qa.synth import synthesize
+
+    synthesize(tmp_path / "batch", images=6, size=(160, 320), annotators=3, seed=5, workers=1,
+               faults=["bob:miss_small", "carol:drop_occluded", "carol:swap"])
+    monkeypatch.setattr(tables, "_SPILL_ROWS", 1)  # the run's object_pairs: a part per chunk of one image
+    monkeypatch.setattr(_pool, "CHUNK_MAX", 1)
+    captured = {}
+    aggregate = module.aggregate
+
+    def spy(batch, comparison, *, facts=None):
+        captured.update(batch=batch, comparison=comparison, facts=facts)
+        return aggregate(batch, comparison, facts=facts)
+
+    monkeypatch.setattr(module, "aggregate", spy)
+    qa.run(manifest=tmp_path / "batch" / manifest, workers=1, store=False)
+    batch, comparison, facts = captured["batch"], captured["comparison"], captured["facts"]
+    assert comparison.object_parts() is not None and len(comparison.object_parts().paths) == 6
+    in_memory = Comparison(object_pairs=comparison.object_pairs, image_pairs=comparison.image_pairs,
+                           settings=comparison.settings, category_image_iou=comparison.category_image_iou)
+    parts_tables, parts_scores = _tables(aggregate(batch, comparison, facts=facts))
+    whole_tables, whole_scores = _tables(aggregate(batch, in_memory, facts=facts))
+    assert list(parts_tables) == list(whole_tables) and "annotator_size" in parts_tables
+    for scope in whole_tables:
+        pd.testing.assert_frame_equal(parts_tables[scope], whole_tables[scope], check_exact=True, obj=scope)
+    pd.testing.assert_frame_equal(parts_scores, whole_scores, check_exact=True)
+    if manifest == "batch_panoptic.toml":
+        assert {"pq", "sq", "rq"} <= set(whole_tables["annotator"].columns)
+        assert {"pq", "sq", "rq"} <= set(whole_tables["category"].columns)
+    else:
+        assert "occluded_kappa" in whole_tables["annotator"].columns
+
+    # and the figures are the plain definitions: a pair's mean mask IoU over its matched rows, each
+    # annotator's counts from both sides
+    op = comparison.object_pairs
+    matched = op[op["status"] == "matched"]
+    pairs = whole_tables["annotator_pair"].set_index("pair")
+    for pair, group in matched.groupby("pair", observed=True):
+        assert pairs.loc[str(pair), "mask_iou_mean"] == pytest.approx(group["iou"].mean(), rel=1e-14)
+        assert pairs.loc[str(pair), "matched"] == len(group)
+    annotators = whole_tables["annotator"].set_index("annotator")
+    for name in batch.annotators:
+        sides = (op["annotator_a"] == name) | (op["annotator_b"] == name)
+        assert annotators.loc[name, "matched"] == int((sides & (op["status"] == "matched")).sum())

@@ -940,13 +940,28 @@ class Store:
         other readers see the whole run or nothing of it. SIGINT is held back from just before
         ``COMMIT`` to the end of ``on_commit`` (:func:`qa._commit.interrupts_held`): one that arrives
         before ``COMMIT`` rolls the run back (KeyboardInterrupt), one that arrives after it cannot undo a
-        stored run, so the run's outputs and exit code always agree with the store.
+        stored run, so the run's outputs and exit code always agree with the store. While the run is
+        written DuckDB's memory is limited (:func:`write_memory_limit`): what it caches of the transaction
+        goes to its temporary files beyond that.
         """
         import duckdb
 
         if self.read_only:
             raise StoreError("opened read-only; cannot store a run", path=self.path)
         frames = run_frames(run) if frames is None else frames
+        keys = sum(len(frame) for name, frame in frames.items() if frame is not None and name not in _UNKEYED)
+        self._con.execute(f"SET memory_limit = '{write_memory_limit(keys) // 2 ** 20}MB'")
+        try:
+            return self._write(run, frames, on_commit)
+        finally:
+            try:
+                self._con.execute("RESET memory_limit")
+            except duckdb.Error:  # the connection's own failure is the one to report
+                pass
+
+    def _write(self, run, frames: dict, on_commit) -> int:
+        import duckdb
+
         con = self._con
         committed = False
         con.execute("BEGIN TRANSACTION")
@@ -1011,6 +1026,24 @@ class Store:
                 self._con.unregister(f"_qa_insert_{name}")
             except duckdb.Error:
                 pass
+
+
+_UNKEYED = ("object_matches", "boundary_disagreement")
+"""The run tables without a primary key (schema.sql)."""
+
+
+def write_memory_limit(keys: int) -> int:
+    """DuckDB's memory limit, in bytes, while a run with ``keys`` rows in tables with a primary key is
+    written: 192 MB for what DuckDB caches of the open transaction (the rest goes to its temporary files),
+    plus 48 bytes per key for the primary keys' ART indexes, which must fit in memory (about 25 bytes a
+    key measured for ``objects``). Without a limit DuckDB caches up to 80% of the machine's memory.
+
+    Examples
+    --------
+    >>> write_memory_limit(0) // 2 ** 20, write_memory_limit(4_000_000) // 2 ** 20
+    (192, 375)
+    """
+    return 192 * 2 ** 20 + 48 * int(keys)
 
 
 def _one(con, query: str, params: list | None = None):
@@ -1309,12 +1342,35 @@ def _object_frames(batch, run_id: str, *, rows: int | None):
         yield frame(columns)
 
 
+def _finding_frames(findings: list, run_id: str, *, rows: int | None):
+    """The ``findings`` table's rows, ``rows`` findings at a time (all at once when None), as DataFrames made
+    from one list per column (no dict per finding)."""
+    import pandas as pd
+
+    names = ("run_id", "finding_index", "stage", "code", "severity", "message", "annotator", "image", "file",
+             "source_section", "source_index", "source_id", "value", "limit_value")
+    dtypes = {"source_index": "Int64", "value": float, "limit_value": float}
+    step = len(findings) if rows is None else rows
+    for start in range(0, max(len(findings), 1), max(step, 1)):
+        columns: dict = {c: [] for c in names}
+        for i, f in enumerate(findings[start:start + step], start):
+            source = f.source
+            for column, value in zip(names, (
+                    run_id, i, _stage(f.code), f.code, f.severity, f.message, f.annotator, f.image,
+                    source.file if source else None, source.section if source else None,
+                    source.index if source else None,
+                    None if source is None or source.id is None else str(source.id),
+                    _finite(f.value), _finite(f.limit))):
+                columns[column].append(value)
+        yield _typed(pd.DataFrame(columns) if columns["run_id"] else pd.DataFrame(), dtypes)
+
+
 def run_frames(run, *, parts_dir=None) -> dict:
     """The rows a run adds to each table, as DataFrames keyed by table name.
 
-    With ``parts_dir`` (a folder that exists), the object-level tables (``objects``, ``object_matches``)
-    are made :data:`PART_ROWS` rows at a time and written there as :class:`Parts`, so the run's rows
-    are never all in memory as Python values; what is stored is the same.
+    With ``parts_dir`` (a folder that exists), the object-level tables (``objects``, ``object_matches``,
+    ``findings``) are made :data:`PART_ROWS` rows at a time and written there as :class:`Parts`, so the
+    run's rows are never all in memory as Python values; what is stored is the same.
     """
     import pandas as pd
 
@@ -1385,14 +1441,9 @@ def run_frames(run, *, parts_dir=None) -> dict:
         "n_objects": per_category.get(name, 0),
     } for name, c in batch.categories.items()])
 
-    frames["findings"] = _typed(pd.DataFrame([{
-        "run_id": run_id, "finding_index": i, "stage": _stage(f.code), "code": f.code, "severity": f.severity,
-        "message": f.message, "annotator": f.annotator, "image": f.image,
-        "file": f.source.file if f.source else None, "source_section": f.source.section if f.source else None,
-        "source_index": f.source.index if f.source else None,
-        "source_id": None if f.source is None or f.source.id is None else str(f.source.id),
-        "value": _finite(f.value), "limit_value": _finite(f.limit),
-    } for i, f in enumerate(findings)]), {"source_index": "Int64", "value": float, "limit_value": float})
+    finding_frames = _finding_frames(findings, run_id, rows=None if parts_dir is None else PART_ROWS)
+    frames["findings"] = next(finding_frames) if parts_dir is None else Parts.of(
+        finding_frames, Path(parts_dir) / "findings")
 
     comparison = getattr(run, "comparison", None)
     scores = run_scores(run)

@@ -56,6 +56,7 @@ def test_store_from_parts_equals_store_from_frames_synth(tmp_path, monkeypatch):
     assert len(parted["review_queue"]) == len(run.analytics.review_table) > 0
     assert len(parted["objects"]) == n_objects > 7  # several parts, one of them short
     assert len(parted["object_matches"]) > 7
+    assert len(parted["findings"]) > 7
     _assert_same(whole, parted)
 
 
@@ -71,6 +72,8 @@ def test_parts_are_written_a_part_at_a_time(tmp_path, monkeypatch):
     assert isinstance(objects, qstore.Parts) and len(objects) == n_objects
     assert len(objects.paths) == -(-n_objects // 5)
     assert isinstance(frames["object_matches"], qstore.Parts)
+    findings = frames["findings"]
+    assert isinstance(findings, qstore.Parts) and len(findings) == len(qa.gate.run_findings(run)) > 0
 
 
 def test_store_from_parts_equals_store_from_frames_real(shared_data, tmp_path, monkeypatch):

@@ -554,8 +554,9 @@ def agreement_bins(object_pairs, batch, *, tolerance: float = 2.0, facts: dict |
 
     Parameters
     ----------
-    object_pairs : pandas.DataFrame
-        The engine's object pair table.
+    object_pairs : pandas.DataFrame or qa.engine.compare.Comparison
+        The engine's object pair table, or a comparison (its table read part by part, only the columns
+        used).
     batch : Batch
         The batch the pairs come from (for each object's occluded flag and polygon).
     tolerance : float, pixels, default 2.0
@@ -579,58 +580,88 @@ def agreement_bins(object_pairs, batch, *, tolerance: float = 2.0, facts: dict |
     f_column = f"boundary_f_{_label(tolerance)}"
     metric_columns = ["mask_iou_mean", "boundary_iou_mean", f"{f_column}_mean", "abs_offset_px_mean"]
     empty = pd.DataFrame(columns=["bin", "matched", "unmatched", "matched_share", *metric_columns])
-    if object_pairs is None or len(object_pairs) == 0:
+    if object_pairs is None:
         return empty, empty.copy(), empty.copy()
-    status = object_pairs["status"].astype(object).to_numpy()  # the categories' own strings, none made per row
-    keep = np.isin(status, ("matched", "missing", "extra"))
-    pairs = object_pairs[keep]
-    status = status[keep]
-    matched = status == "matched"
+    if hasattr(object_pairs, "object_pieces"):  # a comparison: read part by part, only these columns
+        pieces = (piece for _, piece in object_pairs.object_pieces(
+            ["status", "annotator_a", "annotator_b", "object_index_a", "object_index_b", "area_a", "area_b", "iou",
+             "boundary_iou", f_column, "signed_offset"]))
+    else:
+        pieces = iter([object_pairs])
+    binnings = {"size": [b[0] for b in SIZE_BINS], "occluded": ["true", "false", "unknown"],
+                "density": [b[0] for b in DENSITY_BINS]}
+    counts = {name: np.zeros((len(bins), 2), np.int64) for name, bins in binnings.items()}  # matched, unmatched
+    values = {name: [{m: [] for m in metric_columns} for _ in bins] for name, bins in binnings.items()}
+    rows = 0
+    for pairs in pieces:
+        rows += len(pairs)
+        status = pairs["status"].astype(object).to_numpy()  # the categories' own strings, none made per row
+        keep = np.isin(status, ("matched", "missing", "extra"))
+        if not keep.any():
+            continue
+        pairs = pairs[keep]
+        status = status[keep]
+        matched = status == "matched"
+        if facts is None:
+            facts = batch_facts(batch)
+        figures = _bin_figures(pairs, f_column)
+        for name, codes in _bin_codes(pairs, status, facts).items():
+            for b in range(len(binnings[name])):
+                inside = codes == b
+                m = inside & matched
+                counts[name][b] += (int(m.sum()), int((inside & ~matched).sum()))
+                if not m.any():
+                    continue
+                for metric, column in zip(metric_columns, figures):
+                    v = column[m]
+                    values[name][b][metric].append(v[~np.isnan(v)])
+    if rows == 0:
+        return empty, empty.copy(), empty.copy()
+
+    def table(name):
+        out = []
+        for b, label in enumerate(binnings[name]):
+            matched, unmatched = (int(x) for x in counts[name][b])
+            row = {"bin": label, "matched": matched, "unmatched": unmatched}
+            denominator = 2 * matched + unmatched
+            row["matched_share"] = 2 * matched / denominator if denominator else math.nan
+            for metric in metric_columns:  # the mean of the values in table order, as one array gives it
+                v = np.concatenate(values[name][b][metric]) if values[name][b][metric] else np.zeros(0)
+                row[metric] = float(v.mean()) if len(v) else math.nan
+            out.append(row)
+        return pd.DataFrame(out, columns=empty.columns)
+
+    return table("size"), table("occluded"), table("density")
+
+
+def _bin_codes(pairs, status, facts: dict) -> dict:
+    """Each row's bin, as an index into its binning (-1 for none): by size (the mean area of a matched
+    pair's objects, or the unmatched object's), occlusion flag and vertex density."""
     area_a = pairs["area_a"].to_numpy(np.float64)
     area_b = pairs["area_b"].to_numpy(np.float64)
-    area = np.where(matched, (area_a + area_b) / 2.0, np.where(status == "missing", area_a, area_b))
-    facts = batch_facts(batch) if facts is None else facts
+    area = np.where(status == "matched", (area_a + area_b) / 2.0, np.where(status == "missing", area_a, area_b))
+    size = np.full(len(pairs), -1, np.int64)
+    for b, (_, lo, hi) in enumerate(SIZE_BINS):
+        size[(area >= lo) & (area < hi)] = b
     occ_a = _side_fact(pairs, facts, "a", 0, -1)
     occ_b = _side_fact(pairs, facts, "b", 0, -1)
-    occluded = np.where((occ_a == 1) | (occ_b == 1), "true",
-                        np.where((occ_a == 0) | (occ_b == 0), "false", "unknown"))
-    den_a = _side_fact(pairs, facts, "a", 1, math.nan)
-    den_b = _side_fact(pairs, facts, "b", 1, math.nan)
-    sides = np.vstack([den_a, den_b])
+    occluded = np.where((occ_a == 1) | (occ_b == 1), 0, np.where((occ_a == 0) | (occ_b == 0), 1, 2))
+    sides = np.vstack([_side_fact(pairs, facts, "a", 1, math.nan), _side_fact(pairs, facts, "b", 1, math.nan)])
     known = (~np.isnan(sides)).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        density = np.where(known > 0, np.nansum(sides, axis=0) / np.maximum(known, 1), np.nan)
+        density_value = np.where(known > 0, np.nansum(sides, axis=0) / np.maximum(known, 1), np.nan)
+    density = np.full(len(pairs), -1, np.int64)
+    for b, (_, lo, hi) in enumerate(DENSITY_BINS):
+        density[(density_value >= lo) & (density_value < hi)] = b
+    return {"size": size, "occluded": occluded, "density": density}
 
+
+def _bin_figures(pairs, f_column: str) -> list:
+    """The figures the bins average, per row: mask IoU, boundary IoU, boundary F, absolute offset."""
     def column(name):
         return pairs[name].to_numpy(np.float64) if name in pairs else np.full(len(pairs), np.nan)
 
-    figures = {"mask_iou_mean": column("iou"), "boundary_iou_mean": column("boundary_iou"),
-               f"{f_column}_mean": column(f_column), "abs_offset_px_mean": np.abs(column("signed_offset"))}
-
-    def table(labels, bins):
-        rows = []
-        for label in bins:
-            inside = labels == label
-            m = inside & matched
-            row = {"bin": label, "matched": int(m.sum()), "unmatched": int((inside & ~matched).sum())}
-            denominator = 2 * row["matched"] + row["unmatched"]
-            row["matched_share"] = 2 * row["matched"] / denominator if denominator else math.nan
-            for name, values in figures.items():
-                v = values[m]
-                v = v[~np.isnan(v)]
-                row[name] = float(v.mean()) if len(v) else math.nan
-            rows.append(row)
-        return pd.DataFrame(rows, columns=empty.columns)
-
-    size_labels = np.full(len(pairs), "", dtype=object)
-    for label, lo, hi in SIZE_BINS:
-        size_labels[(area >= lo) & (area < hi)] = label
-    density_labels = np.full(len(pairs), "n/a", dtype=object)
-    for label, lo, hi in DENSITY_BINS:
-        density_labels[(density >= lo) & (density < hi)] = label
-    return (table(size_labels, [b[0] for b in SIZE_BINS]),
-            table(occluded.astype(object), ["true", "false", "unknown"]),
-            table(density_labels, [b[0] for b in DENSITY_BINS]))
+    return [column("iou"), column("boundary_iou"), column(f_column), np.abs(column("signed_offset"))]
 
 
 # --- store rows and scores ---------------------------------------------------------------------------
@@ -841,21 +872,17 @@ def analyse_boundaries(batch, comparison, semantic=None, *, tolerance: float = 2
             raise ConfigError(f"tolerance {tolerance:g} px was not computed; the comparison's tolerances are "
                               f"{', '.join(f'{t:g}' for t in tolerances)}")
         interfaces = semantic.interfaces
-    matched = binned = None
+    matched = None
     if comparison is not None:  # only the rows and columns each part reads (the table may be on disk)
         sides = ["annotator_a", "annotator_b", "category_a", "category_b", "object_index_a", "object_index_b"]
         matched = comparison.object_columns(["status", *sides, "image", "signed_offset"], status="matched")
-        binned = comparison.object_columns(
-            ["status", *sides, "area_a", "area_b", "iou", "boundary_iou", f"boundary_f_{_label(tolerance)}",
-             "signed_offset"], status=("matched", "missing", "extra"))
     values = offset_values(matched, reference=reference)
     del matched
     offsets = offset_distribution(values, tolerance=tolerance, min_pairs=min_pairs, bootstrap=bootstrap,
                                   confidence=confidence, seed=seed)
     pairs, annotators = category_pair_tables(interfaces, tolerances=tolerances, tolerance=tolerance,
                                              reference=reference)
-    by_size, by_occlusion, by_density = agreement_bins(binned, batch, tolerance=tolerance, facts=facts)
-    del binned
+    by_size, by_occlusion, by_density = agreement_bins(comparison, batch, tolerance=tolerance, facts=facts)
     table = disagreement_table(comparison, interfaces, tolerances=tolerances, tolerance=tolerance)
     scores = boundary_scores(offsets, pairs, annotators, tolerances=tolerances, tolerance=tolerance)
     return BoundaryAnalysis(offsets=offsets, offset_values=values, category_pairs=pairs,

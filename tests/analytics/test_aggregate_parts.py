@@ -1,5 +1,6 @@
-"""Aggregates made part by part: the compensated sums equal pandas' Cython group-by, and a comparison read
-in many parts gives the same tables, to the bit, as the same table in memory."""
+"""Batch-level tables made part by part: the compensated sums equal pandas' Cython group-by, and a
+comparison read in many parts gives the same aggregates and agreement bins, to the bit, as the same table
+in memory."""
 
 from __future__ import annotations
 
@@ -38,18 +39,17 @@ def _tables(aggregates):
     return {scope: table.copy() for scope, table in aggregates.tables.items()}, aggregates.scores
 
 
-@pytest.mark.parametrize("manifest", ["batch.toml", "batch_panoptic.toml"])
-def test_aggregates_from_a_comparison_in_parts_equal_those_from_the_table_in_memory(tmp_path, monkeypatch, manifest):
+@pytest.fixture(scope="module", params=["batch.toml", "batch_panoptic.toml"])
+def parted(request, tmp_path_factory):
+    """A synth run whose object_pairs are on disk in one part per image: (batch, comparison, facts, manifest)."""
     import qa
     from qa.analytics import aggregate as module
     from qa.engine import _pool, tables
-    from qa.engine.compare import Comparison
     from qa.synth import synthesize
 
-    synthesize(tmp_path / "batch", images=6, size=(160, 320), annotators=3, seed=5, workers=1,
+    folder = tmp_path_factory.mktemp("parted")
+    synthesize(folder / "batch", images=6, size=(160, 320), annotators=3, seed=5, workers=1,
                faults=["bob:miss_small", "carol:drop_occluded", "carol:swap"])
-    monkeypatch.setattr(tables, "_SPILL_ROWS", 1)  # the run's object_pairs: a part per chunk of one image
-    monkeypatch.setattr(_pool, "CHUNK_MAX", 1)
     captured = {}
     aggregate = module.aggregate
 
@@ -57,12 +57,29 @@ def test_aggregates_from_a_comparison_in_parts_equal_those_from_the_table_in_mem
         captured.update(batch=batch, comparison=comparison, facts=facts)
         return aggregate(batch, comparison, facts=facts)
 
-    monkeypatch.setattr(module, "aggregate", spy)
-    qa.run(manifest=tmp_path / "batch" / manifest, workers=1, store=False)
-    batch, comparison, facts = captured["batch"], captured["comparison"], captured["facts"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tables, "_SPILL_ROWS", 1)  # the run's object_pairs: a part per chunk of one image
+        mp.setattr(_pool, "CHUNK_MAX", 1)
+        mp.setattr(module, "aggregate", spy)
+        qa.run(manifest=folder / "batch" / request.param, workers=1, store=False)
+    comparison = captured["comparison"]
     assert comparison.object_parts() is not None and len(comparison.object_parts().paths) == 6
-    in_memory = Comparison(object_pairs=comparison.object_pairs, image_pairs=comparison.image_pairs,
-                           settings=comparison.settings, category_image_iou=comparison.category_image_iou)
+    return captured["batch"], comparison, captured["facts"], request.param
+
+
+def _in_memory(comparison):
+    from qa.engine.compare import Comparison
+
+    return Comparison(object_pairs=comparison.object_pairs, image_pairs=comparison.image_pairs,
+                      settings=comparison.settings, category_image_iou=comparison.category_image_iou)
+
+
+def test_aggregates_from_a_comparison_in_parts_equal_those_from_the_table_in_memory(parted):
+    from qa.analytics.aggregate import aggregate
+
+    batch, comparison, facts, manifest = parted
+    in_memory = _in_memory(comparison)
+    assert in_memory.object_parts() is None
     parts_tables, parts_scores = _tables(aggregate(batch, comparison, facts=facts))
     whole_tables, whole_scores = _tables(aggregate(batch, in_memory, facts=facts))
     assert list(parts_tables) == list(whole_tables) and "annotator_size" in parts_tables
@@ -87,3 +104,16 @@ def test_aggregates_from_a_comparison_in_parts_equal_those_from_the_table_in_mem
     for name in batch.annotators:
         sides = (op["annotator_a"] == name) | (op["annotator_b"] == name)
         assert annotators.loc[name, "matched"] == int((sides & (op["status"] == "matched")).sum())
+
+
+def test_agreement_bins_from_a_comparison_in_parts_equal_those_from_the_table(parted):
+    from qa.analytics.boundaries import agreement_bins
+
+    batch, comparison, facts, _ = parted
+    for tolerance in (1.0, 2.0):
+        from_parts = agreement_bins(comparison, batch, tolerance=tolerance, facts=facts)
+        from_table = agreement_bins(comparison.object_pairs, batch, tolerance=tolerance, facts=facts)
+        for a, b in zip(from_parts, from_table):
+            pd.testing.assert_frame_equal(a, b, check_exact=True)
+        matched = int((comparison.object_pairs["status"] == "matched").sum())  # every pair in a size bin
+        assert from_parts[0]["matched"].sum() == from_parts[1]["matched"].sum() == matched > 0

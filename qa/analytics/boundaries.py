@@ -186,7 +186,9 @@ def offset_values(object_pairs, *, reference: str | None = None):
     pandas.DataFrame
         ``annotator``, ``other``, ``category``, ``image``, ``object_index``, ``signed_offset_px``:
         for side ``a`` the engine's offset, for side ``b`` its negation (see the module's sign
-        conventions). Pairs without an offset (an empty boundary) are left out.
+        conventions). Pairs without an offset (an empty boundary) are left out. The text columns are
+        categoricals whose categories are sorted as text (a code per row, not a string: the table has
+        two rows per matched pair of the batch).
 
     Examples
     --------
@@ -202,15 +204,21 @@ def offset_values(object_pairs, *, reference: str | None = None):
     columns = ["annotator", "other", "category", "image", "object_index", "signed_offset_px"]
     if object_pairs is None or len(object_pairs) == 0 or "signed_offset" not in object_pairs:
         return pd.DataFrame({c: pd.Series(dtype=float if c == "signed_offset_px" else object) for c in columns})
+    from qa.analytics.aggregate import _sorted_categorical
+
     matched = object_pairs[(object_pairs["status"].astype(str) == "matched")
                            & object_pairs["signed_offset"].notna()]
+    # text as categoricals whose categories are sorted as text (a code per row, groups in text order)
+    text = {"annotator_a": _sorted_categorical(matched["annotator_a"], like=matched["annotator_b"]),
+            "annotator_b": _sorted_categorical(matched["annotator_b"], like=matched["annotator_a"]),
+            "category_a": _sorted_categorical(matched["category_a"], like=matched["category_b"]),
+            "category_b": _sorted_categorical(matched["category_b"], like=matched["category_a"]),
+            "image": _sorted_categorical(matched["image"])}
     sides = []
     for me, other, sign in (("a", "b", 1.0), ("b", "a", -1.0)):
-        sides.append(pd.DataFrame({  # text as pandas' string arrays: no Python string per row
-            "annotator": matched[f"annotator_{me}"].astype(str).array,
-            "other": matched[f"annotator_{other}"].astype(str).array,
-            "category": matched[f"category_{me}"].astype(str).array,
-            "image": matched["image"].astype(str).array,
+        sides.append(pd.DataFrame({
+            "annotator": text[f"annotator_{me}"], "other": text[f"annotator_{other}"],
+            "category": text[f"category_{me}"], "image": text["image"],
             "object_index": matched[f"object_index_{me}"].to_numpy(dtype=np.int64, na_value=-1),
             "signed_offset_px": sign * matched["signed_offset"].to_numpy(dtype=np.float64),
         }))
@@ -279,6 +287,9 @@ def offset_distribution(values, *, tolerance: float = 2.0, min_pairs: int = 5, b
     out["abs_offset_px_mean"] = grouped["_abs"].mean()
     out["beyond_tolerance_share"] = grouped["_beyond"].mean()
     out = out.reset_index()
+    for key in ("annotator", "category"):  # categorical keys (offset_values) shown as text
+        if isinstance(out[key].dtype, pd.CategoricalDtype):
+            out[key] = out[key].astype(str)
     low, high, unit = _offset_intervals(values, out, min_pairs=min_pairs, bootstrap=bootstrap,
                                         confidence=confidence, seed=seed)
     out["ci_low"], out["ci_high"], out["ci_unit"] = low, high, unit

@@ -1216,10 +1216,40 @@ def _frame_from(table: str, df, run_id: str):
     if "metrics" in columns:
         extra = [c for c in df.columns if c not in columns]
         if extra:
-            records = df[extra].to_dict("records")
-            out["metrics"] = [_json({k: _json_value(v) for k, v in r.items()}) for r in records]
+            out["metrics"] = _json_rows(df[extra])
     out.insert(0, "run_id", run_id)
     return out
+
+
+def _json_rows(frame) -> list:
+    """Each row of ``frame`` as a JSON object of its columns: the text ``_json({column: _json_value(value)})``
+    gives (NaN and infinities as null), made column by column instead of a dict and a ``json.dumps`` per row.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> _json_rows(pd.DataFrame({"f": [0.5, float("nan")], "n": [3, 4], "ok": [True, False]}))
+    ['{"f": 0.5, "n": 3, "ok": true}', '{"f": null, "n": 4, "ok": false}']
+    """
+    import numpy as np
+
+    if not len(frame.columns):
+        return [None] * len(frame)
+    texts = []
+    for name in frame.columns:
+        column = frame[name]
+        key = json.dumps(str(name)) + ": "
+        kind = column.dtype.kind if isinstance(column.dtype, np.dtype) else None  # numpy columns only
+        if kind == "f":  # Python's float repr, as json.dumps writes a float
+            texts.append([key + (repr(v) if math.isfinite(v) else "null") for v in column.tolist()])
+        elif kind in ("i", "u"):
+            texts.append([key + str(v) for v in column.tolist()])
+        elif kind == "b":
+            texts.append([key + ("true" if v else "false") for v in column.tolist()])
+        else:  # anything else value by value, as the records of the frame give them
+            texts.append([key + json.dumps(_json_value(r[name]), default=str, allow_nan=False)
+                          for r in frame[[name]].to_dict("records")])
+    return ["{" + ", ".join(row) + "}" for row in zip(*texts)]
 
 
 _PLAIN_TYPES = (str, int, bool, type(None), list, dict)

@@ -82,3 +82,21 @@ def test_store_from_parts_equals_store_from_frames_real(shared_data, tmp_path, m
     whole, parted = _stored_both_ways(run, tmp_path, monkeypatch, part_rows=50)
     assert len(parted["objects"]) > 50
     _assert_same(whole, parted)
+
+
+def test_json_rows_made_column_by_column_equal_a_json_dump_per_row():
+    import json
+
+    import numpy as np
+
+    frame = pd.DataFrame({
+        "f64": [0.1, np.nan, np.inf, -1e-300, 1e16, 3.0],
+        "f32": np.array([0.1, np.nan, 1e-7, 2.5, -np.inf, 7], np.float32),
+        "i32": np.arange(6, dtype=np.int32), "u8": np.arange(6, dtype=np.uint8), "ok": [True, False] * 3,
+        "n": pd.array([1, None, 3, 4, None, 6], dtype="Int64"),
+        "text": ["a", 'q"uote', "\u00fc", None, "x\ny", "z"],
+        "code": pd.Categorical(["a", "b", None, "a", "b", "a"])})
+    expected = [qstore._json({k: qstore._json_value(v) for k, v in r.items()}) for r in frame.to_dict("records")]
+    assert qstore._json_rows(frame) == expected
+    assert json.loads(expected[1]) == {"f64": None, "f32": None, "i32": 1, "u8": 1, "ok": False, "n": None,
+                                       "text": 'q"uote', "code": "b"}

@@ -177,6 +177,24 @@ def _text_codes(values, texts) -> np.ndarray:
     return np.where(missing, -1, codes).astype(np.int64)
 
 
+def _column_texts(comparison, columns) -> dict:
+    """Every value of each of ``columns`` of the object pair table, as text: from the categories when the
+    column is categorical (the engine's tables give every value in every part), else from every part."""
+    import pandas as pd
+
+    seen: dict = {c: set() for c in columns}
+    for _, piece in comparison.object_pieces(columns):
+        for c in columns:
+            values = piece[c]
+            if isinstance(values.dtype, pd.CategoricalDtype):
+                seen[c].update(str(v) for v in values.cat.categories)
+            else:
+                seen[c].update(str(v) for v in pd.unique(values.dropna()))
+        if all(isinstance(piece[c].dtype, pd.CategoricalDtype) for c in columns):
+            break
+    return seen
+
+
 class _Context:
     """What the rows of every part need from the whole batch: the columns read, the boundary figures
     averaged, each key column's values as sorted text, every object's occlusion flag and the panoptic pairs."""
@@ -193,24 +211,14 @@ class _Context:
         self.columns = ["status", "image", "pair", "annotator_a", "annotator_b", "object_index_a", "object_index_b",
                         "category_a", "category_b", "area_a", "area_b", "label_disagreement", "iou", "signed_offset",
                         *self.boundary.values()]
-        keyed = ("image", "pair", "annotator_a", "annotator_b", "category_a", "category_b")
-        seen: dict = {c: set() for c in keyed}
-        names = None
-        for _, piece in comparison.object_pieces(keyed):
-            for c in keyed:
-                values = piece[c]
-                if isinstance(values.dtype, pd.CategoricalDtype):  # the engine's tables: every value, every part
-                    seen[c].update(str(v) for v in values.cat.categories)
-                else:
-                    seen[c].update(str(v) for v in pd.unique(values.dropna()))
-            if names is None:
-                names = [str(c) for c in piece["annotator_a"].cat.categories]
-            if all(isinstance(piece[c].dtype, pd.CategoricalDtype) for c in keyed):
-                break
+        seen = _column_texts(comparison, ("image", "pair", "annotator_a", "annotator_b", "category_a", "category_b"))
         self.texts = {key: pd.Index(sorted(values), dtype=object) for key, values in (
             ("image", seen["image"]), ("pair", seen["pair"]), ("annotator", seen["annotator_a"] | seen["annotator_b"]),
             ("category", seen["category_a"] | seen["category_b"]))}
-        self.names = names or []
+        self.names = []  # the annotator columns' own categories, in their order
+        for _, piece in comparison.object_pieces(["annotator_a"]):
+            self.names = [str(c) for c in piece["annotator_a"].cat.categories]
+            break
         self.flat, self.offsets = _flags(batch, self.names, facts)
         formats = {name: export.format for name, export in batch.exports.items()}
         self.pan_pairs = {f"{a}|{b}" for a in formats for b in formats

@@ -4,7 +4,8 @@ Two people never draw the same pixels. An image pair is *identical* when every o
 annotators is matched, with the same category and a mask IoU of exactly 1, and nothing is left over;
 images where neither drew anything do not count. A pair with ``min_images`` identical images or more,
 making up at least ``min_share`` of the images either of them labelled, is one finding. The figures
-come from the comparison's object pair table, in one grouped pass.
+come from the comparison's object pair table, grouped on codes part by part (integer counts per annotator
+pair and image).
 """
 
 from __future__ import annotations
@@ -43,41 +44,48 @@ def identical_images(comparison):
     """
     import pandas as pd
 
-    op = comparison.object_columns(["pair", "image", "annotator_a", "annotator_b", "status", "iou",
-                                    "label_disagreement"], status=("matched", "missing", "extra"))
+    from qa.analytics.aggregate import _column_texts, _GroupSums, _text_codes
+
     columns = ["pair", "annotator_a", "annotator_b", "images", "identical", "share"]
-    if op is None or not len(op):
+    if comparison.object_pair_columns() == []:
         return pd.DataFrame(columns=columns)
-    status = op["status"].astype(str).to_numpy()
-    iou = op["iou"].to_numpy(dtype=np.float64, na_value=np.nan)
-    label = op["label_disagreement"].to_numpy(dtype=bool, na_value=False)
-    same = (status == "matched") & ~label & (np.nan_to_num(iou) >= 1.0 - 1e-12)
-    # grouped on codes, not on a string per row (the table has a row per object and pair)
-    pair_codes, pairs = _sorted_codes(op["pair"])
-    image_codes, images = _sorted_codes(op["image"])
-    n_images = max(len(images), 1)
-    keys, per_key = np.unique(pair_codes * n_images + image_codes, return_inverse=True)
-    per_key = per_key.ravel()
-    image_same = np.bincount(per_key, weights=same, minlength=len(keys)) == np.bincount(per_key, minlength=len(keys))
-    pair_of_key = keys // n_images  # an image pair is identical when every row of it is
-    first_row = np.unique(pair_codes, return_index=True)[1]  # each pair's first row: its two annotators
+    texts = _column_texts(comparison, ("pair", "image"))
+    pair_texts = pd.Index(sorted(texts["pair"]), dtype=object)
+    image_texts = pd.Index(sorted(texts["image"]), dtype=object)
+    n_images = max(len(image_texts), 1)
+    # per (pair, image), grouped on codes part by part: its rows, and those that are the same object twice
+    sums = _GroupSums(1, 0)
+    annotators: dict[int, tuple[str, str]] = {}  # each pair's two annotators, from its first row
+    for _, op in comparison.object_pieces(["pair", "image", "annotator_a", "annotator_b", "status", "iou",
+                                           "label_disagreement"]):
+        op = op[op["status"].isin(("matched", "missing", "extra")).to_numpy()]
+        if not len(op):
+            continue
+        iou = op["iou"].to_numpy(dtype=np.float64, na_value=np.nan)
+        label = op["label_disagreement"].to_numpy(dtype=bool, na_value=False)
+        same = (op["status"] == "matched").to_numpy() & ~label & (np.nan_to_num(iou) >= 1.0 - 1e-12)
+        pair_codes = _text_codes(op["pair"], pair_texts)
+        codes, first_row = np.unique(pair_codes, return_index=True)
+        for code, row in zip(codes.tolist(), first_row.tolist()):
+            if code not in annotators:
+                annotators[code] = (str(op["annotator_a"].iloc[row]), str(op["annotator_b"].iloc[row]))
+        sums.add(pair_codes * n_images + _text_codes(op["image"], image_texts), same.reshape(-1, 1).astype(np.float64),
+                 np.zeros((len(op), 0)))
+    keys, slots = sums.groups()
+    if not len(keys):
+        return pd.DataFrame(columns=columns)
+    image_same = sums.ints[slots, 0] == sums.rows[slots]  # an image pair is identical when every row of it is
+    pair_of_key = keys // n_images
+    present = np.unique(pair_of_key)
     out = pd.DataFrame({
-        "pair": pairs,
-        "annotator_a": op["annotator_a"].iloc[first_row].astype(str).to_numpy(),
-        "annotator_b": op["annotator_b"].iloc[first_row].astype(str).to_numpy(),
-        "images": np.bincount(pair_of_key, minlength=len(pairs)).astype(np.int64),
-        "identical": np.bincount(pair_of_key, weights=image_same, minlength=len(pairs)).astype(np.int64)})
+        "pair": np.asarray(pair_texts[present], dtype=object),
+        "annotator_a": np.asarray([annotators[int(c)][0] for c in present], dtype=object),
+        "annotator_b": np.asarray([annotators[int(c)][1] for c in present], dtype=object),
+        "images": np.bincount(pair_of_key, minlength=len(pair_texts))[present].astype(np.int64),
+        "identical": np.bincount(pair_of_key, weights=image_same,
+                                 minlength=len(pair_texts))[present].astype(np.int64)})
     out["share"] = out["identical"] / out["images"]
     return out[columns]
-
-
-def _sorted_codes(values) -> tuple[np.ndarray, np.ndarray]:
-    """Each value's code in the sorted list of the distinct values (as text), and that list (the
-    aggregates' sorted categorical, :func:`qa.analytics.aggregate._sorted_categorical`)."""
-    from qa.analytics.aggregate import _sorted_categorical
-
-    coded = _sorted_categorical(values)
-    return coded.codes.astype(np.int64), np.asarray(coded.categories, dtype=object)
 
 
 def identical_labels(comparison, *, min_share: float = 0.5, min_images: int = 3,

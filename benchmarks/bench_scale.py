@@ -10,7 +10,8 @@ has the same objects per image.
 Each size runs in a fresh process: ``qa.run(manifest, workers=N, db=...)`` with the default pack and
 analytics, stored into a new store, as ``qa run`` does. The process reports its peak RSS (``VmHWM``)
 after the load and at the end, the run's wall time and its CPU seconds (this process and every worker);
-with ``--stages``, each stage's own peak RSS (the peak is reset as it starts) and the RSS after it.
+with ``--stages``, each stage's own peak RSS (the peak is reset as it starts), the RSS after it and the
+CPU seconds this process spent in it (the workers' are in the run's CPU).
 The peak's growth from the smallest size is the figure to read: the issue's target is a main-process
 peak at 20,000 images within 1.3 times the one at 1,000.
 """
@@ -71,10 +72,11 @@ def _staged(stages: dict) -> None:
         def wrapped(*args, _fn=fn, _name=name, **kwargs):
             stages["between"] = max(stages.get("between", 0.0), _peak_mb())  # the work since the last stage
             _reset_peak()
+            cpu = time.process_time()
             try:
                 return _fn(*args, **kwargs)
             finally:
-                stages[_name] = (_peak_mb(), _rss_mb())
+                stages[_name] = (_peak_mb(), _rss_mb(), time.process_time() - cpu)
         setattr(mod, attr, wrapped)
 
 
@@ -109,7 +111,7 @@ def main(argv=None) -> None:
     parser.add_argument("--size", default="128x256", help="HxW of the scenes")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--stages", action="store_true",
-                        help="also each stage's own peak RSS and the RSS after it (MB)")
+                        help="also each stage's own peak RSS and the RSS after it (MB), and its CPU in this process")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
@@ -138,7 +140,9 @@ def main(argv=None) -> None:
               f"{row['peak_mb'] / first:8.2f}", flush=True)
         if row["stages"]:
             print("        stage peak / after (MB): " + ", ".join(
-                f"{name} {peak:.0f} / {after:.0f}" for name, (peak, after) in row["stages"].items()), flush=True)
+                f"{name} {peak:.0f} / {after:.0f}" for name, (peak, after, _) in row["stages"].items()), flush=True)
+            print("        stage CPU of this process (s): " + ", ".join(
+                f"{name} {cpu:.1f}" for name, (_, _, cpu) in row["stages"].items()), flush=True)
     import os
 
     print(f"# load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

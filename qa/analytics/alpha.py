@@ -586,35 +586,76 @@ def object_alpha(comparison, *, per_image: bool = False):
     """
     import pandas as pd
 
-    op = comparison.object_columns(["status", "category_a", "category_b", "pair", "image"],
-                                   status=("matched", "missing", "extra"))  # every row but the ignored ones
-    cats = list(op["category_a"].cat.categories)
-    absent = len(cats)
-    k = absent + 1
-    ca = op["category_a"].cat.codes.to_numpy().astype(np.int64)
-    cb = op["category_b"].cat.set_categories(cats).cat.codes.to_numpy().astype(np.int64)
-    ca = np.where(ca < 0, absent, ca)
-    cb = np.where(cb < 0, absent, cb)
-    ip = comparison.image_pairs
-    units = pd.DataFrame({"pair": op["pair"].astype(str).to_numpy(), "image": op["image"].astype(str).to_numpy(),
-                          "ca": ca, "cb": cb})
+    columns = ["status", "category_a", "category_b", "pair", "image"]
+    try:  # part by part: the parts hold whole images, so each image's units are in one part
+        values = _object_alphas(comparison.object_pieces(columns), comparison.image_pairs)
+    except _ImageAcrossParts:
+        values = _object_alphas([(0, comparison.object_columns(columns))], comparison.image_pairs)
     rows = []
-    for pair, group in units.groupby("pair", sort=True):
-        images = ip.loc[ip["pair"].astype(str) == pair, "image"].astype(str).unique()
-        index = {im: i for i, im in enumerate(images)}
-        img = group["image"].map(index).to_numpy().astype(np.int64)
-        a = group["ca"].to_numpy()
-        b = group["cb"].to_numpy()
-        count = len(images)
-        n = np.bincount(img, minlength=count) * 2.0
-        diagonal = np.bincount(img, weights=2.0 * (a == b), minlength=count)
-        marg = (np.bincount(img * k + a, minlength=count * k) + np.bincount(img * k + b, minlength=count * k))
-        marg = marg.reshape(count, k).astype(np.float64)
-        value = alpha_from_counts(n, diagonal, marg)
-        single = (marg > 0).sum(axis=1) <= 1
-        value = np.where(single, 1.0, np.where(np.isnan(value), 0.0, value))
+    for pair in sorted(values):
+        images, value = values[pair]
         if per_image:
             rows.extend({"pair": pair, "image": im, "alpha": float(v)} for im, v in zip(images, value))
             continue
-        rows.append({"pair": pair, "alpha": float(value.mean()) if count else float("nan"), "images": count})
+        rows.append({"pair": pair, "alpha": float(value.mean()) if len(images) else float("nan"),
+                     "images": len(images)})
     return pd.DataFrame(rows, columns=["pair", "image", "alpha"] if per_image else ["pair", "alpha", "images"])
+
+
+class _ImageAcrossParts(Exception):
+    """An image's units met in two parts of the object pair table."""
+
+
+def _object_alphas(pieces, image_pairs) -> dict:
+    """``{pair: (images, alphas)}``: each annotator pair's images (in ``image_pairs`` order) and the
+    object-level alpha of each (:func:`object_alpha`), from the pieces of the object pair table.
+
+    Raises :class:`_ImageAcrossParts` when an image's rows are in two pieces (its counts would be split).
+    """
+    import pandas as pd
+
+    ip_pair = image_pairs["pair"].astype(str).to_numpy()
+    ip_image = image_pairs["image"].astype(str).to_numpy()
+    out: dict = {}
+    seen: dict = {}
+    cats = None
+    for _, op in pieces:
+        if op is None:
+            continue
+        op = op[op["status"].isin(("matched", "missing", "extra")).to_numpy()]  # every row but the ignored ones
+        if not len(op):
+            continue
+        if cats is None:
+            cats = list(op["category_a"].cat.categories)
+        absent = len(cats)
+        k = absent + 1
+        ca = op["category_a"].cat.set_categories(cats).cat.codes.to_numpy().astype(np.int64)
+        cb = op["category_b"].cat.set_categories(cats).cat.codes.to_numpy().astype(np.int64)
+        ca = np.where(ca < 0, absent, ca)
+        cb = np.where(cb < 0, absent, cb)
+        pair_codes, pairs = pd.factorize(op["pair"])
+        image_codes, image_names = pd.factorize(op["image"])
+        image_names = np.asarray([str(v) for v in image_names], dtype=object)
+        for code, pair in enumerate(str(v) for v in pairs):
+            if pair not in out:
+                images = pd.unique(ip_image[ip_pair == pair])
+                out[pair] = (images, np.ones(len(images)))  # an image without units scores 1
+                seen[pair] = np.zeros(len(images), bool)
+            images, value = out[pair]
+            rows = pair_codes == code
+            img = pd.Index(images).get_indexer(image_names)[image_codes[rows]]
+            present, local = np.unique(img, return_inverse=True)
+            if seen[pair][present].any():
+                raise _ImageAcrossParts(pair)
+            seen[pair][present] = True
+            m = len(present)
+            local = local.ravel()
+            a, b = ca[rows], cb[rows]
+            n = np.bincount(local, minlength=m) * 2.0
+            diagonal = np.bincount(local, weights=2.0 * (a == b), minlength=m)
+            marg = (np.bincount(local * k + a, minlength=m * k) + np.bincount(local * k + b, minlength=m * k))
+            marg = marg.reshape(m, k).astype(np.float64)
+            alpha = alpha_from_counts(n, diagonal, marg)
+            single = (marg > 0).sum(axis=1) <= 1
+            value[present] = np.where(single, 1.0, np.where(np.isnan(alpha), 0.0, alpha))
+    return out

@@ -117,3 +117,39 @@ def test_agreement_bins_from_a_comparison_in_parts_equal_those_from_the_table(pa
             pd.testing.assert_frame_equal(a, b, check_exact=True)
         matched = int((comparison.object_pairs["status"] == "matched").sum())  # every pair in a size bin
         assert from_parts[0]["matched"].sum() == from_parts[1]["matched"].sum() == matched > 0
+
+
+def test_object_alpha_from_a_comparison_in_parts_equals_that_from_the_table(parted):
+    from qa.analytics.alpha import object_alpha
+
+    batch, comparison, facts, _ = parted
+    in_memory = _in_memory(comparison)
+    for per_image in (False, True):
+        from_parts = object_alpha(comparison, per_image=per_image)
+        assert len(from_parts) and from_parts["alpha"].notna().all()
+        pd.testing.assert_frame_equal(from_parts, object_alpha(in_memory, per_image=per_image), check_exact=True)
+
+
+def test_object_alpha_reads_the_table_whole_when_an_image_is_in_two_parts(parted):
+    from qa.analytics import alpha
+
+    batch, comparison, facts, _ = parted
+    whole = comparison.object_pairs
+    image = whole["image"].iloc[len(whole) // 2]
+    rows = np.flatnonzero((whole["image"] == image).to_numpy())
+    cut = int(rows[len(rows) // 2])  # within that image's rows
+
+    class Halves:  # the same table in two parts, cut inside one image
+        image_pairs = comparison.image_pairs
+
+        def object_pieces(self, columns):
+            yield 0, whole.iloc[:cut][columns]
+            yield cut, whole.iloc[cut:][columns]
+
+        def object_columns(self, columns, status=None):
+            return comparison.object_columns(columns, status=status)
+
+    with pytest.raises(alpha._ImageAcrossParts):
+        alpha._object_alphas(Halves().object_pieces(["status", "category_a", "category_b", "pair", "image"]),
+                             comparison.image_pairs)
+    pd.testing.assert_frame_equal(alpha.object_alpha(Halves()), alpha.object_alpha(comparison), check_exact=True)

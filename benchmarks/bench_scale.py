@@ -99,7 +99,7 @@ def measure(manifest: str, workers: int, stages: bool = False) -> dict:
         run = qa.run(manifest=manifest, workers=workers, db=Path(tmp) / "qa.duckdb", progress=progress)
         wall = time.perf_counter() - t
     between = per_stage.pop("between", 0.0)
-    peak = max([_peak_mb(), between, marks.get("loaded") or 0] + [p for p, _ in per_stage.values()])
+    peak = max([_peak_mb(), between, marks.get("loaded") or 0] + [p for p, *_ in per_stage.values()])
     return {"images": len(run.batch.images), "objects": sum(len(e.objects) for e in run.batch.exports.values()),
             "wall": wall, "cpu": cpu.seconds, "loaded_mb": marks.get("loaded"), "peak_mb": peak,
             "stages": per_stage}

@@ -16,7 +16,7 @@ import tempfile
 import weakref
 from pathlib import Path
 
-__all__ = ["Parts", "RunFolder", "run_folder"]
+__all__ = ["Parts", "RunFolder", "run_folder", "sweep"]
 
 
 def run_folder(parent=None) -> "RunFolder":
@@ -25,17 +25,30 @@ def run_folder(parent=None) -> "RunFolder":
     return RunFolder(parent)
 
 
+PREFIXES = ("qa-run-", "qa-store-")
+"""The names of the temporary folders runs make (:class:`RunFolder`): the run's tables, the store's parts."""
+
+_OWNER = ".owner.lock"
+"""A file in each :class:`RunFolder` its process holds locked for as long as it lives."""
+
+
 class RunFolder:
     """A temporary folder (``name``, ``path``) removed when this object is garbage, at :meth:`cleanup` or when the
     process exits, whichever comes first; as ``tempfile.TemporaryDirectory``, but its removal by the
-    garbage collector is the intended end, not a leak, so it gives no ``ResourceWarning``."""
+    garbage collector is the intended end, not a leak, so it gives no ``ResourceWarning``.
+
+    A process killed outright (SIGKILL, the OOM killer) cannot remove its folder; its lock on the
+    folder's owner file goes with it, so the next folder made under the same parent removes it
+    (:func:`sweep`)."""
 
     __slots__ = ("name", "path", "_finalizer", "__weakref__")
 
-    def __init__(self, parent=None):
-        self.name = tempfile.mkdtemp(prefix="qa-run-", dir=parent)
+    def __init__(self, parent=None, *, prefix: str = "qa-run-"):
+        sweep(parent)
+        self.name = tempfile.mkdtemp(prefix=prefix, dir=parent)
         self.path = Path(self.name)
-        self._finalizer = weakref.finalize(self, shutil.rmtree, self.name, ignore_errors=True)
+        lock = _hold(self.path)
+        self._finalizer = weakref.finalize(self, _remove, self.name, lock)
 
     def cleanup(self) -> None:
         """Remove the folder now."""
@@ -49,6 +62,52 @@ class RunFolder:
 
     def __repr__(self) -> str:
         return f"RunFolder({self.name!r})"
+
+
+def _hold(folder: Path):
+    """Lock ``folder``'s owner file for this process's lifetime (None where ``fcntl`` is missing). The file
+    is locked under another name and then renamed, so a sweep never finds it unlocked."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    tmp = folder / (_OWNER + ".new")
+    handle = open(tmp, "wb")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    tmp.rename(folder / _OWNER)
+    return handle
+
+
+def _remove(name: str, lock) -> None:
+    shutil.rmtree(name, ignore_errors=True)
+    if lock is not None:
+        lock.close()
+
+
+def sweep(parent=None) -> list[str]:
+    """Remove the run folders under ``parent`` (default: the system's temporary folder) whose process is
+    gone: their owner file can be locked. Folders of live runs, and folders without an owner file, are
+    left alone. Returns the folders removed."""
+    try:
+        import fcntl
+    except ImportError:
+        return []
+    removed = []
+    root = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    for prefix in PREFIXES:
+        for folder in root.glob(prefix + "*"):
+            try:
+                handle = open(folder / _OWNER, "rb")
+            except OSError:  # not a folder of this kind, or one being made
+                continue
+            with handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:  # its run is alive
+                    continue
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(str(folder))
+    return removed
 
 
 def _concat(frames, *, ignore_index: bool = True):

@@ -1136,11 +1136,11 @@ def store_run(run, path=None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, on_
     """Open the store for writing, write ``run`` in one transaction, close it; return the run's seq.
 
     ``on_commit`` is called right after the commit (see :meth:`Store.write_run`)."""
-    import tempfile
+    from qa.parts import RunFolder
 
     # built before the file is locked; the object-level tables as Parquet parts in a folder of this call's
-    # own, removed when the run is stored or fails
-    with tempfile.TemporaryDirectory(prefix="qa-store-") as parts_dir:
+    # own, removed when the run is stored or fails (or by the next run, if this process is killed)
+    with RunFolder(prefix="qa-store-") as parts_dir:
         frames = run_frames(run, parts_dir=parts_dir)
         with open(path, read_only=False, lock_timeout=lock_timeout) as store:
             return store.write_run(run, frames=frames, on_commit=on_commit)

@@ -47,3 +47,28 @@ def test_head_reads_the_first_rows_across_files_and_none_for_zero(tmp_path):
     empty = parts.head(0)
     assert len(empty) == 0 and list(empty.columns) == ["a", "b"]
     assert parts["a"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_a_run_folder_left_by_a_killed_process_is_removed_by_the_next_one(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from qa.parts import RunFolder, run_folder, sweep
+
+    code = ("import os, sys; from qa.parts import RunFolder; f = RunFolder(sys.argv[1]); "
+            "(f.path / 'part-00000.parquet').write_bytes(b'x'); print(f.name, flush=True); os.kill(os.getpid(), 9)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == -9
+    left = Path(out.stdout.split()[0])
+    assert left.parent == tmp_path and left.is_dir()  # SIGKILL removes nothing
+    alive = run_folder(tmp_path)  # sweeps the dead one, then holds its own
+    store = RunFolder(tmp_path, prefix="qa-store-")
+    other = tmp_path / "qa-run-not-ours"  # no owner file: not touched
+    other.mkdir()
+    assert not left.exists()
+    assert sweep(tmp_path) == []  # live folders stay
+    assert alive.path.is_dir() and store.path.is_dir() and other.is_dir()
+    alive.cleanup()
+    store.cleanup()
+    assert not alive.path.exists() and not store.path.exists()

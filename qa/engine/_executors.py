@@ -224,6 +224,11 @@ class LocalPool(Executor):
 
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=pool_context(),
                                          initializer=_watch_parent, initargs=(os.getpid(),))
+        # every worker started with the first chunk, none later from submit(): CPython 3.11 marks a pool
+        # broken without its lock, so a submit() that starts a worker as a dying one breaks the pool can
+        # add to the worker table while the pool's own thread walks it (an uncaught thread error)
+        if hasattr(self._pool, "_safe_to_dynamically_spawn_children"):
+            self._pool._safe_to_dynamically_spawn_children = False
         self._processes = []
         return self._pool
 
@@ -234,7 +239,7 @@ class LocalPool(Executor):
         if self._pool is None:
             self._start()
         try:
-            # the pool starts a worker inside submit() when none is idle
+            # the pool starts its workers inside the first submit()
             with _without_main():
                 future = self._pool.submit(work, chunk, cfg)
         except (BrokenProcessPool, OSError) as exc:  # broken before the chunk was sent: a lost chunk (a

@@ -240,9 +240,8 @@ class _Context:
 
 
 def _part_rows(piece, ctx: _Context) -> dict:
-    """One part of the object pair table as plain arrays, ignored rows dropped: the keys as codes, size
+    """One part of the object pair table (ignored rows dropped) as plain arrays: the keys as codes, size
     and occlusion per row, the figures averaged."""
-    piece = piece[piece["status"].isin(("matched", "missing", "extra")).to_numpy()]
     status = piece["status"].astype(object).to_numpy()  # the categories' own strings, none made per row
     matched = status == "matched"
     missing = status == "missing"
@@ -610,7 +609,7 @@ def aggregate(batch, comparison, *, facts: dict | None = None) -> Aggregates:
     # per-row frames they stand for, so every sum equals the group-by's
     passes = 6 if ctx.pan_pairs else 2
     for k in range(passes):
-        for _, piece in comparison.object_pieces(ctx.columns):
+        for _, piece in comparison.object_pieces(ctx.columns, status=("matched", "missing", "extra")):
             r = _part_rows(piece, ctx)
             if not len(r["matched"]):
                 continue

@@ -587,10 +587,11 @@ def object_alpha(comparison, *, per_image: bool = False):
     import pandas as pd
 
     columns = ["status", "category_a", "category_b", "pair", "image"]
+    kept = ("matched", "missing", "extra")  # every row but the ignored ones
     try:  # part by part: the parts hold whole images, so each image's units are in one part
-        values = _object_alphas(comparison.object_pieces(columns), comparison.image_pairs)
+        values = _object_alphas(comparison.object_pieces(columns, status=kept), comparison.image_pairs)
     except _ImageAcrossParts:
-        values = _object_alphas([(0, comparison.object_columns(columns))], comparison.image_pairs)
+        values = _object_alphas([(0, comparison.object_columns(columns, status=kept))], comparison.image_pairs)
     rows = []
     for pair in sorted(values):
         images, value = values[pair]
@@ -622,7 +623,6 @@ def _object_alphas(pieces, image_pairs) -> dict:
     for _, op in pieces:
         if op is None:
             continue
-        op = op[op["status"].isin(("matched", "missing", "extra")).to_numpy()]  # every row but the ignored ones
         if not len(op):
             continue
         if cats is None:

@@ -57,8 +57,7 @@ def identical_images(comparison):
     sums = _GroupSums(1, 0)
     annotators: dict[int, tuple[str, str]] = {}  # each pair's two annotators, from its first row
     for _, op in comparison.object_pieces(["pair", "image", "annotator_a", "annotator_b", "status", "iou",
-                                           "label_disagreement"]):
-        op = op[op["status"].isin(("matched", "missing", "extra")).to_numpy()]
+                                           "label_disagreement"], status=("matched", "missing", "extra")):
         if not len(op):
             continue
         iou = op["iou"].to_numpy(dtype=np.float64, na_value=np.nan)

@@ -123,22 +123,31 @@ class Comparison:
             return self._spill.table("object_pairs").read(keep)
         from qa.parts import _concat
 
-        pieces = []
-        for first, frame in self._spill.table("object_pairs").pieces(keep):
-            frame.index = pd.RangeIndex(first, first + len(frame))
-            pieces.append(frame[frame["status"].isin(statuses).to_numpy()])
+        pieces = [frame for _, frame in self.object_pieces(keep, status=statuses)]
         return _concat(pieces, ignore_index=False) if pieces else self._spill.table("object_pairs").head(0)
 
-    def object_pieces(self, columns=None):
+    def object_pieces(self, columns=None, *, status=None):
         """``object_pairs`` one part at a time, as ``(first_row, DataFrame)`` (its row in the whole
-        table): each spilled part in turn (whole images), or the table in memory as one piece."""
+        table): each spilled part in turn (whole images), or the table in memory as one piece.
+        ``status`` (a status or several) keeps only the rows of that status; their frames keep their
+        ``object_pairs`` index then, as :meth:`object_columns` does."""
+        import pandas as pd
+
+        statuses = None if status is None else [status] if isinstance(status, str) else list(status)
+        if columns is not None and statuses is not None:
+            columns = [*columns, "status"]
         if self._object_pairs is None and self._spill is not None:
             parts = self._spill.table("object_pairs")
             keep = None if columns is None else [c for c in parts.columns() if c in set(columns)]
-            yield from parts.pieces(keep)
+            for first, frame in parts.pieces(keep):
+                if statuses is not None:  # a part read back: its rows numbered as in the whole table
+                    frame.index = pd.RangeIndex(first, first + len(frame))
+                    frame = frame[frame["status"].isin(statuses).to_numpy()]
+                yield first, frame
         elif self._object_pairs is not None:
             op = self._object_pairs
-            yield 0, op if columns is None else op[[c for c in op.columns if c in set(columns)]]
+            frame = op if columns is None else op[[c for c in op.columns if c in set(columns)]]
+            yield 0, frame if statuses is None else frame[frame["status"].isin(statuses).to_numpy()]
 
     def object_parts(self):
         """The spilled ``object_pairs`` as :class:`qa.parts.Parts`, or None when it is in memory."""

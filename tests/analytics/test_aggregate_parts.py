@@ -142,9 +142,9 @@ def test_object_alpha_reads_the_table_whole_when_an_image_is_in_two_parts(parted
     class Halves:  # the same table in two parts, cut inside one image
         image_pairs = comparison.image_pairs
 
-        def object_pieces(self, columns):
-            yield 0, whole.iloc[:cut][columns]
-            yield cut, whole.iloc[cut:][columns]
+        def object_pieces(self, columns, status=None):
+            for first, rows in ((0, whole.iloc[:cut][columns]), (cut, whole.iloc[cut:][columns])):
+                yield first, rows if status is None else rows[rows["status"].isin(status).to_numpy()]
 
         def object_columns(self, columns, status=None):
             return comparison.object_columns(columns, status=status)

@@ -518,7 +518,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
         from qa.analytics.attributes import attribute_agreement
 
         attributes_result = attribute_agreement(batch, comparison, levels=batch.attribute_levels,
-                                                reference=batch.reference)
+                                                reference=batch.reference, values=reduced.attribute_values)
         if attributes_result is not None:
             import pandas as pd
 

@@ -59,6 +59,9 @@ class TaskOptions:
     objects: bool = False
     """Return each object without its geometry (:func:`bare_objects`): a streamed batch's main process
     holds no objects until the pass brings these back."""
+    attributes: tuple | None = None
+    """Return each object's attribute values as codes (:func:`qa.analytics.attributes.chunk_values`), with
+    these attribute names declared; None does not (one annotator)."""
 
 
 def run_chunk(chunk, options: TaskOptions) -> dict:
@@ -131,7 +134,7 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
 
         findings, _ = _check_chunk(batch, options.pack, decoded=decoded, intersections=intersections)
     part = {"keys": tuple(chunk.keys), "compare": None, "semantic": None, "alpha": None, "consensus": None,
-            "findings": findings, "facts": None, "objects": None}
+            "findings": findings, "facts": None, "objects": None, "attributes": None}
     if options.objects:
         part["objects"] = {name: (export.positions(), bare_objects(export.objects))
                            for name, export in batch.exports.items()}
@@ -140,6 +143,11 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
 
         part["facts"] = {name: (export.positions(), *object_facts(export.objects))
                          for name, export in batch.exports.items()}
+    if options.attributes is not None:  # for attribute agreement: the main process need not read the objects
+        from qa.analytics.attributes import chunk_values
+
+        part["attributes"] = {name: (export.positions(), chunk_values(export.objects, options.attributes))
+                              for name, export in batch.exports.items()}
     if cfg is not None:
         from qa.engine.compare import chunk_columns
 
@@ -181,6 +189,9 @@ class Reduced:
     (:func:`qa.analytics.boundaries.batch_facts`), None with one annotator."""
     objects: dict | None = None
     """With ``TaskOptions.objects``: each export's objects without their geometry, in export order."""
+    attribute_values: dict | None = None
+    """With ``TaskOptions.attributes``: the batch's attribute values
+    (:meth:`qa.analytics.attributes.ValueTable.finish`)."""
 
 
 class Reduce:
@@ -195,7 +206,8 @@ class Reduce:
     in ``folder``'s ``consensus``, when given a :func:`qa.parts.run_folder`); findings into a list; the
     objects without their geometry into pickled blocks (:class:`PackedObjects`, in ``folder`` when
     given); each object's occluded flag and vertex density into one array each per annotator
-    (:class:`qa.analytics.boundaries.FactTable`). Nothing per pixel.
+    (:class:`qa.analytics.boundaries.FactTable`); each object's attribute values as codes
+    (:class:`qa.analytics.attributes.ValueTable`). Nothing per pixel.
     """
 
     def __init__(self, batch, options: TaskOptions, *, spill_dir=None, folder=None):
@@ -234,6 +246,11 @@ class Reduce:
             from qa.analytics.boundaries import FactTable
 
             self.facts = FactTable()
+        self.values = None
+        if options.attributes is not None:
+            from qa.analytics.attributes import ValueTable
+
+            self.values = ValueTable(batch.exports)
         self.images = 0
 
     def add(self, part: dict) -> None:
@@ -250,12 +267,15 @@ class Reduce:
             self.findings.extend(part["findings"])
         if self.facts is not None:
             self.facts.add(part["facts"])
+        if self.values is not None:
+            self.values.add(part["attributes"])
         if self.objects is not None:
             for name, (positions, objects) in part["objects"].items():
                 self.objects[name].add(positions, objects)
 
     def finish(self) -> Reduced:
-        out = Reduced(alpha_counts=self.alpha, facts=None if self.facts is None else self.facts.finish())
+        out = Reduced(alpha_counts=self.alpha, facts=None if self.facts is None else self.facts.finish(),
+                      attribute_values=None if self.values is None else self.values.finish())
         if self.objects is not None:
             out.objects = {name: parts.finish() for name, parts in self.objects.items()}
             self.objects = None
@@ -504,6 +524,7 @@ def task_options(batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5, max
         return options
     options.compare = compare_config(batch, tolerances=tolerances, iou_threshold=iou_threshold,
                                      max_pixels=max_pixels, plan=plan)
+    options.attributes = tuple(getattr(batch, "attribute_levels", None) or ())
     from qa.engine.semantic import is_semantic, semantic_config
 
     if is_semantic(batch):

@@ -44,6 +44,7 @@ doi:10.1037/h0031619. K. Krippendorff, "Computing Krippendorff's Alpha-Reliabili
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -241,40 +242,149 @@ def infer_level(values) -> tuple[str | None, str]:
     return None, "mixed value types"
 
 
-def _candidates(batch, declared: dict):
-    """``{attribute: (level, how, {annotator: values array of objects (None where absent)})}`` and the
-    left-out attributes with their reasons."""
-    values: dict[str, dict[str, list]] = {}
-    for name, export in batch.exports.items():
-        for k, obj in enumerate(export.objects):
-            for key, raw in obj.attributes.items():
-                if key not in declared and (key in BOOKKEEPING or key.endswith(("_id", "_key")) or
-                                     key.startswith("attribute:")):
-                    continue
-                value = _scalar(raw)
-                if value is None:
-                    continue
-                values.setdefault(key, {}).setdefault(name, {})[k] = value
+def _skipped(key: str, declared) -> bool:
+    """True for a key a loader sets for its own bookkeeping or that names an id, unless declared."""
+    return key not in declared and (key in BOOKKEEPING or key.endswith(("_id", "_key")) or
+                                    key.startswith("attribute:"))
+
+
+def chunk_values(objects, declared=()) -> dict:
+    """The attribute values of some objects (one export's, or a chunk's of them), as codes.
+
+    Returns ``{attribute: (rows, values, codes)}``: the rows (places in ``objects``) of the objects that
+    carry a value that can be agreed on (:func:`_scalar`), the distinct values in the order first met (a
+    value and its type: ``True`` and ``1`` are two values here) and each row's value as its place among
+    them. Keys that look like bookkeeping are left out unless ``declared``. A task of a run's pass
+    returns these for its chunk, so the main process never reads the objects for their attributes.
+    """
+    declared = set(declared)
+    out: dict = {}
+    for k, obj in enumerate(objects):
+        for key, raw in obj.attributes.items():
+            if _skipped(key, declared):
+                continue
+            value = _scalar(raw)
+            if value is None:
+                continue
+            entry = out.get(key)
+            if entry is None:
+                entry = out[key] = (array("q"), {}, array("q"))
+            entry[0].append(k)
+            entry[2].append(entry[1].setdefault((type(value), value), len(entry[1])))
+    return {key: (np.array(rows, dtype=np.int64), [v for _, v in distinct], np.array(codes, dtype=np.int64))
+            for key, (rows, distinct, codes) in out.items()}
+
+
+class ValueTable:
+    """The reduce of :func:`chunk_values` over a batch: parts ``{annotator: (positions, chunk values)}``
+    (``positions``: each object's place in its export) taken in any order.
+
+    :meth:`finish` gives each attribute's distinct values in the order a walk through the exports (in
+    ``annotators`` order) and their objects would first meet them, as one set of them would (``True`` and
+    ``1`` are one value, the one met first), and each annotator's object positions and value codes.
+    """
+
+    def __init__(self, annotators):
+        self.export_order = {name: k for k, name in enumerate(annotators)}
+        self.codes: dict[str, dict] = {}  # attribute -> {value: code}
+        self.first: dict[str, list] = {}  # attribute -> per code: ((export, position) first met, the value there)
+        self.parts: dict[str, dict[str, list]] = {}  # attribute -> annotator -> [(positions, codes)]
+
+    def add(self, part: dict) -> None:
+        for name, (positions, values) in part.items():
+            export = self.export_order[name]
+            for key, (rows, distinct, codes) in values.items():
+                at = positions[rows]
+                first_at = np.full(len(distinct), np.iinfo(np.int64).max, np.int64)
+                np.minimum.at(first_at, codes, at)
+                known, first = self.codes.setdefault(key, {}), self.first.setdefault(key, [])
+                code_of = np.empty(len(distinct), np.int64)
+                for j, value in enumerate(distinct):
+                    code = known.setdefault(value, len(known))
+                    met = (export, int(first_at[j]))
+                    if code == len(first):
+                        first.append((met, value))
+                    elif met < first[code][0]:
+                        first[code] = (met, value)
+                    code_of[j] = code
+                self.parts.setdefault(key, {}).setdefault(name, []).append((at, code_of[codes]))
+
+    def finish(self) -> dict:
+        """``{attribute: (values, {annotator: (positions, codes)})}``, values in the order first met."""
+        out = {}
+        for key, first in self.first.items():
+            order = sorted(range(len(first)), key=lambda c: first[c][0])
+            recode = np.empty(len(first), np.int64)
+            recode[order] = np.arange(len(first))
+            per = {}
+            for name, parts in sorted(self.parts[key].items(), key=lambda item: self.export_order[item[0]]):
+                per[name] = (np.concatenate([p for p, _ in parts]), recode[np.concatenate([c for _, c in parts])])
+            out[key] = ([first[c][1] for c in order], per)
+        return out
+
+
+def collect_values(batch, declared=()) -> dict:
+    """:meth:`ValueTable.finish` of a batch in memory: every export's objects read once."""
+    table = ValueTable(batch.exports)
+    table.add({name: (np.arange(len(export.objects), dtype=np.int64), chunk_values(export.objects, declared))
+               for name, export in batch.exports.items()})
+    return table.finish()
+
+
+def _candidates(batch, declared: dict, collected: dict | None = None):
+    """``{attribute: _Values}`` of the attributes agreed on, and the left-out attributes with their reasons,
+    from the batch's values (``collected``, :meth:`ValueTable.finish`, or read from the objects)."""
+    if collected is None:
+        collected = collect_values(batch, declared)
     used, left = {}, []
-    for key in sorted(values):
-        per = values[key]
-        all_values = [v for d in per.values() for v in d.values()]
+    for key in sorted(collected):
+        distinct, per = collected[key]
         if key in declared:
             level, how = declared[key], f"declared {declared[key]}"
-            if level == "ordinal" and not all(isinstance(v, (int, bool)) for v in all_values):
+            if level == "ordinal" and not all(isinstance(v, (int, bool)) for v in distinct):
                 level, how = "nominal", "declared ordinal, but not numbers -> nominal"
         else:
-            level, how = infer_level(all_values)
+            level, how = infer_level(distinct)
         if level is None:
-            left.append({"attribute": key, "level": None, "how": how, "values": len(set(all_values)),
+            left.append({"attribute": key, "level": None, "how": how, "values": len(distinct),
                          "used": False, "reason": how})
             continue
         if len(per) < 2:
-            left.append({"attribute": key, "level": level, "how": how, "values": len(set(all_values)),
+            left.append({"attribute": key, "level": level, "how": how, "values": len(distinct),
                          "used": False, "reason": "carried by one export only"})
             continue
-        used[key] = (level, how, per)
+        order = _order(distinct)
+        rank = {v: k for k, v in enumerate(order)}
+        rank_of_code = np.array([rank[v] for v in distinct], dtype=np.int32)
+        ranks = {}
+        for name, (positions, codes) in per.items():
+            dense = np.full(max(len(batch.exports[name].objects), int(positions.max()) + 1), -1, dtype=np.int32)
+            dense[positions] = rank_of_code[codes]
+            ranks[name] = dense
+        used[key] = _Values(level, how, order, ranks)
     return used, left
+
+
+@dataclass(slots=True)
+class _Values:
+    """One attribute's values: its level, how the level was decided, the values in rank order and, per
+    annotator, the rank of each of its objects' value (by object index; -1 where the object has none)."""
+
+    level: str
+    how: str
+    order: list
+    ranks: dict
+
+    def of(self, annotators: np.ndarray, indices: np.ndarray, names: list) -> np.ndarray:
+        """The value rank of each object given by annotator code (into ``names``) and object index."""
+        out = np.full(len(indices), -1, dtype=np.int64)
+        for code in np.unique(annotators):
+            dense = self.ranks.get(names[code])
+            if dense is None:
+                continue
+            rows = np.flatnonzero((annotators == code) & (indices >= 0) & (indices < len(dense)))
+            out[rows] = dense[indices[rows]]
+        return out
 
 
 # --- the analysis --------------------------------------------------------------------------------------
@@ -285,7 +395,7 @@ def _order(values) -> list:
 
 
 def attribute_agreement(batch, comparison, *, levels: dict | None = None, reference: str | None = None,
-                        reference_of: dict | None = None):
+                        reference_of: dict | None = None, values: dict | None = None):
     """Agreement on object attributes over the comparison's matched pairs.
 
     Parameters
@@ -298,15 +408,22 @@ def attribute_agreement(batch, comparison, *, levels: dict | None = None, refere
         The reference annotator: accuracy of every other annotator's values against its.
     reference_of : dict, optional
         ``{annotator: its reference}`` (default: every annotator against ``reference``).
+    values : dict, optional
+        The batch's attribute values as a run's pass collected them (:meth:`ValueTable.finish`, with
+        ``levels``' names declared); read from the objects otherwise.
 
     Returns
     -------
     AttributeAgreement or None
         None when no object carries an attribute that can be agreed on.
+
+    Notes
+    -----
+    The matched pairs are read a part of the comparison's table at a time (whole images), on codes;
+    counts, confusion tables and the clusters' value counts are carried from part to part, so the
+    figures are those of the whole table at once.
     """
     import pandas as pd
-
-    from qa.engine.match import cluster_objects
 
     levels = dict(levels or {})
     bad = {k: v for k, v in levels.items() if v not in LEVELS}
@@ -315,81 +432,48 @@ def attribute_agreement(batch, comparison, *, levels: dict | None = None, refere
 
         key = next(iter(bad))
         raise ConfigError(f"attribute {key!r}: level {bad[key]!r} is not one of {', '.join(LEVELS)}")
-    used, left = _candidates(batch, levels)
+    used, left = _candidates(batch, levels, values)
     if not used and not left:
         return None
     if reference_of is None and reference is not None:
         reference_of = {a: reference for a in batch.annotators if a != reference}
     reference_of = reference_of or {}
-    matched = comparison.object_columns(["status", "image", "annotator_a", "annotator_b", "object_index_a",
-                                         "object_index_b", "iou"], status="matched")
-    img = matched["image"].astype(str).to_numpy()
-    an_a = matched["annotator_a"].astype(str).to_numpy()
-    an_b = matched["annotator_b"].astype(str).to_numpy()
-    ix_a = matched["object_index_a"].to_numpy(dtype=np.int64, na_value=-1)
-    ix_b = matched["object_index_b"].to_numpy(dtype=np.int64, na_value=-1)
-    ious = matched["iou"].to_numpy(dtype=np.float64)
-    # reference side of each matched row: 'a', 'b' or ''
-    side = np.array(["a" if reference_of.get(y) == x else "b" if reference_of.get(x) == y else ""
-                     for x, y in zip(an_a, an_b)], dtype=object)
     names = sorted(batch.annotators)
-    code = {n: k for k, n in enumerate(names)}
+    columns = ["image", "annotator_a", "annotator_b", "object_index_a", "object_index_b", "iou"]
+    try:
+        sums = _summed(batch, comparison.object_pieces(columns, status="matched"), used, names, reference_of)
+    except _ImageAcrossParts:  # an image's pairs in two parts: its clusters need them together
+        whole = comparison.object_columns(columns, status="matched")
+        sums = _summed(batch, [(0, whole)], used, names, reference_of)
     rows, annotator_rows, confusion, review, records = [], [], [], [], []
-    for key, (level, how, per) in used.items():
-        order = _order([v for d in per.values() for v in d.values()])
-        rank = {v: k for k, v in enumerate(order)}
-        va = np.array([rank.get(per.get(x, {}).get(int(i)), -1) for x, i in zip(an_a, ix_a)], dtype=np.int64)
-        vb = np.array([rank.get(per.get(y, {}).get(int(i)), -1) for y, i in zip(an_b, ix_b)], dtype=np.int64)
-        both = (va >= 0) & (vb >= 0)
-        agree = both & (va == vb)
-        entry = {"attribute": key, "level": level, "how": how, "values": len(order), "used": True, "reason": "",
-                 "pairs": int(both.sum()),
-                 "attribute_agreement_share": float(agree.sum() / both.sum()) if both.any() else math.nan}
-        k_vals = len(order)
-        # with a reference: accuracy per annotator, confusion reference x annotator
-        ref_rows = both & (side != "")
-        if ref_rows.any():
-            r_val = np.where(side == "a", va, vb)
-            o_val = np.where(side == "a", vb, va)
-            who = np.where(side == "a", an_b, an_a)
-            correct = ref_rows & (r_val == o_val)
-            entry["accuracy"] = float(correct.sum() / ref_rows.sum())
-            records.append(("attribute", key, "attribute_accuracy", entry["accuracy"], int(ref_rows.sum())))
-            for name in sorted(set(who[ref_rows])):
-                mine = ref_rows & (who == name)
-                acc = float(correct[mine].sum() / mine.sum())
-                annotator_rows.append({"annotator": name, "attribute": key, "pairs": int(mine.sum()),
-                                       "accuracy": acc})
-                records.append(("annotator_attribute", f"{name}|{key}", "attribute_accuracy", acc, int(mine.sum())))
-                records.append(("annotator_attribute", f"{name}|{key}", "attribute_pairs", float(mine.sum()),
-                                int(mine.sum())))
-                table = np.zeros((k_vals, k_vals), np.int64)
-                np.add.at(table, (r_val[mine], o_val[mine]), 1)
-                for i, j in zip(*np.nonzero(table)):
-                    confusion.append({"attribute": key, "annotator_a": reference_of.get(name), "annotator_b": name,
-                                      "value_a": str(order[i]), "value_b": str(order[j]), "n": int(table[i, j])})
+    units_order = sums.units_order()
+    for key, values in used.items():
+        level, order, counts = values.level, values.order, sums.per_key[key]
+        entry = {"attribute": key, "level": level, "how": values.how, "values": len(order), "used": True,
+                 "reason": "", "pairs": counts.pairs,
+                 "attribute_agreement_share": counts.agree / counts.pairs if counts.pairs else math.nan}
+        if counts.reference_rows:  # with a reference: accuracy per annotator, confusion reference x annotator
+            entry["accuracy"] = counts.correct / counts.reference_rows
+            records.append(("attribute", key, "attribute_accuracy", entry["accuracy"], counts.reference_rows))
+            for code in np.flatnonzero(counts.mine):
+                name, mine = names[code], int(counts.mine[code])
+                acc = float(counts.correct_of[code] / mine)
+                annotator_rows.append({"annotator": name, "attribute": key, "pairs": mine, "accuracy": acc})
+                records.append(("annotator_attribute", f"{name}|{key}", "attribute_accuracy", acc, mine))
+                records.append(("annotator_attribute", f"{name}|{key}", "attribute_pairs", float(mine), mine))
+                confusion += _confusion_rows(key, reference_of.get(name), name, order, counts.against[code])
         else:
-            for pair in sorted(set(zip(an_a[both], an_b[both]))):
-                mine = both & (an_a == pair[0]) & (an_b == pair[1])
-                table = np.zeros((k_vals, k_vals), np.int64)
-                np.add.at(table, (va[mine], vb[mine]), 1)
-                for i, j in zip(*np.nonzero(table)):
-                    confusion.append({"attribute": key, "annotator_a": pair[0], "annotator_b": pair[1],
-                                      "value_a": str(order[i]), "value_b": str(order[j]), "n": int(table[i, j])})
+            for a, b in sorted(counts.tables, key=lambda ab: (names[ab[0]], names[ab[1]])):
+                confusion += _confusion_rows(key, names[a], names[b], order, counts.tables[(a, b)])
         # across annotators: clusters of matched objects as units
-        units = _units(names, code, img, an_a, ix_a, an_b, ix_b, ious, per, rank, k_vals, cluster_objects)
-        raters = sorted({n for n, d in per.items() if d})
+        units = counts.units(units_order)
+        raters = sorted(values.ranks)
         entry["units"] = int((units.sum(axis=1) >= 2).sum()) if len(units) else 0
         entry["alpha"] = krippendorff_alpha(units, level=level) if len(units) else math.nan
         if len(raters) == 2:
-            pair = both & (((an_a == raters[0]) & (an_b == raters[1])) | ((an_a == raters[1]) & (an_b == raters[0])))
-            first = np.where(an_a == raters[0], va, vb)[pair]
-            second = np.where(an_a == raters[0], vb, va)[pair]
-            table = np.zeros((k_vals, k_vals), np.int64)
-            np.add.at(table, (first, second), 1)
-            entry["kappa"] = cohen_kappa(table, weights="quadratic" if level == "ordinal" else None)
+            entry["kappa"] = cohen_kappa(counts.kappa_table, weights="quadratic" if level == "ordinal" else None)
             entry["kappa_kind"] = "Cohen" + (" (quadratic weights)" if level == "ordinal" else "")
-            kappa_n = int(pair.sum())
+            kappa_n = int(counts.kappa_table.sum())
         else:
             full = units[units.sum(axis=1) == len(raters)] if len(units) else units
             entry["kappa"] = fleiss_kappa(full) if len(full) else math.nan
@@ -400,11 +484,7 @@ def attribute_agreement(batch, comparison, *, levels: dict | None = None, refere
                     ("attribute", key, "attribute_kappa", entry["kappa"], kappa_n),
                     ("attribute", key, "attribute_alpha", entry["alpha"], entry["units"])]
         rows.append(entry)
-        # review rows: matched pairs whose values differ (reference pairs only, with a reference)
-        differ = both & (va != vb) & ((side != "") if reference_of else True)
-        if differ.any():
-            review.append(_review_rows(batch, key, level, order, matched, differ, side, va, vb, an_a, an_b,
-                                       ix_a, ix_b, img))
+        review += counts.review
     attributes = pd.DataFrame(rows + left)
     for column in ("pairs", "attribute_agreement_share", "accuracy", "kappa", "kappa_kind", "alpha", "units"):
         if column not in attributes:
@@ -425,44 +505,214 @@ def attribute_agreement(batch, comparison, *, levels: dict | None = None, refere
                   "left_out": {r["attribute"]: r["reason"] for r in left}})
 
 
-def _units(names, code, img, an_a, ix_a, an_b, ix_b, ious, per, rank, k_vals, cluster_objects) -> np.ndarray:
-    """Units x values counts: one unit per cluster of matched objects (per image), from every annotator's
-    value of the attribute on its object in the cluster."""
-    units = []
-    order = np.argsort(img, kind="stable")
-    bounds = np.flatnonzero(np.r_[True, img[order][1:] != img[order][:-1], True])
-    for s, e in zip(bounds[:-1], bounds[1:]):
-        rows = order[s:e]
-        objects: dict[tuple, int] = {}
-        pairs = []
-        for r in rows:
-            p = objects.setdefault((an_a[r], int(ix_a[r])), len(objects))
-            q = objects.setdefault((an_b[r], int(ix_b[r])), len(objects))
-            pairs.append((p, q))
-        keys = list(objects)
-        labels = cluster_objects(np.array([code[a] for a, _ in keys], dtype=np.int64),
-                                 np.array(pairs, dtype=np.int64).reshape(-1, 2), ious[rows])
-        counts = np.zeros((int(labels.max()) + 1 if len(labels) else 0, k_vals), np.int64)
-        for (a, i), lab in zip(keys, labels):
-            value = per.get(a, {}).get(i)
-            if value is not None:
-                counts[lab, rank[value]] += 1
-        units.append(counts)
-    return np.concatenate(units) if units else np.zeros((0, k_vals), np.int64)
+def _confusion_rows(key, annotator_a, annotator_b, order, table) -> list[dict]:
+    return [{"attribute": key, "annotator_a": annotator_a, "annotator_b": annotator_b, "value_a": str(order[i]),
+             "value_b": str(order[j]), "n": int(table[i, j])} for i, j in zip(*np.nonzero(table))]
 
 
-def _review_rows(batch, key, level, order, matched, differ, side, va, vb, an_a, an_b, ix_a, ix_b, img):
+class _ImageAcrossParts(Exception):
+    """An image's matched pairs met in two parts of the object pair table."""
+
+
+@dataclass(slots=True)
+class _KeyCounts:
+    """One attribute's counts over the matched pairs read so far (integers: summed in any order)."""
+
+    k: int
+    n_names: int
+    pairs: int = 0
+    agree: int = 0
+    reference_rows: int = 0
+    correct: int = 0
+    mine: np.ndarray = None  # per annotator code: its matched objects against its reference
+    correct_of: np.ndarray = None
+    against: dict = field(default_factory=dict)  # annotator code -> reference value x its value
+    tables: dict = field(default_factory=dict)  # (code a, code b) -> value a x value b
+    kappa_table: np.ndarray = None
+    unit_counts: list = field(default_factory=list)  # per part: clusters x values
+    review: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.mine = np.zeros(self.n_names, np.int64)
+        self.correct_of = np.zeros(self.n_names, np.int64)
+        self.kappa_table = np.zeros((self.k, self.k), np.int64)
+
+    def table(self, tables: dict, key) -> np.ndarray:
+        found = tables.get(key)
+        if found is None:
+            found = tables[key] = np.zeros((self.k, self.k), np.int64)
+        return found
+
+    def units(self, order) -> np.ndarray:
+        """Clusters x values counts, clusters in the order of their images' names (then of their labels)."""
+        if not self.unit_counts:
+            return np.zeros((0, self.k), np.int64)
+        return np.concatenate(self.unit_counts).astype(np.int64)[order]
+
+
+@dataclass(slots=True)
+class _Sums:
+    per_key: dict
+    images: list = field(default_factory=list)  # per part: the names of its images
+    unit_images: list = field(default_factory=list)  # per part: each cluster's image (into the part's names)
+
+    def units_order(self) -> np.ndarray:
+        """The clusters of every part in the order of their images' names (stable within an image)."""
+        if not self.images:
+            return np.zeros(0, np.int64)
+        offsets = np.cumsum([0] + [len(n) for n in self.images[:-1]])
+        names = np.concatenate([np.asarray(n, dtype=object) for n in self.images]) if self.images else []
+        rank = np.empty(len(names), np.int64)
+        rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+        image = np.concatenate([u + o for u, o in zip(self.unit_images, offsets)])
+        return np.argsort(rank[image], kind="stable")
+
+
+def _codes(column, names: list) -> np.ndarray:
+    """Each row's value as its place in ``names`` (-1 when not there), from a categorical or text column."""
+    import pandas as pd
+
+    if hasattr(column, "cat"):
+        at = pd.Index(names).get_indexer(column.cat.categories.astype(str))
+        codes = column.cat.codes.to_numpy()
+        return np.where(codes >= 0, at[codes], -1).astype(np.int64)
+    return pd.Index(names).get_indexer(column.astype(str)).astype(np.int64)
+
+
+def _summed(batch, pieces, used: dict, names: list, reference_of: dict) -> _Sums:
+    """Every attribute's counts (:class:`_KeyCounts`) from the matched pairs, one piece of the table at a
+    time. Raises :class:`_ImageAcrossParts` when an image's pairs are in two pieces."""
+    import pandas as pd
+
+    n = len(names)
+    # which side of a pair (annotator codes a, b) is the reference: 1 a, 2 b, 0 neither
+    side_of = np.zeros((n, n), np.int8)
+    for a in range(n):
+        for b in range(n):
+            side_of[a, b] = 1 if reference_of.get(names[b]) == names[a] else 2 if reference_of.get(names[a]) == names[b] \
+                else 0
+    sums = _Sums({key: _KeyCounts(len(v.order), n) for key, v in used.items()})
+    seen: set = set()
+    for _, piece in pieces:
+        if piece is None or not len(piece):
+            continue
+        image_codes, image_names = pd.factorize(piece["image"])
+        image_names = [str(v) for v in image_names]
+        if not seen.isdisjoint(image_names):
+            raise _ImageAcrossParts(next(i for i in image_names if i in seen))
+        seen.update(image_names)
+        an_a, an_b = _codes(piece["annotator_a"], names), _codes(piece["annotator_b"], names)
+        ix_a = piece["object_index_a"].to_numpy(dtype=np.int64, na_value=-1)
+        ix_b = piece["object_index_b"].to_numpy(dtype=np.int64, na_value=-1)
+        side = side_of[an_a, an_b]
+        objects, unit_of, unit_image = _clusters(image_codes, an_a, ix_a, an_b, ix_b,
+                                                 piece["iou"].to_numpy(dtype=np.float64), n)
+        sums.images.append(image_names)
+        sums.unit_images.append(unit_image)
+        for key, values in used.items():
+            _count_piece(sums.per_key[key], values, key, batch, names, reference_of, side, an_a, ix_a, an_b, ix_b,
+                         image_codes, image_names, objects, unit_of, len(unit_image))
+    return sums
+
+
+def _clusters(image_codes, an_a, ix_a, an_b, ix_b, ious, n_names):
+    """The clusters of matched objects of each image of a piece (:func:`qa.engine.match.cluster_objects`).
+
+    Returns the piece's objects as ``(annotator codes, object indices)`` (each image's in the order first
+    met in its pairs, as a and then b of each row), each object's cluster (numbered across the piece,
+    image by image in order of first appearance) and each cluster's image code."""
+    from qa.engine.match import cluster_objects
+
+    order = np.argsort(image_codes, kind="stable")  # each image's rows together, in table order
+    img = image_codes[order]
+    span = int(max(ix_a.max(initial=0), ix_b.max(initial=0))) + 2
+    # an object's key: (image, annotator, index); a row's objects a then b, rows in order
+    key_a = (img * n_names + an_a[order]) * span + ix_a[order] + 1
+    key_b = (img * n_names + an_b[order]) * span + ix_b[order] + 1
+    sequence = np.stack([key_a, key_b], axis=1).ravel()
+    unique, first, inverse = np.unique(sequence, return_index=True, return_inverse=True)
+    renumber = np.empty(len(unique), np.int64)
+    renumber[np.argsort(first, kind="stable")] = np.arange(len(unique))
+    object_of = renumber[inverse.ravel()].reshape(-1, 2)  # each row's two objects, numbered as first met
+    keys = unique[np.argsort(renumber)]
+    obj_image = keys // span // n_names
+    obj_annotator = (keys // span) % n_names
+    obj_index = keys % span - 1
+    unit_of = np.empty(len(keys), np.int64)
+    unit_image = []
+    row_bounds = np.flatnonzero(np.r_[True, img[1:] != img[:-1], True])
+    obj_bounds = np.flatnonzero(np.r_[True, obj_image[1:] != obj_image[:-1], True])
+    units = 0
+    for (s, e), (lo, hi) in zip(zip(row_bounds[:-1], row_bounds[1:]), zip(obj_bounds[:-1], obj_bounds[1:])):
+        labels = cluster_objects(obj_annotator[lo:hi], object_of[s:e] - lo, ious[order[s:e]])
+        count = int(labels.max()) + 1
+        unit_of[lo:hi] = labels + units
+        unit_image.append(np.full(count, img[s], np.int64))
+        units += count
+    unit_image = np.concatenate(unit_image) if unit_image else np.zeros(0, np.int64)
+    return (obj_annotator, obj_index), unit_of, unit_image
+
+
+def _count_piece(counts: _KeyCounts, values: _Values, key, batch, names, reference_of, side, an_a, ix_a, an_b, ix_b,
+                 image_codes, image_names, objects, unit_of, n_units) -> None:
+    """Add one piece's matched pairs to one attribute's counts."""
+    k = counts.k
+    va, vb = values.of(an_a, ix_a, names), values.of(an_b, ix_b, names)
+    both = (va >= 0) & (vb >= 0)
+    counts.pairs += int(both.sum())
+    counts.agree += int((both & (va == vb)).sum())
+    ref_rows = both & (side != 0)
+    if ref_rows.any():
+        r_val = np.where(side == 1, va, vb)
+        o_val = np.where(side == 1, vb, va)
+        who = np.where(side == 1, an_b, an_a)
+        correct = ref_rows & (r_val == o_val)
+        counts.reference_rows += int(ref_rows.sum())
+        counts.correct += int(correct.sum())
+        counts.mine += np.bincount(who[ref_rows], minlength=len(names))
+        counts.correct_of += np.bincount(who[correct], minlength=len(names))
+        for code in np.unique(who[ref_rows]):
+            mine = ref_rows & (who == code)
+            np.add.at(counts.table(counts.against, int(code)), (r_val[mine], o_val[mine]), 1)
+    pair_code = an_a * len(names) + an_b
+    for code in np.unique(pair_code[both]):
+        mine = both & (pair_code == code)
+        np.add.at(counts.table(counts.tables, (int(code) // len(names), int(code) % len(names))),
+                  (va[mine], vb[mine]), 1)
+    raters = sorted(values.ranks)
+    if len(raters) == 2:
+        r0, r1 = names.index(raters[0]), names.index(raters[1])
+        pair = both & (((an_a == r0) & (an_b == r1)) | ((an_a == r1) & (an_b == r0)))
+        first = np.where(an_a == r0, va, vb)[pair]
+        second = np.where(an_a == r0, vb, va)[pair]
+        np.add.at(counts.kappa_table, (first, second), 1)
+    # the clusters' value counts (at most one object per annotator in a cluster)
+    value = values.of(objects[0], objects[1], names)
+    has = value >= 0
+    unit_counts = np.zeros((n_units, k), np.int32)
+    np.add.at(unit_counts, (unit_of[has], value[has]), 1)
+    counts.unit_counts.append(unit_counts)
+    # review rows: matched pairs whose values differ (reference pairs only, with a reference)
+    differ = both & (va != vb) & ((side != 0) if reference_of else True)
+    if differ.any():
+        image = np.asarray(image_names, dtype=object)[image_codes[differ]]
+        counts.review.append(_review_rows(batch, key, values.level, values.order, side[differ], va[differ],
+                                          vb[differ], np.asarray(names, dtype=object), an_a[differ], an_b[differ],
+                                          ix_a[differ], ix_b[differ], image))
+
+
+def _review_rows(batch, key, level, order, side, va, vb, names, an_a, an_b, ix_a, ix_b, images):
     """Review-queue rows for matched pairs whose attribute values differ: the annotator's object (not the
     reference's), scored 0.5 (nominal) or by the difference over the range (ordinal)."""
     import pandas as pd
 
-    who_is_b = side == "a"  # the reference is a: the annotator's object is b's
-    annotator = np.where(who_is_b, an_b, an_a)[differ]
-    other = np.where(who_is_b, an_a, an_b)[differ]
-    index = np.where(who_is_b, ix_b, ix_a)[differ]
-    other_index = np.where(who_is_b, ix_a, ix_b)[differ]
-    mine_v = np.where(who_is_b, vb, va)[differ]
-    other_v = np.where(who_is_b, va, vb)[differ]
+    who_is_b = side == 1  # the reference is a: the annotator's object is b's
+    annotator = names[np.where(who_is_b, an_b, an_a)]
+    other = names[np.where(who_is_b, an_a, an_b)]
+    index = np.where(who_is_b, ix_b, ix_a)
+    other_index = np.where(who_is_b, ix_a, ix_b)
+    mine_v = np.where(who_is_b, vb, va)
+    other_v = np.where(who_is_b, va, vb)
     if level == "ordinal" and all(isinstance(v, (int, bool)) for v in order) and len(order) > 1:
         span = float(max(order)) - float(min(order)) or 1.0
         values = np.array([float(order[x]) - float(order[y]) for x, y in zip(mine_v, other_v)])
@@ -472,7 +722,6 @@ def _review_rows(batch, key, level, order, matched, differ, side, va, vb, an_a, 
         score = np.full(len(mine_v), 0.5)
     from qa.model import objects_at
 
-    images = img[differ]
     found = [None] * len(annotator)  # each annotator's objects looked up at once
     for name in dict.fromkeys(annotator):
         at = np.flatnonzero(annotator == name)

@@ -41,9 +41,11 @@ def _tables(aggregates):
 
 @pytest.fixture(scope="module", params=["batch.toml", "batch_panoptic.toml"])
 def parted(request, tmp_path_factory):
-    """A synth run whose object_pairs are on disk in one part per image: (batch, comparison, facts, manifest)."""
+    """A synth run whose object_pairs are on disk in one part per image: (batch, comparison, facts, manifest,
+    the attribute values its pass collected)."""
     import qa
     from qa.analytics import aggregate as module
+    from qa.analytics import attributes
     from qa.engine import _pool, tables
     from qa.synth import synthesize
 
@@ -57,14 +59,21 @@ def parted(request, tmp_path_factory):
         captured.update(batch=batch, comparison=comparison, facts=facts)
         return aggregate(batch, comparison, facts=facts)
 
+    agreement = attributes.attribute_agreement
+
+    def spy_values(batch, comparison, **kw):
+        captured.update(values=kw["values"])
+        return agreement(batch, comparison, **kw)
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(tables, "_SPILL_ROWS", 1)  # the run's object_pairs: a part per chunk of one image
         mp.setattr(_pool, "CHUNK_MAX", 1)
         mp.setattr(module, "aggregate", spy)
+        mp.setattr(attributes, "attribute_agreement", spy_values)
         qa.run(manifest=folder / "batch" / request.param, workers=1, store=False)
     comparison = captured["comparison"]
     assert comparison.object_parts() is not None and len(comparison.object_parts().paths) == 6
-    return captured["batch"], comparison, captured["facts"], request.param
+    return captured["batch"], comparison, captured["facts"], request.param, captured["values"]
 
 
 def _in_memory(comparison):
@@ -77,7 +86,7 @@ def _in_memory(comparison):
 def test_aggregates_from_a_comparison_in_parts_equal_those_from_the_table_in_memory(parted):
     from qa.analytics.aggregate import aggregate
 
-    batch, comparison, facts, manifest = parted
+    batch, comparison, facts, manifest, _ = parted
     in_memory = _in_memory(comparison)
     assert in_memory.object_parts() is None
     parts_tables, parts_scores = _tables(aggregate(batch, comparison, facts=facts))
@@ -109,7 +118,7 @@ def test_aggregates_from_a_comparison_in_parts_equal_those_from_the_table_in_mem
 def test_agreement_bins_from_a_comparison_in_parts_equal_those_from_the_table(parted):
     from qa.analytics.boundaries import agreement_bins
 
-    batch, comparison, facts, _ = parted
+    batch, comparison, facts, _, _ = parted
     for tolerance in (1.0, 2.0):
         from_parts = agreement_bins(comparison, batch, tolerance=tolerance, facts=facts)
         from_table = agreement_bins(comparison.object_pairs, batch, tolerance=tolerance, facts=facts)
@@ -122,7 +131,7 @@ def test_agreement_bins_from_a_comparison_in_parts_equal_those_from_the_table(pa
 def test_object_alpha_from_a_comparison_in_parts_equals_that_from_the_table(parted):
     from qa.analytics.alpha import object_alpha
 
-    batch, comparison, facts, _ = parted
+    batch, comparison, facts, _, _ = parted
     in_memory = _in_memory(comparison)
     for per_image in (False, True):
         from_parts = object_alpha(comparison, per_image=per_image)
@@ -133,23 +142,74 @@ def test_object_alpha_from_a_comparison_in_parts_equals_that_from_the_table(part
 def test_object_alpha_reads_the_table_whole_when_an_image_is_in_two_parts(parted):
     from qa.analytics import alpha
 
-    batch, comparison, facts, _ = parted
-    whole = comparison.object_pairs
-    image = whole["image"].iloc[len(whole) // 2]
-    rows = np.flatnonzero((whole["image"] == image).to_numpy())
-    cut = int(rows[len(rows) // 2])  # within that image's rows
-
-    class Halves:  # the same table in two parts, cut inside one image
-        image_pairs = comparison.image_pairs
-
-        def object_pieces(self, columns, status=None):
-            for first, rows in ((0, whole.iloc[:cut][columns]), (cut, whole.iloc[cut:][columns])):
-                yield first, rows if status is None else rows[rows["status"].isin(status).to_numpy()]
-
-        def object_columns(self, columns, status=None):
-            return comparison.object_columns(columns, status=status)
-
+    batch, comparison, facts, _, _ = parted
+    halves = _Halves(comparison)
     with pytest.raises(alpha._ImageAcrossParts):
-        alpha._object_alphas(Halves().object_pieces(["status", "category_a", "category_b", "pair", "image"]),
+        alpha._object_alphas(halves.object_pieces(["status", "category_a", "category_b", "pair", "image"]),
                              comparison.image_pairs)
-    pd.testing.assert_frame_equal(alpha.object_alpha(Halves()), alpha.object_alpha(comparison), check_exact=True)
+    pd.testing.assert_frame_equal(alpha.object_alpha(halves), alpha.object_alpha(comparison), check_exact=True)
+
+
+class _Halves:
+    """A comparison's table in two parts, cut inside one image (of its middle row)."""
+
+    def __init__(self, comparison):
+        self.comparison = comparison
+        self.image_pairs = comparison.image_pairs
+        self.whole = whole = comparison.object_pairs
+        rows = np.flatnonzero((whole["image"] == whole["image"].iloc[len(whole) // 2]).to_numpy())
+        self.cut = int(rows[len(rows) // 2])  # within that image's rows
+
+    def object_pieces(self, columns, status=None):
+        whole, cut = self.whole, self.cut
+        status = None if status is None else [status] if isinstance(status, str) else status
+        columns = [*columns, "status"] if status is not None and "status" not in columns else columns
+        for first, rows in ((0, whole.iloc[:cut][columns]), (cut, whole.iloc[cut:][columns])):
+            yield first, rows if status is None else rows[rows["status"].isin(status).to_numpy()]
+
+    def object_columns(self, columns, status=None):
+        return self.comparison.object_columns(columns, status=status)
+
+
+def _same_attributes(a, b):
+    assert (a is None) == (b is None)
+    for name in () if a is None else ("attributes", "annotators", "confusion", "review", "scores"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True, obj=name)
+    assert a is None or a.settings == b.settings
+
+
+@pytest.mark.parametrize("reference", [None, "alice"])
+def test_attribute_agreement_from_a_comparison_in_parts_equals_that_from_the_table(parted, reference):
+    from qa.analytics.attributes import attribute_agreement
+
+    batch, comparison, facts, manifest, values = parted
+    from_parts = attribute_agreement(batch, comparison, levels={"z_order": "ordinal"}, reference=reference)
+    in_memory = attribute_agreement(batch, _in_memory(comparison), levels={"z_order": "ordinal"},
+                                    reference=reference)
+    _same_attributes(from_parts, in_memory)
+    if manifest == "batch_panoptic.toml":  # segments carry no attributes
+        assert in_memory is None and not values
+        return
+    table = in_memory.attributes.set_index("attribute")
+    assert table.loc["z_order", "how"] == "declared ordinal"  # a bookkeeping key, declared
+    # the polygons carry occluded flags (carol's dropped ones disagree)
+    assert table.loc["occluded", "pairs"] > 0 and 0 < table.loc["occluded", "alpha"] < 1
+    assert (in_memory.review["metric"] == "attribute:occluded").any()
+    # an image cut in two parts: its clusters are made from the whole table
+    _same_attributes(attribute_agreement(batch, _Halves(comparison), levels={"z_order": "ordinal"},
+                                         reference=reference), in_memory)
+
+
+def test_attribute_values_from_the_pass_equal_those_read_from_the_objects(parted):
+    from qa.analytics.attributes import attribute_agreement, collect_values
+
+    batch, comparison, facts, _, values = parted
+    read = collect_values(batch)
+    assert list(values) == list(read)
+    for key in read:
+        assert values[key][0] == read[key][0]
+        for name in read[key][1]:
+            order = np.argsort(values[key][1][name][0])
+            np.testing.assert_array_equal(values[key][1][name][0][order], read[key][1][name][0])
+            np.testing.assert_array_equal(values[key][1][name][1][order], read[key][1][name][1])
+    _same_attributes(attribute_agreement(batch, comparison, values=values), attribute_agreement(batch, comparison))

@@ -118,3 +118,38 @@ def test_lidc_characteristics_are_agreed_on(shared_data):
     assert table.loc["malignancy", "how"] == "integers 1-5 -> ordinal"
     assert table.loc["malignancy", "kappa_kind"].startswith("Fleiss")
     assert 0 < table.loc["malignancy", "alpha"] < 1
+
+
+def test_values_reduced_chunk_by_chunk_in_any_order_equal_those_read_in_export_order():
+    from types import SimpleNamespace
+
+    from qa.analytics.attributes import ValueTable, chunk_values
+
+    exports = {  # a: 1 before True (one value, as in a set: 1 is met first), b carries colour only
+        "a": [{"flag": 1, "colour": "red", "z_order": 3}, {"flag": True}, {"flag": 0, "colour": " blue "},
+              {"colour": ["green"], "track_id": 7}],
+        "b": [{"colour": "blue"}, {"colour": "red", "flag": False}, {"colour": "white"}],
+    }
+    objects = {name: [SimpleNamespace(attributes=a) for a in attrs] for name, attrs in exports.items()}
+    whole = ValueTable(exports)
+    whole.add({name: (np.arange(len(o)), chunk_values(o)) for name, o in objects.items()})
+    expected = whole.finish()
+    assert list(expected) == ["flag", "colour"]  # bookkeeping (z_order) and ids (track_id) left out
+    assert expected["flag"][0] == [1, 0] and type(expected["flag"][0][0]) is int
+    assert expected["colour"][0] == ["red", "blue", "green", "white"]
+    np.testing.assert_array_equal(expected["colour"][1]["a"][1], [0, 1, 2])
+    # the same objects in chunks of one object each, the last chunk first
+    table = ValueTable(exports)
+    for name in reversed(list(objects)):
+        for k in reversed(range(len(objects[name]))):
+            table.add({name: (np.array([k]), chunk_values(objects[name][k:k + 1]))})
+    chunked = table.finish()
+    assert [chunked[key][0] for key in chunked] == [expected[key][0] for key in chunked]
+    assert type(chunked["flag"][0][0]) is int  # True was met first here, but 1 comes first in the export
+    for key in expected:
+        for name, (positions, codes) in expected[key][1].items():
+            order = np.argsort(chunked[key][1][name][0])
+            np.testing.assert_array_equal(chunked[key][1][name][0][order], positions)
+            np.testing.assert_array_equal(chunked[key][1][name][1][order], codes)
+    # declared, a bookkeeping key is kept
+    assert "z_order" in chunk_values(objects["a"], declared=("z_order",))

@@ -1333,9 +1333,10 @@ PART_ROWS = 10_000
 ``parts_dir``."""
 
 
-def _object_frames(batch, run_id: str, *, rows: int | None):
+def _object_frames(batch, run_id: str, *, rows: int | None, tally: dict | None = None):
     """The ``objects`` table's rows, ``rows`` objects at a time (all at once when None), as DataFrames:
-    one list per column, so no dict per object is made."""
+    one list per column, so no dict per object is made. ``tally`` gets the objects counted on the way
+    (``per_image``, ``per_category``, ``crowd`` per annotator), so they are read once."""
     import pandas as pd
 
     names = ("run_id", "annotator", "object_index", "image", "category", "kind", "iscrowd", "area", "bbox_x",
@@ -1350,8 +1351,15 @@ def _object_frames(batch, run_id: str, *, rows: int | None):
 
     columns: dict = {c: [] for c in names}
     count = 0
+    tally = {} if tally is None else tally
+    per_image, per_category = tally.setdefault("per_image", {}), tally.setdefault("per_category", {})
+    crowd = tally.setdefault("crowd", {})
     for name in batch.annotators:
+        crowd[name] = 0
         for index, o in enumerate(batch.exports[name].objects):
+            per_image[o.image] = per_image.get(o.image, 0) + 1
+            per_category[o.category] = per_category.get(o.category, 0) + 1
+            crowd[name] += bool(o.iscrowd)
             bbox = tuple(o.bbox) if o.bbox is not None else none4
             attributes = o.attributes
             attrs = {k: v for k, v in (attributes or {}).items() if k not in ("occluded", "z_order", "group")}
@@ -1443,22 +1451,20 @@ def run_frames(run, *, parts_dir=None) -> dict:
         "warnings": severities.count("warning"),
     }])
 
+    frames["annotators"] = None  # made below, from the counts the objects' rows give (tables in this order)
+    tally: dict = {}  # the objects counted while their rows are made (one read of a streamed run's objects)
+    object_frames = _object_frames(batch, run_id, rows=None if parts_dir is None else PART_ROWS, tally=tally)
+    frames["objects"] = next(object_frames) if parts_dir is None else Parts.of(
+        object_frames, Path(parts_dir) / "objects")
+    per_image, per_category = tally["per_image"], tally["per_category"]
+    findings_of: dict[str, int] = {}
+    for f in findings:
+        findings_of[f.annotator] = findings_of.get(f.annotator, 0) + 1
     frames["annotators"] = pd.DataFrame([{
         "run_id": run_id, "annotator": name, "path": str(e.path), "format": e.format,
         "sha256": fp.get(name, {}).get("sha256", ""), "n_images": len(e.images), "n_objects": len(e.objects),
-        "n_crowd": sum(bool(o.iscrowd) for o in e.objects),
-        "n_findings": sum(1 for f in findings if f.annotator == name),
+        "n_crowd": tally["crowd"][name], "n_findings": findings_of.get(name, 0),
     } for name, e in ((n, batch.exports[n]) for n in batch.annotators)])
-
-    per_image: dict[str, int] = {}
-    per_category: dict[str, int] = {}
-    for name in batch.annotators:
-        for o in batch.exports[name].objects:
-            per_image[o.image] = per_image.get(o.image, 0) + 1
-            per_category[o.category] = per_category.get(o.category, 0) + 1
-    object_frames = _object_frames(batch, run_id, rows=None if parts_dir is None else PART_ROWS)
-    frames["objects"] = next(object_frames) if parts_dir is None else Parts.of(
-        object_frames, Path(parts_dir) / "objects")
 
     frames["images"] = pd.DataFrame([{
         "run_id": run_id, "image": key, "file_name": img.file_name, "width": int(img.width),

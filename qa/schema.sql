@@ -102,8 +102,8 @@ CREATE TABLE IF NOT EXISTS objects (
     source_section  VARCHAR,           -- the list in it ('annotations', 'segments_info', ...),
     source_index    INTEGER,           -- the position in that list,
     source_id       VARCHAR,           -- and the object's own id, as text
-    attributes      JSON,              -- every other attribute the export carries
-    PRIMARY KEY (run_id, annotator, object_index)
+    attributes      JSON               -- every other attribute the export carries
+    -- (run_id, annotator, object_index) is unique (no PRIMARY KEY: see UNINDEXED in qa/store.py)
 );
 
 CREATE TABLE IF NOT EXISTS object_matches (
@@ -207,8 +207,8 @@ CREATE TABLE IF NOT EXISTS findings (
     source_index    INTEGER,
     source_id       VARCHAR,
     value           DOUBLE,            -- rule violations: the measured value
-    limit_value     DOUBLE,            -- rule violations: the limit it broke
-    PRIMARY KEY (run_id, finding_index)
+    limit_value     DOUBLE             -- rule violations: the limit it broke
+    -- (run_id, finding_index) is unique (no PRIMARY KEY: see UNINDEXED in qa/store.py)
 );
 
 CREATE TABLE IF NOT EXISTS review_queue (
@@ -230,8 +230,8 @@ CREATE TABLE IF NOT EXISTS review_queue (
     file                VARCHAR,           -- source: the export file,
     source_index        INTEGER,           -- the position in its list,
     source_id           VARCHAR,           -- and the object's own id, as text
-    detail              VARCHAR NOT NULL,  -- the reason in words
-    PRIMARY KEY (run_id, rank)
+    detail              VARCHAR NOT NULL   -- the reason in words
+    -- (run_id, rank) is unique (no PRIMARY KEY: see UNINDEXED in qa/store.py)
 );
 
 CREATE TABLE IF NOT EXISTS gate_results (

@@ -38,7 +38,7 @@ from qa.gate import run_findings, run_scores
 from qa.model import new_run_id  # noqa: F401  (re-exported: a run's id, made before it is stored)
 from qa.parts import Parts  # a table kept as Parquet parts, inserted one file at a time
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The version of ``qa/schema.sql``; a store records the versions applied to it in ``qa_schema``."""
 
 APPLICATION = "annotation-qa"
@@ -119,7 +119,29 @@ def _migrate_to_5(con) -> None:
     con.execute(sql[start:sql.index("\n);", start) + 3])
 
 
-MIGRATIONS: dict = {2: _migrate_to_2, 3: _migrate_to_3, 4: _migrate_to_4, 5: _migrate_to_5}
+UNINDEXED = ("objects", "findings", "review_queue")
+"""Run tables whose rows are unique by construction but carry no ``PRIMARY KEY`` (since schema 6).
+
+A key in DuckDB is an ART index that must fit in memory whenever rows are inserted, and it holds every
+stored run's rows: the memory of writing a run would grow with the run's objects and with the store's
+history (about 25 bytes an object, for every object ever stored). The writer numbers these rows itself
+(``object_index``, ``finding_index``, ``rank`` within ``run_id``), so nothing is lost by not indexing them."""
+
+
+def _migrate_to_6(con) -> None:
+    """Schema 5 to 6: the :data:`UNINDEXED` tables lose their primary key (DuckDB cannot drop one: each
+    table is made again from ``schema.sql`` and its rows copied into it)."""
+    sql = _schema_sql()
+    for table in UNINDEXED:
+        start = sql.index(f"CREATE TABLE IF NOT EXISTS {table} (")
+        columns = ", ".join(f'"{c}"' for c in _table_columns(table))
+        con.execute(f"ALTER TABLE {table} RENAME TO {table}_schema_5")
+        con.execute(sql[start:sql.index("\n);", start) + 3])
+        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_schema_5")
+        con.execute(f"DROP TABLE {table}_schema_5")
+
+
+MIGRATIONS: dict = {2: _migrate_to_2, 3: _migrate_to_3, 4: _migrate_to_4, 5: _migrate_to_5, 6: _migrate_to_6}
 """``{version: function(connection)}`` upgrading a store from ``version - 1`` (inside one transaction).
 Each version's changes live in one function."""
 
@@ -1028,7 +1050,7 @@ class Store:
                 pass
 
 
-_UNKEYED = ("object_matches", "boundary_disagreement")
+_UNKEYED = ("object_matches", "boundary_disagreement", *UNINDEXED)
 """The run tables without a primary key (schema.sql)."""
 
 

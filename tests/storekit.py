@@ -69,8 +69,36 @@ def with_comparison(run, *, scores=None, object_pairs=None, image_pairs=None, bo
     return types.SimpleNamespace(**fields)
 
 
+SCHEMA_5_KEYS = {"objects": "run_id, annotator, object_index", "findings": "run_id, finding_index",
+                 "review_queue": "run_id, rank"}
+"""The primary keys schema 6 dropped."""
+
+
+def drop_schema_6(con) -> None:
+    """Make a store (a raw duckdb connection) look as schema 5 left it: objects, findings and the review
+    queue with their primary keys (the rows kept)."""
+    from qa.store import _table_columns
+
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    for table, key in SCHEMA_5_KEYS.items():
+        if table not in tables:  # review_queue came with schema 2
+            continue
+        columns = ", ".join(f'"{c}"' for c in _table_columns(table))
+        con.execute(f"ALTER TABLE {table} RENAME TO {table}_6")
+        ddl = con.execute(f"SELECT sql FROM duckdb_tables() WHERE table_name = '{table}_6'").fetchone()[0]
+        ddl = ddl.replace(f"{table}_6", table, 1).rstrip().rstrip(";").rstrip()
+        assert ddl.endswith(")")
+        con.execute(ddl[:-1] + f", PRIMARY KEY ({key}))")
+        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_6")
+        con.execute(f"DROP TABLE {table}_6")
+    if con.execute("SELECT count(*) FROM qa_schema WHERE schema_version = 6").fetchone()[0]:
+        con.execute("DELETE FROM qa_schema WHERE schema_version = 6")
+        con.execute("INSERT INTO qa_schema VALUES ('annotation-qa', 5, '0.1.0', now()::TIMESTAMP)")
+
+
 def drop_schema_5(con) -> None:
     """Make a store (a raw duckdb connection) look as schema 4 left it: without ``attribute_confusion``."""
+    drop_schema_6(con)
     con.execute("DROP TABLE IF EXISTS attribute_confusion")
     if con.execute("SELECT count(*) FROM qa_schema WHERE schema_version = 5").fetchone()[0]:
         con.execute("DELETE FROM qa_schema WHERE schema_version = 5")

@@ -21,7 +21,7 @@ import qa
 from qa import store as qstore
 from qa.pipeline import run as qa_run
 from qa.errors import StoreError
-from storekit import drop_schema_4, score_rows, two_exports, with_comparison
+from storekit import SCHEMA_5_KEYS, drop_schema_4, drop_schema_6, score_rows, two_exports, with_comparison
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -208,7 +208,7 @@ def test_a_schema_3_store_is_upgraded_to_real_columns_and_both_packs(tmp_path, e
     drop_schema_4(con)
     con.close()
     with qstore.open(db, read_only=False) as s:  # a writer upgrades the store
-        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"][0] == qstore.SCHEMA_VERSION == 5
+        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"][0] == qstore.SCHEMA_VERSION == 6
         for table in qstore.SCHEMA_4_COLUMNS:
             assert list(s.sql(f"SELECT * FROM {table} LIMIT 0").columns) == qstore._table_columns(table)
         after = s.sql("SELECT * FROM object_matches ORDER BY run_id, image, status, object_index_a")
@@ -220,6 +220,42 @@ def test_a_schema_3_store_is_upgraded_to_real_columns_and_both_packs(tmp_path, e
     assert runs.loc[gated.run_id, "gate_pack"] == str(gate) and runs.isna().loc[ungated.run_id, "gate_pack"]
     assert runs.loc[gated.run_id, "pack"].endswith("default.toml")
     assert runs.loc[ungated.run_id, "pack"].endswith("default.toml")
+
+
+def test_a_schema_5_store_loses_the_keys_of_objects_findings_and_the_review_queue(tmp_path):
+    """Schema 6: objects, findings and review_queue have no primary key (its index would have to fit in memory
+    at every write, for every run stored); an upgraded store keeps every row and stores the next run."""
+    import duckdb
+
+    db = tmp_path / "qa.duckdb"
+    exports = two_exports(tmp_path, bob_unknown=1, bob_shift=3)  # findings, and a review queue
+    first = _run(exports, db)
+
+    def keys(con):
+        return {t: c for t, c in con.execute("SELECT table_name, constraint_text FROM duckdb_constraints() "
+                                              "WHERE constraint_type = 'PRIMARY KEY'").fetchall()}
+
+    def rows(con):
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in SCHEMA_5_KEYS}
+
+    con = duckdb.connect(str(db))
+    assert not set(SCHEMA_5_KEYS) & set(keys(con)) and "runs" in keys(con)
+    before = rows(con)
+    assert all(before[t] for t in SCHEMA_5_KEYS)
+    drop_schema_6(con)  # back to schema 5: the keys as they were
+    assert {t: keys(con)[t] for t in SCHEMA_5_KEYS} == {t: f"PRIMARY KEY({k})" for t, k in SCHEMA_5_KEYS.items()}
+    con.close()
+    with qstore.open(db, read_only=False) as s:  # a writer upgrades the store
+        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"][0] == 6
+        for table in SCHEMA_5_KEYS:
+            assert list(s.sql(f"SELECT * FROM {table} LIMIT 0").columns) == qstore._table_columns(table)
+    con = duckdb.connect(str(db))
+    assert not set(SCHEMA_5_KEYS) & set(keys(con)) and rows(con) == before
+    con.close()
+    second = _run(exports, db)
+    with qstore.open(db) as s:
+        counts = s.sql("SELECT run_id, count(*) AS n FROM objects GROUP BY run_id").set_index("run_id")["n"]
+    assert counts[first.run_id] == counts[second.run_id] > 0
 
 
 def test_verdict_and_gate_results_are_stored_with_the_run(tmp_path, exports):

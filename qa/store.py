@@ -1356,50 +1356,76 @@ PART_ROWS = 10_000
 
 
 def _object_frames(batch, run_id: str, *, rows: int | None, tally: dict | None = None):
-    """The ``objects`` table's rows, ``rows`` objects at a time (all at once when None), as DataFrames:
-    one list per column, so no dict per object is made. ``tally`` gets the objects counted on the way
-    (``per_image``, ``per_category``, ``crowd`` per annotator), so they are read once."""
+    """The ``objects`` table's rows, ``rows`` objects at a time (all at once when None), as DataFrames made
+    a column at a time from each block of objects, so no dict per object is made. ``tally`` gets the
+    objects counted on the way (``per_image``, ``per_category``, ``crowd`` per annotator), so they are read
+    once."""
+    from collections import Counter
+    from itertools import islice
+
     import pandas as pd
 
-    names = ("run_id", "annotator", "object_index", "image", "category", "kind", "iscrowd", "area", "bbox_x",
-             "bbox_y", "bbox_w", "bbox_h", "occluded", "z_order", "group_id", "file", "source_section",
-             "source_index", "source_id", "attributes")
     dtypes = {"area": float, "bbox_x": float, "bbox_y": float, "bbox_w": float, "bbox_h": float,
               "occluded": "boolean", "z_order": "Int64", "group_id": "Int64", "source_index": "Int64"}
-    none4 = (None, None, None, None)
-
-    def frame(columns: dict):
-        return _typed(pd.DataFrame(columns) if columns["run_id"] else pd.DataFrame(), dtypes)
-
-    columns: dict = {c: [] for c in names}
-    count = 0
     tally = {} if tally is None else tally
-    per_image, per_category = tally.setdefault("per_image", {}), tally.setdefault("per_category", {})
+    per_image, per_category = tally.setdefault("per_image", Counter()), tally.setdefault("per_category", Counter())
     crowd = tally.setdefault("crowd", {})
+    parts: list = []  # the blocks of the frame being made
+    count = 0
     for name in batch.annotators:
+        objects = iter(batch.exports[name].objects)
         crowd[name] = 0
-        for index, o in enumerate(batch.exports[name].objects):
-            per_image[o.image] = per_image.get(o.image, 0) + 1
-            per_category[o.category] = per_category.get(o.category, 0) + 1
-            crowd[name] += bool(o.iscrowd)
-            bbox = tuple(o.bbox) if o.bbox is not None else none4
-            attributes = o.attributes
-            attrs = {k: v for k, v in (attributes or {}).items() if k not in ("occluded", "z_order", "group")}
-            group = attributes.get("group") if attributes else None
-            source = o.source
-            for column, value in zip(names, (
-                    run_id, name, index, o.image, o.category, o.kind, bool(o.iscrowd), _finite(o.area),
-                    _finite(bbox[0]), _finite(bbox[1]), _finite(bbox[2]), _finite(bbox[3]), o.occluded,
-                    o.z_order, None if group is None else int(group), source.file, source.section, source.index,
-                    None if source.id is None else str(source.id),
-                    _json({k: _json_value(v) for k, v in attrs.items()}))):
-                columns[column].append(value)
-            count += 1
+        index = 0
+        while True:
+            block = list(islice(objects, (rows - count) if rows is not None else 50_000))
+            if not block:
+                break
+            columns = _object_columns(block, run_id, name, index)
+            per_image.update(columns["image"])
+            per_category.update(columns["category"])
+            crowd[name] += int(columns["iscrowd"].sum())
+            parts.append(pd.DataFrame(columns))
+            index += len(block)
+            count += len(block)
             if rows is not None and count == rows:
-                yield frame(columns)
-                columns, count = {c: [] for c in names}, 0
+                yield _typed(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0], dtypes)
+                parts, count = [], 0
     if rows is None or count:
-        yield frame(columns)
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts else pd.DataFrame()
+        yield _typed(frame, dtypes)
+
+
+def _finite_column(values) -> np.ndarray:
+    """Numbers (None allowed) as float64, NaN where not finite (stored as NULL)."""
+    import numpy as np
+
+    out = np.array(values, dtype=np.float64)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _object_columns(block: list, run_id: str, annotator: str, first: int) -> dict:
+    """The ``objects`` columns of a block of one annotator's objects (the first at ``first``)."""
+    import numpy as np
+
+    n = len(block)
+    boxes = _finite_column([o.bbox if o.bbox is not None else (None, None, None, None) for o in block]).reshape(n, 4)
+    sources = [o.source for o in block]
+    attributes = [o.attributes for o in block]
+    return {
+        "run_id": [run_id] * n, "annotator": [annotator] * n, "object_index": np.arange(first, first + n),
+        "image": [o.image for o in block], "category": [o.category for o in block], "kind": [o.kind for o in block],
+        "iscrowd": np.array([bool(o.iscrowd) for o in block], dtype=bool),
+        "area": _finite_column([o.area for o in block]),
+        "bbox_x": boxes[:, 0], "bbox_y": boxes[:, 1], "bbox_w": boxes[:, 2], "bbox_h": boxes[:, 3],
+        "occluded": [o.occluded for o in block], "z_order": [o.z_order for o in block],
+        "group_id": [None if not a or a.get("group") is None else int(a["group"]) for a in attributes],
+        "file": [src.file for src in sources], "source_section": [src.section for src in sources],
+        "source_index": [src.index for src in sources],
+        "source_id": [None if src.id is None else str(src.id) for src in sources],
+        "attributes": [_json({k: _json_value(v) for k, v in a.items() if k not in ("occluded", "z_order", "group")})
+                       if a else None for a in attributes],
+    }
 
 
 def _finding_frames(findings: list, run_id: str, *, rows: int | None):

@@ -208,7 +208,8 @@ def _joined(keys, names):
     import pandas as pd
 
     out: dict = {}
-    for key, name in zip(list(keys), list(names)):
+    # whole columns to Python lists at once: iterating a pandas text column yields one value per call
+    for key, name in zip(np.asarray(keys, dtype=object).tolist(), np.asarray(names, dtype=object).tolist()):
         out[key] = out[key] + ", " + name if key in out else name
     return pd.Series(out, dtype=object)
 

@@ -156,8 +156,10 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
         part["semantic"] = semantic
     if options.alpha is not None:
         part["alpha"] = counted
-    if options.consensus is not None:
-        part["consensus"] = consensus
+    if options.consensus is not None:  # as columns: the main process takes arrays, not a dict per row
+        from qa.analytics.consensus import consensus_chunk
+
+        part["consensus"] = consensus_chunk(consensus, options.consensus.tolerances)
     return part
 
 

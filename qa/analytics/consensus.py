@@ -741,9 +741,23 @@ class _Records:
         self.rows = 0
 
     def add(self, records: list[dict]) -> None:
-        if not records:
+        self.add_columns(self.columns_of(records))
+
+    def add_columns(self, columns: dict | None) -> None:
+        """Take the columns :meth:`columns_of` made (of records of this table's columns), None for none."""
+        if not columns:
             return
+        for c in self.columns:
+            self.parts[c].append(columns[c])
+        self.rows += columns["__rows__"]
+
+    def columns_of(self, records: list[dict]) -> dict | None:
+        """``records`` as this table's columns (``__rows__``: how many), to be taken by :meth:`add_columns`
+        here or in another process (a task makes them, so the main process handles no dict per row)."""
+        if not records:
+            return None
         nan = math.nan
+        out: dict = {"__rows__": len(records)}
         for c in self.columns:
             values = [r.get(c, nan) for r in records]
             if c in self.floats:
@@ -756,8 +770,8 @@ class _Records:
             else:
                 column = np.empty(len(values), object)
                 column[:] = values
-            self.parts[c].append(column)
-        self.rows += len(records)
+            out[c] = column
+        return out
 
     def frame(self):
         """The table, equal to ``DataFrame.from_records(records, columns=columns)`` with the typed columns
@@ -786,6 +800,36 @@ class _Records:
         return pd.DataFrame(out, index=plain.index)
 
 
+def _records(tolerances) -> tuple[_Records, _Records]:
+    """Empty column builders of the consensus's clusters and object rows at these tolerances."""
+    labels = [f"boundary_f_{_label(t)}" for t in tolerances]
+    rows = _Records(_row_columns(labels), ints=_INT_COLUMNS, bools=("label_disagreement",), floats=(
+        "iou", "sensitivity", "specificity", *labels, "boundary_iou", "signed_offset_px"))
+    return _Records(_CLUSTER_COLUMNS), rows
+
+
+def consensus_chunk(results: list[dict], tolerances) -> dict:
+    """A chunk's consensus results (:func:`consensus_image` per image, in image order) as columns, for
+    :meth:`ConsensusRows.add`: the clusters and object rows as :meth:`_Records.columns_of` makes them, the
+    masks, images and voters; cluster ids numbered from 0 across the chunk. A run's task makes these, so
+    the main process takes a few arrays per chunk instead of a dict per row."""
+    clusters_of, rows_of = _records(tolerances)
+    clusters, rows, masks, images, voters = [], [], {}, [], []
+    for result in results:
+        first = len(clusters)
+        for record in result["clusters"]:
+            record["cluster"] += first
+            clusters.append(record)
+        for row in result["rows"]:
+            row["cluster"] += first
+            rows.append(row)
+        masks.update((first + cid, rle) for cid, rle in result["masks"].items())
+        images.append(result["image"])
+        voters.append(result["voters"])
+    return {"clusters": clusters_of.columns_of(clusters), "rows": rows_of.columns_of(rows), "masks": masks,
+            "images": images, "voters": voters, "n_clusters": len(clusters)}
+
+
 PART_ROWS = 50_000
 """Object rows per Parquet part when :class:`ConsensusRows` writes the consensus to a folder: a part is
 written once this many rows have come (and the rest at the end)."""
@@ -809,10 +853,8 @@ class ConsensusRows:
     """
 
     def __init__(self, tolerances, *, folder=None, owner=None):
-        labels = [f"boundary_f_{_label(t)}" for t in tolerances]
-        self.clusters = _Records(_CLUSTER_COLUMNS)
-        self.rows = _Records(_row_columns(labels), ints=_INT_COLUMNS, bools=("label_disagreement",), floats=(
-            "iou", "sensitivity", "specificity", *labels, "boundary_iou", "signed_offset_px"))
+        self.tolerances = tuple(tolerances)
+        self.clusters, self.rows = _records(self.tolerances)
         self.n_clusters = 0
         self.masks: dict[int, dict] = {}
         self.images: list[str] = []
@@ -822,23 +864,20 @@ class ConsensusRows:
         self.written: dict[str, list] = {name: [] for name in _PARTS}  # each table's part files
         self.written_rows: dict[str, int] = dict.fromkeys(_PARTS, 0)
 
-    def add(self, results: list[dict]) -> None:
-        clusters, rows = [], []
-        for result in results:
-            first = self.n_clusters + len(clusters)
-            for record in result["clusters"]:
-                record["cluster"] += first
-                clusters.append(record)
-            for row in result["rows"]:
-                row["cluster"] += first
-                rows.append(row)
-            self.masks.update((first + cid, rle) for cid, rle in result["masks"].items())
-            key = result["image"]
-            self.voters_of[key] = result["voters"]
-            self.images.append(key)
-        self.clusters.add(clusters)
-        self.n_clusters += len(clusters)
-        self.rows.add(rows)
+    def add(self, results) -> None:
+        """Take a chunk's results: the per-image results of :func:`consensus_image` in image order, or the
+        same as :func:`consensus_chunk` made them into columns (in the task, as a run's pass does)."""
+        chunk = results if isinstance(results, dict) else consensus_chunk(results, self.tolerances)
+        first = self.n_clusters  # the chunk's cluster ids start at 0: made unique in the batch here
+        for columns in (chunk["clusters"], chunk["rows"]):
+            if columns and first:
+                columns["cluster"] = columns["cluster"] + first  # Python ints, as the records held
+        self.masks.update((first + cid, rle) for cid, rle in chunk["masks"].items())
+        self.voters_of.update(zip(chunk["images"], chunk["voters"]))
+        self.images.extend(chunk["images"])
+        self.clusters.add_columns(chunk["clusters"])
+        self.n_clusters += chunk["n_clusters"]
+        self.rows.add_columns(chunk["rows"])
         if self.folder is not None and self.rows.rows >= PART_ROWS:
             self._write()
 

@@ -74,9 +74,21 @@ class _Codes:
 
     def codes(self, values) -> np.ndarray:
         """Codes of ``values`` (as text; -1 for None), new values numbered in the order given."""
-        table = self.values
-        return np.fromiter((-1 if v is None else table.setdefault(str(v), len(table)) for v in values),
-                           dtype=np.int32, count=len(values))
+        import pandas as pd
+
+        values = np.asarray(values, dtype=object)
+        out = np.full(len(values), -1, dtype=np.int32)
+        present = np.flatnonzero(values != None)  # noqa: E711 (elementwise)
+        if len(present):
+            # hashed once per row in C; only each distinct text goes through the table, in the order met
+            text = np.empty(len(present), object)
+            text[:] = [v if type(v) is str else str(v) for v in values[present].tolist()]
+            local, distinct = pd.factorize(text, use_na_sentinel=False)
+            table = self.values
+            coded = np.fromiter((table.setdefault(v, len(table)) for v in distinct), dtype=np.int32,
+                                count=len(distinct))
+            out[present] = coded[local]
+        return out
 
     def forget(self) -> None:
         """Start a new table (the rows coded so far are written out)."""

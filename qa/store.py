@@ -114,29 +114,34 @@ def _migrate_to_4(con) -> None:
 def _migrate_to_5(con) -> None:
     """Schema 4 to 5: the ``attribute_confusion`` table (created from ``schema.sql``; runs stored before have
     no rows in it)."""
+    con.execute(_create_statement("attribute_confusion"))
+
+
+def _create_statement(table: str) -> str:
+    """The ``CREATE TABLE`` statement of ``table`` in ``schema.sql`` (as the current schema makes it)."""
     sql = _schema_sql()
-    start = sql.index("CREATE TABLE IF NOT EXISTS attribute_confusion")
-    con.execute(sql[start:sql.index("\n);", start) + 3])
+    start = sql.index(f"CREATE TABLE IF NOT EXISTS {table} (")
+    return sql[start:sql.index("\n);", start) + 3]
 
 
 UNINDEXED = ("objects", "findings", "review_queue")
 """Run tables whose rows are unique by construction but carry no ``PRIMARY KEY`` (since schema 6).
 
-A key in DuckDB is an ART index that must fit in memory whenever rows are inserted, and it holds every
-stored run's rows: the memory of writing a run would grow with the run's objects and with the store's
-history (about 25 bytes an object, for every object ever stored). The writer numbers these rows itself
-(``object_index``, ``finding_index``, ``rank`` within ``run_id``), so nothing is lost by not indexing them."""
+A key in DuckDB is an ART index, and the part of it a write adds must fit in memory until the commit
+(about 25 bytes a row measured for ``objects``; :func:`write_memory_limit`): writing a run took memory in
+proportion to its objects, findings and review rows. The writer numbers these rows itself
+(``object_index``, ``finding_index``, ``rank`` within ``run_id``), so nothing is lost by not indexing them.
+(The stored runs' part of the index is not loaded by a write: inserting 30,000 rows into a keyed table of
+15 million took no more memory than into one without a key.)"""
 
 
 def _migrate_to_6(con) -> None:
     """Schema 5 to 6: the :data:`UNINDEXED` tables lose their primary key (DuckDB cannot drop one: each
     table is made again from ``schema.sql`` and its rows copied into it)."""
-    sql = _schema_sql()
     for table in UNINDEXED:
-        start = sql.index(f"CREATE TABLE IF NOT EXISTS {table} (")
         columns = ", ".join(f'"{c}"' for c in _table_columns(table))
         con.execute(f"ALTER TABLE {table} RENAME TO {table}_schema_5")
-        con.execute(sql[start:sql.index("\n);", start) + 3])
+        con.execute(_create_statement(table))
         con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_schema_5")
         con.execute(f"DROP TABLE {table}_schema_5")
 

@@ -223,8 +223,8 @@ def test_a_schema_3_store_is_upgraded_to_real_columns_and_both_packs(tmp_path, e
 
 
 def test_a_schema_5_store_loses_the_keys_of_objects_findings_and_the_review_queue(tmp_path):
-    """Schema 6: objects, findings and review_queue have no primary key (its index would have to fit in memory
-    at every write, for every run stored); an upgraded store keeps every row and stores the next run."""
+    """Schema 6: objects, findings and review_queue have no primary key (the index entries a write adds stay
+    in memory until it commits); an upgraded store keeps every row and stores the next run."""
     import duckdb
 
     db = tmp_path / "qa.duckdb"

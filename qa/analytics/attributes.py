@@ -561,7 +561,7 @@ class _Sums:
         if not self.images:
             return np.zeros(0, np.int64)
         offsets = np.cumsum([0] + [len(n) for n in self.images[:-1]])
-        names = np.concatenate([np.asarray(n, dtype=object) for n in self.images]) if self.images else []
+        names = np.concatenate([np.asarray(n, dtype=object) for n in self.images])
         rank = np.empty(len(names), np.int64)
         rank[np.argsort(names, kind="stable")] = np.arange(len(names))
         image = np.concatenate([u + o for u, o in zip(self.unit_images, offsets)])

@@ -588,10 +588,11 @@ def object_alpha(comparison, *, per_image: bool = False):
 
     columns = ["status", "category_a", "category_b", "pair", "image"]
     kept = ("matched", "missing", "extra")  # every row but the ignored ones
-    try:  # part by part: the parts hold whole images, so each image's units are in one part
-        values = _object_alphas(comparison.object_pieces(columns, status=kept), comparison.image_pairs)
-    except _ImageAcrossParts:
-        values = _object_alphas([(0, comparison.object_columns(columns, status=kept))], comparison.image_pairs)
+    from qa.engine.compare import by_whole_images
+
+    # part by part: each image's units in one piece
+    values = by_whole_images(comparison, lambda pieces: _object_alphas(pieces, comparison.image_pairs), columns,
+                             status=kept)
     rows = []
     for pair in sorted(values):
         images, value = values[pair]
@@ -603,22 +604,16 @@ def object_alpha(comparison, *, per_image: bool = False):
     return pd.DataFrame(rows, columns=["pair", "image", "alpha"] if per_image else ["pair", "alpha", "images"])
 
 
-class _ImageAcrossParts(Exception):
-    """An image's units met in two parts of the object pair table."""
-
-
 def _object_alphas(pieces, image_pairs) -> dict:
     """``{pair: (images, alphas)}``: each annotator pair's images (in ``image_pairs`` order) and the
-    object-level alpha of each (:func:`object_alpha`), from the pieces of the object pair table.
-
-    Raises :class:`_ImageAcrossParts` when an image's rows are in two pieces (its counts would be split).
+    object-level alpha of each (:func:`object_alpha`), from the pieces of the object pair table, each
+    image's rows in one piece (:func:`qa.engine.compare.by_whole_images`).
     """
     import pandas as pd
 
     ip_pair = image_pairs["pair"].astype(str).to_numpy()
     ip_image = image_pairs["image"].astype(str).to_numpy()
     out: dict = {}
-    seen: dict = {}
     cats = None
     for _, op in pieces:
         if op is None:
@@ -640,14 +635,10 @@ def _object_alphas(pieces, image_pairs) -> dict:
             if pair not in out:
                 images = pd.unique(ip_image[ip_pair == pair])
                 out[pair] = (images, np.ones(len(images)))  # an image without units scores 1
-                seen[pair] = np.zeros(len(images), bool)
             images, value = out[pair]
             rows = pair_codes == code
             img = pd.Index(images).get_indexer(image_names)[image_codes[rows]]
             present, local = np.unique(img, return_inverse=True)
-            if seen[pair][present].any():
-                raise _ImageAcrossParts(pair)
-            seen[pair][present] = True
             m = len(present)
             local = local.ravel()
             a, b = ca[rows], cb[rows]

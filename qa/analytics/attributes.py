@@ -440,11 +440,11 @@ def attribute_agreement(batch, comparison, *, levels: dict | None = None, refere
     reference_of = reference_of or {}
     names = sorted(batch.annotators)
     columns = ["image", "annotator_a", "annotator_b", "object_index_a", "object_index_b", "iou"]
-    try:
-        sums = _summed(batch, comparison.object_pieces(columns, status="matched"), used, names, reference_of)
-    except _ImageAcrossParts:  # an image's pairs in two parts: its clusters need them together
-        whole = comparison.object_columns(columns, status="matched")
-        sums = _summed(batch, [(0, whole)], used, names, reference_of)
+    from qa.engine.compare import by_whole_images
+
+    # the clusters need each image's pairs together
+    sums = by_whole_images(comparison, lambda pieces: _summed(batch, pieces, used, names, reference_of), columns,
+                           status="matched")
     rows, annotator_rows, confusion, review, records = [], [], [], [], []
     units_order = sums.units_order()
     for key, values in used.items():
@@ -508,10 +508,6 @@ def attribute_agreement(batch, comparison, *, levels: dict | None = None, refere
 def _confusion_rows(key, annotator_a, annotator_b, order, table) -> list[dict]:
     return [{"attribute": key, "annotator_a": annotator_a, "annotator_b": annotator_b, "value_a": str(order[i]),
              "value_b": str(order[j]), "n": int(table[i, j])} for i, j in zip(*np.nonzero(table))]
-
-
-class _ImageAcrossParts(Exception):
-    """An image's matched pairs met in two parts of the object pair table."""
 
 
 @dataclass(slots=True)
@@ -581,7 +577,7 @@ def _codes(column, names: list) -> np.ndarray:
 
 def _summed(batch, pieces, used: dict, names: list, reference_of: dict) -> _Sums:
     """Every attribute's counts (:class:`_KeyCounts`) from the matched pairs, one piece of the table at a
-    time. Raises :class:`_ImageAcrossParts` when an image's pairs are in two pieces."""
+    time, each image's pairs in one piece (:func:`qa.engine.compare.by_whole_images`)."""
     import pandas as pd
 
     n = len(names)
@@ -592,15 +588,11 @@ def _summed(batch, pieces, used: dict, names: list, reference_of: dict) -> _Sums
             side_of[a, b] = 1 if reference_of.get(names[b]) == names[a] else 2 if reference_of.get(names[a]) == names[b] \
                 else 0
     sums = _Sums({key: _KeyCounts(len(v.order), n) for key, v in used.items()})
-    seen: set = set()
     for _, piece in pieces:
         if piece is None or not len(piece):
             continue
         image_codes, image_names = pd.factorize(piece["image"])
         image_names = [str(v) for v in image_names]
-        if not seen.isdisjoint(image_names):
-            raise _ImageAcrossParts(next(i for i in image_names if i in seen))
-        seen.update(image_names)
         an_a, an_b = _codes(piece["annotator_a"], names), _codes(piece["annotator_b"], names)
         ix_a = piece["object_index_a"].to_numpy(dtype=np.int64, na_value=-1)
         ix_b = piece["object_index_b"].to_numpy(dtype=np.int64, na_value=-1)

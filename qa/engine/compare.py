@@ -186,6 +186,37 @@ class Comparison:
         return paths
 
 
+class ImageAcrossParts(Exception):
+    """An image's rows met in two pieces of the object pair table (:func:`by_whole_images`)."""
+
+
+def _whole_images(pieces):
+    """``pieces`` as they come, raising :class:`ImageAcrossParts` at the first whose images an earlier
+    piece already had."""
+    seen: set = set()
+    for first, frame in pieces:
+        if frame is not None and len(frame):
+            images = {str(v) for v in frame["image"].unique()}
+            if not seen.isdisjoint(images):
+                raise ImageAcrossParts(next(iter(images & seen)))
+            seen |= images
+        yield first, frame
+
+
+def by_whole_images(comparison, reduce, columns, *, status=None):
+    """``reduce(pieces)`` over the comparison's object pair table a piece at a time
+    (:meth:`Comparison.object_pieces`: ``(first_row, DataFrame)``, ``columns`` with ``image``), for work
+    that needs all of an image's rows together (clusters, per-image counts).
+
+    The run's parts hold whole images; should an image's rows come in two pieces, ``reduce`` is called
+    again with the whole table as one piece, so ``reduce`` must keep nothing between calls.
+    """
+    try:
+        return reduce(_whole_images(comparison.object_pieces(columns, status=status)))
+    except ImageAcrossParts:
+        return reduce([(0, comparison.object_columns(columns, status=status))])
+
+
 def category_list(batch: Batch) -> list[str]:
     """The category names the comparison codes ``0 .. n - 1``: the batch's categories in order, then any
     other category an object carries, in the order first met."""

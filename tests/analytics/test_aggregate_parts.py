@@ -139,14 +139,24 @@ def test_object_alpha_from_a_comparison_in_parts_equals_that_from_the_table(part
         pd.testing.assert_frame_equal(from_parts, object_alpha(in_memory, per_image=per_image), check_exact=True)
 
 
-def test_object_alpha_reads_the_table_whole_when_an_image_is_in_two_parts(parted):
+def test_work_by_whole_images_reads_the_table_whole_when_an_image_is_in_two_parts(parted):
     from qa.analytics import alpha
+    from qa.engine.compare import ImageAcrossParts, _whole_images, by_whole_images
 
     batch, comparison, facts, _, _ = parted
     halves = _Halves(comparison)
-    with pytest.raises(alpha._ImageAcrossParts):
-        alpha._object_alphas(halves.object_pieces(["status", "category_a", "category_b", "pair", "image"]),
-                             comparison.image_pairs)
+    columns = ["status", "category_a", "category_b", "pair", "image"]
+    with pytest.raises(ImageAcrossParts):
+        list(_whole_images(halves.object_pieces(columns)))
+    calls = []
+
+    def pieces_seen(pieces):
+        calls.append(len(list(pieces)))
+        return calls[-1]
+
+    assert by_whole_images(comparison, pieces_seen, columns) == 6 and calls == [6]  # a part per image: as they are
+    calls.clear()
+    assert by_whole_images(halves, pieces_seen, columns) == 1 and calls == [1]  # cut inside an image: whole
     pd.testing.assert_frame_equal(alpha.object_alpha(halves), alpha.object_alpha(comparison), check_exact=True)
 
 

@@ -250,9 +250,18 @@ class LocalPool(Executor):
 
     def _dead(self) -> str:
         import signal
+        import time
 
+        # a worker's exit status comes from the fork server a moment after the pool sees it gone: wait for
+        # it (up to a second in all; the pool stops the others), so the worker that died is named
+        deadline = time.monotonic() + 1.0
+        for p in self._processes:
+            if p.exitcode is None:
+                p.join(max(0.0, deadline - time.monotonic()))
         dead = [p for p in self._processes if p.exitcode not in (None, 0)]
-        killed = [p for p in dead if p.exitcode != -signal.SIGTERM] or dead  # the pool stops the others
+        # the pool stops the others (SIGTERM, or an exit as their pipes close): a signal names the cause
+        others = [p for p in dead if p.exitcode != -signal.SIGTERM]
+        killed = [p for p in others if p.exitcode < 0] or others or dead
         parts = []
         for p in killed[:3]:
             code = p.exitcode

@@ -342,6 +342,7 @@ def _dask_address(args) -> str | None:
 
 def _cmd_run(args) -> int:
     from qa.pipeline import run
+    from qa.rules.check import json_default
 
     if args.max_pixels is not None and args.max_pixels <= 0:
         raise UsageError("--max-pixels must be a positive integer")
@@ -362,7 +363,8 @@ def _cmd_run(args) -> int:
         """Every file and the whole of stdout made before the run is committed (qa._commit)."""
         stage["files"] = staged
         if args.json_path is not None:
-            written.append(staged.write(args.json_path, json.dumps(result.summary, indent=2, default=str) + "\n"))
+            text = json.dumps(result.summary, indent=2, default=json_default) + "\n"
+            written.append(staged.write(args.json_path, text))
         if args.out is not None and result.comparison is not None:
             written.extend(result.comparison.write_parquet(args.out, staged=staged))
         if args.junit is not None and result.verdict is not None:
@@ -371,7 +373,7 @@ def _cmd_run(args) -> int:
             staged.write(args.junit, to_junit(result.verdict))
         with contextlib.redirect_stdout(printed):
             if args.output_format == "json":
-                print(json.dumps(result.summary, indent=2, default=str))
+                print(json.dumps(result.summary, indent=2, default=json_default))
             else:
                 _print_summary(result.summary)
                 _print_closing(result.summary, result.verdict)

@@ -482,15 +482,28 @@ def violation_counts(findings, annotators: Iterable[str] = ()) -> dict[tuple[str
     >>> counts[("violations_error", "batch", "")], counts[("violations_error", "annotator", "alice")]
     ((1.0, 1), (0.0, 0))
     """
-    rows = _finding_rows(findings)
-    names = sorted(set(annotators) | {r["annotator"] for r in rows if r.get("annotator")})
+    from qa.rules.violations import ChainedFindings, PackedFindings, tally
+
+    counts: dict = {}  # (severity, annotator) -> findings
+    if isinstance(findings, (PackedFindings, ChainedFindings)):  # counted without reading the findings
+        for (_code, annotator, severity), n in tally(findings).items():
+            counts[(severity, annotator)] = counts.get((severity, annotator), 0) + n
+    else:
+        for r in _finding_rows(findings):
+            key = (r.get("severity"), r.get("annotator"))
+            counts[key] = counts.get(key, 0) + 1
+    names = sorted(set(annotators) | {a for _s, a in counts if a})
     out = {}
     for scope, keys in (("batch", [""]), ("annotator", names)):
         for key in keys:
-            mine = [r for r in rows if scope == "batch" or r.get("annotator") == key]
-            out[("violations", scope, key)] = (float(len(mine)), len(mine))
+            mine: dict = {}
+            for (s, a), n in counts.items():
+                if scope == "batch" or a == key:
+                    mine[s] = mine.get(s, 0) + n
+            total = sum(mine.values())
+            out[("violations", scope, key)] = (float(total), total)
             for severity in SEVERITIES:
-                count = sum(1 for r in mine if r.get("severity") == severity)
+                count = mine.get(severity, 0)
                 out[(f"violations_{severity}", scope, key)] = (float(count), count)
     return out
 
@@ -637,16 +650,25 @@ def evaluate(scores, config: GateConfig, *, findings=None, annotators: Iterable[
     return verdict
 
 
-def run_findings(run) -> list:
-    """Every finding of a run: the batch's (load, alignment), then the run's own (rule violations)."""
+def run_findings(run):
+    """Every finding of a run: the batch's (load, alignment), the analyses', then the rule violations.
+
+    A list; or, when the violations are a :class:`qa.rules.violations.PackedFindings` (a run's pass), a
+    :class:`qa.rules.violations.ChainedFindings` that reads them where they are kept.
+    """
+    from qa.rules.violations import ChainedFindings, PackedFindings
+
     seen: set[int] = set()
-    out = []
+    out, packed = [], []
     for source in (run.batch.findings, getattr(run, "findings", None), getattr(run, "violations", None)):
+        if isinstance(source, PackedFindings):  # a new Finding at each read: none is one of the lists'
+            packed.append(source)
+            continue
         for f in source or ():
             if id(f) not in seen:
                 seen.add(id(f))
                 out.append(f)
-    return out
+    return ChainedFindings([out, *packed]) if packed else out
 
 
 def run_scores(run):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -508,8 +509,10 @@ class Run:
     """The comparison of every annotator pair (None with one annotator)."""
     scores: pd.DataFrame | None = None
     """The long scores table (``scope, key, metric, value, n``), None with one annotator."""
-    violations: list[Finding] = field(default_factory=list)
-    """Rule violations of the run's pack."""
+    violations: Sequence[Finding] = field(default_factory=list)
+    """Rule violations of the run's pack, in run order: a read-only sequence (``len``, iteration, ``[k]``,
+    slices), a :class:`qa.rules.violations.PackedFindings` when the run made them (they stay pickled, in a
+    file of the run's temporary folder that lasts as long as they do; each read gives a new ``Finding``)."""
     findings: list[Finding] = field(default_factory=list)
     """Findings raised from the comparison of the whole batch (agreement codes such as ``AGR001``)."""
     pack: Pack | None = None

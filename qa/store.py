@@ -37,6 +37,7 @@ from qa.errors import StoreError
 from qa.gate import run_findings, run_scores
 from qa.model import new_run_id  # noqa: F401  (re-exported: a run's id, made before it is stored)
 from qa.parts import Parts  # a table kept as Parquet parts, inserted one file at a time
+from qa.rules.violations import tally as finding_tally
 
 SCHEMA_VERSION = 6
 """The version of ``qa/schema.sql``; a store records the versions applied to it in ``qa_schema``."""
@@ -1473,7 +1474,12 @@ def run_frames(run, *, parts_dir=None) -> dict:
     inputs = list(getattr(run, "inputs", None) or input_fingerprints(batch))
     fp = {i["annotator"]: i for i in inputs}
     n_objects = sum(len(e.objects) for e in batch.exports.values())
-    severities = [f.severity for f in findings]
+    counted = finding_tally(findings)  # {(code, annotator, severity): n}, without reading a run's packed violations
+    severities: dict[str, int] = {}
+    findings_of: dict[str, int] = {}
+    for (_code, annotator, severity), n in counted.items():
+        severities[severity] = severities.get(severity, 0) + n
+        findings_of[annotator] = findings_of.get(annotator, 0) + n
     frames: dict[str, Any] = {}
 
     frames["runs"] = pd.DataFrame([{
@@ -1500,8 +1506,8 @@ def run_frames(run, *, parts_dir=None) -> dict:
         "n_images": len(batch.images),
         "n_objects": n_objects,
         "n_findings": len(findings),
-        "errors": severities.count("error"),
-        "warnings": severities.count("warning"),
+        "errors": severities.get("error", 0),
+        "warnings": severities.get("warning", 0),
     }])
 
     frames["annotators"] = None  # made below, from the counts the objects' rows give (tables in this order)
@@ -1510,9 +1516,6 @@ def run_frames(run, *, parts_dir=None) -> dict:
     frames["objects"] = next(object_frames) if parts_dir is None else Parts.of(
         object_frames, Path(parts_dir) / "objects")
     per_image, per_category = tally["per_image"], tally["per_category"]
-    findings_of: dict[str, int] = {}
-    for f in findings:
-        findings_of[f.annotator] = findings_of.get(f.annotator, 0) + 1
     frames["annotators"] = pd.DataFrame([{
         "run_id": run_id, "annotator": name, "path": str(e.path), "format": e.format,
         "sha256": fp.get(name, {}).get("sha256", ""), "n_images": len(e.images), "n_objects": len(e.objects),

@@ -29,6 +29,7 @@ analytics' per-image code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -78,7 +79,8 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
     dict
         ``keys`` (the chunk's images), ``compare`` (:func:`qa.engine.compare.chunk_columns`),
         ``semantic`` (images compared, class rows, interface rows), ``alpha`` (per-image statistics),
-        ``consensus`` (per-image clusters, rows and masks) and ``findings`` (rule violations); a part is
+        ``consensus`` (per-image clusters, rows and masks) and ``findings`` (rule violations,
+        :func:`qa.rules.violations.chunk_violations`); a part is
         None when its options are.
     """
     from qa.engine._decoded import grouped_objects, image_labels
@@ -132,7 +134,10 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
     if options.pack is not None:
         from qa.rules.check import _check_chunk
 
-        findings, _ = _check_chunk(batch, options.pack, decoded=decoded, intersections=intersections)
+        from qa.rules.violations import chunk_violations
+
+        checked, _ = _check_chunk(batch, options.pack, decoded=decoded, intersections=intersections)
+        findings = chunk_violations(checked)  # pickled by annotator, sort keys as codes
     part = {"keys": tuple(chunk.keys), "compare": None, "semantic": None, "alpha": None, "consensus": None,
             "findings": findings, "facts": None, "objects": None, "attributes": None}
     if options.objects:
@@ -180,8 +185,9 @@ class Reduced:
     """:class:`qa.engine.compare.Comparison`, None with one annotator."""
     semantic: object = None
     """:class:`qa.engine.semantic.SemanticComparison`, None unless two exports label pixels."""
-    violations: list = field(default_factory=list)
-    """Rule violations, sorted (:func:`qa.rules.check.sort_findings`)."""
+    violations: Sequence = field(default_factory=list)
+    """Rule violations in run order (:func:`qa.rules.check.sort_findings`'s): a
+    :class:`qa.rules.violations.PackedFindings` when the pass ran a pack."""
     alpha_counts: object = None
     """:class:`qa.analytics.alpha.AlphaCounts` (alpha and its bootstrap are made from them)."""
     consensus: object = None
@@ -205,7 +211,8 @@ class Reduce:
     ``comparison`` when given a run folder and no ``spill_dir``); alpha's per-image statistics into
     :class:`qa.analytics.alpha.AlphaCounts` (three numbers and the label marginals per image); the
     consensus's clusters, rows and masks into :class:`qa.analytics.consensus.ConsensusRows` (Parquet parts
-    in ``folder``'s ``consensus``, when given a :func:`qa.parts.run_folder`); findings into a list; the
+    in ``folder``'s ``consensus``, when given a :func:`qa.parts.run_folder`); findings pickled with their sort
+    keys as codes (:class:`qa.rules.violations.ViolationTable`, in a file of ``folder`` when given); the
     objects without their geometry into pickled blocks (:class:`PackedObjects`, in ``folder`` when
     given); each object's occluded flag and vertex density into one array each per annotator
     (:class:`qa.analytics.boundaries.FactTable`); each object's attribute values as codes
@@ -237,7 +244,12 @@ class Reduce:
 
             self.consensus = ConsensusRows(options.consensus.tolerances, owner=folder,
                                            folder=None if folder is None else folder.path / "consensus")
-        self.findings: list = []
+        self.violations = None
+        if options.pack is not None:  # with the run's folder, their pickled blocks go to a file there
+            from qa.rules.violations import ViolationTable
+
+            self.violations = ViolationTable(None if folder is None else _FileBlocks.create(
+                folder.path / "violations.pickles", owner=folder))
         self.objects: dict | None = None
         if options.objects:  # with the run's folder, their pickled blocks go to a file per export there
             self.objects = {name: _ObjectParts(None if folder is None else _FileBlocks.create(
@@ -265,8 +277,8 @@ class Reduce:
             self.alpha.add(part["alpha"])
         if self.consensus is not None:
             self.consensus.add(part["consensus"])
-        if part["findings"] is not None:
-            self.findings.extend(part["findings"])
+        if self.violations is not None:
+            self.violations.add(part["findings"])
         if self.facts is not None:
             self.facts.add(part["facts"])
         if self.values is not None:
@@ -285,10 +297,8 @@ class Reduce:
             out.comparison = self.tables.finish()
         if self.semantic is not None:
             out.semantic = self.semantic.finish()
-        if self.options.pack is not None:
-            from qa.rules.check import sort_findings
-
-            out.violations = sort_findings(self.findings, self.batch.annotators)
+        if self.violations is not None:
+            out.violations = self.violations.finish(self.batch.annotators)
         if self.consensus is not None:
             out.consensus = self.consensus.finish(self.batch, self.options.consensus,
                                                   iou_threshold=self.options.compare.iou_threshold)

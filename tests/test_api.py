@@ -168,6 +168,6 @@ def test_run_fields_are_typed():
     from qa.model import Run
 
     types = {f.name: f.type for f in dataclasses.fields(Run)}
-    assert types["comparison"] == "Comparison | None" and types["violations"] == "list[Finding]"
+    assert types["comparison"] == "Comparison | None" and types["violations"] == "Sequence[Finding]"
     assert all(t not in ("object", "Any") for t in types.values())
     assert qa.pipeline.Run is Run  # still importable from the pipeline

@@ -12,6 +12,7 @@ A violation carries the rule id, the pack's severity, the annotator, the image, 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Callable
 
 import numpy as np
@@ -192,15 +193,22 @@ def select_findings(findings: list[Finding], pack: Pack) -> list[Finding]:
 
 def violation_counts(findings: list[Finding], annotators: list[str]) -> list[dict]:
     """One row per rule with the number of violations per annotator (``qa run``'s summary table)."""
-    counts = Counter((f.code, f.annotator) for f in findings)
+    from qa.rules.violations import tally
+
+    counted = tally(findings)  # {(code, annotator, severity): n}, read once (or not at all: PackedFindings)
+    counts: Counter = Counter()
+    by_code: dict[str, Counter] = {}
+    for (code, annotator, severity), n in counted.items():
+        counts[(code, annotator)] += n
+        by_code.setdefault(code, Counter())[severity] += n
     rows = []
-    for code in sorted({f.code for f in findings}):
+    for code in sorted(by_code):
         try:
             found = _registry.get(code)
             name = found.name
         except KeyError:
             name = ""
-        severities = Counter(f.severity for f in findings if f.code == code)
+        severities = by_code[code]
         per = {a: counts.get((code, a), 0) for a in annotators}
         rows.append({"code": code, "name": name, "severity": severities.most_common(1)[0][0],
                      "per_annotator": per, "total": sum(per.values())})
@@ -223,12 +231,59 @@ def finding_dict(f: Finding) -> dict:
 
 
 def violation_summary(violations: list[Finding], annotators: list[str], pack: Pack) -> dict:
-    """The run summary's rule section: the pack, each violation, and counts per rule and annotator."""
-    severities = Counter(f.severity for f in violations)
+    """The run summary's rule section: the pack, each violation, and counts per rule and annotator.
+
+    ``violations`` is a :class:`FindingDicts`: each violation as plain data, made as it is read (a run's
+    violations are not all in memory; :func:`json_default` writes them into a JSON document).
+    """
+    from qa.rules.violations import tally
+
+    severities: Counter = Counter()
+    for (_code, _annotator, severity), n in tally(violations).items():
+        severities[severity] += n
     return {
         "pack": {"name": pack.name, "path": str(pack.path) if pack.path else None,
                  "rules": [r.id for r in pack.rules()]},
-        "violations": [finding_dict(f) for f in violations],
+        "violations": FindingDicts(violations),
         "violations_by_rule": violation_counts(violations, annotators),
         "violations_by_severity": {k: severities.get(k, 0) for k in _registry.SEVERITIES},
     }
+
+
+class FindingDicts(Sequence):
+    """Findings as plain data (:func:`finding_dict`), each made as it is read: ``len``, iteration, ``[k]``
+    and slices (a list). ``json.dumps(..., default=json_default)`` writes it as a list."""
+
+    __slots__ = ("findings",)
+
+    def __init__(self, findings):
+        self.findings = findings
+
+    def __len__(self) -> int:
+        return len(self.findings)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [finding_dict(f) for f in self.findings[k]]
+        return finding_dict(self.findings[k])
+
+    def __iter__(self):
+        return (finding_dict(f) for f in self.findings)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (FindingDicts, list, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"FindingDicts({len(self)} findings)"
+
+
+def json_default(value):
+    """``json.dumps``'s ``default`` for a run summary: a :class:`FindingDicts` as a list, anything else as
+    its ``str``."""
+    if isinstance(value, FindingDicts):
+        return list(value)
+    return str(value)

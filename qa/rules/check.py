@@ -191,8 +191,9 @@ def select_findings(findings: list[Finding], pack: Pack) -> list[Finding]:
     return out
 
 
-def violation_counts(findings: list[Finding], annotators: list[str]) -> list[dict]:
-    """One row per rule with the number of violations per annotator (``qa run``'s summary table)."""
+def violation_counts(findings: Sequence[Finding], annotators: list[str]) -> list[dict]:
+    """One row per rule with the number of violations per annotator (``qa run``'s summary table); a
+    :class:`qa.rules.violations.PackedFindings` is counted without reading its findings."""
     from qa.rules.violations import tally
 
     counted = tally(findings)  # {(code, annotator, severity): n}, read once (or not at all: PackedFindings)
@@ -230,7 +231,7 @@ def finding_dict(f: Finding) -> dict:
     }
 
 
-def violation_summary(violations: list[Finding], annotators: list[str], pack: Pack) -> dict:
+def violation_summary(violations: Sequence[Finding], annotators: list[str], pack: Pack) -> dict:
     """The run summary's rule section: the pack, each violation, and counts per rule and annotator.
 
     ``violations`` is a :class:`FindingDicts`: each violation as plain data, made as it is read (a run's

@@ -3,10 +3,11 @@
 A ``Finding`` with its source and message takes about 400 bytes in memory, and a run has a few dozen per
 image, so a list of them grows with the batch. Instead each task pickles its chunk's findings, one block
 per annotator, and sends their sort keys as small integer codes (:func:`chunk_violations`); the main
-process keeps the blocks (in a file of the run's folder when it has one) and the keys, orders the keys as
-:func:`qa.rules.check.sort_findings` orders findings (:class:`ViolationTable`), and keeps only that order
-and the counts per rule, annotator and severity: about 10 bytes per finding. :class:`PackedFindings` gives
-the findings back, in that order, as a read-only sequence.
+process keeps the blocks (in a file of the run's folder when it has one) and the keys (about 40 bytes a
+finding while the pass runs), orders the keys as :func:`qa.rules.check.sort_findings` orders findings
+(:class:`ViolationTable`), and then keeps only that order and the counts per rule, annotator and severity
+(8 bytes a finding). :class:`PackedFindings` gives the findings back, in that order, as a read-only
+sequence.
 """
 
 from __future__ import annotations

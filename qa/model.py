@@ -292,7 +292,7 @@ class Batch:
 
 def objects_at(objects, indices) -> list:
     """``[objects[k] for k in indices]``, from a list or from a streamed run's packed objects
-    (:class:`qa.task.PackedObjects`, which then reads each block it needs once instead of once a lookup)."""
+    (:class:`qa.pickled.PackedObjects`, which then reads each block it needs once instead of once a lookup)."""
     if hasattr(objects, "take"):
         return objects.take(indices)
     return [objects[int(k)] for k in indices]

@@ -373,7 +373,7 @@ def run(*exports, options: RunOptions | None = None, **keywords) -> Run:
     from the exports, and the objects come back without their geometry, so the returned
     ``Run.batch`` holds objects whose ``polygons`` and ``rle`` are None (their category, image, box,
     area, attributes and source are set), each export's ``objects`` a read-only sequence of them
-    (:class:`qa.task.PackedObjects`: pickled blocks, read on access); :func:`load` reads a batch whole.
+    (:class:`qa.pickled.PackedObjects`: pickled blocks, read on access); :func:`load` reads a batch whole.
     ``instances="components"`` and ``reference="consensus"`` read the batch whole before the pass.
 
     A run that fails leaves nothing behind: the report and ``outputs``' files are written under

@@ -374,11 +374,12 @@ def test_objects_packed_into_a_file_read_and_pickle_as_the_objects(tmp_path):
     import pickle
 
     from qa.parts import run_folder
-    from qa.task import PackedObjects, _FileBlocks, _ObjectParts
+    from qa.pickled import FileBlocks, PackedObjects
+    from qa.task import _ObjectParts
 
     objects = _objects(10)
     folder = run_folder(tmp_path)
-    blocks = _FileBlocks.create(folder.path / "objects" / "export-000.pickles", owner=folder)
+    blocks = FileBlocks.create(folder.path / "objects" / "export-000.pickles", owner=folder)
     parts = _ObjectParts(blocks)
     for lo, hi in ((0, 4), (4, 4), (4, 9), (9, 10)):
         parts.add(list(range(lo, hi)), objects[lo:hi])
@@ -399,17 +400,18 @@ def test_objects_packed_into_a_file_read_and_pickle_as_the_objects(tmp_path):
 def test_a_file_of_blocks_read_in_export_order_and_turned_back_into_objects_when_chunks_interleave(
         tmp_path, monkeypatch):
     import qa.task
-    from qa.task import PackedObjects, _FileBlocks, _ObjectParts
+    from qa.pickled import FileBlocks, PackedObjects
+    from qa.task import _ObjectParts
 
     objects = _objects(8)
-    parts = _ObjectParts(_FileBlocks.create(tmp_path / "blocks"))
+    parts = _ObjectParts(FileBlocks.create(tmp_path / "blocks"))
     parts.add([0, 1, 2], objects[0:3])
     parts.add([6, 7], objects[6:8])
     parts.add([3, 4, 5], objects[3:6])
     out = parts.finish()
     assert isinstance(out, PackedObjects) and [_fields(o) for o in out] == [_fields(o) for o in objects]
     monkeypatch.setattr(qa.task, "MANY_RUNS", 4)
-    parts = _ObjectParts(_FileBlocks.create(tmp_path / "more"))
+    parts = _ObjectParts(FileBlocks.create(tmp_path / "more"))
     parts.add([0, 2, 4, 6], objects[0:8:2])
     parts.add([1, 3, 5, 7], objects[1:8:2])
     out = parts.finish()

@@ -61,7 +61,7 @@ def chunk_violations(findings: list) -> list:
 class ViolationTable:
     """Takes the chunks' violations (:func:`chunk_violations`) in chunk order; :meth:`finish` orders them.
 
-    ``blocks`` is where the pickled blocks go: a list (the default) or a :class:`qa.task._FileBlocks` in the
+    ``blocks`` is where the pickled blocks go: a list (the default) or a :class:`qa.pickled.FileBlocks` in the
     run's folder.
     """
 
@@ -94,7 +94,7 @@ class ViolationTable:
         """The findings ordered as :func:`qa.rules.check.sort_findings` orders them: by annotator (in
         ``annotators``' order, others after), file, source list, position in it, image, rule id, and for
         equal keys in the order the chunks gave them."""
-        from qa.task import PackedObjects
+        from qa.pickled import PackedObjects
 
         def column(name, dtype=np.int32):
             parts = self._columns[name]
@@ -143,7 +143,7 @@ class PackedFindings(Sequence):
     __slots__ = ("_packed", "_order", "_tally")
 
     def __init__(self, packed, order: np.ndarray, tally: dict):
-        self._packed = packed  # qa.task.PackedObjects: the findings in the order the chunks gave them
+        self._packed = packed  # qa.pickled.PackedObjects: the findings in the order the chunks gave them
         self._order = np.asarray(order, dtype=np.int64)  # run order -> place among those
         self._tally = tally
 

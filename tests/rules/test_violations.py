@@ -12,7 +12,7 @@ from qa.gate import violation_counts as gate_counts
 from qa.model import Finding, Source
 from qa.rules.check import FindingDicts, finding_dict, json_default, sort_findings, violation_counts
 from qa.rules.violations import ChainedFindings, PackedFindings, ViolationTable, chunk_violations, tally
-from qa.task import _FileBlocks
+from qa.pickled import FileBlocks
 
 ANNOTATORS = ["bob", "alice", "carol"]
 
@@ -60,7 +60,7 @@ def test_reads_by_position_slice_and_window(tmp_path, monkeypatch):
                        source=Source(f"{ANNOTATORS[(c + k) % 3]}.json", index=10 * c + k)) for k in range(9)]
               for c in range(6)]
     expected = sort_findings([f for chunk in chunks for f in chunk], ANNOTATORS)
-    got = packed(chunks, _FileBlocks.create(tmp_path / "violations.pickles"))
+    got = packed(chunks, FileBlocks.create(tmp_path / "violations.pickles"))
     assert list(got) == expected
     assert got[0] == expected[0] and got[-1] == expected[-1] and got[17] == expected[17]
     assert got[5:40:3] == expected[5:40:3] and got[::-1] == expected[::-1] and got[50:] == expected[50:]

@@ -60,8 +60,9 @@ class TaskOptions:
     consensus: object = None
     """:func:`qa.analytics.consensus.consensus_settings` (None with fewer than three annotators)."""
     objects: bool = False
-    """Return each object without its geometry (:func:`bare_objects`): a streamed batch's main process
-    holds no objects until the pass brings these back."""
+    """Return each object without its geometry (:func:`bare_objects`), pickled in runs of consecutive
+    export positions (:func:`object_runs`): a streamed batch's main process holds no objects until the pass
+    brings these back, and keeps the pickles as they come."""
     attributes: tuple | None = None
     """Return each object's attribute values as codes (:func:`qa.analytics.attributes.chunk_values`), with
     these attribute names declared; None does not (one annotator)."""
@@ -143,8 +144,8 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
     part = {"keys": tuple(chunk.keys), "compare": None, "semantic": None, "alpha": None, "consensus": None,
             "findings": findings, "facts": None, "objects": None, "attributes": None}
     if options.objects:
-        part["objects"] = {name: (export.positions(), bare_objects(export.objects))
-                           for name, export in batch.exports.items()}
+        part["objects"] = {name: object_runs(export.positions(), bare_objects(export.objects))
+                           for name, export in batch.exports.items()}  # pickled here: none unpickled to keep
     if cfg is not None:  # each object's occluded flag and vertex density, for the batch-level analyses
         from qa.analytics.boundaries import object_facts
 
@@ -286,8 +287,8 @@ class Reduce:
         if self.values is not None:
             self.values.add(part["attributes"])
         if self.objects is not None:
-            for name, (positions, objects) in part["objects"].items():
-                self.objects[name].add(positions, objects)
+            for name, runs in part["objects"].items():
+                self.objects[name].add_runs(runs)
 
     def finish(self) -> Reduced:
         out = Reduced(alpha_counts=self.alpha, facts=None if self.facts is None else self.facts.finish(),
@@ -307,6 +308,31 @@ class Reduce:
         return out
 
 
+def object_runs(positions, objects) -> list:
+    """A chunk's objects cut into runs of consecutive export ``positions`` and pickled, as a task sends them:
+    ``[(first position, objects, pickled objects, image keys)]`` in export order, whatever the order of the
+    chunk's images in the export (:class:`_ObjectParts` keeps them)."""
+    import pickle
+
+    import numpy as np
+
+    positions = np.asarray(positions, dtype=np.int64)
+    if not len(positions):
+        return []
+    objects = list(objects)
+    if np.any(np.diff(positions) <= 0):  # a chunk's objects in export order, whatever the export's order
+        order = np.argsort(positions, kind="stable")
+        positions = positions[order]
+        objects = [objects[k] for k in order.tolist()]
+    cuts = [0, *(np.flatnonzero(np.diff(positions) != 1) + 1).tolist(), len(positions)]
+    runs = []
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        run = objects[lo:hi]
+        runs.append((int(positions[lo]), hi - lo, pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL),
+                     frozenset(o.image for o in run)))
+    return runs
+
+
 class _ObjectParts:
     """One export's objects as the chunks bring them, pickled (a few bytes per object where a Python
     ``Object`` takes hundreds; in a file of the run's folder when given ``blocks``, a :class:`FileBlocks`):
@@ -324,24 +350,15 @@ class _ObjectParts:
         self.images: list = []  # each run's image keys
 
     def add(self, positions, objects) -> None:
-        import pickle
+        """A chunk's objects at their export ``positions`` (:func:`object_runs` made here)."""
+        self.add_runs(object_runs(positions, objects))
 
-        import numpy as np
-
-        positions = np.asarray(positions, dtype=np.int64)
-        if not len(positions):
-            return
-        objects = list(objects)
-        if np.any(np.diff(positions) <= 0):  # a chunk's objects in export order, whatever the export's order
-            order = np.argsort(positions, kind="stable")
-            positions = positions[order]
-            objects = [objects[k] for k in order.tolist()]
-        cuts = [0, *(np.flatnonzero(np.diff(positions) != 1) + 1).tolist(), len(positions)]
-        for lo, hi in zip(cuts[:-1], cuts[1:]):
-            run = objects[lo:hi]
-            self.blocks.append(pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL))
-            self.spans.append((int(positions[lo]), hi - lo))
-            self.images.append(frozenset(o.image for o in run))
+    def add_runs(self, runs: list) -> None:
+        """A chunk's objects as a task sends them, already pickled (:func:`object_runs`)."""
+        for first, n, blob, images in runs:
+            self.blocks.append(blob)
+            self.spans.append((first, n))
+            self.images.append(images)
 
     def finish(self):
         """The objects in export order: a :class:`PackedObjects`, or a list when the runs are short."""

@@ -28,7 +28,7 @@ import numpy as np
 from qa import metric_registry
 from qa.engine import _pool
 from qa.engine._decoded import Decoded
-from qa.engine.tables import _score_name
+from qa.engine.tables import _score_name, text_codes
 from qa.model import Batch, Limits
 
 Progress = Callable[[str, int, int], None]
@@ -590,9 +590,15 @@ def chunk_columns(keys, results: list[tuple[int, int, dict]]) -> dict:
             pq.append((code, *res["pq"]))
         cats, values = res["image_iou"]
         image_iou.append((code, cats, values))
+    columns = {k: np.concatenate(v) if v else np.zeros(0) for k, v in obj.items()}
+    for key in ("file", "source_id"):  # a then b, row by row, as distinct texts and codes (see Tables.add)
+        if f"{key}_a" in columns:
+            both = np.empty(2 * len(columns[f"{key}_a"]), object)
+            both[0::2], both[1::2] = columns.pop(f"{key}_a"), columns.pop(f"{key}_b")
+            columns[f"{key}_texts"], columns[f"{key}_codes"] = text_codes(both)
     return {
         "keys": tuple(keys),
-        "obj": {k: np.concatenate(v) if v else np.zeros(0) for k, v in obj.items()},
+        "obj": columns,
         "img": {k: np.asarray([r.get(k, math.nan) for r in image_rows])
                 for k in dict.fromkeys(k for r in image_rows for k in r)},
         "pq": pq,

@@ -31,8 +31,8 @@ def _score_name(name: str) -> str | None:
 
 
 _OBJECT_COLUMNS = ("position", "pair", "index_a", "index_b", "status", "iou", "best_iou", "intersection",
-                   "area_a", "area_b", "label_disagreement", "crowd_share", "category_a", "category_b", "file_a",
-                   "file_b", "source_index_a", "source_index_b", "source_id_a", "source_id_b")
+                   "area_a", "area_b", "label_disagreement", "crowd_share", "category_a", "category_b", "file_texts",
+                   "file_codes", "source_index_a", "source_index_b", "source_id_texts", "source_id_codes")
 _IMAGE_COUNTS = ("objects_a", "objects_b", "matched", "missing", "extra", "ignored", "label_disagreements")
 _SPILL_ROWS = 50_000
 """Object rows gathered before a spilled part is written."""
@@ -64,6 +64,23 @@ def _nullable_int(values: np.ndarray, valid: np.ndarray):
     return cls(values, ~np.asarray(valid, dtype=bool))
 
 
+def text_codes(values) -> tuple[list, np.ndarray]:
+    """``values`` as text, factorized: (distinct texts in the order first met, each value's place among
+    them, -1 for None). A value that is not a string is its ``str``."""
+    import pandas as pd
+
+    values = np.asarray(values, dtype=object)
+    local = np.full(len(values), -1, dtype=np.int32)
+    present = np.flatnonzero(values != None)  # noqa: E711 (elementwise)
+    if not len(present):
+        return [], local
+    text = np.empty(len(present), object)
+    text[:] = [v if type(v) is str else str(v) for v in values[present].tolist()]
+    codes, distinct = pd.factorize(text, use_na_sentinel=False)  # hashed once per row in C
+    local[present] = codes
+    return list(distinct), local
+
+
 class _Codes:
     """Text values (file names, source ids) coded row by row, in the order first met, in a table of the
     values seen since :meth:`forget`: source ids are usually distinct for every object, so a batch-wide
@@ -74,20 +91,18 @@ class _Codes:
 
     def codes(self, values) -> np.ndarray:
         """Codes of ``values`` (as text; -1 for None), new values numbered in the order given."""
-        import pandas as pd
+        return self.from_local(*text_codes(values))
 
-        values = np.asarray(values, dtype=object)
-        out = np.full(len(values), -1, dtype=np.int32)
-        present = np.flatnonzero(values != None)  # noqa: E711 (elementwise)
-        if len(present):
-            # hashed once per row in C; only each distinct text goes through the table, in the order met
-            text = np.empty(len(present), object)
-            text[:] = [v if type(v) is str else str(v) for v in values[present].tolist()]
-            local, distinct = pd.factorize(text, use_na_sentinel=False)
-            table = self.values
-            coded = np.fromiter((table.setdefault(v, len(table)) for v in distinct), dtype=np.int32,
-                                count=len(distinct))
-            out[present] = coded[local]
+    def from_local(self, distinct, local) -> np.ndarray:
+        """The codes of values given as :func:`text_codes` gives them (as a task sends them): only each
+        distinct text goes through the table, in the order met."""
+        table = self.values
+        coded = np.fromiter((table.setdefault(v, len(table)) for v in distinct), dtype=np.int32,
+                            count=len(distinct))
+        local = np.asarray(local, dtype=np.int32)
+        out = np.full(len(local), -1, dtype=np.int32)
+        present = local >= 0
+        out[present] = coded[local[present]]
         return out
 
     def forget(self) -> None:
@@ -200,11 +215,9 @@ class Tables:
         side_b = {"category": obj.pop("category_b").astype(code_type),
                   "source_index": obj.pop("source_index_b").astype(np.int64, copy=False)}
         # files and source ids coded row by row, a then b, so that their tables' order is the same
-        # whatever the chunks (and so the executor) were
+        # whatever the chunks (and so the executor) were; the task sends each chunk's distinct texts
         for key, coder in (("file", self.files), ("source_id", self.source_ids)):
-            both = np.empty(2 * n, object)
-            both[0::2], both[1::2] = obj.pop(f"{key}_a"), obj.pop(f"{key}_b")
-            codes = coder.codes(both)
+            codes = coder.from_local(obj.pop(f"{key}_texts"), obj.pop(f"{key}_codes"))
             side_a[key], side_b[key] = codes[0::2], codes[1::2]
         out["object_index_a"] = index_a.astype(self.index_type)
         out["object_index_b"] = index_b.astype(self.index_type)

@@ -518,7 +518,9 @@ def test_object_columns_of_a_status_equal_the_rows_in_memory(small_batch, tmp_pa
 
 
 def test_text_codes_number_each_text_in_the_order_met_across_calls():
-    from qa.engine.tables import _Codes
+    import pickle
+
+    from qa.engine.tables import _Codes, text_codes
 
     def sequential(table, values):  # the definition: one value at a time
         return [-1 if v is None else table.setdefault(str(v), len(table)) for v in values]
@@ -526,13 +528,16 @@ def test_text_codes_number_each_text_in_the_order_met_across_calls():
     rng = np.random.default_rng(3)
     pool = [None, "a.json", "b.json", 1, 1.0, True, "1", float("nan"), 7, np.int64(7), "x" * 300, "é"]
     coder, table = _Codes(), {}
+    sent = _Codes()  # the same values factorized in a task and sent (pickled), as chunk_columns does
     for k in range(40):
         values = np.empty(int(rng.integers(0, 30)), object)
         values[:] = [pool[i] for i in rng.integers(0, len(pool), len(values))]
         codes = coder.codes(values)
         assert codes.dtype == np.int32 and codes.tolist() == sequential(table, values)
+        assert sent.from_local(*pickle.loads(pickle.dumps(text_codes(values)))).tolist() == codes.tolist()
         if k % 13 == 12:  # a part written: a new table
             coder.forget()
+            sent.forget()
             table = {}
     assert coder.values == table
     coder.forget()  # equal values of other types are other texts: 1, 1.0 and True are three

@@ -82,9 +82,9 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
     dict
         ``keys`` (the chunk's images), ``compare`` (:func:`qa.engine.compare.chunk_columns`),
         ``semantic`` (images compared, class rows, interface rows), ``alpha`` (per-image statistics),
-        ``consensus`` (per-image clusters, rows and masks) and ``findings`` (rule violations,
-        :func:`qa.rules.violations.chunk_violations`); a part is
-        None when its options are.
+        ``consensus`` (per-image clusters, rows and masks), ``findings`` (rule violations,
+        :func:`qa.rules.violations.chunk_violations`) and ``objects`` (:func:`object_runs`); a part is None
+        when its options are.
     """
     from qa.engine._decoded import grouped_objects, image_labels
 
@@ -136,7 +136,6 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
     findings = None
     if options.pack is not None:
         from qa.rules.check import _check_chunk
-
         from qa.rules.violations import chunk_violations
 
         checked, _ = _check_chunk(batch, options.pack, decoded=decoded, intersections=intersections)

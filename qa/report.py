@@ -381,17 +381,23 @@ def _problem_lines(problems, images: set) -> dict[str, tuple[list[str], int]]:
 # --- from a run in memory, from the store ---------------------------------------------------------------
 
 def _findings_frame(findings):
+    """The run's findings as the report's frame, made a column at a time in one read of ``findings`` (a
+    run's violations are read from where they are kept; no dict per finding)."""
     import pandas as pd
 
-    columns = ["code", "severity", "message", "annotator", "image", "file", "source_section", "source_index",
-               "source_id", "value", "limit_value"]
-    return pd.DataFrame([{
-        "code": f.code, "severity": f.severity, "message": f.message, "annotator": f.annotator, "image": f.image,
-        "file": f.source.file if f.source else None, "source_section": f.source.section if f.source else None,
-        "source_index": f.source.index if f.source else None,
-        "source_id": None if f.source is None or f.source.id is None else str(f.source.id),
-        "value": f.value, "limit_value": f.limit,
-    } for f in findings], columns=columns)
+    names = ["code", "severity", "message", "annotator", "image", "file", "source_section", "source_index",
+             "source_id", "value", "limit_value"]
+    columns: dict = {c: [] for c in names}
+    for f in findings:
+        src = f.source
+        for column, value in zip(names, (
+                f.code, f.severity, f.message, f.annotator, f.image, src.file if src else None,
+                src.section if src else None, src.index if src else None,
+                None if src is None or src.id is None else str(src.id), f.value, f.limit)):
+            columns[column].append(value)
+    if not columns["code"]:
+        return pd.DataFrame([], columns=names)
+    return pd.DataFrame(columns, columns=names)
 
 
 def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> ReportInput:

@@ -482,12 +482,11 @@ def violation_counts(findings, annotators: Iterable[str] = ()) -> dict[tuple[str
     >>> counts[("violations_error", "batch", "")], counts[("violations_error", "annotator", "alice")]
     ((1.0, 1), (0.0, 0))
     """
-    from qa.rules.violations import ChainedFindings, PackedFindings, tally
+    from qa.rules.violations import ChainedFindings, PackedFindings, counts_by
 
     counts: dict = {}  # (severity, annotator) -> findings
     if isinstance(findings, (PackedFindings, ChainedFindings)):  # counted without reading the findings
-        for (_code, annotator, severity), n in tally(findings).items():
-            counts[(severity, annotator)] = counts.get((severity, annotator), 0) + n
+        counts = counts_by(findings, "severity", "annotator")
     else:
         for r in _finding_rows(findings):
             key = (r.get("severity"), r.get("annotator"))

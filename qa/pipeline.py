@@ -541,11 +541,9 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
                  options=opts, reference=against, attributes=attributes_result)
     # every finding of the run (load, alignment, rules), counted as the store counts them
     from qa.gate import run_findings
-    from qa.rules.violations import tally
+    from qa.rules.violations import counts_by
 
-    severities: Counter = Counter()
-    for (_code, _annotator, severity), n in tally(run_findings(result)).items():
-        severities[severity] += n
+    severities = counts_by(run_findings(result), "severity")
     result.summary.update(errors=severities.get("error", 0), warnings=severities.get("warning", 0))
     if opts.gate is not None:
         result.verdict = gate_stage(result, opts.gate, baseline=opts.baseline, max_drop=opts.max_drop, db=opts.db,

@@ -37,7 +37,7 @@ from qa.errors import StoreError
 from qa.gate import run_findings, run_scores
 from qa.model import new_run_id  # noqa: F401  (re-exported: a run's id, made before it is stored)
 from qa.parts import Parts  # a table kept as Parquet parts, inserted one file at a time
-from qa.rules.violations import tally as finding_tally
+from qa.rules.violations import counts_by
 
 SCHEMA_VERSION = 6
 """The version of ``qa/schema.sql``; a store records the versions applied to it in ``qa_schema``."""
@@ -1474,12 +1474,8 @@ def run_frames(run, *, parts_dir=None) -> dict:
     inputs = list(getattr(run, "inputs", None) or input_fingerprints(batch))
     fp = {i["annotator"]: i for i in inputs}
     n_objects = sum(len(e.objects) for e in batch.exports.values())
-    counted = finding_tally(findings)  # {(code, annotator, severity): n}, without reading a run's packed violations
-    severities: dict[str, int] = {}
-    findings_of: dict[str, int] = {}
-    for (_code, annotator, severity), n in counted.items():
-        severities[severity] = severities.get(severity, 0) + n
-        findings_of[annotator] = findings_of.get(annotator, 0) + n
+    severities = counts_by(findings, "severity")  # counted without reading a run's packed violations
+    findings_of = counts_by(findings, "annotator")
     frames: dict[str, Any] = {}
 
     frames["runs"] = pd.DataFrame([{

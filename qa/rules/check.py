@@ -194,14 +194,12 @@ def select_findings(findings: list[Finding], pack: Pack) -> list[Finding]:
 def violation_counts(findings: Sequence[Finding], annotators: list[str]) -> list[dict]:
     """One row per rule with the number of violations per annotator (``qa run``'s summary table); a
     :class:`qa.rules.violations.PackedFindings` is counted without reading its findings."""
-    from qa.rules.violations import tally
+    from qa.rules.violations import counts_by
 
-    counted = tally(findings)  # {(code, annotator, severity): n}, read once (or not at all: PackedFindings)
-    counts: Counter = Counter()
+    counts = counts_by(findings, "code", "annotator")  # a PackedFindings is not read
     by_code: dict[str, Counter] = {}
-    for (code, annotator, severity), n in counted.items():
-        counts[(code, annotator)] += n
-        by_code.setdefault(code, Counter())[severity] += n
+    for (code, severity), n in counts_by(findings, "code", "severity").items():
+        by_code.setdefault(code, Counter())[severity] = n
     rows = []
     for code in sorted(by_code):
         try:
@@ -237,11 +235,9 @@ def violation_summary(violations: Sequence[Finding], annotators: list[str], pack
     ``violations`` is a :class:`FindingDicts`: each violation as plain data, made as it is read (a run's
     violations are not all in memory; :func:`json_default` writes them into a JSON document).
     """
-    from qa.rules.violations import tally
+    from qa.rules.violations import counts_by
 
-    severities: Counter = Counter()
-    for (_code, _annotator, severity), n in tally(violations).items():
-        severities[severity] += n
+    severities = counts_by(violations, "severity")
     return {
         "pack": {"name": pack.name, "path": str(pack.path) if pack.path else None,
                  "rules": [r.id for r in pack.rules()]},

@@ -34,6 +34,7 @@ Sign conventions
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -69,9 +70,8 @@ class BoundaryAnalysis:
         ``abs_offset_px_mean``, ``beyond_tolerance_share``, ``ci_low`` and ``ci_high`` (the bootstrap
         interval of the mean, for groups of at least ``min_pairs`` pairs) and ``ci_unit`` (``"images"``
         or ``"pairs"``: what was resampled); sorted by the size of the mean, largest first.
-    offset_values : DataFrame
-        The values behind it: one row per matched pair and side (``annotator``, ``other``,
-        ``category``, ``image``, ``object_index``, ``signed_offset_px``).
+    offset_values_of : callable
+        Makes :attr:`offset_values` (the values behind ``offsets``) when asked.
     category_pairs : DataFrame
         One row per pair of touching categories (semantic and panoptic labels): ``category_a``,
         ``category_b``, ``images``, ``boundary_px`` (interface length per annotator pair, pixels),
@@ -95,7 +95,7 @@ class BoundaryAnalysis:
     """
 
     offsets: "object"
-    offset_values: "object"
+    offset_values_of: "object" = field(repr=False, compare=False)
     category_pairs: "object"
     category_pair_annotators: "object"
     by_size: "object"
@@ -104,6 +104,15 @@ class BoundaryAnalysis:
     table: "object"
     scores: "object"
     settings: dict = field(default_factory=dict)
+
+    @property
+    def offset_values(self):
+        """The values behind :attr:`offsets`: one row per matched pair and side (``annotator``, ``other``,
+        ``category``, ``image``, ``object_index``, ``signed_offset_px``; :func:`offset_values`).
+
+        Made again from the comparison's matched rows on each access, not held: the table has two rows
+        per matched pair of the batch (80 MB at 20,000 images of 30 objects per annotator)."""
+        return self.offset_values_of()
 
     def findings(self, top: int = 3) -> list[dict]:
         """The top findings, largest first: offsets, then category pairs.
@@ -186,7 +195,8 @@ def offset_values(object_pairs, *, reference: str | None = None):
     pandas.DataFrame
         ``annotator``, ``other``, ``category``, ``image``, ``object_index``, ``signed_offset_px``:
         for side ``a`` the engine's offset, for side ``b`` its negation (see the module's sign
-        conventions). Pairs without an offset (an empty boundary) are left out. The text columns are
+        conventions); ``object_index`` only when ``object_pairs`` has ``object_index_a/b``. Pairs
+        without an offset (an empty boundary) are left out. The text columns are
         categoricals whose categories are sorted as text (a code per row, not a string: the table has
         two rows per matched pair of the batch).
 
@@ -216,16 +226,29 @@ def offset_values(object_pairs, *, reference: str | None = None):
             "image": _sorted_categorical(matched["image"])}
     sides = []
     for me, other, sign in (("a", "b", 1.0), ("b", "a", -1.0)):
-        sides.append(pd.DataFrame({
-            "annotator": text[f"annotator_{me}"], "other": text[f"annotator_{other}"],
-            "category": text[f"category_{me}"], "image": text["image"],
-            "object_index": matched[f"object_index_{me}"].to_numpy(dtype=np.int64, na_value=-1),
-            "signed_offset_px": sign * matched["signed_offset"].to_numpy(dtype=np.float64),
-        }))
+        side = {"annotator": text[f"annotator_{me}"], "other": text[f"annotator_{other}"],
+                "category": text[f"category_{me}"], "image": text["image"]}
+        if f"object_index_{me}" in matched:
+            side["object_index"] = matched[f"object_index_{me}"].to_numpy(dtype=np.int64, na_value=-1)
+        side["signed_offset_px"] = sign * matched["signed_offset"].to_numpy(dtype=np.float64)
+        sides.append(pd.DataFrame(side))
     out = pd.concat(sides, ignore_index=True)
     if reference is not None:
         out = out[(out["other"] == reference) & (out["annotator"] != reference)].reset_index(drop=True)
     return out
+
+
+def _matched_offset_values(comparison, reference, objects: bool = True):
+    """:func:`offset_values` of the comparison's matched rows, reading only the columns it needs (the
+    table may be on disk; ``objects=False``: without ``object_index``, which the distribution does not
+    use). Kept by :class:`BoundaryAnalysis` as a partial, not as the table."""
+    matched = None
+    if comparison is not None:
+        sides = ["annotator_a", "annotator_b", "category_a", "category_b"]
+        if objects:
+            sides += ["object_index_a", "object_index_b"]
+        matched = comparison.object_columns(["status", *sides, "image", "signed_offset"], status="matched")
+    return offset_values(matched, reference=reference)
 
 
 def offset_distribution(values, *, tolerance: float = 2.0, min_pairs: int = 5, bootstrap: int = 1000,
@@ -321,7 +344,7 @@ def _offset_intervals(values, groups, *, min_pairs, bootstrap, confidence, seed)
         if k is None or len(g) < min_pairs:
             continue
         offsets = g["signed_offset_px"].to_numpy(dtype=np.float64)
-        codes = np.unique(g["image"].astype(str).to_numpy(), return_inverse=True)[1].ravel()
+        codes = np.unique(_image_keys(g["image"]), return_inverse=True)[1].ravel()
         n_images = int(codes.max()) + 1 if len(codes) else 0
         if n_images >= MIN_CLUSTER_IMAGES:
             sums = np.bincount(codes, weights=offsets, minlength=n_images)
@@ -335,8 +358,22 @@ def _offset_intervals(values, groups, *, min_pairs, bootstrap, confidence, seed)
     return low, high, unit
 
 
-_DRAWS_PER_BLOCK = 1 << 22
-"""Drawn indices held at once by :func:`_bootstrap_means` (32 MB of int64)."""
+def _image_keys(images):
+    """Keys that sort as the images' names: a categorical's codes when its categories are sorted (as
+    :func:`offset_values` makes them: no text per row), else the names as text."""
+    import pandas as pd
+
+    if isinstance(images.dtype, pd.CategoricalDtype):
+        categories = images.cat.categories
+        if categories.is_monotonic_increasing and categories.is_unique:
+            return images.cat.codes.to_numpy()
+    return images.astype(str).to_numpy()
+
+
+_DRAWS_PER_BLOCK = 1 << 20
+"""Drawn indices held at once by :func:`_bootstrap_means` (8 MB of int64, and as much again for each
+of the drawn sums and counts). The draws do not depend on the block size: numpy's generator gives the
+same stream whether the indices are drawn in one call or several."""
 
 
 def _bootstrap_means(sums, counts, replicates: int, rng) -> np.ndarray:
@@ -602,7 +639,9 @@ def agreement_bins(object_pairs, batch, *, tolerance: float = 2.0, facts: dict |
     binnings = {"size": [b[0] for b in SIZE_BINS], "occluded": ["true", "false", "unknown"],
                 "density": [b[0] for b in DENSITY_BINS]}
     counts = {name: np.zeros((len(bins), 2), np.int64) for name, bins in binnings.items()}  # matched, unmatched
-    values = {name: [{m: [] for m in metric_columns} for _ in bins] for name, bins in binnings.items()}
+    # the matched rows' figures once, in table order, and their bin in each binning (not a copy per bin)
+    figures = {m: [] for m in metric_columns}
+    matched_codes = {name: [] for name in binnings}
     rows = 0
     for pairs in pieces:
         rows += len(pairs)
@@ -615,19 +654,26 @@ def agreement_bins(object_pairs, batch, *, tolerance: float = 2.0, facts: dict |
         matched = status == "matched"
         if facts is None:
             facts = batch_facts(batch)
-        figures = _bin_figures(pairs, f_column)
         for name, codes in _bin_codes(pairs, status, facts).items():
             for b in range(len(binnings[name])):
                 inside = codes == b
                 m = inside & matched
                 counts[name][b] += (int(m.sum()), int((inside & ~matched).sum()))
-                if not m.any():
-                    continue
-                for metric, column in zip(metric_columns, figures):
-                    v = column[m]
-                    values[name][b][metric].append(v[~np.isnan(v)])
+            matched_codes[name].append(codes[matched].astype(np.int8))
+        for metric, column in zip(metric_columns, _bin_figures(pairs[matched], f_column)):
+            figures[metric].append(column)
     if rows == 0:
         return empty, empty.copy(), empty.copy()
+    codes = {name: np.concatenate(parts) if parts else np.zeros(0, np.int8) for name, parts in matched_codes.items()}
+    means = {name: np.full((len(bins), len(metric_columns)), math.nan) for name, bins in binnings.items()}
+    for j, metric in enumerate(metric_columns):  # one figure's column at a time
+        column = np.concatenate(figures.pop(metric)) if figures[metric] else np.zeros(0)
+        for name in binnings:
+            for b in range(len(binnings[name])):
+                v = column[codes[name] == b]  # the bin's values in table order, as one array gives them
+                v = v[~np.isnan(v)]
+                if len(v):
+                    means[name][b, j] = float(v.mean())
 
     def table(name):
         out = []
@@ -636,9 +682,8 @@ def agreement_bins(object_pairs, batch, *, tolerance: float = 2.0, facts: dict |
             row = {"bin": label, "matched": matched, "unmatched": unmatched}
             denominator = 2 * matched + unmatched
             row["matched_share"] = 2 * matched / denominator if denominator else math.nan
-            for metric in metric_columns:  # the mean of the values in table order, as one array gives it
-                v = np.concatenate(values[name][b][metric]) if values[name][b][metric] else np.zeros(0)
-                row[metric] = float(v.mean()) if len(v) else math.nan
+            for j, metric in enumerate(metric_columns):
+                row[metric] = float(means[name][b, j])
             out.append(row)
         return pd.DataFrame(out, columns=empty.columns)
 
@@ -883,20 +928,15 @@ def analyse_boundaries(batch, comparison, semantic=None, *, tolerance: float = 2
             raise ConfigError(f"tolerance {tolerance:g} px was not computed; the comparison's tolerances are "
                               f"{', '.join(f'{t:g}' for t in tolerances)}")
         interfaces = semantic.interfaces
-    matched = None
-    if comparison is not None:  # only the rows and columns each part reads (the table may be on disk)
-        sides = ["annotator_a", "annotator_b", "category_a", "category_b", "object_index_a", "object_index_b"]
-        matched = comparison.object_columns(["status", *sides, "image", "signed_offset"], status="matched")
-    values = offset_values(matched, reference=reference)
-    del matched
-    offsets = offset_distribution(values, tolerance=tolerance, min_pairs=min_pairs, bootstrap=bootstrap,
-                                  confidence=confidence, seed=seed)
+    values_of = functools.partial(_matched_offset_values, comparison, reference)
+    offsets = offset_distribution(values_of(objects=False), tolerance=tolerance, min_pairs=min_pairs,
+                                  bootstrap=bootstrap, confidence=confidence, seed=seed)
     pairs, annotators = category_pair_tables(interfaces, tolerances=tolerances, tolerance=tolerance,
                                              reference=reference)
     by_size, by_occlusion, by_density = agreement_bins(comparison, batch, tolerance=tolerance, facts=facts)
     table = disagreement_table(comparison, interfaces, tolerances=tolerances, tolerance=tolerance)
     scores = boundary_scores(offsets, pairs, annotators, tolerances=tolerances, tolerance=tolerance)
-    return BoundaryAnalysis(offsets=offsets, offset_values=values, category_pairs=pairs,
+    return BoundaryAnalysis(offsets=offsets, offset_values_of=values_of, category_pairs=pairs,
                             category_pair_annotators=annotators, by_size=by_size, by_occlusion=by_occlusion,
                             by_vertex_density=by_density, table=table, scores=scores,
                             settings={"tolerance_px": float(tolerance), "reference": reference,

@@ -264,7 +264,7 @@ def _analysis(values, **settings):
 
     empty = pd.DataFrame(columns=["category_a", "category_b", "disagree_px", "gains", "gain_px"])
     offsets = offset_distribution(values, min_pairs=5, seed=0)
-    return BoundaryAnalysis(offsets=offsets, offset_values=values, category_pairs=empty,
+    return BoundaryAnalysis(offsets=offsets, offset_values_of=lambda: values, category_pairs=empty,
                             category_pair_annotators=empty, by_size=None, by_occlusion=None,
                             by_vertex_density=None, table=None, scores=None,
                             settings={"tolerance_px": 2.0, "min_pairs": 5, "annotators": ["alice", "bob", "carol"],
@@ -296,6 +296,19 @@ def test_an_offset_below_the_minimum_is_not_a_finding():
     assert row["ci_low"] > 0
     assert _analysis(values).findings() == []
     assert len(_analysis(values, min_offset_px=0.2).findings()) == 1
+
+
+def test_interval_does_not_depend_on_the_draw_block_or_the_image_column_type(monkeypatch):
+    import qa.analytics.boundaries as boundaries
+
+    rng = np.random.default_rng(5)
+    values = _values({f"{k:02d}.png": list(rng.normal(0.4, 1.0, size=1 + k % 4)) for k in range(37)})
+    expected = offset_distribution(values, bootstrap=300)[["ci_low", "ci_high"]].to_numpy()
+    monkeypatch.setattr(boundaries, "_DRAWS_PER_BLOCK", 101)  # many blocks of a few replicates each
+    assert (offset_distribution(values, bootstrap=300)[["ci_low", "ci_high"]].to_numpy() == expected).all()
+    # images as a categorical sorted as text (offset_values' codes) resample as their names do
+    as_codes = values.assign(image=pd.Categorical(values["image"], categories=sorted(set(values["image"]))))
+    assert (offset_distribution(as_codes, bootstrap=300)[["ci_low", "ci_high"]].to_numpy() == expected).all()
 
 
 def test_few_images_resample_pairs():

@@ -234,6 +234,7 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
         _consensus(result, batch, comparison, max_pixels=max_pixels, workers=workers, progress=progress,
                    executor=executor, built=consensus_result)
     result.scores = _scores(result, comparison)
+    result._score_parts = []  # merged into ``scores``, not held twice (rows per image and category)
     return result
 
 

@@ -528,6 +528,35 @@ def review_queue(batch, comparison, *, violations=None, min_score: float = 0.25,
     return _spilled(frames, folder, owner)
 
 
+def _shared_objects(paths, extra, rows: int = 100_000):
+    """The object rows that can be in both the queue kept in ``paths`` and ``extra`` (with its ``seq``):
+    ``src`` (0 the queue, 1 extra), ``pos`` (the queue's ``rank``, extra's ``seq``), ``score``, ``image``,
+    ``annotator`` and ``object_index`` (NaN when unknown) of every object row of ``extra`` and of the
+    queue's object rows with the key of one of them or no object index. The queue is read ``rows`` rows
+    and six columns at a time: an object can be twice only where ``extra`` has it, so these rows are few."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    def keyed(frame, src, pos):
+        return pd.DataFrame({"src": src, "pos": frame[pos].to_numpy(np.int64),
+                             "score": frame["score"].to_numpy(np.float64),
+                             "image": frame["image"].to_numpy(object), "annotator": frame["annotator"].to_numpy(object),
+                             "object_index": frame["object_index"].to_numpy(np.float64, na_value=np.nan)})
+
+    objects = keyed(extra[(extra["kind"] == "object").to_numpy()], 1, "seq")
+    wanted = pd.MultiIndex.from_frame(objects[["image", "annotator", "object_index"]])
+    found = [objects]
+    for path in paths:
+        with pq.ParquetFile(path) as f:
+            for batch in f.iter_batches(batch_size=rows, columns=["rank", "kind", "score", "image", "annotator",
+                                                                  "object_index"]):
+                queued = batch.to_pandas()
+                queued = keyed(queued[(queued["kind"] == "object").to_numpy()], 0, "rank")
+                key = pd.MultiIndex.from_frame(queued[["image", "annotator", "object_index"]])
+                found.append(queued[queued["object_index"].isna().to_numpy() | key.isin(wanted)])
+    return pd.concat(found, ignore_index=True)
+
+
 def requeue(queue, extra):
     """The review queue with more candidate rows (``extra``: :data:`COLUMNS` but ``rank``, such as the
     attribute rows of :mod:`qa.analytics.attributes`), ranked again by score (worst first; on a tie the
@@ -552,24 +581,8 @@ def requeue(queue, extra):
     from qa.parts import Parts
 
     folder = queue.paths[0].parent
-    added = folder / "review_extra.parquet"
     extra = _typed(extra[list(COLUMNS[1:])].reset_index(drop=True).copy()).assign(seq=np.arange(len(extra)))
-    pq.write_table(pa.Table.from_pandas(extra, schema=_arrow_schema((*COLUMNS[1:], "seq")), preserve_index=False),
-                   added)
-    queued = "[" + ", ".join(f"'{p}'" for p in queue.paths) + "]"
-    same = " AND ".join(f"c.{k} IS NOT DISTINCT FROM e.{k}" for k in ("image", "annotator", "object_index"))
-    con = _duckdb(folder.parent)
-    try:
-        # an object can be twice only where ``extra`` has it (or its index is unknown): those rows are few,
-        # and the ones after its first (by score, then the queue's before extra's) are left out
-        shared = con.execute(f"""SELECT src, pos, score, image, annotator, object_index FROM (
-                SELECT 0 AS src, rank AS pos, * EXCLUDE (rank) FROM read_parquet({queued})
-                UNION ALL SELECT 1 AS src, seq AS pos, * EXCLUDE (seq) FROM read_parquet('{added}')) c
-            WHERE kind = 'object' AND (object_index IS NULL OR EXISTS (
-                SELECT 1 FROM read_parquet('{added}') e WHERE e.kind = 'object' AND {same}))""").df()
-    finally:
-        con.close()
-    added.unlink()
+    shared = _shared_objects(queue.paths, extra)
     shared = shared.sort_values(["score", "src", "pos"], ascending=[False, True, True], kind="stable")
     dropped = shared[shared.duplicated(["image", "annotator", "object_index"], keep="first")]
     gone_queue = set(dropped.loc[dropped["src"] == 0, "pos"].tolist())  # ranks

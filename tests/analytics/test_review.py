@@ -368,12 +368,14 @@ def test_requeue_on_disk_equals_requeue_in_memory_over_many_row_groups(tmp_path)
                           "other_annotator": "b", "other_object_index": pd.array([None] * n, dtype="Int64"),
                           "area": rng.random(n), "file": "a.json", "source_index": pd.array(np.arange(n), dtype="Int64"),
                           "source_id": None, "detail": "x"})
+    queue.loc[[3, 97, 9_999, 20_000], "object_index"] = pd.NA  # violations whose object was not found
     queue = _typed(queue)  # the queue's own column types (text as object)
     extra = queue.drop(columns=["rank"]).sample(400, random_state=1).reset_index(drop=True)
     extra["reason"] = "attribute_mismatch"
     extra["score"] = rng.choice(np.linspace(0.25, 1.0, 61), 400)
     extra.loc[:199, "object_index"] = pd.array(np.arange(n, n + 200), dtype="Int64")  # new objects
     extra.loc[0, "kind"] = "image"
+    extra.loc[1, ["image", "object_index"]] = ["i3", pd.NA]  # the same unknown object as queue rows 3 and 97
     in_memory = requeue(queue, extra)
     folder = tmp_path / "review_queue"
     folder.mkdir()

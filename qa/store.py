@@ -1461,8 +1461,8 @@ def run_frames(run, *, parts_dir=None) -> dict:
     """The rows a run adds to each table, as DataFrames keyed by table name.
 
     With ``parts_dir`` (a folder that exists), the object-level tables (``objects``, ``object_matches``,
-    ``findings``) are made :data:`PART_ROWS` rows at a time and written there as :class:`Parts`, so the
-    run's rows are never all in memory as Python values; what is stored is the same.
+    ``findings``) and ``scores`` are made :data:`PART_ROWS` rows at a time and written there as
+    :class:`Parts`, so the run's rows are never all in memory as Python values; what is stored is the same.
     """
     import pandas as pd
 
@@ -1535,8 +1535,10 @@ def run_frames(run, *, parts_dir=None) -> dict:
 
     comparison = getattr(run, "comparison", None)
     scores = run_scores(run)
-    if scores is not None and len(scores):
-        frames["scores"] = _scores_frame(scores, run_id)
+    if scores is not None and len(scores):  # a few rows per image and category: made a part at a time too
+        frames["scores"] = _scores_frame(scores, run_id) if parts_dir is None else Parts.of(
+            (_scores_frame(scores.iloc[k:k + PART_ROWS], run_id) for k in range(0, len(scores), PART_ROWS)),
+            Path(parts_dir) / "scores")
     for table, attr in (("object_matches", "object_pairs"), ("image_pair_scores", "image_pairs")):
         if parts_dir is not None and table == "object_matches" and hasattr(comparison, "object_pieces"):
             # part by part (the comparison's own parts when it is on disk): the JSON of each row's other

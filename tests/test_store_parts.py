@@ -57,7 +57,13 @@ def test_store_from_parts_equals_store_from_frames_synth(tmp_path, monkeypatch):
     assert len(parted["objects"]) == n_objects > 7  # several parts, one of them short
     assert len(parted["object_matches"]) > 7
     assert len(parted["findings"]) > 7
+    assert len(parted["scores"]) > 7
     _assert_same(whole, parted)
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "parts.duckdb"), read_only=True) as con:  # undefined figures are NULL
+        assert con.execute("SELECT count(*) FILTER (WHERE value IS NULL), count(*) FILTER (WHERE isnan(value)) "
+                           "FROM scores").fetchone() == (int(run.scores["value"].isna().sum()), 0)
 
 
 def test_parts_are_written_a_part_at_a_time(tmp_path, monkeypatch):
@@ -74,6 +80,8 @@ def test_parts_are_written_a_part_at_a_time(tmp_path, monkeypatch):
     assert isinstance(frames["object_matches"], qstore.Parts)
     findings = frames["findings"]
     assert isinstance(findings, qstore.Parts) and len(findings) == len(qa.gate.run_findings(run)) > 0
+    scores = frames["scores"]
+    assert isinstance(scores, qstore.Parts) and len(scores) == len(run.scores) and len(scores.paths) > 1
 
 
 def test_store_from_parts_equals_store_from_frames_real(shared_data, tmp_path, monkeypatch):

@@ -549,7 +549,7 @@ def vertex_densities(objects) -> np.ndarray:
 
 def object_facts(objects) -> tuple[np.ndarray, np.ndarray]:
     """Each object's occluded flag (1, 0, -1 unknown) and vertex density (:func:`vertex_densities`)."""
-    occluded = np.array([-1 if o.occluded is None else int(o.occluded) for o in objects], np.int64)
+    occluded = np.array([-1 if o.occluded is None else int(o.occluded) for o in objects], np.int8)
     return occluded, vertex_densities(objects)
 
 
@@ -561,26 +561,35 @@ def batch_facts(batch) -> dict:
 
 class FactTable:
     """The reduce of :func:`object_facts`: each chunk's ``{annotator: (positions, occluded, density)}``
-    put in place, so the whole batch's facts (1 + 8 bytes per object) are built without its objects."""
+    put in place as it comes, so the whole batch's facts (1 + 8 bytes per object) are built without its
+    objects, and without holding the chunks' arrays until the end.
+
+    The columns grow by doubling (chunks can come in any export order); :meth:`finish` trims them to
+    the last position seen. Positions no chunk gave stay unknown (-1, NaN)."""
 
     def __init__(self):
-        self.parts: dict[str, list] = {}
+        self.columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.sizes: dict[str, int] = {}
 
     def add(self, part: dict) -> None:
-        for name, columns in part.items():
-            self.parts.setdefault(name, []).append(columns)
+        for name, (positions, occluded, density) in part.items():
+            have_occluded, have_density = self.columns.get(name, (np.zeros(0, np.int8), np.zeros(0)))
+            need = int(positions.max()) + 1 if len(positions) else 0
+            if need > len(have_occluded):
+                grown = max(need, 2 * len(have_occluded))
+                have_occluded = np.concatenate([have_occluded, np.full(grown - len(have_occluded), -1, np.int8)])
+                have_density = np.concatenate([have_density, np.full(grown - len(have_density), math.nan)])
+            have_occluded[positions] = occluded
+            have_density[positions] = density
+            self.columns[name] = (have_occluded, have_density)
+            self.sizes[name] = max(self.sizes.get(name, 0), need)
 
     def finish(self) -> dict:
         out = {}
-        for name, parts in self.parts.items():
-            positions = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-            n = int(positions.max()) + 1 if len(positions) else 0
-            occluded = np.full(n, -1, np.int64)
-            density = np.full(n, math.nan)
-            for pos, occ, dens in parts:
-                occluded[pos] = occ
-                density[pos] = dens
-            out[name] = (occluded, density)
+        for name, (occluded, density) in self.columns.items():
+            n = self.sizes[name]
+            out[name] = (occluded[:n].copy(), density[:n].copy())
+        self.columns = {}
         return out
 
 

@@ -360,3 +360,24 @@ def test_disagreement_rows_read_column_by_column_from_parts_equal_the_table_in_m
     assert from_parts["mask_iou_mean"].tolist() == expected["iou"].tolist()
     assert from_parts["boundary_f_2px_mean"].tolist() == expected["boundary_f_2px"].tolist()
     assert from_parts["signed_offset_px_mean"].tolist() == expected["signed_offset"].tolist()
+
+
+def test_fact_table_puts_chunks_in_place_in_any_order():
+    from qa.analytics.boundaries import FactTable
+
+    rng = np.random.default_rng(3)
+    n = 1_000
+    occluded = rng.integers(-1, 2, n).astype(np.int8)
+    density = rng.random(n)
+    positions = rng.permutation(n)[:-3]  # three objects no chunk names (the last position among them or not)
+    table = FactTable()
+    for chunk in np.array_split(positions, 17):
+        table.add({"alice": (chunk, occluded[chunk], density[chunk]), "bob": (chunk[:0], occluded[:0], density[:0])})
+    facts = table.finish()
+    size = int(positions.max()) + 1
+    expected_occluded = np.full(size, -1, np.int8)
+    expected_density = np.full(size, np.nan)
+    expected_occluded[positions], expected_density[positions] = occluded[positions], density[positions]
+    assert facts["alice"][0].dtype == np.int8 and (facts["alice"][0] == expected_occluded).all()
+    np.testing.assert_array_equal(facts["alice"][1], expected_density)
+    assert len(facts["bob"][0]) == len(facts["bob"][1]) == 0

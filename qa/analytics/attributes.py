@@ -288,9 +288,12 @@ class ValueTable:
         self.export_order = {name: k for k, name in enumerate(annotators)}
         self.codes: dict[str, dict] = {}  # attribute -> {value: code}
         self.first: dict[str, list] = {}  # attribute -> per code: ((export, position) first met, the value there)
-        self.parts: dict[str, dict[str, list]] = {}  # attribute -> annotator -> [(positions, codes)]
+        # attribute -> annotator -> (positions, codes), in growing blocks of their own (no fragmented heap)
+        self.parts: dict[str, dict[str, tuple]] = {}
 
     def add(self, part: dict) -> None:
+        from qa.engine.tables import Column
+
         for name, (positions, values) in part.items():
             export = self.export_order[name]
             for key, (rows, distinct, codes) in values.items():
@@ -307,7 +310,10 @@ class ValueTable:
                     elif met < first[code][0]:
                         first[code] = (met, value)
                     code_of[j] = code
-                self.parts.setdefault(key, {}).setdefault(name, []).append((at, code_of[codes]))
+                positions_of, codes_of = self.parts.setdefault(key, {}).setdefault(
+                    name, (Column(np.int64), Column(np.int64)))
+                positions_of.append(at)
+                codes_of.append(code_of[codes])
 
     def finish(self) -> dict:
         """``{attribute: (values, {annotator: (positions, codes)})}``, values in the order first met."""
@@ -317,8 +323,9 @@ class ValueTable:
             recode = np.empty(len(first), np.int64)
             recode[order] = np.arange(len(first))
             per = {}
-            for name, parts in sorted(self.parts[key].items(), key=lambda item: self.export_order[item[0]]):
-                per[name] = (np.concatenate([p for p, _ in parts]), recode[np.concatenate([c for _, c in parts])])
+            for name, (positions, codes) in sorted(self.parts[key].items(),
+                                                   key=lambda item: self.export_order[item[0]]):
+                per[name] = (positions.join(), recode[codes.join()])
             out[key] = ([first[c][1] for c in order], per)
         return out
 

@@ -66,10 +66,14 @@ class ViolationTable:
     """
 
     def __init__(self, blocks=None):
+        from qa.engine.tables import Column
+
         self.blocks = [] if blocks is None else blocks
         self.counts: list = []
         self._ids: dict = {name: {} for name in ("annotator", *TEXT_KEYS)}  # each text's global code
-        self._columns: dict = {name: [] for name in ("annotator", *TEXT_KEYS, "index", "position")}
+        # the keys in growing blocks of their own, not an array per chunk and annotator (no fragmented heap)
+        self._columns: dict = {name: Column(np.int64 if name in ("index", "position") else np.int32)
+                               for name in ("annotator", *TEXT_KEYS, "index", "position")}
         self._chunks = 0
 
     def add(self, violations: list) -> None:
@@ -96,23 +100,21 @@ class ViolationTable:
         equal keys in the order the chunks gave them."""
         from qa.pickled import PackedObjects
 
-        def column(name, dtype=np.int32):
-            parts = self._columns[name]
-            return np.concatenate(parts) if parts else np.zeros(0, dtype)
+        column = {name: values.join() for name, values in self._columns.items()}
 
         def ranked(name):  # each finding's text as its rank among the distinct texts (their order as str's)
             values = list(self._ids[name])
             ranks = np.empty(len(values), dtype=np.int64)
             ranks[sorted(range(len(values)), key=values.__getitem__)] = np.arange(len(values))
-            return ranks[column(name)]
+            return ranks[column[name]]
 
         rank = {a: k for k, a in enumerate(annotators)}
         names = list(self._ids["annotator"])
-        by_annotator = np.array([rank.get(a, len(rank)) for a in names], dtype=np.int64)[column("annotator")]
-        order = np.lexsort((column("position", np.int64), ranked("code"), ranked("image"),
-                            column("index", np.int64), ranked("section"), ranked("file"), by_annotator))
-        tally = _tally(column("annotator")[order], names, column("code")[order], list(self._ids["code"]),
-                       column("severity")[order], list(self._ids["severity"]))
+        by_annotator = np.array([rank.get(a, len(rank)) for a in names], dtype=np.int64)[column["annotator"]]
+        order = np.lexsort((column["position"], ranked("code"), ranked("image"),
+                            column["index"], ranked("section"), ranked("file"), by_annotator))
+        tally = _tally(column["annotator"][order], names, column["code"][order], list(self._ids["code"]),
+                       column["severity"][order], list(self._ids["severity"]))
         packed = PackedObjects(self.blocks, self.counts)
         self.blocks, self.counts, self._columns = [], [], {}
         return PackedFindings(packed, order, tally)

@@ -110,6 +110,19 @@ def sweep(parent=None) -> list[str]:
     return removed
 
 
+def batches(path, *, rows: int, columns=None):
+    """The rows of the Parquet file ``path`` as pyarrow record batches of at most ``rows`` rows (only
+    ``columns`` when given), read a row group at a time.
+
+    The file is opened with ``pre_buffer=False``: with pyarrow's default the reader keeps every column
+    chunk it has read until the file object is gone, so reading a file in batches held all of it (85 MB
+    of a review queue of 1.45 million rows read 10,000 at a time, against 4 MB)."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path, pre_buffer=False) as f:
+        yield from f.iter_batches(batch_size=rows, columns=columns)
+
+
 def _concat(frames, *, ignore_index: bool = True):
     """Frames read from parts, one after the other; a categorical column whose categories differ from
     part to part (each part's own values) keeps one categorical with their union, in order of first
@@ -225,17 +238,16 @@ class Parts:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        batches, left = [], int(n)
+        kept, left = [], int(n)
         for path in self.paths:
             if left <= 0:
                 break
-            with pq.ParquetFile(path) as f:
-                for batch in f.iter_batches(batch_size=max(left, 1)):
-                    batches.append(batch.slice(0, left))
-                    left -= len(batches[-1])
-                    if left <= 0:
-                        break
-        if not batches:  # no rows asked for (or none there): the columns only, nothing read
+            for batch in batches(path, rows=max(left, 1)):
+                kept.append(batch.slice(0, left))
+                left -= len(kept[-1])
+                if left <= 0:
+                    break
+        if not kept:  # no rows asked for (or none there): the columns only, nothing read
             return self._restored(pq.read_schema(self.paths[0]).empty_table().to_pandas()) if self.paths \
                 else pd.DataFrame()
-        return self._restored(pa.Table.from_batches(batches).to_pandas())
+        return self._restored(pa.Table.from_batches(kept).to_pandas())

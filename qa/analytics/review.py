@@ -478,14 +478,15 @@ def _numbered(source, target) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from qa.parts import batches
+
     rows = 0
-    with pq.ParquetFile(source) as f:
-        schema = pa.schema([pa.field("rank", pa.int64(), nullable=False), *f.schema_arrow])
-        with pq.ParquetWriter(target, schema) as out:
-            for batch in f.iter_batches(batch_size=10_000):
-                rank = pa.array(np.arange(rows + 1, rows + 1 + batch.num_rows, dtype=np.int64))
-                out.write_table(pa.Table.from_batches([batch]).add_column(0, schema.field("rank"), rank))
-                rows += batch.num_rows
+    schema = pa.schema([pa.field("rank", pa.int64(), nullable=False), *pq.read_schema(source)])
+    with pq.ParquetWriter(target, schema) as out:
+        for batch in batches(source, rows=10_000):
+            rank = pa.array(np.arange(rows + 1, rows + 1 + batch.num_rows, dtype=np.int64))
+            out.write_table(pa.Table.from_batches([batch]).add_column(0, schema.field("rank"), rank))
+            rows += batch.num_rows
     source.unlink()
     return rows
 
@@ -533,9 +534,13 @@ def _shared_objects(paths, extra, rows: int = 100_000):
     ``src`` (0 the queue, 1 extra), ``pos`` (the queue's ``rank``, extra's ``seq``), ``score``, ``image``,
     ``annotator`` and ``object_index`` (NaN when unknown) of every object row of ``extra`` and of the
     queue's object rows with the key of one of them or no object index. The queue is read ``rows`` rows
-    and six columns at a time: an object can be twice only where ``extra`` has it, so these rows are few."""
+    and six columns at a time and matched in Arrow (a semi join on the key): an object can be twice only
+    where ``extra`` has it, so only these few rows become Python values."""
     import pandas as pd
-    import pyarrow.parquet as pq
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from qa.parts import batches
 
     def keyed(frame, src, pos):
         return pd.DataFrame({"src": src, "pos": frame[pos].to_numpy(np.int64),
@@ -544,18 +549,24 @@ def _shared_objects(paths, extra, rows: int = 100_000):
                              "object_index": frame["object_index"].to_numpy(np.float64, na_value=np.nan)})
 
     objects = keyed(extra[(extra["kind"] == "object").to_numpy()], 1, "seq")
-    wanted = pd.MultiIndex.from_frame(objects[["image", "annotator", "object_index"]])
+    known = objects[objects["object_index"].notna()]
+    wanted = pa.table({"image": pa.array(known["image"].tolist(), pa.string()),
+                       "annotator": pa.array(known["annotator"].tolist(), pa.string()),
+                       "object_index": pa.array(known["object_index"].to_numpy(np.int64), pa.int64())})
     found = [objects]
+    columns = ["rank", "kind", "score", "image", "annotator", "object_index"]
     for path in paths:
-        with pq.ParquetFile(path) as f:
-            for batch in f.iter_batches(batch_size=rows, columns=["rank", "kind", "score", "image", "annotator",
-                                                                  "object_index"]):
-                queued = batch.to_pandas()
-                queued = keyed(queued[(queued["kind"] == "object").to_numpy()], 0, "rank")
-                key = pd.MultiIndex.from_frame(queued[["image", "annotator", "object_index"]])
-                found.append(queued[queued["object_index"].isna().to_numpy() | key.isin(wanted)])
+        for batch in batches(path, rows=rows, columns=columns):
+            queued = pa.Table.from_batches([batch])
+            queued = queued.filter(pc.equal(queued["kind"], "object"))
+            queued = queued.cast(pa.schema([(c, {"image": pa.string(), "annotator": pa.string(),
+                                                 "object_index": pa.int64()}.get(c, queued.schema.field(c).type))
+                                            for c in queued.column_names]))
+            unknown = queued.filter(pc.is_null(queued["object_index"]))
+            shared = queued.filter(pc.is_valid(queued["object_index"])).join(
+                wanted, keys=["image", "annotator", "object_index"], join_type="left semi")
+            found += [keyed(part.to_pandas(), 0, "rank") for part in (unknown, shared) if part.num_rows]
     return pd.concat(found, ignore_index=True)
-
 
 def requeue(queue, extra):
     """The review queue with more candidate rows (``extra``: :data:`COLUMNS` but ``rank``, such as the
@@ -578,7 +589,7 @@ def requeue(queue, extra):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from qa.parts import Parts
+    from qa.parts import Parts, batches
 
     folder = queue.paths[0].parent
     extra = _typed(extra[list(COLUMNS[1:])].reset_index(drop=True).copy()).assign(seq=np.arange(len(extra)))
@@ -598,22 +609,21 @@ def requeue(queue, extra):
     done, taken = 0, 0  # queue rows read, extra rows written
     with pq.ParquetWriter(sorted_rows, schema) as out:
         for path in queue.paths:
-            with pq.ParquetFile(path) as f:
-                for batch in f.iter_batches(batch_size=10_000):
-                    rows = _typed(batch.to_pandas())
-                    stop = done + len(rows)
-                    upto = int(np.searchsorted(after, stop, side="right"))  # the extra rows placed up to here
-                    keep = ~np.isin(rows["rank"].to_numpy(), gone)
-                    rows = rows.drop(columns=["rank"])
-                    if upto > taken:  # extra row k goes right before the queue's row after[k]
-                        key = np.concatenate([np.arange(done, stop, dtype=np.float64), after[taken:upto] - 0.5])
-                        order = np.argsort(key, kind="stable")
-                        order = order[np.concatenate([keep, np.ones(upto - taken, bool)])[order]]
-                        rows = pd.concat([rows, extra.iloc[taken:upto]], ignore_index=True).iloc[order]
-                    else:
-                        rows = rows[keep]
-                    out.write_table(pa.Table.from_pandas(rows[list(COLUMNS[1:])], schema=schema, preserve_index=False))
-                    taken, done = upto, stop
+            for batch in batches(path, rows=10_000):
+                rows = _typed(batch.to_pandas())
+                stop = done + len(rows)
+                upto = int(np.searchsorted(after, stop, side="right"))  # the extra rows placed up to here
+                keep = ~np.isin(rows["rank"].to_numpy(), gone)
+                rows = rows.drop(columns=["rank"])
+                if upto > taken:  # extra row k goes right before the queue's row after[k]
+                    key = np.concatenate([np.arange(done, stop, dtype=np.float64), after[taken:upto] - 0.5])
+                    order = np.argsort(key, kind="stable")
+                    order = order[np.concatenate([keep, np.ones(upto - taken, bool)])[order]]
+                    rows = pd.concat([rows, extra.iloc[taken:upto]], ignore_index=True).iloc[order]
+                else:
+                    rows = rows[keep]
+                out.write_table(pa.Table.from_pandas(rows[list(COLUMNS[1:])], schema=schema, preserve_index=False))
+                taken, done = upto, stop
         if taken < len(extra):
             out.write_table(pa.Table.from_pandas(extra.iloc[taken:][list(COLUMNS[1:])], schema=schema,
                                                  preserve_index=False))

@@ -539,6 +539,7 @@ def _shared_objects(paths, extra, rows: int = 100_000):
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     from qa.parts import batches
 
@@ -556,17 +557,17 @@ def _shared_objects(paths, extra, rows: int = 100_000):
     found = [objects]
     columns = ["rank", "kind", "score", "image", "annotator", "object_index"]
     for path in paths:
+        types = pq.read_schema(path)  # the keys typed as the file has them, for the join
+        keys = wanted.cast(pa.schema([types.field(c) for c in wanted.column_names]))
         for batch in batches(path, rows=rows, columns=columns):
             queued = pa.Table.from_batches([batch])
             queued = queued.filter(pc.equal(queued["kind"], "object"))
-            queued = queued.cast(pa.schema([(c, {"image": pa.string(), "annotator": pa.string(),
-                                                 "object_index": pa.int64()}.get(c, queued.schema.field(c).type))
-                                            for c in queued.column_names]))
             unknown = queued.filter(pc.is_null(queued["object_index"]))
             shared = queued.filter(pc.is_valid(queued["object_index"])).join(
-                wanted, keys=["image", "annotator", "object_index"], join_type="left semi")
+                keys, keys=["image", "annotator", "object_index"], join_type="left semi")
             found += [keyed(part.to_pandas(), 0, "rank") for part in (unknown, shared) if part.num_rows]
     return pd.concat(found, ignore_index=True)
+
 
 def requeue(queue, extra):
     """The review queue with more candidate rows (``extra``: :data:`COLUMNS` but ``rank``, such as the

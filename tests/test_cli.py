@@ -1,3 +1,5 @@
+import pytest
+
 from common import run_cli
 
 
@@ -147,3 +149,18 @@ def test_an_error_naming_a_hostile_name_is_one_line(tmp_path, capsys):
     code, out, err = run_cli(["run", "--manifest", manifest], capsys)
     assert code == 2 and len(err.splitlines()) == 1
     _assert_no_forgery(err)
+
+
+@pytest.mark.parametrize("given, expected", [(None, "0"), ("250", "250")])
+def test_the_qa_process_sets_the_allocator_environment_before_pyarrow_loads(given, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MIMALLOC_PURGE_DELAY"}
+    if given is not None:
+        env["MIMALLOC_PURGE_DELAY"] = given
+    code = ("import os, sys; import qa.__main__; "
+            "print(os.environ['MIMALLOC_PURGE_DELAY'], 'pyarrow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [expected, "False"]  # set (or kept), and pyarrow not loaded yet

@@ -531,6 +531,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
 
                 analysed.review_table = requeue(analysed.review_table, attributes_result.review)
                 summary["analytics"]["review_queue_total"] = int(len(analysed.review_table))
+    del reduced  # its per-object tables (facts, attribute codes) are used up: not held through the store
     settings.update(opts.gate_settings())
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
                  findings=list(analysed.findings) if analysed is not None else [],

@@ -1,6 +1,7 @@
--- The annotation-qa run store, schema version 5 (2 added review_queue; 3 the boundary_disagreement
+-- The annotation-qa run store, schema version 7 (2 added review_queue; 3 the boundary_disagreement
 -- columns for category-pair boundaries and offset distributions; 4 runs.gate_pack, object_matches.pair and
--- its boundary F / NSD columns, image_pair_scores.image_iou_mean; 5 attribute_confusion).
+-- its boundary F / NSD columns, image_pair_scores.image_iou_mean; 5 attribute_confusion; 6 and 7 dropped
+-- the primary keys of the tables whose rows grow with the batch).
 --
 -- One DuckDB file keeps every run. Each table below carries `run_id` (the run it belongs to); a run's
 -- rows are written in one transaction, so a run is there whole or not at all. Columns are stable:
@@ -69,8 +70,8 @@ CREATE TABLE IF NOT EXISTS images (
     height        INTEGER   NOT NULL,
     n_annotators  INTEGER   NOT NULL,  -- how many annotators labelled it
     annotators    VARCHAR[] NOT NULL,  -- which, sorted
-    n_objects     INTEGER   NOT NULL,  -- objects on it, all annotators together
-    PRIMARY KEY (run_id, image)
+    n_objects     INTEGER   NOT NULL   -- objects on it, all annotators together
+    -- (run_id, image) is unique (no PRIMARY KEY: see UNINDEXED in qa/store.py)
 );
 
 CREATE TABLE IF NOT EXISTS categories (
@@ -158,8 +159,8 @@ CREATE TABLE IF NOT EXISTS image_pair_scores (
     rq                   DOUBLE,
     metrics              JSON,         -- every other per-image-pair figure
     -- schema 4
-    image_iou_mean       DOUBLE,       -- image-level IoU: each category's pixels of a vs b, mean over categories
-    PRIMARY KEY (run_id, image, annotator_a, annotator_b)
+    image_iou_mean       DOUBLE        -- image-level IoU: each category's pixels of a vs b, mean over categories
+    -- (run_id, image, annotator_a, annotator_b) is unique (no PRIMARY KEY: see UNINDEXED in qa/store.py)
 );
 
 CREATE TABLE IF NOT EXISTS scores (
@@ -168,8 +169,8 @@ CREATE TABLE IF NOT EXISTS scores (
     key     VARCHAR NOT NULL,  -- '' for batch; 'alice|bob' for pairs; the annotator, category or image
     metric  VARCHAR NOT NULL,  -- snake_case with its unit: mask_iou_mean, boundary_f_2px_mean, pq, ...
     value   DOUBLE,            -- NULL where the figure is undefined (NaN in the run)
-    n       BIGINT  NOT NULL,  -- how many items the figure summarises
-    PRIMARY KEY (run_id, scope, key, metric)
+    n       BIGINT  NOT NULL   -- how many items the figure summarises
+    -- (run_id, scope, key, metric) is unique (no PRIMARY KEY: see UNINDEXED in qa/store.py)
 );
 
 CREATE TABLE IF NOT EXISTS boundary_disagreement (

@@ -73,36 +73,56 @@ SCHEMA_5_KEYS = {"objects": "run_id, annotator, object_index", "findings": "run_
                  "review_queue": "run_id, rank"}
 """The primary keys schema 6 dropped."""
 
+SCHEMA_6_KEYS = {"images": "run_id, image", "image_pair_scores": "run_id, image, annotator_a, annotator_b",
+                 "scores": "run_id, scope, key, metric"}
+"""The primary keys schema 7 dropped."""
 
-def drop_schema_6(con) -> None:
-    """Make a store (a raw duckdb connection) look as schema 5 left it: objects, findings and the review
-    queue with their primary keys (the rows kept)."""
+
+def _with_keys(con, keys: dict) -> None:
+    """Give each table of ``keys`` its primary key back (made again, the rows kept in order)."""
     from qa.store import _table_columns
 
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    for table, key in SCHEMA_5_KEYS.items():
+    for table, key in keys.items():
         if table not in tables:  # review_queue came with schema 2
             continue
         columns = ", ".join(f'"{c}"' for c in _table_columns(table))
-        con.execute(f"ALTER TABLE {table} RENAME TO {table}_6")
-        ddl = con.execute(f"SELECT sql FROM duckdb_tables() WHERE table_name = '{table}_6'").fetchone()[0]
-        ddl = ddl.replace(f"{table}_6", table, 1).rstrip().rstrip(";").rstrip()
+        con.execute(f"ALTER TABLE {table} RENAME TO {table}_old")
+        ddl = con.execute(f"SELECT sql FROM duckdb_tables() WHERE table_name = '{table}_old'").fetchone()[0]
+        ddl = ddl.replace(f"{table}_old", table, 1).rstrip().rstrip(";").rstrip()
         assert ddl.endswith(")")
         con.execute(ddl[:-1] + f", PRIMARY KEY ({key}))")
-        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_6")
-        con.execute(f"DROP TABLE {table}_6")
-    if con.execute("SELECT count(*) FROM qa_schema WHERE schema_version = 6").fetchone()[0]:
-        con.execute("DELETE FROM qa_schema WHERE schema_version = 6")
-        con.execute("INSERT INTO qa_schema VALUES ('annotation-qa', 5, '0.1.0', now()::TIMESTAMP)")
+        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_old")
+        con.execute(f"DROP TABLE {table}_old")
+
+
+def _back_to(con, version: int) -> None:
+    """Record the store as schema ``version`` left it (the next version's row replaced)."""
+    if con.execute("SELECT count(*) FROM qa_schema WHERE schema_version = ?", [version + 1]).fetchone()[0]:
+        con.execute("DELETE FROM qa_schema WHERE schema_version = ?", [version + 1])
+        con.execute("INSERT INTO qa_schema VALUES ('annotation-qa', ?, '0.1.0', now()::TIMESTAMP)", [version])
+
+
+def drop_schema_7(con) -> None:
+    """Make a store (a raw duckdb connection) look as schema 6 left it: images, image pair scores and scores
+    with their primary keys (the rows kept)."""
+    _with_keys(con, SCHEMA_6_KEYS)
+    _back_to(con, 6)
+
+
+def drop_schema_6(con) -> None:
+    """Make a store (a raw duckdb connection) look as schema 5 left it: objects, findings and the review
+    queue with their primary keys too (the rows kept)."""
+    drop_schema_7(con)
+    _with_keys(con, SCHEMA_5_KEYS)
+    _back_to(con, 5)
 
 
 def drop_schema_5(con) -> None:
     """Make a store (a raw duckdb connection) look as schema 4 left it: without ``attribute_confusion``."""
     drop_schema_6(con)
     con.execute("DROP TABLE IF EXISTS attribute_confusion")
-    if con.execute("SELECT count(*) FROM qa_schema WHERE schema_version = 5").fetchone()[0]:
-        con.execute("DELETE FROM qa_schema WHERE schema_version = 5")
-        con.execute("INSERT INTO qa_schema VALUES ('annotation-qa', 4, '0.1.0', now()::TIMESTAMP)")
+    _back_to(con, 4)
 
 
 def drop_schema_4(con) -> None:
@@ -113,6 +133,4 @@ def drop_schema_4(con) -> None:
     for table, columns in SCHEMA_4_COLUMNS.items():
         for column, _ in columns:
             con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    if con.execute("SELECT count(*) FROM qa_schema WHERE schema_version = 4").fetchone()[0]:
-        con.execute("DELETE FROM qa_schema WHERE schema_version = 4")
-        con.execute("INSERT INTO qa_schema VALUES ('annotation-qa', 3, '0.1.0', now()::TIMESTAMP)")
+    _back_to(con, 3)

@@ -21,7 +21,8 @@ import qa
 from qa import store as qstore
 from qa.pipeline import run as qa_run
 from qa.errors import StoreError
-from storekit import SCHEMA_5_KEYS, drop_schema_4, drop_schema_6, score_rows, two_exports, with_comparison
+from storekit import (SCHEMA_5_KEYS, SCHEMA_6_KEYS, drop_schema_4, drop_schema_6, drop_schema_7, score_rows, two_exports,
+                      with_comparison)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -208,7 +209,7 @@ def test_a_schema_3_store_is_upgraded_to_real_columns_and_both_packs(tmp_path, e
     drop_schema_4(con)
     con.close()
     with qstore.open(db, read_only=False) as s:  # a writer upgrades the store
-        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"][0] == qstore.SCHEMA_VERSION == 6
+        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"][0] == qstore.SCHEMA_VERSION == 7
         for table in qstore.SCHEMA_4_COLUMNS:
             assert list(s.sql(f"SELECT * FROM {table} LIMIT 0").columns) == qstore._table_columns(table)
         after = s.sql("SELECT * FROM object_matches ORDER BY run_id, image, status, object_index_a")
@@ -222,40 +223,60 @@ def test_a_schema_3_store_is_upgraded_to_real_columns_and_both_packs(tmp_path, e
     assert runs.loc[ungated.run_id, "pack"].endswith("default.toml")
 
 
-def test_a_schema_5_store_loses_the_keys_of_objects_findings_and_the_review_queue(tmp_path):
-    """Schema 6: objects, findings and review_queue have no primary key (the index entries a write adds stay
-    in memory until it commits); an upgraded store keeps every row and stores the next run."""
+def _primary_keys(con) -> dict:
+    return {t: c for t, c in con.execute("SELECT table_name, constraint_text FROM duckdb_constraints() "
+                                          "WHERE constraint_type = 'PRIMARY KEY'").fetchall()}
+
+
+@pytest.mark.parametrize("version, dropped, back", [(5, SCHEMA_5_KEYS, drop_schema_6), (6, SCHEMA_6_KEYS, drop_schema_7)],
+                         ids=["schema 5", "schema 6"])
+def test_an_older_store_loses_the_keys_of_the_tables_that_grow_with_the_batch(tmp_path, version, dropped, back):
+    """Schema 6: objects, findings and review_queue have no primary key; schema 7: images, image_pair_scores
+    and scores neither (the index entries a write adds stay in memory until it commits). An upgraded store
+    keeps every row, in order, and stores the next run."""
     import duckdb
 
     db = tmp_path / "qa.duckdb"
     exports = two_exports(tmp_path, bob_unknown=1, bob_shift=3)  # findings, and a review queue
     first = _run(exports, db)
 
-    def keys(con):
-        return {t: c for t, c in con.execute("SELECT table_name, constraint_text FROM duckdb_constraints() "
-                                              "WHERE constraint_type = 'PRIMARY KEY'").fetchall()}
-
     def rows(con):
-        return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in SCHEMA_5_KEYS}
+        return {t: con.execute(f"SELECT * FROM {t}").fetchall() for t in dropped}
 
     con = duckdb.connect(str(db))
-    assert not set(SCHEMA_5_KEYS) & set(keys(con)) and "runs" in keys(con)
+    assert not set(qstore.UNINDEXED) & set(_primary_keys(con)) and "runs" in _primary_keys(con)
     before = rows(con)
-    assert all(before[t] for t in SCHEMA_5_KEYS)
-    drop_schema_6(con)  # back to schema 5: the keys as they were
-    assert {t: keys(con)[t] for t in SCHEMA_5_KEYS} == {t: f"PRIMARY KEY({k})" for t, k in SCHEMA_5_KEYS.items()}
+    assert all(before[t] for t in dropped)
+    back(con)  # back to the older schema: the keys as they were
+    keys = {t: _primary_keys(con)[t].replace('"', "") for t in dropped}  # DuckDB quotes `key`
+    assert keys == {t: f"PRIMARY KEY({k})" for t, k in dropped.items()}
+    assert con.execute("SELECT max(schema_version) FROM qa_schema").fetchone()[0] == version
     con.close()
     with qstore.open(db, read_only=False) as s:  # a writer upgrades the store
-        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"][0] == 6
-        for table in SCHEMA_5_KEYS:
+        assert s.sql("SELECT max(schema_version) AS v FROM qa_schema")["v"][0] == qstore.SCHEMA_VERSION
+        for table in dropped:
             assert list(s.sql(f"SELECT * FROM {table} LIMIT 0").columns) == qstore._table_columns(table)
     con = duckdb.connect(str(db))
-    assert not set(SCHEMA_5_KEYS) & set(keys(con)) and rows(con) == before
+    assert not set(qstore.UNINDEXED) & set(_primary_keys(con)) and rows(con) == before
     con.close()
     second = _run(exports, db)
     with qstore.open(db) as s:
-        counts = s.sql("SELECT run_id, count(*) AS n FROM objects GROUP BY run_id").set_index("run_id")["n"]
-    assert counts[first.run_id] == counts[second.run_id] > 0
+        for table in dropped:
+            counts = s.sql(f"SELECT run_id, count(*) AS n FROM {table} GROUP BY run_id").set_index("run_id")["n"]
+            assert counts[first.run_id] == counts[second.run_id] > 0, table
+
+
+def test_rows_of_the_unindexed_tables_are_unique_by_construction(tmp_path):
+    """What the dropped keys enforced, the writer makes so: no two rows of a run share the columns
+    docs/schema.md marks unique."""
+    db = tmp_path / "qa.duckdb"
+    _run(two_exports(tmp_path, bob_unknown=1, bob_shift=3), db)
+    unique = dict(SCHEMA_5_KEYS, **SCHEMA_6_KEYS)
+    assert set(unique) == set(qstore.UNINDEXED)
+    with qstore.open(db) as s:
+        for table, key in unique.items():
+            rows, distinct = s.sql(f"SELECT count(*) AS n, count(DISTINCT ({key})) AS d FROM {table}").iloc[0]
+            assert rows == distinct > 0, table
 
 
 def test_verdict_and_gate_results_are_stored_with_the_run(tmp_path, exports):
@@ -315,9 +336,9 @@ def test_a_failed_write_leaves_nothing_of_the_run(tmp_path, exports):
     db = tmp_path / "qa.duckdb"
     _run(exports, db)
     before = _snapshot(db)
-    # two rows with the same (scope, key, metric) break the scores key after objects were inserted
-    bad = with_comparison(_run(exports), scores=score_rows(pq=0.5) * 2)
-    with pytest.raises(StoreError, match="cannot store run .*Constraint"):
+    # a score without a scope breaks the scores' NOT NULL after objects were inserted
+    bad = with_comparison(_run(exports), scores=score_rows(pq=0.5) + [dict(score_rows(sq=0.5)[0], scope=None)])
+    with pytest.raises(StoreError, match="cannot store run .*NOT NULL constraint failed: scores"):
         qstore.store_run(bad, db)
     assert _snapshot(db) == before
     again = _run(exports)

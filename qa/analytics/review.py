@@ -411,8 +411,25 @@ def _arrow_schema(columns=(*COLUMNS[1:], "order", "seq")):
     return pa.schema([(c, types[c]) for c in columns])
 
 
-def _duckdb(folder):
-    """A DuckDB connection for sorting a queue on disk: a small memory limit, spilling into ``folder``.
+def sort_memory_limit(rows: int) -> int:
+    """DuckDB's memory limit, in bytes, for sorting a queue of ``rows`` candidates on disk: 128 MB, or
+    20 bytes a row when that is more (from 6.7 million rows).
+
+    DuckDB's external sort still needs memory in proportion to its rows: 1.45 million candidates (20,000
+    images) sorted within 128 MB and not within 96; 14.5 million (200,000 images) ran out of 128 MB and
+    sorted within 256 (44 s; a peak of 431 MB for the process).
+
+    Examples
+    --------
+    >>> sort_memory_limit(1_450_000) // 2 ** 20, sort_memory_limit(14_500_000) // 2 ** 20
+    (128, 276)
+    """
+    return max(128 * 2 ** 20, 20 * int(rows))
+
+
+def _duckdb(folder, rows: int):
+    """A DuckDB connection for sorting a queue of ``rows`` candidates on disk: a small memory limit
+    (:func:`sort_memory_limit`), spilling into ``folder``.
 
     One thread: with two, the scan of the candidates' many files and the sort ran out of the 128 MB at
     20,000 images (1.5 million candidates in 145 files); with one, 1.5 million rows in 1,450 files sort
@@ -420,7 +437,7 @@ def _duckdb(folder):
     import duckdb
 
     con = duckdb.connect()
-    con.execute("SET memory_limit = '128MB'")
+    con.execute(f"SET memory_limit = '{sort_memory_limit(rows) // 2 ** 20}MB'")
     con.execute("SET threads = 1")
     con.execute("SET temp_directory = ?", [str(folder / "duckdb.tmp")])
     return con
@@ -440,11 +457,12 @@ def _spilled(frames, folder, owner):
     candidates = folder / "review_candidates"
     candidates.mkdir(parents=True, exist_ok=True)
     schema = _arrow_schema()
-    paths, empty = [], None
+    paths, empty, rows = [], None, 0
     for frame in frames:
         if frame is None:
             continue
         empty = frame if empty is None else empty
+        rows += len(frame)
         if len(frame):
             path = candidates / f"part-{len(paths):05d}.parquet"
             pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), path)
@@ -459,7 +477,7 @@ def _spilled(frames, folder, owner):
         {"area": "CASE WHEN isnan(area) THEN NULL ELSE area END DESC NULLS LAST"}.get(
             k, f'"{k}" {"DESC" if k in _DESCENDING else "ASC"} NULLS LAST') for k in _SORT)
     sorted_rows = folder / "review_sorted.parquet"
-    con = _duckdb(folder)
+    con = _duckdb(folder, rows)
     try:
         columns = ", ".join(f'"{c}"' for c in COLUMNS[1:])
         files = "[" + ", ".join(f"'{p}'" for p in paths) + "]"

@@ -256,15 +256,25 @@ def reference_stage(batch: Batch, comparison, *, consensus: str | None = None, t
     return result
 
 
+def _union(*frames):
+    """The score frames' rows one after the other, each (scope, key, metric) once (its first row).
+
+    As ``concat(...).drop_duplicates(...).reset_index(drop=True)``, but the rows are taken again only
+    when a key repeats: otherwise the result's text columns are the frames' own Arrow chunks, not a copy
+    (the analytics' scores and the run's shared them; at 20,000 images 22 MB each)."""
+    import pandas as pd
+
+    rows = pd.concat(frames, ignore_index=True)
+    repeated = rows.duplicated(["scope", "key", "metric"], keep="first")
+    return rows[~repeated].reset_index(drop=True) if repeated.any() else rows
+
+
 def _with_reference(scores, rows, reference: str | None):
     """The run's scores with the figures against the reference in front (they replace the pairwise
     figures of the same scope, key and name), and without the reference's own annotator row."""
-    import pandas as pd
-
     if reference is not None:
         scores = scores[~((scores["scope"] == "annotator") & (scores["key"] == reference))]
-    return pd.concat([rows, scores], ignore_index=True) \
-        .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
+    return _union(rows, scores)
 
 
 def _utcnow() -> datetime:
@@ -500,10 +510,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
                 from qa.rules.check import finding_dict
 
                 summary["findings"] = summary["findings"] + [finding_dict(f) for f in analysed.findings]
-            import pandas as pd
-
-            scores = pd.concat([scores, analysed.scores], ignore_index=True) \
-                .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
+            scores = _union(scores, analysed.scores)
         against = attributes_result = None
         if comparison is not None and (batch.reference is not None or of_consensus):
             against = reference_stage(batch, comparison, consensus=opts.consensus_method if of_consensus else None,
@@ -520,12 +527,9 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
         attributes_result = attribute_agreement(batch, comparison, levels=batch.attribute_levels,
                                                 reference=batch.reference, values=reduced.attribute_values)
         if attributes_result is not None:
-            import pandas as pd
-
             summary["attributes"] = attributes_result.summary()
             settings["attributes"] = attributes_result.settings
-            scores = pd.concat([scores, attributes_result.scores], ignore_index=True) \
-                .drop_duplicates(["scope", "key", "metric"], keep="first").reset_index(drop=True)
+            scores = _union(scores, attributes_result.scores)
             if analysed is not None and len(attributes_result.review):
                 from qa.analytics.review import requeue
 

@@ -171,3 +171,28 @@ def test_run_fields_are_typed():
     assert types["comparison"] == "Comparison | None" and types["violations"] == "Sequence[Finding]"
     assert all(t not in ("object", "Any") for t in types.values())
     assert qa.pipeline.Run is Run  # still importable from the pipeline
+
+
+def test_score_union_keeps_each_key_once_and_shares_the_text_columns():
+    """The run's scores are the stages' score frames one after the other, a (scope, key, metric) once (its
+    first row), as concat + drop_duplicates gives them; without a repeated key the text columns are the
+    frames' own Arrow chunks (the analytics' scores and the run's are not held twice)."""
+    import pandas as pd
+
+    from qa.pipeline import _union
+
+    def frame(scopes, values):
+        return pd.DataFrame({"scope": pd.array(scopes, dtype="str"),
+                             "key": pd.array(["", "a|b"][:len(scopes)], dtype="str"),
+                             "metric": pd.array(["pq"] * len(scopes), dtype="str"), "value": values,
+                             "n": list(range(len(scopes)))})
+
+    first, second = frame(["batch", "annotator_pair"], [0.5, 0.25]), frame(["image", "annotator_pair"], [0.1, 0.9])
+    for frames in ((first, second), (first, second.iloc[:1]), (first.iloc[:0], second)):
+        expected = pd.concat(frames, ignore_index=True).drop_duplicates(["scope", "key", "metric"]) \
+            .reset_index(drop=True)
+        pd.testing.assert_frame_equal(_union(*frames), expected, check_exact=True)
+    assert _union(first, second)["value"].tolist() == [0.5, 0.25, 0.1]  # the first row of a repeated key
+    shared = _union(first, second.iloc[:1])["key"].array._pa_array
+    assert shared.num_chunks == 2 and shared.chunk(0).buffers()[2].address == \
+        first["key"].array._pa_array.chunk(0).buffers()[2].address

@@ -21,8 +21,8 @@ import qa
 from qa import store as qstore
 from qa.pipeline import run as qa_run
 from qa.errors import StoreError
-from storekit import (SCHEMA_5_KEYS, SCHEMA_6_KEYS, drop_schema_4, drop_schema_6, drop_schema_7, score_rows, two_exports,
-                      with_comparison)
+from storekit import (SCHEMA_5_KEYS, SCHEMA_6_KEYS, drop_schema_4, drop_schema_6, drop_schema_7, score_rows,
+                      two_exports, with_comparison)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -228,7 +228,8 @@ def _primary_keys(con) -> dict:
                                           "WHERE constraint_type = 'PRIMARY KEY'").fetchall()}
 
 
-@pytest.mark.parametrize("version, dropped, back", [(5, SCHEMA_5_KEYS, drop_schema_6), (6, SCHEMA_6_KEYS, drop_schema_7)],
+@pytest.mark.parametrize("version, dropped, back",
+                         [(5, SCHEMA_5_KEYS, drop_schema_6), (6, SCHEMA_6_KEYS, drop_schema_7)],
                          ids=["schema 5", "schema 6"])
 def test_an_older_store_loses_the_keys_of_the_tables_that_grow_with_the_batch(tmp_path, version, dropped, back):
     """Schema 6: objects, findings and review_queue have no primary key; schema 7: images, image_pair_scores

@@ -291,9 +291,10 @@ def _ranges(op) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-def _typed(out):
+def _typed(out, *, text: bool = True):
     """The queue's column types (of the columns ``out`` has): nullable integers, float64 area, int64
-    counts, text as str or None."""
+    counts, text as str or None (left as it is with ``text=False``, for rows only written to Parquet:
+    a Python string a cell cost 60 MB for the 85,000 attribute rows of a 20,000-image run)."""
     import pandas as pd
 
     for column in _INTEGERS:
@@ -304,16 +305,18 @@ def _typed(out):
     for column, dtype in (("area", np.float64), ("reasons", np.int64)):
         if column in out:
             out[column] = out[column].astype(dtype)
-    for column in _TEXT:
+    for column in _TEXT if text else ():
         if column in out:
             out[column] = out[column].astype(object).where(out[column].notna(), None)
     return out
 
 
-def _range_queue(op, first_row: int, rules, *, tolerance: float, threshold: float, min_score: float):
+def _range_queue(op, first_row: int, rules, *, tolerance: float, threshold: float, min_score: float,
+                 text: bool = True):
     """The kept rows of one range of ``object_pairs`` (from row ``first_row``) and of the rule rows of its
-    images: every candidate scored, an object once under its worst reason, typed, with the sort keys
-    ``order`` and ``seq``, not yet ranked. None when the range has no candidate."""
+    images: every candidate scored, an object once under its worst reason, typed (:func:`_typed`, its
+    ``text`` too), with the sort keys ``order`` and ``seq``, not yet ranked. None when the range has no
+    candidate."""
     import pandas as pd
 
     parts = []
@@ -356,10 +359,10 @@ def _range_queue(op, first_row: int, rules, *, tolerance: float, threshold: floa
         rows["reasons"] = rows["reasons"].fillna(counted) if "reasons" in rows else counted
     rows = rows.sort_values(["score", "order"], ascending=[False, True], kind="stable")
     rows = rows.drop_duplicates("key")
-    return _typed(rows[[*COLUMNS[1:], "order", "seq"]].reset_index(drop=True))
+    return _typed(rows[[*COLUMNS[1:], "order", "seq"]].reset_index(drop=True), text=text)
 
 
-def _ranged(batch, comparison, violations, min_score: float):
+def _ranged(batch, comparison, violations, min_score: float, *, text: bool = True):
     """Each range's kept rows (:func:`_range_queue`), in order, one at a time."""
     tolerance = float(max(comparison.settings.get("tolerances") or [2]))
     threshold = float(comparison.settings.get("iou_threshold", 0.5))
@@ -370,7 +373,8 @@ def _ranged(batch, comparison, violations, min_score: float):
 
     def made(rows, start, of_range):
         mine = None if rules is None else rules[of_range]
-        return _range_queue(rows, start, mine, tolerance=tolerance, threshold=threshold, min_score=min_score)
+        return _range_queue(rows, start, mine, tolerance=tolerance, threshold=threshold, min_score=min_score,
+                            text=text)
 
     for first, piece in comparison.object_pieces():  # whole images: the parts on disk, or the table
         for a, b in _ranges(piece):
@@ -472,7 +476,7 @@ def _spilled(frames, folder, owner):
     out.mkdir(parents=True, exist_ok=True)
     target = out / "part-00000.parquet"
     if not paths:  # no row kept: an empty queue, in memory (typed as without a folder)
-        return _ranked([] if empty is None else [empty])
+        return _ranked([] if empty is None else [_typed(empty)])
     order = ", ".join(
         {"area": "CASE WHEN isnan(area) THEN NULL ELSE area END DESC NULLS LAST"}.get(
             k, f'"{k}" {"DESC" if k in _DESCENDING else "ASC"} NULLS LAST') for k in _SORT)
@@ -541,7 +545,8 @@ def review_queue(batch, comparison, *, violations=None, min_score: float = 0.25,
     ``object_pairs`` (whole images) at a time; with ``folder`` only one range's rows are in memory, and
     the ranking is an external sort.
     """
-    frames = _ranged(batch, comparison, violations, min_score)
+    # rows only written to Parquet keep pandas' text columns: no Python string a cell
+    frames = _ranged(batch, comparison, violations, min_score, text=folder is None)
     if folder is None:
         return _ranked(list(frames))
     return _spilled(frames, folder, owner)
@@ -611,7 +616,7 @@ def requeue(queue, extra):
     from qa.parts import Parts, batches
 
     folder = queue.paths[0].parent
-    extra = _typed(extra[list(COLUMNS[1:])].reset_index(drop=True).copy()).assign(seq=np.arange(len(extra)))
+    extra = _typed(extra[list(COLUMNS[1:])].reset_index(drop=True), text=False).assign(seq=np.arange(len(extra)))
     shared = _shared_objects(queue.paths, extra)
     shared = shared.sort_values(["score", "src", "pos"], ascending=[False, True, True], kind="stable")
     dropped = shared[shared.duplicated(["image", "annotator", "object_index"], keep="first")]

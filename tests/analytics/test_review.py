@@ -353,10 +353,12 @@ def test_requeue_on_disk_equals_requeue_in_memory(tmp_path):
     pd.testing.assert_frame_equal(in_memory, run.analytics.review_queue, check_exact=True)
 
 
-def test_requeue_on_disk_equals_requeue_in_memory_over_many_row_groups(tmp_path):
+@pytest.mark.parametrize("text", [object, "str"])
+def test_requeue_on_disk_equals_requeue_in_memory_over_many_row_groups(tmp_path, text):
     """25,000 queue rows (three row groups read), 400 extra rows with tied scores, some of them objects
-    already queued (kept under the worse score once) and one image row."""
-    from qa.analytics.review import _typed, requeue
+    already queued (kept under the worse score once) and one image row; extra's text as Python objects
+    or as pandas' text columns (as :func:`qa.analytics.attributes.attribute_agreement` makes them)."""
+    from qa.analytics.review import _TEXT, _typed, requeue
     from qa.parts import Parts
 
     rng = np.random.default_rng(5)
@@ -376,6 +378,8 @@ def test_requeue_on_disk_equals_requeue_in_memory_over_many_row_groups(tmp_path)
     extra.loc[:199, "object_index"] = pd.array(np.arange(n, n + 200), dtype="Int64")  # new objects
     extra.loc[0, "kind"] = "image"
     extra.loc[1, ["image", "object_index"]] = ["i3", pd.NA]  # the same unknown object as queue rows 3 and 97
+    extra.loc[2, "category"] = None
+    extra = extra.astype({c: text for c in _TEXT})
     in_memory = requeue(queue, extra)
     folder = tmp_path / "review_queue"
     folder.mkdir()

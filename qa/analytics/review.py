@@ -167,7 +167,9 @@ def _rule_rows(batch, violations):
     among them). Only the objects named by a violation are looked up, one export at a time."""
     import pandas as pd
 
-    errors = [f for f in violations or () if f.severity == "error" and f.annotator and f.source is not None]
+    from qa.rules.violations import of_severity
+
+    errors = [f for f in of_severity(violations, "error") if f.annotator and f.source is not None]
     if not errors:
         return None
     wanted: dict = {}

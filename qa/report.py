@@ -423,8 +423,15 @@ def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> R
     boundary = getattr(run, "boundary_disagreement", None)
     if boundary is None and getattr(comparison, "object_pairs", None) is not None:
         boundary = boundary_summary(comparison.object_pairs)
-    if hasattr(comparison, "object_columns"):  # only the columns the report reads (the table may be on disk)
-        object_pairs = comparison.object_columns([*_PROBLEM_COLUMNS, "object_index_a", "object_index_b"])
+    scores = run_scores(run)
+    ranked = rank_images(image_pairs, batch.images)
+    pictured = list(ranked[ranked["agreement"].notna()].head(max(int(pictures), 0))["image"].astype(str))
+    columns = [*_PROBLEM_COLUMNS, "object_index_a", "object_index_b"]
+    if hasattr(comparison, "object_parts") and comparison.object_parts() is not None and _pivot(scores, "category"):
+        # on disk, and the category table comes from the scores: only the pictured images' rows are read
+        object_pairs = _rows_of_images(comparison, columns, set(pictured))
+    elif hasattr(comparison, "object_columns"):  # only the columns the report reads
+        object_pairs = comparison.object_columns(columns)
     else:
         object_pairs = getattr(comparison, "object_pairs", None)
     if boundary is not None:  # the stored column names (units in the name), as the store writes them
@@ -453,18 +460,17 @@ def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> R
         meta={"run_id": run.run_id, "name": batch.name, "description": batch.description,
               "started": _time(run.started_at), "tool_version": run.summary.get("tool_version", ""),
               "images": len(batch.images), "objects": sum(per_image.values()), "stored": run.stored},
-        verdict=verdict, scores=run_scores(run), findings=findings, image_pairs=image_pairs,
+        verdict=verdict, scores=scores, findings=findings, image_pairs=image_pairs,
         object_pairs=_problems_from_memory(object_pairs, batch), boundary=boundary,
         annotator_table=annotator_table, image_table=image_table, category_table=category_table,
         review_queue=getattr(getattr(run, "analytics", None), "review_table", None),  # len and head only
         inputs=list(run.inputs or []), settings=dict(run.settings or {}),
         report_settings={"pictures": pictures, "max_side": max_side, "source": "the run in memory"})
-    ranked = rank_images(image_pairs, batch.images)
     against = getattr(run, "reference", None)
     if getattr(batch, "index", None) is not None:  # streamed: the pictured images' objects read again whole
         from qa.engine.chunks import with_geometry
 
-        keys = list(ranked[ranked["agreement"].notna()].head(max(int(pictures), 0))["image"].astype(str))
+        keys = list(pictured)
         if against is not None and against.objects is not None and len(against.objects):
             order = _reference_order(against.objects)[:min(pictures, REFERENCE_PICTURES)]
             keys += [str(against.objects["image"].iloc[int(k)]) for k in order]
@@ -478,6 +484,19 @@ def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> R
                                                      pictures=min(pictures, REFERENCE_PICTURES),
                                                      max_pixels=(run.settings or {}).get("max_pixels"))
     return data
+
+
+def _rows_of_images(comparison, columns, images: set):
+    """The rows of ``object_pairs`` on ``images`` (only ``columns``), read part by part: what the report
+    shows of them is the pictured images' problems, and the whole table is a few hundred bytes a row."""
+    import pandas as pd
+
+    pieces = [frame[frame["image"].astype(str).isin(images).to_numpy()]
+              for _, frame in comparison.object_pieces(columns)] if images else []
+    pieces = [p for p in pieces if len(p)]
+    if not pieces:
+        return None
+    return pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0].reset_index(drop=True)
 
 
 def _sections(batch, annotators, indices) -> list:

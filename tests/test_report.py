@@ -204,6 +204,59 @@ def synth_run(tmp_path_factory):
     return run, folder
 
 
+def test_report_of_a_streamed_run_reads_only_the_pictured_images_again(tmp_path, monkeypatch):
+    """A run whose object pairs are on disk and whose objects are packed: the report reads only the
+    pictured images' object pairs, and their objects with geometry over the packed ones
+    (:class:`qa.engine.chunks.WithGeometry`); the page equals the one made from the whole table and a list
+    of every object, with the pictured images' objects put in place, as it was made before."""
+    from qa.engine import _pool, chunks, tables
+    from qa.synth import synthesize
+
+    synthesize(tmp_path / "batch", images=6, size=(128, 256), annotators=3, seed=11, workers=1)
+    monkeypatch.setattr(tables, "_SPILL_ROWS", 1)  # object_pairs on disk, a part per chunk of one image
+    monkeypatch.setattr(_pool, "CHUNK_MAX", 1)
+    run = qa.run(manifest=tmp_path / "batch" / "batch.toml", workers=1, store=False)
+    assert run.comparison.object_parts() is not None and run.batch.index is not None
+    lean = rp.from_run(run, pictures=3)
+    pictured = {entry["image"] for entry in lean.gallery}
+    assert len(pictured) == 3 and set(lean.object_pairs["image"]) <= pictured
+
+    def every_object(objects, positions, replacements):
+        objects = list(objects)
+        for position, obj in zip(positions, replacements):
+            objects[position] = obj
+        return objects
+
+    monkeypatch.setattr(chunks, "WithGeometry", every_object)
+    monkeypatch.setattr(type(run.comparison), "object_parts", lambda self: None)  # the whole table
+    whole = rp.from_run(run, pictures=3)
+    assert len(whole.object_pairs) > len(lean.object_pairs)
+    assert rp.render_html(lean) == rp.render_html(whole)
+
+
+def test_objects_with_geometry_read_as_the_list_with_the_replacements_in_place():
+    from qa.engine.chunks import WithGeometry
+    from qa.model import Object, Source
+
+    def obj(image, k, geometry=False):  # objects compare by identity
+        return Object(annotator="a", image=image, category=f"c{k}", kind="polygon", source=Source("a.json", index=k),
+                      polygons=(np.zeros((3, 2)),) if geometry else None)
+
+    base = [obj(f"i{k % 3}", k) for k in range(10)]
+    positions = [k for k in range(10) if k % 3 == 1]
+    replacements = [obj("i1", k, geometry=True) for k in positions]
+    expected = list(base)
+    for position, o in zip(positions, replacements):
+        expected[position] = o
+    seen = WithGeometry(base, positions, replacements)
+    assert len(seen) == 10 and list(seen) == expected and seen[:] == expected and seen[::-2] == expected[::-2]
+    assert all(seen[k] is expected[k] for k in range(-10, 10))
+    assert seen.take([9, 1, -2, 4]) == [expected[9], expected[1], expected[-2], expected[4]]
+    for image in ("i0", "i1", "i2", "i9"):
+        assert seen.of_image(image) == [o for o in expected if o.image == image]
+    assert all(o.polygons is not None for o in seen.of_image("i1"))
+
+
 def test_qa_run_writes_the_report_with_every_section(synth_run):
     run, folder = synth_run
     assert run.report == str(folder / "report.html")

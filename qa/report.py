@@ -1228,11 +1228,18 @@ def worst_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
 
 
 def images_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
-    """Per image: every image worst first, and every image pair."""
+    """Per image: the images worst first, and their annotator pairs (the :data:`IMAGE_ROWS` worst)."""
     image_rows = _image_rows(data, links)
     image_table = _table("image-table", image_rows["columns"], image_rows["rows"],
                          empty="No images.")
     ip = data.image_pairs
+    image_note = ""
+    if image_rows["images"] > len(image_rows["rows"]):
+        image_note = (f"The {len(image_rows['rows']):,} worst of {image_rows['images']:,} images are listed, with "
+                      "their annotator pairs. Every image's figures are in the store (tables images and "
+                      "image_pair_scores) and in the Parquet tables of qa run --out.")
+        if ip is not None:
+            ip = ip[ip["image"].astype(str).isin(image_rows["listed"]).to_numpy()]
     pair_rows, ip_columns = [], []
     if ip is not None and len(ip):
         ip_columns = [c for c in ("mask_iou_mean", "boundary_f_2px_mean", "boundary_iou_mean", "pq", "matched",
@@ -1244,7 +1251,7 @@ def images_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
     image_pair_table = _table("image-pair-table", ["image", "annotator a", "annotator b"]
                               + [label(c) for c in ip_columns], pair_rows,
                               empty="No image pairs were compared.")
-    return {"image_table": image_table, "image_pair_table": image_pair_table}
+    return {"image_table": image_table, "image_pair_table": image_pair_table, "image_note": image_note}
 
 
 def settings_section(data: ReportInput, links: Links = NO_LINKS) -> dict:
@@ -1592,9 +1599,18 @@ def _boundary_table(boundary, links: Links = NO_LINKS) -> dict:
                   + [label(c) for c in wanted], rows)
 
 
+IMAGE_ROWS = 1_000
+"""Images the report lists in its per-image tables, worst first: a page of every image of a 20,000-image
+batch was 52 MB of HTML (and 750 MB of the ``qa`` command's memory to make it); every image's figures are
+in the store and in ``qa run --out``'s Parquet tables."""
+
+
 def _image_rows(data: ReportInput, links: Links = NO_LINKS) -> dict:
-    """One row per image: agreement, worst pair, counts, findings, a link to its picture."""
+    """One row per image, the :data:`IMAGE_ROWS` worst: agreement, worst pair, counts, findings, a link
+    to its picture; ``images`` is how many the run has."""
     ranked = rank_images(data.image_pairs, [] if data.image_table is None else data.image_table["image"])
+    images = len(ranked)
+    ranked = ranked.head(IMAGE_ROWS)
     image_scores = _pivot(data.scores, "image")
     extra_metrics = _ordered_metrics({m for v in image_scores.values() for m in v})
     n_findings = {}
@@ -1621,7 +1637,7 @@ def _image_rows(data: ReportInput, links: Links = NO_LINKS) -> dict:
         rows.append({"cells": cells})
     columns = ["image", "worst pair", "agreement", "worst pair agreement", label("mask_iou_mean"), "matched", "missing",
                "extra", "relabelled", "annotators", "objects", "findings"] + [label(m) for m in extra_metrics]
-    return {"columns": columns, "rows": rows}
+    return {"columns": columns, "rows": rows, "images": images, "listed": set(ranked["image"].astype(str))}
 
 
 def render_html(data: ReportInput) -> str:

@@ -234,6 +234,24 @@ def test_report_of_a_streamed_run_reads_only_the_pictured_images_again(tmp_path,
     assert rp.render_html(lean) == rp.render_html(whole)
 
 
+def test_a_large_batch_lists_its_worst_images_and_says_so(synth_run, monkeypatch):
+    """Past IMAGE_ROWS images the per-image tables list the worst ones (and their pairs) with a note; at or
+    under it every image, with no note."""
+    run, _ = synth_run
+    data = rp.from_run(run, pictures=0)
+    ranked = rp.rank_images(data.image_pairs, data.image_table["image"])
+    whole = rp.build_context(data)
+    assert len(whole["image_table"]["rows"]) == 3 and not whole["image_note"]
+    monkeypatch.setattr(rp, "IMAGE_ROWS", 2)
+    ctx = rp.build_context(data)
+    listed = [row["cells"][0]["text"] for row in ctx["image_table"]["rows"]]
+    assert listed == list(ranked["image"].head(2)) and ctx["image_table"]["rows"] == whole["image_table"]["rows"][:2]
+    assert {row["cells"][0]["text"] for row in ctx["image_pair_table"]["rows"]} == set(listed)
+    assert len(ctx["image_pair_table"]["rows"]) == 2 * 3  # three annotator pairs an image
+    assert ctx["image_note"].startswith("The 2 worst of 3 images are listed")
+    assert str(escape(ctx["image_note"])) in rp.render_html(data)
+
+
 def test_objects_with_geometry_read_as_the_list_with_the_replacements_in_place():
     from qa.engine.chunks import WithGeometry
     from qa.model import Object, Source

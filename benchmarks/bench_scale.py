@@ -1,6 +1,6 @@
 """A whole ``qa run`` as the batch grows: the main process's peak memory and the time per image.
 
-``.venv/bin/python -m benchmarks.bench_scale [--sizes 1000 10000 20000] [--size 128x256] [--workers 2]``
+``.venv/bin/python -m benchmarks.bench_scale [--sizes 1000 10000 20000] [--size 128x256] [--workers 2] [--stages | --command]``
 
 Setup (not timed, cached under ``.cache/bench_scale/``): ``qa synth`` writes a 1,000-image batch (three
 annotators, COCO polygons, about 30 objects per annotator and image); the larger batches are that batch
@@ -14,6 +14,11 @@ with ``--stages``, each stage's own peak RSS (the peak is reset as it starts), t
 CPU seconds this process spent in it (the workers' are in the run's CPU).
 The peak's growth from the smallest size is the figure to read: the issue's target is a main-process
 peak at 20,000 images within 1.3 times the one at 1,000.
+
+``--command`` measures the ``qa run`` command instead, as a release pipeline calls it: in a fresh process
+with the ``qa`` command's allocator setting (``qa.__main__.ALLOCATOR_ENV``), ``qa.cli.main(["run",
+"--manifest", ..., "--format", "json", "--json", PATH])`` with its default HTML report, stdout sent
+nowhere; the process's peak RSS, and the sizes of the report and the JSON it wrote.
 """
 
 from __future__ import annotations
@@ -105,6 +110,43 @@ def measure(manifest: str, workers: int, stages: bool = False) -> dict:
             "stages": per_stage}
 
 
+def measure_command(manifest: str, workers: int) -> dict:
+    """One ``qa run`` command in this process (call in a fresh one, with the command's environment)."""
+    import contextlib
+    import os
+
+    from qa.cli import main as qa_main
+
+    with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+        t = time.perf_counter()
+        code = qa_main(["run", "--manifest", manifest, "--workers", str(workers), "--db", f"{tmp}/qa.duckdb",
+                        "--format", "json", "--json", f"{tmp}/summary.json"])
+        wall = time.perf_counter() - t
+        sizes = {name: os.path.getsize(f"{tmp}/{name}") / 2 ** 20 for name in ("report.html", "summary.json")}
+    return {"code": code, "wall": wall, "peak_mb": _peak_mb(), "report_mb": sizes["report.html"],
+            "json_mb": sizes["summary.json"]}
+
+
+def _commands(args, manifests: dict) -> None:
+    """``--command``: each size's ``qa run`` command in a fresh process."""
+    import os
+
+    from qa.__main__ import ALLOCATOR_ENV
+
+    print(f"{'images':>7} {'wall s':>7} {'peak MB':>8} {'x first':>8} {'report MB':>10} {'JSON MB':>8}")
+    first = None
+    for images, manifest in manifests.items():
+        out = subprocess.run([sys.executable, "-m", "benchmarks.bench_scale", "--measure-command", str(manifest),
+                              "--workers", str(args.workers)], capture_output=True, text=True,
+                             env={**os.environ, **ALLOCATOR_ENV})
+        if out.returncode:
+            sys.exit(f"{images} images: the command failed (exit status {out.returncode}):\n{out.stderr[-4000:]}")
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        first = first or row["peak_mb"]
+        print(f"{images:7d} {row['wall']:7.1f} {row['peak_mb']:8.0f} {row['peak_mb'] / first:8.2f} "
+              f"{row['report_mb']:10.1f} {row['json_mb']:8.1f}", flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 20000])
@@ -112,22 +154,34 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--stages", action="store_true",
                         help="also each stage's own peak RSS and the RSS after it (MB), and its CPU in this process")
+    parser.add_argument("--command", action="store_true",
+                        help="measure the qa run command (report, --format json, --json) instead of qa.run")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--measure-command", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
         print(json.dumps(measure(args.measure, args.workers, args.stages)))
+        return
+    if args.measure_command:
+        print(json.dumps(measure_command(args.measure_command, args.workers)))
         return
     h, w = (int(v) for v in args.size.lower().split("x"))
     base = synth_batch(CACHE / f"1000-{h}x{w}-0", 1000, (h, w), 0)
     print(f"# {machine()}")
     print(f"# {versions()}")
+    manifests = {images: base if images == 1000 else
+                 repeated_batch(base, images, CACHE / f"{base.parent.name}-x{images}") for images in args.sizes}
+    if args.command:
+        print(f"# the qa run command (default pack, analytics, stored, HTML report, --format json, --json) at "
+              f"{h}x{w}, 3 annotators, {args.workers} workers; each size in a fresh process")
+        _commands(args, manifests)
+        return
     print(f"# whole qa run (default pack, analytics, stored) at {h}x{w}, 3 annotators, {args.workers} workers; "
           f"each size in a fresh process")
     print(f"{'images':>7} {'objects':>9} {'wall s':>7} {'ms/image':>9} {'CPU s':>7} {'loaded MB':>10} "
           f"{'peak MB':>8} {'x first':>8}")
     first = None
-    for images in args.sizes:
-        manifest = base if images == 1000 else repeated_batch(base, images, CACHE / f"{base.parent.name}-x{images}")
+    for images, manifest in manifests.items():
         out = subprocess.run([sys.executable, "-m", "benchmarks.bench_scale", "--measure", str(manifest),
                               "--workers", str(args.workers)] + (["--stages"] if args.stages else []),
                              capture_output=True, text=True)

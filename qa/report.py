@@ -1601,8 +1601,8 @@ def _boundary_table(boundary, links: Links = NO_LINKS) -> dict:
 
 IMAGE_ROWS = 1_000
 """Images the report lists in its per-image tables, worst first: a page of every image of a 20,000-image
-batch was 52 MB of HTML (and 750 MB of the ``qa`` command's memory to make it); every image's figures are
-in the store and in ``qa run --out``'s Parquet tables."""
+batch was 52 MB of HTML, and making it 456 MB of the ``qa run`` command's peak; every image's figures
+are in the store and in ``qa run --out``'s Parquet tables."""
 
 
 def _image_rows(data: ReportInput, links: Links = NO_LINKS) -> dict:

@@ -1,6 +1,7 @@
 """A whole ``qa run`` as the batch grows: the main process's peak memory and the time per image.
 
-``.venv/bin/python -m benchmarks.bench_scale [--sizes 1000 10000 20000] [--size 128x256] [--workers 2] [--stages | --command]``
+``.venv/bin/python -m benchmarks.bench_scale [--sizes 1000 10000 20000] [--size 128x256] [--workers 2]``
+``[--stages | --command]``
 
 Setup (not timed, cached under ``.cache/bench_scale/``): ``qa synth`` writes a 1,000-image batch (three
 annotators, COCO polygons, about 30 objects per annotator and image); the larger batches are that batch

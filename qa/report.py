@@ -427,8 +427,9 @@ def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> R
     ranked = rank_images(image_pairs, batch.images)
     pictured = list(ranked[ranked["agreement"].notna()].head(max(int(pictures), 0))["image"].astype(str))
     columns = [*_PROBLEM_COLUMNS, "object_index_a", "object_index_b"]
-    if hasattr(comparison, "object_parts") and comparison.object_parts() is not None and _pivot(scores, "category"):
-        # on disk, and the category table comes from the scores: only the pictured images' rows are read
+    if hasattr(comparison, "object_pieces") and _pivot(scores, "category"):
+        # the category table comes from the scores: only the pictured images' rows are read (part by part
+        # when the table is on disk), as only their problems are shown
         object_pairs = _rows_of_images(comparison, columns, set(pictured))
     elif hasattr(comparison, "object_columns"):  # only the columns the report reads
         object_pairs = comparison.object_columns(columns)

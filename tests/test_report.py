@@ -208,7 +208,8 @@ def test_report_of_a_streamed_run_reads_only_the_pictured_images_again(tmp_path,
     """A run whose object pairs are on disk and whose objects are packed: the report reads only the
     pictured images' object pairs, and their objects with geometry over the packed ones
     (:class:`qa.engine.chunks.WithGeometry`); the page equals the one made from the whole table and a list
-    of every object, with the pictured images' objects put in place, as it was made before."""
+    of every object, with the pictured images' objects put in place, as it was made before. A run held
+    in memory reads only those rows too."""
     from qa.engine import _pool, chunks, tables
     from qa.synth import synthesize
 
@@ -228,10 +229,20 @@ def test_report_of_a_streamed_run_reads_only_the_pictured_images_again(tmp_path,
         return objects
 
     monkeypatch.setattr(chunks, "WithGeometry", every_object)
-    monkeypatch.setattr(type(run.comparison), "object_parts", lambda self: None)  # the whole table
+    monkeypatch.setattr(rp, "_rows_of_images", lambda comparison, columns, images: comparison.object_columns(columns))
     whole = rp.from_run(run, pictures=3)
     assert len(whole.object_pairs) > len(lean.object_pairs)
     assert rp.render_html(lean) == rp.render_html(whole)
+    monkeypatch.undo()
+    from dataclasses import replace
+
+    from qa.engine.compare import Comparison
+
+    c = run.comparison
+    held = replace(run, comparison=Comparison(object_pairs=c.object_pairs, image_pairs=c.image_pairs, scores=c.scores,
+                                              settings=c.settings))  # the pairs in memory
+    assert held.comparison.object_parts() is None
+    assert set(rp.from_run(held, pictures=3).object_pairs["image"]) <= pictured
 
 
 def test_a_large_batch_lists_its_worst_images_and_says_so(synth_run, monkeypatch):

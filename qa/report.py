@@ -382,18 +382,33 @@ def _problem_lines(problems, images: set) -> dict[str, tuple[list[str], int]]:
 
 def _findings_frame(findings):
     """The run's findings as the report's frame, made a column at a time in one read of ``findings`` (a
-    run's violations are read from where they are kept; no dict per finding)."""
+    run's violations are read from where they are kept; no dict per finding).
+
+    Every finding has its ``code``, ``severity``, ``annotator`` and ``image`` (what the report counts);
+    the rest (message, where, value, limit) is filled for the first :data:`EXAMPLES_PER_RULE` findings of
+    each rule only, the ones the report shows, and None (NaN) for the others: the whole of it took 300 MB
+    for the 546,320 violations of a 20,000-image run."""
     import pandas as pd
 
     names = ["code", "severity", "message", "annotator", "image", "file", "source_section", "source_index",
              "source_id", "value", "limit_value"]
+    counted = ("code", "severity", "annotator", "image")
     columns: dict = {c: [] for c in names}
+    shown: dict = {}  # findings kept whole so far, per rule
     for f in findings:
-        src = f.source
-        for column, value in zip(names, (
-                f.code, f.severity, f.message, f.annotator, f.image, src.file if src else None,
-                src.section if src else None, src.index if src else None,
-                None if src is None or src.id is None else str(src.id), f.value, f.limit)):
+        columns["code"].append(f.code)
+        columns["severity"].append(f.severity)
+        columns["annotator"].append(f.annotator)
+        columns["image"].append(f.image)
+        if shown.get(f.code, 0) < EXAMPLES_PER_RULE:
+            shown[f.code] = shown.get(f.code, 0) + 1
+            src = f.source
+            values = (f.message, src.file if src else None, src.section if src else None,
+                      src.index if src else None, None if src is None or src.id is None else str(src.id), f.value,
+                      f.limit)
+        else:
+            values = (None,) * 7
+        for column, value in zip((c for c in names if c not in counted), values):
             columns[column].append(value)
     if not columns["code"]:
         return pd.DataFrame([], columns=names)

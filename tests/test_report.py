@@ -263,6 +263,38 @@ def test_a_large_batch_lists_its_worst_images_and_says_so(synth_run, monkeypatch
     assert str(escape(ctx["image_note"])) in rp.render_html(data)
 
 
+def test_findings_frame_counts_every_finding_and_keeps_the_shown_ones_whole(synth_run, monkeypatch):
+    """The report's findings frame: every finding's code, severity, annotator and image; the rest for the
+    first EXAMPLES_PER_RULE of each rule only. The sections made from it equal those made from every
+    finding kept whole."""
+    from dataclasses import replace
+
+    from qa.gate import run_findings
+
+    run, _ = synth_run
+    findings = list(run_findings(run))
+    monkeypatch.setattr(rp, "EXAMPLES_PER_RULE", 2)
+    frame = rp._findings_frame(findings)
+    for column in ("code", "severity", "annotator", "image"):
+        assert frame[column].tolist() == [getattr(f, column) for f in findings]
+    first = frame.groupby("code", sort=False).cumcount() < 2
+    assert frame.loc[first, "message"].tolist() == [f.message for f, kept in zip(findings, first) if kept]
+    assert frame.loc[~first, "message"].isna().all() and (~first).any()
+    whole = pd.DataFrame({**{c: frame[c] for c in ("code", "severity", "annotator", "image")},
+                          "message": [f.message for f in findings],
+                          "file": [f.source.file if f.source else None for f in findings],
+                          "source_section": [f.source.section if f.source else None for f in findings],
+                          "source_index": [f.source.index if f.source else None for f in findings],
+                          "source_id": [None if f.source is None or f.source.id is None else str(f.source.id)
+                                        for f in findings],
+                          "value": [f.value for f in findings], "limit_value": [f.limit for f in findings]},
+                         columns=frame.columns)
+    data = rp.from_run(run, pictures=0)
+    lean, full = replace(data, findings=frame), replace(data, findings=whole)
+    for section in (rp.violations_section, rp.overview_section, rp.images_section):
+        assert section(lean) == section(full)
+
+
 def test_objects_with_geometry_read_as_the_list_with_the_replacements_in_place():
     from qa.engine.chunks import WithGeometry
     from qa.model import Object, Source

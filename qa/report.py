@@ -442,12 +442,11 @@ def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> R
     ranked = rank_images(image_pairs, batch.images)
     pictured = list(ranked[ranked["agreement"].notna()].head(max(int(pictures), 0))["image"].astype(str))
     columns = [*_PROBLEM_COLUMNS, "object_index_a", "object_index_b"]
-    if hasattr(comparison, "object_pieces") and _pivot(scores, "category"):
-        # the category table comes from the scores: only the pictured images' rows are read (part by part
-        # when the table is on disk), as only their problems are shown
-        object_pairs = _rows_of_images(comparison, columns, set(pictured))
-    elif hasattr(comparison, "object_columns"):  # only the columns the report reads
-        object_pairs = comparison.object_columns(columns)
+    if hasattr(comparison, "object_columns"):  # only the columns the report reads
+        # and, when the category table comes from the scores, only the pictured images' rows (part by part
+        # when the table is on disk): only their problems are shown
+        object_pairs = comparison.object_columns(columns, images=set(pictured) if _pivot(scores, "category")
+                                                 else None)
     else:
         object_pairs = getattr(comparison, "object_pairs", None)
     if boundary is not None:  # the stored column names (units in the name), as the store writes them
@@ -500,19 +499,6 @@ def from_run(run, *, pictures: int = DEFAULT_PICTURES, max_side: int = 640) -> R
                                                      pictures=min(pictures, REFERENCE_PICTURES),
                                                      max_pixels=(run.settings or {}).get("max_pixels"))
     return data
-
-
-def _rows_of_images(comparison, columns, images: set):
-    """The rows of ``object_pairs`` on ``images`` (only ``columns``), read part by part: what the report
-    shows of them is the pictured images' problems, and the whole table is a few hundred bytes a row."""
-    import pandas as pd
-
-    pieces = [frame[frame["image"].astype(str).isin(images).to_numpy()]
-              for _, frame in comparison.object_pieces(columns)] if images else []
-    pieces = [p for p in pieces if len(p)]
-    if not pieces:
-        return None
-    return pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0].reset_index(drop=True)
 
 
 def _sections(batch, annotators, indices) -> list:

@@ -102,52 +102,56 @@ class Comparison:
             return self._spill.table("object_pairs").columns()
         return [] if self._object_pairs is None else [str(c) for c in self._object_pairs.columns]
 
-    def object_columns(self, columns, *, status=None):
+    def object_columns(self, columns, *, status=None, images=None):
         """``object_pairs`` with only those of ``columns`` it has (in the table's order); spilled, only those
         columns are read. ``status`` (a status or several, such as ``("matched", "missing")``) keeps only
-        the rows of that status, read part by part. The rows keep their ``object_pairs`` index, so the
-        frame equals ``object_pairs.loc[rows, columns]``. None without the table."""
+        the rows of that status, and ``images`` (image keys) only the rows on those images, read part by
+        part. The rows keep their ``object_pairs`` index, so the frame equals ``object_pairs.loc[rows,
+        columns]``. None without the table."""
         import pandas as pd
 
         if self._object_pairs is None and self._spill is None:
             return None
-        wanted = set(columns) | ({"status"} if status is not None else set())
+        wanted = set(columns) | ({"status"} if status is not None else set()) | ({"image"} if images is not None
+                                                                                else set())
         keep = [c for c in self.object_pair_columns() if c in wanted]
         statuses = None if status is None else [status] if isinstance(status, str) else list(status)
         if self._object_pairs is not None:
             op = self._object_pairs
-            if statuses is None:
+            if statuses is None and images is None:
                 return op[keep]
-            return op.loc[op["status"].isin(statuses).to_numpy(), keep]
-        if statuses is None:
+            return op.loc[_rows_kept(op, statuses, images), keep]
+        if statuses is None and images is None:
             return self._spill.table("object_pairs").read(keep)
         from qa.parts import _concat
 
-        pieces = [frame for _, frame in self.object_pieces(keep, status=statuses)]
+        pieces = [frame for _, frame in self.object_pieces(keep, status=statuses, images=images)]
         return _concat(pieces, ignore_index=False) if pieces else self._spill.table("object_pairs").head(0)
 
-    def object_pieces(self, columns=None, *, status=None):
+    def object_pieces(self, columns=None, *, status=None, images=None):
         """``object_pairs`` one part at a time, as ``(first_row, DataFrame)`` (its row in the whole
         table): each spilled part in turn (whole images), or the table in memory as one piece.
-        ``status`` (a status or several) keeps only the rows of that status; their frames keep their
-        ``object_pairs`` index then, as :meth:`object_columns` does."""
+        ``status`` (a status or several) keeps only the rows of that status, ``images`` only the rows on
+        those images; their frames keep their ``object_pairs`` index then, as :meth:`object_columns` does."""
         import pandas as pd
 
         statuses = None if status is None else [status] if isinstance(status, str) else list(status)
-        if columns is not None and statuses is not None:
-            columns = [*columns, "status"]
+        filtered = statuses is not None or images is not None
+        if columns is not None and filtered:
+            columns = [*columns, *(["status"] if statuses is not None else []),
+                       *(["image"] if images is not None else [])]
         if self._object_pairs is None and self._spill is not None:
             parts = self._spill.table("object_pairs")
             keep = None if columns is None else [c for c in parts.columns() if c in set(columns)]
             for first, frame in parts.pieces(keep):
-                if statuses is not None:  # a part read back: its rows numbered as in the whole table
+                if filtered:  # a part read back: its rows numbered as in the whole table
                     frame.index = pd.RangeIndex(first, first + len(frame))
-                    frame = frame[frame["status"].isin(statuses).to_numpy()]
+                    frame = frame[_rows_kept(frame, statuses, images)]
                 yield first, frame
         elif self._object_pairs is not None:
             op = self._object_pairs
             frame = op if columns is None else op[[c for c in op.columns if c in set(columns)]]
-            yield 0, frame if statuses is None else frame[frame["status"].isin(statuses).to_numpy()]
+            yield 0, frame[_rows_kept(frame, statuses, images)] if filtered else frame
 
     def object_parts(self):
         """The spilled ``object_pairs`` as :class:`qa.parts.Parts`, or None when it is in memory."""
@@ -201,6 +205,19 @@ def _whole_images(pieces):
                 raise ImageAcrossParts(next(iter(images & seen)))
             seen |= images
         yield first, frame
+
+
+def _rows_kept(frame, statuses, images):
+    """A boolean mask of ``frame``'s rows whose status is one of ``statuses`` and whose image is one of
+    ``images`` (either None: any)."""
+    import numpy as np
+
+    keep = np.ones(len(frame), dtype=bool)
+    if statuses is not None:
+        keep &= frame["status"].isin(statuses).to_numpy()
+    if images is not None:
+        keep &= frame["image"].astype(str).isin(set(images)).to_numpy()
+    return keep
 
 
 def by_whole_images(comparison, reduce, columns, *, status=None):

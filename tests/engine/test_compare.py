@@ -500,7 +500,7 @@ def test_bu_bil_image_iou_is_the_mean_over_every_image(shared_data):
     assert low["matched"] == 34 and low["mask_iou_mean"] - low["image_iou_mean"] == pytest.approx(0.0092, abs=1e-4)
 
 
-def test_object_columns_of_a_status_equal_the_rows_in_memory(small_batch, tmp_path, monkeypatch):
+def test_object_columns_of_a_status_or_images_equal_the_rows_in_memory(small_batch, tmp_path, monkeypatch):
     from qa.engine import _pool, tables
 
     monkeypatch.setattr(tables, "_SPILL_ROWS", 1)  # a part per chunk
@@ -515,6 +515,17 @@ def test_object_columns_of_a_status_equal_the_rows_in_memory(small_batch, tmp_pa
         assert got.index.tolist() == np.flatnonzero(rows).tolist()  # the rows' places in object_pairs
         assert list(got.columns) == ["image", "status", "iou", "source_id_a"]
     assert len(spilled.object_columns(["iou"], status="no such status")) == 0
+    images = set(sorted(op["image"].astype(str).unique())[1::2])  # every other image
+    for status in (None, "matched"):
+        got = spilled.object_columns(["iou", "source_id_a"], status=status, images=images)
+        pd.testing.assert_frame_equal(got, in_memory.object_columns(["iou", "source_id_a"], status=status,
+                                                                   images=images))
+        rows = op["image"].astype(str).isin(images).to_numpy()
+        if status is not None:
+            rows = rows & (op["status"] == status).to_numpy()
+        assert got.index.tolist() == np.flatnonzero(rows).tolist() and 0 < len(got) < len(op)
+        assert set(got["image"].astype(str)) == images
+    assert len(spilled.object_columns(["iou"], images=set())) == 0
 
 
 def test_text_codes_number_each_text_in_the_order_met_across_calls():

@@ -82,6 +82,12 @@ def _runs_bbox(runs, height):
 def _paint_runs(runs, height, x0, y0, out):
     """Write the ones of column-major runs into a window of the image.
 
+    The runs are column-major and the window row-major, so writing each run's pixels would stride across
+    rows; instead each run marks where it starts and ends in every column it crosses (a toggle), and one
+    pass down the rows turns the toggles into pixels (each row is the XOR of its toggles and the row
+    above), contiguous and vectorised. Two runs that meet (a zero-length run of zeros between them)
+    toggle the same pixel twice and join, as they should.
+
     Parameters
     ----------
     runs : (m,) int64
@@ -108,16 +114,19 @@ def _paint_runs(runs, height, x0, y0, out):
                 if c >= x0 + ww:
                     break
                 if c >= x0:
-                    a = max(s, col) - col
-                    b = min(e, col + height) - col
-                    ra = max(a, y0)
-                    rb = min(b, y0 + wh)
-                    for y in range(ra, rb):
-                        out[y - y0, c - x0] = 1
+                    ra = max(max(s, col) - col, y0)
+                    rb = min(min(e, col + height) - col, y0 + wh)
+                    if ra < rb:
+                        out[ra - y0, c - x0] ^= 1
+                        if rb < y0 + wh:
+                            out[rb - y0, c - x0] ^= 1
                 if col + height >= e:
                     break
                 c += 1
         p += r
+    for y in range(1, wh):
+        for x in range(ww):
+            out[y, x] ^= out[y - 1, x]
 
 
 @njit(cache=True, nogil=True)

@@ -98,6 +98,24 @@ def test_window_equals_full_mask_slice(m, win):
     np.testing.assert_array_equal(crop, ref_window(m, window))
 
 
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 9), st.integers(1, 9)), elements=st.integers(0, 1)),
+       st.integers(0, 200))
+def test_runs_split_by_empty_runs_of_zeros_paint_as_one(m, cut):
+    # counts may hold a zero-length run of zeros between two runs of ones (pycocotools writes such
+    # counts for polygons whose outline meets itself): the two runs are one stretch of ones
+    runs = ref_runs(m)
+    ones = [i for i in range(1, len(runs), 2) if runs[i] > 1]
+    if ones:
+        i = ones[cut % len(ones)]
+        head = 1 + cut % (runs[i] - 1)
+        runs = runs[:i] + [head, 0, runs[i] - head] + runs[i + 1:]
+    rle = {"size": list(m.shape), "counts": runs}
+    np.testing.assert_array_equal(decode_full(rle), m)
+    window = (-1, 1, m.shape[1] + 1, m.shape[0])
+    np.testing.assert_array_equal(decode_crop(rle, window)[0], ref_window(m, window))
+
+
 def test_shared_window_stack():
     a, b = EDGE_MASKS["ring"], np.roll(EDGE_MASKS["ring"], 2, axis=1)
     window = union_window(ref_bbox(a), ref_bbox(b), margin=1, shape=a.shape)

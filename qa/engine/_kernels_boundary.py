@@ -366,6 +366,59 @@ def _next_flag(flat, words, start, end):
     return end
 
 
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_HIGH = np.uint64(0x8080808080808080)
+_BYTE_RANK = np.uint64(0x0001020304050607)
+
+
+@njit(cache=True, nogil=True)
+def _row_columns(flat, words, cy, h, w, cols):
+    """The columns the raster pass visits in corner row ``cy`` (0 .. h), in order, written to ``cols``
+    (``w + 1`` long); return how many.
+
+    Every column of the first and last corner rows (and of windows narrower than 2); in the others
+    column 0, the flagged pixels of columns 1 .. w - 2, then columns w - 1 and w. Flagged pixels are
+    found a word (8 pixels) at a time: a word's nonzero bytes as its high bits, each taken lowest first
+    (scanning byte by byte to the next flag cost most of the pass).
+    """
+    if cy == 0 or cy == h or w < 2:
+        for cx in range(w + 1):
+            cols[cx] = cx
+        return w + 1
+    n = 0
+    cols[n] = 0
+    n += 1
+    base = cy * w
+    p = base + 1
+    end = base + w - 1
+    while p < end and (p & 7) != 0:
+        if flat[p] != 0:
+            cols[n] = p - base
+            n += 1
+        p += 1
+    while p + 8 <= end:
+        word = words[p >> 3]
+        if word != 0:
+            # the high bit of each nonzero byte (no carry crosses a byte: at most 0x7F + 0x7F)
+            high = (((word & _LOW7) + _LOW7) | word) & _HIGH
+            while high != 0:
+                lowest = high & (~high + np.uint64(1))
+                # lowest is 1 << (8 k + 7): the multiplication moves byte rank k to the top byte
+                k = np.int64(((lowest >> np.uint64(7)) * _BYTE_RANK) >> np.uint64(56))
+                cols[n] = p + k - base
+                n += 1
+                high ^= lowest
+        p += 8
+    while p < end:
+        if flat[p] != 0:
+            cols[n] = p - base
+            n += 1
+        p += 1
+    cols[n] = w - 1
+    cols[n + 1] = w
+    return n + 2
+
+
 @njit(cache=True, nogil=True)
 def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at_left, at_right, band_width):
     """Row runs, inner boundaries, boundary bands and surface elements of labelled regions, as point
@@ -482,10 +535,11 @@ def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at
     last_v = labels[0, 0] if h > 0 and w > 0 else 0
     last_j = _find_sorted(ids, last_v) if h > 0 and w > 0 else -1
     last_k = order[last_j] if last_j >= 0 else -1
+    cols = np.empty(w + 1, dtype=np.int64)
     for cy in range(h + 1):
         edge_row = cy == 0 or cy == h
-        cx = 0
-        while cx <= w:
+        for i in range(_row_columns(flat, words, cy, h, w, cols)):
+            cx = cols[i]
             pixel = cy < h and cx < w
             f = flags[cy, cx] if pixel else np.uint8(0)
             if f == _BAND and not edge_row and 0 < cx < w - 1:  # band only: no corner, no run end
@@ -493,9 +547,6 @@ def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at
                 band_y[nb] = cy + y_off
                 band_x[nb] = cx + x_off
                 nb += 1
-                cx += 1
-                if not edge_row and cx < w - 1:
-                    cx = _next_flag(flat, words, cy * w + cx, cy * w + w - 1) - cy * w
                 continue
             if (f & _B8) != 0 or edge_row or cx == 0 or cx == w:
                 ns = _emit_corner(labels, ids, order, cy, cx, y_off, x_off, s_obj, s_y, s_x, s_code, ns)
@@ -528,9 +579,6 @@ def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at
                         rec_x0[n_runs] = run_start + x_off
                         rec_x1[n_runs] = cx + 1 + x_off
                         n_runs += 1
-            cx += 1
-            if not edge_row and cx < w - 1:  # skip to the next flagged pixel (or the last column)
-                cx = _next_flag(flat, words, cy * w + cx, cy * w + w - 1) - cy * w
     run_ptr, run_perm = _group(rec_obj, n_runs, n_objects)
     b4_ptr, b4_perm = _group(b4_obj, n4, n_objects)
     band_ptr, band_perm = _group(band_obj, nb, n_objects)
@@ -630,19 +678,17 @@ def _mask_outlines(mask, y_off, x_off, at_top, at_bottom, at_left, at_right, ban
     nb = 0
     ns = 0
     run_start = 0
+    cols = np.empty(w + 1, dtype=np.int64)
     for cy in range(h + 1):
         edge_row = cy == 0 or cy == h
-        cx = 0
-        while cx <= w:
+        for i in range(_row_columns(flat, words, cy, h, w, cols)):
+            cx = cols[i]
             pixel = cy < h and cx < w
             f = flags[cy, cx] if pixel else np.uint8(0)
             if f == _BAND and not edge_row and 0 < cx < w - 1:  # band only: no corner, no run end
                 band_y[nb] = cy + y_off
                 band_x[nb] = cx + x_off
                 nb += 1
-                cx += 1
-                if cx < w - 1:
-                    cx = _next_flag(flat, words, cy * w + cx, cy * w + w - 1) - cy * w
                 continue
             if (f & _B8) != 0 or edge_row or cx == 0 or cx == w:
                 # the corner's code: 8, 4, 2, 1 for its top-left, top-right, bottom-left, bottom-right
@@ -681,9 +727,6 @@ def _mask_outlines(mask, y_off, x_off, at_top, at_bottom, at_left, at_right, ban
                     run_x0[n_runs] = run_start + x_off
                     run_x1[n_runs] = cx + 1 + x_off
                     n_runs += 1
-            cx += 1
-            if not edge_row and cx < w - 1:  # skip to the next flagged pixel (or the last column)
-                cx = _next_flag(flat, words, cy * w + cx, cy * w + w - 1) - cy * w
     run_ptr = np.zeros(2, dtype=np.int64)
     run_ptr[1] = n_runs
     b4_ptr = np.zeros(2, dtype=np.int64)

@@ -120,6 +120,7 @@ def index_exports(jobs: list[Job], *, limits: Limits, executor=None, piece_bytes
         return out
     from qa.formats._jsonscan import Broken
 
+    executor.warm()  # the workers get ready while the exports are scanned here
     plans: list = [None] * len(jobs)    # per job: _HERE, _Failed, a _CocoPlan or the list of its sources
     order: list[tuple[int, int]] = []   # (job, piece number) of each task sent, in order
     left = [0] * len(jobs)              # tasks of each job not back yet

@@ -327,6 +327,44 @@ def test_sigkill_of_qa_run_leaves_no_process_behind(option, big_batch, tmp_path)
             p.kill()
 
 
+def _running(pid: int) -> bool:
+    try:
+        return bool(_alive([psutil.Process(pid)]))
+    except psutil.NoSuchProcess:
+        return False
+
+
+WARMED = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+import psutil
+import workkit
+from multiprocessing import forkserver
+from qa.engine import _executors
+
+pool = _executors.LocalPool(2)
+pool.warm()  # the fork server starts here, before any chunk
+server = forkserver._forkserver._forkserver_pid
+pids = sorted({{pid for _squares, pid in pool.map_chunks(workkit.squares, [[k] for k in range(8)], 0.05)}})
+print(server, *pids)
+print(*sorted({{psutil.Process(pid).ppid() for pid in pids}}), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_warmed_pool_forks_its_workers_from_the_server_it_started_and_leaves_nothing_when_killed():
+    proc = subprocess.run([sys.executable, "-c", WARMED.format(tests=str(Path(__file__).parents[1]))],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    pids, parents = proc.stdout.splitlines()
+    server, *workers = (int(v) for v in pids.split())
+    assert workers and [int(v) for v in parents.split()] == [server]
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline and any(_running(p) for p in (server, *workers)):
+        time.sleep(0.2)
+    assert not [pid for pid in (server, *workers) if _running(pid)]
+
+
 # --- callers without a __main__ guard ---------------------------------------------------------------------
 
 SCRIPT = """

@@ -85,6 +85,9 @@ def test_run_rejects_workers_with_dask(capsys):
 
 def test_an_unreachable_scheduler_is_one_line(capsys, synth_batch):
     dask = pytest.importorskip("dask")
+    # distributed's defaults enter dask's config when it is first imported: imported inside the block,
+    # leaving the block would take them out again (a later LocalCluster then fails on a missing key)
+    pytest.importorskip("distributed")
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
         code = main(["run", "--manifest", str(synth_batch / "batch.toml"), "--dask", "tcp://127.0.0.1:9",
                      "--no-store"])

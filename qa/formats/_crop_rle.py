@@ -1,8 +1,9 @@
-"""A mask crop placed in its image, as COCO run lengths (numba kernel and its wrapper).
+"""A mask crop placed in its image, as COCO run lengths (numba kernels and their wrapper).
 
 CVAT stores a mask as run lengths over its bounding box in row-major order; COCO counts runs over the
 whole image in column-major order. :func:`crop_to_coco_rle` converts without allocating the full-image
-mask: columns outside the crop and rows above and below it are whole runs of zeros.
+mask: columns outside the crop and rows above and below it are whole runs of zeros; the runs are then
+written as COCO's compressed counts string, byte for byte as pycocotools writes it.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def _crop_counts(columns, left, top, height, width):
+def _crop_counts(crop, left, top, height, width):
     """Column-major run lengths of an image that is zero outside a crop.
 
     Parameters
     ----------
-    columns : (wc, hc) uint8, C-contiguous
-        The mask inside its box, transposed (row ``cx`` is the box's column ``cx``, so each column is
-        read in memory order); non-zero is foreground.
+    crop : (hc, wc) uint8
+        The mask inside its box (read column by column where it lies: a transposed copy first cost
+        more than the strided reads); non-zero is foreground.
     left, top : int
         The box's offset in the image; the box lies inside the image.
     height, width : int
@@ -30,7 +31,7 @@ def _crop_counts(columns, left, top, height, width):
     (n,) int64
         The runs, starting with a (possibly empty) run of zeros.
     """
-    wc, hc = columns.shape
+    hc, wc = crop.shape
     bottom = height - top - hc
     # at most one run per pixel of the box and two more per column of it, one per column outside it
     counts = np.empty(wc * (hc + 2) + (width - wc) + 1, dtype=np.int64)
@@ -47,7 +48,7 @@ def _crop_counts(columns, left, top, height, width):
                 cur = 0
                 run = height
             continue
-        column = columns[x - left]
+        cx = x - left
         # rows above the box: zeros
         if top > 0:
             if cur == 0:
@@ -58,7 +59,7 @@ def _crop_counts(columns, left, top, height, width):
                 cur = 0
                 run = top
         for cy in range(hc):
-            v = 1 if column[cy] != 0 else 0
+            v = 1 if crop[cy, cx] != 0 else 0
             if v == cur:
                 run += 1
             else:
@@ -78,6 +79,29 @@ def _crop_counts(columns, left, top, height, width):
     counts[n] = run
     n += 1
     return counts[:n]
+
+
+@njit(cache=True, nogil=True)
+def _compressed(counts):
+    """COCO's compressed counts string of run lengths, as bytes (pycocotools' ``rleToString``): each
+    count, less the one two before it from the third on, in 5-bit groups with a continuation bit,
+    offset by 48 into printable characters."""
+    out = np.empty(counts.shape[0] * 13 + 1, dtype=np.uint8)  # 64-bit values: 13 groups at most
+    p = 0
+    for i in range(counts.shape[0]):
+        x = counts[i]
+        if i > 2:
+            x -= counts[i - 2]
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = (x != -1) if (c & 0x10) != 0 else (x != 0)
+            if more:
+                c |= 0x20
+            out[p] = c + 48
+            p += 1
+    return out[:p]
 
 
 def crop_to_coco_rle(crop: np.ndarray, left: int, top: int, height: int, width: int) -> dict:
@@ -112,11 +136,9 @@ def crop_to_coco_rle(crop: np.ndarray, left: int, top: int, height: int, width: 
     >>> rle["size"], int(mask_utils.area(rle)), mask_utils.toBbox(rle).tolist()
     ([4, 3], 3, [1.0, 2.0, 2.0, 2.0])
     """
-    from pycocotools import mask as mask_utils
-
     crop = np.ascontiguousarray(crop, dtype=np.uint8)
     hc, wc = crop.shape
     if left < 0 or top < 0 or left + wc > width or top + hc > height:
         raise ValueError(f"box {wc}x{hc} at ({left}, {top}) does not lie inside the {width}x{height} image")
-    counts = _crop_counts(np.ascontiguousarray(crop.T), left, top, height, width)
-    return mask_utils.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
+    counts = _crop_counts(crop, left, top, height, width)
+    return {"size": [height, width], "counts": _compressed(counts).tobytes()}

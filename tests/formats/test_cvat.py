@@ -9,6 +9,7 @@ import pytest
 from common import rle_to_mask, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pycocotools import mask as mask_utils
 
 from qa.engine._masks import polygons_to_rle
 from qa.errors import InputError
@@ -239,7 +240,22 @@ def test_crop_to_coco_rle_matches_a_dense_mask(data):
     crop = np.array(bits, np.uint8).reshape(hc, wc)
     rle = crop_to_coco_rle(crop, left, top, height, width)
     assert rle["size"] == [height, width]
-    np.testing.assert_array_equal(rle_to_mask(rle), _dense_rle_mask(crop, left, top, height, width))
+    dense = _dense_rle_mask(crop, left, top, height, width)
+    np.testing.assert_array_equal(rle_to_mask(rle), dense)
+    assert rle["counts"] == mask_utils.encode(np.asfortranarray(dense))["counts"]  # pycocotools' very bytes
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_crop_to_coco_rle_writes_the_bytes_pycocotools_writes_for_large_images(seed):
+    # long runs and counts smaller than the one two before them: several 5-bit groups, negative deltas
+    rng = np.random.default_rng(seed)
+    height, width = 1500 + 700 * seed, 2300
+    hc, wc = int(rng.integers(1, 400)), int(rng.integers(1, 400))
+    top, left = int(rng.integers(0, height - hc)), int(rng.integers(0, width - wc))
+    crop = (rng.random((hc, wc)) < (0.02, 0.5, 0.98)[seed]).astype(np.uint8)
+    crop[: hc // 2, : wc // 3] = 1
+    dense = _dense_rle_mask(crop, left, top, height, width)
+    assert crop_to_coco_rle(crop, left, top, height, width) == mask_utils.encode(np.asfortranarray(dense))
 
 
 def test_crop_to_coco_rle_refuses_a_box_outside_the_image():

@@ -84,7 +84,7 @@ def _crop_counts(crop, left, top, height, width):
 @njit(cache=True, nogil=True)
 def _compressed(counts):
     """COCO's compressed counts string of run lengths, as bytes (pycocotools' ``rleToString``): each
-    count, less the one two before it from the third on, in 5-bit groups with a continuation bit,
+    count (from the fourth on, less the count two before it), in 5-bit groups with a continuation bit,
     offset by 48 into printable characters."""
     out = np.empty(counts.shape[0] * 13 + 1, dtype=np.uint8)  # 64-bit values: 13 groups at most
     p = 0

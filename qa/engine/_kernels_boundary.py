@@ -348,52 +348,24 @@ def _emit_corner(labels, ids, order, cy, cx, y_off, x_off, s_obj, s_y, s_x, s_co
     return count
 
 
-@njit(cache=True, nogil=True)
-def _next_flag(flat, words, start, end):
-    """First position in ``[start, end)`` with a nonzero byte in ``flat`` (``end`` when none), reading
-    8 bytes at a time through ``words``, the same memory as uint64."""
-    p = start
-    while p < end and (p & 7) != 0:
-        if flat[p] != 0:
-            return p
-        p += 1
-    while p + 8 <= end and words[p >> 3] == 0:
-        p += 8
-    while p < end:
-        if flat[p] != 0:
-            return p
-        p += 1
-    return end
-
-
 _LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
 _HIGH = np.uint64(0x8080808080808080)
 _BYTE_RANK = np.uint64(0x0001020304050607)
 
 
 @njit(cache=True, nogil=True)
-def _row_columns(flat, words, cy, h, w, cols):
-    """The columns the raster pass visits in corner row ``cy`` (0 .. h), in order, written to ``cols``
-    (``w + 1`` long); return how many.
+def _flagged(flat, words, start, end, base, out, n):
+    """Write ``p - base`` for every position ``p`` in ``[start, end)`` whose byte in ``flat`` is nonzero,
+    in order, to ``out`` from ``out[n]``; return the new count.
 
-    Every column of the first and last corner rows (and of windows narrower than 2); in the others
-    column 0, the flagged pixels of columns 1 .. w - 2, then columns w - 1 and w. Flagged pixels are
-    found a word (8 pixels) at a time: a word's nonzero bytes as its high bits, each taken lowest first
-    (scanning byte by byte to the next flag cost most of the pass).
+    ``words`` is the same memory as uint64 (with a tail, so that whole words can be read). Nonzero bytes
+    are found a word (8 bytes) at a time: a word's nonzero bytes as its high bits, each taken lowest
+    first (stepping a byte at a time to the next flag cost most of the outline passes).
     """
-    if cy == 0 or cy == h or w < 2:
-        for cx in range(w + 1):
-            cols[cx] = cx
-        return w + 1
-    n = 0
-    cols[n] = 0
-    n += 1
-    base = cy * w
-    p = base + 1
-    end = base + w - 1
+    p = start
     while p < end and (p & 7) != 0:
         if flat[p] != 0:
-            cols[n] = p - base
+            out[n] = p - base
             n += 1
         p += 1
     while p + 8 <= end:
@@ -405,15 +377,33 @@ def _row_columns(flat, words, cy, h, w, cols):
                 lowest = high & (~high + np.uint64(1))
                 # lowest is 1 << (8 k + 7): the multiplication moves byte rank k to the top byte
                 k = np.int64(((lowest >> np.uint64(7)) * _BYTE_RANK) >> np.uint64(56))
-                cols[n] = p + k - base
+                out[n] = p + k - base
                 n += 1
                 high ^= lowest
         p += 8
     while p < end:
         if flat[p] != 0:
-            cols[n] = p - base
+            out[n] = p - base
             n += 1
         p += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _row_columns(flat, words, cy, h, w, cols):
+    """The columns the raster pass visits in corner row ``cy`` (0 .. h), in order, written to ``cols``
+    (``w + 1`` long); return how many.
+
+    Every column of the first and last corner rows (and of windows narrower than 2); in the others
+    column 0, the flagged pixels of columns 1 .. w - 2 (:func:`_flagged`), then columns w - 1 and w.
+    """
+    if cy == 0 or cy == h or w < 2:
+        for cx in range(w + 1):
+            cols[cx] = cx
+        return w + 1
+    cols[0] = 0
+    base = cy * w
+    n = _flagged(flat, words, base + 1, base + w - 1, base, cols, 1)
     cols[n] = w - 1
     cols[n + 1] = w
     return n + 2
@@ -484,20 +474,19 @@ def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at
     n8_all = 0
     last_v = labels[0, 0] if h > 0 and w > 0 else 0
     last_j = _find_sorted(ids, last_v) if h > 0 and w > 0 else -1
-    p = _next_flag(flat, words, 0, h * w)
-    while p < h * w:
-        n8_all += 1
-        y = p // w
-        v = labels[y, p - y * w]
-        if v != last_v:
-            last_v = v
-            last_j = _find_sorted(ids, v)
-        if last_j >= 0:
-            if n8 == b8.shape[0]:
-                b8 = _grow(b8, n8 + 1)
-            b8[n8] = p
-            n8 += 1
-        p = _next_flag(flat, words, p + 1, h * w)
+    cols = np.empty(w + 1, dtype=np.int64)
+    for y in range(h):
+        for i in range(_flagged(flat, words, y * w, y * w + w, y * w, cols, 0)):
+            n8_all += 1
+            v = labels[y, cols[i]]
+            if v != last_v:
+                last_v = v
+                last_j = _find_sorted(ids, v)
+            if last_j >= 0:
+                if n8 == b8.shape[0]:
+                    b8 = _grow(b8, n8 + 1)
+                b8[n8] = y * w + cols[i]
+                n8 += 1
     # pass 2: the band, the wanted pixels within chessboard distance d - 1 of a boundary pixel of theirs
     r = band_width - 1
     n_band = 0
@@ -535,7 +524,6 @@ def _outlines(labels, ids, order, n_objects, y_off, x_off, at_top, at_bottom, at
     last_v = labels[0, 0] if h > 0 and w > 0 else 0
     last_j = _find_sorted(ids, last_v) if h > 0 and w > 0 else -1
     last_k = order[last_j] if last_j >= 0 else -1
-    cols = np.empty(w + 1, dtype=np.int64)
     for cy in range(h + 1):
         edge_row = cy == 0 or cy == h
         for i in range(_row_columns(flat, words, cy, h, w, cols)):

@@ -124,6 +124,45 @@ def test_nearest_d2_against_brute_force(seed):
         np.testing.assert_array_equal(d2, brute.astype(np.float64))
 
 
+def _brute_d2(qy, qx, ty, tx):
+    if len(ty) == 0:
+        return np.full(len(qy), np.inf)
+    return ((qy[:, None] - ty[None, :]).astype(np.int64) ** 2
+            + (qx[:, None] - tx[None, :]).astype(np.int64) ** 2).min(axis=1).astype(np.float64)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_nearest_d2_both_ways_against_brute_force(seed):
+    """Two outlines drawn into one grid, distances up to 8 read from it, the rest searched: the exact
+    distances both ways, for lists near each other (most within 8), far apart, sparse and empty."""
+    rng = np.random.default_rng(70 + seed)
+    for trial in range(60):
+        h, w = (int(v) for v in rng.integers(1, 50, 2))
+        a = rng.random((h, w)) < rng.choice([0.005, 0.05, 0.3])
+        b = np.roll(a, tuple(int(v) for v in rng.integers(-3, 4, 2)), axis=(0, 1)) | (rng.random((h, w)) < 0.01)
+        if trial % 4 == 3:
+            b = rng.random((h, w)) < 0.02
+        ay, ax = (v.astype(np.int32) for v in np.nonzero(a))
+        by, bx = (v.astype(np.int32) for v in np.nonzero(b))
+        shift = (0, 0) if trial % 5 else (int(rng.integers(0, 900)), int(rng.integers(-40, 900)))
+        by, bx = by + shift[0], bx + shift[1]
+        order = np.lexsort((bx, by))
+        by, bx = by[order], bx[order]
+        d2_ab, d2_ba = ks._nearest_d2_both(ay, ax, by, bx)
+        np.testing.assert_array_equal(d2_ab, _brute_d2(ay, ax, by, bx))
+        np.testing.assert_array_equal(d2_ba, _brute_d2(by, bx, ay, ax))
+
+
+def test_nearest_d2_both_ways_reads_each_distance_up_to_8_from_the_grid():
+    # one target, queries at every offset within 4 pixels: 0, 1, 2, 4, 5, 8 from the grid, 9 on searched
+    ty, tx = np.array([10], np.int32), np.array([10], np.int32)
+    dy, dx = np.mgrid[-4:5, -4:5]
+    qy, qx = (dy.ravel() + 10).astype(np.int32), (dx.ravel() + 10).astype(np.int32)
+    d2_q, d2_t = ks._nearest_d2_both(qy, qx, ty, tx)
+    np.testing.assert_array_equal(d2_q, (dy.ravel() ** 2 + dx.ravel() ** 2).astype(np.float64))
+    assert d2_t.tolist() == [0.0]
+
+
 @pytest.mark.parametrize("order", ["shuffled", "columns reversed"])
 def test_nearest_d2_in_any_query_order(order):
     """Queries in raster order reuse each nearby row's position from the query before; out of order

@@ -401,8 +401,8 @@ def _near_in_grid(qy, qx, grid, y0, x0, bit, out):
     ``grid[y - y0, x - x0]``, with a margin of two all round) into ``out``; return the queries whose
     nearest target is farther (their ``out`` is not set), in order.
 
-    The 5 x 5 neighbourhood holds every offset with a squared length up to 8 (0, 1, 2, 4, 5, 8: no sum
-    of two squares lies between), tried nearest first."""
+    The 5 x 5 neighbourhood holds every offset with a squared length up to 8 (the sums of two squares up
+    to 8 are 0, 1, 2, 4, 5 and 8), tried nearest first; a squared distance over 8 is at least 9."""
     n = qy.shape[0]
     rest = np.empty(n, dtype=np.int64)
     m = 0

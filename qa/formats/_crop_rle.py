@@ -1,15 +1,17 @@
-"""A mask crop placed in its image, as COCO run lengths (numba kernels and their wrapper).
+"""A mask crop placed in its image, as COCO run lengths (numba kernel and its wrapper).
 
 CVAT stores a mask as run lengths over its bounding box in row-major order; COCO counts runs over the
 whole image in column-major order. :func:`crop_to_coco_rle` converts without allocating the full-image
 mask: columns outside the crop and rows above and below it are whole runs of zeros; the runs are then
-written as COCO's compressed counts string, byte for byte as pycocotools writes it.
+written as COCO's compressed counts string (:func:`qa.formats._rle_counts.runs_counts`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from qa.formats._rle_counts import runs_counts
 
 
 @njit(cache=True, nogil=True)
@@ -81,29 +83,6 @@ def _crop_counts(crop, left, top, height, width):
     return counts[:n]
 
 
-@njit(cache=True, nogil=True)
-def _compressed(counts):
-    """COCO's compressed counts string of run lengths, as bytes (pycocotools' ``rleToString``): each
-    count (from the fourth on, less the count two before it), in 5-bit groups with a continuation bit,
-    offset by 48 into printable characters."""
-    out = np.empty(counts.shape[0] * 13 + 1, dtype=np.uint8)  # 64-bit values: 13 groups at most
-    p = 0
-    for i in range(counts.shape[0]):
-        x = counts[i]
-        if i > 2:
-            x -= counts[i - 2]
-        more = True
-        while more:
-            c = x & 0x1F
-            x >>= 5
-            more = (x != -1) if (c & 0x10) != 0 else (x != 0)
-            if more:
-                c |= 0x20
-            out[p] = c + 48
-            p += 1
-    return out[:p]
-
-
 def crop_to_coco_rle(crop: np.ndarray, left: int, top: int, height: int, width: int) -> dict:
     """Compressed COCO RLE of an image that is ``crop`` at ``(left, top)`` and zero elsewhere.
 
@@ -141,4 +120,4 @@ def crop_to_coco_rle(crop: np.ndarray, left: int, top: int, height: int, width: 
     if left < 0 or top < 0 or left + wc > width or top + hc > height:
         raise ValueError(f"box {wc}x{hc} at ({left}, {top}) does not lie inside the {width}x{height} image")
     counts = _crop_counts(crop, left, top, height, width)
-    return {"size": [height, width], "counts": _compressed(counts).tobytes()}
+    return {"size": [height, width], "counts": runs_counts(counts)}

@@ -1,4 +1,5 @@
-"""Run lengths from pycocotools' compressed RLE counts string (numba kernel and its wrapper).
+"""Run lengths from pycocotools' compressed RLE counts string, and the string from run lengths (numba
+kernels and their wrappers).
 
 The string is pycocotools' variant of LEB128: each byte minus 48 carries 5 value bits, bit 0x20 continues
 a number, bit 0x10 of its last byte is the sign, and from the fourth number on each is stored as the
@@ -73,6 +74,41 @@ def counts_runs(counts: str | bytes) -> np.ndarray | None:
     raw = counts.encode("ascii", "replace") if isinstance(counts, str) else bytes(counts)
     runs, ok = _rle_string_runs(np.frombuffer(raw, dtype=np.uint8))
     return runs if ok else None
+
+
+@njit(cache=True, nogil=True)
+def _runs_string(runs):
+    """The compressed counts string of run lengths, as ASCII bytes (pycocotools' ``rleToString``): each
+    number (from the fourth on, less the number two before it) in 5-bit groups with a continuation bit,
+    offset by 48."""
+    out = np.empty(runs.shape[0] * 13 + 1, dtype=np.uint8)  # 64-bit values: 13 groups at most
+    p = 0
+    for i in range(runs.shape[0]):
+        x = runs[i]
+        if i > 2:
+            x -= runs[i - 2]
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = (x != -1) if (c & 0x10) != 0 else (x != 0)
+            if more:
+                c |= 0x20
+            out[p] = c + 48
+            p += 1
+    return out[:p]
+
+
+def runs_counts(runs) -> bytes:
+    """The compressed counts string of alternating runs (zeros first), as pycocotools writes it: the
+    inverse of :func:`counts_runs`.
+
+    Examples
+    --------
+    >>> runs_counts([5, 2, 5])
+    b'525'
+    """
+    return _runs_string(np.ascontiguousarray(runs, dtype=np.int64)).tobytes()
 
 
 @njit(cache=True, nogil=True)

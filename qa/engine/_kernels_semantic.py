@@ -3,7 +3,7 @@
 A label map here is an int32 ``(h, w)`` array of class indices ``0..n-1``; negative values are pixels to
 ignore (void, or unlabelled). Class boundaries and category interfaces are listed as points, from one
 scan of the map; distances between two point lists come from
-:func:`qa.engine._kernels_sdf._nearest_d2`, so their cost grows with the outlines' length, not with the
+:func:`qa.engine._kernels_sdf._nearest_d2_both`, so their cost grows with the outlines' length, not with the
 area of the classes (road and sky cover most of a street scene).
 """
 

@@ -194,7 +194,7 @@ _NO_POINTS = (np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32))
 
 def _grouped_points(keys: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> dict:
     """``{key: (ys, xs)}`` from point records in row-major order; each group stays in row-major order
-    (the stable sort keeps it), as :func:`qa.engine._kernels_sdf._nearest_d2` needs its targets."""
+    (the stable sort keeps it), as :func:`qa.engine._kernels_sdf._nearest_d2_both` needs both lists."""
     order = np.argsort(keys, kind="stable")
     keys, ys, xs = keys[order], ys[order], xs[order]
     cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
@@ -224,11 +224,12 @@ def _present(m: np.ndarray, boundaries: dict, n: int) -> np.ndarray:
     return present
 
 
-def _nearest_d2(query, target) -> np.ndarray:
-    """Squared distance from each query point to the nearest target point (``inf`` with no target)."""
+def _nearest_d2_both(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Squared distance from each point of ``a`` to the nearest of ``b``, and from each of ``b`` to the
+    nearest of ``a`` (``inf`` with none), in one call (:func:`qa.engine._kernels_sdf._nearest_d2_both`)."""
     from qa.engine import _kernels_sdf as ksdf
 
-    return ksdf._nearest_d2(query[0], query[1], target[0], target[1])
+    return ksdf._nearest_d2_both(a[0], a[1], b[0], b[1])
 
 
 def _class_rows(maps: dict, present: dict, boundaries: dict, cfg: _Config) -> list:
@@ -282,8 +283,9 @@ def _interface_rows(maps: dict, interfaces: dict, cfg: _Config) -> list:
         for a, b in combinations(names, 2):
             if len(points[a][0]) == 0 and len(points[b][0]) == 0:
                 continue
-            out_a = ks._interface_match(*points[a], _nearest_d2(points[a], points[b]), maps[b], c1, c2, tol)
-            out_b = ks._interface_match(*points[b], _nearest_d2(points[b], points[a]), maps[a], c1, c2, tol)
+            d2_ab, d2_ba = _nearest_d2_both(points[a], points[b])
+            out_a = ks._interface_match(*points[a], d2_ab, maps[b], c1, c2, tol)
+            out_b = ks._interface_match(*points[b], d2_ba, maps[a], c1, c2, tol)
             rows.append((a, b, c1, c2, int(out_a[nt]), int(out_b[nt]), out_a[:nt].tolist(), out_b[:nt].tolist(),
                          float(out_a[nt + 1] - out_b[nt + 1]), float(out_a[nt + 2] + out_b[nt + 2]),
                          int(out_a[nt + 3] + out_b[nt + 3])))

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the stages' result types, named in Run's fields only (this 
     from qa.engine.semantic import SemanticComparison
     from qa.gate import Verdict
     from qa.rules.packs import Pack
+    from qa.store import ObjectRowParts
 
 Severity = Literal["error", "warning", "info"]
 GeometryKind = Literal["polygon", "rle", "segment"]
@@ -533,3 +534,6 @@ class Run:
     """Each annotator against the reference, if there is one."""
     attributes: AttributeAgreement | None = None
     """Attribute agreement, when objects carry attributes."""
+    object_rows: ObjectRowParts | None = None
+    """The store's ``objects`` rows as the run's pass made them (Parquet files in the run's folder), when the
+    run was to be stored; the store makes them from the objects otherwise."""

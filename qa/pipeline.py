@@ -473,7 +473,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
     consensus = batch.reference is None and not of_consensus
     options = task_options(batch, tolerances=opts.tolerances, iou_threshold=opts.iou_threshold,
                            max_pixels=opts.max_pixels, pack=resolved, analytics=opts.analytics, plan=plan,
-                           consensus=consensus)
+                           consensus=consensus, stored=opts.db is not None and opts.store)
     # one pass over the images, one task per chunk, on one executor (the local pool or a Dask cluster);
     # the consensus of the others (--reference consensus) runs on the same executor
     with _executors.using(pool, announce=_announce) as pool:  # closed below, or by _run on an error
@@ -482,7 +482,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
         if reduced.objects is not None:  # a streamed batch: its objects, without their geometry, from the pass
             for name, objects in reduced.objects.items():
                 batch.exports[name].objects = objects
-        comparison, violations = reduced.comparison, reduced.violations
+        comparison, violations, object_rows = reduced.comparison, reduced.violations, reduced.object_rows
         semantic = boundaries = analysed = None
         scores = None
         if comparison is not None:
@@ -543,7 +543,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
                  boundaries=boundaries,
                  boundary_disagreement=boundaries.table if boundaries is not None else None,
                  run_id=opts.run_id or new_run_id(started), started_at=started, inputs=input_fingerprints(batch),
-                 options=opts, reference=against, attributes=attributes_result)
+                 options=opts, reference=against, attributes=attributes_result, object_rows=object_rows)
     # every finding of the run (load, alignment, rules), counted as the store counts them
     from qa.gate import run_findings
     from qa.rules.violations import counts_by

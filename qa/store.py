@@ -1384,6 +1384,11 @@ PART_ROWS = 10_000
 ``parts_dir``."""
 
 
+_OBJECT_DTYPES = {"area": float, "bbox_x": float, "bbox_y": float, "bbox_w": float, "bbox_h": float,
+                  "occluded": "boolean", "z_order": "Int64", "group_id": "Int64", "source_index": "Int64"}
+"""The ``objects`` columns given a fixed dtype (an all-NULL column still inserts as its type)."""
+
+
 def _object_frames(batch, run_id: str, *, rows: int | None, tally: dict | None = None):
     """The ``objects`` table's rows, ``rows`` objects at a time (all at once when None), as DataFrames made
     a column at a time from each block of objects, so no dict per object is made. ``tally`` gets the
@@ -1392,10 +1397,9 @@ def _object_frames(batch, run_id: str, *, rows: int | None, tally: dict | None =
     from collections import Counter
     from itertools import islice
 
+    import numpy as np
     import pandas as pd
 
-    dtypes = {"area": float, "bbox_x": float, "bbox_y": float, "bbox_w": float, "bbox_h": float,
-              "occluded": "boolean", "z_order": "Int64", "group_id": "Int64", "source_index": "Int64"}
     tally = {} if tally is None else tally
     per_image, per_category = tally.setdefault("per_image", Counter()), tally.setdefault("per_category", Counter())
     crowd = tally.setdefault("crowd", {})
@@ -1409,7 +1413,7 @@ def _object_frames(batch, run_id: str, *, rows: int | None, tally: dict | None =
             block = list(islice(objects, (rows - count) if rows is not None else 50_000))
             if not block:
                 break
-            columns = _object_columns(block, run_id, name, index)
+            columns = _object_columns(block, run_id, name, np.arange(index, index + len(block)))
             per_image.update(columns["image"])
             per_category.update(columns["category"])
             crowd[name] += int(columns["iscrowd"].sum())
@@ -1417,11 +1421,11 @@ def _object_frames(batch, run_id: str, *, rows: int | None, tally: dict | None =
             index += len(block)
             count += len(block)
             if rows is not None and count == rows:
-                yield _typed(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0], dtypes)
+                yield _typed(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0], _OBJECT_DTYPES)
                 parts, count = [], 0
     if rows is None or count:
         frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts else pd.DataFrame()
-        yield _typed(frame, dtypes)
+        yield _typed(frame, _OBJECT_DTYPES)
 
 
 def _finite_column(values) -> np.ndarray:
@@ -1433,8 +1437,9 @@ def _finite_column(values) -> np.ndarray:
     return out
 
 
-def _object_columns(block: list, run_id: str, annotator: str, first: int) -> dict:
-    """The ``objects`` columns of a block of one annotator's objects (the first at ``first``)."""
+def _object_columns(block: list, run_id: str | None, annotator: str, object_index) -> dict:
+    """The ``objects`` columns of a block of one annotator's objects at their export positions
+    ``object_index``; without ``run_id`` when it is None (the store's insert adds it)."""
     import numpy as np
 
     n = len(block)
@@ -1442,7 +1447,8 @@ def _object_columns(block: list, run_id: str, annotator: str, first: int) -> dic
     sources = [o.source for o in block]
     attributes = [o.attributes for o in block]
     return {
-        "run_id": [run_id] * n, "annotator": [annotator] * n, "object_index": np.arange(first, first + n),
+        **({} if run_id is None else {"run_id": [run_id] * n}),
+        "annotator": [annotator] * n, "object_index": np.asarray(object_index, dtype=np.int64),
         "image": [o.image for o in block], "category": [o.category for o in block], "kind": [o.kind for o in block],
         "iscrowd": np.array([bool(o.iscrowd) for o in block], dtype=bool),
         "area": _finite_column([o.area for o in block]),
@@ -1455,6 +1461,83 @@ def _object_columns(block: list, run_id: str, annotator: str, first: int) -> dic
         "attributes": [_json({k: _json_value(v) for k, v in a.items() if k not in ("occluded", "z_order", "group")})
                        if a else None for a in attributes],
     }
+
+
+def object_rows(objects, positions, annotator: str) -> tuple | None:
+    """The ``objects`` table's rows of some of one annotator's objects, as a run's per-image task makes them
+    for the store (:class:`ObjectRowParts` keeps them): ``(first position, rows, Parquet bytes, objects per
+    image, objects per category, crowd objects)``, or None without objects.
+
+    ``positions`` are the objects' places in their export (the stored ``object_index``). The rows are
+    those :func:`run_frames` makes from the objects, in the objects' order, without ``run_id`` (the insert
+    adds it); made in the worker, so the main process writes bytes instead of reading every object again.
+    """
+    import io
+    from collections import Counter
+
+    import numpy as np
+    import pandas as pd
+
+    objects = list(objects)
+    if not objects:
+        return None
+    positions = np.asarray(positions, dtype=np.int64)
+    columns = _object_columns(objects, None, annotator, positions)
+    out = io.BytesIO()
+    _typed(pd.DataFrame(columns), _OBJECT_DTYPES).to_parquet(out, engine="pyarrow", index=False)
+    return (int(positions.min()), len(objects), out.getvalue(), dict(Counter(columns["image"])),
+            dict(Counter(columns["category"])), int(columns["iscrowd"].sum()))
+
+
+class ObjectRowParts:
+    """The ``objects`` rows the run's tasks made (:func:`object_rows`), written as they come to Parquet files
+    in ``folder`` (the run's, held by ``owner``); :meth:`parts` gives them to the store's insert.
+
+    Attributes
+    ----------
+    rows : dict
+        Rows per annotator.
+    tally : dict
+        ``per_image``, ``per_category`` (Counters over every annotator) and ``crowd`` (per annotator): the
+        counts :func:`run_frames` would otherwise take from the objects.
+    """
+
+    def __init__(self, folder, *, owner=None):
+        from collections import Counter
+
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.owner = owner
+        self.files: dict[str, list] = {}  # annotator -> [(first position, path)]
+        self.rows: dict[str, int] = {}
+        self.tally = {"per_image": Counter(), "per_category": Counter(), "crowd": {}}
+
+    def add(self, made: dict) -> None:
+        """One task's rows: ``{annotator: object_rows(...)}``."""
+        for annotator, part in made.items():
+            if part is None:
+                continue
+            first, rows, data, per_image, per_category, crowd = part
+            files = self.files.setdefault(annotator, [])
+            path = self.folder / f"part-{sum(len(f) for f in self.files.values()):06d}.parquet"
+            path.write_bytes(data)
+            files.append((first, path))
+            self.rows[annotator] = self.rows.get(annotator, 0) + rows
+            self.tally["per_image"].update(per_image)
+            self.tally["per_category"].update(per_category)
+            self.tally["crowd"][annotator] = self.tally["crowd"].get(annotator, 0) + crowd
+
+    def covers(self, batch) -> bool:
+        """Whether these are the rows of every object of ``batch`` (each annotator's count)."""
+        return (set(self.rows) <= set(batch.annotators)
+                and all(self.rows.get(name, 0) == len(batch.exports[name].objects) for name in batch.annotators))
+
+    def parts(self, run_id: str, annotators) -> Parts:
+        """The rows as the store's insert takes them: each annotator's files in export order, ``run_id`` a
+        constant."""
+        paths = [path for name in annotators for _first, path in sorted(self.files.get(name, []),
+                                                                          key=lambda item: item[0])]
+        return Parts(paths, sum(self.rows.values()), owner=self.owner, constants={"run_id": run_id})
 
 
 def _finding_frames(findings: list, run_id: str, *, rows: int | None):
@@ -1530,10 +1613,15 @@ def run_frames(run, *, parts_dir=None) -> dict:
     }])
 
     frames["annotators"] = None  # made below, from the counts the objects' rows give (tables in this order)
-    tally: dict = {}  # the objects counted while their rows are made (one read of a streamed run's objects)
-    object_frames = _object_frames(batch, run_id, rows=None if parts_dir is None else PART_ROWS, tally=tally)
-    frames["objects"] = next(object_frames) if parts_dir is None else Parts.of(
-        object_frames, Path(parts_dir) / "objects")
+    made = getattr(run, "object_rows", None)
+    if parts_dir is not None and made is not None and made.covers(batch):  # the rows the run's tasks made
+        frames["objects"] = made.parts(run_id, batch.annotators)
+        tally = {**made.tally, "crowd": {name: made.tally["crowd"].get(name, 0) for name in batch.annotators}}
+    else:
+        tally = {}  # the objects counted while their rows are made (one read of a streamed run's objects)
+        object_frames = _object_frames(batch, run_id, rows=None if parts_dir is None else PART_ROWS, tally=tally)
+        frames["objects"] = next(object_frames) if parts_dir is None else Parts.of(
+            object_frames, Path(parts_dir) / "objects")
     per_image, per_category = tally["per_image"], tally["per_category"]
     frames["annotators"] = pd.DataFrame([{
         "run_id": run_id, "annotator": name, "path": str(e.path), "format": e.format,

@@ -66,6 +66,9 @@ class TaskOptions:
     attributes: tuple | None = None
     """Return each object's attribute values as codes (:func:`qa.analytics.attributes.chunk_values`), with
     these attribute names declared; None does not (one annotator)."""
+    object_rows: bool = False
+    """Return the store's ``objects`` rows of the chunk's objects (:func:`qa.store.object_rows`): a run that
+    will be stored, so the main process does not read every object again to make them."""
 
 
 def run_chunk(chunk, options: TaskOptions) -> dict:
@@ -83,8 +86,8 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
         ``keys`` (the chunk's images), ``compare`` (:func:`qa.engine.compare.chunk_columns`),
         ``semantic`` (images compared, class rows, interface rows), ``alpha`` (per-image statistics),
         ``consensus`` (per-image clusters, rows and masks), ``findings`` (rule violations,
-        :func:`qa.rules.violations.chunk_violations`) and ``objects`` (:func:`object_runs`); a part is None
-        when its options are.
+        :func:`qa.rules.violations.chunk_violations`), ``objects`` (:func:`object_runs`) and ``object_rows``
+        (:func:`qa.store.object_rows` by annotator); a part is None when its options are.
     """
     from qa.engine._decoded import grouped_objects, image_labels
 
@@ -141,10 +144,15 @@ def run_chunk(chunk, options: TaskOptions) -> dict:
         checked, _ = _check_chunk(batch, options.pack, decoded=decoded, intersections=intersections)
         findings = chunk_violations(checked)  # pickled by annotator, sort keys as codes
     part = {"keys": tuple(chunk.keys), "compare": None, "semantic": None, "alpha": None, "consensus": None,
-            "findings": findings, "facts": None, "objects": None, "attributes": None}
+            "findings": findings, "facts": None, "objects": None, "attributes": None, "object_rows": None}
     if options.objects:
         part["objects"] = {name: object_runs(export.positions(), bare_objects(export.objects))
                            for name, export in batch.exports.items()}  # pickled here: none unpickled to keep
+    if options.object_rows:  # the store's rows of the objects, made here rather than from them again in main
+        from qa.store import object_rows
+
+        part["object_rows"] = {name: object_rows(export.objects, export.positions(), name)
+                               for name, export in batch.exports.items()}
     if cfg is not None:  # each object's occluded flag and vertex density, for the batch-level analyses
         from qa.analytics.boundaries import object_facts
 
@@ -202,6 +210,9 @@ class Reduced:
     attribute_values: dict | None = None
     """With ``TaskOptions.attributes``: the batch's attribute values
     (:meth:`qa.analytics.attributes.ValueTable.finish`)."""
+    object_rows: object = None
+    """With ``TaskOptions.object_rows`` and a run folder: the store's ``objects`` rows
+    (:class:`qa.store.ObjectRowParts`)."""
 
 
 class Reduce:
@@ -218,7 +229,9 @@ class Reduce:
     objects without their geometry into pickled blocks (:class:`PackedObjects`, in ``folder`` when
     given); each object's occluded flag and vertex density into one array each per annotator
     (:class:`qa.analytics.boundaries.FactTable`); each object's attribute values as codes
-    (:class:`qa.analytics.attributes.ValueTable`). Nothing per pixel.
+    (:class:`qa.analytics.attributes.ValueTable`); the store's ``objects`` rows, as Parquet files in
+    ``folder``'s ``object_rows`` (:class:`qa.store.ObjectRowParts`; not kept without a folder). Nothing per
+    pixel.
     """
 
     def __init__(self, batch, options: TaskOptions, *, spill_dir=None, folder=None):
@@ -262,6 +275,11 @@ class Reduce:
             from qa.analytics.boundaries import FactTable
 
             self.facts = FactTable()
+        self.object_rows = None
+        if options.object_rows and folder is not None:
+            from qa.store import ObjectRowParts
+
+            self.object_rows = ObjectRowParts(folder.path / "object_rows", owner=folder)
         self.values = None
         if options.attributes is not None:
             from qa.analytics.attributes import ValueTable
@@ -285,13 +303,16 @@ class Reduce:
             self.facts.add(part["facts"])
         if self.values is not None:
             self.values.add(part["attributes"])
+        if self.object_rows is not None:
+            self.object_rows.add(part["object_rows"])
         if self.objects is not None:
             for name, runs in part["objects"].items():
                 self.objects[name].add_runs(runs)
 
     def finish(self) -> Reduced:
         out = Reduced(alpha_counts=self.alpha, facts=None if self.facts is None else self.facts.finish(),
-                      attribute_values=None if self.values is None else self.values.finish())
+                      attribute_values=None if self.values is None else self.values.finish(),
+                      object_rows=self.object_rows)
         if self.objects is not None:
             out.objects = {name: parts.finish() for name, parts in self.objects.items()}
             self.objects = None
@@ -395,15 +416,17 @@ def _in_export_order(parts: list) -> list:
 
 
 def task_options(batch, *, tolerances=(1, 2, 4), iou_threshold: float = 0.5, max_pixels: int | None = None,
-                 pack=None, analytics: bool = True, plan=None, consensus: bool = True) -> TaskOptions:
+                 pack=None, analytics: bool = True, plan=None, consensus: bool = True,
+                 stored: bool = False) -> TaskOptions:
     """The options of a run's per-image pass over ``batch`` (settings checked before any work): ``plan``
     (:class:`qa.engine.compare.PairPlan`) says which pairs are compared on each image and which side is the
-    reference; ``consensus`` False leaves the consensus of everyone out (a run with a reference)."""
+    reference; ``consensus`` False leaves the consensus of everyone out (a run with a reference); ``stored``
+    True makes the store's ``objects`` rows in the tasks (a run that will be stored)."""
     from qa.engine.compare import category_list, compare_config
     from qa.model import Limits
 
     options = TaskOptions(categories=category_list(batch), max_pixels=max_pixels or Limits().max_pixels, pack=pack,
-                          objects=getattr(batch, "index", None) is not None)
+                          objects=getattr(batch, "index", None) is not None, object_rows=stored)
     if len(batch.annotators) < 2:
         return options
     options.compare = compare_config(batch, tolerances=tolerances, iou_threshold=iou_threshold,

@@ -108,3 +108,60 @@ def test_json_rows_made_column_by_column_equal_a_json_dump_per_row():
     assert qstore._json_rows(frame) == expected
     assert json.loads(expected[1]) == {"f64": None, "f32": None, "i32": 1, "u8": 1, "ok": False, "n": None,
                                        "text": 'q"uote', "code": "b"}
+
+
+def _stored_with_and_without_task_rows(run, db, tmp_path) -> tuple[dict, dict]:
+    """The run as ``qa.run`` stored it into ``db`` (its ``objects`` rows made by the tasks) and the same run
+    stored again with the rows made from its objects."""
+    made = run.object_rows
+    run.object_rows = None
+    again = tmp_path / "from_objects.duckdb"
+    qstore.store_run(run, again)
+    run.object_rows = made
+    return _tables(db), _tables(again)
+
+
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_objects_rows_made_by_the_tasks_equal_the_rows_made_from_the_objects(tmp_path, monkeypatch, chunk):
+    from qa.synth import synthesize
+
+    synthesize(tmp_path / "batch", images=5, size=(160, 320), annotators=3, seed=7, workers=1)
+    monkeypatch.setattr("qa.rules.check.images_per_chunk", lambda batch: chunk)  # several tasks
+    db = tmp_path / "run.duckdb"
+    run = qa.run(manifest=tmp_path / "batch" / "batch.toml", workers=1, db=db)
+    made = run.object_rows
+    assert made is not None and made.covers(run.batch)
+    assert all(len(files) >= -(-5 // chunk) for files in made.files.values())  # a file per task and export
+    from_tasks, from_objects = _stored_with_and_without_task_rows(run, db, tmp_path)
+    assert len(from_tasks["objects"]) == sum(len(e.objects) for e in run.batch.exports.values()) > 0
+    _assert_same(from_tasks, from_objects)
+
+
+@pytest.mark.parametrize("name", ["shuffler", "lidc"])
+def test_objects_rows_made_by_the_tasks_equal_the_rows_made_from_the_objects_real(shared_data, tmp_path,
+                                                                                   monkeypatch, name):
+    # shuffler: attributes, occluded flags, LabelMe sources; lidc: four COCO files
+    monkeypatch.setattr("qa.rules.check.images_per_chunk", lambda batch: 4)
+    db = tmp_path / "run.duckdb"
+    run = qa.run(*REAL_BATCHES[name](shared_data), workers=1, db=db)
+    assert run.object_rows is not None and run.object_rows.covers(run.batch)
+    from_tasks, from_objects = _stored_with_and_without_task_rows(run, db, tmp_path)
+    assert len(from_tasks["objects"]) > 0
+    _assert_same(from_tasks, from_objects)
+
+
+def test_objects_rows_of_the_tasks_are_used_only_when_they_hold_every_object(tmp_path):
+    from qa.synth import synthesize
+
+    synthesize(tmp_path / "batch", images=2, size=(160, 320), annotators=2, seed=3, workers=1)
+    run = qa.run(manifest=tmp_path / "batch" / "batch.toml", workers=1, db=tmp_path / "run.duckdb")
+    made = run.object_rows
+    name = run.batch.annotators[0]
+    frames = qstore.run_frames(run, parts_dir=tmp_path / "parts")
+    assert frames["objects"].constants == {"run_id": run.run_id}  # the tasks' files, run_id added by the insert
+    made.rows[name] -= 1  # as if a task had left an object out: the rows are made from the objects
+    assert not made.covers(run.batch)
+    frames = qstore.run_frames(run, parts_dir=tmp_path / "parts-2")
+    assert frames["objects"].constants == {} and len(frames["objects"]) == sum(
+        len(e.objects) for e in run.batch.exports.values())
+    assert qa.run(manifest=tmp_path / "batch" / "batch.toml", workers=1, store=False).object_rows is None

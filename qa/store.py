@@ -1463,35 +1463,48 @@ def _object_columns(block: list, run_id: str | None, annotator: str, object_inde
     }
 
 
+def _object_schema():
+    """The ``objects`` columns a run's tasks send (:func:`object_rows`), one Arrow schema for every chunk: a
+    chunk whose column is all NULL still has the column's type, so the chunks' tables write into one file."""
+    import pyarrow as pa
+
+    text, number, whole = pa.string(), pa.float64(), pa.int64()
+    return pa.schema([("annotator", text), ("object_index", whole), ("image", text), ("category", text),
+                      ("kind", text), ("iscrowd", pa.bool_()), ("area", number), ("bbox_x", number),
+                      ("bbox_y", number), ("bbox_w", number), ("bbox_h", number), ("occluded", pa.bool_()),
+                      ("z_order", whole), ("group_id", whole), ("file", text), ("source_section", text),
+                      ("source_index", whole), ("source_id", text), ("attributes", text)])
+
+
 def object_rows(objects, positions, annotator: str) -> tuple | None:
     """The ``objects`` table's rows of some of one annotator's objects, as a run's per-image task makes them
-    for the store (:class:`ObjectRowParts` keeps them): ``(first position, rows, Parquet bytes, objects per
-    image, objects per category, crowd objects)``, or None without objects.
+    for the store (:class:`ObjectRowParts` keeps them): ``(rows, pyarrow.Table, objects per image, objects
+    per category, crowd objects)``, or None without objects.
 
     ``positions`` are the objects' places in their export (the stored ``object_index``). The rows are
     those :func:`run_frames` makes from the objects, in the objects' order, without ``run_id`` (the insert
-    adds it); made in the worker, so the main process writes bytes instead of reading every object again.
+    adds it); made in the worker, so the main process does not read every object again to make them.
     """
-    import io
     from collections import Counter
 
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
     objects = list(objects)
     if not objects:
         return None
-    positions = np.asarray(positions, dtype=np.int64)
-    columns = _object_columns(objects, None, annotator, positions)
-    out = io.BytesIO()
-    _typed(pd.DataFrame(columns), _OBJECT_DTYPES).to_parquet(out, engine="pyarrow", index=False)
-    return (int(positions.min()), len(objects), out.getvalue(), dict(Counter(columns["image"])),
-            dict(Counter(columns["category"])), int(columns["iscrowd"].sum()))
+    columns = _object_columns(objects, None, annotator, np.asarray(positions, dtype=np.int64))
+    table = pa.Table.from_pandas(_typed(pd.DataFrame(columns), _OBJECT_DTYPES), schema=_object_schema(),
+                                 preserve_index=False).replace_schema_metadata(None)
+    return (len(objects), table, dict(Counter(columns["image"])), dict(Counter(columns["category"])),
+            int(columns["iscrowd"].sum()))
 
 
 class ObjectRowParts:
-    """The ``objects`` rows the run's tasks made (:func:`object_rows`), written as they come to Parquet files
-    in ``folder`` (the run's, held by ``owner``); :meth:`parts` gives them to the store's insert.
+    """The ``objects`` rows the run's tasks made (:func:`object_rows`), gathered per annotator and written
+    :data:`PART_ROWS` rows to a Parquet file in ``folder`` (the run's, held by ``owner``), in the order the
+    chunks come; :meth:`parts` gives them to the store's insert. Call :meth:`finish` after the last chunk.
 
     Attributes
     ----------
@@ -1508,35 +1521,54 @@ class ObjectRowParts:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.owner = owner
-        self.files: dict[str, list] = {}  # annotator -> [(first position, path)]
+        self.files: dict[str, list] = {}  # annotator -> its files, in order
         self.rows: dict[str, int] = {}
         self.tally = {"per_image": Counter(), "per_category": Counter(), "crowd": {}}
+        self._pending: dict[str, list] = {}  # annotator -> tables not yet written
+        self._written = 0
 
     def add(self, made: dict) -> None:
         """One task's rows: ``{annotator: object_rows(...)}``."""
         for annotator, part in made.items():
             if part is None:
                 continue
-            first, rows, data, per_image, per_category, crowd = part
-            files = self.files.setdefault(annotator, [])
-            path = self.folder / f"part-{sum(len(f) for f in self.files.values()):06d}.parquet"
-            path.write_bytes(data)
-            files.append((first, path))
+            rows, table, per_image, per_category, crowd = part
             self.rows[annotator] = self.rows.get(annotator, 0) + rows
             self.tally["per_image"].update(per_image)
             self.tally["per_category"].update(per_category)
             self.tally["crowd"][annotator] = self.tally["crowd"].get(annotator, 0) + crowd
+            pending = self._pending.setdefault(annotator, [])
+            pending.append(table)
+            if sum(t.num_rows for t in pending) >= PART_ROWS:
+                self._write(annotator)
+
+    def _write(self, annotator: str) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = self._pending.pop(annotator, [])
+        if not tables:
+            return
+        path = self.folder / f"part-{self._written:05d}.parquet"
+        pq.write_table(pa.concat_tables(tables), path)
+        self._written += 1
+        self.files.setdefault(annotator, []).append(path)
+
+    def finish(self) -> "ObjectRowParts":
+        """Write the rows not yet written; returns itself."""
+        for annotator in list(self._pending):
+            self._write(annotator)
+        return self
 
     def covers(self, batch) -> bool:
         """Whether these are the rows of every object of ``batch`` (each annotator's count)."""
-        return (set(self.rows) <= set(batch.annotators)
+        return (not self._pending and set(self.rows) <= set(batch.annotators)
                 and all(self.rows.get(name, 0) == len(batch.exports[name].objects) for name in batch.annotators))
 
     def parts(self, run_id: str, annotators) -> Parts:
-        """The rows as the store's insert takes them: each annotator's files in export order, ``run_id`` a
+        """The rows as the store's insert takes them, each annotator's files in turn, ``run_id`` a
         constant."""
-        paths = [path for name in annotators for _first, path in sorted(self.files.get(name, []),
-                                                                          key=lambda item: item[0])]
+        paths = [path for name in annotators for path in self.files.get(name, [])]
         return Parts(paths, sum(self.rows.values()), owner=self.owner, constants={"run_id": run_id})
 
 

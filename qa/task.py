@@ -312,7 +312,7 @@ class Reduce:
     def finish(self) -> Reduced:
         out = Reduced(alpha_counts=self.alpha, facts=None if self.facts is None else self.facts.finish(),
                       attribute_values=None if self.values is None else self.values.finish(),
-                      object_rows=self.object_rows)
+                      object_rows=None if self.object_rows is None else self.object_rows.finish())
         if self.objects is not None:
             out.objects = {name: parts.finish() for name, parts in self.objects.items()}
             self.objects = None

@@ -1502,9 +1502,10 @@ def object_rows(objects, positions, annotator: str) -> tuple | None:
 
 
 class ObjectRowParts:
-    """The ``objects`` rows the run's tasks made (:func:`object_rows`), gathered per annotator and written
-    :data:`PART_ROWS` rows to a Parquet file in ``folder`` (the run's, held by ``owner``), in the order the
-    chunks come; :meth:`parts` gives them to the store's insert. Call :meth:`finish` after the last chunk.
+    """The ``objects`` rows the run's tasks made (:func:`object_rows`), written as they come, each chunk's
+    table of an annotator a row group of that annotator's open Parquet file in ``folder`` (the run's, held by
+    ``owner``; a new file past :data:`PART_ROWS` rows); :meth:`parts` gives them to the store's insert.
+    Call :meth:`finish` after the last chunk.
 
     Attributes
     ----------
@@ -1524,11 +1525,12 @@ class ObjectRowParts:
         self.files: dict[str, list] = {}  # annotator -> its files, in order
         self.rows: dict[str, int] = {}
         self.tally = {"per_image": Counter(), "per_category": Counter(), "crowd": {}}
-        self._pending: dict[str, list] = {}  # annotator -> tables not yet written
-        self._written = 0
+        self._open: dict[str, list] = {}  # annotator -> [its open writer, rows written to it]
 
     def add(self, made: dict) -> None:
         """One task's rows: ``{annotator: object_rows(...)}``."""
+        import pyarrow.parquet as pq
+
         for annotator, part in made.items():
             if part is None:
                 continue
@@ -1537,32 +1539,26 @@ class ObjectRowParts:
             self.tally["per_image"].update(per_image)
             self.tally["per_category"].update(per_category)
             self.tally["crowd"][annotator] = self.tally["crowd"].get(annotator, 0) + crowd
-            pending = self._pending.setdefault(annotator, [])
-            pending.append(table)
-            if sum(t.num_rows for t in pending) >= PART_ROWS:
-                self._write(annotator)
-
-    def _write(self, annotator: str) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        tables = self._pending.pop(annotator, [])
-        if not tables:
-            return
-        path = self.folder / f"part-{self._written:05d}.parquet"
-        pq.write_table(pa.concat_tables(tables), path)
-        self._written += 1
-        self.files.setdefault(annotator, []).append(path)
+            if annotator not in self._open:
+                path = self.folder / f"part-{sum(len(f) for f in self.files.values()):05d}.parquet"
+                self.files.setdefault(annotator, []).append(path)
+                self._open[annotator] = [pq.ParquetWriter(path, table.schema), 0]
+            opened = self._open[annotator]
+            opened[0].write_table(table)  # a row group, written now: nothing of it held here
+            opened[1] += rows
+            if opened[1] >= PART_ROWS:
+                self._open.pop(annotator)[0].close()
 
     def finish(self) -> "ObjectRowParts":
-        """Write the rows not yet written; returns itself."""
-        for annotator in list(self._pending):
-            self._write(annotator)
+        """Close the files still open; returns itself."""
+        for writer, _rows in self._open.values():
+            writer.close()
+        self._open = {}
         return self
 
     def covers(self, batch) -> bool:
-        """Whether these are the rows of every object of ``batch`` (each annotator's count)."""
-        return (not self._pending and set(self.rows) <= set(batch.annotators)
+        """Whether these are the rows of every object of ``batch`` (each annotator's count), all written."""
+        return (not self._open and set(self.rows) <= set(batch.annotators)
                 and all(self.rows.get(name, 0) == len(batch.exports[name].objects) for name in batch.annotators))
 
     def parts(self, run_id: str, annotators) -> Parts:

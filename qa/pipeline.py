@@ -503,7 +503,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
             analysed = analytics_stage(batch, comparison, violations=violations, max_pixels=opts.max_pixels,
                                        pack=resolved, alpha_counts=reduced.alpha_counts, consensus=consensus,
                                        consensus_result=reduced.consensus, facts=reduced.facts,
-                                       folder=Path(folder.name), owner=folder)
+                                       folder=Path(folder.name), owner=folder, executor=pool)
             settings["analytics"] = analysed.settings
             summary["analytics"] = analysed.summary(top=50)
             if analysed.findings:

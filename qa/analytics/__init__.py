@@ -228,7 +228,8 @@ def analyse(run_or_batch, comparison=None, *, violations=None, alpha: bool = Tru
     if alpha:
         _alpha(result, batch, comparison, bootstrap=bootstrap, confidence=confidence, seed=seed,
                max_pixels=max_pixels, workers=workers, progress=progress, executor=executor, counts=alpha_counts)
-    _review(result, batch, comparison, violations=violations, min_score=min_score, folder=folder, owner=owner)
+    _review(result, batch, comparison, violations=violations, min_score=min_score, folder=folder, owner=owner,
+            executor=executor)
     _copies(result, comparison, pack)
     if consensus and len(batch.annotators) >= 3:
         _consensus(result, batch, comparison, max_pixels=max_pixels, workers=workers, progress=progress,
@@ -302,12 +303,14 @@ def _alpha(result: Analytics, batch, comparison, *, bootstrap, confidence, seed,
     result._score_parts.extend(p for p in parts if len(p))
 
 
-def _review(result: Analytics, batch, comparison, *, violations, min_score, folder=None, owner=None) -> None:
+def _review(result: Analytics, batch, comparison, *, violations, min_score, folder=None, owner=None,
+            executor=None) -> None:
     import pandas as pd
 
     from qa.analytics.review import review_queue
 
-    queue = review_queue(batch, comparison, violations=violations, min_score=min_score, folder=folder, owner=owner)
+    queue = review_queue(batch, comparison, violations=violations, min_score=min_score, folder=folder, owner=owner,
+                         executor=executor)
     result.review_table = queue
     counts = queue["reason"].value_counts() if len(queue) else pd.Series(dtype=int)
     result._score_parts.append(pd.DataFrame({

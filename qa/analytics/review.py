@@ -364,33 +364,62 @@ def _range_queue(op, first_row: int, rules, *, tolerance: float, threshold: floa
     return _typed(rows[[*COLUMNS[1:], "order", "seq"]].reset_index(drop=True), text=text)
 
 
-def _ranged(batch, comparison, violations, min_score: float, *, text: bool = True):
-    """Each range's kept rows (:func:`_range_queue`), in order, one at a time."""
-    tolerance = float(max(comparison.settings.get("tolerances") or [2]))
-    threshold = float(comparison.settings.get("iou_threshold", 0.5))
+def _ranged(batch, comparison, violations, min_score: float, *, text: bool = True, executor=None):
+    """Each range's kept rows (:func:`_range_queue`), in order, one at a time: each part of
+    ``object_pairs`` (whole images; the table in memory is one part) is a task (:func:`_part_queue`) on
+    ``executor`` (:mod:`qa.engine._executors`; in this process without one), given the part's rows and its
+    images' rule rows, so the candidates of several parts are made at once."""
+    settings = (float(max(comparison.settings.get("tolerances") or [2])),
+                float(comparison.settings.get("iou_threshold", 0.5)), float(min_score), bool(text))
     rules = _rule_rows(batch, violations)
-    left = None if rules is None else np.ones(len(rules), dtype=bool)  # violations not yet given to a range
+    jobs = _part_jobs(comparison.object_pieces(), rules)
+    parts = (executor.map_chunks(_part_queue, jobs, settings) if executor is not None
+             else (_part_queue(job, settings) for job in jobs))
+    for frames in parts:
+        yield from frames
+
+
+def _part_jobs(pieces, rules):
+    """``(rows, first row, rule rows)`` of each part of ``object_pairs``: each violation with the part of its
+    image, those of no part's images with the last part (as :func:`_part_queue` gives them to its ranges)."""
+    left = None if rules is None else np.ones(len(rules), dtype=bool)  # violations not yet given to a part
     images = None if rules is None else rules["image"].map(lambda i: i if isinstance(i, str) else None)
-    pending = None  # a range is made once the next is known: the last one also takes the violations left
-
-    def made(rows, start, of_range):
-        mine = None if rules is None else rules[of_range]
-        return _range_queue(rows, start, mine, tolerance=tolerance, threshold=threshold, min_score=min_score,
-                            text=text)
-
-    for first, piece in comparison.object_pieces():  # whole images: the parts on disk, or the table
-        for a, b in _ranges(piece):
-            if pending is not None:
-                yield made(*pending)
-            rows = piece.iloc[a:b]
-            of_range = None
-            if rules is not None:  # each violation with the range of its image (the last for the others)
-                of_range = left & images.isin(rows["image"].astype(str).unique()).to_numpy()
-                left &= ~of_range
-            pending = (rows, first + a, of_range)
+    pending = None  # a part's job is made once the next part is known: the last one also takes the rest
+    for first, piece in pieces:
+        if pending is not None:
+            rows, start, of_part = pending
+            yield rows, start, None if rules is None else rules[of_part]
+        of_part = None
+        if rules is not None:
+            of_part = left & images.isin(piece["image"].astype(str).unique()).to_numpy()
+            left &= ~of_part
+        pending = (piece, first, of_part)
     if pending is not None:
-        rows, start, of_range = pending
-        yield made(rows, start, None if rules is None else of_range | left)
+        rows, start, of_part = pending
+        yield rows, start, None if rules is None else rules[of_part | left]
+
+
+def _part_queue(job, settings) -> list:
+    """The kept rows of each range of one part of ``object_pairs`` (:func:`_range_queue`), in order: a
+    task of :func:`_ranged`. ``job`` is ``(rows, first row, rule rows)``, ``settings`` ``(tolerance,
+    IoU threshold, min_score, text)``; each rule row goes with the range of its image, those of none with
+    the last range."""
+    piece, first, rules = job
+    tolerance, threshold, min_score, text = settings
+    left = None if rules is None else np.ones(len(rules), dtype=bool)
+    images = None if rules is None else rules["image"].map(lambda i: i if isinstance(i, str) else None)
+    ranges = _ranges(piece)
+    out = []
+    for k, (a, b) in enumerate(ranges):
+        rows = piece.iloc[a:b]
+        mine = None
+        if rules is not None:
+            of_range = left & images.isin(rows["image"].astype(str).unique()).to_numpy()
+            left &= ~of_range
+            mine = rules[of_range | left if k == len(ranges) - 1 else of_range]
+        out.append(_range_queue(rows, first + a, mine, tolerance=tolerance, threshold=threshold,
+                                min_score=min_score, text=text))
+    return out
 
 
 def _ranked(frames: list):
@@ -515,7 +544,8 @@ def _numbered(source, target) -> int:
     return rows
 
 
-def review_queue(batch, comparison, *, violations=None, min_score: float = 0.25, folder=None, owner=None):
+def review_queue(batch, comparison, *, violations=None, min_score: float = 0.25, folder=None, owner=None,
+                 executor=None):
     """Images and objects ranked worst first, each with its reason.
 
     Parameters
@@ -531,6 +561,9 @@ def review_queue(batch, comparison, *, violations=None, min_score: float = 0.25,
     folder : str or os.PathLike, optional
         Keep the queue on disk there (``folder/review_queue``, Parquet) instead of in memory, and
         return a :class:`qa.parts.Parts` of it (``owner`` keeps the folder alive).
+    executor : qa.engine._executors.Executor, optional
+        Make the candidates of each part of ``object_pairs`` as a task on it (the run's executor); in
+        this process without one. The queue is the same either way.
 
     Returns
     -------
@@ -548,7 +581,7 @@ def review_queue(batch, comparison, *, violations=None, min_score: float = 0.25,
     the ranking is an external sort.
     """
     # rows only written to Parquet keep pandas' text columns: no Python string a cell
-    frames = _ranged(batch, comparison, violations, min_score, text=folder is None)
+    frames = _ranged(batch, comparison, violations, min_score, text=folder is None, executor=executor)
     if folder is None:
         return _ranked(list(frames))
     return _spilled(frames, folder, owner)

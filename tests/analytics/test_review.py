@@ -283,6 +283,77 @@ def test_queue_from_the_comparison_in_parts_equals_the_queue_from_the_table_in_m
         monkeypatch.setattr(review, "_RANGE_ROWS", 10_000)
 
 
+def _parted_run(monkeypatch, *exports, **kwargs):
+    """A run whose ``object_pairs`` is kept in a part per image (one image per chunk)."""
+    import qa
+    from qa.engine import _pool, tables
+
+    monkeypatch.setattr(tables, "_SPILL_ROWS", 1)
+    monkeypatch.setattr(_pool, "CHUNK_MAX", 1)
+    run = qa.run(*exports, workers=1, store=False, analytics=False, **kwargs)
+    monkeypatch.undo()
+    return run
+
+
+def _queue_on_executor_and_in_process(run, tmp_path, **args):
+    """The queue made in this process from the table in memory, and from the parts on a local pool of two
+    workers (in memory and kept on disk)."""
+    from qa.engine._executors import open_executor
+    from qa.engine.compare import Comparison
+    from qa.parts import run_folder
+
+    in_memory = Comparison(object_pairs=run.comparison.object_pairs, settings=run.comparison.settings)
+    expected = review_queue(run.batch, in_memory, **args)
+    pool = open_executor(None, workers=2)
+    try:
+        on_pool = review_queue(run.batch, run.comparison, executor=pool, **args)
+        folder = run_folder(tmp_path)
+        kept = review_queue(run.batch, run.comparison, executor=pool, folder=folder.path, owner=folder, **args)
+    finally:
+        pool.close()
+    return expected, on_pool, kept.read() if len(expected) else kept
+
+
+def test_queue_made_part_by_part_on_a_pool_equals_the_queue_made_in_this_process(tmp_path, monkeypatch):
+    from qa.synth import synthesize
+
+    from dataclasses import replace
+
+    from qa.model import Finding
+
+    synthesize(tmp_path / "batch", images=6, size=(160, 320), annotators=3, seed=11, workers=1)
+    run = _parted_run(monkeypatch, manifest=tmp_path / "batch" / "batch.toml")
+    assert len(run.comparison.object_parts().paths) == 6  # six tasks
+    # an error on an object of no compared image (here: of no image) goes with the last part's last range; one
+    # without its image, with the part of its object's image
+    name = run.batch.annotators[0]
+    last = run.batch.exports[name].objects[-1]
+    violations = [*run.violations,
+                  Finding("VTX001", "error", "planted", annotator=name, image="not-compared.png",
+                          source=replace(last.source, index=10 ** 6, id=None)),
+                  Finding("VTX001", "error", "planted", annotator=name, image=None, source=last.source)]
+    for min_score in (0.0, 0.25):
+        expected, on_pool, kept = _queue_on_executor_and_in_process(run, tmp_path, violations=violations,
+                                                                    min_score=min_score)
+        assert len(expected) and "not-compared.png" in set(expected["image"])
+        pd.testing.assert_frame_equal(on_pool, expected, check_exact=True)
+        pd.testing.assert_frame_equal(kept, expected, check_exact=True)
+
+
+def test_queue_made_part_by_part_on_a_pool_equals_the_queue_made_in_this_process_real(shared_data, tmp_path,
+                                                                                      monkeypatch):
+    from common import REAL_BATCHES
+
+    run = _parted_run(monkeypatch, *REAL_BATCHES["lidc"](shared_data))
+    assert len(run.comparison.object_parts().paths) > 100
+    expected, on_pool, kept = _queue_on_executor_and_in_process(run, tmp_path, violations=run.violations,
+                                                                min_score=0.25)
+    errors = expected[expected["reason"] == "rule_error"]
+    assert len(errors) and errors["object_index"].isna().sum() < len(errors)  # rule rows given to their parts
+    pd.testing.assert_frame_equal(on_pool, expected, check_exact=True)
+    pd.testing.assert_frame_equal(kept, expected, check_exact=True)
+
+
 def test_queue_made_range_by_range_and_on_disk_equals_the_queue_made_at_once_real(shared_data, monkeypatch,
                                                                                   tmp_path):
     import qa

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the stages' result types, named in Run's fields only (this 
     from qa.engine.semantic import SemanticComparison
     from qa.gate import Verdict
     from qa.rules.packs import Pack
-    from qa.store import ObjectRowParts
+    from qa.store import MatchRowParts, ObjectRowParts
 
 Severity = Literal["error", "warning", "info"]
 GeometryKind = Literal["polygon", "rle", "segment"]
@@ -537,3 +537,6 @@ class Run:
     object_rows: ObjectRowParts | None = None
     """The store's ``objects`` rows as the run's pass made them (Parquet files in the run's folder), when the
     run was to be stored; the store makes them from the objects otherwise."""
+    match_rows: MatchRowParts | None = None
+    """The store's ``object_matches`` rows made on the run's executor (:func:`qa.store.stored_match_rows`),
+    when the run was to be stored; the store makes them itself otherwise."""

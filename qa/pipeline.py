@@ -519,6 +519,11 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
             summary["reference"] = against.summary()
             settings["reference_scores"] = against.settings
             scores = _with_reference(scores, against.scores, batch.reference)
+        match_rows = None
+        if comparison is not None and opts.db is not None and opts.store:  # the store's rows of the matches,
+            from qa.store import stored_match_rows  # made by the workers while they are there
+
+            match_rows = stored_match_rows(comparison, folder.path / "object_matches", owner=folder, executor=pool)
     if pool is not opts.executor:
         pool.close()  # the per-image work is done: release the workers before the store and the report
     if comparison is not None:
@@ -543,7 +548,8 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
                  boundaries=boundaries,
                  boundary_disagreement=boundaries.table if boundaries is not None else None,
                  run_id=opts.run_id or new_run_id(started), started_at=started, inputs=input_fingerprints(batch),
-                 options=opts, reference=against, attributes=attributes_result, object_rows=object_rows)
+                 options=opts, reference=against, attributes=attributes_result, object_rows=object_rows,
+                 match_rows=match_rows)
     # every finding of the run (load, alignment, rules), counted as the store counts them
     from qa.gate import run_findings
     from qa.rules.violations import counts_by

@@ -1568,6 +1568,54 @@ class ObjectRowParts:
         return Parts(paths, sum(self.rows.values()), owner=self.owner, constants={"run_id": run_id})
 
 
+def match_rows(piece, _settings=None) -> list:
+    """The store's ``object_matches`` rows of one part of a comparison's ``object_pairs``, :data:`PART_ROWS`
+    at a time, as pyarrow Tables without ``run_id`` (the insert adds it): a task on the run's executor
+    (:func:`stored_match_rows`), so the JSON of each row's other figures is made in the workers."""
+    import pyarrow as pa
+
+    return [pa.Table.from_pandas(_frame_from("object_matches", piece.iloc[k:k + PART_ROWS], "").drop(
+        columns="run_id"), preserve_index=False) for k in range(0, len(piece), PART_ROWS)]
+
+
+class MatchRowParts:
+    """The ``object_matches`` rows :func:`stored_match_rows` made: Parquet files in the run's folder
+    (``paths``, ``rows``; held by ``owner``), and how many rows of ``object_pairs`` they were made from."""
+
+    __slots__ = ("paths", "rows", "source_rows", "owner")
+
+    def __init__(self, paths, rows: int, source_rows: int, owner=None):
+        self.paths, self.rows, self.source_rows, self.owner = list(paths), int(rows), int(source_rows), owner
+
+    def parts(self, run_id: str) -> Parts:
+        """The rows as the store's insert takes them, ``run_id`` a constant."""
+        return Parts(self.paths, self.rows, owner=self.owner, constants={"run_id": run_id})
+
+
+def stored_match_rows(comparison, folder, *, owner=None, executor=None) -> MatchRowParts | None:
+    """The store's ``object_matches`` rows of a comparison kept in parts (None for one in memory), made a
+    part of ``object_pairs`` per task on ``executor`` (:func:`match_rows`; in this process without one) and
+    written in order to Parquet files in ``folder``: a run that will be stored makes them while its workers
+    are there, and :func:`run_frames` uses them instead of making them in the main process."""
+    import pyarrow.parquet as pq
+
+    parts = comparison.object_parts() if comparison is not None and hasattr(comparison, "object_parts") else None
+    if parts is None:
+        return None
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pieces = (piece for _first, piece in comparison.object_pieces())
+    made = executor.map_chunks(match_rows, pieces, None) if executor is not None else map(match_rows, pieces)
+    paths, rows = [], 0
+    for tables in made:
+        for table in tables:
+            path = folder / f"part-{len(paths):05d}.parquet"
+            pq.write_table(table, path)
+            paths.append(path)
+            rows += table.num_rows
+    return MatchRowParts(paths, rows, len(parts), owner=owner)
+
+
 def _finding_frames(findings: list, run_id: str, *, rows: int | None):
     """The ``findings`` table's rows, ``rows`` findings at a time (all at once when None), as DataFrames made
     from one list per column (no dict per finding)."""
@@ -1679,6 +1727,11 @@ def run_frames(run, *, parts_dir=None) -> dict:
             (_scores_frame(scores.iloc[k:k + PART_ROWS], run_id) for k in range(0, len(scores), PART_ROWS)),
             Path(parts_dir) / "scores")
     for table, attr in (("object_matches", "object_pairs"), ("image_pair_scores", "image_pairs")):
+        matches = getattr(run, "match_rows", None) if table == "object_matches" else None
+        if (parts_dir is not None and matches is not None
+                and matches.source_rows == len(comparison.object_parts() or ())):
+            frames[table] = matches.parts(run_id)  # made on the run's executor (stored_match_rows)
+            continue
         if parts_dir is not None and table == "object_matches" and hasattr(comparison, "object_pieces"):
             # part by part (the comparison's own parts when it is on disk): the JSON of each row's other
             # figures is made for one part at a time

@@ -111,19 +111,20 @@ def test_json_rows_made_column_by_column_equal_a_json_dump_per_row():
 
 
 def _stored_with_and_without_task_rows(run, db, tmp_path) -> tuple[dict, dict]:
-    """The run as ``qa.run`` stored it into ``db`` (its ``objects`` rows made by the tasks) and the same run
-    stored again with the rows made from its objects."""
-    made = run.object_rows
-    run.object_rows = None
+    """The run as ``qa.run`` stored it into ``db`` (its ``objects`` rows made by the tasks, its
+    ``object_matches`` rows on the executor) and the same run stored again with the rows made by the store."""
+    made, matches = run.object_rows, run.match_rows
+    assert matches is not None and matches.rows == matches.source_rows == len(run.comparison.object_parts())
+    run.object_rows = run.match_rows = None
     again = tmp_path / "from_objects.duckdb"
     qstore.store_run(run, again)
-    run.object_rows = made
+    run.object_rows, run.match_rows = made, matches
     return _tables(db), _tables(again)
 
 
 @pytest.mark.parametrize("chunk, part_rows", [(1, 10_000), (3, 7)])
-def test_objects_rows_made_by_the_tasks_equal_the_rows_made_from_the_objects(tmp_path, monkeypatch, chunk,
-                                                                             part_rows):
+def test_objects_and_matches_rows_made_by_the_workers_equal_the_rows_the_store_makes(tmp_path, monkeypatch, chunk,
+                                                                                     part_rows):
     from qa.synth import synthesize
 
     synthesize(tmp_path / "batch", images=5, size=(160, 320), annotators=3, seed=7, workers=1)
@@ -141,8 +142,8 @@ def test_objects_rows_made_by_the_tasks_equal_the_rows_made_from_the_objects(tmp
 
 
 @pytest.mark.parametrize("name", ["shuffler", "lidc"])
-def test_objects_rows_made_by_the_tasks_equal_the_rows_made_from_the_objects_real(shared_data, tmp_path,
-                                                                                   monkeypatch, name):
+def test_objects_and_matches_rows_made_by_the_workers_equal_the_rows_the_store_makes_real(shared_data, tmp_path,
+                                                                                          monkeypatch, name):
     # shuffler: attributes, occluded flags, LabelMe sources; lidc: four COCO files
     monkeypatch.setattr("qa.rules.check.images_per_chunk", lambda batch: 4)
     db = tmp_path / "run.duckdb"
@@ -153,7 +154,7 @@ def test_objects_rows_made_by_the_tasks_equal_the_rows_made_from_the_objects_rea
     _assert_same(from_tasks, from_objects)
 
 
-def test_objects_rows_of_the_tasks_are_used_only_when_they_hold_every_object(tmp_path):
+def test_rows_made_by_the_workers_are_used_only_when_they_hold_every_row(tmp_path):
     from qa.synth import synthesize
 
     synthesize(tmp_path / "batch", images=2, size=(160, 320), annotators=2, seed=3, workers=1)
@@ -167,4 +168,10 @@ def test_objects_rows_of_the_tasks_are_used_only_when_they_hold_every_object(tmp
     frames = qstore.run_frames(run, parts_dir=tmp_path / "parts-2")
     assert frames["objects"].constants == {} and len(frames["objects"]) == sum(
         len(e.objects) for e in run.batch.exports.values())
-    assert qa.run(manifest=tmp_path / "batch" / "batch.toml", workers=1, store=False).object_rows is None
+    assert isinstance(frames["object_matches"], qstore.Parts) and frames["object_matches"].constants == {
+        "run_id": run.run_id}  # the executor's files
+    run.match_rows.source_rows += 1  # as if the comparison had changed since: the store makes them
+    frames = qstore.run_frames(run, parts_dir=tmp_path / "parts-3")
+    assert frames["object_matches"].constants == {} and len(frames["object_matches"]) == run.match_rows.rows
+    unstored = qa.run(manifest=tmp_path / "batch" / "batch.toml", workers=1, store=False)
+    assert unstored.object_rows is None and unstored.match_rows is None

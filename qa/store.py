@@ -1568,14 +1568,14 @@ class ObjectRowParts:
         return Parts(paths, sum(self.rows.values()), owner=self.owner, constants={"run_id": run_id})
 
 
-def match_rows(piece, _settings=None) -> list:
-    """The store's ``object_matches`` rows of one part of a comparison's ``object_pairs``, :data:`PART_ROWS`
-    at a time, as pyarrow Tables without ``run_id`` (the insert adds it): a task on the run's executor
-    (:func:`stored_match_rows`), so the JSON of each row's other figures is made in the workers."""
+def match_rows(rows, _settings=None):
+    """The store's ``object_matches`` rows of some rows of a comparison's ``object_pairs`` (at most
+    :data:`PART_ROWS`), as a pyarrow Table without ``run_id`` (the insert adds it): a task on the run's
+    executor (:func:`stored_match_rows`), so the JSON of each row's other figures is made in the workers."""
     import pyarrow as pa
 
-    return [pa.Table.from_pandas(_frame_from("object_matches", piece.iloc[k:k + PART_ROWS], "").drop(
-        columns="run_id"), preserve_index=False) for k in range(0, len(piece), PART_ROWS)]
+    frame = _frame_from("object_matches", rows, "").drop(columns="run_id")
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 class MatchRowParts:
@@ -1593,9 +1593,9 @@ class MatchRowParts:
 
 
 def stored_match_rows(comparison, folder, *, owner=None, executor=None) -> MatchRowParts | None:
-    """The store's ``object_matches`` rows of a comparison kept in parts (None for one in memory), made a
-    part of ``object_pairs`` per task on ``executor`` (:func:`match_rows`; in this process without one) and
-    written in order to Parquet files in ``folder``: a run that will be stored makes them while its workers
+    """The store's ``object_matches`` rows of a comparison kept in parts (None for one in memory), made
+    :data:`PART_ROWS` rows of ``object_pairs`` per task on ``executor`` (:func:`match_rows`; in this process
+    without one) and written in order to Parquet files in ``folder``: a run that will be stored makes them while its workers
     are there, and :func:`run_frames` uses them instead of making them in the main process."""
     import pyarrow.parquet as pq
 
@@ -1604,15 +1604,16 @@ def stored_match_rows(comparison, folder, *, owner=None, executor=None) -> Match
         return None
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    pieces = (piece for _first, piece in comparison.object_pieces())
+    # PART_ROWS rows a task, as the store makes them: a few of them in flight, not whole parts
+    pieces = (piece.iloc[k:k + PART_ROWS] for _first, piece in comparison.object_pieces()
+              for k in range(0, len(piece), PART_ROWS))
     made = executor.map_chunks(match_rows, pieces, None) if executor is not None else map(match_rows, pieces)
     paths, rows = [], 0
-    for tables in made:
-        for table in tables:
-            path = folder / f"part-{len(paths):05d}.parquet"
-            pq.write_table(table, path)
-            paths.append(path)
-            rows += table.num_rows
+    for table in made:
+        path = folder / f"part-{len(paths):05d}.parquet"
+        pq.write_table(table, path)
+        paths.append(path)
+        rows += table.num_rows
     return MatchRowParts(paths, rows, len(parts), owner=owner)
 
 

@@ -365,61 +365,47 @@ def _range_queue(op, first_row: int, rules, *, tolerance: float, threshold: floa
 
 
 def _ranged(batch, comparison, violations, min_score: float, *, text: bool = True, executor=None):
-    """Each range's kept rows (:func:`_range_queue`), in order, one at a time: each part of
-    ``object_pairs`` (whole images; the table in memory is one part) is a task (:func:`_part_queue`) on
-    ``executor`` (:mod:`qa.engine._executors`; in this process without one), given the part's rows and its
-    images' rule rows, so the candidates of several parts are made at once."""
+    """Each range's kept rows (:func:`_range_queue`), in order, one at a time: each range (whole images) is
+    a task (:func:`_range_task`) on ``executor`` (:mod:`qa.engine._executors`; in this process without
+    one), given its rows of ``object_pairs`` and its images' rule rows, so the candidates of several ranges
+    are made at once."""
     settings = (float(max(comparison.settings.get("tolerances") or [2])),
                 float(comparison.settings.get("iou_threshold", 0.5)), float(min_score), bool(text))
-    rules = _rule_rows(batch, violations)
-    jobs = _part_jobs(comparison.object_pieces(), rules)
-    parts = (executor.map_chunks(_part_queue, jobs, settings) if executor is not None
-             else (_part_queue(job, settings) for job in jobs))
-    for frames in parts:
-        yield from frames
+    jobs = _range_jobs(comparison.object_pieces(), _rule_rows(batch, violations))
+    if executor is not None:
+        yield from executor.map_chunks(_range_task, jobs, settings)
+    else:
+        yield from (_range_task(job, settings) for job in jobs)
 
 
-def _part_jobs(pieces, rules):
-    """``(rows, first row, rule rows)`` of each part of ``object_pairs``: each violation with the part of its
-    image, those of no part's images with the last part (as :func:`_part_queue` gives them to its ranges)."""
-    left = None if rules is None else np.ones(len(rules), dtype=bool)  # violations not yet given to a part
+def _range_jobs(pieces, rules):
+    """``(rows, first row, rule rows)`` of each range of the parts of ``object_pairs`` (:func:`_ranges`):
+    each violation with the range of its image, those of no range's images with the last range."""
+    left = None if rules is None else np.ones(len(rules), dtype=bool)  # violations not yet given to a range
     images = None if rules is None else rules["image"].map(lambda i: i if isinstance(i, str) else None)
-    pending = None  # a part's job is made once the next part is known: the last one also takes the rest
-    for first, piece in pieces:
-        if pending is not None:
-            rows, start, of_part = pending
-            yield rows, start, None if rules is None else rules[of_part]
-        of_part = None
-        if rules is not None:
-            of_part = left & images.isin(piece["image"].astype(str).unique()).to_numpy()
-            left &= ~of_part
-        pending = (piece, first, of_part)
+    pending = None  # a range's job is made once the next is known: the last one also takes the rest
+    for first, piece in pieces:  # whole images: the parts on disk, or the table
+        for a, b in _ranges(piece):
+            if pending is not None:
+                rows, start, of_range = pending
+                yield rows, start, None if rules is None else rules[of_range]
+            rows = piece.iloc[a:b]
+            of_range = None
+            if rules is not None:
+                of_range = left & images.isin(rows["image"].astype(str).unique()).to_numpy()
+                left &= ~of_range
+            pending = (rows, first + a, of_range)
     if pending is not None:
-        rows, start, of_part = pending
-        yield rows, start, None if rules is None else rules[of_part | left]
+        rows, start, of_range = pending
+        yield rows, start, None if rules is None else rules[of_range | left]
 
 
-def _part_queue(job, settings) -> list:
-    """The kept rows of each range of one part of ``object_pairs`` (:func:`_range_queue`), in order: a
-    task of :func:`_ranged`. ``job`` is ``(rows, first row, rule rows)``, ``settings`` ``(tolerance,
-    IoU threshold, min_score, text)``; each rule row goes with the range of its image, those of none with
-    the last range."""
-    piece, first, rules = job
+def _range_task(job, settings):
+    """:func:`_range_queue` of one range, ``job`` ``(rows, first row, rule rows)`` and ``settings``
+    ``(tolerance, IoU threshold, min_score, text)``: a task of :func:`_ranged`."""
+    rows, first, rules = job
     tolerance, threshold, min_score, text = settings
-    left = None if rules is None else np.ones(len(rules), dtype=bool)
-    images = None if rules is None else rules["image"].map(lambda i: i if isinstance(i, str) else None)
-    ranges = _ranges(piece)
-    out = []
-    for k, (a, b) in enumerate(ranges):
-        rows = piece.iloc[a:b]
-        mine = None
-        if rules is not None:
-            of_range = left & images.isin(rows["image"].astype(str).unique()).to_numpy()
-            left &= ~of_range
-            mine = rules[of_range | left if k == len(ranges) - 1 else of_range]
-        out.append(_range_queue(rows, first + a, mine, tolerance=tolerance, threshold=threshold,
-                                min_score=min_score, text=text))
-    return out
+    return _range_queue(rows, first, rules, tolerance=tolerance, threshold=threshold, min_score=min_score, text=text)
 
 
 def _ranked(frames: list):

@@ -296,8 +296,8 @@ def _parted_run(monkeypatch, *exports, **kwargs):
 
 
 def _queue_on_executor_and_in_process(run, tmp_path, **args):
-    """The queue made in this process from the table in memory, and from the parts on a local pool of two
-    workers (in memory and kept on disk)."""
+    """The queue made in this process from the table in memory, and from the parts, a task per range, on a
+    local pool of two workers (in memory and kept on disk)."""
     from qa.engine._executors import open_executor
     from qa.engine.compare import Comparison
     from qa.parts import run_folder
@@ -314,7 +314,7 @@ def _queue_on_executor_and_in_process(run, tmp_path, **args):
     return expected, on_pool, kept.read() if len(expected) else kept
 
 
-def test_queue_made_part_by_part_on_a_pool_equals_the_queue_made_in_this_process(tmp_path, monkeypatch):
+def test_queue_made_range_by_range_on_a_pool_equals_the_queue_made_in_this_process(tmp_path, monkeypatch):
     from qa.synth import synthesize
 
     from dataclasses import replace
@@ -323,9 +323,9 @@ def test_queue_made_part_by_part_on_a_pool_equals_the_queue_made_in_this_process
 
     synthesize(tmp_path / "batch", images=6, size=(160, 320), annotators=3, seed=11, workers=1)
     run = _parted_run(monkeypatch, manifest=tmp_path / "batch" / "batch.toml")
-    assert len(run.comparison.object_parts().paths) == 6  # six tasks
-    # an error on an object of no compared image (here: of no image) goes with the last part's last range; one
-    # without its image, with the part of its object's image
+    assert len(run.comparison.object_parts().paths) == 6  # six parts, a task per range of each
+    # an error on an object of no compared image (here: of no image) goes with the last range; one
+    # without its image, with the range of its object's image
     name = run.batch.annotators[0]
     last = run.batch.exports[name].objects[-1]
     violations = [*run.violations,
@@ -340,8 +340,8 @@ def test_queue_made_part_by_part_on_a_pool_equals_the_queue_made_in_this_process
         pd.testing.assert_frame_equal(kept, expected, check_exact=True)
 
 
-def test_queue_made_part_by_part_on_a_pool_equals_the_queue_made_in_this_process_real(shared_data, tmp_path,
-                                                                                      monkeypatch):
+def test_queue_made_range_by_range_on_a_pool_equals_the_queue_made_in_this_process_real(shared_data, tmp_path,
+                                                                                       monkeypatch):
     from common import REAL_BATCHES
 
     run = _parted_run(monkeypatch, *REAL_BATCHES["lidc"](shared_data))
@@ -349,7 +349,7 @@ def test_queue_made_part_by_part_on_a_pool_equals_the_queue_made_in_this_process
     expected, on_pool, kept = _queue_on_executor_and_in_process(run, tmp_path, violations=run.violations,
                                                                 min_score=0.25)
     errors = expected[expected["reason"] == "rule_error"]
-    assert len(errors) and errors["object_index"].isna().sum() < len(errors)  # rule rows given to their parts
+    assert len(errors) and errors["object_index"].isna().sum() < len(errors)  # rule rows given to their ranges
     pd.testing.assert_frame_equal(on_pool, expected, check_exact=True)
     pd.testing.assert_frame_equal(kept, expected, check_exact=True)
 

@@ -1595,8 +1595,9 @@ class MatchRowParts:
 def stored_match_rows(comparison, folder, *, owner=None, executor=None) -> MatchRowParts | None:
     """The store's ``object_matches`` rows of a comparison kept in parts (None for one in memory), made
     :data:`PART_ROWS` rows of ``object_pairs`` per task on ``executor`` (:func:`match_rows`; in this process
-    without one) and written in order to Parquet files in ``folder``: a run that will be stored makes them while its workers
-    are there, and :func:`run_frames` uses them instead of making them in the main process."""
+    without one) and written in order to Parquet files in ``folder``: a run that will be stored makes them
+    while its workers are there, and :func:`run_frames` uses them instead of making them in the main
+    process."""
     import pyarrow.parquet as pq
 
     parts = comparison.object_parts() if comparison is not None and hasattr(comparison, "object_parts") else None

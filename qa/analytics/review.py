@@ -548,8 +548,9 @@ def review_queue(batch, comparison, *, violations=None, min_score: float = 0.25,
         Keep the queue on disk there (``folder/review_queue``, Parquet) instead of in memory, and
         return a :class:`qa.parts.Parts` of it (``owner`` keeps the folder alive).
     executor : qa.engine._executors.Executor, optional
-        Make the candidates of each part of ``object_pairs`` as a task on it (the run's executor); in
-        this process without one. The queue is the same either way.
+        Make the candidates of each range of ``object_pairs`` (about :data:`_RANGE_ROWS` rows, whole
+        images) as a task on it (the run's executor); in this process without one. The queue is the same
+        either way.
 
     Returns
     -------

@@ -1250,8 +1250,9 @@ def _table_columns(table: str) -> list[str]:
     return columns
 
 
-def _frame_from(table: str, df, run_id: str):
-    """An engine DataFrame as rows of ``table``: known columns kept, the rest packed into ``metrics``."""
+def _frame_from(table: str, df, run_id: str | None):
+    """An engine DataFrame as rows of ``table``: known columns kept, the rest packed into ``metrics``;
+    without ``run_id`` when it is None (the store's insert adds it)."""
     import pandas as pd
 
     columns = _table_columns(table)
@@ -1268,7 +1269,8 @@ def _frame_from(table: str, df, run_id: str):
         extra = [c for c in df.columns if c not in columns]
         if extra:
             out["metrics"] = _json_rows(df[extra])
-    out.insert(0, "run_id", run_id)
+    if run_id is not None:
+        out.insert(0, "run_id", run_id)
     return out
 
 
@@ -1574,8 +1576,7 @@ def match_rows(rows, _settings=None):
     executor (:func:`stored_match_rows`), so the JSON of each row's other figures is made in the workers."""
     import pyarrow as pa
 
-    frame = _frame_from("object_matches", rows, "").drop(columns="run_id")
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    return pa.Table.from_pandas(_frame_from("object_matches", rows, None), preserve_index=False)
 
 
 class MatchRowParts:

@@ -1579,6 +1579,14 @@ def match_rows(rows, _settings=None):
     return pa.Table.from_pandas(_frame_from("object_matches", rows, None), preserve_index=False)
 
 
+def _match_ranges(comparison):
+    """``object_pairs`` of a comparison :data:`PART_ROWS` rows at a time (each part in turn when on disk):
+    what the store's ``object_matches`` rows are made from, a range at a time."""
+    for _first, piece in comparison.object_pieces():
+        for k in range(0, len(piece), PART_ROWS):
+            yield piece.iloc[k:k + PART_ROWS]
+
+
 class MatchRowParts:
     """The ``object_matches`` rows :func:`stored_match_rows` made: Parquet files in the run's folder
     (``paths``, ``rows``; held by ``owner``), and how many rows of ``object_pairs`` they were made from."""
@@ -1606,9 +1614,7 @@ def stored_match_rows(comparison, folder, *, owner=None, executor=None) -> Match
         return None
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    # PART_ROWS rows a task, as the store makes them: a few of them in flight, not whole parts
-    pieces = (piece.iloc[k:k + PART_ROWS] for _first, piece in comparison.object_pieces()
-              for k in range(0, len(piece), PART_ROWS))
+    pieces = _match_ranges(comparison)  # a few in flight, not whole parts
     made = executor.map_chunks(match_rows, pieces, None) if executor is not None else map(match_rows, pieces)
     paths, rows = [], 0
     for table in made:
@@ -1738,9 +1744,8 @@ def run_frames(run, *, parts_dir=None) -> dict:
         if parts_dir is not None and table == "object_matches" and hasattr(comparison, "object_pieces"):
             # part by part (the comparison's own parts when it is on disk): the JSON of each row's other
             # figures is made for one part at a time
-            frames[table] = Parts.of((_frame_from(table, piece.iloc[k:k + PART_ROWS], run_id)
-                                      for _, piece in comparison.object_pieces()
-                                      for k in range(0, len(piece), PART_ROWS)), Path(parts_dir) / table)
+            frames[table] = Parts.of((_frame_from(table, rows, run_id) for rows in _match_ranges(comparison)),
+                                     Path(parts_dir) / table)
             continue
         df = getattr(comparison, attr, None) if comparison is not None else None
         if df is not None and len(df):

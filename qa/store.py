@@ -1609,13 +1609,15 @@ def stored_match_rows(comparison, folder, *, owner=None, executor=None) -> Match
     process."""
     import pyarrow.parquet as pq
 
+    from qa.engine._pool import run_chunks
+
     parts = comparison.object_parts() if comparison is not None and hasattr(comparison, "object_parts") else None
     if parts is None:
         return None
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     pieces = _match_ranges(comparison)  # a few in flight, not whole parts
-    made = executor.map_chunks(match_rows, pieces, None) if executor is not None else map(match_rows, pieces)
+    made = run_chunks(match_rows, pieces, None, 1 if executor is None else executor.workers, executor)
     paths, rows = [], 0
     for table in made:
         path = folder / f"part-{len(paths):05d}.parquet"

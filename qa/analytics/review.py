@@ -371,11 +371,10 @@ def _ranged(batch, comparison, violations, min_score: float, *, text: bool = Tru
     are made at once."""
     settings = (float(max(comparison.settings.get("tolerances") or [2])),
                 float(comparison.settings.get("iou_threshold", 0.5)), float(min_score), bool(text))
+    from qa.engine._pool import run_chunks
+
     jobs = _range_jobs(comparison.object_pieces(), _rule_rows(batch, violations))
-    if executor is not None:
-        yield from executor.map_chunks(_range_task, jobs, settings)
-    else:
-        yield from (_range_task(job, settings) for job in jobs)
+    yield from run_chunks(_range_task, jobs, settings, 1 if executor is None else executor.workers, executor)
 
 
 def _range_jobs(pieces, rules):

@@ -1,0 +1,79 @@
+"""The Arrow memory pool (qa._arrow_pool): jemalloc when ``import qa`` comes first on Linux, in the main
+process and in the run's workers; the user's ARROW_DEFAULT_MEMORY_POOL, or a pyarrow imported before, wins."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _jemalloc_built() -> bool:
+    import pyarrow as pa
+
+    try:
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return False
+    return True
+
+
+pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="jemalloc is preferred on Linux"),
+              pytest.mark.skipif(not _jemalloc_built(), reason="this pyarrow has no jemalloc")]
+
+
+def _pool_in_fresh_process(script: str, **env) -> str:
+    environment = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    environment.update(env)
+    environment["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                          env=environment, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_import_qa_first_makes_jemalloc_the_default_pool():
+    assert _pool_in_fresh_process("""
+        import qa
+        import pyarrow as pa
+        print(pa.default_memory_pool().backend_name)
+    """) == "jemalloc"
+
+
+def test_the_users_choice_in_the_environment_wins():
+    assert _pool_in_fresh_process("""
+        import qa
+        import pyarrow as pa
+        print(pa.default_memory_pool().backend_name)
+    """, ARROW_DEFAULT_MEMORY_POOL="system") == "system"
+
+
+def test_a_pyarrow_imported_before_qa_keeps_its_pool_and_the_environment_is_left_alone():
+    plain = _pool_in_fresh_process("""
+        import pyarrow as pa
+        print(pa.default_memory_pool().backend_name)
+    """)
+    assert _pool_in_fresh_process("""
+        import os
+        import pyarrow as pa
+        import qa
+        print(pa.default_memory_pool().backend_name, os.environ.get("ARROW_DEFAULT_MEMORY_POOL"))
+    """) == f"{plain} None"
+
+
+def test_the_local_pools_workers_allocate_from_jemalloc_too():
+    out = _pool_in_fresh_process("""
+        import qa
+        import workkit
+        from qa.engine._executors import LocalPool
+
+        with LocalPool(2) as pool:
+            print(sorted({name for name, _pid in pool.map_chunks(workkit.arrow_pool, [[1], [2], [3]], None)}))
+    """)
+    assert out == "['jemalloc']"

@@ -12,10 +12,10 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "load", "run", "analyse", "decode", "open", "metrics", "Run", "RunOptions", "QAError",
            "InputError", "ConfigError", "StoreError", "WorkerError"]
 
-from qa._arrow_pool import prefer_jemalloc
+from qa._memory import prefer_jemalloc
 from qa.errors import ConfigError, InputError, QAError, StoreError, WorkerError
 
-prefer_jemalloc()  # before anything imports pyarrow, which reads its allocator's name once (qa._arrow_pool)
+prefer_jemalloc()  # before anything imports pyarrow, which reads its allocator's name once (qa._memory)
 
 
 def load(*exports, **kwargs):

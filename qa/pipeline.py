@@ -467,6 +467,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
 
         resolved = override(opts.pack if isinstance(opts.pack, Pack) else read(opts.pack), select=opts.select,
                             ignore=opts.ignore)
+    from qa._memory import give_back
     from qa.task import map_reduce, task_options
 
     # the consensus of everyone only without a reference (with one, each annotator is scored against it)
@@ -482,6 +483,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
         if reduced.objects is not None:  # a streamed batch: its objects, without their geometry, from the pass
             for name, objects in reduced.objects.items():
                 batch.exports[name].objects = objects
+        give_back()  # after each stage, the free pages of its temporaries (qa._memory)
         comparison, violations, object_rows = reduced.comparison, reduced.violations, reduced.object_rows
         semantic = boundaries = analysed = None
         scores = None
@@ -494,6 +496,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
                                                           semantic=reduced.semantic, facts=reduced.facts,
                                                           reference=batch.reference)
             summary.update(stage_summary(semantic, boundaries))
+            give_back()
         if resolved is not None:
             from qa.rules.check import violation_summary
 
@@ -511,6 +514,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
 
                 summary["findings"] = summary["findings"] + [finding_dict(f) for f in analysed.findings]
             scores = _union(scores, analysed.scores)
+            give_back()
         against = attributes_result = None
         if comparison is not None and (batch.reference is not None or of_consensus):
             against = reference_stage(batch, comparison, consensus=opts.consensus_method if of_consensus else None,
@@ -541,6 +545,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
                 analysed.review_table = requeue(analysed.review_table, attributes_result.review)
                 summary["analytics"]["review_queue_total"] = int(len(analysed.review_table))
     del reduced  # its per-object tables (facts, attribute codes) are used up: not held through the store
+    give_back()
     settings.update(opts.gate_settings())
     result = Run(batch=batch, summary=summary, settings=settings, violations=violations, pack=resolved,
                  findings=list(analysed.findings) if analysed is not None else [],

@@ -1,4 +1,4 @@
-"""The Arrow memory pool (qa._arrow_pool): jemalloc when ``import qa`` comes first on Linux, in the main
+"""The Arrow memory pool (qa._memory): jemalloc when ``import qa`` comes first on Linux, in the main
 process and in the run's workers; the user's ARROW_DEFAULT_MEMORY_POOL, or a pyarrow imported before, wins."""
 
 from __future__ import annotations

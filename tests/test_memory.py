@@ -1,5 +1,6 @@
-"""The Arrow memory pool (qa._memory): jemalloc when ``import qa`` comes first on Linux, in the main
-process and in the run's workers; the user's ARROW_DEFAULT_MEMORY_POOL, or a pyarrow imported before, wins."""
+"""The run's memory (qa._memory): Arrow's pool is jemalloc when ``import qa`` comes first on Linux, in the main
+process and in the run's workers (the user's ARROW_DEFAULT_MEMORY_POOL, or a pyarrow imported before, wins);
+give_back returns glibc's free heap pages."""
 
 from __future__ import annotations
 
@@ -77,3 +78,29 @@ def test_the_local_pools_workers_allocate_from_jemalloc_too():
             print(sorted({name for name, _pid in pool.map_chunks(workkit.arrow_pool, [[1], [2], [3]], None)}))
     """)
     assert out == "['jemalloc']"
+
+
+def test_give_back_returns_the_free_pages_between_live_blocks_and_keeps_the_live_ones():
+    out = _pool_in_fresh_process("""
+        import numpy as np
+        import qa
+        from qa._memory import _malloc_trim, give_back
+
+        def rss():
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) // 1024
+
+        if _malloc_trim() is None:
+            print("no-trim")
+            raise SystemExit
+        blocks = [np.full(8_000, k, np.float64) for k in range(4_000)]  # 64 kB each, inside the heap
+        del blocks[::2]  # 125 MB free, each hole between two live blocks
+        before = rss()
+        give_back()
+        after = rss()
+        intact = all(float(b[0]) == k and float(b[-1]) == k for k, b in zip(range(1, 4_000, 2), blocks))
+        print(before - after >= 60, intact)
+    """)
+    if out == "no-trim":
+        pytest.skip("no malloc_trim in this C library")
+    assert out == "True True"

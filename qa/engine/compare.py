@@ -107,7 +107,9 @@ class Comparison:
         columns are read. ``status`` (a status or several, such as ``("matched", "missing")``) keeps only
         the rows of that status, and ``images`` (image keys) only the rows on those images, read part by
         part. The rows keep their ``object_pairs`` index, so the frame equals ``object_pairs.loc[rows,
-        columns]``. None without the table."""
+        columns]``, except that with ``images`` its categorical columns hold only the categories of those rows
+        (the table's categories are every value of the batch, such as each object's id). None without the
+        table."""
         import pandas as pd
 
         if self._object_pairs is None and self._spill is None:
@@ -120,12 +122,15 @@ class Comparison:
             op = self._object_pairs
             if statuses is None and images is None:
                 return op[keep]
-            return op.loc[_rows_kept(op, statuses, images), keep]
+            rows = op.loc[_rows_kept(op, statuses, images), keep]
+            return rows if images is None else _used_categories(rows)
         if statuses is None and images is None:
             return self._spill.table("object_pairs").read(keep)
         from qa.parts import _concat
 
         pieces = [frame for _, frame in self.object_pieces(keep, status=statuses, images=images)]
+        if images is not None:  # a few images' rows: a categorical keeps only their values, not every value
+            pieces = [_used_categories(p) for p in pieces]  # of each part (the object ids of the whole batch)
         return _concat(pieces, ignore_index=False) if pieces else self._spill.table("object_pairs").head(0)
 
     def object_pieces(self, columns=None, *, status=None, images=None):
@@ -205,6 +210,16 @@ def _whole_images(pieces):
                 raise ImageAcrossParts(next(iter(images & seen)))
             seen |= images
         yield first, frame
+
+
+def _used_categories(frame):
+    """``frame`` with each categorical column's unused categories dropped (the others keep their order)."""
+    import pandas as pd
+
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = frame[name].cat.remove_unused_categories()
+    return frame
 
 
 def _rows_kept(frame, statuses, images):

@@ -525,6 +525,10 @@ def test_object_columns_of_a_status_or_images_equal_the_rows_in_memory(small_bat
             rows = rows & (op["status"] == status).to_numpy()
         assert got.index.tolist() == np.flatnonzero(rows).tolist() and 0 < len(got) < len(op)
         assert set(got["image"].astype(str)) == images
+        # only those rows' categories: the whole table's are every object's id of the batch (a report of
+        # 100 images of 20,000 held them all)
+        assert set(got["image"].cat.categories) == images
+        assert set(got["source_id_a"].cat.categories) == set(got["source_id_a"].dropna())
     assert len(spilled.object_columns(["iou"], images=set())) == 0
 
 

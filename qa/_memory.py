@@ -35,13 +35,6 @@ def prefer_jemalloc() -> bool:
     return True
 
 
-def pool_name() -> str:
-    """The backend of pyarrow's default pool (``"jemalloc"``, ``"mimalloc"``, ``"system"``)."""
-    import pyarrow as pa
-
-    return pa.default_memory_pool().backend_name
-
-
 @functools.cache
 def _malloc_trim():
     """glibc's ``malloc_trim``, or None (another C library, or not Linux)."""

@@ -128,9 +128,10 @@ class Comparison:
             return self._spill.table("object_pairs").read(keep)
         from qa.parts import _concat
 
-        pieces = [frame for _, frame in self.object_pieces(keep, status=statuses, images=images)]
-        if images is not None:  # a few images' rows: a categorical keeps only their values, not every value
-            pieces = [_used_categories(p) for p in pieces]  # of each part (the object ids of the whole batch)
+        # with images, a few images' rows: each piece's categoricals keep only their values as it comes, not
+        # every value of its part (each object's id), which all the parts' pieces together held
+        pieces = [frame if images is None else _used_categories(frame)
+                  for _, frame in self.object_pieces(keep, status=statuses, images=images)]
         return _concat(pieces, ignore_index=False) if pieces else self._spill.table("object_pairs").head(0)
 
     def object_pieces(self, columns=None, *, status=None, images=None):

@@ -1609,7 +1609,7 @@ def stored_match_rows(comparison, folder, *, owner=None, executor=None) -> Match
     process."""
     import pyarrow.parquet as pq
 
-    from qa.engine._pool import run_chunks
+    from qa.engine._pool import on_executor
 
     parts = comparison.object_parts() if comparison is not None and hasattr(comparison, "object_parts") else None
     if parts is None:
@@ -1617,7 +1617,7 @@ def stored_match_rows(comparison, folder, *, owner=None, executor=None) -> Match
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     pieces = _match_ranges(comparison)  # a few in flight, not whole parts
-    made = run_chunks(match_rows, pieces, None, 1 if executor is None else executor.workers, executor)
+    made = on_executor(match_rows, pieces, None, executor)
     paths, rows = [], 0
     for table in made:
         path = folder / f"part-{len(paths):05d}.parquet"

@@ -371,10 +371,10 @@ def _ranged(batch, comparison, violations, min_score: float, *, text: bool = Tru
     are made at once."""
     settings = (float(max(comparison.settings.get("tolerances") or [2])),
                 float(comparison.settings.get("iou_threshold", 0.5)), float(min_score), bool(text))
-    from qa.engine._pool import run_chunks
+    from qa.engine._pool import on_executor
 
     jobs = _range_jobs(comparison.object_pieces(), _rule_rows(batch, violations))
-    yield from run_chunks(_range_task, jobs, settings, 1 if executor is None else executor.workers, executor)
+    yield from on_executor(_range_task, jobs, settings, executor)
 
 
 def _range_jobs(pieces, rules):

@@ -97,6 +97,12 @@ def run_chunks(work: Callable[..., R], chunked: Iterable[list], cfg, workers: in
         yield from pool.map_chunks(work, chunked, cfg)
 
 
+def on_executor(work: Callable[..., R], items: Iterable, cfg, executor: "Executor | None") -> Iterator[R]:
+    """``work(item, cfg)`` for each item, in order: on the run's ``executor`` when there is one (all its
+    workers), else in this process (:func:`run_chunks` with one worker)."""
+    return run_chunks(work, items, cfg, 1 if executor is None else executor.workers, executor)
+
+
 def batch_chunks(batch: "Batch", chunks: Iterable[list[str]]) -> Iterator["Batch"]:
     """For each list of image keys in ``chunks``, the batch narrowed to those images: every annotator
     kept, each export holding the objects, images and id maps of the chunk only (objects in export

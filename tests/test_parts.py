@@ -6,6 +6,7 @@ import gc
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from qa.parts import Parts, run_folder
 
@@ -72,3 +73,21 @@ def test_a_run_folder_left_by_a_killed_process_is_removed_by_the_next_one(tmp_pa
     alive.cleanup()
     store.cleanup()
     assert not alive.path.exists() and not store.path.exists()
+
+
+@pytest.mark.parametrize("before_19", [False, True])
+def test_read_frame_reads_a_part_as_pandas_read_parquet_does(tmp_path, monkeypatch, before_19):
+    import numpy as np
+
+    from qa import parts
+
+    frame = pd.DataFrame({"image": ["a.png", None, "b.png"], "n": np.array([1, 2, 3], np.int64),
+                          "value": [0.5, np.nan, -1.0],
+                          "reason": pd.Categorical(["low_iou", "missing", "low_iou"]),
+                          "flag": pd.array([True, None, False], dtype="boolean")}, index=[7, 8, 9])
+    path = tmp_path / "part.parquet"
+    frame.to_parquet(path)
+    monkeypatch.setattr(parts, "_pyarrow_before_19", lambda: before_19)
+    for columns in (None, ["reason", "n"], ["image"]):
+        expected = pd.read_parquet(path, engine="pyarrow", columns=columns)
+        pd.testing.assert_frame_equal(parts.read_frame(path, columns), expected, check_exact=True)

@@ -985,9 +985,9 @@ def _on_disk(table) -> bool:
 
 def _read_part(path, columns=None):
     """One part of a consensus table."""
-    import pandas as pd
+    from qa.parts import read_frame
 
-    return pd.read_parquet(path, engine="pyarrow", columns=columns)
+    return read_frame(path, columns)
 
 
 def _read_table(parts):

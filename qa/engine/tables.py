@@ -407,7 +407,8 @@ class Tables:
             pieces: list[list] = [[] for _ in range(n)]
             for path in parts:
                 columns = ["pair", "status"] + (["label_disagreement"] if step == 0 else [names[step - 1][0]])
-                table = pq.read_table(path, columns=columns)
+                with pq.ParquetFile(path) as f:  # one file, not a dataset (qa.parts.read_frame)
+                    table = f.read(columns=columns)
                 pair = table.column("pair").to_numpy()  # codes (:class:`Spill`)
                 status = table.column("status").to_numpy()
                 for code in range(n):

@@ -1,7 +1,7 @@
 """A whole ``qa run`` as the batch grows: the main process's peak memory and the time per image.
 
 ``.venv/bin/python -m benchmarks.bench_scale [--sizes 1000 10000 20000] [--size 128x256] [--workers 2]``
-``[--stages | --command]``
+``[--stages [--steps] | --command]``
 
 Setup (not timed, cached under ``.cache/bench_scale/``): ``qa synth`` writes a 1,000-image batch (three
 annotators, COCO polygons, about 30 objects per annotator and image); the larger batches are that batch
@@ -12,7 +12,8 @@ Each size runs in a fresh process: ``qa.run(manifest, workers=N, db=...)`` with 
 analytics, stored into a new store, as ``qa run`` does. The process reports its peak RSS (``VmHWM``)
 after the load and at the end, the run's wall time and its CPU seconds (this process and every worker);
 with ``--stages``, each stage's own peak RSS (the peak is reset as it starts), the RSS after it and the
-CPU seconds this process spent in it (the workers' are in the run's CPU).
+CPU seconds this process spent in it (the workers' are in the run's CPU); with ``--steps`` as well, the
+same for a few steps inside the stages (:data:`_STEPS`), each stage's peak still the peak over all of it.
 The peak's growth from the smallest size is the figure to read: the issue's target is a main-process
 peak at 20,000 images within 1.3 times the one at 1,000.
 
@@ -64,37 +65,57 @@ _STAGES = (("pass", "qa.task", "map_reduce"), ("boundaries", "qa.analytics.bound
            ("analytics", "qa.pipeline", "analytics_stage"), ("report", "qa.pipeline", "report_stage"),
            ("store", "qa.pipeline", "store_stage"))
 
+_STEPS = (("offsets", "qa.analytics.boundaries", "offset_distribution"),
+          ("disagreement table", "qa.analytics.boundaries", "disagreement_table"),
+          ("aggregates", "qa.analytics", "_aggregates"), ("alpha", "qa.analytics", "_alpha"),
+          ("review sort", "qa.analytics.review", "_spilled"), ("requeue", "qa.analytics.review", "requeue"))
+"""Steps inside the stages (``--steps``): the boundary stage's offsets and figures' table, the analytics'
+aggregates, alpha and review queue sort, and the requeue of the attribute rows."""
 
-def _staged(stages: dict) -> None:
-    """Wrap the run's stages so each records its own peak RSS and the RSS after it (MB)."""
+
+def _staged(stages: dict, wrapped=_STAGES) -> None:
+    """Wrap the run's stages (and any step inside one) so each records its own peak RSS, the RSS after it
+    (MB) and this process's CPU seconds in it.
+
+    A step's own peak is measured from its start (the peak is reset there); the peak an enclosing stage
+    had reached by then is kept on a stack, so the stage's figure is still the peak over all of it."""
     import functools
     import importlib
 
-    for name, module, attr in _STAGES:
+    open_peaks: list[float] = []  # the peak of each stage or step in progress, outermost first
+
+    for name, module, attr in wrapped:
         mod = importlib.import_module(module)
         fn = getattr(mod, attr)
 
         @functools.wraps(fn)
-        def wrapped(*args, _fn=fn, _name=name, **kwargs):
-            stages["between"] = max(stages.get("between", 0.0), _peak_mb())  # the work since the last stage
+        def wrapper(*args, _fn=fn, _name=name, **kwargs):
+            now = _peak_mb()
+            if not open_peaks:
+                stages["between"] = max(stages.get("between", 0.0), now)  # the work since the last stage
+            open_peaks[:] = [max(p, now) for p in open_peaks]
+            open_peaks.append(0.0)
             _reset_peak()
             cpu = time.process_time()
             try:
                 return _fn(*args, **kwargs)
             finally:
-                stages[_name] = (_peak_mb(), _rss_mb(), time.process_time() - cpu)
-        setattr(mod, attr, wrapped)
+                peak = max(open_peaks.pop(), _peak_mb())
+                open_peaks[:] = [max(p, peak) for p in open_peaks]
+                before = stages.get(_name, (0.0, 0.0, 0.0))  # called more than once: the highest peak, all CPU
+                stages[_name] = (max(before[0], peak), _rss_mb(), before[2] + time.process_time() - cpu)
+        setattr(mod, attr, wrapper)
 
 
-def measure(manifest: str, workers: int, stages: bool = False) -> dict:
+def measure(manifest: str, workers: int, stages: bool = False, steps: bool = False) -> dict:
     """One whole run in this process (call in a fresh one)."""
     import qa
     from benchmarks._common import CpuMeter
 
     marks = {}
     per_stage: dict = {}
-    if stages:
-        _staged(per_stage)
+    if stages or steps:
+        _staged(per_stage, _STAGES + (_STEPS if steps else ()))
 
     def progress(stage, done, total):
         if stage == "images" and done == 0 and "loaded" not in marks:
@@ -155,13 +176,16 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--stages", action="store_true",
                         help="also each stage's own peak RSS and the RSS after it (MB), and its CPU in this process")
+    parser.add_argument("--steps", action="store_true",
+                        help="with the stages, each of a few steps inside them (offsets, disagreement table, "
+                             "aggregates, alpha, review sort, requeue)")
     parser.add_argument("--command", action="store_true",
                         help="measure the qa run command (report, --format json, --json) instead of qa.run")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--measure-command", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
-        print(json.dumps(measure(args.measure, args.workers, args.stages)))
+        print(json.dumps(measure(args.measure, args.workers, args.stages, args.steps)))
         return
     if args.measure_command:
         print(json.dumps(measure_command(args.measure_command, args.workers)))
@@ -184,7 +208,8 @@ def main(argv=None) -> None:
     first = None
     for images, manifest in manifests.items():
         out = subprocess.run([sys.executable, "-m", "benchmarks.bench_scale", "--measure", str(manifest),
-                              "--workers", str(args.workers)] + (["--stages"] if args.stages else []),
+                              "--workers", str(args.workers)] + (["--stages"] if args.stages else [])
+                             + (["--steps"] if args.steps else []),
                              capture_output=True, text=True)
         if out.returncode:  # the run's own error, not only the exit status
             sys.exit(f"{images} images: the run failed (exit status {out.returncode}):\n{out.stderr[-4000:]}")
@@ -193,11 +218,16 @@ def main(argv=None) -> None:
         print(f"{row['images']:7d} {row['objects']:9d} {row['wall']:7.1f} {1000 * row['wall'] / row['images']:9.1f} "
               f"{row['cpu']:7.1f} {row['loaded_mb'] or float('nan'):10.0f} {row['peak_mb']:8.0f} "
               f"{row['peak_mb'] / first:8.2f}", flush=True)
-        if row["stages"]:
+        staged = {k: v for k, v in row["stages"].items() if k in {name for name, *_ in _STAGES}}
+        stepped = {k: v for k, v in row["stages"].items() if k not in staged}
+        if staged:
             print("        stage peak / after (MB): " + ", ".join(
-                f"{name} {peak:.0f} / {after:.0f}" for name, (peak, after, _) in row["stages"].items()), flush=True)
+                f"{name} {peak:.0f} / {after:.0f}" for name, (peak, after, _) in staged.items()), flush=True)
             print("        stage CPU of this process (s): " + ", ".join(
-                f"{name} {cpu:.1f}" for name, (_, _, cpu) in row["stages"].items()), flush=True)
+                f"{name} {cpu:.1f}" for name, (_, _, cpu) in staged.items()), flush=True)
+        if stepped:
+            print("        step peak / after (MB): " + ", ".join(
+                f"{name} {peak:.0f} / {after:.0f}" for name, (peak, after, _) in stepped.items()), flush=True)
     import os
 
     print(f"# load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -128,9 +128,10 @@ def read_frame(path, columns=None):
     """One Parquet file (only ``columns`` when given) as a DataFrame, as ``pandas.read_parquet`` reads it.
 
     The file is read as one file, not as a dataset: ``pandas.read_parquet`` goes through
-    ``pyarrow.parquet.read_table``, whose dataset discovery cost three times the read itself for a part
-    of a few rows (2.9 against 1.1 ms), and a run with many small parts reads each of them a dozen
-    times, a column at a time. With pyarrow older than 19 the text columns take pandas' own conversion."""
+    ``pyarrow.parquet.read_table``, whose dataset layer made a read of one column of a small part take
+    twice as long (2.1 against 1.1 ms, ``benchmarks/bench_parts.py``), and a run with many small parts
+    reads each of them a dozen times, a column at a time. With pyarrow older than 19 the text columns
+    take pandas' own conversion (``pandas.read_parquet`` itself)."""
     import pyarrow.parquet as pq
 
     if _pyarrow_before_19():

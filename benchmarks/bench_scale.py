@@ -68,9 +68,12 @@ _STAGES = (("pass", "qa.task", "map_reduce"), ("boundaries", "qa.analytics.bound
 _STEPS = (("offsets", "qa.analytics.boundaries", "offset_distribution"),
           ("disagreement table", "qa.analytics.boundaries", "disagreement_table"),
           ("aggregates", "qa.analytics", "_aggregates"), ("alpha", "qa.analytics", "_alpha"),
-          ("review sort", "qa.analytics.review", "_spilled"), ("requeue", "qa.analytics.review", "requeue"))
-"""Steps inside the stages (``--steps``): the boundary stage's offsets and figures' table, the analytics'
-aggregates, alpha and review queue sort, and the requeue of the attribute rows."""
+          ("review sort", "qa.analytics.review", "_spilled"), ("match rows", "qa.store", "stored_match_rows"),
+          ("attributes", "qa.analytics.attributes", "attribute_agreement"),
+          ("requeue", "qa.analytics.review", "requeue"))
+"""Steps inside the stages, and between them (``--steps``): the boundary stage's offsets and figures'
+table, the analytics' aggregates, alpha and review queue sort, the store's match rows, attribute agreement
+and the requeue of its rows."""
 
 
 def _staged(stages: dict, wrapped=_STAGES) -> None:
@@ -177,8 +180,8 @@ def main(argv=None) -> None:
     parser.add_argument("--stages", action="store_true",
                         help="also each stage's own peak RSS and the RSS after it (MB), and its CPU in this process")
     parser.add_argument("--steps", action="store_true",
-                        help="with the stages, each of a few steps inside them (offsets, disagreement table, "
-                             "aggregates, alpha, review sort, requeue)")
+                        help="with the stages, a few steps inside and between them (offsets, disagreement table, "
+                             "aggregates, alpha, review sort, match rows, attributes, requeue)")
     parser.add_argument("--command", action="store_true",
                         help="measure the qa run command (report, --format json, --json) instead of qa.run")
     parser.add_argument("--measure", help=argparse.SUPPRESS)

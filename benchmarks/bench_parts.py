@@ -8,7 +8,7 @@ small does. Timed, best of ``--repeat``: every part read a column at a time, the
 boundary stage and the aggregates read, once with ``pandas.read_parquet(path, engine="pyarrow",
 columns=[c])`` (the baseline) and once with ``qa.parts.read_frame(path, [c])``, in this process. Both
 readers' frames are checked equal before a figure is printed. The same at Arrow's level, as the engine's
-spilled figures read their parts: ``pyarrow.parquet.read_table`` against ``ParquetFile(path).read``.
+spilled figures read their parts: ``pyarrow.parquet.read_table`` against ``qa.parts.read_table``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _read_all(paths, read) -> float:
 def main(argv=None) -> None:
     import pandas as pd
 
-    from qa.parts import read_frame
+    from qa.parts import read_frame, read_table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=60)
@@ -66,9 +66,7 @@ def main(argv=None) -> None:
     def arrow_dataset(path, columns):  # as the engine's spilled figures read their parts before
         return pq.read_table(path, columns=columns)
 
-    def arrow_file(path, columns):  # as they read them now (qa.engine.tables)
-        with pq.ParquetFile(path) as f:
-            return f.read(columns=columns)
+    arrow_file = read_table  # as they read them now (qa.engine.tables)
 
     with tempfile.TemporaryDirectory() as tmp:
         run, parts = _parted_table(Path(tmp), args.images)

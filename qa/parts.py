@@ -132,14 +132,20 @@ def read_frame(path, columns=None):
     twice as long (2.1 against 1.1 ms, ``benchmarks/bench_parts.py``), and a run with many small parts
     reads each of them a dozen times, a column at a time. With pyarrow older than 19 the text columns
     take pandas' own conversion (``pandas.read_parquet`` itself)."""
-    import pyarrow.parquet as pq
-
     if _pyarrow_before_19():
         import pandas as pd
 
         return pd.read_parquet(path, engine="pyarrow", columns=columns)
+    return read_table(path, columns, use_pandas_metadata=True).to_pandas()
+
+
+def read_table(path, columns=None, *, use_pandas_metadata: bool = False):
+    """One Parquet file (only ``columns`` when given) as a ``pyarrow.Table``, read as one file, not as a
+    dataset (:func:`read_frame`); ``use_pandas_metadata`` also reads the columns of a pandas index."""
+    import pyarrow.parquet as pq
+
     with pq.ParquetFile(path) as f:
-        return f.read(columns=columns, use_pandas_metadata=True).to_pandas()
+        return f.read(columns=columns, use_pandas_metadata=use_pandas_metadata)
 
 
 @functools.cache

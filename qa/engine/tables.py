@@ -393,9 +393,8 @@ class Tables:
         """:meth:`_figures` read back from the Parquet parts, part by part and one column at a time, so
         that only one figure's matched values are in memory at once (the same values in the same order
         as in memory, hence the same means to the bit)."""
-        import pyarrow.parquet as pq
-
         from qa.engine.match import EXTRA, IGNORED, MATCHED, MISSING
+        from qa.parts import read_table
 
         parts = self.spill.table("object_pairs").paths
         n = len(self.pair_keys)
@@ -407,8 +406,7 @@ class Tables:
             pieces: list[list] = [[] for _ in range(n)]
             for path in parts:
                 columns = ["pair", "status"] + (["label_disagreement"] if step == 0 else [names[step - 1][0]])
-                with pq.ParquetFile(path) as f:  # one file, not a dataset (qa.parts.read_frame)
-                    table = f.read(columns=columns)
+                table = read_table(path, columns)  # one file, not a dataset
                 pair = table.column("pair").to_numpy()  # codes (:class:`Spill`)
                 status = table.column("status").to_numpy()
                 for code in range(n):

@@ -137,7 +137,11 @@ def test_values_reduced_chunk_by_chunk_in_any_order_equal_those_read_in_export_o
     assert list(expected) == ["flag", "colour"]  # bookkeeping (z_order) and ids (track_id) left out
     assert expected["flag"][0] == [1, 0] and type(expected["flag"][0][0]) is int
     assert expected["colour"][0] == ["red", "blue", "green", "white"]
-    np.testing.assert_array_equal(expected["colour"][1]["a"][1], [0, 1, 2])
+    np.testing.assert_array_equal(expected["colour"][1]["a"], [0, -1, 1, 2])  # codes by position, -1: none
+    np.testing.assert_array_equal(expected["colour"][1]["b"], [1, 0, 3])
+    np.testing.assert_array_equal(expected["flag"][1]["a"], [0, 0, 1])  # True is 1, met first as 1
+    np.testing.assert_array_equal(expected["flag"][1]["b"], [-1, 1])  # no flag on b's first object
+    assert expected["colour"][1]["a"].dtype == np.int8  # the smallest type that holds the codes and -1
     # the same objects in chunks of one object each, the last chunk first
     table = ValueTable(exports)
     for name in reversed(list(objects)):
@@ -147,9 +151,7 @@ def test_values_reduced_chunk_by_chunk_in_any_order_equal_those_read_in_export_o
     assert [chunked[key][0] for key in chunked] == [expected[key][0] for key in chunked]
     assert type(chunked["flag"][0][0]) is int  # True was met first here, but 1 comes first in the export
     for key in expected:
-        for name, (positions, codes) in expected[key][1].items():
-            order = np.argsort(chunked[key][1][name][0])
-            np.testing.assert_array_equal(chunked[key][1][name][0][order], positions)
-            np.testing.assert_array_equal(chunked[key][1][name][1][order], codes)
+        for name, codes in expected[key][1].items():
+            np.testing.assert_array_equal(chunked[key][1][name], codes)
     # declared, a bookkeeping key is kept
     assert "z_order" in chunk_values(objects["a"], declared=("z_order",))

@@ -514,7 +514,10 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
 
                 summary["findings"] = summary["findings"] + [finding_dict(f) for f in analysed.findings]
             scores = _union(scores, analysed.scores)
-            give_back()
+        # the boundary and analytics stages were the last readers of the per-object facts, alpha's counts
+        # and the consensus: not held through the store's rows and attribute agreement
+        reduced.facts = reduced.alpha_counts = reduced.consensus = None
+        give_back()
         against = attributes_result = None
         if comparison is not None and (batch.reference is not None or of_consensus):
             against = reference_stage(batch, comparison, consensus=opts.consensus_method if of_consensus else None,

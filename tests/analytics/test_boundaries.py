@@ -206,6 +206,42 @@ def test_offsets_are_taken_from_both_sides_with_opposite_signs():
     assert abs(offset_distribution(values)["signed_offset_px_mean"]).is_monotonic_decreasing
 
 
+@pytest.mark.parametrize("text", [False, True])
+def test_offset_figures_equal_pandas_grouped_by_annotator_and_category(text):
+    # the distribution groups by one small integer per row; its figures are those of a groupby on the two
+    # keys, to the bit, whether the keys are categoricals (as offset_values makes them) or text; a row with
+    # no category is in no group
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    values = pd.DataFrame({"annotator": rng.choice(["carol", "alice", "bob"], n),
+                           "category": rng.choice(["truck", "car", "person", "sky"], n).astype(object),
+                           "image": [f"img{k:03d}" for k in rng.integers(0, 60, n)],
+                           "signed_offset_px": rng.normal(0.3, 2.0, n)})
+    values.loc[7, "category"] = None
+    if not text:
+        for key in ("annotator", "category", "image"):
+            values[key] = pd.Categorical(values[key], categories=sorted(values[key].dropna().unique()))
+    got = offset_distribution(values, tolerance=1.5, bootstrap=50).set_index(["annotator", "category"])
+    v = values.assign(_abs=values["signed_offset_px"].abs(),
+                      _beyond=(values["signed_offset_px"].abs() > 1.5).astype(np.float64))
+    grouped = v.groupby(["annotator", "category"], sort=True, observed=True)
+    expected = pd.DataFrame({"n": grouped.size(), "signed_offset_px_mean": grouped["signed_offset_px"].mean(),
+                             "signed_offset_px_median": grouped["signed_offset_px"].median(),
+                             **{f"signed_offset_px_p{round(q * 100):d}": grouped["signed_offset_px"].quantile(q)
+                                for q in (0.1, 0.25, 0.75, 0.9)},
+                             "abs_offset_px_mean": grouped["_abs"].mean(),
+                             "beyond_tolerance_share": grouped["_beyond"].mean()})
+    expected.index = expected.index.set_levels([level.astype(str) for level in expected.index.levels])
+    assert len(got) == len(expected) == 12 and got["n"].sum() == n - 1
+    for column in expected:
+        for key, value in expected[column].items():
+            assert got.loc[key, column] == value, (column, key)  # exact
+    assert got["ci_low"].notna().all() and (got["ci_low"] <= got["ci_high"]).all()
+    assert set(got["ci_unit"]) == {"images"}
+
+
 def test_agreement_bins_by_size_occlusion_and_vertex_density():
     from pathlib import Path
 

@@ -307,12 +307,12 @@ def _review(result: Analytics, batch, comparison, *, violations, min_score, fold
             executor=None) -> None:
     import pandas as pd
 
-    from qa.analytics.review import review_queue
+    from qa.analytics.review import reason_counts, review_queue
 
     queue = review_queue(batch, comparison, violations=violations, min_score=min_score, folder=folder, owner=owner,
                          executor=executor)
     result.review_table = queue
-    counts = queue["reason"].value_counts() if len(queue) else pd.Series(dtype=int)
+    counts = reason_counts(queue) if len(queue) else pd.Series(dtype=int)
     result._score_parts.append(pd.DataFrame({
         "scope": "batch", "key": "", "metric": ["review_items", *[f"review_{r}" for r in counts.index]],
         "value": [float(len(queue)), *counts.to_numpy(dtype=float)], "n": int(len(queue))}))

@@ -584,6 +584,29 @@ def review_queue(batch, comparison, *, violations=None, min_score: float = 0.25,
     return _spilled(frames, folder, owner)
 
 
+def reason_counts(queue):
+    """The queue's rows counted by ``reason``, as ``queue["reason"].value_counts()`` gives them (most first;
+    ties in the order the reasons first appear). A queue kept on disk is counted in Arrow a batch at a
+    time: its reason column read whole is a Python string a row (95 MB at 20,000 images)."""
+    import pandas as pd
+
+    if not hasattr(queue, "paths"):
+        return queue["reason"].value_counts()
+    import pyarrow.compute as pc
+
+    from qa.parts import batches
+
+    counts: dict = {}  # in order of first appearance, as pandas' count before its sort
+    for path in queue.paths:
+        for batch in batches(path, rows=100_000, columns=["reason"]):
+            for entry in pc.value_counts(batch.column(0)).to_pylist():
+                if entry["values"] is not None:
+                    counts[entry["values"]] = counts.get(entry["values"], 0) + entry["counts"]
+    out = pd.Series(list(counts.values()), index=pd.Index(list(counts), dtype=object, name="reason"),
+                    name="count", dtype=np.int64)
+    return out.sort_values(ascending=False, kind="stable")
+
+
 def _shared_objects(paths, extra, rows: int = 100_000):
     """The object rows that can be in both the queue kept in ``paths`` and ``extra`` (with its ``seq``):
     ``src`` (0 the queue, 1 extra), ``pos`` (the queue's ``rank``, extra's ``seq``), ``score``, ``image``,

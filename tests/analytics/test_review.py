@@ -462,3 +462,19 @@ def test_requeue_on_disk_equals_requeue_in_memory_over_many_row_groups(tmp_path,
     on_disk = requeue(Parts([folder / "part-00000.parquet"], n), extra)
     assert len(in_memory) < n + 400  # some objects were in both
     pd.testing.assert_frame_equal(on_disk.read(), in_memory, check_exact=True)
+
+
+def test_reason_counts_of_a_queue_on_disk_equal_value_counts_ties_in_order_of_first_appearance(tmp_path):
+    from qa.analytics.review import reason_counts
+    from qa.parts import Parts
+
+    reasons = ["rule_error", "low_iou", "unmatched", "low_iou", "boundary_offset", "unmatched", "rule_error",
+               "low_agreement", None]
+    frames = [pd.DataFrame({"reason": reasons[:4]}), pd.DataFrame({"reason": reasons[4:]})]
+    whole = pd.concat(frames, ignore_index=True)
+    parts = Parts.of(frames, tmp_path / "queue")
+    got = reason_counts(parts)
+    pd.testing.assert_series_equal(got, whole["reason"].value_counts(), check_index_type=False)
+    # three reasons twice, in the order first met; the two met once after them, in their order too
+    assert list(got.index) == ["rule_error", "low_iou", "unmatched", "boundary_offset", "low_agreement"]
+    pd.testing.assert_series_equal(reason_counts(whole), whole["reason"].value_counts())

@@ -442,13 +442,31 @@ def _arrow_schema(columns=(*COLUMNS[1:], "order", "seq")):
     return pa.schema([(c, types[c]) for c in columns])
 
 
-def sort_memory_limit(rows: int) -> int:
-    """DuckDB's memory limit, in bytes, for sorting a queue of ``rows`` candidates on disk: 128 MB, or
-    20 bytes a row when that is more (from 6.7 million rows).
+SORT_ROWS = 100_000
+"""Candidates that DuckDB sorts in one query, at most (unless one score bin, :data:`_SCORE_BINS`, holds
+more): a larger queue is cut into ranges of scores, worst first, each sorted on its own within
+:data:`SORT_MEMORY`, and the sorted ranges put one after the other. DuckDB fills the memory it is allowed:
+sorting the 1.45 million candidates of a 20,000-image run in one query grew the process by 147 MB within
+a 128 MB limit (and ran out of 64 MB); 158,000 of them sort within 64 MB, growing it by 73 MB."""
 
-    DuckDB's external sort still needs memory in proportion to its rows: 1.45 million candidates (20,000
-    images) sorted within 128 MB and not within 96; 14.5 million (200,000 images) ran out of 128 MB and
-    sorted within 256 (44 s; a peak of 431 MB for the process).
+SORT_MEMORY = 64 * 2 ** 20
+"""DuckDB's memory limit, in bytes, for sorting a range of at most :data:`SORT_ROWS` candidates; a range
+that runs out of it (wider rows than the figures above) is sorted again within twice as much, up to
+:func:`sort_memory_limit`."""
+
+_SCORE_BINS = 1024
+"""Bins of [0, 1) that the candidates' scores are counted in to cut the ranges: the edges are multiples of
+1/1024, exact in binary, so a score lies in the same range in NumPy and in DuckDB."""
+
+
+def sort_memory_limit(rows: int) -> int:
+    """DuckDB's largest memory limit, in bytes, for sorting ``rows`` candidates on disk: 128 MB, or 20 bytes a
+    row when that is more (from 6.7 million rows, only when one score holds that many: ranges of scores
+    are sorted within :data:`SORT_MEMORY` first).
+
+    DuckDB's external sort still needs memory in proportion to its rows: 1.45 million candidates sorted
+    within 128 MB and not within 96; 14.5 million ran out of 128 MB and sorted within 256 (44 s; a peak of
+    431 MB for the process).
 
     Examples
     --------
@@ -458,9 +476,8 @@ def sort_memory_limit(rows: int) -> int:
     return max(128 * 2 ** 20, 20 * int(rows))
 
 
-def _duckdb(folder, rows: int):
-    """A DuckDB connection for sorting a queue of ``rows`` candidates on disk: a small memory limit
-    (:func:`sort_memory_limit`), spilling into ``folder``.
+def _duckdb(folder, limit: int):
+    """A DuckDB connection for sorting candidates on disk within ``limit`` bytes, spilling into ``folder``.
 
     One thread: with two, the scan of the candidates' many files and the sort ran out of the 128 MB at
     20,000 images (1.5 million candidates in 145 files); with one, 1.5 million rows in 1,450 files sort
@@ -468,15 +485,65 @@ def _duckdb(folder, rows: int):
     import duckdb
 
     con = duckdb.connect()
-    con.execute(f"SET memory_limit = '{sort_memory_limit(rows) // 2 ** 20}MB'")
+    con.execute(f"SET memory_limit = '{max(int(limit) // 2 ** 20, 1)}MB'")
     con.execute("SET threads = 1")
     con.execute("SET temp_directory = ?", [str(folder / "duckdb.tmp")])
     return con
 
 
+def _score_bins(scores) -> np.ndarray:
+    """Each score's bin: 0 below 0, ``1 + floor(score * 1024)`` in [0, 1), :data:`_SCORE_BINS` + 1 from 1
+    up and for NaN (which DuckDB orders above every number)."""
+    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=np.inf)
+    return (np.clip(np.floor(np.clip(scores, -1.0, 2.0) * _SCORE_BINS) + 1, 0, _SCORE_BINS + 1)).astype(np.int64)
+
+
+def _score_cuts(counts: np.ndarray, most: int = SORT_ROWS) -> list[float]:
+    """The lowest score of each range but the last, worst range first: ranges of whole bins of at most
+    ``most`` candidates (``counts``: candidates per bin, :func:`_score_bins`), or one bin when it holds more.
+    A range is ``cut <= score < the cut before it``; the first has no upper bound (NaN lies in it), the
+    last no lower one."""
+    cuts, held = [], 0
+    for b in range(len(counts) - 1, 0, -1):  # bin b's lowest score is (b - 1) / 1024; bin 0 ends the last range
+        if held and counts[b] and held + counts[b] > most:
+            cuts.append(b / _SCORE_BINS)  # the lowest score of bin b + 1
+            held = 0
+        held += int(counts[b])
+    return cuts
+
+
+def _sort_ranges(paths, cuts, folder):
+    """The candidates of ``paths`` written again, one file per range of scores (``cuts``, worst range first):
+    the files, in that order, and their rows. A part is read at a time."""
+    import pyarrow.parquet as pq
+
+    from qa.parts import batches
+
+    ascending = np.asarray(sorted(cuts), dtype=np.float64)
+    files = [folder / f"review_range-{k:04d}.parquet" for k in range(len(cuts) + 1)]
+    writers, rows = {}, np.zeros(len(files), dtype=np.int64)
+    try:
+        for path in paths:
+            for batch in batches(path, rows=10_000):
+                scores = batch.column(batch.schema.get_field_index("score")).to_numpy(zero_copy_only=False)
+                # NaN sorts after every cut, into the worst range, as DuckDB's comparisons put it there
+                worst_first = len(cuts) - np.searchsorted(ascending, scores, side="right")
+                for k in np.unique(worst_first):
+                    chosen = batch.filter(worst_first == k)
+                    if k not in writers:
+                        writers[k] = pq.ParquetWriter(files[k], batch.schema)
+                    writers[k].write_batch(chosen)
+                    rows[k] += chosen.num_rows
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return [(f, int(n)) for f, n in zip(files, rows) if n]
+
+
 def _spilled(frames, folder, owner):
     """The ranges' kept rows written as Parquet parts in ``folder``, then ranked by DuckDB (an external
-    sort within a small memory limit) into ``folder/review_queue``: a :class:`qa.parts.Parts`."""
+    sort within a small memory limit, :data:`SORT_ROWS` candidates at a time) into
+    ``folder/review_queue``: a :class:`qa.parts.Parts`."""
     from pathlib import Path
 
     import pyarrow as pa
@@ -489,12 +556,14 @@ def _spilled(frames, folder, owner):
     candidates.mkdir(parents=True, exist_ok=True)
     schema = _arrow_schema()
     paths, empty, rows = [], None, 0
+    counts = np.zeros(_SCORE_BINS + 2, dtype=np.int64)
     for frame in frames:
         if frame is None:
             continue
-        empty = frame if empty is None else empty
+        empty = frame.iloc[:0] if empty is None else empty
         rows += len(frame)
         if len(frame):
+            counts += np.bincount(_score_bins(frame["score"].to_numpy(dtype=np.float64)), minlength=len(counts))
             path = candidates / f"part-{len(paths):05d}.parquet"
             pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), path)
             paths.append(path)
@@ -504,39 +573,75 @@ def _spilled(frames, folder, owner):
     target = out / "part-00000.parquet"
     if not paths:  # no row kept: an empty queue, in memory (typed as without a folder)
         return _ranked([] if empty is None else [_typed(empty)])
+    from qa._memory import give_back
+
+    cuts = _score_cuts(counts, SORT_ROWS)
+    if cuts:  # more candidates than one sort takes: a file per range of scores, each sorted on its own
+        ranges = [([path], n) for path, n in _sort_ranges(paths, cuts, folder)]
+        for path in paths:
+            path.unlink()
+    else:
+        ranges = [(paths, rows)]
+    sorted_parts = [folder / f"review_sorted-{k:04d}.parquet" for k in range(len(ranges))]
+    for (sources, n), sorted_rows in zip(ranges, sorted_parts):
+        give_back()  # DuckDB allocates apart from Arrow's pool: what Arrow freed is given back first
+        _sort(sources, n, sorted_rows, folder)
+        for path in sources:
+            path.unlink()
+    written = _numbered(sorted_parts, target)
+    if written != rows:  # each candidate lies in one range of scores: a cut that left some out is a bug
+        raise RuntimeError(f"the review queue's sort wrote {written} of {rows} candidates")
+    return Parts([target], written, owner=owner, restore=_typed)
+
+
+def _sort(sources, rows: int, target, folder) -> None:
+    """The candidates of ``sources`` (Parquet files) sorted by DuckDB into ``target`` (row
+    groups of 10,000 rows: DuckDB's own 122,880 held 50 MB more as it wrote), within :data:`SORT_MEMORY`,
+    or twice that as often as it runs out, up to :func:`sort_memory_limit`."""
+    import duckdb
+
     order = ", ".join(
         {"area": "CASE WHEN isnan(area) THEN NULL ELSE area END DESC NULLS LAST"}.get(
             k, f'"{k}" {"DESC" if k in _DESCENDING else "ASC"} NULLS LAST') for k in _SORT)
-    sorted_rows = folder / "review_sorted.parquet"
-    con = _duckdb(folder, rows)
-    try:
-        columns = ", ".join(f'"{c}"' for c in COLUMNS[1:])
-        files = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
-        con.execute(f"COPY (SELECT {columns} FROM read_parquet({files}) ORDER BY {order}) "
-                    f"TO '{sorted_rows}' (FORMAT parquet)")
-    finally:
-        con.close()
-    for path in paths:
-        path.unlink()
-    return Parts([target], _numbered(sorted_rows, target), owner=owner, restore=_typed)
+    columns = ", ".join(f'"{c}"' for c in COLUMNS[1:])
+    files = "[" + ", ".join(f"'{p}'" for p in sources) + "]"
+    limit, most = SORT_MEMORY, sort_memory_limit(rows)
+    while True:
+        con = _duckdb(folder, limit)
+        try:
+            con.execute(f"COPY (SELECT {columns} FROM read_parquet({files}) ORDER BY {order}) "
+                        f"TO '{target}' (FORMAT parquet, ROW_GROUP_SIZE 10000)")
+            return
+        except duckdb.OutOfMemoryException:
+            if limit >= most:
+                raise
+            limit = min(2 * limit, most)
+        finally:
+            con.close()
 
 
-def _numbered(source, target) -> int:
-    """``source``'s rows in their order with ``rank`` 1, 2, ... in front, written to ``target`` 10,000 rows
-    (one row group) at a time; ``source`` is removed. Returns the rows written."""
+def _numbered(sources, target) -> int:
+    """The rows of ``sources`` (a Parquet file, or a list of them read one after the other) in their order
+    with ``rank`` 1, 2, ... in front, written to ``target`` 10,000 rows (one row group) at a time; the
+    sources are removed. Returns the rows written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from qa.parts import batches
 
+    sources = list(sources) if isinstance(sources, (list, tuple)) else [sources]
     rows = 0
-    schema = pa.schema([pa.field("rank", pa.int64(), nullable=False), *pq.read_schema(source)])
+    # the queue's own types, every column nullable: DuckDB marks a column it wrote no null in as not null
+    columns = _arrow_schema(COLUMNS[1:])
+    schema = pa.schema([pa.field("rank", pa.int64(), nullable=False), *columns])
     with pq.ParquetWriter(target, schema) as out:
-        for batch in batches(source, rows=10_000):
-            rank = pa.array(np.arange(rows + 1, rows + 1 + batch.num_rows, dtype=np.int64))
-            out.write_table(pa.Table.from_batches([batch]).add_column(0, schema.field("rank"), rank))
-            rows += batch.num_rows
-    source.unlink()
+        for source in sources:
+            for batch in batches(source, rows=10_000):
+                rank = pa.array(np.arange(rows + 1, rows + 1 + batch.num_rows, dtype=np.int64))
+                table = pa.Table.from_batches([batch]).select(columns.names).cast(columns)
+                out.write_table(table.add_column(0, schema.field("rank"), rank))
+                rows += batch.num_rows
+            source.unlink()
     return rows
 
 

@@ -236,12 +236,17 @@ def _queue_ways(run, monkeypatch, tmp_path, min_score):
     ranged = review_queue(run.batch, run.comparison, **args)
     folder = run_folder(tmp_path)
     kept = review_queue(run.batch, run.comparison, folder=folder.path, owner=folder, **args)
+    # sorted a range of scores at a time: at most 3 candidates a sort (more where one score bin has more)
+    monkeypatch.setattr(review, "SORT_ROWS", 3)
+    in_ranges = review_queue(run.batch, run.comparison, folder=folder.path / "ranges", owner=folder, **args)
     monkeypatch.undo()
     if len(once):
         assert isinstance(kept, Parts) and len(kept) == len(once) and kept.owner is folder
         pd.testing.assert_frame_equal(kept.head(5), once.head(5), check_exact=True)
         pd.testing.assert_series_equal(kept["reason"], once["reason"], check_exact=True)
         kept = kept.read()
+        pd.testing.assert_frame_equal(in_ranges.read(), kept, check_exact=True)
+        assert not list((folder.path / "ranges").glob("review_*.parquet"))  # the ranges' files are gone
     return once, ranged, kept
 
 
@@ -462,6 +467,19 @@ def test_requeue_on_disk_equals_requeue_in_memory_over_many_row_groups(tmp_path,
     on_disk = requeue(Parts([folder / "part-00000.parquet"], n), extra)
     assert len(in_memory) < n + 400  # some objects were in both
     pd.testing.assert_frame_equal(on_disk.read(), in_memory, check_exact=True)
+
+
+def test_score_cuts_make_ranges_of_whole_bins_worst_first():
+    from qa.analytics.review import _score_bins, _score_cuts
+
+    # bins: below 0, [0, 1) in 1024, then 1 and up with NaN (DuckDB orders NaN above every number)
+    scores = np.array([-0.5, 0.0, 1 / 1024, 0.5, 0.999, 1.0, 7.0, np.nan])
+    assert _score_bins(scores).tolist() == [0, 1, 2, 513, 1023, 1025, 1025, 1025]
+    counts = np.bincount(_score_bins([0.9] * 4 + [0.5] * 3 + [0.2] * 2 + [0.1]), minlength=1026)
+    cuts = _score_cuts(counts, 5)  # 4 at 0.9, then 3 + 2 at 0.5 and 0.2, then 1 at 0.1
+    assert len(cuts) == 2 and cuts[0] <= 0.9 and 0.5 < cuts[0] and cuts[1] <= 0.2 and 0.1 < cuts[1]
+    assert _score_cuts(counts, 100) == []  # one sort takes them all
+    assert _score_cuts(np.bincount(_score_bins([0.3] * 9), minlength=1026), 2) == []  # one bin is not split
 
 
 def test_reason_counts_of_a_queue_on_disk_equal_value_counts_ties_in_order_of_first_appearance(tmp_path):

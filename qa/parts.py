@@ -117,11 +117,13 @@ def batches(path, *, rows: int, columns=None):
 
     The file is opened with ``pre_buffer=False``: with pyarrow's default the reader keeps every column
     chunk it has read until the file object is gone, so reading a file in batches held all of it (85 MB
-    of a review queue of 1.45 million rows read 10,000 at a time, against 4 MB)."""
+    of a review queue of 1.45 million rows read 10,000 at a time, against 4 MB). The columns are decoded
+    in the calling thread: decoded on Arrow's threads, reading six columns of that queue 100,000 rows at a
+    time left the process 31 MB larger after everything was freed and given back, against 12 MB."""
     import pyarrow.parquet as pq
 
     with pq.ParquetFile(path, pre_buffer=False) as f:
-        yield from f.iter_batches(batch_size=rows, columns=columns)
+        yield from f.iter_batches(batch_size=rows, columns=columns, use_threads=False)
 
 
 def read_frame(path, columns=None):

@@ -545,6 +545,7 @@ def _run_on(pool, exports, opts: RunOptions) -> Run:
             if analysed is not None and len(attributes_result.review):
                 from qa.analytics.review import requeue
 
+                give_back()  # attribute agreement's temporaries, before the queue is read and written again
                 analysed.review_table = requeue(analysed.review_table, attributes_result.review)
                 summary["analytics"]["review_queue_total"] = int(len(analysed.review_table))
     del reduced  # its per-object tables (facts, attribute codes) are used up: not held through the store

@@ -372,8 +372,8 @@ def _candidates(batch, declared: dict, collected: dict | None = None):
         rank = {v: k for k, v in enumerate(order)}
         rank_of_code = np.array([rank[v] for v in distinct], dtype=np.int32)
         ranks = {}
-        for name, codes in per.items():  # by object position, -1 where the object has no value
-            ranks[name] = np.where(codes >= 0, rank_of_code[np.maximum(codes, 0)], -1).astype(codes.dtype)
+        for name, codes in per.items():  # by object position; code -1 (no value) takes the -1 put last
+            ranks[name] = np.append(rank_of_code, -1).astype(codes.dtype)[codes]
         used[key] = _Values(level, how, order, ranks)
     return used, left
 
